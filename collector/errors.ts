@@ -1,0 +1,63 @@
+/**
+ * One table of coded errors. Every error a user can meet has a code here, a message template and the
+ * exit code the CLI uses for it. Per-packet problems are never errors: they are counted (decodeErrors).
+ * docs/errors.md documents every code; a test fails when one is missing there.
+ */
+
+/** Exit codes of the CLI. */
+export const EXIT_OK = 0;
+export const EXIT_BUG = 1;
+export const EXIT_BAD_INPUT = 2;
+
+interface ErrorSpec {
+  /** Message template; {0}, {1}, ... are replaced by the arguments given to earshotError(). */
+  readonly message: string;
+  readonly exitCode: number;
+}
+
+export const ERRORS = {
+  // input files
+  EARSHOT_ERR_FILE_NOT_FOUND: { message: '{0}: no such file', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_FILE_IS_DIRECTORY: { message: '{0}: is a directory, not a capture file', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_FILE_UNREADABLE: { message: '{0}: cannot read: {1}', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_NOT_A_CAPTURE: { message: '{0}: not a pcap or pcapng capture ({1})', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_BAD_CAPTURE_HEADER: { message: '{0}: damaged capture header at offset {1}: {2}', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_UNKNOWN_LINKTYPE: { message: '{0}: link type {1} is not supported (supported: {2})', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_GZIP: { message: '{0}: broken gzip stream: {1}', exitCode: EXIT_BAD_INPUT },
+  // live capture
+  EARSHOT_ERR_NO_LIBPCAP: { message: 'live capture needs the optional "pcap" package (libpcap-dev, then npm install pcap) or --source tcpdump: {0}', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_NO_TCPDUMP: { message: 'tcpdump not found on PATH (install it, or use --source libpcap)', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_CAPTURE_OPEN: { message: 'cannot capture on {0}: {1}', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_CAPTURE_FAILED: { message: 'capture on {0} failed: {1}', exitCode: EXIT_BAD_INPUT },
+  // configuration and command line
+  EARSHOT_ERR_CONFIG_FILE: { message: '{0}: cannot read config: {1}', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_CONFIG_YAML: { message: '{0}: invalid YAML: {1}', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_CONFIG_INVALID: { message: '{0}: {1}', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_USAGE: { message: '{0}', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_DATA_DIR: { message: '{0}: data directory is not usable: {1}', exitCode: EXIT_BAD_INPUT },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error meant for the user: one line, a code, an exit code. Never printed with a stack. */
+export class EarshotError extends Error {
+  readonly code: ErrorCode;
+  readonly exitCode: number;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'EarshotError';
+    this.code = code;
+    this.exitCode = ERRORS[code].exitCode;
+  }
+}
+
+/** Builds the coded error `code` with its message filled from `args`. */
+export function earshotError(code: ErrorCode, ...args: Array<string | number>): EarshotError {
+  const message = ERRORS[code].message.replace(/\{(\d+)\}/g, (_, i: string) => String(args[Number(i)] ?? ''));
+  return new EarshotError(code, message);
+}
+
+/** True for errors made by earshotError(). */
+export function isEarshotError(err: unknown): err is EarshotError {
+  return err instanceof EarshotError;
+}
