@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+// npm run bench: builds a >= 1M-packet capture from the real captures (each shifted in time and laid
+// end to end, with Wireshark's editcap/mergecap) and runs earshot beside its peers on it, in one run:
+// whole-process wall time and peak RSS (GNU time), median of N runs, with ratios.
+//   node bench/run.mjs [--runs N] [--packets N]   (the capture is cached in bench/out/)
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const shared = process.env.EARSHOT_SHARED ?? resolve(root, '..', 'shared');
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, packets: { type: 'string', default: '1000000' } } });
+const runs = Number(values.runs);
+const wantPackets = Number(values.packets);
+const out = join(root, 'bench', 'out');
+mkdirSync(out, { recursive: true });
+
+const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+
+if (!existsSync(join(shared, 'captures'))) {
+  console.error(`bench: ${shared}/captures not found (set EARSHOT_SHARED)`);
+  process.exit(2);
+}
+for (const tool of ['tcpdump', 'tshark', 'editcap', 'mergecap', 'capinfos']) {
+  try { run('which', [tool]); } catch { console.error(`bench: ${tool} not found; run deploy/setup.sh first`); process.exit(2); }
+}
+if (!existsSync(join(root, 'dist/collector/cli/main.js'))) run('npm', ['run', '--silent', 'build'], { cwd: root });
+
+/** Ethernet captures from the shared set, with their first/last time and packet count (capinfos). */
+function sources() {
+  const files = [];
+  for (const dir of ['captures/real', 'captures/vcfp-haipeng']) {
+    for (const name of readdirSync(join(shared, dir)).sort()) {
+      if (!/\.pcap(ng)?$/.test(name)) continue;
+      const path = join(shared, dir, name);
+      const info = run('capinfos', ['-T', '-r', '-c', '-a', '-e', '-E', '-S', path], { stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\t');
+      // columns: file, encapsulation, packets, first, last
+      const [, encap, packets, first, last] = info;
+      if (encap !== 'ether' || !Number(packets)) continue;
+      files.push({ path, packets: Number(packets), first: Number(first), last: Number(last) });
+    }
+  }
+  return files;
+}
+
+/** Builds the benchmark capture once (cached by target size). */
+function buildCapture() {
+  const target = join(out, `bench-${wantPackets}.pcap`);
+  if (existsSync(target)) return target;
+  const files = sources();
+  const tmp = join(out, 'tmp');
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  // one round: every capture shifted to start 1 s after the previous one ended
+  let clock = 1_700_000_000;
+  const parts = [];
+  let roundPackets = 0;
+  for (const [i, f] of files.entries()) {
+    const part = join(tmp, `r0-${String(i).padStart(3, '0')}.pcap`);
+    run('editcap', ['-F', 'pcap', '-t', String(clock - f.first), f.path, part]);
+    parts.push(part);
+    clock += f.last - f.first + 1;
+    roundPackets += f.packets;
+  }
+  const round = join(tmp, 'round0.pcap');
+  run('mergecap', ['-a', '-F', 'pcap', '-w', round, ...parts]);
+  const span = clock - 1_700_000_000;
+  const rounds = Math.ceil(wantPackets / roundPackets);
+  const roundFiles = [round];
+  for (let r = 1; r < rounds; r++) {
+    const shifted = join(tmp, `round${r}.pcap`);
+    run('editcap', ['-F', 'pcap', '-t', String(span * r), round, shifted]);
+    roundFiles.push(shifted);
+  }
+  run('mergecap', ['-a', '-F', 'pcap', '-w', target, ...roundFiles]);
+  rmSync(tmp, { recursive: true, force: true });
+  return target;
+}
+
+/** Runs a command under GNU time; returns its stderr with the "@@wall rss" line. */
+function timed(cmd, args) {
+  let stderr;
+  try {
+    stderr = execFileSync('/usr/bin/time', ['-f', '@@%e %M', cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
+  } catch (err) {
+    stderr = err.stderr ?? '';
+    if (err.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${stderr.slice(-500)}`);
+  }
+  return stderr;
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const capture = buildCapture();
+const packets = Number(run('capinfos', ['-T', '-r', '-c', capture]).trim().split('\t')[1]);
+const node = process.execPath;
+const cli = join(root, 'dist/collector/cli/main.js');
+const contenders = [
+  { name: 'earshot replay --format json', cmd: node, args: [cli, 'replay', capture, '--format', 'json', '--no-progress', '-o', '/dev/null'] },
+  { name: 'tcpdump -r -w /dev/null (floor)', cmd: 'tcpdump', args: ['-r', capture, '-w', '/dev/null'] },
+  { name: 'tshark -q -z conv,ip (peer)', cmd: 'tshark', args: ['-r', capture, '-q', '-z', 'conv,ip'] },
+];
+const results = new Map(contenders.map((c) => [c.name, { wall: [], rss: [] }]));
+for (let i = 0; i < runs; i++) {
+  // interleaved, so a noisy moment hits every contender alike
+  for (const c of contenders) {
+    const stderr = timed(c.cmd, c.args);
+    const m = /@@([\d.]+) (\d+)/.exec(stderr);
+    if (!m) throw new Error(`no timing from ${c.name}: ${stderr.slice(-300)}`);
+    results.get(c.name).wall.push(Number(m[1]));
+    results.get(c.name).rss.push(Number(m[2]) / 1024);
+  }
+}
+
+const size = statSync(capture).size;
+console.log(`earshot bench: ${packets} packets, ${(size / 1e6).toFixed(1)} MB (${capture.replace(root + '/', '')})`);
+console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; median of ${runs} runs`);
+console.log('');
+const ours = results.get(contenders[0].name);
+const floor = results.get(contenders[1].name);
+const peer = results.get(contenders[2].name);
+const row = (cols) => console.log(cols.map((c, i) => (i === 0 ? String(c).padEnd(34) : String(c).padStart(12))).join(''));
+row(['command', 'wall s', 'packets/s', 'peak MB']);
+for (const c of contenders) {
+  const r = results.get(c.name);
+  const wall = median(r.wall);
+  row([c.name, wall.toFixed(3), Math.round(packets / wall).toLocaleString('en'), median(r.rss).toFixed(0)]);
+}
+console.log('');
+const vsFloor = median(ours.wall) / median(floor.wall);
+const vsPeer = median(peer.wall) / median(ours.wall);
+console.log(`earshot / tcpdump wall time: ${vsFloor.toFixed(2)}x (target <= 4x)`);
+console.log(`tshark / earshot wall time:  ${vsPeer.toFixed(2)}x (target >= 5x)`);
+console.log(`earshot peak memory:         ${median(ours.rss).toFixed(0)} MB (target < 300 MB)`);
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+console.log(`(earshot ${pkg.version})`);

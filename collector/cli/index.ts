@@ -1,0 +1,81 @@
+/**
+ * The `earshot` command. Exit codes: 0 success, 2 unusable input or configuration (one line on stderr
+ * starting "earshot:"), 1 for a bug.
+ */
+import { readFileSync } from 'node:fs';
+import { EXIT_BUG, isEarshotError } from '../errors.js';
+import { buildLogger } from '../log.js';
+import { commandHelp, parseCommand, type CommandSpec, type ParsedCommand } from './args.js';
+import { collectSpec, replaySpec, runCollect, runReplay, type CliIo } from './run-capture.js';
+import type { Logger } from '../log.js';
+
+interface Command {
+  spec: CommandSpec;
+  run: (parsed: ParsedCommand, io: CliIo, log: Logger) => Promise<number>;
+}
+
+const COMMANDS: Command[] = [
+  { spec: replaySpec, run: runReplay },
+  { spec: collectSpec, run: runCollect },
+];
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function mainHelp(): string {
+  const lines = [
+    'Usage: earshot <command> [options]',
+    '',
+    'Watches voice assistants (Amazon Echo, Apple HomePod, Google Nest, Sonos) from the router and tells',
+    'you when they sent audio to the cloud, and when nobody had said the wake word.',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(10)}${c.spec.summary.split('. ')[0].replace(/\.$/, '')}.`),
+    '',
+    'Run "earshot <command> --help" for its options. Every configuration key is also a flag and an',
+    'EARSHOT_* environment variable; see docs/configuration.md.',
+    '',
+    'Options:',
+    '  -h, --help       Show this help.',
+    '  -V, --version    Show the version.',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** Runs the CLI with `argv` (without node and script); resolves with the exit code. */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const topic = COMMANDS.find((c) => c.spec.name === rest[0]);
+    io.stdout.write(topic ? commandHelp(topic.spec) : mainHelp());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V') {
+    io.stdout.write(`earshot ${version()}\n`);
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.spec.name === name);
+  try {
+    if (!command) {
+      io.stderr.write(`earshot: unknown command "${name}" (commands: ${COMMANDS.map((c) => c.spec.name).join(', ')}; see earshot --help)\n`);
+      return 2;
+    }
+    const parsed = parseCommand(command.spec, rest, io.env);
+    if (parsed.flags.help) {
+      io.stdout.write(commandHelp(command.spec));
+      return 0;
+    }
+    const log = buildLogger(parsed.config.log, io.stderr);
+    return await command.run(parsed, io, log);
+  } catch (err) {
+    if (isEarshotError(err)) {
+      io.stderr.write(`earshot: ${err.message}\n`);
+      return err.exitCode;
+    }
+    io.stderr.write(`earshot: internal error (a bug; please report it): ${(err as Error)?.stack ?? String(err)}\n`);
+    return EXIT_BUG;
+  }
+}
+

@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+/** The `earshot` executable: runs the CLI with the process's arguments and streams. */
+import { EXIT_BUG } from '../errors.js';
+import { main } from './index.js';
+
+// a closed stdout (earshot replay x | head) is not an error
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+});
+
+main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`earshot: internal error: ${String(err)}\n`);
+    process.exitCode = EXIT_BUG;
+  },
+);

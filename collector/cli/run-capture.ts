@@ -1,0 +1,155 @@
+/**
+ * `earshot replay` and `earshot collect`: one pipeline, fed by a file (replay) or a live source
+ * (collect), ending with the report on stdout.
+ */
+import { createWriteStream } from 'node:fs';
+import { buildSource } from '../capture/index.js';
+import { buildProgress } from '../capture/progress.js';
+import type { CaptureSource } from '../capture/types.js';
+import type { Config } from '../config.js';
+import { earshotError } from '../errors.js';
+import { buildCollector } from '../index.js';
+import type { Logger } from '../log.js';
+import { buildReportSink, type Report } from '../sink/report.js';
+import type { CommandSpec, ParsedCommand } from './args.js';
+import { renderTextReport } from './text-report.js';
+
+export interface CliIo {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  env: Record<string, string | undefined>;
+}
+
+const OUTPUT_FLAGS: CommandSpec['flags'] = {
+  format: { type: 'string', value: 'json|text', description: 'Report format. Default: text when stdout is a terminal, json otherwise.' },
+  output: { type: 'string', short: 'o', value: 'FILE', description: 'Write the report to FILE instead of standard output.' },
+};
+
+export const replaySpec: CommandSpec = {
+  name: 'replay',
+  summary: 'Reads a capture file (pcap or pcapng, optionally gzip-compressed; - for stdin) through the whole pipeline and prints the report: devices, flows, DNS answers, activations.',
+  usage: 'earshot replay FILE [options]',
+  positionals: [1, 1],
+  config: true,
+  flags: {
+    ...OUTPUT_FLAGS,
+    'realtime-speed': { type: 'string', value: 'N', description: 'Pace the replay at N times capture time (1 = real time) so dashboards and alerts see it as if live. 0 = as fast as possible.', default: '0' },
+    progress: { type: 'boolean', description: 'Show a progress bar on stderr (default when stderr is a terminal and the input is a file).' },
+    'no-progress': { type: 'boolean', description: 'Never show the progress bar.' },
+  },
+  epilog: 'Examples:\n  earshot replay capture.pcapng --format json > report.json\n  earshot replay big.pcap.gz --realtime-speed 10\n  tcpdump -r x.pcap -w - | earshot replay -',
+};
+
+export const collectSpec: CommandSpec = {
+  name: 'collect',
+  summary: 'Captures live traffic (libpcap, a tcpdump pipe, or a pcap stream on stdin) through the pipeline until stopped (SIGINT/SIGTERM) or --duration, then prints the report.',
+  usage: 'earshot collect --interface IF [--filter BPF] [options]',
+  positionals: [0, 0],
+  config: true,
+  flags: {
+    ...OUTPUT_FLAGS,
+    duration: { type: 'string', value: 'SECONDS', description: 'Stop after this many seconds of wall time.' },
+  },
+  epilog: 'Examples:\n  earshot collect --interface wlan0 --filter "not port 22"\n  earshot collect --interface eth0 --source tcpdump\n  ssh router tcpdump -i br-lan -U -w - not port 22 | earshot collect --source stdin',
+};
+
+function parseFormat(value: unknown, stdout: NodeJS.WriteStream, output: unknown): 'json' | 'text' {
+  if (value === undefined) return stdout.isTTY && output === undefined ? 'text' : 'json';
+  if (value === 'json' || value === 'text') return value;
+  throw earshotError('EARSHOT_ERR_USAGE', `--format: must be json or text, got "${String(value)}"`);
+}
+
+function parseNumberFlag(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (typeof value !== 'string' || value.trim() === '' || !Number.isFinite(n) || n < 0) {
+    throw earshotError('EARSHOT_ERR_USAGE', `--${name}: expected a number >= 0, got "${String(value)}"`);
+  }
+  return n;
+}
+
+async function writeReport(report: Report, format: 'json' | 'text', output: string | undefined, stdout: NodeJS.WriteStream): Promise<void> {
+  const text = format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderTextReport(report);
+  if (output === undefined) {
+    await new Promise<void>((resolve) => {
+      if (stdout.write(text)) resolve();
+      else stdout.once('drain', resolve);
+    });
+    return;
+  }
+  await new Promise<void>((resolve, reject) => {
+    const out = createWriteStream(output);
+    out.on('error', (err) => reject(earshotError('EARSHOT_ERR_FILE_UNREADABLE', output, err.message)));
+    out.end(text, () => resolve());
+  });
+}
+
+/** Runs the pipeline over `source` and writes the report; returns the exit code. */
+async function runPipeline(source: CaptureSource, config: Readonly<Config>, parsed: ParsedCommand, io: CliIo, log: Logger, progress: boolean, live: boolean): Promise<number> {
+  const format = parseFormat(parsed.flags.format, io.stdout, parsed.flags.output);
+  const report = buildReportSink({ maxDnsAnswers: config.report.maxDnsAnswers });
+  const collector = buildCollector(config, { onFlowEnd: report.onFlowEnd, onDnsAnswer: report.onDnsAnswer });
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) process.exit(130);
+    log.info({ signal: sig }, 'stopping: finishing flows and writing the report (again to quit at once)');
+    collector.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const bar = progress ? buildProgress(io.stderr, source) : null;
+  bar?.start();
+  // live, the clock also advances with wall time so idle flows end while no packet arrives
+  const ticker = live ? setInterval(() => collector.tick(Date.now()), 1000) : null;
+  try {
+    const stats = await collector.run(source);
+    bar?.stop();
+    await writeReport(report.build(stats, collector.stats()), format, parsed.flags.output as string | undefined, io.stdout);
+    return 0;
+  } finally {
+    bar?.stop();
+    if (ticker) clearInterval(ticker);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** `earshot replay FILE`. */
+export async function runReplay(parsed: ParsedCommand, io: CliIo, log: Logger): Promise<number> {
+  const path = parsed.positionals[0];
+  const realtimeSpeed = parseNumberFlag('realtime-speed', parsed.flags['realtime-speed'], 0);
+  const source = buildSource(
+    { kind: path === '-' ? 'stdin' : 'file', path, realtimeSpeed },
+    { onWarning: (message) => log.warn(message) },
+  );
+  const progress = !parsed.flags['no-progress'] && path !== '-' && (parsed.flags.progress === true || io.stderr.isTTY === true);
+  return runPipeline(source, parsed.config, parsed, io, log, progress, false);
+}
+
+/** `earshot collect`. */
+export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger): Promise<number> {
+  const { config } = parsed;
+  const kind = config.capture.source;
+  if (kind !== 'stdin' && !config.capture.interface) {
+    throw earshotError('EARSHOT_ERR_USAGE', 'collect: --interface is required (or --source stdin)');
+  }
+  const duration = parseNumberFlag('duration', parsed.flags.duration, 0);
+  const source = buildSource(
+    {
+      kind,
+      path: '-',
+      interface: config.capture.interface ?? undefined,
+      filter: config.capture.filter ?? undefined,
+      snaplen: config.capture.snaplen,
+    },
+    { onWarning: (message) => log.warn(message) },
+  );
+  log.info({ source: source.description }, 'capturing');
+  const timer = duration > 0 ? setTimeout(() => source.stop(), duration * 1000) : null;
+  try {
+    return await runPipeline(source, config, parsed, io, log, false, true);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}

@@ -1,0 +1,50 @@
+/** Renders a report as readable tables for a terminal (`--format text`). */
+import type { Report } from '../sink/report.js';
+
+function table(headers: string[], rows: Array<Array<string | number>>, right: ReadonlySet<number>): string {
+  const cells = rows.map((r) => r.map(String));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
+  const fmt = (r: string[]) => r.map((c, i) => (right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  return [fmt(headers), fmt(widths.map((w) => '-'.repeat(w))), ...cells.map(fmt)].join('\n');
+}
+
+/** Human-readable byte count. */
+export function humanBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+/** The text form of a report; shows the `maxFlows` largest flows. */
+export function renderTextReport(r: Report, maxFlows = 40): string {
+  const c = r.capture;
+  const out: string[] = [];
+  out.push(`Capture: ${c.packets} packets, ${humanBytes(c.bytes)}, ${c.first ?? '-'} .. ${c.last ?? '-'}` +
+    `${c.decodeErrors ? `, ${c.decodeErrors} undecodable` : ''}${c.truncated ? ', TRUNCATED' : ''}`);
+  out.push('', `Devices (${r.devices.length})`);
+  out.push(table(['MAC', 'IPs', 'vendor', 'assistant', 'name', 'up', 'down'],
+    r.devices.map((d) => [d.mac, d.ips.join(' '), d.vendor ?? '', d.assistant ? 'yes' : '', d.name ?? '', humanBytes(d.bytesUp), humanBytes(d.bytesDown)]),
+    new Set([5, 6])));
+  const flows = [...r.flows].sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown)).slice(0, maxFlows);
+  out.push('', `Flows (${r.flows.length}${r.flows.length > maxFlows ? `, the ${maxFlows} largest` : ''})`);
+  out.push(table(['proto', 'client', 'server', 'name', 'service', 'pkts up/down', 'up', 'down'],
+    flows.map((f) => [f.proto, `${f.client}:${f.clientPort}`, `${f.server}:${f.serverPort}`, f.serverName ?? f.sni ?? '', f.service ?? '',
+      `${f.packetsUp}/${f.packetsDown}`, humanBytes(f.bytesUp), humanBytes(f.bytesDown)]),
+    new Set([5, 6, 7])));
+  const names = new Map<string, Set<string>>();
+  for (const a of r.dns) {
+    const set = names.get(a.name) ?? new Set<string>();
+    set.add(`${a.type} ${a.data}`);
+    names.set(a.name, set);
+  }
+  out.push('', `DNS answers (${r.dns.length}, ${names.size} names)`);
+  for (const [name, set] of [...names].slice(0, 60)) out.push(`  ${name} -> ${[...set].join(', ')}`);
+  out.push('', `Activations (${r.activations.length})`);
+  return `${out.join('\n')}\n`;
+}

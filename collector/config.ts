@@ -1,0 +1,238 @@
+/**
+ * The one configuration schema: every key with its type, default and description. The YAML file,
+ * EARSHOT_* environment variables and command-line flags are all mapped onto it, validated (unknown
+ * keys rejected) and frozen. docs/configuration.md and deploy/earshot.example.yaml are generated from
+ * it (npm run docs:config) and a test fails when they are stale.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { Type, type Static, type TSchema, type TObject } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { parse as parseYaml } from 'yaml';
+import { earshotError } from './errors.js';
+
+/** Extra schema keywords we use: `flag` names the CLI flag (without --) when it is not derived from the path. */
+interface Extra {
+  flag?: string;
+}
+
+const str = (d: string | null, description: string, extra: Extra = {}) =>
+  d === null
+    ? Type.Union([Type.String(), Type.Null()], { default: null, description, ...extra })
+    : Type.String({ default: d, description, ...extra });
+
+export const ConfigSchema = Type.Object(
+  {
+    dataDir: str(null, 'Directory for what must survive restarts (inventory, DNS cache, spool, alert outbox). Unset: nothing is kept.', { flag: 'data-dir' }),
+    localNets: Type.Array(Type.String(), {
+      default: [],
+      description: 'Extra local networks (CIDR) besides RFC 1918, ULA, link-local and CGNAT; decides the client side of flows already open when capture began.',
+      flag: 'local-nets',
+    }),
+    capture: Type.Object(
+      {
+        source: Type.Union([Type.Literal('libpcap'), Type.Literal('tcpdump'), Type.Literal('stdin')], {
+          default: 'libpcap',
+          description: 'Live packet source: libpcap (the optional pcap package), tcpdump (spawns tcpdump -U -w -) or stdin (a pcap stream, e.g. from ssh router tcpdump).',
+          flag: 'source',
+        }),
+        interface: str(null, 'Network interface to capture on (collect).', { flag: 'interface' }),
+        filter: str(null, 'BPF filter for live capture, e.g. "not port 22".', { flag: 'filter' }),
+        snaplen: Type.Integer({ default: 262144, minimum: 64, maximum: 262144, description: 'Bytes captured per packet (live).', flag: 'snaplen' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    flows: Type.Object(
+      {
+        maxFlows: Type.Integer({ default: 200000, minimum: 1, description: 'Most flows kept at once; the least recently active is evicted (counted) beyond it.', flag: 'max-flows' }),
+        tcpIdleTimeoutS: Type.Number({ default: 600, minimum: 1, description: 'A TCP flow with no packet for this long (packet time) is finished.', flag: 'tcp-idle-timeout' }),
+        udpIdleTimeoutS: Type.Number({ default: 120, minimum: 1, description: 'A UDP flow with no packet for this long (packet time) is finished.', flag: 'udp-idle-timeout' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    report: Type.Object(
+      {
+        maxDnsAnswers: Type.Integer({ default: 100000, minimum: 0, description: 'Most DNS answers kept for the report; older ones are dropped (counted).', flag: 'max-dns-answers' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    log: Type.Object(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+          { default: 'info', description: 'Log level.', flag: 'log-level' },
+        ),
+        format: Type.Union([Type.Literal('auto'), Type.Literal('text'), Type.Literal('json')], {
+          default: 'auto',
+          description: 'Log format on stderr: text, json (pino), or auto (text on a TTY, json otherwise).',
+          flag: 'log-format',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+
+/** One settable leaf of the schema, with its path, flag and environment variable. */
+export interface ConfigKey {
+  path: string[];
+  flag: string;
+  env: string;
+  schema: TSchema;
+  description: string;
+  default: unknown;
+  kind: 'string' | 'number' | 'integer' | 'boolean' | 'string[]' | 'enum';
+  choices?: string[];
+}
+
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+
+function kindOf(schema: TSchema): Pick<ConfigKey, 'kind' | 'choices'> {
+  const s = schema as TSchema & { type?: string; anyOf?: TSchema[]; items?: TSchema; const?: unknown };
+  if (s.anyOf) {
+    const consts = s.anyOf.filter((a) => 'const' in a).map((a) => String((a as unknown as { const: unknown }).const));
+    if (consts.length === s.anyOf.length) return { kind: 'enum', choices: consts };
+    const nonNull = s.anyOf.find((a) => (a as { type?: string }).type !== 'null');
+    return nonNull ? kindOf(nonNull) : { kind: 'string' };
+  }
+  if (s.type === 'array') return { kind: 'string[]' };
+  if (s.type === 'integer' || s.type === 'number' || s.type === 'boolean') return { kind: s.type };
+  return { kind: 'string' };
+}
+
+/** Every leaf key of the schema, in schema order. */
+export function configKeys(schema: TObject = ConfigSchema, prefix: string[] = []): ConfigKey[] {
+  const keys: ConfigKey[] = [];
+  for (const [name, child] of Object.entries(schema.properties)) {
+    const path = [...prefix, name];
+    const c = child as TSchema & { type?: string; properties?: unknown; flag?: string; description?: string; default?: unknown };
+    if (c.type === 'object' && c.properties) {
+      keys.push(...configKeys(c as TObject, path));
+      continue;
+    }
+    keys.push({
+      path,
+      flag: c.flag ?? path.map(kebab).join('-'),
+      env: `EARSHOT_${path.map(snake).join('_')}`,
+      schema: c,
+      description: c.description ?? '',
+      default: c.default,
+      ...kindOf(c),
+    });
+  }
+  return keys;
+}
+
+/** Converts a flag or environment string to the key's type; throws a usage error naming `where`. */
+function coerce(key: ConfigKey, raw: string, where: string): unknown {
+  switch (key.kind) {
+    case 'integer':
+    case 'number': {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n) || (key.kind === 'integer' && !Number.isInteger(n))) {
+        throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, `expected ${key.kind === 'integer' ? 'an integer' : 'a number'}, got "${raw}"`);
+      }
+      return n;
+    }
+    case 'boolean':
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off)$/i.test(raw)) return false;
+      throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, `expected true or false, got "${raw}"`);
+    case 'string[]':
+      return raw.split(',').map((s) => s.trim()).filter(Boolean);
+    default:
+      return raw;
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const part of path.slice(0, -1)) {
+    const next = node[part];
+    if (next === undefined || next === null || typeof next !== 'object') node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]] = value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Where settings come from; later ones win: file < env < flags. */
+export interface ConfigSources {
+  /** Path of the YAML file (--config or EARSHOT_CONFIG). */
+  file?: string | null;
+  /** Environment (process.env). */
+  env?: Record<string, string | undefined>;
+  /** Flag values by flag name (without --), as strings. */
+  flags?: Record<string, string | undefined>;
+}
+
+/** Reads, merges, validates and freezes the configuration. Throws an EarshotError naming the bad key. */
+export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
+  const raw: Record<string, unknown> = {};
+  const origin = new Map<string, string>();
+  if (sources.file) {
+    let text: string;
+    try {
+      if (statSync(sources.file).isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+      text = readFileSync(sources.file, 'utf8');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw earshotError('EARSHOT_ERR_CONFIG_FILE', sources.file, e.code === 'ENOENT' ? 'no such file' : e.message);
+    }
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch (err) {
+      throw earshotError('EARSHOT_ERR_CONFIG_YAML', sources.file, (err as Error).message.split('\n')[0]);
+    }
+    if (doc !== null && doc !== undefined) {
+      if (typeof doc !== 'object' || Array.isArray(doc)) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', sources.file, 'the top level must be a mapping of keys');
+      Object.assign(raw, doc);
+    }
+  }
+  const keys = configKeys();
+  for (const key of keys) {
+    const v = sources.env?.[key.env];
+    if (v !== undefined && v !== '') {
+      setPath(raw, key.path, coerce(key, v, key.env));
+      origin.set(key.path.join('.'), key.env);
+    }
+  }
+  for (const key of keys) {
+    const v = sources.flags?.[key.flag];
+    if (v !== undefined) {
+      setPath(raw, key.path, coerce(key, v, `--${key.flag}`));
+      origin.set(key.path.join('.'), `--${key.flag}`);
+    }
+  }
+  const withDefaults = Value.Default(ConfigSchema, Value.Clone(raw)) as Record<string, unknown>;
+  const first = Value.Errors(ConfigSchema, withDefaults).First();
+  if (first) {
+    let path = first.path.replace(/^\//, '').split('/').filter(Boolean);
+    let message = first.message.toLowerCase();
+    if (/unexpected property|additional/i.test(first.message)) {
+      const unknown = path[path.length - 1];
+      path = path.slice(0, -1);
+      let parent: TSchema = ConfigSchema;
+      for (const part of path) parent = (parent as TObject).properties?.[part] ?? parent;
+      message = `unknown key "${unknown}" (known: ${Object.keys((parent as TObject).properties ?? {}).join(', ')})`;
+    } else if ((first.schema as { anyOf?: unknown[] }).anyOf) {
+      const choices = kindOf(first.schema).choices;
+      if (choices) message = `must be one of ${choices.join(', ')}, got ${JSON.stringify(first.value)}`;
+    }
+    const dotted = path.join('.');
+    const where = origin.get(dotted) ?? (sources.file ? `${sources.file}: ${dotted || '(top level)'}` : dotted || 'config');
+    throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, message);
+  }
+  return deepFreeze(withDefaults as Config);
+}

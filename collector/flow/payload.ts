@@ -1,0 +1,143 @@
+/**
+ * Looks into the few payloads earshot reads: DNS answers (UDP and TCP, mDNS) and the TLS ClientHello's
+ * SNI, buffering a flow's stream start when a ClientHello or a DNS message spans several segments.
+ * Only names and addresses leave this module; payload bytes are dropped as soon as they are parsed.
+ */
+import { parseDns } from '../decode/dns.js';
+import { IPPROTO_TCP, IPPROTO_UDP, TCP_SYN, type DecodedPacket } from '../decode/packet.js';
+import { parseClientHelloSni } from '../decode/tls-sni.js';
+import { SNI_DONE, type Flow } from './flow.js';
+
+/** One A, AAAA or CNAME answer as it was seen, with who asked (the receiver of the response). */
+export class DnsAnswer {
+  constructor(
+    readonly timeMs: number,
+    readonly name: string,
+    readonly type: 'A' | 'AAAA' | 'CNAME',
+    readonly data: string,
+    readonly ttl: number,
+    /** MAC of the receiver (48-bit integer) or -1, and its address words. */
+    readonly clientMac: number,
+    readonly clientIpVersion: number,
+    readonly clientWords: readonly number[],
+  ) {}
+}
+
+export interface PayloadStats {
+  dnsMessages: number;
+  dnsMalformed: number;
+  sniFound: number;
+  /** ClientHellos abandoned: not in order, too many segments, or too large. */
+  sniGaveUp: number;
+}
+
+export interface PayloadHandlers {
+  onDnsAnswer(answer: DnsAnswer): void;
+  /** Called once per flow when its ClientHello names a server. */
+  onSni(flow: Flow, sni: string): void;
+}
+
+const MAX_SNI_SEGMENTS = 16;
+const MAX_DNS_TCP_BUFFER = 65537;
+
+/** Builds the payload inspector; `inspect` is called for every TCP/UDP packet after flow accounting. */
+export function buildPayloadInspector(handlers: PayloadHandlers) {
+  const stats: PayloadStats = { dnsMessages: 0, dnsMalformed: 0, sniFound: 0, sniGaveUp: 0 };
+  // context for the answer callback, set before each parseDns call (one callback, no closure per packet)
+  let ctxTime = 0;
+  let ctxMac = -1;
+  let ctxVersion = 0;
+  let ctxWords: number[] = [];
+  const onAnswer = (name: string, type: 'A' | 'AAAA' | 'CNAME', data: string, ttl: number) => {
+    handlers.onDnsAnswer(new DnsAnswer(ctxTime, name, type, data, ttl, ctxMac, ctxVersion, ctxWords));
+  };
+
+  function dnsMessage(p: DecodedPacket, buf: Buffer, off: number, len: number): void {
+    ctxTime = p.timeMs;
+    ctxMac = p.dstMac;
+    ctxVersion = p.ipVersion;
+    ctxWords = [p.dstAddr[0], p.dstAddr[1], p.dstAddr[2], p.dstAddr[3]];
+    stats.dnsMessages++;
+    if (!parseDns(buf, off, len, onAnswer)) stats.dnsMalformed++;
+  }
+
+  /** DNS over TCP: 2-byte length prefix; buffer the server's stream until whole messages are there. */
+  function dnsOverTcp(flow: Flow, p: DecodedPacket): void {
+    let buf = p.payloadBuf;
+    let off = p.payloadOffset;
+    let len = p.payloadLength;
+    if (flow.dnsBuf) {
+      buf = Buffer.concat([flow.dnsBuf, buf.subarray(off, off + len)]);
+      off = 0;
+      len = buf.length;
+    }
+    while (len >= 2) {
+      const msgLen = buf.readUInt16BE(off);
+      if (len < 2 + msgLen) break;
+      dnsMessage(p, buf, off + 2, msgLen);
+      off += 2 + msgLen;
+      len -= 2 + msgLen;
+    }
+    flow.dnsBuf = len > 0 && len < MAX_DNS_TCP_BUFFER ? Buffer.from(buf.subarray(off, off + len)) : null;
+  }
+
+  function sni(flow: Flow, p: DecodedPacket): void {
+    if (p.payloadLength === 0) return;
+    const seq = p.tcpSeq;
+    if (flow.sniNextSeq >= 0 && seq !== flow.sniNextSeq) {
+      // a retransmission of what we have already is harmless; a gap ends the attempt
+      if (((seq - flow.sniNextSeq) | 0) < 0) return;
+      flow.sniState = SNI_DONE;
+      flow.sniBuf = null;
+      stats.sniGaveUp++;
+      return;
+    }
+    let buf = p.payloadBuf;
+    let off = p.payloadOffset;
+    let len = p.payloadLength;
+    if (flow.sniBuf) {
+      buf = Buffer.concat([flow.sniBuf, buf.subarray(off, off + len)]);
+      off = 0;
+      len = buf.length;
+    }
+    const result = parseClientHelloSni(buf, off, len);
+    if (typeof result === 'number' && ++flow.sniSegments < MAX_SNI_SEGMENTS) {
+      flow.sniBuf = flow.sniBuf ? buf : Buffer.from(buf.subarray(off, off + len));
+      flow.sniNextSeq = (seq + p.payloadLength) >>> 0;
+      return;
+    }
+    flow.sniState = SNI_DONE;
+    flow.sniBuf = null;
+    if (typeof result === 'string') {
+      stats.sniFound++;
+      flow.sni = result;
+      handlers.onSni(flow, result);
+    } else if (typeof result === 'number') {
+      stats.sniGaveUp++;
+    }
+  }
+
+  return {
+    stats,
+    /** Reads DNS answers and the SNI from this packet of `flow` (up: client to server). */
+    inspect(flow: Flow, up: boolean, p: DecodedPacket): void {
+      if (p.proto === IPPROTO_UDP) {
+        if (p.payloadLength > 0 && (p.srcPort === 53 || p.srcPort === 5353 || p.dstPort === 5353)) {
+          dnsMessage(p, p.payloadBuf, p.payloadOffset, p.payloadLength);
+        }
+        return;
+      }
+      if (p.proto !== IPPROTO_TCP) return;
+      if (up) {
+        if (flow.sniState !== SNI_DONE) {
+          if ((p.tcpFlags & TCP_SYN) !== 0) return;
+          sni(flow, p);
+        }
+      } else if (p.srcPort === 53 && p.payloadLength > 0) {
+        dnsOverTcp(flow, p);
+      }
+    },
+  };
+}
+
+export type PayloadInspector = ReturnType<typeof buildPayloadInspector>;

@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { DecodedPacket, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_SYN } from '../decode/packet.js';
+import type { Flow } from './flow.js';
+import { buildLocalNets, parseAddr } from './local-nets.js';
+import { FlowTable } from './table.js';
+
+const LAN_MAC = 0x68dbf5901964;
+const GW_MAC = 0x001122334455;
+
+function packet(t: number, src: string, sport: number, dst: string, dport: number, opts: { proto?: number; flags?: number; len?: number; srcMac?: number; dstMac?: number } = {}): DecodedPacket {
+  const p = new DecodedPacket();
+  const s = parseAddr(src)!;
+  const d = parseAddr(dst)!;
+  p.timeMs = t;
+  p.wireLen = opts.len ?? 100;
+  p.ipVersion = s.version;
+  p.srcAddr.set(s.words);
+  p.dstAddr.set(d.words);
+  p.proto = opts.proto ?? IPPROTO_TCP;
+  p.srcPort = sport;
+  p.dstPort = dport;
+  p.tcpFlags = opts.flags ?? TCP_ACK;
+  p.srcMac = opts.srcMac ?? -1;
+  p.dstMac = opts.dstMac ?? -1;
+  return p;
+}
+
+function table(options: Partial<{ maxFlows: number; tcpIdleTimeoutMs: number; udpIdleTimeoutMs: number }> = {}, localNets: string[] = []) {
+  const ended: Array<[Flow, string]> = [];
+  const t = new FlowTable({ maxFlows: 1000, tcpIdleTimeoutMs: 60_000, udpIdleTimeoutMs: 30_000, ...options }, buildLocalNets(localNets), (f, why) => ended.push([f, why]));
+  return { t, ended };
+}
+
+describe('flow table', () => {
+  it('the SYN sender is the client, even when it is the remote side', () => {
+    const { t } = table();
+    const f = t.account(packet(0, '52.94.233.109', 443, '192.168.1.5', 40000, { flags: TCP_SYN | TCP_ACK }));
+    expect(t.up).toBe(false);
+    expect(f.clientPort).toBe(40000);
+    const g = t.account(packet(1, '198.51.100.7', 5555, '192.168.1.5', 22, { flags: TCP_SYN }));
+    expect(g.clientPort).toBe(5555);
+    expect(g.deviceIsClient).toBe(false);
+  });
+
+  it('a flow open before capture: the local side is the client; counters per direction', () => {
+    const { t } = table();
+    const down = packet(0, '52.94.233.109', 443, '192.168.12.112', 51000, { len: 1500, srcMac: GW_MAC, dstMac: LAN_MAC });
+    const f = t.account(down);
+    expect(t.up).toBe(false);
+    expect(f.deviceMac).toBe(LAN_MAC);
+    t.account(packet(1, '192.168.12.112', 51000, '52.94.233.109', 443, { len: 66, srcMac: LAN_MAC, dstMac: GW_MAC }));
+    expect(t.up).toBe(true);
+    expect([f.packetsUp, f.bytesUp, f.packetsDown, f.bytesDown]).toEqual([1, 66, 1, 1500]);
+  });
+
+  it('between two local hosts, the well-known port is the server; localNets extends the local ranges', () => {
+    const { t } = table();
+    const f = t.account(packet(0, '192.168.1.70', 443, '192.168.1.29', 50000, { proto: IPPROTO_UDP }));
+    expect(f.serverPort).toBe(443);
+    const { t: t2 } = table({}, ['203.0.113.0/24']);
+    const g = t2.account(packet(0, '8.8.8.8', 53, '203.0.113.9', 3333, { proto: IPPROTO_UDP }));
+    expect(g.clientPort).toBe(3333);
+    expect(g.hasLocal).toBe(true);
+  });
+
+  it('flows with no local endpoint belong to no device', () => {
+    const { t } = table();
+    const f = t.account(packet(0, '8.8.8.8', 53, '1.1.1.1', 3333, { proto: IPPROTO_UDP, srcMac: GW_MAC, dstMac: LAN_MAC }));
+    expect(f.hasLocal).toBe(false);
+    expect(f.deviceMac).toBe(-1);
+  });
+
+  it('keeps IPv4 and IPv6 flows apart, and the same ports on other addresses apart', () => {
+    const { t } = table();
+    const a = t.account(packet(0, '192.168.1.5', 1000, '10.0.0.1', 80));
+    const b = t.account(packet(0, 'fd00::5', 1000, 'fd00::1', 80));
+    const c = t.account(packet(0, '192.168.1.6', 1000, '10.0.0.1', 80));
+    expect(new Set([a, b, c]).size).toBe(3);
+    expect(t.stats.active).toBe(3);
+  });
+
+  it('expires idle flows by protocol timeout on the clock, oldest first', () => {
+    const { t, ended } = table();
+    t.account(packet(0, '192.168.1.5', 1000, '10.0.0.1', 80));
+    t.account(packet(0, '192.168.1.5', 1001, '10.0.0.1', 53, { proto: IPPROTO_UDP }));
+    t.expire(30_000);
+    expect(ended.map(([f, why]) => [f.serverPort, why])).toEqual([[53, 'idle']]);
+    t.expire(59_999);
+    expect(ended.length).toBe(1);
+    t.expire(60_000);
+    expect(ended.map(([f]) => f.serverPort)).toEqual([53, 80]);
+    expect(t.stats).toMatchObject({ active: 0, expired: 2 });
+    // the same 5-tuple later is a new flow
+    const again = t.account(packet(70_000, '192.168.1.5', 1000, '10.0.0.1', 80));
+    expect(again.packetsUp).toBe(1);
+  });
+
+  it('evicts the least recently active flow when full, and counts it', () => {
+    const { t, ended } = table({ maxFlows: 2 });
+    const a = t.account(packet(0, '192.168.1.5', 1, '10.0.0.1', 80));
+    t.account(packet(1, '192.168.1.5', 2, '10.0.0.1', 80));
+    t.account(packet(2, '192.168.1.5', 1, '10.0.0.1', 80)); // a is now the most recent
+    t.account(packet(3, '192.168.1.5', 3, '10.0.0.1', 80));
+    expect(ended.map(([f, why]) => [f.clientPort, why])).toEqual([[2, 'evicted']]);
+    expect(t.stats.evicted).toBe(1);
+    expect(t.activeFlows()).toContain(a);
+    t.flush();
+    expect(t.stats.active).toBe(0);
+    expect(ended.length).toBe(3);
+  });
+
+  it('finds flows whose hashes collide in one bucket and unlinks them correctly', () => {
+    const { t } = table({ maxFlows: 100000 });
+    const flows: Flow[] = [];
+    for (let i = 0; i < 20000; i++) flows.push(t.account(packet(i, '10.1.0.1', 1024 + (i % 60000), `10.2.${(i >> 8) & 255}.${i & 255}`, 443)));
+    for (let i = 0; i < 20000; i++) expect(t.account(packet(20000 + i, `10.2.${(i >> 8) & 255}.${i & 255}`, 443, '10.1.0.1', 1024 + (i % 60000)))).toBe(flows[i]);
+    t.expire(20000 + 60_000 + 10000);
+    expect(t.stats.active).toBe(20000 - 10001);
+    for (let i = 10001; i < 20000; i++) expect(t.account(packet(90000, '10.1.0.1', 1024 + (i % 60000), `10.2.${(i >> 8) & 255}.${i & 255}`, 443))).toBe(flows[i]);
+  });
+});

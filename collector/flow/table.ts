@@ -1,0 +1,226 @@
+/**
+ * The bounded flow table. Flows are keyed by protocol and both endpoints (symmetric hash, chains
+ * compared on numbers, no string keys). Two least-recently-active lists (TCP, UDP) make idle expiry
+ * and eviction O(1) per flow: the clock's tick pops expired flows from their heads.
+ */
+import { IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type DecodedPacket } from '../decode/packet.js';
+import { Flow } from './flow.js';
+import type { LocalNets } from './local-nets.js';
+
+export interface FlowTableOptions {
+  maxFlows: number;
+  tcpIdleTimeoutMs: number;
+  udpIdleTimeoutMs: number;
+}
+
+export interface FlowTableStats {
+  /** Flows open now. */
+  active: number;
+  /** Flows created since start. */
+  created: number;
+  /** Flows finished by idle timeout. */
+  expired: number;
+  /** Flows evicted because the table was full. */
+  evicted: number;
+}
+
+/** Called when a flow leaves the table (idle, evicted or flushed at the end). */
+export type FlowEndHandler = (flow: Flow, reason: 'idle' | 'evicted' | 'flush') => void;
+
+class LruList {
+  head: Flow | null = null;
+  tail: Flow | null = null;
+
+  push(f: Flow): void {
+    f.lruPrev = this.tail;
+    f.lruNext = null;
+    if (this.tail) this.tail.lruNext = f;
+    else this.head = f;
+    this.tail = f;
+  }
+
+  remove(f: Flow): void {
+    if (f.lruPrev) f.lruPrev.lruNext = f.lruNext;
+    else this.head = f.lruNext;
+    if (f.lruNext) f.lruNext.lruPrev = f.lruPrev;
+    else this.tail = f.lruPrev;
+    f.lruPrev = f.lruNext = null;
+  }
+
+  touch(f: Flow): void {
+    if (this.tail === f) return;
+    this.remove(f);
+    this.push(f);
+  }
+}
+
+/** Mixes one endpoint (4 address words and a port) into 32 bits. */
+function endpointHash(w: Uint32Array, port: number): number {
+  let h = Math.imul(w[0] ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ w[1] ^ (h >>> 15), 0xc2b2ae35);
+  h = Math.imul(h ^ w[2] ^ (h >>> 13), 0x85ebca6b);
+  h = Math.imul(h ^ w[3] ^ (h >>> 16), 0xc2b2ae35);
+  h = Math.imul(h ^ port ^ (h >>> 15), 0x27d4eb2f);
+  return h ^ (h >>> 16);
+}
+
+export class FlowTable {
+  readonly stats: FlowTableStats = { active: 0, created: 0, expired: 0, evicted: 0 };
+  /** Direction of the packet last passed to lookup(): true when it went client to server. */
+  up = true;
+  private readonly buckets = new Map<number, Flow>();
+  private readonly tcpLru = new LruList();
+  private readonly udpLru = new LruList();
+  private nextId = 1;
+
+  constructor(
+    private readonly options: FlowTableOptions,
+    private readonly localNets: LocalNets,
+    private readonly onFlowEnd: FlowEndHandler,
+  ) {}
+
+  /**
+   * Finds or creates the flow of a TCP/UDP packet with known ports, counts the packet in its
+   * direction, and returns it (this.up tells the direction).
+   */
+  account(p: DecodedPacket): Flow {
+    const hash = (endpointHash(p.srcAddr, p.srcPort) ^ endpointHash(p.dstAddr, p.dstPort) ^ p.proto) | 0;
+    let flow = this.buckets.get(hash) ?? null;
+    let up = true;
+    while (flow !== null) {
+      if (flow.proto === p.proto && flow.ipVersion === p.ipVersion) {
+        if (this.isClient(flow, p.srcAddr, p.srcPort) && this.isServer(flow, p.dstAddr, p.dstPort)) break;
+        if (this.isServer(flow, p.srcAddr, p.srcPort) && this.isClient(flow, p.dstAddr, p.dstPort)) {
+          up = false;
+          break;
+        }
+      }
+      flow = flow.nextInBucket;
+    }
+    const lru = p.proto === IPPROTO_TCP ? this.tcpLru : this.udpLru;
+    if (flow === null) {
+      flow = this.create(p, hash);
+      up = flow.c3 === p.srcAddr[3] && flow.clientPort === p.srcPort && flow.c0 === p.srcAddr[0] && flow.c1 === p.srcAddr[1] && flow.c2 === p.srcAddr[2];
+      lru.push(flow);
+    } else {
+      lru.touch(flow);
+    }
+    if (up) {
+      flow.packetsUp++;
+      flow.bytesUp += p.wireLen;
+    } else {
+      flow.packetsDown++;
+      flow.bytesDown += p.wireLen;
+    }
+    if (flow.deviceMac === -1 && flow.hasLocal) {
+      // the local endpoint's MAC: the source of what it sends, the destination of what it receives
+      const mac = up === flow.deviceIsClient ? p.srcMac : p.dstMac;
+      if (mac >= 0) flow.deviceMac = mac;
+    }
+    if (p.timeMs > flow.lastMs) flow.lastMs = p.timeMs;
+    if (p.proto === IPPROTO_TCP && (p.tcpFlags & (TCP_FIN | TCP_RST)) !== 0) flow.closed = true;
+    this.up = up;
+    return flow;
+  }
+
+  /** Finishes flows idle past their timeout at packet/wall time `nowMs`. */
+  expire(nowMs: number): void {
+    this.expireList(this.tcpLru, nowMs - this.options.tcpIdleTimeoutMs);
+    this.expireList(this.udpLru, nowMs - this.options.udpIdleTimeoutMs);
+  }
+
+  /** Finishes every open flow (end of a replay, shutdown). */
+  flush(): void {
+    for (const lru of [this.tcpLru, this.udpLru]) {
+      while (lru.head) this.finish(lru.head, lru, 'flush');
+    }
+  }
+
+  /** Open flows, least recently active first (for snapshots; allocates). */
+  activeFlows(): Flow[] {
+    const out: Flow[] = [];
+    for (const lru of [this.tcpLru, this.udpLru]) {
+      for (let f = lru.head; f; f = f.lruNext) out.push(f);
+    }
+    return out;
+  }
+
+  private expireList(lru: LruList, cutoffMs: number): void {
+    while (lru.head && lru.head.lastMs <= cutoffMs) {
+      this.stats.expired++;
+      this.finish(lru.head, lru, 'idle');
+    }
+  }
+
+  private isClient(f: Flow, a: Uint32Array, port: number): boolean {
+    return f.clientPort === port && f.c3 === a[3] && f.c0 === a[0] && f.c1 === a[1] && f.c2 === a[2];
+  }
+
+  private isServer(f: Flow, a: Uint32Array, port: number): boolean {
+    return f.serverPort === port && f.s3 === a[3] && f.s0 === a[0] && f.s1 === a[1] && f.s2 === a[2];
+  }
+
+  private create(p: DecodedPacket, hash: number): Flow {
+    if (this.stats.active >= this.options.maxFlows) this.evictOldest();
+    const srcIsClient = this.srcIsClient(p);
+    const flow = srcIsClient
+      ? new Flow(this.nextId++, p.proto, p.ipVersion, hash, p.timeMs, p.srcAddr, p.srcPort, p.dstAddr, p.dstPort)
+      : new Flow(this.nextId++, p.proto, p.ipVersion, hash, p.timeMs, p.dstAddr, p.dstPort, p.srcAddr, p.srcPort);
+    const clientLocal = this.localNets.isLocal(p.ipVersion, srcIsClient ? p.srcAddr : p.dstAddr);
+    const serverLocal = this.localNets.isLocal(p.ipVersion, srcIsClient ? p.dstAddr : p.srcAddr);
+    flow.deviceIsClient = clientLocal || !serverLocal;
+    flow.hasLocal = clientLocal || serverLocal;
+    flow.sawSyn = p.proto === IPPROTO_TCP && (p.tcpFlags & TCP_SYN) !== 0;
+    flow.nextInBucket = this.buckets.get(hash) ?? null;
+    this.buckets.set(hash, flow);
+    this.stats.active++;
+    this.stats.created++;
+    return flow;
+  }
+
+  /**
+   * Who opened the flow: the sender of a SYN (or the receiver of a SYN-ACK); for a flow already open
+   * when capture began, the local side; between two local or two remote hosts, the side not on a
+   * well-known port, else the sender of the first packet seen.
+   */
+  private srcIsClient(p: DecodedPacket): boolean {
+    if (p.proto === IPPROTO_TCP && (p.tcpFlags & TCP_SYN) !== 0) return (p.tcpFlags & TCP_ACK) === 0;
+    const srcLocal = this.localNets.isLocal(p.ipVersion, p.srcAddr);
+    const dstLocal = this.localNets.isLocal(p.ipVersion, p.dstAddr);
+    if (srcLocal !== dstLocal) return srcLocal;
+    const srcWellKnown = p.srcPort < 1024;
+    const dstWellKnown = p.dstPort < 1024;
+    if (srcWellKnown !== dstWellKnown) return dstWellKnown;
+    return true;
+  }
+
+  private evictOldest(): void {
+    const t = this.tcpLru.head;
+    const u = this.udpLru.head;
+    const victim = t && (!u || t.lastMs <= u.lastMs) ? t : u;
+    if (!victim) return;
+    this.stats.evicted++;
+    this.finish(victim, victim.proto === IPPROTO_TCP ? this.tcpLru : this.udpLru, 'evicted');
+  }
+
+  private finish(flow: Flow, lru: LruList, reason: 'idle' | 'evicted' | 'flush'): void {
+    lru.remove(flow);
+    const head = this.buckets.get(flow.hash);
+    if (head === flow) {
+      if (flow.nextInBucket) this.buckets.set(flow.hash, flow.nextInBucket);
+      else this.buckets.delete(flow.hash);
+    } else {
+      for (let f = head ?? null; f; f = f.nextInBucket) {
+        if (f.nextInBucket === flow) {
+          f.nextInBucket = flow.nextInBucket;
+          break;
+        }
+      }
+    }
+    flow.nextInBucket = null;
+    flow.sniBuf = null;
+    flow.dnsBuf = null;
+    this.stats.active--;
+    this.onFlowEnd(flow, reason);
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * The logger: pino on stderr, as JSON lines or, for people at a terminal, as short text lines
+ * ("earshot: warn: ..."). Logging is for events, never per packet.
+ */
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+const SKIP = new Set(['level', 'time', 'pid', 'hostname', 'msg']);
+
+/** A stream that turns pino's JSON lines into "earshot: level: message key=value" lines. */
+function textDestination(out: NodeJS.WritableStream): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line) continue;
+        try {
+          const rec = JSON.parse(line) as Record<string, unknown>;
+          const extras = Object.entries(rec)
+            .filter(([k]) => !SKIP.has(k))
+            .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+          const level = LEVEL_NAMES[rec.level as number] ?? 'info';
+          out.write(`earshot: ${level === 'info' ? '' : `${level}: `}${String(rec.msg ?? '')}${extras.length ? ` (${extras.join(' ')})` : ''}\n`);
+        } catch {
+          out.write(`${line}\n`);
+        }
+      }
+      done();
+    },
+  });
+}
+
+/** Builds the logger for `level` and `format` ('auto' = text on a TTY, JSON otherwise). */
+export function buildLogger(options: { level: string; format: 'auto' | 'text' | 'json' }, stream: NodeJS.WriteStream = process.stderr): Logger {
+  const text = options.format === 'text' || (options.format === 'auto' && stream.isTTY === true);
+  const base = { level: options.level, base: undefined } as const;
+  if (!text) return pino(base, pino.destination({ fd: (stream as NodeJS.WriteStream & { fd?: number }).fd ?? 2, sync: true }));
+  return pino(base, textDestination(stream));
+}

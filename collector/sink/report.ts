@@ -1,0 +1,176 @@
+/**
+ * The report sink: gathers finished flows and DNS answers and renders the `earshot.report/1` document
+ * (docs/report.md, docs/report.schema.json). It keeps counts and names, never payloads.
+ */
+import type { CaptureStats } from '../capture/types.js';
+import type { CollectorStats } from '../index.js';
+import { formatAddr, formatMac } from '../decode/packet.js';
+import type { Flow } from '../flow/flow.js';
+import type { DnsAnswer } from '../flow/payload.js';
+
+export const REPORT_SCHEMA = 'earshot.report/1';
+
+export interface ReportDevice {
+  mac: string;
+  ips: string[];
+  vendor: string | null;
+  assistant: boolean;
+  name: string | null;
+  /** Bytes the device sent and received (frame lengths), over all its flows. */
+  bytesUp: number;
+  bytesDown: number;
+}
+
+export interface ReportFlow {
+  proto: 'tcp' | 'udp';
+  client: string;
+  clientPort: number;
+  server: string;
+  serverPort: number;
+  packetsUp: number;
+  packetsDown: number;
+  bytesUp: number;
+  bytesDown: number;
+  first: string;
+  last: string;
+  device: string | null;
+  sni: string | null;
+  serverName: string | null;
+  nameSource: 'sni' | 'dns' | 'ip-range' | null;
+  service: string | null;
+  vendor: string | null;
+}
+
+export interface ReportDns {
+  time: string;
+  name: string;
+  type: 'A' | 'AAAA' | 'CNAME';
+  data: string;
+  ttl: number;
+}
+
+export interface Report {
+  schema: typeof REPORT_SCHEMA;
+  capture: {
+    packets: number;
+    bytes: number;
+    first: string | null;
+    last: string | null;
+    decodeErrors: number;
+    truncated: boolean;
+  };
+  devices: ReportDevice[];
+  flows: ReportFlow[];
+  dns: ReportDns[];
+  activations: unknown[];
+  /** Self-metrics of the run: what was dropped, evicted or not understood. */
+  stats: Record<string, number>;
+}
+
+/** ISO 8601 UTC with milliseconds. */
+export function isoTime(ms: number): string {
+  return new Date(Math.floor(ms)).toISOString();
+}
+
+function flowToReport(f: Flow): ReportFlow {
+  return {
+    proto: f.proto === 6 ? 'tcp' : 'udp',
+    client: formatAddr(f.ipVersion, f.clientWords()),
+    clientPort: f.clientPort,
+    server: formatAddr(f.ipVersion, f.serverWords()),
+    serverPort: f.serverPort,
+    packetsUp: f.packetsUp,
+    packetsDown: f.packetsDown,
+    bytesUp: f.bytesUp,
+    bytesDown: f.bytesDown,
+    first: isoTime(f.firstMs),
+    last: isoTime(f.lastMs),
+    device: f.deviceMac >= 0 ? formatMac(f.deviceMac) : null,
+    sni: f.sni,
+    serverName: f.serverName,
+    nameSource: f.nameSource,
+    service: f.service,
+    vendor: f.vendor,
+  };
+}
+
+/** Builds the report sink. Wire onFlowEnd/onDnsAnswer into the collector's listeners. */
+export function buildReportSink(options: { maxDnsAnswers: number }) {
+  const flows: Flow[] = [];
+  // ring of the newest DNS answers
+  const dns: DnsAnswer[] = [];
+  let dnsStart = 0;
+  let dnsDropped = 0;
+
+  return {
+    onFlowEnd(flow: Flow): void {
+      flows.push(flow);
+    },
+    onDnsAnswer(answer: DnsAnswer): void {
+      if (options.maxDnsAnswers === 0) {
+        dnsDropped++;
+        return;
+      }
+      if (dns.length < options.maxDnsAnswers) {
+        dns.push(answer);
+        return;
+      }
+      dns[dnsStart] = answer;
+      dnsStart = (dnsStart + 1) % dns.length;
+      dnsDropped++;
+    },
+    /** Renders the report from what was gathered; `open` adds flows still active (live snapshots). */
+    build(capture: CaptureStats, stats: CollectorStats, open: readonly Flow[] = []): Report {
+      const all = [...flows, ...open].sort((a, b) => a.firstMs - b.firstMs || a.id - b.id);
+      const devices = new Map<number, ReportDevice>();
+      for (const f of all) {
+        if (f.deviceMac < 0) continue;
+        let d = devices.get(f.deviceMac);
+        if (!d) {
+          d = { mac: formatMac(f.deviceMac), ips: [], vendor: null, assistant: false, name: null, bytesUp: 0, bytesDown: 0 };
+          devices.set(f.deviceMac, d);
+        }
+        const sent = f.deviceIsClient ? f.bytesUp : f.bytesDown;
+        d.bytesUp += sent;
+        d.bytesDown += f.bytesUp + f.bytesDown - sent;
+        const ip = formatAddr(f.ipVersion, f.deviceIsClient ? f.clientWords() : f.serverWords());
+        if (!d.ips.includes(ip)) d.ips.push(ip);
+      }
+      const orderedDns = [...dns.slice(dnsStart), ...dns.slice(0, dnsStart)];
+      const c = stats.capture;
+      return {
+        schema: REPORT_SCHEMA,
+        capture: {
+          packets: c.packets,
+          bytes: c.bytes,
+          first: c.packets > 0 ? isoTime(c.firstMs) : null,
+          last: c.packets > 0 ? isoTime(c.lastMs) : null,
+          decodeErrors: stats.decode.decodeErrors,
+          truncated: capture.truncated,
+        },
+        devices: [...devices.values()].sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac)),
+        flows: all.map(flowToReport),
+        dns: orderedDns.map((a) => ({ time: isoTime(a.timeMs), name: a.name, type: a.type, data: a.data, ttl: a.ttl })),
+        activations: [],
+        stats: {
+          kernelDrops: capture.kernelDrops,
+          interfaceDrops: capture.interfaceDrops,
+          nonIpPackets: stats.decode.nonIp,
+          fragments: stats.decode.fragments,
+          fragmentsWithoutFirst: stats.decode.fragmentsWithoutFirst,
+          reassemblyEvicted: stats.decode.reassemblyEvicted,
+          flowsCreated: stats.flows.created,
+          flowsExpired: stats.flows.expired,
+          flowsEvicted: stats.flows.evicted,
+          dnsMessages: stats.payload.dnsMessages,
+          dnsMalformed: stats.payload.dnsMalformed,
+          dnsAnswersDropped: dnsDropped,
+          sniFound: stats.payload.sniFound,
+          sniGaveUp: stats.payload.sniGaveUp,
+        },
+      };
+    },
+  };
+}
+
+export type ReportSink = ReturnType<typeof buildReportSink>;

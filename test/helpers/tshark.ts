@@ -1,0 +1,168 @@
+/**
+ * tshark as the oracle: what Wireshark's dissectors read from a capture, aggregated into the shapes
+ * earshot reports (per-flow counters, DNS answers, SNIs) by code that shares nothing with earshot.
+ */
+import { execFileSync } from 'node:child_process';
+
+function tshark(args: string[]): string {
+  return execFileSync('tshark', args, { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
+}
+
+/** Per-direction counters of one flow, keyed by the sending endpoint "addr|port". */
+export interface OracleFlow {
+  proto: 'tcp' | 'udp';
+  /** sender endpoint -> packets, bytes (frame.len) */
+  dirs: Map<string, { packets: number; bytes: number }>;
+}
+
+/** A direction-free key of a flow: protocol and both endpoints in sorted order. */
+export function flowKey(proto: string, a: string, aPort: number, b: string, bPort: number): string {
+  const x = `${a}|${aPort}`;
+  const y = `${b}|${bPort}`;
+  return x < y ? `${proto} ${x} ${y}` : `${proto} ${y} ${x}`;
+}
+
+/**
+ * Per-flow packets and bytes as tshark reads them. The transport is the first one after the outer IP
+ * header (frame.protocols); fragments are not reassembled, and a non-first fragment is counted to the
+ * flow of its datagram's first fragment (matched on addresses, IP id and protocol), as earshot does.
+ */
+export function tsharkFlows(file: string): Map<string, OracleFlow> {
+  const out = tshark([
+    '-r', file, '-o', 'ip.defragment:FALSE', '-o', 'ipv6.defragment:FALSE',
+    '-T', 'fields', '-E', 'separator=\t', '-E', 'occurrence=f',
+    '-e', 'frame.len', '-e', 'frame.protocols',
+    '-e', 'ip.src', '-e', 'ip.dst', '-e', 'ipv6.src', '-e', 'ipv6.dst',
+    '-e', 'tcp.srcport', '-e', 'tcp.dstport', '-e', 'udp.srcport', '-e', 'udp.dstport',
+    '-e', 'ip.id', '-e', 'ip.frag_offset', '-e', 'ip.flags.mf',
+    '-e', 'ipv6.fraghdr.ident', '-e', 'ipv6.fraghdr.offset', '-e', 'ipv6.fraghdr.more',
+  ]);
+  interface Row { len: number; proto: string; src: string; dst: string; sport: number; dport: number; fragKey: string | null; firstFrag: boolean }
+  const rows: Row[] = [];
+  const fragPorts = new Map<string, { sport: number; dport: number }>();
+  for (const line of out.split('\n')) {
+    if (!line) continue;
+    const f = line.split('\t');
+    const protocols = f[1].split(':');
+    const ipAt = protocols.findIndex((p) => p === 'ip' || p === 'ipv6');
+    if (ipAt < 0) continue;
+    let transport = '';
+    for (let i = ipAt + 1; i < protocols.length; i++) {
+      if (protocols[i].startsWith('ipv6.')) continue;
+      transport = protocols[i];
+      break;
+    }
+    const v6 = protocols[ipAt] === 'ipv6';
+    const src = v6 ? f[4] : f[2];
+    const dst = v6 ? f[5] : f[3];
+    let fragKey: string | null = null;
+    let firstFrag = false;
+    if (!v6 && f[10] && (Number(f[11]) > 0 || f[12] === '1' || f[12] === 'True')) {
+      fragKey = `${src} ${dst} ${f[10]}`;
+      firstFrag = Number(f[11]) === 0;
+    } else if (v6 && f[13]) {
+      fragKey = `${src} ${dst} ${f[13]}`;
+      firstFrag = Number(f[14]) === 0;
+    }
+    let proto = transport === 'tcp' || transport === 'udp' ? transport : '';
+    let sport = -1;
+    let dport = -1;
+    if (proto === 'tcp') [sport, dport] = [Number(f[6]), Number(f[7])];
+    if (proto === 'udp') [sport, dport] = [Number(f[8]), Number(f[9])];
+    if (fragKey && firstFrag && proto) fragPorts.set(fragKey, { sport, dport });
+    if (fragKey && !firstFrag) proto = 'frag';
+    rows.push({ len: Number(f[0]), proto, src, dst, sport, dport, fragKey: fragKey && proto ? `${fragKey}` : null, firstFrag });
+  }
+  // the first fragment's transport decides the protocol of the datagram's other fragments
+  const fragProto = new Map<string, string>();
+  for (const r of rows) if (r.fragKey && r.firstFrag && (r.proto === 'tcp' || r.proto === 'udp')) fragProto.set(r.fragKey, r.proto);
+  const flows = new Map<string, OracleFlow>();
+  for (const r of rows) {
+    let { proto, sport, dport } = r;
+    if (proto === 'frag' && r.fragKey) {
+      const ports = fragPorts.get(r.fragKey);
+      const p = fragProto.get(r.fragKey);
+      if (!ports || !p) continue;
+      proto = p;
+      sport = ports.sport;
+      dport = ports.dport;
+    }
+    if (proto !== 'tcp' && proto !== 'udp') continue;
+    const key = flowKey(proto, r.src, sport, r.dst, dport);
+    let flow = flows.get(key);
+    if (!flow) {
+      flow = { proto, dirs: new Map() };
+      flows.set(key, flow);
+    }
+    const dirKey = `${r.src}|${sport}`;
+    const d = flow.dirs.get(dirKey) ?? { packets: 0, bytes: 0 };
+    d.packets++;
+    d.bytes += r.len;
+    flow.dirs.set(dirKey, d);
+  }
+  return flows;
+}
+
+/** Total packets and frame bytes in the file. */
+export function tsharkTotals(file: string): { packets: number; bytes: number } {
+  const out = tshark(['-r', file, '-T', 'fields', '-e', 'frame.len']);
+  let packets = 0;
+  let bytes = 0;
+  for (const line of out.split('\n')) {
+    if (!line) continue;
+    packets++;
+    bytes += Number(line);
+  }
+  return { packets, bytes };
+}
+
+/** One DNS answer as "name type data ttl". */
+export type OracleDns = string;
+
+/**
+ * A/AAAA/CNAME answers of DNS and mDNS responses (UDP/TCP ports 53 and 5353), from tshark's JSON
+ * output so each answer's name, type, data and TTL stay together.
+ */
+export function tsharkDnsAnswers(file: string): OracleDns[] {
+  const json = tshark(['-r', file, '-Y', 'dns.flags.response == 1 && (udp.port == 53 || tcp.port == 53 || udp.port == 5353)', '-T', 'json', '-j', 'dns']);
+  const packets = JSON.parse(json || '[]') as Array<{ _source: { layers: Record<string, unknown> } }>;
+  const answers: OracleDns[] = [];
+  const collect = (dnsLayer: unknown) => {
+    const layers = Array.isArray(dnsLayer) ? dnsLayer : [dnsLayer];
+    for (const layer of layers) {
+      const ans = (layer as Record<string, unknown>)?.Answers as Record<string, Record<string, string>> | undefined;
+      if (!ans) continue;
+      for (const rec of Object.values(ans)) {
+        const type = rec['dns.resp.type'];
+        const name = rec['dns.resp.name'];
+        const ttl = rec['dns.resp.ttl'];
+        if (type === '1') answers.push(`${name} A ${rec['dns.a']} ${ttl}`);
+        else if (type === '28') answers.push(`${name} AAAA ${rec['dns.aaaa']} ${ttl}`);
+        else if (type === '5') answers.push(`${name} CNAME ${rec['dns.cname']} ${ttl}`);
+      }
+    }
+  };
+  for (const p of packets) {
+    const layers = p._source.layers;
+    collect(layers.dns ?? layers.mdns);
+  }
+  return answers.sort();
+}
+
+/** SNIs of ClientHellos: "client|port server|port" -> host name. */
+export function tsharkSnis(file: string): Map<string, string> {
+  const out = tshark([
+    '-r', file, '-Y', 'tls.handshake.type == 1 && tls.handshake.extensions_server_name',
+    '-T', 'fields', '-E', 'occurrence=f',
+    '-e', 'ip.src', '-e', 'ipv6.src', '-e', 'tcp.srcport', '-e', 'ip.dst', '-e', 'ipv6.dst', '-e', 'tcp.dstport',
+    '-e', 'tls.handshake.extensions_server_name',
+  ]);
+  const snis = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    if (!line) continue;
+    const f = line.split('\t');
+    if (!f[2]) continue; // QUIC and DTLS ClientHellos are not TCP
+    snis.set(`${f[0] || f[1]}|${f[2]} ${f[3] || f[4]}|${f[5]}`, f[6]);
+  }
+  return snis;
+}
