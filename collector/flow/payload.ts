@@ -38,6 +38,9 @@ export interface PayloadHandlers {
 }
 
 const MAX_SNI_SEGMENTS = 16;
+/** Client segments without a TLS handshake record after which a flow is taken for not-TLS. */
+const MAX_SNI_PROBES = 8;
+const TLS_HANDSHAKE = 0x16;
 const MAX_DNS_TCP_BUFFER = 65537;
 
 /** Builds the payload inspector; `inspect` is called for every TCP/UDP packet after flow accounting. */
@@ -99,6 +102,11 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
       buf = Buffer.concat([flow.sniBuf, buf.subarray(off, off + len)]);
       off = 0;
       len = buf.length;
+    } else if (buf[off] !== TLS_HANDSHAKE) {
+      // not (yet) TLS: STARTTLS protocols (SMTP, IMAP, XMPP) send a ClientHello after a few plaintext
+      // exchanges, so look at the client's first few segments before giving up
+      if (++flow.sniSegments >= MAX_SNI_PROBES) flow.sniState = SNI_DONE;
+      return;
     }
     const result = parseClientHelloSni(buf, off, len);
     if (typeof result === 'number' && ++flow.sniSegments < MAX_SNI_SEGMENTS) {

@@ -4,8 +4,15 @@
  */
 import { execFileSync } from 'node:child_process';
 
+/** Runs tshark; a capture cut short makes tshark exit 2 after printing what it read, which we keep. */
 function tshark(args: string[]): string {
-  return execFileSync('tshark', args, { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    return execFileSync('tshark', args, { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as { status?: number; stdout?: string; stderr?: string };
+    if (e.status === 2 && /cut short in the middle of a packet/.test(e.stderr ?? '')) return e.stdout ?? '';
+    throw err;
+  }
 }
 
 /** Per-direction counters of one flow, keyed by the sending endpoint "addr|port". */
@@ -35,7 +42,7 @@ export function tsharkFlows(file: string): Map<string, OracleFlow> {
     '-e', 'ip.src', '-e', 'ip.dst', '-e', 'ipv6.src', '-e', 'ipv6.dst',
     '-e', 'tcp.srcport', '-e', 'tcp.dstport', '-e', 'udp.srcport', '-e', 'udp.dstport',
     '-e', 'ip.id', '-e', 'ip.frag_offset', '-e', 'ip.flags.mf',
-    '-e', 'ipv6.fraghdr.ident', '-e', 'ipv6.fraghdr.offset', '-e', 'ipv6.fraghdr.more',
+    '-e', 'ipv6.fraghdr.ident', '-e', 'ipv6.fraghdr.offset', '-e', 'ipv6.fraghdr.more', '-e', 'tcp.hdr_len',
   ]);
   interface Row { len: number; proto: string; src: string; dst: string; sport: number; dport: number; fragKey: string | null; firstFrag: boolean }
   const rows: Row[] = [];
@@ -67,6 +74,8 @@ export function tsharkFlows(file: string): Map<string, OracleFlow> {
     let proto = transport === 'tcp' || transport === 'udp' ? transport : '';
     let sport = -1;
     let dport = -1;
+    // a TCP header whose length field is below 20 is damaged: earshot skips it as a decode error
+    if (proto === 'tcp' && Number(f[16]) < 20) continue;
     if (proto === 'tcp') [sport, dport] = [Number(f[6]), Number(f[7])];
     if (proto === 'udp') [sport, dport] = [Number(f[8]), Number(f[9])];
     if (fragKey && firstFrag && proto) fragPorts.set(fragKey, { sport, dport });
@@ -121,10 +130,11 @@ export type OracleDns = string;
 
 /**
  * A/AAAA/CNAME answers of DNS and mDNS responses (UDP/TCP ports 53 and 5353), from tshark's JSON
- * output so each answer's name, type, data and TTL stay together.
+ * output so each answer's name, type, data and TTL stay together. Responses quoted inside ICMP errors
+ * are not answers anyone received, so they are left out.
  */
 export function tsharkDnsAnswers(file: string): OracleDns[] {
-  const json = tshark(['-r', file, '-Y', 'dns.flags.response == 1 && (udp.port == 53 || tcp.port == 53 || udp.port == 5353)', '-T', 'json', '-j', 'dns']);
+  const json = tshark(['-r', file, '-Y', 'dns.flags.response == 1 && (udp.port == 53 || tcp.port == 53 || udp.port == 5353) && !icmp && !icmpv6', '-T', 'json', '-J', 'dns mdns']);
   const packets = JSON.parse(json || '[]') as Array<{ _source: { layers: Record<string, unknown> } }>;
   const answers: OracleDns[] = [];
   const collect = (dnsLayer: unknown) => {
