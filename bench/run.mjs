@@ -3,7 +3,7 @@
 // end to end, with Wireshark's editcap/mergecap) and runs earshot beside its peers on it, in one run:
 // whole-process wall time and peak RSS (GNU time), median of N runs, with ratios.
 //   node bench/run.mjs [--runs N] [--packets N]   (the capture is cached in bench/out/)
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -36,10 +36,17 @@ function sources() {
     for (const name of readdirSync(join(shared, dir)).sort()) {
       if (!/\.pcap(ng)?$/.test(name)) continue;
       const path = join(shared, dir, name);
-      const info = run('capinfos', ['-T', '-r', '-c', '-a', '-e', '-E', '-S', path], { stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\t');
+      let text;
+      try {
+        text = run('capinfos', ['-T', '-r', '-c', '-a', '-e', '-E', '-S', path], { stdio: ['ignore', 'pipe', 'ignore'] });
+      } catch (err) {
+        text = err.stdout ?? ''; // a capture cut short: capinfos still reports what it read
+      }
+      const info = text.trim().split('\t');
       // columns: file, encapsulation, packets, first, last
       const [, encap, packets, first, last] = info;
-      if (encap !== 'ether' || !Number(packets)) continue;
+      // captures spanning more than a day (zoom jumps 3.3 years) would push later rounds past pcap's 2106 limit
+      if (encap !== 'ether' || !Number(packets) || Number(last) - Number(first) > 86400) continue;
       files.push({ path, packets: Number(packets), first: Number(first), last: Number(last) });
     }
   }
@@ -80,16 +87,11 @@ function buildCapture() {
   return target;
 }
 
-/** Runs a command under GNU time; returns its stderr with the "@@wall rss" line. */
+/** Runs a command under GNU time; returns its stderr, which ends with the "@@wall rss" line. */
 function timed(cmd, args) {
-  let stderr;
-  try {
-    stderr = execFileSync('/usr/bin/time', ['-f', '@@%e %M', cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
-  } catch (err) {
-    stderr = err.stderr ?? '';
-    if (err.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${stderr.slice(-500)}`);
-  }
-  return stderr;
+  const res = spawnSync('/usr/bin/time', ['-f', '@@%e %M', cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
+  if (res.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${res.status}): ${(res.stderr ?? '').slice(-500)}`);
+  return res.stderr;
 }
 
 const median = (xs) => {

@@ -10,7 +10,7 @@ import type { Config } from '../config.js';
 import { earshotError } from '../errors.js';
 import { buildCollector } from '../index.js';
 import type { Logger } from '../log.js';
-import { buildReportSink, type Report } from '../sink/report.js';
+import { buildReportSink, reportJsonChunks, type Report } from '../sink/report.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import { renderTextReport } from './text-report.js';
 
@@ -69,18 +69,22 @@ function parseNumberFlag(name: string, value: unknown, fallback: number): number
 }
 
 async function writeReport(report: Report, format: 'json' | 'text', output: string | undefined, stdout: NodeJS.WriteStream): Promise<void> {
-  const text = format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderTextReport(report);
-  if (output === undefined) {
-    await new Promise<void>((resolve) => {
-      if (stdout.write(text)) resolve();
-      else stdout.once('drain', resolve);
-    });
-    return;
-  }
+  const chunks = format === 'json' ? reportJsonChunks(report) : [renderTextReport(report)];
+  const out: NodeJS.WritableStream = output === undefined ? stdout : createWriteStream(output);
   await new Promise<void>((resolve, reject) => {
-    const out = createWriteStream(output);
-    out.on('error', (err) => reject(earshotError('EARSHOT_ERR_FILE_UNREADABLE', output, err.message)));
-    out.end(text, () => resolve());
+    out.on('error', (err: Error) => reject(earshotError('EARSHOT_ERR_FILE_UNREADABLE', output ?? 'stdout', err.message)));
+    const iterator = chunks[Symbol.iterator]();
+    const pump = () => {
+      for (let step = iterator.next(); !step.done; step = iterator.next()) {
+        if (!out.write(step.value)) {
+          out.once('drain', pump);
+          return;
+        }
+      }
+      if (output === undefined) resolve();
+      else out.end(() => resolve());
+    };
+    pump();
   });
 }
 

@@ -43,7 +43,9 @@ export class DecodedPacket {
   /**
    * Transport payload to parse (DNS, TLS, QUIC): payloadBuf[payloadOffset, payloadOffset + payloadLength).
    * For an unfragmented packet it is a view into the captured bytes; when this packet completed the
-   * reassembly of a fragmented datagram it is the reassembled payload; otherwise payloadLength is 0.
+   * reassembly of a fragmented datagram it is the reassembled payload; a first fragment cut by the snap
+   * length (which can never be reassembled) gives its captured payload, as tshark dissects it; for
+   * other fragments payloadLength is 0.
    * payloadLength counts only captured bytes (a snapped packet gives less than the IP length says).
    */
   payloadBuf: Buffer = EMPTY;
@@ -55,8 +57,11 @@ export class DecodedPacket {
     this.srcMac = -1;
     this.dstMac = -1;
     this.ipVersion = 0;
-    this.srcAddr.fill(0);
-    this.dstAddr.fill(0);
+    // element stores, not fill(): this runs for every packet and fill() costs a call into the runtime
+    const src = this.srcAddr;
+    const dst = this.dstAddr;
+    src[0] = 0; src[1] = 0; src[2] = 0; src[3] = 0;
+    dst[0] = 0; dst[1] = 0; dst[2] = 0; dst[3] = 0;
     this.proto = -1;
     this.srcPort = -1;
     this.dstPort = -1;

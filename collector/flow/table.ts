@@ -68,7 +68,9 @@ export class FlowTable {
   readonly stats: FlowTableStats = { active: 0, created: 0, expired: 0, evicted: 0 };
   /** Direction of the packet last passed to lookup(): true when it went client to server. */
   up = true;
-  private readonly buckets = new Map<number, Flow>();
+  /** Open hash table of bucket chains, indexed by hash & mask (a plain array: no Map, no boxed keys). */
+  private readonly buckets: Array<Flow | null>;
+  private readonly mask: number;
   private readonly tcpLru = new LruList();
   private readonly udpLru = new LruList();
   private nextId = 1;
@@ -77,7 +79,12 @@ export class FlowTable {
     private readonly options: FlowTableOptions,
     private readonly localNets: LocalNets,
     private readonly onFlowEnd: FlowEndHandler,
-  ) {}
+  ) {
+    let size = 1024;
+    while (size < options.maxFlows && size < 1 << 22) size <<= 1;
+    this.buckets = new Array<Flow | null>(size).fill(null);
+    this.mask = size - 1;
+  }
 
   /**
    * Finds or creates the flow of a TCP/UDP packet with known ports, counts the packet in its
@@ -85,7 +92,7 @@ export class FlowTable {
    */
   account(p: DecodedPacket): Flow {
     const hash = (endpointHash(p.srcAddr, p.srcPort) ^ endpointHash(p.dstAddr, p.dstPort) ^ p.proto) | 0;
-    let flow = this.buckets.get(hash) ?? null;
+    let flow = this.buckets[hash & this.mask];
     let up = true;
     while (flow !== null) {
       if (flow.proto === p.proto && flow.ipVersion === p.ipVersion) {
@@ -171,8 +178,9 @@ export class FlowTable {
     flow.deviceIsClient = clientLocal || !serverLocal;
     flow.hasLocal = clientLocal || serverLocal;
     flow.sawSyn = p.proto === IPPROTO_TCP && (p.tcpFlags & TCP_SYN) !== 0;
-    flow.nextInBucket = this.buckets.get(hash) ?? null;
-    this.buckets.set(hash, flow);
+    const slot = hash & this.mask;
+    flow.nextInBucket = this.buckets[slot];
+    this.buckets[slot] = flow;
     this.stats.active++;
     this.stats.created++;
     return flow;
@@ -205,12 +213,12 @@ export class FlowTable {
 
   private finish(flow: Flow, lru: LruList, reason: 'idle' | 'evicted' | 'flush'): void {
     lru.remove(flow);
-    const head = this.buckets.get(flow.hash);
+    const slot = flow.hash & this.mask;
+    const head = this.buckets[slot];
     if (head === flow) {
-      if (flow.nextInBucket) this.buckets.set(flow.hash, flow.nextInBucket);
-      else this.buckets.delete(flow.hash);
+      this.buckets[slot] = flow.nextInBucket;
     } else {
-      for (let f = head ?? null; f; f = f.nextInBucket) {
+      for (let f = head; f; f = f.nextInBucket) {
         if (f.nextInBucket === flow) {
           f.nextInBucket = flow.nextInBucket;
           break;

@@ -1,0 +1,190 @@
+/**
+ * Unusable input rejects run() with one coded error naming the file; a damaged or cut-off record stops
+ * reading there (truncated, its offset in stats and in one warning) and keeps the packets before it.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isEarshotError, type ErrorCode } from '../errors.js';
+import {
+  chunkedStream, classicHeader, classicPcap, classicRecord, fakeFrame, haveTshark, pcapngBlock,
+  pcapngEnhancedPacket, pcapngInterface, pcapngSection, readSource, tsharkFrames, type SyntheticPacket,
+} from '../../test/helpers/capture-files.js';
+import { buildFileSource } from './pcap-file.js';
+import { LinkType } from './types.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'earshot-bad-input-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function fileOf(name: string, bytes: Buffer | string): string {
+  const path = join(scratch, name);
+  writeFileSync(path, bytes);
+  return path;
+}
+
+async function expectError(path: string, code: ErrorCode, ...fragments: string[]): Promise<void> {
+  const warnings: string[] = [];
+  const error = await buildFileSource({ path }, { onWarning: (m) => warnings.push(m) }).run(() => {}).then(
+    () => null, (err: unknown) => err);
+  expect(isEarshotError(error), `expected ${code}, got ${String(error)}`).toBe(true);
+  if (!isEarshotError(error)) return;
+  expect(error.code).toBe(code);
+  expect(error.message).toContain(path);
+  for (const fragment of fragments) expect(error.message).toContain(fragment);
+  expect(error.message).not.toContain('\n');
+  expect(warnings).toEqual([]);
+}
+
+/** Reads `bytes` from a file; expects a truncation at `offset` after `packets` packets. */
+async function expectTruncated(name: string, bytes: Buffer, packets: number, offset: number): Promise<void> {
+  const path = fileOf(name, bytes);
+  const warnings: string[] = [];
+  const result = await readSource(buildFileSource({ path }, { onWarning: (m) => warnings.push(m) }));
+  expect(result.packets).toHaveLength(packets);
+  expect(result.stats.truncated).toBe(true);
+  expect(result.stats.truncatedAt).toBe(offset);
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toContain(path);
+  expect(warnings[0]).toContain(`offset ${offset}`);
+  if (haveTshark()) expect(tsharkFrames(path)).toHaveLength(packets);
+  // the same through a pipe in tiny chunks: same packets, same offset
+  const piped = await readSource(buildFileSource({ path: '-', input: chunkedStream(bytes, (i) => 1 + (i % 5)) }, {}));
+  expect(piped.packets).toHaveLength(packets);
+  expect(piped.stats.truncatedAt).toBe(offset);
+}
+
+const three: SyntheticPacket[] = [0, 1, 2].map((i) => ({ seconds: 1_700_000_000 + i, fraction: 0, data: fakeFrame(100, i) }));
+
+describe('unusable input', () => {
+  it('missing file', async () => {
+    await expectError(join(scratch, 'no-such.pcap'), 'EARSHOT_ERR_FILE_NOT_FOUND');
+  });
+
+  it('a directory', async () => {
+    const dir = join(scratch, 'a-dir');
+    mkdirSync(dir);
+    await expectError(dir, 'EARSHOT_ERR_FILE_IS_DIRECTORY');
+  });
+
+  it('a text file, naming what it found', async () => {
+    await expectError(fileOf('notes.txt', 'Hello, this is not a capture\n'), 'EARSHOT_ERR_NOT_A_CAPTURE', '48 65 6c 6c', '"Hello, t"');
+  });
+
+  it('an empty file', async () => {
+    await expectError(fileOf('empty.pcap', ''), 'EARSHOT_ERR_NOT_A_CAPTURE', 'empty');
+  });
+
+  it('a file of 2 bytes', async () => {
+    await expectError(fileOf('two.pcap', Buffer.from([0xd4, 0xc3])), 'EARSHOT_ERR_NOT_A_CAPTURE', 'only 2 bytes');
+  });
+
+  it('a file shorter than the pcap global header', async () => {
+    await expectError(fileOf('short.pcap', classicHeader().subarray(0, 20)), 'EARSHOT_ERR_BAD_CAPTURE_HEADER', 'file header');
+  });
+
+  it('a pcapng file that ends inside its section header', async () => {
+    await expectError(fileOf('short.pcapng', pcapngSection().subarray(0, 16)), 'EARSHOT_ERR_BAD_CAPTURE_HEADER');
+  });
+
+  it('a pcapng section header with a bad byte-order magic', async () => {
+    const section = pcapngSection();
+    section.writeUInt32LE(0x12345678, 8);
+    await expectError(fileOf('bad-bom.pcapng', section), 'EARSHOT_ERR_BAD_CAPTURE_HEADER', 'byte-order');
+  });
+
+  it('a pcap of an unknown version', async () => {
+    const header = classicHeader();
+    header.writeUInt16LE(3, 4);
+    await expectError(fileOf('v3.pcap', Buffer.concat([header, classicRecord(three[0])])), 'EARSHOT_ERR_BAD_CAPTURE_HEADER', 'version 3');
+  });
+
+  it('a pcap with an unsupported link type (147 USER0)', async () => {
+    await expectError(fileOf('user0.pcap', classicPcap(three, { linkType: 147 })), 'EARSHOT_ERR_UNKNOWN_LINKTYPE', '147', 'ETHERNET');
+  });
+
+  it('a pcapng packet on an interface with an unsupported link type', async () => {
+    const bytes = Buffer.concat([pcapngSection(), pcapngInterface(LinkType.ETHERNET), pcapngInterface(147),
+      pcapngEnhancedPacket(0, 1n, fakeFrame(60)), pcapngEnhancedPacket(1, 2n, fakeFrame(60))]);
+    await expectError(fileOf('user0.pcapng', bytes), 'EARSHOT_ERR_UNKNOWN_LINKTYPE', 'interface 1', '147');
+  });
+
+  it('a zstd-compressed file, saying so', async () => {
+    await expectError(fileOf('x.pcap.zst', Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0])), 'EARSHOT_ERR_NOT_A_CAPTURE', 'zstd');
+  });
+
+  it('broken gzip', async () => {
+    const gz = gzipSync(classicPcap(three));
+    gz.fill(0xee, 10, 40);
+    await expectError(fileOf('broken.pcap.gz', gz), 'EARSHOT_ERR_GZIP');
+  });
+
+  it('gzip of something that is not a capture', async () => {
+    await expectError(fileOf('text.gz', gzipSync('just text, no packets')), 'EARSHOT_ERR_NOT_A_CAPTURE', '"just tex"');
+  });
+});
+
+describe('damaged or cut-off records stop reading there', () => {
+  const header = classicHeader();
+  const records = three.map((p) => classicRecord(p));
+  const thirdAt = header.length + records[0].length + records[1].length;
+
+  it('a pcap cut inside the third record', async () => {
+    const bytes = Buffer.concat([header, ...records]);
+    await expectTruncated('cut.pcap', bytes.subarray(0, bytes.length - 10), 2, thirdAt);
+  });
+
+  it('a pcap cut inside the third record header', async () => {
+    await expectTruncated('cut-header.pcap', Buffer.concat([header, records[0], records[1], records[2].subarray(0, 9)]), 2, thirdAt);
+  });
+
+  it('a pcap record claiming a huge captured length', async () => {
+    const bad = Buffer.from(records[2]);
+    bad.writeUInt32LE(0x7fff_0000, 8);
+    await expectTruncated('huge-caplen.pcap', Buffer.concat([header, records[0], records[1], bad, records[0]]), 2, thirdAt);
+  });
+
+  const section = Buffer.concat([pcapngSection(), pcapngInterface(LinkType.ETHERNET)]);
+  const epbs = [1n, 2n, 3n].map((t) => pcapngEnhancedPacket(0, 1_700_000_000_000_000n + t, fakeFrame(100)));
+  const thirdBlockAt = section.length + epbs[0].length + epbs[1].length;
+
+  it('a pcapng block length that is not a multiple of 4', async () => {
+    const bad = Buffer.from(epbs[2]);
+    bad.writeUInt32LE(bad.length + 1, 4);
+    await expectTruncated('odd-length.pcapng', Buffer.concat([section, epbs[0], epbs[1], bad, epbs[0]]), 2, thirdBlockAt);
+  });
+
+  it('a pcapng block shorter than its type allows', async () => {
+    const bad = Buffer.from(epbs[2]);
+    bad.writeUInt32LE(16, 4);
+    await expectTruncated('tiny-block.pcapng', Buffer.concat([section, epbs[0], epbs[1], bad]), 2, thirdBlockAt);
+  });
+
+  it('a pcapng block whose trailing length differs', async () => {
+    const bad = Buffer.from(epbs[2]);
+    bad.writeUInt32LE(12, bad.length - 4);
+    await expectTruncated('trailer.pcapng', Buffer.concat([section, epbs[0], epbs[1], bad, epbs[0]]), 2, thirdBlockAt);
+  });
+
+  it('a pcapng packet claiming more captured bytes than its block holds', async () => {
+    const bad = Buffer.from(epbs[2]);
+    bad.writeUInt32LE(5000, 20);
+    await expectTruncated('caplen-past-block.pcapng', Buffer.concat([section, epbs[0], epbs[1], bad]), 2, thirdBlockAt);
+  });
+
+  it('a pcapng packet naming an interface that was never described', async () => {
+    const bad = Buffer.from(epbs[2]);
+    bad.writeUInt32LE(4, 8);
+    await expectTruncated('no-iface.pcapng', Buffer.concat([section, epbs[0], epbs[1], bad]), 2, thirdBlockAt);
+  });
+
+  it('a pcapng cut inside a block', async () => {
+    await expectTruncated('cut.pcapng', Buffer.concat([section, epbs[0], epbs[1], epbs[2].subarray(0, 50)]), 2, thirdBlockAt);
+  });
+
+  it('a pcapng cut inside a large unknown block', async () => {
+    const big = pcapngBlock(0x8000_0001, Buffer.alloc(2 * 1024 * 1024));
+    await expectTruncated('cut-big.pcapng', Buffer.concat([section, epbs[0], epbs[1], big.subarray(0, 1_500_000)]), 2, thirdBlockAt);
+  });
+});

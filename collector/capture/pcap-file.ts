@@ -1,0 +1,125 @@
+/**
+ * The capture-file source: pcap or pcapng, optionally gzip-compressed, from a file, stdin or any stream
+ * (tcpdump's stdout), read as a stream in constant memory, as fast as possible or paced to capture time.
+ */
+import { performance } from 'node:perf_hooks';
+import { openCaptureInput, type CaptureInput } from './input.js';
+import { CaptureStreamReader } from './stream-reader.js';
+import { emptyCaptureStats, type CaptureSource, type CaptureStats, type PacketSink, type SourceDeps } from './types.js';
+
+/** Options of buildFileSource(). */
+export interface FileSourceOptions {
+  /** Capture file; '-' reads stdin. */
+  path: string;
+  /** 0 or undefined: as fast as possible; N > 0: packet times map to wall time at N times capture speed. */
+  realtimeSpeed?: number;
+  /** Read this stream instead of `path` (stdin, a tcpdump pipe); `path` then only names it. */
+  input?: NodeJS.ReadableStream;
+  /** How messages name the input (defaults to the path, or "stdin"). */
+  name?: string;
+}
+
+/** Gaps shorter than this are not slept: timers are not that precise anyway. */
+const MIN_SLEEP_MS = 5;
+
+/** Maps packet time to wall time: packet t is due at wallStart + (t - firstPacketTime) / speed. */
+class Pacer {
+  private firstPacketTimeMs = NaN;
+  private wallStartMs = 0;
+
+  constructor(private readonly speed: number) {}
+
+  /** How long to wait before the packet at `timeMs` is due (0 = now); `release` is then the new bound. */
+  delayFor(timeMs: number): { delayMs: number; release: number } {
+    const now = performance.now();
+    if (Number.isNaN(this.firstPacketTimeMs)) {
+      this.firstPacketTimeMs = timeMs;
+      this.wallStartMs = now;
+    }
+    const delayMs = this.wallStartMs + (timeMs - this.firstPacketTimeMs) / this.speed - now;
+    if (delayMs >= MIN_SLEEP_MS) return { delayMs, release: -Infinity };
+    const release = this.firstPacketTimeMs + (now + MIN_SLEEP_MS - this.wallStartMs) * this.speed;
+    return { delayMs: 0, release: Math.max(release, timeMs) };
+  }
+}
+
+/** Builds a source reading a pcap/pcapng(.gz) file, stdin ('-') or opts.input. No I/O until run(). */
+export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): CaptureSource {
+  const name = opts.name ?? (opts.path === '-' ? 'stdin' : opts.path);
+  const speed = opts.realtimeSpeed !== undefined && opts.realtimeSpeed > 0 ? opts.realtimeSpeed : 0;
+  const stats = emptyCaptureStats();
+  let reader: CaptureStreamReader | null = null;
+  let input: CaptureInput | null = null;
+  let stopRequested = false;
+  let wakeUp: (() => void) | null = null;
+
+  function refresh(): CaptureStats {
+    if (reader !== null) {
+      stats.packets = reader.packets;
+      stats.bytesRead = reader.bytesPushed;
+    }
+    if (input !== null) stats.fileBytesRead = input.fileBytesRead();
+    return { ...stats };
+  }
+
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        wakeUp = null;
+        resolve();
+      }, ms);
+      wakeUp = () => {
+        clearTimeout(timer);
+        wakeUp = null;
+        resolve();
+      };
+    });
+  }
+
+  async function read(sink: PacketSink): Promise<CaptureStats> {
+    input = await openCaptureInput(opts.path, opts.input, name);
+    stats.totalBytes = input.totalBytes;
+    const current = new CaptureStreamReader(name, sink);
+    reader = current;
+    const pacer = speed > 0 ? new Pacer(speed) : null;
+    // paced: hold the first packet so the pacer learns the capture's start time
+    current.setRelease(stopRequested || pacer !== null ? -Infinity : Infinity);
+    try {
+      for await (const chunk of input.chunks) {
+        let parsedAll = current.push(chunk);
+        while (!parsedAll && !current.done() && !stopRequested) {
+          const step = (pacer as Pacer).delayFor(current.heldTimeMs);
+          if (step.delayMs > 0) await sleep(step.delayMs);
+          else current.setRelease(step.release);
+          if (!stopRequested) parsedAll = current.resume();
+        }
+        if (stopRequested) break;
+        // garbage from a damaged gzip stream must be reported as such: read on until gunzip notices
+        if (current.done() && !input.compressed()) break;
+      }
+      if (!stopRequested) current.finish();
+    } finally {
+      input.close();
+    }
+    if (current.error !== null) throw current.error;
+    if (current.truncation !== null) {
+      stats.truncated = true;
+      stats.truncatedAt = current.truncation.offset;
+      deps.onWarning?.(`${name}: capture cut short at offset ${current.truncation.offset}: ${current.truncation.reason}; ` +
+        `read ${current.packets} packets before it`);
+    }
+    return refresh();
+  }
+
+  return {
+    description: opts.input !== undefined ? name : opts.path === '-' ? 'stdin' : `file ${opts.path}`,
+    run: read,
+    stop() {
+      stopRequested = true;
+      // holds every further packet, also in the middle of a chunk, without a per-packet flag
+      reader?.setRelease(-Infinity);
+      wakeUp?.();
+    },
+    stats: refresh,
+  };
+}
