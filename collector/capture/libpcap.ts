@@ -90,6 +90,9 @@ export function buildLibpcapSource(opts: LibpcapSourceOptions, deps: SourceDeps)
 
   function end(error: Error | null): void {
     pollDrops();
+    // node_pcap's close() only breaks libpcap's loop: the handle (and the poll watcher that keeps the
+    // process alive) is released when the next packet arrives. The CLI therefore exits explicitly
+    // once its work is done (collector/cli/main.ts).
     session?.close();
     session = null;
     finish?.(error);

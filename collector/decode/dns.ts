@@ -74,6 +74,7 @@ export function parseDns(
  */
 export function parseDnsOverTcp(
   buf: Buffer, offset: number, length: number, onAnswer: DnsAnswerCallback, includeAdditional = false,
+  counts?: { dnsMessages: number; dnsMalformed: number },
 ): number {
   if (offset < 0 || length < 0 || offset + length > buf.length) return 0;
   const end = offset + length;
@@ -81,7 +82,11 @@ export function parseDnsOverTcp(
   while (end - at >= 2) {
     const messageLength = buf.readUInt16BE(at);
     if (end - at - 2 < messageLength) break;
-    parseDns(buf, at + 2, messageLength, onAnswer, includeAdditional);
+    const ok = parseDns(buf, at + 2, messageLength, onAnswer, includeAdditional);
+    if (counts) {
+      counts.dnsMessages++;
+      if (!ok) counts.dnsMalformed++;
+    }
     at += 2 + messageLength;
   }
   return at - offset;

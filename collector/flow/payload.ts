@@ -3,7 +3,7 @@
  * SNI, buffering a flow's stream start when a ClientHello or a DNS message spans several segments.
  * Only names and addresses leave this module; payload bytes are dropped as soon as they are parsed.
  */
-import { parseDns } from '../decode/dns.js';
+import { parseDns, parseDnsOverTcp } from '../decode/dns.js';
 import { IPPROTO_TCP, IPPROTO_UDP, TCP_SYN, type DecodedPacket } from '../decode/packet.js';
 import { parseClientHelloSni } from '../decode/tls-sni.js';
 import { SNI_DONE, type Flow } from './flow.js';
@@ -55,13 +55,19 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
     handlers.onDnsAnswer(new DnsAnswer(ctxTime, name, type, data, ttl, ctxMac, ctxVersion, ctxWords));
   };
 
-  function dnsMessage(p: DecodedPacket, buf: Buffer, off: number, len: number): void {
+  function setContext(p: DecodedPacket): void {
     ctxTime = p.timeMs;
     ctxMac = p.dstMac;
     ctxVersion = p.ipVersion;
     ctxWords = [p.dstAddr[0], p.dstAddr[1], p.dstAddr[2], p.dstAddr[3]];
+  }
+
+  /** DNS over UDP; mDNS hosts announce their own addresses in the additional section, so read it too. */
+  function dnsOverUdp(p: DecodedPacket): void {
+    setContext(p);
     stats.dnsMessages++;
-    if (!parseDns(buf, off, len, onAnswer)) stats.dnsMalformed++;
+    const mdns = p.srcPort === 5353 || p.dstPort === 5353;
+    if (!parseDns(p.payloadBuf, p.payloadOffset, p.payloadLength, onAnswer, mdns)) stats.dnsMalformed++;
   }
 
   /** DNS over TCP: 2-byte length prefix; buffer the server's stream until whole messages are there. */
@@ -74,14 +80,10 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
       off = 0;
       len = buf.length;
     }
-    while (len >= 2) {
-      const msgLen = buf.readUInt16BE(off);
-      if (len < 2 + msgLen) break;
-      dnsMessage(p, buf, off + 2, msgLen);
-      off += 2 + msgLen;
-      len -= 2 + msgLen;
-    }
-    flow.dnsBuf = len > 0 && len < MAX_DNS_TCP_BUFFER ? Buffer.from(buf.subarray(off, off + len)) : null;
+    setContext(p);
+    const used = parseDnsOverTcp(buf, off, len, onAnswer, false, stats);
+    const rest = len - used;
+    flow.dnsBuf = rest > 0 && rest < MAX_DNS_TCP_BUFFER ? Buffer.from(buf.subarray(off + used, off + len)) : null;
   }
 
   function sni(flow: Flow, p: DecodedPacket): void {
@@ -131,7 +133,7 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
     inspect(flow: Flow, up: boolean, p: DecodedPacket): void {
       if (p.proto === IPPROTO_UDP) {
         if (p.payloadLength > 0 && (p.srcPort === 53 || p.srcPort === 5353 || p.dstPort === 5353)) {
-          dnsMessage(p, p.payloadBuf, p.payloadOffset, p.payloadLength);
+          dnsOverUdp(p);
         }
         return;
       }

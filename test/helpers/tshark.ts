@@ -129,7 +129,8 @@ export function tsharkTotals(file: string): { packets: number; bytes: number } {
 export type OracleDns = string;
 
 /**
- * A/AAAA/CNAME answers of DNS and mDNS responses (UDP/TCP ports 53 and 5353), from tshark's JSON
+ * A/AAAA/CNAME answers of DNS and mDNS responses (UDP/TCP ports 53 and 5353; for mDNS also the
+ * additional section), from tshark's JSON
  * output so each answer's name, type, data and TTL stay together. Responses quoted inside ICMP errors
  * are not answers anyone received, so they are left out.
  */
@@ -137,24 +138,30 @@ export function tsharkDnsAnswers(file: string): OracleDns[] {
   const json = tshark(['-r', file, '-Y', 'dns.flags.response == 1 && (udp.port == 53 || tcp.port == 53 || udp.port == 5353) && !icmp && !icmpv6', '-T', 'json', '-J', 'dns mdns']);
   const packets = JSON.parse(json || '[]') as Array<{ _source: { layers: Record<string, unknown> } }>;
   const answers: OracleDns[] = [];
-  const collect = (dnsLayer: unknown) => {
+  const collect = (dnsLayer: unknown, sections: string[]) => {
     const layers = Array.isArray(dnsLayer) ? dnsLayer : [dnsLayer];
     for (const layer of layers) {
-      const ans = (layer as Record<string, unknown>)?.Answers as Record<string, Record<string, string>> | undefined;
+      for (const section of sections) {
+      const ans = (layer as Record<string, unknown>)?.[section] as Record<string, Record<string, string>> | undefined;
       if (!ans) continue;
       for (const rec of Object.values(ans)) {
         const type = rec['dns.resp.type'];
         const name = rec['dns.resp.name'];
         const ttl = rec['dns.resp.ttl'];
-        if (type === '1') answers.push(`${name} A ${rec['dns.a']} ${ttl}`);
-        else if (type === '28') answers.push(`${name} AAAA ${rec['dns.aaaa']} ${ttl}`);
-        else if (type === '5') answers.push(`${name} CNAME ${rec['dns.cname']} ${ttl}`);
+        // the data field must be there too: tshark's JSON lists an NSEC record's type bitmap under the
+        // same key as the record type, so an NSEC can look like an AAAA without an address
+        if (type === '1' && rec['dns.a']) answers.push(`${name} A ${rec['dns.a']} ${ttl}`);
+        else if (type === '28' && rec['dns.aaaa']) answers.push(`${name} AAAA ${rec['dns.aaaa']} ${ttl}`);
+        else if (type === '5' && rec['dns.cname']) answers.push(`${name} CNAME ${rec['dns.cname']} ${ttl}`);
+      }
       }
     }
   };
   for (const p of packets) {
     const layers = p._source.layers;
-    collect(layers.dns ?? layers.mdns);
+    // mDNS hosts announce their addresses in the additional section: earshot reads it for mDNS only
+    if (layers.mdns) collect(layers.mdns, ['Answers', 'Additional records']);
+    else collect(layers.dns, ['Answers']);
   }
   return answers.sort();
 }

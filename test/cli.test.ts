@@ -1,0 +1,190 @@
+/**
+ * The `earshot` executable as a user meets it: help, exit codes, one-line errors without stack traces,
+ * the report on stdout matching its JSON Schema, stdin and gzip input, and live capture on loopback.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { describe, expect, it } from 'vitest';
+import { configKeys } from '../collector/config.js';
+import { EARSHOT_BIN, runCli, type CliResult } from './helpers/cli.js';
+import { describeShared, PROJECT_ROOT, realCapture } from './helpers/shared.js';
+
+const FIXTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
+const dir = mkdtempSync(join(tmpdir(), 'earshot-cli-'));
+
+/** A bad-input failure: exit 2, exactly one line on stderr starting "earshot:", no stack trace. */
+function expectOneLineError(r: CliResult, pattern: RegExp): void {
+  expect(r.code).toBe(2);
+  const lines = r.stderr.trimEnd().split('\n');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^earshot: /);
+  expect(lines[0]).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+  expect(r.stdout).toBe('');
+}
+
+const validateReport = (() => {
+  const ajv = new Ajv2020({ allErrors: true, strict: true });
+  (addFormats as unknown as (a: Ajv2020) => void)(ajv);
+  return ajv.compile(JSON.parse(readFileSync(join(PROJECT_ROOT, 'docs/report.schema.json'), 'utf8')));
+})();
+
+describe('earshot CLI', () => {
+  it('--help lists the commands; each command --help lists its flags and every config key', async () => {
+    const main = await runCli(['--help']);
+    expect(main.code).toBe(0);
+    expect(main.stdout).toMatch(/replay/);
+    expect(main.stdout).toMatch(/collect/);
+    for (const command of ['replay', 'collect']) {
+      const r = await runCli([command, '--help']);
+      expect(r.code).toBe(0);
+      for (const key of configKeys()) {
+        expect(r.stdout).toContain(`--${key.flag}`);
+        expect(r.stdout).toContain(key.env);
+      }
+    }
+    expect((await runCli(['replay', '--help'])).stdout).toMatch(/--realtime-speed/);
+    expect((await runCli(['collect', '--help'])).stdout).toMatch(/--duration/);
+    const version = await runCli(['--version']);
+    expect(version.stdout).toMatch(/^earshot \d+\.\d+\.\d+/);
+  });
+
+  it('replay --format json prints a report that matches docs/report.schema.json', async () => {
+    const r = await runCli(['replay', FIXTURE, '--format', 'json']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const ok = validateReport(report);
+    expect(validateReport.errors ?? []).toEqual([]);
+    expect(ok).toBe(true);
+    expect(report.capture.packets).toBe(2778);
+    expect(report.flows.find((f: { server: string }) => f.server === '52.94.233.109')).toMatchObject({ proto: 'tcp', serverPort: 443, device: '68:db:f5:90:19:64' });
+  });
+
+  it('reads gzip-compressed captures, from a file and from stdin, with the same report', async () => {
+    const gz = join(dir, 'echo.pcapng.gz');
+    writeFileSync(gz, gzipSync(readFileSync(FIXTURE)));
+    const plain = await runCli(['replay', FIXTURE, '--format', 'json']);
+    const fromGz = await runCli(['replay', gz, '--format', 'json']);
+    const fromStdin = await runCli(['replay', '-', '--format', 'json'], { input: readFileSync(gz) });
+    expect(fromGz.code).toBe(0);
+    expect(fromStdin.code).toBe(0);
+    expect(JSON.parse(fromGz.stdout)).toEqual(JSON.parse(plain.stdout));
+    expect(JSON.parse(fromStdin.stdout)).toEqual(JSON.parse(plain.stdout));
+  });
+
+  it('writes text tables with --format text and the report to a file with --output', async () => {
+    const text = await runCli(['replay', FIXTURE, '--format', 'text']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^Capture: 2778 packets/);
+    expect(text.stdout).toMatch(/Devices \(4\)/);
+    const out = join(dir, 'report.json');
+    const toFile = await runCli(['replay', FIXTURE, '-o', out]);
+    expect(toFile.code).toBe(0);
+    expect(toFile.stdout).toBe('');
+    expect(JSON.parse(readFileSync(out, 'utf8')).schema).toBe('earshot.report/1');
+  });
+
+  it('bad input: one line naming the problem, exit 2, no stack trace', async () => {
+    expectOneLineError(await runCli(['replay', join(dir, 'missing.pcap')]), /missing\.pcap: no such file/);
+    expectOneLineError(await runCli(['replay', dir]), /is a directory/);
+    expectOneLineError(await runCli(['replay', join(PROJECT_ROOT, 'README.md')]), /README\.md: not a pcap or pcapng capture/);
+    const usb = join(dir, 'usb.pcap');
+    const header = Buffer.alloc(24);
+    header.writeUInt32LE(0xa1b2c3d4, 0);
+    header.writeUInt16LE(2, 4);
+    header.writeUInt16LE(4, 6);
+    header.writeUInt32LE(65535, 16);
+    header.writeUInt32LE(189, 20); // LINKTYPE_USB_LINUX
+    writeFileSync(usb, header);
+    expectOneLineError(await runCli(['replay', usb]), /usb\.pcap: link type 189 is not supported/);
+    expectOneLineError(await runCli(['replay']), /missing argument/);
+    expectOneLineError(await runCli(['replay', FIXTURE, '--frobnicate']), /--frobnicate/);
+    expectOneLineError(await runCli(['replay', FIXTURE, '--format', 'xml']), /--format: must be json or text/);
+    expectOneLineError(await runCli(['replay', FIXTURE, '--realtime-speed', 'fast']), /--realtime-speed: expected a number/);
+    expectOneLineError(await runCli(['replay', FIXTURE, '--max-flows', '0']), /--max-flows: must be >= 1|--max-flows.*1/);
+    expectOneLineError(await runCli(['replay', FIXTURE], { env: { EARSHOT_LOG_LEVEL: 'loud' } }), /EARSHOT_LOG_LEVEL: must be one of/);
+    const badConfig = join(dir, 'bad.yaml');
+    writeFileSync(badConfig, 'flows:\n  maxflows: 3\n');
+    expectOneLineError(await runCli(['replay', FIXTURE, '--config', badConfig]), /bad\.yaml: flows: unknown key "maxflows"/);
+    expectOneLineError(await runCli(['frob']), /unknown command "frob"/);
+    expectOneLineError(await runCli(['collect']), /--interface is required/);
+  });
+
+  it('config from a file, the environment and flags, flags winning', async () => {
+    const config = join(dir, 'small.yaml');
+    writeFileSync(config, 'flows:\n  maxFlows: 1\n');
+    const r = await runCli(['replay', FIXTURE, '--config', config, '--format', 'json']);
+    expect(JSON.parse(r.stdout).stats.flowsEvicted).toBeGreaterThan(0);
+    const env = await runCli(['replay', FIXTURE, '--format', 'json'], { env: { EARSHOT_CONFIG: config, EARSHOT_FLOWS_MAX_FLOWS: '1000' } });
+    expect(JSON.parse(env.stdout).stats.flowsEvicted).toBe(0);
+    const flag = await runCli(['replay', FIXTURE, '--format', 'json', '--max-flows', '2'], { env: { EARSHOT_FLOWS_MAX_FLOWS: '1000' } });
+    expect(JSON.parse(flag.stdout).stats.flowsEvicted).toBeGreaterThan(0);
+  });
+
+  it('paces a replay with --realtime-speed', async () => {
+    // the fixture spans 47.9 s of capture time: at 40x that is ~1.2 s of wall time
+    const started = Date.now();
+    const r = await runCli(['replay', FIXTURE, '--format', 'json', '--realtime-speed', '40']);
+    expect(r.code).toBe(0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1100);
+  });
+});
+
+describeShared('earshot CLI on real captures', () => {
+  it('a capture cut off mid-record: everything before it, truncated, one warning, exit 0', async () => {
+    const file = realCapture('amazon-echo_alexa-timed2_xray.pcap');
+    const r = await runCli(['replay', file, '--format', 'json', '--log-format', 'text']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.capture).toMatchObject({ packets: 3281, truncated: true });
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^earshot: warn: .*timed2_xray\.pcap: capture cut short at offset 1507284/);
+  });
+});
+
+const isRoot = process.getuid?.() === 0;
+const haveTcpdump = (() => {
+  try {
+    execFileSync('which', ['tcpdump'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+if (!isRoot) console.warn('skipping live capture CLI tests: they need root (CAP_NET_RAW) to capture on lo');
+
+describe.skipIf(!isRoot)('earshot collect on loopback', () => {
+  for (const source of ['libpcap', 'tcpdump'] as const) {
+    it.skipIf(source === 'tcpdump' && !haveTcpdump)(`--source ${source}: sees a UDP exchange on lo and reports its flow`, async () => {
+      const port = 40000 + Math.floor(Math.random() * 20000);
+      const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--interface', 'lo', '--source', source, '--filter', `udp port ${port}`, '--duration', '4', '--format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      child.stdout.on('data', (d: Buffer) => out.push(d));
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      await new Promise((r) => setTimeout(r, 1500)); // let the capture start
+      const server = createSocket('udp4');
+      const client = createSocket('udp4');
+      await new Promise<void>((r) => server.bind(port, '127.0.0.1', () => r()));
+      server.on('message', (msg, rinfo) => server.send(msg, rinfo.port, rinfo.address));
+      for (let i = 0; i < 5; i++) {
+        client.send(Buffer.alloc(100), port, '127.0.0.1');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      client.close();
+      server.close();
+      expect(await exited).toBe(0);
+      const report = JSON.parse(Buffer.concat(out).toString('utf8'));
+      const flow = report.flows.find((f: { serverPort: number }) => f.serverPort === port);
+      // 100 bytes of payload + 8 UDP + 20 IP + 14 link (loopback is Ethernet-framed on Linux)
+      expect(flow).toMatchObject({ proto: 'udp', client: '127.0.0.1', server: '127.0.0.1', packetsUp: 5, packetsDown: 5, bytesUp: 5 * 142, bytesDown: 5 * 142 });
+    });
+  }
+});

@@ -1,0 +1,7 @@
+/** Builds dist/ once before the tests that run the `earshot` executable. */
+import { execFileSync } from 'node:child_process';
+import { PROJECT_ROOT } from './helpers/shared.js';
+
+export default function setup(): void {
+  execFileSync(process.execPath, [`${PROJECT_ROOT}/node_modules/typescript/bin/tsc`, '-p', 'tsconfig.build.json'], { cwd: PROJECT_ROOT, stdio: 'inherit' });
+}
