@@ -13,6 +13,7 @@ import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { configKeys } from '../collector/config.js';
 import { EARSHOT_BIN, runCli, type CliResult } from './helpers/cli.js';
+import { replayReport } from './helpers/replay.js';
 import { describeShared, PROJECT_ROOT, realCapture } from './helpers/shared.js';
 
 const FIXTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
@@ -63,6 +64,8 @@ describe('earshot CLI', () => {
     expect(validateReport.errors ?? []).toEqual([]);
     expect(ok).toBe(true);
     expect(report.capture.packets).toBe(2778);
+    // the streamed JSON says exactly what the in-process report says
+    expect(report).toEqual(JSON.parse(JSON.stringify(await replayReport(FIXTURE))));
     expect(report.flows.find((f: { server: string }) => f.server === '52.94.233.109')).toMatchObject({ proto: 'tcp', serverPort: 443, device: '68:db:f5:90:19:64' });
   });
 

@@ -4,21 +4,9 @@
  */
 import { readdirSync } from 'node:fs';
 import { expect, it } from 'vitest';
-import { buildSource } from '../collector/capture/index.js';
-import { loadConfig } from '../collector/config.js';
-import { buildCollector } from '../collector/index.js';
-import { buildReportSink, type Report } from '../collector/sink/report.js';
+import { replayReport } from './helpers/replay.js';
 import { describeShared, haveShared, REAL_CAPTURES, realCapture } from './helpers/shared.js';
 import { flowKey, tsharkDnsAnswers, tsharkFlows, tsharkSnis, tsharkTotals } from './helpers/tshark.js';
-
-/** Replays `file` through the whole pipeline in-process and returns the report. */
-export async function replayReport(file: string): Promise<Report> {
-  const config = loadConfig({});
-  const sink = buildReportSink({ maxDnsAnswers: config.report.maxDnsAnswers });
-  const collector = buildCollector(config, { onFlowEnd: sink.onFlowEnd, onDnsAnswer: sink.onDnsAnswer });
-  const stats = await collector.run(buildSource({ kind: 'file', path: file }, {}));
-  return sink.build(stats, collector.stats());
-}
 
 const files = haveShared() ? readdirSync(REAL_CAPTURES).filter((f) => /\.pcap(ng)?$/.test(f)).sort() : [];
 

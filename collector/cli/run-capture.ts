@@ -10,7 +10,7 @@ import type { Config } from '../config.js';
 import { earshotError } from '../errors.js';
 import { buildCollector } from '../index.js';
 import type { Logger } from '../log.js';
-import { buildReportSink, reportJsonChunks, type Report } from '../sink/report.js';
+import { buildReportSink } from '../sink/report.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import { renderTextReport } from './text-report.js';
 
@@ -68,8 +68,7 @@ function parseNumberFlag(name: string, value: unknown, fallback: number): number
   return n;
 }
 
-async function writeReport(report: Report, format: 'json' | 'text', output: string | undefined, stdout: NodeJS.WriteStream): Promise<void> {
-  const chunks = format === 'json' ? reportJsonChunks(report) : [renderTextReport(report)];
+async function writeReport(chunks: Iterable<string>, output: string | undefined, stdout: NodeJS.WriteStream): Promise<void> {
   const out: NodeJS.WritableStream = output === undefined ? stdout : createWriteStream(output);
   await new Promise<void>((resolve, reject) => {
     out.on('error', (err: Error) => reject(earshotError('EARSHOT_ERR_FILE_UNREADABLE', output ?? 'stdout', err.message)));
@@ -109,7 +108,8 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   try {
     const stats = await collector.run(source);
     bar?.stop();
-    await writeReport(report.build(stats, collector.stats()), format, parsed.flags.output as string | undefined, io.stdout);
+    const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats()) : [renderTextReport(report.build(stats, collector.stats()))];
+    await writeReport(chunks, parsed.flags.output as string | undefined, io.stdout);
     return 0;
   } finally {
     bar?.stop();

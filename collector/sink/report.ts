@@ -49,6 +49,11 @@ export interface ReportDns {
   ttl: number;
 }
 
+/** The report with its flows in some form (records, or live Flow objects converted while writing). */
+export interface ReportOf<F> extends Omit<Report, 'flows'> {
+  flows: readonly F[];
+}
+
 export interface Report {
   schema: typeof REPORT_SCHEMA;
   capture: {
@@ -87,18 +92,20 @@ export function isoTime(ms: number): string {
  * Writes a report as JSON with one device, flow or DNS answer per line: as readable as indented JSON
  * for grep and diff, and much cheaper to produce for large captures.
  */
-export function* reportJsonChunks(report: Report): Generator<string> {
+export function* reportJsonChunks(report: ReportOf<unknown>, flowToJson: (flow: unknown) => unknown = (f) => f): Generator<string> {
   const head = { schema: report.schema, capture: report.capture };
   yield `${JSON.stringify(head).slice(0, -1)},\n`;
-  const lists: Array<[string, readonly unknown[]]> = [['devices', report.devices], ['flows', report.flows], ['dns', report.dns], ['activations', report.activations]];
-  for (const [name, items] of lists) {
+  const lists: Array<[string, readonly unknown[], (item: unknown) => unknown]> = [
+    ['devices', report.devices, (d) => d], ['flows', report.flows, flowToJson], ['dns', report.dns, (d) => d], ['activations', report.activations, (a) => a],
+  ];
+  for (const [name, items, toJson] of lists) {
     if (items.length === 0) {
       yield `"${name}":[],\n`;
       continue;
     }
     let batch = `"${name}":[\n`;
     for (let i = 0; i < items.length; i++) {
-      batch += `${JSON.stringify(items[i])}${i + 1 < items.length ? ',' : ''}\n`;
+      batch += `${JSON.stringify(toJson(items[i]))}${i + 1 < items.length ? ',' : ''}\n`;
       if (batch.length > 1 << 16) {
         yield batch;
         batch = '';
@@ -170,6 +177,16 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
     },
     /** Renders the report from what was gathered; `open` adds flows still active (live snapshots). */
     build(capture: CaptureStats, stats: CollectorStats, open: readonly Flow[] = []): Report {
+      const report = gather(capture, stats, open);
+      return { ...report, flows: report.flows.map(flowToReport) };
+    },
+    /** The report as JSON text chunks; flows are converted one by one while writing (large captures). */
+    jsonChunks(capture: CaptureStats, stats: CollectorStats, open: readonly Flow[] = []): Generator<string> {
+      return reportJsonChunks(gather(capture, stats, open), (f) => flowToReport(f as Flow));
+    },
+  };
+
+  function gather(capture: CaptureStats, stats: CollectorStats, open: readonly Flow[]): ReportOf<Flow> {
       const all = [...flows, ...open].sort((a, b) => a.firstMs - b.firstMs || a.id - b.id);
       const devices = new Map<number, ReportDevice>();
       for (const f of all) {
@@ -198,7 +215,7 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
           truncated: capture.truncated,
         },
         devices: [...devices.values()].sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac)),
-        flows: all.map(flowToReport),
+        flows: all,
         dns: orderedDns.map((a) => ({ time: isoTime(a.timeMs), name: a.name, type: a.type, data: a.data, ttl: a.ttl })),
         activations: [],
         stats: {
@@ -218,8 +235,7 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
           sniGaveUp: stats.payload.sniGaveUp,
         },
       };
-    },
-  };
+  }
 }
 
 export type ReportSink = ReturnType<typeof buildReportSink>;

@@ -1,0 +1,13 @@
+/** Replays a capture through the whole pipeline in-process and returns the report. */
+import { buildSource } from '../../collector/capture/index.js';
+import { loadConfig, type ConfigSources } from '../../collector/config.js';
+import { buildCollector } from '../../collector/index.js';
+import { buildReportSink, type Report } from '../../collector/sink/report.js';
+
+export async function replayReport(file: string, sources: ConfigSources = {}): Promise<Report> {
+  const config = loadConfig(sources);
+  const sink = buildReportSink({ maxDnsAnswers: config.report.maxDnsAnswers });
+  const collector = buildCollector(config, { onFlowEnd: sink.onFlowEnd, onDnsAnswer: sink.onDnsAnswer });
+  const stats = await collector.run(buildSource({ kind: 'file', path: file }, {}));
+  return sink.build(stats, collector.stats());
+}
