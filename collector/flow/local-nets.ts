@@ -92,17 +92,33 @@ export interface LocalNets {
 
 /** Compiles the built-in local ranges plus `extra` (from config key localNets). */
 export function buildLocalNets(extra: readonly string[]): LocalNets {
-  const v4: Prefix[] = [];
+  // IPv4 prefixes as (network, mask) pairs in typed arrays: one AND and compare each
+  const v4Net: number[] = [];
+  const v4Mask: number[] = [];
   const v6: Prefix[] = [];
   for (const [i, text] of [...BUILTIN, ...extra].entries()) {
     const p = parseCidr(text, i < BUILTIN.length ? 'built-in' : `localNets[${i - BUILTIN.length}]`);
-    (p.version === 4 ? v4 : v6).push(p);
+    if (p.version === 4) {
+      const bits = p.bits - 96;
+      const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+      v4Net.push((p.words[3] & mask) >>> 0);
+      v4Mask.push(mask);
+    } else {
+      v6.push(p);
+    }
   }
+  const nets = Uint32Array.from(v4Net);
+  const masks = Uint32Array.from(v4Mask);
+  const count = nets.length;
   return {
     isLocal(ipVersion, words) {
-      const list = ipVersion === 4 ? v4 : ipVersion === 6 ? v6 : null;
-      if (!list) return false;
-      for (let i = 0; i < list.length; i++) if (matches(list[i], words)) return true;
+      if (ipVersion === 4) {
+        const a = words[3];
+        for (let i = 0; i < count; i++) if (((a & masks[i]) >>> 0) === nets[i]) return true;
+        return false;
+      }
+      if (ipVersion !== 6) return false;
+      for (let i = 0; i < v6.length; i++) if (matches(v6[i], words)) return true;
       return false;
     },
   };

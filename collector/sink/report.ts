@@ -92,11 +92,12 @@ export function isoTime(ms: number): string {
  * Writes a report as JSON with one device, flow or DNS answer per line: as readable as indented JSON
  * for grep and diff, and much cheaper to produce for large captures.
  */
-export function* reportJsonChunks(report: ReportOf<unknown>, flowToJson: (flow: unknown) => unknown = (f) => f): Generator<string> {
+export function* reportJsonChunks(report: ReportOf<unknown>, flowToJson: (flow: unknown) => string = (f) => JSON.stringify(f)): Generator<string> {
   const head = { schema: report.schema, capture: report.capture };
   yield `${JSON.stringify(head).slice(0, -1)},\n`;
-  const lists: Array<[string, readonly unknown[], (item: unknown) => unknown]> = [
-    ['devices', report.devices, (d) => d], ['flows', report.flows, flowToJson], ['dns', report.dns, (d) => d], ['activations', report.activations, (a) => a],
+  const json = (item: unknown) => JSON.stringify(item);
+  const lists: Array<[string, readonly unknown[], (item: unknown) => string]> = [
+    ['devices', report.devices, json], ['flows', report.flows, flowToJson], ['dns', report.dns, json], ['activations', report.activations, json],
   ];
   for (const [name, items, toJson] of lists) {
     if (items.length === 0) {
@@ -105,7 +106,7 @@ export function* reportJsonChunks(report: ReportOf<unknown>, flowToJson: (flow: 
     }
     let batch = `"${name}":[\n`;
     for (let i = 0; i < items.length; i++) {
-      batch += `${JSON.stringify(toJson(items[i]))}${i + 1 < items.length ? ',' : ''}\n`;
+      batch += `${toJson(items[i])}${i + 1 < items.length ? ',' : ''}\n`;
       if (batch.length > 1 << 16) {
         yield batch;
         batch = '';
@@ -126,6 +127,18 @@ function macName(mac: number): string | null {
     if (macNames.size < 65536) macNames.set(mac, name);
   }
   return name;
+}
+
+const str = (v: string | null): string => (v === null ? 'null' : JSON.stringify(v));
+
+/** A flow as one JSON line, written straight from the Flow (equal to JSON.stringify(flowToReport(f))). */
+function flowJson(f: Flow): string {
+  const device = macName(f.deviceMac);
+  return `{"proto":"${f.proto === 6 ? 'tcp' : 'udp'}","client":"${formatAddr(f.ipVersion, f.clientWords())}","clientPort":${f.clientPort},` +
+    `"server":"${formatAddr(f.ipVersion, f.serverWords())}","serverPort":${f.serverPort},"packetsUp":${f.packetsUp},"packetsDown":${f.packetsDown},` +
+    `"bytesUp":${f.bytesUp},"bytesDown":${f.bytesDown},"first":"${isoTime(f.firstMs)}","last":"${isoTime(f.lastMs)}",` +
+    `"device":${device === null ? 'null' : `"${device}"`},"sni":${str(f.sni)},"serverName":${str(f.serverName)},"nameSource":${str(f.nameSource)},` +
+    `"service":${str(f.service)},"vendor":${str(f.vendor)}}`;
 }
 
 function flowToReport(f: Flow): ReportFlow {
@@ -182,7 +195,7 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
     },
     /** The report as JSON text chunks; flows are converted one by one while writing (large captures). */
     jsonChunks(capture: CaptureStats, stats: CollectorStats, open: readonly Flow[] = []): Generator<string> {
-      return reportJsonChunks(gather(capture, stats, open), (f) => flowToReport(f as Flow));
+      return reportJsonChunks(gather(capture, stats, open), (f) => flowJson(f as Flow));
     },
   };
 
