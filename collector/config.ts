@@ -49,6 +49,45 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    devices: Type.Record(
+      Type.String({ pattern: '^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$' }),
+      Type.Object(
+        {
+          name: Type.Optional(Type.String({ maxLength: 64 })),
+          assistant: Type.Optional(Type.Boolean()),
+          vendor: Type.Optional(Type.String({ maxLength: 32 })),
+          model: Type.Optional(Type.String({ maxLength: 64 })),
+        },
+        { additionalProperties: false },
+      ),
+      {
+        default: {},
+        description: 'Per-device overrides by MAC: { "aa:bb:cc:dd:ee:ff": { name, assistant, vendor, model } }; they win over what earshot infers.',
+        flag: 'devices',
+      },
+    ),
+    catalog: Type.Array(
+      Type.Object(
+        {
+          pattern: Type.String({ description: 'Host name, * matches any characters' }),
+          service: Type.Union(['voice', 'telemetry', 'api', 'media', 'update', 'connectivity-check', 'time', 'push', 'other'].map((l) => Type.Literal(l))),
+          vendor: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+          source: Type.Optional(Type.String()),
+        },
+        { additionalProperties: false },
+      ),
+      { default: [], description: 'Extra endpoint catalogue entries [{ pattern, service, vendor, source }]; they win over the shipped catalogue (earshot catalog).', flag: 'catalog' },
+    ),
+    tagging: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Identify devices and tag flows with server names, vendors and services. Off: flows stay unnamed (for benchmarks).', flag: 'tagging' }),
+        dnsGraceS: Type.Number({ default: 900, minimum: 0, description: 'How long past its TTL a DNS answer still names the flows to that address.', flag: 'dns-grace' }),
+        maxDnsEntries: Type.Integer({ default: 50000, minimum: 1, description: 'Most DNS names remembered; the oldest are dropped (counted).', flag: 'max-dns-entries' }),
+        voiceMinDurationS: Type.Number({ default: 60, minimum: 1, description: "An assistant's TLS connection to its vendor's voice ranges on 443 that lasts this long (or was open before capture began) is its voice channel.", flag: 'voice-min-duration' }),
+        maxDevices: Type.Integer({ default: 4096, minimum: 1, description: 'Most devices kept in the inventory; the least recently seen are dropped.', flag: 'max-devices' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     report: Type.Object(
       {
         maxDnsAnswers: Type.Integer({ default: 100000, minimum: 0, description: 'Most DNS answers kept for the report; older ones are dropped (counted).', flag: 'max-dns-answers' }),
@@ -83,7 +122,7 @@ export interface ConfigKey {
   schema: TSchema;
   description: string;
   default: unknown;
-  kind: 'string' | 'number' | 'integer' | 'boolean' | 'string[]' | 'enum';
+  kind: 'string' | 'number' | 'integer' | 'boolean' | 'string[]' | 'enum' | 'json';
   choices?: string[];
 }
 
@@ -98,7 +137,8 @@ function kindOf(schema: TSchema): Pick<ConfigKey, 'kind' | 'choices'> {
     const nonNull = s.anyOf.find((a) => (a as { type?: string }).type !== 'null');
     return nonNull ? kindOf(nonNull) : { kind: 'string' };
   }
-  if (s.type === 'array') return { kind: 'string[]' };
+  if (s.type === 'array') return { kind: (s.items as { type?: string } | undefined)?.type === 'object' ? 'json' : 'string[]' };
+  if (s.type === 'object') return { kind: 'json' };
   if (s.type === 'integer' || s.type === 'number' || s.type === 'boolean') return { kind: s.type };
   return { kind: 'string' };
 }
@@ -109,7 +149,7 @@ export function configKeys(schema: TObject = ConfigSchema, prefix: string[] = []
   for (const [name, child] of Object.entries(schema.properties)) {
     const path = [...prefix, name];
     const c = child as TSchema & { type?: string; properties?: unknown; flag?: string; description?: string; default?: unknown };
-    if (c.type === 'object' && c.properties) {
+    if (c.type === 'object' && c.properties && !c.flag) {
       keys.push(...configKeys(c as TObject, path));
       continue;
     }
@@ -143,6 +183,12 @@ function coerce(key: ConfigKey, raw: string, where: string): unknown {
       throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, `expected true or false, got "${raw}"`);
     case 'string[]':
       return raw.split(',').map((s) => s.trim()).filter(Boolean);
+    case 'json':
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch (err) {
+        throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, `expected JSON, got "${raw.slice(0, 40)}" (${(err as Error).message})`);
+      }
     default:
       return raw;
   }

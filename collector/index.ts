@@ -12,6 +12,11 @@ import type { Flow } from './flow/flow.js';
 import { buildLocalNets } from './flow/local-nets.js';
 import { buildPayloadInspector, type DnsAnswer, type PayloadStats } from './flow/payload.js';
 import { FlowTable, type FlowTableStats } from './flow/table.js';
+import { Inventory } from './identify/inventory.js';
+import { buildOuiTable } from './identify/oui.js';
+import { buildCatalog } from './tag/catalog.js';
+import { buildTagger, type Tagger, type TaggerStats } from './tag/index.js';
+import { buildVendorRanges } from './tag/ip-ranges.js';
 
 /** Totals of what the pipeline was given, for the report's `capture` section. */
 export class CaptureTotals {
@@ -35,6 +40,23 @@ export interface CollectorStats {
   decode: DecodeStats;
   flows: FlowTableStats;
   payload: PayloadStats;
+  tagging: TaggerStats | null;
+}
+
+/** Builds the identification and tagging stages (or null when tagging is off). */
+function buildTagging(config: Readonly<Config>, localNets: ReturnType<typeof buildLocalNets>): { inventory: Inventory; tagger: Tagger } | null {
+  if (!config.tagging.enabled) return null;
+  const inventory = new Inventory(buildOuiTable(), { maxDevices: config.tagging.maxDevices, devices: config.devices });
+  const tagger = buildTagger(
+    {
+      dnsGraceMs: config.tagging.dnsGraceS * 1000,
+      maxDnsEntries: config.tagging.maxDnsEntries,
+      voiceMinDurationMs: config.tagging.voiceMinDurationS * 1000,
+      maxPending: 10_000,
+    },
+    { catalog: buildCatalog(config.catalog), ranges: buildVendorRanges(), inventory, localNets },
+  );
+  return { inventory, tagger };
 }
 
 const TICK_MS = 1000;
@@ -45,8 +67,16 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   const decoder = buildDecoder();
   const localNets = buildLocalNets(config.localNets);
   const noop = () => {};
-  const onFlowEnd = listeners.onFlowEnd ?? noop;
-  const onTick = listeners.onTick ?? noop;
+  const tagging = buildTagging(config, localNets);
+  // decided once here: with tagging off the stages are simply not in the chain
+  const chain = <A extends unknown[]>(first: ((...a: A) => void) | undefined, second: ((...a: A) => void) | undefined): ((...a: A) => void) => {
+    if (first && second) return (...a: A) => { first(...a); second(...a); };
+    return first ?? second ?? noop;
+  };
+  const t = tagging?.tagger;
+  const inv = tagging?.inventory;
+  const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(t?.onFlowEnd, listeners.onFlowEnd);
+  const onTick = chain(t?.onTick, listeners.onTick);
   const table = new FlowTable(
     {
       maxFlows: config.flows.maxFlows,
@@ -55,10 +85,14 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     },
     localNets,
     onFlowEnd,
+    t ? t.onFlowStart : null,
   );
   const inspector = buildPayloadInspector({
-    onDnsAnswer: listeners.onDnsAnswer ?? noop,
-    onSni: listeners.onSni ?? noop,
+    onDnsAnswer: chain(t?.onDnsAnswer, listeners.onDnsAnswer),
+    onSni: chain(t?.onSni, listeners.onSni),
+    onDhcp: inv ? (info, p) => inv.observeDhcp(info, p.srcMac, p.timeMs) : undefined,
+    onMdns: inv ? (info, p) => inv.observeMdns(info, p.srcMac, p.timeMs) : undefined,
+    onSsdp: inv ? (info, p) => inv.observeSsdp(info, p.srcMac, p.timeMs) : undefined,
   });
   let clockMs = Number.NEGATIVE_INFINITY;
   let nextTickMs = Number.NEGATIVE_INFINITY;
@@ -106,8 +140,12 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     /** Open flows (allocates; for snapshots and the API). */
     activeFlows: () => table.activeFlows(),
     stats(): CollectorStats {
-      return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats };
+      return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats, tagging: t?.stats ?? null };
     },
+    /** The device inventory (null with tagging off). */
+    inventory: inv ?? null,
+    /** The tagger (its DNS cache is saved with the inventory). */
+    tagger: t ?? null,
   };
 }
 

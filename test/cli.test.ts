@@ -140,6 +140,23 @@ describe('earshot CLI', () => {
 });
 
 describeShared('earshot CLI on real captures', () => {
+  it('--data-dir keeps names learned from DHCP across runs, and sets a damaged state file aside', async () => {
+    const dataDir = join(dir, 'state');
+    const boot = await runCli(['replay', realCapture('amazon-echodot2_boot-under-sslsplit-mitm_jhautry.pcap'), '--format', 'json', '--data-dir', dataDir]);
+    expect(boot.code).toBe(0);
+    // the later capture has no DHCP: the name comes from the saved inventory
+    const later = await runCli(['replay', realCapture('amazon-echodot2_normal-use_jhautry.pcap'), '--format', 'json', '--data-dir', dataDir]);
+    const echo = JSON.parse(later.stdout).devices.find((d: { mac: string }) => d.mac === '50:f5:da:23:43:df');
+    expect(echo).toMatchObject({ name: 'amazon-0d0fb5957', assistant: true });
+    const without = await runCli(['replay', realCapture('amazon-echodot2_normal-use_jhautry.pcap'), '--format', 'json']);
+    expect(JSON.parse(without.stdout).devices.find((d: { mac: string }) => d.mac === '50:f5:da:23:43:df').name).toBeNull();
+    writeFileSync(join(dataDir, 'state.json'), '{"schema":"earshot.state/1","devices":');
+    const damaged = await runCli(['replay', FIXTURE, '--format', 'json', '--data-dir', dataDir, '--log-format', 'text']);
+    expect(damaged.code).toBe(0);
+    expect(damaged.stderr).toMatch(/^earshot: warn: .*state\.json is damaged .*kept as .*state\.json\.damaged-\d+/);
+    expectOneLineError(await runCli(['replay', FIXTURE, '--data-dir', join(PROJECT_ROOT, 'README.md', 'x')]), /data directory is not usable/);
+  });
+
   it('a capture cut off mid-record: everything before it, truncated, one warning, exit 0', async () => {
     const file = realCapture('amazon-echo_alexa-timed2_xray.pcap');
     const r = await runCli(['replay', file, '--format', 'json', '--log-format', 'text']);

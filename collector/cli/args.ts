@@ -105,7 +105,7 @@ export function commandHelp(spec: CommandSpec): string {
       if (k.flag in spec.flags) continue;
       const def = k.default === null || (Array.isArray(k.default) && k.default.length === 0) ? 'unset' : JSON.stringify(k.default);
       const choices = k.choices ? ` One of: ${k.choices.join(', ')}.` : '';
-      const value = k.kind === 'string[]' ? 'LIST' : k.kind === 'integer' || k.kind === 'number' ? 'N' : 'VALUE';
+      const value = k.kind === 'string[]' ? 'LIST' : k.kind === 'json' ? 'JSON' : k.kind === 'integer' || k.kind === 'number' ? 'N' : 'VALUE';
       out.push(flagLine(k.flag, undefined, value, `${k.description}${choices} Default: ${def}. [${k.env}, ${k.path.join('.')}]`));
     }
   }

@@ -4,8 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { EXIT_BUG, isEarshotError } from '../errors.js';
+import { packagePath } from '../paths.js';
 import { buildLogger } from '../log.js';
 import { commandHelp, parseCommand, type CommandSpec, type ParsedCommand } from './args.js';
+import { catalogSpec, runCatalog } from './catalog.js';
 import { collectSpec, replaySpec, runCollect, runReplay, type CliIo } from './run-capture.js';
 import type { Logger } from '../log.js';
 
@@ -17,10 +19,11 @@ interface Command {
 const COMMANDS: Command[] = [
   { spec: replaySpec, run: runReplay },
   { spec: collectSpec, run: runCollect },
+  { spec: catalogSpec, run: runCatalog },
 ];
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 

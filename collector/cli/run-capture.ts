@@ -10,6 +10,7 @@ import type { Config } from '../config.js';
 import { earshotError } from '../errors.js';
 import { buildCollector } from '../index.js';
 import type { Logger } from '../log.js';
+import { loadState, prepareDataDir, saveState } from '../identify/state.js';
 import { buildReportSink } from '../sink/report.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import { renderTextReport } from './text-report.js';
@@ -19,6 +20,9 @@ export interface CliIo {
   stderr: NodeJS.WriteStream;
   env: Record<string, string | undefined>;
 }
+
+/** Live collectors save the inventory and DNS cache this often (seconds), and when they stop. */
+const STATE_SAVE_EVERY_S = 300;
 
 const OUTPUT_FLAGS: CommandSpec['flags'] = {
   format: { type: 'string', value: 'json|text', description: 'Report format. Default: text when stdout is a terminal, json otherwise.' },
@@ -92,6 +96,17 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   const format = parseFormat(parsed.flags.format, io.stdout, parsed.flags.output);
   const report = buildReportSink({ maxDnsAnswers: config.report.maxDnsAnswers });
   const collector = buildCollector(config, { onFlowEnd: report.onFlowEnd, onDnsAnswer: report.onDnsAnswer });
+  const { inventory, tagger } = collector;
+  const dataDir = config.dataDir;
+  const persist = dataDir !== null && inventory !== null && tagger !== null;
+  if (persist) {
+    prepareDataDir(dataDir);
+    const warning = loadState(dataDir, inventory, tagger.dnsCache);
+    if (warning) log.warn(warning);
+  }
+  const save = () => {
+    if (persist) saveState(dataDir, inventory, tagger.dnsCache);
+  };
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
@@ -104,11 +119,19 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   const bar = progress ? buildProgress(io.stderr, source) : null;
   bar?.start();
   // live, the clock also advances with wall time so idle flows end while no packet arrives
-  const ticker = live ? setInterval(() => collector.tick(Date.now()), 1000) : null;
+  let ticks = 0;
+  const ticker = live
+    ? setInterval(() => {
+      collector.tick(Date.now());
+      if (++ticks % STATE_SAVE_EVERY_S === 0) save();
+    }, 1000)
+    : null;
   try {
     const stats = await collector.run(source);
     bar?.stop();
-    const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats()) : [renderTextReport(report.build(stats, collector.stats()))];
+    save();
+    const inputs = { devices: collector.inventory?.all() };
+    const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs))];
     await writeReport(chunks, parsed.flags.output as string | undefined, io.stdout);
     return 0;
   } finally {

@@ -176,3 +176,10 @@ function readName(buf: Buffer, start: number, from: number, end: number): string
   nameEnd = after;
   return name;
 }
+
+/**
+ * The name reader and skipper, for parsers of other DNS-format messages (mDNS service discovery):
+ * readDnsName(buf, messageStart, at, end) returns the name at `at` (pointers followed, no trailing dot)
+ * or null; skipDnsName(buf, at, end) returns the position after it in place, or -1.
+ */
+export { readName as readDnsName, skipName as skipDnsName };

@@ -1,6 +1,7 @@
 /**
  * TLS ClientHello server name (SNI). Pure function over the first bytes of a client-to-server TCP
  * stream; the flow stage buffers the stream in order and calls again while the answer is "need N bytes".
+ * parseHandshakeClientHelloSni reads a bare handshake message, as QUIC carries it in CRYPTO frames.
  *
  * The ClientHello may span several TLS records (each of type handshake) and several TCP segments; the
  * whole handshake message must be present before the SNI is reported. With Encrypted Client Hello
@@ -46,6 +47,19 @@ export function parseClientHelloSni(buf: Buffer, offset: number, length: number)
     }
   }
   return joinRecords(buf, offset, offset + length);
+}
+
+/**
+ * Reads the SNI host name from a bare ClientHello handshake message (no TLS record header) at
+ * buf[offset, offset + length), as QUIC carries it in CRYPTO frames: the name, or null when it is not a
+ * whole ClientHello, has no host_name, or is malformed.
+ */
+export function parseHandshakeClientHelloSni(buf: Buffer, offset: number, length: number): string | null {
+  if (offset < 0 || length < HANDSHAKE_HEADER || offset + length > buf.length) return null;
+  if (buf[offset] !== HANDSHAKE_CLIENT_HELLO) return null;
+  const handshakeLength = HANDSHAKE_HEADER + buf.readUIntBE(offset + 1, 3);
+  if (handshakeLength > length) return null;
+  return serverName(buf, offset, offset + handshakeLength);
 }
 
 /** A ClientHello spread over several records: their bodies are joined in `scratch`, then parsed. */

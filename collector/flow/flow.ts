@@ -43,6 +43,9 @@ export class Flow {
   deviceMac = -1;
   /** False when neither endpoint is local: such a flow belongs to no device. */
   hasLocal = true;
+  /** Both endpoints are local (LAN traffic); then peerMac is the other local endpoint's MAC. */
+  bothLocal = false;
+  peerMac = -1;
   /** True when the device is the client side (else the server side is the local one). */
   deviceIsClient = true;
   /** TLS SNI from the client's ClientHello, or null. */

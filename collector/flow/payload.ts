@@ -1,9 +1,14 @@
 /**
- * Looks into the few payloads earshot reads: DNS answers (UDP and TCP, mDNS) and the TLS ClientHello's
- * SNI, buffering a flow's stream start when a ClientHello or a DNS message spans several segments.
+ * Looks into the few payloads earshot reads: DNS answers (UDP and TCP, mDNS), the TLS ClientHello's
+ * SNI (over TCP, buffering a stream start that spans segments, and in QUIC Initial packets), and the
+ * announcements devices make about themselves (DHCP, mDNS service discovery, SSDP).
  * Only names and addresses leave this module; payload bytes are dropped as soon as they are parsed.
  */
+import { parseDhcp, type DhcpInfo } from '../decode/dhcp.js';
 import { parseDns, parseDnsOverTcp } from '../decode/dns.js';
+import { parseMdns, type MdnsInfo } from '../decode/mdns-sd.js';
+import { extractQuicInitialCrypto, QuicSniAssembler } from '../decode/quic-initial.js';
+import { parseSsdp, type SsdpInfo } from '../decode/ssdp.js';
 import { IPPROTO_TCP, IPPROTO_UDP, TCP_SYN, type DecodedPacket } from '../decode/packet.js';
 import { parseClientHelloSni } from '../decode/tls-sni.js';
 import { SNI_DONE, type Flow } from './flow.js';
@@ -29,12 +34,18 @@ export interface PayloadStats {
   sniFound: number;
   /** ClientHellos abandoned: not in order, too many segments, or too large. */
   sniGaveUp: number;
+  quicSni: number;
+  announcements: number;
 }
 
 export interface PayloadHandlers {
   onDnsAnswer(answer: DnsAnswer): void;
-  /** Called once per flow when its ClientHello names a server. */
+  /** Called once per flow when its ClientHello (TLS over TCP, or QUIC Initial) names a server. */
   onSni(flow: Flow, sni: string): void;
+  /** Device announcements: DHCP, mDNS (services, names, TXT) and SSDP, with the packet they came in. */
+  onDhcp?(info: DhcpInfo, p: DecodedPacket): void;
+  onMdns?(info: MdnsInfo, p: DecodedPacket): void;
+  onSsdp?(info: SsdpInfo, p: DecodedPacket): void;
 }
 
 const MAX_SNI_SEGMENTS = 16;
@@ -45,7 +56,8 @@ const MAX_DNS_TCP_BUFFER = 65537;
 
 /** Builds the payload inspector; `inspect` is called for every TCP/UDP packet after flow accounting. */
 export function buildPayloadInspector(handlers: PayloadHandlers) {
-  const stats: PayloadStats = { dnsMessages: 0, dnsMalformed: 0, sniFound: 0, sniGaveUp: 0 };
+  const stats: PayloadStats = { dnsMessages: 0, dnsMalformed: 0, sniFound: 0, sniGaveUp: 0, quicSni: 0, announcements: 0 };
+  const quicAssemblers = new WeakMap<Flow, QuicSniAssembler>();
   // context for the answer callback, set before each parseDns call (one callback, no closure per packet)
   let ctxTime = 0;
   let ctxMac = -1;
@@ -127,14 +139,50 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
     }
   }
 
+  function announce<T>(info: T | null, p: DecodedPacket, handler: (info: T, p: DecodedPacket) => void): void {
+    if (info === null) return;
+    stats.announcements++;
+    handler(info, p);
+  }
+
+  /** QUIC: the client's Initial packets carry the ClientHello, encrypted with keys anyone can derive. */
+  function quic(flow: Flow, p: DecodedPacket): void {
+    if (++flow.sniSegments > MAX_SNI_PROBES) {
+      flow.sniState = SNI_DONE;
+      quicAssemblers.delete(flow);
+      return;
+    }
+    const crypto = extractQuicInitialCrypto(p.payloadBuf, p.payloadOffset, p.payloadLength);
+    if (crypto === null) return;
+    let assembler = quicAssemblers.get(flow);
+    if (!assembler) {
+      assembler = new QuicSniAssembler();
+      quicAssemblers.set(flow, assembler);
+    }
+    const result = assembler.push(crypto.frames);
+    if (result === undefined) return;
+    flow.sniState = SNI_DONE;
+    quicAssemblers.delete(flow);
+    if (result !== null) {
+      stats.quicSni++;
+      flow.sni = result;
+      handlers.onSni(flow, result);
+    }
+  }
+
   return {
     stats,
     /** Reads DNS answers and the SNI from this packet of `flow` (up: client to server). */
     inspect(flow: Flow, up: boolean, p: DecodedPacket): void {
       if (p.proto === IPPROTO_UDP) {
-        if (p.payloadLength > 0 && (p.srcPort === 53 || p.srcPort === 5353 || p.dstPort === 5353)) {
-          dnsOverUdp(p);
-        }
+        if (p.payloadLength === 0) return;
+        const sport = p.srcPort;
+        const dport = p.dstPort;
+        if (sport === 53 || sport === 5353 || dport === 5353) dnsOverUdp(p);
+        if (sport === 5353 && handlers.onMdns) announce(parseMdns(p.payloadBuf, p.payloadOffset, p.payloadLength), p, handlers.onMdns);
+        else if ((dport === 67 || dport === 68) && handlers.onDhcp) announce(parseDhcp(p.payloadBuf, p.payloadOffset, p.payloadLength), p, handlers.onDhcp);
+        else if ((sport === 1900 || dport === 1900) && handlers.onSsdp) announce(parseSsdp(p.payloadBuf, p.payloadOffset, p.payloadLength), p, handlers.onSsdp);
+        else if (up && dport === 443 && flow.sniState !== SNI_DONE) quic(flow, p);
         return;
       }
       if (p.proto !== IPPROTO_TCP) return;

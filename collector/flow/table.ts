@@ -26,6 +26,8 @@ export interface FlowTableStats {
 
 /** Called when a flow leaves the table (idle, evicted or flushed at the end). */
 export type FlowEndHandler = (flow: Flow, reason: 'idle' | 'evicted' | 'flush') => void;
+/** Called once for each new flow, after its first packet is counted. */
+export type FlowStartHandler = (flow: Flow) => void;
 
 class LruList {
   head: Flow | null = null;
@@ -79,6 +81,7 @@ export class FlowTable {
     private readonly options: FlowTableOptions,
     private readonly localNets: LocalNets,
     private readonly onFlowEnd: FlowEndHandler,
+    private readonly onFlowStart: FlowStartHandler | null = null,
   ) {
     let size = 1024;
     while (size < options.maxFlows && size < 1 << 22) size <<= 1;
@@ -105,6 +108,7 @@ export class FlowTable {
       flow = flow.nextInBucket;
     }
     const lru = p.proto === IPPROTO_TCP ? this.tcpLru : this.udpLru;
+    const created = flow === null;
     if (flow === null) {
       flow = this.create(p, hash);
       up = flow.c3 === p.srcAddr[3] && flow.clientPort === p.srcPort && flow.c0 === p.srcAddr[0] && flow.c1 === p.srcAddr[1] && flow.c2 === p.srcAddr[2];
@@ -124,9 +128,14 @@ export class FlowTable {
       const mac = up === flow.deviceIsClient ? p.srcMac : p.dstMac;
       if (mac >= 0) flow.deviceMac = mac;
     }
+    if (flow.peerMac === -1 && flow.bothLocal) {
+      const mac = up === flow.deviceIsClient ? p.dstMac : p.srcMac;
+      if (mac >= 0) flow.peerMac = mac;
+    }
     if (p.timeMs > flow.lastMs) flow.lastMs = p.timeMs;
     if (p.proto === IPPROTO_TCP && (p.tcpFlags & (TCP_FIN | TCP_RST)) !== 0) flow.closed = true;
     this.up = up;
+    if (created && this.onFlowStart !== null) this.onFlowStart(flow);
     return flow;
   }
 
@@ -177,6 +186,7 @@ export class FlowTable {
     const serverLocal = this.localNets.isLocal(p.ipVersion, srcIsClient ? p.dstAddr : p.srcAddr);
     flow.deviceIsClient = clientLocal || !serverLocal;
     flow.hasLocal = clientLocal || serverLocal;
+    flow.bothLocal = clientLocal && serverLocal;
     flow.sawSyn = p.proto === IPPROTO_TCP && (p.tcpFlags & TCP_SYN) !== 0;
     const slot = hash & this.mask;
     flow.nextInBucket = this.buckets[slot];

@@ -7,6 +7,7 @@ import type { CollectorStats } from '../index.js';
 import { formatAddr, formatMac } from '../decode/packet.js';
 import type { Flow } from '../flow/flow.js';
 import type { DnsAnswer } from '../flow/payload.js';
+import type { Device } from '../identify/device.js';
 
 export const REPORT_SCHEMA = 'earshot.report/1';
 
@@ -16,6 +17,10 @@ export interface ReportDevice {
   vendor: string | null;
   assistant: boolean;
   name: string | null;
+  /** Model when known (mDNS/SSDP announcements, config). */
+  model: string | null;
+  /** Why earshot thinks what it thinks about the device, in words. */
+  evidence: string[];
   /** Bytes the device sent and received (frame lengths), over all its flows. */
   bytesUp: number;
   bytesDown: number;
@@ -163,6 +168,14 @@ function flowToReport(f: Flow): ReportFlow {
   };
 }
 
+/** What the report is built from besides the gathered flows and answers. */
+export interface ReportInputs {
+  /** Flows still open (live snapshots); a replay has flushed them all. */
+  open?: readonly Flow[];
+  /** The inventory's devices (with tagging on): vendor, name, model, assistant, evidence. */
+  devices?: readonly Device[];
+}
+
 /** Builds the report sink. Wire onFlowEnd/onDnsAnswer into the collector's listeners. */
 export function buildReportSink(options: { maxDnsAnswers: number }) {
   const flows: Flow[] = [];
@@ -189,24 +202,30 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
       dnsDropped++;
     },
     /** Renders the report from what was gathered; `open` adds flows still active (live snapshots). */
-    build(capture: CaptureStats, stats: CollectorStats, open: readonly Flow[] = []): Report {
-      const report = gather(capture, stats, open);
+    build(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs = {}): Report {
+      const report = gather(capture, stats, inputs);
       return { ...report, flows: report.flows.map(flowToReport) };
     },
     /** The report as JSON text chunks; flows are converted one by one while writing (large captures). */
-    jsonChunks(capture: CaptureStats, stats: CollectorStats, open: readonly Flow[] = []): Generator<string> {
-      return reportJsonChunks(gather(capture, stats, open), (f) => flowJson(f as Flow));
+    jsonChunks(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs = {}): Generator<string> {
+      return reportJsonChunks(gather(capture, stats, inputs), (f) => flowJson(f as Flow));
     },
   };
 
-  function gather(capture: CaptureStats, stats: CollectorStats, open: readonly Flow[]): ReportOf<Flow> {
-      const all = [...flows, ...open].sort((a, b) => a.firstMs - b.firstMs || a.id - b.id);
+  function gather(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs): ReportOf<Flow> {
+      const all = [...flows, ...(inputs.open ?? [])].sort((a, b) => a.firstMs - b.firstMs || a.id - b.id);
       const devices = new Map<number, ReportDevice>();
+      for (const dev of inputs.devices ?? []) {
+        devices.set(dev.mac, {
+          mac: dev.macText, ips: [...dev.ips], vendor: dev.vendor, assistant: dev.assistant, name: dev.name,
+          model: dev.model, evidence: dev.evidence, bytesUp: 0, bytesDown: 0,
+        });
+      }
       for (const f of all) {
         if (f.deviceMac < 0) continue;
         let d = devices.get(f.deviceMac);
         if (!d) {
-          d = { mac: formatMac(f.deviceMac), ips: [], vendor: null, assistant: false, name: null, bytesUp: 0, bytesDown: 0 };
+          d = { mac: formatMac(f.deviceMac), ips: [], vendor: null, assistant: false, name: null, model: null, evidence: [], bytesUp: 0, bytesDown: 0 };
           devices.set(f.deviceMac, d);
         }
         const sent = f.deviceIsClient ? f.bytesUp : f.bytesDown;
@@ -246,6 +265,9 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
           dnsAnswersDropped: dnsDropped,
           sniFound: stats.payload.sniFound,
           sniGaveUp: stats.payload.sniGaveUp,
+          quicSni: stats.payload.quicSni,
+          announcements: stats.payload.announcements,
+          ...(stats.tagging ?? {}),
         },
       };
   }

@@ -9,5 +9,5 @@ export async function replayReport(file: string, sources: ConfigSources = {}): P
   const sink = buildReportSink({ maxDnsAnswers: config.report.maxDnsAnswers });
   const collector = buildCollector(config, { onFlowEnd: sink.onFlowEnd, onDnsAnswer: sink.onDnsAnswer });
   const stats = await collector.run(buildSource({ kind: 'file', path: file }, {}));
-  return sink.build(stats, collector.stats());
+  return sink.build(stats, collector.stats(), { devices: collector.inventory?.all() });
 }

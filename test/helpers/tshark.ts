@@ -183,3 +183,29 @@ export function tsharkSnis(file: string): Map<string, string> {
   }
   return snis;
 }
+
+/**
+ * What each client asked DNS for to learn each address: "client|address" -> the query names (the
+ * question of the response that carried the address, so CNAME chains lead back to what was asked).
+ */
+export function tsharkAskedNames(file: string): Map<string, Set<string>> {
+  const out = tshark([
+    '-r', file, '-Y', 'dns.flags.response == 1 && (udp.srcport == 53 || tcp.srcport == 53) && !icmp && !icmpv6',
+    '-T', 'fields', '-E', 'separator=\t', '-E', 'aggregator=,', '-E', 'occurrence=a',
+    '-e', 'ip.dst', '-e', 'ipv6.dst', '-e', 'dns.qry.name', '-e', 'dns.a', '-e', 'dns.aaaa',
+  ]);
+  const asked = new Map<string, Set<string>>();
+  for (const line of out.split('\n')) {
+    if (!line) continue;
+    const [v4, v6, qname, a, aaaa] = line.split('\t');
+    const client = (v4 || v6).split(',')[0];
+    const name = qname.split(',')[0];
+    for (const address of [...(a ? a.split(',') : []), ...(aaaa ? aaaa.split(',') : [])]) {
+      const key = `${client}|${address}`;
+      const set = asked.get(key) ?? new Set<string>();
+      set.add(name);
+      asked.set(key, set);
+    }
+  }
+  return asked;
+}

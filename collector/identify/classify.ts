@@ -1,0 +1,116 @@
+/**
+ * Decides what a device is from its observations: vendor, name, model, and whether it is a voice
+ * assistant, with the evidence in words. A vendor that makes assistants is never enough on its own:
+ * it takes behaviour (voice endpoints, a persistent voice connection, speaker protocols, speaker
+ * announcements) or the user's word. Phones, computers, Kindles and Fire TVs are kept out.
+ */
+import type { Device } from './device.js';
+
+/** Vendors that make voice-assistant speakers and displays. */
+export const ASSISTANT_MAKERS: ReadonlySet<string> = new Set(['amazon', 'apple', 'google', 'sonos']);
+
+/** Echo's DHCP host name: "amazon-" and 9 hex digits (FACTS.md). */
+const ECHO_HOSTNAME = /^amazon-[0-9a-f]{9}$/i;
+/** Host names and DHCP vendor classes of things that are not speakers. */
+const NOT_A_SPEAKER = /android|iphone|ipad|ipod|galaxy|pixel|kindle|fire-?tv|firestick|\baft[a-z]{1,3}\b|macbook|imac|mac-?mini|windows|desktop|laptop|\bpc\b|msft|chromebook|playstation|xbox|roku|smart-?tv|webos|tizen/i;
+/** Google Cast models that are speakers or displays with the Assistant (not video dongles). */
+const GOOGLE_SPEAKER_MODEL = /google home|nest (mini|audio|hub)|home mini|home max|home hub|nest wifi point/i;
+/** AirPlay model identifiers of the HomePod. */
+const HOMEPOD_MODEL = /^AudioAccessory/i;
+/** A general-purpose device asks for many unrelated domains; speakers stay with their vendor. */
+const BROWSING_DOMAINS = 12;
+
+interface Verdict {
+  vendor: string | null;
+  name: string | null;
+  model: string | null;
+  assistant: boolean;
+  evidence: string[];
+}
+
+function modelName(d: Device): string | null {
+  if (d.configModel) return d.configModel;
+  const m = d.mdnsModel;
+  if (m && HOMEPOD_MODEL.test(m)) return `HomePod (${m})`;
+  if (m) return m;
+  for (const t of d.ssdpTypes) if (/ZonePlayer/i.test(t)) return 'Sonos ZonePlayer';
+  return null;
+}
+
+/** Vendor hints when the OUI says nothing (randomised MACs): announcements and host names. */
+function hintedVendor(d: Device): string | null {
+  if (d.dhcpHostName && ECHO_HOSTNAME.test(d.dhcpHostName)) return 'amazon';
+  for (const s of d.mdnsServices) {
+    if (s.startsWith('_googlecast.')) return 'google';
+    if (s.startsWith('_sonos.')) return 'sonos';
+    if (s.startsWith('_amzn-')) return 'amazon';
+  }
+  if (d.ssdpServer && /sonos/i.test(d.ssdpServer)) return 'sonos';
+  if (d.mdnsModel && HOMEPOD_MODEL.test(d.mdnsModel)) return 'apple';
+  return null;
+}
+
+/** Classifies one device. Pure: the same observations give the same verdict. */
+export function classify(d: Device): Verdict {
+  const evidence: string[] = [];
+  const vendor = d.configVendor ?? d.ouiVendor ?? hintedVendor(d);
+  if (d.ouiVendor) evidence.push(`MAC vendor ${d.ouiVendor} (${d.organization})`);
+  else if (d.randomized) evidence.push('randomised MAC (no vendor)');
+  const name = d.configName ?? d.dhcpHostName ?? d.mdnsFriendlyName ?? [...d.mdnsNames][0] ?? null;
+  const model = modelName(d);
+
+  let score = 0;
+  const strong = (text: string) => {
+    evidence.push(text);
+    score += 2;
+  };
+  const medium = (text: string) => {
+    evidence.push(text);
+    score += 1;
+  };
+  for (const n of [...d.voiceNames].slice(0, 3)) strong(`talks to voice endpoint ${n}`);
+  for (const s of [...d.voiceServers].slice(0, 2)) strong(`persistent voice connection to ${s}`);
+  if (d.voiceServers.size === 0 && d.persistentVendorConnection) medium(`persistent TLS connection to ${vendor ?? 'its vendor'} at ${d.persistentVendorConnection}`);
+  for (const p of d.speakerPorts) strong(`speaks a ${p}`);
+  if (d.mdnsModel && HOMEPOD_MODEL.test(d.mdnsModel)) strong(`announces AirPlay model ${d.mdnsModel} (HomePod)`);
+  if (d.mdnsModel && GOOGLE_SPEAKER_MODEL.test(d.mdnsModel)) strong(`announces Google Cast model ${d.mdnsModel}`);
+  for (const s of d.mdnsServices) if (s.startsWith('_sonos.')) strong(`announces ${s}`);
+  for (const t of d.ssdpTypes) if (/ZonePlayer/i.test(t)) strong(`announces UPnP ${t}`);
+  if (d.dhcpHostName && ECHO_HOSTNAME.test(d.dhcpHostName)) medium(`Echo-style DHCP host name ${d.dhcpHostName}`);
+  const endpoints = [...d.vendorEndpoints].slice(0, 3);
+  if (endpoints.length > 0) medium(`uses ${vendor ?? 'vendor'} device endpoints ${endpoints.join(', ')}`);
+
+  const negatives: string[] = [];
+  for (const text of [d.dhcpHostName, d.dhcpVendorClass, d.mdnsModel, ...d.mdnsNames]) {
+    if (text && NOT_A_SPEAKER.test(text)) negatives.push(`names itself ${text}`);
+  }
+  if (d.otherDomains.size >= BROWSING_DOMAINS) negatives.push(`asks for ${d.otherDomains.size}+ unrelated domains (a phone or computer)`);
+
+  let assistant: boolean;
+  if (d.configAssistant !== null) {
+    assistant = d.configAssistant;
+    evidence.push(`configured assistant: ${d.configAssistant}`);
+  } else if (vendor === null || !ASSISTANT_MAKERS.has(vendor)) {
+    assistant = false;
+    if (score > 0) evidence.push(`not an assistant: ${vendor ?? 'unknown vendor'} makes no voice assistants`);
+  } else if (negatives.length > 0) {
+    assistant = false;
+    evidence.push(...negatives.map((n) => `not an assistant: ${n}`));
+  } else {
+    assistant = score >= 2;
+    if (!assistant) evidence.push(score === 0 ? 'not an assistant: no voice or speaker behaviour seen' : 'not an assistant: too little evidence');
+  }
+  return { vendor, name, model, assistant, evidence };
+}
+
+/** Recomputes a device's verdict when its observations changed. */
+export function refresh(d: Device): void {
+  if (!d.dirty) return;
+  const v = classify(d);
+  d.vendor = v.vendor;
+  d.name = v.name;
+  d.model = v.model;
+  d.assistant = v.assistant;
+  d.evidence = v.evidence;
+  d.dirty = false;
+}

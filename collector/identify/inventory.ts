@@ -1,0 +1,212 @@
+/**
+ * The device inventory: one Device per local MAC, fed by DHCP, mDNS, SSDP and the taggers' findings,
+ * overridden by config, bounded (least recently seen out first), and saved in the data directory so
+ * names learned from DHCP at boot survive a restart.
+ */
+import { formatMac } from '../decode/packet.js';
+import type { DhcpInfo } from '../decode/dhcp.js';
+import type { MdnsInfo } from '../decode/mdns-sd.js';
+import type { SsdpInfo } from '../decode/ssdp.js';
+import { refresh } from './classify.js';
+import { parseMac } from './oui.js';
+import { addBounded, Device } from './device.js';
+
+export interface DeviceConfig {
+  name?: string;
+  assistant?: boolean;
+  vendor?: string;
+  model?: string;
+}
+
+export interface OuiLookup {
+  lookup(mac: number): { organization: string; vendor: string | null } | null;
+}
+
+export interface InventoryOptions {
+  maxDevices: number;
+  /** Config overrides by MAC (any case, ":" or "-" separated). */
+  devices: Readonly<Record<string, DeviceConfig>>;
+}
+
+/** The saved form of a device: observations only (verdicts are recomputed). */
+export interface SavedDevice {
+  mac: string;
+  ips: string[];
+  dhcpHostName: string | null;
+  dhcpVendorClass: string | null;
+  mdnsServices: string[];
+  mdnsNames: string[];
+  mdnsModel: string | null;
+  mdnsFriendlyName: string | null;
+  ssdpServer: string | null;
+  ssdpTypes: string[];
+  voiceNames: string[];
+  voiceServers: string[];
+  speakerPorts: string[];
+  firstSeenMs: number;
+  lastSeenMs: number;
+}
+
+const MDNS_MODEL_KEYS = ['md', 'model', 'am', 'mdl'];
+const MDNS_NAME_KEYS = ['fn', 'n', 'name'];
+
+export class Inventory {
+  readonly stats = { devices: 0, evicted: 0 };
+  private readonly devices = new Map<number, Device>();
+  private readonly overrides = new Map<number, DeviceConfig>();
+
+  constructor(private readonly oui: OuiLookup, private readonly options: InventoryOptions) {
+    for (const [mac, cfg] of Object.entries(options.devices)) this.overrides.set(parseMac(mac), cfg);
+  }
+
+  /** The device with this MAC, created on first sight; `timeMs` updates when it was last seen. */
+  get(mac: number, timeMs: number): Device {
+    let d = this.devices.get(mac);
+    if (d === undefined) {
+      d = new Device(mac, formatMac(mac));
+      d.firstSeenMs = timeMs;
+      // the locally-administered bit: a randomised address names no vendor
+      d.randomized = Math.floor(mac / 2 ** 40) % 4 >= 2;
+      const hit = d.randomized ? null : this.oui.lookup(mac);
+      if (hit) {
+        d.organization = hit.organization;
+        d.ouiVendor = hit.vendor;
+      }
+      const cfg = this.overrides.get(mac);
+      if (cfg) {
+        d.configName = cfg.name ?? null;
+        d.configAssistant = cfg.assistant ?? null;
+        d.configVendor = cfg.vendor ?? null;
+        d.configModel = cfg.model ?? null;
+      }
+      this.devices.set(mac, d);
+      if (this.devices.size > this.options.maxDevices) this.evictOldest();
+      this.stats.devices = this.devices.size;
+    }
+    if (timeMs > d.lastSeenMs) d.lastSeenMs = timeMs;
+    return d;
+  }
+
+  /** A device if known, without creating it. */
+  find(mac: number): Device | undefined {
+    return this.devices.get(mac);
+  }
+
+  /** DHCP from a client: host name, vendor class, parameter list. */
+  observeDhcp(info: DhcpInfo, srcMac: number, timeMs: number): void {
+    const mac = info.clientMac !== null ? parseMac(info.clientMac) : srcMac;
+    if (mac < 0 || info.op !== 1) return;
+    const d = this.get(mac, timeMs);
+    if (info.hostName && info.hostName !== d.dhcpHostName) {
+      d.dhcpHostName = info.hostName.slice(0, 64);
+      d.dirty = true;
+    }
+    if (info.vendorClass && info.vendorClass !== d.dhcpVendorClass) {
+      d.dhcpVendorClass = info.vendorClass.slice(0, 64);
+      d.dirty = true;
+    }
+    if (info.parameterList.length > 0) d.dhcpParams = info.parameterList.join(',');
+  }
+
+  /** mDNS responses and announcements from a device: services, names, model. */
+  observeMdns(info: MdnsInfo, srcMac: number, timeMs: number): void {
+    if (srcMac < 0 || !info.isResponse) return;
+    const d = this.get(srcMac, timeMs);
+    for (const s of info.services) if (!s.startsWith('_services.')) d.dirty = addBounded(d.mdnsServices, s.toLowerCase()) || d.dirty;
+    for (const i of info.instances) {
+      d.dirty = addBounded(d.mdnsServices, i.service.toLowerCase()) || d.dirty;
+      d.dirty = addBounded(d.mdnsNames, i.instance.slice(0, i.instance.length - i.service.length - 1) || i.instance) || d.dirty;
+    }
+    for (const h of info.hosts) d.dirty = addBounded(d.mdnsNames, h.name.replace(/\.local\.?$/i, '')) || d.dirty;
+    for (const t of info.txt) {
+      for (const k of MDNS_MODEL_KEYS) {
+        const v = t.entries[k];
+        if (v && v !== d.mdnsModel) {
+          d.mdnsModel = v.slice(0, 64);
+          d.dirty = true;
+          break;
+        }
+      }
+      for (const k of MDNS_NAME_KEYS) {
+        const v = t.entries[k];
+        if (v && v !== d.mdnsFriendlyName) {
+          d.mdnsFriendlyName = v.slice(0, 64);
+          d.dirty = true;
+          break;
+        }
+      }
+    }
+  }
+
+  /** SSDP announcements and answers from a device: SERVER and device types. */
+  observeSsdp(info: SsdpInfo, srcMac: number, timeMs: number): void {
+    if (srcMac < 0 || info.kind === 'search') return;
+    const d = this.get(srcMac, timeMs);
+    if (info.server && info.server !== d.ssdpServer) {
+      d.ssdpServer = info.server;
+      d.dirty = true;
+    }
+    for (const t of [info.nt, info.st]) if (t && /^urn:/i.test(t)) d.dirty = addBounded(d.ssdpTypes, t) || d.dirty;
+  }
+
+  /** Every device, verdicts brought up to date. */
+  all(): Device[] {
+    const out = [...this.devices.values()];
+    for (const d of out) refresh(d);
+    return out;
+  }
+
+  /** Observations to save. */
+  save(): SavedDevice[] {
+    return [...this.devices.values()].map((d) => ({
+      mac: d.macText,
+      ips: [...d.ips],
+      dhcpHostName: d.dhcpHostName,
+      dhcpVendorClass: d.dhcpVendorClass,
+      mdnsServices: [...d.mdnsServices],
+      mdnsNames: [...d.mdnsNames],
+      mdnsModel: d.mdnsModel,
+      mdnsFriendlyName: d.mdnsFriendlyName,
+      ssdpServer: d.ssdpServer,
+      ssdpTypes: [...d.ssdpTypes],
+      voiceNames: [...d.voiceNames],
+      voiceServers: [...d.voiceServers],
+      speakerPorts: [...d.speakerPorts],
+      firstSeenMs: d.firstSeenMs,
+      lastSeenMs: d.lastSeenMs,
+    }));
+  }
+
+  /** Restores saved observations (a state file from an earlier run). Unknown or damaged rows are skipped. */
+  load(saved: readonly SavedDevice[]): void {
+    for (const s of saved) {
+      const mac = typeof s?.mac === 'string' ? parseMac(s.mac) : -1;
+      if (mac < 0) continue;
+      const d = this.get(mac, Number(s.lastSeenMs) || 0);
+      d.firstSeenMs = Number(s.firstSeenMs) || d.firstSeenMs;
+      d.dhcpHostName ??= typeof s.dhcpHostName === 'string' ? s.dhcpHostName : null;
+      d.dhcpVendorClass ??= typeof s.dhcpVendorClass === 'string' ? s.dhcpVendorClass : null;
+      d.mdnsModel ??= typeof s.mdnsModel === 'string' ? s.mdnsModel : null;
+      d.mdnsFriendlyName ??= typeof s.mdnsFriendlyName === 'string' ? s.mdnsFriendlyName : null;
+      d.ssdpServer ??= typeof s.ssdpServer === 'string' ? s.ssdpServer : null;
+      const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+      for (const v of strings(s.ips)) addBounded(d.ips, v);
+      for (const v of strings(s.mdnsServices)) addBounded(d.mdnsServices, v);
+      for (const v of strings(s.mdnsNames)) addBounded(d.mdnsNames, v);
+      for (const v of strings(s.ssdpTypes)) addBounded(d.ssdpTypes, v);
+      for (const v of strings(s.voiceNames)) addBounded(d.voiceNames, v);
+      for (const v of strings(s.voiceServers)) addBounded(d.voiceServers, v);
+      for (const v of strings(s.speakerPorts)) addBounded(d.speakerPorts, v);
+      d.dirty = true;
+    }
+  }
+
+  private evictOldest(): void {
+    let oldest: Device | null = null;
+    for (const d of this.devices.values()) if (oldest === null || d.lastSeenMs < oldest.lastSeenMs) oldest = d;
+    if (oldest) {
+      this.devices.delete(oldest.mac);
+      this.stats.evicted++;
+    }
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The endpoint catalogue: host-name patterns -> vendor and service class, one data file per vendor
+ * (collector/tag/catalog/*.json), each entry with its source, plus the user's entries from config.
+ * Patterns are compiled once; lookups are cached (names repeat a lot, flows are many).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { earshotError } from '../errors.js';
+import { packagePath } from '../paths.js';
+
+export const SERVICES = ['voice', 'telemetry', 'api', 'media', 'update', 'connectivity-check', 'time', 'push', 'other'] as const;
+export type Service = (typeof SERVICES)[number];
+
+export interface CatalogEntry {
+  pattern: string;
+  vendor: string | null;
+  service: Service;
+  source: string;
+  /** The service holds only when an assistant of this vendor is the client (www.google.com is voice for a Nest, browsing for a phone). */
+  assistantOnly?: boolean;
+  /** Where the entry was loaded from (file name or "config"). */
+  origin: string;
+}
+
+export interface VoicePrefix {
+  vendor: string;
+  prefix: string;
+  source: string;
+}
+
+interface CatalogFile {
+  vendor: string | null;
+  updated: string;
+  entries: Array<{ pattern: string; service: string; source: string; assistantOnly?: boolean }>;
+  voicePrefixes?: Array<{ prefix: string; source: string }>;
+}
+
+interface Compiled {
+  entry: CatalogEntry;
+  regex: RegExp;
+  /** Literal characters in the pattern: more is more specific. */
+  weight: number;
+}
+
+const CACHE_LIMIT = 50_000;
+
+function compile(entry: CatalogEntry): Compiled {
+  const pattern = entry.pattern.toLowerCase();
+  const body = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.+');
+  return { entry, regex: new RegExp(`^${body}$`), weight: pattern.replace(/\*/g, '').length };
+}
+
+function checkEntry(e: { pattern?: unknown; service?: unknown }, where: string): void {
+  if (typeof e.pattern !== 'string' || !/^[a-z0-9*._-]+$/i.test(e.pattern)) {
+    throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, `pattern must be a host name with * wildcards, got ${JSON.stringify(e.pattern)}`);
+  }
+  if (!SERVICES.includes(e.service as Service)) {
+    throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, `service must be one of ${SERVICES.join(', ')}, got ${JSON.stringify(e.service)}`);
+  }
+}
+
+/** Reads the shipped catalogue files (sync, at setup). */
+export function loadCatalogFiles(): { entries: CatalogEntry[]; voicePrefixes: VoicePrefix[]; files: Array<{ file: string; vendor: string | null; updated: string }> } {
+  const entries: CatalogEntry[] = [];
+  const voicePrefixes: VoicePrefix[] = [];
+  const files: Array<{ file: string; vendor: string | null; updated: string }> = [];
+  const dir = packagePath('collector', 'tag', 'catalog');
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+    const data = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CatalogFile;
+    files.push({ file, vendor: data.vendor, updated: data.updated });
+    for (const [i, e] of data.entries.entries()) {
+      checkEntry(e, `catalog/${file}: entries[${i}]`);
+      entries.push({ pattern: e.pattern, vendor: data.vendor, service: e.service as Service, source: e.source, assistantOnly: e.assistantOnly, origin: file });
+    }
+    for (const v of data.voicePrefixes ?? []) if (data.vendor) voicePrefixes.push({ vendor: data.vendor, prefix: v.prefix, source: v.source });
+  }
+  return { entries, voicePrefixes, files };
+}
+
+/** User entries from config (`catalog` key). */
+export interface UserCatalogEntry {
+  pattern: string;
+  service: string;
+  vendor?: string | null;
+  source?: string;
+}
+
+/** Builds the catalogue from the shipped files plus `extra` (config); user entries win over shipped ones. */
+export function buildCatalog(extra: readonly UserCatalogEntry[] = []) {
+  const shipped = loadCatalogFiles();
+  const user = extra.map((e, i): CatalogEntry => {
+    checkEntry(e, `catalog[${i}]`);
+    return { pattern: e.pattern, vendor: e.vendor ?? null, service: e.service as Service, source: e.source ?? 'user configuration', origin: 'config' };
+  });
+  // user entries first, then the most specific pattern first
+  const compiled = [...user.map(compile), ...shipped.entries.map(compile).sort((a, b) => b.weight - a.weight)];
+  const cache = new Map<string, CatalogEntry | null>();
+
+  return {
+    entries: [...user, ...shipped.entries],
+    voicePrefixes: shipped.voicePrefixes,
+    files: shipped.files,
+    /** The entry for a host name (case-insensitive), or null. */
+    lookup(name: string): CatalogEntry | null {
+      const key = name.toLowerCase();
+      let hit = cache.get(key);
+      if (hit !== undefined) return hit;
+      hit = null;
+      for (const c of compiled) {
+        if (c.regex.test(key)) {
+          hit = c.entry;
+          break;
+        }
+      }
+      if (cache.size >= CACHE_LIMIT) cache.clear();
+      cache.set(key, hit);
+      return hit;
+    },
+  };
+}
+
+export type Catalog = ReturnType<typeof buildCatalog>;

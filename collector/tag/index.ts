@@ -1,0 +1,234 @@
+/**
+ * Endpoint tagging: names each flow's server (SNI, else the DNS answer that gave the device the
+ * address, else the vendor's published ranges), looks the name up in the catalogue for vendor and
+ * service, and finds assistants' voice channels that carry no name at all (open before capture
+ * began, or long-lived, to the vendor's voice ranges on 443). Work happens per flow, per DNS answer
+ * and once a second, never per packet.
+ */
+import { formatAddr } from '../decode/packet.js';
+import type { Flow } from '../flow/flow.js';
+import type { DnsAnswer } from '../flow/payload.js';
+import type { LocalNets } from '../flow/local-nets.js';
+import { parseCidr } from '../flow/local-nets.js';
+import { ASSISTANT_MAKERS, refresh } from '../identify/classify.js';
+import { addBounded, type Device } from '../identify/device.js';
+import type { Inventory } from '../identify/inventory.js';
+import type { Catalog, CatalogEntry } from './catalog.js';
+import { DnsCache } from './dns-cache.js';
+
+export interface VendorRanges {
+  lookup(ipVersion: number, words: ArrayLike<number>): { vendor: string; prefix: string; source: string } | null;
+}
+
+export interface TaggerOptions {
+  dnsGraceMs: number;
+  maxDnsEntries: number;
+  /** A flow that has lasted this long to the vendor's ranges on 443 counts as persistent. */
+  voiceMinDurationMs: number;
+  maxPending: number;
+}
+
+export interface TaggerStats {
+  namedBySni: number;
+  namedByDns: number;
+  namedByRange: number;
+  voiceByName: number;
+  voiceByBehaviour: number;
+  pendingDropped: number;
+}
+
+/** Ports of local protocols that only speakers speak, by vendor. */
+const SPEAKER_PORTS: Record<string, Record<number, string>> = {
+  amazon: { 55443: 'Echo local protocol (TCP 55443)', 55444: 'Echo local protocol (UDP 55444)' },
+  sonos: { 1400: 'Sonos control protocol (TCP 1400)', 1443: 'Sonos control protocol (TCP 1443)', 3400: 'Sonos control protocol (TCP 3400)', 3401: 'Sonos control protocol (TCP 3401)', 3445: 'Sonos protocol (TCP 3445)', 7080: 'Sonos protocol (UDP 7080)' },
+};
+
+/** Compiles voice prefixes (IPv4 only in the shipped data) into mask tests. */
+function compileVoicePrefixes(prefixes: ReadonlyArray<{ vendor: string; prefix: string }>) {
+  const compiled = prefixes.map((p) => {
+    const c = parseCidr(p.prefix, `catalog voicePrefixes ${p.prefix}`);
+    const bits = c.version === 4 ? c.bits - 96 : 0;
+    return { vendor: p.vendor, version: c.version, net: c.words[3], mask: bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0 };
+  });
+  return (ipVersion: number, words: ArrayLike<number>, vendor: string): boolean => {
+    for (const p of compiled) if (p.version === ipVersion && p.vendor === vendor && ((words[3] & p.mask) >>> 0) === p.net) return true;
+    return false;
+  };
+}
+
+/** Group (multicast, broadcast) MACs name no device. */
+function isUnicastMac(mac: number): boolean {
+  return Math.floor(mac / 2 ** 40) % 2 === 0;
+}
+
+/** Registrable-ish domain (last two labels) for counting how widely a device browses. */
+function domainOf(name: string): string {
+  const labels = name.toLowerCase().split('.');
+  return labels.slice(-2).join('.');
+}
+
+/** Builds the tagger. Wire its handlers into the collector's listeners. */
+export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ranges: VendorRanges; inventory: Inventory; localNets: LocalNets }) {
+  const { catalog, ranges, inventory, localNets } = deps;
+  const dns = new DnsCache(options.maxDnsEntries, options.dnsGraceMs);
+  const inVoicePrefix = compileVoicePrefixes(catalog.voicePrefixes);
+  const stats: TaggerStats = { namedBySni: 0, namedByDns: 0, namedByRange: 0, voiceByName: 0, voiceByBehaviour: 0, pendingDropped: 0 };
+  /** Flows that may turn out to be an assistant's voice channel; re-checked every tick. */
+  const pending = new Set<Flow>();
+  const serverText = new WeakMap<Flow, string>();
+
+  const deviceOf = (flow: Flow): Device | null => (flow.deviceMac >= 0 ? inventory.get(flow.deviceMac, flow.lastMs) : null);
+  const vendorOf = (d: Device): string | null => d.configVendor ?? d.ouiVendor ?? (refresh(d), d.vendor);
+
+  function server(flow: Flow): string {
+    let text = serverText.get(flow);
+    if (text === undefined) {
+      text = formatAddr(flow.ipVersion, flow.serverWords());
+      serverText.set(flow, text);
+    }
+    return text;
+  }
+
+  /** Applies a catalogue entry to a flow (an assistant-only entry holds only for that vendor's assistants). */
+  function applyEntry(flow: Flow, entry: CatalogEntry, device: Device | null): void {
+    flow.vendor = entry.vendor;
+    let service: string = entry.service;
+    if (entry.assistantOnly) {
+      if (device) refresh(device);
+      if (!device || !device.assistant || vendorOf(device) !== entry.vendor) service = 'other';
+    }
+    flow.service = service;
+    if (service === 'voice') stats.voiceByName++;
+  }
+
+  /** Names and classifies a flow from its names; returns the catalogue entry used, if any. */
+  function classifyByName(flow: Flow, names: readonly string[], device: Device | null): CatalogEntry | null {
+    for (const n of names) {
+      const entry = catalog.lookup(n);
+      if (entry) {
+        applyEntry(flow, entry, device);
+        return entry;
+      }
+    }
+    return null;
+  }
+
+  /** Records what a flow says about its device: local speaker protocols. */
+  function observeLocal(flow: Flow, device: Device): void {
+    const vendor = vendorOf(device);
+    const ports = vendor ? SPEAKER_PORTS[vendor] : undefined;
+    if (!ports) return;
+    const label = ports[flow.serverPort] ?? ports[flow.clientPort];
+    if (label && addBounded(device.speakerPorts, label)) device.dirty = true;
+  }
+
+  /** Decides whether a pending flow is its assistant's voice channel; true when decided either way. */
+  function checkVoice(flow: Flow, nowMs: number): boolean {
+    if (flow.service !== null) return true;
+    const device = deviceOf(flow);
+    if (!device) return false;
+    const vendor = vendorOf(device);
+    if (!vendor || !ASSISTANT_MAKERS.has(vendor)) return true;
+    const address = server(flow);
+    const key = `${address}:${flow.serverPort}`;
+    const range = ranges.lookup(flow.ipVersion, flow.serverWords());
+    const voiceRange = inVoicePrefix(flow.ipVersion, flow.serverWords(), vendor);
+    if (!voiceRange && (!range || range.vendor !== vendor)) return true;
+    const persistent = !flow.sawSyn || nowMs - flow.firstMs >= options.voiceMinDurationMs || device.voiceServers.has(key);
+    if (!persistent) return false;
+    if (voiceRange) {
+      if (addBounded(device.voiceServers, key)) device.dirty = true;
+    } else if (device.persistentVendorConnection === null) {
+      device.persistentVendorConnection = key;
+      device.dirty = true;
+    }
+    refresh(device);
+    if (!device.assistant) return false;
+    flow.service = 'voice';
+    flow.vendor = vendor;
+    stats.voiceByBehaviour++;
+    return true;
+  }
+
+  function addPending(flow: Flow): void {
+    if (pending.size >= options.maxPending) {
+      stats.pendingDropped++;
+      return;
+    }
+    pending.add(flow);
+  }
+
+  return {
+    stats,
+    dnsCache: dns,
+    /** A new flow: its device, its server's name from DNS or the vendor ranges, its service. */
+    onFlowStart(flow: Flow): void {
+      const device = deviceOf(flow);
+      if (device) {
+        const local = formatAddr(flow.ipVersion, flow.deviceIsClient ? flow.clientWords() : flow.serverWords());
+        addBounded(device.ips, local);
+      }
+      if (flow.bothLocal) {
+        // LAN traffic tells about both ends: a Sonos is the server of its controller's connection
+        if (device) observeLocal(flow, device);
+        if (flow.peerMac >= 0 && isUnicastMac(flow.peerMac)) observeLocal(flow, inventory.get(flow.peerMac, flow.lastMs));
+        return;
+      }
+      const address = server(flow);
+      const clientKey = DnsCache.clientKey(flow.deviceIsClient ? flow.deviceMac : -1, formatAddr(flow.ipVersion, flow.clientWords()));
+      const named = dns.lookup(clientKey, address, flow.firstMs);
+      if (named) {
+        flow.serverName = named.name;
+        flow.nameSource = 'dns';
+        stats.namedByDns++;
+        classifyByName(flow, named.chain, device);
+      } else {
+        const range = ranges.lookup(flow.ipVersion, flow.serverWords());
+        if (range) {
+          flow.serverName = `${range.vendor} ${range.prefix}`;
+          flow.nameSource = 'ip-range';
+          flow.vendor = range.vendor;
+          stats.namedByRange++;
+        }
+      }
+      if (flow.service === null && flow.serverPort === 443 && device) addPending(flow);
+    },
+    /** The ClientHello named the server: the best name there is. */
+    onSni(flow: Flow, sni: string): void {
+      flow.serverName = sni;
+      flow.nameSource = 'sni';
+      stats.namedBySni++;
+      const device = deviceOf(flow);
+      const entry = classifyByName(flow, [sni], device);
+      if (entry && entry.service !== 'voice') pending.delete(flow);
+      if (device && entry?.service === 'voice' && !entry.assistantOnly && addBounded(device.voiceNames, sni)) device.dirty = true;
+    },
+    /** Remembers answers for naming flows, and what the asking device looked up. */
+    onDnsAnswer(answer: DnsAnswer): void {
+      const client = formatAddr(answer.clientIpVersion, answer.clientWords);
+      dns.onAnswer(answer, DnsCache.clientKey(answer.clientMac, client));
+      if (answer.clientMac < 0 || answer.type === 'CNAME' || !localNets.isLocal(answer.clientIpVersion, answer.clientWords)) return;
+      if (answer.name.endsWith('.local')) return;
+      const device = inventory.get(answer.clientMac, answer.timeMs);
+      const entry = catalog.lookup(answer.name);
+      const vendor = vendorOf(device);
+      if (entry?.service === 'voice' && !entry.assistantOnly && entry.vendor === vendor) {
+        if (addBounded(device.voiceNames, answer.name)) device.dirty = true;
+      } else if (entry && entry.vendor !== null && entry.vendor === vendor && entry.origin !== 'config' && !entry.pattern.startsWith('*')) {
+        if (addBounded(device.vendorEndpoints, answer.name)) device.dirty = true;
+      } else if (!entry) {
+        if (addBounded(device.otherDomains, domainOf(answer.name))) device.dirty = true;
+      }
+    },
+    /** Once a second: re-check the flows that may be voice channels. */
+    onTick(nowMs: number): void {
+      for (const flow of pending) if (checkVoice(flow, nowMs)) pending.delete(flow);
+    },
+    /** A flow ended: forget it, after one last look (short captures end before a minute). */
+    onFlowEnd(flow: Flow): void {
+      if (pending.delete(flow)) checkVoice(flow, flow.lastMs);
+    },
+  };
+}
+
+export type Tagger = ReturnType<typeof buildTagger>;
