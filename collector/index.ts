@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import { buildDecoder } from './decode/index.js';
 import { IPPROTO_TCP, IPPROTO_UDP, type DecodeStats } from './decode/packet.js';
 import type { Flow } from './flow/flow.js';
+import { buildDetector, type Activation, type DetectorStats } from './detect/detector.js';
 import { buildLocalNets } from './flow/local-nets.js';
 import { buildPayloadInspector, type DnsAnswer, type PayloadStats } from './flow/payload.js';
 import { FlowTable, type FlowTableStats } from './flow/table.js';
@@ -33,6 +34,10 @@ export interface CollectorListeners {
   onSni?: (flow: Flow, sni: string) => void;
   /** Once per second of collector time (packet time in replay, also wall time live). */
   onTick?: (nowMs: number) => void;
+  /** An upload qualified as an activation (within ~2 s of its start). */
+  onActivationStarted?: (activation: Activation) => void;
+  /** An activation ended; its verdict is set. */
+  onActivation?: (activation: Activation) => void;
 }
 
 export interface CollectorStats {
@@ -41,6 +46,7 @@ export interface CollectorStats {
   flows: FlowTableStats;
   payload: PayloadStats;
   tagging: TaggerStats | null;
+  detect: DetectorStats | null;
 }
 
 /** Builds the identification and tagging stages (or null when tagging is off). */
@@ -76,7 +82,14 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   const t = tagging?.tagger;
   const inv = tagging?.inventory;
   const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(t?.onFlowEnd, listeners.onFlowEnd);
-  const onTick = chain(t?.onTick, listeners.onTick);
+  // detection needs the voice flows that tagging finds: without tagging there is nothing to watch
+  const detector = inv
+    ? buildDetector((mac) => inv.find(mac)?.vendor ?? inv.find(mac)?.ouiVendor ?? null, {
+      onStarted: listeners.onActivationStarted,
+      onFinished: listeners.onActivation,
+    })
+    : null;
+  const onTick = chain(chain(t?.onTick, detector?.tick), listeners.onTick);
   const table = new FlowTable(
     {
       maxFlows: config.flows.maxFlows,
@@ -118,6 +131,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     if (p === null || p.srcPort < 0 || (p.proto !== IPPROTO_TCP && p.proto !== IPPROTO_UDP)) return;
     const flow = table.account(p);
     inspector.inspect(flow, table.up, p);
+    if (flow.service === 'voice' && detector !== null) detector.onPacket(flow, table.up, p.wireLen, p.timeMs);
   }
 
   return {
@@ -131,6 +145,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
       } finally {
         running = null;
         table.flush();
+        detector?.flush();
       }
     },
     /** Stops the running source; run() then resolves after flushing. */
@@ -140,7 +155,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     /** Open flows (allocates; for snapshots and the API). */
     activeFlows: () => table.activeFlows(),
     stats(): CollectorStats {
-      return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats, tagging: t?.stats ?? null };
+      return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats, tagging: t?.stats ?? null, detect: detector?.stats ?? null };
     },
     /** The device inventory (null with tagging off). */
     inventory: inv ?? null,

@@ -95,7 +95,7 @@ async function writeReport(chunks: Iterable<string>, output: string | undefined,
 async function runPipeline(source: CaptureSource, config: Readonly<Config>, parsed: ParsedCommand, io: CliIo, log: Logger, progress: boolean, live: boolean): Promise<number> {
   const format = parseFormat(parsed.flags.format, io.stdout, parsed.flags.output);
   const report = buildReportSink({ maxDnsAnswers: config.report.maxDnsAnswers });
-  const collector = buildCollector(config, { onFlowEnd: report.onFlowEnd, onDnsAnswer: report.onDnsAnswer });
+  const collector = buildCollector(config, { onFlowEnd: report.onFlowEnd, onDnsAnswer: report.onDnsAnswer, onActivation: report.onActivation });
   const { inventory, tagger } = collector;
   const dataDir = config.dataDir;
   const persist = dataDir !== null && inventory !== null && tagger !== null;

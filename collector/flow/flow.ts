@@ -65,6 +65,10 @@ export class Flow {
   sniSegments = 0;
   /** DNS over TCP: buffered server-to-client stream bytes waiting for a whole message. */
   dnsBuf: Buffer | null = null;
+  /** Detector: the device's track (set when the flow is a voice flow), and this flow's bytes in the open second. */
+  voiceTrack: object | null = null;
+  voiceBinStart = -1;
+  voiceBinBytes = 0;
 
   constructor(
     id: number, proto: number, ipVersion: number, hash: number, timeMs: number,

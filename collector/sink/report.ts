@@ -7,6 +7,7 @@ import type { CollectorStats } from '../index.js';
 import { formatAddr, formatMac } from '../decode/packet.js';
 import type { Flow } from '../flow/flow.js';
 import type { DnsAnswer } from '../flow/payload.js';
+import type { Activation } from '../detect/detector.js';
 import type { Device } from '../identify/device.js';
 
 export const REPORT_SCHEMA = 'earshot.report/1';
@@ -59,6 +60,30 @@ export interface ReportOf<F> extends Omit<Report, 'flows'> {
   flows: readonly F[];
 }
 
+export interface ReportActivation {
+  id: string;
+  device: string;
+  start: string;
+  end: string;
+  bytesUp: number;
+  bytesDown: number;
+  server: string | null;
+  serverName: string | null;
+  score: number;
+  verdict: 'confirmed' | 'suspected' | 'unverified';
+  reasons: string[];
+  wakeEvent: string | null;
+}
+
+/** The report form of an activation. */
+export function activationToReport(a: Activation): ReportActivation {
+  return {
+    id: a.id, device: a.device, start: isoTime(a.startMs), end: isoTime(a.endMs), bytesUp: a.bytesUp, bytesDown: a.bytesDown,
+    server: a.server, serverName: a.serverName, score: a.score, verdict: a.verdict, reasons: a.reasons,
+    wakeEvent: a.wakeEventMs === null ? null : isoTime(a.wakeEventMs),
+  };
+}
+
 export interface Report {
   schema: typeof REPORT_SCHEMA;
   capture: {
@@ -72,7 +97,7 @@ export interface Report {
   devices: ReportDevice[];
   flows: ReportFlow[];
   dns: ReportDns[];
-  activations: unknown[];
+  activations: ReportActivation[];
   /** Self-metrics of the run: what was dropped, evicted or not understood. */
   stats: Record<string, number>;
 }
@@ -179,6 +204,7 @@ export interface ReportInputs {
 /** Builds the report sink. Wire onFlowEnd/onDnsAnswer into the collector's listeners. */
 export function buildReportSink(options: { maxDnsAnswers: number }) {
   const flows: Flow[] = [];
+  const activations: Activation[] = [];
   // ring of the newest DNS answers
   const dns: DnsAnswer[] = [];
   let dnsStart = 0;
@@ -187,6 +213,9 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
   return {
     onFlowEnd(flow: Flow): void {
       flows.push(flow);
+    },
+    onActivation(activation: Activation): void {
+      activations.push(activation);
     },
     onDnsAnswer(answer: DnsAnswer): void {
       if (options.maxDnsAnswers === 0) {
@@ -249,7 +278,7 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
         devices: [...devices.values()].sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac)),
         flows: all,
         dns: orderedDns.map((a) => ({ time: isoTime(a.timeMs), name: a.name, type: a.type, data: a.data, ttl: a.ttl })),
-        activations: [],
+        activations: [...activations].sort((a, b) => a.startMs - b.startMs).map(activationToReport),
         stats: {
           kernelDrops: capture.kernelDrops,
           interfaceDrops: capture.interfaceDrops,
@@ -268,6 +297,7 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
           quicSni: stats.payload.quicSni,
           announcements: stats.payload.announcements,
           ...(stats.tagging ?? {}),
+          ...(stats.detect ? { activations: stats.detect.activations, rejectedBursts: stats.detect.rejectedBursts } : {}),
         },
       };
   }

@@ -134,7 +134,9 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     const range = ranges.lookup(flow.ipVersion, flow.serverWords());
     const voiceRange = inVoicePrefix(flow.ipVersion, flow.serverWords(), vendor);
     if (!voiceRange && (!range || range.vendor !== vendor)) return true;
-    const persistent = !flow.sawSyn || nowMs - flow.firstMs >= options.voiceMinDurationMs || device.voiceServers.has(key);
+    // open before capture began counts as long-lived only inside the vendor's voice ranges: elsewhere an
+    // idle connection that wakes up mid-capture is as likely an API call as a voice channel
+    const persistent = (voiceRange && !flow.sawSyn) || nowMs - flow.firstMs >= options.voiceMinDurationMs || device.voiceServers.has(key);
     if (!persistent) return false;
     if (voiceRange) {
       if (addBounded(device.voiceServers, key)) device.dirty = true;
@@ -191,7 +193,8 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
           stats.namedByRange++;
         }
       }
-      if (flow.service === null && flow.serverPort === 443 && device) addPending(flow);
+      // decide at once when possible: the first packets of a voice channel may be the start of a command
+      if (flow.service === null && flow.serverPort === 443 && device && !checkVoice(flow, flow.firstMs)) addPending(flow);
     },
     /** The ClientHello named the server: the best name there is. */
     onSni(flow: Flow, sni: string): void {
