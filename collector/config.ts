@@ -88,6 +88,22 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    detect: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: "Find activations (audio uploads) on assistants' voice flows. Needs tagging.", flag: 'detect' }),
+        wakeEvents: str(null, 'Wake-word events for replay: a JSON Lines or CSV file ({ time, device?, source?, intended? }). With a source configured, activations without a wake event are suspected.', { flag: 'wake-events' }),
+        wakeWindowBeforeS: Type.Number({ default: 5, minimum: 0, description: 'A wake event this long before an activation starts still confirms it.', flag: 'wake-window-before' }),
+        wakeWindowAfterS: Type.Number({ default: 2, minimum: 0, description: 'A wake event this long after an activation starts still confirms it (clocks differ).', flag: 'wake-window-after' }),
+        quietHours: Type.Array(Type.String({ pattern: '^\\d{1,2}:\\d{2}-\\d{1,2}:\\d{2}$' }), {
+          default: [],
+          description: 'Times nobody is home or awake, e.g. 23:00-07:00: without a wake-event source, activations then are suspected (reason quiet-hours).',
+          flag: 'quiet-hours',
+        }),
+        timeZone: Type.String({ default: 'UTC', description: 'IANA time zone of the quiet hours, e.g. Europe/Berlin.', flag: 'time-zone' }),
+        arbitrationWindowS: Type.Number({ default: 2, minimum: 0, description: 'Assistants starting to upload within this many seconds of each other heard the same wake word (arbitration).', flag: 'arbitration-window' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     report: Type.Object(
       {
         maxDnsAnswers: Type.Integer({ default: 100000, minimum: 0, description: 'Most DNS answers kept for the report; older ones are dropped (counted).', flag: 'max-dns-answers' }),
@@ -277,7 +293,10 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
       if (choices) message = `must be one of ${choices.join(', ')}, got ${JSON.stringify(first.value)}`;
     }
     const dotted = path.join('.');
-    const where = origin.get(dotted) ?? (sources.file ? `${sources.file}: ${dotted || '(top level)'}` : dotted || 'config');
+    // a flag or variable names a whole key; an error may be deeper (a list item): find the key's origin
+    let from: string | undefined;
+    for (let n = path.length; n > 0 && from === undefined; n--) from = origin.get(path.slice(0, n).join('.'));
+    const where = from ?? (sources.file ? `${sources.file}: ${dotted || '(top level)'}` : dotted || 'config');
     throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, message);
   }
   return deepFreeze(withDefaults as Config);

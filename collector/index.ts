@@ -83,7 +83,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   const inv = tagging?.inventory;
   const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(t?.onFlowEnd, listeners.onFlowEnd);
   // detection needs the voice flows that tagging finds: without tagging there is nothing to watch
-  const detector = inv
+  const detector = inv && config.detect.enabled
     ? buildDetector((mac) => inv.find(mac)?.vendor ?? inv.find(mac)?.ouiVendor ?? null, {
       onStarted: listeners.onActivationStarted,
       onFinished: listeners.onActivation,

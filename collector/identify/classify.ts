@@ -71,7 +71,7 @@ export function classify(d: Device): Verdict {
   for (const n of [...d.voiceNames].slice(0, 3)) strong(`talks to voice endpoint ${n}`);
   for (const s of [...d.voiceServers].slice(0, 2)) strong(`persistent voice connection to ${s}`);
   if (d.voiceServers.size === 0 && d.persistentVendorConnection) medium(`persistent TLS connection to ${vendor ?? 'its vendor'} at ${d.persistentVendorConnection}`);
-  for (const p of d.speakerPorts) strong(`speaks a ${p}`);
+  for (const p of d.speakerPorts) strong(`speaks ${p}`);
   if (d.mdnsModel && HOMEPOD_MODEL.test(d.mdnsModel)) strong(`announces AirPlay model ${d.mdnsModel} (HomePod)`);
   if (d.mdnsModel && GOOGLE_SPEAKER_MODEL.test(d.mdnsModel)) strong(`announces Google Cast model ${d.mdnsModel}`);
   for (const s of d.mdnsServices) if (s.startsWith('_sonos.')) strong(`announces ${s}`);

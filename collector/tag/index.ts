@@ -39,8 +39,8 @@ export interface TaggerStats {
 
 /** Ports of local protocols that only speakers speak, by vendor. */
 const SPEAKER_PORTS: Record<string, Record<number, string>> = {
-  amazon: { 55443: 'Echo local protocol (TCP 55443)', 55444: 'Echo local protocol (UDP 55444)' },
-  sonos: { 1400: 'Sonos control protocol (TCP 1400)', 1443: 'Sonos control protocol (TCP 1443)', 3400: 'Sonos control protocol (TCP 3400)', 3401: 'Sonos control protocol (TCP 3401)', 3445: 'Sonos protocol (TCP 3445)', 7080: 'Sonos protocol (UDP 7080)' },
+  amazon: { 55443: 'the Echo-to-Echo protocol (TCP 55443)', 55444: 'the Echo-to-Echo protocol (UDP 55444)' },
+  sonos: { 1400: 'the Sonos control protocol (TCP 1400)', 1443: 'the Sonos control protocol (TCP 1443)', 3400: 'the Sonos control protocol (TCP 3400)', 3401: 'the Sonos control protocol (TCP 3401)', 3445: 'the Sonos protocol (TCP 3445)', 7080: 'the Sonos protocol (UDP 7080)' },
 };
 
 /** Compiles voice prefixes (IPv4 only in the shipped data) into mask tests. */
