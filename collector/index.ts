@@ -9,7 +9,8 @@ import type { Config } from './config.js';
 import { buildDecoder } from './decode/index.js';
 import { IPPROTO_TCP, IPPROTO_UDP, type DecodeStats } from './decode/packet.js';
 import type { Flow } from './flow/flow.js';
-import { buildDetector, type Activation, type DetectorStats } from './detect/detector.js';
+import type { Activation, DetectorStats } from './detect/detector.js';
+import { buildDetectStage } from './detect/index.js';
 import { buildLocalNets } from './flow/local-nets.js';
 import { buildPayloadInspector, type DnsAnswer, type PayloadStats } from './flow/payload.js';
 import { FlowTable, type FlowTableStats } from './flow/table.js';
@@ -83,12 +84,10 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   const inv = tagging?.inventory;
   const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(t?.onFlowEnd, listeners.onFlowEnd);
   // detection needs the voice flows that tagging finds: without tagging there is nothing to watch
-  const detector = inv && config.detect.enabled
-    ? buildDetector((mac) => inv.find(mac)?.vendor ?? inv.find(mac)?.ouiVendor ?? null, {
-      onStarted: listeners.onActivationStarted,
-      onFinished: listeners.onActivation,
-    })
+  const detect = inv && config.detect.enabled
+    ? buildDetectStage(config, inv, { onActivationStarted: listeners.onActivationStarted, onActivation: listeners.onActivation })
     : null;
+  const detector = detect?.detector ?? null;
   const onTick = chain(chain(t?.onTick, detector?.tick), listeners.onTick);
   const table = new FlowTable(
     {
@@ -120,8 +119,13 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     onTick(nowMs);
   }
 
+  // wall time of the latest packet, so wall-clock ticks advance packet time by the time that passed
+  let lastPacketWallMs = 0;
+  let wallClockUsed = false;
+
   /** Takes one captured packet (the PacketSink of every source). */
   function ingest(buf: Buffer, offset: number, capLen: number, wireLen: number, timeMs: number, linkType: number): void {
+    if (wallClockUsed) lastPacketWallMs = Date.now();
     totals.packets++;
     totals.bytes += wireLen;
     if (totals.packets === 1) totals.firstMs = timeMs;
@@ -134,9 +138,21 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     if (flow.service === 'voice' && detector !== null) detector.onPacket(flow, table.up, p.wireLen, p.timeMs);
   }
 
+  /**
+   * Live (and paced replay): advances the clock by the wall time since the latest packet, so uploads
+   * end and flows expire on time when no packet comes, whatever the capture's own clock says
+   * (a router with a wrong clock, a replayed file). `speed`: capture seconds per wall second.
+   */
+  function wallTick(wallNowMs: number, speed = 1): void {
+    wallClockUsed = true;
+    if (totals.packets === 0) return;
+    tick(totals.lastMs + Math.max(0, wallNowMs - lastPacketWallMs) * speed);
+  }
+
   return {
     ingest,
     tick,
+    wallTick,
     /** Reads `source` to its end (or until stop()), then finishes every open flow. */
     async run(source: CaptureSource): Promise<CaptureStats> {
       running = source;
@@ -161,6 +177,8 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     inventory: inv ?? null,
     /** The tagger (its DNS cache is saved with the inventory). */
     tagger: t ?? null,
+    /** The detect stage: wake events, labels (null when detection is off). */
+    detect,
   };
 }
 

@@ -8,6 +8,7 @@ import { packagePath } from '../paths.js';
 import { buildLogger } from '../log.js';
 import { commandHelp, parseCommand, type CommandSpec, type ParsedCommand } from './args.js';
 import { catalogSpec, runCatalog } from './catalog.js';
+import { importSpec, runImport } from './import.js';
 import { collectSpec, replaySpec, runCollect, runReplay, type CliIo } from './run-capture.js';
 import type { Logger } from '../log.js';
 
@@ -20,6 +21,7 @@ const COMMANDS: Command[] = [
   { spec: replaySpec, run: runReplay },
   { spec: collectSpec, run: runCollect },
   { spec: catalogSpec, run: runCatalog },
+  { spec: importSpec, run: runImport },
 ];
 
 function version(): string {

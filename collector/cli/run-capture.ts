@@ -92,7 +92,8 @@ async function writeReport(chunks: Iterable<string>, output: string | undefined,
 }
 
 /** Runs the pipeline over `source` and writes the report; returns the exit code. */
-async function runPipeline(source: CaptureSource, config: Readonly<Config>, parsed: ParsedCommand, io: CliIo, log: Logger, progress: boolean, live: boolean): Promise<number> {
+async function runPipeline(source: CaptureSource, config: Readonly<Config>, parsed: ParsedCommand, io: CliIo, log: Logger, progress: boolean, speed: number): Promise<number> {
+  const live = speed > 0;
   const format = parseFormat(parsed.flags.format, io.stdout, parsed.flags.output);
   const report = buildReportSink({ maxDnsAnswers: config.report.maxDnsAnswers });
   const collector = buildCollector(config, { onFlowEnd: report.onFlowEnd, onDnsAnswer: report.onDnsAnswer, onActivation: report.onActivation });
@@ -118,11 +119,12 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   process.on('SIGTERM', onSignal);
   const bar = progress ? buildProgress(io.stderr, source) : null;
   bar?.start();
-  // live, the clock also advances with wall time so idle flows end while no packet arrives
+  // live (and paced replays), the clock also advances with wall time so uploads end and idle flows
+  // expire while no packet arrives
   let ticks = 0;
   const ticker = live
     ? setInterval(() => {
-      collector.tick(Date.now());
+      collector.wallTick(Date.now(), speed);
       if (++ticks % STATE_SAVE_EVERY_S === 0) save();
     }, 1000)
     : null;
@@ -151,7 +153,7 @@ export async function runReplay(parsed: ParsedCommand, io: CliIo, log: Logger): 
     { onWarning: (message) => log.warn(message) },
   );
   const progress = !parsed.flags['no-progress'] && path !== '-' && (parsed.flags.progress === true || io.stderr.isTTY === true);
-  return runPipeline(source, parsed.config, parsed, io, log, progress, false);
+  return runPipeline(source, parsed.config, parsed, io, log, progress, realtimeSpeed);
 }
 
 /** `earshot collect`. */
@@ -175,7 +177,7 @@ export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger):
   log.info({ source: source.description }, 'capturing');
   const timer = duration > 0 ? setTimeout(() => source.stop(), duration * 1000) : null;
   try {
-    return await runPipeline(source, config, parsed, io, log, false, true);
+    return await runPipeline(source, config, parsed, io, log, false, 1);
   } finally {
     if (timer) clearTimeout(timer);
   }
