@@ -74,6 +74,8 @@ export interface DetectorStats {
 }
 
 const BIN_MS = 1000;
+/** Ethernet + IPv6 + TCP with timestamps and SACK blocks, no payload. */
+const MAX_ACK_FRAME = 106;
 
 /** Builds the detector; `vendorOf(mac)` gives the device's vendor for its parameters. */
 export function buildDetector(vendorOf: (mac: number) => string | null, handlers: DetectorHandlers) {
@@ -186,8 +188,11 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
         t.binStart = Math.floor(timeMs / BIN_MS) * BIN_MS;
         busy.add(t);
       }
-      // the device's upload is what it sends: up when it is the client
+      // the device's upload is what it sends: up when it is the client. Pure ACKs (frames of at most
+      // MAX_ACK_FRAME bytes) are not upload: while an answer streams down they would keep an activation
+      // "active" for its whole length
       if (up === flow.deviceIsClient) {
+        if (wireLen <= MAX_ACK_FRAME) return;
         if (t.binUp === 0) t.binFirstMs = timeMs;
         t.binUp += wireLen;
         t.binLastMs = timeMs;

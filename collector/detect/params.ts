@@ -49,7 +49,12 @@ export const VENDOR_PARAMS: Readonly<Record<string, DetectorParams>> = {
     startBinBytes: 12_000,
     source: 'HomePod misactivation uploads of 46–47 kB over 5.5–9 s; 1-s 10–12 kB spikes are not activations (FACTS.md)',
   },
-  google: { ...ECHO, source: 'Dubois et al. PETS 2020 (Home Mini detected like the Echos); Echo priors until measured' },
+  google: {
+    ...ECHO,
+    minBytes: 20_000,
+    startBinBytes: 10_000,
+    source: 'Dubois et al. PETS 2020 detect the Home Mini like the Echos; its QUIC uploads start without the Echo\'s strong first second, so lower byte floors until measured',
+  },
   sonos: { ...ECHO, source: 'no published numbers; Echo priors' },
 };
 

@@ -167,8 +167,10 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     onFlowStart(flow: Flow): void {
       const device = deviceOf(flow);
       if (device) {
-        const local = formatAddr(flow.ipVersion, flow.deviceIsClient ? flow.clientWords() : flow.serverWords());
-        addBounded(device.ips, local);
+        const words = flow.deviceIsClient ? flow.clientWords() : flow.serverWords();
+        // 0.0.0.0 (DHCP before an address) and group addresses are nobody's address
+        const unassigned = flow.ipVersion === 4 ? words[3] === 0 || words[3] >>> 28 >= 14 : words[0] === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0;
+        if (!unassigned) addBounded(device.ips, formatAddr(flow.ipVersion, words));
       }
       if (flow.bothLocal) {
         // LAN traffic tells about both ends: a Sonos is the server of its controller's connection
