@@ -93,4 +93,13 @@ describe('activation detector', () => {
     det2.flush();
     expect(got.map((a) => [a.id, a.bytesUp, a.endMs])).toEqual(withTicks);
   });
+
+  it("adapts to a device's own idle baseline: a steady 2.5 kB/s background is not an upload, a command on it is", () => {
+    const background: Array<[number, number[]]> = [[0, Array(120).fill(2_500)]];
+    const { finished } = run([...background, [0, []]], 130);
+    expect(finished).toHaveLength(0);
+    const withCommand = run([[0, [...Array(100).fill(2_500), 22_500, 12_500, 12_500, 11_500, ...Array(20).fill(2_500)]]], 130).finished;
+    expect(withCommand).toHaveLength(1);
+    expect(withCommand[0][0].startMs).toBeGreaterThanOrEqual(T0 + 100_000);
+  });
 });

@@ -54,8 +54,13 @@ class Track {
   currentAnnounced = false;
   gapBins = 0;
   lastEndMs = Number.NEGATIVE_INFINITY;
-  /** Upload rate of idle seconds (EWMA): the device's own baseline raises the thresholds if noisy. */
+  /**
+   * The device's baseline upload rate (a slow EWMA over every second outside activations, the empty
+   * ones included): a
+   * device with a noisy baseline gets a higher threshold for an active second (IDLE_FACTOR times it).
+   */
   idleRate = 0;
+  lastBinEnd = 0;
   constructor(readonly mac: number, readonly params: DetectorParams) {}
 }
 
@@ -74,11 +79,19 @@ export interface DetectorStats {
 }
 
 const BIN_MS = 1000;
+const IDLE_DECAY = 0.98;
+/** An upload that has not qualified after this long is background, not speech: it is dropped. */
+const MAX_UNQUALIFIED_MS = 30_000;
+const IDLE_FACTOR = 3;
 /** Ethernet + IPv6 + TCP with timestamps and SACK blocks, no payload. */
 const MAX_ACK_FRAME = 106;
 
+/** Announced activations kept to find arbitration peers. */
+const RECENT = 64;
+
 /** Builds the detector; `vendorOf(mac)` gives the device's vendor for its parameters. */
-export function buildDetector(vendorOf: (mac: number) => string | null, handlers: DetectorHandlers) {
+export function buildDetector(vendorOf: (mac: number) => string | null, handlers: DetectorHandlers, options: { arbitrationMs: number } = { arbitrationMs: 2000 }) {
+  const recent: Activation[] = [];
   const tracks = new Map<number, Track>();
   /** Tracks with an open second or an upload in progress: the tick visits only these. */
   const busy = new Set<Track>();
@@ -99,7 +112,16 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
   }
 
   function qualifies(a: Activation, p: DetectorParams): boolean {
-    return a.audioBins >= p.minAudioBins && a.bytesUp >= p.minBytes;
+    return a.audioBins >= p.minAudioBins && a.bytesUp >= p.minBytes && a.endMs - a.startMs >= p.minDurationMs;
+  }
+
+  /** Another assistant's announced activation starting within the arbitration window of `a`. */
+  function arbitrationPeer(a: Activation): Activation | null {
+    for (let i = recent.length - 1; i >= 0; i--) {
+      const o = recent[i];
+      if (o.deviceMac !== a.deviceMac && Math.abs(o.startMs - a.startMs) <= options.arbitrationMs) return o;
+    }
+    return null;
   }
 
   function finish(t: Track): void {
@@ -107,8 +129,16 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
     t.current = null;
     t.gapBins = 0;
     if (!t.currentAnnounced) {
-      stats.rejectedBursts++;
-      return;
+      // Echos that lose arbitration stop after 1-3 s: too short on their own, but they did hear a wake word
+      const p = t.params;
+      if (a.peakBinBytes >= p.startBinBytes && a.bytesUp >= p.minBytes / 3 && arbitrationPeer(a) !== null) {
+        a.reasons.push('sustained-upload', 'arbitration-loser');
+        handlers.onStarted?.(a);
+        t.currentAnnounced = true;
+      } else {
+        stats.rejectedBursts++;
+        return;
+      }
     }
     t.currentAnnounced = false;
     a.finished = true;
@@ -122,9 +152,14 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
   function closeBin(t: Track): void {
     const p = t.params;
     const up = t.binUp;
-    const active = up >= Math.max(p.activeBinBytes, 8 * t.idleRate);
-    if (!active && t.current === null) t.idleRate = 0.95 * t.idleRate + 0.05 * up;
+    const active = up >= Math.max(p.activeBinBytes, IDLE_FACTOR * t.idleRate);
+    // a slow average over every second outside activations: a steady background raises it
+    if (!t.currentAnnounced) t.idleRate = IDLE_DECAY * t.idleRate + (1 - IDLE_DECAY) * up;
     let a = t.current;
+    if (a !== null && !t.currentAnnounced && t.binStart - a.startMs > MAX_UNQUALIFIED_MS) {
+      finish(t);
+      a = null;
+    }
     if (a !== null) {
       if (active && t.gapBins > 0 && up >= p.startBinBytes) {
         finish(t); // a strong second after a pause: a new wake word
@@ -156,6 +191,8 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
       if (!t.currentAnnounced && qualifies(a, p)) {
         t.currentAnnounced = true;
         a.reasons.push('sustained-upload');
+        recent.push(a);
+        if (recent.length > RECENT) recent.shift();
         handlers.onStarted?.(a);
       }
     }
@@ -171,6 +208,7 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
       closeBin(t);
       t.binStart += BIN_MS;
       if (t.current === null) {
+        t.lastBinEnd = t.binStart;
         t.binStart = -1; // nothing in progress: the next packet opens a fresh second
         busy.delete(t);
       }
@@ -185,7 +223,10 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
       const t = trackOf(flow);
       if (t.binStart >= 0 && timeMs >= t.binStart + BIN_MS) advance(t, timeMs);
       if (t.binStart < 0) {
-        t.binStart = Math.floor(timeMs / BIN_MS) * BIN_MS;
+        const start = Math.floor(timeMs / BIN_MS) * BIN_MS;
+        // the seconds since the last open one carried nothing: they pull the idle rate down
+        if (t.lastBinEnd > 0) t.idleRate *= IDLE_DECAY ** Math.min(600, (start - t.lastBinEnd) / BIN_MS);
+        t.binStart = start;
         busy.add(t);
       }
       // the device's upload is what it sends: up when it is the client. Pure ACKs (frames of at most

@@ -43,7 +43,7 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
   function decide(a: Activation): void {
     const others = group(a);
     const members: ArbitrationMember[] = others.map((o) => ({ device: deviceOf(o), startMs: o.startMs, confirmed: o.verdict === 'confirmed' && !o.reasons.includes('arbitration') ? true : undefined }));
-    const detectorReasons = a.reasons.filter((r) => r === 'sustained-upload');
+    const detectorReasons = a.reasons.filter((r) => r === 'sustained-upload' || r === 'arbitration-loser');
     const result = applyLabel(
       decideVerdict({ device: deviceOf(a), startMs: a.startMs, arbitrationGroup: members, followUp: a.reasons.includes('follow-up') }, store, options),
       labels.get(a.id) ?? null,
@@ -64,7 +64,7 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
       if (a.verdict === 'confirmed') for (const o of group(a)) if (o.verdict !== 'confirmed' && !labels.has(o.id)) decide(o);
       listeners.onActivation?.(a);
     },
-  });
+  }, { arbitrationMs });
 
   return {
     detector,

@@ -22,6 +22,8 @@ export interface DetectorParams {
   startBinBytes: number;
   /** Quiet seconds tolerated inside one activation (speech pauses, a second boundary split). */
   maxGapBins: number;
+  /** An activation lasts at least this long from its first to its last active packet (event posts last a second). */
+  minDurationMs: number;
   /** An activation starting this soon after the device's previous one ended is a follow-up. */
   followUpMs: number;
   /** Where the numbers come from. */
@@ -35,6 +37,8 @@ const ECHO: DetectorParams = {
   minBytes: 30_000,
   startBinBytes: 15_000,
   maxGapBins: 1,
+  // the shortest Echo command in the vcfp captures lasts 1.66 s; an event post one second
+  minDurationMs: 1_300,
   followUpMs: 8_000,
   source: 'Kennedy et al. CNS 2019 captures (FACTS.md): 15–30 kB first second, 8–10 kB/s speech, 1-s event posts',
 };

@@ -98,7 +98,11 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
       if (!device || !device.assistant || vendorOf(device) !== entry.vendor) service = 'other';
     }
     flow.service = service;
-    if (service === 'voice') stats.voiceByName++;
+    if (service === 'voice') {
+      stats.voiceByName++;
+      // learned: when this connection is re-opened without a name (no new DNS, no SNI) it is still voice
+      if (device && addBounded(device.voiceServers, `${server(flow)}:${flow.serverPort}`)) device.dirty = true;
+    }
   }
 
   /** Names and classifies a flow from its names; returns the catalogue entry used, if any. */
@@ -131,6 +135,14 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     if (!vendor || !ASSISTANT_MAKERS.has(vendor)) return true;
     const address = server(flow);
     const key = `${address}:${flow.serverPort}`;
+    if (device.voiceServers.has(key)) {
+      refresh(device);
+      if (!device.assistant) return false;
+      flow.service = 'voice';
+      flow.vendor = vendor;
+      stats.voiceByBehaviour++;
+      return true;
+    }
     const range = ranges.lookup(flow.ipVersion, flow.serverWords());
     const voiceRange = inVoicePrefix(flow.ipVersion, flow.serverWords(), vendor);
     if (!voiceRange && (!range || range.vendor !== vendor)) return true;
