@@ -4,13 +4,13 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { configKeys } from '../collector/config.js';
 import { EARSHOT_BIN, runCli, type CliResult } from './helpers/cli.js';
 import { replayReport } from './helpers/replay.js';
@@ -18,6 +18,7 @@ import { describeShared, PROJECT_ROOT, realCapture } from './helpers/shared.js';
 
 const FIXTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 const dir = mkdtempSync(join(tmpdir(), 'earshot-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A bad-input failure: exit 2, exactly one line on stderr starting "earshot:", no stack trace. */
 function expectOneLineError(r: CliResult, pattern: RegExp): void {

@@ -3,15 +3,16 @@
  * earshot's output) confirm the activations they cover; the rest are suspected; without a source they
  * are unverified, except in quiet hours. A paced replay finds the same activations as a fast one.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { runCli } from './helpers/cli.js';
 import { describeShared, PROJECT_ROOT, VCFP_CAPTURES } from './helpers/shared.js';
 
 interface Label { file: string; echo_mac: string; commands: number; reference_bursts: Array<{ start_epoch_s: number }>; reference_agrees_with_commands: boolean }
 const dir = mkdtempSync(join(tmpdir(), 'earshot-detect-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function activations(file: string, extra: string[] = []) {
   const r = await runCli(['replay', file, '--format', 'json', ...extra]);

@@ -4,16 +4,17 @@
  * activation list is the ground truth; the real captures (test/detect.test.ts, npm run eval) remain the
  * judge of the detector's numbers.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { ReportActivation } from '../collector/sink/report.js';
 import { runCli } from './helpers/cli.js';
 import { exampleDevices, generateScenario, writeScenarioPcap } from './scenario/generator.js';
 import type { Scenario } from './scenario/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'earshot-scenario-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const T0 = Date.UTC(2026, 10, 24, 23, 50, 0); // ten minutes before midnight
 
 async function replay(scenario: Scenario, name: string, extra: string[] = []): Promise<ReportActivation[]> {

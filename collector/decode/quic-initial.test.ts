@@ -291,6 +291,13 @@ describe('QUIC Initial fuzzing: never throws, never reads outside the range', ()
     }), { numRuns: 400 });
   });
 
+  it('a CRYPTO offset past 2^53 (found by fuzzing) is damage, not a frame', () => {
+    const payload = Buffer.concat([Buffer.from([6, 0xc0, 0x20, 0, 0, 0, 0, 0, 0, 0]), Buffer.alloc(13)]);
+    const packet = protectInitial(RFC_DCID, 7, payload);
+    checkAgainstSurroundings(packet, new Uint8Array(0), new Uint8Array(0));
+    expect(extractQuicInitialCrypto(packet, 0, packet.length)?.frames).toEqual([]);
+  });
+
   it('validly protected Initials whose decrypted frames are random or damaged', () => {
     const frames = fc.oneof(
       fc.uint8Array({ minLength: 20, maxLength: 1200 }).map((a) => Buffer.from(a)),

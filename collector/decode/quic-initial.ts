@@ -251,7 +251,8 @@ function cryptoFrames(plaintext: Buffer, frames: QuicCryptoFrame[]): void {
       cursor.at++;
       const offset = readVarint(plaintext, cursor, end);
       const length = readVarint(plaintext, cursor, end);
-      if (offset < 0 || length < 0 || cursor.at + length > end) return;
+      // an offset past what we would ever collect is damage (and may not even be a safe integer)
+      if (offset < 0 || length < 0 || offset > MAX_QUIC_CRYPTO_BYTES || cursor.at + length > end) return;
       frames.push({ offset, data: plaintext.subarray(cursor.at, cursor.at + length) });
       cursor.at += length;
     } else {

@@ -133,28 +133,22 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     if (!device) return false;
     const vendor = vendorOf(device);
     if (!vendor || !ASSISTANT_MAKERS.has(vendor)) return true;
-    const address = server(flow);
-    const key = `${address}:${flow.serverPort}`;
-    if (device.voiceServers.has(key)) {
-      refresh(device);
-      if (!device.assistant) return false;
-      flow.service = 'voice';
-      flow.vendor = vendor;
-      stats.voiceByBehaviour++;
-      return true;
-    }
-    const range = ranges.lookup(flow.ipVersion, flow.serverWords());
-    const voiceRange = inVoicePrefix(flow.ipVersion, flow.serverWords(), vendor);
-    if (!voiceRange && (!range || range.vendor !== vendor)) return true;
-    // open before capture began counts as long-lived only inside the vendor's voice ranges: elsewhere an
-    // idle connection that wakes up mid-capture is as likely an API call as a voice channel
-    const persistent = (voiceRange && !flow.sawSyn) || nowMs - flow.firstMs >= options.voiceMinDurationMs || device.voiceServers.has(key);
-    if (!persistent) return false;
-    if (voiceRange) {
-      if (addBounded(device.voiceServers, key)) device.dirty = true;
-    } else if (device.persistentVendorConnection === null) {
-      device.persistentVendorConnection = key;
-      device.dirty = true;
+    const key = `${server(flow)}:${flow.serverPort}`;
+    // a server this device already used for voice (learned): its voice channel, re-opened
+    if (!device.voiceServers.has(key)) {
+      const range = ranges.lookup(flow.ipVersion, flow.serverWords());
+      const voiceRange = inVoicePrefix(flow.ipVersion, flow.serverWords(), vendor);
+      if (!voiceRange && (!range || range.vendor !== vendor)) return true;
+      // open before capture began counts as long-lived only inside the vendor's voice ranges: elsewhere
+      // an idle connection that wakes up mid-capture is as likely an API call as a voice channel
+      const persistent = (voiceRange && !flow.sawSyn) || nowMs - flow.firstMs >= options.voiceMinDurationMs;
+      if (!persistent) return false;
+      if (voiceRange) {
+        if (addBounded(device.voiceServers, key)) device.dirty = true;
+      } else if (device.persistentVendorConnection === null) {
+        device.persistentVendorConnection = key;
+        device.dirty = true;
+      }
     }
     refresh(device);
     if (!device.assistant) return false;
