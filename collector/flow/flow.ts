@@ -67,6 +67,8 @@ export class Flow {
   dnsBuf: Buffer | null = null;
   /** Detector: the device's track (set when the flow is a voice flow), and this flow's bytes in the open second. */
   voiceTrack: object | null = null;
+  /** The server's address as text, once something needed it (tagging). */
+  serverText: string | null = null;
   voiceBinStart = -1;
   voiceBinBytes = 0;
 
@@ -84,6 +86,18 @@ export class Flow {
     this.serverPort = serverPort;
     this.firstMs = timeMs;
     this.lastMs = timeMs;
+  }
+
+  /** Fills `out` with the server's address words (no allocation; for per-flow work). */
+  serverInto(out: Uint32Array): Uint32Array {
+    out[0] = this.s0; out[1] = this.s1; out[2] = this.s2; out[3] = this.s3;
+    return out;
+  }
+
+  /** Fills `out` with the client's address words. */
+  clientInto(out: Uint32Array): Uint32Array {
+    out[0] = this.c0; out[1] = this.c1; out[2] = this.c2; out[3] = this.c3;
+    return out;
   }
 
   /** The client's address words (a new array; for reports, not the hot path). */

@@ -14,6 +14,8 @@ export class Device {
   /** Locally administered (randomised) MAC: no OUI vendor. */
   randomized = false;
   readonly ips = new Set<string>();
+  /** The IPv4 address (as a number) last added to `ips`, to skip formatting it again. */
+  lastIpWord = -1;
   dhcpHostName: string | null = null;
   dhcpVendorClass: string | null = null;
   dhcpParams: string | null = null;

@@ -1,7 +1,7 @@
 /**
  * buildOuiTable: the OUIs FACTS.md names, MA-M / MA-S sub-blocks, randomised and group addresses, and
  * every source MAC of the real captures against tshark's own resolution (eth.src_resolved and
- * eth.src.oui_resolved, read from the same manuf file). A last test fails when data/oui.tsv.gz is stale
+ * eth.src.oui_resolved, read from the same manuf file). A last test fails when data/oui.tsv is stale
  * relative to its generator: it regenerates the table from the installed manuf into a temporary
  * directory and compares, when that manuf is the one the committed table was made from.
  */
@@ -11,7 +11,6 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { tshark } from '../../test/helpers/decode-test-support.js';
 import { describeShared, REAL_CAPTURES } from '../../test/helpers/shared.js';
@@ -21,7 +20,7 @@ import { buildOuiTable, parseMac, vendorOfOrganization } from './oui.js';
 /** One tshark run per real capture, all at once: minutes when the whole suite shares two cores. */
 const GOLDEN_TIMEOUT_MS = 300_000;
 
-const DATA_FILE = fileURLToPath(new URL('./data/oui.tsv.gz', import.meta.url));
+const DATA_FILE = fileURLToPath(new URL('./data/oui.tsv', import.meta.url));
 const GENERATOR = fileURLToPath(new URL('./data/generate-oui.mjs', import.meta.url));
 const MANUF = '/usr/share/wireshark/manuf';
 
@@ -132,8 +131,8 @@ describeShared('buildOuiTable against tshark on the real captures', () => {
   }, GOLDEN_TIMEOUT_MS);
 });
 
-describe('data/oui.tsv.gz is up to date with its generator', () => {
-  const committed = gunzipSync(readFileSync(DATA_FILE)).toString('utf8');
+describe('data/oui.tsv is up to date with its generator', () => {
+  const committed = readFileSync(DATA_FILE, 'utf8');
   const recorded = (key: string) => new RegExp(`^# ${key}: (.*)$`, 'm').exec(committed)?.[1] ?? '';
   const installedPackage = existsSync(MANUF) ? packageVersion() : null;
   const sameSource = existsSync(MANUF)
@@ -146,9 +145,9 @@ describe('data/oui.tsv.gz is up to date with its generator', () => {
   it.runIf(sameSource)('regenerating from the same manuf gives the committed table', () => {
     const dir = mkdtempSync(join(tmpdir(), 'earshot-oui-'));
     try {
-      const out = join(dir, 'oui.tsv.gz');
+      const out = join(dir, 'oui.tsv');
       execFileSync(process.execPath, [GENERATOR, MANUF, '--out', out], { stdio: 'pipe' });
-      const fresh = gunzipSync(readFileSync(out)).toString('utf8');
+      const fresh = readFileSync(out, 'utf8');
       expect(fresh === committed, 'run: node collector/identify/data/generate-oui.mjs').toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 /**
- * MAC address -> manufacturer, from the IEEE registry table in data/oui.tsv.gz (generated from
+ * MAC address -> manufacturer, from the IEEE registry table in data/oui.tsv (generated from
  * Wireshark's manuf file by data/generate-oui.mjs; its header says which snapshot). A device's vendor
  * is the first hint that it is a smart speaker (an Echo's MAC is Amazon's), before DHCP or mDNS say more.
  *
@@ -44,7 +44,7 @@ export interface OuiTable {
 
 /** Options of buildOuiTable. */
 export interface OuiTableOptions {
-  /** A table file in the generator's format (gzip'ed or plain); default: the bundled data/oui.tsv.gz. */
+  /** A table file in the generator's format (gzip'ed or plain); default: the bundled data/oui.tsv. */
   dataPath?: string;
 }
 
@@ -84,7 +84,7 @@ export function buildOuiTable(options: OuiTableOptions = {}): OuiTable {
   let text: string;
   try {
     const raw = readFileSync(path);
-    // gzip magic 1f 8b: the bundled file is compressed; a plain file (tests, hand-made tables) is not
+    // gzip magic 1f 8b: a compressed table is accepted too (the bundled one is plain: faster to load)
     text = (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8');
   } catch (err) {
     throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', path, err instanceof Error ? err.message : String(err));
@@ -106,11 +106,19 @@ export function buildOuiTable(options: OuiTableOptions = {}): OuiTable {
     if (text.charCodeAt(at) === 35 /* # */) {
       provenance.push(text.slice(at, end).replace(/^#\s?/, ''));
     } else if (end > at) {
-      const slash = text.indexOf('/', at);
-      const bits = slash > at && slash < end ? (slash - at) * 4 : 0;
-      const prefix = parseInt(text.slice(at, slash), 16);
+      // hex digits up to the "/" by hand: no substring and no parseInt per line (50,000 lines at start-up)
+      let prefix = 0;
+      let slash = at;
+      for (; slash < end; slash++) {
+        const c = text.charCodeAt(slash);
+        const digit = c >= 48 && c <= 57 ? c - 48 : c >= 65 && c <= 70 ? c - 55 : c >= 97 && c <= 102 ? c - 87 : -1;
+        if (digit < 0) break;
+        prefix = prefix * 16 + digit;
+      }
+      const bits = (slash - at) * 4;
       const map = bits === 24 ? by24 : bits === 28 ? by28 : bits === 36 ? by36 : null;
-      if (map === null || Number.isNaN(prefix) || text.slice(slash + 1, slash + 3) !== String(bits)) {
+      const bitsText = bits === 24 ? '24' : bits === 28 ? '28' : '36';
+      if (map === null || text.charCodeAt(slash) !== 47 || !text.startsWith(bitsText, slash + 1)) {
         throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', path, `"${text.slice(at, Math.min(end, at + 40))}" is not PREFIX/BITS<TAB>SHORT<TAB>ORGANIZATION`);
       }
       if (!map.has(prefix)) { // duplicates: the first wins, as the generator wrote them
@@ -174,8 +182,8 @@ export function parseMac(text: string): number {
  * compiled code), in the source tree's collector/identify/data/ three levels up.
  */
 function bundledDataPath(): string {
-  const beside = fileURLToPath(new URL('./data/oui.tsv.gz', import.meta.url));
+  const beside = fileURLToPath(new URL('./data/oui.tsv', import.meta.url));
   if (existsSync(beside)) return beside;
-  const fromDist = fileURLToPath(new URL('../../../collector/identify/data/oui.tsv.gz', import.meta.url));
+  const fromDist = fileURLToPath(new URL('../../../collector/identify/data/oui.tsv', import.meta.url));
   return existsSync(fromDist) ? fromDist : beside;
 }

@@ -75,18 +75,15 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
   const stats: TaggerStats = { namedBySni: 0, namedByDns: 0, namedByRange: 0, voiceByName: 0, voiceByBehaviour: 0, pendingDropped: 0 };
   /** Flows that may turn out to be an assistant's voice channel; re-checked every tick. */
   const pending = new Set<Flow>();
-  const serverText = new WeakMap<Flow, string>();
+  // scratch words for per-flow lookups: no array per flow
+  const scratch = new Uint32Array(4);
 
   const deviceOf = (flow: Flow): Device | null => (flow.deviceMac >= 0 ? inventory.get(flow.deviceMac, flow.lastMs) : null);
   const vendorOf = (d: Device): string | null => d.configVendor ?? d.ouiVendor ?? (refresh(d), d.vendor);
 
   function server(flow: Flow): string {
-    let text = serverText.get(flow);
-    if (text === undefined) {
-      text = formatAddr(flow.ipVersion, flow.serverWords());
-      serverText.set(flow, text);
-    }
-    return text;
+    if (flow.serverText === null) flow.serverText = formatAddr(flow.ipVersion, flow.serverInto(scratch));
+    return flow.serverText;
   }
 
   /** Applies a catalogue entry to a flow (an assistant-only entry holds only for that vendor's assistants). */
@@ -136,8 +133,8 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     const key = `${server(flow)}:${flow.serverPort}`;
     // a server this device already used for voice (learned): its voice channel, re-opened
     if (!device.voiceServers.has(key)) {
-      const range = ranges.lookup(flow.ipVersion, flow.serverWords());
-      const voiceRange = inVoicePrefix(flow.ipVersion, flow.serverWords(), vendor);
+      const range = ranges.lookup(flow.ipVersion, flow.serverInto(scratch));
+      const voiceRange = inVoicePrefix(flow.ipVersion, scratch, vendor);
       if (!voiceRange && (!range || range.vendor !== vendor)) return true;
       // open before capture began counts as long-lived only inside the vendor's voice ranges: elsewhere
       // an idle connection that wakes up mid-capture is as likely an API call as a voice channel
@@ -173,10 +170,14 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     onFlowStart(flow: Flow): void {
       const device = deviceOf(flow);
       if (device) {
-        const words = flow.deviceIsClient ? flow.clientWords() : flow.serverWords();
+        const words = flow.deviceIsClient ? flow.clientInto(scratch) : flow.serverInto(scratch);
         // 0.0.0.0 (DHCP before an address) and group addresses are nobody's address
         const unassigned = flow.ipVersion === 4 ? words[3] === 0 || words[3] >>> 28 >= 14 : words[0] === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0;
-        if (!unassigned) addBounded(device.ips, formatAddr(flow.ipVersion, words));
+        // most flows of a device come from the address it used last: skip formatting it again
+        if (!unassigned && (words[3] !== device.lastIpWord || flow.ipVersion !== 4)) {
+          device.lastIpWord = flow.ipVersion === 4 ? words[3] : -1;
+          addBounded(device.ips, formatAddr(flow.ipVersion, words));
+        }
       }
       if (flow.bothLocal) {
         // LAN traffic tells about both ends: a Sonos is the server of its controller's connection
@@ -185,7 +186,9 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
         return;
       }
       const address = server(flow);
-      const clientKey = DnsCache.clientKey(flow.deviceIsClient ? flow.deviceMac : -1, formatAddr(flow.ipVersion, flow.clientWords()));
+      const clientKey = flow.deviceIsClient && flow.deviceMac >= 0
+        ? DnsCache.clientKey(flow.deviceMac, '')
+        : DnsCache.clientKey(-1, formatAddr(flow.ipVersion, flow.clientInto(scratch)));
       const named = dns.lookup(clientKey, address, flow.firstMs);
       if (named) {
         flow.serverName = named.name;
@@ -193,7 +196,7 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
         stats.namedByDns++;
         classifyByName(flow, named.chain, device);
       } else {
-        const range = ranges.lookup(flow.ipVersion, flow.serverWords());
+        const range = ranges.lookup(flow.ipVersion, flow.serverInto(scratch));
         if (range) {
           flow.serverName = `${range.vendor} ${range.prefix}`;
           flow.nameSource = 'ip-range';

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Generates oui.tsv.gz beside this script: the IEEE MAC address registry (MA-L 24-bit, MA-M 28-bit and
+ * Generates oui.tsv beside this script: the IEEE MAC address registry (MA-L 24-bit, MA-M 28-bit and
  * MA-S 36-bit blocks) as Wireshark's `manuf` file carries it, in the form collector/identify/oui.ts
  * loads. Plain Node, no dependencies.
  *
@@ -12,7 +12,7 @@
  * which registry snapshot the table is. Nothing time-dependent is written: the same input gives the same
  * bytes, which the staleness test in oui.test.ts relies on.
  *
- * Output (gzip'ed UTF-8 text, one entry a line, sorted by prefix):
+ * Output (plain UTF-8 text, one entry a line, sorted by prefix; plain because gunzip cost ~50 ms at every start):
  *   # key: value                      header lines
  *   PREFIX/BITS<TAB>SHORT<TAB>ORGANIZATION
  * PREFIX is the block's upper-case hex digits (6 for /24, 7 for /28, 9 for /36). manuf's other entries
@@ -23,11 +23,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { gzipSync } from 'node:zlib';
 
 const DEFAULT_MANUF = '/usr/share/wireshark/manuf';
 const HERE = dirname(fileURLToPath(import.meta.url));
-export const DEFAULT_OUTPUT = join(HERE, 'oui.tsv.gz');
+export const DEFAULT_OUTPUT = join(HERE, 'oui.tsv');
 
 /** The Debian package (name and version) that installed `path`, or null when dpkg does not know it. */
 export function debianPackageOf(path) {
@@ -104,11 +103,11 @@ export function buildOuiText(manufText, source, package_) {
   return `${header.join('\n')}\n${lines.join('\n')}\n`;
 }
 
-/** Reads `manufPath` and writes the gzip'ed table to `outPath`; returns the number of entries. */
+/** Reads `manufPath` and writes the table to `outPath`; returns the number of entries. */
 export function generateOuiTable(manufPath = DEFAULT_MANUF, outPath = DEFAULT_OUTPUT) {
   const manufText = readFileSync(manufPath, 'utf8');
   const text = buildOuiText(manufText, manufPath, debianPackageOf(manufPath));
-  writeFileSync(outPath, gzipSync(Buffer.from(text, 'utf8'), { level: 9 }));
+  writeFileSync(outPath, text);
   return Number(/^# entries: (\d+)$/m.exec(text)[1]);
 }
 
