@@ -102,11 +102,11 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   const persist = dataDir !== null && inventory !== null && tagger !== null;
   if (persist) {
     prepareDataDir(dataDir);
-    const warning = loadState(dataDir, inventory, tagger.dnsCache);
+    const warning = loadState(dataDir, inventory, tagger.dnsCache, collector.detect?.labels ?? null);
     if (warning) log.warn(warning);
   }
   const save = () => {
-    if (persist) saveState(dataDir, inventory, tagger.dnsCache);
+    if (persist) saveState(dataDir, inventory, tagger.dnsCache, collector.detect?.labels ?? null);
   };
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {

@@ -17,7 +17,12 @@ interface StateFile {
   savedAt: string;
   devices: SavedDevice[];
   dns: DnsCacheRow[];
+  /** A person's labels of activations: [activation id, 'intended' | 'not-intended']. */
+  labels?: Array<[string, string]>;
 }
+
+/** Labels of activations, kept with the inventory (the detect stage's map). */
+export type LabelMap = Map<string, 'intended' | 'not-intended'>;
 
 /** Makes sure the data directory exists and is writable; throws EARSHOT_ERR_DATA_DIR otherwise. */
 export function prepareDataDir(dir: string): void {
@@ -35,7 +40,7 @@ export function prepareDataDir(dir: string): void {
  * Loads the state file into the inventory and DNS cache. Returns a warning when the file was damaged
  * (it is then moved aside as state.json.damaged-<time>), null otherwise (also when there is none yet).
  */
-export function loadState(dir: string, inventory: Inventory, dns: DnsCache): string | null {
+export function loadState(dir: string, inventory: Inventory, dns: DnsCache, labels: LabelMap | null = null): string | null {
   const path = join(dir, FILE);
   let text: string;
   try {
@@ -49,6 +54,9 @@ export function loadState(dir: string, inventory: Inventory, dns: DnsCache): str
     if (state.schema !== STATE_SCHEMA) throw new Error(`schema ${JSON.stringify(state.schema)}, expected ${STATE_SCHEMA}`);
     inventory.load(Array.isArray(state.devices) ? state.devices : []);
     dns.load(Array.isArray(state.dns) ? state.dns : []);
+    for (const row of Array.isArray(state.labels) ? state.labels : []) {
+      if (Array.isArray(row) && typeof row[0] === 'string' && (row[1] === 'intended' || row[1] === 'not-intended')) labels?.set(row[0], row[1]);
+    }
     return null;
   } catch (err) {
     const aside = `${path}.damaged-${Date.now()}`;
@@ -58,8 +66,8 @@ export function loadState(dir: string, inventory: Inventory, dns: DnsCache): str
 }
 
 /** Writes the state file atomically. */
-export function saveState(dir: string, inventory: Inventory, dns: DnsCache, now = new Date()): void {
-  const state: StateFile = { schema: STATE_SCHEMA, savedAt: now.toISOString(), devices: inventory.save(), dns: dns.rows() };
+export function saveState(dir: string, inventory: Inventory, dns: DnsCache, labels: LabelMap | null = null, now = new Date()): void {
+  const state: StateFile = { schema: STATE_SCHEMA, savedAt: now.toISOString(), devices: inventory.save(), dns: dns.rows(), labels: labels ? [...labels] : [] };
   const path = join(dir, FILE);
   const tmp = `${path}.tmp-${process.pid}`;
   try {
