@@ -144,8 +144,12 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
    * (a router with a wrong clock, a replayed file). `speed`: capture seconds per wall second.
    */
   function wallTick(wallNowMs: number, speed = 1): void {
-    wallClockUsed = true;
-    if (totals.packets === 0) return;
+    if (!wallClockUsed || totals.packets === 0) {
+      // the first tick calibrates: packets so far did not note their wall time
+      wallClockUsed = true;
+      lastPacketWallMs = wallNowMs;
+      return;
+    }
     tick(totals.lastMs + Math.max(0, wallNowMs - lastPacketWallMs) * speed);
   }
 
