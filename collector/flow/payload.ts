@@ -54,6 +54,14 @@ const MAX_SNI_PROBES = 8;
 const TLS_HANDSHAKE = 0x16;
 const MAX_DNS_TCP_BUFFER = 65537;
 
+/** The stream so far: the packet's payload alone (a view), or appended to what a flow buffered (a copy). */
+function streamView(buffered: Buffer | null, p: DecodedPacket): { buf: Buffer; off: number; len: number } {
+  const end = p.payloadOffset + p.payloadLength;
+  if (buffered === null) return { buf: p.payloadBuf, off: p.payloadOffset, len: p.payloadLength };
+  const buf = Buffer.concat([buffered, p.payloadBuf.subarray(p.payloadOffset, end)]);
+  return { buf, off: 0, len: buf.length };
+}
+
 /** Builds the payload inspector; `inspect` is called for every TCP/UDP packet after flow accounting. */
 export function buildPayloadInspector(handlers: PayloadHandlers) {
   const stats: PayloadStats = { dnsMessages: 0, dnsMalformed: 0, sniFound: 0, sniGaveUp: 0, quicSni: 0, announcements: 0 };
@@ -84,14 +92,7 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
 
   /** DNS over TCP: 2-byte length prefix; buffer the server's stream until whole messages are there. */
   function dnsOverTcp(flow: Flow, p: DecodedPacket): void {
-    let buf = p.payloadBuf;
-    let off = p.payloadOffset;
-    let len = p.payloadLength;
-    if (flow.dnsBuf) {
-      buf = Buffer.concat([flow.dnsBuf, buf.subarray(off, off + len)]);
-      off = 0;
-      len = buf.length;
-    }
+    const { buf, off, len } = streamView(flow.dnsBuf, p);
     setContext(p);
     const used = parseDnsOverTcp(buf, off, len, onAnswer, false, stats);
     const rest = len - used;
@@ -109,14 +110,8 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
       stats.sniGaveUp++;
       return;
     }
-    let buf = p.payloadBuf;
-    let off = p.payloadOffset;
-    let len = p.payloadLength;
-    if (flow.sniBuf) {
-      buf = Buffer.concat([flow.sniBuf, buf.subarray(off, off + len)]);
-      off = 0;
-      len = buf.length;
-    } else if (buf[off] !== TLS_HANDSHAKE) {
+    const { buf, off, len } = streamView(flow.sniBuf, p);
+    if (!flow.sniBuf && buf[off] !== TLS_HANDSHAKE) {
       // not (yet) TLS: STARTTLS protocols (SMTP, IMAP, XMPP) send a ClientHello after a few plaintext
       // exchanges, so look at the client's first few segments before giving up
       if (++flow.sniSegments >= MAX_SNI_PROBES) flow.sniState = SNI_DONE;
