@@ -20,6 +20,9 @@ const str = (d: string | null, description: string, extra: Extra = {}) =>
     ? Type.Union([Type.String(), Type.Null()], { default: null, description, ...extra })
     : Type.String({ default: d, description, ...extra });
 
+/** An InfluxQL duration: 30d, 104w, 12h, 1h30m, or INF. */
+const DURATION = '^(INF|(\\d+(w|d|h|m|s))+)$';
+
 export const ConfigSchema = Type.Object(
   {
     dataDir: str(null, 'Directory for what must survive restarts (inventory, DNS cache, spool, alert outbox). Unset: nothing is kept.', { flag: 'data-dir' }),
@@ -101,6 +104,32 @@ export const ConfigSchema = Type.Object(
         }),
         timeZone: Type.String({ default: 'UTC', description: 'IANA time zone of the quiet hours, e.g. Europe/Berlin.', flag: 'time-zone' }),
         arbitrationWindowS: Type.Number({ default: 2, minimum: 0, description: 'Assistants starting to upload within this many seconds of each other heard the same wake word (arbitration).', flag: 'arbitration-window' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    influx: Type.Object(
+      {
+        url: str(null, 'InfluxDB base URL, e.g. http://127.0.0.1:8086 (1.x, or 2.x/3.x through their v1 /write API). Unset: nothing is written.', { flag: 'influx-url' }),
+        database: Type.String({ default: 'earshot', minLength: 1, description: 'Database (1.x), or the database name mapped to a bucket (2.x DBRP mapping, 3.x database).', flag: 'influx-db' }),
+        token: str(null, 'API token, sent as "Authorization: Token ..." (InfluxDB 2.x and 3.x; 1.x with auth uses username and password).', { flag: 'influx-token' }),
+        username: str(null, 'User name for InfluxDB 1.x authentication (HTTP basic auth; 2.x v1-compatible users too).', { flag: 'influx-username' }),
+        password: str(null, 'Password for username; better set as EARSHOT_INFLUX_PASSWORD than on the command line.', { flag: 'influx-password' }),
+        retentionPolicy: str(null, "Retention policy written to. Unset: rawPolicy when setup is on, else the database's default.", { flag: 'influx-rp' }),
+        setup: Type.Boolean({ default: true, description: 'On start, create the database, the raw and long retention policies and the downsampling continuous queries when missing (InfluxDB 1.x; turn off for 2.x/3.x or a server you manage yourself).', flag: 'influx-setup' }),
+        rawPolicy: Type.String({ default: 'earshot_raw', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Name of the retention policy for raw points (setup).', flag: 'influx-raw-policy' }),
+        rawRetention: Type.String({ default: '30d', pattern: DURATION, description: 'How long raw points are kept (InfluxQL duration, INF for ever).', flag: 'influx-raw-retention' }),
+        longPolicy: Type.String({ default: 'earshot_long', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Name of the retention policy for downsampled points (setup).', flag: 'influx-long-policy' }),
+        longRetention: Type.String({ default: '104w', pattern: DURATION, description: 'How long downsampled points are kept (InfluxQL duration, INF for ever).', flag: 'influx-long-retention' }),
+        downsample: Type.String({ default: '5m', pattern: '^\\d+(s|m|h|d)$', description: 'Interval of the continuous queries that downsample traffic into the long retention policy.', flag: 'influx-downsample' }),
+        intervalS: Type.Integer({ default: 10, minimum: 1, maximum: 3600, description: 'Traffic and self-metric points are written per device for each interval of this many seconds.', flag: 'influx-interval' }),
+        batchSize: Type.Integer({ default: 5000, minimum: 1, maximum: 100000, description: 'Points per write request at most.', flag: 'influx-batch-size' }),
+        flushIntervalS: Type.Number({ default: 1, minimum: 0.05, description: 'A batch that is not full is written after this many seconds (wall time).', flag: 'influx-flush-interval' }),
+        gzip: Type.Boolean({ default: true, description: 'Compress write requests (Content-Encoding: gzip).', flag: 'influx-gzip' }),
+        timeoutS: Type.Number({ default: 10, minimum: 0.1, description: 'A write request that takes longer has failed; its batch goes to the spool.', flag: 'influx-timeout' }),
+        spoolMaxMB: Type.Number({ default: 100, minimum: 0.001, description: 'Most megabytes of unsent batches kept in the spool (dataDir/spool/influx, or memory without dataDir); the oldest are dropped (counted) beyond it.', flag: 'influx-spool-max-mb' }),
+        waitS: Type.Number({ default: 60, minimum: 0, description: 'At the end of a replay or on shutdown, how long to wait for InfluxDB to take every queued and spooled point. A replay that cannot deliver them in time exits with code 3.', flag: 'influx-wait' }),
+        topServerNames: Type.Integer({ default: 20, minimum: 0, maximum: 1000, description: 'Server names outside the endpoint catalogue that get their own server_name tag (the busiest first); the rest are "other".', flag: 'influx-top-servers' }),
+        deviceIntervalS: Type.Integer({ default: 60, minimum: 1, description: 'How often (collector time) the device inventory is written as `device` points.', flag: 'influx-device-interval' }),
       },
       { additionalProperties: false, default: {} },
     ),

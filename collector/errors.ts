@@ -8,6 +8,8 @@
 export const EXIT_OK = 0;
 export const EXIT_BUG = 1;
 export const EXIT_BAD_INPUT = 2;
+/** The work was done but its points did not all reach InfluxDB (they wait in the spool, or were refused). */
+export const EXIT_UNDELIVERED = 3;
 
 interface ErrorSpec {
   /** Message template; {0}, {1}, ... are replaced by the arguments given to earshotError(). */
@@ -38,6 +40,8 @@ export const ERRORS = {
   // wake-word events and imports ({0} is "file:line" or "file: record", {1} names the field and the problem)
   EARSHOT_ERR_WAKE_EVENTS: { message: '{0}: {1}', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_VOICE_HISTORY: { message: '{0}: {1}', exitCode: EXIT_BAD_INPUT },
+  // InfluxDB ({0} is a count of points, {1} says where they are)
+  EARSHOT_ERR_INFLUX_UNDELIVERED: { message: '{0} points were not written to InfluxDB: {1}', exitCode: EXIT_UNDELIVERED },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -174,6 +174,10 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     },
     /** Open flows (allocates; for snapshots and the API). */
     activeFlows: () => table.activeFlows(),
+    /** Visits open flows from the most recently active back until `visit` returns false (sinks). */
+    forEachRecentFlow: (visit: (flow: Flow) => boolean) => table.forEachRecent(visit),
+    /** Counters of the running source (null when none runs). */
+    captureStats: () => running?.stats() ?? null,
     stats(): CollectorStats {
       return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats, tagging: t?.stats ?? null, detect: detector?.stats ?? null };
     },

@@ -12,6 +12,7 @@ import { buildCollector } from '../index.js';
 import type { Logger } from '../log.js';
 import { loadState, prepareDataDir, saveState } from '../identify/state.js';
 import { buildReportSink } from '../sink/report.js';
+import { buildInfluxSink, type InfluxSink } from '../sink/influx/index.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import { renderTextReport } from './text-report.js';
 
@@ -91,17 +92,60 @@ async function writeReport(chunks: Iterable<string>, output: string | undefined,
   });
 }
 
+/** Calls both handlers (either may be absent). */
+function both<A extends unknown[]>(first: (...a: A) => void, second: ((...a: A) => void) | undefined): (...a: A) => void {
+  return second ? (...a: A) => { first(...a); second(...a); } : first;
+}
+
+/** After the report: waits for InfluxDB to take the points; the exit code says whether it did. */
+async function deliverPoints(influx: InfluxSink, config: Readonly<Config>, log: Logger, isReplay: boolean): Promise<number> {
+  const pending = influx.writer.pending();
+  if (pending.points > 0) log.debug({ points: pending.points }, `waiting up to ${config.influx.waitS} s for InfluxDB to take ${pending.points} points`);
+  const left = await influx.deliver(config.influx.waitS * 1000);
+  const where = left.persistent ? `in the spool (${config.dataDir}/spool/influx), written when earshot next starts with this data directory` : 'in memory only (no --data-dir), now lost';
+  const problems: string[] = [];
+  if (left.points > 0) problems.push(`${left.points} points wait ${where}`);
+  if (left.dropped > 0) problems.push(`${left.dropped} points were dropped because the spool was full (influx.spoolMaxMB)`);
+  if (left.rejected > 0) problems.push(`${left.rejected} points were refused by InfluxDB (4xx, reason logged above)`);
+  if (problems.length === 0) return 0;
+  const lost = left.points + left.dropped + left.rejected;
+  // a live collector with a disk spool has lost nothing yet: the next start writes it
+  if (!isReplay && left.dropped === 0 && left.rejected === 0 && left.persistent) {
+    log.warn({ points: left.points }, problems.join('; '));
+    return 0;
+  }
+  const e = earshotError('EARSHOT_ERR_INFLUX_UNDELIVERED', lost, `InfluxDB did not take them within ${config.influx.waitS} s: ${problems.join('; ')}`);
+  log.error({ code: e.code, points: lost }, e.message);
+  return e.exitCode;
+}
+
 /** Runs the pipeline over `source` and writes the report; returns the exit code. */
-async function runPipeline(source: CaptureSource, config: Readonly<Config>, parsed: ParsedCommand, io: CliIo, log: Logger, progress: boolean, speed: number): Promise<number> {
+async function runPipeline(source: CaptureSource, config: Readonly<Config>, parsed: ParsedCommand, io: CliIo, log: Logger, progress: boolean, speed: number, isReplay: boolean): Promise<number> {
   const live = speed > 0;
   const format = parseFormat(parsed.flags.format, io.stdout, parsed.flags.output);
   const report = buildReportSink({ maxDnsAnswers: config.report.maxDnsAnswers });
-  const collector = buildCollector(config, { onFlowEnd: report.onFlowEnd, onDnsAnswer: report.onDnsAnswer, onActivation: report.onActivation });
-  const { inventory, tagger } = collector;
   const dataDir = config.dataDir;
+  if (dataDir !== null) prepareDataDir(dataDir);
+  // a replay stamps points with packet time, a live collector with wall time
+  const influx = buildInfluxSink(config, { log, clock: isReplay ? 'packet' : 'wall' });
+  const collector = buildCollector(config, {
+    onFlowEnd: both(report.onFlowEnd, influx?.onFlowEnd),
+    onDnsAnswer: report.onDnsAnswer,
+    onActivation: both(report.onActivation, influx?.onActivation),
+    onTick: influx?.onTick,
+  });
+  if (influx) {
+    influx.attach({
+      forEachRecentFlow: collector.forEachRecentFlow,
+      devices: () => collector.inventory?.all() ?? [],
+      stats: collector.stats,
+      captureStats: collector.captureStats,
+    });
+    influx.onWakeEvents(collector.detect?.store.list() ?? []);
+  }
+  const { inventory, tagger } = collector;
   const persist = dataDir !== null && inventory !== null && tagger !== null;
   if (persist) {
-    prepareDataDir(dataDir);
     const warning = loadState(dataDir, inventory, tagger.dnsCache, collector.detect?.labels ?? null);
     if (warning) log.warn(warning);
   }
@@ -111,8 +155,12 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
-    if (signals > 1) process.exit(130);
-    log.info({ signal: sig }, 'stopping: finishing flows and writing the report (again to quit at once)');
+    if (signals > 1) {
+      // what InfluxDB has not taken yet is kept in the spool (on disk with a data directory)
+      influx?.writer.saveUnsent();
+      process.exit(130);
+    }
+    log.info({ signal: sig }, `stopping: finishing flows and writing the report${influx ? ' and the points' : ''} (again to quit at once)`);
     collector.stop();
   };
   process.on('SIGINT', onSignal);
@@ -132,10 +180,11 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
     const stats = await collector.run(source);
     bar?.stop();
     save();
+    influx?.end();
     const inputs = { devices: collector.inventory?.all() };
     const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs))];
     await writeReport(chunks, parsed.flags.output as string | undefined, io.stdout);
-    return 0;
+    return influx ? await deliverPoints(influx, config, log, isReplay) : 0;
   } finally {
     bar?.stop();
     if (ticker) clearInterval(ticker);
@@ -153,7 +202,7 @@ export async function runReplay(parsed: ParsedCommand, io: CliIo, log: Logger): 
     { onWarning: (message) => log.warn(message) },
   );
   const progress = !parsed.flags['no-progress'] && path !== '-' && (parsed.flags.progress === true || io.stderr.isTTY === true);
-  return runPipeline(source, parsed.config, parsed, io, log, progress, realtimeSpeed);
+  return runPipeline(source, parsed.config, parsed, io, log, progress, realtimeSpeed, true);
 }
 
 /** `earshot collect`. */
@@ -177,7 +226,7 @@ export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger):
   log.info({ source: source.description }, 'capturing');
   const timer = duration > 0 ? setTimeout(() => source.stop(), duration * 1000) : null;
   try {
-    return await runPipeline(source, config, parsed, io, log, false, 1);
+    return await runPipeline(source, config, parsed, io, log, false, 1, false);
   } finally {
     if (timer) clearTimeout(timer);
   }

@@ -161,6 +161,15 @@ export class FlowTable {
     return out;
   }
 
+  /**
+   * Visits open flows from the most recently active back, list by list, until `visit` returns false:
+   * the flows with packets since some moment form a suffix of each list (sinks take their counters).
+   */
+  forEachRecent(visit: (flow: Flow) => boolean): void {
+    for (let f = this.tcpLru.tail; f !== null && visit(f); f = f.lruPrev);
+    for (let f = this.udpLru.tail; f !== null && visit(f); f = f.lruPrev);
+  }
+
   private expireList(lru: LruList, cutoffMs: number): void {
     while (lru.head && lru.head.lastMs <= cutoffMs) {
       this.stats.expired++;

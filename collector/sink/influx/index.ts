@@ -1,0 +1,245 @@
+/**
+ * The InfluxDB sink: turns what the pipeline sees into points (docs/influxdb.md has the schema) and
+ * hands them to the writer, which batches, compresses, spools and retries. Points carry collector time:
+ * packet time in a replay, and wall time live (the offset between the two is measured at each interval).
+ */
+import { join } from 'node:path';
+import { ResultError } from 'influx';
+import type { CaptureStats } from '../../capture/types.js';
+import type { Config } from '../../config.js';
+import type { Activation } from '../../detect/detector.js';
+import type { WakeEvent } from '../../detect/wake-events.js';
+import type { Flow } from '../../flow/flow.js';
+import type { Device } from '../../identify/device.js';
+import type { CollectorStats } from '../../index.js';
+import type { Logger } from '../../log.js';
+import { buildQueryClient, buildWriteClient, influxTarget, type WriteClient } from './client.js';
+import { int, pointLine } from './line-protocol.js';
+import { setupDatabase, writePolicy } from './setup.js';
+import { Spool } from './spool.js';
+import { TrafficAggregator } from './traffic.js';
+import { InfluxWriter, type Pending, type WriterStats } from './writer.js';
+
+/** What the sink reads from the running collector. */
+export interface InfluxSources {
+  /** Visits open flows from the most recently active back until the visitor returns false. */
+  forEachRecentFlow(visit: (flow: Flow) => boolean): void;
+  /** Devices with their verdicts brought up to date (empty with tagging off). */
+  devices(): readonly Device[];
+  stats(): CollectorStats;
+  /** Counters of the capture source (kernel drops), when one runs. */
+  captureStats(): CaptureStats | null;
+}
+
+export interface InfluxSinkDeps {
+  log: Logger;
+  /** 'wall': points are stamped with wall time (live collectors). */
+  clock: 'packet' | 'wall';
+  /** For tests: a write client other than HTTP to InfluxDB. */
+  client?: WriteClient;
+}
+
+/** Builds the InfluxDB sink, or returns null when no influx.url is configured. */
+export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) {
+  const influx = config.influx;
+  const target = influxTarget(influx);
+  if (target === null) return null;
+  const { log } = deps;
+  const intervalMs = influx.intervalS * 1000;
+  const deviceIntervalMs = influx.deviceIntervalS * 1000;
+  const spool = new Spool(config.dataDir === null ? null : join(config.dataDir, 'spool', 'influx'), influx.spoolMaxMB * 1024 * 1024);
+  const query = buildQueryClient(target);
+  let prepared = !influx.setup;
+  const writer = new InfluxWriter(
+    {
+      batchSize: influx.batchSize,
+      flushIntervalMs: influx.flushIntervalS * 1000,
+      gzip: influx.gzip,
+      retentionPolicy: writePolicy(influx),
+      maxQueuedBatches: 64,
+      retryMinMs: 500,
+      retryMaxMs: 10_000,
+      // database setup is the first "write": until it succeeds, batches wait in the spool
+      prepare: prepared ? null : async () => {
+        try {
+          await setupDatabase(query, influx);
+          prepared = true;
+          log.info({ database: influx.database, raw: influx.rawPolicy, long: influx.longPolicy }, 'InfluxDB: database, retention policies and continuous queries ready');
+          return { kind: 'ok' };
+        } catch (err) {
+          return setupOutcome(err);
+        }
+      },
+    },
+    deps.client ?? buildWriteClient(target),
+    spool,
+    log,
+  );
+  const traffic = new TrafficAggregator({ topServerNames: influx.topServerNames });
+  let sources: InfluxSources | null = null;
+  let intervalStartMs = Number.NaN;
+  let nextDeviceMs = Number.NaN;
+  let lastDeviceMs = Number.NEGATIVE_INFINITY;
+  let offsetMs = 0;
+  let pointsMade = 0;
+  let ended = false;
+  const emit = (line: string | null) => {
+    if (line === null) return;
+    pointsMade++;
+    writer.add(line);
+  };
+  const stamp = (ms: number) => ms + offsetMs;
+
+  function devicesByMac(): Map<number, Device> {
+    const map = new Map<number, Device>();
+    for (const d of sources?.devices() ?? []) map.set(d.mac, d);
+    return map;
+  }
+
+  /** Ends the open interval: traffic of the flows active in it, then the collector's self-metrics. */
+  function closeInterval(): void {
+    if (Number.isNaN(intervalStartMs)) return;
+    sources?.forEachRecentFlow((f) => traffic.take(f));
+    if (traffic.pending) pointsMade += traffic.drain(stamp(intervalStartMs), devicesByMac(), (line) => writer.add(line));
+    emit(collectorPoint(stamp(intervalStartMs)));
+  }
+
+  function collectorPoint(timeMs: number): string | null {
+    if (sources === null) return null;
+    const s = sources.stats();
+    const c = sources.captureStats();
+    const w: WriterStats = writer.stats;
+    return pointLine('collector', {}, {
+      packets: int(s.capture.packets),
+      bytes: int(s.capture.bytes),
+      kernel_drops: int(c?.kernelDrops ?? 0),
+      interface_drops: int(c?.interfaceDrops ?? 0),
+      decode_errors: int(s.decode.decodeErrors),
+      flows_active: int(s.flows.active),
+      flows_created: int(s.flows.created),
+      flows_evicted: int(s.flows.evicted),
+      activations: int(s.detect?.activations ?? 0),
+      points: int(pointsMade),
+      points_written: int(w.pointsWritten),
+      points_rejected: int(w.pointsRejected),
+      points_dropped: int(w.spool.droppedPoints),
+      write_errors: int(w.writeErrors),
+      queue_depth: int(w.queueDepth),
+      spool_points: int(w.spool.points),
+      spool_bytes: int(w.spool.bytes),
+    }, timeMs);
+  }
+
+  function devicePoints(nowMs: number): void {
+    const timeMs = Math.floor(nowMs / deviceIntervalMs) * deviceIntervalMs;
+    for (const d of sources?.devices() ?? []) {
+      if (d.lastSeenMs < lastDeviceMs) continue;
+      emit(pointLine('device', { device: d.macText }, {
+        name: d.name ?? '',
+        vendor: d.vendor ?? d.ouiVendor ?? '',
+        organization: d.organization ?? '',
+        model: d.model ?? '',
+        assistant: d.assistant,
+        ips: [...d.ips].join(','),
+        first_seen_ms: int(d.firstSeenMs),
+        last_seen_ms: int(d.lastSeenMs),
+      }, stamp(timeMs)));
+    }
+    lastDeviceMs = nowMs;
+  }
+
+  return {
+    /** Connects the sink to the collector it reads self-metrics and flows from. */
+    attach(from: InfluxSources): void {
+      sources = from;
+    },
+    /** Flow ends: its remaining counters go into the open interval. */
+    onFlowEnd(flow: Flow): void {
+      traffic.end(flow);
+    },
+    onTick(nowMs: number): void {
+      if (ended) return;
+      if (deps.clock === 'wall') offsetMs = Date.now() - nowMs;
+      if (Number.isNaN(intervalStartMs)) {
+        intervalStartMs = Math.floor(nowMs / intervalMs) * intervalMs;
+        nextDeviceMs = Math.floor(nowMs / deviceIntervalMs) * deviceIntervalMs + deviceIntervalMs;
+        return;
+      }
+      if (nowMs >= intervalStartMs + intervalMs) {
+        closeInterval();
+        intervalStartMs = Math.floor(nowMs / intervalMs) * intervalMs;
+      }
+      if (nowMs >= nextDeviceMs) {
+        devicePoints(nowMs);
+        nextDeviceMs = Math.floor(nowMs / deviceIntervalMs) * deviceIntervalMs + deviceIntervalMs;
+      }
+    },
+    /** A finished activation: one point at its start. */
+    onActivation(a: Activation): void {
+      emit(activationLine(a, stamp(a.startMs), sources ? devicesByMac().get(a.deviceMac)?.name ?? null : null));
+    },
+    /** Wake events (from the configured file, the API, MQTT). */
+    onWakeEvents(events: readonly WakeEvent[]): void {
+      for (const e of events) {
+        emit(pointLine('wake_event', { device: e.device, source: e.source }, { count: int(1), intended: e.intended ?? true }, stamp(e.time)));
+      }
+    },
+    /** The pipeline ended (flows flushed): the last interval and the inventory, sealed into a batch. */
+    end(): void {
+      if (ended) return;
+      ended = true;
+      closeInterval();
+      if (!Number.isNaN(intervalStartMs)) devicePoints(intervalStartMs);
+      intervalStartMs = Number.NaN;
+      writer.flush();
+    },
+    /**
+     * Waits up to `waitMs` for InfluxDB to take every point. Returns what is left (then in the spool:
+     * on disk when `persistent`) and how many points InfluxDB refused over the whole run.
+     */
+    async deliver(waitMs: number): Promise<Pending & { persistent: boolean; rejected: number; dropped: number }> {
+      const pending = await writer.close(waitMs);
+      return { ...pending, persistent: spool.persistent, rejected: writer.stats.pointsRejected, dropped: spool.stats.droppedPoints };
+    },
+    writer,
+    /** Sums of the traffic taken (bytes, packets): equal to the flows' totals. */
+    trafficTotals: traffic.totals,
+    /** Points made so far. */
+    get points(): number {
+      return pointsMade;
+    },
+  };
+}
+
+/** The `activation` point of an activation. */
+export function activationLine(a: Activation, timeMs: number, deviceName: string | null): string | null {
+  return pointLine(
+    'activation',
+    { device: a.device, device_name: deviceName, verdict: a.verdict },
+    {
+      id: a.id,
+      duration_s: Math.max(0, (a.endMs - a.startMs) / 1000),
+      bytes_up: int(a.bytesUp),
+      bytes_down: int(a.bytesDown),
+      score: a.score,
+      reasons: a.reasons.join(','),
+      server_name: a.serverName ?? '',
+      wake_event_ms: a.wakeEventMs === null ? null : int(a.wakeEventMs),
+    },
+    timeMs,
+  );
+}
+
+/** A failed setup: InfluxDB away (retry later) or refusing (say why, and go on writing). */
+function setupOutcome(err: unknown): { kind: 'retry'; reason: string } | { kind: 'rejected'; status: number; reason: string } {
+  const e = err as Error & { code?: string; res?: { statusCode?: number } };
+  // InfluxDB answered 200 with an error in the result (a bad statement): retrying will not help
+  if (err instanceof ResultError) return { kind: 'rejected', status: 200, reason: `database setup: ${e.message}` };
+  const status = e.res?.statusCode;
+  if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+    return { kind: 'rejected', status, reason: `database setup: ${e.message}` };
+  }
+  return { kind: 'retry', reason: `database setup: ${e.code ? `${e.code} ` : ''}${e.message}` };
+}
+
+export type InfluxSink = NonNullable<ReturnType<typeof buildInfluxSink>>;

@@ -1,0 +1,73 @@
+/**
+ * Database setup (InfluxDB 1.x, InfluxQL): the database, a raw retention policy (the default one, so
+ * queries without a policy read raw points) and a long one, and continuous queries that downsample
+ * `traffic` and `activation` into the long policy. Idempotent: policies are created or altered to the
+ * configured durations, and earshot's continuous queries are dropped and created again. docs/influxdb.md
+ * has the same statements for people who manage InfluxDB themselves.
+ */
+import type { InfluxDB } from 'influx';
+import type { Config } from '../../config.js';
+
+/** The retention policy points are written to: the configured one, else the raw one when earshot sets up. */
+export function writePolicy(influx: Readonly<Config['influx']>): string | null {
+  return influx.retentionPolicy ?? (influx.setup ? influx.rawPolicy : null);
+}
+
+const ident = (name: string) => `"${name.replace(/(["\\])/g, '\\$1')}"`;
+
+/** The continuous queries, by name: the SELECT ... INTO statements that run every downsample interval. */
+export function continuousQueries(influx: Readonly<Config['influx']>): Array<{ name: string; query: string }> {
+  const db = ident(influx.database);
+  const from = (m: string) => `${db}.${ident(writePolicy(influx) ?? 'autogen')}.${ident(m)}`;
+  const into = (m: string) => `${db}.${ident(influx.longPolicy)}.${ident(m)}`;
+  const every = influx.downsample;
+  return [
+    {
+      name: `earshot_traffic_${every}`,
+      query: `SELECT sum("bytes_up") AS "bytes_up", sum("bytes_down") AS "bytes_down", sum("packets_up") AS "packets_up", sum("packets_down") AS "packets_down" INTO ${into('traffic')} FROM ${from('traffic')} GROUP BY time(${every}), *`,
+    },
+    {
+      name: `earshot_activation_${every}`,
+      query: `SELECT count("duration_s") AS "activations", sum("duration_s") AS "duration_s", sum("bytes_up") AS "bytes_up", sum("bytes_down") AS "bytes_down" INTO ${into('activation')} FROM ${from('activation')} GROUP BY time(${every}), *`,
+    },
+  ];
+}
+
+/** How far back each run of a continuous query recomputes, so points that arrive late (from the spool) are counted. */
+export const RESAMPLE_FOR = '1h';
+
+/** The InfluxQL statements of the setup, in order (also printed in docs/influxdb.md). */
+export function setupStatements(influx: Readonly<Config['influx']>): string[] {
+  const db = ident(influx.database);
+  const statements = [
+    `CREATE DATABASE ${db}`,
+    `CREATE RETENTION POLICY ${ident(influx.rawPolicy)} ON ${db} DURATION ${influx.rawRetention} REPLICATION 1 DEFAULT`,
+    `CREATE RETENTION POLICY ${ident(influx.longPolicy)} ON ${db} DURATION ${influx.longRetention} REPLICATION 1`,
+  ];
+  for (const cq of continuousQueries(influx)) {
+    statements.push(`CREATE CONTINUOUS QUERY ${ident(cq.name)} ON ${db} RESAMPLE FOR ${RESAMPLE_FOR} BEGIN ${cq.query} END`);
+  }
+  return statements;
+}
+
+/** Runs the setup against InfluxDB. Throws the influx package's error when InfluxDB refuses or is away. */
+export async function setupDatabase(client: InfluxDB, influx: Readonly<Config['influx']>): Promise<void> {
+  const database = influx.database;
+  await client.createDatabase(database);
+  const policies = await client.showRetentionPolicies(database);
+  const existing = new Set(policies.map((p) => p.name));
+  const policy = async (name: string, duration: string, isDefault: boolean) => {
+    const options = { database, duration, replication: 1, isDefault };
+    if (existing.has(name)) await client.alterRetentionPolicy(name, options);
+    else await client.createRetentionPolicy(name, options);
+  };
+  await policy(influx.rawPolicy, influx.rawRetention, true);
+  await policy(influx.longPolicy, influx.longRetention, false);
+  const queries = await client.showContinousQueries(database);
+  for (const q of queries) {
+    if (q.name.startsWith('earshot_')) await client.dropContinuousQuery(q.name, database);
+  }
+  for (const cq of continuousQueries(influx)) {
+    await client.createContinuousQuery(cq.name, cq.query, database, `RESAMPLE FOR ${RESAMPLE_FOR}`);
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * The write path: points -> batches (by size, or after flushIntervalMs) -> one request at a time, in
+ * order. When InfluxDB is down, slow or answers 5xx, the batch and every later one go to the spool and
+ * the oldest spooled batch is retried with back-off; once it is taken, the spool is written out in order
+ * before anything newer. 4xx answers are logged with InfluxDB's reason and the batch is dropped (counted):
+ * a bad point or a missing database does not get better by retrying.
+ */
+import { gzipSync, constants as zlib } from 'node:zlib';
+import type { Logger } from '../../log.js';
+import type { WriteClient, WriteOutcome } from './client.js';
+import { Spool, type Batch, type SpoolStats } from './spool.js';
+
+export interface WriterOptions {
+  batchSize: number;
+  flushIntervalMs: number;
+  gzip: boolean;
+  retentionPolicy: string | null;
+  /** Batches kept in memory waiting for their turn; beyond it they go to the spool. */
+  maxQueuedBatches: number;
+  /** First and longest wait between retries while InfluxDB is unreachable. */
+  retryMinMs: number;
+  retryMaxMs: number;
+  /** Runs once before the first write (database setup); a 'retry' outcome is treated like a failed write. */
+  prepare?: (() => Promise<WriteOutcome>) | null;
+}
+
+export interface WriterStats {
+  pointsWritten: number;
+  batchesWritten: number;
+  /** Write attempts that failed and will be retried (InfluxDB down, slow, 5xx). */
+  writeErrors: number;
+  /** Points InfluxDB refused with a 4xx answer (not retried). */
+  pointsRejected: number;
+  /** Batches waiting in memory (not yet sent, not spooled). */
+  queueDepth: number;
+  spool: SpoolStats;
+}
+
+/** What is still undelivered. */
+export interface Pending {
+  points: number;
+  spooled: number;
+}
+
+export class InfluxWriter {
+  readonly stats: WriterStats;
+  private lines: string[] = [];
+  private readonly queue: Batch[] = [];
+  private sending = false;
+  private outage = false;
+  private retryMs: number;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private idleWaiters: Array<() => void> = [];
+  private rejectionsLogged = new Map<string, number>();
+  private closed = false;
+  private prepared: boolean;
+
+  constructor(
+    private readonly options: WriterOptions,
+    private readonly client: WriteClient,
+    private readonly spool: Spool,
+    private readonly log: Logger,
+  ) {
+    this.retryMs = options.retryMinMs;
+    this.prepared = !options.prepare;
+    this.stats = { pointsWritten: 0, batchesWritten: 0, writeErrors: 0, pointsRejected: 0, queueDepth: 0, spool: spool.stats };
+    if (spool.size > 0) {
+      log.info({ points: spool.stats.points, batches: spool.stats.batches }, 'InfluxDB: writing the spool left by an earlier run');
+      this.pump();
+    }
+  }
+
+  /** Adds one line-protocol point; a full batch is sealed at once. */
+  add(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length >= this.options.batchSize) this.seal();
+    else if (this.flushTimer === null && !this.closed) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        this.seal();
+      }, this.options.flushIntervalMs);
+      this.flushTimer.unref();
+    }
+  }
+
+  /** Points not yet delivered: in the open batch, the queue, a request in flight and the spool. */
+  pending(): Pending {
+    let points = this.lines.length + this.spool.stats.points;
+    for (const b of this.queue) points += b.points;
+    return { points, spooled: this.spool.stats.points };
+  }
+
+  /** Seals the open batch and moves every unsent batch to the spool (a hurried exit). */
+  saveUnsent(): void {
+    this.seal();
+    this.spillQueue();
+  }
+
+  /** Seals the open batch now (end of a replay, shutdown). */
+  flush(): void {
+    this.seal();
+  }
+
+  /**
+   * Seals what is open and waits up to `waitMs` for every batch (queue and spool) to be delivered.
+   * Whatever is left is in the spool afterwards (on disk when it has a directory).
+   */
+  async close(waitMs: number): Promise<Pending> {
+    this.seal();
+    this.closed = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (!this.idle()) {
+      // hurry a retry that is waiting out its back-off
+      if (this.retryTimer) {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = null;
+        this.pump();
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, waitMs);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.idleWaiters.push(done);
+      });
+    }
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    // what could not be sent is kept: in memory batches move to the spool
+    this.spillQueue();
+    return this.pending();
+  }
+
+  private idle(): boolean {
+    return this.lines.length === 0 && this.queue.length === 0 && this.spool.size === 0 && !this.sending;
+  }
+
+  private seal(): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    if (this.lines.length === 0) return;
+    const text = this.lines.join('\n');
+    const points = this.lines.length;
+    this.lines = [];
+    const raw = Buffer.from(text, 'utf8');
+    const batch: Batch = this.options.gzip
+      ? { body: gzipSync(raw, { level: zlib.Z_BEST_SPEED }), points, gzip: true }
+      : { body: raw, points, gzip: false };
+    if (this.outage) {
+      this.spool.push(batch);
+    } else {
+      this.queue.push(batch);
+      if (this.queue.length > this.options.maxQueuedBatches) this.spillQueue();
+    }
+    this.stats.queueDepth = this.queue.length;
+    this.pump();
+  }
+
+  /** Moves the in-memory queue behind what is spooled, keeping the order. */
+  private spillQueue(): void {
+    while (this.queue.length > 0) this.spool.push(this.queue.shift() as Batch);
+    this.stats.queueDepth = 0;
+  }
+
+  /** Sends the next batch: the spool first (it is older), then the queue. */
+  private pump(): void {
+    if (this.sending || this.retryTimer !== null) return;
+    const fromSpool = this.spool.size > 0;
+    const batch = fromSpool ? this.spool.peek() : this.queue[0];
+    if (!batch) {
+      this.notifyIdle();
+      return;
+    }
+    this.sending = true;
+    if (!this.prepared && this.options.prepare) {
+      void this.options.prepare().then((outcome) => {
+        this.sending = false;
+        if (outcome.kind === 'retry') return this.failed(outcome.reason);
+        this.prepared = true;
+        if (outcome.kind === 'rejected') this.log.error({ status: outcome.status }, `InfluxDB: ${outcome.reason}; writing anyway`);
+        this.pump();
+      });
+      return;
+    }
+    void this.client.write(batch.body, batch.gzip, this.options.retentionPolicy).then((outcome) => {
+      this.sending = false;
+      if (outcome.kind === 'retry') return this.failed(outcome.reason);
+      if (fromSpool) this.spool.shift();
+      else {
+        this.queue.shift();
+        this.stats.queueDepth = this.queue.length;
+      }
+      if (outcome.kind === 'ok') {
+        this.stats.pointsWritten += batch.points;
+        this.stats.batchesWritten++;
+        if (this.outage) {
+          this.outage = false;
+          this.log.info({ spooled: this.spool.stats.points }, 'InfluxDB answers again: writing the spool');
+        }
+        this.retryMs = this.options.retryMinMs;
+      } else {
+        this.stats.pointsRejected += batch.points;
+        this.logRejection(outcome.status, outcome.reason, batch.points);
+      }
+      this.pump();
+    });
+  }
+
+  /** A write (or the setup) failed for a reason that may pass: spool, and retry after a back-off. */
+  private failed(reason: string): void {
+    this.stats.writeErrors++;
+    if (!this.outage) {
+      this.outage = true;
+      this.log.warn(`InfluxDB did not take a write (${reason}): spooling until it answers again`);
+    }
+    // order: the failed batch and all newer ones wait in the spool
+    this.spillQueue();
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.pump();
+    }, this.closed ? Math.min(this.retryMs, 250) : this.retryMs);
+    if (!this.closed) this.retryTimer.unref();
+    this.retryMs = Math.min(this.retryMs * 2, this.options.retryMaxMs);
+  }
+
+  private notifyIdle(): void {
+    if (!this.idle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** One line per distinct reason (then every 100th), so a bad setup does not flood the log. */
+  private logRejection(status: number, reason: string, points: number): void {
+    const key = `${status} ${reason.replace(/\d+/g, 'N')}`;
+    const seen = (this.rejectionsLogged.get(key) ?? 0) + 1;
+    if (this.rejectionsLogged.size < 1000) this.rejectionsLogged.set(key, seen);
+    if (seen !== 1 && seen % 100 !== 0) return;
+    let hint = '';
+    if (/beyond retention policy/.test(reason)) hint = ' (points older than the retention policy: replaying an old capture? use --influx-rp autogen or a longer --influx-raw-retention)';
+    else if (/database not found/.test(reason)) hint = ' (create it, or let earshot: --influx-setup true)';
+    else if (status === 401 || status === 403) hint = ' (check --influx-token or --influx-username/EARSHOT_INFLUX_PASSWORD)';
+    this.log.error({ status, reason, points, times: seen }, `InfluxDB refused a write with ${status}: ${reason}${hint}; ${points} points dropped`);
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * A real InfluxDB 1.x (Debian's influxd) for tests: started on free ports with its data in a temp dir,
+ * stopped and started again on the same data (outage tests), queried over its HTTP API with plain
+ * fetch, so the expectations do not pass through the code under test. Missing influxd fails in CI
+ * and skips elsewhere, like the shared captures.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe } from 'vitest';
+
+export function haveInfluxd(): boolean {
+  return spawnSync('influxd', ['version'], { stdio: 'ignore' }).status === 0;
+}
+
+/** describe() for suites that need influxd: in CI its absence fails; elsewhere the suite is skipped. */
+export function describeInflux(name: string, fn: () => void): void {
+  if (haveInfluxd()) {
+    describe(name, fn);
+    return;
+  }
+  if (process.env.CI === 'true') {
+    describe(name, () => {
+      throw new Error('influxd is missing: deploy/setup.sh installs Debian\'s influxdb package');
+    });
+    return;
+  }
+  console.warn(`skipping "${name}": influxd not found (apt-get install influxdb, or run deploy/setup.sh)`);
+  describe.skip(name, fn);
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Series {
+  name: string;
+  tags?: Record<string, string>;
+  columns: string[];
+  values: unknown[][];
+}
+
+export class Influxd {
+  readonly dir = mkdtempSync(join(tmpdir(), 'earshot-influxd-'));
+  private child: ChildProcess | null = null;
+  private constructor(readonly httpPort: number, private readonly rpcPort: number) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  static async start(): Promise<Influxd> {
+    const server = new Influxd(await freePort(), await freePort());
+    await server.start();
+    return server;
+  }
+
+  /** Starts influxd (again) on the same ports and data; resolves once /ping answers. */
+  async start(): Promise<void> {
+    const env = {
+      ...process.env,
+      INFLUXDB_META_DIR: join(this.dir, 'meta'),
+      INFLUXDB_DATA_DIR: join(this.dir, 'data'),
+      INFLUXDB_DATA_WAL_DIR: join(this.dir, 'wal'),
+      INFLUXDB_HTTP_BIND_ADDRESS: `127.0.0.1:${this.httpPort}`,
+      INFLUXDB_BIND_ADDRESS: `127.0.0.1:${this.rpcPort}`,
+      INFLUXDB_REPORTING_DISABLED: 'true',
+      INFLUXDB_HTTP_LOG_ENABLED: 'false',
+      INFLUXDB_DATA_QUERY_LOG_ENABLED: 'false',
+      // continuous queries are checked by running their SELECT ourselves, not on influxd's schedule
+      INFLUXDB_CONTINUOUS_QUERIES_ENABLED: 'false',
+    };
+    const child = spawn('influxd', ['-config', '/dev/null'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+    this.child = child;
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`influxd exited (${child.exitCode}): ${stderr}`);
+      try {
+        const res = await fetch(`${this.url}/ping`);
+        if (res.status === 204) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`influxd did not answer /ping within 20 s: ${stderr}`);
+  }
+
+  /** Stops influxd (SIGTERM) and waits for it to exit; its data stays for start(). */
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Runs InfluxQL; returns each statement's series (throws on an error answer). */
+  async query(db: string | null, q: string): Promise<Series[][]> {
+    const params = new URLSearchParams({ q, epoch: 'ms' });
+    if (db) params.set('db', db);
+    const res = await fetch(`${this.url}/query`, { method: 'POST', body: params });
+    const body = (await res.json()) as { error?: string; results?: Array<{ error?: string; series?: Series[] }> };
+    if (!res.ok || body.error) throw new Error(`query failed (${res.status}): ${body.error ?? ''}`);
+    return (body.results ?? []).map((r) => {
+      if (r.error) throw new Error(`${q}: ${r.error}`);
+      return r.series ?? [];
+    });
+  }
+
+  /** Rows of one statement as objects (column name -> value), with the series' tags merged in. */
+  async rows(db: string, q: string): Promise<Array<Record<string, unknown>>> {
+    const [series] = await this.query(db, q);
+    const out: Array<Record<string, unknown>> = [];
+    for (const s of series) {
+      for (const v of s.values) out.push({ ...s.tags, ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * The InfluxDB sink against a real InfluxDB 1.x (Debian's influxd, started here): what `earshot replay`
+ * writes must add up to what it reports (whose flows are checked against tshark elsewhere) and to
+ * tshark's own totals, also when InfluxDB goes away mid-replay and when earshot is killed with points
+ * in its spool. InfluxDB is read with plain HTTP queries, not through earshot's code.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Report } from '../collector/sink/report.js';
+import { EARSHOT_BIN, runCli } from './helpers/cli.js';
+import { describeInflux, Influxd } from './helpers/influxd.js';
+import { describeShared, PROJECT_ROOT, realCapture, VCFP_CAPTURES } from './helpers/shared.js';
+import { tsharkFlows } from './helpers/tshark.js';
+
+const CAPTURES = [
+  realCapture('amazon-echodot3_activation_neu.pcapng'),
+  realCapture('amazon-echodot2_normal-use_jhautry.pcap'),
+  realCapture('sonos_local-tls_ndpi.pcapng'),
+  realCapture('dns-cname_var-services_zeek.pcap'),
+  join(VCFP_CAPTURES, 'good_morning_5_30s.pcap'),
+];
+
+let dbSeq = 0;
+const newDb = () => `t${process.pid}_${++dbSeq}`;
+const tmp = () => mkdtempSync(join(tmpdir(), 'earshot-influx-test-'));
+
+/** Flags for a replay into `db` that keeps old capture times (raw retention INF). */
+const influxFlags = (server: Influxd, db: string) => ['--influx-url', server.url, '--influx-db', db, '--influx-raw-retention', 'INF', '--log-format', 'json'];
+
+/** tshark's totals over TCP and UDP flows: packets and frame bytes. */
+function tsharkFlowTotals(file: string): { packets: number; bytes: number } {
+  let packets = 0;
+  let bytes = 0;
+  for (const flow of tsharkFlows(file).values()) {
+    for (const d of flow.dirs.values()) {
+      packets += d.packets;
+      bytes += d.bytes;
+    }
+  }
+  return { packets, bytes };
+}
+
+interface DeviceSums {
+  bytesUp: number;
+  bytesDown: number;
+  packets: number;
+}
+
+/** Per-device sums of `traffic` in InfluxDB (device tag -> counters). */
+async function trafficByDevice(server: Influxd, db: string, where = ''): Promise<Map<string, DeviceSums>> {
+  const rows = await server.rows(db, `SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd, sum(packets_up) AS pu, sum(packets_down) AS pd FROM traffic ${where} GROUP BY device`);
+  return new Map(rows.map((r) => [String(r.device), { bytesUp: Number(r.bu), bytesDown: Number(r.bd), packets: Number(r.pu) + Number(r.pd) }]));
+}
+
+/** The report's per-device counters: its devices section, and flows without a device under "none". */
+function reportByDevice(report: Report): Map<string, DeviceSums> {
+  const out = new Map<string, DeviceSums>();
+  for (const d of report.devices) {
+    if (d.bytesUp + d.bytesDown > 0) out.set(d.mac, { bytesUp: d.bytesUp, bytesDown: d.bytesDown, packets: 0 });
+  }
+  for (const f of report.flows) {
+    const key = f.device ?? 'none';
+    let c = out.get(key);
+    if (!c) {
+      c = { bytesUp: 0, bytesDown: 0, packets: 0 };
+      out.set(key, c);
+    }
+    if (f.device === null) {
+      c.bytesUp += f.bytesUp;
+      c.bytesDown += f.bytesDown;
+    }
+    c.packets += f.packetsUp + f.packetsDown;
+  }
+  return out;
+}
+
+/** The activation points, as the report states activations. */
+async function activationsIn(server: Influxd, db: string, where = ''): Promise<Array<Record<string, unknown>>> {
+  const rows = await server.rows(db, `SELECT * FROM activation ${where}`);
+  return rows.map((r) => ({
+    id: r.id, device: r.device, start: new Date(Number(r.time)).toISOString(), verdict: r.verdict,
+    bytesUp: r.bytes_up, bytesDown: r.bytes_down, score: r.score, reasons: r.reasons === '' ? [] : String(r.reasons).split(','),
+  })).sort((a, b) => String(a.start).localeCompare(String(b.start)));
+}
+
+function reportActivations(report: Report): Array<Record<string, unknown>> {
+  return report.activations.map((a) => ({
+    // points carry whole milliseconds
+    id: a.id, device: a.device, start: new Date(Math.floor(Date.parse(a.start))).toISOString(), verdict: a.verdict,
+    bytesUp: a.bytesUp, bytesDown: a.bytesDown, score: a.score, reasons: a.reasons,
+  })).sort((a, b) => a.start.localeCompare(b.start));
+}
+
+/** Checks that InfluxDB holds exactly what the report says (and what tshark counts), for points in `where`. */
+async function expectMatches(server: Influxd, db: string, report: Report, capture: string, where = ''): Promise<void> {
+  const influx = await trafficByDevice(server, db, where);
+  const expected = reportByDevice(report);
+  expect(Object.fromEntries(influx)).toEqual(Object.fromEntries(expected));
+  let bytes = 0;
+  let packets = 0;
+  for (const c of influx.values()) {
+    bytes += c.bytesUp + c.bytesDown;
+    packets += c.packets;
+  }
+  expect({ packets, bytes }).toEqual(tsharkFlowTotals(capture));
+  expect(await activationsIn(server, db, where)).toEqual(reportActivations(report));
+}
+
+interface Running {
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+  stderrSoFar: () => string;
+  stdoutSoFar: () => string;
+  kill: (signal: NodeJS.Signals) => void;
+}
+
+/** Starts `earshot ...args` in the background. */
+function startCli(args: string[]): Running {
+  const child = spawn(process.execPath, [EARSHOT_BIN, ...args], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  return { done, stderrSoFar: () => stderr, stdoutSoFar: () => stdout, kill: (s) => child.kill(s) };
+}
+
+async function until(what: string, ok: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describeInflux('InfluxDB sink (real influxd)', () => {
+  let server: Influxd;
+  beforeAll(async () => {
+    server = await Influxd.start();
+  }, 30_000);
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  describeShared('replays of real captures', () => {
+    for (const capture of CAPTURES) {
+      it(`${capture.split('/').pop()}: traffic sums and activations equal the report and tshark`, async () => {
+        const db = newDb();
+        const r = await runCli(['replay', capture, '--format', 'json', ...influxFlags(server, db)]);
+        expect(r.stderr).not.toMatch(/"level":(40|50)/);
+        expect(r.code).toBe(0);
+        await expectMatches(server, db, JSON.parse(r.stdout) as Report, capture);
+      });
+    }
+
+    it('creates the retention policies and continuous queries, and the downsampled sums equal the raw ones', async () => {
+      const db = newDb();
+      const capture = CAPTURES[1];
+      const r = await runCli(['replay', capture, '--format', 'json', ...influxFlags(server, db), '--influx-long-retention', 'INF']);
+      expect(r.code).toBe(0);
+      const [policies] = await server.query(db, 'SHOW RETENTION POLICIES');
+      const byName = Object.fromEntries(policies[0].values.map((v) => [v[0], { duration: v[1], isDefault: v[4] }]));
+      expect(byName.earshot_raw).toEqual({ duration: '0s', isDefault: true });
+      expect(byName.earshot_long).toEqual({ duration: '0s', isDefault: false });
+      const [cqs] = await server.query(db, 'SHOW CONTINUOUS QUERIES');
+      const queries = cqs.find((s) => s.name === db)?.values.map((v) => String(v[1])) ?? [];
+      expect(queries).toHaveLength(2);
+      // run what each continuous query runs, over the whole replay (influxd would over the last hour)
+      for (const q of queries) {
+        const select = /BEGIN (.*) END$/.exec(q)?.[1] as string;
+        expect(select).toMatch(/GROUP BY time\(5m\)/);
+        await server.query(db, select.replace(' GROUP BY', ' WHERE time > 0 GROUP BY'));
+      }
+      const raw = await server.rows(db, 'SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd, sum(packets_up) AS pu FROM earshot_raw.traffic GROUP BY device');
+      const long = await server.rows(db, 'SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd, sum(packets_up) AS pu FROM earshot_long.traffic GROUP BY device');
+      expect(long.map((x) => ({ ...x, time: 0 }))).toEqual(raw.map((x) => ({ ...x, time: 0 })));
+      const [counted] = await server.rows(db, 'SELECT sum(activations) AS n FROM earshot_long.activation');
+      const report = JSON.parse(r.stdout) as Report;
+      expect(counted?.n ?? 0).toBe(report.activations.length);
+    });
+
+    it('keeps every point when InfluxDB is stopped for seconds in the middle of a paced replay', async () => {
+      const db = newDb();
+      const capture = CAPTURES[0]; // 48 s of capture, paced at 4x: 12 s
+      const run = startCli(['replay', capture, '--format', 'json', '--realtime-speed', '4', ...influxFlags(server, db), '--influx-flush-interval', '0.2', '--influx-interval', '1']);
+      await sleep(3000);
+      await server.stop();
+      await sleep(4000);
+      await server.start();
+      const r = await run.done;
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/spooling until it answers again/);
+      expect(r.stderr).toMatch(/answers again/);
+      await expectMatches(server, db, JSON.parse(r.stdout) as Report, capture);
+    }, 60_000);
+
+    it('replays the spool of a killed earshot at the next start', async () => {
+      const dataDir = tmp();
+      const db = newDb();
+      const first = CAPTURES[0];
+      const second = CAPTURES[2];
+      await server.stop();
+      let report: Report;
+      try {
+        const run = startCli(['replay', first, '--format', 'json', '--data-dir', dataDir, ...influxFlags(server, db), '--influx-wait', '600']);
+        // the report is out and InfluxDB's absence is noticed: every point is in the spool on disk
+        await until('the report and the spool', () => run.stdoutSoFar().includes('"stats"') && run.stderrSoFar().includes('spooling'));
+        await sleep(200);
+        run.kill('SIGKILL');
+        const killed = await run.done;
+        expect(killed.code).toBe(null);
+        report = JSON.parse(killed.stdout) as Report;
+        const spooled = readdirSync(join(dataDir, 'spool', 'influx'));
+        expect(spooled.length).toBeGreaterThan(0);
+      } finally {
+        await server.start();
+      }
+      // a later run with the same data directory writes the spool first, then its own points
+      const next = await runCli(['replay', second, '--format', 'json', '--data-dir', dataDir, ...influxFlags(server, db)]);
+      expect(next.code).toBe(0);
+      expect(next.stderr).toMatch(/spool left by an earlier run/);
+      expect(readdirSync(join(dataDir, 'spool', 'influx'))).toEqual([]);
+      const range = (rep: Report) => `WHERE time >= ${Math.floor(Date.parse(rep.capture.first as string) / 10_000) * 10_000}ms AND time <= ${Date.parse(rep.capture.last as string)}ms`;
+      await expectMatches(server, db, report, first, range(report));
+      const nextReport = JSON.parse(next.stdout) as Report;
+      await expectMatches(server, db, nextReport, second, range(nextReport));
+    }, 90_000);
+  });
+
+  it('a missing database without setup: InfluxDB\'s reason is logged, nothing is retried, exit 3', async () => {
+    const db = newDb();
+    const started = Date.now();
+    const r = await runCli(['replay', join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng'), '--format', 'json', '--influx-url', server.url, '--influx-db', db, '--influx-setup', 'false', '--log-format', 'text']);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/refused a write with 404: database not found/);
+    expect(r.stderr).toMatch(/points were not written to InfluxDB: .*points were refused by InfluxDB/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('InfluxDB away past the wait limit: exit 3 saying how many points wait in the spool; a bounded spool drops the oldest', async () => {
+    const dataDir = tmp();
+        await server.stop();
+    try {
+      const r = await runCli(['replay', join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng'), '--format', 'json', '--data-dir', dataDir,
+        '--influx-url', server.url, '--influx-db', newDb(), '--influx-wait', '1', '--influx-batch-size', '5', '--influx-spool-max-mb', '0.001', '--log-format', 'text']);
+      expect(r.code).toBe(3);
+      const line = /earshot: error: (\d+) points were not written to InfluxDB: .* (\d+) points wait in the spool.*; (\d+) points were dropped because the spool was full/.exec(r.stderr);
+      expect(line).not.toBeNull();
+      const files = readdirSync(join(dataDir, 'spool', 'influx'));
+      const waiting = files.reduce((n, f) => n + Number(/-(\d+)\.lp/.exec(f)?.[1]), 0);
+      expect(waiting).toBe(Number(line?.[2]));
+      expect(Number(line?.[3])).toBeGreaterThan(0);
+      expect(Number(line?.[1])).toBe(Number(line?.[2]) + Number(line?.[3]));
+      const bytes = files.reduce((n, f) => n + statSync(join(dataDir, 'spool', 'influx', f)).size, 0);
+      expect(bytes).toBeLessThanOrEqual(0.001 * 1024 * 1024);
+    } finally {
+      await server.start();
+    }
+  }, 30_000);
+});
