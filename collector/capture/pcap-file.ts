@@ -52,6 +52,7 @@ export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): Capt
   let input: CaptureInput | null = null;
   let stopRequested = false;
   let wakeUp: (() => void) | null = null;
+  let onStop: (() => void) | null = null;
 
   function refresh(): CaptureStats {
     if (reader !== null) {
@@ -84,8 +85,14 @@ export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): Capt
     const pacer = speed > 0 ? new Pacer(speed) : null;
     // paced: hold the first packet so the pacer learns the capture's start time
     current.setRelease(stopRequested || pacer !== null ? -Infinity : Infinity);
+    // stop() must end a read that waits for input that may never come (stdin held open by a quiet feed)
+    const stopped = new Promise<null>((resolve) => { onStop = () => resolve(null); });
+    const chunks = input.chunks[Symbol.asyncIterator]();
     try {
-      for await (const chunk of input.chunks) {
+      for (;;) {
+        const step = stopRequested ? null : await Promise.race([chunks.next(), stopped]);
+        if (step === null || step.done) break;
+        const chunk = step.value;
         let parsedAll = current.push(chunk);
         while (!parsedAll && !current.done() && !stopRequested) {
           const step = (pacer as Pacer).delayFor(current.heldTimeMs);
@@ -119,6 +126,7 @@ export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): Capt
       // holds every further packet, also in the middle of a chunk, without a per-packet flag
       reader?.setRelease(-Infinity);
       wakeUp?.();
+      onStop?.();
     },
     stats: refresh,
   };

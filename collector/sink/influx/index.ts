@@ -39,6 +39,9 @@ export interface InfluxSinkDeps {
   client?: WriteClient;
 }
 
+/** Collector time and wall time this far apart (live) mean a clock was set: the offset is measured again. */
+const CLOCK_JUMP_MS = 60_000;
+
 /** Builds the InfluxDB sink, or returns null when no influx.url is configured. */
 export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) {
   const influx = config.influx;
@@ -88,7 +91,16 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     pointsMade++;
     writer.add(line);
   };
+  // wall clock (live): collector time plus an offset measured at the first interval and again only when
+  // the clocks jump apart (a router's clock set by NTP), so intervals keep distinct times
+  let offsetKnown = false;
+  let lastIntervalStamp = Number.NEGATIVE_INFINITY;
   const stamp = (ms: number) => ms + offsetMs;
+  const intervalStamp = (startMs: number) => {
+    const t = Math.max(stamp(startMs), lastIntervalStamp + intervalMs);
+    lastIntervalStamp = t;
+    return t;
+  };
 
   function devicesByMac(): Map<number, Device> {
     const map = new Map<number, Device>();
@@ -100,8 +112,9 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   function closeInterval(): void {
     if (Number.isNaN(intervalStartMs)) return;
     sources?.forEachRecentFlow((f) => traffic.take(f));
-    if (traffic.pending) pointsMade += traffic.drain(stamp(intervalStartMs), devicesByMac(), (line) => writer.add(line));
-    emit(collectorPoint(stamp(intervalStartMs)));
+    const timeMs = intervalStamp(intervalStartMs);
+    if (traffic.pending) pointsMade += traffic.drain(timeMs, devicesByMac(), (line) => writer.add(line));
+    emit(collectorPoint(timeMs));
   }
 
   function collectorPoint(timeMs: number): string | null {
@@ -159,7 +172,11 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     },
     onTick(nowMs: number): void {
       if (ended) return;
-      if (deps.clock === 'wall') offsetMs = Date.now() - nowMs;
+      if (deps.clock === 'wall') {
+        const measured = Date.now() - nowMs;
+        if (!offsetKnown || Math.abs(measured - offsetMs) > CLOCK_JUMP_MS) offsetMs = measured;
+        offsetKnown = true;
+      }
       if (Number.isNaN(intervalStartMs)) {
         intervalStartMs = Math.floor(nowMs / intervalMs) * intervalMs;
         nextDeviceMs = Math.floor(nowMs / deviceIntervalMs) * deviceIntervalMs + deviceIntervalMs;
