@@ -138,6 +138,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
     influx.attach({
       forEachRecentFlow: collector.forEachRecentFlow,
       devices: () => collector.inventory?.all() ?? [],
+      device: (mac) => collector.inventory?.describe(mac),
       stats: collector.stats,
       captureStats: collector.captureStats,
     });

@@ -71,6 +71,13 @@ export class Flow {
   serverText: string | null = null;
   voiceBinStart = -1;
   voiceBinBytes = 0;
+  /** Metrics sink: the counters it has taken so far, and the cell of the open interval it adds to. */
+  takenPacketsUp = 0;
+  takenPacketsDown = 0;
+  takenBytesUp = 0;
+  takenBytesDown = 0;
+  sinkCell: object | null = null;
+  sinkEpoch = -1;
 
   constructor(
     id: number, proto: number, ipVersion: number, hash: number, timeMs: number,

@@ -149,6 +149,13 @@ export class Inventory {
     for (const t of [info.nt, info.st]) if (t && /^urn:/i.test(t)) d.dirty = addBounded(d.ssdpTypes, t) || d.dirty;
   }
 
+  /** One device with its verdict brought up to date, if known. */
+  describe(mac: number): Device | undefined {
+    const d = this.devices.get(mac);
+    if (d !== undefined) refresh(d);
+    return d;
+  }
+
   /** Every device, verdicts brought up to date. */
   all(): Device[] {
     const out = [...this.devices.values()];

@@ -26,6 +26,8 @@ export interface InfluxSources {
   forEachRecentFlow(visit: (flow: Flow) => boolean): void;
   /** Devices with their verdicts brought up to date (empty with tagging off). */
   devices(): readonly Device[];
+  /** One device with its verdict brought up to date. */
+  device(mac: number): Device | undefined;
   stats(): CollectorStats;
   /** Counters of the capture source (kernel drops), when one runs. */
   captureStats(): CaptureStats | null;
@@ -85,6 +87,8 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   let lastDeviceMs = Number.NEGATIVE_INFINITY;
   let offsetMs = 0;
   let pointsMade = 0;
+  let clockMs = Number.NaN;
+  let selfTimer: NodeJS.Timeout | null = null;
   let ended = false;
   const emit = (line: string | null) => {
     if (line === null) return;
@@ -102,19 +106,18 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     return t;
   };
 
-  function devicesByMac(): Map<number, Device> {
-    const map = new Map<number, Device>();
-    for (const d of sources?.devices() ?? []) map.set(d.mac, d);
-    return map;
-  }
+  const device = (mac: number) => sources?.device(mac);
 
-  /** Ends the open interval: traffic of the flows active in it, then the collector's self-metrics. */
+  /** Ends the open interval: traffic of the flows active in it. */
   function closeInterval(): void {
     if (Number.isNaN(intervalStartMs)) return;
     sources?.forEachRecentFlow((f) => traffic.take(f));
     const timeMs = intervalStamp(intervalStartMs);
-    if (traffic.pending) pointsMade += traffic.drain(timeMs, devicesByMac(), (line) => writer.add(line));
-    emit(collectorPoint(timeMs));
+    if (traffic.pending) pointsMade += traffic.drain(timeMs, device, (line) => writer.add(line));
+  }
+
+  function selfMetrics(): void {
+    if (Number.isFinite(clockMs)) emit(collectorPoint(Math.floor(stamp(clockMs))));
   }
 
   function collectorPoint(timeMs: number): string | null {
@@ -165,6 +168,10 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     /** Connects the sink to the collector it reads self-metrics and flows from. */
     attach(from: InfluxSources): void {
       sources = from;
+      // self-metrics follow the process, so they come every interval of wall time (a fast replay
+      // crosses thousands of packet-time intervals a second), stamped with collector time
+      selfTimer = setInterval(selfMetrics, intervalMs);
+      selfTimer.unref();
     },
     /** Flow ends: its remaining counters go into the open interval. */
     onFlowEnd(flow: Flow): void {
@@ -172,6 +179,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     },
     onTick(nowMs: number): void {
       if (ended) return;
+      clockMs = nowMs;
       if (deps.clock === 'wall') {
         const measured = Date.now() - nowMs;
         if (!offsetKnown || Math.abs(measured - offsetMs) > CLOCK_JUMP_MS) offsetMs = measured;
@@ -193,7 +201,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     },
     /** A finished activation: one point at its start. */
     onActivation(a: Activation): void {
-      emit(activationLine(a, stamp(a.startMs), sources ? devicesByMac().get(a.deviceMac)?.name ?? null : null));
+      emit(activationLine(a, stamp(a.startMs), device(a.deviceMac)?.name ?? null));
     },
     /** Wake events (from the configured file, the API, MQTT). */
     onWakeEvents(events: readonly WakeEvent[]): void {
@@ -208,6 +216,8 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
       closeInterval();
       if (!Number.isNaN(intervalStartMs)) devicePoints(intervalStartMs);
       intervalStartMs = Number.NaN;
+      if (selfTimer) clearInterval(selfTimer);
+      selfMetrics();
       writer.flush();
     },
     /**

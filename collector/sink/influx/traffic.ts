@@ -17,20 +17,18 @@ const MAX_CATALOGUED_NAMES = 1000;
 /** Candidate names whose bytes are counted while they wait for a slot. */
 const MAX_CANDIDATES = 10_000;
 
-/** What was taken of a flow so far. Kept beside the flow (a WeakMap would cost a lookup per visit). */
-interface Taken {
-  packetsUp: number;
-  packetsDown: number;
-  bytesUp: number;
-  bytesDown: number;
-}
-
 class Cell {
   bytesUp = 0;
   bytesDown = 0;
   packetsUp = 0;
   packetsDown = 0;
-  constructor(readonly mac: number, readonly service: string | null, readonly serverName: string | null) {}
+  constructor(
+    readonly mac: number,
+    readonly service: string | null,
+    readonly serverName: string | null,
+    /** The flow's name the tag came from (a flow whose name changes needs another cell). */
+    readonly rawName: string | null,
+  ) {}
 }
 
 /** Bounds the server_name tag: catalogue names, then up to `top` others, the busiest first; else "other". */
@@ -73,14 +71,14 @@ export interface TrafficOptions {
   topServerNames: number;
 }
 
-/** Device facts for tags, refreshed once per interval. */
-export type DeviceLookup = () => ReadonlyMap<number, Device>;
+/** A device with its verdict up to date, for tags. */
+export type DeviceLookup = (mac: number) => Device | undefined;
 
 export class TrafficAggregator {
-  /** Flows taken so far (by flow id: a flow's identity for as long as it is in the table). */
-  private readonly taken = new Map<number, Taken>();
   private readonly cells = new Map<string, Cell>();
   private readonly names: ServerNames;
+  /** Counts intervals: a flow's cached cell belongs to one. */
+  private epoch = 0;
   /** Sums of everything taken, for the self-check against the report. */
   readonly totals = { bytes: 0, packets: 0 };
 
@@ -90,39 +88,16 @@ export class TrafficAggregator {
 
   /** Takes the flow's growth since it was last taken; false when it had none (the walk can stop). */
   take(flow: Flow): boolean {
-    let t = this.taken.get(flow.id);
-    if (t === undefined) {
-      t = { packetsUp: 0, packetsDown: 0, bytesUp: 0, bytesDown: 0 };
-      this.taken.set(flow.id, t);
-    } else if (t.packetsUp === flow.packetsUp && t.packetsDown === flow.packetsDown) {
-      return false;
-    }
-    this.add(flow, flow.bytesUp - t.bytesUp, flow.bytesDown - t.bytesDown, flow.packetsUp - t.packetsUp, flow.packetsDown - t.packetsDown);
-    t.packetsUp = flow.packetsUp;
-    t.packetsDown = flow.packetsDown;
-    t.bytesUp = flow.bytesUp;
-    t.bytesDown = flow.bytesDown;
-    return true;
-  }
-
-  /** A flow left the table: takes what is left of it and forgets it. */
-  end(flow: Flow): void {
-    this.take(flow);
-    this.taken.delete(flow.id);
-  }
-
-  private add(flow: Flow, bytesUp: number, bytesDown: number, packetsUp: number, packetsDown: number): void {
-    const serverName = flow.serverName ?? flow.sni;
-    const inCatalogue = flow.service !== null && flow.vendor !== null;
-    if (serverName !== null && !inCatalogue) this.names.count(serverName, bytesUp + bytesDown);
-    const nameTag = this.names.tag(serverName, inCatalogue);
-    const mac = flow.deviceMac;
-    const key = `${mac}|${flow.service ?? ''}|${nameTag ?? ''}`;
-    let cell = this.cells.get(key);
-    if (cell === undefined) {
-      cell = new Cell(mac, flow.service, nameTag);
-      this.cells.set(key, cell);
-    }
+    const packetsUp = flow.packetsUp - flow.takenPacketsUp;
+    const packetsDown = flow.packetsDown - flow.takenPacketsDown;
+    if (packetsUp === 0 && packetsDown === 0) return false;
+    const bytesUp = flow.bytesUp - flow.takenBytesUp;
+    const bytesDown = flow.bytesDown - flow.takenBytesDown;
+    flow.takenPacketsUp = flow.packetsUp;
+    flow.takenPacketsDown = flow.packetsDown;
+    flow.takenBytesUp = flow.bytesUp;
+    flow.takenBytesDown = flow.bytesDown;
+    const cell = this.cellOf(flow, bytesUp + bytesDown);
     // up = what the device sent: the client's bytes when the device is the client
     if (flow.deviceIsClient) {
       cell.bytesUp += bytesUp;
@@ -137,6 +112,34 @@ export class TrafficAggregator {
     }
     this.totals.bytes += bytesUp + bytesDown;
     this.totals.packets += packetsUp + packetsDown;
+    return true;
+  }
+
+  /** A flow left the table: takes what is left of it. */
+  end(flow: Flow): void {
+    this.take(flow);
+  }
+
+  /** The cell of the open interval for the flow's device, service and server name (cached on the flow). */
+  private cellOf(flow: Flow, bytes: number): Cell {
+    const serverName = flow.serverName ?? flow.sni;
+    const inCatalogue = flow.service !== null && flow.vendor !== null;
+    if (serverName !== null && !inCatalogue) this.names.count(serverName, bytes);
+    const cached = flow.sinkCell as Cell | null;
+    if (cached !== null && flow.sinkEpoch === this.epoch && cached.service === flow.service && cached.rawName === serverName && cached.mac === flow.deviceMac) {
+      return cached;
+    }
+    const nameTag = this.names.tag(serverName, inCatalogue);
+    const mac = flow.deviceMac;
+    const key = `${mac}|${flow.service ?? ''}|${nameTag ?? ''}|${serverName ?? ''}`;
+    let cell = this.cells.get(key);
+    if (cell === undefined) {
+      cell = new Cell(mac, flow.service, nameTag, serverName);
+      this.cells.set(key, cell);
+    }
+    flow.sinkCell = cell;
+    flow.sinkEpoch = this.epoch;
+    return cell;
   }
 
   /** True when something was taken since the last drain. */
@@ -144,11 +147,25 @@ export class TrafficAggregator {
     return this.cells.size > 0;
   }
 
-  /** The interval's points (time = its start), and a fresh interval. */
-  drain(timeMs: number, devices: ReadonlyMap<number, Device>, emit: (line: string) => void): number {
-    let n = 0;
+  /** The interval's points (time = its start), and a fresh interval. Cells that share tags are summed. */
+  drain(timeMs: number, device: DeviceLookup, emit: (line: string) => void): number {
+    const points = new Map<string, Cell>();
     for (const cell of this.cells.values()) {
-      const d = cell.mac >= 0 ? devices.get(cell.mac) : undefined;
+      // cells differ by raw name too (for the cache); names that share the tag "other" are one point
+      const key = `${cell.mac}|${cell.service ?? ''}|${cell.serverName ?? ''}`;
+      const sum = points.get(key);
+      if (sum === undefined) {
+        points.set(key, cell);
+        continue;
+      }
+      sum.bytesUp += cell.bytesUp;
+      sum.bytesDown += cell.bytesDown;
+      sum.packetsUp += cell.packetsUp;
+      sum.packetsDown += cell.packetsDown;
+    }
+    let n = 0;
+    for (const cell of points.values()) {
+      const d = cell.mac >= 0 ? device(cell.mac) : undefined;
       const line = pointLine(
         'traffic',
         {
@@ -168,6 +185,7 @@ export class TrafficAggregator {
       }
     }
     this.cells.clear();
+    this.epoch++;
     return n;
   }
 }
