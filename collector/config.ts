@@ -133,6 +133,57 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    api: Type.Object(
+      {
+        listen: Type.String({ default: '127.0.0.1:8377', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):\\d{1,5}$', description: 'Where `earshot collect` serves the API and status page (HOST:PORT; [::1]:PORT for IPv6). Beyond loopback every route needs the token.', flag: 'listen' }),
+        enabled: Type.Boolean({ default: true, description: 'Serve the API while collecting (`earshot collect`).', flag: 'api' }),
+        token: str(null, 'API token: required for every POST, and for every route when listening beyond loopback (Authorization: Bearer TOKEN). Better set as EARSHOT_API_TOKEN or tokenFile.', { flag: 'api-token' }),
+        tokenFile: str(null, 'File holding the API token (its first line).', { flag: 'api-token-file' }),
+        postsPerMinute: Type.Integer({ default: 120, minimum: 1, description: 'POST requests allowed per client address and minute; more get 429.', flag: 'api-posts-per-minute' }),
+        bodyLimitKB: Type.Integer({ default: 1024, minimum: 1, maximum: 65536, description: 'Largest request body accepted (kilobytes); larger gets 413.', flag: 'api-body-limit' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    alerts: Type.Object(
+      {
+        webhooks: Type.Array(
+          Type.Object(
+            {
+              url: Type.String({ description: 'Receiver URL (http or https).' }),
+              preset: Type.Union(['json', 'ntfy', 'slack', 'discord', 'homeassistant'].map((l) => Type.Literal(l)), { default: 'json' }),
+              on: Type.Union(['suspected', 'finished', 'started', 'all'].map((l) => Type.Literal(l)), { default: 'suspected' }),
+              secret: Type.Optional(Type.String({ minLength: 8, description: 'HMAC-SHA256 key for X-Earshot-Signature.' })),
+              headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+              name: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
+            },
+            { additionalProperties: false },
+          ),
+          {
+            default: [],
+            description: 'Webhooks: [{ url, preset: json|ntfy|slack|discord|homeassistant, on: suspected|finished|started|all, secret, headers, name }]. Deliveries wait in an outbox under dataDir.',
+            flag: 'webhooks',
+          },
+        ),
+        maxAgeH: Type.Number({ default: 24, minimum: 0.001, description: 'An alert not delivered after this many hours is given up (counted).', flag: 'alert-max-age' }),
+        retryMinS: Type.Number({ default: 1, minimum: 0.01, description: 'First wait before retrying a failed delivery; it doubles (with jitter) up to retryMaxS.', flag: 'alert-retry-min' }),
+        retryMaxS: Type.Number({ default: 300, minimum: 0.01, description: 'Longest wait between delivery attempts.', flag: 'alert-retry-max' }),
+        timeoutS: Type.Number({ default: 10, minimum: 0.1, description: 'A delivery that takes longer has failed.', flag: 'alert-timeout' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    mqtt: Type.Object(
+      {
+        url: str(null, 'MQTT broker, e.g. mqtt://127.0.0.1:1883 (mqtts:// for TLS). Unset: no MQTT.', { flag: 'mqtt-url' }),
+        username: str(null, 'MQTT user name.', { flag: 'mqtt-username' }),
+        password: str(null, 'MQTT password; better set as EARSHOT_MQTT_PASSWORD.', { flag: 'mqtt-password' }),
+        clientId: str(null, 'MQTT client id (default earshot-HOSTNAME).', { flag: 'mqtt-client-id' }),
+        prefix: Type.String({ default: 'earshot', pattern: '^[^#+]+$', description: 'Topic prefix for activations, device state and the availability topic.', flag: 'mqtt-prefix' }),
+        discovery: Type.Boolean({ default: true, description: 'Publish Home Assistant MQTT discovery for each assistant.', flag: 'mqtt-discovery' }),
+        discoveryPrefix: Type.String({ default: 'homeassistant', pattern: '^[^#+]+$', description: "Home Assistant's discovery prefix.", flag: 'mqtt-discovery-prefix' }),
+        wakeTopic: str(null, 'Topic to subscribe to for wake events (JSON, the --wake-events record format; one or an array). Default PREFIX/wake.', { flag: 'mqtt-wake-topic' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     report: Type.Object(
       {
         maxDnsAnswers: Type.Integer({ default: 100000, minimum: 0, description: 'Most DNS answers kept for the report; older ones are dropped (counted).', flag: 'max-dns-answers' }),
