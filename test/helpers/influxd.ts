@@ -49,17 +49,24 @@ export interface Series {
   values: unknown[][];
 }
 
+export interface InfluxdOptions {
+  /** More environment for influxd, e.g. { INFLUXDB_HTTP_AUTH_ENABLED: 'true' }. */
+  env?: Record<string, string>;
+}
+
 export class Influxd {
   readonly dir = mkdtempSync(join(tmpdir(), 'earshot-influxd-'));
+  /** Credentials for query() (set once the user exists, on a server with authentication). */
+  auth: { username: string; password: string } | null = null;
   private child: ChildProcess | null = null;
-  private constructor(readonly httpPort: number, private readonly rpcPort: number) {}
+  private constructor(readonly httpPort: number, private readonly rpcPort: number, private readonly extraEnv: Record<string, string>) {}
 
   get url(): string {
     return `http://127.0.0.1:${this.httpPort}`;
   }
 
-  static async start(): Promise<Influxd> {
-    const server = new Influxd(await freePort(), await freePort());
+  static async start(options: InfluxdOptions = {}): Promise<Influxd> {
+    const server = new Influxd(await freePort(), await freePort(), options.env ?? {});
     await server.start();
     return server;
   }
@@ -78,6 +85,7 @@ export class Influxd {
       INFLUXDB_DATA_QUERY_LOG_ENABLED: 'false',
       // continuous queries are checked by running their SELECT ourselves, not on influxd's schedule
       INFLUXDB_CONTINUOUS_QUERIES_ENABLED: 'false',
+      ...this.extraEnv,
     };
     const child = spawn('influxd', ['-config', '/dev/null'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -118,7 +126,9 @@ export class Influxd {
   async query(db: string | null, q: string): Promise<Series[][]> {
     const params = new URLSearchParams({ q, epoch: 'ms' });
     if (db) params.set('db', db);
-    const res = await fetch(`${this.url}/query`, { method: 'POST', body: params });
+    const headers: Record<string, string> = {};
+    if (this.auth) headers.Authorization = `Basic ${Buffer.from(`${this.auth.username}:${this.auth.password}`).toString('base64')}`;
+    const res = await fetch(`${this.url}/query`, { method: 'POST', body: params, headers });
     const body = (await res.json()) as { error?: string; results?: Array<{ error?: string; series?: Series[] }> };
     if (!res.ok || body.error) throw new Error(`query failed (${res.status}): ${body.error ?? ''}`);
     return (body.results ?? []).map((r) => {

@@ -5,16 +5,22 @@
  * sink builds many points and needs neither its schema checks nor a Date per point.
  */
 
-/** Tag keys and values, and field keys: commas, equals signs and spaces are escaped; newlines cannot be. */
+/*
+ * InfluxDB (1.x, 2.x) keeps a backslash in a name, tag key or tag value as it is, unless it comes before
+ * a character that must be escaped or at the end; there it reads it as an escape, and no spelling gives
+ * it back. Such backslashes are dropped; the others are written once (doubled, they come back doubled).
+ */
+
+/** Tag keys and values, and field keys: commas, equals signs and spaces are escaped; newlines become spaces. */
 export function escapeKey(text: string): string {
   if (!/[,= \\\n\r]/.test(text)) return text;
-  return text.replace(/[\n\r]/g, ' ').replace(/([,= \\])/g, '\\$1');
+  return text.replace(/[\n\r]/g, ' ').replace(/\\+(?=[,= ]|$)/g, '').replace(/[,= ]/g, '\\$&');
 }
 
-/** Measurement names: commas and spaces are escaped. */
+/** Measurement names: commas and spaces are escaped; newlines become spaces. */
 export function escapeMeasurement(text: string): string {
   if (!/[, \\\n\r]/.test(text)) return text;
-  return text.replace(/[\n\r]/g, ' ').replace(/([, \\])/g, '\\$1');
+  return text.replace(/[\n\r]/g, ' ').replace(/\\+(?=[, ]|$)/g, '').replace(/[, ]/g, '\\$&');
 }
 
 /** A string field value, quoted: double quotes and backslashes are escaped. */
@@ -48,7 +54,11 @@ export function pointLine(
   for (const key of Object.keys(tags).sort()) {
     const value = tags[key];
     if (value === null || value === undefined || value === '') continue;
-    line += `,${escapeKey(key)}=${escapeKey(value)}`;
+    const tagKey = escapeKey(key);
+    const tagValue = escapeKey(value);
+    // a key or value of backslashes only is empty once they are dropped
+    if (tagKey === '' || tagValue === '') continue;
+    line += `,${tagKey}=${tagValue}`;
   }
   let sep = ' ';
   for (const key of Object.keys(fields)) {

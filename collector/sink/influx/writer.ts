@@ -47,6 +47,12 @@ export class InfluxWriter {
   private lines: string[] = [];
   private readonly queue: Batch[] = [];
   private sending = false;
+  /** The batch on its way is the queue's first (until the queue is spilled). */
+  private sendingFromQueue = false;
+  /** The batch on its way moved to the spool, which sends it again: its answer is let go. */
+  private letGo = false;
+  /** Closed and done waiting: nothing more is sent. */
+  private stopped = false;
   private outage = false;
   private retryMs: number;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -84,6 +90,11 @@ export class InfluxWriter {
     }
   }
 
+  /** True while InfluxDB does not answer (batches go to the spool). */
+  inOutage(): boolean {
+    return this.outage;
+  }
+
   /** Points not yet delivered: in the open batch, the queue, a request in flight and the spool. */
   pending(): Pending {
     let points = this.lines.length + this.spool.stats.points;
@@ -107,6 +118,7 @@ export class InfluxWriter {
    * Whatever is left is in the spool afterwards (on disk when it has a directory).
    */
   async close(waitMs: number): Promise<Pending> {
+    if (this.stopped) return this.pending();
     this.seal();
     this.closed = true;
     if (this.flushTimer) clearTimeout(this.flushTimer);
@@ -128,8 +140,10 @@ export class InfluxWriter {
     }
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    // what could not be sent is kept: in memory batches move to the spool
+    // what could not be sent is kept: in memory batches move to the spool, and the answer to a request
+    // still on its way is let go (its batch is in the spool; a point written twice is kept once)
     this.spillQueue();
+    this.stopped = true;
     return this.pending();
   }
 
@@ -162,13 +176,14 @@ export class InfluxWriter {
 
   /** Moves the in-memory queue behind what is spooled, keeping the order. */
   private spillQueue(): void {
+    if (this.sending && this.sendingFromQueue && this.queue.length > 0) this.letGo = true;
     while (this.queue.length > 0) this.spool.push(this.queue.shift() as Batch);
     this.stats.queueDepth = 0;
   }
 
   /** Sends the next batch: the spool first (it is older), then the queue. */
   private pump(): void {
-    if (this.sending || this.retryTimer !== null) return;
+    if (this.stopped || this.sending || this.retryTimer !== null) return;
     const fromSpool = this.spool.size > 0;
     const batch = fromSpool ? this.spool.peek() : this.queue[0];
     if (!batch) {
@@ -176,9 +191,12 @@ export class InfluxWriter {
       return;
     }
     this.sending = true;
+    this.sendingFromQueue = false;
+    this.letGo = false;
     if (!this.prepared && this.options.prepare) {
       void this.options.prepare().then((outcome) => {
         this.sending = false;
+        if (this.stopped) return;
         if (outcome.kind === 'retry') return this.failed(outcome.reason);
         this.prepared = true;
         if (outcome.kind === 'rejected') this.log.error({ status: outcome.status }, `InfluxDB: ${outcome.reason}; writing anyway`);
@@ -186,9 +204,12 @@ export class InfluxWriter {
       });
       return;
     }
+    this.sendingFromQueue = !fromSpool;
     void this.client.write(batch.body, batch.gzip, this.options.retentionPolicy).then((outcome) => {
       this.sending = false;
+      if (this.stopped) return;
       if (outcome.kind === 'retry') return this.failed(outcome.reason);
+      if (this.letGo) return this.pump();
       if (fromSpool) this.spool.shift();
       else {
         this.queue.shift();

@@ -1,0 +1,228 @@
+/**
+ * The writer with the real write client against a real influxd, through a proxy that records the
+ * requests and plays the faults: batches by size and by time, everything delivered once and in order
+ * after 5xx answers, 429s and timeouts (through the spool), 4xx answers dropped and counted, close()
+ * handing back what InfluxDB did not take, and the setup hook retried until it succeeds.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { pino } from 'pino';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { HttpProxy, type ProxiedRequest } from '../../../test/helpers/http-proxy.js';
+import { describeInflux, Influxd } from '../../../test/helpers/influxd.js';
+import { buildWriteClient, type WriteClient, type WriteOutcome } from './client.js';
+import { int, pointLine } from './line-protocol.js';
+import { Spool } from './spool.js';
+import { InfluxWriter, type WriterOptions } from './writer.js';
+
+const T0 = 1_700_000_000_000;
+const line = (seq: number) => pointLine('seq', { writer: 'test' }, { seq: int(seq) }, T0 + seq) as string;
+const lines = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => line(from + i));
+
+async function until(what: string, ok: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The lines a write request carried. */
+const bodyLines = (r: ProxiedRequest) => (r.headers['content-encoding'] === 'gzip' ? gunzipSync(r.body) : r.body).toString().split('\n');
+
+describeInflux('InfluxDB writer (real influxd behind a proxy)', () => {
+  let server: Influxd;
+  let proxy: HttpProxy;
+  let dbSeq = 0;
+  const dirs: string[] = [];
+  beforeAll(async () => {
+    server = await Influxd.start();
+  }, 30_000);
+  afterAll(async () => {
+    await server?.close();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  interface Setup {
+    options?: Partial<WriterOptions>;
+    database?: string | null;
+    spoolDir?: string | null;
+    timeoutMs?: number;
+  }
+
+  /** A writer on a fresh database (and a fresh proxy), logging into `logs`. */
+  async function newWriter(setup: Setup = {}) {
+    await proxy?.close();
+    proxy = await HttpProxy.start(server.url);
+    const db = setup.database === undefined ? `w${++dbSeq}` : setup.database ?? `absent${++dbSeq}`;
+    if (setup.database === undefined) await server.query(null, `CREATE DATABASE ${db}`);
+    const spool = new Spool(setup.spoolDir ?? null, 1e9);
+    const logs: Array<{ level: number; msg: string }> = [];
+    const log = pino({ level: 'info', base: undefined }, { write: (text: string) => { logs.push(JSON.parse(text)); } });
+    const http = buildWriteClient({ url: new URL(proxy.url), database: db, token: null, username: null, password: null, timeoutMs: setup.timeoutMs ?? 10_000 });
+    // the answers as the writer gets them (awaiting one comes after the writer has seen it), and how
+    // many batches were in the spool at each write
+    const answers: Array<Promise<WriteOutcome>> = [];
+    const spoolAtWrite: number[] = [];
+    const client: WriteClient = {
+      write: (...args) => {
+        spoolAtWrite.push(spool.size);
+        answers.push(http.write(...args));
+        return answers[answers.length - 1];
+      },
+    };
+    const options: WriterOptions = { batchSize: 5, flushIntervalMs: 60_000, gzip: true, retentionPolicy: null, maxQueuedBatches: 64, retryMinMs: 20, retryMaxMs: 100, ...setup.options };
+    const writer = new InfluxWriter(options, client, spool, log);
+    const seqs = async () => (await server.rows(db, 'SELECT seq FROM seq')).map((r) => r.seq);
+    return { writer, spool, logs, db, seqs, answers, spoolAtWrite };
+  }
+
+  it('seals a batch when it is full, and a partial one after the flush interval; bodies are the lines, gzipped', async () => {
+    const { writer, seqs } = await newWriter({ options: { batchSize: 3, flushIntervalMs: 150 } });
+    const started = Date.now();
+    for (const l of lines(0, 7)) writer.add(l);
+    // two batches sealed at once (the first on its way), the seventh point waits in the open batch
+    expect(writer.stats.queueDepth).toBe(2);
+    expect(writer.pending()).toEqual({ points: 7, spooled: 0 });
+    await until('the partial batch', () => writer.stats.batchesWritten === 3);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    expect(proxy.writes().map(bodyLines)).toEqual([lines(0, 3), lines(3, 6), lines(6, 7)]);
+    expect(proxy.writes().every((r) => r.headers['content-encoding'] === 'gzip')).toBe(true);
+    expect(writer.stats).toMatchObject({ pointsWritten: 7, batchesWritten: 3, writeErrors: 0, pointsRejected: 0 });
+    expect(await seqs()).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(await writer.close(1000)).toEqual({ points: 0, spooled: 0 });
+  });
+
+  it('after 503s, every point arrives once and in order, through the spool, which ends empty', async () => {
+    const { writer, spool, logs, seqs, spoolAtWrite } = await newWriter();
+    proxy.answer(503, 3);
+    for (const l of lines(0, 12)) writer.add(l);
+    writer.flush();
+    expect(await writer.close(20_000)).toEqual({ points: 0, spooled: 0 });
+    // the first batch went from the queue; after the first 503 all three waited in the spool
+    expect(spoolAtWrite).toEqual([0, 3, 3, 3, 2, 1]);
+    expect(writer.stats).toMatchObject({ pointsWritten: 12, writeErrors: 3, pointsRejected: 0, queueDepth: 0 });
+    expect(spool.stats).toMatchObject({ batches: 0, points: 0, droppedPoints: 0 });
+    const delivered = proxy.writes().filter((r) => r.status === 204);
+    expect(delivered.flatMap(bodyLines)).toEqual(lines(0, 12));
+    expect(proxy.writes().slice(0, 3).map((r) => r.status)).toEqual([503, 503, 503]);
+    expect(await seqs()).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    expect(logs.map((l) => l.msg)).toEqual([
+      'InfluxDB did not take a write (Service Unavailable): spooling until it answers again',
+      'InfluxDB answers again: writing the spool',
+    ]);
+  });
+
+  it('429s and answers slower than the timeout are retried until taken, each point written once', async () => {
+    const { writer, seqs } = await newWriter({ timeoutMs: 300 });
+    proxy.answer(429, 2, 'too many requests');
+    proxy.hold(2);
+    for (const l of lines(0, 10)) writer.add(l);
+    expect(await writer.close(20_000)).toEqual({ points: 0, spooled: 0 });
+    expect(writer.stats).toMatchObject({ pointsWritten: 10, writeErrors: 4 });
+    expect(proxy.writes().map((r) => r.status)).toEqual([429, 429, 'held', 'held', 204, 204]);
+    expect(await seqs()).toEqual(Array.from({ length: 10 }, (_, i) => i));
+  });
+
+  it('a bad point (400) is dropped and counted, not retried, logged once per reason', async () => {
+    const { writer, logs, seqs } = await newWriter({ options: { batchSize: 1 } });
+    writer.add('seq bad=');
+    writer.add(line(1));
+    writer.add('seq worse=');
+    expect(await writer.close(20_000)).toEqual({ points: 0, spooled: 0 });
+    expect(writer.stats).toMatchObject({ pointsWritten: 1, pointsRejected: 2, writeErrors: 0 });
+    expect(proxy.writes().map((r) => [r.status, bodyLines(r)])).toEqual([[400, ['seq bad=']], [204, [line(1)]], [400, ['seq worse=']]]);
+    expect(await seqs()).toEqual([1]);
+    const errors = logs.filter((l) => l.level === 50);
+    expect(errors).toHaveLength(2);
+    expect(errors.map((e) => e.msg)).toEqual([
+      'InfluxDB refused a write with 400: unable to parse \'seq bad=\': missing field value; 1 points dropped',
+      'InfluxDB refused a write with 400: unable to parse \'seq worse=\': missing field value; 1 points dropped',
+    ]);
+  });
+
+  it('a missing database (404): every batch dropped and counted, one request each, logged once', async () => {
+    const { writer, logs } = await newWriter({ database: null });
+    for (const l of lines(0, 15)) writer.add(l);
+    expect(await writer.close(20_000)).toEqual({ points: 0, spooled: 0 });
+    expect(writer.stats).toMatchObject({ pointsWritten: 0, pointsRejected: 15, writeErrors: 0 });
+    expect(proxy.writes().map((r) => r.status)).toEqual([404, 404, 404]);
+    const errors = logs.filter((l) => l.level === 50);
+    expect(errors).toHaveLength(1);
+    expect(errors[0].msg).toMatch(/^InfluxDB refused a write with 404: database not found: "absent\d+" \(create it, or let earshot: --influx-setup true\); 5 points dropped$/);
+  });
+
+  it('the setup hook is retried (with the batches waiting) until it succeeds; writes come after it', async () => {
+    const outcomes: WriteOutcome[] = [{ kind: 'retry', reason: 'no database yet' }, { kind: 'retry', reason: 'still not' }, { kind: 'ok' }];
+    let calls = 0;
+    let writesBeforeReady = -1;
+    const prepare = async () => {
+      calls++;
+      const outcome = outcomes.shift() as WriteOutcome;
+      if (outcome.kind === 'ok') writesBeforeReady = proxy.writes().length;
+      return outcome;
+    };
+    const { writer, seqs } = await newWriter({ options: { prepare } });
+    for (const l of lines(0, 8)) writer.add(l);
+    expect(await writer.close(20_000)).toEqual({ points: 0, spooled: 0 });
+    expect({ calls, writesBeforeReady }).toEqual({ calls: 3, writesBeforeReady: 0 });
+    expect(writer.stats).toMatchObject({ pointsWritten: 8, writeErrors: 2 });
+    expect(await seqs()).toEqual(Array.from({ length: 8 }, (_, i) => i));
+  });
+
+  it('close(waitMs) with InfluxDB away hands back the points, which wait in the spool for the next run', async () => {
+    const spoolDir = mkdtempSync(join(tmpdir(), 'earshot-writer-test-'));
+    dirs.push(spoolDir);
+    const first = await newWriter({ spoolDir });
+    proxy.answer(503, Infinity);
+    for (const l of lines(0, 12)) first.writer.add(l);
+    const started = Date.now();
+    expect(await first.writer.close(400)).toEqual({ points: 12, spooled: 12 });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(first.writer.stats.writeErrors).toBeGreaterThan(0);
+    expect(first.spool.stats).toMatchObject({ batches: 3, points: 12 });
+
+    // the next run (InfluxDB back) writes the spool before its own points
+    const next = await newWriter({ spoolDir, database: first.db });
+    for (const l of lines(12, 14)) next.writer.add(l);
+    expect(await next.writer.close(20_000)).toEqual({ points: 0, spooled: 0 });
+    expect(proxy.writes().flatMap(bodyLines)).toEqual(lines(0, 14));
+    expect(await next.seqs()).toEqual(Array.from({ length: 14 }, (_, i) => i));
+    expect(next.logs[0].msg).toBe('InfluxDB: writing the spool left by an earlier run');
+  });
+
+  it('close(waitMs) with a request still on its way: the batch stays in the spool, nothing is sent after', async () => {
+    const spoolDir = mkdtempSync(join(tmpdir(), 'earshot-writer-test-'));
+    dirs.push(spoolDir);
+    const { writer, spool, answers } = await newWriter({ spoolDir });
+    proxy.hold();
+    for (const l of lines(0, 7)) writer.add(l);
+    await until('the held request', () => proxy.writes().length === 1);
+    expect(await writer.close(200)).toEqual({ points: 7, spooled: 7 });
+    // InfluxDB takes the batch after all: the spool keeps it (written twice, InfluxDB keeps one point)
+    proxy.release();
+    expect(await answers[0]).toEqual({ kind: 'ok' });
+    expect(answers).toHaveLength(1);
+    expect(writer.pending()).toEqual({ points: 7, spooled: 7 });
+    expect(spool.stats).toMatchObject({ batches: 2, points: 7 });
+    expect(writer.stats.pointsWritten).toBe(0);
+    expect(await writer.close(200)).toEqual({ points: 7, spooled: 7 });
+  });
+
+  it('a queue that overflows into the spool while a request is on its way loses nothing and keeps order', async () => {
+    const { writer, seqs } = await newWriter({ options: { batchSize: 1, maxQueuedBatches: 2 } });
+    proxy.hold();
+    writer.add(line(0));
+    await until('the held request', () => proxy.writes().length === 1);
+    // the third batch overflows the queue (the first, on its way, goes to the spool too); the fourth is queued
+    for (const l of lines(1, 4)) writer.add(l);
+    proxy.release();
+    expect(await writer.close(20_000)).toEqual({ points: 0, spooled: 0 });
+    expect(await seqs()).toEqual([0, 1, 2, 3]);
+    const delivered = proxy.writes().filter((r) => r.status === 204).flatMap(bodyLines);
+    // the batch on its way when the queue overflowed may be written again; the order holds
+    expect(delivered.filter((l, i) => delivered.indexOf(l) === i)).toEqual(lines(0, 4));
+  });
+});
