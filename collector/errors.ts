@@ -36,6 +36,7 @@ export const ERRORS = {
   EARSHOT_ERR_CONFIG_YAML: { message: '{0}: invalid YAML: {1}', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_CONFIG_INVALID: { message: '{0}: {1}', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_USAGE: { message: '{0}', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_LISTEN: { message: 'cannot listen on {0}: {1}', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_DATA_DIR: { message: '{0}: data directory is not usable: {1}', exitCode: EXIT_BAD_INPUT },
   // wake-word events and imports ({0} is "file:line" or "file: record", {1} names the field and the problem)
   EARSHOT_ERR_WAKE_EVENTS: { message: '{0}: {1}', exitCode: EXIT_BAD_INPUT },

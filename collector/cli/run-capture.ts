@@ -8,11 +8,12 @@ import { buildProgress } from '../capture/progress.js';
 import type { CaptureSource } from '../capture/types.js';
 import type { Config } from '../config.js';
 import { earshotError } from '../errors.js';
-import { buildCollector } from '../index.js';
 import type { Logger } from '../log.js';
 import { loadState, prepareDataDir, saveState } from '../identify/state.js';
-import { buildReportSink } from '../sink/report.js';
-import { buildInfluxSink, type InfluxSink } from '../sink/influx/index.js';
+import type { InfluxSink } from '../sink/influx/index.js';
+import { buildRuntime } from '../runtime.js';
+import { startApiServer } from '../../api/server.js';
+import { version } from '../version.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import { renderTextReport } from './text-report.js';
 
@@ -47,15 +48,18 @@ export const replaySpec: CommandSpec = {
 
 export const collectSpec: CommandSpec = {
   name: 'collect',
-  summary: 'Captures live traffic (libpcap, a tcpdump pipe, or a pcap stream on stdin) through the pipeline until stopped (SIGINT/SIGTERM) or --duration, then prints the report.',
-  usage: 'earshot collect --interface IF [--filter BPF] [options]',
+  summary: 'Captures live traffic (libpcap, a tcpdump pipe, or a pcap stream on stdin), or a capture file, through the pipeline while serving the API (--listen, default 127.0.0.1:8377), until stopped (SIGINT/SIGTERM) or --duration; then prints the report.',
+  usage: 'earshot collect --interface IF [--filter BPF] [options]\n       earshot collect --file CAPTURE [--realtime-speed N] [--exit-when-done] [options]',
   positionals: [0, 0],
   config: true,
   flags: {
     ...OUTPUT_FLAGS,
     duration: { type: 'string', value: 'SECONDS', description: 'Stop after this many seconds of wall time.' },
+    file: { type: 'string', value: 'CAPTURE', description: 'Read a capture file instead of an interface; the API keeps serving after it ends, until SIGTERM/SIGINT (or --exit-when-done).' },
+    'realtime-speed': { type: 'string', value: 'N', description: 'With --file: pace it at N times capture time (1 = real time).' },
+    'exit-when-done': { type: 'boolean', description: 'With --file: exit when the capture ends.' },
   },
-  epilog: 'Examples:\n  earshot collect --interface wlan0 --filter "not port 22"\n  earshot collect --interface eth0 --source tcpdump\n  ssh router tcpdump -i br-lan -U -w - not port 22 | earshot collect --source stdin',
+  epilog: 'Examples:\n  earshot collect --interface wlan0 --filter "not port 22"\n  earshot collect --file capture.pcapng --realtime-speed 1 --wake-events events.jsonl\n  earshot collect --interface eth0 --source tcpdump\n  ssh router tcpdump -i br-lan -U -w - not port 22 | earshot collect --source stdin',
 };
 
 function parseFormat(value: unknown, stdout: NodeJS.WriteStream, output: unknown): 'json' | 'text' {
@@ -92,11 +96,6 @@ async function writeReport(chunks: Iterable<string>, output: string | undefined,
   });
 }
 
-/** Calls both handlers (either may be absent). */
-function both<A extends unknown[]>(first: (...a: A) => void, second: ((...a: A) => void) | undefined): (...a: A) => void {
-  return second ? (...a: A) => { first(...a); second(...a); } : first;
-}
-
 /** After the report: waits for InfluxDB to take the points; the exit code says whether it did. */
 async function deliverPoints(influx: InfluxSink, config: Readonly<Config>, log: Logger, isReplay: boolean): Promise<number> {
   const pending = influx.writer.pending();
@@ -119,31 +118,27 @@ async function deliverPoints(influx: InfluxSink, config: Readonly<Config>, log: 
   return e.exitCode;
 }
 
+interface PipelineOptions {
+  progress: boolean;
+  /** > 0: the clock also advances with wall time at this many capture seconds per second. */
+  speed: number;
+  /** Exit non-zero when points are left in the spool (replay). */
+  isReplay: boolean;
+  /** Points carry capture time ('packet') or wall time (live capture). */
+  clock: 'packet' | 'wall';
+  /** Serve the API while running. */
+  api: boolean;
+  /** After a file ends, keep serving the API until a signal. */
+  keepServing: boolean;
+}
+
 /** Runs the pipeline over `source` and writes the report; returns the exit code. */
-async function runPipeline(source: CaptureSource, config: Readonly<Config>, parsed: ParsedCommand, io: CliIo, log: Logger, progress: boolean, speed: number, isReplay: boolean): Promise<number> {
-  const live = speed > 0;
+async function runPipeline(source: CaptureSource, config: Readonly<Config>, parsed: ParsedCommand, io: CliIo, log: Logger, options: PipelineOptions): Promise<number> {
   const format = parseFormat(parsed.flags.format, io.stdout, parsed.flags.output);
-  const report = buildReportSink({ maxDnsAnswers: config.report.maxDnsAnswers });
   const dataDir = config.dataDir;
   if (dataDir !== null) prepareDataDir(dataDir);
-  // a replay stamps points with packet time, a live collector with wall time
-  const influx = buildInfluxSink(config, { log, clock: isReplay ? 'packet' : 'wall' });
-  const collector = buildCollector(config, {
-    onFlowEnd: both(report.onFlowEnd, influx?.onFlowEnd),
-    onDnsAnswer: report.onDnsAnswer,
-    onActivation: both(report.onActivation, influx?.onActivation),
-    onTick: influx?.onTick,
-  });
-  if (influx) {
-    influx.attach({
-      forEachRecentFlow: collector.forEachRecentFlow,
-      devices: () => collector.inventory?.all() ?? [],
-      device: (mac) => collector.inventory?.describe(mac),
-      stats: collector.stats,
-      captureStats: collector.captureStats,
-    });
-    influx.onWakeEvents(collector.detect?.store.list() ?? []);
-  }
+  const runtime = buildRuntime(config, { clock: options.clock, activity: options.api }, { log });
+  const { collector, report, influx } = runtime;
   const { inventory, tagger } = collector;
   const persist = dataDir !== null && inventory !== null && tagger !== null;
   if (persist) {
@@ -153,7 +148,21 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   const save = () => {
     if (persist) saveState(dataDir, inventory, tagger.dnsCache, collector.detect?.labels ?? null);
   };
+  let capturing = true;
+  const api = options.api
+    ? await startApiServer(config, {
+      runtime,
+      config,
+      captureRunning: () => capturing,
+      captureSource: source.description,
+      influxReachable: () => (influx ? !influx.writer.inOutage() : null),
+      startedMs: Date.now(),
+      version: version(),
+      alerts: () => ({}),
+    }, log)
+    : null;
   let signals = 0;
+  let signalled: (() => void) | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
     if (signals > 1) {
@@ -163,32 +172,39 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
     }
     log.info({ signal: sig }, `stopping: finishing flows and writing the report${influx ? ' and the points' : ''} (again to quit at once)`);
     collector.stop();
+    signalled?.();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const bar = progress ? buildProgress(io.stderr, source) : null;
+  const bar = options.progress ? buildProgress(io.stderr, source) : null;
   bar?.start();
   // live (and paced replays), the clock also advances with wall time so uploads end and idle flows
   // expire while no packet arrives
   let ticks = 0;
-  const ticker = live
+  const ticker = options.speed > 0
     ? setInterval(() => {
-      collector.wallTick(Date.now(), speed);
+      collector.wallTick(Date.now(), options.speed);
       if (++ticks % STATE_SAVE_EVERY_S === 0) save();
     }, 1000)
     : null;
   try {
-    const stats = await collector.run(source);
+    const stats = await runtime.run(source);
+    capturing = false;
     bar?.stop();
+    if (ticker) clearInterval(ticker);
     save();
-    influx?.end();
     const inputs = { devices: collector.inventory?.all() };
     const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs))];
     await writeReport(chunks, parsed.flags.output as string | undefined, io.stdout);
-    return influx ? await deliverPoints(influx, config, log, isReplay) : 0;
+    if (api && options.keepServing && signals === 0) {
+      log.info(`capture ended; the API keeps serving on ${api.url} until SIGTERM or SIGINT`);
+      await new Promise<void>((resolve) => { signalled = resolve; });
+    }
+    return influx ? await deliverPoints(influx, config, log, options.isReplay) : 0;
   } finally {
     bar?.stop();
     if (ticker) clearInterval(ticker);
+    await api?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
@@ -203,31 +219,44 @@ export async function runReplay(parsed: ParsedCommand, io: CliIo, log: Logger): 
     { onWarning: (message) => log.warn(message) },
   );
   const progress = !parsed.flags['no-progress'] && path !== '-' && (parsed.flags.progress === true || io.stderr.isTTY === true);
-  return runPipeline(source, parsed.config, parsed, io, log, progress, realtimeSpeed, true);
+  return runPipeline(source, parsed.config, parsed, io, log, { progress, speed: realtimeSpeed, isReplay: true, clock: 'packet', api: false, keepServing: false });
 }
 
-/** `earshot collect`. */
+/** `earshot collect`: live, or a capture file (--file) with the API serving on after it ends. */
 export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger): Promise<number> {
   const { config } = parsed;
+  const file = parsed.flags.file as string | undefined;
   const kind = config.capture.source;
-  if (kind !== 'stdin' && !config.capture.interface) {
-    throw earshotError('EARSHOT_ERR_USAGE', 'collect: --interface is required (or --source stdin)');
+  if (file === undefined && kind !== 'stdin' && !config.capture.interface) {
+    throw earshotError('EARSHOT_ERR_USAGE', 'collect: --interface is required (or --file CAPTURE, or --source stdin)');
   }
   const duration = parseNumberFlag('duration', parsed.flags.duration, 0);
-  const source = buildSource(
-    {
-      kind,
-      path: '-',
-      interface: config.capture.interface ?? undefined,
-      filter: config.capture.filter ?? undefined,
-      snaplen: config.capture.snaplen,
-    },
-    { onWarning: (message) => log.warn(message) },
-  );
+  const realtimeSpeed = parseNumberFlag('realtime-speed', parsed.flags['realtime-speed'], 0);
+  if (file === undefined && realtimeSpeed > 0) throw earshotError('EARSHOT_ERR_USAGE', 'collect: --realtime-speed paces a --file capture');
+  const source = file !== undefined
+    ? buildSource({ kind: 'file', path: file, realtimeSpeed }, { onWarning: (message) => log.warn(message) })
+    : buildSource(
+      {
+        kind,
+        path: '-',
+        interface: config.capture.interface ?? undefined,
+        filter: config.capture.filter ?? undefined,
+        snaplen: config.capture.snaplen,
+      },
+      { onWarning: (message) => log.warn(message) },
+    );
   log.info({ source: source.description }, 'capturing');
   const timer = duration > 0 ? setTimeout(() => source.stop(), duration * 1000) : null;
   try {
-    return await runPipeline(source, config, parsed, io, log, false, 1, false);
+    return await runPipeline(source, config, parsed, io, log, {
+      progress: false,
+      speed: file !== undefined ? realtimeSpeed : 1,
+      isReplay: false,
+      // a file keeps its own times (wake events posted for it use them too)
+      clock: file !== undefined ? 'packet' : 'wall',
+      api: config.api.enabled,
+      keepServing: file !== undefined && parsed.flags['exit-when-done'] !== true,
+    });
   } finally {
     if (timer) clearTimeout(timer);
   }

@@ -1,0 +1,255 @@
+/**
+ * The API (fastify). buildApp() wires routes to a running earshot and never listens (tests use
+ * inject() or listen themselves; api/server.ts listens). Every route has a JSON schema: requests are
+ * validated (400 naming the field), answers serialized through their schema. A token guards every POST,
+ * and every route when the server listens beyond loopback. No route returns packet payloads: earshot
+ * never has them.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Config } from '../collector/config.js';
+import { FieldProblem, normalizeDevice, parseTime, type WakeEvent } from '../collector/detect/wake-events.js';
+import type { Device } from '../collector/identify/device.js';
+import { flowToApi } from '../collector/sink/activity.js';
+import { activationToReport, isoTime } from '../collector/sink/report.js';
+import type { Runtime } from '../collector/runtime.js';
+import { health, renderMetrics, type HealthSource } from './metrics.js';
+import {
+  activationSchema, activationsQuery, deviceSchema, errorSchema, flowSchema, flowsQuery, idParams, labelBody,
+  macParams, normalizeMac, wakeEventSchema, wakeEventsBody,
+} from './schemas.js';
+
+export interface AppOptions {
+  /** The token; null: POSTs are refused (401), GETs need none on loopback. */
+  token: string | null;
+  /** The server listens beyond loopback: every route needs the token. */
+  tokenForReads: boolean;
+  postsPerMinute: number;
+  bodyLimitBytes: number;
+  version: string;
+}
+
+/** What the API reads besides the runtime: the capture state, InfluxDB's state. */
+export interface AppContext extends HealthSource {
+  runtime: Runtime;
+  config: Readonly<Config>;
+}
+
+const sha = (text: string) => createHash('sha256').update(text).digest();
+
+/** Compares a presented token with the configured one in constant time (digests of equal length). */
+export function tokenMatches(presented: string | undefined, token: string): boolean {
+  if (presented === undefined) return false;
+  return timingSafeEqual(sha(presented), sha(token));
+}
+
+function presentedToken(request: FastifyRequest): string | undefined {
+  const auth = request.headers.authorization;
+  if (typeof auth === 'string' && /^Bearer\s+/i.test(auth)) return auth.replace(/^Bearer\s+/i, '').trim();
+  const header = request.headers['x-earshot-token'];
+  return typeof header === 'string' ? header : undefined;
+}
+
+function deviceJson(d: Device, totals: { bytesUp: number; bytesDown: number; packetsUp: number; packetsDown: number; flows: number }) {
+  return {
+    mac: d.macText, name: d.name, vendor: d.vendor ?? d.ouiVendor, model: d.model, assistant: d.assistant,
+    ips: [...d.ips], evidence: d.evidence,
+    firstSeen: d.firstSeenMs > 0 ? isoTime(d.firstSeenMs) : null, lastSeen: d.lastSeenMs > 0 ? isoTime(d.lastSeenMs) : null,
+    ...totals,
+  };
+}
+
+/** Builds the app. Await app.ready() (or listen) before use. */
+export async function buildApp(options: AppOptions, context: AppContext): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: options.bodyLimitBytes,
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allowUnionTypes: true } },
+    // one message naming each bad field: "body/0/devic is not allowed", "body/label must be one of ..."
+    schemaErrorFormatter: (errors, dataVar) => new Error(errors.map((e) => {
+      const params = e.params as { additionalProperty?: string; allowedValues?: unknown[]; missingProperty?: string };
+      const path = `${dataVar}${e.instancePath}`;
+      if (params.additionalProperty) return `${path}/${params.additionalProperty} is not allowed`;
+      if (params.missingProperty) return `${path}/${params.missingProperty} is required`;
+      if (params.allowedValues) return `${path} must be one of ${params.allowedValues.join(', ')}`;
+      return `${path} ${e.message ?? 'is not valid'}`;
+    }).join('; ')),
+  });
+  const { runtime } = context;
+  const collector = runtime.collector;
+  const activity = runtime.activity;
+
+  for (const schema of [errorSchema, activationSchema, deviceSchema, flowSchema, wakeEventSchema]) app.addSchema(schema);
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'earshot API', version: options.version, description: 'Voice assistants, their traffic and their activations, as earshot sees them. docs/api.md' },
+      components: { securitySchemes: { token: { type: 'http', scheme: 'bearer' } } },
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/api/v1/docs' });
+  await app.register(rateLimit, { global: false });
+
+  // errors in one shape; validation errors name the field ("body/label must be ...")
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, _request, reply) => {
+    const statusCode = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    const message = statusCode === 500 ? 'internal error' : err.message;
+    void reply.status(statusCode).send({ statusCode, error: statusName(statusCode), message });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
+  });
+
+  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    const needs = request.method !== 'GET' && request.method !== 'HEAD' ? true : options.tokenForReads;
+    if (!needs) return;
+    if (options.token === null) {
+      return reply.status(401).send({ statusCode: 401, error: 'Unauthorized', message: 'no API token is configured (api.token, EARSHOT_API_TOKEN or api.tokenFile)' });
+    }
+    if (!tokenMatches(presentedToken(request), options.token)) {
+      return reply.status(401).send({ statusCode: 401, error: 'Unauthorized', message: 'a valid token is required (Authorization: Bearer TOKEN)' });
+    }
+  });
+
+  const errors = { 400: { $ref: 'Error#' }, 401: { $ref: 'Error#' }, 404: { $ref: 'Error#' } };
+  const security = [{ token: [] }];
+  const postLimit = { rateLimit: { max: options.postsPerMinute, timeWindow: 60_000 } };
+
+  app.get('/api/v1/health', {
+    schema: {
+      summary: 'Capture, InfluxDB and alert state',
+      response: { 200: { type: 'object', additionalProperties: true } },
+    },
+  }, async () => health(context));
+
+  app.get('/api/v1/devices', {
+    schema: { summary: 'Devices seen, assistants first', response: { 200: { type: 'object', properties: { devices: { type: 'array', items: { $ref: 'Device#' } } } } } },
+  }, async () => {
+    const open = collector.activeFlows();
+    const devices = (collector.inventory?.all() ?? []).map((d) => deviceJson(d, activity?.deviceTotals(d.mac, open) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0 }));
+    devices.sort((a, b) => Number(b.assistant) - Number(a.assistant) || b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac));
+    return { devices };
+  });
+
+  app.get<{ Params: { mac: string } }>('/api/v1/devices/:mac', {
+    schema: {
+      summary: 'One device, its endpoints by service and its recent activations',
+      params: macParams,
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            device: { $ref: 'Device#' },
+            endpoints: { type: 'object', additionalProperties: { type: 'array', items: { type: 'object', properties: { serverName: { type: 'string' }, flows: { type: 'integer' }, bytesUp: { type: 'integer' }, bytesDown: { type: 'integer' } } } } },
+            activations: { type: 'array', items: { $ref: 'Activation#' } },
+          },
+        },
+        ...errors,
+      },
+    },
+  }, async (request, reply) => {
+    const mac = normalizeMac(request.params.mac);
+    const d = (collector.inventory?.all() ?? []).find((x) => x.macText === mac);
+    if (!d) return reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no device ${mac}` });
+    const totals = activity?.deviceTotals(d.mac, collector.activeFlows()) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0, endpoints: [] };
+    const endpoints: Record<string, Array<{ serverName: string; flows: number; bytesUp: number; bytesDown: number }>> = {};
+    for (const e of totals.endpoints) (endpoints[e.service] ??= []).push({ serverName: e.serverName, flows: e.flows, bytesUp: e.bytesUp, bytesDown: e.bytesDown });
+    const activations = (activity?.listActivations() ?? []).filter((a) => a.device === mac).slice(0, 20).map((a) => ({ ...activationToReport(a), open: !a.finished }));
+    return { device: deviceJson(d, totals), endpoints, activations };
+  });
+
+  app.get<{ Querystring: { since?: string; until?: string; device?: string; verdict?: string; limit: number; offset: number } }>('/api/v1/activations', {
+    schema: {
+      summary: 'Activations, newest first',
+      querystring: activationsQuery,
+      response: {
+        200: { type: 'object', properties: { total: { type: 'integer' }, offset: { type: 'integer' }, limit: { type: 'integer' }, activations: { type: 'array', items: { $ref: 'Activation#' } } } },
+        ...errors,
+      },
+    },
+  }, async (request) => {
+    const q = request.query;
+    const since = q.since ? Date.parse(q.since) : -Infinity;
+    const until = q.until ? Date.parse(q.until) : Infinity;
+    const device = q.device ? normalizeMac(q.device) : null;
+    const all = (activity?.listActivations() ?? []).filter((a) => a.startMs >= since && a.startMs < until && (device === null || a.device === device) && (!q.verdict || a.verdict === q.verdict));
+    const page = all.slice(q.offset, q.offset + q.limit).map((a) => ({ ...activationToReport(a), open: !a.finished }));
+    return { total: all.length, offset: q.offset, limit: q.limit, activations: page };
+  });
+
+  app.get<{ Params: { id: string } }>('/api/v1/activations/:id', {
+    schema: { summary: 'One activation', params: idParams, response: { 200: { $ref: 'Activation#' }, ...errors } },
+  }, async (request, reply) => {
+    const a = activity?.listActivations().find((x) => x.id === request.params.id);
+    if (!a) return reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no activation ${request.params.id}` });
+    return { ...activationToReport(a), open: !a.finished };
+  });
+
+  app.post<{ Params: { id: string }; Body: { label: 'intended' | 'not-intended' } }>('/api/v1/activations/:id/label', {
+    config: postLimit,
+    schema: { summary: "A person's label: intended or not-intended (wins over the detector)", security, params: idParams, body: labelBody, response: { 200: { $ref: 'Activation#' }, ...errors } },
+  }, async (request, reply) => {
+    const a = runtime.label(request.params.id, request.body.label);
+    if (!a) return reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no recent activation ${request.params.id}` });
+    return { ...activationToReport(a), open: !a.finished };
+  });
+
+  app.post<{ Body: unknown }>('/api/v1/wake-events', {
+    config: postLimit,
+    // one record or a batch: a lone record is validated as a batch of one, so errors name body/0/...
+    preValidation: async (request) => {
+      if (request.body !== null && typeof request.body === 'object' && !Array.isArray(request.body)) {
+        (request as { body: unknown }).body = [request.body];
+      }
+    },
+    schema: {
+      summary: 'Wake events (one or a batch): recent activations they match become confirmed',
+      security,
+      body: wakeEventsBody,
+      response: { 200: { type: 'object', properties: { accepted: { type: 'integer' }, changed: { type: 'array', items: { $ref: 'Activation#' } } } }, ...errors },
+    },
+  }, async (request, reply) => {
+    const records = request.body as Array<{ time: string | number; device?: string | null; source?: string; intended?: boolean }>;
+    const events: WakeEvent[] = [];
+    for (const [i, r] of records.entries()) {
+      const where = `body/${i}/`;
+      try {
+        const event: WakeEvent = { time: parseTime(r.time), device: r.device ? normalizeDevice(r.device) : null, source: r.source ?? 'api' };
+        if (r.intended !== undefined) event.intended = r.intended;
+        events.push(event);
+      } catch (err) {
+        if (err instanceof FieldProblem) return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: `${where}${err.message}` });
+        throw err;
+      }
+    }
+    const changed = runtime.addWakeEvents(events);
+    return { accepted: events.length, changed: changed.map((a) => ({ ...activationToReport(a), open: !a.finished })) };
+  });
+
+  app.get<{ Querystring: { device?: string; limit: number } }>('/api/v1/flows', {
+    schema: { summary: 'Open flows, then the latest finished ones', querystring: flowsQuery, response: { 200: { type: 'object', properties: { flows: { type: 'array', items: { $ref: 'Flow#' } } } }, ...errors } },
+  }, async (request) => {
+    const device = request.query.device ? normalizeMac(request.query.device) : null;
+    const open = collector.activeFlows().map((f) => flowToApi(f, true));
+    const ended = (activity?.endedFlows() ?? []).reverse();
+    const flows = [...open.reverse(), ...ended].filter((f) => device === null || f.device === device).slice(0, request.query.limit);
+    return { flows };
+  });
+
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    void reply.type('text/plain; version=0.0.4; charset=utf-8');
+    return renderMetrics(context);
+  });
+
+  return app;
+}
+
+function statusName(code: number): string {
+  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error' } as Record<number, string>)[code] ?? 'Error';
+}

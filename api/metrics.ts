@@ -1,0 +1,116 @@
+/**
+ * GET /api/v1/health and GET /metrics (Prometheus text format 0.0.4): earshot's self-metrics and
+ * per-device counters. Device labels are bounded by the inventory (tagging.maxDevices).
+ */
+import type { Runtime } from '../collector/runtime.js';
+
+/** The state the health route reports beyond the runtime's counters. */
+export interface HealthSource {
+  runtime: Runtime;
+  /** True while the capture runs (false once a --file capture has ended). */
+  captureRunning(): boolean;
+  /** What is captured ("interface eth0", "file x.pcap"). */
+  captureSource: string;
+  /** InfluxDB answered its last write or ping (null: no InfluxDB configured). */
+  influxReachable(): boolean | null;
+  startedMs: number;
+  version: string;
+  /** Alert sinks' counters by name (webhooks, mqtt), when configured. */
+  alerts(): Record<string, Record<string, number | boolean>>;
+}
+
+export function health(source: HealthSource) {
+  const { runtime } = source;
+  const stats = runtime.collector.stats();
+  const capture = runtime.collector.captureStats();
+  const influx = runtime.influx;
+  const reachable = source.influxReachable();
+  const w = influx?.writer.stats;
+  const drops = (capture?.kernelDrops ?? 0) + (capture?.interfaceDrops ?? 0);
+  const ok = (influx === null || reachable !== false) && drops === 0;
+  return {
+    status: ok ? 'ok' : 'degraded',
+    version: source.version,
+    uptimeS: Math.round((Date.now() - source.startedMs) / 1000),
+    capture: {
+      running: source.captureRunning(),
+      source: source.captureSource,
+      packets: stats.capture.packets,
+      bytes: stats.capture.bytes,
+      kernelDrops: capture?.kernelDrops ?? 0,
+      interfaceDrops: capture?.interfaceDrops ?? 0,
+      decodeErrors: stats.decode.decodeErrors,
+      flowsActive: stats.flows.active,
+      flowsEvicted: stats.flows.evicted,
+    },
+    influx: influx && w
+      ? {
+        reachable,
+        pointsWritten: w.pointsWritten,
+        pointsRejected: w.pointsRejected,
+        writeErrors: w.writeErrors,
+        queueDepth: w.queueDepth,
+        spoolPoints: w.spool.points,
+        spoolBytes: w.spool.bytes,
+        pointsDropped: w.spool.droppedPoints,
+      }
+      : null,
+    activations: stats.detect?.activations ?? 0,
+    alerts: source.alerts(),
+  };
+}
+
+const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
+/** The Prometheus exposition. */
+export function renderMetrics(source: HealthSource): string {
+  const h = health(source);
+  const lines: string[] = [];
+  const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: Array<[Record<string, string>, number]>) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples) {
+      const l = Object.entries(labels).map(([k, v]) => `${k}="${esc(v)}"`).join(',');
+      lines.push(`${name}${l ? `{${l}}` : ''} ${value}`);
+    }
+  };
+  metric('earshot_up', 'gauge', 'The capture is running (1) or has ended (0).', [[{}, h.capture.running ? 1 : 0]]);
+  metric('earshot_packets_total', 'counter', 'Packets captured.', [[{}, h.capture.packets]]);
+  metric('earshot_bytes_total', 'counter', 'Frame bytes captured.', [[{}, h.capture.bytes]]);
+  metric('earshot_kernel_drops_total', 'counter', 'Packets the kernel dropped (libpcap).', [[{}, h.capture.kernelDrops]]);
+  metric('earshot_decode_errors_total', 'counter', 'Packets that could not be decoded.', [[{}, h.capture.decodeErrors]]);
+  metric('earshot_flows_active', 'gauge', 'Flows open now.', [[{}, h.capture.flowsActive]]);
+  metric('earshot_flows_evicted_total', 'counter', 'Flows evicted because the table was full.', [[{}, h.capture.flowsEvicted]]);
+  if (h.influx) {
+    metric('earshot_influx_points_written_total', 'counter', 'Points InfluxDB took.', [[{}, h.influx.pointsWritten]]);
+    metric('earshot_influx_points_rejected_total', 'counter', 'Points InfluxDB refused (4xx).', [[{}, h.influx.pointsRejected]]);
+    metric('earshot_influx_write_errors_total', 'counter', 'Write attempts that failed and are retried.', [[{}, h.influx.writeErrors]]);
+    metric('earshot_influx_spool_points', 'gauge', 'Points waiting in the spool.', [[{}, h.influx.spoolPoints]]);
+    metric('earshot_influx_spool_bytes', 'gauge', 'Bytes of the spool.', [[{}, h.influx.spoolBytes]]);
+    metric('earshot_influx_points_dropped_total', 'counter', 'Points dropped because the spool was full.', [[{}, h.influx.pointsDropped]]);
+  }
+  const { runtime } = source;
+  const counts = runtime.activity?.counts;
+  metric('earshot_activations_total', 'counter', 'Finished activations by verdict (a verdict that changes moves between labels).',
+    ['confirmed', 'suspected', 'unverified'].map((v) => [{ verdict: v }, counts?.byVerdict.get(v) ?? 0]));
+  const devices = runtime.collector.inventory?.all() ?? [];
+  const open = runtime.collector.activeFlows();
+  const bytes: Array<[Record<string, string>, number]> = [];
+  const perDevice: Array<[Record<string, string>, number]> = [];
+  const activations = new Map<string, number>();
+  for (const a of runtime.activity?.listActivations() ?? []) if (a.finished) activations.set(a.device, (activations.get(a.device) ?? 0) + 1);
+  for (const d of devices) {
+    const t = runtime.activity?.deviceTotals(d.mac, open);
+    if (!t) continue;
+    const labels = { device: d.macText, name: d.name ?? '', assistant: String(d.assistant) };
+    bytes.push([{ ...labels, direction: 'up' }, t.bytesUp], [{ ...labels, direction: 'down' }, t.bytesDown]);
+    if (d.assistant) perDevice.push([labels, activations.get(d.macText) ?? 0]);
+  }
+  metric('earshot_device_bytes_total', 'counter', 'Frame bytes a device sent (up) and received (down).', bytes);
+  metric('earshot_device_activations', 'gauge', "Activations of an assistant among the recent ones kept (10,000).", perDevice);
+  for (const [sink, values] of Object.entries(h.alerts)) {
+    for (const [name, value] of Object.entries(values)) {
+      if (typeof value === 'number') metric(`earshot_${sink}_${name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`, 'gauge', `${sink} ${name}.`, [[{}, value]]);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}

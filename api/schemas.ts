@@ -1,0 +1,154 @@
+/**
+ * JSON schemas of the API's requests and answers. Fastify validates requests with them (400 naming the
+ * field) and serializes answers through them (nothing outside a schema leaves), and @fastify/swagger
+ * builds the OpenAPI document from them.
+ */
+
+const nullable = (type: string, extra: Record<string, unknown> = {}) => ({ type: [type, 'null'], ...extra });
+
+export const errorSchema = {
+  $id: 'Error',
+  type: 'object',
+  properties: { statusCode: { type: 'integer' }, error: { type: 'string' }, message: { type: 'string' } },
+  required: ['statusCode', 'error', 'message'],
+} as const;
+
+export const activationSchema = {
+  $id: 'Activation',
+  type: 'object',
+  description: 'An audio upload by an assistant (docs/report.md, activations[]).',
+  properties: {
+    id: { type: 'string' },
+    device: { type: 'string', description: 'MAC of the assistant' },
+    start: { type: 'string', format: 'date-time' },
+    end: { type: 'string', format: 'date-time' },
+    bytesUp: { type: 'integer' },
+    bytesDown: { type: 'integer' },
+    server: nullable('string'),
+    serverName: nullable('string'),
+    score: { type: 'number' },
+    verdict: { type: 'string', enum: ['confirmed', 'suspected', 'unverified'] },
+    reasons: { type: 'array', items: { type: 'string' } },
+    wakeEvent: nullable('string', { format: 'date-time' }),
+    open: { type: 'boolean', description: 'Still uploading (started, not finished)' },
+  },
+  required: ['id', 'device', 'start', 'end', 'bytesUp', 'bytesDown', 'score', 'verdict', 'reasons'],
+} as const;
+
+export const deviceSchema = {
+  $id: 'Device',
+  type: 'object',
+  properties: {
+    mac: { type: 'string' },
+    name: nullable('string'),
+    vendor: nullable('string'),
+    model: nullable('string'),
+    assistant: { type: 'boolean' },
+    ips: { type: 'array', items: { type: 'string' } },
+    evidence: { type: 'array', items: { type: 'string' } },
+    firstSeen: nullable('string', { format: 'date-time' }),
+    lastSeen: nullable('string', { format: 'date-time' }),
+    bytesUp: { type: 'integer' },
+    bytesDown: { type: 'integer' },
+    packetsUp: { type: 'integer' },
+    packetsDown: { type: 'integer' },
+    flows: { type: 'integer' },
+  },
+  required: ['mac', 'assistant', 'ips', 'bytesUp', 'bytesDown'],
+} as const;
+
+export const flowSchema = {
+  $id: 'Flow',
+  type: 'object',
+  properties: {
+    proto: { type: 'string', enum: ['tcp', 'udp'] },
+    client: { type: 'string' },
+    clientPort: { type: 'integer' },
+    server: { type: 'string' },
+    serverPort: { type: 'integer' },
+    packetsUp: { type: 'integer' },
+    packetsDown: { type: 'integer' },
+    bytesUp: { type: 'integer' },
+    bytesDown: { type: 'integer' },
+    first: { type: 'string', format: 'date-time' },
+    last: { type: 'string', format: 'date-time' },
+    device: nullable('string'),
+    sni: nullable('string'),
+    serverName: nullable('string'),
+    service: nullable('string'),
+    vendor: nullable('string'),
+    open: { type: 'boolean' },
+  },
+  required: ['proto', 'client', 'clientPort', 'server', 'serverPort', 'bytesUp', 'bytesDown', 'open'],
+} as const;
+
+const MAC = '^[0-9a-fA-F]{2}([:-]?[0-9a-fA-F]{2}){5}$';
+
+/** A wake event as POSTed: the wake-event file's record format (docs/wake-events). */
+export const wakeEventSchema = {
+  $id: 'WakeEvent',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    time: { type: ['string', 'number'], description: 'ISO 8601 with a zone, or epoch seconds or milliseconds' },
+    device: nullable('string', { maxLength: 128, description: 'MAC or device name; absent: no device in particular' }),
+    source: { type: 'string', maxLength: 64, description: 'Where the event came from (default api)' },
+    intended: { type: 'boolean', description: 'false: the audio was not meant for the assistant' },
+  },
+  required: ['time'],
+} as const;
+
+export const macParams = {
+  type: 'object',
+  properties: { mac: { type: 'string', pattern: MAC } },
+  required: ['mac'],
+} as const;
+
+export const idParams = {
+  type: 'object',
+  properties: { id: { type: 'string', pattern: '^[0-9a-f]{12}-\\d+$', maxLength: 40 } },
+  required: ['id'],
+} as const;
+
+export const activationsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    since: { type: 'string', format: 'date-time', description: 'Activations that started at or after' },
+    until: { type: 'string', format: 'date-time', description: 'Activations that started before' },
+    device: { type: 'string', pattern: MAC },
+    verdict: { type: 'string', enum: ['confirmed', 'suspected', 'unverified'] },
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+    offset: { type: 'integer', minimum: 0, default: 0 },
+  },
+} as const;
+
+export const flowsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    device: { type: 'string', pattern: MAC },
+    limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
+  },
+} as const;
+
+export const labelBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { label: { type: 'string', enum: ['intended', 'not-intended'] } },
+  required: ['label'],
+} as const;
+
+/** One wake event or a batch (a lone record is taken as a batch of one). */
+export const wakeEventsBody = {
+  type: 'array',
+  items: { $ref: 'WakeEvent#' },
+  minItems: 1,
+  maxItems: 10000,
+} as const;
+
+/** Normalizes a MAC in any of the accepted spellings to aa:bb:cc:dd:ee:ff. */
+export function normalizeMac(mac: string): string {
+  const hex = mac.replace(/[:-]/g, '').toLowerCase();
+  return hex.replace(/(..)(?!$)/g, '$1:');
+}

@@ -1,0 +1,160 @@
+/**
+ * The API of `earshot collect --file` on a real capture (the bundled Echo Dot 3 capture of Dubois et
+ * al.), over real HTTP: it lists what the report lists, guards POSTs with the token, names bad fields,
+ * and a wake event posted during a paced replay confirms the activation it matches.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Report } from '../collector/sink/report.js';
+import { EARSHOT_BIN } from './helpers/cli.js';
+import { freePort } from './helpers/influxd.js';
+import { PROJECT_ROOT } from './helpers/shared.js';
+
+const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
+// a wake-event source whose events are years away from the capture: activations start suspected
+const WAKE_EVENTS = join(PROJECT_ROOT, 'test/fixtures/wake-events/events.jsonl');
+const TOKEN = 'test-token-0123456789';
+
+interface Run {
+  base: string;
+  stdout: () => string;
+  stderr: () => string;
+  stop: () => Promise<number | null>;
+}
+
+async function startCollect(extra: string[]): Promise<Run> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--file', CAPTURE, '--listen', `127.0.0.1:${port}`, '--api-token', TOKEN, '--format', 'json', '--log-format', 'text', ...extra], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${base}/api/v1/health`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`API did not come up: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    base, stdout: () => stdout, stderr: () => stderr,
+    stop: async () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+const get = async (url: string) => {
+  const res = await fetch(url);
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+};
+const post = async (url: string, body: unknown, token: string | null = TOKEN) => {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+};
+
+async function until<T>(what: string, probe: () => Promise<T | null>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== null) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('API (earshot collect --file)', () => {
+  let run: Run;
+  let report: Report;
+  beforeAll(async () => {
+    run = await startCollect(['--wake-events', WAKE_EVENTS, '--realtime-speed', '4']);
+  }, 30_000);
+  afterAll(async () => {
+    await run?.stop();
+  });
+
+  it('a wake event posted during the paced replay confirms the activation it matches', async () => {
+    // the upload starts 31 s into the capture: ~8 s at 4x
+    const activation = await until('the activation to show', async () => {
+      const { body } = await get(`${run.base}/api/v1/activations`);
+      const list = body.activations as Array<{ id: string; start: string; verdict: string }>;
+      return list.length > 0 ? list[0] : null;
+    });
+    expect((await get(`${run.base}/api/v1/health`)).body.capture).toMatchObject({ running: true });
+    const posted = await post(`${run.base}/api/v1/wake-events`, { time: activation.start, device: null, source: 'test-detector' });
+    expect(posted.status).toBe(200);
+    const confirmed = await until('the verdict', async () => {
+      const { body } = await get(`${run.base}/api/v1/activations/${activation.id}`);
+      return body.open === false && body.verdict === 'confirmed' ? body : null;
+    });
+    expect(confirmed.reasons).toContain('wake-event:test-detector');
+  }, 60_000);
+
+  it('lists the devices and activations of the report', async () => {
+    await until('the capture to end', async () => ((await get(`${run.base}/api/v1/health`)).body.capture as { running: boolean }).running ? null : true);
+    // the report is printed when the capture ends; the API keeps serving
+    await until('the report', async () => (run.stdout().includes('"stats"') ? true : null));
+    report = JSON.parse(run.stdout()) as Report;
+    const { body } = await get(`${run.base}/api/v1/devices`);
+    const devices = body.devices as Array<{ mac: string; name: string | null; assistant: boolean; bytesUp: number; bytesDown: number }>;
+    const byMac = new Map(devices.map((d) => [d.mac, d]));
+    for (const d of report.devices) {
+      expect(byMac.get(d.mac), d.mac).toMatchObject({ name: d.name, assistant: d.assistant, bytesUp: d.bytesUp, bytesDown: d.bytesDown });
+    }
+    expect(devices).toHaveLength(report.devices.length);
+    const listed = (await get(`${run.base}/api/v1/activations?limit=1000`)).body.activations as Array<Record<string, unknown>>;
+    expect(listed.map(({ open: _open, ...a }) => a)).toEqual([...report.activations].reverse());
+    const assistant = report.devices.find((d) => d.assistant) as Report['devices'][number];
+    const one = await get(`${run.base}/api/v1/devices/${assistant.mac.replace(/:/g, '-')}`);
+    expect(one.status).toBe(200);
+    expect((one.body.activations as unknown[]).length).toBe(report.activations.filter((a) => a.device === assistant.mac).length);
+    expect(Object.keys(one.body.endpoints as object)).toContain('voice');
+    const flows = (await get(`${run.base}/api/v1/flows?device=${assistant.mac}`)).body.flows as Array<{ device: string }>;
+    expect(flows.length).toBe(report.flows.filter((f) => f.device === assistant.mac).length);
+  }, 60_000);
+
+  it('refuses a POST without the token (401) and names the bad field (400)', async () => {
+    expect((await post(`${run.base}/api/v1/wake-events`, { time: 1 }, null)).status).toBe(401);
+    expect((await post(`${run.base}/api/v1/wake-events`, { time: 1 }, 'wrong-token-000')).status).toBe(401);
+    const bad = await post(`${run.base}/api/v1/wake-events`, [{ time: 1573894026918 }, { time: 'yesterday' }]);
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toMatch(/^body\/1\/time: "yesterday" is not an ISO 8601 time/);
+    const unknown = await post(`${run.base}/api/v1/wake-events`, { time: 1, devic: 'x' });
+    expect(unknown).toMatchObject({ status: 400, body: { message: 'body/0/devic is not allowed' } });
+    const label = await post(`${run.base}/api/v1/activations/${report.activations[0].id}/label`, { label: 'maybe' });
+    expect(label).toMatchObject({ status: 400, body: { message: 'body/label must be one of intended, not-intended' } });
+    expect((await get(`${run.base}/api/v1/activations?verdict=great`)).status).toBe(400);
+    expect((await get(`${run.base}/api/v1/devices/zz`)).status).toBe(400);
+    expect((await get(`${run.base}/api/v1/activations/000000000000-1`)).status).toBe(404);
+  });
+
+  it('labels an activation, serves OpenAPI and Prometheus metrics', async () => {
+    const id = report.activations[0].id;
+    const labelled = await post(`${run.base}/api/v1/activations/${id}/label`, { label: 'not-intended' });
+    expect(labelled.status).toBe(200);
+    expect(labelled.body.verdict).toBe('suspected');
+    const openapi = (await get(`${run.base}/api/v1/openapi.json`)).body as { openapi: string; paths: Record<string, unknown> };
+    expect(openapi.openapi).toMatch(/^3\./);
+    expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(['/api/v1/activations', '/api/v1/wake-events', '/api/v1/devices/{mac}']));
+    const metrics = await (await fetch(`${run.base}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^earshot_packets_total ${report.capture.packets}$`, 'm'));
+    expect(metrics).toMatch(/^earshot_activations_total\{verdict="suspected"\} 1$/m);
+    const docs = await fetch(`${run.base}/api/v1/docs`);
+    expect(docs.status).toBe(200);
+  });
+
+  it('exits 0 on SIGTERM once the capture has ended', async () => {
+    expect(await run.stop()).toBe(0);
+  });
+});
