@@ -143,6 +143,19 @@ describeInflux('InfluxDB writer (real influxd behind a proxy)', () => {
     ]);
   });
 
+  it('a partial write (points older than the retention policy): the others count as written', async () => {
+    const { writer, logs, db } = await newWriter({ options: { batchSize: 3 } });
+    await server.query(db, `CREATE RETENTION POLICY short ON ${db} DURATION 1h REPLICATION 1 DEFAULT`);
+    const now = Date.now();
+    writer.add(pointLine('seq', { writer: 'test' }, { seq: int(1) }, now) as string);
+    writer.add(line(2)); // 2023: beyond a 1-hour policy
+    writer.add(pointLine('seq', { writer: 'test' }, { seq: int(3) }, now + 1) as string);
+    expect(await writer.close(20_000)).toEqual({ points: 0, spooled: 0 });
+    expect(writer.stats).toMatchObject({ pointsWritten: 2, pointsRejected: 1 });
+    expect((await server.rows(db, 'SELECT seq FROM seq')).map((r) => r.seq)).toEqual([1, 3]);
+    expect(logs.filter((l) => l.level === 50).map((l) => l.msg)).toEqual([expect.stringMatching(/^InfluxDB refused a write with 400: partial write: points beyond retention policy dropped=1 \(points older than the retention policy.*; 1 points dropped$/)]);
+  });
+
   it('a missing database (404): every batch dropped and counted, one request each, logged once', async () => {
     const { writer, logs } = await newWriter({ database: null });
     for (const l of lines(0, 15)) writer.add(l);

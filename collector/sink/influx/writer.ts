@@ -224,8 +224,12 @@ export class InfluxWriter {
         }
         this.retryMs = this.options.retryMinMs;
       } else {
-        this.stats.pointsRejected += batch.points;
-        this.logRejection(outcome.status, outcome.reason, batch.points);
+        // "partial write: ... dropped=N": InfluxDB 1.x stored the other points of the batch
+        const partial = /^partial write\b.*\bdropped=(\d+)/.exec(outcome.reason);
+        const refused = partial ? Math.min(batch.points, Number(partial[1])) : batch.points;
+        this.stats.pointsRejected += refused;
+        this.stats.pointsWritten += batch.points - refused;
+        this.logRejection(outcome.status, outcome.reason, refused);
       }
       this.pump();
     });
