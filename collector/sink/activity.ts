@@ -80,6 +80,7 @@ export interface ActivityOptions {
 
 export class ActivityStore {
   private readonly activations = new Map<string, Activation>();
+  private sorted: Activation[] | null = null;
   private readonly ended: ApiFlow[] = [];
   private endedStart = 0;
   private readonly devices = new Map<number, DeviceTotals>();
@@ -102,11 +103,13 @@ export class ActivityStore {
 
   /** A finished activation's verdict changed (wake event, label): recount. */
   verdictChanged(a: Activation, before: string): void {
+    this.sorted = null;
     this.counts.byVerdict.set(before, Math.max(0, (this.counts.byVerdict.get(before) ?? 0) - 1));
     this.counts.byVerdict.set(a.verdict, (this.counts.byVerdict.get(a.verdict) ?? 0) + 1);
   }
 
   private keep(a: Activation): void {
+    this.sorted = null;
     this.activations.delete(a.id);
     this.activations.set(a.id, a);
     if (this.activations.size > this.options.maxActivations) {
@@ -139,9 +142,10 @@ export class ActivityStore {
     return a ? activationToReport(a) : null;
   }
 
-  /** Activations, newest first. */
-  listActivations(): Activation[] {
-    return [...this.activations.values()].sort((x, y) => y.startMs - x.startMs || (x.id < y.id ? -1 : 1));
+  /** Activations, newest first (sorted once per change, not per request). */
+  listActivations(): readonly Activation[] {
+    this.sorted ??= [...this.activations.values()].sort((x, y) => y.startMs - x.startMs || (x.id < y.id ? -1 : 1));
+    return this.sorted;
   }
 
   /** Ended flows, oldest first. */

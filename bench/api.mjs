@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// The API part of `npm run bench`: `earshot collect --file` replays the benchmark capture as fast as it
+// can while autocannon loads GET /api/v1/activations on loopback; printed: requests/s and latency
+// percentiles, and the replay's own packets/s with and without that load (same command, interleaved).
+//   node bench/api.mjs [--runs N] [--connections N]   (after bench/run.mjs has built bench/out/*.pcap)
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, connections: { type: 'string', default: '10' }, packets: { type: 'string', default: '1000000' } } });
+const runs = Number(values.runs);
+const capture = join(root, 'bench', 'out', `bench-${values.packets}.pcap`);
+if (!existsSync(capture)) {
+  console.error(`bench: ${capture} not found; run node bench/run.mjs first`);
+  process.exit(2);
+}
+const cli = join(root, 'dist/collector/cli/main.js');
+
+const freePort = () => new Promise((res) => {
+  const s = createServer();
+  s.listen(0, '127.0.0.1', () => {
+    const { port } = s.address();
+    s.close(() => res(port));
+  });
+});
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** One `collect --file` run; with `load`, autocannon hits the API while the capture runs. */
+async function once(load) {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const child = spawn(process.execPath, [cli, 'collect', '--file', capture, '--listen', `127.0.0.1:${port}`, '--format', 'json', '-o', '/dev/null', '--log-format', 'json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((res) => child.on('close', res));
+  // the API listens before the capture starts
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${base}/api/v1/health`)).ok) break;
+    } catch { /* starting */ }
+    if (i > 400) throw new Error(`API did not come up: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  let result = null;
+  if (load) {
+    const instance = autocannon({ url: `${base}/api/v1/activations`, connections: Number(values.connections), duration: 120 });
+    const ended = new Promise((res) => instance.on('done', res));
+    // load until the capture has ended
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 50));
+      if (/capture ended/.test(stderr)) break;
+    }
+    instance.stop();
+    result = await ended;
+  } else {
+    while (!/capture ended/.test(stderr)) await new Promise((r) => setTimeout(r, 20));
+  }
+  const health = await (await fetch(`${base}/api/v1/health`)).json();
+  child.kill('SIGTERM');
+  await exited;
+  // the capture's own duration, from the collector's log lines
+  const times = stderr.split('\n').filter(Boolean).map((l) => { try { return JSON.parse(l); } catch { return null; } }).filter(Boolean);
+  const start = times.find((t) => /^API on /.test(t.msg))?.time;
+  const end = times.find((t) => /capture ended/.test(t.msg))?.time;
+  return { seconds: (end - start) / 1000, packets: health.capture.packets, result };
+}
+
+const plain = [];
+const loaded = [];
+const rps = [];
+const p50 = [];
+const p99 = [];
+let errors = 0;
+let packets = 0;
+for (let r = 0; r < runs; r++) {
+  plain.push((await once(false)).seconds);
+  const { seconds, result, packets: n } = await once(true);
+  packets = n;
+  loaded.push(seconds);
+  rps.push(result.requests.average);
+  p50.push(result.latency.p50);
+  p99.push(result.latency.p99);
+  errors += result.errors + result.non2xx;
+}
+console.log('');
+console.log(`API under load during a replay (${cpus().length} x ${cpus()[0]?.model ?? '?'}, autocannon, ${values.connections} connections, loopback), median of ${runs} runs`);
+console.log(`  GET /api/v1/activations: ${Math.round(median(rps)).toLocaleString('en')} requests/s, latency p50 ${median(p50)} ms, p99 ${median(p99)} ms, ${errors} errors or non-2xx`);
+console.log(`  the replay (earshot collect --file, ${packets.toLocaleString('en')} packets): ${median(plain).toFixed(2)} s without load, ${median(loaded).toFixed(2)} s under load (${Math.round(packets / median(plain)).toLocaleString('en')} vs ${Math.round(packets / median(loaded)).toLocaleString('en')} packets/s)`);
+process.exit(0);
