@@ -1,0 +1,89 @@
+/**
+ * The app's guards, in-process (fastify's inject, the real app over a runtime that replayed a real
+ * capture): the token for reads beyond loopback, the POST rate limit, the body limit, the listen
+ * address parser and the loopback rule.
+ */
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildSource } from '../collector/capture/index.js';
+import { loadConfig } from '../collector/config.js';
+import { buildRuntime, type Runtime } from '../collector/runtime.js';
+import { PROJECT_ROOT } from '../test/helpers/shared.js';
+import { buildApp, tokenMatches, type AppContext } from './app.js';
+import { isLoopback, parseListen } from './server.js';
+
+const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
+const TOKEN = 'token-for-tests-123';
+
+let context: AppContext;
+
+beforeAll(async () => {
+  const config = loadConfig({});
+  const runtime: Runtime = buildRuntime(config, { clock: 'packet', activity: true }, { log: pino({ level: 'silent' }) });
+  await runtime.run(buildSource({ kind: 'file', path: CAPTURE }, {}));
+  context = {
+    runtime, config, captureRunning: () => false, captureSource: 'file', influxReachable: () => null,
+    startedMs: Date.now(), version: 'test', alerts: () => ({}),
+  };
+});
+
+const app = (over: Partial<Parameters<typeof buildApp>[0]> = {}) =>
+  buildApp({ token: TOKEN, tokenForReads: false, postsPerMinute: 100, bodyLimitBytes: 1024 * 1024, version: 'test', ...over }, context);
+
+describe('API guards', () => {
+  it('reads need no token on loopback, and the token beyond it', async () => {
+    const open = await app();
+    expect((await open.inject({ url: '/api/v1/devices' })).statusCode).toBe(200);
+    const guarded = await app({ tokenForReads: true });
+    expect((await guarded.inject({ url: '/api/v1/devices' })).statusCode).toBe(401);
+    expect((await guarded.inject({ url: '/metrics' })).statusCode).toBe(401);
+    expect((await guarded.inject({ url: '/api/v1/devices', headers: { authorization: `Bearer ${TOKEN}` } })).statusCode).toBe(200);
+    expect((await guarded.inject({ url: '/metrics', headers: { 'x-earshot-token': TOKEN } })).statusCode).toBe(200);
+  });
+
+  it('without a configured token every POST is refused', async () => {
+    const none = await app({ token: null });
+    const res = await none.inject({ method: 'POST', url: '/api/v1/wake-events', payload: { time: 1 } });
+    expect(res.statusCode).toBe(401);
+    expect(res.json().message).toMatch(/no API token is configured/);
+  });
+
+  it('rate-limits POSTs per client (429 with Retry-After)', async () => {
+    const limited = await app({ postsPerMinute: 3 });
+    const codes: number[] = [];
+    let retryAfter: string | undefined;
+    for (let i = 0; i < 5; i++) {
+      const res = await limited.inject({ method: 'POST', url: '/api/v1/wake-events', headers: { authorization: `Bearer ${TOKEN}` }, payload: { time: 1573894000 } });
+      codes.push(res.statusCode);
+      retryAfter ??= res.statusCode === 429 ? String(res.headers['retry-after']) : undefined;
+    }
+    expect(codes).toEqual([200, 200, 200, 429, 429]);
+    expect(Number(retryAfter)).toBeGreaterThan(0);
+    // reads are not limited
+    for (let i = 0; i < 5; i++) expect((await limited.inject({ url: '/api/v1/activations' })).statusCode).toBe(200);
+  });
+
+  it('refuses bodies over the limit (413)', async () => {
+    const small = await app({ bodyLimitBytes: 200 });
+    const batch = Array.from({ length: 20 }, (_, i) => ({ time: 1573894000 + i, source: 'x' }));
+    const res = await small.inject({ method: 'POST', url: '/api/v1/wake-events', headers: { authorization: `Bearer ${TOKEN}` }, payload: batch });
+    expect(res.statusCode).toBe(413);
+  });
+
+  it('compares tokens whatever their lengths', () => {
+    expect(tokenMatches(TOKEN, TOKEN)).toBe(true);
+    expect(tokenMatches(`${TOKEN}x`, TOKEN)).toBe(false);
+    expect(tokenMatches('', TOKEN)).toBe(false);
+    expect(tokenMatches(undefined, TOKEN)).toBe(false);
+  });
+
+  it('parses --listen and knows loopback', () => {
+    expect(parseListen('127.0.0.1:8377')).toEqual({ host: '127.0.0.1', port: 8377 });
+    expect(parseListen('[::1]:80')).toEqual({ host: '::1', port: 80 });
+    expect(() => parseListen('8377')).toThrow(/expected HOST:PORT/);
+    expect(() => parseListen('host:70000')).toThrow(/expected HOST:PORT/);
+    expect([isLoopback('127.0.0.1'), isLoopback('127.1.2.3'), isLoopback('::1'), isLoopback('localhost')]).toEqual([true, true, true, true]);
+    expect([isLoopback('0.0.0.0'), isLoopback('192.168.1.2'), isLoopback('::')]).toEqual([false, false, false]);
+  });
+});
