@@ -168,6 +168,7 @@ export const ConfigSchema = Type.Object(
         retryMinS: Type.Number({ default: 1, minimum: 0.01, description: 'First wait before retrying a failed delivery; it doubles (with jitter) up to retryMaxS.', flag: 'alert-retry-min' }),
         retryMaxS: Type.Number({ default: 300, minimum: 0.01, description: 'Longest wait between delivery attempts.', flag: 'alert-retry-max' }),
         timeoutS: Type.Number({ default: 10, minimum: 0.1, description: 'A delivery that takes longer has failed.', flag: 'alert-timeout' }),
+        waitS: Type.Number({ default: 10, minimum: 0, description: 'When earshot stops (or a replay ends), how long to keep delivering due alerts; the rest wait in the outbox for the next start.', flag: 'alert-wait' }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -11,7 +11,10 @@ import { earshotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { loadState, prepareDataDir, saveState } from '../identify/state.js';
 import type { InfluxSink } from '../sink/influx/index.js';
-import { buildRuntime } from '../runtime.js';
+import { buildRuntime, type Runtime } from '../runtime.js';
+import type { EventDevice } from '../sink/events.js';
+import { buildMqttSink } from '../sink/mqtt/index.js';
+import { buildWebhookSink } from '../sink/alerts/index.js';
 import { startApiServer } from '../../api/server.js';
 import { version } from '../version.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
@@ -118,6 +121,41 @@ async function deliverPoints(influx: InfluxSink, config: Readonly<Config>, log: 
   return e.exitCode;
 }
 
+/** The alert sinks (MQTT, webhooks) that are configured, started and listening to the runtime. */
+async function startAlertSinks(config: Readonly<Config>, runtime: Runtime, log: Logger) {
+  const inventory = runtime.collector.inventory;
+  const devices = (): EventDevice[] => (inventory?.all() ?? []).map((d) => ({ mac: d.macText, name: d.name, vendor: d.vendor ?? d.ouiVendor, model: d.model, assistant: d.assistant }));
+  const mqtt = buildMqttSink(config, { log, devices, version: version(), onWakeEvents: (events) => void runtime.addWakeEvents(events) });
+  if (mqtt) {
+    runtime.addListener(mqtt);
+    await mqtt.start();
+  }
+  const webhooks = buildWebhookSink(config, { log });
+  if (webhooks) {
+    runtime.addListener(webhooks);
+    webhooks.start();
+  }
+  // new assistants (and new names) reach Home Assistant's discovery within seconds
+  const refresh = mqtt ? setInterval(() => mqtt.onDevicesChanged(), 5000) : null;
+  refresh?.unref();
+  return {
+    stats: (): Record<string, Record<string, number | boolean>> => ({
+      ...(mqtt ? { mqtt: { ...mqtt.stats } } : {}),
+      ...(webhooks ? { webhooks: { ...webhooks.stats } } : {}),
+    }),
+    stopTimers(): void {
+      if (refresh) clearInterval(refresh);
+    },
+    async close(): Promise<void> {
+      if (refresh) clearInterval(refresh);
+      mqtt?.onDevicesChanged();
+      const left = await webhooks?.close(config.alerts.waitS * 1000);
+      if (left && left.pending > 0) log.warn({ pending: left.pending }, `${left.pending} alerts wait in the outbox${config.dataDir ? ` (${config.dataDir}/outbox/webhooks) for the next start` : ' (in memory only, no --data-dir: now lost)'}`);
+      await mqtt?.close();
+    },
+  };
+}
+
 interface PipelineOptions {
   progress: boolean;
   /** > 0: the clock also advances with wall time at this many capture seconds per second. */
@@ -148,6 +186,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   const save = () => {
     if (persist) saveState(dataDir, inventory, tagger.dnsCache, collector.detect?.labels ?? null);
   };
+  const alerts = await startAlertSinks(config, runtime, log);
   let capturing = true;
   const api = options.api
     ? await startApiServer(config, {
@@ -158,7 +197,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
       influxReachable: () => (influx ? !influx.writer.inOutage() : null),
       startedMs: Date.now(),
       version: version(),
-      alerts: () => ({}),
+      alerts: alerts.stats,
     }, log)
     : null;
   let signals = 0;
@@ -200,10 +239,13 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
       log.info(`capture ended; the API keeps serving on ${api.url} until SIGTERM or SIGINT`);
       await new Promise<void>((resolve) => { signalled = resolve; });
     }
-    return influx ? await deliverPoints(influx, config, log, options.isReplay) : 0;
+    const code = influx ? await deliverPoints(influx, config, log, options.isReplay) : 0;
+    await alerts.close();
+    return code;
   } finally {
     bar?.stop();
     if (ticker) clearInterval(ticker);
+    alerts.stopTimers();
     await api?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

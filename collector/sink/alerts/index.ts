@@ -1,0 +1,351 @@
+/**
+ * The webhook sink: turns activation events into alerts for each configured webhook (docs/alerts.md),
+ * keeps them in the outbox until the receiver takes them (at least once: a receiver dedupes by the
+ * idempotency key), and delivers them from one scheduler: one request at a time per webhook, oldest
+ * first, with exponential back-off and full jitter between attempts, giving up after alerts.maxAgeH.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Config } from '../../config.js';
+import { earshotError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { ActivationEvent, ActivationListener } from '../events.js';
+import { attempt, backoffMs } from './deliver.js';
+import { Outbox, type Delivery } from './outbox.js';
+import { makeAlert, type AlertEventName } from './payload.js';
+import { renderAlert, signature, type Preset, type RenderedRequest } from './presets.js';
+
+export { ALERT_SCHEMA } from './payload.js';
+
+type On = Config['alerts']['webhooks'][number]['on'];
+
+/** The alert events each `on` subscribes to. */
+export const SUBSCRIPTIONS: Readonly<Record<On, readonly AlertEventName[]>> = {
+  suspected: ['activation.suspected'],
+  finished: ['activation.finished', 'activation.verdict-changed'],
+  started: ['activation.started'],
+  all: ['activation.started', 'activation.finished', 'activation.verdict-changed', 'activation.suspected'],
+};
+
+/** Most deliveries kept in the outbox; beyond it the oldest is dropped (counted). */
+export const MAX_DELIVERIES = 10_000;
+/** Activations remembered as alerted "suspected" (so a later verdict change does not alert again). */
+const MAX_SUSPECTED_IDS = 10_000;
+
+export interface WebhookSinkDeps {
+  log: Logger;
+  /** Wall clock (ms since the epoch): delivery times, ages, signatures. */
+  now?: () => number;
+  /** Outbox bound (tests); default MAX_DELIVERIES. */
+  maxDeliveries?: number;
+}
+
+export interface WebhookStats {
+  /** Alerts a receiver took (2xx). */
+  delivered: number;
+  /** Attempts that did not deliver (errors, timeouts, non-2xx answers). */
+  failedAttempts: number;
+  /** Alerts given up: refused (4xx), older than maxAgeH, for a webhook no longer configured, or unreadable. */
+  givenUp: number;
+  /** Alerts dropped because the outbox was full (or could not be written). */
+  dropped: number;
+  /** Alerts waiting in the outbox. */
+  pending: number;
+}
+
+export interface WebhookSink extends ActivationListener {
+  readonly stats: Readonly<WebhookStats>;
+  /** Begins delivering, also what an earlier run left in the outbox. */
+  start(): void;
+  /** Delivers what is due within `waitMs`, then stops; the rest stays in the outbox. */
+  close(waitMs: number): Promise<{ pending: number }>;
+}
+
+interface Hook {
+  id: string;
+  /** How logs name it (never the URL: it often holds a token). */
+  label: string;
+  url: string;
+  preset: Preset;
+  events: ReadonlySet<AlertEventName>;
+  secret: string | null;
+  headers: Record<string, string>;
+  /** Failed attempts in a row (to log an outage once, and its end). */
+  failing: number;
+}
+
+/** Checks and names the configured webhooks; throws a config error naming the bad key. */
+function buildHooks(config: Readonly<Config>): Map<string, Hook> {
+  const hooks = new Map<string, Hook>();
+  config.alerts.webhooks.forEach((w, i) => {
+    const where = `alerts.webhooks[${i}]`;
+    let url: URL;
+    try {
+      url = new URL(w.url);
+    } catch {
+      throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.url`, `not a URL: "${w.url}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.url`, `must be http:// or https://, got "${url.protocol}"`);
+    }
+    const headers = { ...(w.headers ?? {}) };
+    try {
+      new Headers(headers);
+    } catch (err) {
+      throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.headers`, (err as Error).message);
+    }
+    let id = w.name ?? `${w.preset}-${createHash('sha256').update(`${w.preset} ${w.on} ${w.url}`).digest('hex').slice(0, 10)}`;
+    if (hooks.has(id)) {
+      if (w.name !== undefined) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.name`, `"${w.name}" names another webhook too`);
+      let n = 2;
+      while (hooks.has(`${id}-${n}`)) n++;
+      id = `${id}-${n}`;
+    }
+    const label = w.name ?? `${w.preset} ${url.host}`;
+    hooks.set(id, { id, label, url: url.href, preset: w.preset as Preset, events: new Set(SUBSCRIPTIONS[w.on]), secret: w.secret ?? null, headers, failing: 0 });
+  });
+  return hooks;
+}
+
+/** Builds the webhook sink, or returns null when no webhooks are configured. */
+export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps): WebhookSink | null {
+  if (config.alerts.webhooks.length === 0) return null;
+  const { log } = deps;
+  const clock = deps.now ?? Date.now;
+  const hooks = buildHooks(config);
+  const { maxAgeH, retryMinS, retryMaxS, timeoutS } = config.alerts;
+  const maxAgeMs = maxAgeH * 3_600_000;
+  const retryMinMs = retryMinS * 1000;
+  const retryMaxMs = Math.max(retryMinMs, retryMaxS * 1000);
+  const timeoutMs = timeoutS * 1000;
+  const timeZone = config.detect.timeZone;
+
+  const dir = config.dataDir === null ? null : join(config.dataDir, 'outbox', 'webhooks');
+  let outbox: Outbox;
+  try {
+    outbox = new Outbox(dir, deps.maxDeliveries ?? MAX_DELIVERIES);
+  } catch (err) {
+    throw earshotError('EARSHOT_ERR_DATA_DIR', dir as string, (err as Error).message);
+  }
+  let writeFailures = 0;
+  let givenUp = 0;
+  const stats: WebhookStats = {
+    delivered: 0,
+    failedAttempts: 0,
+    get givenUp() {
+      return givenUp + outbox.unreadable;
+    },
+    get dropped() {
+      return outbox.dropped + writeFailures;
+    },
+    get pending() {
+      return outbox.size;
+    },
+  };
+  if (outbox.unreadable > 0) log.warn({ files: outbox.unreadable, dir }, 'webhook outbox: unreadable deliveries removed');
+  if (outbox.dropped > 0) log.warn({ dropped: outbox.dropped, dir }, 'webhook outbox full: the oldest alerts were dropped');
+
+  // deliveries for webhooks no longer configured cannot be sent anywhere
+  const now0 = clock();
+  for (const hookId of [...outbox.hooks()]) {
+    const left = [...outbox.forHook(hookId)];
+    if (!hooks.has(hookId)) {
+      for (const d of left) outbox.remove(d);
+      givenUp += left.length;
+      log.warn({ webhook: hookId, alerts: left.length }, 'webhook outbox: alerts for a webhook no longer configured were dropped');
+      continue;
+    }
+    // a restart is a fresh start: what an earlier run left is due at once
+    for (const d of left) d.nextAttemptMs = Math.min(d.nextAttemptMs, now0);
+  }
+  if (outbox.size > 0) log.info({ alerts: outbox.size }, 'webhook outbox: alerts left by an earlier run will be delivered');
+
+  const suspectedIds = new Set<string>();
+  let started = false;
+  let closed = false;
+  /** Set by close(): attempts due after it wait for the next run. */
+  let closeDeadline = Number.POSITIVE_INFINITY;
+  let onSettled: (() => void) | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  const stopper = new AbortController();
+  const busyHooks = new Set<string>();
+  const running = new Set<Promise<void>>();
+  let lastDropped = outbox.dropped;
+
+  function giveUp(hook: Hook, d: Delivery, why: string): void {
+    givenUp++;
+    outbox.remove(d);
+    log.warn({ webhook: hook.label, event: d.event, key: d.key, attempts: d.attempts, why }, 'webhook alert given up');
+  }
+
+  async function send(hook: Hook, d: Delivery, request: RenderedRequest): Promise<void> {
+    const nowMs = clock();
+    const headers: Record<string, string> = { ...request.headers, ...hook.headers, 'User-Agent': 'earshot', 'X-Earshot-Event': d.event, 'X-Earshot-Idempotency-Key': d.key };
+    if (hook.secret !== null) headers['X-Earshot-Signature'] = signature(hook.secret, Math.floor(nowMs / 1000), request.body);
+    const outcome = await attempt({ url: hook.url, headers, body: request.body, timeoutMs, signal: stopper.signal, nowMs });
+    switch (outcome.kind) {
+      case 'aborted':
+        return;
+      case 'delivered':
+        stats.delivered++;
+        outbox.remove(d);
+        if (hook.failing > 0) log.info({ webhook: hook.label, failedAttempts: hook.failing }, 'webhook delivering again');
+        hook.failing = 0;
+        log.debug({ webhook: hook.label, event: d.event, key: d.key, status: outcome.status }, 'webhook alert delivered');
+        return;
+      case 'rejected':
+        stats.failedAttempts++;
+        givenUp++;
+        outbox.remove(d);
+        log.warn({ webhook: hook.label, event: d.event, key: d.key, status: outcome.status, reason: outcome.reason }, 'webhook refused an alert; it is not retried');
+        return;
+      case 'retry': {
+        stats.failedAttempts++;
+        d.attempts++;
+        const after = clock();
+        const deadline = d.createdMs + maxAgeMs;
+        if (after >= deadline) {
+          giveUp(hook, d, `not delivered within alerts.maxAgeH (${maxAgeH} h); last: ${outcome.reason}`);
+          return;
+        }
+        const wait = outcome.retryAfterMs === null ? backoffMs(d.attempts, retryMinMs, retryMaxMs) : Math.max(retryMinMs, outcome.retryAfterMs);
+        d.nextAttemptMs = Math.min(after + wait, deadline);
+        try {
+          outbox.update(d, request);
+        } catch (err) {
+          log.debug({ err: (err as Error).message }, 'webhook outbox: cannot save the attempt count');
+        }
+        const fields = { webhook: hook.label, event: d.event, key: d.key, attempts: d.attempts, reason: outcome.reason, retryInS: Math.round(wait / 100) / 10 };
+        if (hook.failing === 0) log.warn(fields, 'webhook delivery failed; retrying with back-off');
+        else log.debug(fields, 'webhook delivery failed again');
+        hook.failing++;
+        return;
+      }
+    }
+  }
+
+  function launch(hook: Hook, d: Delivery, request: RenderedRequest): void {
+    d.inFlight = true;
+    busyHooks.add(hook.id);
+    const done: Promise<void> = send(hook, d, request)
+      .catch((err: unknown) => log.error({ webhook: hook.label, err: (err as Error).message }, 'webhook delivery failed unexpectedly'))
+      .finally(() => {
+        d.inFlight = false;
+        busyHooks.delete(hook.id);
+        running.delete(done);
+        pump();
+      });
+    running.add(done);
+  }
+
+  /** Starts what is due (one request per webhook) and sets the one timer for what is due next. */
+  function pump(): void {
+    if (timer !== null) {
+      clearTimeout(timer);
+      timer = null;
+    }
+    if (!started || stopper.signal.aborted) return settle();
+    const now = clock();
+    let wake = Number.POSITIVE_INFINITY;
+    for (const hookId of [...outbox.hooks()]) {
+      const hook = hooks.get(hookId) as Hook;
+      if (busyHooks.has(hookId)) continue;
+      for (let d = outbox.head(hookId); d !== undefined; d = outbox.head(hookId)) {
+        if (now >= d.createdMs + maxAgeMs) {
+          giveUp(hook, d, `not delivered within alerts.maxAgeH (${maxAgeH} h)`);
+          continue;
+        }
+        if (now >= closeDeadline) break; // closing, and its time is up
+        if (d.nextAttemptMs > now) {
+          wake = Math.min(wake, d.nextAttemptMs);
+          break;
+        }
+        const request = outbox.request(d);
+        if (request === null) continue; // its file was unreadable: removed and counted
+        launch(hook, d, request);
+        break;
+      }
+    }
+    if (wake !== Number.POSITIVE_INFINITY && wake <= closeDeadline) {
+      timer = setTimeout(pump, Math.max(0, wake - now));
+      // while closing, the caller waits for this timer: it must keep the process alive
+      if (onSettled === null) timer.unref();
+    }
+    settle(wake);
+  }
+
+  /** While closing: resolves close() once nothing runs and nothing more is due before the deadline. */
+  function settle(wake = Number.POSITIVE_INFINITY): void {
+    if (onSettled === null || running.size > 0) return;
+    if (!stopper.signal.aborted && outbox.size > 0 && wake <= closeDeadline) return;
+    onSettled();
+  }
+
+  function enqueue(hook: Hook, event: AlertEventName, source: ActivationEvent): void {
+    const alert = makeAlert(event, source);
+    try {
+      outbox.add(hook.id, event, alert.key, renderAlert(hook.preset, alert, timeZone), clock());
+    } catch (err) {
+      writeFailures++;
+      log.error({ webhook: hook.label, key: alert.key, err: (err as Error).message }, 'webhook outbox: cannot save an alert; it is dropped');
+    }
+  }
+
+  /** The alert events an activation event makes; "suspected" once per activation. */
+  function alertEvents(event: ActivationEvent): AlertEventName[] {
+    if (event.kind === 'started') return ['activation.started'];
+    const events: AlertEventName[] = [event.kind === 'finished' ? 'activation.finished' : 'activation.verdict-changed'];
+    const id = event.activation.id;
+    if (event.activation.verdict === 'suspected' && !suspectedIds.has(id)) {
+      suspectedIds.add(id);
+      if (suspectedIds.size > MAX_SUSPECTED_IDS) suspectedIds.delete(suspectedIds.values().next().value as string);
+      events.push('activation.suspected');
+    }
+    return events;
+  }
+
+  return {
+    stats,
+    onActivationEvent(event: ActivationEvent): void {
+      let added = false;
+      for (const name of alertEvents(event)) {
+        for (const hook of hooks.values()) {
+          if (!hook.events.has(name)) continue;
+          enqueue(hook, name, event);
+          added = true;
+        }
+      }
+      if (outbox.dropped > lastDropped) {
+        log.warn({ dropped: outbox.dropped - lastDropped, max: deps.maxDeliveries ?? MAX_DELIVERIES }, 'webhook outbox full: the oldest alerts were dropped');
+        lastDropped = outbox.dropped;
+      }
+      if (added && started && !closed) pump();
+    },
+    start(): void {
+      if (started || closed) return;
+      started = true;
+      pump();
+    },
+    close(waitMs: number): Promise<{ pending: number }> {
+      if (closed) return Promise.resolve({ pending: outbox.size });
+      closed = true;
+      started = true;
+      closeDeadline = clock() + Math.max(0, waitMs);
+      return new Promise((resolve) => {
+        const deadline = setTimeout(() => stopper.abort(), Math.max(0, waitMs));
+        onSettled = () => {
+          onSettled = null;
+          clearTimeout(deadline);
+          if (timer !== null) clearTimeout(timer);
+          timer = null;
+          started = false;
+          stopper.abort();
+          resolve({ pending: outbox.size });
+        };
+        // the deadline aborts what runs; each aborted attempt settles, and the last one resolves
+        stopper.signal.addEventListener('abort', () => settle(), { once: true });
+        pump();
+      });
+    },
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * Presets: an alert rendered as the receiver's API wants it (docs/alerts.md links each API). Rendering
+ * happens once, when the alert enters the outbox; the signature and the earshot headers are added at
+ * each attempt (the signature carries the attempt's time).
+ */
+import { createHmac } from 'node:crypto';
+import { alertDocument, alertText, alertTitle, clip, type Alert } from './payload.js';
+
+export type Preset = 'json' | 'ntfy' | 'slack' | 'discord' | 'homeassistant';
+
+/** A rendered request: its body and the preset's own headers. */
+export interface RenderedRequest {
+  headers: Record<string, string>;
+  body: string;
+}
+
+const JSON_TYPE = 'application/json';
+
+/** Discord: a message's content holds at most 2000 characters, an embed's title 256 and description 4096. */
+export const DISCORD_CONTENT_MAX = 2000;
+const DISCORD_TITLE_MAX = 256;
+const DISCORD_DESCRIPTION_MAX = 4096;
+const DISCORD_FIELD_MAX = 1024;
+/** Slack: a section block's text holds at most 3000 characters. */
+const SLACK_SECTION_MAX = 3000;
+/** ntfy: a larger body becomes an attachment instead of the message (4096 bytes by default). */
+const NTFY_MESSAGE_MAX = 3000;
+
+const VERDICT_COLOURS: Record<string, number> = { suspected: 0xd64541, confirmed: 0x2e9e5b, unverified: 0x8a8f98 };
+
+/** Slack mrkdwn: &, < and > must be escaped, the rest is shown as written. */
+const slackEscape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** Discord markdown: a backslash before each markdown character shows it as written. */
+const discordEscape = (text: string) => text.replace(/[\\*_~`|>#[\]]/g, '\\$&');
+
+/**
+ * A header value as ntfy reads it: ASCII as is, anything else as an RFC 2047 encoded word (ntfy decodes
+ * them; HTTP header values must be bytes, and fetch refuses characters beyond Latin-1).
+ */
+export function ntfyHeaderValue(text: string): string {
+  if (/^[\x20-\x7e]*$/.test(text)) return text;
+  return `=?UTF-8?B?${Buffer.from(text, 'utf8').toString('base64')}?=`;
+}
+
+function ntfyTags(alert: Alert): string {
+  const warn = alert.event === 'activation.suspected' || (alert.event === 'activation.verdict-changed' && alert.activation.verdict === 'suspected');
+  return warn ? 'warning,earshot' : 'loudspeaker,earshot';
+}
+
+/** ntfy priorities: 4 (high) for a suspected activation, 2 (low) for a start, 3 (default) otherwise. */
+function ntfyPriority(alert: Alert): string {
+  if (alert.event === 'activation.suspected') return '4';
+  if (alert.event === 'activation.started') return '2';
+  return '3';
+}
+
+function renderNtfy(alert: Alert, timeZone: string): RenderedRequest {
+  return {
+    headers: {
+      'Content-Type': 'text/plain; charset=utf-8',
+      Title: ntfyHeaderValue(alertTitle(alert)),
+      Priority: ntfyPriority(alert),
+      Tags: ntfyTags(alert),
+    },
+    body: clip(alertText(alert, timeZone), NTFY_MESSAGE_MAX),
+  };
+}
+
+function renderSlack(alert: Alert, timeZone: string): RenderedRequest {
+  const title = slackEscape(alertTitle(alert));
+  const text = slackEscape(alertText(alert, timeZone));
+  const message = {
+    // the notification text, and what clients without blocks show
+    text: clip(`${title}: ${text}`, SLACK_SECTION_MAX),
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: clip(`*${title}*\n${text}`, SLACK_SECTION_MAX) } },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: clip(`earshot · ${alert.event} · ${slackEscape(alert.key)}`, SLACK_SECTION_MAX) }] },
+    ],
+  };
+  return { headers: { 'Content-Type': JSON_TYPE }, body: JSON.stringify(message) };
+}
+
+function renderDiscord(alert: Alert, timeZone: string): RenderedRequest {
+  const a = alert.activation;
+  const title = alertTitle(alert);
+  const fields = [
+    { name: 'Verdict', value: clip(a.verdict, DISCORD_FIELD_MAX), inline: true },
+    { name: 'Device', value: clip(discordEscape(alert.device.mac), DISCORD_FIELD_MAX), inline: true },
+  ];
+  if (a.reasons.length > 0) fields.push({ name: 'Reasons', value: clip(discordEscape(a.reasons.join(', ')), DISCORD_FIELD_MAX), inline: false });
+  const message = {
+    content: clip(discordEscape(title), DISCORD_CONTENT_MAX),
+    embeds: [
+      {
+        title: clip(title, DISCORD_TITLE_MAX),
+        description: clip(discordEscape(alertText(alert, timeZone)), DISCORD_DESCRIPTION_MAX),
+        color: VERDICT_COLOURS[a.verdict] ?? VERDICT_COLOURS.unverified,
+        timestamp: a.start,
+        fields,
+        footer: { text: clip(`earshot ${alert.key}`, DISCORD_TITLE_MAX) },
+      },
+    ],
+    // a device named "@everyone" must not ping anybody
+    allowed_mentions: { parse: [] },
+  };
+  return { headers: { 'Content-Type': JSON_TYPE }, body: JSON.stringify(message) };
+}
+
+/** Renders `alert` for `preset`; times in the text are shown in `timeZone`. */
+export function renderAlert(preset: Preset, alert: Alert, timeZone: string): RenderedRequest {
+  switch (preset) {
+    case 'ntfy':
+      return renderNtfy(alert, timeZone);
+    case 'slack':
+      return renderSlack(alert, timeZone);
+    case 'discord':
+      return renderDiscord(alert, timeZone);
+    default:
+      // json, and Home Assistant's webhook trigger (any JSON body: trigger.json in automations)
+      return { headers: { 'Content-Type': JSON_TYPE }, body: JSON.stringify(alertDocument(alert, timeZone)) };
+  }
+}
+
+/** The X-Earshot-Signature value: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. */
+export function signature(secret: string, unixSeconds: number, body: string): string {
+  const mac = createHmac('sha256', secret).update(`${unixSeconds}.`).update(body, 'utf8').digest('hex');
+  return `t=${unixSeconds},v1=${mac}`;
+}

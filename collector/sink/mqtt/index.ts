@@ -1,0 +1,394 @@
+/**
+ * The MQTT sink, for Home Assistant and anything else that speaks MQTT (docs/mqtt.md): availability on
+ * PREFIX/status, every activation event on PREFIX/activation, one retained state per assistant on
+ * PREFIX/device/<mac>/state with Home Assistant discovery for it, and wake events in from PREFIX/wake.
+ *
+ * Nothing is handed to mqtt.js while the broker is away (its queues have no bound): states are kept
+ * here and published whole on every connect, and activation events wait in a small bounded queue.
+ * On the first connect the states retained by an earlier run are read back, so today's counts and the
+ * last activation times survive a restart.
+ */
+import { hostname } from 'node:os';
+import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { Config } from '../../config.js';
+import type { WakeEvent } from '../../detect/wake-events.js';
+import { earshotError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { ActivationEvent, ActivationListener, EventDevice } from '../events.js';
+import { type DeviceState, DeviceStates } from './device-state.js';
+import { discoveryMessages, discoverySignature, removalMessages } from './discovery.js';
+import { deviceKey, mqttTopics, topicMatches } from './topics.js';
+import { parseWakePayload } from './wake-payload.js';
+
+export interface MqttSinkDeps {
+  log: Logger;
+  /** Wake events that arrived on the wake topic (already parsed, source defaulting to "mqtt"). */
+  onWakeEvents: (events: WakeEvent[]) => void;
+  /** The inventory's devices now; those with `assistant` get discovery and a state. */
+  devices: () => EventDevice[];
+  /** Wall clock (ms); decides the local day of the daily counts. */
+  now?: () => number;
+  /** earshot's version, sent as origin.sw_version in discovery. */
+  version?: string;
+  /** Wait between reconnect attempts (default 5000 ms). */
+  reconnectPeriodMs?: number;
+}
+
+/** Self-metrics of the sink. */
+export interface MqttSinkStats {
+  connected: boolean;
+  /** Successful connections (1 + reconnects). */
+  connects: number;
+  /** Messages handed to the broker connection. */
+  published: number;
+  /** Publishes that failed (connection lost before the broker took them). */
+  publishErrors: number;
+  activationEvents: number;
+  /** Activation events waiting for the broker. */
+  eventsQueued: number;
+  /** Activation events dropped because the queue was full while the broker was away. */
+  eventsDropped: number;
+  /** Payloads received on the wake topic. */
+  wakePayloads: number;
+  /** Wake events passed on. */
+  wakeEvents: number;
+  /** Wake records (or whole payloads) rejected. */
+  wakeRejected: number;
+  /** Device states held. */
+  devices: number;
+  /** Device states dropped because there were more than tagging.maxDevices. */
+  devicesEvicted: number;
+}
+
+export interface MqttSink extends ActivationListener {
+  /** Connects; resolves once connected (discovery and states sent) or once the first attempt failed. */
+  start(): Promise<void>;
+  /** An activation started, finished or changed its verdict. */
+  onActivationEvent(event: ActivationEvent): void;
+  /** The inventory changed: new assistants get discovery and a state, renamed ones new discovery. */
+  onDevicesChanged(): void;
+  readonly stats: MqttSinkStats;
+  /** Publishes offline and disconnects (waits at most a few seconds). */
+  close(): Promise<void>;
+}
+
+const PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:']);
+/** Activation events kept while the broker is away; the oldest are dropped beyond it. */
+const MAX_QUEUED_EVENTS = 256;
+/** At most one log line per this long about rejected wake events. */
+const WAKE_WARNING_INTERVAL_MS = 60_000;
+const CLOSE_WAIT_MS = 5000;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** Builds the MQTT sink, or returns null when no mqtt.url is configured. Connects only in start(). */
+export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): MqttSink | null {
+  const mqtt = config.mqtt;
+  if (mqtt.url === null) return null;
+  const url = mqtt.url;
+  const where = checkUrl(url);
+  const topics = mqttTopics(mqtt);
+  checkFilter(topics.wake);
+  const { log } = deps;
+  const now = deps.now ?? Date.now;
+  const states = new DeviceStates({ timeZone: config.detect.timeZone, maxDevices: config.tagging.maxDevices });
+  const reconnectPeriod = deps.reconnectPeriodMs ?? 5000;
+
+  let client: MqttClient | null = null;
+  let closed = false;
+  /** Counts connections, so work begun for one that dropped is not finished on the next. */
+  let generation = 0;
+  let ready = false;
+  let restored = false;
+  let restoring = false;
+  let lastError = '';
+  let midnightTimer: NodeJS.Timeout | null = null;
+  let firstOutcome: (() => void) | null = null;
+  /** Discovery signature of each assistant announced on this connection. */
+  const announced = new Map<string, string>();
+  const queue: string[] = [];
+  const counters = { connects: 0, published: 0, publishErrors: 0, activationEvents: 0, eventsDropped: 0, wakePayloads: 0, wakeEvents: 0, wakeRejected: 0 };
+  let wakeWarnedMs = Number.NEGATIVE_INFINITY;
+  let wakeSuppressed = 0;
+
+  function publish(topic: string, payload: string, retain: boolean): void {
+    const c = client;
+    if (c === null || !c.connected) return;
+    counters.published++;
+    c.publish(topic, payload, { qos: 1, retain }, (err) => {
+      if (!err) return;
+      counters.publishErrors++;
+      log.debug({ topic, err: err.message }, 'MQTT: publish failed');
+    });
+  }
+
+  function publishState(state: DeviceState): void {
+    if (ready) publish(topics.deviceState(state.key), JSON.stringify(states.payload(state)), true);
+  }
+
+  /**
+   * Announces an assistant on this connection: its discovery configs (when discovery is on), sent again
+   * when its name, vendor or model changed. True when it was new or changed.
+   */
+  function announce(state: DeviceState): boolean {
+    if (!ready || !state.assistant) return false;
+    const signature = discoverySignature(state.device);
+    if (announced.get(state.key) === signature) return false;
+    announced.set(state.key, signature);
+    if (mqtt.discovery) {
+      for (const m of discoveryMessages(state.device, state.key, { topics, version: deps.version })) publish(m.topic, m.payload, true);
+    }
+    return true;
+  }
+
+  function takeInventory(): void {
+    const t = now();
+    for (const device of deps.devices()) {
+      if (device.assistant) {
+        states.touch(device, t).assistant = true;
+        continue;
+      }
+      const state = states.get(deviceKey(device.mac));
+      // the inventory says it is no assistant after all (or the owner says so): its entities and state go
+      if (state?.assistant) {
+        states.remove(state.key);
+        announced.delete(state.key);
+        if (!ready) continue;
+        if (mqtt.discovery) for (const m of removalMessages(state.key, topics)) publish(m.topic, m.payload, true);
+        publish(topics.deviceState(state.key), '', true);
+      }
+    }
+  }
+
+  /** Everything, after a connect or Home Assistant's birth: discovery, states, waiting events. */
+  function publishAll(): void {
+    announced.clear();
+    takeInventory();
+    for (const state of states.values()) {
+      announce(state);
+      publishState(state);
+    }
+    while (queue.length > 0) publish(topics.activation, queue.shift()!, false);
+  }
+
+  function onWakePayload(topic: string, payload: Buffer): void {
+    counters.wakePayloads++;
+    const { events, problems } = parseWakePayload(payload);
+    if (problems.length > 0) {
+      counters.wakeRejected += problems.length;
+      const t = now();
+      if (t - wakeWarnedMs >= WAKE_WARNING_INTERVAL_MS) {
+        log.warn({ topic, rejected: problems.length, suppressedSinceLastWarning: wakeSuppressed }, `MQTT: wake events rejected on ${topic}: ${problems[0]}`);
+        wakeWarnedMs = t;
+        wakeSuppressed = 0;
+      } else {
+        wakeSuppressed += problems.length;
+      }
+    }
+    if (events.length === 0) return;
+    counters.wakeEvents += events.length;
+    try {
+      deps.onWakeEvents(events);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'MQTT: wake events could not be taken');
+    }
+  }
+
+  function onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    // a wake filter wide enough to cover earshot's own topics must not read them as wake events
+    if (topicMatches(topics.wake, topic) && !topics.isOwn(topic)) {
+      onWakePayload(topic, payload);
+      return;
+    }
+    if (topic === topics.homeAssistantStatus) {
+      if (ready && payload.toString('utf8') === 'online') publishAll();
+      return;
+    }
+    const key = topics.deviceKeyOf(topic);
+    if (key !== null && restoring && packet.retain && payload.length > 0) {
+      try {
+        states.restore(key, JSON.parse(payload.toString('utf8')), now());
+      } catch {
+        // not our JSON: nothing to restore from it
+      }
+    }
+  }
+
+  async function onConnect(): Promise<void> {
+    const c = client!;
+    const mine = ++generation;
+    counters.connects++;
+    log.info({ broker: where }, counters.connects === 1 ? 'MQTT: connected' : 'MQTT: connected again');
+    lastError = '';
+    publish(topics.status, 'online', true);
+    const filters = [topics.wake, ...(mqtt.discovery ? [topics.homeAssistantStatus] : [])];
+    try {
+      await c.subscribeAsync(filters, { qos: 1 });
+    } catch (err) {
+      // a broker's ACL refuses with an error; a dropped connection is logged by onClose
+      if (mine === generation && c.connected) log.warn({ topics: filters, err: (err as Error).message }, `MQTT: subscribing to ${filters.join(', ')} failed`);
+    }
+    if (!restored && mine === generation) {
+      // the broker sends retained states right after the SUBACK and before the UNSUBACK
+      restoring = true;
+      try {
+        await c.subscribeAsync(topics.stateWildcard, { qos: 0 });
+        await c.unsubscribeAsync(topics.stateWildcard);
+      } catch (err) {
+        log.debug({ err: (err as Error).message }, 'MQTT: reading back retained states failed');
+      } finally {
+        restoring = false;
+      }
+    }
+    if (mine !== generation || !c.connected || closed) return;
+    // states are read back once per run: later, what is retained is this run's own
+    restored = true;
+    ready = true;
+    publishAll();
+    settleStart();
+  }
+
+  function onError(err: Error): void {
+    const message = err.message;
+    if (message !== lastError) {
+      log.warn({ broker: where, err: message }, `MQTT: ${counters.connects === 0 ? 'cannot connect' : 'connection problem'}; retrying every ${reconnectPeriod / 1000} s`);
+      lastError = message;
+    } else {
+      log.debug({ broker: where, err: message }, 'MQTT: still cannot connect');
+    }
+    settleStart();
+  }
+
+  function onClose(): void {
+    if (ready && !closed) log.warn({ broker: where }, 'MQTT: connection lost; reconnecting');
+    ready = false;
+    generation++;
+    settleStart();
+  }
+
+  function settleStart(): void {
+    const done = firstOutcome;
+    firstOutcome = null;
+    done?.();
+  }
+
+  function scheduleMidnight(): void {
+    const t = now();
+    const delay = Math.min(Math.max(states.today(t).endMs - t + 1000, 1000), 2 ** 31 - 1);
+    midnightTimer = setTimeout(() => {
+      // a new local day: every count starts again at 0, also for devices quiet today
+      for (const state of states.rolloverAll(now())) publishState(state);
+      scheduleMidnight();
+    }, delay);
+    midnightTimer.unref();
+  }
+
+  return {
+    async start(): Promise<void> {
+      if (client !== null || closed) return;
+      const options: IClientOptions = {
+        clientId: mqtt.clientId ?? `earshot-${hostname()}`,
+        username: mqtt.username ?? undefined,
+        password: mqtt.password ?? undefined,
+        will: { topic: topics.status, payload: Buffer.from('offline'), qos: 1, retain: true },
+        protocolVersion: 4,
+        clean: true,
+        keepalive: 30,
+        connectTimeout: CONNECT_TIMEOUT_MS,
+        reconnectPeriod,
+        reconnectOnConnackError: true,
+        resubscribe: false,
+        queueQoSZero: false,
+      };
+      const outcome = new Promise<void>((resolve) => {
+        firstOutcome = resolve;
+      });
+      const c = connect(url, options);
+      client = c;
+      c.on('connect', () => void onConnect());
+      c.on('message', onMessage);
+      c.on('error', onError);
+      c.on('close', onClose);
+      scheduleMidnight();
+      const timer = setTimeout(settleStart, CONNECT_TIMEOUT_MS + 1000);
+      await outcome;
+      clearTimeout(timer);
+    },
+
+    onActivationEvent(event: ActivationEvent): void {
+      counters.activationEvents++;
+      const state = states.apply(event, now());
+      announce(state);
+      publishState(state);
+      const message = JSON.stringify({ kind: event.kind, activation: event.activation, device: event.device, at: new Date(event.atMs).toISOString() });
+      if (ready) {
+        publish(topics.activation, message, false);
+        return;
+      }
+      if (queue.length >= MAX_QUEUED_EVENTS) {
+        queue.shift();
+        counters.eventsDropped++;
+      }
+      queue.push(message);
+    },
+
+    onDevicesChanged(): void {
+      takeInventory();
+      for (const state of states.values()) if (announce(state)) publishState(state);
+    },
+
+    get stats(): MqttSinkStats {
+      return { ...counters, connected: ready, eventsQueued: queue.length, devices: states.size, devicesEvicted: states.evicted };
+    },
+
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      if (midnightTimer !== null) clearTimeout(midnightTimer);
+      settleStart();
+      const c = client;
+      if (c === null) return;
+      ready = false;
+      try {
+        if (c.connected) await withTimeout(c.publishAsync(topics.status, 'offline', { qos: 1, retain: true }), CLOSE_WAIT_MS);
+        await withTimeout(c.endAsync(), CLOSE_WAIT_MS);
+      } catch (err) {
+        log.debug({ err: (err as Error).message }, 'MQTT: no clean disconnect');
+        c.end(true);
+      }
+    },
+  };
+}
+
+/** `promise`, or a rejection after `ms`. */
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The broker's address for logs (no credentials); a URL mqtt.js cannot use is a configuration error. */
+function checkUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw earshotError('EARSHOT_ERR_CONFIG_INVALID', 'mqtt.url', `${JSON.stringify(url)} is not a URL such as mqtt://127.0.0.1:1883`);
+  }
+  if (!PROTOCOLS.has(parsed.protocol)) {
+    throw earshotError('EARSHOT_ERR_CONFIG_INVALID', 'mqtt.url', `${JSON.stringify(parsed.protocol.slice(0, -1))} is not an MQTT scheme (mqtt, mqtts, ws, wss)`);
+  }
+  return `${parsed.protocol}//${parsed.host}`;
+}
+
+/** A topic filter the broker accepts: + and # only as whole levels, # only last. */
+function checkFilter(filter: string): void {
+  const levels = filter.split('/');
+  const bad = filter === '' || levels.some((level, i) => (level.includes('+') && level !== '+') || (level.includes('#') && (level !== '#' || i !== levels.length - 1)));
+  if (bad) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', 'mqtt.wakeTopic', `${JSON.stringify(filter)} is not a topic filter (+ and # stand for whole levels, # only at the end)`);
+}

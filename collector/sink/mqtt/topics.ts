@@ -1,0 +1,70 @@
+/**
+ * The MQTT topics earshot uses, all made once from the config: availability, activation events, one
+ * retained state per assistant, the wake-event topic it listens to, and Home Assistant's discovery.
+ */
+import type { Config } from '../../config.js';
+
+export interface MqttTopics {
+  /** Availability: `online` (retained) while connected, `offline` as Last Will and on close. */
+  status: string;
+  /** Every activation event (not retained). */
+  activation: string;
+  /** Wake events in (may hold + and # wildcards). */
+  wake: string;
+  /** Retained states of all devices, for reading them back after a restart. */
+  stateWildcard: string;
+  /** Home Assistant's own status (birth `online`): discovery is sent again when it comes up. */
+  homeAssistantStatus: string;
+  /** Retained state of one device. */
+  deviceState(key: string): string;
+  /** The device a state topic belongs to (its key), or null for another topic. */
+  deviceKeyOf(topic: string): string | null;
+  /** Discovery config topic of one entity. */
+  discovery(component: string, uniqueId: string): string;
+  /** True for a topic earshot publishes (status, activation, device states). */
+  isOwn(topic: string): boolean;
+  /** Prefix made safe for ids (unique_id, identifiers): [a-zA-Z0-9_-] only. */
+  idPrefix: string;
+}
+
+/** A MAC (or any device key) reduced to lower-case letters and digits: aa:bb:cc:dd:ee:ff -> aabbccddeeff. */
+export function deviceKey(mac: string): string {
+  return mac.toLowerCase().replace(/[^a-z0-9]/g, '');
+}
+
+/** Topics for `config.mqtt`. */
+export function mqttTopics(mqtt: Readonly<Config['mqtt']>): MqttTopics {
+  const prefix = mqtt.prefix.replace(/\/+$/, '');
+  const discoveryPrefix = mqtt.discoveryPrefix.replace(/\/+$/, '');
+  const statePrefix = `${prefix}/device/`;
+  return {
+    status: `${prefix}/status`,
+    activation: `${prefix}/activation`,
+    wake: mqtt.wakeTopic ?? `${prefix}/wake`,
+    stateWildcard: `${statePrefix}+/state`,
+    homeAssistantStatus: `${discoveryPrefix}/status`,
+    deviceState: (key) => `${statePrefix}${key}/state`,
+    deviceKeyOf(topic) {
+      if (!topic.startsWith(statePrefix) || !topic.endsWith('/state')) return null;
+      const key = topic.slice(statePrefix.length, -'/state'.length);
+      return /^[a-z0-9]+$/.test(key) ? key : null;
+    },
+    isOwn: (topic) => topic === `${prefix}/status` || topic === `${prefix}/activation` || topic.startsWith(statePrefix),
+    discovery: (component, uniqueId) => `${discoveryPrefix}/${component}/${uniqueId}/config`,
+    idPrefix: prefix.replace(/[^a-zA-Z0-9_-]+/g, '_'),
+  };
+}
+
+/** True when `topic` matches the subscription `filter` (MQTT wildcards + and #). */
+export function topicMatches(filter: string, topic: string): boolean {
+  if (filter === topic) return true;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    // '#' also matches the parent level: a/# matches a
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
