@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 mode=${1:-test}
 packages=(libpcap-dev tcpdump)
 if [ "$mode" != "--run" ]; then
-  # tshark is the tests' oracle, influxd their real InfluxDB, time measures the benchmarks
-  packages+=(tshark influxdb time)
+  # tshark is the tests' oracle, influxd and mosquitto their real InfluxDB and MQTT broker, time measures the benchmarks
+  packages+=(tshark influxdb mosquitto time)
 fi
 
 missing=()
