@@ -209,9 +209,8 @@ describeInflux('InfluxDB sink (real influxd)', () => {
       let report: Report;
       try {
         const run = startCli(['replay', first, '--format', 'json', '--data-dir', dataDir, ...influxFlags(server, db), '--influx-wait', '600']);
-        // the report is out and InfluxDB's absence is noticed: every point is in the spool on disk
-        await until('the report and the spool', () => run.stdoutSoFar().includes('"stats"') && run.stderrSoFar().includes('spooling'));
-        await sleep(200);
+        // the report is out, InfluxDB's absence is noticed, and earshot waits: every point is in the spool on disk
+        await until('the report and the spool', () => run.stdoutSoFar().includes('"stats"') && run.stderrSoFar().includes('spooling') && run.stderrSoFar().includes('waiting up to 600 s'));
         run.kill('SIGKILL');
         const killed = await run.done;
         expect(killed.code).toBe(null);

@@ -101,8 +101,6 @@ async function writeReport(chunks: Iterable<string>, output: string | undefined,
 
 /** After the report: waits for InfluxDB to take the points; the exit code says whether it did. */
 async function deliverPoints(influx: InfluxSink, config: Readonly<Config>, log: Logger, isReplay: boolean): Promise<number> {
-  const pending = influx.writer.pending();
-  if (pending.points > 0) log.debug({ points: pending.points }, `waiting up to ${config.influx.waitS} s for InfluxDB to take ${pending.points} points`);
   const left = await influx.deliver(config.influx.waitS * 1000);
   const where = left.persistent ? `in the spool (${config.dataDir}/spool/influx), written when earshot next starts with this data directory` : 'in memory only (no --data-dir), now lost';
   const problems: string[] = [];

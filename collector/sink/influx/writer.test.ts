@@ -110,6 +110,7 @@ describeInflux('InfluxDB writer (real influxd behind a proxy)', () => {
     expect(proxy.writes().slice(0, 3).map((r) => r.status)).toEqual([503, 503, 503]);
     expect(await seqs()).toEqual(Array.from({ length: 12 }, (_, i) => i));
     expect(logs.map((l) => l.msg)).toEqual([
+      'waiting up to 20 s for InfluxDB to take 12 points (0 in the spool)',
       'InfluxDB did not take a write (Service Unavailable): spooling until it answers again',
       'InfluxDB answers again: writing the spool',
     ]);

@@ -5,7 +5,7 @@
  * before anything newer. 4xx answers are logged with InfluxDB's reason and the batch is dropped (counted):
  * a bad point or a missing database does not get better by retrying.
  */
-import { gzipSync, constants as zlib } from 'node:zlib';
+import { gzip, constants as zlib } from 'node:zlib';
 import type { Logger } from '../../log.js';
 import type { WriteClient, WriteOutcome } from './client.js';
 import { Spool, type Batch, type SpoolStats } from './spool.js';
@@ -42,6 +42,13 @@ export interface Pending {
   spooled: number;
 }
 
+interface Compressing {
+  readonly raw: Buffer;
+  readonly points: number;
+  body: Buffer | null;
+  failed?: boolean;
+}
+
 export class InfluxWriter {
   readonly stats: WriterStats;
   private lines: string[] = [];
@@ -60,6 +67,8 @@ export class InfluxWriter {
   private idleWaiters: Array<() => void> = [];
   private rejectionsLogged = new Map<string, number>();
   private closed = false;
+  /** Sealed batches whose compression has not finished, in order. */
+  private readonly compressing: Compressing[] = [];
   private prepared: boolean;
 
   constructor(
@@ -99,12 +108,15 @@ export class InfluxWriter {
   pending(): Pending {
     let points = this.lines.length + this.spool.stats.points;
     for (const b of this.queue) points += b.points;
+    for (const c of this.compressing) points += c.points;
     return { points, spooled: this.spool.stats.points };
   }
 
   /** Seals the open batch and moves every unsent batch to the spool (a hurried exit). */
   saveUnsent(): void {
     this.seal();
+    // batches still being compressed go as they are
+    for (const c of this.compressing.splice(0)) this.queue.push(c.body !== null ? { body: c.body, points: c.points, gzip: true } : { body: c.raw, points: c.points, gzip: false });
     this.spillQueue();
   }
 
@@ -121,8 +133,12 @@ export class InfluxWriter {
     if (this.stopped) return this.pending();
     this.seal();
     this.closed = true;
+    // compressions take milliseconds: let them finish, whatever the wait, so nothing sealed is lost
+    while (this.compressing.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (!this.idle()) {
+      const { points, spooled } = this.pending();
+      this.log.info({ points, spooled }, `waiting up to ${Math.round(waitMs / 100) / 10} s for InfluxDB to take ${points} points (${spooled} in the spool)`);
       // hurry a retry that is waiting out its back-off
       if (this.retryTimer) {
         clearTimeout(this.retryTimer);
@@ -148,7 +164,7 @@ export class InfluxWriter {
   }
 
   private idle(): boolean {
-    return this.lines.length === 0 && this.queue.length === 0 && this.spool.size === 0 && !this.sending;
+    return this.lines.length === 0 && this.compressing.length === 0 && this.queue.length === 0 && this.spool.size === 0 && !this.sending;
   }
 
   private seal(): void {
@@ -161,16 +177,39 @@ export class InfluxWriter {
     const points = this.lines.length;
     this.lines = [];
     const raw = Buffer.from(text, 'utf8');
-    const batch: Batch = this.options.gzip
-      ? { body: gzipSync(raw, { level: zlib.Z_BEST_SPEED }), points, gzip: true }
-      : { body: raw, points, gzip: false };
-    if (this.outage) {
+    if (!this.options.gzip) {
+      this.enqueue({ body: raw, points, gzip: false });
+      return;
+    }
+    // compressed on libuv's thread pool, off the packet path; batches still leave in the order sealed
+    const entry: Compressing = { raw, points, body: null };
+    this.compressing.push(entry);
+    this.stats.queueDepth = this.queue.length + this.compressing.length;
+    gzip(raw, { level: zlib.Z_BEST_SPEED }, (err, body) => {
+      entry.body = err ? null : body;
+      if (err) entry.failed = true;
+      this.releaseCompressed();
+    });
+  }
+
+  /** Moves finished compressions, oldest first, to the queue (a failed one goes as it is). */
+  private releaseCompressed(): void {
+    while (this.compressing.length > 0) {
+      const head = this.compressing[0];
+      if (head.body === null && !head.failed) return;
+      this.compressing.shift();
+      this.enqueue(head.body !== null ? { body: head.body, points: head.points, gzip: true } : { body: head.raw, points: head.points, gzip: false });
+    }
+  }
+
+  private enqueue(batch: Batch): void {
+    if (this.outage || this.stopped) {
       this.spool.push(batch);
     } else {
       this.queue.push(batch);
       if (this.queue.length > this.options.maxQueuedBatches) this.spillQueue();
     }
-    this.stats.queueDepth = this.queue.length;
+    this.stats.queueDepth = this.queue.length + this.compressing.length;
     this.pump();
   }
 
@@ -178,7 +217,7 @@ export class InfluxWriter {
   private spillQueue(): void {
     if (this.sending && this.sendingFromQueue && this.queue.length > 0) this.letGo = true;
     while (this.queue.length > 0) this.spool.push(this.queue.shift() as Batch);
-    this.stats.queueDepth = 0;
+    this.stats.queueDepth = this.compressing.length;
   }
 
   /** Sends the next batch: the spool first (it is older), then the queue. */
@@ -213,7 +252,7 @@ export class InfluxWriter {
       if (fromSpool) this.spool.shift();
       else {
         this.queue.shift();
-        this.stats.queueDepth = this.queue.length;
+        this.stats.queueDepth = this.queue.length + this.compressing.length;
       }
       if (outcome.kind === 'ok') {
         this.stats.pointsWritten += batch.points;
