@@ -13,9 +13,7 @@ import { loadState, prepareDataDir, saveState } from '../identify/state.js';
 import type { InfluxSink } from '../sink/influx/index.js';
 import { buildRuntime, type Runtime } from '../runtime.js';
 import type { EventDevice } from '../sink/events.js';
-import { buildMqttSink } from '../sink/mqtt/index.js';
 import { buildWebhookSink } from '../sink/alerts/index.js';
-import { startApiServer } from '../../api/server.js';
 import { version } from '../version.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import { renderTextReport } from './text-report.js';
@@ -123,7 +121,9 @@ async function deliverPoints(influx: InfluxSink, config: Readonly<Config>, log: 
 async function startAlertSinks(config: Readonly<Config>, runtime: Runtime, log: Logger) {
   const inventory = runtime.collector.inventory;
   const devices = (): EventDevice[] => (inventory?.all() ?? []).map((d) => ({ mac: d.macText, name: d.name, vendor: d.vendor ?? d.ouiVendor, model: d.model, assistant: d.assistant }));
-  const mqtt = buildMqttSink(config, { log, devices, version: version(), onWakeEvents: (events) => void runtime.addWakeEvents(events) });
+  // MQTT and the API load their packages only when configured: a plain replay starts faster
+  const mqtt = config.mqtt.url === null ? null
+    : (await import('../sink/mqtt/index.js')).buildMqttSink(config, { log, devices, version: version(), onWakeEvents: (events) => void runtime.addWakeEvents(events) });
   if (mqtt) {
     runtime.addListener(mqtt);
     await mqtt.start();
@@ -187,7 +187,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   const alerts = await startAlertSinks(config, runtime, log);
   let capturing = true;
   const api = options.api
-    ? await startApiServer(config, {
+    ? await (await import('../../api/server.js')).startApiServer(config, {
       runtime,
       config,
       captureRunning: () => capturing,

@@ -3,11 +3,24 @@
  * queries) and its request pool for writes, which lets us send gzip bodies and a token header. The
  * pool's own retries and host back-off are turned off: the writer decides what a failure means.
  */
-import { InfluxDB } from 'influx';
+import { createRequire } from 'node:module';
+import type { InfluxDB } from 'influx';
 import type { IBackoffStrategy } from 'influx/lib/src/backoff/backoff.js';
-import { Pool, RequestError } from 'influx/lib/src/pool.js';
+import type * as PoolModule from 'influx/lib/src/pool.js';
 import type { Config } from '../../config.js';
 import { earshotError } from '../../errors.js';
+
+// the influx package is loaded when a sink is built, not when earshot starts (most runs write nowhere)
+const require = createRequire(import.meta.url);
+let influxModule: typeof import('influx') | null = null;
+let poolModule: typeof PoolModule | null = null;
+const influxPackage = () => (influxModule ??= require('influx') as typeof import('influx'));
+const poolPackage = () => (poolModule ??= require('influx/lib/src/pool.js') as typeof PoolModule);
+
+/** True for the influx package's error for an InfluxQL statement InfluxDB refused (HTTP 200 with an error). */
+export function isResultError(err: unknown): boolean {
+  return influxModule !== null && err instanceof influxModule.ResultError;
+}
 
 const noBackoff: IBackoffStrategy = { getDelay: () => 0, next: () => noBackoff, reset: () => noBackoff };
 
@@ -69,6 +82,7 @@ export interface WriteClient {
 
 /** The write client on the influx package's pool. */
 export function buildWriteClient(target: InfluxTarget): WriteClient {
+  const { Pool, RequestError } = poolPackage();
   const pool = new Pool({ maxRetries: 0, requestTimeout: target.timeoutMs, backoff: noBackoff });
   pool.addHost(baseUrl(target), { headers: headers(target) });
   const auth = target.username !== null ? `${target.username}:${target.password ?? ''}` : undefined;
@@ -118,7 +132,7 @@ function influxMessage(message: string): string {
 /** The influx package's InfluxDB class for InfluxQL (setup and queries). */
 export function buildQueryClient(target: InfluxTarget): InfluxDB {
   const u = target.url;
-  return new InfluxDB({
+  return new (influxPackage().InfluxDB)({
     host: u.hostname.replace(/^\[|\]$/g, ''),
     port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80,
     protocol: u.protocol === 'https:' ? 'https' : 'http',

@@ -4,7 +4,6 @@
  * packet time in a replay, and wall time live (the offset between the two is measured at each interval).
  */
 import { join } from 'node:path';
-import { ResultError } from 'influx';
 import type { CaptureStats } from '../../capture/types.js';
 import type { Config } from '../../config.js';
 import type { Activation } from '../../detect/detector.js';
@@ -13,7 +12,7 @@ import type { Flow } from '../../flow/flow.js';
 import type { Device } from '../../identify/device.js';
 import type { CollectorStats } from '../../index.js';
 import type { Logger } from '../../log.js';
-import { buildQueryClient, buildWriteClient, influxTarget, type WriteClient } from './client.js';
+import { buildQueryClient, buildWriteClient, influxTarget, isResultError, type WriteClient } from './client.js';
 import { int, pointLine } from './line-protocol.js';
 import { setupDatabase, writePolicy } from './setup.js';
 import { Spool } from './spool.js';
@@ -261,7 +260,7 @@ export function activationLine(a: Activation, timeMs: number, deviceName: string
 function setupOutcome(err: unknown): { kind: 'retry'; reason: string } | { kind: 'rejected'; status: number; reason: string } {
   const e = err as Error & { code?: string; res?: { statusCode?: number } };
   // InfluxDB answered 200 with an error in the result (a bad statement): retrying will not help
-  if (err instanceof ResultError) return { kind: 'rejected', status: 200, reason: `database setup: ${e.message}` };
+  if (isResultError(err)) return { kind: 'rejected', status: 200, reason: `database setup: ${e.message}` };
   const status = e.res?.statusCode;
   if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
     return { kind: 'rejected', status, reason: `database setup: ${e.message}` };
