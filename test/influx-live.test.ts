@@ -12,6 +12,7 @@ import type { Report } from '../collector/sink/report.js';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
 import { describeInflux, Influxd } from './helpers/influxd.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
+import { until } from './helpers/wait.js';
 
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 const WAKE_EVENTS = join(PROJECT_ROOT, 'test/fixtures/wake-events/events.jsonl');
@@ -43,13 +44,6 @@ function collectFromStdin(args: string[], input: Buffer): Child {
   return { done, stderr: () => stderr, child };
 }
 
-async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describeInflux('InfluxDB sink, live', () => {
   let server: Influxd;

@@ -14,6 +14,7 @@ import { EARSHOT_BIN, runCli } from './helpers/cli.js';
 import { describeInflux, Influxd } from './helpers/influxd.js';
 import { describeShared, PROJECT_ROOT, realCapture, VCFP_CAPTURES } from './helpers/shared.js';
 import { tsharkFlows } from './helpers/tshark.js';
+import { until } from './helpers/wait.js';
 
 const CAPTURES = [
   realCapture('amazon-echodot3_activation_neu.pcapng'),
@@ -129,13 +130,6 @@ function startCli(args: string[]): Running {
   return { done, stderrSoFar: () => stderr, stdoutSoFar: () => stdout, kill: (s) => child.kill(s) };
 }
 
-async function until(what: string, ok: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -6,28 +6,10 @@
 import { formatAddr, formatMac } from '../decode/packet.js';
 import type { Activation } from '../detect/detector.js';
 import type { Flow } from '../flow/flow.js';
-import { activationToReport, isoTime, type ReportActivation } from './report.js';
+import { activationToReport, isoTime, type ReportActivation, type ReportFlow } from './report.js';
 
-/** A flow as the API shows it (the report's form plus whether it is still open). */
-export interface ApiFlow {
-  proto: 'tcp' | 'udp';
-  client: string;
-  clientPort: number;
-  server: string;
-  serverPort: number;
-  packetsUp: number;
-  packetsDown: number;
-  bytesUp: number;
-  bytesDown: number;
-  first: string;
-  last: string;
-  device: string | null;
-  sni: string | null;
-  serverName: string | null;
-  service: string | null;
-  vendor: string | null;
-  open: boolean;
-}
+/** A flow as the API shows it: the report's form (without where the name came from) and whether it is still open. */
+export type ApiFlow = Omit<ReportFlow, 'nameSource'> & { open: boolean };
 
 /** One endpoint of a device: bytes to and from one server name (or address) of one service. */
 export interface ApiEndpoint {

@@ -6,10 +6,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe } from 'vitest';
+import { describeNeeding } from './shared.js';
+import { freePort } from './wait.js';
 
 export function haveInfluxd(): boolean {
   return spawnSync('influxd', ['version'], { stdio: 'ignore' }).status === 0;
@@ -17,30 +17,10 @@ export function haveInfluxd(): boolean {
 
 /** describe() for suites that need influxd: in CI its absence fails; elsewhere the suite is skipped. */
 export function describeInflux(name: string, fn: () => void): void {
-  if (haveInfluxd()) {
-    describe(name, fn);
-    return;
-  }
-  if (process.env.CI === 'true') {
-    describe(name, () => {
-      throw new Error('influxd is missing: deploy/setup.sh installs Debian\'s influxdb package');
-    });
-    return;
-  }
-  console.warn(`skipping "${name}": influxd not found (apt-get install influxdb, or run deploy/setup.sh)`);
-  describe.skip(name, fn);
+  describeNeeding(name, haveInfluxd(), "influxd is missing: apt-get install influxdb (deploy/setup.sh installs Debian's package)", fn);
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Series {
   name: string;

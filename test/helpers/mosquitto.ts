@@ -9,7 +9,8 @@ import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { connect as connectTcp, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { describe } from 'vitest';
+import { describeNeeding } from './shared.js';
+import { freePort, until } from './wait.js';
 
 /** The mosquitto executable: on PATH, else Debian's /usr/sbin (not on a normal user's PATH). */
 export function mosquittoPath(): string | null {
@@ -28,30 +29,10 @@ export function mosquittoPath(): string | null {
 
 /** describe() for suites that need mosquitto: in CI its absence fails; elsewhere the suite is skipped. */
 export function describeMosquitto(name: string, fn: () => void): void {
-  if (mosquittoPath() !== null) {
-    describe(name, fn);
-    return;
-  }
-  if (process.env.CI === 'true') {
-    describe(name, () => {
-      throw new Error("mosquitto is missing: apt-get install mosquitto (deploy/setup.sh installs Debian's package)");
-    });
-    return;
-  }
-  console.warn(`skipping "${name}": mosquitto not found (apt-get install mosquitto)`);
-  describe.skip(name, fn);
+  describeNeeding(name, mosquittoPath() !== null, "mosquitto is missing: apt-get install mosquitto (deploy/setup.sh installs Debian's package)", fn);
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort, until };
 
 /** Resolves once a TCP connection to 127.0.0.1:port succeeds; false when none did within `ms`. */
 async function tcpReachable(port: number, ms: number, alive: () => boolean): Promise<boolean> {
@@ -174,12 +155,3 @@ export class TcpProxy {
   }
 }
 
-/** Waits until `ok()` holds, polling; fails naming `what` after `timeoutMs`. */
-export async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await ok()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}

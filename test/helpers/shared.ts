@@ -45,3 +45,22 @@ export function describeShared(name: string, fn: () => void): void {
 export function realCapture(name: string): string {
   return join(REAL_CAPTURES, name);
 }
+
+/**
+ * describe() for suites that need a program (influxd, mosquitto, ...): runs when `have`; in CI a missing
+ * program is a failure naming how to install it; elsewhere the suite is skipped with that message.
+ */
+export function describeNeeding(name: string, have: boolean, install: string, fn: () => void): void {
+  if (have) {
+    describe(name, fn);
+    return;
+  }
+  if (inCi) {
+    describe(name, () => {
+      throw new Error(`missing: ${install}`);
+    });
+    return;
+  }
+  console.warn(`skipping "${name}": ${install}`);
+  describe.skip(name, fn);
+}

@@ -22,6 +22,7 @@ import { packagePath } from '../../paths.js';
 import { activationEvent, type ActivationEvent, type EventDevice } from '../events.js';
 import { buildWebhookSink, type WebhookSink, type WebhookSinkDeps } from './index.js';
 import { signature } from './presets.js';
+import { until } from '../../../test/helpers/wait.js';
 
 // ---- the receiver side ------------------------------------------------------------------------------
 
@@ -171,13 +172,6 @@ function sink(cfg: Readonly<Config>, deps: Partial<WebhookSinkDeps> = {}) {
   return { sink: built, logs };
 }
 
-async function until(what: string, ok: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

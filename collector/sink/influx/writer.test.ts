@@ -16,18 +16,12 @@ import { buildWriteClient, type WriteClient, type WriteOutcome } from './client.
 import { int, pointLine } from './line-protocol.js';
 import { Spool } from './spool.js';
 import { InfluxWriter, type WriterOptions } from './writer.js';
+import { until } from '../../../test/helpers/wait.js';
 
 const T0 = 1_700_000_000_000;
 const line = (seq: number) => pointLine('seq', { writer: 'test' }, { seq: int(seq) }, T0 + seq) as string;
 const lines = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => line(from + i));
 
-async function until(what: string, ok: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** The lines a write request carried. */
 const bodyLines = (r: ProxiedRequest) => (r.headers['content-encoding'] === 'gzip' ? gunzipSync(r.body) : r.body).toString().split('\n');
