@@ -10,6 +10,7 @@ import { commandHelp, parseCommand, type CommandSpec, type ParsedCommand } from 
 import { catalogSpec, runCatalog } from './catalog.js';
 import { importSpec, runImport } from './import.js';
 import { collectSpec, replaySpec, runCollect, runReplay, type CliIo } from './run-capture.js';
+import { demoSpec, runDemo } from './demo.js';
 import type { Logger } from '../log.js';
 
 interface Command {
@@ -22,6 +23,7 @@ const COMMANDS: Command[] = [
   { spec: collectSpec, run: runCollect },
   { spec: catalogSpec, run: runCatalog },
   { spec: importSpec, run: runImport },
+  { spec: demoSpec, run: runDemo },
 ];
 
 function version(): string {

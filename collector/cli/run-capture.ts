@@ -118,7 +118,7 @@ async function deliverPoints(influx: InfluxSink, config: Readonly<Config>, log: 
 }
 
 /** The alert sinks (MQTT, webhooks) that are configured, started and listening to the runtime. */
-async function startAlertSinks(config: Readonly<Config>, runtime: Runtime, log: Logger) {
+export async function startAlertSinks(config: Readonly<Config>, runtime: Runtime, log: Logger) {
   const inventory = runtime.collector.inventory;
   const devices = (): EventDevice[] => (inventory?.all() ?? []).map((d) => ({ mac: d.macText, name: d.name, vendor: d.vendor ?? d.ouiVendor, model: d.model, assistant: d.assistant }));
   // MQTT and the API load their packages only when configured: a plain replay starts faster
