@@ -40,6 +40,8 @@ describe('API guards', () => {
     expect((await guarded.inject({ url: '/metrics' })).statusCode).toBe(401);
     expect((await guarded.inject({ url: '/api/v1/devices', headers: { authorization: `Bearer ${TOKEN}` } })).statusCode).toBe(200);
     expect((await guarded.inject({ url: '/metrics', headers: { 'x-earshot-token': TOKEN } })).statusCode).toBe(200);
+    // the status page itself holds no data: it loads, and asks for the token for its requests
+    expect((await guarded.inject({ url: '/' })).statusCode).toBe(200);
   });
 
   it('without a configured token every POST is refused', async () => {

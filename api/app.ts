@@ -17,6 +17,7 @@ import { flowToApi } from '../collector/sink/activity.js';
 import { activationToReport, isoTime } from '../collector/sink/report.js';
 import type { Runtime } from '../collector/runtime.js';
 import { health, renderMetrics, type HealthSource } from './metrics.js';
+import { registerPage } from './page.js';
 import {
   activationSchema, activationsQuery, deviceSchema, errorSchema, flowSchema, flowsQuery, idParams, labelBody,
   macParams, normalizeMac, wakeEventSchema, wakeEventsBody,
@@ -105,6 +106,8 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   });
 
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    // the status page's own files hold no data (its requests for data carry the token)
+    if ((request.routeOptions.config as { public?: boolean } | undefined)?.public) return;
     const needs = request.method !== 'GET' && request.method !== 'HEAD' ? true : options.tokenForReads;
     if (!needs) return;
     if (options.token === null) {
@@ -239,6 +242,8 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     const flows = [...open.reverse(), ...ended].filter((f) => device === null || f.device === device).slice(0, request.query.limit);
     return { flows };
   });
+
+  await registerPage(app);
 
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

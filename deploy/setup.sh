@@ -10,7 +10,7 @@ mode=${1:-test}
 packages=(libpcap-dev tcpdump)
 if [ "$mode" != "--run" ]; then
   # tshark is the tests' oracle, influxd and mosquitto their real InfluxDB and MQTT broker, time measures the benchmarks
-  packages+=(tshark influxdb mosquitto time shellcheck)
+  packages+=(tshark influxdb mosquitto time shellcheck chromium)
 fi
 
 missing=()

@@ -8,6 +8,7 @@ import { packagePath } from '../paths.js';
 import { buildLogger } from '../log.js';
 import { commandHelp, parseCommand, type CommandSpec, type ParsedCommand } from './args.js';
 import { catalogSpec, runCatalog } from './catalog.js';
+import { doctorSpec, runDoctor } from './doctor.js';
 import { importSpec, runImport } from './import.js';
 import { collectSpec, replaySpec, runCollect, runReplay, type CliIo } from './run-capture.js';
 import { demoSpec, runDemo } from './demo.js';
@@ -23,6 +24,7 @@ const COMMANDS: Command[] = [
   { spec: collectSpec, run: runCollect },
   { spec: catalogSpec, run: runCatalog },
   { spec: importSpec, run: runImport },
+  { spec: doctorSpec, run: runDoctor },
   { spec: demoSpec, run: runDemo },
 ];
 

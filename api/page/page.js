@@ -1,0 +1,321 @@
+/* earshot status page: polls /api/v1 every few seconds and draws assistants, a 24 h timeline of
+ * activations, upload-rate sparklines, the suspected activations (with label buttons) and the
+ * collector's health. No framework, no external resources. Data goes into the DOM as text only. */
+/* global document, window, localStorage */
+(function () {
+  'use strict';
+
+  const POLL_MS = 3000;
+  const DAY_MS = 24 * 3600 * 1000;
+  const SPARK_POINTS = 40;
+  const TOKEN_KEY = 'earshot-token';
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  const $ = (id) => document.getElementById(id);
+  /** upload samples per assistant MAC: [{ t, bytesUp }] */
+  const samples = new Map();
+  let lastMessageIsError = false;
+
+  // ---- token ---------------------------------------------------------------------------------
+
+  const getToken = () => localStorage.getItem(TOKEN_KEY) || '';
+  function showTokenForm(show) {
+    $('token-form').hidden = !show;
+    $('token-change').hidden = show;
+    if (show) $('token-input').focus();
+  }
+  $('token-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const value = $('token-input').value.trim();
+    if (!value) return;
+    localStorage.setItem(TOKEN_KEY, value);
+    $('token-input').value = '';
+    showTokenForm(false);
+    say('Token saved in this browser.');
+    void refresh();
+  });
+  $('token-change').addEventListener('click', () => showTokenForm(true));
+
+  function say(text, isError) {
+    const el = $('message');
+    el.textContent = text;
+    el.className = isError ? 'message error' : 'message';
+    el.hidden = !text;
+    lastMessageIsError = Boolean(isError && text);
+  }
+
+  // ---- API -----------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, message) { super(message); this.status = status; }
+  }
+
+  async function api(path, init) {
+    const headers = Object.assign({ accept: 'application/json' }, init && init.body ? { 'content-type': 'application/json' } : {});
+    const token = getToken();
+    if (token) headers.authorization = 'Bearer ' + token;
+    const res = await fetch('api/v1/' + path, Object.assign({}, init, { headers }));
+    let body = null;
+    try { body = await res.json(); } catch { body = null; }
+    if (!res.ok) throw new ApiError(res.status, (body && body.message) || res.statusText);
+    return body;
+  }
+
+  function explain(err, what) {
+    if (err instanceof ApiError && err.status === 401) {
+      showTokenForm(true);
+      return getToken()
+        ? 'The API refused the token (401) while ' + what + '. Enter the right token (api.token / EARSHOT_API_TOKEN).'
+        : 'The API needs a token (401) for ' + what + '. Enter it above (api.token / EARSHOT_API_TOKEN).';
+    }
+    if (err instanceof ApiError) return 'The API answered ' + err.status + ' while ' + what + ': ' + err.message;
+    return 'Cannot reach earshot while ' + what + ' (' + (err && err.message ? err.message : err) + ').';
+  }
+
+  // ---- helpers -------------------------------------------------------------------------------
+
+  function el(tag, attrs, children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'text') node.textContent = v;
+      else if (k === 'class') node.className = v;
+      else node.setAttribute(k, v);
+    }
+    for (const c of children || []) if (c) node.append(c);
+    return node;
+  }
+  function svg(tag, attrs) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+    return node;
+  }
+  function bytes(n) {
+    const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+    let i = 0;
+    while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+    return (i === 0 ? String(Math.round(n)) : n.toFixed(n < 10 ? 1 : 0)) + ' ' + units[i];
+  }
+  const rate = (bps) => bytes(bps) + '/s';
+  const time = (ms) => new Date(ms).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' });
+  const clock = (ms) => new Date(ms).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  function duration(s) {
+    if (s < 60) return s.toFixed(1) + ' s';
+    const m = Math.floor(s / 60);
+    return m + ' min ' + Math.round(s - m * 60) + ' s';
+  }
+  const baseName = (d) => d.name || d.model || d.vendor || d.mac;
+  /** names shared by several devices ("amazon" x 4) get the MAC's last two bytes */
+  let shared = new Set();
+  function nameDevices(devices) {
+    const seen = new Map();
+    for (const d of devices) seen.set(baseName(d), (seen.get(baseName(d)) || 0) + 1);
+    shared = new Set([...seen].filter(([, n]) => n > 1).map(([name]) => name));
+  }
+  const deviceName = (d) => (shared.has(baseName(d)) && baseName(d) !== d.mac ? `${baseName(d)} ${d.mac.slice(-5)}` : baseName(d));
+  const labelOf = (a) => {
+    const r = (a.reasons || []).find((x) => x.startsWith('label:'));
+    return r ? r.slice('label:'.length) : null;
+  };
+
+  // ---- drawing -------------------------------------------------------------------------------
+
+  function sparkline(points) {
+    const w = 240;
+    const h = 48;
+    const s = svg('svg', { viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': 'upload rate' });
+    if (points.length < 2) return s;
+    const max = Math.max(1, ...points);
+    const xy = points.map((v, i) => [(i / (SPARK_POINTS - 1)) * w, h - 2 - (v / max) * (h - 4)]);
+    const offset = w - xy[xy.length - 1][0];
+    const line = xy.map(([x, y], i) => (i ? 'L' : 'M') + (x + offset).toFixed(1) + ' ' + y.toFixed(1)).join(' ');
+    s.append(svg('path', { class: 'spark-area', d: `${line} L${w} ${h} L${(xy[0][0] + offset).toFixed(1)} ${h} Z` }));
+    s.append(svg('path', { class: 'spark-line', d: line }));
+    return s;
+  }
+
+  function rates(mac) {
+    const list = samples.get(mac) || [];
+    const out = [];
+    for (let i = 1; i < list.length; i++) {
+      const dt = (list[i].t - list[i - 1].t) / 1000;
+      out.push(dt > 0 ? Math.max(0, list[i].bytesUp - list[i - 1].bytesUp) / dt : 0);
+    }
+    return out.slice(-SPARK_POINTS);
+  }
+
+  function drawAssistants(assistants, activations) {
+    const box = $('assistants');
+    box.replaceChildren();
+    if (assistants.length === 0) {
+      box.append(el('p', { class: 'muted', text: 'No assistant seen yet.' }));
+      return;
+    }
+    for (const d of assistants) {
+      const open = activations.find((a) => a.device === d.mac && a.open);
+      const r = rates(d.mac);
+      const now = r.length ? r[r.length - 1] : 0;
+      box.append(el('article', { class: 'card assistant', 'data-mac': d.mac }, [
+        el('h3', {}, [
+          el('span', { text: deviceName(d) }),
+          el('span', { class: open ? 'pill listening state' : 'pill idle state', text: open ? 'listening now' : 'idle' }),
+        ]),
+        el('div', { class: 'meta', text: [d.mac, d.vendor, d.model].filter(Boolean).join(' · ') }),
+        el('div', { class: 'meta', text: (d.ips || []).join(', ') }),
+        el('div', { class: 'meta', text: `upload ${rate(now)} now · ${bytes(d.bytesUp)} up, ${bytes(d.bytesDown)} down in total` }),
+        sparkline(r),
+      ]));
+    }
+  }
+
+  function drawTimeline(activations, assistants, replay) {
+    const box = $('timeline');
+    box.replaceChildren();
+    const newest = activations.reduce((m, a) => Math.max(m, Date.parse(a.end)), 0);
+    const end = replay && newest > 0 ? newest : Date.now();
+    const start = end - DAY_MS;
+    $('timeline-note').textContent = replay
+      ? (newest > 0
+        ? `Replayed capture: the 24 h before the newest activation (${time(newest)}), not before now.`
+        : 'Replayed capture: no activation yet.')
+      : `${time(start)} – now`;
+    const inWindow = activations.filter((a) => Date.parse(a.end) >= start && Date.parse(a.start) <= end);
+    const macs = assistants.map((d) => d.mac);
+    for (const a of inWindow) if (!macs.includes(a.device)) macs.push(a.device);
+    const names = new Map(assistants.map((d) => [d.mac, deviceName(d)]));
+    const rowH = 26;
+    const left = 8;
+    const w = 1000;
+    const top = 18;
+    const h = top + Math.max(1, macs.length) * rowH + 4;
+    const s = svg('svg', { viewBox: `0 0 ${w} ${h}`, role: 'img', 'aria-label': 'activations of the last 24 hours' });
+    const x = (ms) => left + ((ms - start) / DAY_MS) * (w - 2 * left);
+    for (let i = 0; i <= 4; i++) {
+      const t = start + (i * DAY_MS) / 4;
+      s.append(svg('line', { x1: x(t), x2: x(t), y1: top - 4, y2: h, stroke: '#e2e5ea' }));
+      const label = svg('text', { x: x(t), y: 11, 'text-anchor': i === 0 ? 'start' : i === 4 ? 'end' : 'middle' });
+      label.textContent = i === 4 && !replay ? 'now' : clock(t);
+      s.append(label);
+    }
+    macs.forEach((mac, row) => {
+      const y = top + row * rowH;
+      s.append(svg('rect', { x: left, y: y + 4, width: w - 2 * left, height: rowH - 8, fill: '#f5f6f8', rx: 3 }));
+      const name = svg('text', { x: left + 4, y: y + rowH / 2 + 4 });
+      name.textContent = names.get(mac) || mac;
+      s.append(name);
+      for (const a of inWindow.filter((b) => b.device === mac)) {
+        const x0 = x(Math.max(start, Date.parse(a.start)));
+        const mark = svg('rect', { class: 'mark ' + a.verdict, x: x0, y: y + 2, width: Math.max(4, x(Date.parse(a.end)) - x0), height: rowH - 4, rx: 2, 'data-id': a.id });
+        const title = svg('title', {});
+        title.textContent = `${time(Date.parse(a.start))} · ${a.verdict} · ${bytes(a.bytesUp)} up`;
+        mark.append(title);
+        s.append(mark);
+      }
+    });
+    box.append(s);
+    if (inWindow.length === 0) box.append(el('p', { class: 'muted', text: 'No activation in this window.' }));
+  }
+
+  function drawSuspected(activations, names) {
+    const box = $('suspected');
+    box.replaceChildren();
+    const list = activations.filter((a) => a.verdict === 'suspected');
+    if (list.length === 0) {
+      box.append(el('li', { class: 'muted', text: 'None: every activation matched a wake event or a label.' }));
+      return;
+    }
+    for (const a of list) {
+      const s = Date.parse(a.start);
+      const label = labelOf(a);
+      const buttons = el('div', { class: 'actions' }, [
+        el('button', { type: 'button', class: 'intended', text: 'intended' }),
+        el('button', { type: 'button', class: 'not-intended', text: 'not intended' }),
+      ]);
+      buttons.children[0].addEventListener('click', () => void sendLabel(a.id, 'intended', buttons));
+      buttons.children[1].addEventListener('click', () => void sendLabel(a.id, 'not-intended', buttons));
+      box.append(el('li', { class: 'card', 'data-id': a.id }, [
+        el('div', { class: 'what' }, [
+          el('strong', { text: `${time(s)} · ${names.get(a.device) || a.device}` }),
+          el('small', { text: `${duration((Date.parse(a.end) - s) / 1000)} · ${bytes(a.bytesUp)} up${a.serverName ? ' to ' + a.serverName : ''}${a.open ? ' · still uploading' : ''}` }),
+          el('small', { text: `${a.id} · ${label ? 'you said: ' + label.replace('-', ' ') : (a.reasons || []).join(', ')}` }),
+        ]),
+        buttons,
+      ]));
+    }
+  }
+
+  function drawHealth(h) {
+    const pill = $('health-pill');
+    pill.textContent = h.status === 'ok' ? 'collector ok' : 'collector ' + h.status;
+    pill.className = 'pill ' + (h.status === 'ok' ? 'ok' : 'degraded');
+    const c = h.capture || {};
+    const rows = [
+      ['status', h.status],
+      ['capture', `${c.running ? 'running' : 'ended'} · ${c.source || '?'}`],
+      ['packets', `${c.packets} (${bytes(c.bytes || 0)})`],
+      ['drops', `${c.kernelDrops} kernel, ${c.interfaceDrops} interface, ${c.decodeErrors} decode errors`],
+      ['flows', `${c.flowsActive} open, ${c.flowsEvicted} evicted`],
+      ['activations', String(h.activations)],
+      ['InfluxDB', h.influx ? `${h.influx.reachable ? 'reachable' : 'unreachable'} · ${h.influx.pointsWritten} points written, ${h.influx.queueDepth} queued` : 'not configured'],
+      ['uptime', duration(h.uptimeS || 0)],
+      ['version', h.version],
+    ];
+    $('health').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]));
+  }
+
+  // ---- actions -------------------------------------------------------------------------------
+
+  async function sendLabel(id, label, buttons) {
+    if (!getToken()) {
+      showTokenForm(true);
+      say('Labelling needs the API token: enter it above, then press the button again.', true);
+      return;
+    }
+    for (const b of buttons.children) b.disabled = true;
+    try {
+      const a = await api(`activations/${encodeURIComponent(id)}/label`, { method: 'POST', body: JSON.stringify({ label }) });
+      say(`Activation ${a.id} marked ${label.replace('-', ' ')}: verdict ${a.verdict}.`);
+      await refresh();
+    } catch (err) {
+      say(explain(err, 'labelling'), true);
+    } finally {
+      for (const b of buttons.children) b.disabled = false;
+    }
+  }
+
+  // ---- polling -------------------------------------------------------------------------------
+
+  let busy = false;
+  async function refresh() {
+    if (busy) return;
+    busy = true;
+    try {
+      const [h, d, a] = await Promise.all([api('health'), api('devices'), api('activations?limit=1000')]);
+      const t = Date.now();
+      const assistants = d.devices.filter((x) => x.assistant);
+      for (const x of assistants) {
+        const list = samples.get(x.mac) || [];
+        list.push({ t, bytesUp: x.bytesUp });
+        if (list.length > SPARK_POINTS + 1) list.shift();
+        samples.set(x.mac, list);
+      }
+      nameDevices(d.devices);
+      const names = new Map(d.devices.map((x) => [x.mac, deviceName(x)]));
+      const replay = /^file\b/i.test((h.capture && h.capture.source) || '');
+      drawHealth(h);
+      drawAssistants(assistants, a.activations);
+      drawTimeline(a.activations, assistants, replay);
+      drawSuspected(a.activations, names);
+      if (lastMessageIsError && !$('message').textContent.includes('labelling')) say('');
+    } catch (err) {
+      $('health-pill').textContent = 'unreachable';
+      $('health-pill').className = 'pill error';
+      say(explain(err, 'reading the status'), true);
+    } finally {
+      busy = false;
+    }
+  }
+
+  showTokenForm(!getToken());
+  void refresh();
+  window.setInterval(() => void refresh(), POLL_MS);
+})();

@@ -1,0 +1,335 @@
+/**
+ * The checks of `earshot doctor`: each returns lines that say what was found and what to do about it.
+ * Only the capture checks can block (collect cannot run without them); the others explain.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { connect } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { buildSource } from '../capture/index.js';
+import type { Config } from '../config.js';
+import { IPPROTO_TCP } from '../decode/packet.js';
+import type { Flow } from '../flow/flow.js';
+import { buildCollector } from '../index.js';
+import { buildWriteClient, influxTarget, type InfluxTarget } from '../sink/influx/client.js';
+
+export type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
+
+/** One line of the doctor's list. `blocking` FAIL lines make the exit code 2. */
+export interface CheckResult {
+  check: string;
+  status: CheckStatus;
+  message: string;
+  /** What to do about it. */
+  fix?: string;
+  blocking?: boolean;
+}
+
+const line = (check: string, status: CheckStatus, message: string, fix?: string, blocking?: boolean): CheckResult =>
+  ({ check, status, message, ...(fix ? { fix } : {}), ...(blocking ? { blocking } : {}) });
+
+const errText = (err: unknown): string => {
+  const e = err as { message?: string; code?: string; cause?: { code?: string; message?: string } };
+  return e?.cause?.code ?? e?.code ?? e?.cause?.message ?? e?.message ?? String(err);
+};
+
+/** 1. The capture tool of capture.source: the pcap addon, or a tcpdump binary. */
+export function checkCaptureTool(config: Readonly<Config>): CheckResult {
+  const source = config.capture.source;
+  if (source === 'stdin') {
+    return line('capture', 'skip', 'capture.source is stdin: packets come from a tcpdump elsewhere (ssh router tcpdump -U -w - | earshot collect --source stdin); nothing to check here');
+  }
+  if (source === 'libpcap') {
+    try {
+      createRequire(import.meta.url)('pcap');
+      return line('capture', 'ok', 'libpcap available (pcap addon loaded)');
+    } catch (err) {
+      const alt = tcpdumpVersion() !== null ? ' (tcpdump is installed: --source tcpdump works now)' : '';
+      return line('capture', 'FAIL', `the optional "pcap" package does not load: ${(err as Error).message.split('\n')[0]}`,
+        `install libpcap-dev (apt-get install libpcap-dev) then npm install pcap, or use --source tcpdump${alt}`, true);
+    }
+  }
+  const version = tcpdumpVersion();
+  if (version === null) return line('capture', 'FAIL', 'tcpdump not found on PATH', 'install it (apt-get install tcpdump, opkg install tcpdump) or use --source libpcap', true);
+  return line('capture', 'ok', `tcpdump available (${version})`);
+}
+
+function tcpdumpVersion(): string | null {
+  const r = spawnSync('tcpdump', ['--version'], { encoding: 'utf8', timeout: 5000 });
+  if (r.error) return null;
+  return `${r.stdout}${r.stderr}`.split('\n').find((l) => /tcpdump/i.test(l))?.trim() ?? 'tcpdump';
+}
+
+/** The interfaces that exist: /sys/class/net (also those without an address), else os.networkInterfaces(). */
+export function listInterfaces(): { names: string[]; complete: boolean } {
+  const names = new Set(Object.keys(networkInterfaces()));
+  let complete = false;
+  try {
+    for (const n of readdirSync('/sys/class/net')) names.add(n);
+    complete = true;
+  } catch {
+    // not Linux: only interfaces with an address are known, so the capture itself decides
+  }
+  return { names: [...names].sort(), complete };
+}
+
+/** Per device: its TCP flows to the internet that carried packets both ways, only out, only in. */
+interface Directions {
+  twoWay: number;
+  outOnly: number;
+  inOnly: number;
+}
+
+/** What a short capture saw. */
+export interface CaptureFindings {
+  results: CheckResult[];
+  /** Time of the newest packet (ms), NaN when none. */
+  lastMs: number;
+}
+
+function permissionFix(source: string): string {
+  const binary = source === 'tcpdump' ? 'tcpdump' : 'node';
+  return `run as root or: sudo setcap cap_net_raw+eip $(readlink -f $(which ${binary}))`;
+}
+
+/** 2 and 3: opens the interface, captures for `seconds`, and runs the packets through the pipeline. */
+export async function checkCapture(config: Readonly<Config>, seconds: number, onWarning: (m: string) => void): Promise<CaptureFindings> {
+  const iface = config.capture.interface;
+  const kind = config.capture.source;
+  const none = { lastMs: Number.NaN };
+  const { names, complete } = listInterfaces();
+  const existing = `interfaces here: ${names.join(', ') || 'none'}`;
+  if (!iface) return { ...none, results: [line('interface', 'FAIL', `no interface configured (${existing})`, 'pass --interface IF (or capture.interface, EARSHOT_CAPTURE_INTERFACE)', true)] };
+  const missing = (detail: string) => line('interface', 'FAIL', `no such interface "${iface}"${detail} (${existing})`, 'pass --interface with one of these; on OpenWrt the LAN bridge is usually br-lan', true);
+  const notOpened = line('traffic', 'skip', 'the capture did not open');
+  if (complete && iface !== 'any' && !names.includes(iface)) return { ...none, results: [missing(''), notOpened] };
+
+  const results: CheckResult[] = [];
+  const directions = new Map<number, Directions>();
+  const collector = buildCollector(config, {
+    onFlowEnd(f: Flow) {
+      if (f.proto !== IPPROTO_TCP || !f.hasLocal || f.bothLocal || f.deviceMac < 0) return;
+      const out = f.deviceIsClient ? f.packetsUp : f.packetsDown;
+      const inn = f.deviceIsClient ? f.packetsDown : f.packetsUp;
+      let d = directions.get(f.deviceMac);
+      if (!d) directions.set(f.deviceMac, (d = { twoWay: 0, outOnly: 0, inOnly: 0 }));
+      if (out > 0 && inn > 0) d.twoWay++;
+      else if (out > 0) d.outOnly++;
+      else if (inn > 0) d.inOnly++;
+    },
+  });
+  const source = buildSource({ kind, interface: iface, filter: config.capture.filter ?? undefined, snaplen: config.capture.snaplen }, { onWarning });
+  const timer = setTimeout(() => source.stop(), seconds * 1000);
+  let stats;
+  try {
+    stats = await collector.run(source);
+  } catch (err) {
+    const message = (err as Error).message.replace(/^cannot capture on [^:]*: /, '');
+    if (/permission|not permitted|EPERM|EACCES/i.test(message)) {
+      results.push(line('capture permission', 'FAIL', `no permission to capture on ${iface} (${kind}, uid ${process.getuid?.() ?? '?'}): ${message}`, permissionFix(kind), true));
+    } else if (/no such device|doesn't exist|no such interface|ENODEV/i.test(message)) {
+      results.push(missing(`: ${message}`));
+    } else {
+      results.push(line('capture permission', 'FAIL', message, 'see docs/errors.md for the code; check --interface and --filter', true));
+    }
+    results.push(notOpened);
+    return { ...none, results };
+  } finally {
+    clearTimeout(timer);
+  }
+  const uid = process.getuid?.();
+  results.push(line('capture permission', 'ok', `opened ${iface} (${kind}) as ${uid === 0 ? 'root' : `uid ${uid ?? '?'}`}`));
+  const totals = collector.stats().capture;
+  const drops = stats.kernelDrops + stats.interfaceDrops;
+  if (totals.packets === 0) {
+    results.push(line('traffic', 'warn', `no packet on ${iface} in ${seconds} s${config.capture.filter ? ` (filter "${config.capture.filter}")` : ''}`,
+      'capture where the assistants\' traffic crosses (the router\'s LAN bridge, e.g. br-lan, or the mirror port), or wait longer: --seconds 30'));
+  } else {
+    results.push(line('traffic', drops > 0 ? 'warn' : 'ok', `${totals.packets} packets (${totals.bytes} bytes) in ${seconds} s on ${iface}${drops > 0 ? `, ${drops} dropped by the kernel or interface` : ''}`,
+      drops > 0 ? 'the machine is too slow for this traffic: add a --filter (e.g. "not port 22") or lower --snaplen' : undefined));
+  }
+  results.push(...assistantChecks(collector, directions, totals.packets, seconds));
+  return { results, lastMs: totals.lastMs };
+}
+
+function assistantChecks(collector: ReturnType<typeof buildCollector>, directions: Map<number, Directions>, packets: number, seconds: number): CheckResult[] {
+  const out: CheckResult[] = [];
+  const inventory = collector.inventory;
+  if (packets === 0) return [line('assistants', 'skip', 'no packets to look at')];
+  let macs = [...directions.keys()];
+  let whose = 'local devices';
+  if (inventory === null) {
+    out.push(line('assistants', 'skip', 'tagging is off (tagging.enabled): devices are not identified'));
+  } else {
+    const assistants = inventory.all().filter((d) => d.assistant);
+    if (assistants.length === 0) {
+      out.push(line('assistants', 'warn', `none of the ${inventory.all().length} devices seen in ${seconds} s looks like a voice assistant`,
+        'idle assistants talk every few minutes: try --seconds 120; check that their traffic crosses this interface'));
+    } else {
+      out.push(line('assistants', 'ok', `${assistants.length} seen: ${assistants.map((d) => `${d.name ?? d.vendor ?? 'assistant'} (${d.macText})`).join(', ')}`));
+      macs = assistants.map((d) => d.mac);
+      whose = 'assistants';
+    }
+  }
+  const sum: Directions = { twoWay: 0, outOnly: 0, inOnly: 0 };
+  for (const m of macs) {
+    const d = directions.get(m);
+    if (d) for (const k of ['twoWay', 'outOnly', 'inOnly'] as const) sum[k] += d[k];
+  }
+  const oneWay = sum.outOnly + sum.inOnly;
+  const total = oneWay + sum.twoWay;
+  if (total === 0) {
+    out.push(line('directions', 'skip', `no TCP flow between the ${whose} and the internet seen`));
+  } else if ((oneWay >= 2 && sum.twoWay === 0) || (total >= 5 && oneWay > 0.8 * total)) {
+    const which = sum.outOnly >= sum.inOnly ? 'only what they send (no answers)' : 'only what they receive (nothing sent)';
+    out.push(line('directions', 'warn', `${oneWay} of ${total} TCP flows of the ${whose} show one direction, ${which}: a mirror port that copies one direction`,
+      'mirror both directions (rx and tx, ingress and egress) of the uplink port, or capture on the router itself'));
+  } else {
+    out.push(line('directions', 'ok', `both directions seen (${sum.twoWay} of ${total} TCP flows of the ${whose} carried packets both ways)`));
+  }
+  return out;
+}
+
+/** 8. The system clock: set at all (a Pi without RTC starts in 1970), and in step with the packets. */
+export function checkClock(lastPacketMs: number, nowMs = Date.now()): CheckResult {
+  const now = new Date(nowMs);
+  if (now.getUTCFullYear() < 2020) {
+    return line('clock', 'warn', `the system clock says ${now.toISOString()}: it was never set (no RTC, no NTP sync yet)`,
+      'enable NTP (timedatectl set-ntp true; OpenWrt: System > System > Time Synchronization) and start earshot after the sync');
+  }
+  if (!Number.isFinite(lastPacketMs)) return line('clock', 'ok', `system clock ${now.toISOString()} (no packet time to compare with)`);
+  const skewS = (nowMs - lastPacketMs) / 1000;
+  if (Math.abs(skewS) > 300) {
+    return line('clock', 'warn', `the newest packet is stamped ${new Date(lastPacketMs).toISOString()}, ${Math.round(skewS)} s from the system clock ${now.toISOString()}`,
+      'the capture host\'s clock differs: sync both with NTP');
+  }
+  return line('clock', 'ok', `system clock ${now.toISOString()} agrees with the packet times (${Math.abs(skewS).toFixed(1)} s)`);
+}
+
+/** 4. InfluxDB: /ping, then an empty write (InfluxDB checks the database and the write permission, stores nothing). */
+export async function checkInflux(config: Readonly<Config>): Promise<CheckResult[]> {
+  let target: InfluxTarget | null;
+  try {
+    target = influxTarget(config.influx);
+  } catch (err) {
+    return [line('influxdb', 'FAIL', (err as Error).message, 'fix influx.url (--influx-url)')];
+  }
+  if (target === null) return [line('influxdb', 'skip', 'influx.url is not set: nothing is written (--influx-url http://127.0.0.1:8086)')];
+  const where = `${target.url.origin}${target.url.pathname.replace(/\/$/, '')}`;
+  const timeoutMs = Math.min(target.timeoutMs, 5000);
+  let version: string;
+  try {
+    const res = await fetch(`${where}/ping`, { signal: AbortSignal.timeout(timeoutMs), headers: target.token ? { Authorization: `Token ${target.token}` } : {} });
+    await res.arrayBuffer();
+    if (res.status !== 204 && res.status !== 200) {
+      return [line('influxdb', 'FAIL', `${where}/ping answered ${res.status} ${res.statusText}: not an InfluxDB?`, 'check --influx-url')];
+    }
+    version = res.headers.get('x-influxdb-version') ?? 'unknown version';
+  } catch (err) {
+    return [line('influxdb', 'FAIL', `not reachable at ${where}: ${errText(err)}`, `start InfluxDB (systemctl start influxdb) or fix --influx-url; meanwhile points wait in the spool${config.dataDir ? '' : ' (in memory only: set --data-dir)'}`)];
+  }
+  const out = [line('influxdb', 'ok', `reachable: InfluxDB ${version} at ${where}`)];
+  const who = target.token ? 'the token' : target.username ? `user ${target.username}` : 'anonymous';
+  const outcome = await buildWriteClient(target).write(Buffer.alloc(0), false, null);
+  const db = target.database;
+  if (outcome.kind === 'ok') {
+    out.push(line('influxdb write', 'ok', `database ${db} accepts writes from ${who} (checked with an empty write: nothing stored)`));
+  } else if (outcome.kind === 'retry') {
+    out.push(line('influxdb write', 'FAIL', `the write check failed: ${outcome.reason}`, 'InfluxDB is overloaded or restarting: try again'));
+  } else if (outcome.status === 404 && /database not found/i.test(outcome.reason)) {
+    out.push(config.influx.setup
+      ? line('influxdb write', 'warn', `database ${db} does not exist yet: collect creates it (influx.setup is on)`, 'that needs an admin user (or create it: CREATE DATABASE ' + db + ')')
+      : line('influxdb write', 'FAIL', `database ${db} does not exist (and influx.setup is off)`, `create it (influx -execute 'CREATE DATABASE ${db}') or fix --influx-db`));
+  } else if (outcome.status === 401 || outcome.status === 403) {
+    out.push(line('influxdb write', 'FAIL', `${who} may not write to ${db}: ${outcome.status} ${outcome.reason}`, 'check influx.username and influx.password (or influx.token) and the user\'s WRITE grant'));
+  } else {
+    out.push(line('influxdb write', 'warn', `could not check writing without storing a point (${outcome.status} ${outcome.reason})`, 'InfluxDB 2.x/3.x: check the token has write access to the bucket mapped to ' + db));
+  }
+  return out;
+}
+
+const SPOOL_NAME = /^(\d{12})-(\d+)\.lp(\.gz)?$/;
+
+/** 5. The InfluxDB spool in dataDir: how many points wait to be written. */
+export function checkSpool(config: Readonly<Config>): CheckResult {
+  if (config.dataDir === null) return line('spool', 'skip', 'no dataDir: unsent points are kept in memory only and lost when earshot stops', 'set --data-dir (e.g. /var/lib/earshot)');
+  const dir = join(config.dataDir, 'spool', 'influx');
+  if (!existsSync(dir)) return line('spool', 'ok', `empty (${dir} does not exist yet)`);
+  let points = 0;
+  let batches = 0;
+  let bytes = 0;
+  try {
+    for (const name of readdirSync(dir)) {
+      const m = SPOOL_NAME.exec(name);
+      if (!m) continue;
+      batches++;
+      points += Number(m[2]);
+      bytes += statSync(join(dir, name)).size;
+    }
+  } catch (err) {
+    return line('spool', 'FAIL', `cannot read ${dir}: ${errText(err)}`, 'fix the permissions of the data directory');
+  }
+  if (points === 0) return line('spool', 'ok', `empty (${dir})`);
+  const maxBytes = config.influx.spoolMaxMB * 1024 * 1024;
+  const full = bytes > 0.8 * maxBytes;
+  const mb = (bytes / 1024 / 1024).toFixed(1);
+  return line('spool', 'warn', `${points} points (${batches} batches, ${mb} MB of ${config.influx.spoolMaxMB} MB) wait in ${dir}`,
+    full ? 'nearly full: the oldest are dropped beyond influx.spoolMaxMB; bring InfluxDB back (collect writes them when it answers)' : 'collect writes them once InfluxDB takes writes');
+}
+
+function tcpConnect(host: string, port: number, timeoutMs: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (error: string | null) => {
+      socket.destroy();
+      resolve(error);
+    };
+    socket.setTimeout(timeoutMs, () => done(`no answer within ${timeoutMs / 1000} s`));
+    socket.once('connect', () => done(null));
+    socket.once('error', (err) => done(errText(err)));
+  });
+}
+
+const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443, 'mqtt:': 1883, 'tcp:': 1883, 'mqtts:': 8883, 'ssl:': 8883, 'tls:': 8883, 'ws:': 80, 'wss:': 443 };
+
+/** host:port of a URL (no path, no credentials: webhook paths often hold secrets), or an error text. */
+function endpoint(raw: string): { host: string; port: number; text: string } | string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'not a URL';
+  }
+  const port = url.port ? Number(url.port) : DEFAULT_PORTS[url.protocol];
+  if (port === undefined) return `unknown scheme ${url.protocol}`;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return { host, port, text: `${url.protocol}//${url.host}${url.port ? '' : `:${port}`}` };
+}
+
+/** 6. Each webhook's host:port takes a TCP connection (no alert is sent). */
+export async function checkWebhooks(config: Readonly<Config>): Promise<CheckResult[]> {
+  const hooks = config.alerts.webhooks;
+  if (hooks.length === 0) return [line('webhooks', 'skip', 'none configured (alerts.webhooks)')];
+  return Promise.all(hooks.map(async (h, i) => {
+    const name = `webhook ${h.name ?? i + 1}`;
+    const ep = endpoint(h.url);
+    if (typeof ep === 'string') return line(name, 'FAIL', `${ep}: ${h.url.slice(0, 40)}`, 'fix its url in alerts.webhooks');
+    const error = await tcpConnect(ep.host, ep.port, 3000);
+    return error === null
+      ? line(name, 'ok', `${ep.text} takes connections (TCP only: nothing sent, TLS and the receiver not checked)`)
+      : line(name, 'FAIL', `${ep.text} not reachable: ${error}`, 'check the receiver runs and the URL; alerts wait in the outbox meanwhile');
+  }));
+}
+
+/** 7. The MQTT broker takes a TCP connection (credentials are not checked). */
+export async function checkMqtt(config: Readonly<Config>): Promise<CheckResult> {
+  if (config.mqtt.url === null) return line('mqtt', 'skip', 'mqtt.url is not set (--mqtt-url mqtt://127.0.0.1:1883)');
+  const ep = endpoint(config.mqtt.url);
+  if (typeof ep === 'string') return line('mqtt', 'FAIL', `${ep}: ${config.mqtt.url}`, 'fix --mqtt-url (mqtt://HOST:1883 or mqtts://HOST:8883)');
+  const error = await tcpConnect(ep.host, ep.port, 3000);
+  return error === null
+    ? line('mqtt', 'ok', `broker ${ep.text} takes connections (TCP only: user and password not checked)`)
+    : line('mqtt', 'FAIL', `broker ${ep.text} not reachable: ${error}`, 'start the broker (systemctl start mosquitto) or fix --mqtt-url');
+}

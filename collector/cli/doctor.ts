@@ -1,0 +1,74 @@
+/**
+ * `earshot doctor`: checks what collect needs (capture tool, permission, interface, traffic, InfluxDB,
+ * spool, webhooks, MQTT, clock) and says for each what to do. Exit 2 when something blocks capture;
+ * other problems are reported but leave the exit code 0. docs/doctor.md describes every check.
+ */
+import { earshotError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { CommandSpec, ParsedCommand } from './args.js';
+import {
+  checkCapture, checkCaptureTool, checkClock, checkInflux, checkMqtt, checkSpool, checkWebhooks,
+  type CaptureFindings, type CheckResult,
+} from './doctor-checks.js';
+import type { CliIo } from './run-capture.js';
+
+export const doctorSpec: CommandSpec = {
+  name: 'doctor',
+  summary: 'Checks what collect needs and explains what to do: capture tool (libpcap or tcpdump), permission to capture, the interface and its traffic (assistants seen, both directions), InfluxDB, the spool, webhooks, MQTT and the clock. Exit 2 when something blocks capture.',
+  usage: 'earshot doctor [--interface IF] [--seconds N] [--format text|json] [options]',
+  positionals: [0, 0],
+  config: true,
+  flags: {
+    seconds: { type: 'string', value: 'N', description: 'Capture this many seconds to look at the traffic.', default: '5' },
+    format: { type: 'string', value: 'text|json', description: 'Output format.', default: 'text' },
+  },
+  epilog: 'Examples:\n  sudo earshot doctor --interface br-lan\n  earshot doctor --config /etc/earshot/earshot.yaml --seconds 60 --format json',
+};
+
+function parseSeconds(value: unknown): number {
+  if (value === undefined) return 5;
+  const n = Number(value);
+  if (typeof value !== 'string' || value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 3600) {
+    throw earshotError('EARSHOT_ERR_USAGE', `--seconds: expected a number of seconds in (0, 3600], got "${String(value)}"`);
+  }
+  return n;
+}
+
+/** One text line: status padded to 5, the check, what was found, and what to do. */
+export function formatLine(r: CheckResult): string {
+  return `${r.status.padEnd(5)}${r.check}: ${r.message}${r.fix ? ` — ${r.fix}` : ''}`;
+}
+
+/** Runs every check; the capture and the network checks run at the same time. */
+export async function runChecks(parsed: ParsedCommand, log: Logger, seconds: number): Promise<CheckResult[]> {
+  const { config } = parsed;
+  const tool = checkCaptureTool(config);
+  const capture: Promise<CaptureFindings> = tool.status === 'ok'
+    ? checkCapture(config, seconds, (m) => log.warn(m))
+    : Promise.resolve({
+      lastMs: Number.NaN,
+      results: tool.status === 'skip' ? [] : [{ check: 'capture permission', status: 'skip', message: 'needs a capture tool first (see above)' }],
+    });
+  const [found, influx, webhooks, mqtt] = await Promise.all([capture, checkInflux(config), checkWebhooks(config), checkMqtt(config)]);
+  return [tool, ...found.results, checkClock(found.lastMs), ...influx, checkSpool(config), ...webhooks, mqtt];
+}
+
+/** `earshot doctor`. */
+export async function runDoctor(parsed: ParsedCommand, io: CliIo, log: Logger): Promise<number> {
+  const format = parsed.flags.format ?? 'text';
+  if (format !== 'text' && format !== 'json') throw earshotError('EARSHOT_ERR_USAGE', `--format: must be json or text, got "${String(format)}"`);
+  const seconds = parseSeconds(parsed.flags.seconds);
+  const results = await runChecks(parsed, log, seconds);
+  const blocked = results.some((r) => r.status === 'FAIL' && r.blocking === true);
+  const exitCode = blocked ? 2 : 0;
+  if (format === 'json') {
+    io.stdout.write(`${JSON.stringify({ exitCode, captureBlocked: blocked, checks: results }, null, 2)}\n`);
+  } else {
+    const count = (s: string) => results.filter((r) => r.status === s).length;
+    const summary = blocked
+      ? 'capture is blocked: earshot collect cannot run until the FAIL lines about capture are fixed (exit 2)'
+      : `nothing blocks capture (${count('FAIL')} FAIL, ${count('warn')} warn)`;
+    io.stdout.write(`${results.map(formatLine).join('\n')}\n\n${summary}\n`);
+  }
+  return exitCode;
+}

@@ -1,0 +1,146 @@
+/**
+ * `earshot doctor` as a user runs it (the built dist/ executable): a capture blocked by permission or a
+ * missing interface exits 2 with a FAIL line saying what to do; InfluxDB down is reported but does not
+ * block; a real influxd is reachable and writable (an empty write, nothing stored).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EARSHOT_BIN, runCli, type CliResult } from './helpers/cli.js';
+import { describeInflux, freePort, Influxd } from './helpers/influxd.js';
+import { PROJECT_ROOT } from './helpers/shared.js';
+
+const isRoot = process.getuid?.() === 0;
+const haveSetpriv = spawnSync('/usr/bin/setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
+const haveTcpdump = spawnSync('tcpdump', ['--version'], { stdio: 'ignore' }).status === 0;
+
+/** Runs the CLI as nobody (uid/gid 65534, no groups, no capabilities) through setpriv. */
+function runCliAsNobody(args: string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, EARSHOT_BIN, ...args], {
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The text line of `check`, or undefined. */
+const lineOf = (stdout: string, check: string) => stdout.split('\n').find((l) => l.slice(5).startsWith(`${check}: `));
+
+interface JsonCheck { check: string; status: string; message: string; fix?: string; blocking?: boolean }
+
+describe('earshot doctor', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'earshot-doctor-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is listed in the help', async () => {
+    const r = await runCli(['--help']);
+    expect(r.stdout).toMatch(/^ {2}doctor +Checks what collect needs/m);
+    const h = await runCli(['doctor', '--help']);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toContain('--seconds N');
+  });
+
+  describe.skipIf(!isRoot || !haveSetpriv)('without permission to capture (as nobody)', () => {
+    it.skipIf(!haveTcpdump)('tcpdump: FAIL capture permission with the setcap advice, exit 2', async () => {
+      const r = await runCliAsNobody(['doctor', '--interface', 'lo', '--source', 'tcpdump', '--seconds', '1']);
+      expect(r.code).toBe(2);
+      expect(lineOf(r.stdout, 'capture')).toMatch(/^ok {3}capture: tcpdump available/);
+      const fail = lineOf(r.stdout, 'capture permission');
+      expect(fail).toMatch(/^FAIL capture permission: no permission to capture on lo \(tcpdump, uid 65534\)/);
+      expect(fail).toContain('— run as root or: sudo setcap cap_net_raw+eip $(readlink -f $(which tcpdump))');
+      expect(r.stdout).toMatch(/capture is blocked/);
+    });
+
+    it('libpcap: FAIL capture permission naming node, exit 2 (json)', async () => {
+      const r = await runCliAsNobody(['doctor', '--interface', 'lo', '--source', 'libpcap', '--seconds', '1', '--format', 'json']);
+      expect(r.code).toBe(2);
+      const out = JSON.parse(r.stdout) as { exitCode: number; captureBlocked: boolean; checks: JsonCheck[] };
+      expect(out).toMatchObject({ exitCode: 2, captureBlocked: true });
+      const capture = out.checks.find((c) => c.check === 'capture');
+      if (capture?.status !== 'ok') return; // the optional pcap package is not installed here: covered by tcpdump
+      const perm = out.checks.find((c) => c.check === 'capture permission');
+      expect(perm).toMatchObject({ status: 'FAIL', blocking: true });
+      expect(perm?.message).toMatch(/not permitted|permission/i);
+      expect(perm?.fix).toContain('$(which node)');
+    });
+  });
+
+  it('no such interface: FAIL naming it and listing those that exist, exit 2', async () => {
+    const r = await runCli(['doctor', '--interface', 'earshot-nope0', '--seconds', '1']);
+    expect(r.code).toBe(2);
+    const fail = lineOf(r.stdout, 'interface');
+    expect(fail).toMatch(/^FAIL interface: no such interface "earshot-nope0" \(interfaces here: .*\blo\b/);
+    expect(lineOf(r.stdout, 'traffic')).toMatch(/^skip/);
+  });
+
+  it.skipIf(!isRoot)('InfluxDB down, webhook and MQTT unreachable, a spool waiting: reported, exit 0', async () => {
+    const port = await freePort();
+    const spool = join(dir, 'data', 'spool', 'influx');
+    mkdirSync(spool, { recursive: true });
+    writeFileSync(join(spool, '000000000001-42.lp'), 'x v=1 1\n');
+    const r = await runCli([
+      'doctor', '--interface', 'lo', '--seconds', '1',
+      '--influx-url', `http://127.0.0.1:${port}`,
+      '--data-dir', join(dir, 'data'),
+      '--webhooks', JSON.stringify([{ url: `http://127.0.0.1:${port}/secret-path`, name: 'phone' }]),
+      '--mqtt-url', `mqtt://127.0.0.1:${port}`,
+    ]);
+    expect(r.code).toBe(0);
+    expect(lineOf(r.stdout, 'capture permission')).toMatch(/^ok {3}capture permission: opened lo/);
+    expect(lineOf(r.stdout, 'influxdb')).toMatch(new RegExp(`^FAIL influxdb: not reachable at http://127.0.0.1:${port}: ECONNREFUSED — start InfluxDB`));
+    expect(lineOf(r.stdout, 'spool')).toMatch(/^warn spool: 42 points \(1 batches/);
+    const hook = lineOf(r.stdout, 'webhook phone');
+    expect(hook).toMatch(/^FAIL webhook phone: http:\/\/127\.0\.0\.1:\d+ not reachable: ECONNREFUSED/);
+    expect(hook).not.toContain('secret-path');
+    expect(lineOf(r.stdout, 'mqtt')).toMatch(/^FAIL mqtt: broker mqtt:\/\/127\.0\.0\.1:\d+ not reachable/);
+    expect(lineOf(r.stdout, 'clock')).toMatch(/^ok {3}clock: system clock/);
+    expect(r.stdout).toMatch(/nothing blocks capture \(3 FAIL/);
+  });
+
+  it('rejects a bad --seconds', async () => {
+    const r = await runCli(['doctor', '--interface', 'lo', '--seconds', 'soon']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^earshot: --seconds: expected/);
+  });
+});
+
+describeInflux('earshot doctor with a real InfluxDB', () => {
+  let influxd: Influxd;
+  beforeAll(async () => {
+    influxd = await Influxd.start();
+  });
+  afterAll(async () => {
+    await influxd?.close();
+  });
+
+  // stdin as the source: the InfluxDB checks run without needing capture rights
+  const doctor = (db: string) => runCli(['doctor', '--source', 'stdin', '--influx-url', influxd.url, '--influx-db', db, '--format', 'json']);
+
+  it('a missing database: reachable, and collect will create it (setup on)', async () => {
+    const r = await doctor('earshot_missing');
+    expect(r.code).toBe(0);
+    const checks = (JSON.parse(r.stdout) as { checks: JsonCheck[] }).checks;
+    expect(checks.find((c) => c.check === 'capture')?.status).toBe('skip');
+    expect(checks.find((c) => c.check === 'influxdb')).toMatchObject({ status: 'ok', message: expect.stringMatching(/^reachable: InfluxDB 1\./) as unknown });
+    expect(checks.find((c) => c.check === 'influxdb write')).toMatchObject({ status: 'warn', message: expect.stringContaining('does not exist yet') as unknown });
+  });
+
+  it('an existing database: ok lines, and the empty write stores nothing', async () => {
+    await influxd.query(null, 'CREATE DATABASE earshot_doc');
+    const r = await runCli(['doctor', '--source', 'stdin', '--influx-url', influxd.url, '--influx-db', 'earshot_doc']);
+    expect(r.code).toBe(0);
+    expect(lineOf(r.stdout, 'influxdb')).toMatch(/^ok {3}influxdb: reachable: InfluxDB 1\.\S+ at http:\/\/127\.0\.0\.1:\d+/);
+    expect(lineOf(r.stdout, 'influxdb write')).toMatch(/^ok {3}influxdb write: database earshot_doc accepts writes from anonymous \(checked with an empty write: nothing stored\)/);
+    const [measurements] = await influxd.query('earshot_doc', 'SHOW MEASUREMENTS');
+    expect(measurements).toEqual([]);
+  });
+});
