@@ -3,53 +3,18 @@
  * al.), over real HTTP: it lists what the report lists, guards POSTs with the token, names bad fields,
  * and a wake event posted during a paced replay confirms the activation it matches.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Report } from '../collector/sink/report.js';
-import { EARSHOT_BIN } from './helpers/cli.js';
-import { freePort } from './helpers/influxd.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
+import { startCollect, type CollectRun } from './helpers/collect.js';
 
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 // a wake-event source whose events are years away from the capture: activations start suspected
 const WAKE_EVENTS = join(PROJECT_ROOT, 'test/fixtures/wake-events/events.jsonl');
 const TOKEN = 'test-token-0123456789';
 
-interface Run {
-  base: string;
-  stdout: () => string;
-  stderr: () => string;
-  stop: () => Promise<number | null>;
-}
-
-async function startCollect(extra: string[]): Promise<Run> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--file', CAPTURE, '--listen', `127.0.0.1:${port}`, '--api-token', TOKEN, '--format', 'json', '--log-format', 'text', ...extra], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${base}/api/v1/health`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`API did not come up: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    base, stdout: () => stdout, stderr: () => stderr,
-    stop: async () => {
-      child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
+const startRun = (extra: string[]) => startCollect(CAPTURE, ['--api-token', TOKEN, ...extra]);
 
 const get = async (url: string) => {
   const res = await fetch(url);
@@ -75,10 +40,10 @@ async function until<T>(what: string, probe: () => Promise<T | null>, timeoutMs 
 }
 
 describe('API (earshot collect --file)', () => {
-  let run: Run;
+  let run: CollectRun;
   let report: Report;
   beforeAll(async () => {
-    run = await startCollect(['--wake-events', WAKE_EVENTS, '--realtime-speed', '4']);
+    run = await startRun(['--wake-events', WAKE_EVENTS, '--realtime-speed', '4']);
   }, 30_000);
   afterAll(async () => {
     await run?.stop();

@@ -6,14 +6,12 @@
  * test-artifacts/status-page.png and docs/status-page.png. Without /usr/bin/chromium the suite is
  * skipped with a message, except in CI (CI=true), where it fails.
  */
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EARSHOT_BIN } from './helpers/cli.js';
-import { freePort } from './helpers/influxd.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
+import { startCollect, type CollectRun } from './helpers/collect.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
@@ -22,40 +20,7 @@ const WAKE_EVENTS = join(PROJECT_ROOT, 'test/fixtures/wake-events/events.jsonl')
 const TOKEN = 'test-token-0123456789';
 const ARTIFACTS = join(PROJECT_ROOT, 'test-artifacts');
 
-interface Run {
-  base: string;
-  stderr: () => string;
-  stop: () => Promise<number | null>;
-}
-
-async function startCollect(): Promise<Run> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [
-    EARSHOT_BIN, 'collect', '--file', CAPTURE, '--wake-events', WAKE_EVENTS, '--realtime-speed', '8',
-    '--listen', `127.0.0.1:${port}`, '--api-token', TOKEN, '--format', 'json', '--log-format', 'text',
-  ], { cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${base}/api/v1/health`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`API did not come up: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    base, stderr: () => stderr,
-    stop: async () => {
-      child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
+const startRun = () => startCollect(CAPTURE, ['--wake-events', WAKE_EVENTS, '--realtime-speed', '8', '--api-token', TOKEN]);
 
 const getJson = async <T>(url: string): Promise<T> => (await (await fetch(url)).json()) as T;
 
@@ -76,10 +41,10 @@ if (!haveChromium) {
 }
 
 describe.skipIf(!haveChromium)('status page (chromium against earshot collect --file)', () => {
-  let run: Run;
+  let run: CollectRun;
   let browser: Browser;
   beforeAll(async () => {
-    run = await startCollect();
+    run = await startRun();
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-background-networking'] });
   }, 60_000);
   afterAll(async () => {
