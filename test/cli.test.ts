@@ -185,7 +185,7 @@ describe.skipIf(!isRoot)('earshot collect on loopback', () => {
   for (const source of ['libpcap', 'tcpdump'] as const) {
     it.skipIf(source === 'tcpdump' && !haveTcpdump)(`--source ${source}: sees a UDP exchange on lo and reports its flow`, async () => {
       const port = 40000 + Math.floor(Math.random() * 20000);
-      const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--interface', 'lo', '--source', source, '--filter', `udp port ${port}`, '--duration', '4', '--format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--interface', 'lo', '--source', source, '--filter', `udp port ${port}`, '--duration', '4', '--format', 'json', '--api', 'false'], { stdio: ['ignore', 'pipe', 'pipe'] });
       const out: Buffer[] = [];
       child.stdout.on('data', (d: Buffer) => out.push(d));
       const exited = new Promise<number | null>((resolve) => child.on('close', resolve));

@@ -31,7 +31,7 @@ interface Child {
 
 /** `earshot collect --source stdin ...` with its stdin held open after `input` (a live feed that goes quiet). */
 function collectFromStdin(args: string[], input: Buffer): Child {
-  const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--source', 'stdin', '--format', 'json', '--log-format', 'text', ...args], { cwd: PROJECT_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--source', 'stdin', '--format', 'json', '--log-format', 'text', '--api', 'false', ...args], { cwd: PROJECT_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
