@@ -5,10 +5,17 @@
  * it (npm run docs:config) and a test fails when they are stale.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { Type, type Static, type TSchema, type TObject } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as TypeBox from '@sinclair/typebox';
+import type { Static, TSchema, TObject } from '@sinclair/typebox';
+import type * as TypeBoxValue from '@sinclair/typebox/value';
+import type * as Yaml from 'yaml';
 import { earshotError } from './errors.js';
+
+// TypeBox's CommonJS build: the same code as its ES build, and ~50 ms faster to load (~250 files each)
+const require = createRequire(import.meta.url);
+const { Type } = require('@sinclair/typebox') as typeof TypeBox;
+const { Value } = require('@sinclair/typebox/value') as typeof TypeBoxValue;
 
 /** Extra schema keywords we use: `flag` names the CLI flag (without --) when it is not derived from the path. */
 interface Extra {
@@ -334,7 +341,8 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     }
     let doc: unknown;
     try {
-      doc = parseYaml(text);
+      // yaml is loaded only to read a file: importing it costs ~40 ms at every start
+      doc = (require('yaml') as typeof Yaml).parse(text);
     } catch (err) {
       throw earshotError('EARSHOT_ERR_CONFIG_YAML', sources.file, (err as Error).message.split('\n')[0]);
     }

@@ -79,7 +79,8 @@ function parseNumberFlag(name: string, value: unknown, fallback: number): number
 }
 
 async function writeReport(chunks: Iterable<string>, output: string | undefined, stdout: NodeJS.WriteStream): Promise<void> {
-  const out: NodeJS.WritableStream = output === undefined ? stdout : createWriteStream(output);
+  // 1 MB of buffer: the next report chunks are made while earlier ones are being written
+  const out: NodeJS.WritableStream = output === undefined ? stdout : createWriteStream(output, { highWaterMark: 1 << 20 });
   await new Promise<void>((resolve, reject) => {
     out.on('error', (err: Error) => reject(earshotError('EARSHOT_ERR_FILE_UNREADABLE', output ?? 'stdout', err.message)));
     const iterator = chunks[Symbol.iterator]();

@@ -129,3 +129,19 @@ describe('parseDnsOverTcp', () => {
     expect(parseDnsOverTcp(stream, 0, 1, () => {})).toBe(0);
   });
 });
+
+describe('names', () => {
+  it('reads names with non-ASCII and odd bytes label by label as UTF-8, ASCII names in one piece', () => {
+    const label = (bytes: number[]) => Buffer.concat([Buffer.from([bytes.length]), Buffer.from(bytes)]);
+    const odd = Buffer.concat([label([0x63, 0x61, 0x66, 0xc3, 0xa9]), label([0xff, 0x41]), label([0x61, 0x2e, 0x62, 0x00, 0x7f]), Buffer.from([0])]);
+    const ascii = Buffer.concat([label([0x5f, 0x78]), encodeName('Long-Label-Name.example.ORG')]);
+    const msg = message(RESPONSE, null, [
+      { name: odd, type: 1, data: ipv4('192.0.2.1') },
+      { name: ascii, type: 1, data: ipv4('192.0.2.2') },
+    ]);
+    expect(collect(msg).answers).toEqual([
+      `café.\ufffdA.a.b\u0000\u007f|A|192.0.2.1|60`,
+      '_x.Long-Label-Name.example.ORG|A|192.0.2.2|60',
+    ]);
+  });
+});

@@ -140,11 +140,54 @@ function skipName(buf: Buffer, from: number, end: number): number {
   return -1;
 }
 
+/** A name's text as bytes, labels joined by dots (at most MAX_NAME_WIRE_LENGTH). */
+const nameBytes = Buffer.alloc(MAX_NAME_WIRE_LENGTH);
+
 /**
  * Reads the name at `from` following compression pointers (relative to the message at `start`);
  * returns it without the trailing dot ('' for the root), or null when malformed. Sets nameEnd.
+ * An ASCII name (nearly all) is gathered into one buffer and decoded once; any other goes through
+ * readNameUtf8, which decodes label by label.
  */
 function readName(buf: Buffer, start: number, from: number, end: number): string | null {
+  let n = 0;
+  let ascii = true;
+  let at = from;
+  let hops = 0;
+  let wireLength = 1;
+  let after = -1;
+  while (true) {
+    if (at >= end) return null;
+    const labelLength = buf[at];
+    if (labelLength === 0) {
+      if (after < 0) after = at + 1;
+      break;
+    }
+    const kind = labelLength & 0xc0;
+    if (kind === 0xc0) {
+      if (at + 2 > end || ++hops > MAX_POINTER_HOPS) return null;
+      if (after < 0) after = at + 2;
+      at = start + (((labelLength & 0x3f) << 8) | buf[at + 1]);
+      continue;
+    }
+    if (kind !== 0) return null;
+    wireLength += 1 + labelLength;
+    if (wireLength > MAX_NAME_WIRE_LENGTH || at + 1 + labelLength > end) return null;
+    if (n > 0) nameBytes[n++] = 46; // "."
+    for (let i = at + 1; i <= at + labelLength; i++) {
+      const c = buf[i];
+      if (c >= 0x80) ascii = false;
+      nameBytes[n++] = c;
+    }
+    at += 1 + labelLength;
+  }
+  if (!ascii) return readNameUtf8(buf, start, from, end);
+  nameEnd = after;
+  return nameBytes.toString('latin1', 0, n);
+}
+
+/** readName for names with non-ASCII bytes: each label decoded as UTF-8 on its own, as before. */
+function readNameUtf8(buf: Buffer, start: number, from: number, end: number): string | null {
   let name = '';
   let first = true;
   let at = from;

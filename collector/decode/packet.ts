@@ -125,6 +125,22 @@ export function formatAddr(ipVersion: number, words: ArrayLike<number>): string 
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
+const ipv4Texts = new Map<number, string>();
+
+/**
+ * formatAddr for an IPv4 address word (signed or not), the text shared: a home's few addresses and its
+ * busy servers recur in most flows, so each is formatted once (a bounded cache).
+ */
+export function ipv4Text(word: number): string {
+  const key = word | 0;
+  let text = ipv4Texts.get(key);
+  if (text === undefined) {
+    text = formatAddr(4, [0, 0, 0, key]);
+    if (ipv4Texts.size < 65536) ipv4Texts.set(key, text);
+  }
+  return text;
+}
+
 /** Formats a 48-bit MAC integer as aa:bb:cc:dd:ee:ff. */
 export function formatMac(mac: number): string {
   if (mac < 0) return '';

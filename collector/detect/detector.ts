@@ -237,8 +237,12 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
         if (t.binUp === 0) t.binFirstMs = timeMs;
         t.binUp += wireLen;
         t.binLastMs = timeMs;
-        flow.voiceBinBytes = flow.voiceBinStart === t.binStart ? flow.voiceBinBytes + wireLen : wireLen;
-        flow.voiceBinStart = t.binStart;
+        if (flow.voiceBinStart === t.binStart) {
+          flow.voiceBinBytes += wireLen;
+        } else {
+          flow.voiceBinStart = t.binStart;
+          flow.voiceBinBytes = wireLen;
+        }
         if (flow.voiceBinBytes > t.binFlowBytes) {
           t.binFlowBytes = flow.voiceBinBytes;
           t.binFlow = flow;

@@ -123,7 +123,8 @@ export function verdictOptions(options: Partial<VerdictOptions> = {}): VerdictOp
       throw earshotError('EARSHOT_ERR_CONFIG_INVALID', key, `${String(resolved[key])} is not a duration in ms (0 or more)`);
     }
   }
-  formatterFor(resolved.timeZone);
+  // checks the zone now; UTC (the default) is always known, and the first Intl formatter costs ~20 ms
+  if (resolved.timeZone !== 'UTC') formatterFor(resolved.timeZone);
   parseQuietHours(resolved.quietHours.map((q) => `${q.from}-${q.to}`));
   return resolved;
 }

@@ -1,6 +1,12 @@
 /**
  * A bidirectional flow: one protocol and two endpoints, client and server, with per-direction counters.
- * A class whose constructor sets every field, so the hot path sees one stable shape.
+ *
+ * Flows are object literals made by createFlow(), every field set in one order, so the hot path sees
+ * one stable shape. A literal and not a class instance, for the garbage collector: V8 records where
+ * literals are allocated, sees that flows outlive young-generation collections (a flow stays open for
+ * seconds to minutes of capture time), and then allocates them in old space directly instead of
+ * copying each one twice on its way there; that halves what a replay promotes. `new Flow(...)` still
+ * makes one (tests).
  */
 
 /** What we know about the name of the server, and where it came from. */
@@ -10,110 +16,148 @@ export type NameSource = 'sni' | 'dns' | 'ip-range' | null;
 export const SNI_PENDING = 0;
 export const SNI_DONE = 1;
 
-export class Flow {
+export interface Flow {
   /** Sequence number in creation order, unique per collector run. */
   readonly id: number;
   readonly proto: number;
   readonly ipVersion: number;
-  /** Client address words (IPv4 in word 3) and port. */
-  c0: number;
-  c1: number;
-  c2: number;
+  /**
+   * The client's lowest address word (an IPv4 address) as a signed 32-bit integer, and its port.
+   * Signed, so the word is a small integer stored in the object itself: an unsigned word of 2^31 or
+   * more (any address from 128.0.0.0 on) would be a heap number of its own, allocated with every flow.
+   */
   c3: number;
   clientPort: number;
-  /** Server address words and port. */
-  s0: number;
-  s1: number;
-  s2: number;
+  /** The server's lowest address word (signed, as the client's) and port. */
   s3: number;
   serverPort: number;
+  /**
+   * IPv6 only: the three upper words of the client's address, then the server's (signed), else null.
+   * Few flows are IPv6: the others do not carry six zero words.
+   */
+  v6: number[] | null;
   /** Symmetric hash of the key, and the next flow in the same hash bucket. */
   readonly hash: number;
-  nextInBucket: Flow | null = null;
+  nextInBucket: Flow | null;
   /** Least-recently-active list links (one list per protocol class). */
-  lruPrev: Flow | null = null;
-  lruNext: Flow | null = null;
-  packetsUp = 0;
-  packetsDown = 0;
-  bytesUp = 0;
-  bytesDown = 0;
+  lruPrev: Flow | null;
+  lruNext: Flow | null;
+  packetsUp: number;
+  packetsDown: number;
+  bytesUp: number;
+  bytesDown: number;
   firstMs: number;
   lastMs: number;
   /** MAC (48-bit integer) of the local endpoint; -1 until known or when no endpoint is local. */
-  deviceMac = -1;
+  deviceMac: number;
   /** False when neither endpoint is local: such a flow belongs to no device. */
-  hasLocal = true;
-  /** Both endpoints are local (LAN traffic); then peerMac is the other local endpoint's MAC. */
-  bothLocal = false;
-  peerMac = -1;
+  hasLocal: boolean;
+  /**
+   * Both endpoints are local (LAN traffic); then peerMac is the other local endpoint's MAC, once known
+   * (null otherwise: a null-or-number field takes no heap number in the flows that never set it).
+   */
+  bothLocal: boolean;
+  peerMac: number | null;
   /** True when the device is the client side (else the server side is the local one). */
-  deviceIsClient = true;
+  deviceIsClient: boolean;
   /** TLS SNI from the client's ClientHello, or null. */
-  sni: string | null = null;
-  serverName: string | null = null;
-  nameSource: NameSource = null;
+  sni: string | null;
+  serverName: string | null;
+  nameSource: NameSource;
   /** Service class and vendor from the endpoint catalogue (later stages). */
-  service: string | null = null;
-  vendor: string | null = null;
+  service: string | null;
+  vendor: string | null;
   /** TCP: SYN seen from the client (we saw the start), FIN/RST seen. */
-  sawSyn = false;
-  closed = false;
-  /** SNI parsing: state, the next expected client sequence number, and buffered stream start. */
-  sniState = SNI_PENDING;
-  sniNextSeq = -1;
-  sniBuf: Buffer | null = null;
-  sniSegments = 0;
+  sawSyn: boolean;
+  closed: boolean;
+  /**
+   * SNI parsing: state, the next expected client sequence number (null until a ClientHello is being
+   * buffered: a null-or-number field holds no heap number for the many flows that never set it), and
+   * buffered stream start.
+   */
+  sniState: number;
+  sniNextSeq: number | null;
+  sniBuf: Buffer | null;
+  sniSegments: number;
   /** DNS over TCP: buffered server-to-client stream bytes waiting for a whole message. */
-  dnsBuf: Buffer | null = null;
+  dnsBuf: Buffer | null;
   /** Detector: the device's track (set when the flow is a voice flow), and this flow's bytes in the open second. */
-  voiceTrack: object | null = null;
+  voiceTrack: object | null;
   /** The server's address as text, once something needed it (tagging). */
-  serverText: string | null = null;
-  voiceBinStart = -1;
-  voiceBinBytes = 0;
+  serverText: string | null;
+  /** Detector: start of the second voiceBinBytes counts (null until a voice packet; see sniNextSeq). */
+  voiceBinStart: number | null;
+  voiceBinBytes: number;
   /** Metrics sink: the counters it has taken so far, and the cell of the open interval it adds to. */
-  takenPacketsUp = 0;
-  takenPacketsDown = 0;
-  takenBytesUp = 0;
-  takenBytesDown = 0;
-  sinkCell: object | null = null;
-  sinkEpoch = -1;
-
-  constructor(
-    id: number, proto: number, ipVersion: number, hash: number, timeMs: number,
-    client: ArrayLike<number>, clientPort: number, server: ArrayLike<number>, serverPort: number,
-  ) {
-    this.id = id;
-    this.proto = proto;
-    this.ipVersion = ipVersion;
-    this.hash = hash;
-    this.c0 = client[0]; this.c1 = client[1]; this.c2 = client[2]; this.c3 = client[3];
-    this.clientPort = clientPort;
-    this.s0 = server[0]; this.s1 = server[1]; this.s2 = server[2]; this.s3 = server[3];
-    this.serverPort = serverPort;
-    this.firstMs = timeMs;
-    this.lastMs = timeMs;
-  }
-
+  takenPacketsUp: number;
+  takenPacketsDown: number;
+  takenBytesUp: number;
+  takenBytesDown: number;
+  sinkCell: object | null;
+  sinkEpoch: number;
   /** Fills `out` with the server's address words (no allocation; for per-flow work). */
-  serverInto(out: Uint32Array): Uint32Array {
-    out[0] = this.s0; out[1] = this.s1; out[2] = this.s2; out[3] = this.s3;
-    return out;
-  }
-
+  serverInto(out: Uint32Array): Uint32Array;
   /** Fills `out` with the client's address words. */
-  clientInto(out: Uint32Array): Uint32Array {
-    out[0] = this.c0; out[1] = this.c1; out[2] = this.c2; out[3] = this.c3;
-    return out;
-  }
-
-  /** The client's address words (a new array; for reports, not the hot path). */
-  clientWords(): number[] {
-    return [this.c0, this.c1, this.c2, this.c3];
-  }
-
-  /** The server's address words (a new array; for reports, not the hot path). */
-  serverWords(): number[] {
-    return [this.s0, this.s1, this.s2, this.s3];
-  }
+  clientInto(out: Uint32Array): Uint32Array;
+  /** The client's address words, unsigned (a new array; for reports, not the hot path). */
+  clientWords(): number[];
+  /** The server's address words, unsigned (a new array; for reports, not the hot path). */
+  serverWords(): number[];
 }
+
+// the methods, shared by every flow as own properties (a prototype set on each literal would be slow)
+function serverInto(this: Flow, out: Uint32Array): Uint32Array {
+  const v6 = this.v6;
+  if (v6 === null) {
+    out[0] = 0; out[1] = 0; out[2] = 0;
+  } else {
+    out[0] = v6[3]; out[1] = v6[4]; out[2] = v6[5];
+  }
+  out[3] = this.s3;
+  return out;
+}
+
+function clientInto(this: Flow, out: Uint32Array): Uint32Array {
+  const v6 = this.v6;
+  if (v6 === null) {
+    out[0] = 0; out[1] = 0; out[2] = 0;
+  } else {
+    out[0] = v6[0]; out[1] = v6[1]; out[2] = v6[2];
+  }
+  out[3] = this.c3;
+  return out;
+}
+
+function clientWords(this: Flow): number[] {
+  return Array.from(this.clientInto(new Uint32Array(4)));
+}
+
+function serverWords(this: Flow): number[] {
+  return Array.from(this.serverInto(new Uint32Array(4)));
+}
+
+/** A new flow, first seen at `timeMs`; address words as DecodedPacket has them (IPv4 in word 3). */
+export function createFlow(
+  id: number, proto: number, ipVersion: number, hash: number, timeMs: number,
+  client: ArrayLike<number>, clientPort: number, server: ArrayLike<number>, serverPort: number,
+): Flow {
+  return {
+    id, proto, ipVersion,
+    c3: client[3] | 0, clientPort, s3: server[3] | 0, serverPort,
+    v6: client[0] === 0 && client[1] === 0 && client[2] === 0 && server[0] === 0 && server[1] === 0 && server[2] === 0 ? null
+      : [client[0] | 0, client[1] | 0, client[2] | 0, server[0] | 0, server[1] | 0, server[2] | 0],
+    hash, nextInBucket: null, lruPrev: null, lruNext: null,
+    packetsUp: 0, packetsDown: 0, bytesUp: 0, bytesDown: 0, firstMs: timeMs, lastMs: timeMs,
+    deviceMac: -1, hasLocal: true, bothLocal: false, peerMac: null, deviceIsClient: true,
+    sni: null, serverName: null, nameSource: null, service: null, vendor: null, sawSyn: false, closed: false,
+    sniState: SNI_PENDING, sniNextSeq: null, sniBuf: null, sniSegments: 0, dnsBuf: null,
+    voiceTrack: null, serverText: null, voiceBinStart: null, voiceBinBytes: 0,
+    takenPacketsUp: 0, takenPacketsDown: 0, takenBytesUp: 0, takenBytesDown: 0, sinkCell: null, sinkEpoch: -1,
+    serverInto, clientInto, clientWords, serverWords,
+  };
+}
+
+/** `new Flow(...)`: the flow createFlow makes with the same arguments. */
+export const Flow = function Flow(...args: Parameters<typeof createFlow>): Flow {
+  return createFlow(...args);
+} as unknown as new (...args: Parameters<typeof createFlow>) => Flow;

@@ -102,7 +102,7 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
   function sni(flow: Flow, p: DecodedPacket): void {
     if (p.payloadLength === 0) return;
     const seq = p.tcpSeq;
-    if (flow.sniNextSeq >= 0 && seq !== flow.sniNextSeq) {
+    if (flow.sniNextSeq !== null && seq !== flow.sniNextSeq) {
       // a retransmission of what we have already is harmless; a gap ends the attempt
       if (((seq - flow.sniNextSeq) | 0) < 0) return;
       flow.sniState = SNI_DONE;

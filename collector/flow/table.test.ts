@@ -118,4 +118,29 @@ describe('flow table', () => {
     expect(t.stats.active).toBe(20000 - 10001);
     for (let i = 10001; i < 20000; i++) expect(t.account(packet(90000, '10.1.0.1', 1024 + (i % 60000), `10.2.${(i >> 8) & 255}.${i & 255}`, 443))).toBe(flows[i]);
   });
+
+  it('grows its buckets as flows open, keeping every flow findable in both directions (IPv4 and IPv6)', () => {
+    const { t, ended } = table({ maxFlows: 100_000 });
+    const flows: Flow[] = [];
+    for (let i = 0; i < 12000; i++) {
+      // every address above 128.0.0.0 too: flows keep address words signed
+      const server = i % 2 === 0 ? `203.0.${(i >> 8) & 255}.${i & 255}` : `2001:db8::${i.toString(16)}`;
+      const client = i % 2 === 0 ? '192.168.1.5' : 'fd00::5';
+      flows.push(t.account(packet(i, client, 1024 + i, server, 443, { flags: TCP_SYN })));
+    }
+    expect(t.stats.active).toBe(12000);
+    expect(new Set(flows).size).toBe(12000);
+    for (let i = 0; i < 12000; i += 7) {
+      const server = i % 2 === 0 ? `203.0.${(i >> 8) & 255}.${i & 255}` : `2001:db8::${i.toString(16)}`;
+      const client = i % 2 === 0 ? '192.168.1.5' : 'fd00::5';
+      expect(t.account(packet(20000, server, 443, client, 1024 + i))).toBe(flows[i]);
+      expect(t.up).toBe(false);
+      expect(t.account(packet(20000, client, 1024 + i, server, 443))).toBe(flows[i]);
+      expect(t.up).toBe(true);
+    }
+    expect(flows[2].serverWords()).toEqual([0, 0, 0, 0xcb000002]);
+    t.flush();
+    expect(ended.length).toBe(12000);
+    expect(t.stats.active).toBe(0);
+  });
 });

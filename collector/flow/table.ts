@@ -4,7 +4,7 @@
  * and eviction O(1) per flow: the clock's tick pops expired flows from their heads.
  */
 import { IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type DecodedPacket } from '../decode/packet.js';
-import { Flow } from './flow.js';
+import { createFlow, type Flow } from './flow.js';
 import type { LocalNets } from './local-nets.js';
 
 export interface FlowTableOptions {
@@ -70,9 +70,14 @@ export class FlowTable {
   readonly stats: FlowTableStats = { active: 0, created: 0, expired: 0, evicted: 0 };
   /** Direction of the packet last passed to lookup(): true when it went client to server. */
   up = true;
-  /** Open hash table of bucket chains, indexed by hash & mask (a plain array: no Map, no boxed keys). */
-  private readonly buckets: Array<Flow | null>;
-  private readonly mask: number;
+  /**
+   * Open hash table of bucket chains, indexed by hash & mask (a plain array: no Map, no boxed keys).
+   * It starts small and doubles while flows outnumber buckets, up to the size maxFlows needs: a home
+   * has a few thousand flows open, and a table sized for maxFlows costs ~10 ms to fill at start.
+   */
+  private buckets: Array<Flow | null>;
+  private mask: number;
+  private readonly maxBuckets: number;
   private readonly tcpLru = new LruList();
   private readonly udpLru = new LruList();
   private nextId = 1;
@@ -85,8 +90,10 @@ export class FlowTable {
   ) {
     let size = 1024;
     while (size < options.maxFlows && size < 1 << 22) size <<= 1;
-    this.buckets = new Array<Flow | null>(size).fill(null);
-    this.mask = size - 1;
+    this.maxBuckets = size;
+    const initial = Math.min(size, 4096);
+    this.buckets = new Array<Flow | null>(initial).fill(null);
+    this.mask = initial - 1;
   }
 
   /**
@@ -111,7 +118,7 @@ export class FlowTable {
     const created = flow === null;
     if (flow === null) {
       flow = this.create(p, hash);
-      up = flow.c3 === p.srcAddr[3] && flow.clientPort === p.srcPort && flow.c0 === p.srcAddr[0] && flow.c1 === p.srcAddr[1] && flow.c2 === p.srcAddr[2];
+      up = this.isClient(flow, p.srcAddr, p.srcPort);
       lru.push(flow);
     } else {
       lru.touch(flow);
@@ -128,7 +135,7 @@ export class FlowTable {
       const mac = up === flow.deviceIsClient ? p.srcMac : p.dstMac;
       if (mac >= 0) flow.deviceMac = mac;
     }
-    if (flow.peerMac === -1 && flow.bothLocal) {
+    if (flow.peerMac === null && flow.bothLocal) {
       const mac = up === flow.deviceIsClient ? p.dstMac : p.srcMac;
       if (mac >= 0) flow.peerMac = mac;
     }
@@ -178,19 +185,24 @@ export class FlowTable {
   }
 
   private isClient(f: Flow, a: Uint32Array, port: number): boolean {
-    return f.clientPort === port && f.c3 === a[3] && f.c0 === a[0] && f.c1 === a[1] && f.c2 === a[2];
+    // flows keep address words signed, the upper three only for IPv6 (see Flow)
+    if (f.clientPort !== port || f.c3 !== (a[3] | 0)) return false;
+    const v6 = f.v6;
+    return v6 === null ? a[0] === 0 && a[1] === 0 && a[2] === 0 : v6[0] === (a[0] | 0) && v6[1] === (a[1] | 0) && v6[2] === (a[2] | 0);
   }
 
   private isServer(f: Flow, a: Uint32Array, port: number): boolean {
-    return f.serverPort === port && f.s3 === a[3] && f.s0 === a[0] && f.s1 === a[1] && f.s2 === a[2];
+    if (f.serverPort !== port || f.s3 !== (a[3] | 0)) return false;
+    const v6 = f.v6;
+    return v6 === null ? a[0] === 0 && a[1] === 0 && a[2] === 0 : v6[3] === (a[0] | 0) && v6[4] === (a[1] | 0) && v6[5] === (a[2] | 0);
   }
 
   private create(p: DecodedPacket, hash: number): Flow {
     if (this.stats.active >= this.options.maxFlows) this.evictOldest();
     const srcIsClient = this.srcIsClient(p);
     const flow = srcIsClient
-      ? new Flow(this.nextId++, p.proto, p.ipVersion, hash, p.timeMs, p.srcAddr, p.srcPort, p.dstAddr, p.dstPort)
-      : new Flow(this.nextId++, p.proto, p.ipVersion, hash, p.timeMs, p.dstAddr, p.dstPort, p.srcAddr, p.srcPort);
+      ? createFlow(this.nextId++, p.proto, p.ipVersion, hash, p.timeMs, p.srcAddr, p.srcPort, p.dstAddr, p.dstPort)
+      : createFlow(this.nextId++, p.proto, p.ipVersion, hash, p.timeMs, p.dstAddr, p.dstPort, p.srcAddr, p.srcPort);
     const clientLocal = this.localNets.isLocal(p.ipVersion, srcIsClient ? p.srcAddr : p.dstAddr);
     const serverLocal = this.localNets.isLocal(p.ipVersion, srcIsClient ? p.dstAddr : p.srcAddr);
     flow.deviceIsClient = clientLocal || !serverLocal;
@@ -202,6 +214,7 @@ export class FlowTable {
     this.buckets[slot] = flow;
     this.stats.active++;
     this.stats.created++;
+    if (this.stats.active > this.buckets.length && this.buckets.length < this.maxBuckets) this.grow();
     return flow;
   }
 
@@ -219,6 +232,25 @@ export class FlowTable {
     const dstWellKnown = p.dstPort < 1024;
     if (srcWellKnown !== dstWellKnown) return dstWellKnown;
     return true;
+  }
+
+  /** Doubles the buckets and moves every open flow to its new chain. */
+  private grow(): void {
+    const old = this.buckets;
+    const size = old.length * 2;
+    const buckets = new Array<Flow | null>(size).fill(null);
+    const mask = size - 1;
+    for (let i = 0; i < old.length; i++) {
+      for (let f = old[i]; f !== null; ) {
+        const next = f.nextInBucket;
+        const slot = f.hash & mask;
+        f.nextInBucket = buckets[slot];
+        buckets[slot] = f;
+        f = next;
+      }
+    }
+    this.buckets = buckets;
+    this.mask = mask;
   }
 
   private evictOldest(): void {

@@ -97,6 +97,61 @@ describe('buildOuiTable', () => {
   });
 });
 
+describe('buildOuiTable lookups (binary search over the sorted table)', () => {
+  it('finds the first and last blocks, and nothing between blocks', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'earshot-oui-'));
+    try {
+      const path = join(dir, 'edges.tsv');
+      writeFileSync(path, '# source: test\n000000/24\tXerox\tXerox Corporation\n001122/24\tMid\tMiddle Org\nFCFFFF/24\tLast\tLast Org');
+      const edges = buildOuiTable({ dataPath: path });
+      expect(edges.size).toBe(3);
+      expect(edges.provenance).toEqual(['source: test']);
+      expect(edges.lookup(parseMac('00:00:00:00:00:01'))).toMatchObject({ organization: 'Xerox Corporation', block: '000000/24' });
+      expect(edges.lookup(parseMac('00:11:22:33:44:55'))).toMatchObject({ organization: 'Middle Org' });
+      // the last line has no newline
+      expect(edges.lookup(parseMac('fc:ff:ff:00:00:00'))).toMatchObject({ organization: 'Last Org', shortName: 'Last' });
+      expect(edges.lookup(parseMac('00:11:21:00:00:00'))).toBeNull();
+      expect(edges.lookup(parseMac('00:11:23:00:00:00'))).toBeNull();
+      expect(edges.lookup(parseMac('fc:00:00:00:00:00'))).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects a table that is not sorted, or not upper-case, as the generator writes it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'earshot-oui-'));
+    try {
+      for (const [name, text] of [['unsorted.tsv', 'AABBCC/24\tx\ty\nA8BBCC/24\tx\ty\n'], ['lower.tsv', 'a8bbcc/24\tx\ty\n']]) {
+        const path = join(dir, name);
+        writeFileSync(path, text);
+        let caught: unknown;
+        try { buildOuiTable({ dataPath: path }); } catch (err) { caught = err; }
+        expect(isEarshotError(caught) && caught.code === 'EARSHOT_ERR_FILE_UNREADABLE', name).toBe(true);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('finds every block of the bundled table, and its header counts them', () => {
+    const lines = readFileSync(DATA_FILE, 'utf8').split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+    expect(table.size).toBe(lines.length);
+    expect(table.provenance).toContain(`entries: ${lines.length}`);
+    // every 50th block: the entry the table gives for the block's first address is that block or a finer one
+    for (let i = 0; i < lines.length; i += 50) {
+      const [block] = lines[i].split('\t');
+      const [hex] = block.split('/');
+      const entry = table.lookup(parseInt(hex.padEnd(12, '0'), 16));
+      if (entry === null) {
+        // group or locally administered prefixes (first octet's low bits) name no vendor by definition
+        expect(parseInt(hex.slice(0, 2), 16) & 3, block).not.toBe(0);
+      } else {
+        expect(entry.block.startsWith(hex) || hex.startsWith(entry.block.split('/')[0]), block).toBe(true);
+      }
+    }
+  });
+});
+
 describeShared('buildOuiTable against tshark on the real captures', () => {
   it('resolves every source MAC as tshark does', async () => {
     const checked = new Map<string, string | null>();

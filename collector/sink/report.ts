@@ -4,8 +4,8 @@
  */
 import type { CaptureStats } from '../capture/types.js';
 import type { CollectorStats } from '../index.js';
-import { formatAddr, formatMac } from '../decode/packet.js';
-import type { Flow } from '../flow/flow.js';
+import { formatAddr, formatMac, ipv4Text } from '../decode/packet.js';
+import type { Flow, NameSource } from '../flow/flow.js';
 import type { DnsAnswer } from '../flow/payload.js';
 import type { Activation } from '../detect/detector.js';
 import type { Device } from '../identify/device.js';
@@ -102,20 +102,28 @@ export interface Report {
   stats: Record<string, number>;
 }
 
-let isoSecond = Number.NaN;
-let isoPrefix = '';
+// formatted seconds, direct-mapped by the second's low bits: reports hold many close times, and a
+// flow's first and last time alternate, so one remembered second would miss half the time
+const ISO_SLOTS = 256;
+const isoSeconds = new Float64Array(ISO_SLOTS).fill(Number.NaN);
+const isoPrefixes: string[] = new Array<string>(ISO_SLOTS).fill('');
+const MILLIS = Array.from({ length: 1000 }, (_, i) => `${String(i).padStart(3, '0')}Z`);
 
-/** ISO 8601 UTC with milliseconds (the formatted second is cached: reports hold many close times). */
+/** The formatted second of `whole` ms, up to the milliseconds ("2024-05-01T12:00:00."). */
+function isoPrefix(whole: number): string {
+  const second = Math.floor(whole / 1000);
+  const slot = second & (ISO_SLOTS - 1);
+  if (isoSeconds[slot] !== second) {
+    isoPrefixes[slot] = new Date(second * 1000).toISOString().slice(0, 20);
+    isoSeconds[slot] = second;
+  }
+  return isoPrefixes[slot];
+}
+
+/** ISO 8601 UTC with milliseconds. */
 export function isoTime(ms: number): string {
   const whole = Math.floor(ms);
-  const second = Math.floor(whole / 1000);
-  if (second !== isoSecond) {
-    const text = new Date(second * 1000).toISOString();
-    isoPrefix = text.slice(0, 20);
-    isoSecond = second;
-  }
-  const millis = whole - second * 1000;
-  return `${isoPrefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
+  return isoPrefix(whole) + MILLIS[whole - Math.floor(whole / 1000) * 1000];
 }
 
 /**
@@ -159,24 +167,83 @@ function macName(mac: number): string | null {
   return name;
 }
 
-const str = (v: string | null): string => (v === null ? 'null' : JSON.stringify(v));
+// scratch words for formatting IPv6 addresses: no array per flow
+const scratch = new Uint32Array(4);
 
-/** A flow as one JSON line, written straight from the Flow (equal to JSON.stringify(flowToReport(f))). */
-function flowJson(f: Flow): string {
+function clientName(f: Flow): string {
+  return f.ipVersion === 4 ? ipv4Text(f.c3) : formatAddr(f.ipVersion, f.clientInto(scratch));
+}
+
+function serverName(f: Flow): string {
+  if (f.serverText !== null) return f.serverText; // formatted already when the flow was tagged
+  return f.ipVersion === 4 ? ipv4Text(f.s3) : formatAddr(f.ipVersion, f.serverInto(scratch));
+}
+
+/** JSON text of the names flows carry (services, vendors, server names: few, and repeated). */
+const jsonNames = new Map<string, string>();
+
+function str(v: string | null): string {
+  if (v === null) return 'null';
+  let json = jsonNames.get(v);
+  if (json === undefined) {
+    json = JSON.stringify(v);
+    if (jsonNames.size < 65536) jsonNames.set(v, json);
+  }
+  return json;
+}
+
+/**
+ * What the report keeps of a finished flow: its report fields, the addresses already as text. A Flow is
+ * much larger (table links, parsing state, other sinks' counters): keeping only this lets the GC take
+ * the flow back once it ended, so a long replay holds its report, not every flow it ever saw.
+ */
+interface FlowRecord {
+  readonly id: number;
+  readonly proto: number;
+  readonly client: string;
+  readonly clientPort: number;
+  readonly server: string;
+  readonly serverPort: number;
+  readonly packetsUp: number;
+  readonly packetsDown: number;
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  readonly firstMs: number;
+  readonly lastMs: number;
+  readonly deviceMac: number;
+  readonly deviceIsClient: boolean;
+  readonly sni: string | null;
+  readonly serverName: string | null;
+  readonly nameSource: NameSource;
+  readonly service: string | null;
+  readonly vendor: string | null;
+}
+
+function recordOf(f: Flow): FlowRecord {
+  return {
+    id: f.id, proto: f.proto, client: clientName(f), clientPort: f.clientPort, server: serverName(f), serverPort: f.serverPort,
+    packetsUp: f.packetsUp, packetsDown: f.packetsDown, bytesUp: f.bytesUp, bytesDown: f.bytesDown, firstMs: f.firstMs, lastMs: f.lastMs,
+    deviceMac: f.deviceMac, deviceIsClient: f.deviceIsClient,
+    sni: f.sni, serverName: f.serverName, nameSource: f.nameSource, service: f.service, vendor: f.vendor,
+  };
+}
+
+/** A flow as one JSON line, written straight from its record (equal to JSON.stringify(flowToReport(f))). */
+function flowJson(f: FlowRecord): string {
   const device = macName(f.deviceMac);
-  return `{"proto":"${f.proto === 6 ? 'tcp' : 'udp'}","client":"${formatAddr(f.ipVersion, f.clientWords())}","clientPort":${f.clientPort},` +
-    `"server":"${formatAddr(f.ipVersion, f.serverWords())}","serverPort":${f.serverPort},"packetsUp":${f.packetsUp},"packetsDown":${f.packetsDown},` +
+  return `{"proto":"${f.proto === 6 ? 'tcp' : 'udp'}","client":"${f.client}","clientPort":${f.clientPort},` +
+    `"server":"${f.server}","serverPort":${f.serverPort},"packetsUp":${f.packetsUp},"packetsDown":${f.packetsDown},` +
     `"bytesUp":${f.bytesUp},"bytesDown":${f.bytesDown},"first":"${isoTime(f.firstMs)}","last":"${isoTime(f.lastMs)}",` +
     `"device":${device === null ? 'null' : `"${device}"`},"sni":${str(f.sni)},"serverName":${str(f.serverName)},"nameSource":${str(f.nameSource)},` +
     `"service":${str(f.service)},"vendor":${str(f.vendor)}}`;
 }
 
-function flowToReport(f: Flow): ReportFlow {
+function flowToReport(f: FlowRecord): ReportFlow {
   return {
     proto: f.proto === 6 ? 'tcp' : 'udp',
-    client: formatAddr(f.ipVersion, f.clientWords()),
+    client: f.client,
     clientPort: f.clientPort,
-    server: formatAddr(f.ipVersion, f.serverWords()),
+    server: f.server,
     serverPort: f.serverPort,
     packetsUp: f.packetsUp,
     packetsDown: f.packetsDown,
@@ -203,7 +270,7 @@ export interface ReportInputs {
 
 /** Builds the report sink. Wire onFlowEnd/onDnsAnswer into the collector's listeners. */
 export function buildReportSink(options: { maxDnsAnswers: number }) {
-  const flows: Flow[] = [];
+  const flows: FlowRecord[] = [];
   const activations: Activation[] = [];
   // ring of the newest DNS answers
   const dns: DnsAnswer[] = [];
@@ -212,7 +279,7 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
 
   return {
     onFlowEnd(flow: Flow): void {
-      flows.push(flow);
+      flows.push(recordOf(flow));
     },
     onActivation(activation: Activation): void {
       activations.push(activation);
@@ -237,12 +304,12 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
     },
     /** The report as JSON text chunks; flows are converted one by one while writing (large captures). */
     jsonChunks(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs = {}): Generator<string> {
-      return reportJsonChunks(gather(capture, stats, inputs), (f) => flowJson(f as Flow));
+      return reportJsonChunks(gather(capture, stats, inputs), (f) => flowJson(f as FlowRecord));
     },
   };
 
-  function gather(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs): ReportOf<Flow> {
-      const all = [...flows, ...(inputs.open ?? [])].sort((a, b) => a.firstMs - b.firstMs || a.id - b.id);
+  function gather(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs): ReportOf<FlowRecord> {
+      const all = [...flows, ...(inputs.open ?? []).map(recordOf)].sort((a, b) => a.firstMs - b.firstMs || a.id - b.id);
       const devices = new Map<number, ReportDevice>();
       for (const dev of inputs.devices ?? []) {
         devices.set(dev.mac, {
@@ -260,7 +327,7 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
         const sent = f.deviceIsClient ? f.bytesUp : f.bytesDown;
         d.bytesUp += sent;
         d.bytesDown += f.bytesUp + f.bytesDown - sent;
-        const ip = formatAddr(f.ipVersion, f.deviceIsClient ? f.clientWords() : f.serverWords());
+        const ip = f.deviceIsClient ? f.client : f.server;
         if (!d.ips.includes(ip)) d.ips.push(ip);
       }
       const orderedDns = [...dns.slice(dnsStart), ...dns.slice(0, dnsStart)];

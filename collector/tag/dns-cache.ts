@@ -24,6 +24,9 @@ export type DnsCacheRow = [string, string, string[], number];
 
 const MAX_CHAIN = 8;
 
+/** Client keys of MACs, by MAC. */
+const macKeys = new Map<number, string>();
+
 export interface DnsCacheStats {
   entries: number;
   evicted: number;
@@ -41,7 +44,14 @@ export class DnsCache {
 
   /** The key of a client: its MAC when known (stable across address changes), else its address. */
   static clientKey(mac: number, address: string): string {
-    return mac >= 0 ? `m${mac}` : `a${address}`;
+    if (mac < 0) return `a${address}`;
+    // asked for every flow and every answer: a home's few MACs are printed once
+    let key = macKeys.get(mac);
+    if (key === undefined) {
+      key = `m${mac}`;
+      if (macKeys.size < 4096) macKeys.set(mac, key);
+    }
+    return key;
   }
 
   /** Takes one answer; answers of one message arrive in order, CNAMEs before the addresses. */

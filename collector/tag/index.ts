@@ -5,7 +5,7 @@
  * began, or long-lived, to the vendor's voice ranges on 443). Work happens per flow, per DNS answer
  * and once a second, never per packet.
  */
-import { formatAddr } from '../decode/packet.js';
+import { formatAddr, ipv4Text } from '../decode/packet.js';
 import type { Flow } from '../flow/flow.js';
 import type { DnsAnswer } from '../flow/payload.js';
 import type { LocalNets } from '../flow/local-nets.js';
@@ -82,7 +82,7 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
   const vendorOf = (d: Device): string | null => d.configVendor ?? d.ouiVendor ?? (refresh(d), d.vendor);
 
   function server(flow: Flow): string {
-    if (flow.serverText === null) flow.serverText = formatAddr(flow.ipVersion, flow.serverInto(scratch));
+    if (flow.serverText === null) flow.serverText = flow.ipVersion === 4 ? ipv4Text(flow.s3) : formatAddr(flow.ipVersion, flow.serverInto(scratch));
     return flow.serverText;
   }
 
@@ -182,7 +182,7 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
       if (flow.bothLocal) {
         // LAN traffic tells about both ends: a Sonos is the server of its controller's connection
         if (device) observeLocal(flow, device);
-        if (flow.peerMac >= 0 && isUnicastMac(flow.peerMac)) observeLocal(flow, inventory.get(flow.peerMac, flow.lastMs));
+        if (flow.peerMac !== null && isUnicastMac(flow.peerMac)) observeLocal(flow, inventory.get(flow.peerMac, flow.lastMs));
         return;
       }
       const address = server(flow);
@@ -219,7 +219,8 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     },
     /** Remembers answers for naming flows, and what the asking device looked up. */
     onDnsAnswer(answer: DnsAnswer): void {
-      const client = formatAddr(answer.clientIpVersion, answer.clientWords);
+      // a client with a MAC is known by it: its address is formatted only for a client without one
+      const client = answer.clientMac >= 0 ? '' : formatAddr(answer.clientIpVersion, answer.clientWords);
       dns.onAnswer(answer, DnsCache.clientKey(answer.clientMac, client));
       if (answer.clientMac < 0 || answer.type === 'CNAME' || !localNets.isLocal(answer.clientIpVersion, answer.clientWords)) return;
       if (answer.name.endsWith('.local')) return;
