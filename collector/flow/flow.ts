@@ -88,13 +88,12 @@ export interface Flow {
   /** Detector: start of the second voiceBinBytes counts (null until a voice packet; see sniNextSeq). */
   voiceBinStart: number | null;
   voiceBinBytes: number;
-  /** Metrics sink: the counters it has taken so far, and the cell of the open interval it adds to. */
+  /** Metrics sink: the counters it has taken so far, and its cached cell (the series it adds to). */
   takenPacketsUp: number;
   takenPacketsDown: number;
   takenBytesUp: number;
   takenBytesDown: number;
   sinkCell: object | null;
-  sinkEpoch: number;
   /** Fills `out` with the server's address words (no allocation; for per-flow work). */
   serverInto(out: Uint32Array): Uint32Array;
   /** Fills `out` with the client's address words. */
@@ -152,7 +151,7 @@ export function createFlow(
     sni: null, serverName: null, nameSource: null, service: null, vendor: null, sawSyn: false, closed: false,
     sniState: SNI_PENDING, sniNextSeq: null, sniBuf: null, sniSegments: 0, dnsBuf: null,
     voiceTrack: null, serverText: null, voiceBinStart: null, voiceBinBytes: 0,
-    takenPacketsUp: 0, takenPacketsDown: 0, takenBytesUp: 0, takenBytesDown: 0, sinkCell: null, sinkEpoch: -1,
+    takenPacketsUp: 0, takenPacketsDown: 0, takenBytesUp: 0, takenBytesDown: 0, sinkCell: null,
     serverInto, clientInto, clientWords, serverWords,
   };
 }

@@ -41,16 +41,11 @@ function fieldText(value: FieldValue): string | null {
 }
 
 /**
- * One point as a line. Tags with empty or null values are left out (InfluxDB has no empty tags); tags
- * are sorted by key, as InfluxDB recommends. Returns null when no field has a value.
+ * The series part of a line: the measurement and its tags, sorted by key as InfluxDB recommends. Tags
+ * with empty or null values are left out (InfluxDB has no empty tags).
  */
-export function pointLine(
-  measurement: string,
-  tags: Record<string, string | null | undefined>,
-  fields: Record<string, FieldValue | null | undefined>,
-  timeMs: number,
-): string | null {
-  let line = escapeMeasurement(measurement);
+export function seriesText(measurement: string, tags: Record<string, string | null | undefined>): string {
+  let text = escapeMeasurement(measurement);
   for (const key of Object.keys(tags).sort()) {
     const value = tags[key];
     if (value === null || value === undefined || value === '') continue;
@@ -58,8 +53,19 @@ export function pointLine(
     const tagValue = escapeKey(value);
     // a key or value of backslashes only is empty once they are dropped
     if (tagKey === '' || tagValue === '') continue;
-    line += `,${tagKey}=${tagValue}`;
+    text += `,${tagKey}=${tagValue}`;
   }
+  return text;
+}
+
+/** One point as a line (see seriesText for the tags). Returns null when no field has a value. */
+export function pointLine(
+  measurement: string,
+  tags: Record<string, string | null | undefined>,
+  fields: Record<string, FieldValue | null | undefined>,
+  timeMs: number,
+): string | null {
+  let line = seriesText(measurement, tags);
   let sep = ' ';
   for (const key of Object.keys(fields)) {
     const value = fields[key];

@@ -8,7 +8,7 @@
 import type { Flow } from '../../flow/flow.js';
 import { formatMac } from '../../decode/packet.js';
 import type { Device } from '../../identify/device.js';
-import { int, pointLine } from './line-protocol.js';
+import { seriesText } from './line-protocol.js';
 
 /** Cumulative bytes a server name outside the catalogue needs before it may get its own tag value. */
 export const SERVER_NAME_MIN_BYTES = 1 << 20;
@@ -17,17 +17,44 @@ const MAX_CATALOGUED_NAMES = 1000;
 /** Candidate names whose bytes are counted while they wait for a slot. */
 const MAX_CANDIDATES = 10_000;
 
-class Cell {
+/**
+ * One `traffic` series (device, service, server_name tag) and what it took in the open interval. Kept
+ * across intervals, with its tag text, so a busy series costs no strings per interval.
+ */
+class Series {
+  live = true;
   bytesUp = 0;
   bytesDown = 0;
   packetsUp = 0;
   packetsDown = 0;
+  /** The interval it last took something in (it is in the dirty list then). */
+  epoch = -1;
+  /** The line's series part, and the device names it was made with (a renamed device gets a new one). */
+  text: string | null = null;
+  textName: string | null = null;
+  textVendor: string | null = null;
+  textAssistant: boolean | null = null;
   constructor(
     readonly mac: number,
     readonly service: string | null,
     readonly serverName: string | null,
-    /** The flow's name the tag came from (a flow whose name changes needs another cell). */
+  ) {}
+}
+
+/**
+ * What a flow caches: its device, service and raw server name, and the series they map to. Many raw
+ * names map to the series of the tag "other"; the mapping holds while no name was admitted since.
+ */
+class Cell {
+  live = true;
+  /** The interval a flow last took through it. */
+  epoch = 0;
+  constructor(
+    readonly mac: number,
+    readonly service: string | null,
     readonly rawName: string | null,
+    public namesVersion: number,
+    public series: Series,
   ) {}
 }
 
@@ -36,6 +63,8 @@ export class ServerNames {
   private readonly catalogued = new Set<string>();
   private readonly admitted = new Set<string>();
   private readonly candidates = new Map<string, number>();
+  /** Grows when a name is admitted: names that were "other" may have their own tag value now. */
+  version = 0;
 
   constructor(private readonly top: number) {}
 
@@ -59,6 +88,7 @@ export class ServerNames {
     const total = (this.candidates.get(name) ?? 0) + bytes;
     if (total >= SERVER_NAME_MIN_BYTES) {
       this.admitted.add(name);
+      this.version++;
       this.candidates.delete(name);
       if (this.admitted.size >= this.top) this.candidates.clear();
       return;
@@ -74,10 +104,53 @@ export interface TrafficOptions {
 /** A device with its verdict up to date, for tags. */
 export type DeviceLookup = (mac: number) => Device | undefined;
 
+/**
+ * Values by device MAC, service and name, in nested maps: no key string is built per lookup (a MAC
+ * printed as a number and a concatenated key would cost more than the rest of a flow's accounting).
+ */
+class ByDevice<V> {
+  private readonly byMac = new Map<number, Map<string, Map<string, V>>>();
+  size = 0;
+
+  get(mac: number, service: string | null, name: string | null): V | undefined {
+    return this.byMac.get(mac)?.get(service ?? '')?.get(name ?? '');
+  }
+
+  set(mac: number, service: string | null, name: string | null, value: V): void {
+    let byService = this.byMac.get(mac);
+    if (byService === undefined) this.byMac.set(mac, (byService = new Map()));
+    let byName = byService.get(service ?? '');
+    if (byName === undefined) byService.set(service ?? '', (byName = new Map()));
+    if (!byName.has(name ?? '')) this.size++;
+    byName.set(name ?? '', value);
+  }
+
+  /** Removes the values `keep` says no to. */
+  prune(keep: (value: V) => boolean): void {
+    for (const [mac, byService] of this.byMac) {
+      for (const [service, byName] of byService) {
+        for (const [name, value] of byName) {
+          if (keep(value)) continue;
+          byName.delete(name);
+          this.size--;
+        }
+        if (byName.size === 0) byService.delete(service);
+      }
+      if (byService.size === 0) this.byMac.delete(mac);
+    }
+  }
+}
+
+/** Intervals a series or cell may stay idle before it is forgotten (memory stays bounded). */
+const IDLE_INTERVALS = 64;
+
 export class TrafficAggregator {
-  private readonly cells = new Map<string, Cell>();
+  private readonly series = new ByDevice<Series>();
+  private readonly cells = new ByDevice<Cell>();
+  /** Series that took something in the open interval. */
+  private dirty: Series[] = [];
   private readonly names: ServerNames;
-  /** Counts intervals: a flow's cached cell belongs to one. */
+  /** Counts intervals. */
   private epoch = 0;
   /** Sums of everything taken, for the self-check against the report. */
   readonly totals = { bytes: 0, packets: 0 };
@@ -97,18 +170,22 @@ export class TrafficAggregator {
     flow.takenPacketsDown = flow.packetsDown;
     flow.takenBytesUp = flow.bytesUp;
     flow.takenBytesDown = flow.bytesDown;
-    const cell = this.cellOf(flow, bytesUp + bytesDown);
+    const series = this.seriesOf(flow, bytesUp + bytesDown);
+    if (series.epoch !== this.epoch) {
+      series.epoch = this.epoch;
+      this.dirty.push(series);
+    }
     // up = what the device sent: the client's bytes when the device is the client
     if (flow.deviceIsClient) {
-      cell.bytesUp += bytesUp;
-      cell.bytesDown += bytesDown;
-      cell.packetsUp += packetsUp;
-      cell.packetsDown += packetsDown;
+      series.bytesUp += bytesUp;
+      series.bytesDown += bytesDown;
+      series.packetsUp += packetsUp;
+      series.packetsDown += packetsDown;
     } else {
-      cell.bytesUp += bytesDown;
-      cell.bytesDown += bytesUp;
-      cell.packetsUp += packetsDown;
-      cell.packetsDown += packetsUp;
+      series.bytesUp += bytesDown;
+      series.bytesDown += bytesUp;
+      series.packetsUp += packetsDown;
+      series.packetsDown += packetsUp;
     }
     this.totals.bytes += bytesUp + bytesDown;
     this.totals.packets += packetsUp + packetsDown;
@@ -120,72 +197,92 @@ export class TrafficAggregator {
     this.take(flow);
   }
 
-  /** The cell of the open interval for the flow's device, service and server name (cached on the flow). */
-  private cellOf(flow: Flow, bytes: number): Cell {
+  /** The series for the flow's device, service and server name (its cell is cached on the flow). */
+  private seriesOf(flow: Flow, bytes: number): Series {
     const serverName = flow.serverName ?? flow.sni;
     const inCatalogue = flow.service !== null && flow.vendor !== null;
     if (serverName !== null && !inCatalogue) this.names.count(serverName, bytes);
     const cached = flow.sinkCell as Cell | null;
-    if (cached !== null && flow.sinkEpoch === this.epoch && cached.service === flow.service && cached.rawName === serverName && cached.mac === flow.deviceMac) {
-      return cached;
+    if (cached !== null && cached.live && cached.namesVersion === this.names.version && cached.service === flow.service &&
+      cached.rawName === serverName && cached.mac === flow.deviceMac) {
+      cached.epoch = this.epoch;
+      return cached.series;
     }
-    const nameTag = this.names.tag(serverName, inCatalogue);
     const mac = flow.deviceMac;
-    const key = `${mac}|${flow.service ?? ''}|${nameTag ?? ''}|${serverName ?? ''}`;
-    let cell = this.cells.get(key);
-    if (cell === undefined) {
-      cell = new Cell(mac, flow.service, nameTag, serverName);
-      this.cells.set(key, cell);
+    let cell = this.cells.get(mac, flow.service, serverName);
+    if (cell === undefined || cell.namesVersion !== this.names.version) {
+      const nameTag = this.names.tag(serverName, inCatalogue);
+      let series = this.series.get(mac, flow.service, nameTag);
+      if (series === undefined) {
+        series = new Series(mac, flow.service, nameTag);
+        this.series.set(mac, flow.service, nameTag, series);
+      }
+      if (cell === undefined) {
+        cell = new Cell(mac, flow.service, serverName, this.names.version, series);
+        this.cells.set(mac, flow.service, serverName, cell);
+      } else {
+        cell.series = series;
+        cell.namesVersion = this.names.version;
+      }
     }
+    cell.epoch = this.epoch;
     flow.sinkCell = cell;
-    flow.sinkEpoch = this.epoch;
-    return cell;
+    return cell.series;
+  }
+
+  /** Series and flow cells kept (bounded: idle ones are forgotten). */
+  get kept(): { series: number; cells: number } {
+    return { series: this.series.size, cells: this.cells.size };
   }
 
   /** True when something was taken since the last drain. */
   get pending(): boolean {
-    return this.cells.size > 0;
+    return this.dirty.length > 0;
   }
 
-  /** The interval's points (time = its start), and a fresh interval. Cells that share tags are summed. */
+  /** The interval's points (time = its start), and a fresh interval. */
   drain(timeMs: number, device: DeviceLookup, emit: (line: string) => void): number {
-    const points = new Map<string, Cell>();
-    for (const cell of this.cells.values()) {
-      // cells differ by raw name too (for the cache); names that share the tag "other" are one point
-      const key = `${cell.mac}|${cell.service ?? ''}|${cell.serverName ?? ''}`;
-      const sum = points.get(key);
-      if (sum === undefined) {
-        points.set(key, cell);
-        continue;
-      }
-      sum.bytesUp += cell.bytesUp;
-      sum.bytesDown += cell.bytesDown;
-      sum.packetsUp += cell.packetsUp;
-      sum.packetsDown += cell.packetsDown;
+    const time = String(Math.floor(timeMs));
+    for (const s of this.dirty) {
+      emit(`${this.seriesTextOf(s, device)} bytes_up=${s.bytesUp}i,bytes_down=${s.bytesDown}i,packets_up=${s.packetsUp}i,packets_down=${s.packetsDown}i ${time}`);
+      s.bytesUp = 0;
+      s.bytesDown = 0;
+      s.packetsUp = 0;
+      s.packetsDown = 0;
     }
-    let n = 0;
-    for (const cell of points.values()) {
-      const d = cell.mac >= 0 ? device(cell.mac) : undefined;
-      const line = pointLine(
-        'traffic',
-        {
-          device: cell.mac >= 0 ? (d?.macText ?? formatMac(cell.mac)) : 'none',
-          device_name: d?.name ?? null,
-          vendor: d?.vendor ?? d?.ouiVendor ?? null,
-          assistant: d ? String(d.assistant) : null,
-          service: cell.service,
-          server_name: cell.serverName,
-        },
-        { bytes_up: int(cell.bytesUp), bytes_down: int(cell.bytesDown), packets_up: int(cell.packetsUp), packets_down: int(cell.packetsDown) },
-        timeMs,
-      );
-      if (line !== null) {
-        emit(line);
-        n++;
-      }
-    }
-    this.cells.clear();
+    const n = this.dirty.length;
+    this.dirty = [];
     this.epoch++;
+    if (this.epoch % IDLE_INTERVALS === 0) this.forgetIdle();
     return n;
+  }
+
+  /** The series' tags as line text, made again only when the device's names changed. */
+  private seriesTextOf(s: Series, device: DeviceLookup): string {
+    const d = s.mac >= 0 ? device(s.mac) : undefined;
+    const name = d?.name ?? null;
+    const vendor = d?.vendor ?? d?.ouiVendor ?? null;
+    const assistant = d ? d.assistant : null;
+    if (s.text === null || s.textName !== name || s.textVendor !== vendor || s.textAssistant !== assistant) {
+      s.text = seriesText('traffic', {
+        device: s.mac >= 0 ? (d?.macText ?? formatMac(s.mac)) : 'none',
+        device_name: name,
+        vendor,
+        assistant: assistant === null ? null : String(assistant),
+        service: s.service,
+        server_name: s.serverName,
+      });
+      s.textName = name;
+      s.textVendor = vendor;
+      s.textAssistant = assistant;
+    }
+    return s.text;
+  }
+
+  /** Forgets series and cells idle for IDLE_INTERVALS intervals (a flow holding one makes a new one). */
+  private forgetIdle(): void {
+    const oldest = this.epoch - IDLE_INTERVALS;
+    this.series.prune((series) => (series.live = series.epoch >= oldest));
+    this.cells.prune((cell) => (cell.live = cell.epoch >= oldest && cell.series.live));
   }
 }

@@ -51,7 +51,13 @@ interface Compressing {
 
 export class InfluxWriter {
   readonly stats: WriterStats;
-  private lines: string[] = [];
+  /**
+   * The open batch, written as it grows: a point's text dies young instead of waiting, promoted to the
+   * old generation, for its batch to be joined.
+   */
+  private open: Buffer = Buffer.alloc(0);
+  private openBytes = 0;
+  private openPoints = 0;
   private readonly queue: Batch[] = [];
   private sending = false;
   /** The batch on its way is the queue's first (until the queue is spilled). */
@@ -80,16 +86,18 @@ export class InfluxWriter {
     this.retryMs = options.retryMinMs;
     this.prepared = !options.prepare;
     this.stats = { pointsWritten: 0, batchesWritten: 0, writeErrors: 0, pointsRejected: 0, queueDepth: 0, spool: spool.stats };
-    if (spool.size > 0) {
-      log.info({ points: spool.stats.points, batches: spool.stats.batches }, 'InfluxDB: writing the spool left by an earlier run');
-      this.pump();
-    }
+    if (spool.size > 0) log.info({ points: spool.stats.points, batches: spool.stats.batches }, 'InfluxDB: writing the spool left by an earlier run');
+    if (spool.size > 0 || !this.prepared) this.pump();
   }
 
   /** Adds one line-protocol point; a full batch is sealed at once. */
   add(line: string): void {
-    this.lines.push(line);
-    if (this.lines.length >= this.options.batchSize) this.seal();
+    // a UTF-16 unit takes at most 3 bytes in UTF-8, plus the newline
+    const room = line.length * 3 + 1;
+    if (this.openBytes + room > this.open.length) this.grow(room);
+    if (this.openPoints > 0) this.open[this.openBytes++] = 0x0a;
+    this.openBytes += this.open.write(line, this.openBytes);
+    if (++this.openPoints >= this.options.batchSize) this.seal();
     else if (this.flushTimer === null && !this.closed) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = null;
@@ -106,7 +114,7 @@ export class InfluxWriter {
 
   /** Points not yet delivered: in the open batch, the queue, a request in flight and the spool. */
   pending(): Pending {
-    let points = this.lines.length + this.spool.stats.points;
+    let points = this.openPoints + this.spool.stats.points;
     for (const b of this.queue) points += b.points;
     for (const c of this.compressing) points += c.points;
     return { points, spooled: this.spool.stats.points };
@@ -126,6 +134,14 @@ export class InfluxWriter {
   }
 
   /**
+   * Resolves once every sealed batch is compressed and handed to the send queue (milliseconds): then a
+   * request is on its way while the caller does other work, such as writing the report.
+   */
+  async compressed(): Promise<void> {
+    while (this.compressing.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  /**
    * Seals what is open and waits up to `waitMs` for every batch (queue and spool) to be delivered.
    * Whatever is left is in the spool afterwards (on disk when it has a directory).
    */
@@ -134,7 +150,7 @@ export class InfluxWriter {
     this.seal();
     this.closed = true;
     // compressions take milliseconds: let them finish, whatever the wait, so nothing sealed is lost
-    while (this.compressing.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    await this.compressed();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (!this.idle()) {
       const { points, spooled } = this.pending();
@@ -164,7 +180,16 @@ export class InfluxWriter {
   }
 
   private idle(): boolean {
-    return this.lines.length === 0 && this.compressing.length === 0 && this.queue.length === 0 && this.spool.size === 0 && !this.sending;
+    return this.openPoints === 0 && this.compressing.length === 0 && this.queue.length === 0 && this.spool.size === 0 && !this.sending;
+  }
+
+  /** Makes room for `bytes` more in the open batch (its first buffer is sized for a full batch). */
+  private grow(bytes: number): void {
+    const wanted = this.openBytes + bytes;
+    const estimate = this.openPoints > 0 ? Math.ceil((this.openBytes / this.openPoints) * this.options.batchSize * 1.1) : 0;
+    const next = Buffer.allocUnsafe(Math.max(wanted, estimate, this.open.length * 2, 4096));
+    this.open.copy(next, 0, 0, this.openBytes);
+    this.open = next;
   }
 
   private seal(): void {
@@ -172,11 +197,13 @@ export class InfluxWriter {
       clearTimeout(this.flushTimer);
       this.flushTimer = null;
     }
-    if (this.lines.length === 0) return;
-    const text = this.lines.join('\n');
-    const points = this.lines.length;
-    this.lines = [];
-    const raw = Buffer.from(text, 'utf8');
+    if (this.openPoints === 0) return;
+    const raw = this.open.subarray(0, this.openBytes);
+    const points = this.openPoints;
+    // the next batch gets a buffer of its own, about as large as this one was
+    this.open = Buffer.allocUnsafe(0);
+    this.openBytes = 0;
+    this.openPoints = 0;
     if (!this.options.gzip) {
       this.enqueue({ body: raw, points, gzip: false });
       return;
@@ -223,16 +250,12 @@ export class InfluxWriter {
   /** Sends the next batch: the spool first (it is older), then the queue. */
   private pump(): void {
     if (this.stopped || this.sending || this.retryTimer !== null) return;
-    const fromSpool = this.spool.size > 0;
-    const batch = fromSpool ? this.spool.peek() : this.queue[0];
-    if (!batch) {
-      this.notifyIdle();
-      return;
-    }
-    this.sending = true;
-    this.sendingFromQueue = false;
-    this.letGo = false;
+    // the setup runs at once, not at the first batch: a replay keeps the event loop busy, and a setup
+    // that waits for the first batch would hold every batch back until the capture is nearly read
     if (!this.prepared && this.options.prepare) {
+      this.sending = true;
+      this.sendingFromQueue = false;
+      this.letGo = false;
       void this.options.prepare().then((outcome) => {
         this.sending = false;
         if (this.stopped) return;
@@ -243,6 +266,14 @@ export class InfluxWriter {
       });
       return;
     }
+    const fromSpool = this.spool.size > 0;
+    const batch = fromSpool ? this.spool.peek() : this.queue[0];
+    if (!batch) {
+      this.notifyIdle();
+      return;
+    }
+    this.sending = true;
+    this.letGo = false;
     this.sendingFromQueue = !fromSpool;
     void this.client.write(batch.body, batch.gzip, this.options.retentionPolicy).then((outcome) => {
       this.sending = false;
