@@ -230,6 +230,8 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
     capturing = false;
     bar?.stop();
     if (ticker) clearInterval(ticker);
+    // the last points leave before the report is made: InfluxDB takes them while the report is written
+    await influx?.writer.compressed();
     save();
     const inputs = { devices: collector.inventory?.all() };
     const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs))];
