@@ -1,7 +1,9 @@
-/** Builds dist/ once before the tests that run the `earshot` executable. */
+/** Builds dist/ once before the tests that run the `earshot` executable, as `npm run build` does. */
 import { execFileSync } from 'node:child_process';
 import { PROJECT_ROOT } from './helpers/shared.js';
 
 export default function setup(): void {
   execFileSync(process.execPath, [`${PROJECT_ROOT}/node_modules/typescript/bin/tsc`, '-p', 'tsconfig.build.json'], { cwd: PROJECT_ROOT, stdio: 'inherit' });
+  // the TypeBox bundle the executable loads (as `npm run build` makes it)
+  execFileSync(process.execPath, [`${PROJECT_ROOT}/collector/vendor/bundle.mjs`], { cwd: PROJECT_ROOT, stdio: 'inherit' });
 }
