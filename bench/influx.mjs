@@ -5,9 +5,8 @@
 //  2. replay throughput with the sink against without it, on the benchmark capture, interleaved runs,
 //     whole-process wall time (GNU time): the target is >= 70%.
 //   node bench/influx.mjs [--runs N] [--points N]   (after bench/run.mjs has built bench/out/*.pcap)
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,38 +27,14 @@ if (spawnSync('influxd', ['version']).status !== 0) {
   process.exit(2);
 }
 
-const freePort = () => new Promise((res) => {
-  const s = createServer();
-  s.listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => res(port));
-  });
-});
-
+const { freePort, startInfluxd } = await import(join(root, 'dist/collector/influxd.js'));
 const dir = mkdtempSync(join(tmpdir(), 'earshot-bench-influxd-'));
-const httpPort = await freePort();
-const influxd = spawn('influxd', ['-config', '/dev/null'], {
-  env: {
-    ...process.env,
-    INFLUXDB_META_DIR: join(dir, 'meta'), INFLUXDB_DATA_DIR: join(dir, 'data'), INFLUXDB_DATA_WAL_DIR: join(dir, 'wal'),
-    INFLUXDB_HTTP_BIND_ADDRESS: `127.0.0.1:${httpPort}`, INFLUXDB_BIND_ADDRESS: `127.0.0.1:${await freePort()}`,
-    INFLUXDB_REPORTING_DISABLED: 'true', INFLUXDB_HTTP_LOG_ENABLED: 'false', INFLUXDB_DATA_QUERY_LOG_ENABLED: 'false',
-  },
-  stdio: 'ignore',
-});
-const url = `http://127.0.0.1:${httpPort}`;
-const stopInfluxd = () => {
-  influxd.kill('SIGTERM');
+const influxd = await startInfluxd({ dir, httpPort: await freePort(), rpcPort: await freePort() });
+const url = influxd.url;
+process.on('exit', () => {
+  influxd.child.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });
-};
-process.on('exit', stopInfluxd);
-for (let i = 0; ; i++) {
-  try {
-    if ((await fetch(`${url}/ping`)).status === 204) break;
-  } catch { /* starting */ }
-  if (i > 400) throw new Error('influxd did not start');
-  await new Promise((r) => setTimeout(r, 50));
-}
+});
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -5,13 +5,12 @@
  * the false wakes; then Dubois et al.'s real Echo Dot 3 capture), the API and the status page, webhook
  * alerts to a local receiver, and a summary. Ends by itself and cleans up, unless --keep-running.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, haveInfluxd, startInfluxd, type RunningInfluxd } from '../influxd.js';
 import { buildSource } from '../capture/index.js';
 import type { CaptureSource, CaptureStats, PacketSink } from '../capture/types.js';
 import { loadConfig } from '../config.js';
@@ -38,17 +37,6 @@ export const demoSpec: CommandSpec = {
 const CAPTURES = ['deploy/demo/household.pcap', 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng'];
 const WAKE_EVENTS = 'deploy/demo/household-wake-events.jsonl';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** One source reading several files one after the other. */
 function sequence(sources: CaptureSource[]): CaptureSource {
   let current: CaptureSource | null = null;
@@ -73,32 +61,14 @@ function sequence(sources: CaptureSource[]): CaptureSource {
   };
 }
 
-/** A private influxd on a free port with its data in `dir`, or null (and why) when it cannot run. */
-async function startInfluxd(dir: string): Promise<{ url: string; child: ChildProcess } | { why: string }> {
-  if (spawnSync('influxd', ['version'], { stdio: 'ignore' }).status !== 0) return { why: 'influxd is not installed (apt-get install influxdb)' };
-  const port = await freePort();
-  const child = spawn('influxd', ['-config', '/dev/null'], {
-    env: {
-      ...process.env,
-      INFLUXDB_META_DIR: join(dir, 'meta'), INFLUXDB_DATA_DIR: join(dir, 'data'), INFLUXDB_DATA_WAL_DIR: join(dir, 'wal'),
-      INFLUXDB_HTTP_BIND_ADDRESS: `127.0.0.1:${port}`, INFLUXDB_BIND_ADDRESS: `127.0.0.1:${await freePort()}`,
-      INFLUXDB_REPORTING_DISABLED: 'true', INFLUXDB_HTTP_LOG_ENABLED: 'false', INFLUXDB_DATA_QUERY_LOG_ENABLED: 'false',
-    },
-    stdio: 'ignore',
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) return { why: `influxd exited (${child.exitCode})` };
-    try {
-      if ((await fetch(`${url}/ping`)).status === 204) return { url, child };
-    } catch {
-      // starting
-    }
-    await new Promise((r) => setTimeout(r, 100));
+/** A private influxd on a free port with its data in `dir`, or why it cannot run. */
+async function privateInfluxd(dir: string): Promise<RunningInfluxd | { why: string }> {
+  if (!haveInfluxd()) return { why: 'influxd is not installed (apt-get install influxdb)' };
+  try {
+    return await startInfluxd({ dir, httpPort: await freePort(), rpcPort: await freePort(), timeoutMs: 15_000 });
+  } catch (err) {
+    return { why: (err as Error).message };
   }
-  child.kill('SIGKILL');
-  return { why: 'influxd did not answer within 15 s' };
 }
 
 /** A local webhook receiver that prints what it gets. */
@@ -134,14 +104,11 @@ export async function runDemo(parsed: ParsedCommand, io: CliIo, cliLog: Logger):
   const cleanup: Array<() => Promise<void> | void> = [() => rmSync(dir, { recursive: true, force: true })];
   try {
     out(`earshot ${version()} demo: everything below runs on this machine only, in ${dir}`);
-    const influx = await startInfluxd(join(dir, 'influxdb'));
+    const influx = await privateInfluxd(join(dir, 'influxdb'));
     if ('why' in influx) out(`  InfluxDB: ${influx.why}; going on without it`);
     else {
       out(`  InfluxDB: a private influxd on ${influx.url} (database earshot)`);
-      cleanup.unshift(() => new Promise<void>((resolve) => {
-        influx.child.once('exit', () => resolve());
-        influx.child.kill('SIGTERM');
-      }));
+      cleanup.unshift(() => influx.stop());
     }
     const receiver = await startReceiver(out);
     cleanup.unshift(() => new Promise<void>((resolve) => receiver.server.close(() => resolve())));

@@ -4,16 +4,14 @@
  * fetch, so the expectations do not pass through the code under test. Missing influxd fails in CI
  * and skips elsewhere, like the shared captures.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { haveInfluxd, startInfluxd, type RunningInfluxd } from '../../collector/influxd.js';
 import { describeNeeding } from './shared.js';
 import { freePort } from './wait.js';
 
-export function haveInfluxd(): boolean {
-  return spawnSync('influxd', ['version'], { stdio: 'ignore' }).status === 0;
-}
+export { haveInfluxd };
 
 /** describe() for suites that need influxd: in CI its absence fails; elsewhere the suite is skipped. */
 export function describeInflux(name: string, fn: () => void): void {
@@ -38,7 +36,7 @@ export class Influxd {
   readonly dir = mkdtempSync(join(tmpdir(), 'earshot-influxd-'));
   /** Credentials for query() (set once the user exists, on a server with authentication). */
   auth: { username: string; password: string } | null = null;
-  private child: ChildProcess | null = null;
+  private running: RunningInfluxd | null = null;
   private constructor(readonly httpPort: number, private readonly rpcPort: number, private readonly extraEnv: Record<string, string>) {}
 
   get url(): string {
@@ -53,48 +51,20 @@ export class Influxd {
 
   /** Starts influxd (again) on the same ports and data; resolves once /ping answers. */
   async start(): Promise<void> {
-    const env = {
-      ...process.env,
-      INFLUXDB_META_DIR: join(this.dir, 'meta'),
-      INFLUXDB_DATA_DIR: join(this.dir, 'data'),
-      INFLUXDB_DATA_WAL_DIR: join(this.dir, 'wal'),
-      INFLUXDB_HTTP_BIND_ADDRESS: `127.0.0.1:${this.httpPort}`,
-      INFLUXDB_BIND_ADDRESS: `127.0.0.1:${this.rpcPort}`,
-      INFLUXDB_REPORTING_DISABLED: 'true',
-      INFLUXDB_HTTP_LOG_ENABLED: 'false',
-      INFLUXDB_DATA_QUERY_LOG_ENABLED: 'false',
+    this.running = await startInfluxd({
+      dir: this.dir,
+      httpPort: this.httpPort,
+      rpcPort: this.rpcPort,
       // continuous queries are checked by running their SELECT ourselves, not on influxd's schedule
-      INFLUXDB_CONTINUOUS_QUERIES_ENABLED: 'false',
-      ...this.extraEnv,
-    };
-    const child = spawn('influxd', ['-config', '/dev/null'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-    this.child = child;
-    const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`influxd exited (${child.exitCode}): ${stderr}`);
-      try {
-        const res = await fetch(`${this.url}/ping`);
-        if (res.status === 204) return;
-      } catch {
-        // not listening yet
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`influxd did not answer /ping within 20 s: ${stderr}`);
+      env: { INFLUXDB_CONTINUOUS_QUERIES_ENABLED: 'false', ...this.extraEnv },
+    });
   }
 
   /** Stops influxd (SIGTERM) and waits for it to exit; its data stays for start(). */
   async stop(): Promise<void> {
-    const child = this.child;
-    this.child = null;
-    if (!child || child.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-    });
+    const running = this.running;
+    this.running = null;
+    await running?.stop();
   }
 
   async close(): Promise<void> {

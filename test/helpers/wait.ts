@@ -1,17 +1,6 @@
 /** Small waits shared by the tests that run real servers: a free port, and polling until something holds. */
-import { createServer } from 'node:net';
-
-/** A TCP port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A TCP port free on 127.0.0.1 right now (the helper `earshot demo` uses too). */
+export { freePort } from '../../collector/influxd.js';
 
 /** Waits until `ok()` holds, polling; fails naming `what` after `timeoutMs`. */
 export async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 30_000, pollMs = 20): Promise<void> {

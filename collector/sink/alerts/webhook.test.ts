@@ -22,7 +22,7 @@ import { packagePath } from '../../paths.js';
 import { activationEvent, type ActivationEvent, type EventDevice } from '../events.js';
 import { buildWebhookSink, type WebhookSink, type WebhookSinkDeps } from './index.js';
 import { signature } from './presets.js';
-import { until } from '../../../test/helpers/wait.js';
+import { freePort, until } from '../../../test/helpers/wait.js';
 
 // ---- the receiver side ------------------------------------------------------------------------------
 
@@ -122,15 +122,6 @@ class Receiver {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
-}
-
-/** A port nobody listens on (yet). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 // ---- the earshot side -------------------------------------------------------------------------------
