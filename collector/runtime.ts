@@ -96,6 +96,7 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
       const before = announced.get(a.id);
       if (before === undefined || before === a.verdict) continue;
       activity?.verdictChanged(a, before);
+      influx?.onVerdictChanged(a);
       remember(a);
       emit('verdict-changed', a);
       out.push(a);

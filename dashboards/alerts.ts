@@ -5,7 +5,7 @@
  */
 import { stringify } from 'yaml';
 import { DATASOURCE, UID } from './grafana.js';
-import { as, count, from, tag } from './influxql.js';
+import { as, count, current, from, tag } from './influxql.js';
 
 /** Grafana's server-side expressions pseudo data source. */
 const EXPRESSIONS = { type: '__expr__', uid: '__expr__' } as const;
@@ -58,7 +58,7 @@ function lastValueIs(evaluator: 'gt' | 'lt', value: number): AlertQuery[] {
 export function alertRules(): AlertRule[] {
   const suspected = from('activation')
     .select(as(count('duration_s'), 'suspected'))
-    .where(tag('verdict').eq('suspected'))
+    .where(tag('verdict').eq('suspected'), current())
     .groupBy('device', 'device_name');
   const reports = from('collector').select(as(count('packets'), 'reports'));
   return [

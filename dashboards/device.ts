@@ -9,7 +9,7 @@ import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat'
 import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
 import { activationAnnotation, DASHBOARD_TAG, earshotLinks, influx, organize, prop, queryVariable, UID, VERDICT_COLOR } from './grafana.js';
-import { as, count, field, from, last, perSecond, plus, showTagValues, sum, tag } from './influxql.js';
+import { as, count, current, field, from, last, perSecond, plus, showTagValues, sum, tag } from './influxql.js';
 
 const DEVICE = 'device';
 const ofDevice = () => tag('device').matchesVariable(DEVICE);
@@ -66,16 +66,16 @@ export function deviceDashboard(): Dashboard {
 
   const activations = rangeStat(2, 'Activations', 'Audio uploads found in the time range, every verdict.')
     .gridPos(at(0, 4, 6, 4))
-    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'activations')).where(ofDevice())));
+    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'activations')).where(ofDevice(), current())));
 
   const suspected = rangeStat(3, 'Suspected', 'Activations in the time range that earshot suspects were not meant for the assistant.')
     .gridPos(at(6, 4, 6, 4))
-    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'suspected')).where(tag('verdict').eq('suspected'), ofDevice())))
+    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'suspected')).where(tag('verdict').eq('suspected'), ofDevice(), current())))
     .thresholds(new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([{ value: null, color: 'green' }, { value: 1, color: 'red' }]));
 
   const uploaded = rangeStat(4, 'Uploaded during activations', 'Bytes sent on the voice connections during the activations in the time range.')
     .gridPos(at(12, 4, 6, 4))
-    .withTarget(influx('A', from('activation').select(as(sum('bytes_up'), 'uploaded')).where(ofDevice())))
+    .withTarget(influx('A', from('activation').select(as(sum('bytes_up'), 'uploaded')).where(ofDevice(), current())))
     .unit('bytes');
 
   const traffic = rangeStat(5, 'All traffic', 'Bytes the device sent and received in the time range, every service.')
@@ -111,7 +111,7 @@ export function deviceDashboard(): Dashboard {
     .gridPos(at(12, 17, 12, 8))
     .withTarget(influx('A', from('activation')
       .select(as(field('bytes_up'), 'uploaded'))
-      .where(ofDevice())
+      .where(ofDevice(), current())
       .groupBy('verdict'), { alias: '$tag_verdict' }))
     .drawStyle(GraphDrawStyle.Points)
     .pointSize(9)
@@ -129,7 +129,7 @@ export function deviceDashboard(): Dashboard {
     .withTarget(influx('A', from('activation')
       .select(as(field('verdict'), 'Verdict'), as(field('reasons'), 'Reasons'), as(field('duration_s'), 'Duration'), as(field('bytes_up'), 'Uploaded'),
         as(field('bytes_down'), 'Downloaded'), as(field('score'), 'Score'), as(field('server_name'), 'Voice server'), as(field('wake_event_ms'), 'Wake event'), as(field('id'), 'Id'))
-      .where(ofDevice())
+      .where(ofDevice(), current())
       .newestFirst().limit(100), { format: 'table' }))
     .overrideByName('Duration', [prop.unit('s')])
     .overrideByName('Uploaded', [prop.unit('bytes')])

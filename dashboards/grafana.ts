@@ -15,7 +15,7 @@ import {
   type DashboardLink,
   type DynamicConfigValue,
 } from '@grafana/grafana-foundation-sdk/dashboard';
-import { field, from, tag, type Measurement, type SelectQuery } from './influxql.js';
+import { current, field, from, tag, type Measurement, type SelectQuery } from './influxql.js';
 
 /** The data source the provisioning file creates (deploy/grafana/provisioning/datasources/earshot.yaml). */
 export const DATASOURCE: common.DataSourceRef = { type: 'influxdb', uid: 'earshot-influxdb' };
@@ -76,7 +76,7 @@ export interface InfluxAnnotation extends AnnotationQuery {
 export function activationAnnotation(options: { name: string; color: string; suspected: boolean; deviceVariable: string }): cog.Builder<AnnotationQuery> {
   const query = from('activation')
     .select(field('reasons'), field('duration_s'), field('device_name'), field('device'), field('verdict'))
-    .where(options.suspected ? tag('verdict').eq('suspected') : tag('verdict').ne('suspected'), tag('device').matchesVariable(options.deviceVariable))
+    .where(options.suspected ? tag('verdict').eq('suspected') : tag('verdict').ne('suspected'), tag('device').matchesVariable(options.deviceVariable), current())
     .toString();
   const columns = { textColumn: 'reasons', tagsColumn: 'device_name,device,verdict' };
   const target = {

@@ -13,7 +13,7 @@ export const SCHEMA = {
   },
   activation: {
     tags: ['device', 'device_name', 'verdict'],
-    fields: ['id', 'duration_s', 'bytes_up', 'bytes_down', 'score', 'reasons', 'server_name', 'wake_event_ms'],
+    fields: ['id', 'duration_s', 'bytes_up', 'bytes_down', 'score', 'reasons', 'server_name', 'wake_event_ms', 'current'],
   },
   wake_event: {
     tags: ['device', 'source'],
@@ -143,6 +143,14 @@ export function tag<K extends string>(key: K) {
 /** A boolean field compared with a constant, `"field" = true`. */
 export function fieldEquals<K extends string>(key: K, value: boolean | number): Condition<K> {
   return { sql: `${ident(key)} = ${String(value)}`, keys: [key] };
+}
+
+/**
+ * `activation` points of their current verdict: when a verdict changes (a late wake event, a label),
+ * earshot writes the activation again under the new one and marks the old point `current=false`.
+ */
+export function current(): Condition<'current'> {
+  return fieldEquals('current', true);
 }
 
 /** A SELECT statement over one measurement; always filtered by Grafana's $timeFilter. */

@@ -9,7 +9,7 @@ import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat'
 import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
 import { activationAnnotation, DASHBOARD_TAG, earshotLinks, influx, organize, prop, queryVariable, UID, VERDICT_COLOR } from './grafana.js';
-import { as, count, field, fieldEquals, from, last, perSecond, showTagValues, sum, tag } from './influxql.js';
+import { as, count, current, field, fieldEquals, from, last, perSecond, showTagValues, sum, tag } from './influxql.js';
 
 /** The template variable choosing assistants (all by default). */
 const ASSISTANT = 'assistant';
@@ -50,17 +50,17 @@ export function overviewDashboard(): Dashboard {
 
   const activationsToday = todayStat(2, 'Activations today', 'Audio uploads found since midnight, every verdict.')
     .gridPos(at(6, 0, 6, 4))
-    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'activations')).where(ofAssistants())));
+    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'activations')).where(ofAssistants(), current())));
 
   const suspectedToday = todayStat(3, 'Suspected today', 'Activations since midnight with no wake event to explain them (or in quiet hours, or not intended for the assistant).')
     .gridPos(at(12, 0, 6, 4))
-    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'suspected')).where(tag('verdict').eq('suspected'), ofAssistants())))
+    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'suspected')).where(tag('verdict').eq('suspected'), ofAssistants(), current())))
     .colorMode(BigValueColorMode.Background)
     .thresholds(new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([{ value: null, color: 'green' }, { value: 1, color: 'red' }]));
 
   const uploadedToday = todayStat(4, 'Uploaded during activations today', 'Bytes the assistants sent on their voice connections during today\'s activations.')
     .gridPos(at(18, 0, 6, 4))
-    .withTarget(influx('A', from('activation').select(as(sum('bytes_up'), 'uploaded')).where(ofAssistants())))
+    .withTarget(influx('A', from('activation').select(as(sum('bytes_up'), 'uploaded')).where(ofAssistants(), current())))
     .unit('bytes');
 
   const assistantTable = new TablePanel()
@@ -74,11 +74,11 @@ export function overviewDashboard(): Dashboard {
       .groupBy('device'), { format: 'table' }))
     .withTarget(influx('B', from('activation')
       .select(as(count('duration_s'), 'Activations'), as(sum('bytes_up'), 'Uploaded'))
-      .where(ofAssistants())
+      .where(ofAssistants(), current())
       .groupBy('device'), { format: 'table' }))
     .withTarget(influx('C', from('activation')
       .select(as(count('duration_s'), 'Suspected'))
-      .where(tag('verdict').eq('suspected'), ofAssistants())
+      .where(tag('verdict').eq('suspected'), ofAssistants(), current())
       .groupBy('device'), { format: 'table' }))
     // one row per assistant: drop the queries' time columns, join the three tables on the device tag
     .withTransformation({ id: 'filterFieldsByName', options: { exclude: { names: ['Time'] } } })
@@ -100,7 +100,7 @@ export function overviewDashboard(): Dashboard {
     .gridPos(at(0, 11, 24, 8))
     .withTarget(influx('A', from('activation')
       .select(as(count('duration_s'), 'activations'))
-      .where(ofAssistants())
+      .where(ofAssistants(), current())
       .groupByTime().groupBy('verdict').fill('none'), { alias: '$tag_verdict' }))
     .withTarget(influx('B', from('wake_event')
       .select(as(sum('count'), 'wake events'))
@@ -137,7 +137,7 @@ export function overviewDashboard(): Dashboard {
     .withTarget(influx('A', from('activation')
       .select(as(field('device_name'), 'Name'), as(field('device'), 'MAC'), as(field('duration_s'), 'Duration'), as(field('bytes_up'), 'Uploaded'),
         as(field('score'), 'Score'), as(field('reasons'), 'Reasons'), as(field('server_name'), 'Voice server'))
-      .where(tag('verdict').eq('suspected'), ofAssistants())
+      .where(tag('verdict').eq('suspected'), ofAssistants(), current())
       .newestFirst().limit(20), { format: 'table' }))
     .overrideByName('Duration', [prop.unit('s')])
     .overrideByName('Uploaded', [prop.unit('bytes')])

@@ -108,7 +108,7 @@ describeInflux('Grafana dashboards against a real InfluxDB', () => {
       const [cqs] = await server.query(DB, 'SHOW CONTINUOUS QUERIES');
       const selects = (cqs.find((s) => s.name === DB)?.values ?? []).map((v) => /BEGIN (.*) END$/.exec(String(v[1]))?.[1] as string);
       expect(selects.length).toBeGreaterThan(0);
-      for (const select of selects) await server.query(DB, select.replace(' GROUP BY', ' WHERE time > 0 GROUP BY'));
+      for (const select of selects) await server.query(DB, select.replace(' GROUP BY', `${select.includes(' WHERE ') ? ' AND' : ' WHERE'} time > 0 GROUP BY`));
       range = { fromMs: BASE_MS - 60_000, toMs: BASE_MS + CAPTURES.length * SLOT_MS };
       const datasource = parse(readFileSync(join(PROJECT_ROOT, 'deploy/grafana/provisioning/datasources/earshot.yaml'), 'utf8')).datasources[0];
       expect(datasource.jsonData.dbName).toBe(DB);
@@ -169,6 +169,10 @@ describeInflux('Grafana dashboards against a real InfluxDB', () => {
         }
       }
 
+      // an activation whose verdict changed has a second point (current=false): every query counts the current one
+      const onActivations = ran.filter((r) => /FROM "activation"/.test(r.query));
+      expect(onActivations.length).toBeGreaterThanOrEqual(10);
+      expect(onActivations.filter((r) => !r.query.includes('"current" = true')).map((r) => r.where), 'activation queries without "current" = true').toEqual([]);
       const empty = ran.filter((r) => r.values === 0);
       expect(empty.map((r) => `${r.where}: ${r.query}`), 'queries that returned no data').toEqual([]);
       const panelQueries = ran.filter((r) => r.where.includes(' panel '));

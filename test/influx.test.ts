@@ -5,10 +5,14 @@
  * in its spool. InfluxDB is read with plain HTTP queries, not through earshot's code.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { buildSource } from '../collector/capture/index.js';
+import { loadConfig } from '../collector/config.js';
+import { buildRuntime } from '../collector/runtime.js';
 import type { Report } from '../collector/sink/report.js';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
 import { describeInflux, Influxd } from './helpers/influxd.js';
@@ -153,6 +157,34 @@ describeInflux('InfluxDB sink (real influxd)', () => {
       });
     }
 
+    it('an activation whose verdict changes after its point was written counts once, under its new verdict', async () => {
+      const db = newDb();
+      const dir = tmp();
+      // an empty wake-event source: every activation is suspected until a label says otherwise
+      const wakeEvents = join(dir, 'wake.jsonl');
+      writeFileSync(wakeEvents, '');
+      const config = loadConfig({ flags: { 'influx-url': server.url, 'influx-db': db, 'influx-raw-retention': 'INF', 'wake-events': wakeEvents } });
+      const runtime = buildRuntime(config, { clock: 'packet', activity: false }, { log: pino({ level: 'silent' }) });
+      const capture = CAPTURES[4];
+      const stats = await runtime.run(buildSource({ kind: 'file', path: capture }, {}));
+      const before = runtime.report.build(stats, runtime.collector.stats()).activations;
+      expect(before.length).toBeGreaterThanOrEqual(3);
+      expect(new Set(before.map((a) => a.verdict))).toEqual(new Set(['suspected']));
+      // the point of the second activation is written (in the batch) before its label arrives
+      expect(runtime.label(before[1].id, 'intended')?.verdict).toBe('confirmed');
+      const left = await (runtime.influx as NonNullable<typeof runtime.influx>).deliver(20_000);
+      expect(left.points).toBe(0);
+
+      const after = JSON.parse(JSON.stringify(runtime.report.build(stats, runtime.collector.stats()))) as Report;
+      expect(after.activations.map((a) => a.verdict)).toEqual(before.map((_, i) => (i === 1 ? 'confirmed' : 'suspected')));
+      // what the dashboards read: each activation once, with the report's verdict
+      expect(await activationsIn(server, db, 'WHERE "current" = true')).toEqual(reportActivations(after));
+      // and the old point is still there, marked: InfluxDB has no way to take it back
+      const all = await server.rows(db, 'SELECT "current", "duration_s" FROM activation WHERE "id" = \'' + before[1].id + '\' GROUP BY "verdict"');
+      expect(all.map((r) => ({ verdict: r.verdict, current: r.current, hasFields: typeof r.duration_s === 'number' })).sort((a, b) => String(a.verdict).localeCompare(String(b.verdict))))
+        .toEqual([{ verdict: 'confirmed', current: true, hasFields: true }, { verdict: 'suspected', current: false, hasFields: true }]);
+    });
+
     it('creates the retention policies and continuous queries, and the downsampled sums equal the raw ones', async () => {
       const db = newDb();
       const capture = CAPTURES[1];
@@ -169,7 +201,7 @@ describeInflux('InfluxDB sink (real influxd)', () => {
       for (const q of queries) {
         const select = /BEGIN (.*) END$/.exec(q)?.[1] as string;
         expect(select).toMatch(/GROUP BY time\(5m\)/);
-        await server.query(db, select.replace(' GROUP BY', ' WHERE time > 0 GROUP BY'));
+        await server.query(db, select.replace(' GROUP BY', `${select.includes(' WHERE ') ? ' AND' : ' WHERE'} time > 0 GROUP BY`));
       }
       const raw = await server.rows(db, 'SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd, sum(packets_up) AS pu FROM earshot_raw.traffic GROUP BY device');
       const long = await server.rows(db, 'SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd, sum(packets_up) AS pu FROM earshot_long.traffic GROUP BY device');

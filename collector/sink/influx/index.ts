@@ -40,6 +40,9 @@ export interface InfluxSinkDeps {
   client?: WriteClient;
 }
 
+/** Activations remembered for verdict changes (the detector re-decides only recent ones). */
+const MAX_REMEMBERED_ACTIVATIONS = 10_000;
+
 /** Collector time and wall time this far apart (live) mean a clock was set: the offset is measured again. */
 const CLOCK_JUMP_MS = 60_000;
 
@@ -106,6 +109,8 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   };
 
   const device = (mac: number) => sources?.device(mac);
+  /** The series and time each recent activation was written with, to retract it when its verdict changes. */
+  const written = new Map<string, { timeMs: number; deviceName: string | null; verdict: string }>();
 
   /** Ends the open interval: traffic of the flows active in it. */
   function closeInterval(): void {
@@ -200,7 +205,24 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     },
     /** A finished activation: one point at its start. */
     onActivation(a: Activation): void {
-      emit(activationLine(a, stamp(a.startMs), device(a.deviceMac)?.name ?? null));
+      const timeMs = stamp(a.startMs);
+      const deviceName = device(a.deviceMac)?.name ?? null;
+      emit(activationLine(a, timeMs, deviceName));
+      written.set(a.id, { timeMs, deviceName, verdict: a.verdict });
+      if (written.size > MAX_REMEMBERED_ACTIVATIONS) written.delete(written.keys().next().value as string);
+    },
+    /**
+     * A written activation changed its verdict (a late wake event, a label): the point under the old
+     * verdict is marked `current=false` (same series and time: InfluxDB merges the field into it) and
+     * the activation is written again under the new one, so queries on `current = true` count it once.
+     */
+    onVerdictChanged(a: Activation): void {
+      const before = written.get(a.id);
+      if (before === undefined || before.verdict === a.verdict) return;
+      emit(pointLine('activation', { device: a.device, device_name: before.deviceName, verdict: before.verdict }, { current: false }, before.timeMs));
+      const deviceName = device(a.deviceMac)?.name ?? null;
+      emit(activationLine(a, before.timeMs, deviceName));
+      written.set(a.id, { timeMs: before.timeMs, deviceName, verdict: a.verdict });
     },
     /** Wake events (from the configured file, the API, MQTT). */
     onWakeEvents(events: readonly WakeEvent[]): void {
@@ -251,6 +273,8 @@ export function activationLine(a: Activation, timeMs: number, deviceName: string
       reasons: a.reasons.join(','),
       server_name: a.serverName ?? '',
       wake_event_ms: a.wakeEventMs === null ? null : int(a.wakeEventMs),
+      // false once the activation got another verdict (then it is written again under that one)
+      current: true,
     },
     timeMs,
   );

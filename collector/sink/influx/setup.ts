@@ -28,7 +28,7 @@ export function continuousQueries(influx: Readonly<Config['influx']>): Array<{ n
     },
     {
       name: `earshot_activation_${every}`,
-      query: `SELECT count("duration_s") AS "activations", sum("duration_s") AS "duration_s", sum("bytes_up") AS "bytes_up", sum("bytes_down") AS "bytes_down" INTO ${into('activation')} FROM ${from('activation')} GROUP BY time(${every}), *`,
+      query: `SELECT count("duration_s") AS "activations", sum("duration_s") AS "duration_s", sum("bytes_up") AS "bytes_up", sum("bytes_down") AS "bytes_down" INTO ${into('activation')} FROM ${from('activation')} WHERE "current" = true GROUP BY time(${every}), *`,
     },
   ];
 }
