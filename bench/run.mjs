@@ -132,17 +132,20 @@ const untagged = results.get(contenders[2].name);
 const floor = results.get(contenders[3].name);
 const peer = results.get(contenders[4].name);
 const row = (cols) => console.log(cols.map((c, i) => (i === 0 ? String(c).padEnd(34) : String(c).padStart(12))).join(''));
-row(['command', 'wall s', 'packets/s', 'peak MB']);
+row(['command', 'wall s', 'packets/s', 'peak MB', 'wall range']);
 for (const c of contenders) {
   const r = results.get(c.name);
   const wall = median(r.wall);
-  row([c.name, wall.toFixed(3), Math.round(packets / wall).toLocaleString('en'), median(r.rss).toFixed(0)]);
+  row([c.name, wall.toFixed(3), Math.round(packets / wall).toLocaleString('en'), median(r.rss).toFixed(0), `${Math.min(...r.wall).toFixed(2)}-${Math.max(...r.wall).toFixed(2)}`]);
 }
 console.log('');
 const vsFloor = median(ours.wall) / median(floor.wall);
 const vsPeer = median(peer.wall) / median(ours.wall);
 console.log(`earshot / tcpdump wall time: ${vsFloor.toFixed(2)}x (target <= 4x)`);
 console.log(`tshark / earshot wall time:  ${vsPeer.toFixed(2)}x (target >= 5x)`);
+// each round ran every contender back to back: its own ratio is less exposed to the machine's slow spells
+const roundRatios = peer.wall.map((t, i) => t / ours.wall[i]);
+console.log(`  the same, round by round:  median ${median(roundRatios).toFixed(2)}x, ${Math.min(...roundRatios).toFixed(2)}x-${Math.max(...roundRatios).toFixed(2)}x over ${runs} rounds`);
 console.log(`earshot peak memory:         ${median(ours.rss).toFixed(0)} MB (target < 300 MB)`);
 // throughput ratios: tagging is measured without detection (detection needs it), detection on top
 const taggingCost = median(undetected.wall) / median(untagged.wall) - 1;
