@@ -89,6 +89,23 @@ describeInflux('InfluxDB writer (real influxd behind a proxy)', () => {
     expect(await writer.close(1000)).toEqual({ points: 0, spooled: 0 });
   });
 
+  it('a batch holds only its own bytes: a few points sealed after a full batch do not keep its buffer', async () => {
+    const { writer, spool } = await newWriter({ options: { batchSize: 200, gzip: false } });
+    proxy.answer(503, Infinity);
+    for (const l of lines(0, 201)) writer.add(l); // a full batch, then one point
+    writer.flush();
+    expect(await writer.close(300)).toEqual({ points: 201, spooled: 201 });
+    const full = spool.peek();
+    spool.shift();
+    const small = spool.peek();
+    expect(full?.points).toBe(200);
+    expect(small?.points).toBe(1);
+    expect(small?.body.toString()).toBe(lines(200, 201)[0]);
+    // memory the spool's byte bound does not see would be memory without a bound
+    expect(small?.body.buffer.byteLength).toBe(small?.body.length);
+    expect(full?.body.buffer.byteLength).toBe(full?.body.length);
+  });
+
   it('after 503s, every point arrives once and in order, through the spool, which ends empty', async () => {
     const { writer, spool, logs, seqs, spoolAtWrite } = await newWriter();
     proxy.answer(503, 3);

@@ -53,7 +53,8 @@ export class InfluxWriter {
   readonly stats: WriterStats;
   /**
    * The open batch, written as it grows: a point's text dies young instead of waiting, promoted to the
-   * old generation, for its batch to be joined.
+   * old generation, for its batch to be joined. One buffer, reused: a sealed batch takes a copy of its
+   * own size (a few points sealed by the flush timer must not hold a buffer made for a full batch).
    */
   private open: Buffer = Buffer.alloc(0);
   private openBytes = 0;
@@ -198,10 +199,10 @@ export class InfluxWriter {
       this.flushTimer = null;
     }
     if (this.openPoints === 0) return;
-    const raw = this.open.subarray(0, this.openBytes);
+    // exactly the batch's bytes, outside Node's shared pool of small buffers
+    const raw = Buffer.allocUnsafeSlow(this.openBytes);
+    this.open.copy(raw, 0, 0, this.openBytes);
     const points = this.openPoints;
-    // the next batch gets a buffer of its own, about as large as this one was
-    this.open = Buffer.allocUnsafe(0);
     this.openBytes = 0;
     this.openPoints = 0;
     if (!this.options.gzip) {
