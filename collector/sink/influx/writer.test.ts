@@ -199,6 +199,21 @@ describeInflux('InfluxDB writer (real influxd behind a proxy)', () => {
     expect(await seqs()).toEqual(Array.from({ length: 8 }, (_, i) => i));
   });
 
+  it('a setup that keeps failing does not hold close() when there is nothing to send', async () => {
+    let calls = 0;
+    // a setup that takes a while to fail: close() comes while it is on its way
+    const prepare = async (): Promise<WriteOutcome> => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 100));
+      return { kind: 'retry', reason: 'InfluxDB away' };
+    };
+    const { writer } = await newWriter({ options: { prepare } });
+    expect(calls).toBe(1);
+    const started = Date.now();
+    expect(await writer.close(10_000)).toEqual({ points: 0, spooled: 0 });
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
   it('close(waitMs) with InfluxDB away hands back the points, which wait in the spool for the next run', async () => {
     const spoolDir = mkdtempSync(join(tmpdir(), 'earshot-writer-test-'));
     dirs.push(spoolDir);

@@ -254,6 +254,11 @@ export class InfluxWriter {
     // the setup runs at once, not at the first batch: a replay keeps the event loop busy, and a setup
     // that waits for the first batch would hold every batch back until the capture is nearly read
     if (!this.prepared && this.options.prepare) {
+      // closing with nothing to send: no setup to wait for
+      if (this.closed && this.idle()) {
+        this.notifyIdle();
+        return;
+      }
       this.sending = true;
       this.sendingFromQueue = false;
       this.letGo = false;
