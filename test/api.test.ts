@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Report } from '../collector/sink/report.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { startCollect, type CollectRun } from './helpers/collect.js';
+import { untilValue } from './helpers/wait.js';
 
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 // a wake-event source whose events are years away from the capture: activations start suspected
@@ -29,16 +30,6 @@ const post = async (url: string, body: unknown, token: string | null = TOKEN) =>
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 };
 
-async function until<T>(what: string, probe: () => Promise<T | null>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('API (earshot collect --file)', () => {
   let run: CollectRun;
   let report: Report;
@@ -51,7 +42,7 @@ describe('API (earshot collect --file)', () => {
 
   it('a wake event posted during the paced replay confirms the activation it matches', async () => {
     // the upload starts 31 s into the capture: ~8 s at 4x
-    const activation = await until('the activation to show', async () => {
+    const activation = await untilValue('the activation to show', async () => {
       const { body } = await get(`${run.base}/api/v1/activations`);
       const list = body.activations as Array<{ id: string; start: string; verdict: string }>;
       return list.length > 0 ? list[0] : null;
@@ -59,7 +50,7 @@ describe('API (earshot collect --file)', () => {
     expect((await get(`${run.base}/api/v1/health`)).body.capture).toMatchObject({ running: true });
     const posted = await post(`${run.base}/api/v1/wake-events`, { time: activation.start, device: null, source: 'test-detector' });
     expect(posted.status).toBe(200);
-    const confirmed = await until('the verdict', async () => {
+    const confirmed = await untilValue('the verdict', async () => {
       const { body } = await get(`${run.base}/api/v1/activations/${activation.id}`);
       return body.open === false && body.verdict === 'confirmed' ? body : null;
     });
@@ -67,9 +58,9 @@ describe('API (earshot collect --file)', () => {
   }, 60_000);
 
   it('lists the devices and activations of the report', async () => {
-    await until('the capture to end', async () => ((await get(`${run.base}/api/v1/health`)).body.capture as { running: boolean }).running ? null : true);
+    await untilValue('the capture to end', async () => ((await get(`${run.base}/api/v1/health`)).body.capture as { running: boolean }).running ? null : true);
     // the report is printed when the capture ends; the API keeps serving
-    await until('the report', async () => (run.stdout().includes('"stats"') ? true : null));
+    await untilValue('the report', async () => (run.stdout().includes('"stats"') ? true : null));
     report = JSON.parse(run.stdout()) as Report;
     const { body } = await get(`${run.base}/api/v1/devices`);
     const devices = body.devices as Array<{ mac: string; name: string | null; assistant: boolean; bytesUp: number; bytesDown: number }>;

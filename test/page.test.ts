@@ -12,6 +12,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { startCollect, type CollectRun } from './helpers/collect.js';
+import { untilValue } from './helpers/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
@@ -23,16 +24,6 @@ const ARTIFACTS = join(PROJECT_ROOT, 'test-artifacts');
 const startRun = () => startCollect(CAPTURE, ['--wake-events', WAKE_EVENTS, '--realtime-speed', '8', '--api-token', TOKEN]);
 
 const getJson = async <T>(url: string): Promise<T> => (await (await fetch(url)).json()) as T;
-
-async function until<T>(what: string, probe: () => Promise<T | null>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) {
@@ -62,7 +53,7 @@ describe.skipIf(!haveChromium)('status page (chromium against earshot collect --
   });
 
   it('shows the assistant and its suspected activation, and labels it with the token', async () => {
-    const activation = await until('a suspected activation', async () => {
+    const activation = await untilValue('a suspected activation', async () => {
       const body = await getJson<{ activations: Array<{ id: string; device: string; verdict: string }> }>(`${run.base}/api/v1/activations`);
       return body.activations.find((a) => a.verdict === 'suspected') ?? null;
     });

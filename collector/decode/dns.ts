@@ -142,15 +142,18 @@ function skipName(buf: Buffer, from: number, end: number): number {
 
 /** A name's text as bytes, labels joined by dots (at most MAX_NAME_WIRE_LENGTH). */
 const nameBytes = Buffer.alloc(MAX_NAME_WIRE_LENGTH);
+/** Where each label starts in nameBytes (a label may itself hold a dot byte, so the dots do not tell). */
+const labelStarts = new Int32Array(MAX_NAME_WIRE_LENGTH);
 
 /**
  * Reads the name at `from` following compression pointers (relative to the message at `start`);
  * returns it without the trailing dot ('' for the root), or null when malformed. Sets nameEnd.
- * An ASCII name (nearly all) is gathered into one buffer and decoded once; any other goes through
- * readNameUtf8, which decodes label by label.
+ * The labels are gathered into one buffer: an ASCII name (nearly all) is decoded from it at once, any
+ * other label by label as UTF-8.
  */
 function readName(buf: Buffer, start: number, from: number, end: number): string | null {
   let n = 0;
+  let labels = 0;
   let ascii = true;
   let at = from;
   let hops = 0;
@@ -174,6 +177,7 @@ function readName(buf: Buffer, start: number, from: number, end: number): string
     wireLength += 1 + labelLength;
     if (wireLength > MAX_NAME_WIRE_LENGTH || at + 1 + labelLength > end) return null;
     if (n > 0) nameBytes[n++] = 46; // "."
+    labelStarts[labels++] = n;
     for (let i = at + 1; i <= at + labelLength; i++) {
       const c = buf[i];
       if (c >= 0x80) ascii = false;
@@ -181,42 +185,14 @@ function readName(buf: Buffer, start: number, from: number, end: number): string
     }
     at += 1 + labelLength;
   }
-  if (!ascii) return readNameUtf8(buf, start, from, end);
   nameEnd = after;
-  return nameBytes.toString('latin1', 0, n);
-}
-
-/** readName for names with non-ASCII bytes: each label decoded as UTF-8 on its own, as before. */
-function readNameUtf8(buf: Buffer, start: number, from: number, end: number): string | null {
+  if (ascii) return nameBytes.toString('latin1', 0, n);
   let name = '';
-  let first = true;
-  let at = from;
-  let hops = 0;
-  let wireLength = 1;
-  let after = -1;
-  while (true) {
-    if (at >= end) return null;
-    const labelLength = buf[at];
-    if (labelLength === 0) {
-      if (after < 0) after = at + 1;
-      break;
-    }
-    const kind = labelLength & 0xc0;
-    if (kind === 0xc0) {
-      if (at + 2 > end || ++hops > MAX_POINTER_HOPS) return null;
-      if (after < 0) after = at + 2;
-      at = start + (((labelLength & 0x3f) << 8) | buf[at + 1]);
-      continue;
-    }
-    if (kind !== 0) return null;
-    wireLength += 1 + labelLength;
-    if (wireLength > MAX_NAME_WIRE_LENGTH || at + 1 + labelLength > end) return null;
-    const label = buf.toString('utf8', at + 1, at + 1 + labelLength);
-    name = first ? label : `${name}.${label}`;
-    first = false;
-    at += 1 + labelLength;
+  for (let k = 0; k < labels; k++) {
+    const labelEnd = k + 1 < labels ? labelStarts[k + 1] - 1 : n;
+    const label = nameBytes.toString('utf8', labelStarts[k], labelEnd);
+    name = k === 0 ? label : `${name}.${label}`;
   }
-  nameEnd = after;
   return name;
 }
 
