@@ -4,23 +4,15 @@
  * keys rejected) and frozen. docs/configuration.md and deploy/earshot.example.yaml are generated from
  * it (npm run docs:config) and a test fails when they are stale.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import type * as TypeBox from '@sinclair/typebox';
-import type { Static, TSchema, TObject } from '@sinclair/typebox';
-import type * as TypeBoxValue from '@sinclair/typebox/value';
+import { Type, type Static, type TSchema, type TObject } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import type * as Yaml from 'yaml';
 import { earshotError } from './errors.js';
 
-// TypeBox from the one-file bundle `npm run build` makes beside this module (collector/vendor/bundle.mjs):
-// ~35 ms to load instead of ~110 ms for its ~250 files. Without the bundle (tests run from the sources,
-// an install without dev dependencies), its CommonJS build: the same code as the ES one, and faster to load.
+// YAML is loaded only when there is a config file to read
 const require = createRequire(import.meta.url);
-const bundled = new URL('./vendor/typebox.cjs', import.meta.url);
-const { Type, Value } = existsSync(bundled)
-  ? require(fileURLToPath(bundled)) as { Type: typeof TypeBox.Type; Value: typeof TypeBoxValue.Value }
-  : { Type: (require('@sinclair/typebox') as typeof TypeBox).Type, Value: (require('@sinclair/typebox/value') as typeof TypeBoxValue).Value };
 
 /** Extra schema keywords we use: `flag` names the CLI flag (without --) when it is not derived from the path. */
 interface Extra {

@@ -4,6 +4,6 @@ import { PROJECT_ROOT } from './helpers/shared.js';
 
 export default function setup(): void {
   execFileSync(process.execPath, [`${PROJECT_ROOT}/node_modules/typescript/bin/tsc`, '-p', 'tsconfig.build.json'], { cwd: PROJECT_ROOT, stdio: 'inherit' });
-  // the TypeBox bundle the executable loads (as `npm run build` makes it)
-  execFileSync(process.execPath, [`${PROJECT_ROOT}/collector/vendor/bundle.mjs`], { cwd: PROJECT_ROOT, stdio: 'inherit' });
+  // the bundle the executable runs (as `npm run build` makes it)
+  execFileSync(process.execPath, [`${PROJECT_ROOT}/deploy/bundle.mjs`], { cwd: PROJECT_ROOT, stdio: 'inherit' });
 }

@@ -1,0 +1,97 @@
+/**
+ * The bundle `npm run build` makes (deploy/bundle.mjs, dist/collector/bin/) is the same program as the
+ * compiled modules: the same report byte for byte, the same logs and errors, the API and the optional
+ * parts loading from node_modules. The executable runs the bundle only when it is not older than the
+ * modules, so a build that skipped bundling never runs stale code.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from './helpers/shared.js';
+
+const BUNDLE = join(PROJECT_ROOT, 'dist/collector/bin/start.js');
+const MODULES = join(PROJECT_ROOT, 'dist/collector/cli/start.js');
+const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
+
+function run(entry: string, args: string[]) {
+  const r = spawnSync(process.execPath, [entry, ...args], { cwd: PROJECT_ROOT, encoding: 'utf8', env: { ...process.env, EARSHOT_LOG_FORMAT: 'json' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('the bundled executable', () => {
+  it('writes the same report as the modules, byte for byte', () => {
+    const bundled = run(BUNDLE, ['replay', CAPTURE, '--format', 'json']);
+    const modules = run(MODULES, ['replay', CAPTURE, '--format', 'json']);
+    expect(bundled.code).toBe(0);
+    expect(bundled.stdout.length).toBeGreaterThan(1000);
+    expect(bundled.stdout).toBe(modules.stdout);
+    expect(JSON.parse(bundled.stdout).activations.length).toBeGreaterThan(0);
+  });
+
+  it('gives the same help, the same one-line errors and exit codes', () => {
+    for (const args of [['--help'], ['replay', '--help'], ['replay', '/nonexistent.pcap'], ['replay', CAPTURE, '--format', 'yaml'], ['nosuchcommand']]) {
+      const bundled = run(BUNDLE, args);
+      const modules = run(MODULES, args);
+      expect({ args, ...bundled }).toEqual({ args, ...modules });
+    }
+    expect(run(BUNDLE, ['replay', '/nonexistent.pcap'])).toMatchObject({ code: 2, stderr: 'earshot: /nonexistent.pcap: no such file\n' });
+  });
+
+  it('reads a YAML config file (its parser loads from node_modules)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'earshot-bundle-'));
+    try {
+      const config = join(dir, 'earshot.yaml');
+      writeFileSync(config, 'report:\n  maxDnsAnswers: 1\n');
+      const r = run(BUNDLE, ['replay', CAPTURE, '--format', 'json', '--config', config]);
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout).dns.length).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('lists each bundled package with its licence', () => {
+    const licences = readFileSync(join(PROJECT_ROOT, 'dist/collector/bin/THIRD-PARTY-LICENSES.txt'), 'utf8');
+    expect(licences).toMatch(/^pino@\d+\.\d+\.\d+ \(MIT\)/m);
+    expect(licences).toMatch(/^@sinclair\/typebox@\d+\.\d+\.\d+ \(MIT\)/m);
+    expect(licences).toContain('Permission is hereby granted');
+    // the API server, MQTT and InfluxDB stay outside
+    expect(licences).not.toMatch(/^(fastify|mqtt|influx)@/m);
+  });
+});
+
+describe('the executable picks the bundle only when it is up to date', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'earshot-launcher-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  // the real launcher beside stand-ins for the two programs, laid out as in dist/
+  mkdirSync(join(dir, 'collector/cli'), { recursive: true });
+  mkdirSync(join(dir, 'collector/bin'), { recursive: true });
+  copyFileSync(join(PROJECT_ROOT, 'dist/collector/cli/main.js'), join(dir, 'collector/cli/main.js'));
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+  const launcher = join(dir, 'collector/cli/main.js');
+  const bundle = join(dir, 'collector/bin/start.js');
+  const modules = join(dir, 'collector/cli/start.js');
+  writeFileSync(bundle, "process.stdout.write('bundle');");
+  writeFileSync(modules, "process.stdout.write('modules');");
+  const at = (file: string, seconds: number) => utimesSync(file, seconds, seconds);
+  const which = () => execFileSync(process.execPath, [launcher], { encoding: 'utf8' });
+
+  it('runs the bundle when it was made after the modules', () => {
+    at(modules, 1_700_000_000);
+    at(bundle, 1_700_000_010);
+    expect(which()).toBe('bundle');
+  });
+
+  it('runs the modules when they were compiled after the bundle', () => {
+    at(bundle, 1_700_000_000);
+    at(modules, 1_700_000_010);
+    expect(which()).toBe('modules');
+  });
+
+  it('runs the modules when there is no bundle', () => {
+    rmSync(bundle);
+    expect(which()).toBe('modules');
+  });
+});
