@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // npm run bench: builds a >= 1M-packet capture from the real captures (each shifted in time and laid
 // end to end, with Wireshark's editcap/mergecap) and runs earshot beside its peers on it, in one run:
-// whole-process wall time and peak RSS (GNU time), median of N runs, with ratios.
+// whole-process wall time, CPU time (user + system, all threads) and peak RSS (GNU time), median of N
+// runs, with ratios.
 //   node bench/run.mjs [--runs N] [--packets N]   (the capture is cached in bench/out/)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -87,9 +88,9 @@ function buildCapture() {
   return target;
 }
 
-/** Runs a command under GNU time; returns its stderr, which ends with the "@@wall rss" line. */
+/** Runs a command under GNU time; returns its stderr, which ends with the "@@wall user sys rss" line. */
 function timed(cmd, args) {
-  const res = spawnSync('/usr/bin/time', ['-f', '@@%e %M', cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
+  const res = spawnSync('/usr/bin/time', ['-f', '@@%e %U %S %M', cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
   if (res.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${res.status}): ${(res.stderr ?? '').slice(-500)}`);
   return res.stderr;
 }
@@ -110,15 +111,16 @@ const contenders = [
   { name: 'tcpdump -r -w /dev/null (floor)', cmd: 'tcpdump', args: ['-r', capture, '-w', '/dev/null'] },
   { name: 'tshark -q -z conv,ip (peer)', cmd: 'tshark', args: ['-r', capture, '-q', '-z', 'conv,ip'] },
 ];
-const results = new Map(contenders.map((c) => [c.name, { wall: [], rss: [] }]));
+const results = new Map(contenders.map((c) => [c.name, { wall: [], cpu: [], rss: [] }]));
 for (let i = 0; i < runs; i++) {
   // interleaved, so a noisy moment hits every contender alike
   for (const c of contenders) {
     const stderr = timed(c.cmd, c.args);
-    const m = /@@([\d.]+) (\d+)/.exec(stderr);
+    const m = /@@([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(stderr);
     if (!m) throw new Error(`no timing from ${c.name}: ${stderr.slice(-300)}`);
     results.get(c.name).wall.push(Number(m[1]));
-    results.get(c.name).rss.push(Number(m[2]) / 1024);
+    results.get(c.name).cpu.push(Number(m[2]) + Number(m[3]));
+    results.get(c.name).rss.push(Number(m[4]) / 1024);
   }
 }
 
@@ -132,11 +134,11 @@ const untagged = results.get(contenders[2].name);
 const floor = results.get(contenders[3].name);
 const peer = results.get(contenders[4].name);
 const row = (cols) => console.log(cols.map((c, i) => (i === 0 ? String(c).padEnd(34) : String(c).padStart(12))).join(''));
-row(['command', 'wall s', 'packets/s', 'peak MB', 'wall range']);
+row(['command', 'wall s', 'packets/s', 'cpu s', 'peak MB', 'wall range']);
 for (const c of contenders) {
   const r = results.get(c.name);
   const wall = median(r.wall);
-  row([c.name, wall.toFixed(3), Math.round(packets / wall).toLocaleString('en'), median(r.rss).toFixed(0), `${Math.min(...r.wall).toFixed(2)}-${Math.max(...r.wall).toFixed(2)}`]);
+  row([c.name, wall.toFixed(3), Math.round(packets / wall).toLocaleString('en'), median(r.cpu).toFixed(2), median(r.rss).toFixed(0), `${Math.min(...r.wall).toFixed(2)}-${Math.max(...r.wall).toFixed(2)}`]);
 }
 console.log('');
 const vsFloor = median(ours.wall) / median(floor.wall);
@@ -146,6 +148,8 @@ console.log(`tshark / earshot wall time:  ${vsPeer.toFixed(2)}x (target >= 5x)`)
 // each round ran every contender back to back: its own ratio is less exposed to the machine's slow spells
 const roundRatios = peer.wall.map((t, i) => t / ours.wall[i]);
 console.log(`  the same, round by round:  median ${median(roundRatios).toFixed(2)}x, ${Math.min(...roundRatios).toFixed(2)}x-${Math.max(...roundRatios).toFixed(2)}x over ${runs} rounds`);
+// CPU time moves less than wall time with the machine's other tenants; earshot's counts all its threads
+console.log(`  in CPU time (user + system): ${(median(peer.cpu) / median(ours.cpu)).toFixed(2)}x`);
 console.log(`earshot peak memory:         ${median(ours.rss).toFixed(0)} MB (target < 300 MB)`);
 // throughput ratios: tagging is measured without detection (detection needs it), detection on top
 const taggingCost = median(undetected.wall) / median(untagged.wall) - 1;
