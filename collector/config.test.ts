@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configReference, exampleConfig } from './config-docs.js';
 import { configKeys, loadConfig } from './config.js';
 import { isEarshotError } from './errors.js';
 import { PROJECT_ROOT } from '../test/helpers/shared.js';
+import { tempDir } from '../test/helpers/temp.js';
 
 function errorOf(fn: () => unknown): string {
   try {
@@ -18,7 +18,7 @@ function errorOf(fn: () => unknown): string {
 }
 
 describe('config', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'earshot-config-'));
+  const dir = tempDir('earshot-config-');
 
   it('has defaults for every key', () => {
     const c = loadConfig({});

@@ -5,9 +5,8 @@
  * state on a real Mosquitto.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -15,6 +14,7 @@ import type { Report } from '../collector/sink/report.js';
 import { runCli } from './helpers/cli.js';
 import { describeMosquitto, Mosquitto, until } from './helpers/mosquitto.js';
 import { describeShared, PROJECT_ROOT, VCFP_CAPTURES } from './helpers/shared.js';
+import { tempDir } from './helpers/temp.js';
 
 const SECRET = 'receiver-secret-42';
 // five commands, each an activation; an empty wake-event file makes every one suspected
@@ -22,7 +22,7 @@ const CAPTURE = join(VCFP_CAPTURES, 'good_morning_5_30s.pcap');
 const ECHO = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 
 function noWakeEvents(): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'earshot-alerts-')), 'none.jsonl');
+  const file = join(tempDir('earshot-alerts-'), 'none.jsonl');
   writeFileSync(file, '');
   return file;
 }
@@ -90,7 +90,7 @@ describeShared('webhook alerts through earshot replay', () => {
   }, 60_000);
 
   it('alerts that could not be delivered wait in the outbox and arrive after a restart of earshot', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'earshot-alerts-data-'));
+    const dataDir = tempDir('earshot-alerts-data-');
     const receiver = new Receiver(0);
     await receiver.start();
     const port = receiver.port;

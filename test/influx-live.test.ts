@@ -4,8 +4,7 @@
  * (exit at once, points kept in the spool), wake events and device snapshots. Real influxd.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Report } from '../collector/sink/report.js';
@@ -13,6 +12,7 @@ import { EARSHOT_BIN, runCli } from './helpers/cli.js';
 import { describeInflux, Influxd } from './helpers/influxd.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { until } from './helpers/wait.js';
+import { tempDir } from './helpers/temp.js';
 
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 const WAKE_EVENTS = join(PROJECT_ROOT, 'test/fixtures/wake-events/events.jsonl');
@@ -79,7 +79,7 @@ describeInflux('InfluxDB sink, live', () => {
   }, 60_000);
 
   it('a second signal exits at once, and the points wait in the spool', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'earshot-live-'));
+    const dataDir = tempDir('earshot-live-');
     await server.stop();
     try {
       const run = collectFromStdin(['--influx-url', server.url, '--influx-db', newDb(), '--data-dir', dataDir, '--influx-wait', '600'], readFileSync(CAPTURE));

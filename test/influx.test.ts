@@ -5,8 +5,7 @@
  * in its spool. InfluxDB is read with plain HTTP queries, not through earshot's code.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -19,6 +18,7 @@ import { describeInflux, Influxd } from './helpers/influxd.js';
 import { describeShared, PROJECT_ROOT, realCapture, VCFP_CAPTURES } from './helpers/shared.js';
 import { tsharkFlows } from './helpers/tshark.js';
 import { until } from './helpers/wait.js';
+import { tempDir } from './helpers/temp.js';
 
 const CAPTURES = [
   realCapture('amazon-echodot3_activation_neu.pcapng'),
@@ -30,7 +30,7 @@ const CAPTURES = [
 
 let dbSeq = 0;
 const newDb = () => `t${process.pid}_${++dbSeq}`;
-const tmp = () => mkdtempSync(join(tmpdir(), 'earshot-influx-test-'));
+const tmp = () => tempDir('earshot-influx-test-');
 
 /** Flags for a replay into `db` that keeps old capture times (raw retention INF). */
 const influxFlags = (server: Influxd, db: string) => ['--influx-url', server.url, '--influx-db', db, '--influx-raw-retention', 'INF', '--log-format', 'json'];
