@@ -9,6 +9,8 @@
  * makes one (tests).
  */
 
+import type { TcpStream } from './tcp-stream.js';
+
 /** What we know about the name of the server, and where it came from. */
 export type NameSource = 'sni' | 'dns' | 'ip-range' | null;
 
@@ -79,8 +81,8 @@ export interface Flow {
   sniNextSeq: number | null;
   sniBuf: Buffer | null;
   sniSegments: number;
-  /** DNS over TCP: buffered server-to-client stream bytes waiting for a whole message. */
-  dnsBuf: Buffer | null;
+  /** DNS over TCP: the server-to-client stream, in order, until whole messages are there. */
+  dnsStream: TcpStream | null;
   /** Detector: the device's track (set when the flow is a voice flow), and this flow's bytes in the open second. */
   voiceTrack: object | null;
   /** The server's address as text, once something needed it (tagging). */
@@ -149,7 +151,7 @@ export function createFlow(
     packetsUp: 0, packetsDown: 0, bytesUp: 0, bytesDown: 0, firstMs: timeMs, lastMs: timeMs,
     deviceMac: -1, hasLocal: true, bothLocal: false, peerMac: null, deviceIsClient: true,
     sni: null, serverName: null, nameSource: null, service: null, vendor: null, sawSyn: false, closed: false,
-    sniState: SNI_PENDING, sniNextSeq: null, sniBuf: null, sniSegments: 0, dnsBuf: null,
+    sniState: SNI_PENDING, sniNextSeq: null, sniBuf: null, sniSegments: 0, dnsStream: null,
     voiceTrack: null, serverText: null, voiceBinStart: null, voiceBinBytes: 0,
     takenPacketsUp: 0, takenPacketsDown: 0, takenBytesUp: 0, takenBytesDown: 0, sinkCell: null,
     serverInto, clientInto, clientWords, serverWords,

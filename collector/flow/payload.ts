@@ -12,6 +12,7 @@ import { parseSsdp, type SsdpInfo } from '../decode/ssdp.js';
 import { IPPROTO_TCP, IPPROTO_UDP, TCP_SYN, type DecodedPacket } from '../decode/packet.js';
 import { parseClientHelloSni } from '../decode/tls-sni.js';
 import { SNI_DONE, type Flow } from './flow.js';
+import { TcpStream } from './tcp-stream.js';
 
 /** One A, AAAA or CNAME answer as it was seen, with who asked (the receiver of the response). */
 export class DnsAnswer {
@@ -31,6 +32,8 @@ export class DnsAnswer {
 export interface PayloadStats {
   dnsMessages: number;
   dnsMalformed: number;
+  /** DNS-over-TCP streams given up: a gap that did not fill (segments lost, or too far out of order). */
+  dnsStreamsLost: number;
   sniFound: number;
   /** ClientHellos abandoned: not in order, too many segments, or too large. */
   sniGaveUp: number;
@@ -52,7 +55,6 @@ const MAX_SNI_SEGMENTS = 16;
 /** Client segments without a TLS handshake record after which a flow is taken for not-TLS. */
 const MAX_SNI_PROBES = 8;
 const TLS_HANDSHAKE = 0x16;
-const MAX_DNS_TCP_BUFFER = 65537;
 
 /** The stream so far: the packet's payload alone (a view), or appended to what a flow buffered (a copy). */
 function streamView(buffered: Buffer | null, p: DecodedPacket): { buf: Buffer; off: number; len: number } {
@@ -64,7 +66,7 @@ function streamView(buffered: Buffer | null, p: DecodedPacket): { buf: Buffer; o
 
 /** Builds the payload inspector; `inspect` is called for every TCP/UDP packet after flow accounting. */
 export function buildPayloadInspector(handlers: PayloadHandlers) {
-  const stats: PayloadStats = { dnsMessages: 0, dnsMalformed: 0, sniFound: 0, sniGaveUp: 0, quicSni: 0, announcements: 0 };
+  const stats: PayloadStats = { dnsMessages: 0, dnsMalformed: 0, dnsStreamsLost: 0, sniFound: 0, sniGaveUp: 0, quicSni: 0, announcements: 0 };
   const quicAssemblers = new WeakMap<Flow, QuicSniAssembler>();
   // context for the answer callback, set before each parseDns call (one callback, no closure per packet)
   let ctxTime = 0;
@@ -90,13 +92,18 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
     if (!parseDns(p.payloadBuf, p.payloadOffset, p.payloadLength, onAnswer, mdns)) stats.dnsMalformed++;
   }
 
-  /** DNS over TCP: 2-byte length prefix; buffer the server's stream until whole messages are there. */
+  const parseDnsStream = (buf: Buffer, off: number, len: number) => parseDnsOverTcp(buf, off, len, onAnswer, false, stats);
+
+  /**
+   * DNS over TCP: 2-byte length prefix; the server's stream is put in sequence order (retransmissions
+   * dropped, early segments held) and parsed as whole messages arrive.
+   */
   function dnsOverTcp(flow: Flow, p: DecodedPacket): void {
-    const { buf, off, len } = streamView(flow.dnsBuf, p);
+    const stream = flow.dnsStream ?? (flow.dnsStream = new TcpStream());
+    if ((p.tcpFlags & TCP_SYN) !== 0) stream.syn(p.tcpSeq);
+    if (p.payloadLength === 0) return;
     setContext(p);
-    const used = parseDnsOverTcp(buf, off, len, onAnswer, false, stats);
-    const rest = len - used;
-    flow.dnsBuf = rest > 0 && rest < MAX_DNS_TCP_BUFFER ? Buffer.from(buf.subarray(off + used, off + len)) : null;
+    if (!stream.push(p.tcpSeq, p.payloadBuf, p.payloadOffset, p.payloadLength, parseDnsStream)) stats.dnsStreamsLost++;
   }
 
   function sni(flow: Flow, p: DecodedPacket): void {
@@ -186,7 +193,7 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
           if ((p.tcpFlags & TCP_SYN) !== 0) return;
           sni(flow, p);
         }
-      } else if (p.srcPort === 53 && p.payloadLength > 0) {
+      } else if (p.srcPort === 53 && (p.payloadLength > 0 || (p.tcpFlags & TCP_SYN) !== 0)) {
         dnsOverTcp(flow, p);
       }
     },

@@ -278,7 +278,7 @@ export class FlowTable {
     }
     flow.nextInBucket = null;
     flow.sniBuf = null;
-    flow.dnsBuf = null;
+    flow.dnsStream = null;
     this.stats.active--;
     this.onFlowEnd(flow, reason);
   }

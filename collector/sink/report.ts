@@ -358,6 +358,7 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
           flowsEvicted: stats.flows.evicted,
           dnsMessages: stats.payload.dnsMessages,
           dnsMalformed: stats.payload.dnsMalformed,
+          dnsStreamsLost: stats.payload.dnsStreamsLost,
           dnsAnswersDropped: dnsDropped,
           sniFound: stats.payload.sniFound,
           sniGaveUp: stats.payload.sniGaveUp,

@@ -132,10 +132,10 @@ export type OracleDns = string;
  * A/AAAA/CNAME answers of DNS and mDNS responses (UDP/TCP ports 53 and 5353; for mDNS also the
  * additional section), from tshark's JSON
  * output so each answer's name, type, data and TTL stay together. Responses quoted inside ICMP errors
- * are not answers anyone received, so they are left out.
+ * are not answers anyone received, so they are left out. `options`: tshark preferences (-o name:value).
  */
-export function tsharkDnsAnswers(file: string): OracleDns[] {
-  const json = tshark(['-r', file, '-Y', 'dns.flags.response == 1 && (udp.port == 53 || tcp.port == 53 || udp.port == 5353) && !icmp && !icmpv6', '-T', 'json', '-J', 'dns mdns']);
+export function tsharkDnsAnswers(file: string, options: string[] = []): OracleDns[] {
+  const json = tshark(['-r', file, ...options, '-Y', 'dns.flags.response == 1 && (udp.port == 53 || tcp.port == 53 || udp.port == 5353) && !icmp && !icmpv6', '-T', 'json', '-J', 'dns mdns']);
   const packets = JSON.parse(json || '[]') as Array<{ _source: { layers: Record<string, unknown> } }>;
   const answers: OracleDns[] = [];
   const collect = (dnsLayer: unknown, sections: string[]) => {
