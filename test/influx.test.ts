@@ -99,6 +99,21 @@ function reportActivations(report: Report): Array<Record<string, unknown>> {
   })).sort((a, b) => a.start.localeCompare(b.start));
 }
 
+/**
+ * Runs what each of earshot's continuous queries runs, over all time (influxd runs them over the last
+ * hour or week only, on wall time, which a replay of an old capture is far from). Returns the queries.
+ */
+async function runContinuousQueries(server: Influxd, db: string): Promise<string[]> {
+  const [cqs] = await server.query(db, 'SHOW CONTINUOUS QUERIES');
+  const queries = cqs.find((s) => s.name === db)?.values.map((v) => String(v[1])) ?? [];
+  for (const q of queries) {
+    const select = /BEGIN (.*) END$/.exec(q)?.[1] as string;
+    expect(select).toMatch(/GROUP BY time\(5m\)/);
+    await server.query(db, select.replace(' GROUP BY', `${select.includes(' WHERE ') ? ' AND' : ' WHERE'} time > 0 GROUP BY`));
+  }
+  return queries;
+}
+
 /** Checks that InfluxDB holds exactly what the report says (and what tshark counts), for points in `where`. */
 async function expectMatches(server: Influxd, db: string, report: Report, capture: string, where = ''): Promise<void> {
   const influx = await trafficByDevice(server, db, where);
@@ -163,20 +178,35 @@ describeInflux('InfluxDB sink (real influxd)', () => {
       // an empty wake-event source: every activation is suspected until a label says otherwise
       const wakeEvents = join(dir, 'wake.jsonl');
       writeFileSync(wakeEvents, '');
-      const config = loadConfig({ flags: { 'influx-url': server.url, 'influx-db': db, 'influx-raw-retention': 'INF', 'wake-events': wakeEvents } });
+      const config = loadConfig({ flags: { 'influx-url': server.url, 'influx-db': db, 'influx-raw-retention': 'INF', 'influx-long-retention': 'INF', 'wake-events': wakeEvents } });
       const runtime = buildRuntime(config, { clock: 'packet', activity: false }, { log: pino({ level: 'silent' }) });
       const capture = CAPTURES[4];
       const stats = await runtime.run(buildSource({ kind: 'file', path: capture }, {}));
       const before = runtime.report.build(stats, runtime.collector.stats()).activations;
       expect(before.length).toBeGreaterThanOrEqual(3);
       expect(new Set(before.map((a) => a.verdict))).toEqual(new Set(['suspected']));
-      // the point of the second activation is written (in the batch) before its label arrives
-      expect(runtime.label(before[1].id, 'intended')?.verdict).toBe('confirmed');
-      const left = await (runtime.influx as NonNullable<typeof runtime.influx>).deliver(20_000);
+      const influx = runtime.influx as NonNullable<typeof runtime.influx>;
+      // the points reach InfluxDB and are downsampled (as the continuous query does every 5 minutes)
+      influx.writer.flush();
+      await until('InfluxDB to take the points', () => influx.writer.pending().points === 0);
+      await runContinuousQueries(server, db);
+      const longBefore = await server.rows(db, 'SELECT sum("activations") AS n, sum("suspected") AS suspected, sum("confirmed") AS confirmed FROM earshot_long.activation');
+      expect(longBefore.map(({ n, suspected, confirmed }) => ({ n, suspected, confirmed }))).toEqual([{ n: before.length, suspected: before.length, confirmed: 0 }]);
+      // then the labels arrive: the second activation was intended, so were the ones in its 5 minutes
+      // (so that no current point is left under the old verdict there)
+      const bucket = (a: { start: string }) => Math.floor(Date.parse(a.start) / 300_000);
+      const labelled = before.filter((a, i) => i === 1 || bucket(a) === bucket(before[1]));
+      for (const a of labelled) expect(runtime.label(a.id, 'intended')?.verdict).toBe('confirmed');
+      const left = await influx.deliver(20_000);
       expect(left.points).toBe(0);
+      // the next runs of the continuous query (within its week) move the counts to the new verdict
+      await runContinuousQueries(server, db);
+      const longAfter = await server.rows(db, 'SELECT sum("activations") AS n, sum("suspected") AS suspected, sum("confirmed") AS confirmed FROM earshot_long.activation');
+      expect(longAfter.map(({ n, suspected, confirmed }) => ({ n, suspected, confirmed })))
+        .toEqual([{ n: before.length, suspected: before.length - labelled.length, confirmed: labelled.length }]);
 
       const after = JSON.parse(JSON.stringify(runtime.report.build(stats, runtime.collector.stats()))) as Report;
-      expect(after.activations.map((a) => a.verdict)).toEqual(before.map((_, i) => (i === 1 ? 'confirmed' : 'suspected')));
+      expect(after.activations.map((a) => a.verdict)).toEqual(before.map((a) => (labelled.includes(a) ? 'confirmed' : 'suspected')));
       // what the dashboards read: each activation once, with the report's verdict
       expect(await activationsIn(server, db, 'WHERE "current" = true')).toEqual(reportActivations(after));
       // and the old point is still there, marked: InfluxDB has no way to take it back
@@ -194,15 +224,9 @@ describeInflux('InfluxDB sink (real influxd)', () => {
       const byName = Object.fromEntries(policies[0].values.map((v) => [v[0], { duration: v[1], isDefault: v[4] }]));
       expect(byName.earshot_raw).toEqual({ duration: '0s', isDefault: true });
       expect(byName.earshot_long).toEqual({ duration: '0s', isDefault: false });
-      const [cqs] = await server.query(db, 'SHOW CONTINUOUS QUERIES');
-      const queries = cqs.find((s) => s.name === db)?.values.map((v) => String(v[1])) ?? [];
+      const queries = await runContinuousQueries(server, db);
       expect(queries).toHaveLength(2);
-      // run what each continuous query runs, over the whole replay (influxd would over the last hour)
-      for (const q of queries) {
-        const select = /BEGIN (.*) END$/.exec(q)?.[1] as string;
-        expect(select).toMatch(/GROUP BY time\(5m\)/);
-        await server.query(db, select.replace(' GROUP BY', `${select.includes(' WHERE ') ? ' AND' : ' WHERE'} time > 0 GROUP BY`));
-      }
+      expect(queries.find((q) => q.includes('earshot_activation_5m'))).toMatch(/RESAMPLE FOR 1w/);
       const raw = await server.rows(db, 'SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd, sum(packets_up) AS pu FROM earshot_raw.traffic GROUP BY device');
       const long = await server.rows(db, 'SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd, sum(packets_up) AS pu FROM earshot_long.traffic GROUP BY device');
       expect(long.map((x) => ({ ...x, time: 0 }))).toEqual(raw.map((x) => ({ ...x, time: 0 })));

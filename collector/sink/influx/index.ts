@@ -220,9 +220,9 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
       const before = written.get(a.id);
       if (before === undefined || before.verdict === a.verdict) return;
       emit(pointLine('activation', { device: a.device, device_name: before.deviceName, verdict: before.verdict }, { current: false }, before.timeMs));
-      const deviceName = device(a.deviceMac)?.name ?? null;
-      emit(activationLine(a, before.timeMs, deviceName));
-      written.set(a.id, { timeMs: before.timeMs, deviceName, verdict: a.verdict });
+      // under the same device name as before: only the verdict moves (the downsampled row stays one)
+      emit(activationLine(a, before.timeMs, before.deviceName));
+      written.set(a.id, { ...before, verdict: a.verdict });
     },
     /** Wake events (from the configured file, the API, MQTT). */
     onWakeEvents(events: readonly WakeEvent[]): void {
@@ -273,6 +273,10 @@ export function activationLine(a: Activation, timeMs: number, deviceName: string
       reasons: a.reasons.join(','),
       server_name: a.serverName ?? '',
       wake_event_ms: a.wakeEventMs === null ? null : int(a.wakeEventMs),
+      // 1 under its verdict, 0 under the others: the downsampled rows count verdicts with sum()
+      confirmed: int(a.verdict === 'confirmed' ? 1 : 0),
+      suspected: int(a.verdict === 'suspected' ? 1 : 0),
+      unverified: int(a.verdict === 'unverified' ? 1 : 0),
       // false once the activation got another verdict (then it is written again under that one)
       current: true,
     },

@@ -15,8 +15,17 @@ export function writePolicy(influx: Readonly<Config['influx']>): string | null {
 
 const ident = (name: string) => `"${name.replace(/(["\\])/g, '\\$1')}"`;
 
+/**
+ * How far back each run of a continuous query recomputes. Traffic: the last hour, so points that come
+ * late from the spool (an outage of up to an hour) are downsampled too. Activations: the last week, so
+ * a verdict that changes days later (a label from the status page, a late wake event) reaches the
+ * downsampled counts; activations are few, so recomputing a week of them every run is cheap.
+ */
+export const RESAMPLE_TRAFFIC_FOR = '1h';
+export const RESAMPLE_ACTIVATIONS_FOR = '1w';
+
 /** The continuous queries, by name: the SELECT ... INTO statements that run every downsample interval. */
-export function continuousQueries(influx: Readonly<Config['influx']>): Array<{ name: string; query: string }> {
+export function continuousQueries(influx: Readonly<Config['influx']>): Array<{ name: string; query: string; resampleFor: string }> {
   const db = ident(influx.database);
   const from = (m: string) => `${db}.${ident(writePolicy(influx) ?? 'autogen')}.${ident(m)}`;
   const into = (m: string) => `${db}.${ident(influx.longPolicy)}.${ident(m)}`;
@@ -25,16 +34,18 @@ export function continuousQueries(influx: Readonly<Config['influx']>): Array<{ n
     {
       name: `earshot_traffic_${every}`,
       query: `SELECT sum("bytes_up") AS "bytes_up", sum("bytes_down") AS "bytes_down", sum("packets_up") AS "packets_up", sum("packets_down") AS "packets_down" INTO ${into('traffic')} FROM ${from('traffic')} GROUP BY time(${every}), *`,
+      resampleFor: RESAMPLE_TRAFFIC_FOR,
     },
     {
+      // counts per verdict as fields, grouped by device only: a verdict that changes moves a count from
+      // one field to another of the same row, which the next run rewrites whole (grouped by the verdict
+      // tag, the old verdict's row would keep its count once no current point is left in it)
       name: `earshot_activation_${every}`,
-      query: `SELECT count("duration_s") AS "activations", sum("duration_s") AS "duration_s", sum("bytes_up") AS "bytes_up", sum("bytes_down") AS "bytes_down" INTO ${into('activation')} FROM ${from('activation')} WHERE "current" = true GROUP BY time(${every}), *`,
+      query: `SELECT count("duration_s") AS "activations", sum("confirmed") AS "confirmed", sum("suspected") AS "suspected", sum("unverified") AS "unverified", sum("duration_s") AS "duration_s", sum("bytes_up") AS "bytes_up", sum("bytes_down") AS "bytes_down" INTO ${into('activation')} FROM ${from('activation')} WHERE "current" = true GROUP BY time(${every}), "device", "device_name"`,
+      resampleFor: RESAMPLE_ACTIVATIONS_FOR,
     },
   ];
 }
-
-/** How far back each run of a continuous query recomputes, so points that arrive late (from the spool) are counted. */
-export const RESAMPLE_FOR = '1h';
 
 /** The InfluxQL statements of the setup, in order (also printed in docs/influxdb.md). */
 export function setupStatements(influx: Readonly<Config['influx']>): string[] {
@@ -45,7 +56,7 @@ export function setupStatements(influx: Readonly<Config['influx']>): string[] {
     `CREATE RETENTION POLICY ${ident(influx.longPolicy)} ON ${db} DURATION ${influx.longRetention} REPLICATION 1`,
   ];
   for (const cq of continuousQueries(influx)) {
-    statements.push(`CREATE CONTINUOUS QUERY ${ident(cq.name)} ON ${db} RESAMPLE FOR ${RESAMPLE_FOR} BEGIN ${cq.query} END`);
+    statements.push(`CREATE CONTINUOUS QUERY ${ident(cq.name)} ON ${db} RESAMPLE FOR ${cq.resampleFor} BEGIN ${cq.query} END`);
   }
   return statements;
 }
@@ -68,6 +79,6 @@ export async function setupDatabase(client: InfluxDB, influx: Readonly<Config['i
     if (q.name.startsWith('earshot_')) await client.dropContinuousQuery(q.name, database);
   }
   for (const cq of continuousQueries(influx)) {
-    await client.createContinuousQuery(cq.name, cq.query, database, `RESAMPLE FOR ${RESAMPLE_FOR}`);
+    await client.createContinuousQuery(cq.name, cq.query, database, `RESAMPLE FOR ${cq.resampleFor}`);
   }
 }
