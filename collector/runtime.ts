@@ -30,7 +30,7 @@ export interface RuntimeDeps {
 
 /** Builds a run. Listeners (webhooks, MQTT, the API's own) are added with addListener() before run(). */
 export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, deps: RuntimeDeps) {
-  const report = buildReportSink({ maxDnsAnswers: config.report.maxDnsAnswers });
+  const report = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices });
   const influx = buildInfluxSink(config, { log: deps.log, clock: options.clock });
   const activity = options.activity ? new ActivityStore({ maxActivations: 10_000, maxEndedFlows: 10_000 }) : null;
   const listeners: ActivationListener[] = [];

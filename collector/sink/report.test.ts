@@ -13,7 +13,7 @@ import { buildReportSink, isoTime } from './report.js';
 
 async function bothForms(file: string): Promise<{ json: unknown; records: unknown }> {
   const config = loadConfig({});
-  const sink = buildReportSink({ maxDnsAnswers: config.report.maxDnsAnswers });
+  const sink = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices });
   const collector = buildCollector(config, { onFlowEnd: sink.onFlowEnd, onDnsAnswer: sink.onDnsAnswer, onActivation: sink.onActivation });
   const stats = await collector.run(buildSource({ kind: 'file', path: file }, {}));
   const inputs = { devices: collector.inventory?.all() };
@@ -29,7 +29,7 @@ describe('report JSON', () => {
   });
 
   it('keeps what a flow was when it ended (not the flow itself), and takes open flows as they are', () => {
-    const sink = buildReportSink({ maxDnsAnswers: 10 });
+    const sink = buildReportSink({ maxDnsAnswers: 10, maxFlows: 10, maxActivations: 10, maxDevices: 10 });
     const ended = createFlow(1, 6, 4, 0, 1_700_000_000_000, [0, 0, 0, 0xc0a80105], 40000, [0, 0, 0, 0xcb007105], 443);
     ended.bytesUp = 100;
     ended.deviceMac = 0x44650d123456;
@@ -45,6 +45,40 @@ describe('report JSON', () => {
       ['fd00::5', 'ff02::fb', 0, null],
     ]);
     expect(report.devices).toMatchObject([{ mac: '44:65:0d:12:34:56', ips: ['192.168.1.5'], bytesUp: 100, bytesDown: 0 }]);
+  });
+
+  it('keeps the newest flows and activations within its bounds, counts the rest, and totals devices over every flow', async () => {
+    const file = `${PROJECT_ROOT}/test/fixtures/captures/amazon-echodot3_activation_neu.pcapng`;
+    const replay = async (maxFlows: number, maxActivations: number) => {
+      const config = loadConfig({ flags: { 'report-max-flows': String(maxFlows), 'report-max-activations': String(maxActivations) } });
+      const sink = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices });
+      // each flow as it ended, in the order they ended
+      const ended: string[] = [];
+      const collector = buildCollector(config, {
+        onFlowEnd: (f) => {
+          ended.push(`${f.proto === 6 ? 'tcp' : 'udp'} ${f.clientPort}>${f.serverPort} ${isoTime(f.firstMs)}`);
+          sink.onFlowEnd(f);
+        },
+        onDnsAnswer: sink.onDnsAnswer,
+        onActivation: sink.onActivation,
+      });
+      const stats = await collector.run(buildSource({ kind: 'file', path: file }, {}));
+      return { report: sink.build(stats, collector.stats(), { devices: collector.inventory?.all() }), ended };
+    };
+    const key = (f: { proto: string; clientPort: number; serverPort: number; first: string }) => `${f.proto} ${f.clientPort}>${f.serverPort} ${f.first}`;
+    const whole = await replay(1_000_000, 1_000_000);
+    const bounded = await replay(3, 0);
+    expect(whole.report.flows.length).toBeGreaterThan(5);
+    expect(whole.report.activations.length).toBeGreaterThan(0);
+    expect(whole.report.stats.reportFlowsDropped).toBe(0);
+    expect(whole.report.flows.map(key).sort()).toEqual([...whole.ended].sort());
+    // the 3 flows that ended last
+    expect(bounded.report.flows.map(key).sort()).toEqual(bounded.ended.slice(-3).sort());
+    expect(bounded.report.stats.reportFlowsDropped).toBe(whole.report.flows.length - 3);
+    expect(bounded.report.activations).toEqual([]);
+    expect(bounded.report.stats.reportActivationsDropped).toBe(whole.report.activations.length);
+    // every flow still counts in its device's totals and addresses
+    expect(bounded.report.devices).toEqual(whole.report.devices);
   });
 
   it('isoTime formats like Date.toISOString, times close together and far apart', () => {

@@ -268,34 +268,114 @@ export interface ReportInputs {
   devices?: readonly Device[];
 }
 
-/** Builds the report sink. Wire onFlowEnd/onDnsAnswer into the collector's listeners. */
-export function buildReportSink(options: { maxDnsAnswers: number }) {
-  const flows: FlowRecord[] = [];
-  const activations: Activation[] = [];
-  // ring of the newest DNS answers
-  const dns: DnsAnswer[] = [];
-  let dnsStart = 0;
-  let dnsDropped = 0;
+/** The newest `max` items in arrival order; older ones are dropped and counted. */
+class NewestRing<T> {
+  private readonly items: T[] = [];
+  private start = 0;
+  dropped = 0;
+
+  constructor(private readonly max: number) {}
+
+  push(item: T): void {
+    if (this.items.length < this.max) {
+      this.items.push(item);
+    } else if (this.max > 0) {
+      this.items[this.start] = item;
+      this.start = (this.start + 1) % this.max;
+      this.dropped++;
+    } else {
+      this.dropped++;
+    }
+  }
+
+  /** The items, oldest first (a new array). */
+  toArray(): T[] {
+    return this.start === 0 ? this.items.slice() : [...this.items.slice(this.start), ...this.items.slice(0, this.start)];
+  }
+}
+
+/** Most addresses remembered per device for the report (IPv6 privacy addresses change daily). */
+const MAX_IPS_PER_DEVICE = 64;
+
+/** A device's traffic over every flow that ended, and its addresses with the flow that first showed each. */
+class DeviceSums {
+  bytesUp = 0;
+  bytesDown = 0;
+  /** address -> [firstMs, id] of the earliest flow that had it: the report lists them in that order. */
+  readonly ips = new Map<string, [number, number]>();
+
+  add(f: FlowRecord): void {
+    const sent = f.deviceIsClient ? f.bytesUp : f.bytesDown;
+    this.bytesUp += sent;
+    this.bytesDown += f.bytesUp + f.bytesDown - sent;
+    const ip = f.deviceIsClient ? f.client : f.server;
+    const seen = this.ips.get(ip);
+    if (seen === undefined ? this.ips.size < MAX_IPS_PER_DEVICE : f.firstMs < seen[0] || (f.firstMs === seen[0] && f.id < seen[1])) {
+      this.ips.set(ip, [f.firstMs, f.id]);
+    }
+  }
+
+  copy(): DeviceSums {
+    const c = new DeviceSums();
+    c.bytesUp = this.bytesUp;
+    c.bytesDown = this.bytesDown;
+    for (const [ip, first] of this.ips) c.ips.set(ip, first);
+    return c;
+  }
+
+  /** The addresses in the order of the flows that first had them. */
+  orderedIps(): string[] {
+    return [...this.ips].sort(([, a], [, b]) => a[0] - b[0] || a[1] - b[1]).map(([ip]) => ip);
+  }
+}
+
+export interface ReportSinkOptions {
+  maxDnsAnswers: number;
+  /** Most finished flows kept (the newest); device totals still count every flow. */
+  maxFlows: number;
+  /** Most activations kept (the newest). */
+  maxActivations: number;
+  /** Most devices whose totals are kept. */
+  maxDevices: number;
+}
+
+/**
+ * Builds the report sink. Wire onFlowEnd/onDnsAnswer into the collector's listeners. Everything it
+ * keeps is bounded, so a collector that runs for months holds the newest flows, answers and
+ * activations, and exact per-device totals, not its whole history.
+ */
+export function buildReportSink(options: ReportSinkOptions) {
+  const flows = new NewestRing<FlowRecord>(options.maxFlows);
+  const activations = new NewestRing<Activation>(options.maxActivations);
+  const dns = new NewestRing<DnsAnswer>(options.maxDnsAnswers);
+  const deviceSums = new Map<number, DeviceSums>();
+  let devicesDropped = 0;
+
+  function addToDevice(sums: Map<number, DeviceSums>, f: FlowRecord): void {
+    if (f.deviceMac < 0) return;
+    let d = sums.get(f.deviceMac);
+    if (d === undefined) {
+      if (sums.size >= options.maxDevices) {
+        devicesDropped++;
+        return;
+      }
+      d = new DeviceSums();
+      sums.set(f.deviceMac, d);
+    }
+    d.add(f);
+  }
 
   return {
     onFlowEnd(flow: Flow): void {
-      flows.push(recordOf(flow));
+      const record = recordOf(flow);
+      flows.push(record);
+      addToDevice(deviceSums, record);
     },
     onActivation(activation: Activation): void {
       activations.push(activation);
     },
     onDnsAnswer(answer: DnsAnswer): void {
-      if (options.maxDnsAnswers === 0) {
-        dnsDropped++;
-        return;
-      }
-      if (dns.length < options.maxDnsAnswers) {
-        dns.push(answer);
-        return;
-      }
-      dns[dnsStart] = answer;
-      dnsStart = (dnsStart + 1) % dns.length;
-      dnsDropped++;
+      dns.push(answer);
     },
     /** Renders the report from what was gathered; `open` adds flows still active (live snapshots). */
     build(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs = {}): Report {
@@ -309,65 +389,71 @@ export function buildReportSink(options: { maxDnsAnswers: number }) {
   };
 
   function gather(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs): ReportOf<FlowRecord> {
-      const all = [...flows, ...(inputs.open ?? []).map(recordOf)].sort((a, b) => a.firstMs - b.firstMs || a.id - b.id);
-      const devices = new Map<number, ReportDevice>();
-      for (const dev of inputs.devices ?? []) {
-        devices.set(dev.mac, {
-          mac: dev.macText, ips: [...dev.ips], vendor: dev.vendor, assistant: dev.assistant, name: dev.name,
-          model: dev.model, evidence: dev.evidence, bytesUp: 0, bytesDown: 0,
-        });
+    const open = (inputs.open ?? []).map(recordOf);
+    const all = [...flows.toArray(), ...open].sort((a, b) => a.firstMs - b.firstMs || a.id - b.id);
+    // the totals so far, plus the open flows' (a snapshot: the running totals stay as they are)
+    let sums = deviceSums;
+    if (open.length > 0) {
+      sums = new Map([...deviceSums].map(([mac, d]) => [mac, d.copy()]));
+      for (const f of open) addToDevice(sums, f);
+    }
+    const devices = new Map<number, ReportDevice>();
+    for (const dev of inputs.devices ?? []) {
+      devices.set(dev.mac, {
+        mac: dev.macText, ips: [...dev.ips], vendor: dev.vendor, assistant: dev.assistant, name: dev.name,
+        model: dev.model, evidence: dev.evidence, bytesUp: 0, bytesDown: 0,
+      });
+    }
+    for (const [mac, sum] of sums) {
+      let d = devices.get(mac);
+      if (!d) {
+        d = { mac: formatMac(mac), ips: [], vendor: null, assistant: false, name: null, model: null, evidence: [], bytesUp: 0, bytesDown: 0 };
+        devices.set(mac, d);
       }
-      for (const f of all) {
-        if (f.deviceMac < 0) continue;
-        let d = devices.get(f.deviceMac);
-        if (!d) {
-          d = { mac: formatMac(f.deviceMac), ips: [], vendor: null, assistant: false, name: null, model: null, evidence: [], bytesUp: 0, bytesDown: 0 };
-          devices.set(f.deviceMac, d);
-        }
-        const sent = f.deviceIsClient ? f.bytesUp : f.bytesDown;
-        d.bytesUp += sent;
-        d.bytesDown += f.bytesUp + f.bytesDown - sent;
-        const ip = f.deviceIsClient ? f.client : f.server;
-        if (!d.ips.includes(ip)) d.ips.push(ip);
-      }
-      const orderedDns = [...dns.slice(dnsStart), ...dns.slice(0, dnsStart)];
-      const c = stats.capture;
-      return {
-        schema: REPORT_SCHEMA,
-        capture: {
-          packets: c.packets,
-          bytes: c.bytes,
-          first: c.packets > 0 ? isoTime(c.firstMs) : null,
-          last: c.packets > 0 ? isoTime(c.lastMs) : null,
-          decodeErrors: stats.decode.decodeErrors,
-          truncated: capture.truncated,
-        },
-        devices: [...devices.values()].sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac)),
-        flows: all,
-        dns: orderedDns.map((a) => ({ time: isoTime(a.timeMs), name: a.name, type: a.type, data: a.data, ttl: a.ttl })),
-        activations: [...activations].sort((a, b) => a.startMs - b.startMs).map(activationToReport),
-        stats: {
-          kernelDrops: capture.kernelDrops,
-          interfaceDrops: capture.interfaceDrops,
-          nonIpPackets: stats.decode.nonIp,
-          fragments: stats.decode.fragments,
-          fragmentsWithoutFirst: stats.decode.fragmentsWithoutFirst,
-          reassemblyEvicted: stats.decode.reassemblyEvicted,
-          flowsCreated: stats.flows.created,
-          flowsExpired: stats.flows.expired,
-          flowsEvicted: stats.flows.evicted,
-          dnsMessages: stats.payload.dnsMessages,
-          dnsMalformed: stats.payload.dnsMalformed,
-          dnsStreamsLost: stats.payload.dnsStreamsLost,
-          dnsAnswersDropped: dnsDropped,
-          sniFound: stats.payload.sniFound,
-          sniGaveUp: stats.payload.sniGaveUp,
-          quicSni: stats.payload.quicSni,
-          announcements: stats.payload.announcements,
-          ...(stats.tagging ?? {}),
-          ...(stats.detect ? { activations: stats.detect.activations, rejectedBursts: stats.detect.rejectedBursts } : {}),
-        },
-      };
+      d.bytesUp = sum.bytesUp;
+      d.bytesDown = sum.bytesDown;
+      for (const ip of sum.orderedIps()) if (!d.ips.includes(ip)) d.ips.push(ip);
+    }
+    const c = stats.capture;
+    return {
+      schema: REPORT_SCHEMA,
+      capture: {
+        packets: c.packets,
+        bytes: c.bytes,
+        first: c.packets > 0 ? isoTime(c.firstMs) : null,
+        last: c.packets > 0 ? isoTime(c.lastMs) : null,
+        decodeErrors: stats.decode.decodeErrors,
+        truncated: capture.truncated,
+      },
+      devices: [...devices.values()].sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac)),
+      flows: all,
+      dns: dns.toArray().map((a) => ({ time: isoTime(a.timeMs), name: a.name, type: a.type, data: a.data, ttl: a.ttl })),
+      activations: activations.toArray().sort((a, b) => a.startMs - b.startMs).map(activationToReport),
+      stats: {
+        kernelDrops: capture.kernelDrops,
+        interfaceDrops: capture.interfaceDrops,
+        nonIpPackets: stats.decode.nonIp,
+        fragments: stats.decode.fragments,
+        fragmentsWithoutFirst: stats.decode.fragmentsWithoutFirst,
+        reassemblyEvicted: stats.decode.reassemblyEvicted,
+        flowsCreated: stats.flows.created,
+        flowsExpired: stats.flows.expired,
+        flowsEvicted: stats.flows.evicted,
+        reportFlowsDropped: flows.dropped,
+        reportActivationsDropped: activations.dropped,
+        reportDevicesDropped: devicesDropped,
+        dnsMessages: stats.payload.dnsMessages,
+        dnsMalformed: stats.payload.dnsMalformed,
+        dnsStreamsLost: stats.payload.dnsStreamsLost,
+        dnsAnswersDropped: dns.dropped,
+        sniFound: stats.payload.sniFound,
+        sniGaveUp: stats.payload.sniGaveUp,
+        quicSni: stats.payload.quicSni,
+        announcements: stats.payload.announcements,
+        ...(stats.tagging ?? {}),
+        ...(stats.detect ? { activations: stats.detect.activations, rejectedBursts: stats.detect.rejectedBursts } : {}),
+      },
+    };
   }
 }
 
