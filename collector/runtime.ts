@@ -32,7 +32,7 @@ export interface RuntimeDeps {
 export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, deps: RuntimeDeps) {
   const report = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices });
   const influx = buildInfluxSink(config, { log: deps.log, clock: options.clock });
-  const activity = options.activity ? new ActivityStore({ maxActivations: 10_000, maxEndedFlows: 10_000 }) : null;
+  const activity = options.activity ? new ActivityStore({ maxActivations: 10_000, maxEndedFlows: 10_000, maxDevices: config.tagging.maxDevices }) : null;
   const listeners: ActivationListener[] = [];
   /** The verdict each activation was last announced with, to tell changes (bounded like the store). */
   const announced = new Map<string, string>();

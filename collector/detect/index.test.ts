@@ -40,5 +40,6 @@ describe('detect stage', () => {
     expect(finished[0].reasons[1]).toBe('label:not-intended');
     expect(stage.labels.get(finished[0].id)).toBe('not-intended');
     expect(stage.label('no-such-id', 'intended')).toBeNull();
+    expect(stage.labels.has('no-such-id')).toBe(false);
   });
 });

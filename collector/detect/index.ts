@@ -9,6 +9,9 @@ import { buildDetector, type Activation } from './detector.js';
 import { applyLabel, decideVerdict, parseQuietHours, verdictOptions, type ArbitrationMember } from './verdict.js';
 import { readWakeEventsFile, WakeEventStore, type WakeEvent } from './wake-events.js';
 
+/** Most labels kept (and saved with the state); the oldest are dropped. */
+const MAX_LABELS = 10_000;
+
 export type Label = 'intended' | 'not-intended';
 
 export interface DetectListeners {
@@ -31,6 +34,7 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
   // no file configured: no source yet (the API and MQTT add one when they deliver events)
   const store = new WakeEventStore({ sourceConfigured: config.detect.wakeEvents !== null });
   if (config.detect.wakeEvents !== null) store.addAll(readWakeEventsFile(config.detect.wakeEvents));
+  // newest last: the oldest go first past MAX_LABELS
   const labels = new Map<string, Label>();
   const recent: Activation[] = [];
 
@@ -82,9 +86,14 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
     },
     /** A person's label for an activation; wins over the detector. Returns the activation if known. */
     label(id: string, label: Label): Activation | null {
-      labels.set(id, label);
       const a = recent.find((r) => r.id === id) ?? null;
-      if (a) decide(a);
+      // a label for an activation we do not know is not kept: the API answers 404, and made-up ids
+      // must not grow the map (it is saved with the state)
+      if (a === null) return null;
+      labels.delete(id);
+      labels.set(id, label);
+      if (labels.size > MAX_LABELS) labels.delete(labels.keys().next().value as string);
+      decide(a);
       return a;
     },
     labels,

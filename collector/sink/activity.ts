@@ -58,6 +58,8 @@ export function flowToApi(f: Flow, open: boolean): ApiFlow {
 export interface ActivityOptions {
   maxActivations: number;
   maxEndedFlows: number;
+  /** Most devices whose totals are kept (as the inventory's bound); flows of others are not totalled. */
+  maxDevices: number;
 }
 
 export class ActivityStore {
@@ -113,6 +115,7 @@ export class ActivityStore {
     if (f.deviceMac < 0) return;
     let d = this.devices.get(f.deviceMac);
     if (!d) {
+      if (this.devices.size >= this.options.maxDevices) return;
       d = new DeviceTotals();
       this.devices.set(f.deviceMac, d);
     }
