@@ -208,4 +208,28 @@ describe.skipIf(!isRoot)('earshot collect on loopback', () => {
       expect(flow).toMatchObject({ proto: 'udp', client: '127.0.0.1', server: '127.0.0.1', packetsUp: 5, packetsDown: 5, bytesUp: 5 * 142, bytesDown: 5 * 142 });
     });
   }
+
+  it.skipIf(!haveTcpdump)('--source tcpdump: a tcpdump that ends by itself is a failure (exit 2), after the report with what it captured', async () => {
+    const port = 40000 + Math.floor(Math.random() * 20000);
+    const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--interface', 'lo', '--source', 'tcpdump', '--filter', `udp port ${port}`, '--format', 'json', '--api', 'false', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await new Promise((r) => setTimeout(r, 1500)); // let the capture start
+    const client = createSocket('udp4');
+    for (let i = 0; i < 3; i++) {
+      client.send(Buffer.alloc(100), port, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    client.close();
+    await new Promise((r) => setTimeout(r, 500));
+    // somebody else stops earshot's tcpdump (SIGTERM: tcpdump exits 0)
+    execFileSync('pkill', ['-TERM', '-P', String(child.pid), 'tcpdump']);
+    expect(await exited).toBe(2);
+    expect(stderr).toMatch(/earshot: capture on lo failed: tcpdump ended by itself \(exit 0\) after 3 packets\n$/);
+    const report = JSON.parse(Buffer.concat(out).toString('utf8'));
+    expect(report.flows.find((f: { serverPort: number }) => f.serverPort === port)).toMatchObject({ proto: 'udp', packetsUp: 3, packetsDown: 0 });
+  });
 });

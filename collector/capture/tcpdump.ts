@@ -100,6 +100,11 @@ export function buildTcpdumpSource(opts: TcpdumpSourceOptions, deps: SourceDeps)
       const code = packets === 0 && source.stats().bytesRead <= 24 ? 'EARSHOT_ERR_CAPTURE_OPEN' : 'EARSHOT_ERR_CAPTURE_FAILED';
       throw earshotError(code, opts.interface, tcpdumpErrorText(stderr));
     }
+    if (!stopRequested && result.error === null) {
+      // a live capture ends when earshot stops it; tcpdump ending on its own (a kill, a signal from
+      // elsewhere) is a failure, so that a service manager starts earshot again
+      throw earshotError('EARSHOT_ERR_CAPTURE_FAILED', opts.interface, `tcpdump ended by itself (${exit.signal !== null ? `signal ${exit.signal}` : `exit ${exit.code}`}) after ${packets} packets`);
+    }
     if (result.error !== null) {
       // stopped before tcpdump wrote its header: an empty capture, not a broken one
       if (stopRequested && packets === 0 && isEarshotError(result.error)

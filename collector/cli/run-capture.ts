@@ -5,9 +5,9 @@
 import { createWriteStream } from 'node:fs';
 import { buildSource } from '../capture/index.js';
 import { buildProgress } from '../capture/progress.js';
-import type { CaptureSource } from '../capture/types.js';
+import type { CaptureSource, CaptureStats } from '../capture/types.js';
 import type { Config } from '../config.js';
-import { earshotError } from '../errors.js';
+import { earshotError, isEarshotError, type EarshotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { loadState, prepareDataDir, saveState } from '../identify/state.js';
 import type { InfluxSink } from '../sink/influx/index.js';
@@ -167,6 +167,11 @@ interface PipelineOptions {
   api: boolean;
   /** After a file ends, keep serving the API until a signal. */
   keepServing: boolean;
+  /**
+   * A live source: when it fails after packets came (tcpdump killed, the interface gone), the run
+   * ends as if stopped (flows finished, report written, points delivered) and then exits with the error.
+   */
+  live: boolean;
 }
 
 /** Runs the pipeline over `source` and writes the report; returns the exit code. */
@@ -225,8 +230,17 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
       if (++ticks % STATE_SAVE_EVERY_S === 0) save();
     }, 1000)
     : null;
+  let captureError: EarshotError | null = null;
   try {
-    const stats = await runtime.run(source);
+    let stats: CaptureStats;
+    try {
+      stats = await runtime.run(source);
+    } catch (err) {
+      if (!options.live || !isEarshotError(err) || collector.stats().capture.packets === 0) throw err;
+      captureError = err;
+      log.error({ code: err.code }, `${err.message}: finishing the flows, writing the report${influx ? ' and the points' : ''}`);
+      stats = source.stats();
+    }
     capturing = false;
     bar?.stop();
     if (ticker) clearInterval(ticker);
@@ -242,6 +256,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
     }
     const code = influx ? await deliverPoints(influx, config, log, options.isReplay) : 0;
     await alerts.close();
+    if (captureError !== null) throw captureError;
     return code;
   } finally {
     bar?.stop();
@@ -262,7 +277,7 @@ export async function runReplay(parsed: ParsedCommand, io: CliIo, log: Logger): 
     { onWarning: (message) => log.warn(message) },
   );
   const progress = !parsed.flags['no-progress'] && path !== '-' && (parsed.flags.progress === true || io.stderr.isTTY === true);
-  return runPipeline(source, parsed.config, parsed, io, log, { progress, speed: realtimeSpeed, isReplay: true, clock: 'packet', api: false, keepServing: false });
+  return runPipeline(source, parsed.config, parsed, io, log, { progress, speed: realtimeSpeed, isReplay: true, clock: 'packet', api: false, keepServing: false, live: false });
 }
 
 /** `earshot collect`: live, or a capture file (--file) with the API serving on after it ends. */
@@ -299,6 +314,7 @@ export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger):
       clock: file !== undefined ? 'packet' : 'wall',
       api: config.api.enabled,
       keepServing: file !== undefined && parsed.flags['exit-when-done'] !== true,
+      live: file === undefined,
     });
   } finally {
     if (timer) clearTimeout(timer);
