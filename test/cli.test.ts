@@ -2,7 +2,7 @@
  * The `earshot` executable as a user meets it: help, exit codes, one-line errors without stack traces,
  * the report on stdout matching its JSON Schema, stdin and gzip input, and live capture on loopback.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { configKeys } from '../collector/config.js';
 import { EARSHOT_BIN, runCli, type CliResult } from './helpers/cli.js';
 import { replayReport } from './helpers/replay.js';
 import { describeShared, PROJECT_ROOT, realCapture } from './helpers/shared.js';
+import { until } from './helpers/wait.js';
 
 const FIXTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 const dir = mkdtempSync(join(tmpdir(), 'earshot-cli-'));
@@ -207,6 +208,46 @@ describe.skipIf(!isRoot)('earshot collect on loopback', () => {
       // 100 bytes of payload + 8 UDP + 20 IP + 14 link (loopback is Ethernet-framed on Linux)
       expect(flow).toMatchObject({ proto: 'udp', client: '127.0.0.1', server: '127.0.0.1', packetsUp: 5, packetsDown: 5, bytesUp: 5 * 142, bytesDown: 5 * 142 });
     });
+  }
+
+  const haveIp = spawnSync('ip', ['-V'], { stdio: 'ignore' }).status === 0;
+  for (const source of ['libpcap', 'tcpdump'] as const) {
+    it.skipIf(!haveIp || (source === 'tcpdump' && !haveTcpdump))(`--source ${source}: an interface that disappears ends the capture with exit 2, after the report`, async () => {
+      // a veth pair of our own, with an address to send from
+      const name = `es${process.pid % 100000}${source === 'libpcap' ? 'a' : 'b'}`;
+      spawnSync('ip', ['link', 'del', name], { stdio: 'ignore' });
+      execFileSync('ip', ['link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}p`]);
+      execFileSync('ip', ['link', 'set', name, 'up']);
+      execFileSync('ip', ['link', 'set', `${name}p`, 'up']);
+      execFileSync('ip', ['addr', 'add', '169.254.213.1/24', 'dev', name]);
+      try {
+        const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--interface', name, '--source', source, '--format', 'json', '--api', 'false', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        const out: Buffer[] = [];
+        child.stdout.on('data', (d: Buffer) => out.push(d));
+        child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+        const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+        await until('the capture to start', () => stderr.includes('"capturing"'));
+        await new Promise((r) => setTimeout(r, 1000));
+        // a few datagrams out of the interface (broadcast from its own address: no DAD to wait for)
+        const sender = createSocket('udp4');
+        await new Promise<void>((resolve) => sender.bind(0, '169.254.213.1', () => resolve()));
+        sender.setBroadcast(true);
+        for (let i = 0; i < 3; i++) {
+          await new Promise<void>((resolve, reject) => sender.send(Buffer.alloc(20), 9, '169.254.213.255', (err) => (err ? reject(err) : resolve())));
+        }
+        sender.close();
+        await new Promise((r) => setTimeout(r, 500));
+        execFileSync('ip', ['link', 'del', name]);
+        expect(await exited).toBe(2);
+        expect(stderr).toMatch(new RegExp(`earshot: capture on ${name} failed: .*[Tt]he interface disappeared\n$`));
+        // what came before is reported
+        const report = JSON.parse(Buffer.concat(out).toString('utf8'));
+        expect(report.flows.find((f: { server: string; serverPort: number }) => f.server === '169.254.213.255' && f.serverPort === 9)).toMatchObject({ proto: 'udp', packetsUp: 3 });
+      } finally {
+        spawnSync('ip', ['link', 'del', name], { stdio: 'ignore' });
+      }
+    }, 20_000);
   }
 
   it.skipIf(!haveTcpdump)('--source tcpdump: a tcpdump that ends by itself is a failure (exit 2), after the report with what it captured', async () => {

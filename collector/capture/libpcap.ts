@@ -2,6 +2,7 @@
  * Live capture in-process through the optional `pcap` package (node_pcap, a libpcap binding). The
  * package is loaded only when this source runs, so earshot installs and replays files without it.
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { earshotError, isEarshotError } from '../errors.js';
@@ -70,12 +71,48 @@ function loadPcap(moduleName: string): PcapModule {
   }
 }
 
+/**
+ * The interface's index from sysfs (Linux): a number; -1 when the interface is not there; null when
+ * it cannot be told (no sysfs, a pseudo-interface such as "any", a name that is not a plain name).
+ */
+export function interfaceIndex(name: string, sysfs = '/sys/class/net'): number | null {
+  if (!/^[\w.:@-]+$/.test(name) || name === '.' || name === '..') return null;
+  try {
+    const index = Number(readFileSync(`${sysfs}/${name}/ifindex`, 'utf8'));
+    return Number.isInteger(index) ? index : null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') return null;
+    try {
+      readFileSync(`${sysfs}/lo/ifindex`);
+    } catch {
+      return null; // no sysfs here: nothing to watch
+    }
+    return -1;
+  }
+}
+
 /** Builds a live source on `opts.interface` through libpcap. Nothing is opened until run(). */
 export function buildLibpcapSource(opts: LibpcapSourceOptions, deps: SourceDeps): CaptureSource {
   const stats = emptyCaptureStats();
   let session: PcapSession | null = null;
   let finish: ((error: Error | null) => void) | null = null;
   let stopRequested = false;
+
+  /** The interface's index when capture began (null: not watched). */
+  let watchedIndex: number | null = null;
+
+  /** Once a second: the drop counters, and whether the interface is still the one we opened. */
+  function watch(): void {
+    if (session === null) return;
+    // libpcap reports an interface that went away only as a failed read, which node_pcap drops: watch
+    // for it here (deleted, or deleted and made again: a new index), and end the capture as failed
+    if (watchedIndex !== null && interfaceIndex(opts.interface) !== watchedIndex) {
+      end(earshotError('EARSHOT_ERR_CAPTURE_FAILED', opts.interface, 'the interface disappeared'));
+      return;
+    }
+    pollDrops();
+  }
 
   function pollDrops(): void {
     if (session === null) return;
@@ -125,6 +162,8 @@ export function buildLibpcapSource(opts: LibpcapSourceOptions, deps: SourceDeps)
       throw earshotError('EARSHOT_ERR_UNKNOWN_LINKTYPE', `interface ${opts.interface}`, linkType >= 0 ? linkType : opened.link_type, supportedLinkTypesText());
     }
     session = opened;
+    const index = interfaceIndex(opts.interface);
+    watchedIndex = index !== null && index > 0 ? index : null;
     // node_pcap copies header fields in host byte order: pick the reader once
     const little = endianness() === 'LE';
     const onPacket = (packet: PcapPacket): void => {
@@ -145,7 +184,7 @@ export function buildLibpcapSource(opts: LibpcapSourceOptions, deps: SourceDeps)
       stats.bytesRead += capLen;
     };
     opened.on('packet', onPacket);
-    const poller = setInterval(pollDrops, STATS_INTERVAL_MS);
+    const poller = setInterval(watch, STATS_INTERVAL_MS);
     poller.unref();
     return await new Promise<CaptureStats>((resolve, reject) => {
       finish = (error) => {

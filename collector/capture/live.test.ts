@@ -4,12 +4,15 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, connect, type Server } from 'node:net';
 import { createRequire } from 'node:module';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isEarshotError, type ErrorCode } from '../errors.js';
 import { buildSource } from './index.js';
-import { buildLibpcapSource, linkTypeFromPcapName } from './libpcap.js';
+import { buildLibpcapSource, interfaceIndex, linkTypeFromPcapName } from './libpcap.js';
 import { buildTcpdumpSource, tcpdumpDrops, tcpdumpErrorText } from './tcpdump.js';
 import { LinkType, type CaptureSource } from './types.js';
 
@@ -165,5 +168,23 @@ describe('buildSource', () => {
     expect(buildSource({ kind: 'stdin' }, {}).description).toBe('stdin');
     expect(buildSource({ kind: 'tcpdump', interface: 'eth0' }, {}).description).toBe('interface eth0 (tcpdump)');
     expect(buildSource({ kind: 'libpcap', interface: 'eth0' }, {}).description).toBe('interface eth0 (libpcap)');
+  });
+});
+
+describe('interfaceIndex (how the libpcap source notices an interface that went away)', () => {
+  it('reads the index from sysfs; -1 when the interface is gone; null when it cannot tell', () => {
+    const sysfs = mkdtempSync(join(tmpdir(), 'earshot-sysfs-'));
+    cleanups.push(() => rmSync(sysfs, { recursive: true, force: true }));
+    for (const [name, index] of [['lo', 1], ['wlan0', 7]] as const) {
+      mkdirSync(join(sysfs, name));
+      writeFileSync(join(sysfs, name, 'ifindex'), `${index}\n`);
+    }
+    expect(interfaceIndex('wlan0', sysfs)).toBe(7);
+    expect(interfaceIndex('eth9', sysfs)).toBe(-1);
+    expect(interfaceIndex('any', join(sysfs, 'none'))).toBeNull();
+    expect(interfaceIndex('../wlan0', sysfs)).toBeNull();
+    expect(interfaceIndex('..', sysfs)).toBeNull();
+    // the real one, where there is sysfs
+    if (process.platform === 'linux') expect(interfaceIndex('lo')).toBe(1);
   });
 });
