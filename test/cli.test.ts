@@ -169,6 +169,18 @@ describeShared('earshot CLI on real captures', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^earshot: warn: .*timed2_xray\.pcap: capture cut short at offset 1507284/);
   });
+
+  it('a report past its bounds keeps the newest flows and says what it left out, in one warning', async () => {
+    const file = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
+    const whole = JSON.parse((await runCli(['replay', file, '--format', 'json'])).stdout);
+    const r = await runCli(['replay', file, '--format', 'json', '--log-format', 'text', '--report-max-flows', '3']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.flows).toHaveLength(3);
+    expect(report.stats.reportFlowsDropped).toBe(whole.flows.length - 3);
+    expect(report.devices).toEqual(whole.devices);
+    expect(r.stderr).toBe(`earshot: warn: the report leaves out ${whole.flows.length - 3} older flows (report.maxFlows 3); device totals count every flow\n`);
+  });
 });
 
 const isRoot = process.getuid?.() === 0;

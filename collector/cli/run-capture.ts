@@ -250,6 +250,13 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
     const inputs = { devices: collector.inventory?.all() };
     const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs))];
     await writeReport(chunks, parsed.flags.output as string | undefined, io.stdout);
+    const dropped = report.dropped();
+    const left = [
+      dropped.flows > 0 ? `${dropped.flows} older flows (report.maxFlows ${config.report.maxFlows})` : '',
+      dropped.activations > 0 ? `${dropped.activations} older activations (report.maxActivations ${config.report.maxActivations})` : '',
+      dropped.dnsAnswers > 0 ? `${dropped.dnsAnswers} older DNS answers (report.maxDnsAnswers ${config.report.maxDnsAnswers})` : '',
+    ].filter((part) => part !== '');
+    if (left.length > 0) log.warn(`the report leaves out ${left.join(', ')}; device totals count every flow`);
     if (api && options.keepServing && signals === 0) {
       log.info(`capture ended; the API keeps serving on ${api.url} until SIGTERM or SIGINT`);
       await new Promise<void>((resolve) => { signalled = resolve; });

@@ -377,6 +377,8 @@ export function buildReportSink(options: ReportSinkOptions) {
     onDnsAnswer(answer: DnsAnswer): void {
       dns.push(answer);
     },
+    /** What the bounds left out of the report so far. */
+    dropped: () => ({ flows: flows.dropped, activations: activations.dropped, dnsAnswers: dns.dropped }),
     /** Renders the report from what was gathered; `open` adds flows still active (live snapshots). */
     build(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs = {}): Report {
       const report = gather(capture, stats, inputs);
