@@ -7,6 +7,7 @@ import { formatAddr, formatMac } from '../decode/packet.js';
 import type { Activation } from '../detect/detector.js';
 import type { Flow } from '../flow/flow.js';
 import { activationToReport, isoTime, type ReportActivation, type ReportFlow } from './report.js';
+import { NewestRing } from './ring.js';
 
 /** A flow as the API shows it: the report's form (without where the name came from) and whether it is still open. */
 export type ApiFlow = Omit<ReportFlow, 'nameSource'> & { open: boolean };
@@ -65,13 +66,14 @@ export interface ActivityOptions {
 export class ActivityStore {
   private readonly activations = new Map<string, Activation>();
   private sorted: Activation[] | null = null;
-  private readonly ended: ApiFlow[] = [];
-  private endedStart = 0;
+  private readonly ended: NewestRing<ApiFlow>;
   private readonly devices = new Map<number, DeviceTotals>();
   /** Counters for /metrics. */
   readonly counts = { activationsStarted: 0, activationsFinished: 0, byVerdict: new Map<string, number>() };
 
-  constructor(private readonly options: ActivityOptions) {}
+  constructor(private readonly options: ActivityOptions) {
+    this.ended = new NewestRing<ApiFlow>(options.maxEndedFlows);
+  }
 
   /** An activation started (it shows while open, with the end so far). */
   started(a: Activation): void {
@@ -104,14 +106,7 @@ export class ActivityStore {
 
   /** A flow ended: its totals go to its device, its record to the ring of recent flows. */
   flowEnded(f: Flow): void {
-    if (this.options.maxEndedFlows > 0) {
-      const record = flowToApi(f, false);
-      if (this.ended.length < this.options.maxEndedFlows) this.ended.push(record);
-      else {
-        this.ended[this.endedStart] = record;
-        this.endedStart = (this.endedStart + 1) % this.ended.length;
-      }
-    }
+    if (this.options.maxEndedFlows > 0) this.ended.push(flowToApi(f, false));
     if (f.deviceMac < 0) return;
     let d = this.devices.get(f.deviceMac);
     if (!d) {
@@ -135,7 +130,7 @@ export class ActivityStore {
 
   /** Ended flows, oldest first. */
   endedFlows(): ApiFlow[] {
-    return [...this.ended.slice(this.endedStart), ...this.ended.slice(0, this.endedStart)];
+    return this.ended.toArray();
   }
 
   /** A device's totals and endpoints over ended flows plus `open` ones. */

@@ -9,6 +9,7 @@ import type { Flow, NameSource } from '../flow/flow.js';
 import type { DnsAnswer } from '../flow/payload.js';
 import type { Activation } from '../detect/detector.js';
 import type { Device } from '../identify/device.js';
+import { NewestRing } from './ring.js';
 
 export const REPORT_SCHEMA = 'earshot.report/1';
 
@@ -266,32 +267,6 @@ export interface ReportInputs {
   open?: readonly Flow[];
   /** The inventory's devices (with tagging on): vendor, name, model, assistant, evidence. */
   devices?: readonly Device[];
-}
-
-/** The newest `max` items in arrival order; older ones are dropped and counted. */
-class NewestRing<T> {
-  private readonly items: T[] = [];
-  private start = 0;
-  dropped = 0;
-
-  constructor(private readonly max: number) {}
-
-  push(item: T): void {
-    if (this.items.length < this.max) {
-      this.items.push(item);
-    } else if (this.max > 0) {
-      this.items[this.start] = item;
-      this.start = (this.start + 1) % this.max;
-      this.dropped++;
-    } else {
-      this.dropped++;
-    }
-  }
-
-  /** The items, oldest first (a new array). */
-  toArray(): T[] {
-    return this.start === 0 ? this.items.slice() : [...this.items.slice(this.start), ...this.items.slice(0, this.start)];
-  }
 }
 
 /** Most addresses remembered per device for the report (IPv6 privacy addresses change daily). */
