@@ -1,0 +1,100 @@
+/**
+ * Files that survive a power cut: every file earshot writes under its data directory goes through
+ * writeFileAtomic (a temporary name in the same directory, written and fsynced, renamed over the
+ * target, then the directory fsynced), so a crash leaves the old file or the new one, never an empty,
+ * torn or NUL-padded one. Reading back, a file that fails its check is moved aside (quarantined) with
+ * a name that says so, never deleted and never allowed to stop a start.
+ */
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/** The suffix of temporary files: `NAME.tmp-PID`; a start removes those an earlier run left. */
+export const TMP_SUFFIX = /\.tmp(-\d+)?$/;
+
+/** Fsyncs a directory, so a rename or unlink in it is on disk. Ignores file systems that refuse it. */
+export function fsyncDir(dir: string): void {
+  let fd: number;
+  try {
+    fd = openSync(dir, 'r');
+  } catch {
+    return;
+  }
+  try {
+    fsyncSync(fd);
+  } catch {
+    // some file systems (and platforms) do not fsync directories: nothing more can be done there
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface AtomicWriteOptions {
+  /** File mode of the new file (default 0o644); applied at creation, before any byte is written. */
+  mode?: number;
+  /** Fsync the file and its directory (default true). Off only where losing the file costs nothing. */
+  sync?: boolean;
+}
+
+/**
+ * Writes `data` to `path` atomically and durably. Throws the file system's error (ENOSPC, EACCES, ...)
+ * with the temporary file removed; the old file, if any, is untouched then.
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): void {
+  const sync = options.sync ?? true;
+  const tmp = `${path}.tmp-${process.pid}`;
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  let fd = -1;
+  try {
+    fd = openSync(tmp, 'w', options.mode ?? 0o644);
+    let done = 0;
+    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+    if (sync) fsyncSync(fd);
+    closeSync(fd);
+    fd = -1;
+    renameSync(tmp, path);
+  } catch (err) {
+    if (fd >= 0) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already failing: the first error is the one to report
+      }
+    }
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  if (sync) fsyncDir(dirname(path));
+}
+
+/** Removes a file and makes the removal durable (a delivered batch must not come back after a power cut). */
+export function removeFile(path: string, sync = true): void {
+  rmSync(path, { force: true, recursive: false });
+  if (sync) fsyncDir(dirname(path));
+}
+
+/**
+ * Moves a damaged file aside as `NAME.damaged-TIME` in the same directory (or `intoDir` when given),
+ * where the owner can look at it and no start reads it again. Returns the new path, or null when even
+ * the move failed (the file is then removed, so it cannot block a queue).
+ */
+export function quarantine(path: string, intoDir: string | null = null, nowMs = Date.now()): string | null {
+  const aside = join(intoDir ?? dirname(path), `${basename(path)}.damaged-${nowMs}`);
+  try {
+    renameSync(path, aside);
+    fsyncDir(dirname(path));
+    return aside;
+  } catch {
+    try {
+      rmSync(path, { force: true, recursive: true });
+    } catch {
+      // nothing left to try: the caller counts it
+    }
+    return null;
+  }
+}
+
+/** True for errors that mean the disk (or the quota) is full. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
