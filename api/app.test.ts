@@ -29,7 +29,7 @@ beforeAll(async () => {
 });
 
 const app = (over: Partial<Parameters<typeof buildApp>[0]> = {}) =>
-  buildApp({ token: TOKEN, tokenForReads: false, postsPerMinute: 100, bodyLimitBytes: 1024 * 1024, version: 'test', ...over }, context);
+  buildApp({ token: TOKEN, tokenForReads: false, postsPerMinute: 100, failedTokensPerMinute: 10, allowedHosts: [], bodyLimitBytes: 1024 * 1024, version: 'test', ...over }, context);
 
 describe('API guards', () => {
   it('reads need no token on loopback, and the token beyond it', async () => {
@@ -78,6 +78,9 @@ describe('API guards', () => {
     expect(tokenMatches(`${TOKEN}x`, TOKEN)).toBe(false);
     expect(tokenMatches('', TOKEN)).toBe(false);
     expect(tokenMatches(undefined, TOKEN)).toBe(false);
+    // defence in depth: an empty token never matches, not even an empty configured one
+    expect(tokenMatches('', '')).toBe(false);
+    expect(tokenMatches('   ', '')).toBe(false);
   });
 
   it('parses --listen and knows loopback', () => {

@@ -1,21 +1,22 @@
 /**
  * The API (fastify). buildApp() wires routes to a running earshot and never listens (tests use
  * inject() or listen themselves; api/server.ts listens). Every route has a JSON schema: requests are
- * validated (400 naming the field), answers serialized through their schema. A token guards every POST,
- * and every route when the server listens beyond loopback. No route returns packet payloads: earshot
- * never has them.
+ * validated (400 naming the field), answers serialized through their schema. api/guards.ts checks the
+ * Host, the token (every POST, and every route when the server listens beyond loopback) and the rate
+ * limits before any route, and sets the browser protections on every answer. No route returns packet
+ * payloads: earshot never has them.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../collector/config.js';
 import { FieldProblem, normalizeDevice, parseTime, type WakeEvent } from '../collector/detect/wake-events.js';
 import type { Device } from '../collector/identify/device.js';
 import { flowToApi } from '../collector/sink/activity.js';
 import { activationToReport, isoTime } from '../collector/sink/report.js';
 import type { Runtime } from '../collector/runtime.js';
+import { DOCS_CSP, registerGuards, type GuardOptions } from './guards.js';
 import { health, renderMetrics, type HealthSource } from './metrics.js';
 import { registerPage } from './page.js';
 import {
@@ -23,12 +24,9 @@ import {
   macParams, normalizeMac, wakeEventSchema, wakeEventsBody,
 } from './schemas.js';
 
-export interface AppOptions {
-  /** The token; null: POSTs are refused (401), GETs need none on loopback. */
-  token: string | null;
-  /** The server listens beyond loopback: every route needs the token. */
-  tokenForReads: boolean;
-  postsPerMinute: number;
+export { tokenMatches } from './guards.js';
+
+export interface AppOptions extends GuardOptions {
   bodyLimitBytes: number;
   version: string;
 }
@@ -37,21 +35,6 @@ export interface AppOptions {
 export interface AppContext extends HealthSource {
   runtime: Runtime;
   config: Readonly<Config>;
-}
-
-const sha = (text: string) => createHash('sha256').update(text).digest();
-
-/** Compares a presented token with the configured one in constant time (digests of equal length). */
-export function tokenMatches(presented: string | undefined, token: string): boolean {
-  if (presented === undefined) return false;
-  return timingSafeEqual(sha(presented), sha(token));
-}
-
-function presentedToken(request: FastifyRequest): string | undefined {
-  const auth = request.headers.authorization;
-  if (typeof auth === 'string' && /^Bearer\s+/i.test(auth)) return auth.replace(/^Bearer\s+/i, '').trim();
-  const header = request.headers['x-earshot-token'];
-  return typeof header === 'string' ? header : undefined;
 }
 
 function deviceJson(d: Device, totals: { bytesUp: number; bytesDown: number; packetsUp: number; packetsDown: number; flows: number }) {
@@ -92,8 +75,11 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
-  await app.register(swaggerUi, { routePrefix: '/api/v1/docs' });
+  // the guards come before every route, swagger-ui's included
   await app.register(rateLimit, { global: false });
+  registerGuards(app, options);
+  // nothing from the internet (no validator badge), and a policy of its own: swagger-ui sets inline styles
+  await app.register(swaggerUi, { routePrefix: '/api/v1/docs', staticCSP: DOCS_CSP, uiConfig: { validatorUrl: null } });
 
   // errors in one shape; validation errors name the field ("body/label must be ...")
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, _request, reply) => {
@@ -105,22 +91,8 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     void reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
   });
 
-  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-    // the status page's own files hold no data (its requests for data carry the token)
-    if ((request.routeOptions.config as { public?: boolean } | undefined)?.public) return;
-    const needs = request.method !== 'GET' && request.method !== 'HEAD' ? true : options.tokenForReads;
-    if (!needs) return;
-    if (options.token === null) {
-      return reply.status(401).send({ statusCode: 401, error: 'Unauthorized', message: 'no API token is configured (api.token, EARSHOT_API_TOKEN or api.tokenFile)' });
-    }
-    if (!tokenMatches(presentedToken(request), options.token)) {
-      return reply.status(401).send({ statusCode: 401, error: 'Unauthorized', message: 'a valid token is required (Authorization: Bearer TOKEN)' });
-    }
-  });
-
   const errors = { 400: { $ref: 'Error#' }, 401: { $ref: 'Error#' }, 404: { $ref: 'Error#' } };
   const security = [{ token: [] }];
-  const postLimit = { rateLimit: { max: options.postsPerMinute, timeWindow: 60_000 } };
 
   app.get('/api/v1/health', {
     schema: {
@@ -193,7 +165,6 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   });
 
   app.post<{ Params: { id: string }; Body: { label: 'intended' | 'not-intended' } }>('/api/v1/activations/:id/label', {
-    config: postLimit,
     schema: { summary: "A person's label: intended or not-intended (wins over the detector)", security, params: idParams, body: labelBody, response: { 200: { $ref: 'Activation#' }, ...errors } },
   }, async (request, reply) => {
     const a = runtime.label(request.params.id, request.body.label);
@@ -202,7 +173,6 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   });
 
   app.post<{ Body: unknown }>('/api/v1/wake-events', {
-    config: postLimit,
     // one record or a batch: a lone record is validated as a batch of one, so errors name body/0/...
     preValidation: async (request) => {
       if (request.body !== null && typeof request.body === 'object' && !Array.isArray(request.body)) {

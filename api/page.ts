@@ -19,7 +19,8 @@ export async function registerPage(app: FastifyInstance): Promise<void> {
   for (const { url, file, type } of FILES) {
     const body = readFileSync(packagePath('api', 'page', file));
     app.get(url, { schema: { hide: true }, config: { public: true } }, async (_request, reply) => {
-      void reply.type(type).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff');
+      // the security headers (CSP, nosniff, X-Frame-Options) are set on every answer by api/guards.ts
+      void reply.type(type).header('cache-control', 'no-cache');
       return body;
     });
   }

@@ -3,11 +3,12 @@
  * directory), builds the app and binds `api.listen`. Beyond loopback every route needs the token.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../collector/config.js';
+import { writeFileAtomic } from '../collector/durable.js';
 import { earshotError } from '../collector/errors.js';
 import type { Logger } from '../collector/log.js';
 import { buildApp, type AppContext } from './app.js';
@@ -27,18 +28,65 @@ export function isLoopback(host: string): boolean {
   return host === '::1';
 }
 
-/** The API token: configured, from a file, or generated once and kept in the data directory (0600). */
+/** The fewest bytes a token may have: a damaged, truncated or guessable token refuses the start. */
+export const MIN_TOKEN_BYTES = 16;
+/** The most: a token travels in a request header (Node takes 16 KiB of headers in all). */
+const MAX_TOKEN_BYTES = 1024;
+
+/** Why `token` cannot be the API token, or null when it can. */
+export function tokenProblem(token: string): string | null {
+  const bytes = Buffer.byteLength(token);
+  if (bytes < MIN_TOKEN_BYTES) return `the API token is ${bytes} bytes; it must be at least ${MIN_TOKEN_BYTES} (e.g. openssl rand -base64 24)`;
+  if (bytes > MAX_TOKEN_BYTES) return `the API token is ${bytes} bytes; it must be at most ${MAX_TOKEN_BYTES}`;
+  // what a client can send in a header as it is: printable ASCII, no space at either end
+  if (!/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(token)) return 'the API token must be printable ASCII with no space at either end (it travels in an HTTP header)';
+  return null;
+}
+
+/** The first line of a token file, trimmed; reads at most 4 KiB (a token file is one short line). */
+function readFirstLine(file: string): string {
+  const fd = openSync(file, 'r');
+  try {
+    const buffer = Buffer.alloc(4096);
+    const n = readSync(fd, buffer, 0, buffer.length, 0);
+    return buffer.subarray(0, n).toString('utf8').split('\n')[0].trim();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Where `api.token` came from, for the message that refuses it: the same precedence as loadConfig
+ * (flag, then environment, then the config file).
+ */
+function configTokenSource(argv: readonly string[] = process.argv, env: NodeJS.ProcessEnv = process.env): string {
+  if (argv.some((a) => a === '--api-token' || a.startsWith('--api-token='))) return '--api-token';
+  if (env.EARSHOT_API_TOKEN) return 'EARSHOT_API_TOKEN';
+  const i = argv.findIndex((a) => a === '--config' || a.startsWith('--config='));
+  const file = i < 0 ? env.EARSHOT_CONFIG : argv[i].startsWith('--config=') ? argv[i].slice('--config='.length) : argv[i + 1];
+  return file ? `${file}: api.token` : 'api.token';
+}
+
+/**
+ * The API token: configured, from a file, or generated once and kept in the data directory (0600).
+ * A token shorter than 16 bytes from any of them refuses the start (one line naming the source).
+ */
 export function resolveToken(api: Readonly<Config['api']>, dataDir: string | null, log: Logger): string | null {
-  if (api.token) return api.token;
+  if (api.token !== null) {
+    const problem = tokenProblem(api.token);
+    if (problem) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', configTokenSource(), problem);
+    return api.token;
+  }
   if (api.tokenFile) {
-    let text: string;
+    let token: string;
     try {
-      text = readFileSync(api.tokenFile, 'utf8');
+      token = readFirstLine(api.tokenFile);
     } catch (err) {
-      throw earshotError('EARSHOT_ERR_CONFIG_FILE', api.tokenFile, (err as Error).message);
+      const e = err as NodeJS.ErrnoException;
+      throw earshotError('EARSHOT_ERR_CONFIG_FILE', api.tokenFile, e.code === 'ENOENT' ? 'no such file' : e.message);
     }
-    const token = text.split('\n')[0].trim();
-    if (token.length < 8) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${api.tokenFile}`, 'the API token must be at least 8 characters');
+    const problem = tokenProblem(token);
+    if (problem) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', api.tokenFile, `${problem} (api.tokenFile, its first line)`);
     return token;
   }
   if (dataDir === null) {
@@ -46,10 +94,28 @@ export function resolveToken(api: Readonly<Config['api']>, dataDir: string | nul
     return null;
   }
   const file = join(dataDir, 'api-token');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  if (existsSync(file)) {
+    // a start that died writing it (before writes were atomic), a torn write, an owner's `touch`: never
+    // an empty or short token, and no new one in its place that the owner's clients do not know
+    const remedy = 'delete the file to have a new token generated at the next start';
+    let token: string;
+    try {
+      token = readFirstLine(file);
+    } catch (err) {
+      throw earshotError('EARSHOT_ERR_CONFIG_INVALID', file, `cannot read the kept API token (${(err as Error).message}); ${remedy}`);
+    }
+    const problem = tokenProblem(token);
+    if (problem) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', file, `the kept API token is damaged (${problem.replace(/^the API token /, 'it ').replace(/ \(e\.g\. .*\)$/, '')}): ${remedy}`);
+    return token;
+  }
   const token = randomBytes(24).toString('base64url');
-  writeFileSync(file, `${token}\n`, { mode: 0o600 });
-  chmodSync(file, 0o600);
+  try {
+    writeFileAtomic(file, `${token}\n`, { mode: 0o600 });
+  } catch (err) {
+    // a full or read-only disk must not stop the capture: without a kept token, POSTs are refused
+    log.warn({ file, err: (err as Error).message }, `cannot keep a generated API token in ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): POST routes are refused until it can be written (restart then)`);
+    return null;
+  }
   log.info({ file }, `API token generated: ${file}`);
   return token;
 }
@@ -69,6 +135,9 @@ export async function startApiServer(config: Readonly<Config>, context: AppConte
     token,
     tokenForReads: !isLoopback(host),
     postsPerMinute: config.api.postsPerMinute,
+    failedTokensPerMinute: config.api.failedTokensPerMinute,
+    // a listen address given as a name (--listen earshot.lan:8377) is a name clients use
+    allowedHosts: [...config.api.allowedHosts, ...(isIP(host) === 0 ? [host] : [])],
     bodyLimitBytes: config.api.bodyLimitKB * 1024,
     version: context.version,
   }, context);

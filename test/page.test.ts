@@ -85,7 +85,8 @@ describe.skipIf(!haveChromium)('status page (chromium against earshot collect --
     expect((await getJson<{ verdict: string }>(`${run.base}/api/v1/activations/${activation.id}`)).verdict).toBe('suspected');
 
     // wait for the sparkline to have a few samples, then the screenshot (the page as the test sees it)
-    await page.waitForFunction("document.querySelectorAll('.assistant .spark-line').length > 0", undefined, { timeout: 20_000 });
+    // (a locator, not waitForFunction: the page's Content-Security-Policy forbids eval, which that polls with)
+    await page.locator('.assistant .spark-line').first().waitFor({ state: 'attached', timeout: 20_000 });
     await page.fill('#token-input', TOKEN);
     await page.click('#token-form button[type=submit]');
     await page.locator('#message:not(.error)', { hasText: 'Token saved' }).waitFor();

@@ -1,0 +1,149 @@
+/**
+ * What stands between a request and a route: the Host check (a page reached by DNS rebinding sends a
+ * name that is not earshot's), the token (constant-time; an empty one never matches), one rate limit
+ * per client for POSTs whatever the route, one for wrong tokens, and the headers that keep browsers
+ * from framing, sniffing or leaking what earshot answers. docs/api.md ("Security") says the same.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
+import { hostname } from 'node:os';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+/**
+ * The status page's policy, and every other answer's: only its own files run, nothing inline, no
+ * framing, no form sent anywhere (the token form is handled by page.js; if that failed, the token must
+ * not travel in a URL).
+ */
+export const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/** swagger-ui's page (/api/v1/docs): its own files and the OpenAPI document; React sets inline styles. */
+export const DOCS_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/** Headers every answer carries (the Content-Security-Policy besides). */
+const SECURITY_HEADERS: Record<string, string> = {
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  // another site may not even load earshot's answers as images or scripts (no-cors reads)
+  'cross-origin-resource-policy': 'same-origin',
+};
+
+const sha = (text: string) => createHash('sha256').update(text).digest();
+
+/**
+ * Compares a presented token with the configured one in constant time (digests of equal length). An
+ * empty token, presented or configured, never matches: a damaged token file must not open the API.
+ */
+export function tokenMatches(presented: string | undefined, token: string): boolean {
+  if (presented === undefined || presented.length === 0 || token.length === 0) return false;
+  return timingSafeEqual(sha(presented), sha(token));
+}
+
+/** The token a request carries (`Authorization: Bearer TOKEN` or `X-Earshot-Token`); undefined: none. */
+export function presentedToken(request: FastifyRequest): string | undefined {
+  const auth = request.headers.authorization;
+  if (typeof auth === 'string' && /^Bearer(\s|$)/i.test(auth)) return auth.replace(/^Bearer/i, '').trim();
+  const header = request.headers['x-earshot-token'];
+  return typeof header === 'string' ? header.trim() : undefined;
+}
+
+/** The name in a Host header, lower-cased, without port, brackets or final dot. */
+export function hostName(header: string): string {
+  const h = header.trim().toLowerCase();
+  const name = h.startsWith('[') ? h.slice(1, h.indexOf(']') > 0 ? h.indexOf(']') : undefined) : h.replace(/:\d*$/, '');
+  return name.replace(/\.$/, '');
+}
+
+/**
+ * A check of the Host header: true for the names earshot answers to. IP literals (a rebinding page
+ * always uses a DNS name, so an address cannot be rebound), localhost and *.localhost (browsers resolve
+ * them to loopback themselves), the machine's host name, its first label and FIRST.local (mDNS), and
+ * `extra`: exact names, or `.example.net` for that domain and its subdomains (e.g. a reverse proxy's).
+ */
+export function hostCheck(extra: readonly string[], machine = hostname()): (host: string | undefined) => boolean {
+  const names = new Set<string>();
+  const suffixes: string[] = [];
+  const first = machine.toLowerCase().split('.')[0];
+  for (const n of [machine.toLowerCase(), first, `${first}.local`]) if (n) names.add(n.replace(/\.$/, ''));
+  for (const raw of extra) {
+    const n = raw.trim().toLowerCase().replace(/\.$/, '');
+    if (n.startsWith('.')) {
+      suffixes.push(n);
+      names.add(n.slice(1));
+    } else if (n) {
+      names.add(n);
+    }
+  }
+  return (host) => {
+    // HTTP/1.0 without Host: no browser sends that, so it cannot be a rebinding page
+    if (host === undefined) return true;
+    const name = hostName(host);
+    if (isIP(name) !== 0 || name === 'localhost' || name.endsWith('.localhost') || names.has(name)) return true;
+    return suffixes.some((s) => name.endsWith(s));
+  };
+}
+
+export interface GuardOptions {
+  /** The token; null: POSTs are refused (401), GETs need none on loopback. */
+  token: string | null;
+  /** The server listens beyond loopback: every route needs the token. */
+  tokenForReads: boolean;
+  postsPerMinute: number;
+  /** Wrong tokens allowed per client and minute; then every request needing one gets 429. */
+  failedTokensPerMinute: number;
+  /** Names besides the machine's own that Host may carry (api.allowedHosts, and a named listen host). */
+  allowedHosts: readonly string[];
+}
+
+const refuse = (reply: FastifyReply, statusCode: number, error: string, message: string) => reply.status(statusCode).send({ statusCode, error, message });
+
+/**
+ * Adds the guards to `app` (with @fastify/rate-limit registered): the headers on every answer, the
+ * Host check, the token and the rate limits, in that order, before any route runs.
+ */
+export function registerGuards(app: FastifyInstance, options: GuardOptions): void {
+  const hostAllowed = hostCheck(options.allowedHosts);
+  // keyed by client address (IPv6 by /64), bounded (an LRU of 5,000 clients each), one budget across routes
+  const postLimit = app.createRateLimit({ max: options.postsPerMinute, timeWindow: 60_000 });
+  const failedTokens = app.createRateLimit({ max: options.failedTokensPerMinute, timeWindow: 60_000 });
+
+  app.addHook('onSend', async (_request, reply) => {
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) void reply.header(name, value);
+    // swagger-ui's routes set DOCS_CSP in their own scope's onSend
+    if (!reply.hasHeader('content-security-policy')) void reply.header('content-security-policy', PAGE_CSP);
+  });
+
+  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!hostAllowed(request.headers.host)) {
+      return refuse(reply, 403, 'Forbidden', `Host "${request.headers.host}" is not a name of this earshot (an IP address, localhost, ${hostname()} or ${hostname().split('.')[0]}.local); add the name you use to api.allowedHosts`);
+    }
+    // the status page's own files hold no data (its requests for data carry the token)
+    if ((request.routeOptions.config as { public?: boolean } | undefined)?.public) return;
+    const isPost = request.method !== 'GET' && request.method !== 'HEAD';
+    if (!isPost && !options.tokenForReads) return;
+    if (options.token === null) {
+      return refuse(reply, 401, 'Unauthorized', 'no API token is configured (api.token, EARSHOT_API_TOKEN or api.tokenFile)');
+    }
+    const presented = presentedToken(request);
+    if (presented !== undefined) {
+      // a client that guessed wrong too often waits, whatever it sends now: no oracle for the next guess
+      const guesses = await failedTokens(request, { increment: false });
+      if (!guesses.isAllowed && guesses.remaining === 0) {
+        void reply.header('retry-after', String(Math.max(1, guesses.ttlInSeconds)));
+        return refuse(reply, 429, 'Too Many Requests', `too many wrong tokens from ${request.ip}: retry in ${Math.max(1, guesses.ttlInSeconds)} s`);
+      }
+    }
+    if (!tokenMatches(presented, options.token)) {
+      // no token at all is no guess (the status page asks for one after such a 401)
+      if (presented !== undefined) await failedTokens(request);
+      return refuse(reply, 401, 'Unauthorized', 'a valid token is required (Authorization: Bearer TOKEN)');
+    }
+    if (isPost) {
+      const posts = await postLimit(request);
+      if (!posts.isAllowed && posts.isExceeded) {
+        void reply.header('retry-after', String(Math.max(1, posts.ttlInSeconds)));
+        return refuse(reply, 429, 'Too Many Requests', `more than ${options.postsPerMinute} POST requests a minute from ${request.ip}: retry in ${Math.max(1, posts.ttlInSeconds)} s`);
+      }
+    }
+  });
+}
