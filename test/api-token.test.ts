@@ -5,6 +5,7 @@
  * exit 2 and one line naming where it came from; a generated token is kept with mode 0600; and a fuzzed
  * token file (random bytes, truncations, NUL padding) never crashes a start with a stack trace.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -79,6 +80,29 @@ describe('API token sources (earshot collect --file)', () => {
     const second = await collect(['--data-dir', dataDir]);
     expect(second.code, second.stderr).toBe(0);
     expect(readFileSync(file, 'utf8').trim()).toBe(token);
+  });
+});
+
+describe('API token on a full disk', () => {
+  it('a token that cannot be kept (a real full tmpfs) is warned about, POSTs are refused, nothing half-written is left', () => {
+    if (process.getuid?.() !== 0) return void console.warn('full-disk token test skipped: mounting a tmpfs needs root');
+    const dataDir = tempDir('earshot-token-full-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', dataDir]);
+    try {
+      // fill it to the last byte
+      try {
+        for (let i = 0; ; i++) writeFileSync(join(dataDir, `fill-${i}`), Buffer.alloc(4096, 1));
+      } catch (err) {
+        expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      }
+      const warnings: string[] = [];
+      const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+      expect(resolveToken(loadConfig({}).api, dataDir, log)).toBeNull();
+      expect(warnings.join('')).toMatch(/cannot keep a generated API token in .*api-token \(ENOSPC\): POST routes are refused/);
+      expect(readdirSync(dataDir).filter((f) => f.startsWith('api-token'))).toEqual([]);
+    } finally {
+      execFileSync('umount', [dataDir]);
+    }
   });
 });
 
