@@ -127,6 +127,17 @@ describe('API guards on loopback (real HTTP)', () => {
     expect(docs.headers['x-frame-options']).toBe('DENY');
   });
 
+  it('sends no CORS permission: a cross-site preflight for a POST with a token header fails', async () => {
+    const preflight = await http(server.port, '/api/v1/wake-events', {
+      method: 'OPTIONS', from: '127.0.0.5',
+      headers: { origin: 'http://attacker.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+    });
+    expect(preflight.status).toBeGreaterThanOrEqual(400);
+    expect(preflight.headers['access-control-allow-origin']).toBeUndefined();
+    const read = await http(server.port, '/api/v1/devices', { headers: { origin: 'http://attacker.example' } });
+    expect(read.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
   it('limits POSTs per client across routes, not per route (429 with Retry-After); another client keeps its own budget', async () => {
     const auth = { authorization: `Bearer ${TOKEN}` };
     const id = (json(await http(server.port, '/api/v1/activations')).activations as Array<{ id: string }>)[0]?.id ?? 'none';
