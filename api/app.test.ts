@@ -11,6 +11,7 @@ import { loadConfig } from '../collector/config.js';
 import { buildRuntime, type Runtime } from '../collector/runtime.js';
 import { PROJECT_ROOT } from '../test/helpers/shared.js';
 import { buildApp, tokenMatches, type AppContext } from './app.js';
+import { hostCheck } from './guards.js';
 import { isLoopback, parseListen } from './server.js';
 
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
@@ -81,6 +82,15 @@ describe('API guards', () => {
     // defence in depth: an empty token never matches, not even an empty configured one
     expect(tokenMatches('', '')).toBe(false);
     expect(tokenMatches('   ', '')).toBe(false);
+  });
+
+  it('knows its names in the Host header (a machine named pi.lan, a proxy at earshot.example.net)', () => {
+    const allowed = hostCheck(['earshot.example.net', '.home.arpa'], 'pi.lan');
+    const yes = ['127.0.0.1:8377', '10.0.0.5', '[::1]:8377', '[fe80::1]', 'localhost', 'LocalHost.:80', 'grafana.localhost', 'pi.lan', 'pi', 'pi.local:8377',
+      'Earshot.Example.Net', 'home.arpa', 'earshot.home.arpa:443', undefined];
+    const no = ['rebind.example', 'pi.lan.evil.test', 'earshot.example.net.evil.test', 'xhome.arpa', '127.0.0.1.nip.io', 'pi.local.evil', 'localhost.evil.test', '2130706433', ''];
+    expect(yes.filter((h) => !allowed(h))).toEqual([]);
+    expect(no.filter((h) => allowed(h))).toEqual([]);
   });
 
   it('parses --listen and knows loopback', () => {
