@@ -115,7 +115,8 @@ export function registerGuards(app: FastifyInstance, options: GuardOptions): voi
 
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     if (!hostAllowed(request.headers.host)) {
-      return refuse(reply, 403, 'Forbidden', `Host "${request.headers.host}" is not a name of this earshot (an IP address, localhost, ${hostname()} or ${hostname().split('.')[0]}.local); add the name you use to api.allowedHosts`);
+      // (the message names no accepted name: a rebinding page can read it)
+      return refuse(reply, 403, 'Forbidden', `Host "${String(request.headers.host).slice(0, 100)}" is not a name of this earshot: add the name you use to api.allowedHosts (IP addresses, localhost and this machine's own names need none)`);
     }
     // the status page's own files hold no data (its requests for data carry the token)
     if ((request.routeOptions.config as { public?: boolean } | undefined)?.public) return;
