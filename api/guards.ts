@@ -126,19 +126,18 @@ export function registerGuards(app: FastifyInstance, options: GuardOptions): voi
       return refuse(reply, 401, 'Unauthorized', 'no API token is configured (api.token, EARSHOT_API_TOKEN or api.tokenFile)');
     }
     const presented = presentedToken(request);
+    const matches = tokenMatches(presented, options.token);
     if (presented !== undefined) {
-      // a client that guessed wrong too often waits, whatever it sends now: no oracle for the next guess
-      const guesses = await failedTokens(request, { increment: false });
-      if (!guesses.isAllowed && guesses.remaining === 0) {
+      // every wrong token counts (one atomic increment, whatever runs in between); past the limit a
+      // wrong and a right token both get 429, so no answer tells the next guess apart
+      const guesses = await failedTokens(request, { increment: !matches });
+      if (!guesses.isAllowed && (matches ? guesses.remaining === 0 : guesses.isExceeded)) {
         void reply.header('retry-after', String(Math.max(1, guesses.ttlInSeconds)));
         return refuse(reply, 429, 'Too Many Requests', `too many wrong tokens from ${request.ip}: retry in ${Math.max(1, guesses.ttlInSeconds)} s`);
       }
     }
-    if (!tokenMatches(presented, options.token)) {
-      // no token at all is no guess (the status page asks for one after such a 401)
-      if (presented !== undefined) await failedTokens(request);
-      return refuse(reply, 401, 'Unauthorized', 'a valid token is required (Authorization: Bearer TOKEN)');
-    }
+    // no token at all is no guess, and is not counted (the status page asks for one after such a 401)
+    if (!matches) return refuse(reply, 401, 'Unauthorized', 'a valid token is required (Authorization: Bearer TOKEN)');
     if (isPost) {
       const posts = await postLimit(request);
       if (!posts.isAllowed && posts.isExceeded) {

@@ -176,6 +176,14 @@ describe('API guards on loopback (real HTTP)', () => {
     for (let i = 0; i < 8; i++) expect((await http(server.port, '/api/v1/wake-events', { method: 'POST', body: { time: 1 }, from: '127.0.0.11' })).status).toBe(401);
     expect((await http(server.port, '/api/v1/wake-events', { method: 'POST', headers: { 'x-earshot-token': TOKEN }, body: { time: 1573894000 }, from: '127.0.0.11' })).status).toBe(200);
   });
+
+  it('counts every wrong token of a parallel burst: 30 at once from one address, at most 5 answered 401', async () => {
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) =>
+      http(server.port, '/api/v1/wake-events', { method: 'POST', headers: { 'x-earshot-token': `parallel-guess-${i}-0000000` }, body: { time: 1 }, from: '127.0.0.12' })));
+    const codes = answers.map((a) => a.status);
+    expect(codes.filter((c) => c === 401)).toHaveLength(5);
+    expect(codes.filter((c) => c === 429)).toHaveLength(25);
+  });
 });
 
 describe('API guards beyond loopback (--listen 0.0.0.0)', () => {
