@@ -137,13 +137,23 @@ describe('config files, fuzzed', () => {
   it('truncated or with flipped bytes: exit 0, or exit 2 with one "earshot:" line; never an internal error', async () => {
     const file = join(dir, 'fuzzed.yaml');
     const mutation = fc.record({
-      base: fc.constantFrom(example, withDevices),
+      base: fc.constantFrom('example', 'withDevices'),
       cut: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: null }),
       flips: fc.array(fc.record({ at: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), byte: fc.integer({ min: 0, max: 255 }) }), { maxLength: 8 }),
+      // YAML's own syntax, where a random byte rarely makes any: anchors, aliases, merges, tags, nesting
+      inserts: fc.array(fc.record({
+        at: fc.double({ min: 0, max: 1, noNaN: true }),
+        token: fc.constantFrom('&a ', '*a', ' [*a]', '<<: *a\n', '[', ']', '{', '}', ': ', '\n  ', '\n- ', '"', "'", '#', '!!binary ', '!!map ', '? ', '---\n', '%YAML 1.1\n', '\t', '__proto__: ', 'constructor: '),
+      }), { maxLength: 4 }),
     });
-    await fc.assert(fc.asyncProperty(mutation, async ({ base, cut, flips }) => {
-      const bytes = Buffer.from(base.subarray(0, cut === null ? base.length : Math.floor(cut * base.length)));
+    await fc.assert(fc.asyncProperty(mutation, async ({ base, cut, flips, inserts }) => {
+      const original = base === 'example' ? example : withDevices;
+      let bytes = Buffer.from(original.subarray(0, cut === null ? original.length : Math.floor(cut * original.length)));
       for (const f of flips) if (bytes.length > 0) bytes[Math.floor(f.at * bytes.length)] = f.byte;
+      for (const i of inserts) {
+        const at = Math.floor(i.at * bytes.length);
+        bytes = Buffer.concat([bytes.subarray(0, at), Buffer.from(i.token), bytes.subarray(at)]);
+      }
       writeFileSync(file, bytes);
       const { code, stderr } = await catalogWith(file);
       expect([0, 2]).toContain(code);

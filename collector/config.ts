@@ -328,6 +328,14 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
+ * A key of the file as an error message shows it: quoted, escaped and cut short. A YAML key can be a
+ * whole mapping ("? {...}: x"), many lines long, and the message must stay one line.
+ */
+function keyText(key: string): string {
+  return JSON.stringify(key.length > 60 ? `${key.slice(0, 60)}...` : key);
+}
+
+/**
  * Why a parsed YAML document cannot be validated, or null: an alias that refers to its own anchor
  * (`a: &a [*a]` parses to a cycle) or nesting deeper than MAX_CONFIG_DEPTH. Names the path where it is.
  */
@@ -335,7 +343,7 @@ function nestingProblem(doc: unknown): string | null {
   const open = new Set<object>();
   const visit = (value: unknown, path: string[]): string | null => {
     if (value === null || typeof value !== 'object') return null;
-    const where = path.join('.') || '(top level)';
+    const where = path.map((part) => (/^[\w-]+$/.test(part) ? part : keyText(part))).join('.') || '(top level)';
     if (open.has(value)) return `${where}: an alias refers to the anchor it is inside (a recursive alias)`;
     if (path.length >= MAX_CONFIG_DEPTH) return `${path.slice(0, 4).join('.')}...: nested more than ${MAX_CONFIG_DEPTH} levels deep`;
     open.add(value);
@@ -409,7 +417,9 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   const withDefaults = Value.Default(ConfigSchema, Value.Clone(raw)) as Record<string, unknown>;
   const first = Value.Errors(ConfigSchema, withDefaults).First();
   if (first) {
-    let path = first.path.replace(/^\//, '').split('/').filter(Boolean);
+    // a JSON pointer: "~1" is "/" and "~0" is "~" inside a key
+    // "" is the document itself, "/" its key "" (YAML's ": x")
+    let path = (first.path === '' ? [] : first.path.slice(1).split('/')).map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'));
     let message = first.message.toLowerCase();
     if (/unexpected property|additional/i.test(first.message)) {
       const unknown = path[path.length - 1];
@@ -418,13 +428,13 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
       for (const part of path) parent = (parent as TObject).properties?.[part] ?? parent;
       const known = Object.keys((parent as TObject).properties ?? {});
       message = known.length > 0 || !(parent as { patternProperties?: unknown }).patternProperties
-        ? `unknown key "${unknown}" (known: ${known.join(', ')})`
-        : `"${unknown}" is not a MAC address (aa:bb:cc:dd:ee:ff)`;
+        ? `unknown key ${keyText(unknown)} (known: ${known.join(', ')})`
+        : `${keyText(unknown)} is not a MAC address (aa:bb:cc:dd:ee:ff)`;
     } else if ((first.schema as { anyOf?: unknown[] }).anyOf) {
       const choices = kindOf(first.schema).choices;
       if (choices) message = `must be one of ${choices.join(', ')}, got ${JSON.stringify(first.value)}`;
     }
-    const dotted = path.join('.');
+    const dotted = path.map((part) => (/^[\w-]+$/.test(part) ? part : keyText(part))).join('.');
     // a flag or variable names a whole key; an error may be deeper (a list item): find the key's origin
     let from: string | undefined;
     for (let n = path.length; n > 0 && from === undefined; n--) from = origin.get(path.slice(0, n).join('.'));

@@ -23,6 +23,8 @@ const FIXTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activ
 const dir = mkdtempSync(join(tmpdir(), 'earshot-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+const YAML_TOKENS = ['&a ', '*a', ' [*a]', '<<: *a\n', '? ', ': ', '{', '[', '\n  ', '!!binary ', '---\n', '*ataDir: '];
+
 /** A small seeded random generator (mulberry32), so a failing sample can be run again. */
 function seeded(seed: number): () => number {
   let state = seed >>> 0;
@@ -186,10 +188,13 @@ describe('earshot CLI', () => {
     const file = join(dir, 'fuzzed.yaml');
     // a fixed sample (seeded): the in-process fuzz in collector/config.test.ts runs many more
     const random = seeded(14);
-    for (let run = 0; run < 12; run++) {
+    for (let run = 0; run < 16; run++) {
       const bytes = Buffer.from(base.subarray(0, run % 3 === 0 ? Math.floor(random() * base.length) : base.length));
       for (let flip = 0; flip < 1 + (run % 4); flip++) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
-      writeFileSync(file, bytes);
+      // and one piece of YAML syntax (an anchor, an alias, a complex key...) where a random byte rarely makes one
+      const token = YAML_TOKENS[Math.floor(random() * YAML_TOKENS.length)];
+      const at = Math.floor(random() * bytes.length);
+      writeFileSync(file, Buffer.concat([bytes.subarray(0, at), Buffer.from(token), bytes.subarray(at)]));
       const r = await runCli(['catalog', '--config', file, '--format', 'text', '--vendor', 'none']);
       expect([0, 2]).toContain(r.code);
       expect(r.stderr).not.toMatch(/internal error|\n\s+at |Warning/);
