@@ -8,6 +8,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { HOSTILE_FRIENDLY, HOSTILE_INSTANCE, HOSTILE_MODEL } from '../test/helpers/hostile-names.js';
 import { Activation } from './detect/detector.js';
+import { formatLine } from './cli/doctor.js';
 import { buildLogger } from './log.js';
 import { activationEvent, type EventDevice } from './sink/events.js';
 import { makeAlert } from './sink/alerts/payload.js';
@@ -45,6 +46,13 @@ describe('log lines', () => {
     expect(text).not.toMatch(RAW_CONTROL);
     expect(text).toContain('device Kitchen\\x1b[2J');
     expect(text).toContain('name=Echo\\u202eevil\\x0d\\x0aearshot: fake log line');
+  });
+});
+
+describe('earshot doctor', () => {
+  it('a text line naming an assistant from mDNS holds no raw control', () => {
+    const line = formatLine({ check: 'assistants', status: 'ok', message: `1 seen: ${HOSTILE_FRIENDLY} (02:00:00:00:00:02)` });
+    expect(line).toBe('ok   assistants: 1 seen: Echo\\u202eevil\\x0d\\x0aearshot: fake log line\\x1b[31m (02:00:00:00:00:02)');
   });
 });
 
