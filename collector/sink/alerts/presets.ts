@@ -60,11 +60,12 @@ function renderNtfy(alert: Alert, timeZone: string): RenderedRequest {
   return {
     headers: {
       'Content-Type': 'text/plain; charset=utf-8',
-      Title: ntfyHeaderValue(alertTitle(alert)),
+      // ntfy's apps turn URLs in a notification into links: names from packets must not bring one
+      Title: ntfyHeaderValue(chatInert(alertTitle(alert))),
       Priority: ntfyPriority(alert),
       Tags: ntfyTags(alert),
     },
-    body: clip(alertText(alert, timeZone), NTFY_MESSAGE_MAX),
+    body: clip(chatInert(alertText(alert, timeZone)), NTFY_MESSAGE_MAX),
   };
 }
 
