@@ -3,6 +3,7 @@
  * field) and serializes answers through them (nothing outside a schema leaves), and @fastify/swagger
  * builds the OpenAPI document from them.
  */
+import { MAX_WAKE_DEVICE_LENGTH, MAX_WAKE_SOURCE_LENGTH } from '../collector/detect/wake-events.js';
 
 const nullable = (type: string, extra: Record<string, unknown> = {}) => ({ type: [type, 'null'], ...extra });
 
@@ -91,8 +92,8 @@ export const wakeEventSchema = {
   additionalProperties: false,
   properties: {
     time: { type: ['string', 'number'], description: 'ISO 8601 with a zone, or epoch seconds or milliseconds' },
-    device: nullable('string', { maxLength: 128, description: 'MAC or device name; absent: no device in particular' }),
-    source: { type: 'string', maxLength: 64, description: 'Where the event came from (default api)' },
+    device: nullable('string', { maxLength: MAX_WAKE_DEVICE_LENGTH, description: 'MAC or device name; absent: no device in particular' }),
+    source: { type: 'string', maxLength: MAX_WAKE_SOURCE_LENGTH, description: 'Where the event came from (default api)' },
     intended: { type: 'boolean', description: 'false: the audio was not meant for the assistant' },
   },
   required: ['time'],

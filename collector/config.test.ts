@@ -1,6 +1,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { main } from './cli/index.js';
+import type { CliIo } from './cli/run-capture.js';
 import { configReference, exampleConfig } from './config-docs.js';
 import { configKeys, loadConfig } from './config.js';
 import { isEarshotError } from './errors.js';
@@ -67,4 +70,100 @@ describe('config', () => {
   it('the example config loads and equals the defaults', () => {
     expect(loadConfig({ file: join(PROJECT_ROOT, 'deploy/earshot.example.yaml') })).toEqual(loadConfig({}));
   });
+
+  it('a recursive YAML alias, or nesting past 32 levels, is one line naming where (not a stack overflow)', () => {
+    const file = join(dir, 'alias.yaml');
+    writeFileSync(file, 'a: &a [*a]\n');
+    expect(errorOf(() => loadConfig({ file }))).toBe(`${file}: invalid YAML: a.0: an alias refers to the anchor it is inside (a recursive alias)`);
+    writeFileSync(file, 'detect: &d\n  quietHours: [*d]\n');
+    expect(errorOf(() => loadConfig({ file }))).toMatch(/alias\.yaml: invalid YAML: detect\.quietHours\.0: an alias refers to the anchor it is inside/);
+    writeFileSync(file, `flows: ${'['.repeat(40)}${']'.repeat(40)}\n`);
+    expect(errorOf(() => loadConfig({ file }))).toBe(`${file}: invalid YAML: flows.0.0.0...: nested more than 32 levels deep`);
+    writeFileSync(file, `flows: ${'['.repeat(50_000)}${']'.repeat(50_000)}\n`);
+    expect(errorOf(() => loadConfig({ file }))).toBe(`${file}: invalid YAML: nested too deep (more than 32 levels)`);
+    // an anchor used twice side by side is no cycle
+    writeFileSync(file, 'detect:\n  quietHours: &q ["23:00-07:00"]\nlocalNets: []\ncatalog: []\n');
+    expect(loadConfig({ file }).detect.quietHours).toEqual(['23:00-07:00']);
+  });
+
+  it('a devices key that is not a MAC address is refused, naming it', () => {
+    const file = join(dir, 'devices.yaml');
+    writeFileSync(file, 'devices:\n  "aa:bb:cc:dd:ee:ff": { name: Kitchen }\n  kitchen-echo: { name: Echo }\n');
+    expect(errorOf(() => loadConfig({ file }))).toBe(`${file}: devices: "kitchen-echo" is not a MAC address (aa:bb:cc:dd:ee:ff)`);
+    expect(errorOf(() => loadConfig({ flags: { devices: '{"aa:bb:cc:dd:ee":{}}' } }))).toBe('--devices: "aa:bb:cc:dd:ee" is not a MAC address (aa:bb:cc:dd:ee:ff)');
+    writeFileSync(file, 'devices:\n  "AA-BB-CC-DD-EE-FF": { name: Kitchen }\n');
+    expect(loadConfig({ file }).devices).toEqual({ 'AA-BB-CC-DD-EE-FF': { name: 'Kitchen' } });
+  });
 });
+
+/** Runs `earshot catalog --config FILE` in-process, as the executable would, and returns what it said. */
+async function catalogWith(file: string): Promise<{ code: number; stderr: string }> {
+  let stderr = '';
+  const sink = (append: (text: string) => void) => ({ write: (chunk: string | Buffer) => { append(String(chunk)); return true; }, isTTY: false }) as unknown as NodeJS.WriteStream;
+  const io: CliIo = { stdout: sink(() => undefined), stderr: sink((text) => { stderr += text; }), env: {} };
+  const code = await main(['catalog', '--config', file, '--format', 'text', '--vendor', 'none'], io);
+  return { code, stderr };
+}
+
+describe('config files, fuzzed', () => {
+  const dir = tempDir('earshot-config-fuzz-');
+  const example = readFileSync(join(PROJECT_ROOT, 'deploy/earshot.example.yaml'));
+  const withDevices = Buffer.from([
+    'dataDir: null',
+    'devices:',
+    '  "f0:27:2d:8a:1b:2c": &echo { name: Kitchen Echo, assistant: true, vendor: amazon, model: Echo Dot }',
+    '  "68-db-f5-90-19-64": { name: "Living room", assistant: true }',
+    '  "aa:bb:cc:dd:ee:01": { assistant: false }',
+    'catalog:',
+    '  - { pattern: "*.example.com", service: voice, vendor: amazon, source: "own list" }',
+    'detect:',
+    '  quietHours: ["23:00-07:00", "13:00-14:00"]',
+    '  timeZone: Europe/Berlin',
+    'alerts:',
+    '  webhooks:',
+    '    - { url: "http://127.0.0.1:9/hook", preset: slack, on: all, secret: "0123456789abcdef", headers: { X-A: b } }',
+    'log: { level: warn, format: text }',
+    '',
+  ].join('\n'));
+
+  it('the base files load', async () => {
+    for (const [name, bytes] of [['example.yaml', example], ['devices.yaml', withDevices]] as const) {
+      const file = join(dir, name);
+      writeFileSync(file, bytes);
+      expect(await catalogWith(file)).toEqual({ code: 0, stderr: '' });
+    }
+  });
+
+  it('truncated or with flipped bytes: exit 0, or exit 2 with one "earshot:" line; never an internal error', async () => {
+    const file = join(dir, 'fuzzed.yaml');
+    const mutation = fc.record({
+      base: fc.constantFrom('example', 'withDevices'),
+      cut: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: null }),
+      flips: fc.array(fc.record({ at: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), byte: fc.integer({ min: 0, max: 255 }) }), { maxLength: 8 }),
+      // YAML's own syntax, where a random byte rarely makes any: anchors, aliases, merges, tags, nesting
+      inserts: fc.array(fc.record({
+        at: fc.double({ min: 0, max: 1, noNaN: true }),
+        token: fc.constantFrom('&a ', '*a', ' [*a]', '<<: *a\n', '[', ']', '{', '}', ': ', '\n  ', '\n- ', '"', "'", '#', '!!binary ', '!!map ', '? ', '---\n', '%YAML 1.1\n', '\t', '__proto__: ', 'constructor: '),
+      }), { maxLength: 4 }),
+    });
+    await fc.assert(fc.asyncProperty(mutation, async ({ base, cut, flips, inserts }) => {
+      const original = base === 'example' ? example : withDevices;
+      let bytes = Buffer.from(original.subarray(0, cut === null ? original.length : Math.floor(cut * original.length)));
+      for (const f of flips) if (bytes.length > 0) bytes[Math.floor(f.at * bytes.length)] = f.byte;
+      for (const i of inserts) {
+        const at = Math.floor(i.at * bytes.length);
+        bytes = Buffer.concat([bytes.subarray(0, at), Buffer.from(i.token), bytes.subarray(at)]);
+      }
+      writeFileSync(file, bytes);
+      const { code, stderr } = await catalogWith(file);
+      expect([0, 2]).toContain(code);
+      expect(stderr).not.toMatch(/internal error|\n\s+at /);
+      if (code === 2) {
+        expect(stderr.endsWith('\n')).toBe(true);
+        expect(stderr.slice(0, -1).split('\n')).toHaveLength(1);
+        expect(stderr).toMatch(/^earshot: /);
+      }
+    }), { numRuns: 600, seed: 14 });
+  }, 120_000);
+});
+

@@ -24,6 +24,16 @@ const str = (d: string | null, description: string, extra: Extra = {}) =>
     ? Type.Union([Type.String(), Type.Null()], { default: null, description, ...extra })
     : Type.String({ default: d, description, ...extra });
 
+/** A MAC address as a key of `devices`: aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff. */
+const MAC_KEY = '^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$';
+
+/**
+ * Deepest nesting a config file may have: the schema's deepest key is 4 levels down, and a deeper
+ * document (or an alias that refers to itself, which YAML turns into a cycle) would overflow the stack
+ * of the recursive validators.
+ */
+const MAX_CONFIG_DEPTH = 32;
+
 /** An InfluxQL duration: 30d, 104w, 12h, 1h30m, or INF. */
 const DURATION = '^(INF|(\\d+(w|d|h|m|s))+)$';
 
@@ -57,7 +67,7 @@ export const ConfigSchema = Type.Object(
       { additionalProperties: false, default: {} },
     ),
     devices: Type.Record(
-      Type.String({ pattern: '^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$' }),
+      Type.String({ pattern: MAC_KEY }),
       Type.Object(
         {
           name: Type.Optional(Type.String({ maxLength: 64 })),
@@ -69,6 +79,8 @@ export const ConfigSchema = Type.Object(
       ),
       {
         default: {},
+        // without it a key that is not a MAC ("kitchen echo": {...}) would be ignored without a word
+        additionalProperties: false,
         description: 'Per-device overrides by MAC: { "aa:bb:cc:dd:ee:ff": { name, assistant, vendor, model } }; they win over what earshot infers.',
         flag: 'devices',
       },
@@ -317,6 +329,37 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * A key of the file as an error message shows it: quoted, escaped and cut short. A YAML key can be a
+ * whole mapping ("? {...}: x"), many lines long, and the message must stay one line.
+ */
+function keyText(key: string): string {
+  return JSON.stringify(key.length > 60 ? `${key.slice(0, 60)}...` : key);
+}
+
+/**
+ * Why a parsed YAML document cannot be validated, or null: an alias that refers to its own anchor
+ * (`a: &a [*a]` parses to a cycle) or nesting deeper than MAX_CONFIG_DEPTH. Names the path where it is.
+ */
+function nestingProblem(doc: unknown): string | null {
+  const open = new Set<object>();
+  const visit = (value: unknown, path: string[]): string | null => {
+    if (value === null || typeof value !== 'object') return null;
+    const where = path.map((part) => (/^[\w-]+$/.test(part) ? part : keyText(part))).join('.') || '(top level)';
+    if (open.has(value)) return `${where}: an alias refers to the anchor it is inside (a recursive alias)`;
+    if (path.length >= MAX_CONFIG_DEPTH) return `${path.slice(0, 4).join('.')}...: nested more than ${MAX_CONFIG_DEPTH} levels deep`;
+    open.add(value);
+    for (const [key, child] of Object.entries(value)) {
+      const problem = visit(child, [...path, key]);
+      if (problem) return problem;
+    }
+    // the same anchor used twice side by side is fine: only a value inside itself is a cycle
+    open.delete(value);
+    return null;
+  };
+  return visit(doc, []);
+}
+
 /** Where settings come from; later ones win: file < env < flags. */
 export interface ConfigSources {
   /** Path of the YAML file (--config or EARSHOT_CONFIG). */
@@ -343,10 +386,16 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     let doc: unknown;
     try {
       // yaml is loaded only to read a file: importing it costs ~40 ms at every start
-      doc = (require('yaml') as typeof Yaml).parse(text);
+      // logLevel 'error': yaml's warnings (an ambiguous alias, ...) would go to process.emitWarning, a
+      // multi-line "(node:PID) YAMLWarning" on stderr beside earshot's one line
+      doc = (require('yaml') as typeof Yaml).parse(text, { logLevel: 'error' });
     } catch (err) {
-      throw earshotError('EARSHOT_ERR_CONFIG_YAML', sources.file, (err as Error).message.split('\n')[0]);
+      // yaml's parser recurses per level: a document nested thousands deep overflows it
+      const why = err instanceof RangeError || /maximum call stack/i.test((err as Error).message) ? `nested too deep (more than ${MAX_CONFIG_DEPTH} levels)` : (err as Error).message.split('\n')[0];
+      throw earshotError('EARSHOT_ERR_CONFIG_YAML', sources.file, why);
     }
+    const shapeProblem = nestingProblem(doc);
+    if (shapeProblem) throw earshotError('EARSHOT_ERR_CONFIG_YAML', sources.file, shapeProblem);
     if (doc !== null && doc !== undefined) {
       if (typeof doc !== 'object' || Array.isArray(doc)) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', sources.file, 'the top level must be a mapping of keys');
       Object.assign(raw, doc);
@@ -370,19 +419,24 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   const withDefaults = Value.Default(ConfigSchema, Value.Clone(raw)) as Record<string, unknown>;
   const first = Value.Errors(ConfigSchema, withDefaults).First();
   if (first) {
-    let path = first.path.replace(/^\//, '').split('/').filter(Boolean);
+    // a JSON pointer: "~1" is "/" and "~0" is "~" inside a key
+    // "" is the document itself, "/" its key "" (YAML's ": x")
+    let path = (first.path === '' ? [] : first.path.slice(1).split('/')).map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'));
     let message = first.message.toLowerCase();
     if (/unexpected property|additional/i.test(first.message)) {
       const unknown = path[path.length - 1];
       path = path.slice(0, -1);
       let parent: TSchema = ConfigSchema;
       for (const part of path) parent = (parent as TObject).properties?.[part] ?? parent;
-      message = `unknown key "${unknown}" (known: ${Object.keys((parent as TObject).properties ?? {}).join(', ')})`;
+      const known = Object.keys((parent as TObject).properties ?? {});
+      message = known.length > 0 || !(parent as { patternProperties?: unknown }).patternProperties
+        ? `unknown key ${keyText(unknown)} (known: ${known.join(', ')})`
+        : `${keyText(unknown)} is not a MAC address (aa:bb:cc:dd:ee:ff)`;
     } else if ((first.schema as { anyOf?: unknown[] }).anyOf) {
       const choices = kindOf(first.schema).choices;
       if (choices) message = `must be one of ${choices.join(', ')}, got ${JSON.stringify(first.value)}`;
     }
-    const dotted = path.join('.');
+    const dotted = path.map((part) => (/^[\w-]+$/.test(part) ? part : keyText(part))).join('.');
     // a flag or variable names a whole key; an error may be deeper (a list item): find the key's origin
     let from: string | undefined;
     for (let n = path.length; n > 0 && from === undefined; n--) from = origin.get(path.slice(0, n).join('.'));

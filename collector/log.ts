@@ -4,6 +4,7 @@
  */
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { printable } from './text.js';
 
 export type { Logger };
 
@@ -22,9 +23,10 @@ function textDestination(out: NodeJS.WritableStream): Writable {
             .filter(([k]) => !SKIP.has(k))
             .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
           const level = LEVEL_NAMES[rec.level as number] ?? 'info';
-          out.write(`earshot: ${level === 'info' ? '' : `${level}: `}${String(rec.msg ?? '')}${extras.length ? ` (${extras.join(' ')})` : ''}\n`);
+          // JSON.parse has undone pino's escaping: a name from a packet would reach the terminal raw
+          out.write(`earshot: ${level === 'info' ? '' : `${level}: `}${printable(`${String(rec.msg ?? '')}${extras.length ? ` (${extras.join(' ')})` : ''}`)}\n`);
         } catch {
-          out.write(`${line}\n`);
+          out.write(`${printable(line)}\n`);
         }
       }
       done();

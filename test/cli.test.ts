@@ -13,13 +13,29 @@ import addFormats from 'ajv-formats';
 import { afterAll, describe, expect, it } from 'vitest';
 import { configKeys } from '../collector/config.js';
 import { EARSHOT_BIN, runCli, type CliResult } from './helpers/cli.js';
+import { HOSTILE_DNS_NAME, HOSTILE_FRIENDLY, HOSTILE_HOST, HOSTILE_MODEL, hostileNamesPcap } from './helpers/hostile-names.js';
 import { replayReport } from './helpers/replay.js';
+import { haveTshark } from './helpers/capture-files.js';
 import { describeShared, PROJECT_ROOT, realCapture } from './helpers/shared.js';
 import { until } from './helpers/wait.js';
 
 const FIXTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 const dir = mkdtempSync(join(tmpdir(), 'earshot-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const YAML_TOKENS = ['&a ', '*a', ' [*a]', '<<: *a\n', '? ', ': ', '{', '[', '\n  ', '!!binary ', '---\n', '*ataDir: '];
+
+/** A small seeded random generator (mulberry32), so a failing sample can be run again. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 /** A bad-input failure: exit 2, exactly one line on stderr starting "earshot:", no stack trace. */
 function expectOneLineError(r: CliResult, pattern: RegExp): void {
@@ -130,6 +146,61 @@ describe('earshot CLI', () => {
     expect(JSON.parse(env.stdout).stats.flowsEvicted).toBe(0);
     const flag = await runCli(['replay', FIXTURE, '--format', 'json', '--max-flows', '2'], { env: { EARSHOT_FLOWS_MAX_FLOWS: '1000' } });
     expect(JSON.parse(flag.stdout).stats.flowsEvicted).toBeGreaterThan(0);
+  });
+
+  it('names from the network reach the terminal escaped with --format text, and unchanged in JSON', async () => {
+    const capture = join(dir, 'hostile-names.pcap');
+    writeFileSync(capture, hostileNamesPcap());
+    if (haveTshark()) {
+      // the oracle agrees that the capture carries the escape sequences (tshark shows ESC as \033)
+      const tshark = execFileSync('tshark', ['-r', capture, '-T', 'fields', '-e', 'dns.resp.name'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      expect(tshark).toContain('Kitchen\\033[2J\\033[H');
+      expect(tshark).toContain('evil\\033[2J.example.com');
+    }
+    const text = await runCli(['replay', capture, '--format', 'text']);
+    expect(text.code).toBe(0);
+    // nothing a terminal acts on: no C0 control but the line feeds, no DEL, no C1, no bidi override
+    // eslint-disable-next-line no-control-regex -- what must never reach a terminal
+    expect(text.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    expect(text.stdout).toContain('Echo\\u202eevil\\x0d\\x0aearshot: fake log line\\x1b[31m');
+    expect(text.stdout).toContain('  evil\\x1b[2J.example.com -> A 203.0.113.7');
+    expect(text.stdout).toContain('  host\\x1b[5m.local -> A 192.168.1.50');
+    // JSON is data: the names as sent (JSON escapes them), for programs to judge
+    const json = JSON.parse((await runCli(['replay', capture, '--format', 'json'])).stdout) as { devices: Array<{ name: string | null; model: string | null }>; dns: Array<{ name: string }> };
+    expect(json.devices.find((d) => d.name !== null)).toMatchObject({ name: HOSTILE_FRIENDLY, model: HOSTILE_MODEL });
+    expect(json.dns.map((a) => a.name)).toEqual([`${HOSTILE_HOST}.local`, HOSTILE_DNS_NAME]);
+  });
+
+  it('a recursive YAML alias, a devices key that is not a MAC: one line, exit 2', async () => {
+    const alias = join(dir, 'alias.yaml');
+    writeFileSync(alias, 'a: &a [*a]\n');
+    expectOneLineError(await runCli(['replay', FIXTURE, '--config', alias]), /alias\.yaml: invalid YAML: a\.0: an alias refers to the anchor it is inside/);
+    const devices = join(dir, 'devices.yaml');
+    writeFileSync(devices, 'devices:\n  "Kitchen Echo": { name: Kitchen }\n');
+    expectOneLineError(await runCli(['replay', FIXTURE, '--config', devices]), /devices\.yaml: devices: "Kitchen Echo" is not a MAC address/);
+    const ambiguous = join(dir, 'ambiguous.yaml');
+    writeFileSync(ambiguous, '*ataDir: null\n');
+    expectOneLineError(await runCli(['replay', FIXTURE, '--config', ambiguous]), /ambiguous\.yaml: invalid YAML/);
+  });
+
+  it('config files truncated or with flipped bytes: the executable exits 0, or 2 with one "earshot:" line', async () => {
+    const base = readFileSync(join(PROJECT_ROOT, 'deploy/earshot.example.yaml'));
+    const file = join(dir, 'fuzzed.yaml');
+    // a fixed sample (seeded): the in-process fuzz in collector/config.test.ts runs many more
+    const random = seeded(14);
+    for (let run = 0; run < 16; run++) {
+      const bytes = Buffer.from(base.subarray(0, run % 3 === 0 ? Math.floor(random() * base.length) : base.length));
+      for (let flip = 0; flip < 1 + (run % 4); flip++) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
+      // and one piece of YAML syntax (an anchor, an alias, a complex key...) where a random byte rarely makes one
+      const token = YAML_TOKENS[Math.floor(random() * YAML_TOKENS.length)];
+      const at = Math.floor(random() * bytes.length);
+      writeFileSync(file, Buffer.concat([bytes.subarray(0, at), Buffer.from(token), bytes.subarray(at)]));
+      const r = await runCli(['catalog', '--config', file, '--format', 'text', '--vendor', 'none']);
+      expect([0, 2]).toContain(r.code);
+      expect(r.stderr).not.toMatch(/internal error|\n\s+at |Warning/);
+      if (r.code === 2) expectOneLineError({ ...r, stdout: '' }, /fuzzed\.yaml: /);
+      else expect(r.stderr).toBe('');
+    }
   });
 
   it('paces a replay with --realtime-speed', async () => {

@@ -4,6 +4,7 @@
  * other problems are reported but leave the exit code 0. docs/doctor.md describes every check.
  */
 import { earshotError } from '../errors.js';
+import { printable } from '../text.js';
 import type { Logger } from '../log.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import {
@@ -36,7 +37,8 @@ function parseSeconds(value: unknown): number {
 
 /** One text line: status padded to 5, the check, what was found, and what to do. */
 export function formatLine(r: CheckResult): string {
-  return `${r.status.padEnd(5)}${r.check}: ${r.message}${r.fix ? ` — ${r.fix}` : ''}`;
+  // a message can hold a device's name from mDNS or a server's error text: escaped for the terminal
+  return printable(`${r.status.padEnd(5)}${r.check}: ${r.message}${r.fix ? ` — ${r.fix}` : ''}`);
 }
 
 /** Runs every check; the capture and the network checks run at the same time. */

@@ -1,8 +1,10 @@
 /** Renders a report as readable tables for a terminal (`--format text`). */
 import type { Report } from '../sink/report.js';
+import { printable } from '../text.js';
 
 function table(headers: string[], rows: Array<Array<string | number>>, right: ReadonlySet<number>): string {
-  const cells = rows.map((r) => r.map(String));
+  // names in cells come from packets: escaped before the widths are measured
+  const cells = rows.map((r) => r.map((c) => printable(String(c))));
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
   const fmt = (r: string[]) => r.map((c, i) => (right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   return [fmt(headers), fmt(widths.map((w) => '-'.repeat(w))), ...cells.map(fmt)].join('\n');
@@ -44,7 +46,7 @@ export function renderTextReport(r: Report, maxFlows = 40): string {
     names.set(a.name, set);
   }
   out.push('', `DNS answers (${r.dns.length}, ${names.size} names)`);
-  for (const [name, set] of [...names].slice(0, 60)) out.push(`  ${name} -> ${[...set].join(', ')}`);
+  for (const [name, set] of [...names].slice(0, 60)) out.push(printable(`  ${name} -> ${[...set].join(', ')}`));
   out.push('', `Activations (${r.activations.length})`);
   return `${out.join('\n')}\n`;
 }

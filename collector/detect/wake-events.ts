@@ -21,6 +21,13 @@ export interface WakeEvent {
   intended?: boolean;
 }
 
+/**
+ * Longest `source` and `device` a wake event may carry, wherever it comes from (file, MQTT, API schema):
+ * both become InfluxDB tag values and verdict reasons, so a sender must not make them unbounded.
+ */
+export const MAX_WAKE_SOURCE_LENGTH = 64;
+export const MAX_WAKE_DEVICE_LENGTH = 128;
+
 /** Epoch numbers below this are seconds (1e11 s is the year 5138; 1e11 ms is 1973). */
 const SECONDS_BELOW = 1e11;
 /** Later than 2100-01-01 is a unit mistake (microseconds), not a time. */
@@ -95,6 +102,7 @@ export function normalizeDevice(value: string): string | null {
 function parseDevice(value: unknown): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string') throw new FieldProblem(`device: ${quote(value)} is not a MAC address or device name`);
+  if (value.length > MAX_WAKE_DEVICE_LENGTH) throw new FieldProblem(`device: longer than ${MAX_WAKE_DEVICE_LENGTH} characters`);
   return normalizeDevice(value);
 }
 
@@ -112,6 +120,7 @@ function parseIntended(value: unknown): boolean | undefined {
 function parseSource(value: unknown, fallback: string): string {
   if (value === undefined || value === null || value === '') return fallback;
   if (typeof value !== 'string') throw new FieldProblem(`source: ${quote(value)} is not a string`);
+  if (value.length > MAX_WAKE_SOURCE_LENGTH) throw new FieldProblem(`source: longer than ${MAX_WAKE_SOURCE_LENGTH} characters`);
   return value.trim() || fallback;
 }
 

@@ -5,6 +5,7 @@
  */
 import type { ActivationEvent, EventDevice } from '../events.js';
 import { isoTime, type ReportActivation } from '../report.js';
+import { printable } from '../../text.js';
 
 export const ALERT_SCHEMA = 'earshot.alert/1';
 
@@ -45,11 +46,14 @@ export function makeAlert(event: AlertEventName, source: ActivationEvent): Alert
   return { event, key: alertKey(event, source.activation), atMs: source.atMs, device: source.device, activation: source.activation };
 }
 
-/** How a person would name the device: its name, else its model or vendor with the MAC. */
+/**
+ * How a person would name the device: its name, else its model or vendor with the MAC. Names and models
+ * come from packets: control characters are shown escaped (collector/text.ts), never sent on.
+ */
 export function deviceLabel(device: EventDevice): string {
-  if (device.name) return device.name;
+  if (device.name) return printable(device.name);
   const what = device.model ?? device.vendor;
-  return what ? `${what} ${device.mac}` : device.mac;
+  return printable(what ? `${what} ${device.mac}` : device.mac);
 }
 
 /** A local wall-clock time, "2024-05-01 03:12:04", in `timeZone` (falls back to UTC for a bad zone). */
@@ -89,9 +93,10 @@ export function alertText(alert: Alert, timeZone: string): string {
   const who = deviceLabel(alert.device);
   const start = localTime(a.start, timeZone);
   const seconds = Math.max(0, (Date.parse(a.end) - Date.parse(a.start)) / 1000);
+  // a server name comes from DNS or SNI, a reason may carry a wake event's source: both from outside
   const to = a.serverName ?? a.server;
-  const where = to ? ` to ${to}` : '';
-  const reasons = a.reasons.length > 0 ? ` (${a.reasons.join(', ')})` : '';
+  const where = to ? ` to ${printable(to)}` : '';
+  const reasons = a.reasons.length > 0 ? ` (${printable(a.reasons.join(', '))})` : '';
   if (alert.event === 'activation.started') {
     return `${who} started uploading audio${where} at ${start} ${timeZone}.`;
   }

@@ -4,6 +4,7 @@
  * each attempt (the signature carries the attempt's time).
  */
 import { createHmac } from 'node:crypto';
+import { chatInert } from '../../text.js';
 import { alertDocument, alertText, alertTitle, clip, type Alert } from './payload.js';
 
 export type Preset = 'json' | 'ntfy' | 'slack' | 'discord' | 'homeassistant';
@@ -59,17 +60,19 @@ function renderNtfy(alert: Alert, timeZone: string): RenderedRequest {
   return {
     headers: {
       'Content-Type': 'text/plain; charset=utf-8',
-      Title: ntfyHeaderValue(alertTitle(alert)),
+      // ntfy's apps turn URLs in a notification into links: names from packets must not bring one
+      Title: ntfyHeaderValue(chatInert(alertTitle(alert))),
       Priority: ntfyPriority(alert),
       Tags: ntfyTags(alert),
     },
-    body: clip(alertText(alert, timeZone), NTFY_MESSAGE_MAX),
+    body: clip(chatInert(alertText(alert, timeZone)), NTFY_MESSAGE_MAX),
   };
 }
 
 function renderSlack(alert: Alert, timeZone: string): RenderedRequest {
-  const title = slackEscape(alertTitle(alert));
-  const text = slackEscape(alertText(alert, timeZone));
+  // names in the title and text come from packets: no mention, no link, no markup from them
+  const title = slackEscape(chatInert(alertTitle(alert)));
+  const text = slackEscape(chatInert(alertText(alert, timeZone)));
   const message = {
     // the notification text, and what clients without blocks show
     text: clip(`${title}: ${text}`, SLACK_SECTION_MAX),
@@ -83,18 +86,19 @@ function renderSlack(alert: Alert, timeZone: string): RenderedRequest {
 
 function renderDiscord(alert: Alert, timeZone: string): RenderedRequest {
   const a = alert.activation;
-  const title = alertTitle(alert);
+  // names in the title and text come from packets: no mention, no link, no markup from them
+  const title = chatInert(alertTitle(alert));
   const fields = [
     { name: 'Verdict', value: clip(a.verdict, DISCORD_FIELD_MAX), inline: true },
     { name: 'Device', value: clip(discordEscape(alert.device.mac), DISCORD_FIELD_MAX), inline: true },
   ];
-  if (a.reasons.length > 0) fields.push({ name: 'Reasons', value: clip(discordEscape(a.reasons.join(', ')), DISCORD_FIELD_MAX), inline: false });
+  if (a.reasons.length > 0) fields.push({ name: 'Reasons', value: clip(discordEscape(chatInert(a.reasons.join(', '))), DISCORD_FIELD_MAX), inline: false });
   const message = {
     content: clip(discordEscape(title), DISCORD_CONTENT_MAX),
     embeds: [
       {
-        title: clip(title, DISCORD_TITLE_MAX),
-        description: clip(discordEscape(alertText(alert, timeZone)), DISCORD_DESCRIPTION_MAX),
+        title: clip(discordEscape(title), DISCORD_TITLE_MAX),
+        description: clip(discordEscape(chatInert(alertText(alert, timeZone))), DISCORD_DESCRIPTION_MAX),
         color: VERDICT_COLOURS[a.verdict] ?? VERDICT_COLOURS.unverified,
         timestamp: a.start,
         fields,

@@ -10,6 +10,7 @@
  * not warn about object_id.
  */
 import type { EventDevice } from '../events.js';
+import { printable } from '../../text.js';
 import type { MqttTopics } from './topics.js';
 
 /** One entity of an assistant. */
@@ -68,7 +69,8 @@ function entities(stateTopic: string): EntitySpec[] {
 
 /** A device's display name: its own, else its vendor (or "Voice assistant") and the end of its MAC. */
 export function displayName(device: Pick<EventDevice, 'mac' | 'name' | 'vendor'>): string {
-  return device.name ?? `${device.vendor ?? 'Voice assistant'} ${device.mac.slice(-8)}`;
+  // a name from mDNS or DHCP is shown in Home Assistant's UI: control characters escaped, as everywhere
+  return printable(device.name ?? `${device.vendor ?? 'Voice assistant'} ${device.mac.slice(-8)}`);
 }
 
 export interface DiscoveryMessage {
@@ -92,8 +94,8 @@ export function discoveryMessages(device: EventDevice, key: string, options: Dis
     connections: [['mac', device.mac.toLowerCase()]],
     name: displayName(device),
   };
-  if (device.vendor) deviceInfo.manufacturer = device.vendor;
-  if (device.model) deviceInfo.model = device.model;
+  if (device.vendor) deviceInfo.manufacturer = printable(device.vendor);
+  if (device.model) deviceInfo.model = printable(device.model);
   const origin: Record<string, unknown> = { name: 'earshot' };
   if (options.version) origin.sw_version = options.version;
   return entities(stateTopic).map((entity) => {
