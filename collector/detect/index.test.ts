@@ -36,7 +36,7 @@ describe('detect stage', () => {
   it("a person's label wins over the detector and is kept for the state file", () => {
     const { stage, finished } = stageWithOneActivation();
     stage.addWakeEvents([{ time: T0 - 500, device: null, source: 'api' }]);
-    expect(stage.label(finished[0].id, 'not-intended')?.verdict).toBe('suspected');
+    expect(stage.label(finished[0].id, 'not-intended')?.activation.verdict).toBe('suspected');
     expect(finished[0].reasons[1]).toBe('label:not-intended');
     expect(stage.labels.get(finished[0].id)).toBe('not-intended');
     expect(stage.label('no-such-id', 'intended')).toBeNull();
