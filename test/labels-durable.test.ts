@@ -1,0 +1,84 @@
+/**
+ * A label or a wake event that the API accepted (2xx) is on disk before the answer: it survives a
+ * kill -9 right after, and a restart on the same data directory applies it to the same activations.
+ * Through the `earshot` executable and real HTTP; the household is generated (test/scenario), and the
+ * verdicts expected are the documented rules applied to the scenario's truth, not earshot's output.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Report } from '../collector/sink/report.js';
+import { startCollect, type CollectRun } from './helpers/collect.js';
+import { tempDir } from './helpers/temp.js';
+import { until } from './helpers/wait.js';
+import { exampleDevices, generateScenario, writeScenarioPcap } from './scenario/generator.js';
+
+const T0 = Date.UTC(2026, 10, 24, 10, 0, 0);
+const TOKEN = 'labels-survive-a-kill-0123456789';
+
+/** Waits until the capture ended (the report is on stdout) and returns the report. */
+async function reportOf(run: CollectRun): Promise<Report> {
+  await until('the end of the capture', () => run.stderr().includes('capture ended; the API keeps serving'), 60_000, 50);
+  return JSON.parse(run.stdout()) as Report;
+}
+
+function post(run: CollectRun, path: string, body: unknown): Promise<Response> {
+  return fetch(`${run.base}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(body) });
+}
+
+describe('labels and wake events survive a kill -9', () => {
+  it('posted after `collect --file` ended, then SIGKILL: a restart on the same data directory applies both', async () => {
+    const [kitchenEcho, , , nest] = exampleDevices();
+    const starts = [T0 + 60_000, T0 + 180_000, T0 + 300_000];
+    const scenario = generateScenario({
+      seed: 5, startMs: T0, durationMs: 8 * 60_000, devices: exampleDevices(),
+      activations: [
+        { device: kitchenEcho.mac, start: starts[0], kind: 'command', intended: true },
+        { device: nest.mac, start: starts[1], kind: 'false', intended: false },
+        { device: kitchenEcho.mac, start: starts[2], kind: 'command', intended: true },
+      ],
+    });
+    const dir = tempDir('earshot-labels-');
+    const pcap = join(dir, 'household.pcap');
+    writeScenarioPcap(scenario, pcap);
+    const dataDir = join(dir, 'data');
+    const flags = ['--data-dir', dataDir, '--api-token', TOKEN];
+    const near = (report: Report, start: number) => report.activations.find((a) => Math.abs(Date.parse(a.start) - start) <= 2000);
+
+    const first = await startCollect(pcap, flags);
+    let firstReport: Report;
+    try {
+      firstReport = await reportOf(first);
+      // no wake-event source: every activation is unverified
+      expect(firstReport.activations.map((a) => a.verdict)).toEqual(['unverified', 'unverified', 'unverified']);
+      const [labelled] = starts.map((s) => near(firstReport, s)!);
+      // the person says the first was not meant; a wake event (a second before it) arrives for the third
+      const labelAnswer = await post(first, `/api/v1/activations/${labelled.id}/label`, { label: 'not-intended' });
+      expect(labelAnswer.status).toBe(200);
+      const wakeAnswer = await post(first, '/api/v1/wake-events', { time: new Date(starts[2] - 1000).toISOString(), device: kitchenEcho.mac, source: 'doorbell' });
+      expect(wakeAnswer.status).toBe(200);
+    } finally {
+      // at once after the answers: a crash or a power cut
+      expect(await first.kill('SIGKILL')).toBe('SIGKILL');
+    }
+
+    const second = await startCollect(pcap, flags);
+    try {
+      const report = await reportOf(second);
+      const [labelled, other, woken] = starts.map((s) => near(report, s)!);
+      // the label wins; the wake event confirms its activation; a wake-event source now exists, so the
+      // activation without one is suspected (docs: a configured source without an event: nobody spoke)
+      expect([labelled.verdict, labelled.reasons.includes('label:not-intended')]).toEqual(['suspected', true]);
+      expect([woken.verdict, woken.reasons.includes('wake-event:doorbell'), woken.wakeEvent]).toEqual(['confirmed', true, new Date(starts[2] - 1000).toISOString()]);
+      expect([other.verdict, other.reasons.includes('no-wake-event')]).toEqual(['suspected', true]);
+      // the API of the restarted collector says the same
+      const api = (await (await fetch(`${second.base}/api/v1/activations/${labelled.id}`)).json()) as { verdict: string };
+      expect(api.verdict).toBe('suspected');
+    } finally {
+      expect(await second.stop()).toBe(0);
+    }
+    // one small file each, one line per record: the inventory was not rewritten for them
+    expect(readFileSync(join(dataDir, 'labels.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);
+    expect(readFileSync(join(dataDir, 'wake-events.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);
+  }, 120_000);
+});
