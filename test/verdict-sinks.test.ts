@@ -3,7 +3,8 @@
  * word; the one that loses arbitration stops uploading after a second or two and is decided first
  * (no wake event of its own: suspected); the winner, which has the wake event, finishes later and is
  * confirmed, and the loser with it (arbitration). The report shows the loser confirmed; InfluxDB, the
- * webhooks, MQTT (Home Assistant) and the API must show it too. Run through the `earshot` executable
+ * webhooks, MQTT (Home Assistant) and the API must show it too. A label given after the end of the run
+ * (the API serves on) must reach them as well. Run through the `earshot` executable
  * with a real influxd, a real webhook receiver and a real Mosquitto. Expected verdicts come from the
  * scenario's ground truth and the documented rules, not from earshot.
  */
@@ -21,6 +22,7 @@ import { until } from './helpers/wait.js';
 import { exampleDevices, generateScenario, writeScenarioPcap } from './scenario/generator.js';
 
 const T0 = Date.UTC(2026, 10, 24, 10, 0, 0);
+const TOKEN = 'verdicts-reach-every-sink-012345';
 
 /** A webhook receiver on port 0 that keeps every alert document in the order it arrived. */
 class Receiver {
@@ -105,10 +107,12 @@ describeInflux('verdict changes reach every sink', () => {
       const run = await startCollect(pcap, [
         '--wake-events', wakeEvents, '--influx-url', influxd.url, '--influx-db', db,
         '--webhooks', JSON.stringify([{ url: `http://127.0.0.1:${receiver.port}/hook`, on: 'all' }]),
-        '--mqtt-url', broker.url, '--alert-retry-min', '0.05', '--alert-retry-max', '0.2',
+        '--mqtt-url', broker.url, '--alert-retry-min', '0.05', '--alert-retry-max', '0.2', '--api-token', TOKEN,
       ]);
       let report: Report;
       let loserId = '';
+      let labelledId = '';
+      let finalVerdicts: Record<string, string> = {};
       try {
         // the report is written when the capture ends; the API keeps serving
         await until('the report', () => run.stderr().includes('capture ended; the API keeps serving'), 60_000, 100);
@@ -134,11 +138,28 @@ describeInflux('verdict changes reach every sink', () => {
           const n = report.activations.filter((a) => a.verdict === verdict).length;
           expect.soft(metrics, verdict).toContain(`earshot_activations_total{verdict="${verdict}"} ${n}`);
         }
+
+        // after the end of the run, while the API still serves: a person says the HomePod's was meant
+        const homepodId = report.activations.find((a) => a.device === homepod.mac)!.id;
+        const answer = await fetch(`${run.base}/api/v1/activations/${homepodId}/label`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ label: 'intended' }),
+        });
+        expect(answer.status).toBe(200);
+        finalVerdicts = { ...reportVerdicts, [homepodId]: 'confirmed' };
+        labelledId = homepodId;
+        const apiAfter = (await (await fetch(`${run.base}/api/v1/activations?limit=1000`)).json()) as { activations: Array<{ id: string; verdict: string }> };
+        expect.soft(Object.fromEntries(apiAfter.activations.map((a) => [a.id, a.verdict]))).toEqual(finalVerdicts);
+        const metricsAfter = await (await fetch(`${run.base}/metrics`)).text();
+        for (const verdict of ['confirmed', 'suspected', 'unverified']) {
+          const n = Object.values(finalVerdicts).filter((v) => v === verdict).length;
+          expect.soft(metricsAfter, verdict).toContain(`earshot_activations_total{verdict="${verdict}"} ${n}`);
+        }
       } finally {
         expect(await run.stop()).toBe(0);
       }
-      const reportVerdicts = Object.fromEntries(report.activations.map((a) => [a.id, a.verdict]));
+      const reportVerdicts = finalVerdicts;
 
+      // from here on, each sink against the report's verdicts with the late label applied
       // InfluxDB: what the dashboards read (current = true), each activation once
       const rows = await influxd.rows(db, 'SELECT "id", "verdict" FROM activation WHERE "current" = true');
       expect.soft(rows).toHaveLength(report.activations.length);
@@ -148,15 +169,15 @@ describeInflux('verdict changes reach every sink', () => {
       const hooked = receiver.alerts.filter((a) => a.event === 'activation.finished' || a.event === 'activation.verdict-changed');
       expect.soft(lastVerdicts(hooked.map((a) => ({ kind: a.event, id: a.activation.id, verdict: a.activation.verdict })))).toEqual(reportVerdicts);
       const changes = hooked.filter((a) => a.event === 'activation.verdict-changed').map((a) => [a.activation.id, a.activation.verdict]);
-      expect.soft(changes).toEqual([[loserId, 'confirmed']]);
+      expect.soft(changes).toEqual([[loserId, 'confirmed'], [labelledId, 'confirmed']]);
 
       // MQTT: the activation topic's last word, and Home Assistant's count of suspected activations
-      await until('the MQTT events', () => lastVerdicts(mqttEvents)[loserId] === 'confirmed' || mqttEvents.length >= 3 * report.activations.length, 10_000);
+      await until('the MQTT events', () => lastVerdicts(mqttEvents)[labelledId] === 'confirmed', 10_000);
       await client.endAsync();
       expect.soft(lastVerdicts(mqttEvents)).toEqual(reportVerdicts);
       for (const d of [kitchenEcho, bedroomEcho, homepod, nest]) {
         const key = d.mac.replace(/:/g, '');
-        const suspected = report.activations.filter((a) => a.device === d.mac && a.verdict === 'suspected').length;
+        const suspected = report.activations.filter((a) => a.device === d.mac && reportVerdicts[a.id] === 'suspected').length;
         expect.soft([d.name, states.get(key)?.suspected_today]).toEqual([d.name, suspected]);
       }
     }, 120_000);
