@@ -117,6 +117,7 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
   let labelJournal: Journal<SavedLabel> | null = null;
   let wakeJournal: Journal<WakeEvent> | null = null;
   const savedWakeEvents = new NewestRing<WakeEvent>(MAX_SAVED_WAKE_EVENTS);
+  let labelsInJournal = false;
 
   return {
     collector,
@@ -144,6 +145,7 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
         file: 'labels.jsonl', what: 'labels', max: MAX_LABELS, parse: parseSavedLabel,
         live: () => [...detect.labels].map(([id, label]) => ({ id, label })),
       });
+      labelsInJournal = true;
       const fromJournal = new Set<string>();
       const labelWarning = labelJournal.load((records) => {
         for (const { id, label } of records) {
@@ -153,8 +155,12 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
       });
       if (labelWarning) warnings.push(labelWarning);
       // labels an older version kept in state.json move into the journal once
-      if ([...detect.labels.keys()].some((id) => !fromJournal.has(id))) {
-        labelJournal.append([...detect.labels].filter(([id]) => !fromJournal.has(id)).map(([id, label]) => ({ id, label })));
+      const older = [...detect.labels].filter(([id]) => !fromJournal.has(id)).map(([id, label]) => ({ id, label }));
+      try {
+        labelJournal.append(older);
+      } catch (err) {
+        labelsInJournal = false;
+        warnings.push(`${(err as Error).message} (the state file keeps the labels)`);
       }
       wakeJournal = new Journal<WakeEvent>(dataDir, {
         file: 'wake-events.jsonl', what: 'wake events', max: MAX_SAVED_WAKE_EVENTS, parse: parseSavedWakeEvent,
@@ -166,6 +172,10 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
       });
       if (wakeWarning) warnings.push(wakeWarning);
       return warnings;
+    },
+    /** True when labels are kept in labels.jsonl (the state file need not carry them). */
+    get labelsInJournal(): boolean {
+      return labelsInJournal;
     },
     /** Closes the journals' files. */
     closeJournals(): void {

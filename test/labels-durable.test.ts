@@ -4,10 +4,11 @@
  * Through the `earshot` executable and real HTTP; the household is generated (test/scenario), and the
  * verdicts expected are the documented rules applied to the scenario's truth, not earshot's output.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Report } from '../collector/sink/report.js';
+import { runCli } from './helpers/cli.js';
 import { startCollect, type CollectRun } from './helpers/collect.js';
 import { tempDir } from './helpers/temp.js';
 import { until } from './helpers/wait.js';
@@ -81,4 +82,26 @@ describe('labels and wake events survive a kill -9', () => {
     expect(readFileSync(join(dataDir, 'labels.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);
     expect(readFileSync(join(dataDir, 'wake-events.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);
   }, 120_000);
+
+  it('labels an older version kept in state.json move into labels.jsonl and still apply', async () => {
+    const [kitchenEcho] = exampleDevices();
+    const start = T0 + 60_000;
+    const scenario = generateScenario({ seed: 6, startMs: T0, durationMs: 3 * 60_000, devices: exampleDevices(), activations: [{ device: kitchenEcho.mac, start, kind: 'command', intended: true }] });
+    const dir = tempDir('earshot-labels-');
+    const pcap = join(dir, 'household.pcap');
+    writeScenarioPcap(scenario, pcap);
+    const dataDir = join(dir, 'data');
+    const first = await runCli(['replay', pcap, '--format', 'json']);
+    const { id } = (JSON.parse(first.stdout) as Report).activations[0];
+    mkdirSync(dataDir);
+    writeFileSync(join(dataDir, 'state.json'), JSON.stringify({ schema: 'earshot.state/1', savedAt: new Date(T0).toISOString(), devices: [], dns: [], labels: [[id, 'not-intended']] }));
+    for (let run = 0; run < 2; run++) {
+      const r = await runCli(['replay', pcap, '--format', 'json', '--data-dir', dataDir]);
+      expect(r.code, r.stderr).toBe(0);
+      const a = (JSON.parse(r.stdout) as Report).activations[0];
+      expect([a.id, a.verdict, a.reasons.includes('label:not-intended')]).toEqual([id, 'suspected', true]);
+    }
+    expect(readFileSync(join(dataDir, 'labels.jsonl'), 'utf8')).toBe(`${JSON.stringify({ id, label: 'not-intended' })}\n`);
+    expect((JSON.parse(readFileSync(join(dataDir, 'state.json'), 'utf8')) as { labels: unknown[] }).labels).toEqual([]);
+  }, 60_000);
 });

@@ -205,7 +205,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   }
   // labels are not in the state file: each is in labels.jsonl before the API accepts it
   const save = () => {
-    if (persist) saveState(dataDir, inventory, tagger.dnsCache, null);
+    if (persist) saveState(dataDir, inventory, tagger.dnsCache, runtime.labelsInJournal ? null : collector.detect?.labels ?? null);
   };
   const alerts = await startAlertSinks(config, runtime, log);
   let capturing = true;

@@ -5,7 +5,7 @@
  * was, and works again once there is room.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/temp.js';
@@ -78,6 +78,16 @@ describe('journal', () => {
       expect(third.labels.get(id(3))).toBe('intended');
     });
   }
+
+  it('a directory in its place is set aside with a warning; the start goes on and appends work', () => {
+    const dir = tempDir('earshot-journal-');
+    mkdirSync(join(dir, 'labels.jsonl', 'inside'), { recursive: true });
+    const run = labelJournal(dir);
+    expect(run.warning).toMatch(/labels\.jsonl: cannot read \(EISDIR.*kept as .*labels\.jsonl\.damaged-\d+, no labels restored$/);
+    run.add(id(1), 'intended');
+    run.journal.close();
+    expect([...labelJournal(dir).labels]).toEqual([[id(1), 'intended']]);
+  });
 
   it('stays bounded: past twice its bound it is rewritten with the live records', () => {
     const dir = tempDir('earshot-journal-');

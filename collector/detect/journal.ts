@@ -37,6 +37,8 @@ export class Journal<T> {
   private fd = -1;
   private size = 0;
   private lines = 0;
+  /** The file on disk lacks live records (its rewrite at load failed): rewrite before appending. */
+  private mustCompact = false;
 
   constructor(dir: string, private readonly options: JournalOptions<T>) {
     this.path = join(dir, options.file);
@@ -52,7 +54,9 @@ export class Journal<T> {
       text = readFileSync(this.path, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new NotSavedError(`cannot read ${this.path}: ${(err as Error).message}`);
+      // a directory of that name, a file that cannot be read: set aside, so that it stops no start
+      const aside = quarantine(this.path);
+      return `${this.path}: cannot read (${(err as Error).message}); ${aside ? `kept as ${aside}` : 'removed'}, no ${this.options.what} restored`;
     }
     const records: T[] = [];
     let bad = 0;
@@ -77,18 +81,29 @@ export class Journal<T> {
     this.lines = records.length + bad;
     this.size = Buffer.byteLength(text);
     if (bad === 0) {
-      if (this.lines > 2 * this.options.max) this.compact();
+      if (this.lines > 2 * this.options.max) this.compactOrLater();
       return null;
     }
     const aside = quarantine(this.path);
-    this.compact();
-    return `${this.path}: ${bad} damaged line${bad === 1 ? '' : 's'} (first: line ${firstBad}); ${aside ? `kept as ${aside}` : 'removed'}, ${records.length} ${this.options.what} kept`;
+    const notRewritten = this.compactOrLater();
+    return `${this.path}: ${bad} damaged line${bad === 1 ? '' : 's'} (first: line ${firstBad}); ${aside ? `kept as ${aside}` : 'removed'}, ${records.length} ${this.options.what} kept${notRewritten ? ` (${notRewritten})` : ''}`;
+  }
+
+  /** Compacts now; when that fails (a full disk at start), the next append compacts first. */
+  private compactOrLater(): string | null {
+    try {
+      this.compact();
+      return null;
+    } catch (err) {
+      this.mustCompact = true;
+      return (err as Error).message;
+    }
   }
 
   /** Appends `records` and fsyncs them; on failure nothing is left half written (NotSavedError). */
   append(records: readonly T[]): void {
     if (records.length === 0) return;
-    if (this.lines + records.length > 2 * this.options.max) this.compact();
+    if (this.mustCompact || this.lines + records.length > 2 * this.options.max) this.compact();
     const bytes = Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(''), 'utf8');
     try {
       const created = this.fd < 0 && !existsSync(this.path);
@@ -135,6 +150,7 @@ export class Journal<T> {
     }
     this.size = Buffer.byteLength(text);
     this.lines = live.length;
+    this.mustCompact = false;
   }
 
 }
