@@ -4,7 +4,8 @@
  * Through the `earshot` executable and real HTTP; the household is generated (test/scenario), and the
  * verdicts expected are the documented rules applied to the scenario's truth, not earshot's output.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Report } from '../collector/sink/report.js';
@@ -103,5 +104,47 @@ describe('labels and wake events survive a kill -9', () => {
     }
     expect(readFileSync(join(dataDir, 'labels.jsonl'), 'utf8')).toBe(`${JSON.stringify({ id, label: 'not-intended' })}\n`);
     expect((JSON.parse(readFileSync(join(dataDir, 'state.json'), 'utf8')) as { labels: unknown[] }).labels).toEqual([]);
+  }, 60_000);
+
+  it.runIf(process.getuid?.() === 0)('on a full disk a label is refused (503, nothing changes); once there is room it is taken and kept', async () => {
+    const [kitchenEcho] = exampleDevices();
+    const start = T0 + 60_000;
+    const scenario = generateScenario({ seed: 6, startMs: T0, durationMs: 3 * 60_000, devices: exampleDevices(), activations: [{ device: kitchenEcho.mac, start, kind: 'command', intended: true }] });
+    const dir = tempDir('earshot-labels-');
+    const pcap = join(dir, 'household.pcap');
+    writeScenarioPcap(scenario, pcap);
+    const dataDir = join(dir, 'data');
+    mkdirSync(dataDir);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', dataDir]);
+    try {
+      const run = await startCollect(pcap, ['--data-dir', dataDir, '--api-token', TOKEN]);
+      let id = '';
+      try {
+        id = (await reportOf(run)).activations[0].id;
+        const filler = join(dataDir, 'filler');
+        try {
+          for (;;) appendFileSync(filler, Buffer.alloc(4096, 1));
+        } catch (err) {
+          expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+        }
+        const refused = await post(run, `/api/v1/activations/${id}/label`, { label: 'intended' });
+        const body = (await refused.json()) as { message: string };
+        expect([refused.status, body.message]).toEqual([503, expect.stringMatching(/labels\.jsonl: ENOSPC.*nothing was changed$/)]);
+        expect(((await (await fetch(`${run.base}/api/v1/activations/${id}`)).json()) as { verdict: string }).verdict).toBe('unverified');
+        rmSync(filler);
+        expect((await post(run, `/api/v1/activations/${id}/label`, { label: 'intended' })).status).toBe(200);
+      } finally {
+        await run.kill('SIGKILL');
+      }
+      const again = await startCollect(pcap, ['--data-dir', dataDir, '--api-token', TOKEN]);
+      try {
+        const a = (await reportOf(again)).activations[0];
+        expect([a.id, a.verdict, a.reasons.includes('label:intended')]).toEqual([id, 'confirmed', true]);
+      } finally {
+        expect(await again.stop()).toBe(0);
+      }
+    } finally {
+      execFileSync('umount', [dataDir]);
+    }
   }, 60_000);
 });
