@@ -28,6 +28,8 @@ function post(run: CollectRun, path: string, body: unknown): Promise<Response> {
   return fetch(`${run.base}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(body) });
 }
 
+const near = (report: Report, start: number) => report.activations.find((a) => Math.abs(Date.parse(a.start) - start) <= 2000);
+
 describe('labels and wake events survive a kill -9', () => {
   it('posted after `collect --file` ended, then SIGKILL: a restart on the same data directory applies both', async () => {
     const [kitchenEcho, , , nest] = exampleDevices();
@@ -45,7 +47,6 @@ describe('labels and wake events survive a kill -9', () => {
     writeScenarioPcap(scenario, pcap);
     const dataDir = join(dir, 'data');
     const flags = ['--data-dir', dataDir, '--api-token', TOKEN];
-    const near = (report: Report, start: number) => report.activations.find((a) => Math.abs(Date.parse(a.start) - start) <= 2000);
 
     const first = await startCollect(pcap, flags);
     let firstReport: Report;
@@ -147,4 +148,41 @@ describe('labels and wake events survive a kill -9', () => {
       execFileSync('umount', [dataDir]);
     }
   }, 60_000);
+
+  it('posted while a paced capture still runs (as live), then SIGKILL before any periodic save: a restart applies it', async () => {
+    const [kitchenEcho] = exampleDevices();
+    const starts = [T0 + 30_000, T0 + 400_000];
+    const scenario = generateScenario({
+      seed: 8, startMs: T0, durationMs: 8 * 60_000, devices: exampleDevices(),
+      activations: starts.map((start) => ({ device: kitchenEcho.mac, start, kind: 'command' as const, intended: true })),
+    });
+    const dir = tempDir('earshot-labels-');
+    const pcap = join(dir, 'household.pcap');
+    writeScenarioPcap(scenario, pcap);
+    const dataDir = join(dir, 'data');
+    const flags = ['--data-dir', dataDir, '--api-token', TOKEN];
+    // 8 minutes of capture at 10x: 48 s, far less than the 300 s between state saves
+    const paced = await startCollect(pcap, [...flags, '--realtime-speed', '10']);
+    let id = '';
+    try {
+      await until('the first activation to finish', async () => {
+        const list = (await (await fetch(`${paced.base}/api/v1/activations`)).json()) as { activations: Array<{ id: string; start: string; open: boolean }> };
+        const first = list.activations.find((a) => Math.abs(Date.parse(a.start) - starts[0]) <= 2000 && !a.open);
+        id = first?.id ?? '';
+        return first !== undefined;
+      }, 40_000, 200);
+      expect((await post(paced, `/api/v1/activations/${id}/label`, { label: 'not-intended' })).status).toBe(200);
+      const health = (await (await fetch(`${paced.base}/api/v1/health`)).json()) as { capture: { running: boolean } };
+      expect(health.capture.running).toBe(true);
+    } finally {
+      await paced.kill('SIGKILL');
+    }
+    const again = await startCollect(pcap, flags);
+    try {
+      const a = near(await reportOf(again), starts[0]);
+      expect([a?.id, a?.verdict, a?.reasons.includes('label:not-intended')]).toEqual([id, 'suspected', true]);
+    } finally {
+      expect(await again.stop()).toBe(0);
+    }
+  }, 120_000);
 });
