@@ -7,10 +7,12 @@
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Report } from '../collector/sink/report.js';
 import { runCli } from './helpers/cli.js';
 import { startCollect, type CollectRun } from './helpers/collect.js';
+import { describeMosquitto, Mosquitto } from './helpers/mosquitto.js';
 import { tempDir } from './helpers/temp.js';
 import { until } from './helpers/wait.js';
 import { exampleDevices, generateScenario, writeScenarioPcap } from './scenario/generator.js';
@@ -185,4 +187,44 @@ describe('labels and wake events survive a kill -9', () => {
       expect(await again.stop()).toBe(0);
     }
   }, 120_000);
+});
+
+describeMosquitto('wake events from MQTT survive a kill -9', () => {
+  let broker: Mosquitto;
+  beforeAll(async () => {
+    broker = await Mosquitto.start();
+  }, 30_000);
+  afterAll(async () => {
+    await broker?.close();
+  });
+
+  it('a wake event taken from the broker confirms its activation again after SIGKILL and a restart', async () => {
+    const [kitchenEcho] = exampleDevices();
+    const start = T0 + 60_000;
+    const scenario = generateScenario({ seed: 6, startMs: T0, durationMs: 3 * 60_000, devices: exampleDevices(), activations: [{ device: kitchenEcho.mac, start, kind: 'command', intended: true }] });
+    const dir = tempDir('earshot-labels-');
+    const pcap = join(dir, 'household.pcap');
+    writeScenarioPcap(scenario, pcap);
+    const dataDir = join(dir, 'data');
+    const run = await startCollect(pcap, ['--data-dir', dataDir, '--api-token', TOKEN, '--mqtt-url', broker.url]);
+    let id = '';
+    try {
+      id = (await reportOf(run)).activations[0].id;
+      const client = mqtt.connect(broker.url);
+      await new Promise<void>((resolve) => client.on('connect', () => resolve()));
+      await client.publishAsync('earshot/wake', JSON.stringify({ time: new Date(start - 800).toISOString(), device: kitchenEcho.mac, source: 'ha-voice' }));
+      await client.endAsync();
+      // applied means saved: the journal is written first
+      await until('the wake event to confirm the activation', async () => ((await (await fetch(`${run.base}/api/v1/activations/${id}`)).json()) as { verdict: string }).verdict === 'confirmed', 20_000, 50);
+    } finally {
+      await run.kill('SIGKILL');
+    }
+    const again = await startCollect(pcap, ['--data-dir', dataDir, '--api-token', TOKEN]);
+    try {
+      const a = (await reportOf(again)).activations[0];
+      expect([a.id, a.verdict, a.reasons.includes('wake-event:ha-voice')]).toEqual([id, 'confirmed', true]);
+    } finally {
+      expect(await again.stop()).toBe(0);
+    }
+  }, 60_000);
 });
