@@ -39,6 +39,8 @@ export interface CollectorListeners {
   onActivationStarted?: (activation: Activation) => void;
   /** An activation ended; its verdict is set. */
   onActivation?: (activation: Activation) => void;
+  /** A finished activation's verdict changed when a later member of its arbitration group was confirmed. */
+  onVerdictChanged?: (activation: Activation) => void;
 }
 
 export interface CollectorStats {
@@ -85,7 +87,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(t?.onFlowEnd, listeners.onFlowEnd);
   // detection needs the voice flows that tagging finds: without tagging there is nothing to watch
   const detect = inv && config.detect.enabled
-    ? buildDetectStage(config, inv, { onActivationStarted: listeners.onActivationStarted, onActivation: listeners.onActivation })
+    ? buildDetectStage(config, inv, { onActivationStarted: listeners.onActivationStarted, onActivation: listeners.onActivation, onVerdictChanged: listeners.onVerdictChanged })
     : null;
   const detector = detect?.detector ?? null;
   const onTick = chain(chain(t?.onTick, detector?.tick), listeners.onTick);

@@ -1,13 +1,16 @@
 /**
  * One run of earshot: the pipeline (buildCollector) with its sinks wired in: the report, InfluxDB, the
  * activity store the API reads, and the activation listeners (webhooks, MQTT). Wake events and labels
- * that arrive while it runs (API, MQTT) re-decide activations, and the changes reach the same sinks.
+ * that arrive while it runs (API, MQTT) re-decide activations; every verdict change, whatever caused it
+ * (those, or a later member of an arbitration group), reaches every sink once. With a data directory,
+ * labels and wake events are on disk (fsynced) before they are accepted, and a restart applies them.
  * Importing this module does no I/O; buildRuntime() opens nothing until the sinks start.
  */
 import type { CaptureSource, CaptureStats } from './capture/types.js';
 import type { Config } from './config.js';
 import type { Activation } from './detect/detector.js';
-import type { Label } from './detect/index.js';
+import { MAX_LABELS, type Label } from './detect/index.js';
+import { Journal, parseSavedLabel, parseSavedWakeEvent, savedWakeEvent, type SavedLabel } from './detect/journal.js';
 import type { WakeEvent } from './detect/wake-events.js';
 import type { Flow } from './flow/flow.js';
 import { buildCollector } from './index.js';
@@ -16,6 +19,10 @@ import { ActivityStore } from './sink/activity.js';
 import { activationEvent, type ActivationEventKind, type ActivationListener, type EventDevice } from './sink/events.js';
 import { buildInfluxSink } from './sink/influx/index.js';
 import { buildReportSink } from './sink/report.js';
+import { NewestRing } from './sink/ring.js';
+
+/** Most wake events from the API and MQTT kept in the data directory (the newest). */
+export const MAX_SAVED_WAKE_EVENTS = 10_000;
 
 export interface RuntimeOptions {
   /** 'wall': points and events carry wall time (live capture); 'packet': capture time (files). */
@@ -77,6 +84,9 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
       remember(a);
       emit('finished', a);
     },
+    onVerdictChanged(a) {
+      announceChanges([a]);
+    },
   });
   if (influx) {
     influx.attach({
@@ -104,6 +114,11 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
     return out;
   }
 
+  let labelJournal: Journal<SavedLabel> | null = null;
+  let wakeJournal: Journal<WakeEvent> | null = null;
+  const savedWakeEvents = new NewestRing<WakeEvent>(MAX_SAVED_WAKE_EVENTS);
+  let labelsInJournal = false;
+
   return {
     collector,
     report,
@@ -118,18 +133,80 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
       influx?.end();
       return stats;
     },
-    /** Wake events from the API or MQTT: stored, written, and recent activations re-decided. */
-    addWakeEvents(events: readonly WakeEvent[]): Activation[] {
-      if (!collector.detect) return [];
-      influx?.onWakeEvents(events);
-      return announceChanges(collector.detect.addWakeEvents(events));
+    /**
+     * Opens the journals of labels and wake events in `dataDir` and applies what an earlier run saved
+     * there (after loadState: the journal is newer than labels an old state file held). Returns warnings.
+     */
+    openJournals(dataDir: string): string[] {
+      const detect = collector.detect;
+      if (!detect) return [];
+      const warnings: string[] = [];
+      labelJournal = new Journal<SavedLabel>(dataDir, {
+        file: 'labels.jsonl', what: 'labels', max: MAX_LABELS, parse: parseSavedLabel,
+        live: () => [...detect.labels].map(([id, label]) => ({ id, label })),
+      });
+      labelsInJournal = true;
+      const fromJournal = new Set<string>();
+      const labelWarning = labelJournal.load((records) => {
+        for (const { id, label } of records) {
+          detect.restoreLabel(id, label);
+          fromJournal.add(id);
+        }
+      });
+      if (labelWarning) warnings.push(labelWarning);
+      // labels an older version kept in state.json move into the journal once
+      const older = [...detect.labels].filter(([id]) => !fromJournal.has(id)).map(([id, label]) => ({ id, label }));
+      try {
+        labelJournal.append(older);
+      } catch (err) {
+        labelsInJournal = false;
+        warnings.push(`${(err as Error).message} (the state file keeps the labels)`);
+      }
+      wakeJournal = new Journal<WakeEvent>(dataDir, {
+        file: 'wake-events.jsonl', what: 'wake events', max: MAX_SAVED_WAKE_EVENTS, parse: parseSavedWakeEvent,
+        live: () => savedWakeEvents.toArray(),
+      });
+      const wakeWarning = wakeJournal.load((records) => {
+        for (const e of records) savedWakeEvents.push(e);
+        detect.restoreWakeEvents(savedWakeEvents.toArray());
+      });
+      if (wakeWarning) warnings.push(wakeWarning);
+      return warnings;
     },
-    /** A person's label for an activation. Null when the activation is not among the recent ones. */
+    /** True when labels are kept in labels.jsonl (the state file need not carry them). */
+    get labelsInJournal(): boolean {
+      return labelsInJournal;
+    },
+    /** Closes the journals' files. */
+    closeJournals(): void {
+      labelJournal?.close();
+      wakeJournal?.close();
+    },
+    /**
+     * Wake events from the API or MQTT: saved (with a data directory; throws NotSavedError when that
+     * fails, and nothing changes), written to InfluxDB, and recent activations re-decided.
+     */
+    addWakeEvents(events: readonly WakeEvent[], options: { save?: boolean } = {}): Activation[] {
+      if (!collector.detect) return [];
+      const saved = events.map(savedWakeEvent);
+      if (options.save !== false) wakeJournal?.append(saved);
+      for (const e of saved) savedWakeEvents.push(e);
+      influx?.onWakeEvents(saved);
+      return announceChanges(collector.detect.addWakeEvents(saved));
+    },
+    /**
+     * A person's label for an activation: saved (with a data directory; throws NotSavedError when that
+     * fails, and nothing changes), then applied. Null when the activation is not among the recent ones.
+     */
     label(id: string, label: Label): Activation | null {
       if (!collector.detect) return null;
-      const a = collector.detect.label(id, label);
-      if (a) announceChanges([a]);
-      return a;
+      const known = collector.detect.find(id);
+      if (known === null) return null;
+      labelJournal?.append([{ id, label }]);
+      const result = collector.detect.label(id, label);
+      if (result === null) return null;
+      announceChanges(result.changed);
+      return result.activation;
     },
   };
 }

@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import { loadState, prepareDataDir, saveState } from '../identify/state.js';
 import type { InfluxSink } from '../sink/influx/index.js';
 import { buildRuntime, type Runtime } from '../runtime.js';
+import type { WakeEvent } from '../detect/wake-events.js';
 import type { EventDevice } from '../sink/events.js';
 import { buildWebhookSink } from '../sink/alerts/index.js';
 import { version } from '../version.js';
@@ -118,13 +119,26 @@ async function deliverPoints(influx: InfluxSink, config: Readonly<Config>, log: 
   return e.exitCode;
 }
 
+/**
+ * Wake events from MQTT: saved and applied. MQTT has no answer to refuse them with, so when they cannot
+ * be saved (disk full) they still count for this run, and the log says they will not survive a restart.
+ */
+function addMqttWakeEvents(runtime: Runtime, events: WakeEvent[], log: Logger): void {
+  try {
+    runtime.addWakeEvents(events);
+  } catch (err) {
+    log.error({ events: events.length, err: (err as Error).message }, 'MQTT wake events could not be saved: they count for this run only');
+    runtime.addWakeEvents(events, { save: false });
+  }
+}
+
 /** The alert sinks (MQTT, webhooks) that are configured, started and listening to the runtime. */
 export async function startAlertSinks(config: Readonly<Config>, runtime: Runtime, log: Logger) {
   const inventory = runtime.collector.inventory;
   const devices = (): EventDevice[] => (inventory?.all() ?? []).map((d) => ({ mac: d.macText, name: d.name, vendor: d.vendor ?? d.ouiVendor, model: d.model, assistant: d.assistant }));
   // MQTT and the API load their packages only when configured: a plain replay starts faster
   const mqtt = config.mqtt.url === null ? null
-    : (await import('../sink/mqtt/index.js')).buildMqttSink(config, { log, devices, version: version(), onWakeEvents: (events) => void runtime.addWakeEvents(events) });
+    : (await import('../sink/mqtt/index.js')).buildMqttSink(config, { log, devices, version: version(), onWakeEvents: (events) => addMqttWakeEvents(runtime, events, log) });
   if (mqtt) {
     runtime.addListener(mqtt);
     await mqtt.start();
@@ -184,11 +198,14 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   const { inventory, tagger } = collector;
   const persist = dataDir !== null && inventory !== null && tagger !== null;
   if (persist) {
+    // labels in the state file are an older version's: the journal (labels.jsonl) takes them over
     const warning = loadState(dataDir, inventory, tagger.dnsCache, collector.detect?.labels ?? null);
     if (warning) log.warn(warning);
+    for (const journalWarning of runtime.openJournals(dataDir)) log.warn(journalWarning);
   }
+  // labels are not in the state file: each is in labels.jsonl before the API accepts it
   const save = () => {
-    if (persist) saveState(dataDir, inventory, tagger.dnsCache, collector.detect?.labels ?? null);
+    if (persist) saveState(dataDir, inventory, tagger.dnsCache, runtime.labelsInJournal ? null : collector.detect?.labels ?? null);
   };
   const alerts = await startAlertSinks(config, runtime, log);
   let capturing = true;
@@ -270,6 +287,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
     if (ticker) clearInterval(ticker);
     alerts.stopTimers();
     await api?.close();
+    runtime.closeJournals();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

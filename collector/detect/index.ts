@@ -1,22 +1,29 @@
 /**
  * The detect stage: the activation detector plus verdicts. When an activation ends it is matched
  * against wake events (file, API, MQTT, voice history), quiet hours, its arbitration group (assistants
- * that started uploading at the same moment heard the same wake word) and a person's label.
+ * that started uploading at the same moment heard the same wake word) and a person's label. A verdict
+ * given earlier may change later (a wake event, a label, a later member of its group confirmed): every
+ * such change goes to onVerdictChanged, whatever caused it, so the sinks hear of it.
  */
 import type { Config } from '../config.js';
 import type { Inventory } from '../identify/inventory.js';
 import { buildDetector, type Activation } from './detector.js';
-import { applyLabel, decideVerdict, parseQuietHours, verdictOptions, type ArbitrationMember } from './verdict.js';
+import { applyLabel, decideVerdict, parseQuietHours, verdictOptions, type ArbitrationMember, type Verdict } from './verdict.js';
 import { readWakeEventsFile, WakeEventStore, type WakeEvent } from './wake-events.js';
 
-/** Most labels kept (and saved with the state); the oldest are dropped. */
-const MAX_LABELS = 10_000;
+/** Most labels kept (and saved in the data directory); the oldest are dropped. */
+export const MAX_LABELS = 10_000;
 
 export type Label = 'intended' | 'not-intended';
 
 export interface DetectListeners {
   onActivationStarted?: (activation: Activation) => void;
   onActivation?: (activation: Activation) => void;
+  /**
+   * A finished activation's verdict changed because a later member of its arbitration group was
+   * confirmed (changes from wake events and labels are returned by addWakeEvents and label).
+   */
+  onVerdictChanged?: (activation: Activation, before: Verdict) => void;
 }
 
 /** Finished activations kept for arbitration and re-evaluation (a bounded ring). */
@@ -38,6 +45,12 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
   const labels = new Map<string, Label>();
   const recent: Activation[] = [];
 
+  function restoreLabel(id: string, label: Label): void {
+    labels.delete(id);
+    labels.set(id, label);
+    if (labels.size > MAX_LABELS) labels.delete(labels.keys().next().value as string);
+  }
+
   const deviceOf = (a: Activation) => ({ mac: a.device, name: inventory.find(a.deviceMac)?.name ?? null });
 
   function group(a: Activation): Activation[] {
@@ -58,6 +71,21 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
     if (others.length > 0 && !a.reasons.includes('arbitration')) a.reasons.push('arbitration-group');
   }
 
+  /**
+   * Re-decides the members of `a`'s group whose verdict may rest on `a`: those not confirmed, and those
+   * confirmed only by arbitration. A member with a label keeps it. Returns the ones that changed.
+   */
+  function redecideGroup(a: Activation): Array<{ activation: Activation; before: Verdict }> {
+    const changed: Array<{ activation: Activation; before: Verdict }> = [];
+    for (const o of group(a)) {
+      if (labels.has(o.id) || (o.verdict === 'confirmed' && !o.reasons.includes('arbitration'))) continue;
+      const before = o.verdict;
+      decide(o);
+      if (o.verdict !== before) changed.push({ activation: o, before });
+    }
+    return changed;
+  }
+
   const detector = buildDetector((mac) => inventory.find(mac)?.vendor ?? inventory.find(mac)?.ouiVendor ?? null, {
     onStarted: listeners.onActivationStarted,
     onFinished(a) {
@@ -65,8 +93,10 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
       if (recent.length > RECENT) recent.shift();
       decide(a);
       // an earlier member of the group that was not confirmed may be now: one wake word, several uploads
-      if (a.verdict === 'confirmed') for (const o of group(a)) if (o.verdict !== 'confirmed' && !labels.has(o.id)) decide(o);
+      const changed = a.verdict === 'confirmed' ? redecideGroup(a) : [];
       listeners.onActivation?.(a);
+      // the earlier members were announced with their old verdict: they are announced again
+      for (const { activation, before } of changed) listeners.onVerdictChanged?.(activation, before);
     },
   }, { arbitrationMs });
 
@@ -76,26 +106,37 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
     /** Adds wake events (API, MQTT) and re-decides the recent activations they may confirm. */
     addWakeEvents(events: readonly WakeEvent[]): Activation[] {
       store.addAll(events);
-      const changed: Activation[] = [];
-      for (const a of recent) {
-        const before = a.verdict;
-        decide(a);
-        if (a.verdict !== before) changed.push(a);
-      }
-      return changed;
+      const before = new Map(recent.map((a) => [a, a.verdict]));
+      // twice: a verdict decided early in the ring may rest on a group member decided after it
+      for (let pass = 0; pass < 2; pass++) for (const a of recent) decide(a);
+      return recent.filter((a) => a.verdict !== before.get(a));
     },
-    /** A person's label for an activation; wins over the detector. Returns the activation if known. */
-    label(id: string, label: Label): Activation | null {
+    /** Wake events saved by an earlier run (API, MQTT): stored, for the activations still to come. */
+    restoreWakeEvents(events: readonly WakeEvent[]): void {
+      if (events.length > 0) store.addAll(events);
+    },
+    /** A finished activation among the recent ones (those a label or a wake event can still change). */
+    find(id: string): Activation | null {
+      return recent.find((r) => r.id === id) ?? null;
+    },
+    /**
+     * A person's label for an activation; wins over the detector. Returns the activation (null when it
+     * is not among the recent ones) and every activation whose verdict changed with it: the labelled
+     * one, and members of its arbitration group that rested on it.
+     */
+    label(id: string, label: Label): { activation: Activation; changed: Activation[] } | null {
       const a = recent.find((r) => r.id === id) ?? null;
       // a label for an activation we do not know is not kept: the API answers 404, and made-up ids
-      // must not grow the map (it is saved with the state)
+      // must not grow the map (it is saved in the data directory)
       if (a === null) return null;
-      labels.delete(id);
-      labels.set(id, label);
-      if (labels.size > MAX_LABELS) labels.delete(labels.keys().next().value as string);
+      restoreLabel(id, label);
+      const before = a.verdict;
       decide(a);
-      return a;
+      const changed = [...(a.verdict !== before ? [a] : []), ...redecideGroup(a).map((c) => c.activation)];
+      return { activation: a, changed };
     },
+    /** A label saved by an earlier run: kept for when its activation is seen (a replay, a restart). */
+    restoreLabel,
     labels,
   };
 }

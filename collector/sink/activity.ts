@@ -87,7 +87,7 @@ export class ActivityStore {
     this.keep(a);
   }
 
-  /** A finished activation's verdict changed (wake event, label): recount. */
+  /** A finished activation's verdict changed (wake event, label, arbitration): recount. */
   verdictChanged(a: Activation, before: string): void {
     this.sorted = null;
     this.counts.byVerdict.set(before, Math.max(0, (this.counts.byVerdict.get(before) ?? 0) - 1));

@@ -1,7 +1,8 @@
 /**
  * What the alert sinks (webhooks, MQTT) and the API are told about activations. The pipeline calls
  * these in collector time order: started (an upload qualified, within ~2 s of its start), finished
- * (its verdict is set), and verdictChanged (a late wake event or a person's label re-decided it).
+ * (its verdict is set), and verdict-changed (a late wake event, a person's label, or a later member of
+ * its arbitration group re-decided it): once per change, whatever caused it.
  */
 import type { Activation } from '../detect/detector.js';
 import { activationToReport, type ReportActivation } from './report.js';

@@ -11,6 +11,8 @@ export interface CollectRun {
   stderr: () => string;
   /** SIGTERM, then the exit code. */
   stop: () => Promise<number | null>;
+  /** Sends `signal` (SIGKILL: a crash, a power cut), then resolves with the exit code or signal. */
+  kill: (signal: NodeJS.Signals) => Promise<number | string | null>;
 }
 
 /** Starts `earshot collect --file capture --listen 127.0.0.1:PORT ...extra`; resolves once the API answers. */
@@ -22,6 +24,7 @@ export async function startCollect(capture: string, extra: string[]): Promise<Co
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const ended = new Promise<number | string | null>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal)));
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
@@ -38,6 +41,10 @@ export async function startCollect(capture: string, extra: string[]): Promise<Co
     stop: async () => {
       child.kill('SIGTERM');
       return exited;
+    },
+    kill: async (signal) => {
+      child.kill(signal);
+      return ended;
     },
   };
 }
