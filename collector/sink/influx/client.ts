@@ -92,6 +92,7 @@ export const MAX_RETRY_AFTER_MS = 5 * 60_000;
 
 interface Answer {
   status: number;
+  statusMessage: string;
   headers: IncomingHttpHeaders;
   body: string;
 }
@@ -141,7 +142,7 @@ export function buildWriteClient(target: InfluxTarget): WriteClient {
           if (size < MAX_ANSWER_BYTES) chunks.push(d);
           size += d.length;
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8').slice(0, MAX_ANSWER_BYTES) }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, body: Buffer.concat(chunks).toString('utf8').slice(0, MAX_ANSWER_BYTES) }));
         res.on('error', reject);
       });
       req.setTimeout(target.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${target.timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })));
@@ -194,7 +195,7 @@ function influxMessage(answer: Answer): string {
   }
   const header = answer.headers['x-influxdb-error'];
   if (typeof header === 'string' && header !== '') return header.slice(0, 300);
-  return answer.body.trim().slice(0, 300) || `HTTP ${answer.status}`;
+  return answer.body.trim().slice(0, 300) || answer.statusMessage || `HTTP ${answer.status}`;
 }
 
 /** The influx package's InfluxDB class for InfluxQL (setup and queries). */
