@@ -138,7 +138,11 @@ describeInflux('InfluxDB spool on a full disk (real tmpfs, real influxd)', () =>
     expect(spool.stats).toMatchObject({ heldBatches: 3, heldPoints: 30, batches: 3, droppedPoints: 70 });
     expect(spool.peek()?.body).toEqual(body(7));
     expect(logs.filter((l) => /memory bound/.test(l.msg))).toHaveLength(1);
+    // space returns: the held batches are written (the directory made if the full disk refused it at start)
     rmSync(filler);
+    expect(spool.writeHeld()).toBe(true);
+    expect(readdirSync(join(mnt, 'spool')).sort()).toEqual(['000000000008-10.lp', '000000000009-10.lp', '000000000010-10.lp']);
+    expect(spool.stats).toMatchObject({ heldBatches: 0, batches: 3, writeError: null });
   });
 
   it('earshot collect: a full data disk with InfluxDB down keeps capturing and serving; /health and doctor say so; it recovers and every packet is counted', async () => {

@@ -346,8 +346,16 @@ export class Spool {
 
   /** Writes an entry's file; false when the disk refuses (counted, logged once per episode). */
   private writeEntry(e: Entry, body: Buffer): boolean {
+    const dir = this.dir as string;
     try {
-      writeFileAtomic(join(this.dir as string, this.fileName(e)), body);
+      try {
+        writeFileAtomic(join(dir, this.fileName(e)), body);
+      } catch (err) {
+        // the directory could not be made at start (a full disk) or was removed since
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        mkdirSync(dir, { recursive: true });
+        writeFileAtomic(join(dir, this.fileName(e)), body);
+      }
     } catch (err) {
       this.refused(err);
       return false;
