@@ -27,9 +27,19 @@ export function health(source: HealthSource) {
   const reachable = source.influxReachable();
   const w = influx?.writer.stats;
   const drops = (capture?.kernelDrops ?? 0) + (capture?.interfaceDrops ?? 0);
-  const ok = (influx === null || reachable !== false) && drops === 0;
+  // why the status is degraded, one short sentence each
+  const problems: string[] = [];
+  if (drops > 0) problems.push(`the capture dropped ${drops} packets`);
+  if (influx && w) {
+    if (reachable === false) problems.push('InfluxDB unreachable: points wait in the spool');
+    else if (influx.writer.writeProblem() !== null) problems.push(`InfluxDB fails writes: ${influx.writer.writeProblem()}`);
+    if (w.spool.writeError !== null) {
+      problems.push(`the spool cannot write to disk (${w.spool.writeError}): ${w.spool.heldPoints} points held in memory`);
+    }
+  }
   return {
-    status: ok ? 'ok' : 'degraded',
+    status: problems.length === 0 ? 'ok' : 'degraded',
+    problems,
     version: source.version,
     uptimeS: Math.round((Date.now() - source.startedMs) / 1000),
     capture: {
@@ -53,6 +63,12 @@ export function health(source: HealthSource) {
         spoolPoints: w.spool.points,
         spoolBytes: w.spool.bytes,
         pointsDropped: w.spool.droppedPoints,
+        writeProblem: influx.writer.writeProblem(),
+        spoolWriteError: w.spool.writeError,
+        spoolWriteErrors: w.spool.writeErrors,
+        spoolHeldPoints: w.spool.heldPoints,
+        batchesQuarantined: w.spool.quarantinedBatches,
+        pointsQuarantined: w.spool.quarantinedPoints,
       }
       : null,
     activations: stats.detect?.activations ?? 0,
@@ -86,7 +102,10 @@ export function renderMetrics(source: HealthSource): string {
     metric('earshot_influx_write_errors_total', 'counter', 'Write attempts that failed and are retried.', [[{}, h.influx.writeErrors]]);
     metric('earshot_influx_spool_points', 'gauge', 'Points waiting in the spool.', [[{}, h.influx.spoolPoints]]);
     metric('earshot_influx_spool_bytes', 'gauge', 'Bytes of the spool.', [[{}, h.influx.spoolBytes]]);
-    metric('earshot_influx_points_dropped_total', 'counter', 'Points dropped because the spool was full.', [[{}, h.influx.pointsDropped]]);
+    metric('earshot_influx_points_dropped_total', 'counter', 'Points dropped because the spool was full (or held in memory beyond its bound while the disk was full).', [[{}, h.influx.pointsDropped]]);
+    metric('earshot_influx_spool_write_errors_total', 'counter', 'Spool writes the disk refused (full, read-only).', [[{}, h.influx.spoolWriteErrors]]);
+    metric('earshot_influx_spool_held_points', 'gauge', 'Points held in memory because the disk refused the spool\'s writes.', [[{}, h.influx.spoolHeldPoints]]);
+    metric('earshot_influx_batches_quarantined_total', 'counter', 'Batches set aside in the spool\'s quarantine (damaged files, batches InfluxDB could not read).', [[{}, h.influx.batchesQuarantined]]);
   }
   const { runtime } = source;
   const counts = runtime.activity?.counts;

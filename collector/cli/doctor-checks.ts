@@ -3,7 +3,7 @@
  * Only the capture checks can block (collect cannot run without them); the others explain.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -12,8 +12,10 @@ import { buildSource } from '../capture/index.js';
 import type { Config } from '../config.js';
 import { IPPROTO_TCP } from '../decode/packet.js';
 import type { Flow } from '../flow/flow.js';
+import { isDiskFull, removeFile, writeFileAtomic } from '../durable.js';
 import { buildCollector } from '../index.js';
 import { buildWriteClient, influxTarget, type InfluxTarget } from '../sink/influx/client.js';
+import { batchProblem } from '../sink/influx/spool.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
 
@@ -251,32 +253,95 @@ export async function checkInflux(config: Readonly<Config>): Promise<CheckResult
 }
 
 const SPOOL_NAME = /^(\d{12})-(\d+)\.lp(\.gz)?$/;
+/** Free bytes under which the data directory counts as full: less than a large batch. */
+const LOW_SPACE_BYTES = 4 * 1024 * 1024;
 
-/** 5. The InfluxDB spool in dataDir: how many points wait to be written. */
-export function checkSpool(config: Readonly<Config>): CheckResult {
-  if (config.dataDir === null) return line('spool', 'skip', 'no dataDir: unsent points are kept in memory only and lost when earshot stops', 'set --data-dir (e.g. /var/lib/earshot)');
+/**
+ * 5. The InfluxDB spool in dataDir: how many points wait to be written, whether its files are sound,
+ * what was set aside in its quarantine, and whether the disk takes writes (a probe file, written and
+ * removed as the spool writes its batches, and the free space).
+ */
+export function checkSpool(config: Readonly<Config>): CheckResult[] {
+  if (config.dataDir === null) return [line('spool', 'skip', 'no dataDir: unsent points are kept in memory only and lost when earshot stops', 'set --data-dir (e.g. /var/lib/earshot)')];
   const dir = join(config.dataDir, 'spool', 'influx');
-  if (!existsSync(dir)) return line('spool', 'ok', `empty (${dir} does not exist yet)`);
+  const out = [checkDataDisk(config.dataDir, dir)];
+  if (!existsSync(dir)) return [line('spool', 'ok', `empty (${dir} does not exist yet)`), ...out];
   let points = 0;
   let batches = 0;
   let bytes = 0;
+  const damaged: string[] = [];
   try {
     for (const name of readdirSync(dir)) {
       const m = SPOOL_NAME.exec(name);
       if (!m) continue;
+      const path = join(dir, name);
+      const st = lstatSync(path);
+      const problem = st.isFile() ? batchProblem(readFileSync(path), m[3] !== undefined, Number(m[2])) : 'not a regular file';
+      if (problem !== null) {
+        damaged.push(`${name} (${problem})`);
+        continue;
+      }
       batches++;
       points += Number(m[2]);
-      bytes += statSync(join(dir, name)).size;
+      bytes += st.size;
     }
   } catch (err) {
-    return line('spool', 'FAIL', `cannot read ${dir}: ${errText(err)}`, 'fix the permissions of the data directory');
+    return [line('spool', 'FAIL', `cannot read ${dir}: ${errText(err)}`, 'fix the permissions of the data directory'), ...out];
   }
-  if (points === 0) return line('spool', 'ok', `empty (${dir})`);
+  if (damaged.length > 0) {
+    out.push(line('spool files', 'warn', `${damaged.length} damaged: ${damaged.slice(0, 5).join(', ')}${damaged.length > 5 ? ', ...' : ''}`,
+      `collect moves them to ${join(dir, 'quarantine')} at its next start (their points are not written); look for a failing disk or power cuts`));
+  }
+  let aside: string[] = [];
+  try {
+    aside = readdirSync(join(dir, 'quarantine'));
+  } catch {
+    // no quarantine yet
+  }
+  if (aside.length > 0) {
+    out.push(line('spool quarantine', 'warn', `${aside.length} batches set aside in ${join(dir, 'quarantine')} (damaged on disk, or InfluxDB could not read them)`,
+      'look at them (zcat for .gz); delete them once seen: earshot never sends them again'));
+  }
+  if (points === 0) return [line('spool', 'ok', `empty (${dir})`), ...out];
   const maxBytes = config.influx.spoolMaxMB * 1024 * 1024;
   const full = bytes > 0.8 * maxBytes;
   const mb = (bytes / 1024 / 1024).toFixed(1);
-  return line('spool', 'warn', `${points} points (${batches} batches, ${mb} MB of ${config.influx.spoolMaxMB} MB) wait in ${dir}`,
-    full ? 'nearly full: the oldest are dropped beyond influx.spoolMaxMB; bring InfluxDB back (collect writes them when it answers)' : 'collect writes them once InfluxDB takes writes');
+  return [line('spool', 'warn', `${points} points (${batches} batches, ${mb} MB of ${config.influx.spoolMaxMB} MB) wait in ${dir}`,
+    full ? 'nearly full: the oldest are dropped beyond influx.spoolMaxMB; bring InfluxDB back (collect writes them when it answers)' : 'collect writes them once InfluxDB takes writes'), ...out];
+}
+
+/** The data directory's disk: a probe written (and fsynced) as the spool writes a batch, then removed; and its free space. */
+function checkDataDisk(dataDir: string, spoolDir: string): CheckResult {
+  const where = existsSync(spoolDir) ? spoolDir : existsSync(dataDir) ? dataDir : null;
+  if (where === null) return line('data disk', 'ok', `${dataDir} does not exist yet (collect creates it)`);
+  let free: number | null = null;
+  try {
+    const fs = statfsSync(where);
+    free = Number(fs.bavail) * Number(fs.bsize);
+  } catch {
+    // statfs unsupported here: the probe decides
+  }
+  const probe = join(where, `.doctor-probe-${process.pid}`);
+  try {
+    writeFileAtomic(probe, Buffer.alloc(64 * 1024, 0x61));
+  } catch (err) {
+    const full = isDiskFull(err);
+    return line('data disk', 'FAIL', `${where} does not take writes: ${errText(err)}${free !== null ? ` (${free} bytes free)` : ''}`,
+      full
+        ? 'free space on that file system (or move --data-dir): meanwhile collect holds unsent batches in memory (bounded) and they are lost if it stops'
+        : 'fix the permissions or remount it read-write: meanwhile collect holds unsent batches in memory (bounded)');
+  } finally {
+    try {
+      removeFile(probe);
+    } catch {
+      // nothing was left
+    }
+  }
+  const mb = free === null ? null : (free / 1024 / 1024).toFixed(1);
+  if (free !== null && free < LOW_SPACE_BYTES) {
+    return line('data disk', 'warn', `${where}: only ${mb} MB free`, 'free space: once it is full, collect holds unsent batches in memory (bounded) and they are lost if it stops');
+  }
+  return line('data disk', 'ok', `${where} takes writes${mb === null ? '' : ` (${mb} MB free)`}`);
 }
 
 function tcpConnect(host: string, port: number, timeoutMs: number): Promise<string | null> {

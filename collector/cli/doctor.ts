@@ -52,7 +52,7 @@ export async function runChecks(parsed: ParsedCommand, log: Logger, seconds: num
       results: tool.status === 'skip' ? [] : [{ check: 'capture permission', status: 'skip', message: 'needs a capture tool first (see above)' }],
     });
   const [found, influx, webhooks, mqtt] = await Promise.all([capture, checkInflux(config), checkWebhooks(config), checkMqtt(config)]);
-  return [tool, ...found.results, checkClock(found.lastMs), ...influx, checkSpool(config), ...webhooks, mqtt];
+  return [tool, ...found.results, checkClock(found.lastMs), ...influx, ...checkSpool(config), ...webhooks, mqtt];
 }
 
 /** `earshot doctor`. */

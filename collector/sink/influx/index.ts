@@ -54,7 +54,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   const { log } = deps;
   const intervalMs = influx.intervalS * 1000;
   const deviceIntervalMs = influx.deviceIntervalS * 1000;
-  const spool = new Spool(config.dataDir === null ? null : join(config.dataDir, 'spool', 'influx'), influx.spoolMaxMB * 1024 * 1024);
+  const spool = new Spool(config.dataDir === null ? null : join(config.dataDir, 'spool', 'influx'), influx.spoolMaxMB * 1024 * 1024, { log });
   const query = buildQueryClient(target);
   let prepared = !influx.setup;
   const writer = new InfluxWriter(
@@ -147,6 +147,11 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
       queue_depth: int(w.queueDepth),
       spool_points: int(w.spool.points),
       spool_bytes: int(w.spool.bytes),
+      // the disk refused spool writes (full, read-only): what is held in memory meanwhile
+      spool_write_errors: int(w.spool.writeErrors),
+      spool_held_points: int(w.spool.heldPoints),
+      batches_quarantined: int(w.spool.quarantinedBatches),
+      points_quarantined: int(w.spool.quarantinedPoints),
     }, timeMs);
   }
 

@@ -6,6 +6,7 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Spool, type Batch } from './spool.js';
 
@@ -19,12 +20,16 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A batch of `points` lines whose body names it, `size` bytes long. */
+/** A batch of `points` lines whose first line names it, `size` bytes long (before gzip). */
 function batch(name: string, points: number, size = 10, gzip = false): Batch {
-  return { body: Buffer.from(name.padEnd(size, '.')), points, gzip };
+  const text = Buffer.from([name, ...Array.from({ length: points - 1 }, () => 'x')].join('\n').padEnd(size, '.'));
+  return { body: gzip ? gzipSync(text) : text, points, gzip };
 }
 
-const nameOf = (b: Batch | null) => b?.body.toString().replace(/\.+$/, '');
+const nameOf = (b: Batch | null) => (b === null ? undefined : (b.gzip ? gunzipSync(b.body) : b.body).toString().split('\n')[0].replace(/\.+$/, ''));
+/** The counters these tests look at. */
+const counts = ({ batches, points, bytes, droppedPoints }: Spool['stats']) => ({ batches, points, bytes, droppedPoints });
+const gz = (size: number) => batch('b', 2, size, true).body.length;
 
 /** Takes every batch out, oldest first, as the names in their bodies. */
 function drain(spool: Spool): string[] {
@@ -50,13 +55,13 @@ for (const { kind, open } of kinds) {
       spool.push(batch('c', 3));
       expect(spool.persistent).toBe(kind === 'disk');
       expect(spool.size).toBe(3);
-      expect(spool.stats).toEqual({ batches: 3, points: 6, bytes: 40, droppedPoints: 0 });
+      expect(counts(spool.stats)).toEqual({ batches: 3, points: 6, bytes: 20 + gz(20), droppedPoints: 0 });
       expect(spool.peek()).toEqual(batch('a', 1));
       expect(spool.peek()).toEqual(batch('a', 1)); // peek does not take it
       spool.shift();
       expect(spool.peek()).toEqual(batch('b', 2, 20, true));
       expect(drain(spool)).toEqual(['b', 'c']);
-      expect(spool.stats).toEqual({ batches: 0, points: 0, bytes: 0, droppedPoints: 0 });
+      expect(counts(spool.stats)).toEqual({ batches: 0, points: 0, bytes: 0, droppedPoints: 0 });
       expect(spool.peek()).toBeNull();
       spool.shift(); // nothing to take: no change
       expect(spool.size).toBe(0);
@@ -68,9 +73,9 @@ for (const { kind, open } of kinds) {
       spool.push(batch('b', 2));
       expect(spool.stats.droppedPoints).toBe(0);
       spool.push(batch('c', 4)); // 30 bytes > 25: a goes
-      expect(spool.stats).toEqual({ batches: 2, points: 6, bytes: 20, droppedPoints: 1 });
+      expect(counts(spool.stats)).toEqual({ batches: 2, points: 6, bytes: 20, droppedPoints: 1 });
       spool.push(batch('d', 8, 15)); // 35 bytes: b goes, then 25 fits
-      expect(spool.stats).toEqual({ batches: 2, points: 12, bytes: 25, droppedPoints: 3 });
+      expect(counts(spool.stats)).toEqual({ batches: 2, points: 12, bytes: 25, droppedPoints: 3 });
       expect(drain(spool)).toEqual(['c', 'd']);
     });
 
@@ -79,9 +84,9 @@ for (const { kind, open } of kinds) {
       spool.push(batch('a', 1));
       spool.push(batch('b', 2));
       spool.push(batch('huge', 16, 100));
-      expect(spool.stats).toEqual({ batches: 1, points: 16, bytes: 100, droppedPoints: 3 });
+      expect(counts(spool.stats)).toEqual({ batches: 1, points: 16, bytes: 100, droppedPoints: 3 });
       spool.push(batch('next', 1));
-      expect(spool.stats).toEqual({ batches: 1, points: 1, bytes: 10, droppedPoints: 19 });
+      expect(counts(spool.stats)).toEqual({ batches: 1, points: 1, bytes: 10, droppedPoints: 19 });
       expect(drain(spool)).toEqual(['next']);
     });
 
@@ -111,7 +116,7 @@ describe('disk spool across runs', () => {
     expect(readdirSync(dir).sort()).toEqual(['000000000002-2.lp.gz', '000000000003-3.lp']);
 
     const second = new Spool(dir, 1000);
-    expect(second.stats).toEqual({ batches: 2, points: 5, bytes: 20, droppedPoints: 0 });
+    expect(counts(second.stats)).toEqual({ batches: 2, points: 5, bytes: 10 + gz(10), droppedPoints: 0 });
     expect(second.peek()).toEqual(batch('b', 2, 10, true));
     second.push(batch('d', 4));
     expect(readdirSync(dir).sort()).toEqual(['000000000002-2.lp.gz', '000000000003-3.lp', '000000000004-4.lp']);
@@ -124,7 +129,7 @@ describe('disk spool across runs', () => {
     const first = new Spool(dir, 1000);
     for (const [i, name] of ['a', 'b', 'c'].entries()) first.push(batch(name, i + 1));
     const second = new Spool(dir, 15);
-    expect(second.stats).toEqual({ batches: 1, points: 3, bytes: 10, droppedPoints: 3 });
+    expect(counts(second.stats)).toEqual({ batches: 1, points: 3, bytes: 10, droppedPoints: 3 });
     expect(readdirSync(dir)).toEqual(['000000000003-3.lp']);
   });
 
@@ -135,7 +140,7 @@ describe('disk spool across runs', () => {
     writeFileSync(join(dir, 'notes.txt'), 'not a batch');
     const spool = new Spool(dir, 1000);
     expect(readdirSync(dir).sort()).toEqual(['000000000001-1.lp', 'notes.txt']);
-    expect(spool.stats).toEqual({ batches: 1, points: 1, bytes: 10, droppedPoints: 0 });
+    expect(counts(spool.stats)).toEqual({ batches: 1, points: 1, bytes: 10, droppedPoints: 0 });
     expect(drain(spool)).toEqual(['a']);
   });
 
@@ -148,13 +153,13 @@ describe('disk spool across runs', () => {
     rmSync(join(dir, '000000000001-1.lp'));
     rmSync(join(dir, '000000000002-2.lp'));
     expect(spool.peek()).toEqual(batch('c', 3));
-    expect(spool.stats).toEqual({ batches: 1, points: 3, bytes: 10, droppedPoints: 3 });
+    expect(counts(spool.stats)).toEqual({ batches: 1, points: 3, bytes: 10, droppedPoints: 3 });
     spool.shift();
     expect(spool.peek()).toBeNull();
   });
 
   it('a memory spool is gone with its process: a new one starts empty', () => {
     new Spool(null, 1000).push(batch('a', 1));
-    expect(new Spool(null, 1000).stats).toEqual({ batches: 0, points: 0, bytes: 0, droppedPoints: 0 });
+    expect(counts(new Spool(null, 1000).stats)).toEqual({ batches: 0, points: 0, bytes: 0, droppedPoints: 0 });
   });
 });

@@ -124,7 +124,7 @@ describeInflux('InfluxDB writer (real influxd behind a proxy)', () => {
     // close() says what it waits for; whether the first 503 came back before that is up to timing
     expect(messages.filter((m) => m.startsWith('waiting'))).toEqual([expect.stringMatching(/^waiting up to 20 s for InfluxDB to take 12 points \((0|12) in the spool\)$/)]);
     expect(messages.filter((m) => !m.startsWith('waiting'))).toEqual([
-      'InfluxDB did not take a write (Service Unavailable): spooling until it answers again',
+      'InfluxDB answers but did not take a write (503 proxy says 503): spooling and retrying',
       'InfluxDB answers again: writing the spool',
     ]);
   });

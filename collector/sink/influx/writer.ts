@@ -3,11 +3,14 @@
  * order. When InfluxDB is down, slow or answers 5xx, the batch and every later one go to the spool and
  * the oldest spooled batch is retried with back-off; once it is taken, the spool is written out in order
  * before anything newer. 4xx answers are logged with InfluxDB's reason and the batch is dropped (counted):
- * a bad point or a missing database does not get better by retrying.
+ * a bad point or a missing database does not get better by retrying. A batch that fails for its own
+ * content (a 400 with a line InfluxDB cannot parse, or, MAX_BATCH_ATTEMPTS times, no usable answer
+ * while InfluxDB answers /ping) is set aside in the spool's quarantine and the queue moves on:
+ * "unreachable" means a server that does not answer, never one bad batch.
  */
 import { gzip, constants as zlib } from 'node:zlib';
 import type { Logger } from '../../log.js';
-import type { WriteClient, WriteOutcome } from './client.js';
+import { MAX_RETRY_AFTER_MS, type WriteClient, type WriteOutcome } from './client.js';
 import { Spool, type Batch, type SpoolStats } from './spool.js';
 
 export interface WriterOptions {
@@ -24,6 +27,9 @@ export interface WriterOptions {
   prepare?: (() => Promise<WriteOutcome>) | null;
 }
 
+/** Attempts of one batch that get no usable answer while InfluxDB answers /ping, before it is set aside. */
+export const MAX_BATCH_ATTEMPTS = 3;
+
 export interface WriterStats {
   pointsWritten: number;
   batchesWritten: number;
@@ -31,6 +37,8 @@ export interface WriterStats {
   writeErrors: number;
   /** Points InfluxDB refused with a 4xx answer (not retried). */
   pointsRejected: number;
+  /** Batches set aside for their own content (kept in the spool's quarantine when it has a directory). */
+  batchesSetAside: number;
   /** Batches waiting in memory (not yet sent, not spooled). */
   queueDepth: number;
   spool: SpoolStats;
@@ -67,7 +75,14 @@ export class InfluxWriter {
   private letGo = false;
   /** Closed and done waiting: nothing more is sent. */
   private stopped = false;
-  private outage = false;
+  /** Batches go to the spool: the last write failed (InfluxDB away, failing, or the setup not done). */
+  private spooling = false;
+  /** InfluxDB does not answer at all (no HTTP answer to the write, nor to /ping). */
+  private unreachable = false;
+  /** Why the last write failed, null once one succeeds. */
+  private problem: string | null = null;
+  /** Attempts of the batch at the head that got no usable answer while /ping answered. */
+  private headFailures = 0;
   private retryMs: number;
   private retryTimer: NodeJS.Timeout | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
@@ -86,7 +101,7 @@ export class InfluxWriter {
   ) {
     this.retryMs = options.retryMinMs;
     this.prepared = !options.prepare;
-    this.stats = { pointsWritten: 0, batchesWritten: 0, writeErrors: 0, pointsRejected: 0, queueDepth: 0, spool: spool.stats };
+    this.stats = { pointsWritten: 0, batchesWritten: 0, writeErrors: 0, pointsRejected: 0, batchesSetAside: 0, queueDepth: 0, spool: spool.stats };
     if (spool.size > 0) log.info({ points: spool.stats.points, batches: spool.stats.batches }, 'InfluxDB: writing the spool left by an earlier run');
     if (spool.size > 0 || !this.prepared) this.pump();
   }
@@ -108,9 +123,14 @@ export class InfluxWriter {
     }
   }
 
-  /** True while InfluxDB does not answer (batches go to the spool). */
+  /** True while InfluxDB does not answer at all (a server that answers but fails writes is not "unreachable"). */
   inOutage(): boolean {
-    return this.outage;
+    return this.unreachable;
+  }
+
+  /** Why writes fail now (InfluxDB's answer, or the network's error), null while they succeed. */
+  writeProblem(): string | null {
+    return this.problem;
   }
 
   /** Points not yet delivered: in the open batch, the queue, a request in flight and the spool. */
@@ -231,7 +251,7 @@ export class InfluxWriter {
   }
 
   private enqueue(batch: Batch): void {
-    if (this.outage || this.stopped) {
+    if (this.spooling || this.stopped) {
       this.spool.push(batch);
     } else {
       this.queue.push(batch);
@@ -265,7 +285,7 @@ export class InfluxWriter {
       void this.options.prepare().then((outcome) => {
         this.sending = false;
         if (this.stopped) return;
-        if (outcome.kind === 'retry') return this.failed(outcome.reason);
+        if (outcome.kind === 'retry') return this.failed(outcome.reason, outcome.answered === true);
         this.prepared = true;
         if (outcome.kind === 'rejected') this.log.error({ status: outcome.status }, `InfluxDB: ${outcome.reason}; writing anyway`);
         this.pump();
@@ -281,49 +301,102 @@ export class InfluxWriter {
     this.sending = true;
     this.letGo = false;
     this.sendingFromQueue = !fromSpool;
-    void this.client.write(batch.body, batch.gzip, this.options.retentionPolicy).then((outcome) => {
-      this.sending = false;
-      if (this.stopped) return;
-      if (outcome.kind === 'retry') return this.failed(outcome.reason);
-      if (this.letGo) return this.pump();
-      if (fromSpool) this.spool.shift();
-      else {
-        this.queue.shift();
-        this.stats.queueDepth = this.queue.length + this.compressing.length;
-      }
-      if (outcome.kind === 'ok') {
-        this.stats.pointsWritten += batch.points;
-        this.stats.batchesWritten++;
-        if (this.outage) {
-          this.outage = false;
-          this.log.info({ spooled: this.spool.stats.points }, 'InfluxDB answers again: writing the spool');
-        }
-        this.retryMs = this.options.retryMinMs;
-      } else {
-        // "partial write: ... dropped=N": InfluxDB 1.x stored the other points of the batch
-        const partial = /^partial write\b.*\bdropped=(\d+)/.exec(outcome.reason);
-        const refused = partial ? Math.min(batch.points, Number(partial[1])) : batch.points;
-        this.stats.pointsRejected += refused;
-        this.stats.pointsWritten += batch.points - refused;
-        this.logRejection(outcome.status, outcome.reason, refused);
-      }
-      this.pump();
-    });
+    void this.attempt(batch, fromSpool);
   }
 
-  /** A write (or the setup) failed for a reason that may pass: spool, and retry after a back-off. */
-  private failed(reason: string): void {
+  /** Sends one batch and acts on the answer; a failure without an answer is told apart by a /ping. */
+  private async attempt(batch: Batch, fromSpool: boolean): Promise<void> {
+    const outcome = await this.client.write(batch.body, batch.gzip, this.options.retentionPolicy);
+    // no usable answer: is the server away, or is it this batch (an answer that could not be read)?
+    const serverAnswers = outcome.kind === 'retry' && outcome.answered !== true && this.client.ping && !this.stopped ? await this.client.ping() : null;
+    this.sending = false;
+    if (this.stopped) return;
+    if (outcome.kind === 'retry') {
+      if (serverAnswers === true && !this.letGo && ++this.headFailures >= MAX_BATCH_ATTEMPTS) {
+        this.setAside(batch, fromSpool, `InfluxDB answers /ping but gave no usable answer to this batch ${this.headFailures} times (${outcome.reason})`, batch.points);
+        return this.pump();
+      }
+      return this.failed(outcome.reason, outcome.answered === true || serverAnswers === true, outcome.retryAfterMs);
+    }
+    if (this.letGo) return this.pump();
+    this.unreachable = false;
+    this.headFailures = 0;
+    if (outcome.kind === 'ok') {
+      this.take(fromSpool);
+      this.stats.pointsWritten += batch.points;
+      this.stats.batchesWritten++;
+      this.problem = null;
+      if (this.spooling) {
+        this.spooling = false;
+        this.log.info({ spooled: this.spool.stats.points }, 'InfluxDB answers again: writing the spool');
+      }
+      this.retryMs = this.options.retryMinMs;
+      return this.pump();
+    }
+    // "partial write: ... dropped=N": InfluxDB 1.x stored the other points of the batch; a line it could
+    // not parse is not in N
+    const partial = /^partial write\b.*\bdropped=(\d+)/.exec(outcome.reason);
+    const unparsed = outcome.reason.match(/unable to parse/g)?.length ?? 0;
+    const refused = partial ? Math.min(batch.points, Number(partial[1]) + unparsed) : batch.points;
+    this.stats.pointsRejected += refused;
+    this.stats.pointsWritten += batch.points - refused;
+    // a batch InfluxDB cannot read (damaged, not line protocol) is kept aside for the owner to look at
+    if ((outcome.status === 400 && (unparsed > 0 || !partial)) || outcome.status === 413) this.setAside(batch, fromSpool, null, 0);
+    else this.take(fromSpool);
+    this.logRejection(outcome.status, outcome.reason, refused);
+    this.pump();
+  }
+
+  /** Takes the batch just sent off its queue. */
+  private take(fromSpool: boolean): void {
+    this.headFailures = 0;
+    if (fromSpool) this.spool.shift();
+    else {
+      this.queue.shift();
+      this.stats.queueDepth = this.queue.length + this.compressing.length;
+    }
+  }
+
+  /** Moves the batch just sent to the spool's quarantine (counted); `reason` non-null is logged (a rejection logs itself). */
+  private setAside(batch: Batch, fromSpool: boolean, reason: string | null, points: number): void {
+    this.headFailures = 0;
+    this.stats.batchesSetAside++;
+    if (fromSpool) this.spool.setAsideHead();
+    else {
+      this.spool.setAside(batch);
+      this.queue.shift();
+      this.stats.queueDepth = this.queue.length + this.compressing.length;
+    }
+    this.stats.pointsRejected += points;
+    if (reason !== null) {
+      const where = this.spool.quarantineDir === null ? 'dropped' : `kept in ${this.spool.quarantineDir}`;
+      this.log.error({ points: batch.points, reason }, `InfluxDB: a batch of ${batch.points} points set aside (${where}): ${reason}; the batches behind it go on`);
+    }
+  }
+
+  /**
+   * A write (or the setup) failed for a reason that may pass: spool, and retry after a back-off (or
+   * what InfluxDB's Retry-After asked for, within MAX_RETRY_AFTER_MS). `answered`: the server is there.
+   */
+  private failed(reason: string, answered: boolean, retryAfterMs?: number): void {
     this.stats.writeErrors++;
-    if (!this.outage) {
-      this.outage = true;
-      this.log.warn(`InfluxDB did not take a write (${reason}): spooling until it answers again`);
+    this.unreachable = !answered;
+    this.problem = reason;
+    if (!this.spooling) {
+      this.spooling = true;
+      this.log.warn(answered
+        ? `InfluxDB answers but did not take a write (${reason}): spooling and retrying`
+        : `InfluxDB did not take a write (${reason}): spooling until it answers again`);
     }
     // order: the failed batch and all newer ones wait in the spool
     this.spillQueue();
+    const wait = Math.min(Math.max(this.retryMs, retryAfterMs ?? 0), MAX_RETRY_AFTER_MS);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
+      // a disk that refused the spool's writes may take them again
+      this.spool.writeHeld();
       this.pump();
-    }, this.closed ? Math.min(this.retryMs, 250) : this.retryMs);
+    }, this.closed ? Math.min(wait, 250) : wait);
     if (!this.closed) this.retryTimer.unref();
     this.retryMs = Math.min(this.retryMs * 2, this.options.retryMaxMs);
   }
