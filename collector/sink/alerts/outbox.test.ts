@@ -1,7 +1,7 @@
 /**
  * The outbox: one queue per webhook, oldest first; files written whole (tmp + rename) and found again
- * by a second outbox on the same directory, with attempts and next attempt time; half-written and
- * unreadable files removed and counted; the bound dropping the oldest delivery that is not in flight.
+ * by a second outbox on the same directory, with attempts and next attempt time; half-written files
+ * removed, unreadable ones quarantined and counted; the bound dropping the oldest delivery that is not in flight.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -81,7 +81,7 @@ describe('outbox on disk', () => {
     expect(readdirSync(dir).sort()).toEqual(['000000000002.json', '000000000003.json']);
   });
 
-  it('removes half-written and unreadable files, and counts the unreadable', () => {
+  it('removes half-written files, and quarantines and counts the unreadable', () => {
     const dir = newDir();
     const first = new Outbox(dir, 100);
     first.add('h', 'activation.suspected', 'k1', request('1'), T0);
@@ -93,7 +93,9 @@ describe('outbox on disk', () => {
     const second = new Outbox(dir, 100);
     expect(keys(second, 'h')).toEqual(['k1', 'k2']);
     expect(second.unreadable).toBe(2);
-    expect(readdirSync(dir).sort()).toEqual(['000000000001.json', '000000000002.json', 'README']);
+    expect(readdirSync(dir).sort()).toEqual(['000000000001.json', '000000000002.json', 'README', 'quarantine']);
+    expect(readdirSync(join(dir, 'quarantine')).map((n) => n.replace(/\d+$/, 'T')).sort()).toEqual(['000000000004.json.damaged-T', '000000000005.json.damaged-T']);
+    expect(second.foundDamaged.map((f) => [f.file, f.why])).toEqual([[join(dir, '000000000004.json'), 'not JSON (a write cut short?)'], [join(dir, '000000000005.json'), 'unknown event']]);
     // a file that vanished under a waiting delivery
     rmSync(join(dir, '000000000002.json'));
     const missing = [...second.forHook('h')].find((d) => d.seq === d2.seq)!;
