@@ -96,6 +96,10 @@ describe('outbox on disk', () => {
     expect(readdirSync(dir).sort()).toEqual(['000000000001.json', '000000000002.json', 'README', 'quarantine']);
     expect(readdirSync(join(dir, 'quarantine')).map((n) => n.replace(/\d+$/, 'T')).sort()).toEqual(['000000000004.json.damaged-T', '000000000005.json.damaged-T']);
     expect(second.foundDamaged.map((f) => [f.file, f.why])).toEqual([[join(dir, '000000000004.json'), 'not JSON (a write cut short?)'], [join(dir, '000000000005.json'), 'unknown event']]);
+    // a file far larger than any delivery is not read into memory
+    writeFileSync(join(dir, '000000000006.json'), Buffer.alloc(2 << 20, 0x20));
+    const third = new Outbox(dir, 100);
+    expect(third.foundDamaged.map((f) => f.why)).toEqual([`${2 << 20} bytes, more than a delivery ever holds`]);
     // a file that vanished under a waiting delivery
     rmSync(join(dir, '000000000002.json'));
     const missing = [...second.forHook('h')].find((d) => d.seq === d2.seq)!;

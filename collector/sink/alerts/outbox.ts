@@ -6,7 +6,7 @@
  * and counted. A file that cannot be read back, and a delivery the receiver refuses for its own
  * content, are moved into the `quarantine` folder beside them (bounded), never silently deleted.
  */
-import { readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsyncDir, quarantine, removeFile, TMP_SUFFIX, writeFileAtomic } from '../../durable.js';
 import { makeDirs, removeLeftoverTemporaries } from '../../data-dir.js';
@@ -58,6 +58,8 @@ export const QUARANTINE_DIR = 'quarantine';
 const NAME = /^(\d{12})\.json$/;
 const EVENTS = new Set(['activation.suspected', 'activation.finished', 'activation.started', 'activation.verdict-changed']);
 const KEYS = new Set(['v', 'hook', 'event', 'key', 'createdMs', 'attempts', 'nextAttemptMs', 'headers', 'body']);
+/** A delivery is a few kilobytes (presets cap their bodies): a file far larger is not one, and is not read. */
+const MAX_FILE_BYTES = 1 << 20;
 /** Alerts are made by the running clock: a creation time further ahead than this is a damaged file. */
 const FUTURE_SLACK_MS = 86_400_000;
 
@@ -225,7 +227,10 @@ export class Outbox {
 
   private readFile(name: string, nowMs: number): DeliveryFile | string {
     try {
-      return parseFile(readFileSync(join(this.dir as string, name), 'utf8'), nowMs);
+      const path = join(this.dir as string, name);
+      const size = statSync(path).size;
+      if (size > MAX_FILE_BYTES) return `${size} bytes, more than a delivery ever holds`;
+      return parseFile(readFileSync(path, 'utf8'), nowMs);
     } catch (err) {
       return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     }
