@@ -4,11 +4,13 @@
  * aside with a warning naming it and keeps what checks out; random truncations and byte flips never
  * make a start throw.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/temp.js';
+import { isEarshotError } from '../errors.js';
 import { DnsAnswer } from '../flow/payload.js';
 import { DnsCache } from '../tag/dns-cache.js';
 import { Inventory } from './inventory.js';
@@ -148,5 +150,33 @@ describe('state file fuzz: random truncation and byte flips', () => {
       ),
       { numRuns: 300, seed: 1414 },
     );
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('state file on a full disk', () => {
+  it('a save that does not fit is a coded error; the last whole file stays, no temporary file is left', () => {
+    const where = tempDir('earshot-state-full-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', where]);
+    try {
+      const small = new Inventory(oui, { maxDevices: 10, devices: {} });
+      saveState(where, small, new DnsCache(10, 1000), new Map([['a-1', 'intended']]));
+      const before = readFileSync(join(where, 'state.json'), 'utf8');
+      // a state far larger than the file system
+      const dns = new DnsCache(10_000, 60_000);
+      for (let i = 0; i < 2000; i++) dns.onAnswer(new DnsAnswer(0, `host-${i}.${'x'.repeat(40)}.example`, 'A', `10.0.${i >> 8}.${i & 255}`, 60, -1, 4, [0, 0, 0, 1]), `a10.1.1.${i}`);
+      let error: unknown = null;
+      try {
+        saveState(where, small, dns, new Map([['a-1', 'intended'], ['a-2', 'not-intended']]));
+      } catch (err) {
+        error = err;
+      }
+      expect(isEarshotError(error) && error.code).toBe('EARSHOT_ERR_DATA_DIR');
+      expect((error as Error).message).toContain('ENOSPC');
+      expect(readFileSync(join(where, 'state.json'), 'utf8')).toBe(before);
+      expect(readdirSync(where)).toEqual(['state.json']);
+      expect(load(where)).toMatchObject({ warning: null, labels: new Map([['a-1', 'intended']]) });
+    } finally {
+      execFileSync('umount', [where]);
+    }
   });
 });

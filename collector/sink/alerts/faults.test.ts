@@ -6,6 +6,7 @@
  * zero-filled, NUL-padded, a directory in a file's place) are quarantined with a warning naming them;
  * random truncations and byte flips of outbox files never crash a start nor block the queue.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -283,4 +284,43 @@ describe('outbox fuzz: random truncation and byte flips', () => {
       { numRuns: 60, seed: 1414 },
     );
   }, 120_000);
+});
+
+/** A real full file system: a small tmpfs (root only; skipped otherwise). */
+const ROOT = process.getuid?.() === 0;
+
+describe.skipIf(!ROOT)('a full disk under the outbox', () => {
+  it('an alert that cannot be saved is dropped and counted, leaves no temporary file, and saving works again once space returns', async () => {
+    const dataDir = tempDir('earshot-full-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dataDir]);
+    try {
+      const r = await receiver();
+      let accept = false;
+      r.decide = () => (accept ? { status: 204 } : { status: 503 });
+      const { sink: s, logs } = sink(config(r.url, { 'data-dir': dataDir }));
+      s.onActivationEvent(suspected(1));
+      // fill what is left of the file system
+      const filler = join(dataDir, 'filler');
+      try {
+        writeFileSync(filler, Buffer.alloc(1 << 20));
+      } catch {
+        // ENOSPC: as full as it gets
+      }
+      s.onActivationEvent(suspected(2));
+      expect(s.stats).toMatchObject({ pending: 1, dropped: 1 });
+      expect(logs.find((l) => l.msg === 'webhook outbox: cannot save an alert; it is dropped')).toMatchObject({ key: keyOf(2) });
+      const outbox = join(dataDir, 'outbox', 'webhooks');
+      expect(readdirSync(outbox)).toEqual(['000000000001.json']);
+      rmSync(filler);
+      s.onActivationEvent(suspected(3));
+      accept = true;
+      s.start();
+      await until('two delivered', () => s.stats.delivered === 2, 5000);
+      expect(r.taken).toEqual([keyOf(1), keyOf(3)]);
+      expect(readdirSync(outbox)).toEqual([]);
+      await s.close(0);
+    } finally {
+      execFileSync('umount', [dataDir]);
+    }
+  });
 });
