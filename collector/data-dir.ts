@@ -3,6 +3,7 @@
  * /proc on Node 20), checked writable with a probe that is removed again, and cleared of the
  * temporary files a run killed mid-write left (`NAME.tmp-PID`, `.write-test*`).
  */
+import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fsyncDir, TMP_SUFFIX } from './durable.js';
@@ -91,4 +92,31 @@ export function prepareDataDir(dir: string): void {
     const why = e.code === 'ENOENT' ? `${e.code}: the file system there does not take new files or directories` : e.message;
     throw earshotError('EARSHOT_ERR_DATA_DIR', dir, why);
   }
+}
+
+const SEAL = /,"sum":"([0-9a-f]{64})"\}$/;
+
+/**
+ * Seals the JSON text of an object with a checksum as its last field (`"sum"`: SHA-256 of the text
+ * without it), so a start tells a flipped byte from a valid file: a torn write is caught by JSON.parse,
+ * a flip inside a string only by the sum.
+ */
+export function sealJson(text: string): string {
+  if (!text.endsWith('}') || text === '{}') throw new Error('sealJson: not the text of a non-empty JSON object');
+  return `${text.slice(0, -1)},"sum":"${createHash('sha256').update(text).digest('hex')}"}`;
+}
+
+/**
+ * The JSON text of a sealed object without its seal, after checking it; an unsealed text (written by
+ * an earshot before seals) as it is. Throws when the seal is damaged or does not match.
+ */
+export function unsealJson(text: string): string {
+  const seal = SEAL.exec(text);
+  if (seal === null) {
+    if (text.includes('"sum"')) throw new Error('damaged checksum');
+    return text;
+  }
+  const inner = `${text.slice(0, seal.index)}}`;
+  if (createHash('sha256').update(inner).digest('hex') !== seal[1]) throw new Error('checksum mismatch (bytes changed on disk)');
+  return inner;
 }

@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sealJson, unsealJson } from '../data-dir.js';
 import { quarantine, writeFileAtomic } from '../durable.js';
 import { earshotError } from '../errors.js';
 import type { DnsCache, DnsCacheRow } from '../tag/dns-cache.js';
@@ -102,6 +103,12 @@ export function loadState(dir: string, inventory: Inventory, dns: DnsCache, labe
   } else {
     try {
       const parsed = JSON.parse(text as string) as unknown;
+      // a whole file whose bytes changed (a bad sector, a flipped bit): its rows are still checked one by one
+      try {
+        unsealJson(text as string);
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) problems.push('not a JSON object');
       else if ((parsed as Partial<StateFile>).schema !== STATE_SCHEMA) problems.push(`schema ${JSON.stringify((parsed as Partial<StateFile>).schema)?.slice(0, 60)}, expected ${STATE_SCHEMA}`);
       else state = parsed as Partial<StateFile>;
@@ -124,7 +131,7 @@ export function loadState(dir: string, inventory: Inventory, dns: DnsCache, labe
 export function saveState(dir: string, inventory: Inventory, dns: DnsCache, labels: LabelMap | null = null, now = new Date()): void {
   const state: StateFile = { schema: STATE_SCHEMA, savedAt: now.toISOString(), devices: inventory.save(), dns: dns.rows(), labels: labels ? [...labels] : [] };
   try {
-    writeFileAtomic(join(dir, FILE), JSON.stringify(state));
+    writeFileAtomic(join(dir, FILE), sealJson(JSON.stringify(state)));
   } catch (err) {
     throw earshotError('EARSHOT_ERR_DATA_DIR', dir, `cannot write ${FILE}: ${(err as Error).message}`);
   }

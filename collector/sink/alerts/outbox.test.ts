@@ -67,7 +67,7 @@ describe('outbox on disk', () => {
     expect(readdirSync(dir).sort()).toEqual(['000000000001.json', '000000000002.json']);
     expect(JSON.parse(readFileSync(join(dir, '000000000001.json'), 'utf8'))).toEqual({
       v: 1, hook: 'ha', event: 'activation.suspected', key: 'k1', createdMs: T0, attempts: 3, nextAttemptMs: T0 + 9000,
-      headers: { 'Content-Type': 'application/json' }, body: '{"n":1}',
+      headers: { 'Content-Type': 'application/json' }, body: '{"n":1}', sum: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
 
     const second = new Outbox(dir, 100);
@@ -96,6 +96,14 @@ describe('outbox on disk', () => {
     expect(readdirSync(dir).sort()).toEqual(['000000000001.json', '000000000002.json', 'README', 'quarantine']);
     expect(readdirSync(join(dir, 'quarantine')).map((n) => n.replace(/\d+$/, 'T')).sort()).toEqual(['000000000004.json.damaged-T', '000000000005.json.damaged-T']);
     expect(second.foundDamaged.map((f) => [f.file, f.why])).toEqual([[join(dir, '000000000004.json'), 'not JSON (a write cut short?)'], [join(dir, '000000000005.json'), 'unknown event']]);
+    // files of an earshot before checksums are read; a changed byte in a sealed file is caught
+    writeFileSync(join(dir, '000000000007.json'), JSON.stringify({ v: 1, hook: 'h', event: 'activation.suspected', key: 'k7', createdMs: T0, attempts: 0, nextAttemptMs: T0, headers: {}, body: 'old' }));
+    const sealed = readFileSync(join(dir, '000000000001.json'), 'utf8');
+    writeFileSync(join(dir, '000000000008.json'), sealed.replace('"k1"', '"k8"'));
+    const reopened = new Outbox(dir, 100);
+    expect(keys(reopened, 'h')).toEqual(['k1', 'k2', 'k7']);
+    expect(reopened.foundDamaged.map((f) => f.why)).toEqual(['checksum mismatch (bytes changed on disk)']);
+    rmSync(join(dir, '000000000007.json'));
     // a file far larger than any delivery is not read into memory
     writeFileSync(join(dir, '000000000006.json'), Buffer.alloc(2 << 20, 0x20));
     const third = new Outbox(dir, 100);

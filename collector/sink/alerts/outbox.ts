@@ -9,7 +9,7 @@
 import { readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsyncDir, quarantine, removeFile, TMP_SUFFIX, writeFileAtomic } from '../../durable.js';
-import { makeDirs, removeLeftoverTemporaries } from '../../data-dir.js';
+import { makeDirs, removeLeftoverTemporaries, sealJson, unsealJson } from '../../data-dir.js';
 import type { AlertEventName } from './payload.js';
 import type { RenderedRequest } from './presets.js';
 
@@ -72,6 +72,11 @@ function parseFile(text: string, nowMs: number): DeliveryFile | string {
     doc = JSON.parse(text);
   } catch {
     return 'not JSON (a write cut short?)';
+  }
+  try {
+    doc = JSON.parse(unsealJson(text));
+  } catch (err) {
+    return (err as Error).message;
   }
   const d = doc as Partial<DeliveryFile> | null;
   if (typeof d !== 'object' || d === null || Array.isArray(d)) return 'not a JSON object';
@@ -315,7 +320,7 @@ export class Outbox {
       v: 1, hook: delivery.hook, event: delivery.event, key: delivery.key, createdMs: delivery.createdMs,
       attempts: delivery.attempts, nextAttemptMs: delivery.nextAttemptMs, headers: request.headers, body: request.body,
     };
-    writeFileAtomic(join(this.dir as string, this.fileName(delivery)), JSON.stringify(file));
+    writeFileAtomic(join(this.dir as string, this.fileName(delivery)), sealJson(JSON.stringify(file)));
   }
 
   private fileName(delivery: Delivery): string {
