@@ -279,7 +279,9 @@ describe('webhook sink', () => {
 
   it('waits for a receiver that is not listening yet', async () => {
     const port = await freePort();
-    const { sink: s, logs } = sink(config([{ url: `http://127.0.0.1:${port}/hook`, name: 'late' }]));
+    // strict order is pinned here; with probing, a receiver that starts in the instant between a retry
+    // and its probe would see the probe first (docs/alerts.md)
+    const { sink: s, logs } = sink(config([{ url: `http://127.0.0.1:${port}/hook`, name: 'late' }]), { suspectAfter: 1000 });
     s.start();
     for (let n = 1; n <= 3; n++) s.onActivationEvent(suspected(n));
     await until('failed attempts', () => s.stats.failedAttempts >= 3);
