@@ -12,28 +12,21 @@
  * order is kept, the webhook is counted as down, and each retry of the oldest alert is followed by one
  * probe, at the back-off pace.
  */
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config } from '../../config.js';
 import { earshotError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { ActivationEvent, ActivationListener } from '../events.js';
 import { attempt, backoffMs, timerDelay, type AttemptOutcome } from './deliver.js';
+import { buildHooks, type Hook } from './hooks.js';
 import { Outbox, type Delivery, type SetAside } from './outbox.js';
 import { makeAlert, type AlertEventName } from './payload.js';
-import { renderAlert, signature, type Preset, type RenderedRequest } from './presets.js';
+import { renderAlert, signature, type RenderedRequest } from './presets.js';
 
 export { ALERT_SCHEMA } from './payload.js';
+export { SUBSCRIPTIONS } from './hooks.js';
 
-type On = Config['alerts']['webhooks'][number]['on'];
 
-/** The alert events each `on` subscribes to. */
-export const SUBSCRIPTIONS: Readonly<Record<On, readonly AlertEventName[]>> = {
-  suspected: ['activation.suspected'],
-  finished: ['activation.finished', 'activation.verdict-changed'],
-  started: ['activation.started'],
-  all: ['activation.started', 'activation.finished', 'activation.verdict-changed', 'activation.suspected'],
-};
 
 /** Most deliveries kept in the outbox; beyond it the oldest is dropped (counted). */
 export const MAX_DELIVERIES = 10_000;
@@ -80,64 +73,6 @@ export interface WebhookSink extends ActivationListener {
   start(): void;
   /** Delivers what is due within `waitMs`, then stops; the rest stays in the outbox. */
   close(waitMs: number): Promise<{ pending: number }>;
-}
-
-interface Hook {
-  id: string;
-  /** How logs name it (never the URL: it often holds a token). */
-  label: string;
-  url: string;
-  preset: Preset;
-  events: ReadonlySet<AlertEventName>;
-  secret: string | null;
-  headers: Record<string, string>;
-  /** Failed attempts in a row (to log an outage once, and its end). */
-  failing: number;
-  /** The oldest alert and one behind it failed: the receiver is down (logged once, counted). */
-  down: boolean;
-  /** The oldest alert failed SUSPECT_AFTER times or more and has not been compared with a probe since. */
-  probeOwed: boolean;
-  /** When that probe may go. */
-  probeNotBeforeMs: number;
-  /** The last alert used as a probe: the next probe is the one after it. */
-  lastProbeSeq: number;
-  /** A probe went through: the oldest alert (this seq) gets one more try, and is set aside if it fails. */
-  confirmSeq: number;
-  /** The alert these fields are about (they reset when the oldest alert changes). */
-  headSeq: number;
-}
-
-/** Checks and names the configured webhooks; throws a config error naming the bad key. */
-function buildHooks(config: Readonly<Config>): Map<string, Hook> {
-  const hooks = new Map<string, Hook>();
-  config.alerts.webhooks.forEach((w, i) => {
-    const where = `alerts.webhooks[${i}]`;
-    let url: URL;
-    try {
-      url = new URL(w.url);
-    } catch {
-      throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.url`, `not a URL: "${w.url}"`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.url`, `must be http:// or https://, got "${url.protocol}"`);
-    }
-    const headers = { ...(w.headers ?? {}) };
-    try {
-      new Headers(headers);
-    } catch (err) {
-      throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.headers`, (err as Error).message);
-    }
-    let id = w.name ?? `${w.preset}-${createHash('sha256').update(`${w.preset} ${w.on} ${w.url}`).digest('hex').slice(0, 10)}`;
-    if (hooks.has(id)) {
-      if (w.name !== undefined) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.name`, `"${w.name}" names another webhook too`);
-      let n = 2;
-      while (hooks.has(`${id}-${n}`)) n++;
-      id = `${id}-${n}`;
-    }
-    const label = w.name ?? `${w.preset} ${url.host}`;
-    hooks.set(id, { id, label, url: url.href, preset: w.preset as Preset, events: new Set(SUBSCRIPTIONS[w.on]), secret: w.secret ?? null, headers, failing: 0, down: false, probeOwed: false, probeNotBeforeMs: 0, lastProbeSeq: 0, confirmSeq: -1, headSeq: -1 });
-  });
-  return hooks;
 }
 
 /** Builds the webhook sink, or returns null when no webhooks are configured. */
