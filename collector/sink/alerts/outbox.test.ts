@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Outbox } from './outbox.js';
+import { MAX_QUARANTINED, Outbox } from './outbox.js';
 
 const dirs: string[] = [];
 function newDir(): string {
@@ -114,5 +114,15 @@ describe('outbox on disk', () => {
     expect(second.request(missing)).toBeNull();
     expect(second.unreadable).toBe(3);
     expect(keys(second, 'h')).toEqual(['k1']);
+  });
+
+  it('keeps at most MAX_QUARANTINED files in its quarantine folder, the newest', () => {
+    const dir = newDir();
+    for (let seq = 1; seq <= MAX_QUARANTINED + 5; seq++) writeFileSync(join(dir, `${String(seq).padStart(12, '0')}.json`), '');
+    const outbox = new Outbox(dir, 100);
+    expect(outbox.unreadable).toBe(MAX_QUARANTINED + 5);
+    const kept = readdirSync(join(dir, 'quarantine')).sort();
+    expect(kept).toHaveLength(MAX_QUARANTINED);
+    expect(kept[0]).toMatch(/^000000000006\.json\.damaged-\d+$/);
   });
 });
