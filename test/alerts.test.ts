@@ -1,7 +1,8 @@
 /**
  * Alerts end to end, through the `earshot` CLI on real captures: a webhook receiver (a real HTTP server
  * that verifies signatures and dedupes by idempotency key, as docs/alerts.md tells receivers to) that
- * is down for the first deliveries, and across a restart of earshot; and Home Assistant discovery and
+ * is down for the first deliveries, and across a restart of earshot; one that refuses one alert forever
+ * while taking the others; and Home Assistant discovery and
  * state on a real Mosquitto.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -110,6 +111,39 @@ describeShared('webhook alerts through earshot replay', () => {
       expect(readdirSync(join(dataDir, 'outbox', 'webhooks'))).toEqual([]);
     } finally {
       await receiver.stop();
+    }
+  }, 60_000);
+
+  it('a receiver that refuses one alert forever (500 for it alone): the others arrive during the replay, that one is quarantined', async () => {
+    const dataDir = tempDir('earshot-alerts-poison-');
+    let refused: string | null = null;
+    const taken: string[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const key = String(req.headers['x-earshot-idempotency-key']);
+        refused ??= key;
+        if (key === refused) return res.writeHead(500).end('cannot render this one');
+        if (!taken.includes(key)) taken.push(key);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as { port: number }).port;
+      // alerts.maxAgeH stays at its 24 h default: before the fix, the other four waited behind it that long
+      const r = await runCli(['replay', CAPTURE, '--format', 'json', '--data-dir', dataDir, '--wake-events', noWakeEvents(), '--webhooks', hooks(port), '--alert-wait', '20', ...fast, '--log-format', 'json']);
+      expect(r.code).toBe(0);
+      expect(taken).toHaveLength(4);
+      expect(taken).not.toContain(refused);
+      const logs = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; key?: string });
+      expect(logs.filter((l) => l.msg.includes('set aside')).map((l) => l.key)).toEqual([refused]);
+      expect(r.stderr).not.toMatch(/alerts wait in the outbox/);
+      const outbox = join(dataDir, 'outbox', 'webhooks');
+      expect(readdirSync(outbox)).toEqual(['quarantine']);
+      expect(readdirSync(join(outbox, 'quarantine'))).toEqual([expect.stringMatching(/^\d{12}\.json\.refused-\d+$/)]);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   }, 60_000);
 });

@@ -26,7 +26,7 @@
  * - Amazon offers no CSV; community exporters flatten the records (e.g. "timestamp", "device.deviceName",
  *   one column per recordItemType). The CSV reader is lenient about header names and strict about rows.
  */
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../durable.js';
 import { earshotError } from '../errors.js';
 import {
   FieldProblem, atLine, contentLines, csvRecords, failer, headerKey, looksLikeJson, normalizeDevice, parseTime, quote,
@@ -282,7 +282,8 @@ export function formatWakeEvents(events: WakeEvent[]): string {
 
 /**
  * Reads a voice-history export ('-': stdin) and writes its wake events as JSON Lines to `outputPath` ('-': stdout).
- * The file is written beside the target and renamed, so a failure never leaves half a file.
+ * The file is written with writeFileAtomic (beside the target, fsynced, renamed, directory fsynced), so
+ * neither a failure nor a power cut leaves half a file.
  */
 export function importVoiceHistory(inputPath: string, outputPath: string): VoiceHistoryCounts {
   const classified = classify(readInputText(inputPath), inputPath);
@@ -290,12 +291,9 @@ export function importVoiceHistory(inputPath: string, outputPath: string): Voice
   if (outputPath === '-') {
     process.stdout.write(output);
   } else {
-    const temporary = `${outputPath}.${process.pid}.tmp`;
     try {
-      writeFileSync(temporary, output);
-      renameSync(temporary, outputPath);
+      writeFileAtomic(outputPath, output);
     } catch (err) {
-      rmSync(temporary, { force: true });
       throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', outputPath, err instanceof Error ? err.message : String(err));
     }
   }

@@ -1,15 +1,44 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+/**
+ * The state file: names and labels kept across a restart; after a torn write (truncated, zero-filled,
+ * NUL-padded, emptied, a directory in its place) or with rows earshot never writes, a start moves it
+ * aside with a warning naming it and keeps what checks out; random truncations and byte flips never
+ * make a start throw.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers/temp.js';
+import { isEarshotError } from '../errors.js';
 import { DnsAnswer } from '../flow/payload.js';
 import { DnsCache } from '../tag/dns-cache.js';
 import { Inventory } from './inventory.js';
 import { loadState, saveState, type LabelMap } from './state.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'earshot-state-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir('earshot-state-');
 const oui = { lookup: () => ({ organization: 'Amazon Technologies Inc.', vendor: 'amazon' }) };
+
+/** A state with one named device, one DNS answer and one label, saved in a new directory. */
+function savedState(): string {
+  const where = tempDir('earshot-state-');
+  const inventory = new Inventory(oui, { maxDevices: 10, devices: {} });
+  inventory.observeDhcp({ op: 1, messageType: 3, clientMac: '50:f5:da:23:43:df', hostName: 'amazon-0d0fb5957', vendorClass: null, parameterList: [1, 3], requestedIp: null, clientIp: null, domainName: null }, -1, 1000);
+  const dns = new DnsCache(100, 60_000);
+  dns.onAnswer(new DnsAnswer(0, 'avs-alexa-4-na.amazon.com', 'A', '52.94.1.2', 60, 0x50f5da2343df, 4, [0, 0, 0, 1]), 'm88402432426975');
+  saveState(where, inventory, dns, new Map([['50f5da2343df-1000', 'not-intended']]));
+  return where;
+}
+
+function load(where: string) {
+  const inventory = new Inventory(oui, { maxDevices: 10, devices: {} });
+  const dns = new DnsCache(100, 60_000);
+  const labels: LabelMap = new Map();
+  const warning = loadState(where, inventory, dns, labels);
+  return { warning, inventory, dns, labels };
+}
+
+const aside = (where: string) => readdirSync(where).filter((n) => /^state\.json\.damaged-\d+$/.test(n));
 
 describe('state file', () => {
   it('keeps DHCP names, DNS names and labels across a restart', () => {
@@ -28,5 +57,143 @@ describe('state file', () => {
     expect(inventory2.all().find((d) => d.macText === '50:f5:da:23:43:df')?.name).toBe('amazon-0d0fb5957');
     expect(dns2.lookup('m88402432426975', '52.94.1.2', 1000)?.name).toBe('avs-alexa-4-na.amazon.com');
     expect(labels2.get('50f5da2343df-1000')).toBe('not-intended');
+  });
+});
+
+/** What a power cut (or an owner's `touch`) can leave of state.json. */
+const TORN: Record<string, (path: string) => void> = {
+  truncated: (path) => truncateSync(path, Math.floor(readFileSync(path).length / 2)),
+  'zero-filled': (path) => writeFileSync(path, Buffer.alloc(readFileSync(path).length)),
+  'NUL-padded': (path) => writeFileSync(path, Buffer.concat([readFileSync(path), Buffer.alloc(4096)])),
+  emptied: (path) => writeFileSync(path, ''),
+  'a directory': (path) => {
+    rmSync(path);
+    mkdirSync(path);
+  },
+};
+
+describe('state file after a torn write', () => {
+  for (const [kind, tear] of Object.entries(TORN)) {
+    it(`${kind}: moved aside with a warning naming it; the start goes on with an empty inventory`, () => {
+      const where = savedState();
+      tear(join(where, 'state.json'));
+      const { warning, inventory, labels } = load(where);
+      expect(warning).toMatch(new RegExp(`^${join(where, 'state.json').replace(/[.]/g, '\\.')} is damaged \\(.+\\); kept as .*state\\.json\\.damaged-\\d+, starting with an empty inventory$`));
+      expect(inventory.all()).toHaveLength(0);
+      expect(labels.size).toBe(0);
+      expect(existsSync(join(where, 'state.json'))).toBe(false);
+      expect(aside(where)).toHaveLength(1);
+      // the next save writes a whole new file, and the start after it reads it
+      saveState(where, new Inventory(oui, { maxDevices: 10, devices: {} }), new DnsCache(10, 1000));
+      expect(load(where).warning).toBeNull();
+    });
+  }
+
+  it('a file that parses but holds garbage rows: damaged (moved aside, named); the rows that check out are kept', () => {
+    const where = savedState();
+    const path = join(where, 'state.json');
+    const state = JSON.parse(readFileSync(path, 'utf8'));
+    state.devices.push(null, 7, { mac: 'not a mac' }, { ...state.devices[0], mac: '50:f5:da:00:00:01', ips: 'x' });
+    state.dns.push(null, 'x', [1, 2, 3, 4], ['k', 'n', 'not a list', 5]);
+    state.labels.push(['50f5da2343df-2000', 'maybe'], [5, 'intended'], null);
+    delete state.sum; // the rows' own checks, also in a file without a checksum
+    writeFileSync(path, JSON.stringify(state));
+    const { warning, inventory, dns, labels } = load(where);
+    expect(warning).toContain(`${path} is damaged (4 of 5 device rows unreadable; 4 of ${state.dns.length} DNS rows unreadable; 3 of 4 label rows unreadable)`);
+    expect(warning).toMatch(/the readable rows were kept$/);
+    expect(inventory.all().map((d) => d.name)).toEqual(['amazon-0d0fb5957']);
+    expect(dns.lookup('m88402432426975', '52.94.1.2', 1000)?.name).toBe('avs-alexa-4-na.amazon.com');
+    expect([...labels]).toEqual([['50f5da2343df-1000', 'not-intended']]);
+    expect(aside(where)).toHaveLength(1);
+  });
+
+  it('a byte changed inside a name (still valid JSON): caught by the checksum, moved aside, the rows kept', () => {
+    const where = savedState();
+    const path = join(where, 'state.json');
+    writeFileSync(path, readFileSync(path, 'utf8').replace('amazon-0d0fb5957', 'amazon-0d0fb5958'));
+    const { warning, inventory } = load(where);
+    expect(warning).toBe(`${path} is damaged (checksum mismatch (bytes changed on disk)); kept as ${join(where, aside(where)[0])}, the readable rows were kept`);
+    expect(inventory.all().map((d) => d.name)).toEqual(['amazon-0d0fb5958']);
+  });
+
+  it('a state.json of an earshot before checksums is read as it is', () => {
+    const where = savedState();
+    const path = join(where, 'state.json');
+    writeFileSync(path, readFileSync(path, 'utf8').replace(/,"sum":"[0-9a-f]{64}"\}$/, '}'));
+    expect(load(where).warning).toBeNull();
+  });
+
+  it('another schema, or not an object: moved aside, named', () => {
+    for (const text of ['{"schema":"earshot.state/9"}', '[1,2]', 'null', '"x"']) {
+      const where = savedState();
+      writeFileSync(join(where, 'state.json'), text);
+      expect(load(where).warning).toContain(`${join(where, 'state.json')} is damaged`);
+      expect(aside(where)).toHaveLength(1);
+    }
+  });
+
+  it('leaves no temporary file behind', () => {
+    const where = savedState();
+    expect(readdirSync(where)).toEqual(['state.json']);
+  });
+});
+
+describe('state file fuzz: random truncation and byte flips', () => {
+  it('never make a start throw; every changed file is moved aside', () => {
+    const pristine = readFileSync(join(savedState(), 'state.json'));
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.record({ cut: fc.nat() }),
+          fc.record({ flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 6 }) }),
+        ),
+        (damage) => {
+          const where = tempDir('earshot-state-fuzz-');
+          let bytes = Buffer.from(pristine);
+          if ('cut' in damage) bytes = bytes.subarray(0, damage.cut % bytes.length);
+          else for (const [at, xor] of damage.flips) bytes[at % bytes.length] ^= xor;
+          writeFileSync(join(where, 'state.json'), bytes);
+          const { warning } = load(where);
+          if (bytes.equals(pristine)) {
+            // flips that cancel out
+            expect(warning).toBeNull();
+          } else {
+            // every change is caught (a flip inside a name that still reads as JSON, by the checksum)
+            expect(warning).toContain(join(where, 'state.json'));
+            expect(aside(where)).toHaveLength(1);
+          }
+          rmSync(where, { recursive: true, force: true });
+        },
+      ),
+      { numRuns: 300, seed: 1414 },
+    );
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('state file on a full disk', () => {
+  it('a save that does not fit is a coded error; the last whole file stays, no temporary file is left', () => {
+    const where = tempDir('earshot-state-full-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', where]);
+    try {
+      const small = new Inventory(oui, { maxDevices: 10, devices: {} });
+      saveState(where, small, new DnsCache(10, 1000), new Map([['a-1', 'intended']]));
+      const before = readFileSync(join(where, 'state.json'), 'utf8');
+      // a state far larger than the file system
+      const dns = new DnsCache(10_000, 60_000);
+      for (let i = 0; i < 2000; i++) dns.onAnswer(new DnsAnswer(0, `host-${i}.${'x'.repeat(40)}.example`, 'A', `10.0.${i >> 8}.${i & 255}`, 60, -1, 4, [0, 0, 0, 1]), `a10.1.1.${i}`);
+      let error: unknown = null;
+      try {
+        saveState(where, small, dns, new Map([['a-1', 'intended'], ['a-2', 'not-intended']]));
+      } catch (err) {
+        error = err;
+      }
+      expect(isEarshotError(error) && error.code).toBe('EARSHOT_ERR_DATA_DIR');
+      expect((error as Error).message).toContain('ENOSPC');
+      expect(readFileSync(join(where, 'state.json'), 'utf8')).toBe(before);
+      expect(readdirSync(where)).toEqual(['state.json']);
+      expect(load(where)).toMatchObject({ warning: null, labels: new Map([['a-1', 'intended']]) });
+    } finally {
+      execFileSync('umount', [where]);
+    }
   });
 });

@@ -1,13 +1,21 @@
 /**
- * The state file under --data-dir: the device inventory and the DNS cache, so a restarted collector
- * still knows the names it learned (DHCP at boot, DNS answers given before the restart). Written
- * atomically (temporary file, then rename); a damaged file is kept aside, never silently lost.
+ * The state file under --data-dir: the device inventory, the DNS cache and a person's labels, so a
+ * restarted collector still knows the names it learned (DHCP at boot, DNS answers given before the
+ * restart) and the labels given. Written with writeFileAtomic (fsynced file and directory: a power cut
+ * leaves the old file or the new one). Read back row by row: a file that is not whole (truncated,
+ * zero-filled, NUL-padded) or holds rows earshot never writes is damaged; it is moved aside with a
+ * warning naming it, and the rows that check out are kept.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sealJson, unsealJson } from '../data-dir.js';
+import { quarantine, writeFileAtomic } from '../durable.js';
 import { earshotError } from '../errors.js';
 import type { DnsCache, DnsCacheRow } from '../tag/dns-cache.js';
+import { parseMac } from './oui.js';
 import type { Inventory, SavedDevice } from './inventory.js';
+
+export { prepareDataDir } from '../data-dir.js';
 
 export const STATE_SCHEMA = 'earshot.state/1';
 const FILE = 'state.json';
@@ -24,55 +32,106 @@ interface StateFile {
 /** Labels of activations, kept with the inventory (the detect stage's map). */
 export type LabelMap = Map<string, 'intended' | 'not-intended'>;
 
-/** Makes sure the data directory exists and is writable; throws EARSHOT_ERR_DATA_DIR otherwise. */
-export function prepareDataDir(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-    const probe = join(dir, `.write-test-${process.pid}`);
-    writeFileSync(probe, '');
-    renameSync(probe, join(dir, '.write-test'));
-  } catch (err) {
-    throw earshotError('EARSHOT_ERR_DATA_DIR', dir, (err as Error).message);
+/** Longest string a row may hold (names, ids): longer ones are not earshot's. */
+const MAX_TEXT = 4096;
+
+const isText = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_TEXT;
+const isTextOrNull = (v: unknown) => v === null || v === undefined || isText(v);
+const isTexts = (v: unknown) => v === undefined || (Array.isArray(v) && v.length <= 256 && v.every(isText));
+const isTime = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+/** A device row as earshot writes it. */
+function isDevice(row: unknown): row is SavedDevice {
+  if (typeof row !== 'object' || row === null || Array.isArray(row)) return false;
+  const d = row as Record<string, unknown>;
+  return typeof d.mac === 'string' && parseMac(d.mac) >= 0 && isTime(d.firstSeenMs) && isTime(d.lastSeenMs)
+    && ['dhcpHostName', 'dhcpVendorClass', 'mdnsModel', 'mdnsFriendlyName', 'ssdpServer'].every((k) => isTextOrNull(d[k]))
+    && ['ips', 'mdnsServices', 'mdnsNames', 'ssdpTypes', 'voiceNames', 'voiceServers', 'speakerPorts'].every((k) => isTexts(d[k]));
+}
+
+/** A DNS cache row: [key, name, chain, expiresMs]. */
+function isDnsRow(row: unknown): row is DnsCacheRow {
+  return Array.isArray(row) && row.length === 4 && isText(row[0]) && isText(row[1]) && Array.isArray(row[2]) && row[2].length <= 64
+    && row[2].every(isText) && isTime(row[3]);
+}
+
+function isLabel(row: unknown): row is [string, 'intended' | 'not-intended'] {
+  return Array.isArray(row) && row.length === 2 && isText(row[0]) && row[0] !== '' && (row[1] === 'intended' || row[1] === 'not-intended');
+}
+
+/** The rows of a list that check out, and how many did not. */
+function rowsOf<T>(list: unknown, check: (row: unknown) => row is T, name: string, problems: string[]): T[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) {
+    problems.push(`${name} is not a list`);
+    return [];
   }
+  const good = list.filter(check);
+  if (good.length < list.length) problems.push(`${list.length - good.length} of ${list.length} ${name} rows unreadable`);
+  return good;
+}
+
+/** What went wrong with a text that should be a state file, or null when it parses. */
+function textProblem(text: string): string | null {
+  if (text.length === 0) return 'empty file';
+  // a power cut before the data reached the disk leaves zeros where the text should be
+  if (text.includes('\0')) return 'NUL bytes in the file (a write cut short)';
+  return null;
 }
 
 /**
- * Loads the state file into the inventory and DNS cache. Returns a warning when the file was damaged
- * (it is then moved aside as state.json.damaged-<time>), null otherwise (also when there is none yet).
+ * Loads the state file into the inventory, DNS cache and labels. Returns a warning when the file was
+ * damaged (it is then moved aside as state.json.damaged-<time>, and what could be read is kept), null
+ * otherwise (also when there is none yet). Throws EARSHOT_ERR_DATA_DIR only when the file cannot be
+ * read at all (permissions).
  */
 export function loadState(dir: string, inventory: Inventory, dns: DnsCache, labels: LabelMap | null = null): string | null {
   const path = join(dir, FILE);
-  let text: string;
+  let text: string | null = null;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw earshotError('EARSHOT_ERR_DATA_DIR', dir, `cannot read ${FILE}: ${(err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code !== 'EISDIR') throw earshotError('EARSHOT_ERR_DATA_DIR', dir, `cannot read ${FILE}: ${(err as Error).message}`);
   }
-  try {
-    const state = JSON.parse(text) as Partial<StateFile>;
-    if (state.schema !== STATE_SCHEMA) throw new Error(`schema ${JSON.stringify(state.schema)}, expected ${STATE_SCHEMA}`);
-    inventory.load(Array.isArray(state.devices) ? state.devices : []);
-    dns.load(Array.isArray(state.dns) ? state.dns : []);
-    for (const row of Array.isArray(state.labels) ? state.labels : []) {
-      if (Array.isArray(row) && typeof row[0] === 'string' && (row[1] === 'intended' || row[1] === 'not-intended')) labels?.set(row[0], row[1]);
+  const problems: string[] = [];
+  let state: Partial<StateFile> | null = null;
+  const problem = text === null ? 'a directory, not a file' : textProblem(text);
+  if (problem !== null) {
+    problems.push(problem);
+  } else {
+    try {
+      const parsed = JSON.parse(text as string) as unknown;
+      // a whole file whose bytes changed (a bad sector, a flipped bit): its rows are still checked one by one
+      try {
+        unsealJson(text as string);
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) problems.push('not a JSON object');
+      else if ((parsed as Partial<StateFile>).schema !== STATE_SCHEMA) problems.push(`schema ${JSON.stringify((parsed as Partial<StateFile>).schema)?.slice(0, 60)}, expected ${STATE_SCHEMA}`);
+      else state = parsed as Partial<StateFile>;
+    } catch (err) {
+      problems.push(`not JSON: ${(err as Error).message.split('\n')[0]}`);
     }
-    return null;
-  } catch (err) {
-    const aside = `${path}.damaged-${Date.now()}`;
-    renameSync(path, aside);
-    return `${path} is damaged (${(err as Error).message.split('\n')[0]}); kept as ${aside}, starting with an empty inventory`;
   }
+  if (state !== null) {
+    inventory.load(rowsOf(state.devices, isDevice, 'device', problems));
+    dns.load(rowsOf(state.dns, isDnsRow, 'DNS', problems));
+    for (const [id, label] of rowsOf(state.labels, isLabel, 'label', problems)) labels?.set(id, label);
+  }
+  if (problems.length === 0) return null;
+  const aside = quarantine(path);
+  const kept = state === null ? 'starting with an empty inventory' : 'the readable rows were kept';
+  return `${path} is damaged (${problems.join('; ')}); ${aside === null ? 'removed' : `kept as ${aside}`}, ${kept}`;
 }
 
-/** Writes the state file atomically. */
+/** Writes the state file atomically and durably (fsync of the file and the directory). */
 export function saveState(dir: string, inventory: Inventory, dns: DnsCache, labels: LabelMap | null = null, now = new Date()): void {
   const state: StateFile = { schema: STATE_SCHEMA, savedAt: now.toISOString(), devices: inventory.save(), dns: dns.rows(), labels: labels ? [...labels] : [] };
-  const path = join(dir, FILE);
-  const tmp = `${path}.tmp-${process.pid}`;
   try {
-    writeFileSync(tmp, JSON.stringify(state));
-    renameSync(tmp, path);
+    writeFileAtomic(join(dir, FILE), sealJson(JSON.stringify(state)));
   } catch (err) {
     throw earshotError('EARSHOT_ERR_DATA_DIR', dir, `cannot write ${FILE}: ${(err as Error).message}`);
   }

@@ -14,6 +14,18 @@ export type AttemptOutcome =
   /** Stopped by close(): the attempt does not count. */
   | { kind: 'aborted' };
 
+/**
+ * Node's timers hold at most 2^31-1 ms (24.8 days); a longer delay fires after 1 ms instead, so every
+ * delay earshot computes from a remote value or a large setting goes through timerDelay. A timer cut
+ * short this way only wakes a scheduler that looks again at what is due.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** `ms` as a delay setTimeout honours: 0 to MAX_TIMER_MS. */
+export function timerDelay(ms: number): number {
+  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), MAX_TIMER_MS) : ms > 0 ? MAX_TIMER_MS : 0;
+}
+
 /** How much of a refusal's body goes into the log. */
 const REASON_BYTES = 300;
 
@@ -78,7 +90,7 @@ export async function attempt(options: AttemptOptions): Promise<AttemptOutcome> 
   const timeout = new AbortController();
   const onAbort = () => timeout.abort();
   options.signal.addEventListener('abort', onAbort, { once: true });
-  const timer = setTimeout(() => timeout.abort(), options.timeoutMs);
+  const timer = setTimeout(() => timeout.abort(), timerDelay(options.timeoutMs));
   timer.unref();
   try {
     const response = await fetch(options.url, { method: 'POST', headers: options.headers, body: options.body, redirect: 'manual', signal: timeout.signal });

@@ -3,32 +3,37 @@
  * keeps them in the outbox until the receiver takes them (at least once: a receiver dedupes by the
  * idempotency key), and delivers them from one scheduler: one request at a time per webhook, oldest
  * first, with exponential back-off and full jitter between attempts, giving up after alerts.maxAgeH.
+ *
+ * An alert the receiver can never take (it answers 5xx, or times out, on that alert's content only)
+ * must not hold the ones behind it until it ages out. After SUSPECT_AFTER failed attempts of a
+ * webhook's oldest alert, the next attempt goes to an alert behind it (a probe). Taken: the receiver
+ * works, so the oldest is tried once more at once, and if that fails too it is set aside (quarantined,
+ * counted, logged once) and the queue moves on. Not taken: the receiver is down for everyone; the
+ * order is kept, the webhook is counted as down, and each retry of the oldest alert is followed by one
+ * probe, at the back-off pace.
  */
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config } from '../../config.js';
 import { earshotError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { ActivationEvent, ActivationListener } from '../events.js';
-import { attempt, backoffMs } from './deliver.js';
-import { Outbox, type Delivery } from './outbox.js';
+import { attempt, backoffMs, timerDelay, type AttemptOutcome } from './deliver.js';
+import { buildHooks, type Hook } from './hooks.js';
+import { Outbox, type Delivery, type SetAside } from './outbox.js';
 import { makeAlert, type AlertEventName } from './payload.js';
-import { renderAlert, signature, type Preset, type RenderedRequest } from './presets.js';
+import { renderAlert, signature, type RenderedRequest } from './presets.js';
 
 export { ALERT_SCHEMA } from './payload.js';
+export { SUBSCRIPTIONS } from './hooks.js';
 
-type On = Config['alerts']['webhooks'][number]['on'];
 
-/** The alert events each `on` subscribes to. */
-export const SUBSCRIPTIONS: Readonly<Record<On, readonly AlertEventName[]>> = {
-  suspected: ['activation.suspected'],
-  finished: ['activation.finished', 'activation.verdict-changed'],
-  started: ['activation.started'],
-  all: ['activation.started', 'activation.finished', 'activation.verdict-changed', 'activation.suspected'],
-};
 
 /** Most deliveries kept in the outbox; beyond it the oldest is dropped (counted). */
 export const MAX_DELIVERIES = 10_000;
+/** Failed attempts of a webhook's oldest alert before an alert behind it is tried (see the top). */
+export const SUSPECT_AFTER = 3;
+/** Damaged outbox files named one by one in the log at start; beyond this, one line says how many more. */
+const NAMED_DAMAGED = 20;
 /** Activations remembered as alerted "suspected" (so a later verdict change does not alert again). */
 const MAX_SUSPECTED_IDS = 10_000;
 
@@ -38,6 +43,8 @@ export interface WebhookSinkDeps {
   now?: () => number;
   /** Outbox bound (tests); default MAX_DELIVERIES. */
   maxDeliveries?: number;
+  /** Failed attempts of the oldest alert before one behind it is tried (tests); default SUSPECT_AFTER. */
+  suspectAfter?: number;
 }
 
 export interface WebhookStats {
@@ -45,12 +52,19 @@ export interface WebhookStats {
   delivered: number;
   /** Attempts that did not deliver (errors, timeouts, non-2xx answers). */
   failedAttempts: number;
-  /** Alerts given up: refused (4xx), older than maxAgeH, for a webhook no longer configured, or unreadable. */
+  /** Alerts given up: refused (4xx), older than maxAgeH, or for a webhook no longer configured. */
   givenUp: number;
+  /**
+   * Alerts set aside into outbox/webhooks/quarantine: one the receiver would not take while it took
+   * others (5xx or no answer for that alert only), and outbox files found damaged.
+   */
+  quarantined: number;
   /** Alerts dropped because the outbox was full (or could not be written). */
   dropped: number;
   /** Alerts waiting in the outbox. */
   pending: number;
+  /** Webhooks whose receiver fails every alert now (its oldest alert and one behind it both failed). */
+  receiversDown: number;
 }
 
 export interface WebhookSink extends ActivationListener {
@@ -59,52 +73,6 @@ export interface WebhookSink extends ActivationListener {
   start(): void;
   /** Delivers what is due within `waitMs`, then stops; the rest stays in the outbox. */
   close(waitMs: number): Promise<{ pending: number }>;
-}
-
-interface Hook {
-  id: string;
-  /** How logs name it (never the URL: it often holds a token). */
-  label: string;
-  url: string;
-  preset: Preset;
-  events: ReadonlySet<AlertEventName>;
-  secret: string | null;
-  headers: Record<string, string>;
-  /** Failed attempts in a row (to log an outage once, and its end). */
-  failing: number;
-}
-
-/** Checks and names the configured webhooks; throws a config error naming the bad key. */
-function buildHooks(config: Readonly<Config>): Map<string, Hook> {
-  const hooks = new Map<string, Hook>();
-  config.alerts.webhooks.forEach((w, i) => {
-    const where = `alerts.webhooks[${i}]`;
-    let url: URL;
-    try {
-      url = new URL(w.url);
-    } catch {
-      throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.url`, `not a URL: "${w.url}"`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.url`, `must be http:// or https://, got "${url.protocol}"`);
-    }
-    const headers = { ...(w.headers ?? {}) };
-    try {
-      new Headers(headers);
-    } catch (err) {
-      throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.headers`, (err as Error).message);
-    }
-    let id = w.name ?? `${w.preset}-${createHash('sha256').update(`${w.preset} ${w.on} ${w.url}`).digest('hex').slice(0, 10)}`;
-    if (hooks.has(id)) {
-      if (w.name !== undefined) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.name`, `"${w.name}" names another webhook too`);
-      let n = 2;
-      while (hooks.has(`${id}-${n}`)) n++;
-      id = `${id}-${n}`;
-    }
-    const label = w.name ?? `${w.preset} ${url.host}`;
-    hooks.set(id, { id, label, url: url.href, preset: w.preset as Preset, events: new Set(SUBSCRIPTIONS[w.on]), secret: w.secret ?? null, headers, failing: 0 });
-  });
-  return hooks;
 }
 
 /** Builds the webhook sink, or returns null when no webhooks are configured. */
@@ -119,21 +87,26 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
   const retryMaxMs = Math.max(retryMinMs, retryMaxS * 1000);
   const timeoutMs = timeoutS * 1000;
   const timeZone = config.detect.timeZone;
+  const suspectAfter = Math.max(1, deps.suspectAfter ?? SUSPECT_AFTER);
 
   const dir = config.dataDir === null ? null : join(config.dataDir, 'outbox', 'webhooks');
   let outbox: Outbox;
   try {
-    outbox = new Outbox(dir, deps.maxDeliveries ?? MAX_DELIVERIES);
+    outbox = new Outbox(dir, deps.maxDeliveries ?? MAX_DELIVERIES, clock());
   } catch (err) {
     throw earshotError('EARSHOT_ERR_DATA_DIR', dir as string, (err as Error).message);
   }
+  const logDamaged = (what: SetAside) => log.warn({ file: what.file, why: what.why, keptAs: what.aside }, 'webhook outbox: a damaged delivery file was set aside');
   let writeFailures = 0;
   let givenUp = 0;
   const stats: WebhookStats = {
     delivered: 0,
     failedAttempts: 0,
     get givenUp() {
-      return givenUp + outbox.unreadable;
+      return givenUp;
+    },
+    get quarantined() {
+      return outbox.unreadable + outbox.refused;
     },
     get dropped() {
       return outbox.dropped + writeFailures;
@@ -141,8 +114,16 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
     get pending() {
       return outbox.size;
     },
+    get receiversDown() {
+      let down = 0;
+      for (const hook of hooks.values()) if (hook.down) down++;
+      return down;
+    },
   };
-  if (outbox.unreadable > 0) log.warn({ files: outbox.unreadable, dir }, 'webhook outbox: unreadable deliveries removed');
+  outbox.foundDamaged.slice(0, NAMED_DAMAGED).forEach(logDamaged);
+  if (outbox.foundDamaged.length > NAMED_DAMAGED) {
+    log.warn({ more: outbox.foundDamaged.length - NAMED_DAMAGED, dir }, 'webhook outbox: more damaged delivery files were set aside');
+  }
   if (outbox.dropped > 0) log.warn({ dropped: outbox.dropped, dir }, 'webhook outbox full: the oldest alerts were dropped');
 
   // deliveries for webhooks no longer configured cannot be sent anywhere
@@ -178,28 +159,104 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
     log.warn({ webhook: hook.label, event: d.event, key: d.key, attempts: d.attempts, why }, 'webhook alert given up');
   }
 
-  async function send(hook: Hook, d: Delivery, request: RenderedRequest): Promise<void> {
+  /** The oldest alert of `hook` changed: what was suspected of it no longer holds. */
+  function follow(hook: Hook, head: Delivery): void {
+    if (hook.headSeq === head.seq) return;
+    hook.headSeq = head.seq;
+    hook.probeOwed = false;
+    hook.confirmSeq = -1;
+  }
+
+  function receiverUp(hook: Hook): void {
+    if (hook.failing > 0 || hook.down) log.info({ webhook: hook.label, failedAttempts: hook.failing }, 'webhook delivering again');
+    hook.failing = 0;
+    hook.down = false;
+  }
+
+  /** The wait before the next attempt: Retry-After capped at retryMaxS (a receiver cannot park alerts for years), else back-off. */
+  function waitAfter(attempts: number, retryAfter: number | null): number {
+    if (retryAfter === null) return backoffMs(attempts, retryMinMs, retryMaxMs);
+    return Math.min(retryMaxMs, Math.max(retryMinMs, retryAfter));
+  }
+
+  /** An attempt of an alert behind the oldest one (a probe) came back. */
+  function probed(hook: Hook, d: Delivery, request: RenderedRequest, outcome: Exclude<AttemptOutcome, { kind: 'aborted' }>): void {
+    const head = outbox.head(hook.id);
+    switch (outcome.kind) {
+      case 'delivered':
+        stats.delivered++;
+        outbox.remove(d);
+        receiverUp(hook);
+        log.debug({ webhook: hook.label, event: d.event, key: d.key, status: outcome.status }, 'webhook alert delivered (behind a failing one)');
+        // the receiver takes alerts: the oldest one gets one more try now, and is set aside if it fails
+        if (head !== undefined) {
+          hook.confirmSeq = head.seq;
+          head.nextAttemptMs = clock();
+        }
+        return;
+      case 'rejected':
+        rejected(hook, d, outcome);
+        return;
+      case 'retry': {
+        stats.failedAttempts++;
+        d.attempts++;
+        save(d, request);
+        if (!hook.down) {
+          hook.down = true;
+          log.warn({ webhook: hook.label, waiting: [...outbox.forHook(hook.id)].length, reason: outcome.reason },
+            'webhook receiver is down: its oldest alert and the next one both failed; alerts wait in order');
+        }
+        // a Retry-After on the probe asks for a pause for everyone: the oldest alert waits for it too
+        if (head !== undefined && outcome.retryAfterMs !== null) {
+          head.nextAttemptMs = Math.max(head.nextAttemptMs, Math.min(clock() + waitAfter(head.attempts, outcome.retryAfterMs), head.createdMs + maxAgeMs));
+        }
+        return;
+      }
+    }
+  }
+
+  function rejected(hook: Hook, d: Delivery, outcome: { status: number; reason: string }): void {
+    stats.failedAttempts++;
+    givenUp++;
+    outbox.remove(d);
+    log.warn({ webhook: hook.label, event: d.event, key: d.key, status: outcome.status, reason: outcome.reason }, 'webhook refused an alert; it is not retried');
+  }
+
+  function save(d: Delivery, request: RenderedRequest): void {
+    try {
+      outbox.update(d, request);
+    } catch (err) {
+      log.debug({ err: (err as Error).message }, 'webhook outbox: cannot save the attempt count');
+    }
+  }
+
+  async function send(hook: Hook, d: Delivery, request: RenderedRequest, probe: boolean): Promise<void> {
     const nowMs = clock();
     const headers: Record<string, string> = { ...request.headers, ...hook.headers, 'User-Agent': 'earshot', 'X-Earshot-Event': d.event, 'X-Earshot-Idempotency-Key': d.key };
     if (hook.secret !== null) headers['X-Earshot-Signature'] = signature(hook.secret, Math.floor(nowMs / 1000), request.body);
     const outcome = await attempt({ url: hook.url, headers, body: request.body, timeoutMs, signal: stopper.signal, nowMs });
+    if (outcome.kind === 'aborted') return;
+    if (probe) return probed(hook, d, request, outcome);
     switch (outcome.kind) {
-      case 'aborted':
-        return;
       case 'delivered':
         stats.delivered++;
         outbox.remove(d);
-        if (hook.failing > 0) log.info({ webhook: hook.label, failedAttempts: hook.failing }, 'webhook delivering again');
-        hook.failing = 0;
+        receiverUp(hook);
         log.debug({ webhook: hook.label, event: d.event, key: d.key, status: outcome.status }, 'webhook alert delivered');
         return;
       case 'rejected':
-        stats.failedAttempts++;
-        givenUp++;
-        outbox.remove(d);
-        log.warn({ webhook: hook.label, event: d.event, key: d.key, status: outcome.status, reason: outcome.reason }, 'webhook refused an alert; it is not retried');
+        rejected(hook, d, outcome);
         return;
       case 'retry': {
+        if (hook.confirmSeq === d.seq) {
+          // the receiver took an alert behind this one, and this one failed again: its content is at fault
+          stats.failedAttempts++;
+          d.attempts++;
+          const aside = outbox.setAside(d, outcome.reason);
+          log.warn({ webhook: hook.label, event: d.event, key: d.key, attempts: d.attempts, reason: outcome.reason, keptAs: aside.aside },
+            'webhook receiver takes other alerts but not this one: it is set aside, the next ones go on');
+          return;
+        }
         stats.failedAttempts++;
         d.attempts++;
         const after = clock();
@@ -208,12 +265,15 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
           giveUp(hook, d, `not delivered within alerts.maxAgeH (${maxAgeH} h); last: ${outcome.reason}`);
           return;
         }
-        const wait = outcome.retryAfterMs === null ? backoffMs(d.attempts, retryMinMs, retryMaxMs) : Math.max(retryMinMs, outcome.retryAfterMs);
+        const wait = waitAfter(d.attempts, outcome.retryAfterMs);
         d.nextAttemptMs = Math.min(after + wait, deadline);
-        try {
-          outbox.update(d, request);
-        } catch (err) {
-          log.debug({ err: (err as Error).message }, 'webhook outbox: cannot save the attempt count');
+        save(d, request);
+        // a receiver that asks for a pause (Retry-After) is alive and busy for everyone: no probe then.
+        // The probe goes right after the oldest alert failed, so a receiver that comes back finds the
+        // oldest alert first again (order is kept but for that instant).
+        if (d.attempts >= suspectAfter && outcome.retryAfterMs === null) {
+          hook.probeOwed = true;
+          hook.probeNotBeforeMs = after;
         }
         const fields = { webhook: hook.label, event: d.event, key: d.key, attempts: d.attempts, reason: outcome.reason, retryInS: Math.round(wait / 100) / 10 };
         if (hook.failing === 0) log.warn(fields, 'webhook delivery failed; retrying with back-off');
@@ -224,10 +284,14 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
     }
   }
 
-  function launch(hook: Hook, d: Delivery, request: RenderedRequest): void {
+  function launch(hook: Hook, d: Delivery, request: RenderedRequest, probe: boolean): void {
     d.inFlight = true;
     busyHooks.add(hook.id);
-    const done: Promise<void> = send(hook, d, request)
+    if (probe) {
+      hook.probeOwed = false;
+      hook.lastProbeSeq = d.seq;
+    }
+    const done: Promise<void> = send(hook, d, request, probe)
       .catch((err: unknown) => log.error({ webhook: hook.label, err: (err as Error).message }, 'webhook delivery failed unexpectedly'))
       .finally(() => {
         d.inFlight = false;
@@ -256,18 +320,30 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
           continue;
         }
         if (now >= closeDeadline) break; // closing, and its time is up
+        follow(hook, d);
+        if (hook.probeOwed) {
+          const probe = outbox.behindHead(hookId, hook.lastProbeSeq);
+          if (probe !== undefined && hook.probeNotBeforeMs <= now) {
+            const request = outbox.request(probe, logDamaged, now);
+            if (request === null) continue; // its file was damaged: set aside, logged; look again
+            launch(hook, probe, request, true);
+            break;
+          }
+          if (probe !== undefined) wake = Math.min(wake, hook.probeNotBeforeMs);
+        }
         if (d.nextAttemptMs > now) {
           wake = Math.min(wake, d.nextAttemptMs);
           break;
         }
-        const request = outbox.request(d);
-        if (request === null) continue; // its file was unreadable: removed and counted
-        launch(hook, d, request);
+        const request = outbox.request(d, logDamaged, now);
+        if (request === null) continue; // its file was damaged: set aside, logged
+        launch(hook, d, request, false);
         break;
       }
     }
     if (wake !== Number.POSITIVE_INFINITY && wake <= closeDeadline) {
-      timer = setTimeout(pump, Math.max(0, wake - now));
+      // a Retry-After or maxAgeH far ahead must not overflow the timer (it would fire every millisecond)
+      timer = setTimeout(pump, timerDelay(wake - now));
       // while closing, the caller waits for this timer: it must keep the process alive
       if (onSettled === null) timer.unref();
     }
@@ -332,7 +408,7 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
       started = true;
       closeDeadline = clock() + Math.max(0, waitMs);
       return new Promise((resolve) => {
-        const deadline = setTimeout(() => stopper.abort(), Math.max(0, waitMs));
+        const deadline = setTimeout(() => stopper.abort(), timerDelay(waitMs));
         onSettled = () => {
           onSettled = null;
           clearTimeout(deadline);

@@ -1,13 +1,13 @@
 /**
  * The outbox: one queue per webhook, oldest first; files written whole (tmp + rename) and found again
- * by a second outbox on the same directory, with attempts and next attempt time; half-written and
- * unreadable files removed and counted; the bound dropping the oldest delivery that is not in flight.
+ * by a second outbox on the same directory, with attempts and next attempt time; half-written files
+ * removed, unreadable ones quarantined and counted; the bound dropping the oldest delivery that is not in flight.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Outbox } from './outbox.js';
+import { MAX_QUARANTINED, Outbox } from './outbox.js';
 
 const dirs: string[] = [];
 function newDir(): string {
@@ -67,7 +67,7 @@ describe('outbox on disk', () => {
     expect(readdirSync(dir).sort()).toEqual(['000000000001.json', '000000000002.json']);
     expect(JSON.parse(readFileSync(join(dir, '000000000001.json'), 'utf8'))).toEqual({
       v: 1, hook: 'ha', event: 'activation.suspected', key: 'k1', createdMs: T0, attempts: 3, nextAttemptMs: T0 + 9000,
-      headers: { 'Content-Type': 'application/json' }, body: '{"n":1}',
+      headers: { 'Content-Type': 'application/json' }, body: '{"n":1}', sum: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
 
     const second = new Outbox(dir, 100);
@@ -81,7 +81,7 @@ describe('outbox on disk', () => {
     expect(readdirSync(dir).sort()).toEqual(['000000000002.json', '000000000003.json']);
   });
 
-  it('removes half-written and unreadable files, and counts the unreadable', () => {
+  it('removes half-written files, and quarantines and counts the unreadable', () => {
     const dir = newDir();
     const first = new Outbox(dir, 100);
     first.add('h', 'activation.suspected', 'k1', request('1'), T0);
@@ -93,12 +93,36 @@ describe('outbox on disk', () => {
     const second = new Outbox(dir, 100);
     expect(keys(second, 'h')).toEqual(['k1', 'k2']);
     expect(second.unreadable).toBe(2);
-    expect(readdirSync(dir).sort()).toEqual(['000000000001.json', '000000000002.json', 'README']);
+    expect(readdirSync(dir).sort()).toEqual(['000000000001.json', '000000000002.json', 'README', 'quarantine']);
+    expect(readdirSync(join(dir, 'quarantine')).map((n) => n.replace(/\d+$/, 'T')).sort()).toEqual(['000000000004.json.damaged-T', '000000000005.json.damaged-T']);
+    expect(second.foundDamaged.map((f) => [f.file, f.why])).toEqual([[join(dir, '000000000004.json'), 'not JSON (a write cut short?)'], [join(dir, '000000000005.json'), 'unknown event']]);
+    // files of an earshot before checksums are read; a changed byte in a sealed file is caught
+    writeFileSync(join(dir, '000000000007.json'), JSON.stringify({ v: 1, hook: 'h', event: 'activation.suspected', key: 'k7', createdMs: T0, attempts: 0, nextAttemptMs: T0, headers: {}, body: 'old' }));
+    const sealed = readFileSync(join(dir, '000000000001.json'), 'utf8');
+    writeFileSync(join(dir, '000000000008.json'), sealed.replace('"k1"', '"k8"'));
+    const reopened = new Outbox(dir, 100);
+    expect(keys(reopened, 'h')).toEqual(['k1', 'k2', 'k7']);
+    expect(reopened.foundDamaged.map((f) => f.why)).toEqual(['checksum mismatch (bytes changed on disk)']);
+    rmSync(join(dir, '000000000007.json'));
+    // a file far larger than any delivery is not read into memory
+    writeFileSync(join(dir, '000000000006.json'), Buffer.alloc(2 << 20, 0x20));
+    const third = new Outbox(dir, 100);
+    expect(third.foundDamaged.map((f) => f.why)).toEqual([`${2 << 20} bytes, more than a delivery ever holds`]);
     // a file that vanished under a waiting delivery
     rmSync(join(dir, '000000000002.json'));
     const missing = [...second.forHook('h')].find((d) => d.seq === d2.seq)!;
     expect(second.request(missing)).toBeNull();
     expect(second.unreadable).toBe(3);
     expect(keys(second, 'h')).toEqual(['k1']);
+  });
+
+  it('keeps at most MAX_QUARANTINED files in its quarantine folder, the newest', () => {
+    const dir = newDir();
+    for (let seq = 1; seq <= MAX_QUARANTINED + 5; seq++) writeFileSync(join(dir, `${String(seq).padStart(12, '0')}.json`), '');
+    const outbox = new Outbox(dir, 100);
+    expect(outbox.unreadable).toBe(MAX_QUARANTINED + 5);
+    const kept = readdirSync(join(dir, 'quarantine')).sort();
+    expect(kept).toHaveLength(MAX_QUARANTINED);
+    expect(kept[0]).toMatch(/^000000000006\.json\.damaged-\d+$/);
   });
 });

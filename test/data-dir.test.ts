@@ -1,0 +1,70 @@
+/**
+ * The data directory through the `earshot` executable: a place where no directory can be made
+ * (/proc, /sys, below a file) fails at once with exit 2 and one line, instead of hanging in node's
+ * recursive mkdir; a run leaves no probe (`.write-test*`) or temporary (`*.tmp-PID`) file behind, and
+ * a start removes those a killed run left.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { TMP_SUFFIX } from '../collector/durable.js';
+import { runCli } from './helpers/cli.js';
+import { PROJECT_ROOT } from './helpers/shared.js';
+import { tempDir } from './helpers/temp.js';
+
+const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
+
+/** Every path under `dir`, relative to it. */
+function walk(dir: string, base = dir): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? [relative(base, path), ...walk(path, base)] : [relative(base, path)];
+  });
+}
+
+describe('a data directory that cannot be made', () => {
+  const file = join(tempDir('earshot-datadir-'), 'a-file');
+  writeFileSync(file, 'x');
+  for (const where of ['/proc/earshot', '/proc/earshot/deeper', '/sys/earshot', join(file, 'sub'), file]) {
+    it(`--data-dir ${where.startsWith('/tmp') ? where.replace(/.*earshot-datadir-[^/]+/, '<tmp>') : where}: exit 2 at once, one line naming it`, async () => {
+      const began = Date.now();
+      const r = await runCli(['replay', CAPTURE, '--data-dir', where], { timeoutMs: 15_000 });
+      expect(Date.now() - began).toBeLessThan(10_000);
+      expect(r.code).toBe(2);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`${where}: data directory is not usable`);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    });
+  }
+});
+
+describe('temporary files in the data directory', () => {
+  it('a run leaves none, and removes those a killed run left', async () => {
+    const dataDir = tempDir('earshot-leftovers-');
+    // a PID that ran and is gone: what a killed earshot leaves
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid as number;
+    const outbox = join(dataDir, 'outbox', 'webhooks');
+    mkdirSync(outbox, { recursive: true });
+    const leftovers = ['.write-test', `.write-test-${gone}`, `state.json.tmp-${gone}`, join('outbox', 'webhooks', `000000000007.json.tmp-${gone}`), join('outbox', 'webhooks', '000000000008.json.tmp')];
+    for (const name of leftovers) writeFileSync(join(dataDir, name), '{"half":');
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(204).end());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const hooks = JSON.stringify([{ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, on: 'all' }]);
+      const r = await runCli(['replay', CAPTURE, '--format', 'json', '--data-dir', dataDir, '--webhooks', hooks]);
+      expect(r.code).toBe(0);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    const after = walk(dataDir);
+    expect(after).toContain('state.json');
+    expect(after.filter((p) => /(^|\/)\.write-test/.test(p) || TMP_SUFFIX.test(p))).toEqual([]);
+  });
+});
