@@ -78,22 +78,26 @@ describeShared('a flood of forged announcements (issue 14, fault 7)', () => {
   it('bounds /api/v1/devices: at most `limit` devices, the Echo first, and the total', async () => {
     const run = await startCollect(mixed, ['--max-devices', '2000']);
     try {
-      // the replay runs to its end while the API serves; wait for the flood to be read
+      // the replay runs to its end while the API serves: wait until the inventory stops growing
       let body: { devices: Array<{ mac: string; assistant: boolean }>; total?: number } = { devices: [] };
+      let last = -1;
       for (let i = 0; i < 200; i++) {
         const res = await fetch(`${run.base}/api/v1/devices`);
         body = (await res.json()) as typeof body;
-        if ((body.total ?? body.devices.length) >= 1000) break;
-        await new Promise((r) => setTimeout(r, 100));
+        const total = body.total ?? body.devices.length;
+        if (total === last && total > 300) break;
+        last = total;
+        await new Promise((r) => setTimeout(r, 500));
       }
       const text = JSON.stringify(body);
       expect(body.devices.length).toBeLessThanOrEqual(100);
       expect(text.length).toBeLessThan(200_000);
-      expect(body.total).toBeGreaterThanOrEqual(1000);
+      // hundreds of forged devices (the inventory reads a budget of announcements from unknown MACs)
+      expect(body.total).toBeGreaterThan(300);
       expect(body.devices[0]).toMatchObject({ mac: ECHO, assistant: true });
       expect(body.devices.filter((d) => d.assistant).map((d) => d.mac)).toEqual([ECHO]);
       const more = (await (await fetch(`${run.base}/api/v1/devices?limit=1000`)).json()) as typeof body;
-      expect(more.devices.length).toBe(1000);
+      expect(more.devices.length).toBe(Math.min(1000, body.total!));
       expect((await fetch(`${run.base}/api/v1/devices?limit=100000`)).status).toBe(400);
     } finally {
       await run.stop();

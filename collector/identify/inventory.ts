@@ -57,7 +57,7 @@ export interface SavedDevice {
  * packet gains nothing past the budget (issue 14), and known devices' announcements are always read.
  */
 export const ANNOUNCE_BURST = 256;
-export const ANNOUNCE_PER_SECOND = 16;
+export const ANNOUNCE_PER_SECOND = 4;
 /** Size of the inventory's bitmap of MACs it made devices for (128 KiB). */
 const MADE_BITS = 1 << 20;
 
