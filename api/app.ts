@@ -101,13 +101,22 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     },
   }, async () => health(context));
 
-  app.get('/api/v1/devices', {
-    schema: { summary: 'Devices seen, assistants first', response: { 200: { type: 'object', properties: { devices: { type: 'array', items: { $ref: 'Device#' } } } } } },
-  }, async () => {
+  // bounded: forged MACs can fill the inventory (tagging.maxDevices), so one answer holds at most
+  // `limit` devices, assistants first, and says how many there are
+  app.get<{ Querystring: { limit: number } }>('/api/v1/devices', {
+    schema: {
+      summary: 'Devices seen, assistants first (at most `limit`; `total` counts them all)',
+      querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } }, additionalProperties: false },
+      response: { 200: { type: 'object', properties: { devices: { type: 'array', items: { $ref: 'Device#' } }, total: { type: 'integer' } } } },
+    },
+  }, async (request) => {
     const open = collector.activeFlows();
-    const devices = (collector.inventory?.all() ?? []).map((d) => deviceJson(d, activity?.deviceTotals(d.mac, open) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0 }));
+    const all = collector.inventory?.all() ?? [];
+    all.sort((a, b) => Number(b.assistant) - Number(a.assistant) || b.lastSeenMs - a.lastSeenMs);
+    // totals cost a walk of the open flows each: made for the answer's devices only
+    const devices = all.slice(0, request.query.limit).map((d) => deviceJson(d, activity?.deviceTotals(d.mac, open) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0 }));
     devices.sort((a, b) => Number(b.assistant) - Number(a.assistant) || b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac));
-    return { devices };
+    return { devices, total: all.length };
   });
 
   app.get<{ Params: { mac: string } }>('/api/v1/devices/:mac', {

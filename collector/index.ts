@@ -107,6 +107,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     onDhcp: inv ? (info, p) => inv.observeDhcp(info, p.srcMac, p.timeMs) : undefined,
     onMdns: inv ? (info, p) => inv.observeMdns(info, p.srcMac, p.timeMs) : undefined,
     onSsdp: inv ? (info, p) => inv.observeSsdp(info, p.srcMac, p.timeMs) : undefined,
+    admitAnnouncement: inv ? (p) => inv.admitAnnouncement(p.srcMac, p.timeMs) : undefined,
   });
   let clockMs = Number.NEGATIVE_INFINITY;
   let nextTickMs = Number.NEGATIVE_INFINITY;

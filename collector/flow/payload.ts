@@ -39,6 +39,8 @@ export interface PayloadStats {
   sniGaveUp: number;
   quicSni: number;
   announcements: number;
+  /** Announcements (DHCP, mDNS, SSDP) left unread: from unknown MACs beyond the inventory's budget. */
+  announcementsSkipped: number;
 }
 
 export interface PayloadHandlers {
@@ -49,6 +51,11 @@ export interface PayloadHandlers {
   onDhcp?(info: DhcpInfo, p: DecodedPacket): void;
   onMdns?(info: MdnsInfo, p: DecodedPacket): void;
   onSsdp?(info: SsdpInfo, p: DecodedPacket): void;
+  /**
+   * Whether an announcement packet is worth reading (checked before parsing it): false skips it whole.
+   * A forged flood's packets cost a map lookup instead of a parse (Inventory.admitAnnouncement).
+   */
+  admitAnnouncement?(p: DecodedPacket): boolean;
 }
 
 const MAX_SNI_SEGMENTS = 16;
@@ -66,7 +73,7 @@ function streamView(buffered: Buffer | null, p: DecodedPacket): { buf: Buffer; o
 
 /** Builds the payload inspector; `inspect` is called for every TCP/UDP packet after flow accounting. */
 export function buildPayloadInspector(handlers: PayloadHandlers) {
-  const stats: PayloadStats = { dnsMessages: 0, dnsMalformed: 0, dnsStreamsLost: 0, sniFound: 0, sniGaveUp: 0, quicSni: 0, announcements: 0 };
+  const stats: PayloadStats = { dnsMessages: 0, dnsMalformed: 0, dnsStreamsLost: 0, sniFound: 0, sniGaveUp: 0, quicSni: 0, announcements: 0, announcementsSkipped: 0 };
   const quicAssemblers = new WeakMap<Flow, QuicSniAssembler>();
   // context for the answer callback, set before each parseDns call (one callback, no closure per packet)
   let ctxTime = 0;
@@ -180,6 +187,11 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
         if (p.payloadLength === 0) return;
         const sport = p.srcPort;
         const dport = p.dstPort;
+        if (handlers.admitAnnouncement && (sport === 5353 || dport === 5353 || dport === 67 || dport === 68 || sport === 1900 || dport === 1900) &&
+          !handlers.admitAnnouncement(p)) {
+          stats.announcementsSkipped++;
+          return;
+        }
         if (sport === 53 || sport === 5353 || dport === 5353) dnsOverUdp(p);
         if (sport === 5353 && handlers.onMdns) announce(parseMdns(p.payloadBuf, p.payloadOffset, p.payloadLength), p, handlers.onMdns);
         else if ((dport === 67 || dport === 68) && handlers.onDhcp) announce(parseDhcp(p.payloadBuf, p.payloadOffset, p.payloadLength), p, handlers.onDhcp);

@@ -39,10 +39,31 @@ describe('assistant classification', () => {
     expect(classify(device((d) => { d.ouiVendor = 'amazon'; d.voiceServers.add('52.94.1.1:443'); d.configAssistant = false; })).assistant).toBe(false);
   });
 
-  it('speaker announcements: HomePod, Google Home, Sonos', () => {
-    expect(classify(device((d) => { d.ouiVendor = 'apple'; d.mdnsModel = 'AudioAccessory5,1'; }))).toMatchObject({ assistant: true, model: 'HomePod (AudioAccessory5,1)' });
-    expect(classify(device((d) => { d.ouiVendor = 'google'; d.mdnsModel = 'Google Home Mini'; })).assistant).toBe(true);
-    expect(classify(device((d) => { d.ouiVendor = 'google'; d.mdnsModel = 'Chromecast'; })).assistant).toBe(false);
-    expect(classify(device((d) => { d.randomized = true; d.ssdpServer = 'Linux UPnP/1.0 Sonos/70.3-35220 (ZPS9)'; d.ssdpTypes.add('urn:schemas-upnp-org:device:ZonePlayer:1'); }))).toMatchObject({ vendor: 'sonos', assistant: true });
+  it('speaker announcements count beside traffic to the vendor\'s cloud: HomePod, Google Home, Sonos, Echo host name', () => {
+    const cloud = (d: Device, name: string) => d.vendorEndpoints.add(name);
+    expect(classify(device((d) => { d.ouiVendor = 'apple'; d.mdnsModel = 'AudioAccessory5,1'; cloud(d, 'init.ess.apple.com'); }))).toMatchObject({ assistant: true, model: 'HomePod (AudioAccessory5,1)' });
+    expect(classify(device((d) => { d.ouiVendor = 'google'; d.mdnsModel = 'Google Home Mini'; cloud(d, 'clients3.google.com'); })).assistant).toBe(true);
+    expect(classify(device((d) => { d.ouiVendor = 'google'; d.mdnsModel = 'Chromecast'; cloud(d, 'clients3.google.com'); })).assistant).toBe(false);
+    expect(classify(device((d) => { d.randomized = true; d.ssdpServer = 'Linux UPnP/1.0 Sonos/70.3-35220 (ZPS9)'; d.ssdpTypes.add('urn:schemas-upnp-org:device:ZonePlayer:1'); d.persistentVendorConnection = '54.1.2.3:443'; }))).toMatchObject({ vendor: 'sonos', assistant: true });
+  });
+
+  it('an announcement alone makes no assistant: anyone on the LAN can forge one from any MAC (issue 14)', () => {
+    const alone: Array<[string, (d: Device) => void]> = [
+      ['HomePod model', (d) => { d.ouiVendor = 'apple'; d.mdnsModel = 'AudioAccessory5,1'; }],
+      ['Google Cast model', (d) => { d.ouiVendor = 'google'; d.mdnsModel = 'Google Home Mini'; }],
+      ['Sonos service', (d) => { d.ouiVendor = 'sonos'; d.mdnsServices.add('_sonos._tcp.local'); }],
+      ['ZonePlayer', (d) => { d.randomized = true; d.ssdpServer = 'Linux UPnP/1.0 Sonos/70.3-35220 (ZPS9)'; d.ssdpTypes.add('urn:schemas-upnp-org:device:ZonePlayer:1'); }],
+      ['all of them at once', (d) => {
+        d.ouiVendor = 'amazon'; d.dhcpHostName = 'amazon-0d0fb5957'; d.mdnsModel = 'AudioAccessory5,1';
+        d.mdnsServices.add('_sonos._tcp.local'); d.ssdpTypes.add('urn:schemas-upnp-org:device:ZonePlayer:1');
+      }],
+    ];
+    for (const [what, setup] of alone) {
+      const v = classify(device(setup));
+      expect(v.assistant, what).toBe(false);
+      expect(v.evidence.join('; '), what).toMatch(/not counted: no traffic to the vendor's cloud seen/);
+    }
+    // the owner's word still makes one
+    expect(classify(device((d) => { d.ouiVendor = 'apple'; d.mdnsModel = 'AudioAccessory5,1'; d.configAssistant = true; })).assistant).toBe(true);
   });
 });

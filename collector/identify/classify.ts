@@ -1,8 +1,13 @@
 /**
  * Decides what a device is from its observations: vendor, name, model, and whether it is a voice
  * assistant, with the evidence in words. A vendor that makes assistants is never enough on its own:
- * it takes behaviour (voice endpoints, a persistent voice connection, speaker protocols, speaker
- * announcements) or the user's word. Phones, computers, Kindles and Fire TVs are kept out.
+ * it takes behaviour (voice endpoints, a persistent voice connection, speaker protocols) or the user's
+ * word. Phones, computers, Kindles and Fire TVs are kept out.
+ *
+ * What a device announces about itself (DHCP host name, mDNS model and services, SSDP device type) is
+ * one packet anyone on the LAN can forge from any MAC: it counts only beside traffic to the vendor's
+ * cloud (voice endpoints, a voice or vendor connection, vendor device endpoints), so a flood of forged
+ * announcements makes no assistant (issue 14).
  */
 import type { Device } from './device.js';
 
@@ -72,13 +77,23 @@ export function classify(d: Device): Verdict {
   for (const s of [...d.voiceServers].slice(0, 2)) strong(`persistent voice connection to ${s}`);
   if (d.voiceServers.size === 0 && d.persistentVendorConnection) medium(`persistent TLS connection to ${vendor ?? 'its vendor'} at ${d.persistentVendorConnection}`);
   for (const p of d.speakerPorts) strong(`speaks ${p}`);
-  if (d.mdnsModel && HOMEPOD_MODEL.test(d.mdnsModel)) strong(`announces AirPlay model ${d.mdnsModel} (HomePod)`);
-  if (d.mdnsModel && GOOGLE_SPEAKER_MODEL.test(d.mdnsModel)) strong(`announces Google Cast model ${d.mdnsModel}`);
-  for (const s of d.mdnsServices) if (s.startsWith('_sonos.')) strong(`announces ${s}`);
-  for (const t of d.ssdpTypes) if (/ZonePlayer/i.test(t)) strong(`announces UPnP ${t}`);
-  if (d.dhcpHostName && ECHO_HOSTNAME.test(d.dhcpHostName)) medium(`Echo-style DHCP host name ${d.dhcpHostName}`);
   const endpoints = [...d.vendorEndpoints].slice(0, 3);
   if (endpoints.length > 0) medium(`uses ${vendor ?? 'vendor'} device endpoints ${endpoints.join(', ')}`);
+  // announcements: counted beside cloud traffic, named (and not counted) without it
+  const cloud = d.voiceNames.size > 0 || d.voiceServers.size > 0 || d.persistentVendorConnection !== null || d.vendorEndpoints.size > 0;
+  const announced = (text: string, weight: number) => {
+    if (cloud) {
+      evidence.push(text);
+      score += weight;
+    } else {
+      evidence.push(`${text} (not counted: no traffic to the vendor's cloud seen)`);
+    }
+  };
+  if (d.mdnsModel && HOMEPOD_MODEL.test(d.mdnsModel)) announced(`announces AirPlay model ${d.mdnsModel} (HomePod)`, 2);
+  if (d.mdnsModel && GOOGLE_SPEAKER_MODEL.test(d.mdnsModel)) announced(`announces Google Cast model ${d.mdnsModel}`, 2);
+  for (const s of d.mdnsServices) if (s.startsWith('_sonos.')) announced(`announces ${s}`, 2);
+  for (const t of d.ssdpTypes) if (/ZonePlayer/i.test(t)) announced(`announces UPnP ${t}`, 2);
+  if (d.dhcpHostName && ECHO_HOSTNAME.test(d.dhcpHostName)) announced(`Echo-style DHCP host name ${d.dhcpHostName}`, 1);
 
   const negatives: string[] = [];
   for (const text of [d.dhcpHostName, d.dhcpVendorClass, d.mdnsModel, ...d.mdnsNames]) {
@@ -101,6 +116,15 @@ export function classify(d: Device): Verdict {
     if (!assistant) evidence.push(score === 0 ? 'not an assistant: no voice or speaker behaviour seen' : 'not an assistant: too little evidence');
   }
   return { vendor, name, model, assistant, evidence };
+}
+
+/**
+ * False when classify() cannot call the device an assistant whatever it announced: neither the owner's
+ * word nor any traffic. Cheap: lets the inventory drop a forged device without classifying it.
+ */
+export function mayBeAssistant(d: Device): boolean {
+  return d.configAssistant === true || d.voiceNames.size > 0 || d.voiceServers.size > 0 || d.persistentVendorConnection !== null ||
+    d.vendorEndpoints.size > 0 || d.speakerPorts.size > 0;
 }
 
 /** Recomputes a device's verdict when its observations changed. */

@@ -3,11 +3,13 @@
  * what it did (voice endpoints, persistent connections, local speaker protocols), and what the user
  * configured. classify.ts turns that into vendor, name, model, assistant and the evidence for it.
  */
+import { formatMac } from '../decode/packet.js';
 
 /** Observations about a device; everything here is small and bounded. */
 export class Device {
   readonly mac: number;
-  readonly macText: string;
+  /** The MAC as text, made on first use (a flood of forged MACs is mostly never printed). */
+  private text: string | null;
   /** From the OUI registry: the organisation, and earshot's vendor id (amazon, apple, google, sonos, ...). */
   organization: string | null = null;
   ouiVendor: string | null = null;
@@ -51,10 +53,18 @@ export class Device {
   assistant = false;
   evidence: string[] = [];
   dirty = true;
+  /** The inventory's least-recently-seen list this device is in (see inventory.ts), and its neighbours. */
+  kept = false;
+  older: Device | null = null;
+  newer: Device | null = null;
 
-  constructor(mac: number, macText: string) {
+  constructor(mac: number, macText: string | null = null) {
     this.mac = mac;
-    this.macText = macText;
+    this.text = macText;
+  }
+
+  get macText(): string {
+    return (this.text ??= formatMac(this.mac));
   }
 }
 

@@ -2,12 +2,16 @@
  * The device inventory: one Device per local MAC, fed by DHCP, mDNS, SSDP and the taggers' findings,
  * overridden by config, bounded (least recently seen out first), and saved in the data directory so
  * names learned from DHCP at boot survive a restart.
+ *
+ * Any LAN host can send packets from as many forged MACs as it likes, so a new device must cost O(1)
+ * (two maps in least-recently-seen order, evicted from the front) and must not push out what matters:
+ * assistants and configured devices live in their own map, which ordinary devices' churn never
+ * evicts while it holds at most half the inventory.
  */
-import { formatMac } from '../decode/packet.js';
 import type { DhcpInfo } from '../decode/dhcp.js';
 import type { MdnsInfo } from '../decode/mdns-sd.js';
 import type { SsdpInfo } from '../decode/ssdp.js';
-import { refresh } from './classify.js';
+import { mayBeAssistant, refresh } from './classify.js';
 import { parseMac } from './oui.js';
 import { addBounded, Device } from './device.js';
 
@@ -47,23 +51,84 @@ export interface SavedDevice {
   lastSeenMs: number;
 }
 
+/**
+ * Announcements from MACs the inventory does not know: read at most this many in a burst, then this
+ * many per second of packet time. A LAN gains a new device now and then; a host forging a new MAC per
+ * packet gains nothing past the budget (issue 14), and known devices' announcements are always read.
+ */
+export const ANNOUNCE_BURST = 256;
+export const ANNOUNCE_PER_SECOND = 4;
+/** Size of the inventory's bitmap of MACs it made devices for (128 KiB). */
+const MADE_BITS = 1 << 20;
+
+/** A MAC's bit in the bitmap: its two 24-bit halves mixed. */
+function madeBit(mac: number): number {
+  const low = mac % 0x1000000;
+  return (low ^ ((mac - low) / 0x1000000) ^ (low >>> 12) * 0x9e5) & (MADE_BITS - 1);
+}
+
 const MDNS_MODEL_KEYS = ['md', 'model', 'am', 'mdl'];
 const MDNS_NAME_KEYS = ['fn', 'n', 'name'];
+
+/** A least-recently-seen list threaded through the devices themselves: every step O(1), no allocation. */
+class SeenOrder {
+  oldest: Device | null = null;
+  newest: Device | null = null;
+  size = 0;
+
+  push(d: Device): void {
+    d.older = this.newest;
+    d.newer = null;
+    if (this.newest !== null) this.newest.newer = d;
+    else this.oldest = d;
+    this.newest = d;
+    this.size++;
+  }
+
+  remove(d: Device): void {
+    if (d.older !== null) d.older.newer = d.newer;
+    else this.oldest = d.newer;
+    if (d.newer !== null) d.newer.older = d.older;
+    else this.newest = d.older;
+    d.older = null;
+    d.newer = null;
+    this.size--;
+  }
+}
 
 export class Inventory {
   readonly stats = { devices: 0, evicted: 0 };
   private readonly devices = new Map<number, Device>();
+  /** Ordinary devices, and (apart) assistants and configured devices, least recently seen first. */
+  private readonly ordinary = new SeenOrder();
+  private readonly kept = new SeenOrder();
   private readonly overrides = new Map<number, DeviceConfig>();
+  private readonly maxKept: number;
+  /** Announcements from unknown MACs still allowed (a token bucket refilled by packet time). */
+  private announceTokens = ANNOUNCE_BURST;
+  private announceRefillMs = Number.NEGATIVE_INFINITY;
+  /**
+   * One bit per hash of a MAC the inventory made a device for (never cleared until rebuilt): a clear
+   * bit says "unknown" without a Map lookup, which is most of what a forged packet costs.
+   */
+  private readonly madeBits = new Int32Array(MADE_BITS / 32);
+  private madeBitsSet = 0;
 
   constructor(private readonly oui: OuiLookup, private readonly options: InventoryOptions) {
     for (const [mac, cfg] of Object.entries(options.devices)) this.overrides.set(parseMac(mac), cfg);
+    this.maxKept = Math.max(1, Math.floor(options.maxDevices / 2));
+  }
+
+  /** Devices held now. */
+  get size(): number {
+    return this.devices.size;
   }
 
   /** The device with this MAC, created on first sight; `timeMs` updates when it was last seen. */
   get(mac: number, timeMs: number): Device {
     let d = this.devices.get(mac);
     if (d === undefined) {
-      d = new Device(mac, formatMac(mac));
+      d = new Device(mac);
       d.firstSeenMs = timeMs;
       // the locally-administered bit: a randomised address names no vendor
       d.randomized = Math.floor(mac / 2 ** 40) % 4 >= 2;
@@ -80,11 +145,39 @@ export class Inventory {
         d.configModel = cfg.model ?? null;
       }
       this.devices.set(mac, d);
+      this.markMade(mac);
+      if (cfg) this.keep(d);
+      else this.ordinary.push(d);
       if (this.devices.size > this.options.maxDevices) this.evictOldest();
       this.stats.devices = this.devices.size;
+    } else if (timeMs > d.lastSeenMs && (d.kept ? this.kept : this.ordinary).newest !== d) {
+      // seen again: to the back of its list
+      const order = d.kept ? this.kept : this.ordinary;
+      order.remove(d);
+      order.push(d);
     }
     if (timeMs > d.lastSeenMs) d.lastSeenMs = timeMs;
     return d;
+  }
+
+  /**
+   * Whether to read an announcement from `srcMac` (before parsing it): always for a known device, and
+   * for an unknown one while the budget lasts (the payload inspector counts what it skips).
+   */
+  admitAnnouncement(srcMac: number, timeMs: number): boolean {
+    const bit = madeBit(srcMac);
+    if ((this.madeBits[bit >>> 5] & (1 << (bit & 31))) !== 0 && this.devices.has(srcMac)) return true;
+    if (timeMs > this.announceRefillMs) {
+      if (this.announceRefillMs !== Number.NEGATIVE_INFINITY) {
+        this.announceTokens = Math.min(ANNOUNCE_BURST, this.announceTokens + ((timeMs - this.announceRefillMs) * ANNOUNCE_PER_SECOND) / 1000);
+      }
+      this.announceRefillMs = timeMs;
+    }
+    if (this.announceTokens >= 1) {
+      this.announceTokens--;
+      return true;
+    }
+    return false;
   }
 
   /** A device if known, without creating it. */
@@ -208,12 +301,51 @@ export class Inventory {
     }
   }
 
-  private evictOldest(): void {
-    let oldest: Device | null = null;
-    for (const d of this.devices.values()) if (oldest === null || d.lastSeenMs < oldest.lastSeenMs) oldest = d;
-    if (oldest) {
-      this.devices.delete(oldest.mac);
-      this.stats.evicted++;
+  /** Sets a MAC's bit; past one bit in eight set, the map is rebuilt from the devices held. */
+  private markMade(mac: number): void {
+    const bit = madeBit(mac);
+    const word = bit >>> 5;
+    const mask = 1 << (bit & 31);
+    if ((this.madeBits[word] & mask) !== 0) return;
+    this.madeBits[word] |= mask;
+    if (++this.madeBitsSet <= MADE_BITS / 8) return;
+    this.madeBits.fill(0);
+    this.madeBitsSet = 0;
+    for (const m of this.devices.keys()) {
+      const b = madeBit(m);
+      if ((this.madeBits[b >>> 5] & (1 << (b & 31))) === 0) this.madeBitsSet++;
+      this.madeBits[b >>> 5] |= 1 << (b & 31);
     }
+  }
+
+  /** Moves a device to the kept list (assistants, configured devices), which holds at most half. */
+  private keep(d: Device): void {
+    d.kept = true;
+    this.kept.push(d);
+    if (this.kept.size > this.maxKept) this.drop(this.kept.oldest!);
+  }
+
+  /**
+   * Drops the least recently seen ordinary device. One found to be an assistant on the way moves to the
+   * kept list instead (each device moves at most once, so this stays O(1) amortised); with no ordinary
+   * device left, the least recently seen kept one goes.
+   */
+  private evictOldest(): void {
+    while (this.devices.size > this.options.maxDevices) {
+      const d = this.ordinary.oldest ?? this.kept.oldest;
+      if (d === null) return;
+      if (!d.kept && mayBeAssistant(d) && (refresh(d), d.assistant)) {
+        this.ordinary.remove(d);
+        this.keep(d);
+        continue;
+      }
+      this.drop(d);
+    }
+  }
+
+  private drop(d: Device): void {
+    (d.kept ? this.kept : this.ordinary).remove(d);
+    this.devices.delete(d.mac);
+    this.stats.evicted++;
   }
 }

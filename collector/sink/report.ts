@@ -427,6 +427,7 @@ export function buildReportSink(options: ReportSinkOptions) {
         sniGaveUp: stats.payload.sniGaveUp,
         quicSni: stats.payload.quicSni,
         announcements: stats.payload.announcements,
+        announcementsSkipped: stats.payload.announcementsSkipped,
         ...(stats.tagging ?? {}),
         ...(stats.detect ? { activations: stats.detect.activations, rejectedBursts: stats.detect.rejectedBursts } : {}),
       },

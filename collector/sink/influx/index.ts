@@ -82,8 +82,9 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     spool,
     log,
   );
-  const traffic = new TrafficAggregator({ topServerNames: influx.topServerNames });
   let sources: InfluxSources | null = null;
+  const device = (mac: number) => sources?.device(mac);
+  const traffic = new TrafficAggregator({ topServerNames: influx.topServerNames, device });
   let intervalStartMs = Number.NaN;
   let nextDeviceMs = Number.NaN;
   let lastDeviceMs = Number.NEGATIVE_INFINITY;
@@ -108,7 +109,6 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     return t;
   };
 
-  const device = (mac: number) => sources?.device(mac);
   /** The series and time each recent activation was written with, to retract it when its verdict changes. */
   const written = new Map<string, { timeMs: number; deviceName: string | null; verdict: string }>();
 
@@ -158,7 +158,8 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   function devicePoints(nowMs: number): void {
     const timeMs = Math.floor(nowMs / deviceIntervalMs) * deviceIntervalMs;
     for (const d of sources?.devices() ?? []) {
-      if (d.lastSeenMs < lastDeviceMs) continue;
+      // only devices with a `device` tag value of their own (traffic.ts): a flood of forged MACs adds no series
+      if (d.lastSeenMs < lastDeviceMs || !traffic.devices.admit(d.mac, d)) continue;
       emit(pointLine('device', { device: d.macText }, {
         name: d.name ?? '',
         vendor: d.vendor ?? d.ouiVendor ?? '',

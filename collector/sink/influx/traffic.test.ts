@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createFlow, type Flow } from '../../flow/flow.js';
 import { Device } from '../../identify/device.js';
-import { SERVER_NAME_MIN_BYTES, TrafficAggregator } from './traffic.js';
+import { DEVICE_MIN_BYTES, FREE_DEVICE_TAGS, SERVER_NAME_MIN_BYTES, TrafficAggregator } from './traffic.js';
 
 // hand-made flows and devices: the expected lines are written out here, not taken from the aggregator
 const MAC = 0xaabbcc000001;
@@ -133,5 +133,38 @@ describe('TrafficAggregator', () => {
       `traffic,device=${MAC_TEXT} bytes_up=10i,bytes_down=0i,packets_up=1i,packets_down=0i 0`,
       `traffic,device=${MAC_TEXT},server_name=avs-alexa-na.amazon.com,service=voice bytes_up=20i,bytes_down=0i,packets_up=1i,packets_down=0i 0`,
     ]);
+  });
+
+  it('bounds the device tag under a flood of MACs: the first ones and assistants get their own, the rest is "other", the sums hold', () => {
+    const echoMac = 0x68dbf5901964;
+    const echo = new Device(echoMac, '68:db:f5:90:19:64');
+    echo.assistant = true;
+    const traffic = new TrafficAggregator({ topServerNames: 10, device: (mac) => (mac === echoMac ? echo : undefined) });
+    let sent = 0;
+    for (let i = 0; i < 5000; i++) {
+      const f = flow();
+      f.deviceMac = 0x020000000000 + i;
+      grow(f, [1, 300]);
+      sent += 300;
+      traffic.take(f);
+    }
+    const voice = flow({ service: 'voice', vendor: 'amazon', serverName: 'avs-alexa-4-na.amazon.com' });
+    voice.deviceMac = echoMac;
+    grow(voice, [10, 9000]);
+    traffic.take(voice);
+    // one busy device past the free ones: its own tag once it moved DEVICE_MIN_BYTES
+    const busy = flow();
+    busy.deviceMac = 0x02ffff000001;
+    grow(busy, [100, DEVICE_MIN_BYTES]);
+    traffic.take(busy);
+    const lines: string[] = [];
+    traffic.drain(0, () => undefined, (line) => lines.push(line));
+    const devices = new Set(lines.map((l) => /device=([^, ]+)/.exec(l)![1]));
+    expect(devices.size).toBe(FREE_DEVICE_TAGS + 3);
+    expect(devices.has('other')).toBe(true);
+    expect(devices.has('68:db:f5:90:19:64')).toBe(true);
+    expect(devices.has('02:ff:ff:00:00:01')).toBe(true);
+    const other = lines.find((l) => l.startsWith('traffic,device=other '))!;
+    expect(other).toBe(`traffic,device=other bytes_up=${sent - FREE_DEVICE_TAGS * 300}i,bytes_down=0i,packets_up=${5000 - FREE_DEVICE_TAGS}i,packets_down=0i 0`);
   });
 });

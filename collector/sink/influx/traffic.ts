@@ -99,10 +99,78 @@ export class ServerNames {
 
 export interface TrafficOptions {
   topServerNames: number;
+  /** The inventory's device by MAC (verdict up to date): decides which devices get a tag value. */
+  device?: DeviceLookup;
 }
 
 /** A device with its verdict up to date, for tags. */
 export type DeviceLookup = (mac: number) => Device | undefined;
+
+/** The `device` tag value of devices without their own: their traffic is summed under it. */
+export const OTHER_DEVICE = 'other';
+/** The series key of "other" (MACs are >= 0, no MAC is -1). */
+const OTHER_MAC = -2;
+/** Devices that get their own tag value on sight, first come first served. */
+export const FREE_DEVICE_TAGS = 256;
+/** Devices with their own tag value, at most (assistants and configured devices included). */
+export const MAX_DEVICE_TAGS = 1024;
+/** Bytes a device past the free ones needs before it gets its own tag value. */
+export const DEVICE_MIN_BYTES = 1 << 20;
+
+/**
+ * Bounds the `device` tag (issue 14): any LAN host can send from as many forged MACs as it likes, and
+ * every tag value is a series InfluxDB keeps until its shard expires. Assistants and configured devices
+ * (the owner's word) get their own value, as do the first FREE_DEVICE_TAGS devices seen; later ones
+ * once they moved DEVICE_MIN_BYTES (a phone does in minutes; a forged announcement never does); all at
+ * most MAX_DEVICE_TAGS. The rest is counted under "other". Admission is for the process's life.
+ */
+export class DeviceTags {
+  private readonly admitted = new Set<number>();
+  private readonly candidates = new Map<number, number>();
+  /** Grows when a device is admitted: flows cached under "other" look again. */
+  version = 0;
+  /** Devices refused a tag value of their own (a self-metric). */
+  refused = 0;
+
+  constructor(private readonly lookup: DeviceLookup) {}
+
+  get size(): number {
+    return this.admitted.size;
+  }
+
+  has(mac: number): boolean {
+    return this.admitted.has(mac);
+  }
+
+  /** True when the device has (or now gets) its own tag value. */
+  admit(mac: number, d: Device | undefined = this.lookup(mac)): boolean {
+    if (this.admitted.has(mac)) return true;
+    const owned = d !== undefined && (d.assistant || d.configName !== null || d.configAssistant !== null);
+    if (this.admitted.size < MAX_DEVICE_TAGS && (owned || this.admitted.size < FREE_DEVICE_TAGS)) {
+      this.add(mac);
+      return true;
+    }
+    return false;
+  }
+
+  /** Counts the bytes of a device without a tag value; admits it past DEVICE_MIN_BYTES. */
+  count(mac: number, bytes: number): void {
+    if (this.admitted.size >= MAX_DEVICE_TAGS) return;
+    const total = (this.candidates.get(mac) ?? 0) + bytes;
+    if (total >= DEVICE_MIN_BYTES) {
+      this.candidates.delete(mac);
+      this.add(mac);
+      return;
+    }
+    if (this.candidates.has(mac) || this.candidates.size < MAX_CANDIDATES) this.candidates.set(mac, total);
+  }
+
+  private add(mac: number): void {
+    this.admitted.add(mac);
+    this.candidates.delete(mac);
+    this.version++;
+  }
+}
 
 /**
  * Values by device MAC, service and name, in nested maps: no key string is built per lookup (a MAC
@@ -150,6 +218,8 @@ export class TrafficAggregator {
   /** Series that took something in the open interval. */
   private dirty: Series[] = [];
   private readonly names: ServerNames;
+  /** Which devices have a `device` tag value of their own. */
+  readonly devices: DeviceTags;
   /** Counts intervals. */
   private epoch = 0;
   /** Sums of everything taken, for the self-check against the report. */
@@ -157,6 +227,15 @@ export class TrafficAggregator {
 
   constructor(options: TrafficOptions) {
     this.names = new ServerNames(options.topServerNames);
+    this.devices = new DeviceTags(options.device ?? (() => undefined));
+  }
+
+  /** The series key of a flow's device: its MAC when it has its own tag value, else "other". */
+  private deviceKeyOf(mac: number, bytes: number): number {
+    if (mac < 0 || this.devices.admit(mac)) return mac;
+    this.devices.count(mac, bytes);
+    // counting may have admitted it
+    return this.devices.has(mac) ? mac : OTHER_MAC;
   }
 
   /** Takes the flow's growth since it was last taken; false when it had none (the walk can stop). */
@@ -202,27 +281,32 @@ export class TrafficAggregator {
     const serverName = flow.serverName ?? flow.sni;
     const inCatalogue = flow.service !== null && flow.vendor !== null;
     if (serverName !== null && !inCatalogue) this.names.count(serverName, bytes);
+    const mac = flow.deviceMac;
+    // a device under "other" counts its bytes (and may be admitted) every time it takes
+    const other = mac >= 0 && !this.devices.has(mac) && this.deviceKeyOf(mac, bytes) === OTHER_MAC;
+    // both versions only grow, so their sum changes whenever either does
+    const version = this.names.version + this.devices.version;
     const cached = flow.sinkCell as Cell | null;
-    if (cached !== null && cached.live && cached.namesVersion === this.names.version && cached.service === flow.service &&
-      cached.rawName === serverName && cached.mac === flow.deviceMac) {
+    if (cached !== null && cached.live && cached.namesVersion === version && cached.service === flow.service &&
+      cached.rawName === serverName && cached.mac === mac) {
       cached.epoch = this.epoch;
       return cached.series;
     }
-    const mac = flow.deviceMac;
     let cell = this.cells.get(mac, flow.service, serverName);
-    if (cell === undefined || cell.namesVersion !== this.names.version) {
+    if (cell === undefined || cell.namesVersion !== version) {
       const nameTag = this.names.tag(serverName, inCatalogue);
-      let series = this.series.get(mac, flow.service, nameTag);
+      const key = other ? OTHER_MAC : mac;
+      let series = this.series.get(key, flow.service, nameTag);
       if (series === undefined) {
-        series = new Series(mac, flow.service, nameTag);
-        this.series.set(mac, flow.service, nameTag, series);
+        series = new Series(key, flow.service, nameTag);
+        this.series.set(key, flow.service, nameTag, series);
       }
       if (cell === undefined) {
-        cell = new Cell(mac, flow.service, serverName, this.names.version, series);
+        cell = new Cell(mac, flow.service, serverName, version, series);
         this.cells.set(mac, flow.service, serverName, cell);
       } else {
         cell.series = series;
-        cell.namesVersion = this.names.version;
+        cell.namesVersion = version;
       }
     }
     cell.epoch = this.epoch;
@@ -259,6 +343,10 @@ export class TrafficAggregator {
 
   /** The series' tags as line text, made again only when the device's names changed. */
   private seriesTextOf(s: Series, device: DeviceLookup): string {
+    if (s.mac === OTHER_MAC) {
+      s.text ??= seriesText('traffic', { device: OTHER_DEVICE, service: s.service, server_name: s.serverName });
+      return s.text;
+    }
     const d = s.mac >= 0 ? device(s.mac) : undefined;
     const name = d?.name ?? null;
     const vendor = d?.vendor ?? d?.ouiVendor ?? null;

@@ -85,6 +85,8 @@ export interface DeviceStatesOptions {
   maxDevices: number;
   /** Most activations remembered for verdict changes (default 1024). */
   maxActivations?: number;
+  /** A state dropped to make room: its retained topics on the broker must go too. */
+  onEvicted?: (state: DeviceState) => void;
 }
 
 /** Most activations open at once on one device; a "finished" never seen must not grow the set. */
@@ -103,6 +105,7 @@ export class DeviceStates {
   private readonly days: LocalDays;
   private readonly maxDevices: number;
   private readonly maxActivations: number;
+  private readonly onEvicted: (state: DeviceState) => void;
   /** Devices dropped because the map was full (a self-metric). */
   evicted = 0;
 
@@ -110,6 +113,7 @@ export class DeviceStates {
     this.days = new LocalDays(options.timeZone);
     this.maxDevices = Math.max(1, options.maxDevices);
     this.maxActivations = Math.max(1, options.maxActivations ?? 1024);
+    this.onEvicted = options.onEvicted ?? (() => {});
   }
 
   get size(): number {
@@ -252,9 +256,10 @@ export class DeviceStates {
 
   private make(key: string, mac: string, nowMs: number): DeviceState {
     if (this.states.size >= this.maxDevices) {
-      const oldest = this.states.keys().next().value as string;
-      this.states.delete(oldest);
+      const oldest = this.states.values().next().value as DeviceState;
+      this.states.delete(oldest.key);
       this.evicted++;
+      this.onEvicted(oldest);
     }
     const state = new DeviceState(key, mac, null, null, null, this.days.dayOf(nowMs));
     this.states.set(key, state);

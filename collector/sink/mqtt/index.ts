@@ -75,6 +75,13 @@ export interface MqttSink extends ActivationListener {
 const PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:']);
 /** Activation events kept while the broker is away; the oldest are dropped beyond it. */
 const MAX_QUEUED_EVENTS = 256;
+/**
+ * Devices with a state and discovery configs on the broker, at most: a home has a handful of assistants,
+ * and each one is six retained messages that Home Assistant turns into a device (issue 14: a flood of
+ * forged ones once left 13,650 behind). Beyond it the least recently used goes, and its retained
+ * messages are cleared.
+ */
+const MAX_MQTT_DEVICES = 256;
 /** At most one log line per this long about rejected wake events. */
 const WAKE_WARNING_INTERVAL_MS = 60_000;
 const CLOSE_WAIT_MS = 5000;
@@ -90,7 +97,7 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
   checkFilter(topics.wake);
   const { log } = deps;
   const now = deps.now ?? Date.now;
-  const states = new DeviceStates({ timeZone: config.detect.timeZone, maxDevices: config.tagging.maxDevices });
+  const states = new DeviceStates({ timeZone: config.detect.timeZone, maxDevices: Math.min(config.tagging.maxDevices, MAX_MQTT_DEVICES), onEvicted: forget });
   const reconnectPeriod = deps.reconnectPeriodMs ?? 5000;
 
   let client: MqttClient | null = null;
@@ -106,6 +113,8 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
   /** Discovery signature of each assistant announced on this connection. */
   const announced = new Map<string, string>();
   const queue: string[] = [];
+  /** Devices evicted while the broker was away: their retained messages are cleared on the next connect. */
+  const toClear = new Set<string>();
   const counters = { connects: 0, published: 0, publishErrors: 0, activationEvents: 0, eventsDropped: 0, wakePayloads: 0, wakeEvents: 0, wakeRejected: 0 };
   let wakeWarnedMs = Number.NEGATIVE_INFINITY;
   let wakeSuppressed = 0;
@@ -140,6 +149,23 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
     return true;
   }
 
+  /** Clears a device's retained state and discovery configs on the broker. */
+  function clearRetained(key: string): void {
+    if (mqtt.discovery) for (const m of removalMessages(key, topics)) publish(m.topic, m.payload, true);
+    publish(topics.deviceState(key), '', true);
+  }
+
+  /** A state evicted from the bounded map: Home Assistant must not keep its device either. */
+  function forget(state: DeviceState): void {
+    announced.delete(state.key);
+    if (client?.connected) {
+      clearRetained(state.key);
+      return;
+    }
+    toClear.add(state.key);
+    if (toClear.size > MAX_MQTT_DEVICES) toClear.delete(toClear.values().next().value as string);
+  }
+
   function takeInventory(): void {
     const t = now();
     for (const device of deps.devices()) {
@@ -162,6 +188,8 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
   /** Everything, after a connect or Home Assistant's birth: discovery, states, waiting events. */
   function publishAll(): void {
     announced.clear();
+    for (const key of toClear) if (states.get(key) === undefined) clearRetained(key);
+    toClear.clear();
     takeInventory();
     for (const state of states.values()) {
       announce(state);

@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+// The flood part of `npm run bench` (issue 14, fault 7): 1M forged DHCP/mDNS/SSDP announcements, a new
+// random MAC each, 300 packets/s of packet time from one host (test/helpers/flood.ts, bundled here with
+// esbuild), replayed with everything on into a real influxd and a real mosquitto. Per run: packets/s
+// (whole process: packets / wall time, and per second of CPU time, GNU time), peak RSS, InfluxDB series and `device` tag values,
+// retained messages on the broker, assistants in the report; median of N runs. Beside it, when
+// bench/run.mjs built it, a plain replay of the same-size real capture (bench/out/bench-N.pcap).
+// Targets (issue 14): memory under 200 MB, series under 10,000, above 500k packets/s, no assistant.
+//   node bench/flood.mjs [--runs N] [--packets N]   (the flood capture is cached in bench/out/)
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, packets: { type: 'string', default: '1000000' } } });
+const runs = Number(values.runs);
+const packets = Number(values.packets);
+const out = join(root, 'bench', 'out');
+mkdirSync(out, { recursive: true });
+if (!existsSync(join(root, 'dist/collector/cli/main.js'))) spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
+const bin = join(root, 'dist/collector/cli/main.js');
+
+// the generator is the tests' own (TypeScript): bundled once into bench/out
+const generator = join(out, 'flood-gen.mjs');
+const source = join(root, 'test/helpers/flood.ts');
+if (!existsSync(generator) || statSync(generator).mtimeMs < statSync(source).mtimeMs) {
+  const { build } = await import('esbuild');
+  await build({ entryPoints: [source], bundle: true, platform: 'node', format: 'esm', outfile: generator, logLevel: 'warning' });
+}
+const flood = join(out, `flood-${packets}.pcap`);
+if (!existsSync(flood)) {
+  const { writeFloodPcap } = await import(generator);
+  const summary = writeFloodPcap(flood, { packets, seed: 14, rate: 300 });
+  console.log(`flood capture: ${summary.packets} packets (${summary.dhcp} DHCP, ${summary.mdns} mDNS, ${summary.ssdp} SSDP), ${summary.macs} forged MACs, ${summary.lastSeconds - summary.firstSeconds} s of packet time`);
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const haveTime = spawnSync('/usr/bin/time', ['-f', '%e', 'true']).status === 0;
+if (!haveTime) {
+  console.error('bench: GNU time (/usr/bin/time) not found; run deploy/setup.sh first');
+  process.exit(2);
+}
+
+// a real influxd and a real mosquitto, when installed (series and retained messages are measured there)
+const { freePort, startInfluxd } = await import(join(root, 'dist/collector/influxd.js'));
+const dir = mkdtempSync(join(tmpdir(), 'earshot-bench-flood-'));
+let influxd = null;
+if (spawnSync('influxd', ['version']).status === 0) influxd = await startInfluxd({ dir: join(dir, 'influxd'), httpPort: await freePort(), rpcPort: await freePort() });
+let mosquitto = null;
+let mqttUrl = null;
+if (spawnSync('sh', ['-c', 'command -v mosquitto || test -x /usr/sbin/mosquitto']).status === 0) {
+  const port = await freePort();
+  const conf = join(dir, 'mosquitto.conf');
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+  const { spawn } = await import('node:child_process');
+  const path = existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto';
+  mosquitto = spawn(path, ['-c', conf], { stdio: 'ignore' });
+  mqttUrl = `mqtt://127.0.0.1:${port}`;
+  await new Promise((r) => setTimeout(r, 500));
+}
+process.on('exit', () => {
+  influxd?.child.kill('SIGTERM');
+  mosquitto?.kill('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
+});
+const query = async (db, q) => (await (await fetch(`${influxd.url}/query`, { method: 'POST', body: new URLSearchParams({ db, q }) })).json());
+
+/** Retained messages with a payload on the broker now, as a new subscriber gets them. */
+async function retainedCount(db) {
+  const { connectAsync } = await import('mqtt');
+  const client = await connectAsync(mqttUrl, { reconnectPeriod: 0 });
+  let n = 0;
+  client.on('message', (_t, payload, packet) => { if (packet.retain && payload.length > 0) n++; });
+  await client.subscribeAsync([`ha-${db}/#`, `earshot-${db}/#`], { qos: 1 });
+  await client.publishAsync('bench/ping', 'x', { qos: 1 });
+  await new Promise((r) => setTimeout(r, 500));
+  await client.endAsync();
+  return n;
+}
+
+/** One replay of `file` with the sinks on; whole-process wall time and peak RSS from GNU time. */
+async function replay(file, db, run) {
+  const report = join(dir, 'report.json');
+  const args = ['-f', '%e %M %U %S', process.execPath, bin, 'replay', file, '--format', 'json', '-o', report, '--no-progress'];
+  if (influxd) args.push('--influx-url', influxd.url, '--influx-db', db, '--influx-raw-retention', 'INF');
+  // each run its own topics: what a run leaves retained is counted apart from the others
+  if (mqttUrl) args.push('--mqtt-url', mqttUrl, '--mqtt-client-id', `bench-${db}-${run}`, '--mqtt-prefix', `earshot-${db}`, '--mqtt-discovery-prefix', `ha-${db}`);
+  const res = spawnSync('/usr/bin/time', args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (res.status !== 0) throw new Error(`replay failed: ${res.stderr.slice(-2000)}`);
+  const [wall, rssKb, user, system] = res.stderr.trim().split('\n').pop().split(' ').map(Number);
+  const parsed = JSON.parse(readFileSync(report, 'utf8'));
+  const row = { packets: parsed.capture.packets, wall, cpu: user + system, rssMb: rssKb / 1024, assistants: parsed.devices.filter((d) => d.assistant).length, devices: parsed.devices.length, series: null, deviceTags: null, retained: null };
+  if (influxd) {
+    const series = await query(db, 'SHOW SERIES');
+    row.series = (series.results[0].series ?? []).reduce((n, s) => n + s.values.length, 0);
+    const tags = await query(db, 'SHOW TAG VALUES WITH KEY = "device"');
+    row.deviceTags = new Set((tags.results[0].series ?? []).flatMap((s) => s.values.map((v) => v[1]))).size;
+  }
+  if (mqttUrl) row.retained = await retainedCount(db);
+  return row;
+}
+
+const plain = join(out, `bench-${packets}.pcap`);
+const cases = [['flood', flood], ...(existsSync(plain) ? [['real capture', plain]] : [])];
+const results = new Map(cases.map(([name]) => [name, []]));
+for (let r = 0; r < runs; r++) {
+  for (const [name, file] of cases) results.get(name).push(await replay(file, `flood_${name === 'flood' ? 'f' : 'r'}_${r}`, r));
+}
+
+console.log(`\nFlood of forged announcements (${packets} packets), median of ${runs} runs${influxd ? ', real influxd' : ''}${mqttUrl ? ', real mosquitto' : ''}:\n`);
+console.log('| capture | packets/s | wall time | CPU time | packets per CPU second | peak RSS | assistants | InfluxDB series | `device` tag values | retained MQTT messages |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const [name, rows] of results) {
+  const m = (k) => median(rows.map((x) => x[k]));
+  const pps = median(rows.map((x) => x.packets / x.wall));
+  console.log(`| ${name} | ${Math.round(pps).toLocaleString('en')} | ${m('wall').toFixed(2)} s | ${m('cpu').toFixed(2)} s | ${Math.round(median(rows.map((x) => x.packets / x.cpu))).toLocaleString('en')} | ${m('rssMb').toFixed(0)} MB | ${m('assistants')} | ${influxd ? m('series') : 'n/a'} | ${influxd ? m('deviceTags') : 'n/a'} | ${mqttUrl ? m('retained') : 'n/a'} |`);
+}
+const f = results.get('flood');
+const verdict = (ok) => (ok ? 'met' : 'NOT met');
+console.log(`\ntargets: memory < 200 MB ${verdict(median(f.map((x) => x.rssMb)) < 200)}; series < 10,000 ${influxd ? verdict(median(f.map((x) => x.series)) < 10_000) : 'not measured (no influxd)'}; ` +
+  `> 500k packets/s ${verdict(median(f.map((x) => x.packets / x.wall)) > 500_000)}; no assistant ${verdict(f.every((x) => x.assistants === 0))}`);
+if (!existsSync(plain)) console.log(`(no ${plain}: run node bench/run.mjs first for the plain replay beside it)`);
+process.exit(0);

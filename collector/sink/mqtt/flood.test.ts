@@ -1,0 +1,62 @@
+/**
+ * Issue 14, fault 7: the broker keeps what earshot retains, so the MQTT sink's bound on devices must hold
+ * on the broker too. Real mosquitto: a new subscriber (as Home Assistant after a restart) gets only the
+ * devices the sink still holds; an evicted one's discovery configs and state are cleared.
+ */
+import { connectAsync } from 'mqtt';
+import { pino } from 'pino';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { loadConfig } from '../../config.js';
+import type { EventDevice } from '../events.js';
+import { describeMosquitto, Mosquitto, until } from '../../../test/helpers/mosquitto.js';
+import { buildMqttSink } from './index.js';
+
+const assistant = (i: number): EventDevice => ({ mac: `02:00:00:00:00:${i.toString(16).padStart(2, '0')}`, name: `Forged ${i}`, vendor: 'amazon', model: null, assistant: true });
+
+/** Retained messages with a payload under `filters`, as a new subscriber gets them. */
+async function retained(url: string, filters: string[]): Promise<Map<string, string>> {
+  const client = await connectAsync(url, { clientId: `flood-listener-${Math.random().toString(36).slice(2)}`, reconnectPeriod: 0 });
+  const seen = new Map<string, string>();
+  client.on('message', (topic, payload, packet) => {
+    if (packet.retain && payload.length > 0) seen.set(topic, payload.toString('utf8'));
+  });
+  await client.subscribeAsync(filters, { qos: 1 });
+  await client.publishAsync('flood-test/ping', 'x', { qos: 1 });
+  await new Promise((r) => setTimeout(r, 300));
+  await client.endAsync();
+  return seen;
+}
+
+describeMosquitto('MQTT devices bounded on the broker (real mosquitto)', () => {
+  let broker: Mosquitto;
+  beforeAll(async () => {
+    broker = await Mosquitto.start();
+  });
+  afterAll(async () => {
+    await broker?.close();
+  });
+
+  it('clears the retained discovery configs and state of a device it evicts', async () => {
+    let current: EventDevice[] = [];
+    const config = loadConfig({ flags: { 'mqtt-url': broker.url, 'mqtt-prefix': 'fl', 'mqtt-discovery-prefix': 'ha-fl', 'mqtt-client-id': 'earshot-flood', 'max-devices': '3' } });
+    const sink = buildMqttSink(config, { log: pino({ level: 'silent' }), onWakeEvents: () => {}, devices: () => current, reconnectPeriodMs: 200 })!;
+    try {
+      await sink.start();
+      // ten assistants, one after the other (as a flood of forged ones would come)
+      for (let i = 1; i <= 10; i++) {
+        current = [assistant(i)];
+        sink.onDevicesChanged();
+      }
+      await until('the sink holds 3 devices', () => sink.stats.devices === 3);
+      const kept = await retained(broker.url, ['ha-fl/#', 'fl/device/+/state']);
+      const macs = new Set([...kept.values()].map((p) => {
+        const body = JSON.parse(p) as { mac?: string; device?: { connections: string[][] } };
+        return body.mac ?? body.device?.connections[0][1];
+      }));
+      expect([...macs].sort()).toEqual([8, 9, 10].map((i) => assistant(i).mac));
+      expect(sink.stats.devicesEvicted).toBe(7);
+    } finally {
+      await sink.close();
+    }
+  }, 30_000);
+});
