@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fsyncDir, TMP_SUFFIX } from './durable.js';
+import { fsyncDir, isDiskFull, TMP_SUFFIX } from './durable.js';
 import { earshotError } from './errors.js';
 
 /** Probe files: `.write-test-PID` (and `.write-test`, which earshot before 0.x left behind). */
@@ -73,8 +73,11 @@ export function removeLeftoverTemporaries(dir: string): number {
   return removed;
 }
 
-/** Makes sure the data directory exists and is writable; throws EARSHOT_ERR_DATA_DIR otherwise. */
-export function prepareDataDir(dir: string): void {
+/**
+ * Makes sure the data directory exists and is writable; throws EARSHOT_ERR_DATA_DIR otherwise. A full disk
+ * is not an error: the answer is a warning to log (null when all is well).
+ */
+export function prepareDataDir(dir: string): string | null {
   try {
     makeDirs(dir);
     removeLeftoverTemporaries(dir);
@@ -87,8 +90,12 @@ export function prepareDataDir(dir: string): void {
       closeSync(fd);
       rmSync(probe, { force: true });
     }
+    return null;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
+    // a full disk is a state to get through, not a configuration error: earshot starts, holds in memory
+    // what it cannot write (within bounds), says so in /health, and writes it when space returns
+    if (isDiskFull(e)) return `${dir}: the disk is full (${e.code}): earshot runs, but what it must keep waits in memory (bounded) until there is room`;
     const why = e.code === 'ENOENT' ? `${e.code}: the file system there does not take new files or directories` : e.message;
     throw earshotError('EARSHOT_ERR_DATA_DIR', dir, why);
   }

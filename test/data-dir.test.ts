@@ -5,7 +5,7 @@
  * a start removes those a killed run left.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
@@ -14,6 +14,7 @@ import { TMP_SUFFIX } from '../collector/durable.js';
 import { runCli } from './helpers/cli.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { tempDir } from './helpers/temp.js';
+import { canMount, Tmpfs } from './helpers/tmpfs.js';
 
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 
@@ -66,5 +67,29 @@ describe('temporary files in the data directory', () => {
     const after = walk(dataDir);
     expect(after).toContain('state.json');
     expect(after.filter((p) => /(^|\/)\.write-test/.test(p) || TMP_SUFFIX.test(p))).toEqual([]);
+  });
+});
+
+describe('a data directory on a full disk', () => {
+  it('a run whose state file cannot be written warns and ends well; the last saved state stays', async () => {
+    if (!canMount()) throw new Error('this test mounts a tmpfs: run it as root (CI does)');
+    const disk = Tmpfs.mount(256);
+    try {
+      const dataDir = join(disk.dir, 'data');
+      const first = await runCli(['replay', CAPTURE, '--format', 'json', '--data-dir', dataDir]);
+      expect(first.code, first.stderr).toBe(0);
+      const saved = readFileSync(join(dataDir, 'state.json'), 'utf8');
+      disk.fill();
+      // before: exit 2, "cannot write state.json: ENOSPC", and the report of a finished run lost
+      const r = await runCli(['replay', CAPTURE, '--format', 'json', '--data-dir', dataDir, '--log-format', 'text']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).capture.packets).toBeGreaterThan(0);
+      expect(r.stderr).toMatch(/cannot write state\.json.*ENOSPC.*the last saved state is kept/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(readFileSync(join(dataDir, 'state.json'), 'utf8')).toBe(saved);
+      expect(walk(dataDir).filter((p) => TMP_SUFFIX.test(p))).toEqual([]);
+    } finally {
+      disk.unmount();
+    }
   });
 });

@@ -129,7 +129,8 @@ export async function runDemo(parsed: ParsedCommand, io: CliIo, cliLog: Logger):
       },
     });
     const { prepareDataDir } = await import('../identify/state.js');
-    prepareDataDir(join(dir, 'data'));
+    const diskWarning = prepareDataDir(join(dir, 'data'));
+    if (diskWarning) log.warn(diskWarning);
     const runtime = buildRuntime(config, { clock: 'packet', activity: true }, { log });
     const alerts = await startAlertSinks(config, runtime, log);
     let capturing = true;

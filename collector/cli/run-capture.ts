@@ -192,7 +192,8 @@ interface PipelineOptions {
 async function runPipeline(source: CaptureSource, config: Readonly<Config>, parsed: ParsedCommand, io: CliIo, log: Logger, options: PipelineOptions): Promise<number> {
   const format = parseFormat(parsed.flags.format, io.stdout, parsed.flags.output);
   const dataDir = config.dataDir;
-  if (dataDir !== null) prepareDataDir(dataDir);
+  const diskWarning = dataDir !== null ? prepareDataDir(dataDir) : null;
+  if (diskWarning) log.warn(diskWarning);
   const runtime = buildRuntime(config, { clock: options.clock, activity: options.api }, { log });
   const { collector, report, influx } = runtime;
   const { inventory, tagger } = collector;
@@ -204,8 +205,19 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
     for (const journalWarning of runtime.openJournals(dataDir)) log.warn(journalWarning);
   }
   // labels are not in the state file: each is in labels.jsonl before the API accepts it
+  // a state file that cannot be written (a full disk) is not worth stopping for: the last good one
+  // stays, the failure is logged once, and the next save tries again
+  let saveFailing = false;
   const save = () => {
-    if (persist) saveState(dataDir, inventory, tagger.dnsCache, runtime.labelsInJournal ? null : collector.detect?.labels ?? null);
+    if (!persist) return;
+    try {
+      saveState(dataDir, inventory, tagger.dnsCache, runtime.labelsInJournal ? null : collector.detect?.labels ?? null);
+      if (saveFailing) log.info('the state file is saved again');
+      saveFailing = false;
+    } catch (err) {
+      if (!saveFailing) log.warn({ err: (err as Error).message }, `${(err as Error).message}; the last saved state is kept, earshot tries again every ${STATE_SAVE_EVERY_S} s and when it stops`);
+      saveFailing = true;
+    }
   };
   const alerts = await startAlertSinks(config, runtime, log);
   let capturing = true;
