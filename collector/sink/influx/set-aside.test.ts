@@ -61,19 +61,34 @@ function newWriter(url: string) {
 }
 
 describe('a batch that fails for its own content', () => {
-  it('InfluxDB answers /ping but never this batch: it is set aside after a few attempts, the next one is written, nobody says "unreachable"', async () => {
+  it('InfluxDB answers /ping but never this batch: it goes to the back, the next one is written, then it is set aside; nobody says "unreachable"', async () => {
     const server = await rawServer((head, body) => (head.startsWith('POST /write') && body.includes('poison') ? null : NO_CONTENT));
     const { writer, spool, logs } = newWriter(server.url);
     for (const l of ['m v=1i 1', 'poison v=2i 2', 'm v=3i 3', 'm v=4i 4']) writer.add(l);
     expect(await writer.close(10_000)).toEqual({ points: 0, spooled: 0 });
     const writes = server.requests.filter((r) => r.startsWith('POST'));
-    expect(writes.filter((r) => r.includes('poison'))).toHaveLength(MAX_BATCH_ATTEMPTS);
-    expect(writes.at(-1)).toContain('m v=3i 3\nm v=4i 4');
-    expect(server.requests.filter((r) => r.startsWith('GET /ping'))).toHaveLength(MAX_BATCH_ATTEMPTS);
+    expect(writes.filter((r) => r.includes('poison'))).toHaveLength(2 * MAX_BATCH_ATTEMPTS);
+    // the batch behind it went through before it was given up
+    const behind = writes.findIndex((r) => r.includes('m v=3i 3\nm v=4i 4'));
+    expect(behind).toBeGreaterThan(writes.findIndex((r) => r.includes('poison')));
+    expect(behind).toBeLessThan(writes.findLastIndex((r) => r.includes('poison')));
+    expect(server.requests.filter((r) => r.startsWith('GET /ping'))).toHaveLength(2 * MAX_BATCH_ATTEMPTS);
     expect(writer.stats).toMatchObject({ batchesSetAside: 1, pointsWritten: 2, pointsRejected: 2 });
     expect(spool.stats.quarantinedBatches).toBe(1);
     expect(writer.inOutage()).toBe(false);
-    expect(logs.map((l) => l.msg).filter((m) => /set aside/.test(m))).toEqual([expect.stringMatching(/InfluxDB answers \/ping but gave no usable answer to this batch 3 times/)]);
+    expect(logs.map((l) => l.msg).filter((m) => /set aside/.test(m))).toEqual([expect.stringMatching(/InfluxDB answers \/ping and takes other batches but gave no usable answer to this one 6 times/)]);
+  });
+
+  it('InfluxDB answers /ping but no write (too busy): nothing is set aside, the order is kept', async () => {
+    const server = await rawServer((head) => (head.startsWith('POST /write') ? null : NO_CONTENT));
+    const { writer } = newWriter(server.url);
+    writer.add('m v=1i 1');
+    writer.flush();
+    writer.add('m v=2i 2');
+    writer.flush();
+    await until('many attempts', () => server.requests.filter((r) => r.startsWith('POST')).length >= 4 * MAX_BATCH_ATTEMPTS, 20_000);
+    expect(writer.stats.batchesSetAside).toBe(0);
+    expect(await writer.close(50)).toEqual({ points: 2, spooled: 2 });
   });
 
   it('a closed port is unreachable: retried, never set aside', async () => {

@@ -4,10 +4,13 @@
  * the oldest spooled batch is retried with back-off; once it is taken, the spool is written out in order
  * before anything newer. 4xx answers are logged with InfluxDB's reason and the batch is dropped (counted):
  * a bad point or a missing database does not get better by retrying. A batch that fails for its own
- * content (a 400 with a line InfluxDB cannot parse, or, MAX_BATCH_ATTEMPTS times, no usable answer
- * while InfluxDB answers /ping) is set aside in the spool's quarantine and the queue moves on:
- * "unreachable" means a server that does not answer, never one bad batch.
+ * content (a 400 with a line InfluxDB cannot parse) is set aside in the spool's quarantine and the queue
+ * moves on. One that gets no usable answer MAX_BATCH_ATTEMPTS times while InfluxDB answers /ping goes to
+ * the back of the queue; only when it fails so again after a batch behind it was taken is it set aside
+ * (an InfluxDB too busy to answer any write sets nothing aside). "Unreachable" means a server that does
+ * not answer, never one bad batch.
  */
+import { createHash } from 'node:crypto';
 import { gzip, constants as zlib } from 'node:zlib';
 import type { Logger } from '../../log.js';
 import { MAX_RETRY_AFTER_MS, type WriteClient, type WriteOutcome } from './client.js';
@@ -83,6 +86,8 @@ export class InfluxWriter {
   private problem: string | null = null;
   /** Attempts of the batch at the head that got no usable answer while /ping answered. */
   private headFailures = 0;
+  /** Batches sent to the back for getting no usable answer: digest -> batches written when it was sent back. */
+  private readonly suspects = new Map<string, number>();
   private retryMs: number;
   private retryTimer: NodeJS.Timeout | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
@@ -313,8 +318,20 @@ export class InfluxWriter {
     if (this.stopped) return;
     if (outcome.kind === 'retry') {
       if (serverAnswers === true && !this.letGo && ++this.headFailures >= MAX_BATCH_ATTEMPTS) {
-        this.setAside(batch, fromSpool, `InfluxDB answers /ping but gave no usable answer to this batch ${this.headFailures} times (${outcome.reason})`, batch.points);
-        return this.pump();
+        const digest = createHash('sha1').update(batch.body).digest('hex');
+        const mark = this.suspects.get(digest);
+        if (mark !== undefined && this.stats.batchesWritten > mark) {
+          // a batch behind it went through since: the server takes writes, this one it cannot
+          this.suspects.delete(digest);
+          this.setAside(batch, fromSpool, `InfluxDB answers /ping and takes other batches but gave no usable answer to this one ${2 * MAX_BATCH_ATTEMPTS} times (${outcome.reason})`, batch.points);
+          return this.pump();
+        }
+        if (mark === undefined) {
+          this.suspects.set(digest, this.stats.batchesWritten);
+          if (this.suspects.size > 64) this.suspects.delete(this.suspects.keys().next().value as string);
+        }
+        this.sendToBack(batch, fromSpool);
+        return this.failed(outcome.reason, true, outcome.retryAfterMs);
       }
       return this.failed(outcome.reason, outcome.answered === true || serverAnswers === true, outcome.retryAfterMs);
     }
@@ -345,6 +362,18 @@ export class InfluxWriter {
     else this.take(fromSpool);
     this.logRejection(outcome.status, outcome.reason, refused);
     this.pump();
+  }
+
+  /** Moves the batch just sent behind every other one (a probe: are the batches behind it taken?). */
+  private sendToBack(batch: Batch, fromSpool: boolean): void {
+    this.headFailures = 0;
+    if (fromSpool) {
+      this.spool.shift();
+      this.spool.push(batch);
+    } else {
+      this.queue.shift();
+      this.queue.push(batch);
+    }
   }
 
   /** Takes the batch just sent off its queue. */

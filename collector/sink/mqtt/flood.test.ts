@@ -48,12 +48,21 @@ describeMosquitto('MQTT devices bounded on the broker (real mosquitto)', () => {
         sink.onDevicesChanged();
       }
       await until('the sink holds 3 devices', () => sink.stats.devices === 3);
-      const kept = await retained(broker.url, ['ha-fl/#', 'fl/device/+/state']);
-      const macs = new Set([...kept.values()].map((p) => {
-        const body = JSON.parse(p) as { mac?: string; device?: { connections: string[][] } };
-        return body.mac ?? body.device?.connections[0][1];
-      }));
-      expect([...macs].sort()).toEqual([8, 9, 10].map((i) => assistant(i).mac));
+      // the clears are published after the sink let the devices go: wait until the broker has them all
+      const macsOnBroker = async () => {
+        const kept = await retained(broker.url, ['ha-fl/#', 'fl/device/+/state']);
+        return [...new Set([...kept.values()].map((p) => {
+          const body = JSON.parse(p) as { mac?: string; device?: { connections: string[][] } };
+          return body.mac ?? body.device?.connections[0][1];
+        }))].sort();
+      };
+      const expected = [8, 9, 10].map((i) => assistant(i).mac);
+      let last: Array<string | undefined> = [];
+      await until('the broker keeps only the last 3 devices', async () => {
+        last = await macsOnBroker();
+        return JSON.stringify(last) === JSON.stringify(expected);
+      }, 10_000).catch(() => undefined);
+      expect(last).toEqual(expected);
       expect(sink.stats.devicesEvicted).toBe(7);
     } finally {
       await sink.close();
