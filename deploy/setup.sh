@@ -10,8 +10,8 @@ mode=${1:-test}
 packages=(libpcap-dev tcpdump)
 if [ "$mode" != "--run" ]; then
   # tshark is the tests' oracle, influxd and mosquitto their real InfluxDB and MQTT broker, time measures
-  # the benchmarks, iproute2 makes the interfaces the live tests take away
-  packages+=(tshark influxdb mosquitto time shellcheck chromium iproute2)
+  # the benchmarks, iproute2 makes the interfaces the live tests take away, strace sees the fsyncs
+  packages+=(tshark influxdb mosquitto time shellcheck chromium iproute2 strace)
 fi
 
 missing=()

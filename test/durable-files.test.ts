@@ -4,8 +4,8 @@
  * output is fsynced under its temporary name, renamed over the target, and the directory fsynced
  * after the rename; a delivered alert's removal is followed by an fsync of its directory. Then the
  * reading side: an import output torn by a power cut is refused with the line, never read as fewer
- * events (the wake-event parser already refused these; pinned here). The strace part is skipped where
- * strace is not installed.
+ * events (the wake-event parser already refused these; pinned here). The strace part needs strace
+ * (deploy/setup.sh installs it): missing, it fails in CI and is skipped with a message elsewhere.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { readWakeEventsFile } from '../collector/detect/wake-events.js';
 import { isEarshotError } from '../collector/errors.js';
 import { EARSHOT_BIN } from './helpers/cli.js';
-import { PROJECT_ROOT } from './helpers/shared.js';
+import { describeNeeding, PROJECT_ROOT } from './helpers/shared.js';
 import { tempDir } from './helpers/temp.js';
 
 const STRACE = spawnSync('strace', ['-V']).status === 0;
@@ -47,7 +47,7 @@ function expectDurableWrite(calls: string[], target: string): void {
   expect(calls.slice(renamed + 1).some((c) => /^fsync\(\d+</.test(c) && c.includes(`<${dirname(target)}>`)), `fsync of ${dirname(target)} after the rename`).toBe(true);
 }
 
-describe.skipIf(!STRACE)('durable writes, under strace', () => {
+describeNeeding('durable writes, under strace', STRACE, 'strace is missing: apt-get install strace (deploy/setup.sh installs it)', () => {
   it('earshot import voice-history: the output file', async () => {
     const output = join(tempDir('earshot-import-'), 'wake.jsonl');
     expectDurableWrite(await traced(['import', 'voice-history', VOICE_HISTORY, '-o', output]), output);

@@ -104,13 +104,16 @@ async function deliverPoints(influx: InfluxSink, config: Readonly<Config>, log: 
   const left = await influx.deliver(config.influx.waitS * 1000);
   const where = left.persistent ? `in the spool (${config.dataDir}/spool/influx), written when earshot next starts with this data directory` : 'in memory only (no --data-dir), now lost';
   const problems: string[] = [];
-  if (left.points > 0) problems.push(`${left.points} points wait ${where}`);
+  const onDisk = left.persistent ? left.points - left.held : left.points;
+  if (onDisk > 0) problems.push(`${onDisk} points wait ${where}`);
+  // held in memory because the disk refused them: they end with the process
+  if (left.persistent && left.held > 0) problems.push(`${left.held} points could not be spooled (the disk refused them) and are lost`);
   if (left.dropped > 0) problems.push(`${left.dropped} points were dropped because the spool was full (influx.spoolMaxMB)`);
   if (left.rejected > 0) problems.push(`${left.rejected} points were refused by InfluxDB (4xx, reason logged above)`);
   if (problems.length === 0) return 0;
   const lost = left.points + left.dropped + left.rejected;
   // a live collector with a disk spool has lost nothing yet: the next start writes it
-  if (!isReplay && left.dropped === 0 && left.rejected === 0 && left.persistent) {
+  if (!isReplay && left.dropped === 0 && left.rejected === 0 && left.persistent && left.held === 0) {
     log.warn({ points: left.points }, problems.join('; '));
     return 0;
   }

@@ -251,9 +251,11 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
      * Waits up to `waitMs` for InfluxDB to take every point. Returns what is left (then in the spool:
      * on disk when `persistent`) and how many points InfluxDB refused over the whole run.
      */
-    async deliver(waitMs: number): Promise<Pending & { persistent: boolean; rejected: number; dropped: number }> {
+    async deliver(waitMs: number): Promise<Pending & { persistent: boolean; rejected: number; dropped: number; held: number }> {
       const pending = await writer.close(waitMs);
-      return { ...pending, persistent: spool.persistent, rejected: writer.stats.pointsRejected, dropped: spool.stats.droppedPoints };
+      // a last try for batches held in memory while the disk was full: space may have come back
+      spool.writeHeld();
+      return { ...pending, persistent: spool.persistent, rejected: writer.stats.pointsRejected, dropped: spool.stats.droppedPoints, held: spool.stats.heldPoints };
     },
     writer,
     /** Sums of the traffic taken (bytes, packets): equal to the flows' totals. */
