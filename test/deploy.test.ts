@@ -13,6 +13,7 @@ import YAML from 'yaml';
 import { loadConfig } from '../collector/config.js';
 import { EARSHOT_BIN } from './helpers/cli.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
+import { freePort, until } from './helpers/wait.js';
 
 const INSTALL = join(PROJECT_ROOT, 'deploy/install.sh');
 const FEED = join(PROJECT_ROOT, 'deploy/earshot-ssh-feed.sh');
@@ -315,6 +316,24 @@ describe('deploy/compose.yaml and deploy/Dockerfile (parsed, not run: no Docker 
     expect(dockerfile).toMatch(/npm prune --omit=dev/);
     expect(dockerfile).toMatch(/setcap cap_net_raw=ep \/usr\/local\/bin\/node/);
     expect(/^USER (\S+)/m.exec(dockerfile)?.[1]).toBe('earshot');
+  });
+
+  it("the Dockerfile's HEALTHCHECK passes against a real earshot listening beyond loopback (with its token)", async () => {
+    const dockerfile = readFileSync(join(PROJECT_ROOT, 'deploy/Dockerfile'), 'utf8');
+    const command = JSON.parse(/^\s*CMD (\[.*\])$/m.exec(dockerfile.slice(dockerfile.indexOf('HEALTHCHECK')))?.[1] ?? '[]') as string[];
+    expect(command.slice(0, 2)).toEqual(['node', '-e']);
+    const token = 'healthcheck-token-0123456789';
+    const port = await freePort();
+    const earshot = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--file', FIXTURE, '--listen', `0.0.0.0:${port}`, '--log-level', 'error'], { env: { ...process.env, EARSHOT_API_TOKEN: token }, stdio: 'ignore' });
+    try {
+      const script = command[2].replace('127.0.0.1:8377', `127.0.0.1:${port}`);
+      const check = (env: Record<string, string>) => spawnSync(process.execPath, ['-e', script], { env: { ...process.env, EARSHOT_API_TOKEN: '', ...env }, timeout: 10_000 }).status;
+      await until('the API answers', () => check({ EARSHOT_API_TOKEN: token }) === 0, 20_000, 200);
+      // beyond loopback the health route needs the token: without it the check fails
+      expect(check({})).toBe(1);
+    } finally {
+      earshot.kill('SIGKILL');
+    }
   });
 });
 
