@@ -5,15 +5,15 @@
  * while taking the others; and Home Assistant discovery and
  * state on a real Mosquitto.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readdirSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Report } from '../collector/sink/report.js';
 import { runCli } from './helpers/cli.js';
 import { describeMosquitto, Mosquitto, until } from './helpers/mosquitto.js';
+import { WebhookReceiver } from './helpers/receiver.js';
 import { describeShared, PROJECT_ROOT, VCFP_CAPTURES } from './helpers/shared.js';
 import { tempDir } from './helpers/temp.js';
 
@@ -28,44 +28,12 @@ function noWakeEvents(): string {
   return file;
 }
 
-/** A receiver: answers 503 to the first `failFirst` requests, then 200; verifies each signature. */
-class Receiver {
-  readonly byKey = new Map<string, Record<string, unknown>>();
-  requests = 0;
-  badSignatures = 0;
-  private server: Server | null = null;
-  port = 0;
-  constructor(private failFirst: number) {}
-
-  async start(port = 0): Promise<void> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        this.requests++;
-        const raw = Buffer.concat(chunks);
-        if (this.failFirst > 0) {
-          this.failFirst--;
-          res.writeHead(503).end();
-          return;
-        }
-        const header = String(req.headers['x-earshot-signature'] ?? '');
-        const t = /t=(\d+)/.exec(header)?.[1] ?? '';
-        const v1 = /v1=([0-9a-f]+)/.exec(header)?.[1] ?? '';
-        const expected = createHmac('sha256', SECRET).update(`${t}.`).update(raw).digest();
-        if (v1.length !== 64 || !timingSafeEqual(Buffer.from(v1, 'hex'), expected)) this.badSignatures++;
-        const key = String(req.headers['x-earshot-idempotency-key']);
-        if (!this.byKey.has(key)) this.byKey.set(key, JSON.parse(raw.toString()) as Record<string, unknown>);
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((resolve) => this.server?.listen(port, '127.0.0.1', resolve));
-    this.port = (this.server?.address() as { port: number }).port;
-  }
-
-  async stop(): Promise<void> {
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()));
-  }
+/** A receiver that verifies signatures and dedupes by key, answering 503 to its first `failFirst` requests. */
+function receiverFailingFirst(failFirst: number): WebhookReceiver {
+  const receiver = new WebhookReceiver(SECRET);
+  let left = failFirst;
+  receiver.refuse = () => (left-- > 0 ? 503 : null);
+  return receiver;
 }
 
 const hooks = (port: number) => JSON.stringify([{ url: `http://127.0.0.1:${port}/hook`, secret: SECRET, on: 'suspected' }]);
@@ -73,7 +41,7 @@ const fast = ['--alert-retry-min', '0.05', '--alert-retry-max', '0.2'];
 
 describeShared('webhook alerts through earshot replay', () => {
   it('a receiver down for the first deliveries gets every suspected activation once per key, signed', async () => {
-    const receiver = new Receiver(3);
+    const receiver = receiverFailingFirst(3);
     await receiver.start();
     try {
       const r = await runCli(['replay', CAPTURE, '--format', 'json', '--wake-events', noWakeEvents(), '--webhooks', hooks(receiver.port), ...fast]);
@@ -92,7 +60,7 @@ describeShared('webhook alerts through earshot replay', () => {
 
   it('alerts that could not be delivered wait in the outbox and arrive after a restart of earshot', async () => {
     const dataDir = tempDir('earshot-alerts-data-');
-    const receiver = new Receiver(0);
+    const receiver = receiverFailingFirst(0);
     await receiver.start();
     const port = receiver.port;
     await receiver.stop(); // down for the whole first run

@@ -23,6 +23,7 @@ import { WebhookReceiver } from './helpers/receiver.js';
 import { describeShared, PROJECT_ROOT, VCFP_CAPTURES } from './helpers/shared.js';
 import { tempDir } from './helpers/temp.js';
 import { canMount, Tmpfs } from './helpers/tmpfs.js';
+import { seeded } from './helpers/seeded.js';
 
 // five spoken commands about 30 s apart in 134 s: five activations; an empty wake-event file makes
 // each one suspected, so each is an alert
@@ -34,17 +35,6 @@ const seedList = process.env.EARSHOT_CHAOS_SEED
   ? [Number(process.env.EARSHOT_CHAOS_SEED)]
   : Array.from({ length: Number(process.env.EARSHOT_CHAOS_SEEDS ?? 2) }, (_, i) => 1001 + i);
 
-/** mulberry32: a small seeded generator, so a failing schedule can be run again. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** An empty classic pcap (a header, no packets): a start that only drains what an earlier run left. */
 function emptyCapture(): string {

@@ -18,6 +18,7 @@ import { replayReport } from './helpers/replay.js';
 import { haveTshark } from './helpers/capture-files.js';
 import { describeShared, PROJECT_ROOT, realCapture } from './helpers/shared.js';
 import { until } from './helpers/wait.js';
+import { seeded } from './helpers/seeded.js';
 
 const FIXTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 const dir = mkdtempSync(join(tmpdir(), 'earshot-cli-'));
@@ -25,17 +26,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const YAML_TOKENS = ['&a ', '*a', ' [*a]', '<<: *a\n', '? ', ': ', '{', '[', '\n  ', '!!binary ', '---\n', '*ataDir: '];
 
-/** A small seeded random generator (mulberry32), so a failing sample can be run again. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A bad-input failure: exit 2, exactly one line on stderr starting "earshot:", no stack trace. */
 function expectOneLineError(r: CliResult, pattern: RegExp): void {

@@ -5,8 +5,8 @@
  * doctor` say so, and once space returns and InfluxDB answers every point arrives, counted in influxd
  * against the lines the test gave (or tshark's packets), never against earshot's own counters.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, writeSync, openSync, closeSync, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -16,47 +16,26 @@ import { InfluxWriter } from '../collector/sink/influx/writer.js';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
 import { describeInflux, Influxd } from './helpers/influxd.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
-import { tempDir } from './helpers/temp.js';
+import { canMount, Tmpfs } from './helpers/tmpfs.js';
 import { tsharkFlows } from './helpers/tshark.js';
 import { freePort, until, untilValue } from './helpers/wait.js';
 
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 const T0 = Date.now() - 3_600_000;
 
-const mounts: string[] = [];
+const disks: Tmpfs[] = [];
 
-/** A fresh tmpfs of `size` (e.g. "256k"), unmounted after the file. */
-function mountTmpfs(size: string): string {
-  if (process.getuid?.() !== 0) throw new Error('this test mounts a tmpfs: run it as root (CI does)');
-  const dir = tempDir('earshot-full-disk-');
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
-  mounts.push(dir);
-  return dir;
+/** A fresh tmpfs of `sizeKB`, unmounted after the file. */
+function mountTmpfs(sizeKB: number): Tmpfs {
+  if (!canMount()) throw new Error('this test mounts a tmpfs: run it as root (CI does)');
+  const disk = Tmpfs.mount(sizeKB);
+  disks.push(disk);
+  return disk;
 }
 
 afterAll(() => {
-  for (const dir of mounts.splice(0)) execFileSync('umount', ['-l', dir]);
+  for (const disk of disks.splice(0)) disk.unmount();
 });
-
-/** Fills the file system of `dir` to the last byte with `dir/filler`; returns its path. */
-function fill(dir: string): string {
-  const path = join(dir, 'filler');
-  const fd = openSync(path, 'w');
-  const chunk = Buffer.alloc(4096, 0x66);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  }
-  // the last partial block
-  try {
-    for (;;) writeSync(fd, chunk, 0, 1);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  }
-  closeSync(fd);
-  return path;
-}
 
 interface LogLine {
   level: number;
@@ -82,7 +61,8 @@ describeInflux('InfluxDB spool on a full disk (real tmpfs, real influxd)', () =>
     const db = `full${process.pid}_1`;
     await server.query(null, `CREATE DATABASE ${db}`);
     await server.stop();
-    const mnt = mountTmpfs('256k');
+    const disk = mountTmpfs(256);
+    const mnt = disk.dir;
     const dir = join(mnt, 'spool', 'influx');
     const logs: LogLine[] = [];
     const log = pino({ level: 'info', base: undefined }, { write: (text: string) => { logs.push(JSON.parse(text) as LogLine); } });
@@ -99,7 +79,7 @@ describeInflux('InfluxDB spool on a full disk (real tmpfs, real influxd)', () =>
     await until('the batches to reach the spool', () => spool.stats.points === 2000 && !spool.stats.heldPoints);
     const onDisk = readdirSync(dir).length;
     // then the disk fills up
-    const filler = fill(mnt);
+    disk.fill();
     add(4000);
     writer.flush();
     await until('the disk to refuse', () => spool.stats.heldPoints > 0);
@@ -112,7 +92,7 @@ describeInflux('InfluxDB spool on a full disk (real tmpfs, real influxd)', () =>
     expect(readdirSync(dir).filter((n) => !n.includes('.tmp'))).toHaveLength(onDisk);
 
     // space returns: the held batches go to disk by themselves (the writer's retries), in order
-    rmSync(filler);
+    disk.free();
     await until('the held batches to be written to disk', () => spool.stats.heldPoints === 0, 10_000);
     expect(spool.stats.writeError).toBeNull();
     expect(readdirSync(dir)).toHaveLength(60);
@@ -128,8 +108,9 @@ describeInflux('InfluxDB spool on a full disk (real tmpfs, real influxd)', () =>
   }, 90_000);
 
   it('held in memory beyond its bound, the oldest held batches are dropped and counted (logged once); the newest kept', () => {
-    const mnt = mountTmpfs('64k');
-    const filler = fill(mnt);
+    const disk = mountTmpfs(64);
+    const mnt = disk.dir;
+    disk.fill();
     const logs: LogLine[] = [];
     const log = pino({ level: 'info', base: undefined }, { write: (text: string) => { logs.push(JSON.parse(text) as LogLine); } });
     const spool = new Spool(join(mnt, 'spool'), 1e9, { log, maxHeldBytes: 10_000 });
@@ -139,7 +120,7 @@ describeInflux('InfluxDB spool on a full disk (real tmpfs, real influxd)', () =>
     expect(spool.peek()?.body).toEqual(body(7));
     expect(logs.filter((l) => /memory bound/.test(l.msg))).toHaveLength(1);
     // space returns: the held batches are written (the directory made if the full disk refused it at start)
-    rmSync(filler);
+    disk.free();
     expect(spool.writeHeld()).toBe(true);
     expect(readdirSync(join(mnt, 'spool')).sort()).toEqual(['000000000008-10.lp', '000000000009-10.lp', '000000000010-10.lp']);
     expect(spool.stats).toMatchObject({ heldBatches: 0, batches: 3, writeError: null });
@@ -148,7 +129,8 @@ describeInflux('InfluxDB spool on a full disk (real tmpfs, real influxd)', () =>
   it('earshot collect: a full data disk with InfluxDB down keeps capturing and serving; /health and doctor say so; it recovers and every packet is counted', async () => {
     const db = `full${process.pid}_2`;
     await server.stop();
-    const mnt = mountTmpfs('1m');
+    const disk = mountTmpfs(1024);
+    const mnt = disk.dir;
     const dataDir = join(mnt, 'data');
     mkdirSync(dataDir);
     const port = await freePort();
@@ -175,7 +157,7 @@ describeInflux('InfluxDB spool on a full disk (real tmpfs, real influxd)', () =>
     };
     try {
       await untilValue('the API', health, 20_000);
-      const filler = fill(mnt);
+      disk.fill();
       child.stdin.write(readFileSync(CAPTURE));
       const full = await untilValue('/health to report the full disk', async () => {
         const h = await health();
@@ -195,7 +177,7 @@ describeInflux('InfluxDB spool on a full disk (real tmpfs, real influxd)', () =>
       });
 
       // space returns, then InfluxDB: the state clears by itself and the spool empties
-      rmSync(filler);
+      disk.free();
       await untilValue('the held batches to reach the disk', async () => {
         const h = await health();
         return h && h.influx.spoolHeldPoints === 0 && h.influx.spoolWriteError === null ? h : null;

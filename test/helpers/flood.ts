@@ -9,6 +9,7 @@
  * by bench/flood.mjs.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { seeded as random } from './seeded.js';
 
 export interface FloodOptions {
   /** Packets to write. */
@@ -38,17 +39,6 @@ export interface FloodSummary {
 /** OUIs of assistant makers (from the IEEE registry: Amazon, Apple, Google, Sonos); a quarter of the MACs are locally administered. */
 const VENDOR_OUIS = [0x68dbf5, 0xa4d1d2, 0xf4f5d8, 0x347e5c, 0x48a6b8];
 
-/** Mulberry32: small, seeded, good enough to spread MACs. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function ipv4Bytes(text: string): Buffer {
   return Buffer.from(text.split('.').map(Number));
