@@ -9,7 +9,7 @@
  * - every alert in the outbox at the kill is delivered, and the receiver ends with the clean run's alerts;
  * - every label the API accepted (2xx) before the kill is in force after it;
  * - no start crashes, prints a stack or quarantines a file (kill -9 tears nothing: writes are atomic).
- * EARSHOT_CHAOS_SEEDS=N runs N seeds (default 2; `npm run bench` runs more), EARSHOT_CHAOS_SEED=S one.
+ * EARSHOT_CHAOS_SEEDS=N runs N seeds (default 2; `npm run bench` runs 20 through bench/chaos.mjs), EARSHOT_CHAOS_SEED=S one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
