@@ -15,7 +15,7 @@ import type { Flow } from '../flow/flow.js';
 import { isDiskFull, removeFile, writeFileAtomic } from '../durable.js';
 import { buildCollector } from '../index.js';
 import { buildWriteClient, influxTarget, type InfluxTarget } from '../sink/influx/client.js';
-import { batchProblem } from '../sink/influx/spool.js';
+import { batchProblem } from '../sink/influx/batch-check.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
 

@@ -13,9 +13,9 @@
  */
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { fsyncDir, isDiskFull, quarantine, removeFile, TMP_SUFFIX, writeFileAtomic } from '../../durable.js';
 import type { Logger } from '../../log.js';
+import { batchProblem } from './batch-check.js';
 
 /** A batch in its wire form: line protocol, gzip-compressed or not. */
 export interface Batch {
@@ -71,34 +71,6 @@ export interface SpoolOptions {
   maxHeldBytes?: number;
   /** Files kept in the quarantine (default 32). */
   maxQuarantined?: number;
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/**
- * Why a batch's bytes are not the batch its name promises, or null when they are: the gzip stream
- * decodes, the text is UTF-8 without NUL bytes (a torn write leaves zeros), and it holds `points` lines.
- */
-export function batchProblem(body: Buffer, gzip: boolean, points: number): string | null {
-  let text = body;
-  if (gzip) {
-    try {
-      text = gunzipSync(body);
-    } catch (err) {
-      return `gzip does not decode (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
-    }
-  }
-  if (text.length === 0) return 'empty';
-  if (text.includes(0)) return 'NUL bytes in the text (a torn write)';
-  try {
-    utf8.decode(text);
-  } catch {
-    return 'not UTF-8';
-  }
-  let lines = 1;
-  for (let i = text.indexOf(0x0a); i >= 0; i = text.indexOf(0x0a, i + 1)) lines++;
-  if (lines !== points) return `${lines} lines where its name says ${points}`;
-  return null;
 }
 
 const errorText = (err: unknown): string => {
