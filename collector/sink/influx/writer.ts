@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { gzip, constants as zlib } from 'node:zlib';
 import type { Logger } from '../../log.js';
 import { MAX_RETRY_AFTER_MS, type WriteClient, type WriteOutcome } from './client.js';
+import { RejectionLog } from './rejections.js';
 import { Spool, type Batch, type SpoolStats } from './spool.js';
 
 export interface WriterOptions {
@@ -92,7 +93,7 @@ export class InfluxWriter {
   private retryTimer: NodeJS.Timeout | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private idleWaiters: Array<() => void> = [];
-  private rejectionsLogged = new Map<string, number>();
+  private readonly rejections: RejectionLog;
   private closed = false;
   /** Sealed batches whose compression has not finished, in order. */
   private readonly compressing: Compressing[] = [];
@@ -105,6 +106,7 @@ export class InfluxWriter {
     private readonly log: Logger,
   ) {
     this.retryMs = options.retryMinMs;
+    this.rejections = new RejectionLog(log);
     this.prepared = !options.prepare;
     this.stats = { pointsWritten: 0, batchesWritten: 0, writeErrors: 0, pointsRejected: 0, batchesSetAside: 0, queueDepth: 0, spool: spool.stats };
     if (spool.size > 0) log.info({ points: spool.stats.points, batches: spool.stats.batches }, 'InfluxDB: writing the spool left by an earlier run');
@@ -360,7 +362,7 @@ export class InfluxWriter {
     // a batch InfluxDB cannot read (damaged, not line protocol) is kept aside for the owner to look at
     if ((outcome.status === 400 && (unparsed > 0 || !partial)) || outcome.status === 413) this.setAside(batch, fromSpool, null, 0);
     else this.take(fromSpool);
-    this.logRejection(outcome.status, outcome.reason, refused);
+    this.rejections.log(outcome.status, outcome.reason, refused);
     this.pump();
   }
 
@@ -435,18 +437,5 @@ export class InfluxWriter {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
-  }
-
-  /** One line per distinct reason (then every 100th), so a bad setup does not flood the log. */
-  private logRejection(status: number, reason: string, points: number): void {
-    const key = `${status} ${reason.replace(/\d+/g, 'N')}`;
-    const seen = (this.rejectionsLogged.get(key) ?? 0) + 1;
-    if (this.rejectionsLogged.size < 1000) this.rejectionsLogged.set(key, seen);
-    if (seen !== 1 && seen % 100 !== 0) return;
-    let hint = '';
-    if (/beyond retention policy/.test(reason)) hint = ' (points older than the retention policy: replaying an old capture? use --influx-rp autogen or a longer --influx-raw-retention)';
-    else if (/database not found/.test(reason)) hint = ' (create it, or let earshot: --influx-setup true)';
-    else if (status === 401 || status === 403) hint = ' (check --influx-token or --influx-username/EARSHOT_INFLUX_PASSWORD)';
-    this.log.error({ status, reason, points, times: seen }, `InfluxDB refused a write with ${status}: ${reason}${hint}; ${points} points dropped`);
   }
 }
