@@ -9,12 +9,12 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { buildWriteClient } from '../collector/sink/influx/client.js';
 import { Spool } from '../collector/sink/influx/spool.js';
 import { InfluxWriter } from '../collector/sink/influx/writer.js';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
-import { describeInflux, Influxd } from './helpers/influxd.js';
+import { describeInflux, useInfluxd } from './helpers/influxd.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { canMount, Tmpfs } from './helpers/tmpfs.js';
 import { tsharkFlows } from './helpers/tshark.js';
@@ -49,13 +49,7 @@ function tsharkPackets(file: string): number {
 }
 
 describeInflux('InfluxDB spool on a full disk (real tmpfs, real influxd)', () => {
-  let server: Influxd;
-  beforeAll(async () => {
-    server = await Influxd.start();
-  }, 30_000);
-  afterAll(async () => {
-    await server?.close();
-  });
+  const server = useInfluxd();
 
   it('the writer: no throw on ENOSPC, batches held in memory and logged once, written to disk when space returns, all delivered when InfluxDB does', async () => {
     const db = `full${process.pid}_1`;

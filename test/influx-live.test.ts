@@ -6,10 +6,10 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { Report } from '../collector/sink/report.js';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
-import { describeInflux, Influxd } from './helpers/influxd.js';
+import { describeInflux, useInfluxd } from './helpers/influxd.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { until } from './helpers/wait.js';
 import { tempDir } from './helpers/temp.js';
@@ -46,13 +46,7 @@ function collectFromStdin(args: string[], input: Buffer): Child {
 
 
 describeInflux('InfluxDB sink, live', () => {
-  let server: Influxd;
-  beforeAll(async () => {
-    server = await Influxd.start();
-  }, 30_000);
-  afterAll(async () => {
-    await server?.close();
-  });
+  const server = useInfluxd();
 
   it('a live collector stamps points with wall time; SIGTERM flushes, writes the points and exits 0', async () => {
     const db = newDb();

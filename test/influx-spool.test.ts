@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { buildWriteClient } from '../collector/sink/influx/client.js';
 import { Spool } from '../collector/sink/influx/spool.js';
 import { InfluxWriter } from '../collector/sink/influx/writer.js';
-import { describeInflux, Influxd } from './helpers/influxd.js';
+import { describeInflux, useInfluxd } from './helpers/influxd.js';
 import { tempDir } from './helpers/temp.js';
 
 const T0 = Date.now() - 3_600_000;
@@ -42,13 +42,7 @@ interface LogLine {
 }
 
 describeInflux('InfluxDB spool on an unreliable disk (real influxd)', () => {
-  let server: Influxd;
-  beforeAll(async () => {
-    server = await Influxd.start();
-  }, 30_000);
-  afterAll(async () => {
-    await server?.close();
-  });
+  const server = useInfluxd();
 
   async function newDb(): Promise<string> {
     const db = `spool${process.pid}_${++dbSeq}`;

@@ -8,13 +8,13 @@ import { spawn } from 'node:child_process';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { buildSource } from '../collector/capture/index.js';
 import { loadConfig } from '../collector/config.js';
 import { buildRuntime } from '../collector/runtime.js';
 import type { Report } from '../collector/sink/report.js';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
-import { describeInflux, Influxd } from './helpers/influxd.js';
+import { describeInflux, useInfluxd, type Influxd } from './helpers/influxd.js';
 import { describeShared, PROJECT_ROOT, realCapture, VCFP_CAPTURES } from './helpers/shared.js';
 import { tsharkFlows } from './helpers/tshark.js';
 import { until } from './helpers/wait.js';
@@ -153,13 +153,7 @@ function startCli(args: string[]): Running {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeInflux('InfluxDB sink (real influxd)', () => {
-  let server: Influxd;
-  beforeAll(async () => {
-    server = await Influxd.start();
-  }, 30_000);
-  afterAll(async () => {
-    await server?.close();
-  });
+  const server = useInfluxd();
 
   describeShared('replays of real captures', () => {
     for (const capture of CAPTURES) {

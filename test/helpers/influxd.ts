@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { haveInfluxd, startInfluxd, type RunningInfluxd } from '../../collector/influxd.js';
 import { describeNeeding } from './shared.js';
 import { freePort } from './wait.js';
@@ -96,4 +97,31 @@ export class Influxd {
     }
     return out;
   }
+}
+
+/**
+ * One influxd for the enclosing describe: started in beforeAll, closed in afterAll. The answer stands for
+ * it (use it inside tests and hooks, once it has started).
+ */
+export function useInfluxd(options: InfluxdOptions = {}): Influxd {
+  let started: Influxd | null = null;
+  beforeAll(async () => {
+    started = await Influxd.start(options);
+  }, 30_000);
+  afterAll(async () => {
+    await started?.close();
+  });
+  const target = (): Influxd => {
+    if (started === null) throw new Error('influxd is not started yet: use it inside a test or hook');
+    return started;
+  };
+  return new Proxy({} as Influxd, {
+    get(_, key) {
+      const value = Reflect.get(target(), key) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target()) : value;
+    },
+    set(_, key, value) {
+      return Reflect.set(target(), key, value);
+    },
+  });
 }

@@ -3,8 +3,8 @@
  * and read back with InfluxQL, so what InfluxDB stored is compared with what we meant to store.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeInflux, Influxd } from '../../../test/helpers/influxd.js';
+import { expect, it } from 'vitest';
+import { describeInflux, useInfluxd } from '../../../test/helpers/influxd.js';
 import { int, pointLine, type FieldValue } from './line-protocol.js';
 
 let dbSeq = 0;
@@ -19,13 +19,7 @@ function storedTag(value: string): string | null {
 }
 
 describeInflux('line protocol, read back from a real influxd', () => {
-  let server: Influxd;
-  beforeAll(async () => {
-    server = await Influxd.start();
-  }, 30_000);
-  afterAll(async () => {
-    await server?.close();
-  });
+  const server = useInfluxd();
 
   async function newDb(): Promise<string> {
     const db = `lp${++dbSeq}`;
