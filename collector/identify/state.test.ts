@@ -5,7 +5,7 @@
  * make a start throw.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { DnsAnswer } from '../flow/payload.js';
 import { DnsCache } from '../tag/dns-cache.js';
 import { Inventory } from './inventory.js';
 import { loadState, saveState, type LabelMap } from './state.js';
+import { TORN } from '../../test/helpers/torn.js';
 
 const dir = tempDir('earshot-state-');
 const oui = { lookup: () => ({ organization: 'Amazon Technologies Inc.', vendor: 'amazon' }) };
@@ -59,18 +60,6 @@ describe('state file', () => {
     expect(labels2.get('50f5da2343df-1000')).toBe('not-intended');
   });
 });
-
-/** What a power cut (or an owner's `touch`) can leave of state.json. */
-const TORN: Record<string, (path: string) => void> = {
-  truncated: (path) => truncateSync(path, Math.floor(readFileSync(path).length / 2)),
-  'zero-filled': (path) => writeFileSync(path, Buffer.alloc(readFileSync(path).length)),
-  'NUL-padded': (path) => writeFileSync(path, Buffer.concat([readFileSync(path), Buffer.alloc(4096)])),
-  emptied: (path) => writeFileSync(path, ''),
-  'a directory': (path) => {
-    rmSync(path);
-    mkdirSync(path);
-  },
-};
 
 describe('state file after a torn write', () => {
   for (const [kind, tear] of Object.entries(TORN)) {

@@ -7,7 +7,7 @@
  * random truncations and byte flips of outbox files never crash a start nor block the queue.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { activationEvent, type ActivationEvent } from '../events.js';
 import { buildWebhookSink, type WebhookSink, type WebhookSinkDeps } from './index.js';
 import { tempDir } from '../../../test/helpers/temp.js';
 import { until } from '../../../test/helpers/wait.js';
+import { TORN } from '../../../test/helpers/torn.js';
 
 /** What the receiver does with one request: a status, or no answer at all. */
 type Answer = { status: number; headers?: Record<string, string> } | 'hang';
@@ -217,18 +218,6 @@ async function leftOutbox(): Promise<{ dataDir: string; outboxDir: string; files
   expect(files).toEqual(['000000000001.json', '000000000002.json', '000000000003.json']);
   return { dataDir, outboxDir, files };
 }
-
-/** What a power cut can leave of a file that was being written, and a directory in its place. */
-const TORN: Record<string, (path: string) => void> = {
-  truncated: (path) => truncateSync(path, Math.floor(readFileSync(path).length / 2)),
-  'zero-filled': (path) => writeFileSync(path, Buffer.alloc(readFileSync(path).length)),
-  'NUL-padded': (path) => writeFileSync(path, Buffer.concat([readFileSync(path), Buffer.alloc(4096)])),
-  emptied: (path) => writeFileSync(path, ''),
-  'a directory': (path) => {
-    rmSync(path);
-    mkdirSync(path);
-  },
-};
 
 describe('outbox files after a torn write', () => {
   for (const [kind, tear] of Object.entries(TORN)) {
