@@ -2,7 +2,21 @@
  * GET /api/v1/health and GET /metrics (Prometheus text format 0.0.4): earshot's self-metrics and
  * per-device counters. Device labels are bounded by the inventory (tagging.maxDevices).
  */
+import { statfsSync } from 'node:fs';
 import type { Runtime } from '../collector/runtime.js';
+
+/** Below this much free space the data disk is called full: a spool batch, a state save need more. */
+export const DATA_DISK_LOW_BYTES = 1024 * 1024;
+
+/** Free bytes for earshot on the file system of `dir` (null when it cannot be told). */
+function freeBytes(dir: string): number | null {
+  try {
+    const fs = statfsSync(dir);
+    return fs.bavail * fs.bsize;
+  } catch {
+    return null;
+  }
+}
 
 /** The state the health route reports beyond the runtime's counters. */
 export interface HealthSource {
@@ -17,6 +31,8 @@ export interface HealthSource {
   version: string;
   /** Alert sinks' counters by name (webhooks, mqtt), when configured. */
   alerts(): Record<string, Record<string, number | boolean>>;
+  /** The data directory, whose free space is reported (every file earshot keeps is there). */
+  config?: Readonly<{ dataDir: string | null }>;
 }
 
 export function health(source: HealthSource) {
@@ -36,6 +52,12 @@ export function health(source: HealthSource) {
     if (w.spool.writeError !== null) {
       problems.push(`the spool cannot write to disk (${w.spool.writeError}): ${w.spool.heldPoints} points held in memory`);
     }
+  }
+  // a full disk shows here even while nothing needs the spool: alerts, labels and the state need room too
+  const dataDir = source.config?.dataDir ?? null;
+  const free = dataDir !== null ? freeBytes(dataDir) : null;
+  if (free !== null && free < DATA_DISK_LOW_BYTES) {
+    problems.push(`the data disk is full (${free} bytes free in ${dataDir}): alerts that cannot be kept are dropped, labels are refused (503), InfluxDB points wait in memory`);
   }
   return {
     status: problems.length === 0 ? 'ok' : 'degraded',
@@ -71,6 +93,7 @@ export function health(source: HealthSource) {
         pointsQuarantined: w.spool.quarantinedPoints,
       }
       : null,
+    dataDisk: dataDir !== null ? { dir: dataDir, freeBytes: free } : null,
     activations: stats.detect?.activations ?? 0,
     alerts: source.alerts(),
   };
@@ -96,6 +119,7 @@ export function renderMetrics(source: HealthSource): string {
   metric('earshot_decode_errors_total', 'counter', 'Packets that could not be decoded.', [[{}, h.capture.decodeErrors]]);
   metric('earshot_flows_active', 'gauge', 'Flows open now.', [[{}, h.capture.flowsActive]]);
   metric('earshot_flows_evicted_total', 'counter', 'Flows evicted because the table was full.', [[{}, h.capture.flowsEvicted]]);
+  if (h.dataDisk && h.dataDisk.freeBytes !== null) metric('earshot_data_disk_free_bytes', 'gauge', 'Free bytes on the file system of the data directory.', [[{}, h.dataDisk.freeBytes]]);
   if (h.influx) {
     metric('earshot_influx_points_written_total', 'counter', 'Points InfluxDB took.', [[{}, h.influx.pointsWritten]]);
     metric('earshot_influx_points_rejected_total', 'counter', 'Points InfluxDB refused (4xx).', [[{}, h.influx.pointsRejected]]);

@@ -12,6 +12,7 @@ import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TMP_SUFFIX } from '../collector/durable.js';
 import { runCli } from './helpers/cli.js';
+import { startCollect } from './helpers/collect.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { tempDir } from './helpers/temp.js';
 import { canMount, Tmpfs } from './helpers/tmpfs.js';
@@ -89,6 +90,30 @@ describe('a data directory on a full disk', () => {
       expect(readFileSync(join(dataDir, 'state.json'), 'utf8')).toBe(saved);
       expect(walk(dataDir).filter((p) => TMP_SUFFIX.test(p))).toEqual([]);
     } finally {
+      disk.unmount();
+    }
+  });
+});
+
+describe('/health on a full data disk', () => {
+  it('says degraded and why while the disk is full, ok once there is room, with no InfluxDB involved', async () => {
+    if (!canMount()) throw new Error('this test mounts a tmpfs: run it as root (CI does)');
+    const disk = Tmpfs.mount(2048);
+    const run = await startCollect(CAPTURE, ['--data-dir', join(disk.dir, 'data'), '--api-token', 'health-disk-token-0123456789']);
+    try {
+      const healthNow = async () => (await (await fetch(`${run.base}/api/v1/health`)).json()) as { status: string; problems: string[]; dataDisk: { freeBytes: number } };
+      expect((await healthNow()).status).toBe('ok');
+      disk.fill();
+      // before: "ok" (only the InfluxDB spool reported a disk), while alerts and labels could not be kept
+      const full = await healthNow();
+      expect(full.status).toBe('degraded');
+      expect(full.problems).toEqual([expect.stringMatching(/^the data disk is full \(\d+ bytes free in .*\/data\)/)]);
+      expect(full.dataDisk.freeBytes).toBeLessThan(1024 * 1024);
+      expect(await (await fetch(`${run.base}/metrics`)).text()).toMatch(/^earshot_data_disk_free_bytes \d+$/m);
+      disk.free();
+      expect((await healthNow()).status).toBe('ok');
+    } finally {
+      await run.stop();
       disk.unmount();
     }
   });
