@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/temp.js';
 import { Journal, NotSavedError, parseSavedLabel, parseSavedWakeEvent, savedWakeEvent, type SavedLabel } from './journal.js';
-import type { WakeEvent } from './wake-events.js';
+import { MAX_WAKE_SOURCE_LENGTH, type WakeEvent } from './wake-events.js';
 
 /** A label journal over a Map, as the runtime keeps it. */
 function labelJournal(dir: string, max = 100) {
@@ -114,7 +114,7 @@ describe('journal', () => {
     journal.close();
     const loaded: WakeEvent[] = [];
     expect(new Journal<WakeEvent>(dir, { file: 'wake-events.jsonl', what: 'wake events', max: 10, parse: parseSavedWakeEvent, live: () => [] }).load((r) => loaded.push(...r))).toBeNull();
-    expect(loaded).toEqual([events[0], { ...events[1], source: 'x'.repeat(256) }]);
+    expect(loaded).toEqual([events[0], { ...events[1], source: 'x'.repeat(MAX_WAKE_SOURCE_LENGTH) }]);
   });
 });
 

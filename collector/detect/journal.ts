@@ -11,7 +11,7 @@ import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync
 import { dirname, join } from 'node:path';
 import { fsyncDir, quarantine, writeFileAtomic } from '../durable.js';
 import type { Label } from './index.js';
-import type { WakeEvent } from './wake-events.js';
+import { MAX_WAKE_DEVICE_LENGTH, MAX_WAKE_SOURCE_LENGTH, type WakeEvent } from './wake-events.js';
 
 /** A record that could not be saved: the API answers 503 with this message, and nothing changed. */
 export class NotSavedError extends Error {
@@ -172,13 +172,11 @@ export function parseSavedLabel(value: unknown): SavedLabel | null {
   return { id, label };
 }
 
-/** Longest device or source text saved with a wake event. */
-export const MAX_WAKE_TEXT = 256;
 const LATEST_MS = 4_102_444_800_000;
 
-/** A wake event as saved: what the store holds, with its texts cut to MAX_WAKE_TEXT. */
+/** A wake event as saved: what the store holds, its texts within the limits every source of wake events has. */
 export function savedWakeEvent(event: WakeEvent): WakeEvent {
-  const saved: WakeEvent = { time: Math.round(event.time), device: event.device === null ? null : event.device.slice(0, MAX_WAKE_TEXT), source: event.source.slice(0, MAX_WAKE_TEXT) };
+  const saved: WakeEvent = { time: Math.round(event.time), device: event.device === null ? null : event.device.slice(0, MAX_WAKE_DEVICE_LENGTH), source: event.source.slice(0, MAX_WAKE_SOURCE_LENGTH) };
   if (event.intended !== undefined) saved.intended = event.intended;
   return saved;
 }
@@ -189,8 +187,8 @@ export function parseSavedWakeEvent(value: unknown): WakeEvent | null {
   const { time, device, source, intended } = value as Record<string, unknown>;
   if (typeof time !== 'number' || !Number.isInteger(time) || time < 0 || time > LATEST_MS) return null;
   // as lenient as savedWakeEvent() is on the way in: whatever was saved loads again
-  if (device !== null && (typeof device !== 'string' || device.length > MAX_WAKE_TEXT)) return null;
-  if (typeof source !== 'string' || source.length > MAX_WAKE_TEXT) return null;
+  if (device !== null && (typeof device !== 'string' || device.length > MAX_WAKE_DEVICE_LENGTH)) return null;
+  if (typeof source !== 'string' || source.length > MAX_WAKE_SOURCE_LENGTH) return null;
   if (intended !== undefined && typeof intended !== 'boolean') return null;
   const event: WakeEvent = { time, device, source };
   if (intended !== undefined) event.intended = intended;
