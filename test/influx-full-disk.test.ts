@@ -123,7 +123,8 @@ describeInflux('InfluxDB spool on a full disk (real tmpfs, real influxd)', () =>
   it('earshot collect: a full data disk with InfluxDB down keeps capturing and serving; /health and doctor say so; it recovers and every packet is counted', async () => {
     const db = `full${process.pid}_2`;
     await server.stop();
-    const disk = mountTmpfs(1024);
+    // above the 1 MiB /health calls full once the filler is gone
+    const disk = mountTmpfs(4096);
     const mnt = disk.dir;
     const dataDir = join(mnt, 'data');
     mkdirSync(dataDir);
