@@ -93,6 +93,22 @@ export function quarantine(path: string, intoDir: string | null = null, nowMs = 
   }
 }
 
+/**
+ * Keeps a copy of a damaged file's bytes beside it (`NAME.damaged-TIME`, written atomically) and leaves
+ * the file in place, for the caller to replace atomically with what it could read. A power cut in between
+ * finds the damaged file (and what it can read) again, never nothing, as moving it aside first would.
+ * Returns the copy's path, or null when it could not be written (a full disk).
+ */
+export function keepDamagedCopy(path: string, bytes: string | Uint8Array, nowMs = Date.now()): string | null {
+  const copy = `${path}.damaged-${nowMs}`;
+  try {
+    writeFileAtomic(copy, bytes);
+    return copy;
+  } catch {
+    return null;
+  }
+}
+
 /** True for errors that mean the disk (or the quota) is full. */
 export function isDiskFull(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | null)?.code;

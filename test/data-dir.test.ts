@@ -118,3 +118,19 @@ describe('/health on a full data disk', () => {
     }
   });
 });
+
+describe('a damaged state.json with readable rows', () => {
+  it('is replaced at start by what could be read (a copy of the damaged one kept); the next start reads it clean', async () => {
+    const dataDir = tempDir('earshot-state-fix-');
+    expect((await runCli(['replay', CAPTURE, '--format', 'json', '--data-dir', dataDir])).code).toBe(0);
+    const path = join(dataDir, 'state.json');
+    // one changed character in a MAC keeps it JSON: only the checksum tells
+    writeFileSync(path, readFileSync(path, 'utf8').replace('68:db:f5:90:19:64', '68:db:f5:90:19:65'));
+    const second = await runCli(['replay', CAPTURE, '--format', 'json', '--data-dir', dataDir, '--log-format', 'text']);
+    expect(second.code).toBe(0);
+    expect(second.stderr).toMatch(/state\.json is damaged \(checksum mismatch.*a copy kept as .*state\.json\.damaged-\d+, the readable rows were kept/);
+    const third = await runCli(['replay', CAPTURE, '--format', 'json', '--data-dir', dataDir, '--log-format', 'text']);
+    expect(third.code).toBe(0);
+    expect(third.stderr).not.toMatch(/damaged/);
+  });
+});

@@ -201,10 +201,12 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   const { collector, report, influx } = runtime;
   const { inventory, tagger } = collector;
   const persist = dataDir !== null && inventory !== null && tagger !== null;
+  let stateDamaged = false;
   if (persist) {
     // labels in the state file are an older version's: the journal (labels.jsonl) takes them over
     const warning = loadState(dataDir, inventory, tagger.dnsCache, collector.detect?.labels ?? null);
     if (warning) log.warn(warning);
+    stateDamaged = warning !== null;
     for (const journalWarning of runtime.openJournals(dataDir)) log.warn(journalWarning);
   }
   // labels are not in the state file: each is in labels.jsonl before the API accepts it
@@ -222,6 +224,8 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
       saveFailing = true;
     }
   };
+  // a damaged state file is replaced at once by what could be read of it
+  if (stateDamaged) save();
   const alerts = await startAlertSinks(config, runtime, log);
   let capturing = true;
   const api = options.api

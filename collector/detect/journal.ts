@@ -4,12 +4,12 @@
  * accepted batch is appended to a small JSON Lines file and fsynced before the caller answers: cheap
  * (one line, not the whole inventory) and durable. The file is bounded: once it holds twice its bound
  * of lines it is rewritten atomically with the records still live. Reading back, every line is
- * checked; a file with a bad line (an append torn by a power cut, a flipped byte) is quarantined and
+ * checked; a file with a bad line (an append torn by a power cut, a flipped byte) is copied aside and
  * rewritten with the good lines, and the warning names both files.
  */
 import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fsyncDir, quarantine, writeFileAtomic } from '../durable.js';
+import { fsyncDir, keepDamagedCopy, quarantine, writeFileAtomic } from '../durable.js';
 import type { Label } from './index.js';
 import { MAX_WAKE_DEVICE_LENGTH, MAX_WAKE_SOURCE_LENGTH, type WakeEvent } from './wake-events.js';
 
@@ -84,9 +84,11 @@ export class Journal<T> {
       if (this.lines > 2 * this.options.max) this.compactOrLater();
       return null;
     }
-    const aside = quarantine(this.path);
+    // a copy first, then the good records replace the file atomically: a power cut between the two
+    // finds the damaged file again, never no file
+    const aside = keepDamagedCopy(this.path, text);
     const notRewritten = this.compactOrLater();
-    return `${this.path}: ${bad} damaged line${bad === 1 ? '' : 's'} (first: line ${firstBad}); ${aside ? `kept as ${aside}` : 'removed'}, ${records.length} ${this.options.what} kept${notRewritten ? ` (${notRewritten})` : ''}`;
+    return `${this.path}: ${bad} damaged line${bad === 1 ? '' : 's'} (first: line ${firstBad}); ${aside ? `a copy kept as ${aside}` : 'no copy kept'}, ${records.length} ${this.options.what} kept${notRewritten ? ` (${notRewritten})` : ''}`;
   }
 
   /** Compacts now; when that fails (a full disk at start), the next append compacts first. */

@@ -96,13 +96,17 @@ describe('state file after a torn write', () => {
     expect(aside(where)).toHaveLength(1);
   });
 
-  it('a byte changed inside a name (still valid JSON): caught by the checksum, moved aside, the rows kept', () => {
+  it('a byte changed inside a name (still valid JSON): caught by the checksum, a copy kept, the rows kept', () => {
     const where = savedState();
     const path = join(where, 'state.json');
-    writeFileSync(path, readFileSync(path, 'utf8').replace('amazon-0d0fb5957', 'amazon-0d0fb5958'));
+    const damaged = readFileSync(path, 'utf8').replace('amazon-0d0fb5957', 'amazon-0d0fb5958');
+    writeFileSync(path, damaged);
     const { warning, inventory } = load(where);
-    expect(warning).toBe(`${path} is damaged (checksum mismatch (bytes changed on disk)); kept as ${join(where, aside(where)[0])}, the readable rows were kept`);
+    expect(warning).toBe(`${path} is damaged (checksum mismatch (bytes changed on disk)); a copy kept as ${join(where, aside(where)[0])}, the readable rows were kept`);
     expect(inventory.all().map((d) => d.name)).toEqual(['amazon-0d0fb5958']);
+    // the file stays until a save replaces it with the rows: a power cut before that finds them again
+    expect(readFileSync(path, 'utf8')).toBe(damaged);
+    expect(readFileSync(join(where, aside(where)[0]), 'utf8')).toBe(damaged);
   });
 
   it('a state.json of an earshot before checksums is read as it is', () => {

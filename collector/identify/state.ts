@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sealJson, unsealJson } from '../data-dir.js';
-import { quarantine, writeFileAtomic } from '../durable.js';
+import { keepDamagedCopy, quarantine, writeFileAtomic } from '../durable.js';
 import { earshotError } from '../errors.js';
 import type { DnsCache, DnsCacheRow } from '../tag/dns-cache.js';
 import { parseMac } from './oui.js';
@@ -81,7 +81,8 @@ function textProblem(text: string): string | null {
 
 /**
  * Loads the state file into the inventory, DNS cache and labels. Returns a warning when the file was
- * damaged (it is then moved aside as state.json.damaged-<time>, and what could be read is kept), null
+ * damaged (moved aside as state.json.damaged-<time>; when rows could be read, a copy is kept there instead
+ * and the file waits for the caller's next save, which it should make at once), null
  * otherwise (also when there is none yet). Throws EARSHOT_ERR_DATA_DIR only when the file cannot be
  * read at all (permissions).
  */
@@ -122,9 +123,14 @@ export function loadState(dir: string, inventory: Inventory, dns: DnsCache, labe
     for (const [id, label] of rowsOf(state.labels, isLabel, 'label', problems)) labels?.set(id, label);
   }
   if (problems.length === 0) return null;
-  const aside = quarantine(path);
-  const kept = state === null ? 'starting with an empty inventory' : 'the readable rows were kept';
-  return `${path} is damaged (${problems.join('; ')}); ${aside === null ? 'removed' : `kept as ${aside}`}, ${kept}`;
+  if (state === null || text === null) {
+    const aside = quarantine(path);
+    return `${path} is damaged (${problems.join('; ')}); ${aside === null ? 'removed' : `kept as ${aside}`}, starting with an empty inventory`;
+  }
+  // readable rows: the file stays until the next save replaces it atomically with them (the caller saves
+  // at once), so a power cut in between finds them again
+  const copy = keepDamagedCopy(path, text);
+  return `${path} is damaged (${problems.join('; ')}); ${copy === null ? 'no copy kept (the disk refused it)' : `a copy kept as ${copy}`}, the readable rows were kept`;
 }
 
 /** Writes the state file atomically and durably (fsync of the file and the directory). */
