@@ -58,15 +58,6 @@ export interface SavedDevice {
  */
 export const ANNOUNCE_BURST = 256;
 export const ANNOUNCE_PER_SECOND = 4;
-/** Size of the inventory's bitmap of MACs it made devices for (128 KiB). */
-const MADE_BITS = 1 << 20;
-
-/** A MAC's bit in the bitmap: its two 24-bit halves mixed. */
-function madeBit(mac: number): number {
-  const low = mac % 0x1000000;
-  return (low ^ ((mac - low) / 0x1000000) ^ (low >>> 12) * 0x9e5) & (MADE_BITS - 1);
-}
-
 const MDNS_MODEL_KEYS = ['md', 'model', 'am', 'mdl'];
 const MDNS_NAME_KEYS = ['fn', 'n', 'name'];
 
@@ -107,12 +98,6 @@ export class Inventory {
   /** Announcements from unknown MACs still allowed (a token bucket refilled by packet time). */
   private announceTokens = ANNOUNCE_BURST;
   private announceRefillMs = Number.NEGATIVE_INFINITY;
-  /**
-   * One bit per hash of a MAC the inventory made a device for (never cleared until rebuilt): a clear
-   * bit says "unknown" without a Map lookup, which is most of what a forged packet costs.
-   */
-  private readonly madeBits = new Int32Array(MADE_BITS / 32);
-  private madeBitsSet = 0;
 
   constructor(private readonly oui: OuiLookup, private readonly options: InventoryOptions) {
     for (const [mac, cfg] of Object.entries(options.devices)) this.overrides.set(parseMac(mac), cfg);
@@ -145,7 +130,6 @@ export class Inventory {
         d.configModel = cfg.model ?? null;
       }
       this.devices.set(mac, d);
-      this.markMade(mac);
       if (cfg) this.keep(d);
       else this.ordinary.push(d);
       if (this.devices.size > this.options.maxDevices) this.evictOldest();
@@ -165,8 +149,7 @@ export class Inventory {
    * for an unknown one while the budget lasts (the payload inspector counts what it skips).
    */
   admitAnnouncement(srcMac: number, timeMs: number): boolean {
-    const bit = madeBit(srcMac);
-    if ((this.madeBits[bit >>> 5] & (1 << (bit & 31))) !== 0 && this.devices.has(srcMac)) return true;
+    if (this.devices.has(srcMac)) return true;
     if (timeMs > this.announceRefillMs) {
       if (this.announceRefillMs !== Number.NEGATIVE_INFINITY) {
         this.announceTokens = Math.min(ANNOUNCE_BURST, this.announceTokens + ((timeMs - this.announceRefillMs) * ANNOUNCE_PER_SECOND) / 1000);
@@ -301,22 +284,7 @@ export class Inventory {
     }
   }
 
-  /** Sets a MAC's bit; past one bit in eight set, the map is rebuilt from the devices held. */
-  private markMade(mac: number): void {
-    const bit = madeBit(mac);
-    const word = bit >>> 5;
-    const mask = 1 << (bit & 31);
-    if ((this.madeBits[word] & mask) !== 0) return;
-    this.madeBits[word] |= mask;
-    if (++this.madeBitsSet <= MADE_BITS / 8) return;
-    this.madeBits.fill(0);
-    this.madeBitsSet = 0;
-    for (const m of this.devices.keys()) {
-      const b = madeBit(m);
-      if ((this.madeBits[b >>> 5] & (1 << (b & 31))) === 0) this.madeBitsSet++;
-      this.madeBits[b >>> 5] |= 1 << (b & 31);
-    }
-  }
+
 
   /** Moves a device to the kept list (assistants, configured devices), which holds at most half. */
   private keep(d: Device): void {
