@@ -26,6 +26,16 @@ async function reportOf(run: CollectRun): Promise<Report> {
   return JSON.parse(run.stdout()) as Report;
 }
 
+/** Starts earshot again on the same capture and flags (a restart); gives its report once the capture ended, and stops it (exit 0). */
+async function reportAfterRestart(capture: string, flags: string[]): Promise<Report> {
+  const again = await startCollect(capture, flags);
+  try {
+    return await reportOf(again);
+  } finally {
+    expect(await again.stop()).toBe(0);
+  }
+}
+
 function post(run: CollectRun, path: string, body: unknown): Promise<Response> {
   return fetch(`${run.base}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(body) });
 }
@@ -139,13 +149,8 @@ describe('labels and wake events survive a kill -9', () => {
       } finally {
         await run.kill('SIGKILL');
       }
-      const again = await startCollect(pcap, ['--data-dir', dataDir, '--api-token', TOKEN]);
-      try {
-        const a = (await reportOf(again)).activations[0];
-        expect([a.id, a.verdict, a.reasons.includes('label:intended')]).toEqual([id, 'confirmed', true]);
-      } finally {
-        expect(await again.stop()).toBe(0);
-      }
+      const a = (await reportAfterRestart(pcap, ['--data-dir', dataDir, '--api-token', TOKEN])).activations[0];
+      expect([a.id, a.verdict, a.reasons.includes('label:intended')]).toEqual([id, 'confirmed', true]);
     } finally {
       execFileSync('umount', [dataDir]);
     }
@@ -179,13 +184,8 @@ describe('labels and wake events survive a kill -9', () => {
     } finally {
       await paced.kill('SIGKILL');
     }
-    const again = await startCollect(pcap, flags);
-    try {
-      const a = near(await reportOf(again), starts[0]);
-      expect([a?.id, a?.verdict, a?.reasons.includes('label:not-intended')]).toEqual([id, 'suspected', true]);
-    } finally {
-      expect(await again.stop()).toBe(0);
-    }
+    const a = near(await reportAfterRestart(pcap, flags), starts[0]);
+    expect([a?.id, a?.verdict, a?.reasons.includes('label:not-intended')]).toEqual([id, 'suspected', true]);
   }, 120_000);
 });
 
@@ -219,12 +219,7 @@ describeMosquitto('wake events from MQTT survive a kill -9', () => {
     } finally {
       await run.kill('SIGKILL');
     }
-    const again = await startCollect(pcap, ['--data-dir', dataDir, '--api-token', TOKEN]);
-    try {
-      const a = (await reportOf(again)).activations[0];
-      expect([a.id, a.verdict, a.reasons.includes('wake-event:ha-voice')]).toEqual([id, 'confirmed', true]);
-    } finally {
-      expect(await again.stop()).toBe(0);
-    }
+    const a = (await reportAfterRestart(pcap, ['--data-dir', dataDir, '--api-token', TOKEN])).activations[0];
+    expect([a.id, a.verdict, a.reasons.includes('wake-event:ha-voice')]).toEqual([id, 'confirmed', true]);
   }, 60_000);
 });
