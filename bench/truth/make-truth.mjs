@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// node bench/truth/make-truth.mjs [--json]
+// node bench/truth/make-truth.mjs [--json] [--labels FILE]
 //
 // Re-checks the hand-made ground truth in bench/truth/real.json against the packets, with tshark only (no
 // earshot code, so the labels cannot inherit earshot's mistakes). For each capture it lists the
@@ -23,7 +23,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
 const shared = process.env.EARSHOT_SHARED ?? resolve(root, '..', 'shared');
 const realDir = join(shared, 'captures', 'real');
-const labelsPath = join(here, 'real.json');
+const labelsAt = process.argv.indexOf('--labels');
+const labelsPath = labelsAt > 0 ? resolve(process.argv[labelsAt + 1] ?? '') : join(here, 'real.json');
 const asJson = process.argv.includes('--json');
 
 /** The captures that hold an assistant (or, for the app, the device that must get no activation). */
@@ -161,7 +162,14 @@ async function main() {
     console.error(`make-truth: ${realDir} not found (set EARSHOT_SHARED)`);
     process.exit(2);
   }
-  const truth = JSON.parse(readFileSync(labelsPath, 'utf8'));
+  let truth;
+  try {
+    truth = JSON.parse(readFileSync(labelsPath, 'utf8'));
+    if (!Array.isArray(truth)) throw new Error('not a JSON array of file entries');
+  } catch (err) {
+    console.error(`make-truth: ${labelsPath}: ${err.message}`);
+    process.exit(2);
+  }
   const results = await Promise.all(FILES.map(async ([file, mac]) => {
     const entry = truth.find((e) => e.file === file);
     const { frames, names } = await readCapture(join(realDir, file), mac);
@@ -194,7 +202,7 @@ async function main() {
   }
   const bad = results.reduce((s, r) => s + r.problems.length, 0);
   if (!asJson) console.log(bad ? `\n${bad} problem(s)` : '\nall labels match the packets');
-  process.exit(bad ? 1 : 0);
+  process.exitCode = bad ? 1 : 0;
 }
 
 main().catch((err) => {
