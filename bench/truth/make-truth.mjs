@@ -131,8 +131,8 @@ function burstsOf(frames, names) {
 function check(entry, frames, bursts) {
   const problems = [];
   const labels = [
-    ...entry.voice_uploads.map((l) => ({ ...l, label: `voice ${l.kind}` })),
-    ...entry.non_voice_bursts.map((l) => ({ ...l, label: `non-voice: ${l.what}` })),
+    ...entry.voice_uploads.map((l) => ({ ...l, label: `voice ${l.kind} from ${fmt(l.start_epoch)}` })),
+    ...entry.non_voice_bursts.map((l) => ({ ...l, label: `non-voice from ${fmt(l.start_epoch)}: ${l.what}` })),
   ];
   const ups = frames.filter((f) => f.up && isPublic(f.dst));
   for (const l of labels) {
@@ -191,11 +191,12 @@ async function main() {
   } else {
     for (const r of results) {
       console.log(`\n${r.file}  (${r.mac}; labelled: ${r.voice} voice, ${r.uncertain} of them uncertain, ${r.nonVoice} non-voice)`);
-      console.log('  start          end            bytes  pkts slots server                    down: during/5s after main/5s after all  labels');
+      console.log('  down: frame bytes from the main server during the burst / in the 5 s after it; from any public address in the 5 s after');
+      console.log(`  ${'start'.padEnd(14)} ${'end'.padEnd(14)} ${'bytes'.padStart(7)} ${'pkts'.padStart(4)} ${'slots'.padStart(5)} ${'server'.padEnd(22)} ${'down during/after/all'.padStart(24)}  labels [DNS name]`);
       for (const b of r.bursts) {
         const flag = b.bytes >= MIN_BURST && b.labels.length === 0 ? '  <-- UNLABELLED' : '';
         console.log(`  ${fmt(b.start)} ${fmt(b.end)} ${String(b.bytes).padStart(7)} ${String(b.packets).padStart(4)} ${String(b.slots).padStart(5)} ` +
-          `${b.server.padEnd(22)} ${`${b.downDuring} /${b.downMain} /${b.downAll}`.padStart(22)}  ${b.labels.join('; ')}${b.name ? ` [${b.name}]` : ''}${flag}`);
+          `${b.server.padEnd(22)} ${`${b.downDuring}/${b.downMain}/${b.downAll}`.padStart(24)}  ${b.labels.join('; ')}${b.name ? ` [${b.name}]` : ''}${flag}`);
       }
       for (const p of r.problems) console.log(`  PROBLEM: ${p}`);
     }
