@@ -51,7 +51,8 @@ async function tshark(args) {
     return (await run('tshark', args, { maxBuffer: 1 << 28 })).stdout;
   } catch (err) {
     if (err.code === 2 && /cut short in the middle of a packet/.test(err.stderr ?? '')) return err.stdout ?? '';
-    throw err;
+    const why = (err.stderr ?? '').split('\n').find((l) => l.trim() && !/Running as user/.test(l)) ?? err.message;
+    throw new Error(`tshark ${args.slice(0, 2).join(' ')}: ${why.trim()}`);
   }
 }
 
