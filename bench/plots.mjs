@@ -68,8 +68,8 @@ const TIMELINE_PICKS = [
   { voice: true, title: 'Echo (vcfp): "good morning"', dir: 'vcfp-haipeng', file: 'good_morning_5_30s.pcap', second: 1540179995 },
   { voice: false, title: 'Echo Spot: volume from the app', dir: 'cic-iot-2022-rebuilt', file: 'echospot/echospotLANVOLUMEON_2.pcap', second: 1633609717 },
   { voice: false, title: 'Nest Mini: volume button', dir: 'cic-iot-2022-rebuilt', file: 'nestmini/nestminiLOCALVOLUMEOFF_2.pcap', second: 1634050628 },
-  { voice: false, title: 'Echo (vcfp): post after an answer', dir: 'vcfp-haipeng', file: 'help_5_30s.pcap', second: 1540180607 },
-  { voice: false, title: 'Echo Spot: post after an answer', dir: 'cic-iot-2022-rebuilt', file: 'echospot/echospotVOICEVOLUMEON_2.pcap', second: 1633629281 },
+  { voice: false, title: 'Echo (vcfp): post after answer', dir: 'vcfp-haipeng', file: 'help_5_30s.pcap', second: 1540180607 },
+  { voice: false, title: 'Echo Spot: post after answer', dir: 'cic-iot-2022-rebuilt', file: 'echospot/echospotVOICEVOLUMEON_2.pcap', second: 1633629281 },
 ];
 
 function fail(message) {
