@@ -30,7 +30,9 @@
 //   (437-byte TLS records) of the Echo's audio cadence, as every reference upload does. A burst that
 //   overlaps that window is voice. In four files the window holds one burst of 19-24 slots; in
 //   tell_me_some_good_news it holds two (7 and 12 slots) split by a 1.04-s pause after an opening run of
-//   MTU-size frames: both count as voice although neither reaches 15 slots.
+//   MTU-size frames: both count as voice although neither reaches 15 slots. The same opening run and
+//   pause split two labelled uploads (how_many_teaspoons 1540270966.7, what_time_is_sunset 1540269542.6):
+//   the opening piece (6-7 slots, ~25 kB) overlaps the widened reference and counts as voice too.
 // - the Dubois et al. Echo Dot 3 capture (real/amazon-echodot3_activation_neu.pcapng): one activation;
 //   by reading, the upload to the voice server 52.94.233.109 from 1573894026.3 to 1573894031.8 (~223 kB).
 //   A burst overlapping 1573894026.0..1573894032.0 is voice; the capture holds no other burst >= 3 kB.
