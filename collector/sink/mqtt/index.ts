@@ -282,7 +282,9 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
     log.info({ broker: where }, counters.connects === 1 ? 'MQTT: connected' : 'MQTT: connected again');
     lastError = '';
     publish(topics.status, 'online', true);
-    const filters = [topics.wake, ...(deps.onPresence ? [topics.presence] : []), ...(mqtt.discovery ? [topics.homeAssistantStatus] : [])];
+    // a wake filter that covers the presence topic already brings it: a second subscription would bring it twice
+    const presence = deps.onPresence && !topicMatches(topics.wake, topics.presence) ? [topics.presence] : [];
+    const filters = [topics.wake, ...presence, ...(mqtt.discovery ? [topics.homeAssistantStatus] : [])];
     try {
       await c.subscribeAsync(filters, { qos: 1 });
     } catch (err) {
