@@ -68,6 +68,7 @@ describeShared('owner away on a real capture', () => {
       for (const alert of receiver.byKey.values()) {
         expect((alert.activation as { reasons: string[] }).reasons).toContain('owner-away');
         expect(alert.text).toMatch(/\(.*owner-away.*\)\. You were away: sound detection \(Alexa Guard/);
+        expect(alert.title).toMatch(/^Audio uploaded while you were away: /);
       }
     } finally {
       await receiver.stop();

@@ -77,7 +77,8 @@ export function alertTitle(alert: Alert): string {
   const who = deviceLabel(alert.device);
   switch (alert.event) {
     case 'activation.suspected':
-      return `Suspected false activation: ${who}`;
+      // while nobody was home it may be the owner's own sound detection: the title says which case it is
+      return alert.activation.reasons.includes('owner-away') ? `Audio uploaded while you were away: ${who}` : `Suspected false activation: ${who}`;
     case 'activation.started':
       return `Activation started: ${who}`;
     case 'activation.verdict-changed':
