@@ -83,9 +83,10 @@ describe('Presence', () => {
     presence.set({ away: true, sinceMs: t, source: 'mqtt' });
     presence.set({ away: false, sinceMs: t + 3_600_000, source: 'api' });
     expect([presence.awayAt(t - 1), presence.awayAt(t), presence.awayAt(t + 3_599_999), presence.awayAt(t + 3_600_000)]).toEqual([false, true, true, false]);
-    // a state older than the newest is no news
-    presence.set({ away: true, sinceMs: t + 10, source: 'api' });
-    expect(presence.state).toEqual({ away: false, sinceMs: t + 3_600_000, source: 'api' });
+    // the clock went back (a state saved with a wrong clock): the newest word wins, the later changes go
+    presence.set({ away: false, sinceMs: t + 10, source: 'api' });
+    expect(presence.state).toEqual({ away: false, sinceMs: t + 10, source: 'api' });
+    expect([presence.awayAt(t + 5), presence.awayAt(t + 10), presence.awayAt(t + 7_200_000)]).toEqual([true, false, false]);
   });
 
   it('the schedule adds to the live state: "home" now does not undo a scheduled away time', () => {

@@ -135,10 +135,12 @@ export class Presence {
     return this.changes.length === 0 ? null : this.changes[this.changes.length - 1];
   }
 
-  /** Sets the live state (a state set earlier than the newest is ignored: clocks only go forward here). */
+  /**
+   * Sets the live state. The newest word wins: when the clock went back (a state saved with a wrong
+   * clock, a clock corrected since), the changes stamped after it are dropped.
+   */
   set(state: PresenceState): void {
-    const last = this.state;
-    if (last !== null && state.sinceMs < last.sinceMs) return;
+    while (this.changes.length > 0 && this.changes[this.changes.length - 1].sinceMs > state.sinceMs) this.changes.pop();
     this.changes.push({ ...state });
     if (this.changes.length > MAX_CHANGES) this.changes.shift();
   }
