@@ -21,7 +21,7 @@ import { health, renderMetrics, type HealthSource } from './metrics.js';
 import { registerPage } from './page.js';
 import {
   activationSchema, activationsQuery, deviceSchema, errorSchema, flowSchema, flowsQuery, idParams, labelBody,
-  macParams, normalizeMac, wakeEventSchema, wakeEventsBody,
+  macParams, normalizeMac, presenceBody, presenceSchema, wakeEventSchema, wakeEventsBody,
 } from './schemas.js';
 
 export { tokenMatches } from './guards.js';
@@ -212,6 +212,36 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     return { accepted: events.length, changed: changed.map((a) => ({ ...activationToReport(a), open: !a.finished })) };
   });
 
+  const presenceJson = () => {
+    const p = runtime.presence();
+    if (p === null) return null;
+    return { away: p.state?.away ?? null, since: p.state ? isoTime(p.state.sinceMs) : null, source: p.state?.source ?? null, schedule: p.schedule, awayNow: p.awayNow };
+  };
+  const detectionOff = { statusCode: 409, error: 'Conflict', message: 'detection is off (detect.enabled): the owner\'s presence has no use' };
+
+  app.get('/api/v1/presence', {
+    schema: { summary: "The owner's presence: the live state, the schedule (detect.away), away now", response: { 200: presenceSchema, 409: { $ref: 'Error#' } } },
+  }, async (_request, reply) => presenceJson() ?? reply.status(409).send(detectionOff));
+
+  app.put<{ Body: { away: boolean } }>('/api/v1/presence', {
+    // strict: the API coerces types elsewhere, but "away": null or 0 must not read as "home"
+    preValidation: async (request, reply) => {
+      const body = request.body as Record<string, unknown> | null;
+      if (body !== null && typeof body === 'object' && !Array.isArray(body) && 'away' in body && typeof body.away !== 'boolean') {
+        return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: `body/away must be true or false, got ${JSON.stringify(body.away)?.slice(0, 40)}` });
+      }
+    },
+    schema: {
+      summary: "Sets the owner's presence: away or home (saved; uploads without a wake word while away get the reason owner-away)",
+      security,
+      body: presenceBody,
+      response: { 200: presenceSchema, ...errors, 409: { $ref: 'Error#' } },
+    },
+  }, async (request, reply) => {
+    if (runtime.setPresence(request.body.away, 'api') === null) return reply.status(409).send(detectionOff);
+    return presenceJson();
+  });
+
   app.get<{ Querystring: { device?: string; limit: number } }>('/api/v1/flows', {
     schema: { summary: 'Open flows, then the latest finished ones', querystring: flowsQuery, response: { 200: { type: 'object', properties: { flows: { type: 'array', items: { $ref: 'Flow#' } } } }, ...errors } },
   }, async (request) => {
@@ -235,5 +265,5 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
 }
 
 function statusName(code: number): string {
-  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' } as Record<number, string>)[code] ?? 'Error';
+  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' } as Record<number, string>)[code] ?? 'Error';
 }

@@ -140,6 +140,26 @@ export const labelBody = {
   required: ['label'],
 } as const;
 
+/** The owner's presence (PUT /api/v1/presence). */
+export const presenceBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { away: { type: 'boolean', description: 'true: nobody is home (uploads without a wake word get the reason owner-away)' } },
+  required: ['away'],
+} as const;
+
+/** The owner's presence as the API shows it. */
+export const presenceSchema = {
+  type: 'object',
+  properties: {
+    away: { type: ['boolean', 'null'], description: 'The live state (MQTT or this API); null: never set' },
+    since: { type: ['string', 'null'], description: 'When the live state was set (ISO 8601)' },
+    source: { type: ['string', 'null'], description: 'Who set it: api, mqtt' },
+    schedule: { type: 'array', items: { type: 'string' }, description: 'detect.away, the usual away times' },
+    awayNow: { type: 'boolean', description: 'The schedule or the live state says the owner is away now' },
+  },
+} as const;
+
 /** One wake event or a batch (a lone record is taken as a batch of one). */
 export const wakeEventsBody = {
   type: 'array',

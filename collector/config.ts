@@ -118,7 +118,12 @@ export const ConfigSchema = Type.Object(
           description: 'Times nobody is home or awake, e.g. 23:00-07:00: without a wake-event source, activations then are suspected (reason quiet-hours).',
           flag: 'quiet-hours',
         }),
-        timeZone: Type.String({ default: 'UTC', description: 'IANA time zone of the quiet hours, e.g. Europe/Berlin.', flag: 'time-zone' }),
+        away: Type.Array(Type.String(), {
+          default: [],
+          description: 'When the owner is usually away, local time: "08:00-17:30", "mon-fri 08:00-17:30", "sat-sun 22:00-02:00". An activation with no wake event then gets the reason owner-away (sound detection such as Alexa Guard uploads without a wake word); the live state from MQTT (PREFIX/presence) and PUT /api/v1/presence adds to it.',
+          flag: 'away',
+        }),
+        timeZone: Type.String({ default: 'UTC', description: 'IANA time zone of the quiet hours and detect.away, e.g. Europe/Berlin.', flag: 'time-zone' }),
         arbitrationWindowS: Type.Number({ default: 2, minimum: 0, description: 'Assistants starting to upload within this many seconds of each other heard the same wake word (arbitration).', flag: 'arbitration-window' }),
       },
       { additionalProperties: false, default: {} },

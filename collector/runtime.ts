@@ -11,6 +11,7 @@ import type { Config } from './config.js';
 import type { Activation } from './detect/detector.js';
 import { MAX_LABELS, type Label } from './detect/index.js';
 import { Journal, parseSavedLabel, parseSavedWakeEvent, savedWakeEvent, type SavedLabel } from './detect/journal.js';
+import { loadPresence, savePresence, type PresenceState } from './detect/presence.js';
 import type { WakeEvent } from './detect/wake-events.js';
 import type { Flow } from './flow/flow.js';
 import { buildCollector } from './index.js';
@@ -118,6 +119,8 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
   let wakeJournal: Journal<WakeEvent> | null = null;
   const savedWakeEvents = new NewestRing<WakeEvent>(MAX_SAVED_WAKE_EVENTS);
   let labelsInJournal = false;
+  /** Where the owner's live presence is saved (the data directory), once openJournals ran. */
+  let presenceDir: string | null = null;
 
   return {
     collector,
@@ -171,6 +174,10 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
         detect.restoreWakeEvents(savedWakeEvents.toArray());
       });
       if (wakeWarning) warnings.push(wakeWarning);
+      presenceDir = dataDir;
+      const presence = loadPresence(dataDir);
+      if (presence.state !== null) detect.presence.set(presence.state);
+      if (presence.warning) warnings.push(presence.warning);
       return warnings;
     },
     /** True when labels are kept in labels.jsonl (the state file need not carry them). */
@@ -193,6 +200,26 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
       for (const e of saved) savedWakeEvents.push(e);
       influx?.onWakeEvents(saved);
       return announceChanges(collector.detect.addWakeEvents(saved));
+    },
+    /**
+     * The owner's live presence (MQTT, API): saved first (with a data directory; throws NotSavedError
+     * when that fails, and nothing changes), then it counts for activations that start from `nowMs` on.
+     * Null when detection is off.
+     */
+    setPresence(away: boolean, source: string, options: { save?: boolean; nowMs?: number } = {}): PresenceState | null {
+      const detect = collector.detect;
+      if (!detect) return null;
+      const state: PresenceState = { away, sinceMs: options.nowMs ?? Date.now(), source };
+      if (presenceDir !== null && options.save !== false) savePresence(presenceDir, state);
+      detect.presence.set(state);
+      deps.log.info({ away, source }, `the owner is ${away ? 'away' : 'home'} (${source})`);
+      return state;
+    },
+    /** The owner's presence: the live state (null: never set) and the configured schedule. */
+    presence(): { state: PresenceState | null; schedule: string[]; awayNow: boolean } | null {
+      const presence = collector.detect?.presence;
+      if (!presence) return null;
+      return { state: presence.state, schedule: presence.schedule.map((r) => r.text), awayNow: presence.awayAt(Date.now()) };
     },
     /**
      * A person's label for an activation: saved (with a data directory; throws NotSavedError when that

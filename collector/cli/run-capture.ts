@@ -135,13 +135,23 @@ function addMqttWakeEvents(runtime: Runtime, events: WakeEvent[], log: Logger): 
   }
 }
 
+/** The owner's presence from MQTT: like its wake events, it counts for the run even when it cannot be saved. */
+function setMqttPresence(runtime: Runtime, away: boolean, log: Logger): void {
+  try {
+    runtime.setPresence(away, 'mqtt');
+  } catch (err) {
+    log.error({ away, err: (err as Error).message }, 'MQTT presence could not be saved: it counts for this run only');
+    runtime.setPresence(away, 'mqtt', { save: false });
+  }
+}
+
 /** The alert sinks (MQTT, webhooks) that are configured, started and listening to the runtime. */
 export async function startAlertSinks(config: Readonly<Config>, runtime: Runtime, log: Logger) {
   const inventory = runtime.collector.inventory;
   const devices = (): EventDevice[] => (inventory?.all() ?? []).map((d) => ({ mac: d.macText, name: d.name, vendor: d.vendor ?? d.ouiVendor, model: d.model, assistant: d.assistant }));
   // MQTT and the API load their packages only when configured: a plain replay starts faster
   const mqtt = config.mqtt.url === null ? null
-    : (await import('../sink/mqtt/index.js')).buildMqttSink(config, { log, devices, version: version(), onWakeEvents: (events) => addMqttWakeEvents(runtime, events, log) });
+    : (await import('../sink/mqtt/index.js')).buildMqttSink(config, { log, devices, version: version(), onWakeEvents: (events) => addMqttWakeEvents(runtime, events, log), onPresence: (away) => setMqttPresence(runtime, away, log) });
   if (mqtt) {
     runtime.addListener(mqtt);
     await mqtt.start();

@@ -8,6 +8,7 @@
 import type { Config } from '../config.js';
 import type { Inventory } from '../identify/inventory.js';
 import { buildDetector, type Activation } from './detector.js';
+import { parseAwaySchedule, Presence } from './presence.js';
 import { applyLabel, decideVerdict, parseQuietHours, verdictOptions, type ArbitrationMember, type Verdict } from './verdict.js';
 import { readWakeEventsFile, WakeEventStore, type WakeEvent } from './wake-events.js';
 
@@ -38,6 +39,7 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
     timeZone: config.detect.timeZone,
   });
   const arbitrationMs = config.detect.arbitrationWindowS * 1000;
+  const presence = new Presence(parseAwaySchedule(config.detect.away, 'detect.away'), config.detect.timeZone);
   // no file configured: no source yet (the API and MQTT add one when they deliver events)
   const store = new WakeEventStore({ sourceConfigured: config.detect.wakeEvents !== null });
   if (config.detect.wakeEvents !== null) store.addAll(readWakeEventsFile(config.detect.wakeEvents));
@@ -62,7 +64,7 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
     const members: ArbitrationMember[] = others.map((o) => ({ device: deviceOf(o), startMs: o.startMs, confirmed: o.verdict === 'confirmed' && !o.reasons.includes('arbitration') ? true : undefined }));
     const detectorReasons = a.reasons.filter((r) => r === 'sustained-upload' || r === 'arbitration-loser');
     const result = applyLabel(
-      decideVerdict({ device: deviceOf(a), startMs: a.startMs, arbitrationGroup: members, followUp: a.reasons.includes('follow-up') }, store, options),
+      decideVerdict({ device: deviceOf(a), startMs: a.startMs, arbitrationGroup: members, followUp: a.reasons.includes('follow-up'), ownerAway: presence.awayAt(a.startMs) }, store, options),
       labels.get(a.id) ?? null,
     );
     a.verdict = result.verdict;
@@ -103,6 +105,8 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
   return {
     detector,
     store,
+    /** The owner's presence (detect.away and the live state from MQTT and the API). */
+    presence,
     /** Adds wake events (API, MQTT) and re-decides the recent activations they may confirm. */
     addWakeEvents(events: readonly WakeEvent[]): Activation[] {
       store.addAll(events);

@@ -7,6 +7,8 @@
  *   the device makes it suspected for sure (voice-history:not-intended). An empty source means nobody
  *   spoke, so everything is suspected.
  * - No source: unverified, except inside quiet hours (nobody should be talking): suspected.
+ * - The owner is away (detect.away, or the live presence): no wake event, or no source, means suspected
+ *   with the reason owner-away: Alexa Guard and sound-detection routines upload then without a wake word.
  * - Arbitration: several assistants upload at once for one wake word; if one of them is confirmed, the
  *   others are too (reason arbitration): losing the race is not a false activation.
  * - Follow-up mode and timers upload without a wake word: they keep their verdict and carry the reason,
@@ -42,6 +44,8 @@ export interface VerdictInput {
   followUp: boolean;
   /** The upload belongs to a timer or alarm, not to speech. */
   timer?: boolean;
+  /** The owner was away when it started (detect.away or the live presence, collector/detect/presence.ts). */
+  ownerAway?: boolean;
 }
 
 /** A quiet-hours range in local time; `from` after `to` wraps midnight. */
@@ -162,15 +166,16 @@ export function decideVerdict(input: VerdictInput, store: WakeEventStore | null,
   const hasSource = store !== null && store.sourceConfigured;
   let result: VerdictResult;
   let arbitrationMayConfirm = true;
+  // nobody home: an upload without a wake word is sound detection (Guard, routines) or a misactivation
+  const away = input.ownerAway === true ? ['owner-away'] : [];
   if (!hasSource) {
-    result = inQuietHours(input.startMs, options.quietHours, options.timeZone)
-      ? { verdict: 'suspected', reasons: ['quiet-hours'], wakeEvent: null }
-      : { verdict: 'unverified', reasons: [], wakeEvent: null };
+    const reasons = [...(inQuietHours(input.startMs, options.quietHours, options.timeZone) ? ['quiet-hours'] : []), ...away];
+    result = { verdict: reasons.length > 0 ? 'suspected' : 'unverified', reasons, wakeEvent: null };
   } else {
     const event = store.findFor(input.device, input.startMs, options.windowBeforeMs, options.windowAfterMs);
     if (event === null) {
       // also when the source is empty: a configured source without events means nobody spoke
-      result = { verdict: 'suspected', reasons: ['no-wake-event'], wakeEvent: null };
+      result = { verdict: 'suspected', reasons: ['no-wake-event', ...away], wakeEvent: null };
     } else if (event.intended === false) {
       // the assistant's own record says the audio was not meant for it: stronger than another device's wake word
       result = { verdict: 'suspected', reasons: ['voice-history:not-intended'], wakeEvent: event.time };

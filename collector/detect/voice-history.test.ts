@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { isEarshotError } from '../errors.js';
 import { PROJECT_ROOT } from '../../test/helpers/shared.js';
-import { classifyStatus, importVoiceHistory, parseVoiceHistory, VOICE_HISTORY_SOURCE } from './voice-history.js';
+import { classifyStatus, importVoiceHistory, parseUtteranceId, parseVoiceHistory, PAUSED_WAKE_SOURCE, VOICE_HISTORY_SOURCE } from './voice-history.js';
 import { parseWakeEvents, readWakeEventsFile, type WakeEvent } from './wake-events.js';
 
 const FIXTURES = join(PROJECT_ROOT, 'test/fixtures/wake-events');
@@ -146,6 +146,57 @@ describe('bad JSON', () => {
   });
 });
 
+describe('a pause after the wake word (a "not intended" /0 turn before the request)', () => {
+  // read from the fixture by hand: each record's utteranceType, its spoken item's time and utterance id
+  const PAUSED_EVENTS: WakeEvent[] = [
+    { time: T + 2_405_000, device: 'Living Room Dot', source: S, intended: false }, // /1 not intended either
+    { time: T + 2_400_000, device: 'Living Room Dot', source: S, intended: false }, // ... so its /0 stays
+    { time: T + 1_803_000, device: 'Living Room Dot', source: S, intended: true }, // /1 on another device
+    { time: T + 1_800_000, device: 'Kitchen Echo', source: S, intended: false }, // ... does not fold this /0
+    { time: T + 1_290_000, device: 'Kitchen Echo', source: S, intended: true }, // /1 90 s later
+    { time: T + 1_200_000, device: 'Kitchen Echo', source: S, intended: false }, // ... too late to fold
+    { time: T + 600_000, device: 'Living Room Dot', source: S, intended: false }, // a false wake, alone
+    { time: T + 4_200, device: 'Kitchen Echo', source: S, intended: true }, // the request (/1)
+    { time: T, device: 'Kitchen Echo', source: PAUSED_WAKE_SOURCE, intended: true }, // its /0: the wake word
+  ];
+
+  it('folds a /0 that the same device\'s request followed within a minute; every other /0 stays not intended', () => {
+    expect(parseVoiceHistory(fixture('voice-history-paused.json'), 'p.json')).toEqual(PAUSED_EVENTS);
+  });
+
+  it('counts the folded turns, and they are intended events in the written file', () => {
+    const output = join(scratch, 'paused.jsonl');
+    expect(importVoiceHistory(join(FIXTURES, 'voice-history-paused.json'), output)).toEqual({ records: 9, intended: 4, notIntended: 5, arbitration: 0, pausedWakes: 1 });
+    const written = readWakeEventsFile(output);
+    expect(written[0]).toEqual({ time: T, device: 'Kitchen Echo', source: PAUSED_WAKE_SOURCE, intended: true });
+    expect(readFileSync(output, 'utf8')).not.toMatch(/weather|alexa"|light|something/);
+  });
+
+  it('reads the turn from the older feed (description.firstUtteranceId) and from a CSV column', () => {
+    const dialog = 'A4ZXE0RM7LQ7A:1.0/2024/09/16/07/G090XX0000000001/00:00::TNIH_2V.00000000-0000-0000-0000-000000000007ZXV';
+    const activity = (time: number, status: string, turn: number) => ({
+      activityStatus: status, creationTimestamp: time, sourceDeviceIds: [{ serialNumber: 'G090XX0000000001', deviceType: 'A4ZXE0RM7LQ7A' }],
+      description: JSON.stringify({ summary: turn === 0 ? 'alexa' : 'stop', firstUtteranceId: `${dialog}/${turn}`, firstStreamId: dialog }), utteranceId: dialog,
+    });
+    expect(parseVoiceHistory(JSON.stringify({ activities: [activity(T + 3000, 'SUCCESS', 1), activity(T, 'DISCARDED_NON_DEVICE_DIRECTED_INTENT', 0)] }), 'a.json')).toEqual([
+      { time: T + 3000, device: 'G090XX0000000001', source: S, intended: true },
+      { time: T, device: 'G090XX0000000001', source: PAUSED_WAKE_SOURCE, intended: true },
+    ]);
+    const csv = `Timestamp,Device,Status,Utterance Id\n${T / 1000},Echo,Audio was not intended for Alexa,${dialog}/0\n${T / 1000 + 5},Echo,SUCCESS,${dialog}/1\n${T / 1000 + 600},Echo,Audio was not intended for Alexa,x/0\n`;
+    expect(parseVoiceHistory(csv, 'h.csv')).toEqual([
+      { time: T, device: 'Echo', source: PAUSED_WAKE_SOURCE, intended: true },
+      { time: T + 5000, device: 'Echo', source: S, intended: true },
+      { time: T + 600_000, device: 'Echo', source: S, intended: false },
+    ]);
+  });
+
+  it('reads an utterance id\'s turn; ids without one name no dialog', () => {
+    expect(parseUtteranceId('A:1.0/2024/SERIAL/00:00::TNIH_2V.abcZXV/0')).toEqual({ dialog: 'A:1.0/2024/SERIAL/00:00::TNIH_2V.abcZXV', turn: 0 });
+    expect(parseUtteranceId(' x/12 ')).toEqual({ dialog: 'x', turn: 12 });
+    for (const id of ['A:1.0/2024/SERIAL/00:00::TNIH_2V.abcLPM', '/0', null, 7, 'x/', 'x/1234']) expect(parseUtteranceId(id)).toBeNull();
+  });
+});
+
 describe('classifyStatus', () => {
   it('maps every status Amazon is known to use', () => {
     expect(classifyStatus('SUCCESS')).toEqual({ intended: true, source: S, arbitration: false });
@@ -165,7 +216,7 @@ describe('importVoiceHistory', () => {
   it('writes the wake-event file format, returns the counts and keeps no transcript', () => {
     const output = join(scratch, 'rvh.jsonl');
     const counts = importVoiceHistory(join(FIXTURES, 'voice-history-rvh.json'), output);
-    expect(counts).toEqual({ records: 6, intended: 4, notIntended: 2, arbitration: 1 });
+    expect(counts).toEqual({ records: 6, intended: 4, notIntended: 2, arbitration: 1, pausedWakes: 0 });
     const written = readFileSync(output, 'utf8');
     expect(readWakeEventsFile(output)).toEqual(RVH_EVENTS.slice().sort((a, b) => a.time - b.time));
     const transcripts = transcriptsOf(fixture('voice-history-rvh.json'));
@@ -177,8 +228,8 @@ describe('importVoiceHistory', () => {
 
   it('keeps no transcript from the older feed or a CSV either', () => {
     for (const [name, counts] of [
-      ['voice-history-activities.json', { records: 6, intended: 4, notIntended: 2, arbitration: 1 }],
-      ['voice-history.csv', { records: 4, intended: 3, notIntended: 1, arbitration: 1 }],
+      ['voice-history-activities.json', { records: 6, intended: 4, notIntended: 2, arbitration: 1, pausedWakes: 0 }],
+      ['voice-history.csv', { records: 4, intended: 3, notIntended: 1, arbitration: 1, pausedWakes: 0 }],
     ] as const) {
       const output = join(scratch, `${name}.jsonl`);
       expect(importVoiceHistory(join(FIXTURES, name), output)).toEqual(counts);

@@ -25,6 +25,12 @@
  *   records have no device name, so the event's device is the serial number.
  * - Amazon offers no CSV; community exporters flatten the records (e.g. "timestamp", "device.deviceName",
  *   one column per recordItemType). The CSV reader is lenient about header names and strict about rows.
+ * - Utterance ids ("DEVICETYPE:1.0/2024/09/16/07/SERIAL/00:00::TNIH_2V.<uuid>ZXV/0") name one dialog;
+ *   the number after the last "/" is the turn within it (RVH items' `utteranceId`; the older feed's
+ *   `description.firstUtteranceId`; alexa-remote's test transcripts show ".../1"). When the speaker
+ *   pauses after the wake word, Amazon writes the first turn (/0) as "audio was not intended for Alexa"
+ *   and the request itself as the next turn of the same dialog, seconds later (issue 15). That /0 is no
+ *   false wake: it is folded (see foldPausedWakes).
  */
 import { writeFileAtomic } from '../durable.js';
 import { earshotError } from '../errors.js';
@@ -45,7 +51,22 @@ export interface VoiceHistoryCounts {
   notIntended: number;
   /** DEVICE_ARBITRATION records: another device answered the same wake word. */
   arbitration: number;
+  /**
+   * "Not intended" first turns (/0) of a dialog whose request followed in a later turn (a pause after the
+   * wake word): kept as intended events (source amazon-voice-history:paused), counted in `intended`.
+   */
+  pausedWakes: number;
 }
+
+/** The source of a /0 turn folded into the request that followed it. */
+export const PAUSED_WAKE_SOURCE = `${VOICE_HISTORY_SOURCE}:paused`;
+
+/**
+ * Longest gap between a /0 turn and the later turn of the same dialog that makes it a pause after the
+ * wake word. The issue reports "seconds apart"; Alexa's own re-prompt waits ~8 s for speech, so one
+ * dialog's turns fall well inside a minute (the same bound recordTime uses for a record's items).
+ */
+export const PAUSED_WAKE_WINDOW_MS = 60_000;
 
 /** Amazon's verdict on one record, as a wake event's `intended` and `source`. */
 export function classifyStatus(status: string | null, domainAttributes: string | null = null): { intended: boolean; source: string; arbitration: boolean } {
@@ -129,6 +150,47 @@ function recordTime(record: Json): number {
 interface Classified {
   event: WakeEvent;
   arbitration: boolean;
+  /** The dialog (utterance id without its turn) and the turn, when the record names them. */
+  utterance: Utterance | null;
+}
+
+interface Utterance {
+  dialog: string;
+  turn: number;
+}
+
+const TURN = /^(.+)\/(\d{1,3})$/;
+
+/** The dialog and turn of an utterance id ("...ZXV/0"); null when it has no turn number. */
+export function parseUtteranceId(id: unknown): Utterance | null {
+  const match = typeof id === 'string' ? TURN.exec(id.trim()) : null;
+  return match === null ? null : { dialog: match[1], turn: Number(match[2]) };
+}
+
+/** Item types that carry what the person said (the ALEXA_RESPONSE item has an utterance id of its own). */
+const SPOKEN_ITEMS = new Set(['CUSTOMER_TRANSCRIPT', 'ASR_REPLACEMENT_TEXT']);
+
+/** The utterance id of a record: its spoken item's (RVH), its own, or its description's firstUtteranceId (activities). */
+function recordUtterance(record: Json): Utterance | null {
+  const items = own(record, 'voiceHistoryRecordItems');
+  if (Array.isArray(items)) {
+    for (const item of items) {
+      if (isObject(item) && SPOKEN_ITEMS.has(String(own(item, 'recordItemType'))) && parseUtteranceId(own(item, 'utteranceId')) !== null) {
+        return parseUtteranceId(own(item, 'utteranceId'));
+      }
+    }
+  }
+  const ownId = parseUtteranceId(own(record, 'utteranceId'));
+  if (ownId !== null) return ownId;
+  // the older feed keeps the turn in a JSON string beside the transcript: only the id is read from it
+  const description = own(record, 'description');
+  if (typeof description !== 'string' || !description.includes('firstUtteranceId')) return null;
+  try {
+    const parsed: unknown = JSON.parse(description);
+    return isObject(parsed) ? parseUtteranceId(own(parsed, 'firstUtteranceId')) : null;
+  } catch {
+    return null;
+  }
 }
 
 function fromRecord(record: unknown): Classified {
@@ -139,7 +201,7 @@ function fromRecord(record: unknown): Classified {
   if (device === null) throw new FieldProblem('device: missing (no device.deviceName nor a serial number)');
   const status = text(own(record, 'activityStatus')) ?? text(own(record, 'utteranceType'));
   const { intended, source, arbitration } = classifyStatus(status, text(own(record, 'domainAttributes')));
-  return { event: { time, device: normalizeDevice(device), source, intended }, arbitration };
+  return { event: { time, device: normalizeDevice(device), source, intended }, arbitration, utterance: recordUtterance(record) };
 }
 
 const RECORD_ARRAYS = ['customerHistoryRecords', 'alexaHistoryRecords', 'activities'];
@@ -233,6 +295,7 @@ function parseCsv(csv: string, fileName: string): Classified[] {
   const serialAt = column(SERIAL_COLUMNS);
   const statusAt = column(STATUS_COLUMNS);
   const detailAt = column(['domainattributes']);
+  const utteranceAt = column(['utteranceid', 'firstutteranceid']);
   if (timeAt < 0) fail(header.line, `header: no time column (Timestamp or Date; found ${found})`);
   if (deviceAt < 0 && serialAt < 0) fail(header.line, `header: no device column (Device or Device Name; found ${found})`);
   return rows.map(({ line, fields }) => atLine(fail, line, () => {
@@ -246,13 +309,36 @@ function parseCsv(csv: string, fileName: string): Classified[] {
     const device = cell(deviceAt) ?? cell(serialAt);
     if (device === null) throw new FieldProblem(`${header.fields[deviceAt >= 0 ? deviceAt : serialAt].trim()}: missing`);
     const { intended, source, arbitration } = classifyStatus(cell(statusAt), cell(detailAt));
-    return { event: { time, device: normalizeDevice(device), source, intended }, arbitration };
+    return { event: { time, device: normalizeDevice(device), source, intended }, arbitration, utterance: parseUtteranceId(cell(utteranceAt)) };
   }));
 }
 
 function classify(input: string, fileName: string): Classified[] {
   const body = input.replace(/^\uFEFF/, '');
-  return looksLikeJson(body) ? parseJson(body, fileName) : parseCsv(body, fileName);
+  return foldPausedWakes(looksLikeJson(body) ? parseJson(body, fileName) : parseCsv(body, fileName));
+}
+
+/**
+ * A "not intended" first turn (/0) of a dialog whose later turn (/1, ...) on the same device, within
+ * PAUSED_WAKE_WINDOW_MS after it, was a request: the speaker paused after the wake word. It is no false
+ * wake, so it becomes an intended event at its own time (source amazon-voice-history:paused): the wake
+ * word was spoken then, at the start of the upload, while the request's record is stamped seconds later.
+ * The request keeps its own event. A /0 with no such later turn stays "not intended".
+ */
+function foldPausedWakes(classified: Classified[]): Classified[] {
+  // the later turns that were requests, by dialog: usually none or a handful, so a scan each is cheap
+  const requests = new Map<string, Classified[]>();
+  for (const c of classified) {
+    if (c.utterance === null || c.utterance.turn === 0 || c.event.intended === false) continue;
+    requests.set(c.utterance.dialog, [...(requests.get(c.utterance.dialog) ?? []), c]);
+  }
+  if (requests.size === 0) return classified;
+  const device = (c: Classified): string => c.event.device?.toLowerCase() ?? '';
+  return classified.map((c) => {
+    if (c.event.intended !== false || c.utterance === null || c.utterance.turn !== 0) return c;
+    const followed = (requests.get(c.utterance.dialog) ?? []).some((r) => device(r) === device(c) && r.event.time >= c.event.time && r.event.time - c.event.time <= PAUSED_WAKE_WINDOW_MS);
+    return followed ? { ...c, event: { ...c.event, source: PAUSED_WAKE_SOURCE, intended: true } } : c;
+  });
 }
 
 /** Wake events from a voice-history export: Amazon's JSON (one response, pages, or JSON Lines) or a CSV. */
@@ -262,11 +348,12 @@ export function parseVoiceHistory(input: string, fileName: string): WakeEvent[] 
 
 /** Counts of classified records. */
 function countsOf(classified: Classified[]): VoiceHistoryCounts {
-  const counts: VoiceHistoryCounts = { records: classified.length, intended: 0, notIntended: 0, arbitration: 0 };
+  const counts: VoiceHistoryCounts = { records: classified.length, intended: 0, notIntended: 0, arbitration: 0, pausedWakes: 0 };
   for (const { event, arbitration } of classified) {
     if (event.intended === false) counts.notIntended++;
     else counts.intended++;
     if (arbitration) counts.arbitration++;
+    if (event.source === PAUSED_WAKE_SOURCE) counts.pausedWakes++;
   }
   return counts;
 }

@@ -77,7 +77,8 @@ export function alertTitle(alert: Alert): string {
   const who = deviceLabel(alert.device);
   switch (alert.event) {
     case 'activation.suspected':
-      return `Suspected false activation: ${who}`;
+      // while nobody was home it may be the owner's own sound detection: the title says which case it is
+      return alert.activation.reasons.includes('owner-away') ? `Audio uploaded while you were away: ${who}` : `Suspected false activation: ${who}`;
     case 'activation.started':
       return `Activation started: ${who}`;
     case 'activation.verdict-changed':
@@ -102,7 +103,9 @@ export function alertText(alert: Alert, timeZone: string): string {
   }
   const upload = `${who} uploaded audio${where} at ${start} ${timeZone} for ${seconds.toFixed(1)} s (${kilobytes(a.bytesUp)} up).`;
   const wake = a.wakeEvent ? ` Wake event at ${localTime(a.wakeEvent, timeZone)}.` : '';
-  return `${upload} Verdict: ${a.verdict}${reasons}.${wake}`;
+  // the owner's first question on such an alert: was that my own Guard or sound-detection routine?
+  const away = a.reasons.includes('owner-away') ? ' You were away: sound detection (Alexa Guard, routines that react to sounds) uploads audio without a wake word.' : '';
+  return `${upload} Verdict: ${a.verdict}${reasons}.${wake}${away}`;
 }
 
 /** The `earshot.alert/1` document. */

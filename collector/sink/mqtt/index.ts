@@ -1,7 +1,8 @@
 /**
  * The MQTT sink, for Home Assistant and anything else that speaks MQTT (docs/mqtt.md): availability on
  * PREFIX/status, every activation event on PREFIX/activation, one retained state per assistant on
- * PREFIX/device/<mac>/state with Home Assistant discovery for it, and wake events in from PREFIX/wake.
+ * PREFIX/device/<mac>/state with Home Assistant discovery for it, wake events in from PREFIX/wake and
+ * the owner's presence in from PREFIX/presence.
  *
  * Nothing is handed to mqtt.js while the broker is away (its queues have no bound): states are kept
  * here and published whole on every connect, and activation events wait in a small bounded queue.
@@ -18,12 +19,15 @@ import type { ActivationEvent, ActivationListener, EventDevice } from '../events
 import { type DeviceState, DeviceStates } from './device-state.js';
 import { discoveryMessages, discoverySignature, removalMessages } from './discovery.js';
 import { deviceKey, mqttTopics, topicMatches } from './topics.js';
+import { parsePresencePayload } from './presence-payload.js';
 import { parseWakePayload } from './wake-payload.js';
 
 export interface MqttSinkDeps {
   log: Logger;
   /** Wake events that arrived on the wake topic (already parsed, source defaulting to "mqtt"). */
   onWakeEvents: (events: WakeEvent[]) => void;
+  /** The owner's presence arrived on PREFIX/presence (already parsed). */
+  onPresence?: (away: boolean) => void;
   /** The inventory's devices now; those with `assistant` get discovery and a state. */
   devices: () => EventDevice[];
   /** Wall clock (ms); decides the local day of the daily counts. */
@@ -54,6 +58,10 @@ export interface MqttSinkStats {
   wakeEvents: number;
   /** Wake records (or whole payloads) rejected. */
   wakeRejected: number;
+  /** Presence messages taken. */
+  presenceMessages: number;
+  /** Presence messages rejected (not {"away": true|false}). */
+  presenceRejected: number;
   /** Device states held. */
   devices: number;
   /** Device states dropped because there were more than tagging.maxDevices. */
@@ -115,9 +123,10 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
   const queue: string[] = [];
   /** Devices evicted while the broker was away: their retained messages are cleared on the next connect. */
   const toClear = new Set<string>();
-  const counters = { connects: 0, published: 0, publishErrors: 0, activationEvents: 0, eventsDropped: 0, wakePayloads: 0, wakeEvents: 0, wakeRejected: 0 };
+  const counters = { connects: 0, published: 0, publishErrors: 0, activationEvents: 0, eventsDropped: 0, wakePayloads: 0, wakeEvents: 0, wakeRejected: 0, presenceMessages: 0, presenceRejected: 0 };
   let wakeWarnedMs = Number.NEGATIVE_INFINITY;
   let wakeSuppressed = 0;
+  let presenceWarnedMs = Number.NEGATIVE_INFINITY;
 
   function publish(topic: string, payload: string, retain: boolean): void {
     const c = client;
@@ -221,7 +230,32 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
     }
   }
 
+  function onPresencePayload(payload: Buffer): void {
+    const parsed = parsePresencePayload(payload);
+    if (parsed.problem !== undefined) {
+      counters.presenceRejected++;
+      const t = now();
+      if (t - presenceWarnedMs >= WAKE_WARNING_INTERVAL_MS) {
+        log.warn({ topic: topics.presence, rejected: counters.presenceRejected }, `MQTT: presence rejected on ${topics.presence}: ${parsed.problem}`);
+        presenceWarnedMs = t;
+      }
+      return;
+    }
+    counters.presenceMessages++;
+    try {
+      deps.onPresence?.(parsed.away);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'MQTT: presence could not be taken');
+    }
+  }
+
   function onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    // first: a wake filter as wide as PREFIX/# must not read the presence as wake events
+    if (topic === topics.presence) {
+      // an empty retained message clears the broker's copy; it says nothing about the owner
+      if (payload.length > 0) onPresencePayload(payload);
+      return;
+    }
     // a wake filter wide enough to cover earshot's own topics must not read them as wake events
     if (topicMatches(topics.wake, topic) && !topics.isOwn(topic)) {
       onWakePayload(topic, payload);
@@ -248,7 +282,9 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
     log.info({ broker: where }, counters.connects === 1 ? 'MQTT: connected' : 'MQTT: connected again');
     lastError = '';
     publish(topics.status, 'online', true);
-    const filters = [topics.wake, ...(mqtt.discovery ? [topics.homeAssistantStatus] : [])];
+    // a wake filter that covers the presence topic already brings it: a second subscription would bring it twice
+    const presence = deps.onPresence && !topicMatches(topics.wake, topics.presence) ? [topics.presence] : [];
+    const filters = [topics.wake, ...presence, ...(mqtt.discovery ? [topics.homeAssistantStatus] : [])];
     try {
       await c.subscribeAsync(filters, { qos: 1 });
     } catch (err) {

@@ -264,6 +264,29 @@ describeMosquitto('MQTT sink (real mosquitto)', () => {
     await until('the wake event', () => wakeEvents.length === 1);
   });
 
+  it('takes the owner\'s presence (retained one too), never as wake events even under a wide wake filter', async () => {
+    const client = await publisher();
+    // retained before earshot connects: read at connect
+    await client.publishAsync('e7/presence', '{"away": true}', { qos: 1, retain: true });
+    const presence: boolean[] = [];
+    const { sink, wakeEvents, lines } = sinkFor('e7', { flags: { 'mqtt-wake-topic': 'e7/#' }, onPresence: (away) => presence.push(away) });
+    await sink.start();
+    await until('the retained presence', () => presence.length === 1);
+    await client.publishAsync('e7/presence', '{"away": false}', { qos: 1 });
+    await client.publishAsync('e7/presence', '"home"', { qos: 1 });
+    await client.publishAsync('e7/wake', '{"time":1714557600}', { qos: 1 });
+    await until('the wake event', () => wakeEvents.length === 1 && presence.length === 2 && sink.stats.presenceRejected === 1);
+    // once each: the wide wake filter brings the presence topic, so it has no subscription of its own
+    expect(presence).toEqual([true, false]);
+    expect([sink.stats.presenceMessages, sink.stats.wakePayloads, sink.stats.wakeRejected]).toEqual([2, 1, 0]);
+    expect(lines.filter((l) => l.msg.startsWith('MQTT: presence rejected')).map((l) => l.msg)).toEqual(['MQTT: presence rejected on e7/presence: not a JSON object {"away": true} or {"away": false}']);
+    // clearing the retained copy is no news about the owner
+    await client.publishAsync('e7/presence', '', { qos: 1, retain: true });
+    await client.publishAsync('e7/wake', '{"time":1714557601}', { qos: 1 });
+    await until('the second wake event', () => wakeEvents.length === 2);
+    expect([presence.length, sink.stats.presenceRejected]).toEqual([2, 1]);
+  });
+
   it('starts without a broker, keeps events meanwhile, and sends everything once the broker is up', async () => {
     const port = await freePort();
     const { sink, lines } = sinkFor('e6', { url: `mqtt://127.0.0.1:${port}` });

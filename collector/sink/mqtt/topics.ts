@@ -11,6 +11,8 @@ export interface MqttTopics {
   activation: string;
   /** Wake events in (may hold + and # wildcards). */
   wake: string;
+  /** The owner's presence in: {"away": true|false}. */
+  presence: string;
   /** Retained states of all devices, for reading them back after a restart. */
   stateWildcard: string;
   /** Home Assistant's own status (birth `online`): discovery is sent again when it comes up. */
@@ -41,6 +43,7 @@ export function mqttTopics(mqtt: Readonly<Config['mqtt']>): MqttTopics {
     status: `${prefix}/status`,
     activation: `${prefix}/activation`,
     wake: mqtt.wakeTopic ?? `${prefix}/wake`,
+    presence: `${prefix}/presence`,
     stateWildcard: `${statePrefix}+/state`,
     homeAssistantStatus: `${discoveryPrefix}/status`,
     deviceState: (key) => `${statePrefix}${key}/state`,
