@@ -11,6 +11,7 @@ import { IPPROTO_TCP, IPPROTO_UDP, type DecodeStats } from './decode/packet.js';
 import type { Flow } from './flow/flow.js';
 import type { Activation, DetectorStats } from './detect/detector.js';
 import { buildDetectStage } from './detect/index.js';
+import type { DetectorParams } from './detect/params.js';
 import { buildLocalNets } from './flow/local-nets.js';
 import { buildPayloadInspector, type DnsAnswer, type PayloadStats } from './flow/payload.js';
 import { FlowTable, type FlowTableStats } from './flow/table.js';
@@ -70,8 +71,13 @@ function buildTagging(config: Readonly<Config>, localNets: ReturnType<typeof bui
 
 const TICK_MS = 1000;
 
+/** Knobs for evaluation and tests, not for users: the detector's parameters per vendor. */
+export interface CollectorTuning {
+  params?: (vendor: string | null) => DetectorParams;
+}
+
 /** Builds the pipeline. Feed it packets with ingest() (a PacketSink), or run a source through it. */
-export function buildCollector(config: Readonly<Config>, listeners: CollectorListeners = {}) {
+export function buildCollector(config: Readonly<Config>, listeners: CollectorListeners = {}, tuning: CollectorTuning = {}) {
   const totals = new CaptureTotals();
   const decoder = buildDecoder();
   const localNets = buildLocalNets(config.localNets);
@@ -84,12 +90,17 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   };
   const t = tagging?.tagger;
   const inv = tagging?.inventory;
-  const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(t?.onFlowEnd, listeners.onFlowEnd);
   // detection needs the voice flows that tagging finds: without tagging there is nothing to watch
-  const detect = inv && config.detect.enabled
-    ? buildDetectStage(config, inv, { onActivationStarted: listeners.onActivationStarted, onActivation: listeners.onActivation, onVerdictChanged: listeners.onVerdictChanged })
+  const detect = inv && t && config.detect.enabled
+    ? buildDetectStage(config, inv, {
+      onActivationStarted: listeners.onActivationStarted,
+      onActivation: listeners.onActivation,
+      onVerdictChanged: listeners.onVerdictChanged,
+      onVoiceFlow: t.learnVoice,
+    }, tuning)
     : null;
   const detector = detect?.detector ?? null;
+  const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(chain(t?.onFlowEnd, detector ? (flow: Flow) => { if (flow.voiceTrack !== null) detector.forget(flow); } : undefined), listeners.onFlowEnd);
   const onTick = chain(chain(t?.onTick, detector?.tick), listeners.onTick);
   const table = new FlowTable(
     {
@@ -138,7 +149,9 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     if (p === null || p.srcPort < 0 || (p.proto !== IPPROTO_TCP && p.proto !== IPPROTO_UDP)) return;
     const flow = table.account(p);
     inspector.inspect(flow, table.up, p);
-    if (flow.service === 'voice' && detector !== null) detector.onPacket(flow, table.up, p.wireLen, p.timeMs);
+    // the voice channels, and the assistants' unnamed connections that may be one (a name that says
+    // otherwise sets the service and takes the flow out)
+    if (detector !== null && (flow.service === 'voice' || (flow.voiceCandidate && flow.service === null))) detector.onPacket(flow, table.up, p.wireLen, p.timeMs);
   }
 
   /**

@@ -1,11 +1,20 @@
 /**
- * The activation detector. Per assistant, it bins the upload on the voice flows into seconds (packet
- * time; the one clock closes bins when no packet comes) and finds sustained audio uploads: at least
- * `minAudioBins` seconds of audio rate and `minBytes` in all, allowing a quiet second inside. A single
- * strong second (the event post after an answer) is not an activation; a strong second after a quiet
- * one starts a new activation (a new wake word). "Started" is announced as soon as an upload qualifies
- * (about 2 s after it began), "finished" two seconds after its last active second. Replay and live run
- * the same code on the same packet times, so they find the same activations.
+ * The activation detector. It rests on what a voice upload is: an audio stream. After the wake word an
+ * assistant streams the microphone to its cloud as a steady cadence of upload packets (a packet every
+ * 10–40 ms), so nearly every 100-ms slot carries upload for as long as the person speaks; telemetry
+ * posts, volume changes and the event post after an answer send a few full-size frames at once and
+ * fill one to seven slots (docs/detection.md has the measurements).
+ *
+ * Per flow (a voice channel, or an assistant's unnamed connection that may be one) it cuts the upload
+ * into 100-ms slots and keeps the last 32 of them. An upload qualifies when `minStreamSlots` of the
+ * last `windowSlots` slots carried upload, with at least `minBytes` in them and no more than a voice
+ * stream's rate: "started" is announced then (about 1.2 s after the first packet), "finished" once the
+ * stream has been silent for `maxGapSlots`. A stream that never qualifies and ends is dropped, unless it
+ * had the cadence of audio on a known voice channel: then it is an aborted wake (the cloud stopped the
+ * capture) or, when another assistant heard the same wake word, an arbitration loser.
+ *
+ * Replay and live run the same code on packet times (the one clock closes slots when no packet comes),
+ * so they find the same activations.
  */
 import { formatAddr, formatMac } from '../decode/packet.js';
 import type { Flow } from '../flow/flow.js';
@@ -26,7 +35,7 @@ export class Activation {
   verdict: 'confirmed' | 'suspected' | 'unverified' = 'unverified';
   reasons: string[] = [];
   wakeEventMs: number | null = null;
-  /** Seconds of audio-rate upload, and the largest second. */
+  /** 100-ms slots that carried upload, and the largest one second of upload. */
   audioBins = 0;
   peakBinBytes = 0;
   finished = false;
@@ -40,79 +49,121 @@ export class Activation {
   }
 }
 
-/** Per-device state: the open second and the upload in progress. */
-class Track {
-  binStart = -1;
-  binUp = 0;
-  binDown = 0;
-  binFirstMs = 0;
-  binLastMs = 0;
-  /** Server of the busiest voice flow in the open second. */
-  binFlow: Flow | null = null;
-  binFlowBytes = 0;
-  current: Activation | null = null;
-  currentAnnounced = false;
-  gapBins = 0;
-  lastEndMs = Number.NEGATIVE_INFINITY;
-  /**
-   * The device's baseline upload rate (a slow EWMA over every second outside activations, the empty
-   * ones included): a
-   * device with a noisy baseline gets a higher threshold for an active second (IDLE_FACTOR times it).
-   */
-  idleRate = 0;
-  lastBinEnd = 0;
-  constructor(readonly mac: number, readonly params: DetectorParams) {}
-}
-
 export interface DetectorHandlers {
   /** An upload qualified as an activation (end, bytes still growing). */
   onStarted?(activation: Activation): void;
   /** An activation ended (its verdict is decided by the caller). */
   onFinished?(activation: Activation): void;
+  /** An unnamed connection carried a voice stream: it is the device's voice channel (tagging learns it). */
+  onVoiceFlow?(flow: Flow): void;
 }
 
 export interface DetectorStats {
   activations: number;
-  /** Uploads that looked like a start but never qualified (event posts, short spikes). */
+  /** Uploads that streamed for a while but never qualified (and were not an aborted wake). */
   rejectedBursts: number;
   devices: number;
+  /** Flows found to be voice channels by the stream they carried. */
+  voiceFlowsLearned: number;
 }
 
-const BIN_MS = 1000;
-const IDLE_DECAY = 0.98;
-/** An upload that has not qualified after this long is background, not speech: it is dropped. */
-const MAX_UNQUALIFIED_MS = 30_000;
-const IDLE_FACTOR = 3;
-/** Ethernet + IPv6 + TCP with timestamps and SACK blocks, no payload. */
+const SLOT_MS = 100;
+/** Slots remembered per stream: a 32-bit mask, one bit per slot. */
+const RING = 32;
+/** Ethernet + IPv6 + TCP with timestamps and SACK blocks, no payload: an ACK is not upload. */
 const MAX_ACK_FRAME = 106;
-
+/** An idle slot's average upload (EWMA over slots outside uploads) times this is the least an active slot carries. */
+const IDLE_FACTOR = 3;
+const IDLE_DECAY = 0.995;
+/**
+ * A burst busy this long (slots) before it qualifies grew out of a background: from then on only its last
+ * window counts, and the window starts the upload (the wake word's pre-roll can come 2.8 s before a stalled stream).
+ */
+const LEAD_SLOTS = 60;
 /** Announced activations kept to find arbitration peers. */
 const RECENT = 64;
 
+/** Per device: the activation in progress and when the last one ended. */
+class Device {
+  current: Activation | null = null;
+  /** The stream the current activation rides on. */
+  owner: Stream | null = null;
+  lastEndMs = Number.NEGATIVE_INFINITY;
+  constructor(readonly mac: number, readonly params: DetectorParams) {}
+}
+
+/** Per flow: the open slot, the last 32 slots, and the upload burst in progress. */
+class Stream {
+  /** Index (time / SLOT_MS) of the open slot; -1 when none is open. */
+  slot = -1;
+  slotUp = 0;
+  slotPackets = 0;
+  slotFirstMs = 0;
+  slotLastMs = 0;
+  slotDown = 0;
+  /** Bit i: the slot `slot - 1 - i` was active. */
+  mask = 0;
+  /** Per ring position (slot % RING): bytes, packets and first packet time of that slot. */
+  readonly bytes = new Float64Array(RING);
+  readonly packets = new Uint16Array(RING);
+  readonly firstMs = new Float64Array(RING);
+  /** The burst: first and last active slot (-1: none), its bytes and packets so far. */
+  burstFirst = -1;
+  lastActive = -1;
+  burstBytes = 0;
+  burstPackets = 0;
+  burstStartMs = 0;
+  burstEndMs = 0;
+  burstDown = 0;
+  burstSlots = 0;
+  /** The busiest second (ten slots) of the burst. */
+  peakSecond = 0;
+  /** The slot the next bit pushed into `mask` stands for. */
+  next = 0;
+  /** The last slot whose second (ten slots) had four busy ones, while qualified. */
+  lastDense = 0;
+  /** The burst is an announced activation / ran past the longest activation (background until a gap). */
+  qualified = false;
+  saturated = false;
+  idleSlot = 0;
+  constructor(readonly flow: Flow, readonly device: Device) {}
+}
+
+/** Set bits in a 32-bit word. */
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
+export interface DetectorOptions {
+  arbitrationMs: number;
+  /** Parameters for every vendor instead of the shipped ones (evaluation, tuning). */
+  params?: (vendor: string | null) => DetectorParams;
+}
+
 /** Builds the detector; `vendorOf(mac)` gives the device's vendor for its parameters. */
-export function buildDetector(vendorOf: (mac: number) => string | null, handlers: DetectorHandlers, options: { arbitrationMs: number } = { arbitrationMs: 2000 }) {
+export function buildDetector(vendorOf: (mac: number) => string | null, handlers: DetectorHandlers, options: DetectorOptions = { arbitrationMs: 2000 }) {
+  const pick = options.params ?? paramsFor;
   const recent: Activation[] = [];
-  const tracks = new Map<number, Track>();
-  /** Tracks with an open second or an upload in progress: the tick visits only these. */
-  const busy = new Set<Track>();
-  const stats: DetectorStats = { activations: 0, rejectedBursts: 0, devices: 0 };
+  const devices = new Map<number, Device>();
+  /** Streams with an open slot or a burst in progress: the tick visits only these. */
+  const busy = new Set<Stream>();
+  const stats: DetectorStats = { activations: 0, rejectedBursts: 0, devices: 0, voiceFlowsLearned: 0 };
 
-  function trackOf(flow: Flow): Track {
-    let t = flow.voiceTrack as Track | null;
-    if (t === null) {
-      t = tracks.get(flow.deviceMac) ?? null;
-      if (t === null) {
-        t = new Track(flow.deviceMac, paramsFor(vendorOf(flow.deviceMac)));
-        tracks.set(flow.deviceMac, t);
-        stats.devices = tracks.size;
+  function streamOf(flow: Flow): Stream {
+    let s = flow.voiceTrack as Stream | null;
+    if (s === null) {
+      let d = devices.get(flow.deviceMac) ?? null;
+      if (d === null) {
+        d = new Device(flow.deviceMac, pick(vendorOf(flow.deviceMac)));
+        devices.set(flow.deviceMac, d);
+        stats.devices = devices.size;
       }
-      flow.voiceTrack = t;
+      s = new Stream(flow, d);
+      flow.voiceTrack = s;
     }
-    return t;
-  }
-
-  function qualifies(a: Activation, p: DetectorParams): boolean {
-    return a.audioBins >= p.minAudioBins && a.bytesUp >= p.minBytes && a.endMs - a.startMs >= p.minDurationMs;
+    return s;
   }
 
   /** Another assistant's announced activation starting within the arbitration window of `a`. */
@@ -124,150 +175,304 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
     return null;
   }
 
-  function finish(t: Track): void {
-    const a = t.current as Activation;
-    t.current = null;
-    t.gapBins = 0;
-    if (!t.currentAnnounced) {
-      // Echos that lose arbitration stop after 1-3 s: too short on their own, but they did hear a wake word
-      const p = t.params;
-      if (a.peakBinBytes >= p.startBinBytes && a.bytesUp >= p.minBytes / 3 && arbitrationPeer(a) !== null) {
-        a.reasons.push('sustained-upload', 'arbitration-loser');
-        handlers.onStarted?.(a);
-        t.currentAnnounced = true;
-      } else {
-        stats.rejectedBursts++;
-        return;
-      }
-    }
-    t.currentAnnounced = false;
+  function describeServer(a: Activation, flow: Flow): void {
+    a.server = formatAddr(flow.ipVersion, flow.serverWords());
+    a.serverName = flow.serverName;
+  }
+
+  function scoreOf(s: Stream, p: DetectorParams): number {
+    const slots = Math.min(1, s.burstSlots / (2 * p.minStreamSlots));
+    const bytes = Math.min(1, s.burstBytes / (4 * p.minBytes));
+    return Math.round((slots * 0.6 + bytes * 0.4) * 100) / 100;
+  }
+
+  function announce(a: Activation): void {
+    recent.push(a);
+    if (recent.length > RECENT) recent.shift();
+    handlers.onStarted?.(a);
+  }
+
+  function finishActivation(d: Device, a: Activation): void {
+    d.current = null;
+    d.owner = null;
     a.finished = true;
-    if (a.startMs - t.lastEndMs <= t.params.followUpMs) a.reasons.push('follow-up');
-    t.lastEndMs = a.endMs;
+    if (a.startMs - d.lastEndMs <= d.params.followUpMs) a.reasons.push('follow-up');
+    d.lastEndMs = Math.max(d.lastEndMs, a.endMs);
     stats.activations++;
     handlers.onFinished?.(a);
   }
 
-  /** Closes the open second of a track and moves its upload state on. */
-  function closeBin(t: Track): void {
-    const p = t.params;
-    const up = t.binUp;
-    const active = up >= Math.max(p.activeBinBytes, IDLE_FACTOR * t.idleRate);
-    // a slow average over every second outside activations: a steady background raises it
-    if (!t.currentAnnounced) t.idleRate = IDLE_DECAY * t.idleRate + (1 - IDLE_DECAY) * up;
-    let a = t.current;
-    if (a !== null && !t.currentAnnounced && t.binStart - a.startMs > MAX_UNQUALIFIED_MS) {
-      finish(t);
-      a = null;
+  /** A burst that never qualified ended: an aborted wake, an arbitration loser, or nothing. */
+  function shortBurst(s: Stream): void {
+    const d = s.device;
+    const p = d.params;
+    const durationMs = Math.max(SLOT_MS, s.burstEndMs - s.burstStartMs);
+    const slots = s.burstSlots;
+    const cadence = (s.burstPackets * 1000) / durationMs;
+    // only a known voice channel: an unnamed connection has not shown it carries voice
+    const audio = s.flow.service === 'voice' && slots >= p.abortMinSlots && s.burstBytes >= p.abortMinBytes && cadence >= p.audioMinPacketsPerS;
+    if (!audio || d.current !== null) {
+      if (slots >= p.abortMinSlots) stats.rejectedBursts++;
+      return;
     }
-    if (a !== null) {
-      if (active && t.gapBins > 0 && up >= p.startBinBytes) {
-        finish(t); // a strong second after a pause: a new wake word
-        a = null;
-      } else if (!active) {
-        a.bytesDown += t.binDown;
-        if (++t.gapBins > p.maxGapBins) finish(t);
-      }
-    }
-    if (active) {
-      if (a === null) {
-        a = new Activation(t.mac, t.binFirstMs);
-        t.current = a;
-        t.currentAnnounced = false;
-      }
-      t.gapBins = 0;
-      a.endMs = t.binLastMs;
-      a.bytesUp += up;
-      a.bytesDown += t.binDown;
-      if (up >= p.audioBinBytes) a.audioBins++;
-      if (up > a.peakBinBytes) {
-        a.peakBinBytes = up;
-        if (t.binFlow) {
-          a.server = formatAddr(t.binFlow.ipVersion, t.binFlow.serverWords());
-          a.serverName = t.binFlow.serverName;
-        }
-      }
-      a.score = Math.min(1, Math.round((Math.min(1, a.bytesUp / (2 * p.minBytes)) * 0.6 + Math.min(1, a.audioBins / 4) * 0.4) * 100) / 100);
-      if (!t.currentAnnounced && qualifies(a, p)) {
-        t.currentAnnounced = true;
-        a.reasons.push('sustained-upload');
-        recent.push(a);
-        if (recent.length > RECENT) recent.shift();
-        handlers.onStarted?.(a);
-      }
-    }
-    t.binUp = 0;
-    t.binDown = 0;
-    t.binFlow = null;
-    t.binFlowBytes = 0;
+    const a = new Activation(d.mac, s.burstStartMs);
+    a.endMs = s.burstEndMs;
+    a.bytesUp = s.burstBytes;
+    a.bytesDown = s.burstDown;
+    a.audioBins = slots;
+    a.peakBinBytes = s.peakSecond;
+    a.score = scoreOf(s, p);
+    describeServer(a, s.flow);
+    // Echos that lose arbitration stop after 1-3 s: they did hear a wake word, another device answered
+    a.reasons.push('sustained-upload', arbitrationPeer(a) !== null ? 'arbitration-loser' : 'aborted-wake');
+    announce(a);
+    finishActivation(d, a);
   }
 
-  /** Brings a track's bins up to `nowMs`: closes the open second and any silent ones after it. */
-  function advance(t: Track, nowMs: number): void {
-    while (t.binStart >= 0 && nowMs >= t.binStart + BIN_MS) {
-      closeBin(t);
-      t.binStart += BIN_MS;
-      if (t.current === null) {
-        t.lastBinEnd = t.binStart;
-        t.binStart = -1; // nothing in progress: the next packet opens a fresh second
-        busy.delete(t);
-      }
+  /** The burst of `s` ended (a gap longer than maxGapSlots, or the end of input). */
+  function endBurst(s: Stream): void {
+    const d = s.device;
+    if (s.qualified) {
+      if (d.owner === s && d.current !== null) finishActivation(d, d.current);
+    } else if (!s.saturated && s.burstFirst >= 0) {
+      shortBurst(s);
     }
+    s.burstFirst = -1;
+    s.lastActive = -1;
+    s.qualified = false;
+    s.saturated = false;
+  }
+
+  /** Closes the open slot of a stream: its activity, the burst, qualification. */
+  function closeSlot(s: Stream): void {
+    const d = s.device;
+    const p = d.params;
+    const slot = s.slot;
+    const up = s.slotUp;
+    const active = up > 0 && up >= Math.max(p.slotMinBytes, IDLE_FACTOR * s.idleSlot);
+    if (s.burstFirst < 0 && !active) s.idleSlot = IDLE_DECAY * s.idleSlot + (1 - IDLE_DECAY) * up;
+    const at = slot % RING;
+    s.mask = ((s.mask << 1) | (active ? 1 : 0)) >>> 0;
+    s.next = slot + 1;
+    s.bytes[at] = active ? up : 0;
+    s.packets[at] = active ? Math.min(65535, s.slotPackets) : 0;
+    s.firstMs[at] = s.slotFirstMs;
+    // more silent slots than a pause in speech since the last active one: that burst is over
+    if (s.burstFirst >= 0 && slot - s.lastActive - 1 > p.maxGapSlots) endBurst(s);
+    if (active) {
+      if (s.burstFirst < 0) {
+        s.burstFirst = slot;
+        s.burstStartMs = s.slotFirstMs;
+        s.burstBytes = 0;
+        s.burstPackets = 0;
+        s.burstDown = 0;
+        s.burstSlots = 0;
+        s.peakSecond = 0;
+      }
+      s.lastActive = slot;
+      s.burstBytes += up;
+      s.burstPackets += s.slotPackets;
+      s.burstSlots++;
+      s.burstEndMs = s.slotLastMs;
+      // the last ten slots: the busiest second so far
+      let second = 0;
+      for (let i = 0; i < 10; i++) if ((s.mask >>> i) & 1) second += s.bytes[(slot - i + RING) % RING];
+      if (second > s.peakSecond) s.peakSecond = second;
+    }
+    if (s.burstFirst >= 0) s.burstDown += s.slotDown;
+    if (active && s.burstFirst >= 0) {
+      if (s.qualified) grow(s, up);
+      else if (!s.saturated) tryQualify(s, slot);
+    }
+    if (s.qualified) {
+      // the stream fell back to a background's scattered packets: the upload is over
+      if (popcount(s.mask & 0x3ff) >= 4) s.lastDense = slot;
+      else if (slot - s.lastDense > p.maxGapSlots) endBurst(s);
+    }
+    s.slotUp = 0;
+    s.slotPackets = 0;
+    s.slotDown = 0;
+  }
+
+  /** Adds a slot's upload to the activation the stream carries; ends one that ran too long. */
+  function grow(s: Stream, up: number): void {
+    const d = s.device;
+    const a = d.current;
+    if (a === null || d.owner !== s) return;
+    a.endMs = s.slotLastMs;
+    a.bytesUp += up;
+    a.audioBins++;
+    if (s.peakSecond > a.peakBinBytes) a.peakBinBytes = s.peakSecond;
+    a.score = scoreOf(s, d.params);
+    if (a.endMs - a.startMs > d.params.maxActivationMs) {
+      // longer than anyone speaks to an assistant: a call, a stream, a recording; not one more second of it
+      a.reasons.push('long-stream');
+      s.qualified = false;
+      s.saturated = true;
+      finishActivation(d, a);
+    }
+  }
+
+  /**
+   * Qualifies the burst when it streams: a young burst (begun after a silence, less than LEAD_SLOTS ago)
+   * by its own busy slots and their share of its length, an old one (grown out of a busy background) by
+   * the busy slots of the last window.
+   */
+  function tryQualify(s: Stream, slot: number): void {
+    const d = s.device;
+    const p = d.params;
+    const young = slot - s.burstFirst < LEAD_SLOTS;
+    let first = s.burstFirst;
+    let slots = s.burstSlots;
+    let bytes = s.burstBytes;
+    let packets = s.burstPackets;
+    if (young) {
+      if (slots < p.minStreamSlots || slots < p.minFill * (slot - s.burstFirst + 1)) return;
+    } else {
+      const windowMask = p.windowSlots >= 32 ? s.mask : s.mask & ((1 << p.windowSlots) - 1);
+      slots = popcount(windowMask);
+      if (slots < p.minStreamSlots) return;
+      // the upload starts where its run of busy slots does (no more than two silent slots between them):
+      // the background's scattered packets before it are not part of it
+      let from = 0;
+      for (let i = 1, silent = 0; i < Math.min(p.windowSlots, RING); i++) {
+        if (((windowMask >>> i) & 1) === 0) {
+          if (++silent > 2) break;
+        } else {
+          silent = 0;
+          from = i;
+        }
+      }
+      bytes = 0;
+      packets = 0;
+      slots = 0;
+      for (let i = 0; i <= from; i++) {
+        if (((windowMask >>> i) & 1) === 0) continue;
+        const at = (slot - i + RING) % RING;
+        bytes += s.bytes[at];
+        packets += s.packets[at];
+        slots++;
+        first = slot - i;
+      }
+      if (slots < p.minStreamSlots) return;
+    }
+    if (bytes < p.minBytes) return;
+    const startMs = first === s.burstFirst ? s.burstStartMs : s.firstMs[first % RING];
+    const spanS = Math.max(1, (s.slotLastMs - startMs) / 1000);
+    if (bytes / spanS > p.maxBytesPerS) {
+      // a bulk transfer at link speed, not a microphone
+      s.saturated = true;
+      stats.rejectedBursts++;
+      return;
+    }
+    s.qualified = true;
+    s.lastDense = slot;
+    if (first !== s.burstFirst) {
+      // a stream on a busy background: the upload starts where the dense run starts
+      s.burstFirst = first;
+      s.burstStartMs = startMs;
+      s.burstBytes = bytes;
+      s.burstPackets = packets;
+      s.burstSlots = slots;
+    }
+    if (s.flow.service !== 'voice') {
+      stats.voiceFlowsLearned++;
+      handlers.onVoiceFlow?.(s.flow);
+    }
+    const current = d.current;
+    if (current !== null) {
+      // the device is already uploading on another connection: one activation
+      if (d.owner !== null && d.owner.burstFirst >= 0) return;
+      d.owner = s;
+      current.bytesUp += s.burstBytes;
+      return;
+    }
+    const a = new Activation(d.mac, s.burstStartMs);
+    a.endMs = s.burstEndMs;
+    a.bytesUp = s.burstBytes;
+    a.bytesDown = s.burstDown;
+    a.audioBins = s.burstSlots;
+    a.peakBinBytes = s.peakSecond;
+    a.score = scoreOf(s, p);
+    describeServer(a, s.flow);
+    a.reasons.push('sustained-upload');
+    d.current = a;
+    d.owner = s;
+    announce(a);
+  }
+
+  /** Brings a stream's slots up to `nowMs`: closes the open slot and ends a burst that went quiet. */
+  function advance(s: Stream, nowMs: number): void {
+    const now = Math.floor(nowMs / SLOT_MS);
+    if (s.slot >= 0 && now > s.slot) {
+      closeSlot(s);
+      s.slot = -1;
+    }
+    if (s.burstFirst >= 0 && now - s.lastActive - 1 > s.device.params.maxGapSlots) endBurst(s);
+    if (s.slot < 0 && s.burstFirst < 0) busy.delete(s);
+  }
+
+  /** Opens slot `slot` on a stream: the silent slots since the last one go into the mask. */
+  function open(s: Stream, slot: number): void {
+    const gap = slot - s.next;
+    if (gap > 0) {
+      s.mask = gap >= RING ? 0 : (s.mask << gap) >>> 0;
+      // silent slots outside an upload pull the idle average down
+      if (s.burstFirst < 0) s.idleSlot *= IDLE_DECAY ** Math.min(6000, gap);
+    }
+    s.next = Math.max(s.next, slot);
+    s.slot = slot;
+    busy.add(s);
   }
 
   return {
     stats,
-    /** One packet of a voice flow (after flow accounting): `up` is client to server. */
+    /** One packet of a voice flow or a candidate (after flow accounting): `up` is client to server. */
     onPacket(flow: Flow, up: boolean, wireLen: number, timeMs: number): void {
       if (flow.deviceMac < 0) return;
-      const t = trackOf(flow);
-      if (t.binStart >= 0 && timeMs >= t.binStart + BIN_MS) advance(t, timeMs);
-      if (t.binStart < 0) {
-        const start = Math.floor(timeMs / BIN_MS) * BIN_MS;
-        // the seconds since the last open one carried nothing: they pull the idle rate down
-        if (t.lastBinEnd > 0) t.idleRate *= IDLE_DECAY ** Math.min(600, (start - t.lastBinEnd) / BIN_MS);
-        t.binStart = start;
-        busy.add(t);
-      }
-      // the device's upload is what it sends: up when it is the client. Pure ACKs (frames of at most
-      // MAX_ACK_FRAME bytes) are not upload: while an answer streams down they would keep an activation
-      // "active" for its whole length
-      if (up === flow.deviceIsClient) {
-        if (wireLen <= MAX_ACK_FRAME) return;
-        if (t.binUp === 0) t.binFirstMs = timeMs;
-        t.binUp += wireLen;
-        t.binLastMs = timeMs;
-        if (flow.voiceBinStart === t.binStart) {
-          flow.voiceBinBytes += wireLen;
-        } else {
-          flow.voiceBinStart = t.binStart;
-          flow.voiceBinBytes = wireLen;
-        }
-        if (flow.voiceBinBytes > t.binFlowBytes) {
-          t.binFlowBytes = flow.voiceBinBytes;
-          t.binFlow = flow;
-        }
+      const s = streamOf(flow);
+      const slot = Math.floor(timeMs / SLOT_MS);
+      if (s.slot >= 0 ? slot > s.slot : s.burstFirst >= 0) advance(s, timeMs);
+      // the device's upload is what it sends: up when it is the client. Pure ACKs are not upload: while
+      // an answer streams down they would look like a stream of their own
+      const fromDevice = up === flow.deviceIsClient;
+      if (fromDevice && wireLen <= MAX_ACK_FRAME) return;
+      // a packet a little out of order joins the open slot
+      if (s.slot < 0) open(s, slot);
+      if (fromDevice) {
+        if (s.slotUp === 0) s.slotFirstMs = timeMs;
+        s.slotUp += wireLen;
+        s.slotPackets++;
+        s.slotLastMs = timeMs;
       } else {
-        t.binDown += wireLen;
+        s.slotDown += wireLen;
       }
     },
-    /** The one clock: closes seconds on which no packet came (live), ends finished uploads. */
+    /** The one clock: closes slots on which no packet came (live), ends finished uploads. */
     tick(nowMs: number): void {
-      for (const t of busy) advance(t, nowMs);
+      for (const s of busy) advance(s, nowMs);
     },
     /** End of input: closes everything still open. */
     flush(): void {
-      for (const t of busy) {
-        if (t.binStart >= 0) advance(t, t.binStart + BIN_MS * (t.params.maxGapBins + 2));
-        if (t.current !== null) finish(t);
-        t.binStart = -1;
-        busy.delete(t);
+      for (const s of busy) {
+        if (s.slot >= 0) advance(s, (s.slot + 1) * SLOT_MS);
+        if (s.burstFirst >= 0) endBurst(s);
+        s.slot = -1;
+        busy.delete(s);
       }
+    },
+    /** A flow ended: its stream goes (an upload in progress on it ends with it). */
+    forget(flow: Flow): void {
+      const s = flow.voiceTrack as Stream | null;
+      if (s === null) return;
+      if (s.slot >= 0) advance(s, (s.slot + 1) * SLOT_MS);
+      if (s.burstFirst >= 0) endBurst(s);
+      busy.delete(s);
+      flow.voiceTrack = null;
     },
     /** The activation in progress on a device, if any (for "listening now"). */
     current(mac: number): Activation | null {
-      const t = tracks.get(mac);
-      return t && t.currentAnnounced ? t.current : null;
+      return devices.get(mac)?.current ?? null;
     },
   };
 }

@@ -6,8 +6,10 @@
  * such change goes to onVerdictChanged, whatever caused it, so the sinks hear of it.
  */
 import type { Config } from '../config.js';
+import type { Flow } from '../flow/flow.js';
 import type { Inventory } from '../identify/inventory.js';
 import { buildDetector, type Activation } from './detector.js';
+import type { DetectorParams } from './params.js';
 import { parseAwaySchedule, Presence } from './presence.js';
 import { applyLabel, decideVerdict, parseQuietHours, verdictOptions, type ArbitrationMember, type Verdict } from './verdict.js';
 import { readWakeEventsFile, WakeEventStore, type WakeEvent } from './wake-events.js';
@@ -25,13 +27,15 @@ export interface DetectListeners {
    * confirmed (changes from wake events and labels are returned by addWakeEvents and label).
    */
   onVerdictChanged?: (activation: Activation, before: Verdict) => void;
+  /** An unnamed connection carried a voice stream (tagging learns it as the voice channel). */
+  onVoiceFlow?: (flow: Flow) => void;
 }
 
 /** Finished activations kept for arbitration and re-evaluation (a bounded ring). */
 const RECENT = 256;
 
 /** Builds the detect stage. Wake events from the config's file are loaded here (sync, at setup). */
-export function buildDetectStage(config: Readonly<Config>, inventory: Inventory, listeners: DetectListeners) {
+export function buildDetectStage(config: Readonly<Config>, inventory: Inventory, listeners: DetectListeners, tuning: { params?: (vendor: string | null) => DetectorParams } = {}) {
   const options = verdictOptions({
     windowBeforeMs: config.detect.wakeWindowBeforeS * 1000,
     windowAfterMs: config.detect.wakeWindowAfterS * 1000,
@@ -90,6 +94,7 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
 
   const detector = buildDetector((mac) => inventory.find(mac)?.vendor ?? inventory.find(mac)?.ouiVendor ?? null, {
     onStarted: listeners.onActivationStarted,
+    onVoiceFlow: listeners.onVoiceFlow,
     onFinished(a) {
       recent.push(a);
       if (recent.length > RECENT) recent.shift();
@@ -100,7 +105,7 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
       // the earlier members were announced with their old verdict: they are announced again
       for (const { activation, before } of changed) listeners.onVerdictChanged?.(activation, before);
     },
-  }, { arbitrationMs });
+  }, { arbitrationMs, params: tuning.params });
 
   return {
     detector,

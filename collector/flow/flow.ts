@@ -69,7 +69,10 @@ export interface Flow {
   /** Service class and vendor from the endpoint catalogue (later stages). */
   service: string | null;
   vendor: string | null;
-  /** TCP: SYN seen from the client (we saw the start), FIN/RST seen. */
+  /**
+   * We saw the connection start: a TCP SYN, or a QUIC long-header packet (Initial/handshake) first;
+   * false for a connection already open when capture began. FIN/RST seen.
+   */
   sawSyn: boolean;
   closed: boolean;
   /**
@@ -83,13 +86,15 @@ export interface Flow {
   sniSegments: number;
   /** DNS over TCP: the server-to-client stream, in order, until whole messages are there. */
   dnsStream: TcpStream | null;
-  /** Detector: the device's track (set when the flow is a voice flow), and this flow's bytes in the open second. */
+  /** Detector: this flow's upload stream (set once the detector sees a packet of it). */
   voiceTrack: object | null;
+  /**
+   * Tagging: an assistant's unnamed connection to the internet on port 443 (TCP or QUIC) that may be its
+   * voice channel; the detector watches it and it becomes `voice` when it carries a voice stream.
+   */
+  voiceCandidate: boolean;
   /** The server's address as text, once something needed it (tagging). */
   serverText: string | null;
-  /** Detector: start of the second voiceBinBytes counts (null until a voice packet; see sniNextSeq). */
-  voiceBinStart: number | null;
-  voiceBinBytes: number;
   /** Metrics sink: the counters it has taken so far, and its cached cell (the series it adds to). */
   takenPacketsUp: number;
   takenPacketsDown: number;
@@ -152,7 +157,7 @@ export function createFlow(
     deviceMac: -1, hasLocal: true, bothLocal: false, peerMac: null, deviceIsClient: true,
     sni: null, serverName: null, nameSource: null, service: null, vendor: null, sawSyn: false, closed: false,
     sniState: SNI_PENDING, sniNextSeq: null, sniBuf: null, sniSegments: 0, dnsStream: null,
-    voiceTrack: null, serverText: null, voiceBinStart: null, voiceBinBytes: 0,
+    voiceTrack: null, voiceCandidate: false, serverText: null,
     takenPacketsUp: 0, takenPacketsDown: 0, takenBytesUp: 0, takenBytesDown: 0, sinkCell: null,
     serverInto, clientInto, clientWords, serverWords,
   };

@@ -3,7 +3,7 @@
  * compared on numbers, no string keys). Two least-recently-active lists (TCP, UDP) make idle expiry
  * and eviction O(1) per flow: the clock's tick pops expired flows from their heads.
  */
-import { IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type DecodedPacket } from '../decode/packet.js';
+import { IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type DecodedPacket } from '../decode/packet.js';
 import { createFlow, type Flow } from './flow.js';
 import type { LocalNets } from './local-nets.js';
 
@@ -208,7 +208,11 @@ export class FlowTable {
     flow.deviceIsClient = clientLocal || !serverLocal;
     flow.hasLocal = clientLocal || serverLocal;
     flow.bothLocal = clientLocal && serverLocal;
-    flow.sawSyn = p.proto === IPPROTO_TCP && (p.tcpFlags & TCP_SYN) !== 0;
+    // the start of a connection: a SYN, or for QUIC (UDP 443) a long-header packet (first bit set:
+    // Initial, Handshake); a short-header packet first means it was open before capture began (RFC 9000 17.2)
+    flow.sawSyn = p.proto === IPPROTO_TCP
+      ? (p.tcpFlags & TCP_SYN) !== 0
+      : p.proto === IPPROTO_UDP && (p.dstPort === 443 || p.srcPort === 443) && p.payloadLength > 0 && (p.payloadBuf[p.payloadOffset] & 0x80) !== 0;
     const slot = hash & this.mask;
     flow.nextInBucket = this.buckets[slot];
     this.buckets[slot] = flow;

@@ -129,7 +129,13 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     const device = deviceOf(flow);
     if (!device) return false;
     const vendor = vendorOf(device);
+    // any unnamed connection of an assistant may carry its voice (a Sonos with Alexa streams to Amazon,
+    // a Nest's QUIC connection may have opened before capture): the detector watches it for a voice stream
+    if (!flow.voiceCandidate && !flow.bothLocal && flow.deviceIsClient && (refresh(device), device.assistant)) flow.voiceCandidate = true;
     if (!vendor || !ASSISTANT_MAKERS.has(vendor)) return true;
+    // a maker's device not yet known as an assistant: its connection to the maker's cloud that was open
+    // before capture began is watched too (the voice channel of an Echo seen for the first time)
+    if (!flow.voiceCandidate && !flow.sawSyn && !flow.bothLocal && flow.deviceIsClient && ranges.lookup(flow.ipVersion, flow.serverInto(scratch))?.vendor === vendor) flow.voiceCandidate = true;
     const key = `${server(flow)}:${flow.serverPort}`;
     // a server this device already used for voice (learned): its voice channel, re-opened
     if (!device.voiceServers.has(key)) {
@@ -234,6 +240,17 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
       } else if (!entry) {
         if (addBounded(device.otherDomains, domainOf(answer.name))) device.dirty = true;
       }
+    },
+    /** The detector saw a voice stream on an unnamed connection: it is the device's voice channel. */
+    learnVoice(flow: Flow): void {
+      if (flow.service === 'voice') return;
+      const device = deviceOf(flow);
+      flow.service = 'voice';
+      flow.vendor = device ? vendorOf(device) : flow.vendor;
+      stats.voiceByBehaviour++;
+      pending.delete(flow);
+      // re-opened later without a name, the same server and port is still its voice channel
+      if (device && addBounded(device.voiceServers, `${server(flow)}:${flow.serverPort}`)) device.dirty = true;
     },
     /** Once a second: re-check the flows that may be voice channels. */
     onTick(nowMs: number): void {

@@ -59,7 +59,13 @@ function voiceWrites(scenario: Scenario, device: ScenarioDevice, kind: DeviceKin
   }
   for (const d of scenario.decoys) {
     if (d.device !== device.mac) continue;
-    for (const w of uploadWrites(d.start, d.durationMs, d.bytesUp, 'flat', transport)) writes.push({ atUs: w.atMs * 1000, dir: 'up', payload: w.payload });
+    if (d.kind === 'periodic') {
+      for (const w of uploadWrites(d.start, d.durationMs, d.bytesUp, 'flat', transport)) writes.push({ atUs: w.atMs * 1000, dir: 'up', payload: w.payload });
+    } else {
+      // an event post or a spike is one message sent at once: full-size frames within a few ms (the vcfp
+      // event posts fill 1-3 100-ms slots; an Echo Spot volume change 24 kB in 2), not a stream
+      chunks(d.bytesUp, 16000).forEach((size, k) => writes.push({ atUs: (d.start + k * 2) * 1000, dir: 'up', payload: size }));
+    }
     writes.push(...answerWrites(d.start + d.durationMs + rttUs / 1000 + rng.int(5, 40), 200, d.bytesDown));
   }
   return writes;
