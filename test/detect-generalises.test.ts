@@ -3,8 +3,8 @@
  * Dot's short commands and the Nest Mini's QUIC uploads (no DNS, no SNI: the speakers are declared in
  * `devices:` as a user would) are found, once each, from their first packet; the volume changes from the
  * app and the button are not. On the real captures with assistants, no activation lands on a labelled
- * non-voice burst (telemetry, event posts, boot, a phone's Alexa app) and every labelled upload is found
- * except the one a lossy link stalled (docs/evaluation.md).
+ * non-voice burst (telemetry, event posts, boot, a phone's Alexa app) and every labelled upload is found,
+ * the one a lossy link stalled by the answer that came down after it (docs/evaluation.md).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -61,7 +61,7 @@ describeShared('detection on captures it was not fitted to', () => {
     expect(got).toEqual(want);
   }, 240_000);
 
-  it('real captures: no activation on a labelled non-voice burst, every labelled upload found but the stalled one', async () => {
+  it('real captures: no activation on a labelled non-voice burst, every labelled upload found, the stalled one by its answer', async () => {
     const truth = JSON.parse(readFileSync(join(PROJECT_ROOT, 'bench/truth/real.json'), 'utf8')) as Array<{ file: string; device_mac: string; voice_uploads: Array<{ start_epoch: number; kind: string }>; non_voice_bursts: Array<{ start_epoch: number; end_epoch: number }> }>;
     const missed: string[] = [];
     for (const e of truth) {
@@ -74,7 +74,8 @@ describeShared('detection on captures it was not fitted to', () => {
         if (!activations.some((a) => a.device === e.device_mac && Math.abs(seconds(a.start) - u.start_epoch) <= 2)) missed.push(`${e.file} ${u.start_epoch}`);
       }
     }
-    // request A of the lossy Echo Dot 2: 1.3 s of stream, then TCP retransmission timeouts (bench/truth/README.md)
-    expect(missed).toEqual(['amazon-echodot2_normal-use_jhautry.pcap 1490284696.581']);
+    // request A of the lossy Echo Dot 2 too: 1.3 s of stream, then TCP retransmission timeouts; its answer
+    // came down 2.3 s later (bench/truth/README.md)
+    expect(missed).toEqual([]);
   }, 240_000);
 });

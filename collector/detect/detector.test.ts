@@ -171,4 +171,19 @@ describe('stream detector', () => {
     const loser = started.find((x) => x.deviceMac === OTHER);
     expect(loser?.reasons).toEqual(['sustained-upload', 'arbitration-loser']);
   });
+  it('a stream a stall cut short is an activation when its answer comes down; a post with a small reply is not', () => {
+    // 1 s of stream, then silence (TCP stalled), then 6 kB of spoken answer 2.3 s after its last packet
+    const stalled = [...command(5000, 1000), ...Array.from({ length: 5 }, (_, i): Packet => [8300 + i * 40, 1300, false])];
+    const { finished, started } = run(stalled, 20_000, flowOf(MAC, 'voice'));
+    expect(finished.map(([a]) => [a.startMs - T0, a.reasons])).toEqual([[5000, ['sustained-upload', 'answered']]]);
+    // alerted as the answer came, not at the end of the window
+    expect(started[0][1] - T0).toBeLessThanOrEqual(8300 + 4 * 40 + 250);
+    // the same on the maker's connection open before capture (not yet known as voice)
+    const candidate = flowOf(MAC, null);
+    candidate.vendor = 'amazon';
+    expect(run(stalled, 20_000, candidate).finished).toHaveLength(1);
+    // a volume change's 7 slots of posts with 3 kB back is nothing, even on the voice channel
+    const post: Packet[] = [...bulk(5000, 11_500, 900).map(([t]): Packet => [t, 1046]), [6200, 1500, false], [6300, 1500, false]];
+    expect(run(post, 20_000).finished).toHaveLength(0);
+  });
 });

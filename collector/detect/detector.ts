@@ -122,6 +122,19 @@ class Stream {
   next = 0;
   /** The last slot whose second (ten slots) had four busy ones, while qualified. */
   lastDense = 0;
+  /** Bytes the server sent (ACKs left out) since the device's last upload packet. */
+  downSinceUp = 0;
+  /**
+   * A short burst held until its answer window closes (heldEndMs < 0: none): answered, it was a request
+   * whose stream a stall cut short; unanswered with the cadence of audio, an aborted wake.
+   */
+  heldStartMs = 0;
+  heldEndMs = -1;
+  heldBytes = 0;
+  heldSlots = 0;
+  heldPeak = 0;
+  heldDown = 0;
+  heldAudio = false;
   /** The burst is an announced activation / ran past the longest activation (background until a gap). */
   qualified = false;
   saturated = false;
@@ -202,29 +215,54 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
     handlers.onFinished?.(a);
   }
 
-  /** A burst that never qualified ended: an aborted wake, an arbitration loser, or nothing. */
+  /**
+   * A burst that never qualified ended. On a voice channel (or the maker's cloud connection open before
+   * capture) one with a few seconds' worth of busy slots is held for `answerWindowMs`: an answer coming
+   * down makes it an activation at once (a request whose stream a stall cut short); no answer leaves an
+   * aborted wake when it had the cadence of audio on a known voice channel, else nothing.
+   */
   function shortBurst(s: Stream): void {
     const d = s.device;
     const p = d.params;
-    const durationMs = Math.max(SLOT_MS, s.burstEndMs - s.burstStartMs);
     const slots = s.burstSlots;
-    const cadence = (s.burstPackets * 1000) / durationMs;
-    // only a known voice channel: an unnamed connection has not shown it carries voice
-    const audio = s.flow.service === 'voice' && slots >= p.abortMinSlots && s.burstBytes >= p.abortMinBytes && cadence >= p.audioMinPacketsPerS;
-    if (!audio || d.current !== null) {
+    const flow = s.flow;
+    const channel = flow.service === 'voice' || (!flow.sawSyn && flow.vendor !== null && flow.vendor === vendorOf(d.mac));
+    if (!channel || slots < p.abortMinSlots || s.burstBytes < p.abortMinBytes || d.current !== null) {
       if (slots >= p.abortMinSlots) stats.rejectedBursts++;
       return;
     }
-    const a = new Activation(d.mac, s.burstStartMs);
-    a.endMs = s.burstEndMs;
-    a.bytesUp = s.burstBytes;
-    a.bytesDown = s.burstDown;
-    a.audioBins = slots;
-    a.peakBinBytes = s.peakSecond;
-    a.score = scoreOf(s, p);
+    const durationMs = Math.max(SLOT_MS, s.burstEndMs - s.burstStartMs);
+    s.heldStartMs = s.burstStartMs;
+    s.heldEndMs = s.burstEndMs;
+    s.heldBytes = s.burstBytes;
+    s.heldSlots = slots;
+    s.heldPeak = s.peakSecond;
+    s.heldDown = s.downSinceUp;
+    s.heldAudio = flow.service === 'voice' && (s.burstPackets * 1000) / durationMs >= p.audioMinPacketsPerS;
+    if (s.heldDown >= p.answerMinBytes) releaseHeld(s, true);
+  }
+
+  /** Decides a held burst: answered (an activation now), or at the end of its window. */
+  function releaseHeld(s: Stream, answered: boolean): void {
+    const d = s.device;
+    const p = d.params;
+    const audio = s.heldAudio;
+    const endMs = s.heldEndMs;
+    s.heldEndMs = -1;
+    if (d.current !== null || (!answered && !audio)) {
+      stats.rejectedBursts++;
+      return;
+    }
+    const a = new Activation(d.mac, s.heldStartMs);
+    a.endMs = endMs;
+    a.bytesUp = s.heldBytes;
+    a.bytesDown = s.heldDown;
+    a.audioBins = s.heldSlots;
+    a.peakBinBytes = s.heldPeak;
+    a.score = Math.round(Math.min(1, s.heldSlots / (2 * p.minStreamSlots)) * 60) / 100;
     describeServer(a, s.flow);
     // Echos that lose arbitration stop after 1-3 s: they did hear a wake word, another device answered
-    a.reasons.push('sustained-upload', arbitrationPeer(a) !== null ? 'arbitration-loser' : 'aborted-wake');
+    a.reasons.push('sustained-upload', answered ? 'answered' : arbitrationPeer(a) !== null ? 'arbitration-loser' : 'aborted-wake');
     announce(a);
     finishActivation(d, a);
   }
@@ -367,6 +405,13 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
     }
     s.qualified = true;
     s.lastDense = slot;
+    if (s.heldEndMs >= 0 && s.burstStartMs - s.heldEndMs <= p.answerWindowMs) {
+      // the stream went on after a stall: one upload from the held burst's start
+      s.burstStartMs = s.heldStartMs;
+      s.burstBytes += s.heldBytes;
+      s.burstSlots += s.heldSlots;
+      s.heldEndMs = -1;
+    }
     if (first !== s.burstFirst) {
       // a stream on a busy background: the upload starts where the dense run starts
       s.burstFirst = first;
@@ -409,7 +454,8 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
       s.slot = -1;
     }
     if (s.burstFirst >= 0 && now - s.lastActive - 1 > s.device.params.maxGapSlots) endBurst(s);
-    if (s.slot < 0 && s.burstFirst < 0) busy.delete(s);
+    if (s.heldEndMs >= 0 && nowMs - s.heldEndMs > s.device.params.answerWindowMs) releaseHeld(s, false);
+    if (s.slot < 0 && s.burstFirst < 0 && s.heldEndMs < 0) busy.delete(s);
   }
 
   /** Opens slot `slot` on a stream: the silent slots since the last one go into the mask. */
@@ -444,8 +490,14 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
         s.slotUp += wireLen;
         s.slotPackets++;
         s.slotLastMs = timeMs;
-      } else {
+        s.downSinceUp = 0;
+      } else if (wireLen > MAX_ACK_FRAME) {
         s.slotDown += wireLen;
+        s.downSinceUp += wireLen;
+        if (s.heldEndMs >= 0 && timeMs > s.heldEndMs) {
+          s.heldDown += wireLen;
+          if (s.heldDown >= s.device.params.answerMinBytes) releaseHeld(s, true);
+        }
       }
     },
     /** The one clock: closes slots on which no packet came (live), ends finished uploads. */
@@ -457,6 +509,7 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
       for (const s of busy) {
         if (s.slot >= 0) advance(s, (s.slot + 1) * SLOT_MS);
         if (s.burstFirst >= 0) endBurst(s);
+        if (s.heldEndMs >= 0) releaseHeld(s, false);
         s.slot = -1;
         busy.delete(s);
       }
@@ -467,6 +520,7 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
       if (s === null) return;
       if (s.slot >= 0) advance(s, (s.slot + 1) * SLOT_MS);
       if (s.burstFirst >= 0) endBurst(s);
+      if (s.heldEndMs >= 0) releaseHeld(s, false);
       busy.delete(s);
       flow.voiceTrack = null;
     },

@@ -40,6 +40,12 @@ export interface DetectorParams {
   abortMinSlots: number;
   abortMinBytes: number;
   audioMinPacketsPerS: number;
+  /**
+   * Such a short stream followed within `answerWindowMs` of its last packet by `answerMinBytes` coming
+   * down (ACKs left out) was answered: a request whose stream a stall cut short, an activation.
+   */
+  answerWindowMs: number;
+  answerMinBytes: number;
   /** Where the numbers come from. */
   source: string;
 }
@@ -72,6 +78,10 @@ const STREAM: DetectorParams = {
   abortMinSlots: 6,
   abortMinBytes: 4_000,
   audioMinPacketsPerS: 20,
+  // the lossy Echo Dot 2 (jhautry) answered a request 2.3 s after a stall cut its stream; the shortest
+  // spoken answer in the captures is 6 kB; volume changes and event posts get at most 3.1 kB back
+  answerWindowMs: 3_000,
+  answerMinBytes: 5_000,
   source: 'CIC IoT 2022 Echo Dot/Echo Spot/Nest Mini, Kennedy et al. CNS 2019, X-ray and Dubois et al. captures (docs/detection.md)',
 };
 
