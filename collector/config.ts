@@ -187,6 +187,11 @@ export const ConfigSchema = Type.Object(
             flag: 'webhooks',
           },
         ),
+        skipReasons: Type.Array(Type.Union(['aborted-wake', 'arbitration-loser', 'follow-up', 'answered', 'long-stream', 'owner-away'].map((l) => Type.Literal(l))), {
+          default: [],
+          description: 'Activations carrying any of these reasons send no webhook (they are still recorded, shown and published): e.g. [aborted-wake] when a wake word the cloud rejected at once should not alert.',
+          flag: 'alert-skip-reasons',
+        }),
         maxAgeH: Type.Number({ default: 24, minimum: 0.001, description: 'An alert not delivered after this many hours is given up (counted).', flag: 'alert-max-age' }),
         retryMinS: Type.Number({ default: 1, minimum: 0.01, description: 'First wait before retrying a failed delivery; it doubles (with jitter) up to retryMaxS.', flag: 'alert-retry-min' }),
         retryMaxS: Type.Number({ default: 300, minimum: 0.01, description: 'Longest wait between delivery attempts.', flag: 'alert-retry-max' }),

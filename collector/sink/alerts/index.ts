@@ -87,6 +87,7 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
   const retryMaxMs = Math.max(retryMinMs, retryMaxS * 1000);
   const timeoutMs = timeoutS * 1000;
   const timeZone = config.detect.timeZone;
+  const skipReasons = new Set<string>(config.alerts.skipReasons);
   const suspectAfter = Math.max(1, deps.suspectAfter ?? SUSPECT_AFTER);
 
   const dir = config.dataDir === null ? null : join(config.dataDir, 'outbox', 'webhooks');
@@ -369,6 +370,8 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
 
   /** The alert events an activation event makes; "suspected" once per activation. */
   function alertEvents(event: ActivationEvent): AlertEventName[] {
+    // the owner chose not to hear of these (an aborted wake, a follow-up, ...)
+    if (skipReasons.size > 0 && event.activation.reasons.some((r) => skipReasons.has(r))) return [];
     if (event.kind === 'started') return ['activation.started'];
     const events: AlertEventName[] = [event.kind === 'finished' ? 'activation.finished' : 'activation.verdict-changed'];
     const id = event.activation.id;

@@ -258,6 +258,19 @@ describe('webhook sink', () => {
     ]);
   });
 
+  it('sends nothing for activations with a reason the owner skips (an aborted wake), and the rest as before', async () => {
+    const r = await receiver();
+    const { sink: s } = sink(config([{ url: r.url(), on: 'all' }], { 'alert-skip-reasons': 'aborted-wake,follow-up' }));
+    s.start();
+    const aborted = suspected(1);
+    aborted.activation.reasons = ['sustained-upload', 'aborted-wake', 'no-wake-event'];
+    s.onActivationEvent(aborted);
+    s.onActivationEvent(suspected(2));
+    await until('delivery', () => s.stats.delivered === 2);
+    await sleep(200);
+    expect(r.requests.map((q) => q.headers['x-earshot-idempotency-key'])).toEqual([keyOf(2, 'activation.finished'), keyOf(2)]);
+  });
+
   it('retries 5xx, 408 and 429 with back-off until the receiver takes every alert once per key', async () => {
     const r = await receiver();
     // the first answer comes after the receiver handled the alert: earshot sends it again, the key dedupes it
