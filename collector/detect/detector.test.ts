@@ -144,6 +144,9 @@ describe('stream detector', () => {
     const { finished } = run([...background, ...command(100_000)], 135_000);
     expect(finished).toHaveLength(1);
     expect(Math.abs(finished[0][0].startMs - (T0 + 100_000))).toBeLessThanOrEqual(500);
+    // and it ends with the command, when the background's scattered packets are all that is left
+    expect(finished[0][0].endMs - (T0 + 100_000)).toBeLessThan(3000);
+    expect(finished[0][0].reasons).not.toContain('long-stream');
   });
 
   it('the answer coming down and pure ACKs are not upload', () => {

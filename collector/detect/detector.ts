@@ -120,8 +120,10 @@ class Stream {
   peakSecond = 0;
   /** The slot the next bit pushed into `mask` stands for. */
   next = 0;
-  /** The last slot whose second (ten slots) had four busy ones, while qualified. */
+  /** The last slot whose second (ten slots) had four busy ones, while qualified on a busy background. */
   lastDense = 0;
+  lastDenseMs = 0;
+  onBackground = false;
   /** Bytes the server sent (ACKs left out) since the device's last upload packet. */
   downSinceUp = 0;
   /**
@@ -322,10 +324,15 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
       if (s.qualified) grow(s, up);
       else if (!s.saturated) tryQualify(s, slot);
     }
-    if (s.qualified) {
-      // the stream fell back to a background's scattered packets: the upload is over
-      if (popcount(s.mask & 0x3ff) >= 4) s.lastDense = slot;
-      else if (slot - s.lastDense > p.maxGapSlots) endBurst(s);
+    if (s.qualified && s.onBackground) {
+      // the stream fell back to the background's scattered packets it grew out of: the upload is over
+      if (popcount(s.mask & 0x3ff) >= 4) {
+        s.lastDense = slot;
+        if (active) s.lastDenseMs = s.slotLastMs;
+      } else if (slot - s.lastDense > p.maxGapSlots) {
+        if (d.owner === s && d.current !== null) d.current.endMs = s.lastDenseMs;
+        endBurst(s);
+      }
     }
     s.slotUp = 0;
     s.slotPackets = 0;
@@ -404,7 +411,9 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
       return;
     }
     s.qualified = true;
+    s.onBackground = !young;
     s.lastDense = slot;
+    s.lastDenseMs = s.slotLastMs;
     if (s.heldEndMs >= 0 && s.burstStartMs - s.heldEndMs <= p.answerWindowMs) {
       // the stream went on after a stall: one upload from the held burst's start
       s.burstStartMs = s.heldStartMs;
