@@ -87,6 +87,11 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
     onVerdictChanged(a) {
       announceChanges([a]);
     },
+    onCall(call) {
+      report.onCall(call);
+      influx?.onCall(call);
+      activity?.callFinished(call);
+    },
   });
   if (influx) {
     influx.attach({
