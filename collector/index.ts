@@ -96,7 +96,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     : null;
   const detector = detect?.detector ?? null;
   // calls: the assistants' two-way UDP media (Drop In, calls), never activations
-  const calls = inv && config.detect.enabled ? buildCallTracker((mac) => inv.find(mac)?.assistant === true, { onStarted: listeners.onCallStarted, onFinished: listeners.onCall }) : null;
+  const calls = inv && config.detect.enabled ? buildCallTracker((mac) => inv.describe(mac)?.assistant === true, { onStarted: listeners.onCallStarted, onFinished: listeners.onCall }) : null;
   const onTick = chain(chain(chain(t?.onTick, calls?.tick), detector?.tick), listeners.onTick);
   const table = new FlowTable(
     {

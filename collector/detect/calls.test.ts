@@ -75,9 +75,12 @@ describe('classifyStun', () => {
     const withAttr = Buffer.concat([bindingRequest(), Buffer.alloc(8)]);
     withAttr.writeUInt16BE(8, 2);
     expect(classifyStun(withAttr, 0, 28, 19302)).toBe(STUN_MESSAGE);
-    // a length that is not the rest of the datagram, or not a multiple of 4
+    // a length that is not the rest of the datagram
     expect(classifyStun(withAttr, 0, 27, 3478)).toBe(STUN_NONE);
+    // with the cookie, MS-TURN's lengths that are not multiples of 4 (tshark reads them as STUN)
     withAttr.writeUInt16BE(6, 2);
+    expect(classifyStun(withAttr, 0, 26, 3478)).toBe(STUN_MESSAGE);
+    withAttr.writeUInt32BE(0x12345678, 4);
     expect(classifyStun(withAttr, 0, 26, 3478)).toBe(STUN_NONE);
     // RTP, DTLS, QUIC short header, short datagrams
     expect(classifyStun(rtp(120), 0, 120, 3478)).toBe(STUN_NONE);

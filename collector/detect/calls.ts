@@ -65,7 +65,7 @@ export function isTurnPort(port: number): boolean {
 
 /**
  * What a UDP payload is as STUN/TURN: STUN_MESSAGE (RFC 8489 §5: top bits 00, a length that is the
- * rest of the datagram and a multiple of 4, the magic cookie), STUN_CLASSIC or TURN_CHANNEL_DATA (both
+ * rest of the datagram, the magic cookie), STUN_CLASSIC or TURN_CHANNEL_DATA (both
  * only when `remotePort` is a STUN/TURN port: without the cookie or the port they are guesses; QUIC's
  * short header also starts 01), or STUN_NONE. Reads at most 8 bytes of buf[off, off + len).
  */
@@ -74,9 +74,10 @@ export function classifyStun(buf: Buffer, off: number, len: number, remotePort: 
   const first = buf[off];
   const length = (buf[off + 2] << 8) | buf[off + 3];
   if (first < 0x40) {
-    if (len < 20 || length !== len - 20 || (length & 3) !== 0) return STUN_NONE;
+    if (len < 20 || length !== len - 20) return STUN_NONE;
+    // the cookie is enough: MS-TURN (Teams) sends lengths that are not multiples of 4, as tshark reads them
     if (buf.readUInt32BE(off + 4) === MAGIC_COOKIE) return STUN_MESSAGE;
-    return isTurnPort(remotePort) ? STUN_CLASSIC : STUN_NONE;
+    return (length & 3) === 0 && isTurnPort(remotePort) ? STUN_CLASSIC : STUN_NONE;
   }
   if (!isTurnPort(remotePort)) return STUN_NONE;
   const channel = (first << 8) | buf[off + 1];
