@@ -56,6 +56,17 @@ export interface ScenarioDecoy {
   kind: DecoyKind;
 }
 
+/**
+ * A call (Alexa calling, Drop In) on a device: ICE, then two-way SRTP until `start + durationMs`
+ * (test/scenario/calls.ts plans its packets). Not an activation: the voice channel uploads nothing.
+ */
+export interface ScenarioCall {
+  device: string;
+  /** The first packet (the STUN binding request), epoch ms. */
+  start: number;
+  durationMs: number;
+}
+
 export interface Scenario {
   seed: number;
   startMs: number;
@@ -66,6 +77,8 @@ export interface Scenario {
   /** One per activation with intended = true, a little before its start. */
   wakeEvents: ScenarioEvent[];
   decoys: ScenarioDecoy[];
+  /** Calls (absent: none). */
+  calls?: ScenarioCall[];
   notes?: string[];
 }
 

@@ -1,0 +1,121 @@
+/**
+ * A call on an Echo, from a generated household (test/scenario/calls.ts): ICE with a STUN server on
+ * 3478, then two minutes of SRTP at 50 packets/s each way, beside the Echo's usual voice channel. The
+ * call's plan is the ground truth (tshark first checks that the capture holds it); earshot must report
+ * exactly one call with the plan's start, end and bytes, and no activation.
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isoTime } from '../collector/sink/report.js';
+import { runCli } from './helpers/cli.js';
+import { startCollect } from './helpers/collect.js';
+import { untilValue } from './helpers/wait.js';
+import { buildSource } from '../collector/capture/index.js';
+import { loadConfig } from '../collector/config.js';
+import { buildCollector } from '../collector/index.js';
+import { replayReport } from './helpers/replay.js';
+import { tempDir } from './helpers/temp.js';
+import { callFrameBytes, callPlan } from './scenario/calls.js';
+import { exampleDevices, generateScenario, writeScenarioPcap } from './scenario/generator.js';
+
+const dir = tempDir('earshot-calls-');
+
+const T0 = Date.UTC(2026, 2, 14, 18, 0, 0);
+const devices = exampleDevices();
+const [kitchenEcho] = devices;
+
+function tshark(args: string[]): string {
+  return execFileSync('tshark', args, { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+describe('a call on an Echo (generated household)', () => {
+  const scenario = generateScenario({
+    seed: 21, startMs: T0, durationMs: 6 * 60_000, devices,
+    // an ordinary command before the call, so the detector is at work on the same Echo
+    activations: [{ device: kitchenEcho.mac, start: T0 + 30_000, kind: 'command', intended: true }],
+    calls: [{ device: kitchenEcho.mac, start: T0 + 90_000, durationMs: 120_000 }],
+  });
+  const call = scenario.calls![0];
+  const plan = callPlan(scenario.seed, call);
+  const pcap = join(dir, 'call.pcap');
+  writeScenarioPcap(scenario, pcap);
+  const first = plan.packets[0].atMs;
+  const last = plan.packets[plan.packets.length - 1].atMs;
+  const sum = (up: boolean, f: (p: (typeof plan.packets)[number]) => number) => plan.packets.filter((p) => p.up === up).reduce((s, p) => s + f(p), 0);
+
+  it('the capture holds the plan (tshark): its STUN messages, and every packet of the call on the wire', () => {
+    const stun = tshark(['-r', pcap, '-Y', `stun && eth.addr == ${kitchenEcho.mac}`, '-T', 'fields', '-e', 'frame.number']).trim().split('\n');
+    expect(stun).toHaveLength(plan.packets.filter((p) => p.payload.readUInt32BE(4) === 0x2112a442 && p.payload[0] < 0x40).length);
+    const frames = tshark(['-r', pcap, '-Y', `udp.port == ${plan.localPort} && eth.addr == ${kitchenEcho.mac}`, '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'frame.len']).trim().split('\n');
+    expect(frames).toHaveLength(plan.packets.length);
+    expect(frames.reduce((s, l) => s + Number(l.split('\t')[1]), 0)).toBe(plan.packets.reduce((s, p) => s + callFrameBytes(p), 0));
+    expect(Number(frames[0].split('\t')[0]) * 1000).toBeCloseTo(first, 3);
+    expect(Number(frames[frames.length - 1].split('\t')[0]) * 1000).toBeCloseTo(last, 3);
+  });
+
+  it('earshot reports exactly one call, with the plan\'s start, end, duration, packets and bytes, and no activation during it', async () => {
+    const report = await replayReport(pcap);
+    expect(report.devices.find((d) => d.mac === kitchenEcho.mac)?.assistant).toBe(true);
+    expect(report.calls).toHaveLength(1);
+    const found = report.calls[0];
+    expect(found).toMatchObject({
+      kind: 'call',
+      device: kitchenEcho.mac,
+      start: isoTime(first),
+      end: isoTime(last),
+      packetsUp: plan.packets.filter((p) => p.up).length,
+      packetsDown: plan.packets.filter((p) => !p.up).length,
+      bytesUp: sum(true, callFrameBytes),
+      bytesDown: sum(false, callFrameBytes),
+      peers: [plan.server, plan.peer],
+      peersTruncated: false,
+    });
+    expect(found.durationS).toBeCloseTo((last - first) / 1000, 3);
+    expect(found.durationS).toBeGreaterThan(119);
+    // the command before the call is the only activation; nothing from the call's two minutes
+    const during = report.activations.filter((a) => Date.parse(a.end) >= first && Date.parse(a.start) <= last);
+    expect(during).toEqual([]);
+    expect(report.activations).toHaveLength(1);
+    expect(Math.abs(Date.parse(report.activations[0].start) - scenario.activations[0].start)).toBeLessThan(2000);
+  });
+
+  it('the text report has a line for the call', async () => {
+    const r = await runCli(['replay', pcap, '--format', 'text']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Calls (1)');
+    expect(r.stdout).toMatch(new RegExp(`${kitchenEcho.mac}\\s+${isoTime(first).replace(/\./g, '\\.')}\\s+${isoTime(last).replace(/\./g, '\\.')}\\s+${((last - first) / 1000).toFixed(1)} s`));
+  });
+
+  it('the collector answers inCall(mac, time) for the detector: true during the call, false before it, after it and for another device', async () => {
+    const collector = buildCollector(loadConfig({}));
+    await collector.run(buildSource({ kind: 'file', path: pcap }, {}));
+    const mac = Number.parseInt(kitchenEcho.mac.replace(/:/g, ''), 16);
+    const other = Number.parseInt(devices[1].mac.replace(/:/g, ''), 16);
+    expect(collector.calls?.inCall(mac, first + 60_000)).toBe(true);
+    expect(collector.calls?.inCall(mac, first - 1000)).toBe(false);
+    expect(collector.calls?.inCall(mac, last + 1000)).toBe(false);
+    expect(collector.calls?.inCall(other, first + 60_000)).toBe(false);
+  });
+
+  it('GET /api/v1/calls: the call while it is open, then as the report has it', async () => {
+    // 30x: the call runs from 3 s to 7 s of wall time
+    const run = await startCollect(pcap, ['--realtime-speed', '30']);
+    try {
+      const open = await untilValue('the open call', async () => {
+        const body = (await (await fetch(`${run.base}/api/v1/calls`)).json()) as { calls: Array<{ open: boolean; start: string; device: string }> };
+        return body.calls.find((c) => c.open) ?? null;
+      });
+      expect(open).toMatchObject({ device: kitchenEcho.mac, start: isoTime(first) });
+      await untilValue('the report', async () => (run.stdout().includes('"stats"') ? true : null));
+      const report = JSON.parse(run.stdout()) as { calls: unknown[] };
+      const body = (await (await fetch(`${run.base}/api/v1/calls?device=${kitchenEcho.mac.replace(/:/g, '-')}`)).json()) as { total: number; calls: Array<Record<string, unknown>> };
+      expect(body.total).toBe(1);
+      expect(body.calls.map(({ open: wasOpen, ...c }) => ({ ...c, wasOpen }))).toEqual(report.calls.map((c) => ({ ...(c as object), wasOpen: false })));
+      const none = (await (await fetch(`${run.base}/api/v1/calls?until=${encodeURIComponent(isoTime(first))}`)).json()) as { total: number };
+      expect(none.total).toBe(0);
+    } finally {
+      await run.stop();
+    }
+  }, 60_000);
+});
