@@ -182,6 +182,22 @@ describe('call tracker', () => {
     expect(h.finished[0].peers).toEqual(['54.1.2.3', '54.9.9.9']);
   });
 
+  it('on the LAN only an ICE-checked flow counts: a speaker group trading UDP both ways is no call, a LAN Drop In is one', () => {
+    const h = harness();
+    const group = udpFlow(ECHO, ip(192, 168, 1, 30), 40000);
+    group.bothLocal = true;
+    h.media(group, T0, 60_000);
+    h.tracker.flush();
+    expect(h.finished).toEqual([]);
+    const dropIn = udpFlow(ECHO, ip(192, 168, 1, 31), 50200);
+    dropIn.bothLocal = true;
+    h.send(dropIn, true, T0 + 100_000, bindingRequest());
+    h.send(dropIn, false, T0 + 100_030, bindingRequest());
+    const last = h.media(dropIn, T0 + 100_200, 60_000);
+    h.tracker.flush();
+    expect(h.finished.map((c) => [c.startMs, c.endMs])).toEqual([[T0 + 100_000, last]]);
+  });
+
   it('inCall: true inside a call (open or finished), false before and after it and for other devices', () => {
     const h = harness();
     const f = udpFlow(ECHO, turn, 40000);

@@ -21,6 +21,10 @@
  *   flowing: RFC 7675 §5.1 checks every ~5 s).
  * ICE may move a call to another candidate pair (another port or address): all of a device's media
  * flows make one session, so a switch does not end the call.
+ * On the LAN (both ends local) only flows that carried a STUN message count: WebRTC sends media only
+ * on a pair ICE checked (RFC 8445 §12), while multi-room music, AirPlay or a speaker group also trade
+ * UDP both ways between local devices without being calls. A LAN Drop In between two assistants of one
+ * home is still found; a call to the Internet is also found without its STUN (a capture started late).
  *
  * Per packet: one Map lookup, a few counters, a look at the first 8 payload bytes; no allocation.
  */
@@ -51,6 +55,8 @@ export const END_GAP_MS = 10_000;
 export const MAX_TRACKS = 64;
 /** Peers (remote addresses) listed per call; more are not listed (peersTruncated). */
 export const MAX_PEERS = 16;
+/** LAN flows per device that carried STUN (the ICE pairs a call may use on the LAN). */
+export const MAX_LAN_ICE_FLOWS = 16;
 /** Finished calls kept for inCall() (the detector asks about the recent past). */
 const RECENT = 64;
 const BIN_MS = 1000;
@@ -175,6 +181,9 @@ class Track {
   peersTruncated = false;
   /** The flow whose peer was recorded last: most packets come on one flow, so most skip the scan. */
   lastPeerFlow = -1;
+  /** LAN flows that carried STUN (ids, a ring of MAX_LAN_ICE_FLOWS). */
+  readonly lanIceFlows = new Float64Array(MAX_LAN_ICE_FLOWS).fill(-1);
+  lanIceNext = 0;
   constructor(readonly mac: number) {}
 }
 
@@ -245,6 +254,16 @@ export function buildCallTracker(isAssistant: (mac: number) => boolean, handlers
     }
     t.peerWords.set(words, t.peerCount * 4);
     t.peerVersions[t.peerCount++] = flow.ipVersion;
+  }
+
+  /** Whether a LAN flow is an ICE pair (it carried STUN: now, when `stun`, or before). */
+  function lanIceFlow(t: Track, id: number, stun: boolean): boolean {
+    const ids = t.lanIceFlows;
+    for (let i = 0; i < MAX_LAN_ICE_FLOWS; i++) if (ids[i] === id) return true;
+    if (!stun) return false;
+    ids[t.lanIceNext] = id;
+    t.lanIceNext = (t.lanIceNext + 1) % MAX_LAN_ICE_FLOWS;
+    return true;
   }
 
   function clearPeers(t: Track): void {
@@ -361,6 +380,8 @@ export function buildCallTracker(isAssistant: (mac: number) => boolean, handlers
       if (mac < 0 || notMedia[flow.serverPort] === 1 || notMedia[flow.clientPort] === 1) return;
       const t = trackOf(mac);
       if (t === null) return;
+      const stun = classifyStun(p.payloadBuf, p.payloadOffset, p.payloadLength, flow.deviceIsClient ? flow.serverPort : flow.clientPort) === STUN_MESSAGE;
+      if (flow.bothLocal && !lanIceFlow(t, flow.id, stun)) return;
       const timeMs = p.timeMs;
       if (t.binStart >= 0 && timeMs >= t.binStart + BIN_MS) advance(t, timeMs);
       if (t.binStart < 0) {
@@ -378,7 +399,7 @@ export function buildCallTracker(isAssistant: (mac: number) => boolean, handlers
       }
       if (b.firstMs < 0) b.firstMs = timeMs;
       b.lastMs = timeMs;
-      if (classifyStun(p.payloadBuf, p.payloadOffset, p.payloadLength, flow.deviceIsClient ? flow.serverPort : flow.clientPort) === STUN_MESSAGE) {
+      if (stun) {
         b.stun++;
         stats.stunPackets++;
       }
