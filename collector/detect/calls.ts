@@ -60,6 +60,11 @@ export const MAX_LAN_ICE_FLOWS = 16;
 /** Finished calls kept for inCall() (the detector asks about the recent past). */
 const RECENT = 64;
 const BIN_MS = 1000;
+/**
+ * Flows whose track (or null: not an assistant) is remembered, direct-mapped by flow id. A MAC is a
+ * 48-bit number: looking one up in a Map boxes it, 16 bytes per packet; a flow id is a small integer.
+ */
+const FLOW_CACHE = 1024;
 
 /**
  * STUN/TURN server ports: IANA's stun/turn 3478 and stuns/turns 5349, Microsoft Teams' 3479-3481,
@@ -221,6 +226,8 @@ export function buildCallTracker(isAssistant: (mac: number) => boolean, handlers
   const recent: Call[] = [];
   const stats: CallStats = { calls: 0, callsRejected: 0, stunOnly: 0, stunPackets: 0, tracksDropped: 0 };
   const scratch = new Uint32Array(4);
+  const cachedFlowIds = new Float64Array(FLOW_CACHE).fill(-1);
+  const cachedTracks: Array<Track | null> = new Array<Track | null>(FLOW_CACHE).fill(null);
 
   function trackOf(mac: number): Track | null {
     const t = tracks.get(mac);
@@ -235,6 +242,7 @@ export function buildCallTracker(isAssistant: (mac: number) => boolean, handlers
         return null;
       }
       tracks.delete(idle.mac);
+      cachedFlowIds.fill(-1);
     }
     const created = new Track(mac);
     tracks.set(mac, created);
@@ -376,9 +384,16 @@ export function buildCallTracker(isAssistant: (mac: number) => boolean, handlers
     stats,
     /** One UDP packet of any device (`up`: client to server, as FlowTable.up). */
     onPacket(flow: Flow, up: boolean, p: DecodedPacket): void {
-      const mac = flow.deviceMac;
-      if (mac < 0 || notMedia[flow.serverPort] === 1 || notMedia[flow.clientPort] === 1) return;
-      const t = trackOf(mac);
+      if (flow.deviceMac < 0 || notMedia[flow.serverPort] === 1 || notMedia[flow.clientPort] === 1) return;
+      const slot = flow.id & (FLOW_CACHE - 1);
+      let t: Track | null;
+      if (cachedFlowIds[slot] === flow.id) {
+        t = cachedTracks[slot];
+      } else {
+        t = trackOf(flow.deviceMac);
+        cachedFlowIds[slot] = flow.id;
+        cachedTracks[slot] = t;
+      }
       if (t === null) return;
       const stun = classifyStun(p.payloadBuf, p.payloadOffset, p.payloadLength, flow.deviceIsClient ? flow.serverPort : flow.clientPort) === STUN_MESSAGE;
       if (flow.bothLocal && !lanIceFlow(t, flow.id, stun)) return;
@@ -407,6 +422,8 @@ export function buildCallTracker(isAssistant: (mac: number) => boolean, handlers
     },
     /** The one clock: closes seconds no packet closed, ends calls that went quiet. */
     tick(nowMs: number): void {
+      // a device may have become an assistant since its flows were looked at
+      cachedFlowIds.fill(-1);
       for (const t of busy) advance(t, nowMs);
     },
     /** End of input: every session ends at its last packet. */
