@@ -5,7 +5,7 @@
  * QUIC's 443 and a few local services), bins it into seconds per device (packet time, the one clock),
  * and reports a `call` with its duration, bytes and peers.
  *
- * The rule, with its numbers (docs/detection.md#calls):
+ * The rule, with its numbers (docs/calls.md):
  * - a media second has at least MEDIA_MIN_EACH_WAY packets each way and MEDIA_MIN_PACKETS in all.
  *   Opus over RTP is packetised every 20 ms by default (RFC 7587 §7, `ptime`; RFC 7874 §4 for WebRTC):
  *   50 packets/s each way while both talk; at the longest usual ptime (60 ms) one talker still sends
