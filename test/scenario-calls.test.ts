@@ -5,12 +5,17 @@
  * exactly one call with the plan's start, end and bytes, and no activation.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { isoTime } from '../collector/sink/report.js';
 import { runCli } from './helpers/cli.js';
 import { startCollect } from './helpers/collect.js';
 import { untilValue } from './helpers/wait.js';
+import { describeInflux, useInfluxd } from './helpers/influxd.js';
+import { PROJECT_ROOT } from './helpers/shared.js';
 import { buildSource } from '../collector/capture/index.js';
 import { loadConfig } from '../collector/config.js';
 import { buildCollector } from '../collector/index.js';
@@ -118,4 +123,38 @@ describe('a call on an Echo (generated household)', () => {
       await run.stop();
     }
   }, 60_000);
+});
+
+describeInflux('a call reaches InfluxDB (real influxd)', () => {
+  const server = useInfluxd();
+
+  it('one `call` point at the call\'s start with its duration and bytes; the JSON report with the call matches docs/report.schema.json', async () => {
+    const scenario = generateScenario({ seed: 22, startMs: T0, durationMs: 4 * 60_000, devices: devices.slice(0, 1), calls: [{ start: T0 + 30_000, durationMs: 90_000 }] });
+    const plan = callPlan(scenario.seed, scenario.calls![0]);
+    const pcap = join(dir, 'influx-call.pcap');
+    writeScenarioPcap(scenario, pcap);
+    const r = await runCli(['replay', pcap, '--format', 'json', '--influx-url', server.url, '--influx-db', 'calls', '--influx-raw-retention', 'INF']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { calls: unknown[]; devices: Array<{ mac: string; name: string | null }> };
+    // strict, as test/cli.test.ts checks the schema
+    const ajv = new Ajv2020({ allErrors: true, strict: true });
+    (addFormats as unknown as (a: Ajv2020) => void)(ajv);
+    const validate = ajv.compile(JSON.parse(readFileSync(join(PROJECT_ROOT, 'docs/report.schema.json'), 'utf8')));
+    expect(validate(report), JSON.stringify(validate.errors)).toBe(true);
+    expect(report.calls).toHaveLength(1);
+    const rows = await server.rows('calls', 'SELECT * FROM "call"');
+    const first = plan.packets[0].atMs;
+    const last = plan.packets[plan.packets.length - 1].atMs;
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      device: kitchenEcho.mac,
+      // the name the inventory gave the device (as on the `activation` points)
+      device_name: report.devices.find((d) => d.mac === kitchenEcho.mac)?.name,
+      bytes_up: plan.packets.filter((p) => p.up).reduce((s, p) => s + callFrameBytes(p), 0),
+      bytes_down: plan.packets.filter((p) => !p.up).reduce((s, p) => s + callFrameBytes(p), 0),
+      end_ms: Math.floor(last),
+    });
+    expect(Date.parse(String(rows[0].time))).toBe(Math.floor(first));
+    expect(Number(rows[0].duration_s)).toBeCloseTo((last - first) / 1000, 3);
+  });
 });
