@@ -15,6 +15,8 @@ import { runCli } from './helpers/cli.js';
 import { startCollect } from './helpers/collect.js';
 import { untilValue } from './helpers/wait.js';
 import { describeInflux, useInfluxd } from './helpers/influxd.js';
+import { describeMosquitto, Mosquitto } from './helpers/mosquitto.js';
+import mqtt from 'mqtt';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { buildSource } from '../collector/capture/index.js';
 import { loadConfig } from '../collector/config.js';
@@ -156,5 +158,34 @@ describeInflux('a call reaches InfluxDB (real influxd)', () => {
     });
     expect(Number(rows[0].time)).toBe(Math.floor(first));
     expect(Number(rows[0].duration_s)).toBeCloseTo((last - first) / 1000, 3);
+  });
+});
+
+describeMosquitto('a call reaches MQTT (real mosquitto)', () => {
+  it('one message on earshot/call: the report\'s call and the device; nothing on earshot/activation from it', async () => {
+    const scenario = generateScenario({ seed: 23, startMs: T0, durationMs: 3 * 60_000, devices: devices.slice(0, 1), calls: [{ start: T0 + 20_000, durationMs: 60_000 }] });
+    const pcap = join(dir, 'mqtt-call.pcap');
+    writeScenarioPcap(scenario, pcap);
+    const broker = await Mosquitto.start();
+    const subscriber = await mqtt.connectAsync(broker.url);
+    const messages: Array<{ topic: string; body: Record<string, unknown> }> = [];
+    subscriber.on('message', (topic, payload) => messages.push({ topic, body: JSON.parse(payload.toString()) as Record<string, unknown> }));
+    try {
+      await subscriber.subscribeAsync(['earshot/call', 'earshot/activation']);
+      const r = await runCli(['replay', pcap, '--format', 'json', '--mqtt-url', broker.url]);
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout) as { calls: unknown[] };
+      expect(report.calls).toHaveLength(1);
+      const calls = await untilValue('the call message', async () => {
+        const found = messages.filter((m) => m.topic === 'earshot/call');
+        return found.length > 0 ? found : null;
+      });
+      expect(calls).toHaveLength(1);
+      expect(calls[0].body).toMatchObject({ kind: 'call', call: report.calls[0], device: { mac: kitchenEcho.mac, assistant: true } });
+      expect(messages.filter((m) => m.topic === 'earshot/activation')).toEqual([]);
+    } finally {
+      await subscriber.endAsync();
+      await broker.close();
+    }
   });
 });
