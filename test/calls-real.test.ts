@@ -10,7 +10,7 @@ import { expect, it } from 'vitest';
 import { buildDecoder } from '../collector/decode/index.js';
 import { IPPROTO_UDP } from '../collector/decode/packet.js';
 import { buildLocalNets } from '../collector/flow/local-nets.js';
-import { classifyStun, STUN_CLASSIC, STUN_MESSAGE, TURN_CHANNEL_DATA } from '../collector/detect/calls.js';
+import { classifyStun, STUN_CLASSIC, STUN_MESSAGE, TURN_CHANNEL_DATA } from '../collector/decode/stun.js';
 import { readCaptureSimple } from './helpers/read-capture-simple.js';
 import { replayReport } from './helpers/replay.js';
 import { describeShared, haveShared, REAL_CAPTURES, realCapture, SHARED } from './helpers/shared.js';
