@@ -148,6 +148,8 @@ class Track {
   /** LAN flows that carried STUN (ids, a ring of MAX_LAN_ICE_FLOWS). */
   readonly lanIceFlows = new Float64Array(MAX_LAN_ICE_FLOWS).fill(-1);
   lanIceNext = 0;
+  /** Index in the busy list, or -1. */
+  busyIndex = -1;
   constructor(readonly mac: number) {}
 }
 
@@ -180,8 +182,26 @@ export function buildCallTracker(isAssistant: (mac: number) => boolean, handlers
   const notMedia = new Uint8Array(65536);
   for (const port of NOT_MEDIA_PORTS) notMedia[port] = 1;
   const tracks = new Map<number, Track>();
-  /** Tracks with an open second, prelude or session: the tick visits only these. */
-  const busy = new Set<Track>();
+  /**
+   * Tracks with an open second, prelude or session: the tick visits only these. An array with each
+   * track's index in it (a Set's iterator would be an allocation a tick).
+   */
+  const busy: Track[] = [];
+  const markBusy = (t: Track) => {
+    if (t.busyIndex >= 0) return;
+    t.busyIndex = busy.length;
+    busy.push(t);
+  };
+  const markIdle = (t: Track) => {
+    const i = t.busyIndex;
+    if (i < 0) return;
+    const last = busy.pop()!;
+    if (last !== t) {
+      busy[i] = last;
+      last.busyIndex = i;
+    }
+    t.busyIndex = -1;
+  };
   const recent: Call[] = [];
   const stats: CallStats = { calls: 0, callsRejected: 0, stunOnly: 0, stunPackets: 0, tracksDropped: 0 };
   const scratch = new Uint32Array(4);
@@ -195,7 +215,7 @@ export function buildCallTracker(isAssistant: (mac: number) => boolean, handlers
     if (tracks.size >= MAX_TRACKS) {
       // an idle track makes room; a device in a call is never dropped for a newcomer
       let idle: Track | null = null;
-      for (const o of tracks.values()) if (!busy.has(o)) { idle = o; break; }
+      for (const o of tracks.values()) if (o.busyIndex < 0) { idle = o; break; }
       if (idle === null) {
         stats.tracksDropped++;
         return null;
@@ -284,7 +304,7 @@ export function buildCallTracker(isAssistant: (mac: number) => boolean, handlers
       clearPeers(t);
       stats.stunOnly++;
     }
-    if (t.binStart < 0 && t.current === null && t.prelude.firstMs < 0) busy.delete(t);
+    if (t.binStart < 0 && t.current === null && t.prelude.firstMs < 0) markIdle(t);
   }
 
   function closeBin(t: Track): void {
@@ -360,7 +380,7 @@ export function buildCallTracker(isAssistant: (mac: number) => boolean, handlers
       if (t.binStart >= 0 && timeMs >= t.binStart + BIN_MS) advance(t, timeMs);
       if (t.binStart < 0) {
         t.binStart = Math.floor(timeMs / BIN_MS) * BIN_MS;
-        busy.add(t);
+        markBusy(t);
       }
       const b = t.bin;
       const sent = up === flow.deviceIsClient;
@@ -383,11 +403,13 @@ export function buildCallTracker(isAssistant: (mac: number) => boolean, handlers
     tick(nowMs: number): void {
       // a device may have become an assistant since its flows were looked at
       cachedFlowIds.fill(-1);
-      for (const t of busy) advance(t, nowMs);
+      // backwards: a track that goes idle takes the last one's place, which was visited already
+      for (let i = busy.length - 1; i >= 0; i--) advance(busy[i], nowMs);
     },
     /** End of input: every session ends at its last packet. */
     flush(): void {
-      for (const t of busy) {
+      for (let i = busy.length - 1; i >= 0; i--) {
+        const t = busy[i];
         if (t.binStart >= 0) closeBin(t);
         finish(t);
         advance(t, Number.POSITIVE_INFINITY);
