@@ -137,13 +137,13 @@ export function generateScenario(options: GenerateOptions): Scenario {
     if (overlap) throw new Error(`scenario: activations on ${a.device} at ${new Date(a.start).toISOString()} and ${new Date(overlap.start).toISOString()} overlap (upload or answer)`);
   }
 
-  const decoys = placeDecoys(options, devices, activations, byMac);
+  const calls = placeCalls(options, byMac, voice, activations, seed);
+  const decoys = [...placeDecoys(options, devices, activations, byMac), ...callAudio(calls)];
   decoys.sort((a, b) => a.start - b.start || a.device.localeCompare(b.device));
   const wake = rng.fork('wake-events');
   const wakeEvents = activations.filter((a) => a.intended).map((a) => ({
     time: new Date(a.start - wake.int(200, 700)).toISOString(), device: a.device, source: 'scenario',
   }));
-  const calls = placeCalls(options, byMac, voice, activations, seed);
   return { seed, startMs, endMs, devices, activations, wakeEvents, decoys, ...(calls.length > 0 ? { calls } : {}), notes };
 }
 
@@ -153,7 +153,7 @@ function placeCalls(options: GenerateOptions, byMac: Map<string, ScenarioDevice>
   return (options.calls ?? []).map((given) => {
     const device = given.device?.toLowerCase() ?? voice[0]?.mac;
     if (device === undefined || !byMac.has(device)) throw new Error(`scenario: call names no known device (${given.device ?? 'none'})`);
-    const call: ScenarioCall = { device, start: Math.round(given.start), durationMs: given.durationMs ?? 120_000 };
+    const call: ScenarioCall = { device, start: Math.round(given.start), durationMs: given.durationMs ?? 120_000, ...(given.voiceUpload ? { voiceUpload: given.voiceUpload } : {}) };
     if (call.start < options.startMs + LEAD_IN_MS || call.start + call.durationMs > endMs - 2000) {
       throw new Error(`scenario: call on ${device} at ${new Date(call.start).toISOString()} must lie between ${LEAD_IN_MS} ms after the start and 2 s before the end`);
     }
@@ -161,6 +161,13 @@ function placeCalls(options: GenerateOptions, byMac: Map<string, ScenarioDevice>
     if (clash) throw new Error(`scenario: call on ${device} overlaps the activation at ${new Date(clash.start).toISOString()}`);
     return call;
   });
+}
+
+/** Uploads on the voice channel during calls (`voiceUpload`), as decoys: not activations. */
+function callAudio(calls: ScenarioCall[]): ScenarioDecoy[] {
+  return calls.filter((c) => c.voiceUpload !== undefined).map((c) => ({
+    device: c.device, start: c.start + c.voiceUpload!.offsetMs, durationMs: c.voiceUpload!.durationMs, bytesUp: c.voiceUpload!.bytesUp, bytesDown: 800, kind: 'call-audio' as const,
+  }));
 }
 
 /**

@@ -39,7 +39,7 @@ export interface ScenarioEvent {
   source: string;
 }
 
-export type DecoyKind = 'event-post' | 'periodic' | 'spike';
+export type DecoyKind = 'event-post' | 'periodic' | 'spike' | 'call-audio';
 
 /**
  * An upload on a voice channel that is not an activation: an Echo's event post after an answer, a
@@ -65,6 +65,11 @@ export interface ScenarioCall {
   /** The first packet (the STUN binding request), epoch ms. */
   start: number;
   durationMs: number;
+  /**
+   * An upload on the voice channel during the call (issue 15: the call's audio, not a wake word),
+   * placed as a `call-audio` decoy: from `offsetMs` after the call's start, for `durationMs`.
+   */
+  voiceUpload?: { offsetMs: number; durationMs: number; bytesUp: number };
 }
 
 export interface Scenario {
