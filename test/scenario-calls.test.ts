@@ -136,6 +136,9 @@ describe('a call on an Echo (generated household)', () => {
       expect(body.calls.map(({ open: wasOpen, ...c }) => ({ ...c, wasOpen }))).toEqual(report.calls.map((c) => ({ ...(c as object), wasOpen: false })));
       const none = (await (await fetch(`${run.base}/api/v1/calls?until=${encodeURIComponent(isoTime(first))}`)).json()) as { total: number };
       expect(none.total).toBe(0);
+      const metrics = await (await fetch(`${run.base}/metrics`)).text();
+      expect(metrics).toMatch(/^earshot_calls_total 1$/m);
+      expect(metrics).toMatch(/^earshot_calls_open 0$/m);
     } finally {
       await run.stop();
     }
