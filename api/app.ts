@@ -14,13 +14,13 @@ import type { Config } from '../collector/config.js';
 import { FieldProblem, normalizeDevice, parseTime, type WakeEvent } from '../collector/detect/wake-events.js';
 import type { Device } from '../collector/identify/device.js';
 import { flowToApi } from '../collector/sink/activity.js';
-import { activationToReport, isoTime } from '../collector/sink/report.js';
+import { activationToReport, callToReport, isoTime } from '../collector/sink/report.js';
 import type { Runtime } from '../collector/runtime.js';
 import { DOCS_CSP, registerGuards, type GuardOptions } from './guards.js';
 import { health, renderMetrics, type HealthSource } from './metrics.js';
 import { registerPage } from './page.js';
 import {
-  activationSchema, activationsQuery, deviceSchema, errorSchema, flowSchema, flowsQuery, idParams, labelBody,
+  activationSchema, activationsQuery, callSchema, callsQuery, deviceSchema, errorSchema, flowSchema, flowsQuery, idParams, labelBody,
   macParams, normalizeMac, presenceBody, presenceSchema, wakeEventSchema, wakeEventsBody,
 } from './schemas.js';
 
@@ -66,7 +66,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   const collector = runtime.collector;
   const activity = runtime.activity;
 
-  for (const schema of [errorSchema, activationSchema, deviceSchema, flowSchema, wakeEventSchema]) app.addSchema(schema);
+  for (const schema of [errorSchema, activationSchema, callSchema, deviceSchema, flowSchema, wakeEventSchema]) app.addSchema(schema);
 
   await app.register(swagger, {
     openapi: {
@@ -163,6 +163,28 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     const all = (activity?.listActivations() ?? []).filter((a) => a.startMs >= since && a.startMs < until && (device === null || a.device === device) && (!q.verdict || a.verdict === q.verdict));
     const page = all.slice(q.offset, q.offset + q.limit).map((a) => ({ ...activationToReport(a), open: !a.finished }));
     return { total: all.length, offset: q.offset, limit: q.limit, activations: page };
+  });
+
+  app.get<{ Querystring: { since?: string; until?: string; device?: string; limit: number; offset: number } }>('/api/v1/calls', {
+    schema: {
+      summary: 'Calls (two-way media: calls, Drop In, video), newest first; never activations',
+      querystring: callsQuery,
+      response: {
+        200: { type: 'object', properties: { total: { type: 'integer' }, offset: { type: 'integer' }, limit: { type: 'integer' }, calls: { type: 'array', items: { $ref: 'Call#' } } } },
+        ...errors,
+      },
+    },
+  }, async (request) => {
+    const q = request.query;
+    const since = q.since ? Date.parse(q.since) : -Infinity;
+    const until = q.until ? Date.parse(q.until) : Infinity;
+    const device = q.device ? normalizeMac(q.device) : null;
+    const open = collector.calls?.openCalls() ?? [];
+    const all = [...(activity?.finishedCalls() ?? []), ...open]
+      .filter((c) => c.startMs >= since && c.startMs < until && (device === null || c.device === device))
+      .sort((a, b) => b.startMs - a.startMs);
+    const page = all.slice(q.offset, q.offset + q.limit).map((c) => ({ ...callToReport(c), open: !c.finished }));
+    return { total: all.length, offset: q.offset, limit: q.limit, calls: page };
   });
 
   app.get<{ Params: { id: string } }>('/api/v1/activations/:id', {

@@ -135,6 +135,11 @@ export function renderMetrics(source: HealthSource): string {
   const counts = runtime.activity?.counts;
   metric('earshot_activations_total', 'counter', 'Finished activations by verdict (a verdict that changes moves between labels).',
     ['confirmed', 'suspected', 'unverified'].map((v) => [{ verdict: v }, counts?.byVerdict.get(v) ?? 0]));
+  const calls = runtime.collector.calls;
+  if (calls) {
+    metric('earshot_calls_total', 'counter', 'Finished calls of assistants (two-way media: calls, Drop In, video; never activations).', [[{}, calls.stats.calls]]);
+    metric('earshot_calls_open', 'gauge', 'Calls in progress.', [[{}, calls.openCalls().length]]);
+  }
   const devices = runtime.collector.inventory?.all() ?? [];
   const open = runtime.collector.activeFlows();
   const bytes: Array<[Record<string, string>, number]> = [];

@@ -36,6 +36,30 @@ export const activationSchema = {
   required: ['id', 'device', 'start', 'end', 'bytesUp', 'bytesDown', 'score', 'verdict', 'reasons'],
 } as const;
 
+export const callSchema = {
+  $id: 'Call',
+  type: 'object',
+  description: 'Two-way media of an assistant: a call, Drop In, video (docs/report.md, calls[]). Never an activation.',
+  properties: {
+    id: { type: 'string' },
+    kind: { type: 'string', enum: ['call'] },
+    device: { type: 'string', description: 'MAC of the assistant' },
+    start: { type: 'string', format: 'date-time' },
+    end: { type: 'string', format: 'date-time', description: 'Last packet so far while open' },
+    durationS: { type: 'number' },
+    packetsUp: { type: 'integer' },
+    packetsDown: { type: 'integer' },
+    bytesUp: { type: 'integer' },
+    bytesDown: { type: 'integer' },
+    stunPackets: { type: 'integer' },
+    mediaSeconds: { type: 'integer' },
+    peers: { type: 'array', items: { type: 'string' } },
+    peersTruncated: { type: 'boolean' },
+    open: { type: 'boolean', description: 'In progress' },
+  },
+  required: ['id', 'kind', 'device', 'start', 'end', 'durationS', 'bytesUp', 'bytesDown', 'open'],
+} as const;
+
 export const deviceSchema = {
   $id: 'Device',
   type: 'object',
@@ -119,6 +143,18 @@ export const activationsQuery = {
     until: { type: 'string', format: 'date-time', description: 'Activations that started before' },
     device: { type: 'string', pattern: MAC },
     verdict: { type: 'string', enum: ['confirmed', 'suspected', 'unverified'] },
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+    offset: { type: 'integer', minimum: 0, default: 0 },
+  },
+} as const;
+
+export const callsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    since: { type: 'string', format: 'date-time', description: 'Calls that started at or after' },
+    until: { type: 'string', format: 'date-time', description: 'Calls that started before' },
+    device: { type: 'string', pattern: MAC },
     limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
     offset: { type: 'integer', minimum: 0, default: 0 },
   },

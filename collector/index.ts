@@ -12,6 +12,7 @@ import type { Flow } from './flow/flow.js';
 import type { Activation, DetectorStats } from './detect/detector.js';
 import { buildDetectStage } from './detect/index.js';
 import type { DetectorParams } from './detect/params.js';
+import { buildCallTracker, type Call, type CallStats } from './detect/calls.js';
 import { buildLocalNets } from './flow/local-nets.js';
 import { buildPayloadInspector, type DnsAnswer, type PayloadStats } from './flow/payload.js';
 import { FlowTable, type FlowTableStats } from './flow/table.js';
@@ -42,6 +43,9 @@ export interface CollectorListeners {
   onActivation?: (activation: Activation) => void;
   /** A finished activation's verdict changed when a later member of its arbitration group was confirmed. */
   onVerdictChanged?: (activation: Activation) => void;
+  /** Two-way media of an assistant qualified as a call, and a call ended (detect/calls.ts). */
+  onCallStarted?: (call: Call) => void;
+  onCall?: (call: Call) => void;
 }
 
 export interface CollectorStats {
@@ -51,6 +55,7 @@ export interface CollectorStats {
   payload: PayloadStats;
   tagging: TaggerStats | null;
   detect: DetectorStats | null;
+  calls: CallStats | null;
 }
 
 /** Builds the identification and tagging stages (or null when tagging is off). */
@@ -97,11 +102,13 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
       onActivation: listeners.onActivation,
       onVerdictChanged: listeners.onVerdictChanged,
       onVoiceFlow: t.learnVoice,
-    }, tuning)
+    }, { ...tuning, inCall: (mac, timeMs) => calls?.inCall(mac, timeMs) ?? false })
     : null;
   const detector = detect?.detector ?? null;
+  // calls: the assistants' two-way UDP media (Drop In, calls), never activations
+  const calls = inv && config.detect.enabled ? buildCallTracker((mac) => inv.describe(mac)?.assistant === true, { onStarted: listeners.onCallStarted, onFinished: listeners.onCall }) : null;
   const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(chain(t?.onFlowEnd, detector ? (flow: Flow) => { if (flow.voiceTrack !== null) detector.forget(flow); } : undefined), listeners.onFlowEnd);
-  const onTick = chain(chain(t?.onTick, detector?.tick), listeners.onTick);
+  const onTick = chain(chain(chain(t?.onTick, calls?.tick), detector?.tick), listeners.onTick);
   const table = new FlowTable(
     {
       maxFlows: config.flows.maxFlows,
@@ -149,6 +156,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     if (p === null || p.srcPort < 0 || (p.proto !== IPPROTO_TCP && p.proto !== IPPROTO_UDP)) return;
     const flow = table.account(p);
     inspector.inspect(flow, table.up, p);
+    if (calls !== null && p.proto === IPPROTO_UDP) calls.onPacket(flow, table.up, p);
     // the voice channels, and the assistants' unnamed connections that may be one (a name that says
     // otherwise sets the service and takes the flow out)
     if (detector !== null && (flow.service === 'voice' || (flow.voiceCandidate && flow.service === null))) detector.onPacket(flow, table.up, p.wireLen, p.timeMs);
@@ -181,6 +189,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
       } finally {
         running = null;
         table.flush();
+        calls?.flush();
         detector?.flush();
       }
     },
@@ -195,7 +204,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     /** Counters of the running source (null when none runs). */
     captureStats: () => running?.stats() ?? null,
     stats(): CollectorStats {
-      return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats, tagging: t?.stats ?? null, detect: detector?.stats ?? null };
+      return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats, tagging: t?.stats ?? null, detect: detector?.stats ?? null, calls: calls?.stats ?? null };
     },
     /** The device inventory (null with tagging off). */
     inventory: inv ?? null,
@@ -203,6 +212,8 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     tagger: t ?? null,
     /** The detect stage: wake events, labels (null when detection is off). */
     detect,
+    /** Calls of the assistants, and inCall(mac, timeMs) for the detector (null when detection is off). */
+    calls,
   };
 }
 

@@ -19,7 +19,7 @@ import type { Logger } from './log.js';
 import { ActivityStore } from './sink/activity.js';
 import { activationEvent, type ActivationEventKind, type ActivationListener, type EventDevice } from './sink/events.js';
 import { buildInfluxSink } from './sink/influx/index.js';
-import { buildReportSink } from './sink/report.js';
+import { buildReportSink, callToReport } from './sink/report.js';
 import { NewestRing } from './sink/ring.js';
 
 /** Most wake events from the API and MQTT kept in the data directory (the newest). */
@@ -87,6 +87,20 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
     },
     onVerdictChanged(a) {
       announceChanges([a]);
+    },
+    onCall(call) {
+      report.onCall(call);
+      influx?.onCall(call);
+      activity?.callFinished(call);
+      if (listeners.length === 0) return;
+      const event = { call: callToReport(call), device: deviceOf(call.deviceMac) ?? { mac: call.device, name: null, vendor: null, model: null, assistant: true }, atMs: Date.now() };
+      for (const l of listeners) {
+        try {
+          l.onCallEvent?.(event);
+        } catch (err) {
+          deps.log.error({ err: (err as Error).message }, 'a call listener failed');
+        }
+      }
     },
   });
   if (influx) {

@@ -48,5 +48,13 @@ export function renderTextReport(r: Report, maxFlows = 40): string {
   out.push('', `DNS answers (${r.dns.length}, ${names.size} names)`);
   for (const [name, set] of [...names].slice(0, 60)) out.push(printable(`  ${name} -> ${[...set].join(', ')}`));
   out.push('', `Activations (${r.activations.length})`);
+  // a call is two-way media (a call, Drop In, video), not an activation: one line each
+  out.push('', `Calls (${r.calls.length})`);
+  if (r.calls.length > 0) {
+    out.push(table(['device', 'start', 'end', 'duration', 'pkts up/down', 'up', 'down', 'peers'],
+      r.calls.map((c) => [c.device, c.start, c.end, `${c.durationS.toFixed(1)} s`, `${c.packetsUp}/${c.packetsDown}`, humanBytes(c.bytesUp), humanBytes(c.bytesDown),
+        `${c.peers.join(' ')}${c.peersTruncated ? ' ...' : ''}`]),
+      new Set([3, 4, 5, 6])));
+  }
   return `${out.join('\n')}\n`;
 }

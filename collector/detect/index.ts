@@ -31,11 +31,14 @@ export interface DetectListeners {
   onVoiceFlow?: (flow: Flow) => void;
 }
 
+/** The detector's own reasons, kept when a verdict is decided again (follow-up is the verdict's). */
+const DETECTOR_REASONS = new Set(['sustained-upload', 'arbitration-loser', 'aborted-wake', 'answered', 'long-stream', 'during-call']);
+
 /** Finished activations kept for arbitration and re-evaluation (a bounded ring). */
 const RECENT = 256;
 
 /** Builds the detect stage. Wake events from the config's file are loaded here (sync, at setup). */
-export function buildDetectStage(config: Readonly<Config>, inventory: Inventory, listeners: DetectListeners, tuning: { params?: (vendor: string | null) => DetectorParams } = {}) {
+export function buildDetectStage(config: Readonly<Config>, inventory: Inventory, listeners: DetectListeners, tuning: { params?: (vendor: string | null) => DetectorParams; inCall?: (mac: number, timeMs: number) => boolean } = {}) {
   const options = verdictOptions({
     windowBeforeMs: config.detect.wakeWindowBeforeS * 1000,
     windowAfterMs: config.detect.wakeWindowAfterS * 1000,
@@ -66,7 +69,8 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
   function decide(a: Activation): void {
     const others = group(a);
     const members: ArbitrationMember[] = others.map((o) => ({ device: deviceOf(o), startMs: o.startMs, confirmed: o.verdict === 'confirmed' && !o.reasons.includes('arbitration') ? true : undefined }));
-    const detectorReasons = a.reasons.filter((r) => r === 'sustained-upload' || r === 'arbitration-loser');
+    const detectorReasons = a.reasons.filter((r) => DETECTOR_REASONS.has(r));
+    if (tuning.inCall?.(a.deviceMac, a.startMs) && !detectorReasons.includes('during-call')) detectorReasons.push('during-call');
     const result = applyLabel(
       decideVerdict({ device: deviceOf(a), startMs: a.startMs, arbitrationGroup: members, followUp: a.reasons.includes('follow-up'), ownerAway: presence.awayAt(a.startMs) }, store, options),
       labels.get(a.id) ?? null,

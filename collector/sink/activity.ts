@@ -4,6 +4,7 @@
  * Flows still open are read from the collector when asked. Counts and names only, never payloads.
  */
 import { formatAddr, formatMac } from '../decode/packet.js';
+import type { Call } from '../detect/calls.js';
 import type { Activation } from '../detect/detector.js';
 import type { Flow } from '../flow/flow.js';
 import { activationToReport, isoTime, type ReportActivation, type ReportFlow } from './report.js';
@@ -68,11 +69,24 @@ export class ActivityStore {
   private sorted: Activation[] | null = null;
   private readonly ended: NewestRing<ApiFlow>;
   private readonly devices = new Map<number, DeviceTotals>();
+  /** Finished calls, oldest first (bounded like the activations). */
+  private readonly calls: NewestRing<Call>;
   /** Counters for /metrics. */
   readonly counts = { activationsStarted: 0, activationsFinished: 0, byVerdict: new Map<string, number>() };
 
   constructor(private readonly options: ActivityOptions) {
     this.ended = new NewestRing<ApiFlow>(options.maxEndedFlows);
+    this.calls = new NewestRing<Call>(options.maxActivations);
+  }
+
+  /** A call ended (calls in progress are read from the collector). */
+  callFinished(c: Call): void {
+    this.calls.push(c);
+  }
+
+  /** Finished calls, oldest first. */
+  finishedCalls(): Call[] {
+    return this.calls.toArray();
   }
 
   /** An activation started (it shows while open, with the end so far). */

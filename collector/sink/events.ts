@@ -5,7 +5,7 @@
  * its arbitration group re-decided it): once per change, whatever caused it.
  */
 import type { Activation } from '../detect/detector.js';
-import { activationToReport, type ReportActivation } from './report.js';
+import { activationToReport, type ReportActivation, type ReportCall } from './report.js';
 
 export type ActivationEventKind = 'started' | 'finished' | 'verdict-changed';
 
@@ -27,9 +27,18 @@ export interface ActivationEvent {
   atMs: number;
 }
 
-/** Something that wants activation events. */
+/** A finished call as the sinks are told of it: the report's form and the device. */
+export interface CallEvent {
+  call: ReportCall;
+  device: EventDevice;
+  /** Wall time the event was made (ms since the epoch). */
+  atMs: number;
+}
+
+/** Something that wants activation events (and, optionally, finished calls). */
 export interface ActivationListener {
   onActivationEvent(event: ActivationEvent): void;
+  onCallEvent?(event: CallEvent): void;
 }
 
 /** Builds an event from a live Activation; `device` resolves its MAC in the inventory. */

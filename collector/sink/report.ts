@@ -7,6 +7,7 @@ import type { CollectorStats } from '../index.js';
 import { formatAddr, formatMac, ipv4Text } from '../decode/packet.js';
 import type { Flow, NameSource } from '../flow/flow.js';
 import type { DnsAnswer } from '../flow/payload.js';
+import type { Call } from '../detect/calls.js';
 import type { Activation } from '../detect/detector.js';
 import type { Device } from '../identify/device.js';
 import { NewestRing } from './ring.js';
@@ -85,6 +86,36 @@ export function activationToReport(a: Activation): ReportActivation {
   };
 }
 
+/** A call (two-way media of an assistant: a call, Drop In, video); never an activation. */
+export interface ReportCall {
+  id: string;
+  kind: 'call';
+  device: string;
+  start: string;
+  end: string;
+  durationS: number;
+  packetsUp: number;
+  packetsDown: number;
+  bytesUp: number;
+  bytesDown: number;
+  stunPackets: number;
+  mediaSeconds: number;
+  peers: string[];
+  peersTruncated: boolean;
+}
+
+/** The report form of a call. */
+export function callToReport(c: Call): ReportCall {
+  return {
+    id: c.id, kind: c.kind, device: c.device, start: isoTime(c.startMs), end: isoTime(c.endMs), durationS: c.durationS,
+    packetsUp: c.packetsUp, packetsDown: c.packetsDown, bytesUp: c.bytesUp, bytesDown: c.bytesDown,
+    stunPackets: c.stunPackets, mediaSeconds: c.mediaSeconds, peers: c.peers, peersTruncated: c.peersTruncated,
+  };
+}
+
+/** Most calls the report keeps (the newest): a call lasts minutes, so a month of them fits. */
+export const MAX_REPORT_CALLS = 10_000;
+
 export interface Report {
   schema: typeof REPORT_SCHEMA;
   capture: {
@@ -99,6 +130,7 @@ export interface Report {
   flows: ReportFlow[];
   dns: ReportDns[];
   activations: ReportActivation[];
+  calls: ReportCall[];
   /** Self-metrics of the run: what was dropped, evicted or not understood. */
   stats: Record<string, number>;
 }
@@ -137,6 +169,7 @@ export function* reportJsonChunks(report: ReportOf<unknown>, flowToJson: (flow: 
   const json = (item: unknown) => JSON.stringify(item);
   const lists: Array<[string, readonly unknown[], (item: unknown) => string]> = [
     ['devices', report.devices, json], ['flows', report.flows, flowToJson], ['dns', report.dns, json], ['activations', report.activations, json],
+    ['calls', report.calls, json],
   ];
   for (const [name, items, toJson] of lists) {
     if (items.length === 0) {
@@ -323,6 +356,7 @@ export function buildReportSink(options: ReportSinkOptions) {
   const flows = new NewestRing<FlowRecord>(options.maxFlows);
   const activations = new NewestRing<Activation>(options.maxActivations);
   const dns = new NewestRing<DnsAnswer>(options.maxDnsAnswers);
+  const calls = new NewestRing<Call>(MAX_REPORT_CALLS);
   const deviceSums = new Map<number, DeviceSums>();
   let devicesDropped = 0;
 
@@ -351,6 +385,9 @@ export function buildReportSink(options: ReportSinkOptions) {
     },
     onDnsAnswer(answer: DnsAnswer): void {
       dns.push(answer);
+    },
+    onCall(call: Call): void {
+      calls.push(call);
     },
     /** What the bounds left out of the report so far. */
     dropped: () => ({ flows: flows.dropped, activations: activations.dropped, dnsAnswers: dns.dropped }),
@@ -406,6 +443,7 @@ export function buildReportSink(options: ReportSinkOptions) {
       flows: all,
       dns: dns.toArray().map((a) => ({ time: isoTime(a.timeMs), name: a.name, type: a.type, data: a.data, ttl: a.ttl })),
       activations: activations.toArray().sort((a, b) => a.startMs - b.startMs).map(activationToReport),
+      calls: calls.toArray().sort((a, b) => a.startMs - b.startMs).map(callToReport),
       stats: {
         kernelDrops: capture.kernelDrops,
         interfaceDrops: capture.interfaceDrops,
@@ -430,6 +468,7 @@ export function buildReportSink(options: ReportSinkOptions) {
         announcementsSkipped: stats.payload.announcementsSkipped,
         ...(stats.tagging ?? {}),
         ...(stats.detect ? { activations: stats.detect.activations, rejectedBursts: stats.detect.rejectedBursts } : {}),
+        ...(stats.calls ? { ...stats.calls, reportCallsDropped: calls.dropped } : {}),
       },
     };
   }

@@ -59,7 +59,7 @@ function voiceWrites(scenario: Scenario, device: ScenarioDevice, kind: DeviceKin
   }
   for (const d of scenario.decoys) {
     if (d.device !== device.mac) continue;
-    if (d.kind === 'periodic') {
+    if (d.kind === 'periodic' || d.kind === 'call-audio') {
       for (const w of uploadWrites(d.start, d.durationMs, d.bytesUp, 'flat', transport)) writes.push({ atUs: w.atMs * 1000, dir: 'up', payload: w.payload });
     } else {
       // an event post or a spike is one message sent at once: full-size frames within a few ms (the vcfp

@@ -8,15 +8,16 @@
  * decoy uploads, wake events); writeScenarioPcap renders it. Both are pure functions of their input.
  */
 import { renderEcho, renderHomePod, renderNest } from './assistants.js';
+import { renderCall } from './calls.js';
 import { Net } from './network.js';
 import { renderLaptop, renderPhone, renderSonos, renderTv } from './others.js';
 import { pcapBytes, writePcapFile } from './pcap-writer.js';
 import { answerPlan, defaultUpload } from './plan.js';
 import { hashLabel, Rng } from './rng.js';
-import type { ActivationKind, Scenario, ScenarioActivation, ScenarioDecoy, ScenarioDevice } from './types.js';
+import type { ActivationKind, Scenario, ScenarioActivation, ScenarioCall, ScenarioDecoy, ScenarioDevice } from './types.js';
 import { VOICE_KINDS } from './types.js';
 
-export type { ActivationKind, DecoyKind, DeviceKind, Scenario, ScenarioActivation, ScenarioDecoy, ScenarioDevice, ScenarioEvent } from './types.js';
+export type { ActivationKind, DecoyKind, DeviceKind, Scenario, ScenarioActivation, ScenarioCall, ScenarioDecoy, ScenarioDevice, ScenarioEvent } from './types.js';
 
 export interface GenerateOptions {
   seed: number;
@@ -34,6 +35,8 @@ export interface GenerateOptions {
   acrossMidnight?: boolean;
   /** Share of Echo answers followed by a one-second event post (default 0.7). */
   eventPostRate?: number;
+  /** Calls (device: the first voice device; durationMs: 2 minutes), clear of that device's activations. */
+  calls?: Array<Partial<ScenarioCall> & { start: number }>;
 }
 
 /** Activations this close together on different Echos race for one wake word. */
@@ -134,13 +137,37 @@ export function generateScenario(options: GenerateOptions): Scenario {
     if (overlap) throw new Error(`scenario: activations on ${a.device} at ${new Date(a.start).toISOString()} and ${new Date(overlap.start).toISOString()} overlap (upload or answer)`);
   }
 
-  const decoys = placeDecoys(options, devices, activations, byMac);
+  const calls = placeCalls(options, byMac, voice, activations, seed);
+  const decoys = [...placeDecoys(options, devices, activations, byMac), ...callAudio(calls)];
   decoys.sort((a, b) => a.start - b.start || a.device.localeCompare(b.device));
   const wake = rng.fork('wake-events');
   const wakeEvents = activations.filter((a) => a.intended).map((a) => ({
     time: new Date(a.start - wake.int(200, 700)).toISOString(), device: a.device, source: 'scenario',
   }));
-  return { seed, startMs, endMs, devices, activations, wakeEvents, decoys, notes };
+  return { seed, startMs, endMs, devices, activations, wakeEvents, decoys, ...(calls.length > 0 ? { calls } : {}), notes };
+}
+
+/** The calls asked for, checked: inside the capture, on a known device, clear of its activations. */
+function placeCalls(options: GenerateOptions, byMac: Map<string, ScenarioDevice>, voice: ScenarioDevice[], activations: ScenarioActivation[], seed: number): ScenarioCall[] {
+  const endMs = options.startMs + options.durationMs;
+  return (options.calls ?? []).map((given) => {
+    const device = given.device?.toLowerCase() ?? voice[0]?.mac;
+    if (device === undefined || !byMac.has(device)) throw new Error(`scenario: call names no known device (${given.device ?? 'none'})`);
+    const call: ScenarioCall = { device, start: Math.round(given.start), durationMs: given.durationMs ?? 120_000, ...(given.voiceUpload ? { voiceUpload: given.voiceUpload } : {}) };
+    if (call.start < options.startMs + LEAD_IN_MS || call.start + call.durationMs > endMs - 2000) {
+      throw new Error(`scenario: call on ${device} at ${new Date(call.start).toISOString()} must lie between ${LEAD_IN_MS} ms after the start and 2 s before the end`);
+    }
+    const clash = activations.find((a) => a.device === device && a.start < call.start + call.durationMs && call.start < busyUntil(seed, a, byMac));
+    if (clash) throw new Error(`scenario: call on ${device} overlaps the activation at ${new Date(clash.start).toISOString()}`);
+    return call;
+  });
+}
+
+/** Uploads on the voice channel during calls (`voiceUpload`), as decoys: not activations. */
+function callAudio(calls: ScenarioCall[]): ScenarioDecoy[] {
+  return calls.filter((c) => c.voiceUpload !== undefined).map((c) => ({
+    device: c.device, start: c.start + c.voiceUpload!.offsetMs, durationMs: c.voiceUpload!.durationMs, bytesUp: c.voiceUpload!.bytesUp, bytesDown: 800, kind: 'call-audio' as const,
+  }));
 }
 
 /**
@@ -210,6 +237,7 @@ function scenarioFrames(scenario: Scenario): Array<{ timeUs: number; frame: Buff
       case 'laptop': renderLaptop(net, scenario, device); break;
     }
   }
+  for (const call of scenario.calls ?? []) renderCall(net, scenario.seed, scenario.devices.find((d) => d.mac === call.device)!, call);
   return net.frames();
 }
 

@@ -39,7 +39,7 @@ export interface ScenarioEvent {
   source: string;
 }
 
-export type DecoyKind = 'event-post' | 'periodic' | 'spike';
+export type DecoyKind = 'event-post' | 'periodic' | 'spike' | 'call-audio';
 
 /**
  * An upload on a voice channel that is not an activation: an Echo's event post after an answer, a
@@ -56,6 +56,22 @@ export interface ScenarioDecoy {
   kind: DecoyKind;
 }
 
+/**
+ * A call (Alexa calling, Drop In) on a device: ICE, then two-way SRTP until `start + durationMs`
+ * (test/scenario/calls.ts plans its packets). Not an activation: the voice channel uploads nothing.
+ */
+export interface ScenarioCall {
+  device: string;
+  /** The first packet (the STUN binding request), epoch ms. */
+  start: number;
+  durationMs: number;
+  /**
+   * An upload on the voice channel during the call (issue 15: the call's audio, not a wake word),
+   * placed as a `call-audio` decoy: from `offsetMs` after the call's start, for `durationMs`.
+   */
+  voiceUpload?: { offsetMs: number; durationMs: number; bytesUp: number };
+}
+
 export interface Scenario {
   seed: number;
   startMs: number;
@@ -66,6 +82,8 @@ export interface Scenario {
   /** One per activation with intended = true, a little before its start. */
   wakeEvents: ScenarioEvent[];
   decoys: ScenarioDecoy[];
+  /** Calls (absent: none). */
+  calls?: ScenarioCall[];
   notes?: string[];
 }
 

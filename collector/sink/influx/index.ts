@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import type { CaptureStats } from '../../capture/types.js';
 import type { Config } from '../../config.js';
+import type { Call } from '../../detect/calls.js';
 import type { Activation } from '../../detect/detector.js';
 import type { WakeEvent } from '../../detect/wake-events.js';
 import type { Flow } from '../../flow/flow.js';
@@ -230,6 +231,10 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
       emit(activationLine(a, before.timeMs, before.deviceName));
       written.set(a.id, { ...before, verdict: a.verdict });
     },
+    /** A finished call: one point at its start (a call is never an activation). */
+    onCall(c: Call): void {
+      emit(callLine(c, stamp(c.startMs), device(c.deviceMac)?.name ?? null));
+    },
     /** Wake events (from the configured file, the API, MQTT). */
     onWakeEvents(events: readonly WakeEvent[]): void {
       for (const e of events) {
@@ -287,6 +292,27 @@ export function activationLine(a: Activation, timeMs: number, deviceName: string
       unverified: int(a.verdict === 'unverified' ? 1 : 0),
       // false once the activation got another verdict (then it is written again under that one)
       current: true,
+    },
+    timeMs,
+  );
+}
+
+/** The `call` point of a finished call. */
+export function callLine(c: Call, timeMs: number, deviceName: string | null): string | null {
+  return pointLine(
+    'call',
+    { device: c.device, device_name: deviceName },
+    {
+      id: c.id,
+      duration_s: c.durationS,
+      bytes_up: int(c.bytesUp),
+      bytes_down: int(c.bytesDown),
+      packets_up: int(c.packetsUp),
+      packets_down: int(c.packetsDown),
+      stun_packets: int(c.stunPackets),
+      media_seconds: int(c.mediaSeconds),
+      peers: int(c.peers.length),
+      end_ms: int(Math.floor(c.endMs)),
     },
     timeMs,
   );

@@ -15,7 +15,7 @@ import type { Config } from '../../config.js';
 import type { WakeEvent } from '../../detect/wake-events.js';
 import { earshotError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { ActivationEvent, ActivationListener, EventDevice } from '../events.js';
+import type { ActivationEvent, ActivationListener, CallEvent, EventDevice } from '../events.js';
 import { type DeviceState, DeviceStates } from './device-state.js';
 import { discoveryMessages, discoverySignature, removalMessages } from './discovery.js';
 import { deviceKey, mqttTopics, topicMatches } from './topics.js';
@@ -48,6 +48,8 @@ export interface MqttSinkStats {
   /** Publishes that failed (connection lost before the broker took them). */
   publishErrors: number;
   activationEvents: number;
+  /** Finished calls published (PREFIX/call). */
+  callEvents: number;
   /** Activation events waiting for the broker. */
   eventsQueued: number;
   /** Activation events dropped because the queue was full while the broker was away. */
@@ -120,13 +122,27 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
   let firstOutcome: (() => void) | null = null;
   /** Discovery signature of each assistant announced on this connection. */
   const announced = new Map<string, string>();
-  const queue: string[] = [];
+  /** Events waiting for the broker: topic and message (activations, calls). */
+  const queue: Array<[string, string]> = [];
   /** Devices evicted while the broker was away: their retained messages are cleared on the next connect. */
   const toClear = new Set<string>();
-  const counters = { connects: 0, published: 0, publishErrors: 0, activationEvents: 0, eventsDropped: 0, wakePayloads: 0, wakeEvents: 0, wakeRejected: 0, presenceMessages: 0, presenceRejected: 0 };
+  const counters = { connects: 0, published: 0, publishErrors: 0, activationEvents: 0, callEvents: 0, eventsDropped: 0, wakePayloads: 0, wakeEvents: 0, wakeRejected: 0, presenceMessages: 0, presenceRejected: 0 };
   let wakeWarnedMs = Number.NEGATIVE_INFINITY;
   let wakeSuppressed = 0;
   let presenceWarnedMs = Number.NEGATIVE_INFINITY;
+
+  /** An event now, or (broker away) into the bounded queue, the oldest dropped. */
+  function send(topic: string, message: string): void {
+    if (ready) {
+      publish(topic, message, false);
+      return;
+    }
+    if (queue.length >= MAX_QUEUED_EVENTS) {
+      queue.shift();
+      counters.eventsDropped++;
+    }
+    queue.push([topic, message]);
+  }
 
   function publish(topic: string, payload: string, retain: boolean): void {
     const c = client;
@@ -204,7 +220,10 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
       announce(state);
       publishState(state);
     }
-    while (queue.length > 0) publish(topics.activation, queue.shift()!, false);
+    while (queue.length > 0) {
+      const [topic, message] = queue.shift()!;
+      publish(topic, message, false);
+    }
   }
 
   function onWakePayload(topic: string, payload: Buffer): void {
@@ -384,15 +403,12 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
       announce(state);
       publishState(state);
       const message = JSON.stringify({ kind: event.kind, activation: event.activation, device: event.device, at: new Date(event.atMs).toISOString() });
-      if (ready) {
-        publish(topics.activation, message, false);
-        return;
-      }
-      if (queue.length >= MAX_QUEUED_EVENTS) {
-        queue.shift();
-        counters.eventsDropped++;
-      }
-      queue.push(message);
+      send(topics.activation, message);
+    },
+
+    onCallEvent(event: CallEvent): void {
+      counters.callEvents++;
+      send(topics.call, JSON.stringify({ kind: 'call', call: event.call, device: event.device, at: new Date(event.atMs).toISOString() }));
     },
 
     onDevicesChanged(): void {

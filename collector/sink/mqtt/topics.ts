@@ -9,6 +9,8 @@ export interface MqttTopics {
   status: string;
   /** Every activation event (not retained). */
   activation: string;
+  /** Every finished call (not retained). */
+  call: string;
   /** Wake events in (may hold + and # wildcards). */
   wake: string;
   /** The owner's presence in: {"away": true|false}. */
@@ -23,7 +25,7 @@ export interface MqttTopics {
   deviceKeyOf(topic: string): string | null;
   /** Discovery config topic of one entity. */
   discovery(component: string, uniqueId: string): string;
-  /** True for a topic earshot publishes (status, activation, device states). */
+  /** True for a topic earshot publishes (status, activation, call, device states). */
   isOwn(topic: string): boolean;
   /** Prefix made safe for ids (unique_id, identifiers): [a-zA-Z0-9_-] only. */
   idPrefix: string;
@@ -42,6 +44,7 @@ export function mqttTopics(mqtt: Readonly<Config['mqtt']>): MqttTopics {
   return {
     status: `${prefix}/status`,
     activation: `${prefix}/activation`,
+    call: `${prefix}/call`,
     wake: mqtt.wakeTopic ?? `${prefix}/wake`,
     presence: `${prefix}/presence`,
     stateWildcard: `${statePrefix}+/state`,
@@ -52,7 +55,7 @@ export function mqttTopics(mqtt: Readonly<Config['mqtt']>): MqttTopics {
       const key = topic.slice(statePrefix.length, -'/state'.length);
       return /^[a-z0-9]+$/.test(key) ? key : null;
     },
-    isOwn: (topic) => topic === `${prefix}/status` || topic === `${prefix}/activation` || topic.startsWith(statePrefix),
+    isOwn: (topic) => topic === `${prefix}/status` || topic === `${prefix}/activation` || topic === `${prefix}/call` || topic.startsWith(statePrefix),
     discovery: (component, uniqueId) => `${discoveryPrefix}/${component}/${uniqueId}/config`,
     idPrefix: prefix.replace(/[^a-zA-Z0-9_-]+/g, '_'),
   };
