@@ -203,6 +203,14 @@ describe('earshot CLI', () => {
 });
 
 describeShared('earshot CLI on real captures', () => {
+  it('a reader slow to start gets the whole report through a pipe (more than the pipe holds)', async () => {
+    const file = realCapture('android-alexa-app_jhautry.pcap');
+    // the reader: a shell that waits a second before it reads, as a python3 starting on a busy machine
+    const out = execFileSync('sh', ['-c', `"${process.execPath}" "${EARSHOT_BIN}" replay "${file}" --format json 2>/dev/null | (sleep 1; cat)`], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    expect(out.length).toBeGreaterThan(1 << 16);
+    expect(JSON.parse(out).dns.length).toBeGreaterThan(0);
+  });
+
   it('--data-dir keeps names learned from DHCP across runs, and sets a damaged state file aside', async () => {
     const dataDir = join(dir, 'state');
     const boot = await runCli(['replay', realCapture('amazon-echodot2_boot-under-sslsplit-mitm_jhautry.pcap'), '--format', 'json', '--data-dir', dataDir]);

@@ -10,9 +10,13 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
   (code) => {
     process.exitCode = code;
-    // everything is written (stdout and stderr are synchronous for files and pipes here); a native
-    // capture handle that node_pcap cannot release without one more packet must not keep us alive
-    setTimeout(() => process.exit(code), 250).unref();
+    // a native capture handle that node_pcap cannot release without one more packet must not keep us
+    // alive; but the report may still be on its way: a pipe holds 64 KiB, and a reader slow to start
+    // (`earshot replay x --format json | python3 ...` on a busy machine) would lose the rest at exit.
+    // Exit only once stdout and stderr have taken everything
+    const exit = () => setTimeout(() => process.exit(code), 250).unref();
+    const flushed = (stream: NodeJS.WriteStream, then: () => void) => (stream.writableLength > 0 ? stream.write('', then) : then());
+    flushed(process.stdout, () => flushed(process.stderr, exit));
   },
   (err: unknown) => {
     process.stderr.write(`earshot: internal error: ${String(err)}\n`);
