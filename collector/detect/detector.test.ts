@@ -189,4 +189,10 @@ describe('stream detector', () => {
     const post: Packet[] = [...bulk(5000, 11_500, 900).map(([t]): Packet => [t, 1046]), [6200, 1500, false], [6300, 1500, false]];
     expect(run(post, 20_000).finished).toHaveLength(0);
   });
+  it('forged devices do not grow its memory without end: 10,000 MACs leave at most 4,096 remembered', () => {
+    const det = buildDetector(() => 'amazon', {});
+    for (let i = 0; i < 10_000; i++) det.onPacket(flowOf(0x0200_0000_0000 + i, null), true, 300, T0 + i);
+    det.flush();
+    expect(det.stats.devices).toBeLessThanOrEqual(4096);
+  });
 });

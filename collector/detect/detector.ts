@@ -80,6 +80,8 @@ const IDLE_DECAY = 0.995;
  * window counts, and the window starts the upload (the wake word's pre-roll can come 2.8 s before a stalled stream).
  */
 const LEAD_SLOTS = 60;
+/** Devices remembered (follow-up times, the activation in progress); the inventory keeps 4,096 too. */
+const MAX_DEVICES = 4096;
 /** Announced activations kept to find arbitration peers. */
 const RECENT = 64;
 
@@ -171,6 +173,15 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
     if (s === null) {
       let d = devices.get(flow.deviceMac) ?? null;
       if (d === null) {
+        // forged MACs must not grow this without end: the oldest device not uploading makes room
+        if (devices.size >= MAX_DEVICES) {
+          for (const [mac, old] of devices) {
+            if (old.current === null) {
+              devices.delete(mac);
+              break;
+            }
+          }
+        }
         d = new Device(flow.deviceMac, pick(vendorOf(flow.deviceMac)));
         devices.set(flow.deviceMac, d);
         stats.devices = devices.size;
