@@ -102,13 +102,17 @@ class Stream {
   slotPackets = 0;
   slotFirstMs = 0;
   slotLastMs = 0;
-  slotDown = 0;
   /** Bit i: the slot `slot - 1 - i` was active. */
   mask = 0;
-  /** Per ring position (slot % RING): bytes, packets and first packet time of that slot. */
-  readonly bytes = new Float64Array(RING);
-  readonly packets = new Uint16Array(RING);
-  readonly firstMs = new Float64Array(RING);
+  /**
+   * Per ring position (slot % RING): bytes, packets and first packet time of that slot, at [i],
+   * [RING + i] and [2 * RING + i]. Only a burst that runs long needs them (to qualify by its last window):
+   * allocated then, not for every connection.
+   */
+  ring: Float64Array | null = null;
+  /** The aligned second (slot / 10) being summed for peakSecond, and its bytes so far. */
+  second = -1;
+  secondBytes = 0;
   /** The burst: first and last active slot (-1: none), its bytes and packets so far. */
   burstFirst = -1;
   lastActive = -1;
@@ -305,9 +309,14 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
     const at = slot % RING;
     s.mask = ((s.mask << 1) | (active ? 1 : 0)) >>> 0;
     s.next = slot + 1;
-    s.bytes[at] = active ? up : 0;
-    s.packets[at] = active ? Math.min(65535, s.slotPackets) : 0;
-    s.firstMs[at] = s.slotFirstMs;
+    // the ring fills from well before a burst can qualify by its window (LEAD_SLOTS)
+    if (s.ring === null && s.burstFirst >= 0 && slot - s.burstFirst >= LEAD_SLOTS - RING) s.ring = new Float64Array(3 * RING);
+    const ring = s.ring;
+    if (ring !== null) {
+      ring[at] = active ? up : 0;
+      ring[RING + at] = active ? s.slotPackets : 0;
+      ring[2 * RING + at] = s.slotFirstMs;
+    }
     // more silent slots than a pause in speech since the last active one: that burst is over
     if (s.burstFirst >= 0 && slot - s.lastActive - 1 > p.maxGapSlots) endBurst(s);
     if (active) {
@@ -325,12 +334,15 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
       s.burstPackets += s.slotPackets;
       s.burstSlots++;
       s.burstEndMs = s.slotLastMs;
-      // the last ten slots: the busiest second so far
-      let second = 0;
-      for (let i = 0; i < 10; i++) if ((s.mask >>> i) & 1) second += s.bytes[(slot - i + RING) % RING];
-      if (second > s.peakSecond) s.peakSecond = second;
+      // the busiest second (of the clock) so far
+      const sec = Math.floor(slot / 10);
+      if (sec !== s.second) {
+        s.second = sec;
+        s.secondBytes = 0;
+      }
+      s.secondBytes += up;
+      if (s.secondBytes > s.peakSecond) s.peakSecond = s.secondBytes;
     }
-    if (s.burstFirst >= 0) s.burstDown += s.slotDown;
     if (active && s.burstFirst >= 0) {
       if (s.qualified) grow(s, up);
       else if (!s.saturated) tryQualify(s, slot);
@@ -347,7 +359,6 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
     }
     s.slotUp = 0;
     s.slotPackets = 0;
-    s.slotDown = 0;
   }
 
   /** Adds a slot's upload to the activation the stream carries; ends one that ran too long. */
@@ -385,6 +396,8 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
     if (young) {
       if (slots < p.minStreamSlots || slots < p.minFill * (slot - s.burstFirst + 1)) return;
     } else {
+      const ring = s.ring;
+      if (ring === null) return;
       const windowMask = p.windowSlots >= 32 ? s.mask : s.mask & ((1 << p.windowSlots) - 1);
       slots = popcount(windowMask);
       if (slots < p.minStreamSlots) return;
@@ -405,15 +418,15 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
       for (let i = 0; i <= from; i++) {
         if (((windowMask >>> i) & 1) === 0) continue;
         const at = (slot - i + RING) % RING;
-        bytes += s.bytes[at];
-        packets += s.packets[at];
+        bytes += ring[at];
+        packets += ring[RING + at];
         slots++;
         first = slot - i;
       }
       if (slots < p.minStreamSlots) return;
     }
     if (bytes < p.minBytes) return;
-    const startMs = first === s.burstFirst ? s.burstStartMs : s.firstMs[first % RING];
+    const startMs = first === s.burstFirst || s.ring === null ? s.burstStartMs : s.ring[2 * RING + (first % RING)];
     const spanS = Math.max(1, (s.slotLastMs - startMs) / 1000);
     if (bytes / spanS > p.maxBytesPerS) {
       // a bulk transfer at link speed, not a microphone
@@ -495,30 +508,32 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
     stats,
     /** One packet of a voice flow or a candidate (after flow accounting): `up` is client to server. */
     onPacket(flow: Flow, up: boolean, wireLen: number, timeMs: number): void {
-      if (flow.deviceMac < 0) return;
-      const s = streamOf(flow);
-      const slot = Math.floor(timeMs / SLOT_MS);
-      if (s.slot >= 0 ? slot > s.slot : s.burstFirst >= 0) advance(s, timeMs);
-      // the device's upload is what it sends: up when it is the client. Pure ACKs are not upload: while
-      // an answer streams down they would look like a stream of their own
-      const fromDevice = up === flow.deviceIsClient;
-      if (fromDevice && wireLen <= MAX_ACK_FRAME) return;
-      // a packet a little out of order joins the open slot
-      if (s.slot < 0) open(s, slot);
-      if (fromDevice) {
-        if (s.slotUp === 0) s.slotFirstMs = timeMs;
-        s.slotUp += wireLen;
-        s.slotPackets++;
-        s.slotLastMs = timeMs;
-        s.downSinceUp = 0;
-      } else if (wireLen > MAX_ACK_FRAME) {
-        s.slotDown += wireLen;
+      // pure ACKs carry nothing either way: from the device they are not upload (while an answer streams
+      // down they would look like a stream of their own), from the server they are not an answer
+      if (flow.deviceMac < 0 || wireLen <= MAX_ACK_FRAME) return;
+      if (up !== flow.deviceIsClient) {
+        // what comes down opens no slot: it is counted for the upload it answers (a download-only
+        // connection, a media stream, costs one field read a packet)
+        const s = flow.voiceTrack as Stream | null;
+        if (s === null) return;
         s.downSinceUp += wireLen;
+        if (s.burstFirst >= 0) s.burstDown += wireLen;
         if (s.heldEndMs >= 0 && timeMs > s.heldEndMs) {
           s.heldDown += wireLen;
           if (s.heldDown >= s.device.params.answerMinBytes) releaseHeld(s, true);
         }
+        return;
       }
+      const s = streamOf(flow);
+      const slot = Math.floor(timeMs / SLOT_MS);
+      if (s.slot >= 0 ? slot > s.slot : s.burstFirst >= 0) advance(s, timeMs);
+      // a packet a little out of order joins the open slot
+      if (s.slot < 0) open(s, slot);
+      if (s.slotUp === 0) s.slotFirstMs = timeMs;
+      s.slotUp += wireLen;
+      s.slotPackets++;
+      s.slotLastMs = timeMs;
+      s.downSinceUp = 0;
     },
     /** The one clock: closes slots on which no packet came (live), ends finished uploads. */
     tick(nowMs: number): void {
