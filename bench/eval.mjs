@@ -297,9 +297,9 @@ let lodoTable = '';
 let heldOutFailed = false;
 if (!quick) {
   const grid = [];
-  // 24 points around the shipped values (each costs a replay of every file: ~5 s here)
+  // 36 points around the shipped values (each costs a replay of every file: ~15 s here)
   for (const minStreamSlots of [8, 10, 12, 14, 16, 18]) {
-    for (const minFill of [0.3, 0.5]) {
+    for (const minFill of [0.3, 0.4, 0.5]) {
       for (const minBytes of [4_000, 16_000]) grid.push({ ...shipped, minStreamSlots, minFill, minBytes });
     }
   }
