@@ -72,9 +72,6 @@ const SLOT_MS = 100;
 const RING = 32;
 /** Ethernet + IPv6 + TCP with timestamps and SACK blocks, no payload: an ACK is not upload. */
 const MAX_ACK_FRAME = 106;
-/** An idle slot's average upload (EWMA over slots outside uploads) times this is the least an active slot carries. */
-const IDLE_FACTOR = 3;
-const IDLE_DECAY = 0.995;
 /**
  * A burst busy this long (slots) before it qualifies grew out of a background: from then on only its last
  * window counts, and the window starts the upload (the wake word's pre-roll can come 2.8 s before a stalled stream).
@@ -146,7 +143,6 @@ class Stream {
   /** The burst is an announced activation / ran past the longest activation (background until a gap). */
   qualified = false;
   saturated = false;
-  idleSlot = 0;
   constructor(readonly flow: Flow, readonly device: Device) {}
 }
 
@@ -304,8 +300,7 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
     const p = d.params;
     const slot = s.slot;
     const up = s.slotUp;
-    const active = up > 0 && up >= Math.max(p.slotMinBytes, IDLE_FACTOR * s.idleSlot);
-    if (s.burstFirst < 0 && !active) s.idleSlot = IDLE_DECAY * s.idleSlot + (1 - IDLE_DECAY) * up;
+    const active = up >= p.slotMinBytes;
     const at = slot % RING;
     s.mask = ((s.mask << 1) | (active ? 1 : 0)) >>> 0;
     s.next = slot + 1;
@@ -494,11 +489,7 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
   /** Opens slot `slot` on a stream: the silent slots since the last one go into the mask. */
   function open(s: Stream, slot: number): void {
     const gap = slot - s.next;
-    if (gap > 0) {
-      s.mask = gap >= RING ? 0 : (s.mask << gap) >>> 0;
-      // silent slots outside an upload pull the idle average down
-      if (s.burstFirst < 0) s.idleSlot *= IDLE_DECAY ** Math.min(6000, gap);
-    }
+    if (gap > 0) s.mask = gap >= RING ? 0 : (s.mask << gap) >>> 0;
     s.next = Math.max(s.next, slot);
     s.slot = slot;
     busy.add(s);
