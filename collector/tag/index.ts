@@ -133,9 +133,10 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     // a Nest's QUIC connection may have opened before capture): the detector watches it for a voice stream
     if (!flow.voiceCandidate && !flow.bothLocal && flow.deviceIsClient && (refresh(device), device.assistant)) flow.voiceCandidate = true;
     if (!vendor || !ASSISTANT_MAKERS.has(vendor)) return true;
-    // a maker's device not yet known as an assistant: its connection to the maker's cloud that was open
-    // before capture began is watched too (the voice channel of an Echo seen for the first time)
-    if (!flow.voiceCandidate && !flow.sawSyn && !flow.bothLocal && flow.deviceIsClient && ranges.lookup(flow.ipVersion, flow.serverInto(scratch))?.vendor === vendor) flow.voiceCandidate = true;
+    // a maker's device not yet known as an assistant: its connection to the maker's cloud (the vendor
+    // onFlowStart read from the address ranges) that was open before capture began is watched too (the
+    // voice channel of an Echo seen for the first time)
+    if (!flow.voiceCandidate && !flow.sawSyn && !flow.bothLocal && flow.deviceIsClient && flow.vendor === vendor) flow.voiceCandidate = true;
     const key = `${server(flow)}:${flow.serverPort}`;
     // a server this device already used for voice (learned): its voice channel, re-opened
     if (!device.voiceServers.has(key)) {
