@@ -146,6 +146,14 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     return { device: deviceJson(d, totals), endpoints, activations };
   });
 
+  /** The `since`, `until` and `device` filters the list endpoints share, as a test of one item. */
+  const windowOf = (q: { since?: string; until?: string; device?: string }) => {
+    const since = q.since ? Date.parse(q.since) : -Infinity;
+    const until = q.until ? Date.parse(q.until) : Infinity;
+    const device = q.device ? normalizeMac(q.device) : null;
+    return (x: { startMs: number; device: string }) => x.startMs >= since && x.startMs < until && (device === null || x.device === device);
+  };
+
   app.get<{ Querystring: { since?: string; until?: string; device?: string; verdict?: string; limit: number; offset: number } }>('/api/v1/activations', {
     schema: {
       summary: 'Activations, newest first',
@@ -157,10 +165,8 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     },
   }, async (request) => {
     const q = request.query;
-    const since = q.since ? Date.parse(q.since) : -Infinity;
-    const until = q.until ? Date.parse(q.until) : Infinity;
-    const device = q.device ? normalizeMac(q.device) : null;
-    const all = (activity?.listActivations() ?? []).filter((a) => a.startMs >= since && a.startMs < until && (device === null || a.device === device) && (!q.verdict || a.verdict === q.verdict));
+    const inQuery = windowOf(q);
+    const all = (activity?.listActivations() ?? []).filter((a) => inQuery(a) && (!q.verdict || a.verdict === q.verdict));
     const page = all.slice(q.offset, q.offset + q.limit).map((a) => ({ ...activationToReport(a), open: !a.finished }));
     return { total: all.length, offset: q.offset, limit: q.limit, activations: page };
   });
@@ -176,12 +182,9 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     },
   }, async (request) => {
     const q = request.query;
-    const since = q.since ? Date.parse(q.since) : -Infinity;
-    const until = q.until ? Date.parse(q.until) : Infinity;
-    const device = q.device ? normalizeMac(q.device) : null;
     const open = collector.calls?.openCalls() ?? [];
     const all = [...(activity?.finishedCalls() ?? []), ...open]
-      .filter((c) => c.startMs >= since && c.startMs < until && (device === null || c.device === device))
+      .filter(windowOf(q))
       .sort((a, b) => b.startMs - a.startMs);
     const page = all.slice(q.offset, q.offset + q.limit).map((c) => ({ ...callToReport(c), open: !c.finished }));
     return { total: all.length, offset: q.offset, limit: q.limit, calls: page };
