@@ -105,7 +105,10 @@ describe('presence.json', () => {
     expect(JSON.parse(readFileSync(join(dir, PRESENCE_FILE), 'utf8'))).toEqual({ away: true, since: '2024-05-06T12:00:00.000Z', source: 'mqtt' });
     expect(loadPresence(dir)).toEqual({ state, warning: null });
     expect(readdirSync(dir)).toEqual([PRESENCE_FILE]);
-    for (const damaged of ['{"away": tr', '{"away": "yes", "since": "2024-05-06T12:00:00Z", "source": "api"}', '[]']) {
+    // cut by a power loss at every byte, zero-filled (a file whose blocks never reached the disk), wrong shapes
+    const saved = readFileSync(join(dir, PRESENCE_FILE), 'utf8');
+    const cuts = Array.from({ length: saved.trimEnd().length - 1 }, (_, n) => saved.slice(0, n));
+    for (const damaged of [...cuts, '\0'.repeat(saved.length), '{"away": "yes", "since": "2024-05-06T12:00:00Z", "source": "api"}', '[]']) {
       writeFileSync(join(dir, PRESENCE_FILE), damaged);
       const { state: read, warning } = loadPresence(dir);
       expect(read).toBeNull();
