@@ -42,6 +42,24 @@ describe('flow table', () => {
     expect(g.deviceIsClient).toBe(false);
   });
 
+  it('QUIC: a long-header first packet (Initial) is a start seen; a short-header one was open before capture (RFC 9000 17.2)', () => {
+    const { t } = table();
+    const quic = (first: number, sport: number) => {
+      const p = packet(0, '192.168.1.5', sport, '142.251.32.68', 443, { proto: IPPROTO_UDP });
+      p.payloadBuf = Buffer.from([first, 0, 0, 0, 1]);
+      p.payloadOffset = 0;
+      p.payloadLength = 5;
+      return t.account(p);
+    };
+    expect(quic(0xc3, 50001).sawSyn).toBe(true);
+    expect(quic(0x43, 50002).sawSyn).toBe(false);
+    // not QUIC's port: no claim either way
+    const other = packet(0, '192.168.1.5', 50003, '142.251.32.68', 3478, { proto: IPPROTO_UDP });
+    other.payloadBuf = Buffer.from([0xc3]);
+    other.payloadLength = 1;
+    expect(t.account(other).sawSyn).toBe(false);
+  });
+
   it('a flow open before capture: the local side is the client; counters per direction', () => {
     const { t } = table();
     const down = packet(0, '52.94.233.109', 443, '192.168.12.112', 51000, { len: 1500, srcMac: GW_MAC, dstMac: LAN_MAC });
