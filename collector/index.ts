@@ -75,6 +75,8 @@ function buildTagging(config: Readonly<Config>, localNets: ReturnType<typeof bui
 }
 
 const TICK_MS = 1000;
+/** The detector's clock: a 100-ms slot closes on time even when its stream sends nothing more (a stall). */
+const SLOT_TICK_MS = 100;
 
 /** Knobs for evaluation and tests, not for users: the detector's parameters per vendor. */
 export interface CollectorTuning {
@@ -108,7 +110,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   // calls: the assistants' two-way UDP media (Drop In, calls), never activations
   const calls = inv && config.detect.enabled ? buildCallTracker((mac) => inv.describe(mac)?.assistant === true, { onStarted: listeners.onCallStarted, onFinished: listeners.onCall }) : null;
   const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(chain(t?.onFlowEnd, detector ? (flow: Flow) => { if (flow.voiceTrack !== null) detector.forget(flow); } : undefined), listeners.onFlowEnd);
-  const onTick = chain(chain(chain(t?.onTick, calls?.tick), detector?.tick), listeners.onTick);
+  const onTick = chain(chain(t?.onTick, calls?.tick), listeners.onTick);
   const table = new FlowTable(
     {
       maxFlows: config.flows.maxFlows,
@@ -129,12 +131,16 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   });
   let clockMs = Number.NEGATIVE_INFINITY;
   let nextTickMs = Number.NEGATIVE_INFINITY;
+  let nextSlotMs = Number.NEGATIVE_INFINITY;
   let running: CaptureSource | null = null;
 
-  /** Advances the one clock to `nowMs` (never backwards) and runs the per-second work. */
+  /** Advances the one clock to `nowMs` (never backwards): the detector's slots, then the per-second work. */
   function tick(nowMs: number): void {
     if (nowMs <= clockMs) return;
     clockMs = nowMs;
+    nextSlotMs = Math.floor(nowMs / SLOT_TICK_MS) * SLOT_TICK_MS + SLOT_TICK_MS;
+    detector?.tick(nowMs);
+    if (nowMs < nextTickMs) return;
     nextTickMs = Math.floor(nowMs / TICK_MS) * TICK_MS + TICK_MS;
     table.expire(nowMs);
     onTick(nowMs);
@@ -151,7 +157,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     totals.bytes += wireLen;
     if (totals.packets === 1) totals.firstMs = timeMs;
     if (!(timeMs <= totals.lastMs)) totals.lastMs = timeMs;
-    if (timeMs >= nextTickMs) tick(timeMs);
+    if (timeMs >= nextSlotMs) tick(timeMs);
     const p = decoder.decode(buf, offset, capLen, wireLen, timeMs, linkType);
     if (p === null || p.srcPort < 0 || (p.proto !== IPPROTO_TCP && p.proto !== IPPROTO_UDP)) return;
     const flow = table.account(p);
@@ -159,7 +165,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     if (calls !== null && p.proto === IPPROTO_UDP) calls.onPacket(flow, table.up, p);
     // the voice channels, and the assistants' unnamed connections that may be one (a name that says
     // otherwise sets the service and takes the flow out)
-    if (detector !== null && (flow.service === 'voice' || (flow.voiceCandidate && flow.service === null))) detector.onPacket(flow, table.up, p.wireLen, p.timeMs);
+    if (detector !== null && (flow.service === 'voice' || (flow.voiceCandidate && flow.service === null))) detector.onPacket(flow, table.up, p.wireLen, p.timeMs, p.proto === IPPROTO_TCP ? p.tcpSeq : -1);
   }
 
   /**

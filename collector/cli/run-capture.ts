@@ -268,13 +268,13 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   const bar = options.progress ? buildProgress(io.stderr, source) : null;
   bar?.start();
   // live (and paced replays), the clock also advances with wall time so uploads end and idle flows
-  // expire while no packet arrives
+  // expire while no packet arrives; every 100 ms, the detector's slot, so a stalled upload alerts on time
   let ticks = 0;
   const ticker = options.speed > 0
     ? setInterval(() => {
       collector.wallTick(Date.now(), options.speed);
-      if (++ticks % STATE_SAVE_EVERY_S === 0) save();
-    }, 1000)
+      if (++ticks % (STATE_SAVE_EVERY_S * 10) === 0) save();
+    }, 100)
     : null;
   let captureError: EarshotError | null = null;
   try {

@@ -20,7 +20,7 @@ function flowOf(mac = MAC, service: string | null = 'voice', port = 46856): Flow
   return f;
 }
 
-type Packet = [timeMs: number, bytes: number, up?: boolean];
+type Packet = [timeMs: number, bytes: number, up?: boolean, seq?: number];
 
 /** An Echo Dot command at `atMs` (from T0): a 15-kB pre-roll in 3 ms, then a record every 20 ms for `streamMs`. */
 function command(atMs: number, streamMs = 1900, stallMs = 0): Packet[] {
@@ -53,14 +53,14 @@ function run(packets: Packet[], untilMs: number, flow = flowOf(), ticks = true):
   let next = 0;
   for (let ms = 0; ms <= untilMs; ms += 250) {
     while (next < sorted.length && sorted[next][0] <= ms) {
-      const [t, bytes, up] = sorted[next++];
+      const [t, bytes, up, seq] = sorted[next++];
       now = T0 + t;
-      det.onPacket(flow, up ?? true, bytes, T0 + t);
+      det.onPacket(flow, up ?? true, bytes, T0 + t, seq ?? -1);
     }
     now = T0 + ms;
     if (ticks) det.tick(now);
   }
-  while (next < sorted.length) det.onPacket(flow, sorted[next][2] ?? true, sorted[next][1], T0 + sorted[next++][0]);
+  while (next < sorted.length) det.onPacket(flow, sorted[next][2] ?? true, sorted[next][1], T0 + sorted[next][0], sorted[next++][3] ?? -1);
   det.flush();
   return { started, finished, learned, det };
 }
@@ -94,6 +94,29 @@ describe('stream detector', () => {
     const { finished } = run(command(5000, 1800, 1200), 20_000);
     expect(finished).toHaveLength(1);
     expect(finished[0][0].startMs).toBe(T0 + 5000);
+  });
+
+  it('a TCP stream the network stalls right after its pre-roll counts the slots spent in loss recovery: it alerts before the stream resumes', () => {
+    // as in Kennedy et al.'s "what time is sunset": 0.7 s of pre-roll and stream, then retransmission
+    // timeouts (the same segment again at 0.9 s and 1.5 s), the stream going on at 2.6 s
+    const seqd = (packets: Packet[], stalled: Packet[] = []): Packet[] => {
+      let seq = 1000;
+      const out = packets.map(([t, b]) => { const p: Packet = [t, b, true, seq]; seq += b - 54; return p; });
+      return [...out, ...stalled.map(([t, b]) => [t, b, true, 1000] as Packet)];
+    };
+    const pre = command(0, 700).filter(([t]) => t < 700);
+    const after = command(2600, 1500).slice(11);
+    const packets = seqd([...pre, ...after], [[900, 1514], [1500, 1514]]);
+    const { started } = run(packets, 10_000);
+    expect(started).toHaveLength(1);
+    expect(started[0][0].startMs).toBe(T0);
+    expect(started[0][1] - T0).toBeLessThanOrEqual(2000);
+    // the same packets without sequence numbers (UDP) wait for the stream
+    const udp = run(packets.map(([t, b]) => [t, b] as Packet), 10_000);
+    expect(udp.started[0][1] - T0).toBeGreaterThan(2600);
+    // a 10-kB post over three slots the network stalls for a second is still not a stream: the credit is capped at its busy slots
+    const post = seqd(bulk(0, 10_000, 250), [[600, 1514], [1200, 1514], [1900, 1514]]);
+    expect(run(post, 10_000).started).toEqual([]);
   });
 
   it('commands 15 s apart are two; one within 8 s of the last is a follow-up', () => {

@@ -127,6 +127,19 @@ class Stream {
   lastDense = 0;
   lastDenseMs = 0;
   onBackground = false;
+  /**
+   * TCP: the highest sequence number of the device's data so far (-1: none seen, or not TCP) and the slot
+   * of its last new data. A data packet at or before `maxSeq` is a retransmission: the burst is in loss
+   * recovery, and its silent slots from the last new data on were the network's, not the speaker's.
+   */
+  maxSeq = -1;
+  lastNewSlot = -1;
+  recovering = false;
+  /** Silent slots of the burst spent in TCP loss recovery (they count as busy, up to maxStallShare). */
+  burstCredit = 0;
+  /** The open slot carried new data (not only retransmissions); the burst's busy slots that did. */
+  slotNew = false;
+  burstNewSlots = 0;
   /** Bytes the server sent (ACKs left out) since the device's last upload packet. */
   downSinceUp = 0;
   /**
@@ -322,12 +335,16 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
         s.burstPackets = 0;
         s.burstDown = 0;
         s.burstSlots = 0;
+        s.burstCredit = 0;
+        s.burstNewSlots = 0;
+        s.recovering = false;
         s.peakSecond = 0;
       }
       s.lastActive = slot;
       s.burstBytes += up;
       s.burstPackets += s.slotPackets;
       s.burstSlots++;
+      if (s.slotNew) s.burstNewSlots++;
       s.burstEndMs = s.slotLastMs;
       // the busiest second (of the clock) so far
       const sec = Math.floor(slot / 10);
@@ -354,6 +371,7 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
     }
     s.slotUp = 0;
     s.slotPackets = 0;
+    s.slotNew = false;
   }
 
   /** Adds a slot's upload to the activation the stream carries; ends one that ran too long. */
@@ -389,7 +407,9 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
     let bytes = s.burstBytes;
     let packets = s.burstPackets;
     if (young) {
-      if (slots < p.minStreamSlots || slots < p.minFill * (slot - s.burstFirst + 1)) return;
+      // a stall counts only after more new data than a post sends at once (stallMinSlots)
+      const counted = s.burstNewSlots < p.stallMinSlots ? slots : slots + Math.min(s.burstCredit, Math.floor(p.maxStallShare * slots));
+      if (counted < p.minStreamSlots || counted < p.minFill * (slot - s.burstFirst + 1)) return;
     } else {
       const ring = s.ring;
       if (ring === null) return;
@@ -490,6 +510,8 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
   function open(s: Stream, slot: number): void {
     const gap = slot - s.next;
     if (gap > 0) s.mask = gap >= RING ? 0 : (s.mask << gap) >>> 0;
+    // silent slots in TCP loss recovery: the device was waiting for the network
+    if (gap > 0 && s.recovering && s.burstFirst >= 0) s.burstCredit += gap;
     s.next = Math.max(s.next, slot);
     s.slot = slot;
     busy.add(s);
@@ -497,8 +519,11 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
 
   return {
     stats,
-    /** One packet of a voice flow or a candidate (after flow accounting): `up` is client to server. */
-    onPacket(flow: Flow, up: boolean, wireLen: number, timeMs: number): void {
+    /**
+     * One packet of a voice flow or a candidate (after flow accounting): `up` is client to server; `seq`
+     * the TCP sequence number (-1 for UDP).
+     */
+    onPacket(flow: Flow, up: boolean, wireLen: number, timeMs: number, seq = -1): void {
       // pure ACKs carry nothing either way: from the device they are not upload (while an answer streams
       // down they would look like a stream of their own), from the server they are not an answer
       if (flow.deviceMac < 0 || wireLen <= MAX_ACK_FRAME) return;
@@ -520,6 +545,21 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
       if (s.slot >= 0 ? slot > s.slot : s.burstFirst >= 0) advance(s, timeMs);
       // a packet a little out of order joins the open slot
       if (s.slot < 0) open(s, slot);
+      if (seq >= 0) {
+        if (s.maxSeq >= 0 && ((s.maxSeq - seq) | 0) >= 0) {
+          // a retransmission: the device has waited for the network since its last new data
+          if (!s.recovering && s.burstFirst >= 0 && s.lastNewSlot >= s.burstFirst) {
+            s.recovering = true;
+            if (slot - s.lastNewSlot > 1) s.burstCredit += slot - s.lastNewSlot - 1;
+          }
+        } else {
+          s.maxSeq = seq;
+          s.lastNewSlot = slot;
+          s.slotNew = true;
+        }
+      } else {
+        s.slotNew = true;
+      }
       if (s.slotUp === 0) s.slotFirstMs = timeMs;
       s.slotUp += wireLen;
       s.slotPackets++;

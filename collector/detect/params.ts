@@ -46,6 +46,14 @@ export interface DetectorParams {
    */
   answerWindowMs: number;
   answerMinBytes: number;
+  /**
+   * A TCP stream the network stalled: once the device retransmits, the burst is in loss recovery and its
+   * silent slots (from its last new data on) count as busy, up to this share of its own busy slots: the
+   * sender was streaming, the network held it back.
+   */
+  maxStallShare: number;
+  /** ...once the burst has sent new data in at least this many slots. */
+  stallMinSlots: number;
   /** Where the numbers come from. */
   source: string;
 }
@@ -82,6 +90,14 @@ const STREAM: DetectorParams = {
   // spoken answer in the captures is 6 kB; volume changes and event posts get at most 3.1 kB back
   answerWindowMs: 3_000,
   answerMinBytes: 5_000,
+  // five uploads stalled in TCP loss recovery right after the pre-roll (three Kennedy et al. files,
+  // jhautry A and F): new data in 5-8 slots of their first 2 s, the rest silent or a packet at a time while
+  // the device waits for ACKs; with the wait counted they qualify 1.3-1.7 s after their first packet
+  // instead of 2.6-4.9 s. The TCP non-voice bursts (event posts, telemetry, the Echo Spot's volume
+  // change) send new data in 1-3 slots: 4 sits between; and the credit never exceeds the busy slots.
+  // The Nest Mini's 5-7-slot volume changes go over QUIC, where no retransmission is visible.
+  maxStallShare: 1,
+  stallMinSlots: 4,
   source: 'CIC IoT 2022 Echo Dot/Echo Spot/Nest Mini, Kennedy et al. CNS 2019, X-ray and Dubois et al. captures (docs/detection.md)',
 };
 
