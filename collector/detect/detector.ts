@@ -91,8 +91,8 @@ class Device {
   constructor(readonly mac: number, readonly params: DetectorParams) {}
 }
 
-/** Per flow: the open slot, the last 32 slots, and the upload burst in progress. */
-class Stream {
+/** Per flow: the open slot, the last 32 slots, and the upload burst in progress (Flow.voiceTrack). */
+export class Stream {
   /** Index (time / SLOT_MS) of the open slot; -1 when none is open. */
   slot = -1;
   slotUp = 0;
@@ -182,7 +182,7 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
   const stats: DetectorStats = { activations: 0, rejectedBursts: 0, devices: 0, voiceFlowsLearned: 0 };
 
   function streamOf(flow: Flow): Stream {
-    let s = flow.voiceTrack as Stream | null;
+    let s = flow.voiceTrack;
     if (s === null) {
       let d = devices.get(flow.deviceMac) ?? null;
       if (d === null) {
@@ -530,7 +530,7 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
       if (up !== flow.deviceIsClient) {
         // what comes down opens no slot: it is counted for the upload it answers (a download-only
         // connection, a media stream, costs one field read a packet)
-        const s = flow.voiceTrack as Stream | null;
+        const s = flow.voiceTrack;
         if (s === null) return;
         s.downSinceUp += wireLen;
         if (s.burstFirst >= 0) s.burstDown += wireLen;
@@ -582,7 +582,7 @@ export function buildDetector(vendorOf: (mac: number) => string | null, handlers
     },
     /** A flow ended: its stream goes (an upload in progress on it ends with it). */
     forget(flow: Flow): void {
-      const s = flow.voiceTrack as Stream | null;
+      const s = flow.voiceTrack;
       if (s === null) return;
       if (s.slot >= 0) advance(s, (s.slot + 1) * SLOT_MS);
       if (s.burstFirst >= 0) endBurst(s);

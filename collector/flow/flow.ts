@@ -7,8 +7,18 @@
  * seconds to minutes of capture time), and then allocates them in old space directly instead of
  * copying each one twice on its way there; that halves what a replay promotes. `new Flow(...)` still
  * makes one (tests).
+ *
+ * Who writes what (one owner per field; every other stage only reads):
+ * - the flow table (flow/table.ts): the key, hash and list links, counters and times, the device side
+ *   (deviceMac, hasLocal, bothLocal, peerMac, deviceIsClient), sawSyn and closed; it releases dnsStream
+ *   when the flow ends;
+ * - the payload inspector (flow/payload.ts): sni and the SNI parser's state, dnsStream;
+ * - the tagger (tag/index.ts): serverName, nameSource, service, vendor, voiceCandidate, serverText;
+ * - the detector (detect/detector.ts): voiceTrack;
+ * - the InfluxDB sink (sink/influx/traffic.ts): taken* and sinkCell, what it has written of the flow.
  */
 
+import type { Stream } from '../detect/detector.js';
 import type { TcpStream } from './tcp-stream.js';
 
 /** What we know about the name of the server, and where it came from. */
@@ -86,8 +96,8 @@ export interface Flow {
   sniSegments: number;
   /** DNS over TCP: the server-to-client stream, in order, until whole messages are there. */
   dnsStream: TcpStream | null;
-  /** Detector: this flow's upload stream (set once the detector sees a packet of it). */
-  voiceTrack: object | null;
+  /** Detector (owner): this flow's upload stream, set once the detector sees a packet of it. */
+  voiceTrack: Stream | null;
   /**
    * Tagging: an assistant's unnamed connection to the internet on port 443 (TCP or QUIC) that may be its
    * voice channel; the detector watches it and it becomes `voice` when it carries a voice stream.
@@ -95,7 +105,7 @@ export interface Flow {
   voiceCandidate: boolean;
   /** The server's address as text, once something needed it (tagging). */
   serverText: string | null;
-  /** Metrics sink: the counters it has taken so far, and its cached cell (the series it adds to). */
+  /** InfluxDB sink (owner): the counters it has taken so far, and its cached cell (the series it adds to). */
   takenPacketsUp: number;
   takenPacketsDown: number;
   takenBytesUp: number;
