@@ -19,6 +19,7 @@
  */
 
 import type { Stream } from '../detect/detector.js';
+import type { Cell } from '../sink/influx/traffic.js';
 import type { TcpStream } from './tcp-stream.js';
 
 /** What we know about the name of the server, and where it came from. */
@@ -110,7 +111,7 @@ export interface Flow {
   takenPacketsDown: number;
   takenBytesUp: number;
   takenBytesDown: number;
-  sinkCell: object | null;
+  sinkCell: Cell | null;
   /** Fills `out` with the server's address words (no allocation; for per-flow work). */
   serverInto(out: Uint32Array): Uint32Array;
   /** Fills `out` with the client's address words. */

@@ -45,7 +45,7 @@ class Series {
  * What a flow caches: its device, service and raw server name, and the series they map to. Many raw
  * names map to the series of the tag "other"; the mapping holds while no name was admitted since.
  */
-class Cell {
+export class Cell {
   live = true;
   /** The interval a flow last took through it. */
   epoch = 0;
@@ -286,7 +286,7 @@ export class TrafficAggregator {
     const other = mac >= 0 && !this.devices.has(mac) && this.deviceKeyOf(mac, bytes) === OTHER_MAC;
     // both versions only grow, so their sum changes whenever either does
     const version = this.names.version + this.devices.version;
-    const cached = flow.sinkCell as Cell | null;
+    const cached = flow.sinkCell;
     if (cached !== null && cached.live && cached.namesVersion === version && cached.service === flow.service &&
       cached.rawName === serverName && cached.mac === mac) {
       cached.epoch = this.epoch;
