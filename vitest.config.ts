@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['collector/**/*.test.ts', 'api/**/*.test.ts', 'dashboards/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['cli/**/*.test.ts', 'collector/**/*.test.ts', 'api/**/*.test.ts', 'dashboards/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

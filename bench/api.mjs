@@ -20,7 +20,7 @@ if (!existsSync(capture)) {
   console.error(`bench: ${capture} not found; run node bench/run.mjs first`);
   process.exit(2);
 }
-const cli = join(root, 'dist/collector/cli/main.js');
+const cli = join(root, 'dist/cli/main.js');
 
 const freePort = () => new Promise((res) => {
   const s = createServer();

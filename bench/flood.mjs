@@ -20,8 +20,8 @@ const runs = Number(values.runs);
 const packets = Number(values.packets);
 const out = join(root, 'bench', 'out');
 mkdirSync(out, { recursive: true });
-if (!existsSync(join(root, 'dist/collector/cli/main.js'))) spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
-const bin = join(root, 'dist/collector/cli/main.js');
+if (!existsSync(join(root, 'dist/cli/main.js'))) spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
+const bin = join(root, 'dist/cli/main.js');
 
 // the generator is the tests' own (TypeScript): bundled once into bench/out
 const generator = join(out, 'flood-gen.mjs');

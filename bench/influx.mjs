@@ -72,7 +72,7 @@ for (let r = 0; r < runs; r++) {
 }
 
 // 2. replay with and without the sink
-const cli = join(root, 'dist/collector/cli/main.js');
+const cli = join(root, 'dist/cli/main.js');
 const timed = (args) => {
   const res = spawnSync('/usr/bin/time', ['-f', '@@%e %M', process.execPath, cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
   const m = /@@([\d.]+) (\d+)/.exec(res.stderr ?? '');

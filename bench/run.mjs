@@ -28,7 +28,7 @@ if (!existsSync(join(shared, 'captures'))) {
 for (const tool of ['tcpdump', 'tshark', 'editcap', 'mergecap', 'capinfos']) {
   try { run('which', [tool]); } catch { console.error(`bench: ${tool} not found; run deploy/setup.sh first`); process.exit(2); }
 }
-if (!existsSync(join(root, 'dist/collector/cli/main.js'))) run('npm', ['run', '--silent', 'build'], { cwd: root });
+if (!existsSync(join(root, 'dist/cli/main.js'))) run('npm', ['run', '--silent', 'build'], { cwd: root });
 
 /** Ethernet captures from the shared set, with their first/last time and packet count (capinfos). */
 function sources() {
@@ -103,7 +103,7 @@ const median = (xs) => {
 const capture = buildCapture();
 const packets = Number(run('capinfos', ['-T', '-r', '-c', capture]).trim().split('\t')[1]);
 const node = process.execPath;
-const cli = join(root, 'dist/collector/cli/main.js');
+const cli = join(root, 'dist/cli/main.js');
 const contenders = [
   { name: 'earshot replay --format json', cmd: node, args: [cli, 'replay', capture, '--format', 'json', '--no-progress', '-o', '/dev/null'] },
   { name: 'earshot replay --detect false', cmd: node, args: [cli, 'replay', capture, '--format', 'json', '--no-progress', '-o', '/dev/null', '--detect', 'false'] },

@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { HOSTILE_FRIENDLY, HOSTILE_INSTANCE, HOSTILE_MODEL } from '../test/helpers/hostile-names.js';
 import { Activation } from './detect/detector.js';
-import { formatLine } from './cli/doctor.js';
+import { formatLine } from '../cli/doctor.js';
 import { buildLogger } from './log.js';
 import { activationEvent, type EventDevice } from './sink/events.js';
 import { makeAlert } from './sink/alerts/payload.js';

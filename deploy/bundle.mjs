@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Part of `npm run build`, after tsc: bundles earshot's compiled modules and its runtime dependencies
-// into a few files in dist/collector/bin/ with esbuild. The `earshot` executable (dist/collector/cli/
+// into a few files in dist/collector/bin/ with esbuild. The `earshot` executable (dist/cli/
 // main.js) runs the bundle when it is there and up to date: one file to load instead of ~90 modules and
 // the ~40 files of the logger and the config schema's builder starts every command ~50 ms sooner. Only
 // the dependencies every command loads are bundled (pino, TypeBox); the rest (the API server, MQTT,
@@ -20,7 +20,7 @@ try {
   console.error('earshot build: esbuild is not installed (an install without dev dependencies): earshot runs from its modules');
   process.exit(0);
 }
-const entry = join(root, 'dist', 'collector', 'cli', 'start.js');
+const entry = join(root, 'dist', 'cli', 'start.js');
 if (!existsSync(entry)) {
   console.error(`earshot build: ${relative(root, entry)} is missing: run tsc -p tsconfig.build.json first`);
   process.exit(2);

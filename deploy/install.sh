@@ -458,8 +458,8 @@ else
   # files the package publishes
   if [ ! -d "$SRC_ROOT/node_modules" ] || [ "$SRC_ROOT/package-lock.json" -nt "$SRC_ROOT/node_modules/.package-lock.json" ]; then
     as_owner npm ci --no-audit --no-fund --loglevel=error
-  elif [ ! -f "$SRC_ROOT/dist/collector/cli/main.js" ] \
-    || [ -n "$(cd "$SRC_ROOT" && find collector api dashboards -name '*.ts' -newer dist/collector/cli/main.js 2>/dev/null | head -n 1)" ]; then
+  elif [ ! -f "$SRC_ROOT/dist/cli/main.js" ] \
+    || [ -n "$(cd "$SRC_ROOT" && find cli collector api dashboards -name '*.ts' -newer dist/cli/main.js 2>/dev/null | head -n 1)" ]; then
     as_owner npm run build
   else
     note "the checkout's build (dist/) is up to date"
@@ -518,7 +518,7 @@ fi
 write_file "$BIN" 0755 root:root <<EOF
 #!/bin/sh
 # Written by earshot's deploy/install.sh: runs the earshot installed in $PREFIX.
-exec $NODE $PREFIX/dist/collector/cli/main.js "\$@"
+exec $NODE $PREFIX/dist/cli/main.js "\$@"
 EOF
 [ "$CHANGED" -eq 1 ] && APP_CHANGED=1
 

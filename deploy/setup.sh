@@ -41,6 +41,6 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "earshot setup: npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error
-elif [ ! -f dist/collector/cli/main.js ] || [ -n "$(find collector api dashboards -name '*.ts' -newer dist/collector/cli/main.js 2>/dev/null | head -n 1)" ]; then
+elif [ ! -f dist/cli/main.js ] || [ -n "$(find cli collector api dashboards -name '*.ts' -newer dist/cli/main.js 2>/dev/null | head -n 1)" ]; then
   npm run --silent build
 fi

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from './helpers/shared.js';
 
 const BUNDLE = join(PROJECT_ROOT, 'dist/collector/bin/start.js');
-const MODULES = join(PROJECT_ROOT, 'dist/collector/cli/start.js');
+const MODULES = join(PROJECT_ROOT, 'dist/cli/start.js');
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 
 function run(entry: string, args: string[]) {
@@ -66,13 +66,13 @@ describe('the executable picks the bundle only when it is up to date', () => {
   const dir = mkdtempSync(join(tmpdir(), 'earshot-launcher-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   // the real launcher beside stand-ins for the two programs, laid out as in dist/
-  mkdirSync(join(dir, 'collector/cli'), { recursive: true });
+  mkdirSync(join(dir, 'cli'), { recursive: true });
   mkdirSync(join(dir, 'collector/bin'), { recursive: true });
-  copyFileSync(join(PROJECT_ROOT, 'dist/collector/cli/main.js'), join(dir, 'collector/cli/main.js'));
+  copyFileSync(join(PROJECT_ROOT, 'dist/cli/main.js'), join(dir, 'cli/main.js'));
   writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
-  const launcher = join(dir, 'collector/cli/main.js');
+  const launcher = join(dir, 'cli/main.js');
   const bundle = join(dir, 'collector/bin/start.js');
-  const modules = join(dir, 'collector/cli/start.js');
+  const modules = join(dir, 'cli/start.js');
   writeFileSync(bundle, "process.stdout.write('bundle');");
   writeFileSync(modules, "process.stdout.write('modules');");
   const at = (file: string, seconds: number) => utimesSync(file, seconds, seconds);

@@ -49,7 +49,7 @@ function snapshot(): string[] {
   const paths = ['/etc/earshot', '/etc/earshot/earshot.yaml', '/opt/earshot', '/opt/earshot.new', '/opt/earshot.old', '/var/lib/earshot',
     '/usr/local/bin/earshot', '/etc/systemd/system/earshot.service', '/etc/systemd/system/influxdb.service.d', '/etc/apt/sources.list.d',
     '/etc/apt/keyrings', '/etc/grafana/provisioning', '/etc/systemd/system/multi-user.target.wants',
-    join(PROJECT_ROOT, 'dist/collector/cli/main.js')];
+    join(PROJECT_ROOT, 'dist/cli/main.js')];
   const state = paths.map((path) => {
     if (!existsSync(path)) return `${path}: absent`;
     const s = lstatSync(path);
@@ -154,7 +154,7 @@ describe('deploy/install.sh', () => {
     expect(plan).toContain('+ systemctl enable influxdb.service');
     expect(plan).toContain('deb [signed-by=/etc/apt/keyrings/grafana.gpg] https://apt.grafana.com stable main');
     expect(plan).toContain('+ apt-get install -y -q --no-install-recommends grafana');
-    expect(plan).toMatch(/exec \/usr\/bin\/node \/opt\/earshot\/dist\/collector\/cli\/main\.js "\$@"|unchanged: \/usr\/local\/bin\/earshot/);
+    expect(plan).toMatch(/exec \/usr\/bin\/node \/opt\/earshot\/dist\/cli\/main\.js "\$@"|unchanged: \/usr\/local\/bin\/earshot/);
     // the InfluxDB drop-in comes before the package, so InfluxDB never listens beyond loopback
     expect(plan.indexOf('influxdb.service.d/earshot.conf')).toBeLessThan(plan.indexOf('install -y -q --no-install-recommends influxdb'));
 

@@ -129,7 +129,7 @@ export function buildLibpcapSource(opts: LibpcapSourceOptions, deps: SourceDeps)
     pollDrops();
     // node_pcap's close() only breaks libpcap's loop: the handle (and the poll watcher that keeps the
     // process alive) is released when the next packet arrives. The CLI therefore exits explicitly
-    // once its work is done (collector/cli/start.ts).
+    // once its work is done (cli/start.ts).
     session?.close();
     session = null;
     finish?.(error);

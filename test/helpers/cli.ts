@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from './shared.js';
 
-export const EARSHOT_BIN = join(PROJECT_ROOT, 'dist/collector/cli/main.js');
+export const EARSHOT_BIN = join(PROJECT_ROOT, 'dist/cli/main.js');
 
 export interface CliResult {
   code: number | null;

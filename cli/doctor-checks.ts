@@ -8,14 +8,14 @@ import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { buildSource } from '../capture/index.js';
-import type { Config } from '../config.js';
-import { IPPROTO_TCP } from '../decode/packet.js';
-import type { Flow } from '../flow/flow.js';
-import { isDiskFull, removeFile, writeFileAtomic } from '../durable.js';
-import { buildCollector } from '../index.js';
-import { buildWriteClient, influxTarget, type InfluxTarget } from '../sink/influx/client.js';
-import { batchProblem } from '../sink/influx/batch-check.js';
+import { buildSource } from '../collector/capture/index.js';
+import type { Config } from '../collector/config.js';
+import { IPPROTO_TCP } from '../collector/decode/packet.js';
+import type { Flow } from '../collector/flow/flow.js';
+import { isDiskFull, removeFile, writeFileAtomic } from '../collector/durable.js';
+import { buildCollector } from '../collector/index.js';
+import { buildWriteClient, influxTarget, type InfluxTarget } from '../collector/sink/influx/client.js';
+import { batchProblem } from '../collector/sink/influx/batch-check.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
 

@@ -3,9 +3,9 @@
  * spool, webhooks, MQTT, clock) and says for each what to do. Exit 2 when something blocks capture;
  * other problems are reported but leave the exit code 0. docs/doctor.md describes every check.
  */
-import { earshotError } from '../errors.js';
-import { printable } from '../text.js';
-import type { Logger } from '../log.js';
+import { earshotError } from '../collector/errors.js';
+import { printable } from '../collector/text.js';
+import type { Logger } from '../collector/log.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import {
   checkCapture, checkCaptureTool, checkClock, checkInflux, checkMqtt, checkSpool, checkWebhooks,

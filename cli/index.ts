@@ -3,16 +3,16 @@
  * starting "earshot:"), 1 for a bug.
  */
 import { readFileSync } from 'node:fs';
-import { EXIT_BUG, isEarshotError } from '../errors.js';
-import { packagePath } from '../paths.js';
-import { buildLogger } from '../log.js';
+import { EXIT_BUG, isEarshotError } from '../collector/errors.js';
+import { packagePath } from '../collector/paths.js';
+import { buildLogger } from '../collector/log.js';
 import { commandHelp, parseCommand, type CommandSpec, type ParsedCommand } from './args.js';
 import { catalogSpec, runCatalog } from './catalog.js';
 import { doctorSpec, runDoctor } from './doctor.js';
 import { importSpec, runImport } from './import.js';
 import { collectSpec, replaySpec, runCollect, runReplay, type CliIo } from './run-capture.js';
 import { demoSpec, runDemo } from './demo.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../collector/log.js';
 
 interface Command {
   spec: CommandSpec;

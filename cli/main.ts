@@ -7,7 +7,7 @@
  */
 import { statSync } from 'node:fs';
 
-const bundle = new URL('../bin/start.js', import.meta.url);
+const bundle = new URL('../collector/bin/start.js', import.meta.url);
 const modules = new URL('./start.js', import.meta.url);
 const bundleTime = statSync(bundle, { throwIfNoEntry: false })?.mtimeMs ?? -1;
 await import(bundleTime >= (statSync(modules, { throwIfNoEntry: false })?.mtimeMs ?? Infinity) ? bundle.href : modules.href);

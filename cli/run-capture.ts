@@ -3,19 +3,19 @@
  * (collect), ending with the report on stdout.
  */
 import { createWriteStream } from 'node:fs';
-import { buildSource } from '../capture/index.js';
-import { buildProgress } from '../capture/progress.js';
-import type { CaptureSource, CaptureStats } from '../capture/types.js';
-import type { Config } from '../config.js';
-import { earshotError, isEarshotError, type EarshotError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { loadState, prepareDataDir, saveState } from '../identify/state.js';
-import type { InfluxSink } from '../sink/influx/index.js';
-import { buildRuntime, type Runtime } from '../runtime.js';
-import type { WakeEvent } from '../detect/wake-events.js';
-import type { EventDevice } from '../sink/events.js';
-import { buildWebhookSink } from '../sink/alerts/index.js';
-import { version } from '../version.js';
+import { buildSource } from '../collector/capture/index.js';
+import { buildProgress } from '../collector/capture/progress.js';
+import type { CaptureSource, CaptureStats } from '../collector/capture/types.js';
+import type { Config } from '../collector/config.js';
+import { earshotError, isEarshotError, type EarshotError } from '../collector/errors.js';
+import type { Logger } from '../collector/log.js';
+import { loadState, prepareDataDir, saveState } from '../collector/identify/state.js';
+import type { InfluxSink } from '../collector/sink/influx/index.js';
+import { buildRuntime, type Runtime } from '../collector/runtime.js';
+import type { WakeEvent } from '../collector/detect/wake-events.js';
+import type { EventDevice } from '../collector/sink/events.js';
+import { buildWebhookSink } from '../collector/sink/alerts/index.js';
+import { version } from '../collector/version.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import { renderTextReport } from './text-report.js';
 
@@ -151,7 +151,7 @@ export async function startAlertSinks(config: Readonly<Config>, runtime: Runtime
   const devices = (): EventDevice[] => (inventory?.all() ?? []).map((d) => ({ mac: d.macText, name: d.name, vendor: d.vendor ?? d.ouiVendor, model: d.model, assistant: d.assistant }));
   // MQTT and the API load their packages only when configured: a plain replay starts faster
   const mqtt = config.mqtt.url === null ? null
-    : (await import('../sink/mqtt/index.js')).buildMqttSink(config, { log, devices, version: version(), onWakeEvents: (events) => addMqttWakeEvents(runtime, events, log), onPresence: (away) => setMqttPresence(runtime, away, log) });
+    : (await import('../collector/sink/mqtt/index.js')).buildMqttSink(config, { log, devices, version: version(), onWakeEvents: (events) => addMqttWakeEvents(runtime, events, log), onPresence: (away) => setMqttPresence(runtime, away, log) });
   if (mqtt) {
     runtime.addListener(mqtt);
     await mqtt.start();
@@ -239,7 +239,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   const alerts = await startAlertSinks(config, runtime, log);
   let capturing = true;
   const api = options.api
-    ? await (await import('../../api/server.js')).startApiServer(config, {
+    ? await (await import('../api/server.js')).startApiServer(config, {
       runtime,
       config,
       captureRunning: () => capturing,

@@ -1,6 +1,6 @@
 /** `earshot import voice-history FILE`: turns an Amazon voice-history export into a wake-event file. */
-import { importVoiceHistory } from '../detect/voice-history.js';
-import { earshotError } from '../errors.js';
+import { importVoiceHistory } from '../collector/detect/voice-history.js';
+import { earshotError } from '../collector/errors.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import type { CliIo } from './run-capture.js';
 

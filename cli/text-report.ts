@@ -1,6 +1,6 @@
 /** Renders a report as readable tables for a terminal (`--format text`). */
-import type { Report } from '../sink/report.js';
-import { printable } from '../text.js';
+import type { Report } from '../collector/sink/report.js';
+import { printable } from '../collector/text.js';
 
 function table(headers: string[], rows: Array<Array<string | number>>, right: ReadonlySet<number>): string {
   // names in cells come from packets: escaped before the widths are measured

@@ -1,5 +1,5 @@
 /** The `earshot` process: runs the CLI with the process's arguments and streams (started by main.ts). */
-import { EXIT_BUG } from '../errors.js';
+import { EXIT_BUG } from '../collector/errors.js';
 import { main } from './index.js';
 
 // a closed stdout (earshot replay x | head) is not an error

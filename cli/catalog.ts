@@ -1,6 +1,6 @@
 /** `earshot catalog`: prints the endpoint catalogue (shipped entries plus the config's) with sources. */
-import { buildCatalog } from '../tag/catalog.js';
-import { earshotError } from '../errors.js';
+import { buildCatalog } from '../collector/tag/catalog.js';
+import { earshotError } from '../collector/errors.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import type { CliIo } from './run-capture.js';
 

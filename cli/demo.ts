@@ -10,14 +10,14 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, haveInfluxd, startInfluxd, type RunningInfluxd } from '../influxd.js';
-import { buildSource } from '../capture/index.js';
-import type { CaptureSource, CaptureStats, PacketSink } from '../capture/types.js';
-import { loadConfig } from '../config.js';
-import type { Logger } from '../log.js';
-import { packagePath } from '../paths.js';
-import { buildRuntime } from '../runtime.js';
-import { version } from '../version.js';
+import { freePort, haveInfluxd, startInfluxd, type RunningInfluxd } from '../collector/influxd.js';
+import { buildSource } from '../collector/capture/index.js';
+import type { CaptureSource, CaptureStats, PacketSink } from '../collector/capture/types.js';
+import { loadConfig } from '../collector/config.js';
+import type { Logger } from '../collector/log.js';
+import { packagePath } from '../collector/paths.js';
+import { buildRuntime } from '../collector/runtime.js';
+import { version } from '../collector/version.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import { startAlertSinks, type CliIo } from './run-capture.js';
 
@@ -128,7 +128,7 @@ export async function runDemo(parsed: ParsedCommand, io: CliIo, cliLog: Logger):
         'log-level': 'warn',
       },
     });
-    const { prepareDataDir } = await import('../identify/state.js');
+    const { prepareDataDir } = await import('../collector/identify/state.js');
     const diskWarning = prepareDataDir(join(dir, 'data'));
     if (diskWarning) log.warn(diskWarning);
     const runtime = buildRuntime(config, { clock: 'packet', activity: true }, { log });
@@ -137,7 +137,7 @@ export async function runDemo(parsed: ParsedCommand, io: CliIo, cliLog: Logger):
     // the real capture is in a clone's test fixtures, not in an installed package
     const captures = CAPTURES.filter((c) => existsSync(packagePath(c)));
     const source = sequence(captures.map((c) => buildSource({ kind: 'file', path: packagePath(c), realtimeSpeed: speed }, { onWarning: (m) => log.warn(m) })));
-    const { startApiServer } = await import('../../api/server.js');
+    const { startApiServer } = await import('../api/server.js');
     const api = await startApiServer(config, {
       runtime, config, captureRunning: () => capturing, captureSource: source.description,
       influxReachable: () => (runtime.influx ? !runtime.influx.writer.inOutage() : null),

@@ -3,8 +3,8 @@
  * (generated from the schema), so `--help` lists them all with their defaults and environment names.
  */
 import { parseArgs } from 'node:util';
-import { configKeys, loadConfig, type Config } from '../config.js';
-import { earshotError } from '../errors.js';
+import { configKeys, loadConfig, type Config } from '../collector/config.js';
+import { earshotError } from '../collector/errors.js';
 
 export interface FlagSpec {
   type: 'string' | 'boolean';
