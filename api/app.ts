@@ -13,6 +13,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../collector/config.js';
 import { FieldProblem, normalizeDevice, parseTime, type WakeEvent } from '../collector/detect/wake-events.js';
 import type { Device } from '../collector/identify/device.js';
+import { flowRecord } from '../collector/flow/record.js';
 import { flowToApi } from '../collector/sink/activity.js';
 import { activationToReport, callToReport, isoTime } from '../collector/sink/report.js';
 import type { Runtime } from '../collector/runtime.js';
@@ -110,7 +111,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
       response: { 200: { type: 'object', properties: { devices: { type: 'array', items: { $ref: 'Device#' } }, total: { type: 'integer' } } } },
     },
   }, async (request) => {
-    const open = collector.activeFlows();
+    const open = collector.activeFlows().map(flowRecord);
     const all = collector.inventory?.all() ?? [];
     all.sort((a, b) => Number(b.assistant) - Number(a.assistant) || b.lastSeenMs - a.lastSeenMs);
     // totals cost a walk of the open flows each: made for the answer's devices only
@@ -139,7 +140,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     const mac = normalizeMac(request.params.mac);
     const d = (collector.inventory?.all() ?? []).find((x) => x.macText === mac);
     if (!d) return reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no device ${mac}` });
-    const totals = activity?.deviceTotals(d.mac, collector.activeFlows()) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0, endpoints: [] };
+    const totals = activity?.deviceTotals(d.mac, collector.activeFlows().map(flowRecord)) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0, endpoints: [] };
     const endpoints: Record<string, Array<{ serverName: string; flows: number; bytesUp: number; bytesDown: number }>> = {};
     for (const e of totals.endpoints) (endpoints[e.service] ??= []).push({ serverName: e.serverName, flows: e.flows, bytesUp: e.bytesUp, bytesDown: e.bytesDown });
     const activations = (activity?.listActivations() ?? []).filter((a) => a.device === mac).slice(0, 20).map((a) => ({ ...activationToReport(a), open: !a.finished }));
@@ -271,7 +272,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     schema: { summary: 'Open flows, then the latest finished ones', querystring: flowsQuery, response: { 200: { type: 'object', properties: { flows: { type: 'array', items: { $ref: 'Flow#' } } } }, ...errors } },
   }, async (request) => {
     const device = request.query.device ? normalizeMac(request.query.device) : null;
-    const open = collector.activeFlows().map((f) => flowToApi(f, true));
+    const open = collector.activeFlows().map((f) => flowToApi(flowRecord(f), true));
     const ended = (activity?.endedFlows() ?? []).reverse();
     const flows = [...open.reverse(), ...ended].filter((f) => device === null || f.device === device).slice(0, request.query.limit);
     return { flows };

@@ -3,6 +3,7 @@
  * per-device counters. Device labels are bounded by the inventory (tagging.maxDevices).
  */
 import { statfsSync } from 'node:fs';
+import { flowRecord } from '../collector/flow/record.js';
 import type { Runtime } from '../collector/runtime.js';
 
 /** Below this much free space the data disk is called full: a spool batch, a state save need more. */
@@ -141,7 +142,7 @@ export function renderMetrics(source: HealthSource): string {
     metric('earshot_calls_open', 'gauge', 'Calls in progress.', [[{}, calls.openCalls().length]]);
   }
   const devices = runtime.collector.inventory?.all() ?? [];
-  const open = runtime.collector.activeFlows();
+  const open = runtime.collector.activeFlows().map(flowRecord);
   const bytes: Array<[Record<string, string>, number]> = [];
   const perDevice: Array<[Record<string, string>, number]> = [];
   const activations = new Map<string, number>();

@@ -14,9 +14,11 @@ import { Journal, parseSavedLabel, parseSavedWakeEvent, savedWakeEvent, type Sav
 import { loadPresence, savePresence, type PresenceState } from './detect/presence.js';
 import type { WakeEvent } from './detect/wake-events.js';
 import type { Flow } from './flow/flow.js';
+import { flowRecord } from './flow/record.js';
 import { buildCollector } from './index.js';
 import type { Logger } from './log.js';
 import { ActivityStore } from './sink/activity.js';
+import { DeviceTotalsStore } from './sink/device-totals.js';
 import { activationEvent, type ActivationEventKind, type ActivationListener, type EventDevice } from './sink/events.js';
 import { buildInfluxSink } from './sink/influx/index.js';
 import { buildReportSink, callToReport } from './sink/report.js';
@@ -38,9 +40,11 @@ export interface RuntimeDeps {
 
 /** Builds a run. Listeners (webhooks, MQTT, the API's own) are added with addListener() before run(). */
 export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, deps: RuntimeDeps) {
-  const report = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices });
+  // per device, every ended flow's traffic: the report and the API read the same totals
+  const totals = new DeviceTotalsStore({ maxDevices: config.tagging.maxDevices, endpoints: options.activity });
+  const report = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices }, { totals });
   const influx = buildInfluxSink(config, { log: deps.log, clock: options.clock });
-  const activity = options.activity ? new ActivityStore({ maxActivations: 10_000, maxEndedFlows: 10_000, maxDevices: config.tagging.maxDevices }) : null;
+  const activity = options.activity ? new ActivityStore({ maxActivations: 10_000, maxEndedFlows: 10_000 }, totals) : null;
   const listeners: ActivationListener[] = [];
   /** The verdict each activation was last announced with, to tell changes (bounded like the store). */
   const announced = new Map<string, string>();
@@ -66,9 +70,11 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
   };
 
   const onFlowEnd = (f: Flow) => {
-    report.onFlowEnd(f);
+    const record = flowRecord(f);
+    totals.add(record);
+    report.onFlowEnd(record);
+    activity?.flowEnded(record);
     influx?.onFlowEnd(f);
-    activity?.flowEnded(f);
   };
   const collector = buildCollector(config, {
     onFlowEnd,

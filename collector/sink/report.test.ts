@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { buildSource, emptyCaptureStats } from '../capture/index.js';
 import { loadConfig } from '../config.js';
 import { createFlow } from '../flow/flow.js';
+import { flowRecord } from '../flow/record.js';
 import { buildCollector } from '../index.js';
 import { describeShared, PROJECT_ROOT, realCapture } from '../../test/helpers/shared.js';
 import { buildReportSink, isoTime } from './report.js';
@@ -14,7 +15,7 @@ import { buildReportSink, isoTime } from './report.js';
 async function bothForms(file: string): Promise<{ json: unknown; records: unknown }> {
   const config = loadConfig({});
   const sink = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices });
-  const collector = buildCollector(config, { onFlowEnd: sink.onFlowEnd, onDnsAnswer: sink.onDnsAnswer, onActivation: sink.onActivation });
+  const collector = buildCollector(config, { onFlowEnd: (f) => sink.onFlowEnd(flowRecord(f)), onDnsAnswer: sink.onDnsAnswer, onActivation: sink.onActivation });
   const stats = await collector.run(buildSource({ kind: 'file', path: file }, {}));
   const inputs = { devices: collector.inventory?.all() };
   const json = JSON.parse([...sink.jsonChunks(stats, collector.stats(), inputs)].join(''));
@@ -33,7 +34,7 @@ describe('report JSON', () => {
     const ended = createFlow(1, 6, 4, 0, 1_700_000_000_000, [0, 0, 0, 0xc0a80105], 40000, [0, 0, 0, 0xcb007105], 443);
     ended.bytesUp = 100;
     ended.deviceMac = 0x44650d123456;
-    sink.onFlowEnd(ended);
+    sink.onFlowEnd(flowRecord(ended));
     ended.bytesUp = 999; // a flow object reused or touched later does not change the report
     const open = createFlow(2, 17, 6, 0, 1_700_000_000_500, [0xfd000000, 0, 0, 5], 5353, [0xff020000, 0, 0, 0xfb], 5353);
     const capture = { ...emptyCaptureStats(), packets: 2 };
@@ -57,7 +58,7 @@ describe('report JSON', () => {
       const collector = buildCollector(config, {
         onFlowEnd: (f) => {
           ended.push(`${f.proto === 6 ? 'tcp' : 'udp'} ${f.clientPort}>${f.serverPort} ${isoTime(f.firstMs)}`);
-          sink.onFlowEnd(f);
+          sink.onFlowEnd(flowRecord(f));
         },
         onDnsAnswer: sink.onDnsAnswer,
         onActivation: sink.onActivation,

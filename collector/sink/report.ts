@@ -4,12 +4,14 @@
  */
 import type { CaptureStats } from '../capture/types.js';
 import type { CollectorStats } from '../index.js';
-import { formatAddr, formatMac, ipv4Text } from '../decode/packet.js';
-import type { Flow, NameSource } from '../flow/flow.js';
+import { formatMac } from '../decode/packet.js';
+import type { Flow } from '../flow/flow.js';
+import { flowRecord, type FlowRecord } from '../flow/record.js';
 import type { DnsAnswer } from '../flow/payload.js';
 import type { Call } from '../detect/calls.js';
 import type { Activation } from '../detect/detector.js';
 import type { Device } from '../identify/device.js';
+import { DeviceTotalsStore } from './device-totals.js';
 import { NewestRing } from './ring.js';
 
 export const REPORT_SCHEMA = 'earshot.report/1';
@@ -201,18 +203,6 @@ function macName(mac: number): string | null {
   return name;
 }
 
-// scratch words for formatting IPv6 addresses: no array per flow
-const scratch = new Uint32Array(4);
-
-function clientName(f: Flow): string {
-  return f.ipVersion === 4 ? ipv4Text(f.c3) : formatAddr(f.ipVersion, f.clientInto(scratch));
-}
-
-function serverName(f: Flow): string {
-  if (f.serverText !== null) return f.serverText; // formatted already when the flow was tagged
-  return f.ipVersion === 4 ? ipv4Text(f.s3) : formatAddr(f.ipVersion, f.serverInto(scratch));
-}
-
 /** JSON text of the names flows carry (services, vendors, server names: few, and repeated). */
 const jsonNames = new Map<string, string>();
 
@@ -226,42 +216,6 @@ function str(v: string | null): string {
   return json;
 }
 
-/**
- * What the report keeps of a finished flow: its report fields, the addresses already as text. A Flow is
- * much larger (table links, parsing state, other sinks' counters): keeping only this lets the GC take
- * the flow back once it ended, so a long replay holds its report, not every flow it ever saw.
- */
-interface FlowRecord {
-  readonly id: number;
-  readonly proto: number;
-  readonly client: string;
-  readonly clientPort: number;
-  readonly server: string;
-  readonly serverPort: number;
-  readonly packetsUp: number;
-  readonly packetsDown: number;
-  readonly bytesUp: number;
-  readonly bytesDown: number;
-  readonly firstMs: number;
-  readonly lastMs: number;
-  readonly deviceMac: number;
-  readonly deviceIsClient: boolean;
-  readonly sni: string | null;
-  readonly serverName: string | null;
-  readonly nameSource: NameSource;
-  readonly service: string | null;
-  readonly vendor: string | null;
-}
-
-function recordOf(f: Flow): FlowRecord {
-  return {
-    id: f.id, proto: f.proto, client: clientName(f), clientPort: f.clientPort, server: serverName(f), serverPort: f.serverPort,
-    packetsUp: f.packetsUp, packetsDown: f.packetsDown, bytesUp: f.bytesUp, bytesDown: f.bytesDown, firstMs: f.firstMs, lastMs: f.lastMs,
-    deviceMac: f.deviceMac, deviceIsClient: f.deviceIsClient,
-    sni: f.sni, serverName: f.serverName, nameSource: f.nameSource, service: f.service, vendor: f.vendor,
-  };
-}
-
 /** A flow as one JSON line, written straight from its record (equal to JSON.stringify(flowToReport(f))). */
 function flowJson(f: FlowRecord): string {
   const device = macName(f.deviceMac);
@@ -272,7 +226,8 @@ function flowJson(f: FlowRecord): string {
     `"service":${str(f.service)},"vendor":${str(f.vendor)}}`;
 }
 
-function flowToReport(f: FlowRecord): ReportFlow {
+/** A flow's record in the report's form (the API's too). */
+export function flowToReport(f: FlowRecord): ReportFlow {
   return {
     proto: f.proto === 6 ? 'tcp' : 'udp',
     client: f.client,
@@ -302,41 +257,6 @@ export interface ReportInputs {
   devices?: readonly Device[];
 }
 
-/** Most addresses remembered per device for the report (IPv6 privacy addresses change daily). */
-const MAX_IPS_PER_DEVICE = 64;
-
-/** A device's traffic over every flow that ended, and its addresses with the flow that first showed each. */
-class DeviceSums {
-  bytesUp = 0;
-  bytesDown = 0;
-  /** address -> [firstMs, id] of the earliest flow that had it: the report lists them in that order. */
-  readonly ips = new Map<string, [number, number]>();
-
-  add(f: FlowRecord): void {
-    const sent = f.deviceIsClient ? f.bytesUp : f.bytesDown;
-    this.bytesUp += sent;
-    this.bytesDown += f.bytesUp + f.bytesDown - sent;
-    const ip = f.deviceIsClient ? f.client : f.server;
-    const seen = this.ips.get(ip);
-    if (seen === undefined ? this.ips.size < MAX_IPS_PER_DEVICE : f.firstMs < seen[0] || (f.firstMs === seen[0] && f.id < seen[1])) {
-      this.ips.set(ip, [f.firstMs, f.id]);
-    }
-  }
-
-  copy(): DeviceSums {
-    const c = new DeviceSums();
-    c.bytesUp = this.bytesUp;
-    c.bytesDown = this.bytesDown;
-    for (const [ip, first] of this.ips) c.ips.set(ip, first);
-    return c;
-  }
-
-  /** The addresses in the order of the flows that first had them. */
-  orderedIps(): string[] {
-    return [...this.ips].sort(([, a], [, b]) => a[0] - b[0] || a[1] - b[1]).map(([ip]) => ip);
-  }
-}
-
 export interface ReportSinkOptions {
   maxDnsAnswers: number;
   /** Most finished flows kept (the newest); device totals still count every flow. */
@@ -352,33 +272,20 @@ export interface ReportSinkOptions {
  * keeps is bounded, so a collector that runs for months holds the newest flows, answers and
  * activations, and exact per-device totals, not its whole history.
  */
-export function buildReportSink(options: ReportSinkOptions) {
+export function buildReportSink(options: ReportSinkOptions, deps: { totals?: DeviceTotalsStore } = {}) {
   const flows = new NewestRing<FlowRecord>(options.maxFlows);
   const activations = new NewestRing<Activation>(options.maxActivations);
   const dns = new NewestRing<DnsAnswer>(options.maxDnsAnswers);
   const calls = new NewestRing<Call>(MAX_REPORT_CALLS);
-  const deviceSums = new Map<number, DeviceSums>();
-  let devicesDropped = 0;
-
-  function addToDevice(sums: Map<number, DeviceSums>, f: FlowRecord): void {
-    if (f.deviceMac < 0) return;
-    let d = sums.get(f.deviceMac);
-    if (d === undefined) {
-      if (sums.size >= options.maxDevices) {
-        devicesDropped++;
-        return;
-      }
-      d = new DeviceSums();
-      sums.set(f.deviceMac, d);
-    }
-    d.add(f);
-  }
+  // the run's device totals (shared with the API), or the report's own; fed here only when its own
+  const ownTotals = deps.totals === undefined;
+  const totals = deps.totals ?? new DeviceTotalsStore({ maxDevices: options.maxDevices, endpoints: false });
 
   return {
-    onFlowEnd(flow: Flow): void {
-      const record = recordOf(flow);
+    /** A flow ended (its record: flowRecord(flow)). */
+    onFlowEnd(record: FlowRecord): void {
       flows.push(record);
-      addToDevice(deviceSums, record);
+      if (ownTotals) totals.add(record);
     },
     onActivation(activation: Activation): void {
       activations.push(activation);
@@ -403,14 +310,10 @@ export function buildReportSink(options: ReportSinkOptions) {
   };
 
   function gather(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs): ReportOf<FlowRecord> {
-    const open = (inputs.open ?? []).map(recordOf);
+    const open = (inputs.open ?? []).map(flowRecord);
     const all = [...flows.toArray(), ...open].sort((a, b) => a.firstMs - b.firstMs || a.id - b.id);
     // the totals so far, plus the open flows' (a snapshot: the running totals stay as they are)
-    let sums = deviceSums;
-    if (open.length > 0) {
-      sums = new Map([...deviceSums].map(([mac, d]) => [mac, d.copy()]));
-      for (const f of open) addToDevice(sums, f);
-    }
+    const sums = totals.snapshot(open);
     const devices = new Map<number, ReportDevice>();
     for (const dev of inputs.devices ?? []) {
       devices.set(dev.mac, {
@@ -456,7 +359,7 @@ export function buildReportSink(options: ReportSinkOptions) {
         flowsEvicted: stats.flows.evicted,
         reportFlowsDropped: flows.dropped,
         reportActivationsDropped: activations.dropped,
-        reportDevicesDropped: devicesDropped,
+        reportDevicesDropped: totals.dropped,
         dnsMessages: stats.payload.dnsMessages,
         dnsMalformed: stats.payload.dnsMalformed,
         dnsStreamsLost: stats.payload.dnsStreamsLost,
