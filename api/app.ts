@@ -15,6 +15,7 @@ import { FieldProblem, normalizeDevice, parseTime, type WakeEvent } from '../col
 import type { Device } from '../collector/identify/device.js';
 import { flowRecord } from '../collector/flow/record.js';
 import { flowToApi } from '../collector/sink/activity.js';
+import { flowsByDevice } from '../collector/sink/device-totals.js';
 import { activationToReport, callToReport, isoTime } from '../collector/sink/report.js';
 import type { Runtime } from '../collector/runtime.js';
 import { DOCS_CSP, registerGuards, type GuardOptions } from './guards.js';
@@ -111,11 +112,11 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
       response: { 200: { type: 'object', properties: { devices: { type: 'array', items: { $ref: 'Device#' } }, total: { type: 'integer' } } } },
     },
   }, async (request) => {
-    const open = collector.activeFlows().map(flowRecord);
+    const open = flowsByDevice(collector.activeFlows().map(flowRecord));
     const all = collector.inventory?.all() ?? [];
     all.sort((a, b) => Number(b.assistant) - Number(a.assistant) || b.lastSeenMs - a.lastSeenMs);
-    // totals cost a walk of the open flows each: made for the answer's devices only
-    const devices = all.slice(0, request.query.limit).map((d) => deviceJson(d, activity?.deviceTotals(d.mac, open) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0 }));
+    // totals copy the device's: made for the answer's devices only
+    const devices = all.slice(0, request.query.limit).map((d) => deviceJson(d, activity?.deviceTotals(d.mac, open.get(d.mac) ?? []) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0 }));
     devices.sort((a, b) => Number(b.assistant) - Number(a.assistant) || b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac));
     return { devices, total: all.length };
   });

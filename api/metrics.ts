@@ -4,6 +4,7 @@
  */
 import { statfsSync } from 'node:fs';
 import { flowRecord } from '../collector/flow/record.js';
+import { flowsByDevice } from '../collector/sink/device-totals.js';
 import type { Runtime } from '../collector/runtime.js';
 
 /** Below this much free space the data disk is called full: a spool batch, a state save need more. */
@@ -142,13 +143,13 @@ export function renderMetrics(source: HealthSource): string {
     metric('earshot_calls_open', 'gauge', 'Calls in progress.', [[{}, calls.openCalls().length]]);
   }
   const devices = runtime.collector.inventory?.all() ?? [];
-  const open = runtime.collector.activeFlows().map(flowRecord);
+  const open = flowsByDevice(runtime.collector.activeFlows().map(flowRecord));
   const bytes: Array<[Record<string, string>, number]> = [];
   const perDevice: Array<[Record<string, string>, number]> = [];
   const activations = new Map<string, number>();
   for (const a of runtime.activity?.listActivations() ?? []) if (a.finished) activations.set(a.device, (activations.get(a.device) ?? 0) + 1);
   for (const d of devices) {
-    const t = runtime.activity?.deviceTotals(d.mac, open);
+    const t = runtime.activity?.deviceTotals(d.mac, open.get(d.mac) ?? []);
     if (!t) continue;
     const labels = { device: d.macText, name: d.name ?? '', assistant: String(d.assistant) };
     bytes.push([{ ...labels, direction: 'up' }, t.bytesUp], [{ ...labels, direction: 'down' }, t.bytesDown]);

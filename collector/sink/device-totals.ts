@@ -148,3 +148,15 @@ function add(into: Map<number, DeviceTotals>, f: FlowRecord, options: DeviceTota
   }
   d.add(f, options.endpoints);
 }
+
+/** Open flows by their device, so totals for many devices walk them once. */
+export function flowsByDevice(records: readonly FlowRecord[]): Map<number, FlowRecord[]> {
+  const out = new Map<number, FlowRecord[]>();
+  for (const r of records) {
+    if (r.deviceMac < 0) continue;
+    const list = out.get(r.deviceMac);
+    if (list === undefined) out.set(r.deviceMac, [r]);
+    else list.push(r);
+  }
+  return out;
+}
