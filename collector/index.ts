@@ -8,6 +8,7 @@ import type { CaptureSource, CaptureStats } from './capture/types.js';
 import type { Config } from './config.js';
 import { buildDecoder } from './decode/index.js';
 import { IPPROTO_TCP, IPPROTO_UDP, type DecodeStats } from './decode/packet.js';
+import { takeDelta, type FlowDelta } from './flow/deltas.js';
 import type { Flow } from './flow/flow.js';
 import type { Activation, DetectorStats } from './detect/detector.js';
 import { buildDetectStage } from './detect/index.js';
@@ -43,6 +44,11 @@ export interface CollectorListeners {
   onActivation?: (activation: Activation) => void;
   /** A finished activation's verdict changed when a later member of its arbitration group was confirmed. */
   onVerdictChanged?: (activation: Activation) => void;
+  /**
+   * Per-interval traffic (every `influx.intervalS`): at each interval's end the growth of the flows active
+   * in it, and when a flow ends what is left of it (flow/deltas.ts). Only computed when subscribed.
+   */
+  onFlowDeltas?: (deltas: readonly FlowDelta[]) => void;
   /** Two-way media of an assistant qualified as a call, and a call ended (detect/calls.ts). */
   onCallStarted?: (call: Call) => void;
   onCall?: (call: Call) => void;
@@ -109,7 +115,10 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   const detector = detect?.detector ?? null;
   // calls: the assistants' two-way UDP media (Drop In, calls), never activations
   const calls = inv && config.detect.enabled ? buildCallTracker((mac) => inv.describe(mac)?.assistant === true, { onStarted: listeners.onCallStarted, onFinished: listeners.onCall }) : null;
-  const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(chain(t?.onFlowEnd, detector ? (flow: Flow) => { if (flow.voiceTrack !== null) detector.forget(flow); } : undefined), listeners.onFlowEnd);
+  // per-interval traffic, pushed: what is left of a flow when it ends
+  const onDeltas = listeners.onFlowDeltas;
+  const flowEndDelta = onDeltas ? (flow: Flow) => { const d = takeDelta(flow); if (d !== null) onDeltas([d]); } : undefined;
+  const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(chain(chain(t?.onFlowEnd, detector ? (flow: Flow) => { if (flow.voiceTrack !== null) detector.forget(flow); } : undefined), flowEndDelta), listeners.onFlowEnd);
   const onTick = chain(chain(t?.onTick, calls?.tick), listeners.onTick);
   const table = new FlowTable(
     {
@@ -132,6 +141,8 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   let clockMs = Number.NEGATIVE_INFINITY;
   let nextTickMs = Number.NEGATIVE_INFINITY;
   let nextSlotMs = Number.NEGATIVE_INFINITY;
+  let nextDeltaMs = Number.NEGATIVE_INFINITY;
+  const deltaIntervalMs = config.influx.intervalS * 1000;
   let running: CaptureSource | null = null;
 
   /** Advances the one clock to `nowMs` (never backwards): the detector's slots, then the per-second work. */
@@ -143,6 +154,19 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     if (nowMs < nextTickMs) return;
     nextTickMs = Math.floor(nowMs / TICK_MS) * TICK_MS + TICK_MS;
     table.expire(nowMs);
+    if (onDeltas && nowMs >= nextDeltaMs) {
+      // the interval that ends: the growth of the flows active in it (the most recent first, until one had none)
+      if (nextDeltaMs > Number.NEGATIVE_INFINITY) {
+        const deltas: FlowDelta[] = [];
+        table.forEachRecent((f) => {
+          const d = takeDelta(f);
+          if (d !== null) deltas.push(d);
+          return d !== null;
+        });
+        if (deltas.length > 0) onDeltas(deltas);
+      }
+      nextDeltaMs = Math.floor(nowMs / deltaIntervalMs) * deltaIntervalMs + deltaIntervalMs;
+    }
     onTick(nowMs);
   }
 
@@ -205,8 +229,6 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     },
     /** Open flows (allocates; for snapshots and the API). */
     activeFlows: () => table.activeFlows(),
-    /** Visits open flows from the most recently active back until `visit` returns false (sinks). */
-    forEachRecentFlow: (visit: (flow: Flow) => boolean) => table.forEachRecent(visit),
     /** Counters of the running source (null when none runs). */
     captureStats: () => running?.stats() ?? null,
     stats(): CollectorStats {

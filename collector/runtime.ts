@@ -74,11 +74,11 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
     totals.add(record);
     report.onFlowEnd(record);
     activity?.flowEnded(record);
-    influx?.onFlowEnd(f);
   };
   const collector = buildCollector(config, {
     onFlowEnd,
     onDnsAnswer: report.onDnsAnswer,
+    onFlowDeltas: influx?.onFlowDeltas,
     onTick: influx?.onTick,
     onActivationStarted(a) {
       activity?.started(a);
@@ -111,7 +111,6 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
   });
   if (influx) {
     influx.attach({
-      forEachRecentFlow: collector.forEachRecentFlow,
       devices: () => collector.inventory?.all() ?? [],
       device: (mac) => collector.inventory?.describe(mac),
       stats: collector.stats,

@@ -4,7 +4,7 @@
  * tshark's own totals, also when InfluxDB goes away mid-replay and when earshot is killed with points
  * in its spool. InfluxDB is read with plain HTTP queries, not through earshot's code.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -165,6 +165,31 @@ describeInflux('InfluxDB sink (real influxd)', () => {
         await expectMatches(server, db, JSON.parse(r.stdout) as Report, capture);
       });
     }
+
+    it('traffic is written in the interval it happened (the pipeline pushes each interval), not when its flow ends', async () => {
+      // long-lived flows: the Echo Dot 2's AVS connection spans the whole 216-s capture
+      const capture = CAPTURES[1];
+      const db = newDb();
+      const r = await runCli(['replay', capture, '--format', 'json', ...influxFlags(server, db), '--influx-interval', '10']);
+      expect(r.code, r.stderr).toBe(0);
+      // tshark: frame bytes of TCP and UDP packets (not ICMP errors quoting them, nor a damaged TCP header earshot
+      // skips; no fragments here), by the 10-s interval of their time
+      const want = new Map<number, number>();
+      const frames = execFileSync('tshark', ['-r', capture, '-Y', '(tcp or udp) && !icmp && !icmpv6 && !(tcp.hdr_len < 20)', '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'frame.len'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+      for (const line of frames.split('\n')) {
+        if (!line) continue;
+        const [t, len] = line.split('\t');
+        const at = Math.floor(Number(t) / 10) * 10_000;
+        want.set(at, (want.get(at) ?? 0) + Number(len));
+      }
+      expect([...want.values()].reduce((a, b) => a + b, 0)).toBe(tsharkFlowTotals(capture).bytes);
+      const from = Math.min(...want.keys());
+      const to = Math.max(...want.keys()) + 10_000;
+      const rows = await server.rows(db, `SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd FROM traffic WHERE time >= ${from}ms AND time < ${to}ms GROUP BY time(10s)`);
+      const got = new Map(rows.filter((x) => x.bu !== null).map((x) => [Number(x.time), Number(x.bu) + Number(x.bd)]));
+      expect(want.size).toBeGreaterThan(15);
+      expect(Object.fromEntries(got)).toEqual(Object.fromEntries(want));
+    });
 
     it('an activation whose verdict changes after its point was written counts once, under its new verdict', async () => {
       const db = newDb();

@@ -15,11 +15,10 @@
  * - the payload inspector (flow/payload.ts): sni and the SNI parser's state, dnsStream;
  * - the tagger (tag/index.ts): serverName, nameSource, service, vendor, voiceCandidate, serverText;
  * - the detector (detect/detector.ts): voiceTrack;
- * - the InfluxDB sink (sink/influx/traffic.ts): taken* and sinkCell, what it has written of the flow.
+ * - the interval stage (flow/deltas.ts): taken*, what it has pushed of the flow's counters.
  */
 
 import type { Stream } from '../detect/detector.js';
-import type { Cell } from '../sink/influx/traffic.js';
 import type { TcpStream } from './tcp-stream.js';
 
 /** What we know about the name of the server, and where it came from. */
@@ -106,12 +105,11 @@ export interface Flow {
   voiceCandidate: boolean;
   /** The server's address as text, once something needed it (tagging). */
   serverText: string | null;
-  /** InfluxDB sink (owner): the counters it has taken so far, and its cached cell (the series it adds to). */
+  /** Interval stage (owner, flow/deltas.ts): the counters pushed so far. */
   takenPacketsUp: number;
   takenPacketsDown: number;
   takenBytesUp: number;
   takenBytesDown: number;
-  sinkCell: Cell | null;
   /** Fills `out` with the server's address words (no allocation; for per-flow work). */
   serverInto(out: Uint32Array): Uint32Array;
   /** Fills `out` with the client's address words. */
@@ -169,7 +167,7 @@ export function createFlow(
     sni: null, serverName: null, nameSource: null, service: null, vendor: null, sawSyn: false, closed: false,
     sniState: SNI_PENDING, sniNextSeq: null, sniBuf: null, sniSegments: 0, dnsStream: null,
     voiceTrack: null, voiceCandidate: false, serverText: null,
-    takenPacketsUp: 0, takenPacketsDown: 0, takenBytesUp: 0, takenBytesDown: 0, sinkCell: null,
+    takenPacketsUp: 0, takenPacketsDown: 0, takenBytesUp: 0, takenBytesDown: 0,
     serverInto, clientInto, clientWords, serverWords,
   };
 }

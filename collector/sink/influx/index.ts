@@ -9,7 +9,7 @@ import type { Config } from '../../config.js';
 import type { Call } from '../../detect/calls.js';
 import type { Activation } from '../../detect/detector.js';
 import type { WakeEvent } from '../../detect/wake-events.js';
-import type { Flow } from '../../flow/flow.js';
+import type { FlowDelta } from '../../flow/deltas.js';
 import type { Device } from '../../identify/device.js';
 import type { CollectorStats } from '../../index.js';
 import type { Logger } from '../../log.js';
@@ -22,8 +22,6 @@ import { InfluxWriter, type Pending, type WriterStats } from './writer.js';
 
 /** What the sink reads from the running collector. */
 export interface InfluxSources {
-  /** Visits open flows from the most recently active back until the visitor returns false. */
-  forEachRecentFlow(visit: (flow: Flow) => boolean): void;
   /** Devices with their verdicts brought up to date (empty with tagging off). */
   devices(): readonly Device[];
   /** One device with its verdict brought up to date. */
@@ -113,10 +111,9 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   /** The series and time each recent activation was written with, to retract it when its verdict changes. */
   const written = new Map<string, { timeMs: number; deviceName: string | null; verdict: string }>();
 
-  /** Ends the open interval: traffic of the flows active in it. */
+  /** Ends the open interval: its traffic, pushed by the pipeline as it closed. */
   function closeInterval(): void {
     if (Number.isNaN(intervalStartMs)) return;
-    sources?.forEachRecentFlow((f) => traffic.take(f));
     const timeMs = intervalStamp(intervalStartMs);
     if (traffic.pending) pointsMade += traffic.drain(timeMs, device, (line) => writer.add(line));
   }
@@ -184,9 +181,9 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
       selfTimer = setInterval(selfMetrics, intervalMs);
       selfTimer.unref();
     },
-    /** Flow ends: its remaining counters go into the open interval. */
-    onFlowEnd(flow: Flow): void {
-      traffic.end(flow);
+    /** Per-interval traffic pushed by the pipeline (flow/deltas.ts): into the open interval. */
+    onFlowDeltas(deltas: readonly FlowDelta[]): void {
+      for (const d of deltas) traffic.take(d);
     },
     onTick(nowMs: number): void {
       if (ended) return;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { takeDelta } from '../../flow/deltas.js';
 import { createFlow, type Flow } from '../../flow/flow.js';
 import { Device } from '../../identify/device.js';
 import { DEVICE_MIN_BYTES, FREE_DEVICE_TAGS, SERVER_NAME_MIN_BYTES, TrafficAggregator } from './traffic.js';
@@ -25,6 +26,13 @@ function grow(f: Flow, up: [packets: number, bytes: number], down: [packets: num
   f.bytesDown += down[1];
 }
 
+/** What the pipeline pushes for the flow now (flow/deltas.ts), into the aggregator; false when nothing grew. */
+function take(traffic: TrafficAggregator, f: Flow): boolean {
+  const d = takeDelta(f);
+  if (d !== null) traffic.take(d);
+  return d !== null;
+}
+
 function drain(traffic: TrafficAggregator, timeMs: number, device?: Device): string[] {
   const lines: string[] = [];
   traffic.drain(timeMs, () => device, (line) => lines.push(line));
@@ -38,15 +46,15 @@ describe('TrafficAggregator', () => {
     const b = flow({ service: 'voice', vendor: 'amazon', serverName: 'avs-alexa-eu.amazon.com', deviceIsClient: false });
     grow(a, [3, 300], [2, 2000]);
     grow(b, [1, 100], [4, 40]);
-    expect(traffic.take(a)).toBe(true);
-    expect(traffic.take(b)).toBe(true);
-    expect(traffic.take(a)).toBe(false); // nothing new
+    expect(take(traffic, a)).toBe(true);
+    expect(take(traffic, b)).toBe(true);
+    expect(take(traffic, a)).toBe(false); // nothing new
     expect(drain(traffic, 10_000)).toEqual([
       // b's device is its server: b's client bytes are what the device received
       'traffic,device=aa:bb:cc:00:00:01,server_name=avs-alexa-eu.amazon.com,service=voice bytes_up=340i,bytes_down=2100i,packets_up=7i,packets_down=3i 10000',
     ]);
     grow(a, [1, 60]);
-    traffic.end(a);
+    take(traffic, a);
     expect(drain(traffic, 20_000)).toEqual([
       'traffic,device=aa:bb:cc:00:00:01,server_name=avs-alexa-eu.amazon.com,service=voice bytes_up=60i,bytes_down=0i,packets_up=1i,packets_down=0i 20000',
     ]);
@@ -60,18 +68,18 @@ describe('TrafficAggregator', () => {
     const quiet = flow({ serverName: 'quiet.example.org' });
     grow(busy, [1, SERVER_NAME_MIN_BYTES - 1]);
     grow(quiet, [1, 10]);
-    traffic.take(busy);
-    traffic.take(quiet);
+    take(traffic, busy);
+    take(traffic, quiet);
     expect(drain(traffic, 0)).toEqual([
       `traffic,device=${MAC_TEXT},server_name=other bytes_up=${SERVER_NAME_MIN_BYTES + 9}i,bytes_down=0i,packets_up=2i,packets_down=0i 0`,
     ]);
     // the busy name crosses the line in this take: admitted, and tagged with its name from this take on
     grow(busy, [1, 1]);
-    traffic.take(busy);
+    take(traffic, busy);
     grow(busy, [1, 5]);
     grow(quiet, [1, 7]);
-    traffic.take(busy);
-    traffic.take(quiet);
+    take(traffic, busy);
+    take(traffic, quiet);
     expect(drain(traffic, 10_000)).toEqual([
       `traffic,device=${MAC_TEXT},server_name=cdn.example.net bytes_up=6i,bytes_down=0i,packets_up=2i,packets_down=0i 10000`,
       `traffic,device=${MAC_TEXT},server_name=other bytes_up=7i,bytes_down=0i,packets_up=1i,packets_down=0i 10000`,
@@ -83,7 +91,7 @@ describe('TrafficAggregator', () => {
     const device = new Device(MAC, MAC_TEXT);
     const f = flow({ service: 'telemetry', vendor: 'amazon' });
     grow(f, [1, 10]);
-    traffic.take(f);
+    take(traffic, f);
     expect(drain(traffic, 0, device)).toEqual([
       `traffic,assistant=false,device=${MAC_TEXT},service=telemetry bytes_up=10i,bytes_down=0i,packets_up=1i,packets_down=0i 0`,
     ]);
@@ -91,7 +99,7 @@ describe('TrafficAggregator', () => {
     device.vendor = 'amazon';
     device.assistant = true;
     grow(f, [1, 20]);
-    traffic.take(f);
+    take(traffic, f);
     expect(drain(traffic, 10_000, device)).toEqual([
       `traffic,assistant=true,device=${MAC_TEXT},device_name=Kitchen\\ Echo,service=telemetry,vendor=amazon bytes_up=20i,bytes_down=0i,packets_up=1i,packets_down=0i 10000`,
     ]);
@@ -101,18 +109,18 @@ describe('TrafficAggregator', () => {
     const traffic = new TrafficAggregator({ topServerNames: 5 });
     const sleeper = flow({ service: 'media', vendor: 'amazon' });
     grow(sleeper, [1, 100]);
-    traffic.take(sleeper);
+    take(traffic, sleeper);
     drain(traffic, 0);
     // 200 intervals of other traffic: the sleeper's series and cell are dropped on the way
     const busy = flow({ service: 'voice', vendor: 'amazon' });
     for (let i = 1; i <= 200; i++) {
       grow(busy, [1, 1]);
-      traffic.take(busy);
+      take(traffic, busy);
       drain(traffic, i * 10_000);
     }
     expect(traffic.kept).toEqual({ series: 1, cells: 1 });
     grow(sleeper, [2, 50]);
-    traffic.take(sleeper);
+    take(traffic, sleeper);
     expect(drain(traffic, 2_010_000)).toEqual([
       `traffic,device=${MAC_TEXT},service=media bytes_up=50i,bytes_down=0i,packets_up=2i,packets_down=0i 2010000`,
     ]);
@@ -123,12 +131,12 @@ describe('TrafficAggregator', () => {
     const traffic = new TrafficAggregator({ topServerNames: 5 });
     const f = flow();
     grow(f, [1, 10]);
-    traffic.take(f);
+    take(traffic, f);
     f.service = 'voice';
     f.vendor = 'amazon';
     f.serverName = 'avs-alexa-na.amazon.com';
     grow(f, [1, 20]);
-    traffic.take(f);
+    take(traffic, f);
     expect(drain(traffic, 0)).toEqual([
       `traffic,device=${MAC_TEXT} bytes_up=10i,bytes_down=0i,packets_up=1i,packets_down=0i 0`,
       `traffic,device=${MAC_TEXT},server_name=avs-alexa-na.amazon.com,service=voice bytes_up=20i,bytes_down=0i,packets_up=1i,packets_down=0i 0`,
@@ -146,17 +154,17 @@ describe('TrafficAggregator', () => {
       f.deviceMac = 0x020000000000 + i;
       grow(f, [1, 300]);
       sent += 300;
-      traffic.take(f);
+      take(traffic, f);
     }
     const voice = flow({ service: 'voice', vendor: 'amazon', serverName: 'avs-alexa-4-na.amazon.com' });
     voice.deviceMac = echoMac;
     grow(voice, [10, 9000]);
-    traffic.take(voice);
+    take(traffic, voice);
     // one busy device past the free ones: its own tag once it moved DEVICE_MIN_BYTES
     const busy = flow();
     busy.deviceMac = 0x02ffff000001;
     grow(busy, [100, DEVICE_MIN_BYTES]);
-    traffic.take(busy);
+    take(traffic, busy);
     const lines: string[] = [];
     traffic.drain(0, () => undefined, (line) => lines.push(line));
     const devices = new Set(lines.map((l) => /device=([^, ]+)/.exec(l)![1]));

@@ -1,11 +1,10 @@
 /**
  * The `traffic` measurement: bytes and packets per device, service and server name, per interval.
- * Every flow's counters are taken exactly once: at each interval's end the flows that had packets since
- * the last one (a suffix of the flow table's activity lists) give their growth since they were last
- * taken, and a flow that ends gives what it has left. The sums over all points therefore equal the
- * report's flow totals, whatever the interval and however the flows end.
+ * The pipeline pushes each flow's growth exactly once (collector/flow/deltas.ts: at each interval's end
+ * for the flows active in it, and what is left when a flow ends); the sums over all points therefore
+ * equal the report's flow totals, whatever the interval and however the flows end.
  */
-import type { Flow } from '../../flow/flow.js';
+import type { FlowDelta } from '../../flow/deltas.js';
 import { formatMac } from '../../decode/packet.js';
 import type { Device } from '../../identify/device.js';
 import { seriesText } from './line-protocol.js';
@@ -42,12 +41,12 @@ class Series {
 }
 
 /**
- * What a flow caches: its device, service and raw server name, and the series they map to. Many raw
- * names map to the series of the tag "other"; the mapping holds while no name was admitted since.
+ * A device, service and raw server name, and the series they map to. Many raw names map to the series
+ * of the tag "other"; the mapping holds while no name was admitted since.
  */
-export class Cell {
+class Cell {
   live = true;
-  /** The interval a flow last took through it. */
+  /** The interval a delta last went through it. */
   epoch = 0;
   constructor(
     readonly mac: number,
@@ -238,24 +237,16 @@ export class TrafficAggregator {
     return this.devices.has(mac) ? mac : OTHER_MAC;
   }
 
-  /** Takes the flow's growth since it was last taken; false when it had none (the walk can stop). */
-  take(flow: Flow): boolean {
-    const packetsUp = flow.packetsUp - flow.takenPacketsUp;
-    const packetsDown = flow.packetsDown - flow.takenPacketsDown;
-    if (packetsUp === 0 && packetsDown === 0) return false;
-    const bytesUp = flow.bytesUp - flow.takenBytesUp;
-    const bytesDown = flow.bytesDown - flow.takenBytesDown;
-    flow.takenPacketsUp = flow.packetsUp;
-    flow.takenPacketsDown = flow.packetsDown;
-    flow.takenBytesUp = flow.bytesUp;
-    flow.takenBytesDown = flow.bytesDown;
-    const series = this.seriesOf(flow, bytesUp + bytesDown);
+  /** Adds a flow's growth (pushed by the pipeline: flow/deltas.ts) to its series in the open interval. */
+  take(delta: FlowDelta): void {
+    const { packetsUp, packetsDown, bytesUp, bytesDown } = delta;
+    const series = this.seriesOf(delta, bytesUp + bytesDown);
     if (series.epoch !== this.epoch) {
       series.epoch = this.epoch;
       this.dirty.push(series);
     }
     // up = what the device sent: the client's bytes when the device is the client
-    if (flow.deviceIsClient) {
+    if (delta.deviceIsClient) {
       series.bytesUp += bytesUp;
       series.bytesDown += bytesDown;
       series.packetsUp += packetsUp;
@@ -268,49 +259,35 @@ export class TrafficAggregator {
     }
     this.totals.bytes += bytesUp + bytesDown;
     this.totals.packets += packetsUp + packetsDown;
-    return true;
   }
 
-  /** A flow left the table: takes what is left of it. */
-  end(flow: Flow): void {
-    this.take(flow);
-  }
-
-  /** The series for the flow's device, service and server name (its cell is cached on the flow). */
-  private seriesOf(flow: Flow, bytes: number): Series {
-    const serverName = flow.serverName ?? flow.sni;
-    const inCatalogue = flow.service !== null && flow.vendor !== null;
-    if (serverName !== null && !inCatalogue) this.names.count(serverName, bytes);
-    const mac = flow.deviceMac;
+  /** The series for the delta's device, service and server name. */
+  private seriesOf(delta: FlowDelta, bytes: number): Series {
+    const serverName = delta.name;
+    if (serverName !== null && !delta.inCatalogue) this.names.count(serverName, bytes);
+    const mac = delta.deviceMac;
     // a device under "other" counts its bytes (and may be admitted) every time it takes
     const other = mac >= 0 && !this.devices.has(mac) && this.deviceKeyOf(mac, bytes) === OTHER_MAC;
     // both versions only grow, so their sum changes whenever either does
     const version = this.names.version + this.devices.version;
-    const cached = flow.sinkCell;
-    if (cached !== null && cached.live && cached.namesVersion === version && cached.service === flow.service &&
-      cached.rawName === serverName && cached.mac === mac) {
-      cached.epoch = this.epoch;
-      return cached.series;
-    }
-    let cell = this.cells.get(mac, flow.service, serverName);
+    let cell = this.cells.get(mac, delta.service, serverName);
     if (cell === undefined || cell.namesVersion !== version) {
-      const nameTag = this.names.tag(serverName, inCatalogue);
+      const nameTag = this.names.tag(serverName, delta.inCatalogue);
       const key = other ? OTHER_MAC : mac;
-      let series = this.series.get(key, flow.service, nameTag);
+      let series = this.series.get(key, delta.service, nameTag);
       if (series === undefined) {
-        series = new Series(key, flow.service, nameTag);
-        this.series.set(key, flow.service, nameTag, series);
+        series = new Series(key, delta.service, nameTag);
+        this.series.set(key, delta.service, nameTag, series);
       }
       if (cell === undefined) {
-        cell = new Cell(mac, flow.service, serverName, version, series);
-        this.cells.set(mac, flow.service, serverName, cell);
+        cell = new Cell(mac, delta.service, serverName, version, series);
+        this.cells.set(mac, delta.service, serverName, cell);
       } else {
         cell.series = series;
         cell.namesVersion = version;
       }
     }
     cell.epoch = this.epoch;
-    flow.sinkCell = cell;
     return cell.series;
   }
 
