@@ -12,6 +12,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../collector/config.js';
 import { FieldProblem, normalizeDevice, parseTime, type WakeEvent } from '../collector/detect/wake-events.js';
+import { canonicalMac } from '../collector/mac.js';
 import type { Device } from '../collector/identify/device.js';
 import { flowToApi } from '../collector/sink/activity.js';
 import { activationToReport, callToReport, isoTime } from '../collector/sink/report.js';
@@ -21,7 +22,7 @@ import { health, renderMetrics, type HealthSource } from './metrics.js';
 import { registerPage } from './page.js';
 import {
   activationSchema, activationsQuery, callSchema, callsQuery, deviceSchema, errorSchema, flowSchema, flowsQuery, idParams, labelBody,
-  macParams, normalizeMac, presenceBody, presenceSchema, wakeEventSchema, wakeEventsBody,
+  macParams, presenceBody, presenceSchema, wakeEventSchema, wakeEventsBody,
 } from './schemas.js';
 
 export { tokenMatches } from './guards.js';
@@ -136,7 +137,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
       },
     },
   }, async (request, reply) => {
-    const mac = normalizeMac(request.params.mac);
+    const mac = canonicalMac(request.params.mac, 'mac');
     const d = (collector.inventory?.all() ?? []).find((x) => x.macText === mac);
     if (!d) return reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no device ${mac}` });
     const totals = activity?.deviceTotals(d.mac, collector.activeFlows()) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0, endpoints: [] };
@@ -150,7 +151,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   const windowOf = (q: { since?: string; until?: string; device?: string }) => {
     const since = q.since ? Date.parse(q.since) : -Infinity;
     const until = q.until ? Date.parse(q.until) : Infinity;
-    const device = q.device ? normalizeMac(q.device) : null;
+    const device = q.device ? canonicalMac(q.device, 'device') : null;
     return (x: { startMs: number; device: string }) => x.startMs >= since && x.startMs < until && (device === null || x.device === device);
   };
 
@@ -270,7 +271,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   app.get<{ Querystring: { device?: string; limit: number } }>('/api/v1/flows', {
     schema: { summary: 'Open flows, then the latest finished ones', querystring: flowsQuery, response: { 200: { type: 'object', properties: { flows: { type: 'array', items: { $ref: 'Flow#' } } } }, ...errors } },
   }, async (request) => {
-    const device = request.query.device ? normalizeMac(request.query.device) : null;
+    const device = request.query.device ? canonicalMac(request.query.device, 'device') : null;
     const open = collector.activeFlows().map((f) => flowToApi(f, true));
     const ended = (activity?.endedFlows() ?? []).reverse();
     const flows = [...open.reverse(), ...ended].filter((f) => device === null || f.device === device).slice(0, request.query.limit);

@@ -4,6 +4,7 @@
  * builds the OpenAPI document from them.
  */
 import { MAX_WAKE_DEVICE_LENGTH, MAX_WAKE_SOURCE_LENGTH } from '../collector/detect/wake-events.js';
+import { MAC_PATTERN } from '../collector/mac.js';
 
 const nullable = (type: string, extra: Record<string, unknown> = {}) => ({ type: [type, 'null'], ...extra });
 
@@ -107,7 +108,8 @@ export const flowSchema = {
   required: ['proto', 'client', 'clientPort', 'server', 'serverPort', 'bytesUp', 'bytesDown', 'open'],
 } as const;
 
-const MAC = '^[0-9a-fA-F]{2}([:-]?[0-9a-fA-F]{2}){5}$';
+// every MAC in a path or a filter is read by the one rule (collector/mac.ts)
+const MAC = MAC_PATTERN;
 
 /** A wake event as POSTed: the wake-event file's record format (docs/wake-events). */
 export const wakeEventSchema = {
@@ -203,9 +205,3 @@ export const wakeEventsBody = {
   minItems: 1,
   maxItems: 10000,
 } as const;
-
-/** Normalizes a MAC in any of the accepted spellings to aa:bb:cc:dd:ee:ff. */
-export function normalizeMac(mac: string): string {
-  const hex = mac.replace(/[:-]/g, '').toLowerCase();
-  return hex.replace(/(..)(?!$)/g, '$1:');
-}

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { earshotError, type ErrorCode } from '../errors.js';
 import { fileError } from '../capture/input.js';
+import { normalizeMac } from '../mac.js';
 
 /** One wake-word event. */
 export interface WakeEvent {
@@ -33,8 +34,6 @@ const SECONDS_BELOW = 1e11;
 /** Later than 2100-01-01 is a unit mistake (microseconds), not a time. */
 const LATEST_MS = 4_102_444_800_000;
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?\s*([Zz]|[+-]\d{2}(?::?\d{2})?)?$/;
-const MAC = /^[0-9a-f]{2}([:-]?)(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}$/i;
-const CISCO_MAC = /^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$/i;
 
 /** A value for a message: JSON-quoted (so it stays on one line) and cut to a readable length. */
 export function quote(value: unknown): string {
@@ -92,11 +91,7 @@ export function parseTime(value: unknown, field = 'time'): number {
 export function normalizeDevice(value: string): string | null {
   const text = value.trim();
   if (text === '') return null;
-  if (MAC.test(text) || CISCO_MAC.test(text)) {
-    const hex = text.replace(/[^0-9a-f]/gi, '').toLowerCase();
-    return hex.match(/../g)!.join(':');
-  }
-  return text;
+  return normalizeMac(text) ?? text;
 }
 
 function parseDevice(value: unknown): string | null {
