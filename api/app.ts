@@ -11,7 +11,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../collector/config.js';
-import { FieldProblem, normalizeDevice, parseTime, type WakeEvent } from '../collector/detect/wake-events.js';
+import { parseWakeRecord, type WakeEvent } from '../collector/detect/wake-events.js';
 import { canonicalMac } from '../collector/mac.js';
 import type { Device } from '../collector/identify/device.js';
 import { flowToApi } from '../collector/sink/activity.js';
@@ -45,6 +45,28 @@ function deviceJson(d: Device, totals: { bytesUp: number; bytesDown: number; pac
     firstSeen: d.firstSeenMs > 0 ? isoTime(d.firstSeenMs) : null, lastSeen: d.lastSeenMs > 0 ? isoTime(d.lastSeenMs) : null,
     ...totals,
   };
+}
+
+/** Most wake events one POST may carry. */
+const MAX_WAKE_EVENTS_PER_POST = 10_000;
+
+/**
+ * The body of POST /wake-events (one record or an array) as events, or the 400 naming the first bad
+ * record as "body/1/time: missing" (the API's way of saying where; the words after it are the reader's).
+ */
+function readWakeEventsBody(body: unknown): { value: WakeEvent[] } | { error: Error } {
+  const single = body !== null && typeof body === 'object' && !Array.isArray(body);
+  const records: unknown[] | null = single ? [body] : Array.isArray(body) ? body : null;
+  if (records === null) return { error: new Error('body must be a wake event or an array of them') };
+  if (records.length === 0) return { error: new Error('body must NOT have fewer than 1 items') };
+  if (records.length > MAX_WAKE_EVENTS_PER_POST) return { error: new Error(`body must NOT have more than ${MAX_WAKE_EVENTS_PER_POST} items`) };
+  const events: WakeEvent[] = [];
+  for (const [i, record] of records.entries()) {
+    const result = parseWakeRecord(record, 'api', `body/${i}`);
+    if (!result.ok) return { error: new Error(`${result.error.location}/${result.error.problem}`) };
+    events.push(result.event);
+  }
+  return { value: events };
 }
 
 /** Builds the app. Await app.ready() (or listen) before use. */
@@ -207,33 +229,18 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     return { ...activationToReport(a), open: !a.finished };
   });
 
-  app.post<{ Body: unknown }>('/api/v1/wake-events', {
-    // one record or a batch: a lone record is validated as a batch of one, so errors name body/0/...
-    preValidation: async (request) => {
-      if (request.body !== null && typeof request.body === 'object' && !Array.isArray(request.body)) {
-        (request as { body: unknown }).body = [request.body];
-      }
-    },
+  app.post<{ Body: WakeEvent[] }>('/api/v1/wake-events', {
+    // the schema describes the body (OpenAPI); the records are read by the one reader of wake-event
+    // records (files and MQTT use it too), so a record gets the same verdict and words everywhere
+    validatorCompiler: () => readWakeEventsBody,
     schema: {
       summary: 'Wake events (one or a batch): recent activations they match become confirmed',
       security,
       body: wakeEventsBody,
       response: { 200: { type: 'object', properties: { accepted: { type: 'integer' }, changed: { type: 'array', items: { $ref: 'Activation#' } } } }, ...errors },
     },
-  }, async (request, reply) => {
-    const records = request.body as Array<{ time: string | number; device?: string | null; source?: string; intended?: boolean }>;
-    const events: WakeEvent[] = [];
-    for (const [i, r] of records.entries()) {
-      const where = `body/${i}/`;
-      try {
-        const event: WakeEvent = { time: parseTime(r.time), device: r.device ? normalizeDevice(r.device) : null, source: r.source ?? 'api' };
-        if (r.intended !== undefined) event.intended = r.intended;
-        events.push(event);
-      } catch (err) {
-        if (err instanceof FieldProblem) return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: `${where}${err.message}` });
-        throw err;
-      }
-    }
+  }, async (request) => {
+    const events = request.body;
     const changed = runtime.addWakeEvents(events);
     return { accepted: events.length, changed: changed.map((a) => ({ ...activationToReport(a), open: !a.finished })) };
   });

@@ -111,16 +111,19 @@ export const flowSchema = {
 // every MAC in a path or a filter is read by the one rule (collector/mac.ts)
 const MAC = MAC_PATTERN;
 
-/** A wake event as POSTed: the wake-event file's record format (docs/wake-events). */
+/**
+ * A wake event as POSTed: the wake-event file's record format. It documents the body (OpenAPI); the
+ * records themselves are read by collector/detect/wake-events.ts's parseWakeRecord, as files and MQTT are.
+ */
 export const wakeEventSchema = {
   $id: 'WakeEvent',
   type: 'object',
-  additionalProperties: false,
+  description: 'Other keys are ignored, except a misspelling of a field the record lacks ("devic"): that is refused.',
   properties: {
     time: { type: ['string', 'number'], description: 'ISO 8601 with a zone, or epoch seconds or milliseconds' },
     device: nullable('string', { maxLength: MAX_WAKE_DEVICE_LENGTH, description: 'MAC or device name; absent: no device in particular' }),
     source: { type: 'string', maxLength: MAX_WAKE_SOURCE_LENGTH, description: 'Where the event came from (default api)' },
-    intended: { type: 'boolean', description: 'false: the audio was not meant for the assistant' },
+    intended: { type: ['boolean', 'string'], description: 'false (or "false", "no", "0"): the audio was not meant for the assistant' },
   },
   required: ['time'],
 } as const;
@@ -200,8 +203,5 @@ export const presenceSchema = {
 
 /** One wake event or a batch (a lone record is taken as a batch of one). */
 export const wakeEventsBody = {
-  type: 'array',
-  items: { $ref: 'WakeEvent#' },
-  minItems: 1,
-  maxItems: 10000,
+  anyOf: [{ $ref: 'WakeEvent#' }, { type: 'array', items: { $ref: 'WakeEvent#' }, minItems: 1, maxItems: 10000 }],
 } as const;
