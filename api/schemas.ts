@@ -5,6 +5,8 @@
  */
 import { MAX_WAKE_DEVICE_LENGTH, MAX_WAKE_SOURCE_LENGTH } from '../collector/detect/wake-events.js';
 import { MAC_PATTERN } from '../collector/mac.js';
+import { orNull, ReportActivationSchema, ReportCallSchema, ReportDeviceSchema } from '../collector/sink/report-schema.js';
+import { Type } from '@sinclair/typebox';
 
 const nullable = (type: string, extra: Record<string, unknown> = {}) => ({ type: [type, 'null'], ...extra });
 
@@ -15,73 +17,27 @@ export const errorSchema = {
   required: ['statusCode', 'error', 'message'],
 } as const;
 
-export const activationSchema = {
-  $id: 'Activation',
-  type: 'object',
-  description: 'An audio upload by an assistant (docs/report.md, activations[]).',
-  properties: {
-    id: { type: 'string' },
-    device: { type: 'string', description: 'MAC of the assistant' },
-    start: { type: 'string', format: 'date-time' },
-    end: { type: 'string', format: 'date-time' },
-    bytesUp: { type: 'integer' },
-    bytesDown: { type: 'integer' },
-    server: nullable('string'),
-    serverName: nullable('string'),
-    score: { type: 'number' },
-    verdict: { type: 'string', enum: ['confirmed', 'suspected', 'unverified'] },
-    reasons: { type: 'array', items: { type: 'string' } },
-    wakeEvent: nullable('string', { format: 'date-time' }),
-    open: { type: 'boolean', description: 'Still uploading (started, not finished)' },
-  },
-  required: ['id', 'device', 'start', 'end', 'bytesUp', 'bytesDown', 'score', 'verdict', 'reasons'],
-} as const;
+/** An activation as the API shows it: the report's activation (collector/sink/report-schema.ts) and `open`. */
+export const activationSchema = Type.Object({
+  ...ReportActivationSchema.properties,
+  open: Type.Optional(Type.Boolean({ description: 'Still uploading (started, not finished)' })),
+}, { $id: 'Activation', description: ReportActivationSchema.description });
 
-export const callSchema = {
-  $id: 'Call',
-  type: 'object',
-  description: 'Two-way media of an assistant: a call, Drop In, video (docs/report.md, calls[]). Never an activation.',
-  properties: {
-    id: { type: 'string' },
-    kind: { type: 'string', enum: ['call'] },
-    device: { type: 'string', description: 'MAC of the assistant' },
-    start: { type: 'string', format: 'date-time' },
-    end: { type: 'string', format: 'date-time', description: 'Last packet so far while open' },
-    durationS: { type: 'number' },
-    packetsUp: { type: 'integer' },
-    packetsDown: { type: 'integer' },
-    bytesUp: { type: 'integer' },
-    bytesDown: { type: 'integer' },
-    stunPackets: { type: 'integer' },
-    mediaSeconds: { type: 'integer' },
-    peers: { type: 'array', items: { type: 'string' } },
-    peersTruncated: { type: 'boolean' },
-    open: { type: 'boolean', description: 'In progress' },
-  },
-  required: ['id', 'kind', 'device', 'start', 'end', 'durationS', 'bytesUp', 'bytesDown', 'open'],
-} as const;
+/** A call as the API shows it: the report's call and `open` (its `end` is the last packet so far while open). */
+export const callSchema = Type.Object({
+  ...ReportCallSchema.properties,
+  open: Type.Boolean({ description: 'In progress' }),
+}, { $id: 'Call', additionalProperties: false, description: ReportCallSchema.description });
 
-export const deviceSchema = {
-  $id: 'Device',
-  type: 'object',
-  properties: {
-    mac: { type: 'string' },
-    name: nullable('string'),
-    vendor: nullable('string'),
-    model: nullable('string'),
-    assistant: { type: 'boolean' },
-    ips: { type: 'array', items: { type: 'string' } },
-    evidence: { type: 'array', items: { type: 'string' } },
-    firstSeen: nullable('string', { format: 'date-time' }),
-    lastSeen: nullable('string', { format: 'date-time' }),
-    bytesUp: { type: 'integer' },
-    bytesDown: { type: 'integer' },
-    packetsUp: { type: 'integer' },
-    packetsDown: { type: 'integer' },
-    flows: { type: 'integer' },
-  },
-  required: ['mac', 'assistant', 'ips', 'bytesUp', 'bytesDown'],
-} as const;
+/** A device as the API shows it: the report's device (collector/sink/report-schema.ts) and what the API adds. */
+export const deviceSchema = Type.Object({
+  ...ReportDeviceSchema.properties,
+  firstSeen: orNull(Type.String({ format: 'date-time' })),
+  lastSeen: orNull(Type.String({ format: 'date-time' })),
+  packetsUp: Type.Integer({ minimum: 0 }),
+  packetsDown: Type.Integer({ minimum: 0 }),
+  flows: Type.Integer({ minimum: 0 }),
+}, { $id: 'Device' });
 
 export const flowSchema = {
   $id: 'Flow',
