@@ -1,7 +1,7 @@
 /**
  * collector/mac.ts, the one reader and writer of MAC text: every accepted spelling, the ones refused,
- * the coded error, and the places that used to carry their own copy (config keys, the API's pattern,
- * wake-event devices, DHCP's client MAC) agreeing with it. Expected integers come from Buffer's own hex
+ * the coded error, and the places that used to carry their own copy (config keys, wake-event devices)
+ * agreeing with it (the API's pattern: test/schemas.test.ts). Expected integers come from Buffer's own hex
  * reader, not from mac.ts.
  */
 import { describe, expect, it } from 'vitest';
@@ -10,7 +10,6 @@ import { canonicalMac, formatMac, isGroupMac, isMac, MAC_PATTERN, NO_MAC, normal
 import { EarshotError } from './errors.js';
 import { normalizeDevice } from './detect/wake-events.js';
 import { loadConfig } from './config.js';
-import { macParams } from '../api/schemas.js';
 
 /** The integer of 12 hex digits, read by Buffer (an independent reader). */
 const fromHex = (hex: string) => Buffer.from(hex.padStart(16, '0'), 'hex').readBigUInt64BE(0);
@@ -88,10 +87,6 @@ describe('the places that read MACs agree', () => {
     for (const text of ACCEPTED) expect(normalizeDevice(text)).toBe('aa:bb:cc:00:11:22');
     expect(normalizeDevice(' aa:bb:cc:00:11:22 ')).toBe('aa:bb:cc:00:11:22');
     expect(normalizeDevice('aa:bb-cc:00:11:22')).toBe('aa:bb-cc:00:11:22');
-  });
-
-  it('API paths and filters use the same pattern', () => {
-    expect(macParams.properties.mac.pattern).toBe(MAC_PATTERN);
   });
 
   it('config devices keys: every accepted spelling is taken, a refused one is a config error naming the key', () => {

@@ -13,6 +13,8 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { generatedDocFiles } from '../api/docs-files.js';
 import { buildApp } from '../api/app.js';
+import { activationsQuery, callsQuery, flowsQuery, macParams } from '../api/schemas.js';
+import { MAC_PATTERN } from '../collector/mac.js';
 import { buildSource } from '../collector/capture/index.js';
 import { loadConfig } from '../collector/config.js';
 import { buildRuntime } from '../collector/runtime.js';
@@ -61,6 +63,14 @@ describe('generated documents', () => {
     const { open, ...activation } = served.components.schemas.Activation.properties;
     expect(open).toMatchObject({ type: 'boolean' });
     expect(Object.fromEntries(Object.entries(activation).map(([key, value]) => [key, asJsonSchema(value)]))).toEqual(report.properties.activations.items.properties);
+  });
+});
+
+describe('API parameters', () => {
+  it('every MAC in a path or a filter is read by collector/mac.ts\'s rule', () => {
+    for (const schema of [macParams.properties.mac, activationsQuery.properties.device, callsQuery.properties.device, flowsQuery.properties.device]) {
+      expect(schema.pattern).toBe(MAC_PATTERN);
+    }
   });
 });
 
