@@ -11,7 +11,8 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../collector/config.js';
-import { FieldProblem, normalizeDevice, parseTime, type WakeEvent } from '../collector/detect/wake-events.js';
+import { parseWakeRecord, type WakeEvent } from '../collector/detect/wake-events.js';
+import { canonicalMac } from '../collector/mac.js';
 import type { Device } from '../collector/identify/device.js';
 import { flowRecord } from '../collector/flow/record.js';
 import { flowToApi } from '../collector/sink/activity.js';
@@ -23,7 +24,7 @@ import { health, renderMetrics, type HealthSource } from './metrics.js';
 import { registerPage } from './page.js';
 import {
   activationSchema, activationsQuery, callSchema, callsQuery, deviceSchema, errorSchema, flowSchema, flowsQuery, idParams, labelBody,
-  macParams, normalizeMac, presenceBody, presenceSchema, wakeEventSchema, wakeEventsBody,
+  macParams, presenceBody, presenceSchema, wakeEventSchema, wakeEventsBody,
 } from './schemas.js';
 
 export { tokenMatches } from './guards.js';
@@ -46,6 +47,28 @@ function deviceJson(d: Device, totals: { bytesUp: number; bytesDown: number; pac
     firstSeen: d.firstSeenMs > 0 ? isoTime(d.firstSeenMs) : null, lastSeen: d.lastSeenMs > 0 ? isoTime(d.lastSeenMs) : null,
     ...totals,
   };
+}
+
+/** Most wake events one POST may carry. */
+const MAX_WAKE_EVENTS_PER_POST = 10_000;
+
+/**
+ * The body of POST /wake-events (one record or an array) as events, or the 400 naming the first bad
+ * record as "body/1/time: missing" (the API's way of saying where; the words after it are the reader's).
+ */
+function readWakeEventsBody(body: unknown): { value: WakeEvent[] } | { error: Error } {
+  const single = body !== null && typeof body === 'object' && !Array.isArray(body);
+  const records: unknown[] | null = single ? [body] : Array.isArray(body) ? body : null;
+  if (records === null) return { error: new Error('body must be a wake event or an array of them') };
+  if (records.length === 0) return { error: new Error('body must NOT have fewer than 1 items') };
+  if (records.length > MAX_WAKE_EVENTS_PER_POST) return { error: new Error(`body must NOT have more than ${MAX_WAKE_EVENTS_PER_POST} items`) };
+  const events: WakeEvent[] = [];
+  for (const [i, record] of records.entries()) {
+    const result = parseWakeRecord(record, 'api', `body/${i}`);
+    if (!result.ok) return { error: new Error(`${result.error.location}/${result.error.problem}`) };
+    events.push(result.event);
+  }
+  return { value: events };
 }
 
 /** Builds the app. Await app.ready() (or listen) before use. */
@@ -138,7 +161,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
       },
     },
   }, async (request, reply) => {
-    const mac = normalizeMac(request.params.mac);
+    const mac = canonicalMac(request.params.mac, 'mac');
     const d = (collector.inventory?.all() ?? []).find((x) => x.macText === mac);
     if (!d) return reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no device ${mac}` });
     const totals = activity?.deviceTotals(d.mac, collector.activeFlows().map(flowRecord)) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0, endpoints: [] };
@@ -152,7 +175,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   const windowOf = (q: { since?: string; until?: string; device?: string }) => {
     const since = q.since ? Date.parse(q.since) : -Infinity;
     const until = q.until ? Date.parse(q.until) : Infinity;
-    const device = q.device ? normalizeMac(q.device) : null;
+    const device = q.device ? canonicalMac(q.device, 'device') : null;
     return (x: { startMs: number; device: string }) => x.startMs >= since && x.startMs < until && (device === null || x.device === device);
   };
 
@@ -208,33 +231,18 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     return { ...activationToReport(a), open: !a.finished };
   });
 
-  app.post<{ Body: unknown }>('/api/v1/wake-events', {
-    // one record or a batch: a lone record is validated as a batch of one, so errors name body/0/...
-    preValidation: async (request) => {
-      if (request.body !== null && typeof request.body === 'object' && !Array.isArray(request.body)) {
-        (request as { body: unknown }).body = [request.body];
-      }
-    },
+  app.post<{ Body: WakeEvent[] }>('/api/v1/wake-events', {
+    // the schema describes the body (OpenAPI); the records are read by the one reader of wake-event
+    // records (files and MQTT use it too), so a record gets the same verdict and words everywhere
+    validatorCompiler: () => readWakeEventsBody,
     schema: {
       summary: 'Wake events (one or a batch): recent activations they match become confirmed',
       security,
       body: wakeEventsBody,
       response: { 200: { type: 'object', properties: { accepted: { type: 'integer' }, changed: { type: 'array', items: { $ref: 'Activation#' } } } }, ...errors },
     },
-  }, async (request, reply) => {
-    const records = request.body as Array<{ time: string | number; device?: string | null; source?: string; intended?: boolean }>;
-    const events: WakeEvent[] = [];
-    for (const [i, r] of records.entries()) {
-      const where = `body/${i}/`;
-      try {
-        const event: WakeEvent = { time: parseTime(r.time), device: r.device ? normalizeDevice(r.device) : null, source: r.source ?? 'api' };
-        if (r.intended !== undefined) event.intended = r.intended;
-        events.push(event);
-      } catch (err) {
-        if (err instanceof FieldProblem) return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: `${where}${err.message}` });
-        throw err;
-      }
-    }
+  }, async (request) => {
+    const events = request.body;
     const changed = runtime.addWakeEvents(events);
     return { accepted: events.length, changed: changed.map((a) => ({ ...activationToReport(a), open: !a.finished })) };
   });
@@ -272,7 +280,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   app.get<{ Querystring: { device?: string; limit: number } }>('/api/v1/flows', {
     schema: { summary: 'Open flows, then the latest finished ones', querystring: flowsQuery, response: { 200: { type: 'object', properties: { flows: { type: 'array', items: { $ref: 'Flow#' } } } }, ...errors } },
   }, async (request) => {
-    const device = request.query.device ? normalizeMac(request.query.device) : null;
+    const device = request.query.device ? canonicalMac(request.query.device, 'device') : null;
     const open = collector.activeFlows().map((f) => flowToApi(flowRecord(f), true));
     const ended = (activity?.endedFlows() ?? []).reverse();
     const flows = [...open.reverse(), ...ended].filter((f) => device === null || f.device === device).slice(0, request.query.limit);

@@ -1,211 +1,112 @@
 /**
- * JSON schemas of the API's requests and answers. Fastify validates requests with them (400 naming the
- * field) and serializes answers through them (nothing outside a schema leaves), and @fastify/swagger
- * builds the OpenAPI document from them.
+ * JSON schemas of the API's requests and answers, in TypeBox. Fastify validates requests with them (400
+ * naming the field) and serializes answers through them (nothing outside a schema leaves), and
+ * @fastify/swagger builds the OpenAPI document from them (committed as docs/openapi.json, npm run
+ * schemas). The answers reuse the report's parts (collector/sink/report-schema.ts): an activation, a
+ * call, a device or a flow has one description.
  */
+import { Type } from '@sinclair/typebox';
 import { MAX_WAKE_DEVICE_LENGTH, MAX_WAKE_SOURCE_LENGTH } from '../collector/detect/wake-events.js';
+import { MAC_PATTERN } from '../collector/mac.js';
+import { orNull, ReportActivationSchema, ReportCallSchema, ReportDeviceSchema, ReportFlowSchema, VERDICTS } from '../collector/sink/report-schema.js';
 
-const nullable = (type: string, extra: Record<string, unknown> = {}) => ({ type: [type, 'null'], ...extra });
+export const errorSchema = Type.Object({
+  statusCode: Type.Integer(),
+  error: Type.String(),
+  message: Type.String(),
+}, { $id: 'Error' });
 
-export const errorSchema = {
-  $id: 'Error',
-  type: 'object',
-  properties: { statusCode: { type: 'integer' }, error: { type: 'string' }, message: { type: 'string' } },
-  required: ['statusCode', 'error', 'message'],
-} as const;
+/** An activation as the API shows it: the report's activation and `open`. */
+export const activationSchema = Type.Object({
+  ...ReportActivationSchema.properties,
+  open: Type.Optional(Type.Boolean({ description: 'Still uploading (started, not finished)' })),
+}, { $id: 'Activation', description: ReportActivationSchema.description });
 
-export const activationSchema = {
-  $id: 'Activation',
-  type: 'object',
-  description: 'An audio upload by an assistant (docs/report.md, activations[]).',
-  properties: {
-    id: { type: 'string' },
-    device: { type: 'string', description: 'MAC of the assistant' },
-    start: { type: 'string', format: 'date-time' },
-    end: { type: 'string', format: 'date-time' },
-    bytesUp: { type: 'integer' },
-    bytesDown: { type: 'integer' },
-    server: nullable('string'),
-    serverName: nullable('string'),
-    score: { type: 'number' },
-    verdict: { type: 'string', enum: ['confirmed', 'suspected', 'unverified'] },
-    reasons: { type: 'array', items: { type: 'string' } },
-    wakeEvent: nullable('string', { format: 'date-time' }),
-    open: { type: 'boolean', description: 'Still uploading (started, not finished)' },
-  },
-  required: ['id', 'device', 'start', 'end', 'bytesUp', 'bytesDown', 'score', 'verdict', 'reasons'],
-} as const;
+/** A call as the API shows it: the report's call and `open` (its `end` is the last packet so far while open). */
+export const callSchema = Type.Object({
+  ...ReportCallSchema.properties,
+  open: Type.Boolean({ description: 'In progress' }),
+}, { $id: 'Call', additionalProperties: false, description: ReportCallSchema.description });
 
-export const callSchema = {
-  $id: 'Call',
-  type: 'object',
-  description: 'Two-way media of an assistant: a call, Drop In, video (docs/report.md, calls[]). Never an activation.',
-  properties: {
-    id: { type: 'string' },
-    kind: { type: 'string', enum: ['call'] },
-    device: { type: 'string', description: 'MAC of the assistant' },
-    start: { type: 'string', format: 'date-time' },
-    end: { type: 'string', format: 'date-time', description: 'Last packet so far while open' },
-    durationS: { type: 'number' },
-    packetsUp: { type: 'integer' },
-    packetsDown: { type: 'integer' },
-    bytesUp: { type: 'integer' },
-    bytesDown: { type: 'integer' },
-    stunPackets: { type: 'integer' },
-    mediaSeconds: { type: 'integer' },
-    peers: { type: 'array', items: { type: 'string' } },
-    peersTruncated: { type: 'boolean' },
-    open: { type: 'boolean', description: 'In progress' },
-  },
-  required: ['id', 'kind', 'device', 'start', 'end', 'durationS', 'bytesUp', 'bytesDown', 'open'],
-} as const;
+/** A device as the API shows it: the report's device, when it was seen, and its totals (open flows included). */
+export const deviceSchema = Type.Object({
+  ...ReportDeviceSchema.properties,
+  firstSeen: orNull(Type.String({ format: 'date-time' })),
+  lastSeen: orNull(Type.String({ format: 'date-time' })),
+  packetsUp: Type.Integer({ minimum: 0 }),
+  packetsDown: Type.Integer({ minimum: 0 }),
+  flows: Type.Integer({ minimum: 0 }),
+}, { $id: 'Device' });
 
-export const deviceSchema = {
-  $id: 'Device',
-  type: 'object',
-  properties: {
-    mac: { type: 'string' },
-    name: nullable('string'),
-    vendor: nullable('string'),
-    model: nullable('string'),
-    assistant: { type: 'boolean' },
-    ips: { type: 'array', items: { type: 'string' } },
-    evidence: { type: 'array', items: { type: 'string' } },
-    firstSeen: nullable('string', { format: 'date-time' }),
-    lastSeen: nullable('string', { format: 'date-time' }),
-    bytesUp: { type: 'integer' },
-    bytesDown: { type: 'integer' },
-    packetsUp: { type: 'integer' },
-    packetsDown: { type: 'integer' },
-    flows: { type: 'integer' },
-  },
-  required: ['mac', 'assistant', 'ips', 'bytesUp', 'bytesDown'],
-} as const;
+/** A flow as the API shows it: the report's flow without nameSource, and `open`. */
+export const flowSchema = Type.Object({
+  ...Type.Omit(ReportFlowSchema, ['nameSource']).properties,
+  open: Type.Boolean(),
+}, { $id: 'Flow' });
 
-export const flowSchema = {
-  $id: 'Flow',
-  type: 'object',
-  properties: {
-    proto: { type: 'string', enum: ['tcp', 'udp'] },
-    client: { type: 'string' },
-    clientPort: { type: 'integer' },
-    server: { type: 'string' },
-    serverPort: { type: 'integer' },
-    packetsUp: { type: 'integer' },
-    packetsDown: { type: 'integer' },
-    bytesUp: { type: 'integer' },
-    bytesDown: { type: 'integer' },
-    first: { type: 'string', format: 'date-time' },
-    last: { type: 'string', format: 'date-time' },
-    device: nullable('string'),
-    sni: nullable('string'),
-    serverName: nullable('string'),
-    service: nullable('string'),
-    vendor: nullable('string'),
-    open: { type: 'boolean' },
-  },
-  required: ['proto', 'client', 'clientPort', 'server', 'serverPort', 'bytesUp', 'bytesDown', 'open'],
-} as const;
+// every MAC in a path or a filter is read by the one rule (collector/mac.ts)
+const mac = () => Type.String({ pattern: MAC_PATTERN });
+const since = (what: string) => Type.Optional(Type.String({ format: 'date-time', description: `${what} that started at or after` }));
+const until = (what: string) => Type.Optional(Type.String({ format: 'date-time', description: `${what} that started before` }));
+const page = (maximum: number, byDefault: number) => Type.Optional(Type.Integer({ minimum: 1, maximum, default: byDefault }));
 
-const MAC = '^[0-9a-fA-F]{2}([:-]?[0-9a-fA-F]{2}){5}$';
+/**
+ * A wake event as POSTed: the wake-event file's record format. It documents the body (OpenAPI); the
+ * records themselves are read by collector/detect/wake-events.ts's parseWakeRecord, as files and MQTT are.
+ */
+export const wakeEventSchema = Type.Object({
+  time: Type.Union([Type.String(), Type.Number()], { description: 'ISO 8601 with a zone, or epoch seconds or milliseconds' }),
+  device: Type.Optional(orNull(Type.String({ maxLength: MAX_WAKE_DEVICE_LENGTH }), { description: 'MAC or device name; absent: no device in particular' })),
+  source: Type.Optional(Type.String({ maxLength: MAX_WAKE_SOURCE_LENGTH, description: 'Where the event came from (default api)' })),
+  intended: Type.Optional(Type.Union([Type.Boolean(), Type.String()], { description: 'false (or "false", "no", "0"): the audio was not meant for the assistant' })),
+}, { $id: 'WakeEvent', description: 'Other keys are ignored, except a misspelling of a field the record lacks ("devic"): that is refused.' });
 
-/** A wake event as POSTed: the wake-event file's record format (docs/wake-events). */
-export const wakeEventSchema = {
-  $id: 'WakeEvent',
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    time: { type: ['string', 'number'], description: 'ISO 8601 with a zone, or epoch seconds or milliseconds' },
-    device: nullable('string', { maxLength: MAX_WAKE_DEVICE_LENGTH, description: 'MAC or device name; absent: no device in particular' }),
-    source: { type: 'string', maxLength: MAX_WAKE_SOURCE_LENGTH, description: 'Where the event came from (default api)' },
-    intended: { type: 'boolean', description: 'false: the audio was not meant for the assistant' },
-  },
-  required: ['time'],
-} as const;
+export const macParams = Type.Object({ mac: mac() });
 
-export const macParams = {
-  type: 'object',
-  properties: { mac: { type: 'string', pattern: MAC } },
-  required: ['mac'],
-} as const;
+export const idParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{12}-\\d+$', maxLength: 40 }) });
 
-export const idParams = {
-  type: 'object',
-  properties: { id: { type: 'string', pattern: '^[0-9a-f]{12}-\\d+$', maxLength: 40 } },
-  required: ['id'],
-} as const;
+export const activationsQuery = Type.Object({
+  since: since('Activations'),
+  until: until('Activations'),
+  device: Type.Optional(mac()),
+  verdict: Type.Optional(Type.Unsafe<(typeof VERDICTS)[number]>({ type: 'string', enum: [...VERDICTS] })),
+  limit: page(1000, 100),
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+}, { additionalProperties: false });
 
-export const activationsQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    since: { type: 'string', format: 'date-time', description: 'Activations that started at or after' },
-    until: { type: 'string', format: 'date-time', description: 'Activations that started before' },
-    device: { type: 'string', pattern: MAC },
-    verdict: { type: 'string', enum: ['confirmed', 'suspected', 'unverified'] },
-    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-    offset: { type: 'integer', minimum: 0, default: 0 },
-  },
-} as const;
+export const callsQuery = Type.Object({
+  since: since('Calls'),
+  until: until('Calls'),
+  device: Type.Optional(mac()),
+  limit: page(1000, 100),
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+}, { additionalProperties: false });
 
-export const callsQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    since: { type: 'string', format: 'date-time', description: 'Calls that started at or after' },
-    until: { type: 'string', format: 'date-time', description: 'Calls that started before' },
-    device: { type: 'string', pattern: MAC },
-    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-    offset: { type: 'integer', minimum: 0, default: 0 },
-  },
-} as const;
+export const flowsQuery = Type.Object({
+  device: Type.Optional(mac()),
+  limit: page(10000, 1000),
+}, { additionalProperties: false });
 
-export const flowsQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    device: { type: 'string', pattern: MAC },
-    limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
-  },
-} as const;
-
-export const labelBody = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { label: { type: 'string', enum: ['intended', 'not-intended'] } },
-  required: ['label'],
-} as const;
+export const labelBody = Type.Object({
+  label: Type.Unsafe<'intended' | 'not-intended'>({ type: 'string', enum: ['intended', 'not-intended'] }),
+}, { additionalProperties: false });
 
 /** The owner's presence (PUT /api/v1/presence). */
-export const presenceBody = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { away: { type: 'boolean', description: 'true: nobody is home (uploads without a wake word get the reason owner-away)' } },
-  required: ['away'],
-} as const;
+export const presenceBody = Type.Object({
+  away: Type.Boolean({ description: 'true: nobody is home (uploads without a wake word get the reason owner-away)' }),
+}, { additionalProperties: false });
 
 /** The owner's presence as the API shows it. */
-export const presenceSchema = {
-  type: 'object',
-  properties: {
-    away: { type: ['boolean', 'null'], description: 'The live state (MQTT or this API); null: never set' },
-    since: { type: ['string', 'null'], description: 'When the live state was set (ISO 8601)' },
-    source: { type: ['string', 'null'], description: 'Who set it: api, mqtt' },
-    schedule: { type: 'array', items: { type: 'string' }, description: 'detect.away, the usual away times' },
-    awayNow: { type: 'boolean', description: 'The schedule or the live state says the owner is away now' },
-  },
-} as const;
+export const presenceSchema = Type.Object({
+  away: Type.Optional(orNull(Type.Boolean(), { description: 'The live state (MQTT or this API); null: never set' })),
+  since: Type.Optional(orNull(Type.String(), { description: 'When the live state was set (ISO 8601)' })),
+  source: Type.Optional(orNull(Type.String(), { description: 'Who set it: api, mqtt' })),
+  schedule: Type.Optional(Type.Array(Type.String(), { description: 'detect.away, the usual away times' })),
+  awayNow: Type.Optional(Type.Boolean({ description: 'The schedule or the live state says the owner is away now' })),
+});
 
 /** One wake event or a batch (a lone record is taken as a batch of one). */
-export const wakeEventsBody = {
-  type: 'array',
-  items: { $ref: 'WakeEvent#' },
-  minItems: 1,
-  maxItems: 10000,
-} as const;
-
-/** Normalizes a MAC in any of the accepted spellings to aa:bb:cc:dd:ee:ff. */
-export function normalizeMac(mac: string): string {
-  const hex = mac.replace(/[:-]/g, '').toLowerCase();
-  return hex.replace(/(..)(?!$)/g, '$1:');
-}
+export const wakeEventsBody = Type.Union([
+  Type.Ref(wakeEventSchema),
+  Type.Array(Type.Ref(wakeEventSchema), { minItems: 1, maxItems: 10000 }),
+]);

@@ -10,6 +10,7 @@ import { Type, type Static, type TSchema, type TObject } from '@sinclair/typebox
 import { Value } from '@sinclair/typebox/value';
 import type * as Yaml from 'yaml';
 import { earshotError } from './errors.js';
+import { MAC_PATTERN } from './mac.js';
 
 // YAML is loaded only when there is a config file to read
 const require = createRequire(import.meta.url);
@@ -24,8 +25,6 @@ const str = (d: string | null, description: string, extra: Extra = {}) =>
     ? Type.Union([Type.String(), Type.Null()], { default: null, description, ...extra })
     : Type.String({ default: d, description, ...extra });
 
-/** A MAC address as a key of `devices`: aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff. */
-const MAC_KEY = '^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$';
 
 /**
  * Deepest nesting a config file may have: the schema's deepest key is 4 levels down, and a deeper
@@ -67,7 +66,7 @@ export const ConfigSchema = Type.Object(
       { additionalProperties: false, default: {} },
     ),
     devices: Type.Record(
-      Type.String({ pattern: MAC_KEY }),
+      Type.String({ pattern: MAC_PATTERN }),
       Type.Object(
         {
           name: Type.Optional(Type.String({ maxLength: 64 })),

@@ -8,6 +8,7 @@
  * options once, and a string is at most MAX_STRING characters. Option overload (52: options in the
  * sname/file fields) is not followed; the fields this module reports are in the options area in practice.
  */
+import { formatMac, readMac } from '../mac.js';
 
 /** What a DHCP message says. */
 export interface DhcpInfo {
@@ -121,9 +122,7 @@ function appendString(previous: string | null, buf: Buffer, from: number, size: 
 }
 
 function macAt(buf: Buffer, at: number): string {
-  let text = '';
-  for (let i = 0; i < 6; i++) text += (i ? ':' : '') + buf[at + i].toString(16).padStart(2, '0');
-  return text;
+  return formatMac(readMac(buf, at));
 }
 
 function ipv4(value: number): string {

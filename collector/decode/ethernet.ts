@@ -4,6 +4,7 @@
  * header starts and which IP version it is (or non-IP, or damaged).
  */
 import { u16 } from '../bytes.js';
+import { readMac } from '../mac.js';
 import type { DecodedPacket } from './packet.js';
 
 /** Outcomes of the link layer, in LinkCursor.kind. */
@@ -29,11 +30,6 @@ const ETH_MPLS_MULTICAST = 0x8848;
 const PPP_IPV4 = 0x0021;
 const PPP_IPV6 = 0x0057;
 
-/** Reads a 48-bit MAC at `at` as an integer (caller checks the bounds). */
-export function readMac(buf: Buffer, at: number): number {
-  return (buf[at] * 0x10000 + buf[at + 1] * 0x100 + buf[at + 2]) * 0x1000000
-    + buf[at + 3] * 0x10000 + buf[at + 4] * 0x100 + buf[at + 5];
-}
 
 /** Decodes an Ethernet II / 802.3 frame in buf[offset, end): MACs into pkt, network layer into cursor. */
 export function decodeEthernet(buf: Buffer, offset: number, end: number, pkt: DecodedPacket, cursor: LinkCursor): void {

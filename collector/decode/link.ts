@@ -3,7 +3,8 @@
  * IP. Each fills the reused LinkCursor with where the network layer starts and what it is.
  */
 import { u16, u32 } from '../bytes.js';
-import { decodeEtherType, LinkCursor, NET_ERROR, NET_IPV4, NET_IPV6, NET_NONE, readMac } from './ethernet.js';
+import { readMac } from '../mac.js';
+import { decodeEtherType, LinkCursor, NET_ERROR, NET_IPV4, NET_IPV6, NET_NONE } from './ethernet.js';
 import type { DecodedPacket } from './packet.js';
 
 const ARPHRD_IEEE80211_RADIOTAP = 803;

@@ -141,9 +141,5 @@ export function ipv4Text(word: number): string {
   return text;
 }
 
-/** Formats a 48-bit MAC integer as aa:bb:cc:dd:ee:ff. */
-export function formatMac(mac: number): string {
-  if (mac < 0) return '';
-  const hex = mac.toString(16).padStart(12, '0');
-  return hex.replace(/(..)(?!$)/g, '$1:');
-}
+// MAC text is collector/mac.ts's; re-exported here for the modules that render packets and flows
+export { formatMac } from '../mac.js';

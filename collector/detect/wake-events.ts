@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { earshotError, type ErrorCode } from '../errors.js';
 import { fileError } from '../capture/input.js';
+import { normalizeMac } from '../mac.js';
 
 /** One wake-word event. */
 export interface WakeEvent {
@@ -33,8 +34,6 @@ const SECONDS_BELOW = 1e11;
 /** Later than 2100-01-01 is a unit mistake (microseconds), not a time. */
 const LATEST_MS = 4_102_444_800_000;
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?\s*([Zz]|[+-]\d{2}(?::?\d{2})?)?$/;
-const MAC = /^[0-9a-f]{2}([:-]?)(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}$/i;
-const CISCO_MAC = /^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$/i;
 
 /** A value for a message: JSON-quoted (so it stays on one line) and cut to a readable length. */
 export function quote(value: unknown): string {
@@ -92,11 +91,7 @@ export function parseTime(value: unknown, field = 'time'): number {
 export function normalizeDevice(value: string): string | null {
   const text = value.trim();
   if (text === '') return null;
-  if (MAC.test(text) || CISCO_MAC.test(text)) {
-    const hex = text.replace(/[^0-9a-f]/gi, '').toLowerCase();
-    return hex.match(/../g)!.join(':');
-  }
-  return text;
+  return normalizeMac(text) ?? text;
 }
 
 function parseDevice(value: unknown): string | null {
@@ -228,18 +223,85 @@ export function looksLikeJson(text: string): boolean {
   return first !== undefined && /^\s*[{[]/.test(first.text);
 }
 
+/** The fields of a wake-event record. */
+const WAKE_FIELDS = ['time', 'device', 'source', 'intended'] as const;
+
+/** One record's fields, read through `get` (a JSON object's own keys, a CSV row's columns); throws a FieldProblem. */
+function eventOf(get: (key: string) => unknown, fallbackSource: string): WakeEvent {
+  const time = get('time');
+  if (time === undefined || time === '') throw new FieldProblem('time: missing');
+  const wakeEvent: WakeEvent = { time: parseTime(time), device: parseDevice(get('device')), source: parseSource(get('source'), fallbackSource) };
+  const intended = parseIntended(get('intended'));
+  if (intended !== undefined) wakeEvent.intended = intended;
+  return wakeEvent;
+}
+
+/** Edit distance of two short strings, capped: only "within 2" matters. */
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = row;
+  }
+  return previous[b.length];
+}
+
+/**
+ * A key that is a misspelling of a field the record lacks ("devic", "Device", "intendet"). Other keys are
+ * left alone (a record may carry "room" or "entity_id" from the system that wrote it), but a misspelt
+ * "device" would make an event for one speaker count for every speaker, so that one is refused.
+ */
+function misspeltField(record: Record<string, unknown>): string | null {
+  for (const key of Object.keys(record)) {
+    if ((WAKE_FIELDS as readonly string[]).includes(key) || key.length < 3) continue;
+    const lower = key.toLowerCase();
+    if (WAKE_FIELDS.some((field) => !Object.hasOwn(record, field) && editDistance(lower, field) <= 2)) return key;
+  }
+  return null;
+}
+
+/** Why a wake-event record was refused: the code, where (in the sender's terms) and what, naming the field. */
+export interface WakeRecordError {
+  code: 'EARSHOT_ERR_WAKE_EVENTS';
+  /** Where the record is: "events.jsonl:3", "record 2" (MQTT), "body/1" (API); '' for a lone record. */
+  location: string;
+  /** The problem, starting with the field: `time: missing`, `devic is not allowed`. */
+  problem: string;
+}
+
+export type WakeRecordResult = { ok: true; event: WakeEvent } | { ok: false; error: WakeRecordError };
+
+/**
+ * One wake-event record as a JSON value: the one reader of the record format for files (JSON Lines),
+ * MQTT and the API, so a record gets the same verdict and the same problem text from each. Never throws
+ * for bad input; each sender puts the location in its own terms.
+ */
+export function parseWakeRecord(value: unknown, fallbackSource: string, location: string): WakeRecordResult {
+  const refuse = (problem: string): WakeRecordResult => ({ ok: false, error: { code: 'EARSHOT_ERR_WAKE_EVENTS', location, problem } });
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return refuse('not a JSON object');
+  const record = value as Record<string, unknown>;
+  let event: WakeEvent;
+  try {
+    event = eventOf((key) => (Object.hasOwn(record, key) ? record[key] : undefined), fallbackSource);
+  } catch (err) {
+    if (err instanceof FieldProblem) return refuse(err.message);
+    throw err;
+  }
+  const misspelt = misspeltField(record);
+  return misspelt === null ? { ok: true, event } : refuse(`${misspelt} is not allowed`);
+}
+
+/** A refused record as one line: "events.jsonl:3: time: missing", "record 2: ..."; the problem alone for a lone record. */
+export function wakeRecordLine(error: WakeRecordError): string {
+  return error.location === '' ? error.problem : `${error.location}: ${error.problem}`;
+}
+
 /** Parses a wake-event file: JSON Lines when the first content line starts with `{`, else CSV. */
 export function parseWakeEvents(text: string, fileName: string): WakeEvent[] {
   const fail = failer('EARSHOT_ERR_WAKE_EVENTS', fileName);
   const fallbackSource = fileName === '-' ? 'stdin' : basename(fileName);
-  const event = (line: number, get: (key: string) => unknown): WakeEvent => atLine(fail, line, () => {
-    const time = get('time');
-    if (time === undefined || time === '') throw new FieldProblem('time: missing');
-    const wakeEvent: WakeEvent = { time: parseTime(time), device: parseDevice(get('device')), source: parseSource(get('source'), fallbackSource) };
-    const intended = parseIntended(get('intended'));
-    if (intended !== undefined) wakeEvent.intended = intended;
-    return wakeEvent;
-  });
 
   if (looksLikeJson(text)) {
     return contentLines(text).map(({ line, text: json }) => {
@@ -249,9 +311,9 @@ export function parseWakeEvents(text: string, fileName: string): WakeEvent[] {
       } catch {
         fail(line, 'not valid JSON (each line must be one JSON object)');
       }
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(line, 'not a JSON object');
-      const record = value as Record<string, unknown>;
-      return event(line, (key) => (Object.hasOwn(record, key) ? record[key] : undefined));
+      const result = parseWakeRecord(value, fallbackSource, `${fileName}:${line}`);
+      if (!result.ok) throw earshotError(result.error.code, result.error.location, result.error.problem);
+      return result.event;
     });
   }
 
@@ -270,10 +332,10 @@ export function parseWakeEvents(text: string, fileName: string): WakeEvent[] {
     if (fields.length !== header.fields.length) {
       fail(line, `${fields.length} fields, the header has ${header.fields.length} (quote fields that contain commas)`);
     }
-    return event(line, (key) => {
+    return atLine(fail, line, () => eventOf((key) => {
       const index = columns.get(key);
       return index === undefined ? undefined : fields[index].trim();
-    });
+    }, fallbackSource));
   });
 }
 

@@ -12,7 +12,7 @@ import type { DhcpInfo } from '../decode/dhcp.js';
 import type { MdnsInfo } from '../decode/mdns-sd.js';
 import type { SsdpInfo } from '../decode/ssdp.js';
 import { mayBeAssistant, refresh } from './classify.js';
-import { parseMac } from './oui.js';
+import { parseMac, parseMacOrThrow } from '../mac.js';
 import { addBounded, Device } from './device.js';
 
 export interface DeviceConfig {
@@ -100,7 +100,7 @@ export class Inventory {
   private announceRefillMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly oui: OuiLookup, private readonly options: InventoryOptions) {
-    for (const [mac, cfg] of Object.entries(options.devices)) this.overrides.set(parseMac(mac), cfg);
+    for (const [mac, cfg] of Object.entries(options.devices)) this.overrides.set(parseMacOrThrow(mac, `devices: ${mac}`), cfg);
     this.maxKept = Math.max(1, Math.floor(options.maxDevices / 2));
   }
 

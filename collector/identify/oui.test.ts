@@ -15,7 +15,8 @@ import { describe, expect, it } from 'vitest';
 import { tshark } from '../../test/helpers/decode-test-support.js';
 import { describeShared, REAL_CAPTURES } from '../../test/helpers/shared.js';
 import { isEarshotError } from '../errors.js';
-import { buildOuiTable, parseMac, vendorOfOrganization } from './oui.js';
+import { parseMac } from '../mac.js';
+import { buildOuiTable, vendorOfOrganization } from './oui.js';
 
 /** One tshark run per real capture, all at once: minutes when the whole suite shares two cores. */
 const GOLDEN_TIMEOUT_MS = 300_000;

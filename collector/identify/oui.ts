@@ -272,13 +272,6 @@ function checkTable(bytes: Buffer, begin: number, path: string): number {
   return size;
 }
 
-/** Parses "aa:bb:cc:dd:ee:ff" (or with '-' or '.' separators, or none) into a 48-bit integer; -1 if not a MAC. */
-export function parseMac(text: string): number {
-  const hex = text.replace(/[:.-]/g, '');
-  if (!/^[0-9a-fA-F]{12}$/.test(hex)) return -1;
-  return parseInt(hex, 16);
-}
-
 /**
  * The bundled table: beside this module in the source tree; when running from dist/ (which holds only
  * compiled code), in the source tree's collector/identify/data/ three levels up.

@@ -12,7 +12,7 @@ import { sealJson, unsealJson } from '../data-dir.js';
 import { keepDamagedCopy, quarantine, writeFileAtomic } from '../durable.js';
 import { earshotError } from '../errors.js';
 import type { DnsCache, DnsCacheRow } from '../tag/dns-cache.js';
-import { parseMac } from './oui.js';
+import { parseMac } from '../mac.js';
 import type { Inventory, SavedDevice } from './inventory.js';
 
 export { prepareDataDir } from '../data-dir.js';

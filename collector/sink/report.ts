@@ -13,70 +13,18 @@ import type { Activation } from '../detect/detector.js';
 import type { Device } from '../identify/device.js';
 import { DeviceTotalsStore } from './device-totals.js';
 import { NewestRing } from './ring.js';
+import type { Static } from '@sinclair/typebox';
+import { REPORT_SCHEMA, type ReportActivation, type ReportCall, type ReportDevice, type ReportFlow, type ReportSchema } from './report-schema.js';
 
-export const REPORT_SCHEMA = 'earshot.report/1';
-
-export interface ReportDevice {
-  mac: string;
-  ips: string[];
-  vendor: string | null;
-  assistant: boolean;
-  name: string | null;
-  /** Model when known (mDNS/SSDP announcements, config). */
-  model: string | null;
-  /** Why earshot thinks what it thinks about the device, in words. */
-  evidence: string[];
-  /** Bytes the device sent and received (frame lengths), over all its flows. */
-  bytesUp: number;
-  bytesDown: number;
-}
-
-export interface ReportFlow {
-  proto: 'tcp' | 'udp';
-  client: string;
-  clientPort: number;
-  server: string;
-  serverPort: number;
-  packetsUp: number;
-  packetsDown: number;
-  bytesUp: number;
-  bytesDown: number;
-  first: string;
-  last: string;
-  device: string | null;
-  sni: string | null;
-  serverName: string | null;
-  nameSource: 'sni' | 'dns' | 'ip-range' | null;
-  service: string | null;
-  vendor: string | null;
-}
-
-export interface ReportDns {
-  time: string;
-  name: string;
-  type: 'A' | 'AAAA' | 'CNAME';
-  data: string;
-  ttl: number;
-}
+// the report's shape is written once, in report-schema.ts; the types here are derived from it
+export { REPORT_SCHEMA };
+export type { ReportActivation, ReportCall, ReportDevice, ReportDns, ReportFlow } from './report-schema.js';
+/** The whole report, as report-schema.ts describes it. */
+export type Report = Static<typeof ReportSchema>;
 
 /** The report with its flows in some form (records, or live Flow objects converted while writing). */
 export interface ReportOf<F> extends Omit<Report, 'flows'> {
   flows: readonly F[];
-}
-
-export interface ReportActivation {
-  id: string;
-  device: string;
-  start: string;
-  end: string;
-  bytesUp: number;
-  bytesDown: number;
-  server: string | null;
-  serverName: string | null;
-  score: number;
-  verdict: 'confirmed' | 'suspected' | 'unverified';
-  reasons: string[];
-  wakeEvent: string | null;
 }
 
 /** The report form of an activation. */
@@ -86,24 +34,6 @@ export function activationToReport(a: Activation): ReportActivation {
     server: a.server, serverName: a.serverName, score: a.score, verdict: a.verdict, reasons: a.reasons,
     wakeEvent: a.wakeEventMs === null ? null : isoTime(a.wakeEventMs),
   };
-}
-
-/** A call (two-way media of an assistant: a call, Drop In, video); never an activation. */
-export interface ReportCall {
-  id: string;
-  kind: 'call';
-  device: string;
-  start: string;
-  end: string;
-  durationS: number;
-  packetsUp: number;
-  packetsDown: number;
-  bytesUp: number;
-  bytesDown: number;
-  stunPackets: number;
-  mediaSeconds: number;
-  peers: string[];
-  peersTruncated: boolean;
 }
 
 /** The report form of a call. */
@@ -117,25 +47,6 @@ export function callToReport(c: Call): ReportCall {
 
 /** Most calls the report keeps (the newest): a call lasts minutes, so a month of them fits. */
 export const MAX_REPORT_CALLS = 10_000;
-
-export interface Report {
-  schema: typeof REPORT_SCHEMA;
-  capture: {
-    packets: number;
-    bytes: number;
-    first: string | null;
-    last: string | null;
-    decodeErrors: number;
-    truncated: boolean;
-  };
-  devices: ReportDevice[];
-  flows: ReportFlow[];
-  dns: ReportDns[];
-  activations: ReportActivation[];
-  calls: ReportCall[];
-  /** Self-metrics of the run: what was dropped, evicted or not understood. */
-  stats: Record<string, number>;
-}
 
 // formatted seconds, direct-mapped by the second's low bits: reports hold many close times, and a
 // flow's first and last time alternate, so one remembered second would miss half the time

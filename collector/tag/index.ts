@@ -15,6 +15,7 @@ import { addBounded, type Device } from '../identify/device.js';
 import type { Inventory } from '../identify/inventory.js';
 import type { Catalog, CatalogEntry } from './catalog.js';
 import { DnsCache } from './dns-cache.js';
+import { isGroupMac } from '../mac.js';
 
 export interface VendorRanges {
   lookup(ipVersion: number, words: ArrayLike<number>): { vendor: string; prefix: string; source: string } | null;
@@ -56,10 +57,6 @@ function compileVoicePrefixes(prefixes: ReadonlyArray<{ vendor: string; prefix: 
   };
 }
 
-/** Group (multicast, broadcast) MACs name no device. */
-function isUnicastMac(mac: number): boolean {
-  return Math.floor(mac / 2 ** 40) % 2 === 0;
-}
 
 /** Registrable-ish domain (last two labels) for counting how widely a device browses. */
 function domainOf(name: string): string {
@@ -189,7 +186,7 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
       if (flow.bothLocal) {
         // LAN traffic tells about both ends: a Sonos is the server of its controller's connection
         if (device) observeLocal(flow, device);
-        if (flow.peerMac !== null && isUnicastMac(flow.peerMac)) observeLocal(flow, inventory.get(flow.peerMac, flow.lastMs));
+        if (flow.peerMac !== null && !isGroupMac(flow.peerMac)) observeLocal(flow, inventory.get(flow.peerMac, flow.lastMs));
         return;
       }
       const address = server(flow);

@@ -1,18 +1,17 @@
 /**
  * Wake events from MQTT: a JSON payload holding one record or an array of them, each in the record
  * format of --wake-events files ({ time, device?, source?, intended? }). Each record goes through the
- * file parser itself (parseWakeEvents), so a record means the same on MQTT as in a file; the source
- * defaults to "mqtt". Good records are kept even when others in the same array are bad.
+ * record reader of files and the API (parseWakeRecord), so a record means the same on MQTT as there; the
+ * source defaults to "mqtt". Good records are kept even when others in the same array are bad.
  */
-import { isEarshotError } from '../../errors.js';
-import { parseWakeEvents, type WakeEvent } from '../../detect/wake-events.js';
+import { parseWakeRecord, wakeRecordLine, type WakeEvent } from '../../detect/wake-events.js';
 
 /** Largest payload read; a wake event is ~100 bytes. */
 export const MAX_WAKE_PAYLOAD_BYTES = 64 * 1024;
 /** Most records read from one payload. */
 export const MAX_WAKE_RECORDS = 1000;
 
-/** The fallback source: parseWakeEvents names events after the file, so the "file" is called mqtt. */
+/** The source of a record that names none. */
 const SOURCE = 'mqtt';
 
 export interface WakePayload {
@@ -40,19 +39,9 @@ export function parseWakePayload(payload: Buffer): WakePayload {
   const events: WakeEvent[] = [];
   const problems: string[] = [];
   records.forEach((record, index) => {
-    const where = single ? '' : `record ${index + 1}: `;
-    if (typeof record !== 'object' || record === null || Array.isArray(record)) {
-      problems.push(`${where}not a JSON object`);
-      return;
-    }
-    try {
-      // one line of JSON Lines: JSON.stringify escapes line breaks, so the record stays one line
-      events.push(...parseWakeEvents(JSON.stringify(record), SOURCE));
-    } catch (err) {
-      if (!isEarshotError(err)) throw err;
-      // the file parser says "mqtt:1: time: missing"; the location is ours to give
-      problems.push(`${where}${err.message.replace(/^mqtt:\d+: /, '')}`);
-    }
+    const result = parseWakeRecord(record, SOURCE, single ? '' : `record ${index + 1}`);
+    if (result.ok) events.push(result.event);
+    else problems.push(wakeRecordLine(result.error));
   });
   return { events, problems };
 }
