@@ -12,6 +12,7 @@ import { doctorSpec, runDoctor } from './doctor.js';
 import { importSpec, runImport } from './import.js';
 import { collectSpec, replaySpec, runCollect, runReplay, type CliIo } from './run-capture.js';
 import { demoSpec, runDemo } from './demo.js';
+import { checkReplay } from './replay-check.js';
 import type { Logger } from '../log.js';
 
 interface Command {
@@ -20,7 +21,8 @@ interface Command {
 }
 
 const COMMANDS: Command[] = [
-  { spec: replaySpec, run: runReplay },
+  // an old capture into InfluxDB is refused before it is read (replay-check.ts)
+  { spec: replaySpec, run: async (parsed, io, log) => { await checkReplay(parsed); return runReplay(parsed, io, log); } },
   { spec: collectSpec, run: runCollect },
   { spec: catalogSpec, run: runCatalog },
   { spec: importSpec, run: runImport },
