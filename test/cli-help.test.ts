@@ -97,3 +97,25 @@ describe('earshot <command> --help', () => {
     for (const c of COMMANDS) for (const f of commonConfigFlags(c)) expect(flags).toContain(f);
   });
 });
+
+describe('earshot catalog --format text', () => {
+  it('fits 80 columns when not on a terminal, with every entry and its whole source', async () => {
+    const text = await runCli(['catalog', '--format', 'text']);
+    const json = JSON.parse((await runCli(['catalog', '--format', 'json'])).stdout) as { entries: Array<{ pattern: string; source: string }> };
+    expect(text.code).toBe(0);
+    expect(widest(text.stdout)).toBeLessThanOrEqual(80);
+    const flat = text.stdout.replace(/\s+/g, ' ');
+    for (const e of json.entries) {
+      expect(text.stdout).toMatch(new RegExp(`^${e.pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `, 'm'));
+      expect(flat).toContain(e.source.replace(/\s+/g, ' '));
+    }
+  });
+
+  it.skipIf(!haveScript)('on a wide terminal: the source beside the other columns', () => {
+    const wide = inTerminal(220, ['catalog', '--format', 'text']);
+    expect(wide.split('\n')[0]).toMatch(/^pattern +vendor +service +source$/);
+    expect(wide).toMatch(/^avs-alexa-\*\.amazon\.com +amazon +voice +Alexa Voice Service endpoints/m);
+    expect(widest(wide)).toBeLessThanOrEqual(220);
+  });
+});
+
