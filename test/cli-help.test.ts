@@ -36,6 +36,8 @@ describe('earshot --help', () => {
     expect(widest(r.stdout)).toBeLessThanOrEqual(80);
     for (const c of COMMANDS) expect(r.stdout).toMatch(new RegExp(`^ {2}${c} +[A-Z]`, 'm'));
     expect(r.stdout).toContain('--help-all');
+    // at the top there is nothing more to show
+    expect((await runCli(['--help-all'])).stdout).toBe(r.stdout);
   });
 
   it.skipIf(!haveScript)('on a terminal: wrapped to its width', () => {

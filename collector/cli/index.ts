@@ -38,7 +38,7 @@ function version(): string {
 /** Runs the CLI with `argv` (without node and script); resolves with the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined || name === '--help' || name === '--help-all' || name === '-h' || name === 'help') {
     const topic = COMMANDS.find((c) => c.spec.name === rest[0]);
     const width = helpWidth(io.stdout);
     io.stdout.write(topic ? commandHelp(topic.spec, { width, all: rest.includes('--help-all') }) : mainHelp(COMMANDS.map((c) => c.spec), width));
