@@ -1,7 +1,7 @@
 /** `earshot catalog`: prints the endpoint catalogue (shipped entries plus the config's) with sources. */
 import { buildCatalog } from '../collector/tag/catalog.js';
 import { earshotError } from '../collector/errors.js';
-import type { CommandSpec, ParsedCommand } from './args.js';
+import { helpWidth, wrap, type CommandSpec, type ParsedCommand } from './args.js';
 import type { CliIo } from './run-capture.js';
 
 export const catalogSpec: CommandSpec = {
@@ -28,12 +28,21 @@ export async function runCatalog(parsed: ParsedCommand, io: CliIo): Promise<numb
     io.stdout.write(`${JSON.stringify({ files: catalog.files, entries, voicePrefixes: catalog.voicePrefixes }, null, 2)}\n`);
     return 0;
   }
+  const columns = helpWidth(io.stdout);
   const width = Math.max(...entries.map((e) => e.pattern.length), 7);
-  const lines = [`${'pattern'.padEnd(width)}  vendor  service             source`];
-  for (const e of entries) lines.push(`${e.pattern.padEnd(width)}  ${(e.vendor ?? '-').padEnd(6)}  ${e.service.padEnd(18)}  ${e.source}${e.origin === 'config' ? ' [config]' : ''}`);
+  // the source beside the other columns when it has room there, else on lines of its own below them
+  const sourceAt = width + 2 + 8 + 20;
+  const beside = columns - sourceAt >= 30;
+  const lines = [`${'pattern'.padEnd(width)}  vendor  service${beside ? '             source' : ''}`];
+  for (const e of entries) {
+    const source = `${e.source}${e.origin === 'config' ? ' [config]' : ''}`;
+    const row = `${e.pattern.padEnd(width)}  ${(e.vendor ?? '-').padEnd(6)}  ${e.service}`;
+    if (beside) lines.push(`${row.padEnd(sourceAt)}${wrap(source, columns - sourceAt, sourceAt)}`);
+    else lines.push(row, `    ${wrap(source, columns - 4, 4)}`);
+  }
   lines.push('', `Voice address ranges (for voice connections that carry no name):`);
-  for (const v of catalog.voicePrefixes) lines.push(`  ${v.vendor.padEnd(8)}${v.prefix.padEnd(18)}${v.source}`);
-  lines.push('', `Files: ${catalog.files.map((f) => `${f.file} (${f.updated})`).join(', ')}`);
+  for (const v of catalog.voicePrefixes) lines.push(`  ${v.vendor.padEnd(8)}${v.prefix.padEnd(18)}${wrap(v.source, columns - 28, 28)}`);
+  lines.push('', wrap(`Files: ${catalog.files.map((f) => `${f.file} (${f.updated})`).join(', ')}`, columns, 2));
   io.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }

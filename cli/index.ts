@@ -6,12 +6,13 @@ import { readFileSync } from 'node:fs';
 import { EXIT_BUG, isEarshotError } from '../collector/errors.js';
 import { packagePath } from '../collector/paths.js';
 import { buildLogger } from '../collector/log.js';
-import { commandHelp, parseCommand, type CommandSpec, type ParsedCommand } from './args.js';
+import { commandHelp, helpWidth, mainHelp, parseCommand, type CommandSpec, type ParsedCommand } from './args.js';
 import { catalogSpec, runCatalog } from './catalog.js';
 import { doctorSpec, runDoctor } from './doctor.js';
 import { importSpec, runImport } from './import.js';
 import { collectSpec, replaySpec, runCollect, runReplay, type CliIo } from './run-capture.js';
 import { demoSpec, runDemo } from './demo.js';
+import { checkReplay } from './replay-check.js';
 import type { Logger } from '../collector/log.js';
 
 interface Command {
@@ -20,7 +21,8 @@ interface Command {
 }
 
 const COMMANDS: Command[] = [
-  { spec: replaySpec, run: runReplay },
+  // an old capture into InfluxDB is refused before it is read (replay-check.ts)
+  { spec: replaySpec, run: async (parsed, io, log) => { await checkReplay(parsed); return runReplay(parsed, io, log); } },
   { spec: collectSpec, run: runCollect },
   { spec: catalogSpec, run: runCatalog },
   { spec: importSpec, run: runImport },
@@ -33,32 +35,13 @@ function version(): string {
   return pkg.version;
 }
 
-function mainHelp(): string {
-  const lines = [
-    'Usage: earshot <command> [options]',
-    '',
-    'Watches voice assistants (Amazon Echo, Apple HomePod, Google Nest, Sonos) from the router and tells',
-    'you when they sent audio to the cloud, and when nobody had said the wake word.',
-    '',
-    'Commands:',
-    ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(10)}${c.spec.summary.split('. ')[0].replace(/\.$/, '')}.`),
-    '',
-    'Run "earshot <command> --help" for its options. Every configuration key is also a flag and an',
-    'EARSHOT_* environment variable; see docs/configuration.md.',
-    '',
-    'Options:',
-    '  -h, --help       Show this help.',
-    '  -V, --version    Show the version.',
-  ];
-  return `${lines.join('\n')}\n`;
-}
-
 /** Runs the CLI with `argv` (without node and script); resolves with the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined || name === '--help' || name === '--help-all' || name === '-h' || name === 'help') {
     const topic = COMMANDS.find((c) => c.spec.name === rest[0]);
-    io.stdout.write(topic ? commandHelp(topic.spec) : mainHelp());
+    const width = helpWidth(io.stdout);
+    io.stdout.write(topic ? commandHelp(topic.spec, { width, all: rest.includes('--help-all') }) : mainHelp(COMMANDS.map((c) => c.spec), width));
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === '-V') {
@@ -72,8 +55,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       return 2;
     }
     const parsed = parseCommand(command.spec, rest, io.env);
-    if (parsed.flags.help) {
-      io.stdout.write(commandHelp(command.spec));
+    if (parsed.flags.help || parsed.flags['help-all']) {
+      io.stdout.write(commandHelp(command.spec, { width: helpWidth(io.stdout), all: parsed.flags['help-all'] === true }));
       return 0;
     }
     const log = buildLogger(parsed.config.log, io.stderr);

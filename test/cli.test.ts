@@ -45,13 +45,13 @@ const validateReport = (() => {
 })();
 
 describe('earshot CLI', () => {
-  it('--help lists the commands; each command --help lists its flags and every config key', async () => {
+  it('--help lists the commands; each command --help-all lists its flags and every config key', async () => {
     const main = await runCli(['--help']);
     expect(main.code).toBe(0);
     expect(main.stdout).toMatch(/replay/);
     expect(main.stdout).toMatch(/collect/);
     for (const command of ['replay', 'collect']) {
-      const r = await runCli([command, '--help']);
+      const r = await runCli([command, '--help-all']);
       expect(r.code).toBe(0);
       for (const key of configKeys()) {
         expect(r.stdout).toContain(`--${key.flag}`);

@@ -317,7 +317,7 @@ describeInflux('InfluxDB sink (real influxd)', () => {
         await server.stop();
     try {
       const r = await runCli(['replay', join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng'), '--format', 'json', '--data-dir', dataDir,
-        '--influx-url', server.url, '--influx-db', newDb(), '--influx-wait', '1', '--influx-batch-size', '5', '--influx-spool-max-mb', '0.001', '--log-format', 'text']);
+        '--influx-url', server.url, '--influx-db', newDb(), '--influx-raw-retention', 'INF', '--influx-wait', '1', '--influx-batch-size', '5', '--influx-spool-max-mb', '0.001', '--log-format', 'text']);
       expect(r.code).toBe(3);
       const line = /earshot: error: (\d+) points were not written to InfluxDB: .* (\d+) points wait in the spool.*; (\d+) points were dropped because the spool was full/.exec(r.stderr);
       expect(line).not.toBeNull();

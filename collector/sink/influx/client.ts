@@ -1,28 +1,13 @@
 /**
- * The connection to InfluxDB: the `influx` package's InfluxDB class for InfluxQL (setup, queries), and
- * for writes our own small client on node:http, which sends gzip bodies and a token header, reads
- * every answer InfluxDB gives (see buildWriteClient) and its Retry-After. The writer decides what a
- * failure means.
+ * The connection to InfluxDB: one small client on node:http for InfluxDB 1.x's documented HTTP API
+ * (/write, /query, /ping). It sends gzip bodies and a token or basic-auth header, reads every answer
+ * InfluxDB gives (see buildInfluxClient) with its Retry-After and its error text. The writer decides
+ * what a failed write means. Why not the `influx` package, nor fetch: docs/influxdb.md ("The HTTP client").
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { createRequire } from 'node:module';
-import type { InfluxDB } from 'influx';
-import type { IBackoffStrategy } from 'influx/lib/src/backoff/backoff.js';
 import type { Config } from '../../config.js';
 import { earshotError } from '../../errors.js';
-
-// the influx package is loaded when a sink is built, not when earshot starts (most runs write nowhere)
-const require = createRequire(import.meta.url);
-let influxModule: typeof import('influx') | null = null;
-const influxPackage = () => (influxModule ??= require('influx') as typeof import('influx'));
-
-/** True for the influx package's error for an InfluxQL statement InfluxDB refused (HTTP 200 with an error). */
-export function isResultError(err: unknown): boolean {
-  return influxModule !== null && err instanceof influxModule.ResultError;
-}
-
-const noBackoff: IBackoffStrategy = { getDelay: () => 0, next: () => noBackoff, reset: () => noBackoff };
 
 /** Where and how to reach InfluxDB, from the config's influx section. */
 export interface InfluxTarget {
@@ -63,10 +48,6 @@ function baseUrl(target: InfluxTarget): string {
   return u.href;
 }
 
-function headers(target: InfluxTarget): Record<string, string> {
-  return target.token === null ? {} : { Authorization: `Token ${target.token}` };
-}
-
 /** What a write attempt came to. */
 export type WriteOutcome =
   | { kind: 'ok' }
@@ -85,8 +66,40 @@ export interface WriteClient {
   ping?(): Promise<boolean>;
 }
 
-/** The most of an answer's body that is read (InfluxDB's error answers are one short JSON object). */
+/** One series of an InfluxQL result, as /query answers it. */
+export interface QuerySeries {
+  name: string;
+  tags?: Record<string, string>;
+  columns: string[];
+  values?: unknown[][];
+}
+
+/** Writes, pings, and runs InfluxQL statements. */
+export interface InfluxClient extends WriteClient {
+  ping(): Promise<boolean>;
+  /**
+   * Runs one InfluxQL statement (POST /query) and resolves with its series. Rejects with an
+   * InfluxQueryError when InfluxDB refuses it, or with the network error when no answer came.
+   */
+  query(statement: string): Promise<QuerySeries[]>;
+}
+
+/**
+ * InfluxDB refused an InfluxQL statement: `status` is the HTTP status, 200 when the statement itself
+ * failed (InfluxDB answers 200 with the error in the statement's result: a bad statement, a duration
+ * it does not take), so a retry would not help.
+ */
+export class InfluxQueryError extends Error {
+  constructor(message: string, readonly status: number) {
+    super(message);
+    this.name = 'InfluxQueryError';
+  }
+}
+
+/** The most of a write answer's body that is read (InfluxDB's error answers are one short JSON object). */
 const MAX_ANSWER_BYTES = 64 * 1024;
+/** The most of a query answer's body that is read (setup reads policies and continuous queries: small). */
+const MAX_QUERY_ANSWER_BYTES = 4 * 1024 * 1024;
 /** The longest Retry-After taken as it is (beyond, Node's timers overflow; a minute is plenty). */
 export const MAX_RETRY_AFTER_MS = 5 * 60_000;
 
@@ -112,12 +125,12 @@ export function retryAfterMs(value: string | string[] | undefined, nowMs = Date.
 }
 
 /**
- * The write client, on node:http. Its parser is lenient (insecureHTTPParser) for InfluxDB's answers
- * only: InfluxDB 1.x copies a line it cannot parse into its X-Influxdb-Error header, control bytes and
- * all, and Node's strict parser throws that answer away (HPE_INVALID_HEADER_TOKEN), which made a bad
- * batch look like an unreachable server and blocked every batch behind it.
+ * The client, on node:http. Its parser is lenient (insecureHTTPParser) for InfluxDB's answers only:
+ * InfluxDB 1.x copies a line it cannot parse into its X-Influxdb-Error header, control bytes and all,
+ * and Node's strict parser (and fetch's) throws that answer away (HPE_INVALID_HEADER_TOKEN), which made
+ * a bad batch look like an unreachable server and blocked every batch behind it.
  */
-export function buildWriteClient(target: InfluxTarget): WriteClient {
+export function buildInfluxClient(target: InfluxTarget): InfluxClient {
   const secure = target.url.protocol === 'https:';
   const agent = secure ? new HttpsAgent({ keepAlive: true, maxSockets: 2 }) : new HttpAgent({ keepAlive: true, maxSockets: 2 });
   const prefix = target.url.pathname.replace(/\/$/, '');
@@ -125,7 +138,7 @@ export function buildWriteClient(target: InfluxTarget): WriteClient {
     ? { Authorization: `Token ${target.token}` }
     : target.username !== null ? { Authorization: `Basic ${Buffer.from(`${target.username}:${target.password ?? ''}`).toString('base64')}` } : {};
 
-  function send(method: 'GET' | 'POST', path: string, body: Buffer | null, headers: Record<string, string>): Promise<Answer> {
+  function send(method: 'GET' | 'POST', path: string, body: Buffer | null, headers: Record<string, string>, maxBytes = MAX_ANSWER_BYTES): Promise<Answer> {
     const url = new URL(baseUrl(target));
     url.pathname = `${prefix}${path.split('?')[0]}`;
     url.search = path.includes('?') ? path.slice(path.indexOf('?')) : '';
@@ -139,10 +152,10 @@ export function buildWriteClient(target: InfluxTarget): WriteClient {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (d: Buffer) => {
-          if (size < MAX_ANSWER_BYTES) chunks.push(d);
+          if (size < maxBytes) chunks.push(d);
           size += d.length;
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, body: Buffer.concat(chunks).toString('utf8').slice(0, MAX_ANSWER_BYTES) }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, body: Buffer.concat(chunks).toString('utf8').slice(0, maxBytes) }));
         res.on('error', reject);
       });
       req.setTimeout(target.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${target.timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })));
@@ -181,8 +194,26 @@ export function buildWriteClient(target: InfluxTarget): WriteClient {
         return false;
       }
     },
+    async query(statement) {
+      // POST: InfluxDB takes statements that change things (CREATE, ALTER, DROP) only by POST
+      const form = Buffer.from(new URLSearchParams({ q: statement, db: target.database }).toString());
+      const answer = await send('POST', '/query', form, { 'Content-Type': 'application/x-www-form-urlencoded' }, MAX_QUERY_ANSWER_BYTES);
+      if (answer.status < 200 || answer.status >= 300) throw new InfluxQueryError(`${answer.status} ${influxMessage(answer)}`, answer.status);
+      let parsed: { error?: unknown; results?: Array<{ error?: unknown; series?: QuerySeries[] }> };
+      try {
+        parsed = JSON.parse(answer.body) as typeof parsed;
+      } catch {
+        throw new InfluxQueryError(`an answer that is not JSON: ${answer.body.slice(0, 200)}`, answer.status);
+      }
+      const error = parsed.error ?? parsed.results?.find((r) => r.error !== undefined)?.error;
+      if (error !== undefined) throw new InfluxQueryError(String(error), answer.status);
+      return parsed.results?.[0]?.series ?? [];
+    },
   };
 }
+
+/** The same client, for callers that only write (doctor's check, tests). */
+export const buildWriteClient: (target: InfluxTarget) => WriteClient = buildInfluxClient;
 
 /** The `error` text of an InfluxDB error answer (its JSON body, else its X-Influxdb-Error header), else the body as it is. */
 function influxMessage(answer: Answer): string {
@@ -196,19 +227,4 @@ function influxMessage(answer: Answer): string {
   const header = answer.headers['x-influxdb-error'];
   if (typeof header === 'string' && header !== '') return header.slice(0, 300);
   return answer.body.trim().slice(0, 300) || answer.statusMessage || `HTTP ${answer.status}`;
-}
-
-/** The influx package's InfluxDB class for InfluxQL (setup and queries). */
-export function buildQueryClient(target: InfluxTarget): InfluxDB {
-  const u = target.url;
-  return new (influxPackage().InfluxDB)({
-    host: u.hostname.replace(/^\[|\]$/g, ''),
-    port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80,
-    protocol: u.protocol === 'https:' ? 'https' : 'http',
-    path: u.pathname === '/' ? '' : u.pathname.replace(/\/$/, ''),
-    database: target.database,
-    ...(target.username !== null ? { username: target.username, password: target.password ?? '' } : {}),
-    options: { headers: headers(target) },
-    pool: { maxRetries: 0, requestTimeout: target.timeoutMs, backoff: noBackoff },
-  });
 }

@@ -13,7 +13,7 @@ import type { FlowDelta } from '../../flow/deltas.js';
 import type { Device } from '../../identify/device.js';
 import type { CollectorStats } from '../../index.js';
 import type { Logger } from '../../log.js';
-import { buildQueryClient, buildWriteClient, influxTarget, isResultError, type WriteClient } from './client.js';
+import { buildInfluxClient, influxTarget, InfluxQueryError, type WriteClient } from './client.js';
 import { int, pointLine } from './line-protocol.js';
 import { setupDatabase, writePolicy } from './setup.js';
 import { Spool } from './spool.js';
@@ -54,7 +54,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   const intervalMs = influx.intervalS * 1000;
   const deviceIntervalMs = influx.deviceIntervalS * 1000;
   const spool = new Spool(config.dataDir === null ? null : join(config.dataDir, 'spool', 'influx'), influx.spoolMaxMB * 1024 * 1024, { log });
-  const query = buildQueryClient(target);
+  const client = buildInfluxClient(target);
   let prepared = !influx.setup;
   const writer = new InfluxWriter(
     {
@@ -68,7 +68,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
       // database setup is the first "write": until it succeeds, batches wait in the spool
       prepare: prepared ? null : async () => {
         try {
-          await setupDatabase(query, influx);
+          await setupDatabase(client, influx);
           prepared = true;
           log.info({ database: influx.database, raw: influx.rawPolicy, long: influx.longPolicy }, 'InfluxDB: database, retention policies and continuous queries ready');
           return { kind: 'ok' };
@@ -77,7 +77,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
         }
       },
     },
-    deps.client ?? buildWriteClient(target),
+    deps.client ?? client,
     spool,
     log,
   );
@@ -317,12 +317,14 @@ export function callLine(c: Call, timeMs: number, deviceName: string | null): st
 
 /** A failed setup: InfluxDB away (retry later) or refusing (say why, and go on writing). */
 function setupOutcome(err: unknown): { kind: 'retry'; reason: string } | { kind: 'rejected'; status: number; reason: string } {
-  const e = err as Error & { code?: string; res?: { statusCode?: number } };
-  // InfluxDB answered 200 with an error in the result (a bad statement): retrying will not help
-  if (isResultError(err)) return { kind: 'rejected', status: 200, reason: `database setup: ${e.message}` };
-  const status = e.res?.statusCode;
-  if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
-    return { kind: 'rejected', status, reason: `database setup: ${e.message}` };
+  const e = err as Error & { code?: string };
+  if (err instanceof InfluxQueryError) {
+    const { status } = err;
+    // 200: the statement failed in its result (a bad statement, a duration InfluxDB does not take);
+    // 4xx: refused (credentials, permissions); retrying will not help either
+    if (status < 300 || (status >= 400 && status < 500 && status !== 408 && status !== 429)) {
+      return { kind: 'rejected', status, reason: `database setup: ${e.message}` };
+    }
   }
   return { kind: 'retry', reason: `database setup: ${e.code ? `${e.code} ` : ''}${e.message}` };
 }

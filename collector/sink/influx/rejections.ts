@@ -16,7 +16,7 @@ export class RejectionLog {
     if (this.seen.size < MAX_REASONS || this.seen.has(key)) this.seen.set(key, times);
     if (times !== 1 && times % 100 !== 0) return;
     let hint = '';
-    if (/beyond retention policy/.test(reason)) hint = ' (points older than the retention policy: replaying an old capture? use --influx-rp autogen or a longer --influx-raw-retention)';
+    if (/beyond retention policy/.test(reason)) hint = ' (points older than the retention policy: replaying an old capture? keep them with --influx-raw-retention INF, or --influx-rp naming a policy of your own that keeps them)';
     else if (/database not found/.test(reason)) hint = ' (create it, or let earshot: --influx-setup true)';
     else if (status === 401 || status === 403) hint = ' (check --influx-token or --influx-username/EARSHOT_INFLUX_PASSWORD)';
     this.logger.error({ status, reason, points, times }, `InfluxDB refused a write with ${status}: ${reason}${hint}; ${points} points dropped`);

@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, until } from '../../../test/helpers/wait.js';
-import { buildWriteClient, MAX_RETRY_AFTER_MS, retryAfterMs, type InfluxTarget } from './client.js';
+import { buildInfluxClient, MAX_RETRY_AFTER_MS, retryAfterMs, type InfluxTarget } from './client.js';
 import { Spool } from './spool.js';
 import { InfluxWriter, MAX_BATCH_ATTEMPTS } from './writer.js';
 
@@ -56,7 +56,7 @@ function newWriter(url: string) {
   const logs: Array<{ msg: string }> = [];
   const log = pino({ level: 'info', base: undefined }, { write: (text: string) => { logs.push(JSON.parse(text) as { msg: string }); } });
   const spool = new Spool(null, 1e9, { log });
-  const writer = new InfluxWriter({ batchSize: 2, flushIntervalMs: 60_000, gzip: false, retentionPolicy: null, maxQueuedBatches: 64, retryMinMs: 20, retryMaxMs: 50 }, buildWriteClient(target(url)), spool, log);
+  const writer = new InfluxWriter({ batchSize: 2, flushIntervalMs: 60_000, gzip: false, retentionPolicy: null, maxQueuedBatches: 64, retryMinMs: 20, retryMaxMs: 50 }, buildInfluxClient(target(url)), spool, log);
   return { writer, spool, logs };
 }
 
@@ -118,7 +118,7 @@ describe('Retry-After', () => {
 
   it('a 503 with a huge Retry-After: the client hands back the bounded wait, the writer waits it (not every millisecond)', async () => {
     const server = await rawServer((head) => (head.startsWith('POST') ? 'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 99999999999\r\nContent-Length: 0\r\n\r\n' : NO_CONTENT));
-    expect(await buildWriteClient(target(server.url)).write(Buffer.from('m v=1i 1'), false, null))
+    expect(await buildInfluxClient(target(server.url)).write(Buffer.from('m v=1i 1'), false, null))
       .toEqual({ kind: 'retry', reason: '503 Service Unavailable', answered: true, retryAfterMs: MAX_RETRY_AFTER_MS });
     const { writer } = newWriter(server.url);
     writer.add('m v=1i 1');

@@ -5,7 +5,7 @@
  * configured durations, and earshot's continuous queries are dropped and created again. docs/influxdb.md
  * has the same statements for people who manage InfluxDB themselves.
  */
-import type { InfluxDB } from 'influx';
+import type { InfluxClient } from './client.js';
 import type { Config } from '../../config.js';
 
 /** The retention policy points are written to: the configured one, else the raw one when earshot sets up. */
@@ -61,24 +61,29 @@ export function setupStatements(influx: Readonly<Config['influx']>): string[] {
   return statements;
 }
 
-/** Runs the setup against InfluxDB. Throws the influx package's error when InfluxDB refuses or is away. */
-export async function setupDatabase(client: InfluxDB, influx: Readonly<Config['influx']>): Promise<void> {
-  const database = influx.database;
-  await client.createDatabase(database);
-  const policies = await client.showRetentionPolicies(database);
-  const existing = new Set(policies.map((p) => p.name));
-  const policy = async (name: string, duration: string, isDefault: boolean) => {
-    const options = { database, duration, replication: 1, isDefault };
-    if (existing.has(name)) await client.alterRetentionPolicy(name, options);
-    else await client.createRetentionPolicy(name, options);
-  };
+/**
+ * Runs the setup against InfluxDB: the statements of setupStatements(), with ALTER for a policy that
+ * exists and earshot's continuous queries dropped first. Rejects with the client's InfluxQueryError when
+ * InfluxDB refuses a statement, with the network error when it is away.
+ */
+export async function setupDatabase(client: Pick<InfluxClient, 'query'>, influx: Readonly<Config['influx']>): Promise<void> {
+  const db = ident(influx.database);
+  await client.query(`CREATE DATABASE ${db}`);
+  const [policies] = await client.query(`SHOW RETENTION POLICIES ON ${db}`);
+  const nameColumn = policies?.columns.indexOf('name') ?? -1;
+  const existing = new Set((policies?.values ?? []).map((row) => row[nameColumn]));
+  const policy = (name: string, duration: string, isDefault: boolean) =>
+    client.query(`${existing.has(name) ? 'ALTER' : 'CREATE'} RETENTION POLICY ${ident(name)} ON ${db} DURATION ${duration} REPLICATION 1${isDefault ? ' DEFAULT' : ''}`);
   await policy(influx.rawPolicy, influx.rawRetention, true);
   await policy(influx.longPolicy, influx.longRetention, false);
-  const queries = await client.showContinousQueries(database);
-  for (const q of queries) {
-    if (q.name.startsWith('earshot_')) await client.dropContinuousQuery(q.name, database);
+  // one series per database, named after it
+  const queries = (await client.query('SHOW CONTINUOUS QUERIES')).find((s) => s.name === influx.database);
+  const queryName = queries?.columns.indexOf('name') ?? -1;
+  for (const row of queries?.values ?? []) {
+    const name = row[queryName];
+    if (typeof name === 'string' && name.startsWith('earshot_')) await client.query(`DROP CONTINUOUS QUERY ${ident(name)} ON ${db}`);
   }
   for (const cq of continuousQueries(influx)) {
-    await client.createContinuousQuery(cq.name, cq.query, database, `RESAMPLE FOR ${cq.resampleFor}`);
+    await client.query(`CREATE CONTINUOUS QUERY ${ident(cq.name)} ON ${db} RESAMPLE FOR ${cq.resampleFor} BEGIN ${cq.query} END`);
   }
 }

@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { HttpProxy, type ProxiedRequest } from '../../../test/helpers/http-proxy.js';
 import { describeInflux, Influxd } from '../../../test/helpers/influxd.js';
-import { buildWriteClient, type WriteClient, type WriteOutcome } from './client.js';
+import { buildInfluxClient, type WriteClient, type WriteOutcome } from './client.js';
 import { int, pointLine } from './line-protocol.js';
 import { Spool } from './spool.js';
 import { InfluxWriter, type WriterOptions } from './writer.js';
@@ -55,7 +55,7 @@ describeInflux('InfluxDB writer (real influxd behind a proxy)', () => {
     const spool = new Spool(setup.spoolDir ?? null, 1e9);
     const logs: Array<{ level: number; msg: string }> = [];
     const log = pino({ level: 'info', base: undefined }, { write: (text: string) => { logs.push(JSON.parse(text)); } });
-    const http = buildWriteClient({ url: new URL(proxy.url), database: db, token: null, username: null, password: null, timeoutMs: setup.timeoutMs ?? 10_000 });
+    const http = buildInfluxClient({ url: new URL(proxy.url), database: db, token: null, username: null, password: null, timeoutMs: setup.timeoutMs ?? 10_000 });
     // the answers as the writer gets them (awaiting one comes after the writer has seen it), and how
     // many batches were in the spool at each write
     const answers: Array<Promise<WriteOutcome>> = [];
