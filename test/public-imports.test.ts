@@ -16,7 +16,7 @@ const DOCUMENTED: Record<string, string> = {
   'ajv/dist/2020.js': 'ajv documents it for JSON Schema draft 2020-12',
 };
 
-const FOLDERS = ['collector', 'api', 'dashboards', 'bench', 'test', 'deploy', 'scripts'];
+const FOLDERS = ['cli', 'collector', 'api', 'dashboards', 'bench', 'test', 'deploy', 'scripts'];
 const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*)['"]([@\w][\w@./-]*)['"]/g;
 
 function sources(dir: string, out: string[] = []): string[] {
