@@ -105,11 +105,12 @@ async function child(lib, iface) {
       const cpu = process.cpuUsage(startCpu);
       let libStats = null;
       try { libStats = stats(); } catch { libStats = null; }
-      close();
       const usage = process.resourceUsage();
+      const ring = ringMiB(); // before close(): cap unmaps the ring at once
+      close();
       process.send({
         packets, bytes, wireBytes, libStats, cpuMs: (cpu.user + cpu.system) / 1000, maxRssMB: usage.maxRSS / 1024,
-        wakeups: usage.voluntaryContextSwitches - startWakeups, ringMiB: ringMiB(),
+        wakeups: usage.voluntaryContextSwitches - startWakeups, ringMiB: ring,
       }, () => process.exit(0));
     }
   });
@@ -313,8 +314,8 @@ async function main() {
     removeVeth();
   }
 
-  console.log('\n| packets/s | library | sent/s (tcpreplay) | received | lost (%) | libpcap ps_drop | CPU s | µs CPU/packet | wakeups | peak RSS MB | load avg |');
-  console.log('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('\n| packets/s | library | sent/s (tcpreplay) | received | lost (%) | libpcap ps_drop | CPU s | µs CPU/packet | wakeups | ring MiB | peak RSS MB | load avg |');
+  console.log('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   const summary = [];
   for (const rate of rates) {
     for (const lib of ['pcap', 'cap']) {
@@ -334,7 +335,7 @@ async function main() {
         load: median(rs.map((r) => r.load)),
       };
       summary.push(m);
-      console.log(`| ${rate / 1000}k | ${lib} | ${Math.round(m.sentPerS)} | ${m.received} | ${m.lost} (${m.lostPct.toFixed(2)} %) | ${m.psDrop ?? 'n/a'} | ${m.cpuS.toFixed(2)} | ${m.usPerPacket.toFixed(2)} | ${m.wakeups} | ${m.maxRssMB.toFixed(0)} | ${m.load.toFixed(1)} |`);
+      console.log(`| ${rate / 1000}k | ${lib} | ${Math.round(m.sentPerS)} | ${m.received} | ${m.lost} (${m.lostPct.toFixed(2)} %) | ${m.psDrop ?? 'n/a'} | ${m.cpuS.toFixed(2)} | ${m.usPerPacket.toFixed(2)} | ${m.wakeups} | ${m.ringMiB} | ${m.maxRssMB.toFixed(0)} | ${m.load.toFixed(1)} |`);
     }
   }
   const outDir = join(root, 'bench', 'out');
