@@ -46,7 +46,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 function procUsage(pid) {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+    const hwmLine = /VmHWM:\s+(\d+) kB/.exec(status);
+    if (hwmLine === null) return null; // exiting: its memory is gone already
+    const hwm = Number(hwmLine[1]) / 1024;
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
     return { rssMB: hwm, cpuS: ticks / 100 };
