@@ -27,7 +27,7 @@ export interface SourceOptions {
   realtimeSpeed?: number;
   /** Bytes captured per packet (live kinds). */
   snaplen?: number;
-  /** Kernel buffer in bytes (libpcap). */
+  /** Kernel buffer in bytes (libpcap, tcpdump). */
   bufferSize?: number;
   /** tcpdump binary (tcpdump). */
   tcpdumpPath?: string;
@@ -51,7 +51,7 @@ export function buildSource(opts: SourceOptions, deps: SourceDeps): CaptureSourc
     case 'libpcap':
       return buildLibpcapSource({ interface: requireInterface(opts), filter: opts.filter, snaplen: opts.snaplen, bufferSize: opts.bufferSize }, deps);
     case 'tcpdump':
-      return buildTcpdumpSource({ interface: requireInterface(opts), filter: opts.filter, snaplen: opts.snaplen, tcpdumpPath: opts.tcpdumpPath }, deps);
+      return buildTcpdumpSource({ interface: requireInterface(opts), filter: opts.filter, snaplen: opts.snaplen, bufferSize: opts.bufferSize, tcpdumpPath: opts.tcpdumpPath }, deps);
     default:
       throw earshotError('EARSHOT_ERR_USAGE', `unknown capture source ${String((opts as { kind: unknown }).kind)} (file, stdin, libpcap, tcpdump)`);
   }

@@ -137,21 +137,51 @@ async function* rawChunks(raw: NodeJS.ReadableStream, counter: { bytes: number }
   }
 }
 
-/** Yields the input's bytes, gunzipped when the first two bytes are the gzip magic. */
-async function* decompressed(source: AsyncGenerator<Buffer>, counter: { bytes: number; compressed: boolean; decided: boolean }, name: string, streams: Array<NodeJS.ReadableStream>): AsyncGenerator<Buffer> {
-  const head: Buffer[] = [];
-  let headLen = 0;
-  while (headLen < 2) {
+/** The first chunk of an input, held until it is passed on (then the holder lets go of it). */
+interface Head {
+  chunk: Buffer | null;
+}
+
+/** Yields the head chunk (unless empty) and forgets it. */
+async function* takeHead(head: Head): AsyncGenerator<Buffer> {
+  const chunk = head.chunk;
+  head.chunk = null;
+  if (chunk !== null && chunk.length > 0) yield chunk;
+}
+
+/** The head chunk, then the rest of `source`; each in a frame of its own that ends when it is done. */
+async function* prepend(head: Head, source: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+  yield* takeHead(head);
+  yield* source;
+}
+
+function startsWithGzipMagic(bytes: Buffer): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/** Reads until at least 2 bytes are in: enough to tell gzip. */
+async function readHead(source: AsyncGenerator<Buffer>): Promise<Head> {
+  const parts: Buffer[] = [];
+  let length = 0;
+  while (length < 2) {
     const step = await source.next();
     if (step.done) break;
-    head.push(step.value);
-    headLen += step.value.length;
+    parts.push(step.value);
+    length += step.value.length;
   }
-  const first = head.length === 1 ? head[0] : Buffer.concat(head);
-  if (!(first.length >= 2 && first[0] === 0x1f && first[1] === 0x8b)) {
+  return { chunk: parts.length === 1 ? parts[0] : Buffer.concat(parts) };
+}
+
+/**
+ * Yields the input's bytes, gunzipped when the first two bytes are the gzip magic. The first chunk goes
+ * through a Head that is emptied once it is passed on: a local variable here would keep it alive (in
+ * this generator's frame) for as long as the stream lasts.
+ */
+async function* decompressed(source: AsyncGenerator<Buffer>, counter: { bytes: number; compressed: boolean; decided: boolean }, name: string, streams: Array<NodeJS.ReadableStream>): AsyncGenerator<Buffer> {
+  const head = await readHead(source);
+  if (!startsWithGzipMagic(head.chunk as Buffer)) {
     counter.decided = true;
-    if (first.length > 0) yield first;
-    yield* source;
+    yield* prepend(head, source);
     return;
   }
   // Z_SYNC_FLUSH: a gzip stream cut short yields what it holds, so a truncated .pcap.gz reads like a truncated .pcap
@@ -159,10 +189,7 @@ async function* decompressed(source: AsyncGenerator<Buffer>, counter: { bytes: n
   counter.decided = true;
   const gunzip = createGunzip({ finishFlush: zlibConstants.Z_SYNC_FLUSH, chunkSize: GUNZIP_CHUNK });
   streams.push(gunzip);
-  const compressed = Readable.from((async function* () {
-    yield first;
-    yield* source;
-  })(), { objectMode: false });
+  const compressed = Readable.from(prepend(head, source), { objectMode: false });
   pipeline(compressed, gunzip, () => { /* errors surface through the iteration below */ });
   try {
     for await (const chunk of gunzip) yield chunk as Buffer;

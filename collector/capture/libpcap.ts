@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { earshotError, isEarshotError } from '../errors.js';
+import { buildDropWatch } from './drops.js';
 import { supportedLinkTypesText } from './pcap-classic.js';
 import { emptyCaptureStats, LinkType, SUPPORTED_LINKTYPES, type CaptureSource, type CaptureStats, type PacketSink, type SourceDeps } from './types.js';
 
@@ -95,6 +96,7 @@ export function interfaceIndex(name: string, sysfs = '/sys/class/net'): number |
 /** Builds a live source on `opts.interface` through libpcap. Nothing is opened until run(). */
 export function buildLibpcapSource(opts: LibpcapSourceOptions, deps: SourceDeps): CaptureSource {
   const stats = emptyCaptureStats();
+  const dropWatch = buildDropWatch(`interface ${opts.interface} (libpcap)`, deps.onWarning);
   let session: PcapSession | null = null;
   let finish: ((error: Error | null) => void) | null = null;
   let stopRequested = false;
@@ -120,6 +122,7 @@ export function buildLibpcapSource(opts: LibpcapSourceOptions, deps: SourceDeps)
       const counters = session.stats();
       stats.kernelDrops = counters.ps_drop;
       stats.interfaceDrops = counters.ps_ifdrop;
+      dropWatch.update(stats.kernelDrops, stats.interfaceDrops);
     } catch {
       // pcap_stats fails on some devices (savefiles, some tunnels): the counters just stay put
     }

@@ -2,7 +2,7 @@
  * Live sources on the loopback interface: a real UDP and TCP exchange on 127.0.0.1 must reach the sink
  * through tcpdump and through libpcap. Capturing needs root; without it those tests are skipped.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { createServer, connect, type Server } from 'node:net';
 import { createRequire } from 'node:module';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isEarshotError, type ErrorCode } from '../errors.js';
+import { buildDropWatch } from './drops.js';
 import { buildSource } from './index.js';
 import { buildLibpcapSource, interfaceIndex, linkTypeFromPcapName } from './libpcap.js';
 import { buildTcpdumpSource, tcpdumpDrops, tcpdumpErrorText } from './tcpdump.js';
@@ -108,6 +109,69 @@ describe.runIf(isRoot && haveTcpdump)('tcpdump source on lo', () => {
     await expectRejects(buildTcpdumpSource({ interface: 'lo', filter: 'port port port' }, {}), 'EARSHOT_ERR_CAPTURE_OPEN', 'syntax error');
   });
 
+  it('a lone packet on a quiet link arrives within about a second (no --immediate-mode, libpcap\'s timeout)', async () => {
+    const traffic = await loopbackTraffic();
+    const source = buildTcpdumpSource({ interface: 'lo', filter: `udp port ${traffic.udpPort}` }, {});
+    let sentAt = 0;
+    let delayMs = -1;
+    const running = source.run((buf, offset, capLen) => {
+      if (buf.toString('latin1', offset, offset + capLen).includes(`${MARK}-udp`)) {
+        delayMs = Date.now() - sentAt;
+        source.stop();
+      }
+    });
+    // tcpdump is listening once its pcap header came through; then one datagram, and nothing else
+    const deadline = Date.now() + 10_000;
+    while (source.stats().bytesRead < 24 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 200));
+    sentAt = Date.now();
+    traffic.send();
+    const stopper = setTimeout(() => source.stop(), 5000);
+    await running;
+    clearTimeout(stopper);
+    expect(delayMs).toBeGreaterThanOrEqual(0);
+    expect(delayMs).toBeLessThan(2500);
+  });
+
+  it('kernel drops show in stats() and in one warning while tcpdump runs, not only at the end', async () => {
+    const udp = createSocket('udp4');
+    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+    cleanups.push(() => udp.close());
+    const port = udp.address().port;
+    const warnings: string[] = [];
+    // a small kernel buffer and a sink that stalls: the ring fills and the kernel drops
+    const source = buildTcpdumpSource({ interface: 'lo', filter: `udp port ${port}`, bufferSize: 256 * 1024 }, { onWarning: (m) => warnings.push(m) });
+    let stalled = false;
+    const running = source.run(() => {
+      if (stalled) return;
+      stalled = true;
+      const until = Date.now() + 1500;
+      while (Date.now() < until) { /* a stalled pipeline */ }
+    });
+    const deadline = Date.now() + 10_000;
+    while (source.stats().bytesRead < 24 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // another process floods, so the flood goes on while this one stalls
+    const flood = spawn(process.execPath, ['-e', `
+      const s = require('node:dgram').createSocket('udp4');
+      const payload = Buffer.alloc(1000, 1);
+      const end = Date.now() + 2500;
+      (function burst() { for (let i = 0; i < 200; i++) s.send(payload, ${port}, '127.0.0.1'); if (Date.now() < end) setImmediate(burst); else s.close(); })();
+    `], { stdio: 'ignore' });
+    await new Promise((resolve) => flood.on('close', resolve));
+    let liveDrops = 0;
+    while (liveDrops === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      liveDrops = source.stats().kernelDrops;
+    }
+    const liveWarnings = [...warnings];
+    source.stop();
+    const final = await running;
+    expect(liveDrops).toBeGreaterThan(0);
+    expect(final.kernelDrops).toBeGreaterThanOrEqual(liveDrops);
+    expect(liveWarnings).toHaveLength(1);
+    expect(liveWarnings[0]).toMatch(/^interface lo \(tcpdump\): \d+ packets dropped \(\d+ since capture began; kernel \d+, interface 0\)/);
+  });
+
   it('stop() right after run() resolves with an empty capture', async () => {
     const source = buildTcpdumpSource({ interface: 'lo', filter: 'udp port 9' }, {});
     const running = source.run(() => {});
@@ -144,8 +208,29 @@ describe('live sources without what they need', () => {
     const stderr = 'tcpdump: listening on eth0, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n'
       + '120 packets captured\n130 packets received by filter\n7 packets dropped by kernel\n2 packets dropped by interface\n';
     expect(tcpdumpDrops(stderr)).toEqual({ kernel: 7, interface: 2 });
+    // what tcpdump prints on SIGUSR1 (tcpdump.c info(0)): one line; the last one counts
+    const polled = 'tcpdump: 10 packets captured, 14 packets received by filter, 3 packets dropped by kernel\n'
+      + 'tcpdump: 20 packets captured, 30 packets received by filter, 5 packets dropped by kernel, 1 packet dropped by interface\n';
+    expect(tcpdumpDrops(polled)).toEqual({ kernel: 5, interface: 1 });
+    expect(tcpdumpDrops('tcpdump: listening on eth0\n')).toBeNull();
+    expect(tcpdumpErrorText(`${polled}tcpdump: pcap_loop: The interface disappeared\n`)).toBe('pcap_loop: The interface disappeared');
     expect(tcpdumpErrorText('tcpdump: eth9: No such device exists\n(SIOCGIFHWADDR: No such device)\n'))
       .toBe('eth9: No such device exists (SIOCGIFHWADDR: No such device)');
+  });
+
+  it('warns of drops once when they start, then at most once a minute with the count since', () => {
+    const warnings: string[] = [];
+    const watch = buildDropWatch('interface eth0 (libpcap)', (m) => warnings.push(m));
+    watch.update(0, 0, 1000);
+    expect(warnings).toEqual([]);
+    watch.update(5, 0, 2000);
+    watch.update(50, 1, 30_000);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^interface eth0 \(libpcap\): 5 packets dropped \(5 since capture began; kernel 5, interface 0\)/);
+    watch.update(80, 1, 62_000);
+    expect(warnings[1]).toMatch(/^interface eth0 \(libpcap\): 76 packets dropped in the last 60 s \(81 since capture began/);
+    watch.update(80, 1, 200_000);
+    expect(warnings).toHaveLength(2);
   });
 
   it('maps node_pcap link type names', () => {

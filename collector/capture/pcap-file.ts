@@ -85,12 +85,19 @@ export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): Capt
     const pacer = speed > 0 ? new Pacer(speed) : null;
     // paced: hold the first packet so the pacer learns the capture's start time
     current.setRelease(stopRequested || pacer !== null ? -Infinity : Infinity);
-    // stop() must end a read that waits for input that may never come (stdin held open by a quiet feed)
-    const stopped = new Promise<null>((resolve) => { onStop = () => resolve(null); });
     const chunks = input.chunks[Symbol.asyncIterator]();
+    // stop() must end a read that waits for input that may never come (stdin held open by a quiet feed).
+    // Each wait gets its own promise that either the chunk or stop() settles. Not Promise.race against one
+    // long-lived "stopped" promise: every race adds a reaction to that never-settled promise, and each
+    // reaction keeps its chunk reachable, so a stream's whole content stayed in memory until the end.
+    const nextOrStop = (): Promise<IteratorResult<Buffer> | null> => new Promise((resolve, reject) => {
+      onStop = () => resolve(null);
+      chunks.next().then(resolve, reject);
+    });
     try {
       for (;;) {
-        const step = stopRequested ? null : await Promise.race([chunks.next(), stopped]);
+        const step = stopRequested ? null : await nextOrStop();
+        onStop = null;
         if (step === null || step.done) break;
         const chunk = step.value;
         let parsedAll = current.push(chunk);

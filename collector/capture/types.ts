@@ -80,6 +80,9 @@ export interface CaptureSource {
 
 /** What every source gets from its builder besides its own options. */
 export interface SourceDeps {
-  /** Called at most once per run with a one-line warning (truncated capture, ...). */
+  /**
+   * Called with a one-line warning: once per run for a truncated capture or a libpcap warning; for a
+   * live source's drops when they start, then at most once a minute while they go on (drops.ts).
+   */
   onWarning?: (message: string) => void;
 }
