@@ -346,7 +346,8 @@ describe.skipIf(!isRoot)('earshot collect on loopback', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     client.close();
-    await new Promise((r) => setTimeout(r, 500));
+    // tcpdump hands packets over within libpcap's 1-s buffer timeout (no --immediate-mode: docs/install.md)
+    await new Promise((r) => setTimeout(r, 1500));
     // somebody else stops earshot's tcpdump (SIGTERM: tcpdump exits 0)
     execFileSync('pkill', ['-TERM', '-P', String(child.pid), 'tcpdump']);
     expect(await exited).toBe(2);
