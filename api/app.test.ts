@@ -10,7 +10,7 @@ import { buildSource } from '../collector/capture/index.js';
 import { loadConfig } from '../collector/config.js';
 import { buildRuntime, type Runtime } from '../collector/runtime.js';
 import { PROJECT_ROOT } from '../test/helpers/shared.js';
-import { buildApp, tokenMatches, type AppContext } from './app.js';
+import { buildApp, localContext, tokenMatches, type AppContext } from './app.js';
 import { hostCheck } from './guards.js';
 import { isLoopback, parseListen } from './server.js';
 
@@ -23,10 +23,10 @@ beforeAll(async () => {
   const config = loadConfig({});
   const runtime: Runtime = buildRuntime(config, { clock: 'packet', activity: true }, { log: pino({ level: 'silent' }) });
   await runtime.run(buildSource({ kind: 'file', path: CAPTURE }, {}));
-  context = {
+  context = localContext({
     runtime, config, captureRunning: () => false, captureSource: 'file', influxReachable: () => null,
     startedMs: Date.now(), version: 'test', alerts: () => ({}),
-  };
+  });
 });
 
 const app = (over: Partial<Parameters<typeof buildApp>[0]> = {}) =>

@@ -13,14 +13,11 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../collector/config.js';
 import { parseWakeRecord, type WakeEvent } from '../collector/detect/wake-events.js';
 import { canonicalMac } from '../collector/mac.js';
-import type { Device } from '../collector/identify/device.js';
-import { flowRecord } from '../collector/flow/record.js';
-import { flowToApi } from '../collector/sink/activity.js';
-import { flowsByDevice } from '../collector/sink/device-totals.js';
-import { activationToReport, callToReport, isoTime } from '../collector/sink/report.js';
 import type { Runtime } from '../collector/runtime.js';
+import { buildViewSource, type ViewExtras, type ViewSource } from '../collector/view.js';
 import { DOCS_CSP, registerGuards, type GuardOptions } from './guards.js';
 import { health, renderMetrics, type HealthSource } from './metrics.js';
+import { localProvider, RunView } from './view.js';
 import { registerPage } from './page.js';
 import {
   activationSchema, activationsQuery, callSchema, callsQuery, deviceSchema, errorSchema, flowSchema, flowsQuery, idParams, labelBody,
@@ -34,19 +31,20 @@ export interface AppOptions extends GuardOptions {
   version: string;
 }
 
-/** What the API reads besides the runtime: the capture state, InfluxDB's state. */
+/** What the API reads: the run's view, and what this process says about itself. */
 export interface AppContext extends HealthSource {
-  runtime: Runtime;
   config: Readonly<Config>;
 }
 
-function deviceJson(d: Device, totals: { bytesUp: number; bytesDown: number; packetsUp: number; packetsDown: number; flows: number }) {
-  return {
-    mac: d.macText, name: d.name, vendor: d.vendor ?? d.ouiVendor, model: d.model, assistant: d.assistant,
-    ips: [...d.ips], evidence: d.evidence,
-    firstSeen: d.firstSeenMs > 0 ? isoTime(d.firstSeenMs) : null, lastSeen: d.lastSeenMs > 0 ? isoTime(d.lastSeenMs) : null,
-    ...totals,
-  };
+/** A context over a run's view on this thread (read fresh at every request: no copy to keep). */
+export function contextOver(source: ViewSource, fields: Omit<AppContext, 'view'>): AppContext {
+  return { ...fields, view: new RunView(localProvider(source), 0) };
+}
+
+/** A context over a runtime on this thread (tests, the demo). */
+export function localContext(fields: ViewExtras & Omit<AppContext, 'view'> & { runtime: Runtime }): AppContext {
+  const { runtime, captureRunning, influxReachable, alerts, ...rest } = fields;
+  return contextOver(buildViewSource(runtime, { captureRunning, influxReachable, alerts }), rest);
 }
 
 /** Most wake events one POST may carry. */
@@ -87,9 +85,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
       return `${path} ${e.message ?? 'is not valid'}`;
     }).join('; ')),
   });
-  const { runtime } = context;
-  const collector = runtime.collector;
-  const activity = runtime.activity;
+  const { view } = context;
 
   for (const schema of [errorSchema, activationSchema, callSchema, deviceSchema, flowSchema, wakeEventSchema]) app.addSchema(schema);
 
@@ -124,7 +120,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
       summary: 'Capture, InfluxDB and alert state',
       response: { 200: { type: 'object', additionalProperties: true } },
     },
-  }, async () => health(context));
+  }, async () => health(context, await view.get('status')));
 
   // bounded: forged MACs can fill the inventory (tagging.maxDevices), so one answer holds at most
   // `limit` devices, assistants first, and says how many there are
@@ -135,11 +131,9 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
       response: { 200: { type: 'object', properties: { devices: { type: 'array', items: { $ref: 'Device#' } }, total: { type: 'integer' } } } },
     },
   }, async (request) => {
-    const open = flowsByDevice(collector.activeFlows().map(flowRecord));
-    const all = collector.inventory?.all() ?? [];
-    all.sort((a, b) => Number(b.assistant) - Number(a.assistant) || b.lastSeenMs - a.lastSeenMs);
-    // totals copy the device's: made for the answer's devices only
-    const devices = all.slice(0, request.query.limit).map((d) => deviceJson(d, activity?.deviceTotals(d.mac, open.get(d.mac) ?? []) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0 }));
+    // assistants first, then the latest seen (the view's order)
+    const all = await view.get('devices');
+    const devices = all.slice(0, request.query.limit).map((e) => e.device);
     devices.sort((a, b) => Number(b.assistant) - Number(a.assistant) || b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac));
     return { devices, total: all.length };
   });
@@ -162,13 +156,10 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     },
   }, async (request, reply) => {
     const mac = canonicalMac(request.params.mac, 'mac');
-    const d = (collector.inventory?.all() ?? []).find((x) => x.macText === mac);
+    const d = (await view.get('devices')).find((x) => x.device.mac === mac);
     if (!d) return reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no device ${mac}` });
-    const totals = activity?.deviceTotals(d.mac, collector.activeFlows().map(flowRecord)) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0, endpoints: [] };
-    const endpoints: Record<string, Array<{ serverName: string; flows: number; bytesUp: number; bytesDown: number }>> = {};
-    for (const e of totals.endpoints) (endpoints[e.service] ??= []).push({ serverName: e.serverName, flows: e.flows, bytesUp: e.bytesUp, bytesDown: e.bytesDown });
-    const activations = (activity?.listActivations() ?? []).filter((a) => a.device === mac).slice(0, 20).map((a) => ({ ...activationToReport(a), open: !a.finished }));
-    return { device: deviceJson(d, totals), endpoints, activations };
+    const activations = (await view.get('activations')).filter((a) => a.device === mac).slice(0, 20);
+    return { device: d.device, endpoints: d.endpoints, activations };
   });
 
   /** The `since`, `until` and `device` filters the list endpoints share, as a test of one item. */
@@ -176,7 +167,12 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     const since = q.since ? Date.parse(q.since) : -Infinity;
     const until = q.until ? Date.parse(q.until) : Infinity;
     const device = q.device ? canonicalMac(q.device, 'device') : null;
-    return (x: { startMs: number; device: string }) => x.startMs >= since && x.startMs < until && (device === null || x.device === device);
+    // whole milliseconds: the ISO time is the start's millisecond, as `since` and `until` are
+    return (x: { start: string; device: string }) => {
+      if (device !== null && x.device !== device) return false;
+      const startMs = Date.parse(x.start);
+      return startMs >= since && startMs < until;
+    };
   };
 
   app.get<{ Querystring: { since?: string; until?: string; device?: string; verdict?: string; limit: number; offset: number } }>('/api/v1/activations', {
@@ -191,8 +187,8 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   }, async (request) => {
     const q = request.query;
     const inQuery = windowOf(q);
-    const all = (activity?.listActivations() ?? []).filter((a) => inQuery(a) && (!q.verdict || a.verdict === q.verdict));
-    const page = all.slice(q.offset, q.offset + q.limit).map((a) => ({ ...activationToReport(a), open: !a.finished }));
+    const all = (await view.get('activations')).filter((a) => inQuery(a) && (!q.verdict || a.verdict === q.verdict));
+    const page = all.slice(q.offset, q.offset + q.limit);
     return { total: all.length, offset: q.offset, limit: q.limit, activations: page };
   });
 
@@ -207,28 +203,26 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     },
   }, async (request) => {
     const q = request.query;
-    const open = collector.calls?.openCalls() ?? [];
-    const all = [...(activity?.finishedCalls() ?? []), ...open]
-      .filter(windowOf(q))
-      .sort((a, b) => b.startMs - a.startMs);
-    const page = all.slice(q.offset, q.offset + q.limit).map((c) => ({ ...callToReport(c), open: !c.finished }));
+    const all = (await view.get('calls')).filter(windowOf(q));
+    const page = all.slice(q.offset, q.offset + q.limit);
     return { total: all.length, offset: q.offset, limit: q.limit, calls: page };
   });
 
   app.get<{ Params: { id: string } }>('/api/v1/activations/:id', {
     schema: { summary: 'One activation', params: idParams, response: { 200: { $ref: 'Activation#' }, ...errors } },
   }, async (request, reply) => {
-    const a = activity?.listActivations().find((x) => x.id === request.params.id);
+    const a = (await view.get('activations')).find((x) => x.id === request.params.id);
     if (!a) return reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no activation ${request.params.id}` });
-    return { ...activationToReport(a), open: !a.finished };
+    return a;
   });
 
   app.post<{ Params: { id: string }; Body: { label: 'intended' | 'not-intended' } }>('/api/v1/activations/:id/label', {
     schema: { summary: "A person's label: intended or not-intended (wins over the detector)", security, params: idParams, body: labelBody, response: { 200: { $ref: 'Activation#' }, ...errors } },
   }, async (request, reply) => {
-    const a = runtime.label(request.params.id, request.body.label);
+    const result = await view.command({ kind: 'label', id: request.params.id, label: request.body.label });
+    const a = result.kind === 'label' ? result.activation : null;
     if (!a) return reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no recent activation ${request.params.id}` });
-    return { ...activationToReport(a), open: !a.finished };
+    return a;
   });
 
   app.post<{ Body: WakeEvent[] }>('/api/v1/wake-events', {
@@ -243,20 +237,15 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     },
   }, async (request) => {
     const events = request.body;
-    const changed = runtime.addWakeEvents(events);
-    return { accepted: events.length, changed: changed.map((a) => ({ ...activationToReport(a), open: !a.finished })) };
+    const result = await view.command({ kind: 'wake-events', events });
+    return { accepted: events.length, changed: result.kind === 'wake-events' ? result.changed : [] };
   });
 
-  const presenceJson = () => {
-    const p = runtime.presence();
-    if (p === null) return null;
-    return { away: p.state?.away ?? null, since: p.state ? isoTime(p.state.sinceMs) : null, source: p.state?.source ?? null, schedule: p.schedule, awayNow: p.awayNow };
-  };
   const detectionOff = { statusCode: 409, error: 'Conflict', message: 'detection is off (detect.enabled): the owner\'s presence has no use' };
 
   app.get('/api/v1/presence', {
     schema: { summary: "The owner's presence: the live state, the schedule (detect.away), away now", response: { 200: presenceSchema, 409: { $ref: 'Error#' } } },
-  }, async (_request, reply) => presenceJson() ?? reply.status(409).send(detectionOff));
+  }, async (_request, reply) => (await view.get('status')).presence ?? reply.status(409).send(detectionOff));
 
   app.put<{ Body: { away: boolean } }>('/api/v1/presence', {
     // strict: the API coerces types elsewhere, but "away": null or 0 must not read as "home"
@@ -273,17 +262,17 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
       response: { 200: presenceSchema, ...errors, 409: { $ref: 'Error#' } },
     },
   }, async (request, reply) => {
-    if (runtime.setPresence(request.body.away, 'api') === null) return reply.status(409).send(detectionOff);
-    return presenceJson();
+    const result = await view.command({ kind: 'presence', away: request.body.away, source: 'api' });
+    const presence = result.kind === 'presence' ? result.presence : null;
+    return presence ?? reply.status(409).send(detectionOff);
   });
 
   app.get<{ Querystring: { device?: string; limit: number } }>('/api/v1/flows', {
     schema: { summary: 'Open flows, then the latest finished ones', querystring: flowsQuery, response: { 200: { type: 'object', properties: { flows: { type: 'array', items: { $ref: 'Flow#' } } } }, ...errors } },
   }, async (request) => {
     const device = request.query.device ? canonicalMac(request.query.device, 'device') : null;
-    const open = collector.activeFlows().map((f) => flowToApi(flowRecord(f), true));
-    const ended = (activity?.endedFlows() ?? []).reverse();
-    const flows = [...open.reverse(), ...ended].filter((f) => device === null || f.device === device).slice(0, request.query.limit);
+    const { open, ended } = await view.get('flows');
+    const flows = [...open, ...ended].filter((f) => device === null || f.device === device).slice(0, request.query.limit);
     return { flows };
   });
 
@@ -293,7 +282,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
 
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
     void reply.type('text/plain; version=0.0.4; charset=utf-8');
-    return renderMetrics(context);
+    return renderMetrics(context, await view.get('status'), await view.get('devices'), await view.get('activations'));
   });
 
   return app;

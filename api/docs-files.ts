@@ -5,10 +5,10 @@
  * schemas` writes them; a test fails when the committed files differ.
  */
 import { loadConfig } from '../collector/config.js';
-import type { Runtime } from '../collector/runtime.js';
 import { publishedReportSchema } from '../collector/sink/report-schema.js';
 import { version } from '../collector/version.js';
 import { buildApp } from './app.js';
+import { RunView } from './view.js';
 
 export interface GeneratedFile {
   /** Relative to the project root. */
@@ -24,8 +24,8 @@ export async function openApiDocument(): Promise<unknown> {
     { token: null, tokenForReads: false, postsPerMinute: 1, failedTokensPerMinute: 1, allowedHosts: [], bodyLimitBytes: 1024, version: version() },
     {
       // the document is built from the routes' schemas; the handlers that would use these never run
-      runtime: {} as Runtime, config: loadConfig({}), captureRunning: () => false, captureSource: 'file',
-      influxReachable: () => null, startedMs: 0, version: version(), alerts: () => ({}),
+      view: new RunView({ part: () => Promise.reject(new Error('no run')), command: () => Promise.reject(new Error('no run')) }, 0),
+      config: loadConfig({}), captureSource: 'file', startedMs: 0, version: version(),
     },
   );
   await app.ready();

@@ -3,9 +3,8 @@
  * per-device counters. Device labels are bounded by the inventory (tagging.maxDevices).
  */
 import { statfsSync } from 'node:fs';
-import { flowRecord } from '../collector/flow/record.js';
-import { flowsByDevice } from '../collector/sink/device-totals.js';
-import type { Runtime } from '../collector/runtime.js';
+import type { ApiActivation, DeviceEntry, StatusPart } from '../collector/view.js';
+import type { RunView } from './view.js';
 
 /** Below this much free space the data disk is called full: a spool batch, a state save need more. */
 export const DATA_DISK_LOW_BYTES = 1024 * 1024;
@@ -20,39 +19,28 @@ function freeBytes(dir: string): number | null {
   }
 }
 
-/** The state the health route reports beyond the runtime's counters. */
+/** What the health route reports: the run's view, and what this process says about itself. */
 export interface HealthSource {
-  runtime: Runtime;
-  /** True while the capture runs (false once a --file capture has ended). */
-  captureRunning(): boolean;
+  view: RunView;
   /** What is captured ("interface eth0", "file x.pcap"). */
   captureSource: string;
-  /** InfluxDB answered its last write or ping (null: no InfluxDB configured). */
-  influxReachable(): boolean | null;
   startedMs: number;
   version: string;
-  /** Alert sinks' counters by name (webhooks, mqtt), when configured. */
-  alerts(): Record<string, Record<string, number | boolean>>;
   /** The data directory, whose free space is reported (every file earshot keeps is there). */
   config?: Readonly<{ dataDir: string | null }>;
 }
 
-export function health(source: HealthSource) {
-  const { runtime } = source;
-  const stats = runtime.collector.stats();
-  const capture = runtime.collector.captureStats();
-  const influx = runtime.influx;
-  const reachable = source.influxReachable();
-  const w = influx?.writer.stats;
+export function health(source: HealthSource, status: StatusPart) {
+  const { stats, capture, influx } = status;
   const drops = (capture?.kernelDrops ?? 0) + (capture?.interfaceDrops ?? 0);
   // why the status is degraded, one short sentence each
   const problems: string[] = [];
   if (drops > 0) problems.push(`the capture dropped ${drops} packets`);
-  if (influx && w) {
-    if (reachable === false) problems.push('InfluxDB unreachable: points wait in the spool');
-    else if (influx.writer.writeProblem() !== null) problems.push(`InfluxDB fails writes: ${influx.writer.writeProblem()}`);
-    if (w.spool.writeError !== null) {
-      problems.push(`the spool cannot write to disk (${w.spool.writeError}): ${w.spool.heldPoints} points held in memory`);
+  if (influx) {
+    if (influx.reachable === false) problems.push('InfluxDB unreachable: points wait in the spool');
+    else if (influx.writeProblem !== null) problems.push(`InfluxDB fails writes: ${influx.writeProblem}`);
+    if (influx.spoolWriteError !== null) {
+      problems.push(`the spool cannot write to disk (${influx.spoolWriteError}): ${influx.spoolHeldPoints} points held in memory`);
     }
   }
   // a full disk shows here even while nothing needs the spool: alerts, labels and the state need room too
@@ -67,7 +55,7 @@ export function health(source: HealthSource) {
     version: source.version,
     uptimeS: Math.round((Date.now() - source.startedMs) / 1000),
     capture: {
-      running: source.captureRunning(),
+      running: status.captureRunning,
       source: source.captureSource,
       packets: stats.capture.packets,
       bytes: stats.capture.bytes,
@@ -77,35 +65,18 @@ export function health(source: HealthSource) {
       flowsActive: stats.flows.active,
       flowsEvicted: stats.flows.evicted,
     },
-    influx: influx && w
-      ? {
-        reachable,
-        pointsWritten: w.pointsWritten,
-        pointsRejected: w.pointsRejected,
-        writeErrors: w.writeErrors,
-        queueDepth: w.queueDepth,
-        spoolPoints: w.spool.points,
-        spoolBytes: w.spool.bytes,
-        pointsDropped: w.spool.droppedPoints,
-        writeProblem: influx.writer.writeProblem(),
-        spoolWriteError: w.spool.writeError,
-        spoolWriteErrors: w.spool.writeErrors,
-        spoolHeldPoints: w.spool.heldPoints,
-        batchesQuarantined: w.spool.quarantinedBatches,
-        pointsQuarantined: w.spool.quarantinedPoints,
-      }
-      : null,
+    influx,
     dataDisk: dataDir !== null ? { dir: dataDir, freeBytes: free } : null,
     activations: stats.detect?.activations ?? 0,
-    alerts: source.alerts(),
+    alerts: status.alerts,
   };
 }
 
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
 /** The Prometheus exposition. */
-export function renderMetrics(source: HealthSource): string {
-  const h = health(source);
+export function renderMetrics(source: HealthSource, status: StatusPart, devices: readonly DeviceEntry[], activationList: readonly ApiActivation[]): string {
+  const h = health(source, status);
   const lines: string[] = [];
   const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: Array<[Record<string, string>, number]>) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -133,27 +104,21 @@ export function renderMetrics(source: HealthSource): string {
     metric('earshot_influx_spool_held_points', 'gauge', 'Points held in memory because the disk refused the spool\'s writes.', [[{}, h.influx.spoolHeldPoints]]);
     metric('earshot_influx_batches_quarantined_total', 'counter', 'Batches set aside in the spool\'s quarantine (damaged files, batches InfluxDB could not read).', [[{}, h.influx.batchesQuarantined]]);
   }
-  const { runtime } = source;
-  const counts = runtime.activity?.counts;
   metric('earshot_activations_total', 'counter', 'Finished activations by verdict (a verdict that changes moves between labels).',
-    ['confirmed', 'suspected', 'unverified'].map((v) => [{ verdict: v }, counts?.byVerdict.get(v) ?? 0]));
-  const calls = runtime.collector.calls;
+    ['confirmed', 'suspected', 'unverified'].map((v) => [{ verdict: v }, status.byVerdict[v] ?? 0]));
+  const calls = status.calls;
   if (calls) {
-    metric('earshot_calls_total', 'counter', 'Finished calls of assistants (two-way media: calls, Drop In, video; never activations).', [[{}, calls.stats.calls]]);
-    metric('earshot_calls_open', 'gauge', 'Calls in progress.', [[{}, calls.openCalls().length]]);
+    metric('earshot_calls_total', 'counter', 'Finished calls of assistants (two-way media: calls, Drop In, video; never activations).', [[{}, calls.calls]]);
+    metric('earshot_calls_open', 'gauge', 'Calls in progress.', [[{}, calls.open]]);
   }
-  const devices = runtime.collector.inventory?.all() ?? [];
-  const open = flowsByDevice(runtime.collector.activeFlows().map(flowRecord));
   const bytes: Array<[Record<string, string>, number]> = [];
   const perDevice: Array<[Record<string, string>, number]> = [];
   const activations = new Map<string, number>();
-  for (const a of runtime.activity?.listActivations() ?? []) if (a.finished) activations.set(a.device, (activations.get(a.device) ?? 0) + 1);
-  for (const d of devices) {
-    const t = runtime.activity?.deviceTotals(d.mac, open.get(d.mac) ?? []);
-    if (!t) continue;
-    const labels = { device: d.macText, name: d.name ?? '', assistant: String(d.assistant) };
-    bytes.push([{ ...labels, direction: 'up' }, t.bytesUp], [{ ...labels, direction: 'down' }, t.bytesDown]);
-    if (d.assistant) perDevice.push([labels, activations.get(d.macText) ?? 0]);
+  for (const a of activationList) if (!a.open) activations.set(a.device, (activations.get(a.device) ?? 0) + 1);
+  for (const { device: d } of devices) {
+    const labels = { device: d.mac, name: d.name ?? '', assistant: String(d.assistant) };
+    bytes.push([{ ...labels, direction: 'up' }, d.bytesUp], [{ ...labels, direction: 'down' }, d.bytesDown]);
+    if (d.assistant) perDevice.push([labels, activations.get(d.mac) ?? 0]);
   }
   metric('earshot_device_bytes_total', 'counter', 'Frame bytes a device sent (up) and received (down).', bytes);
   metric('earshot_device_activations', 'gauge', "Activations of an assistant among the recent ones kept (10,000).", perDevice);

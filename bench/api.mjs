@@ -35,10 +35,10 @@ const median = (xs) => {
 };
 
 /** One `collect --file` run; with `load`, autocannon hits the API while the capture runs. */
-async function once(load) {
+async function once(load, extra = []) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [cli, 'collect', '--file', capture, '--listen', `127.0.0.1:${port}`, '--format', 'json', '-o', '/dev/null', '--log-format', 'json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'collect', '--file', capture, '--listen', `127.0.0.1:${port}`, '--format', 'json', '-o', '/dev/null', '--log-format', 'json', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   const exited = new Promise((res) => child.on('close', res));
@@ -74,25 +74,30 @@ async function once(load) {
   return { seconds: (end - start) / 1000, packets: health.capture.packets, result };
 }
 
-const plain = [];
-const loaded = [];
-const rps = [];
-const p50 = [];
-const p99 = [];
-let errors = 0;
-let packets = 0;
+// the pipeline on its own thread (the default) and on the API's thread (--api-thread false), interleaved
+const variants = [
+  { name: 'pipeline thread', extra: [] },
+  { name: 'one thread', extra: ['--api-thread', 'false'] },
+];
+const results = new Map(variants.map((v) => [v.name, { plain: [], loaded: [], rps: [], p50: [], p99: [], errors: 0, packets: 0 }]));
 for (let r = 0; r < runs; r++) {
-  plain.push((await once(false)).seconds);
-  const { seconds, result, packets: n } = await once(true);
-  packets = n;
-  loaded.push(seconds);
-  rps.push(result.requests.average);
-  p50.push(result.latency.p50);
-  p99.push(result.latency.p99);
-  errors += result.errors + result.non2xx;
+  for (const v of variants) {
+    const m = results.get(v.name);
+    m.plain.push((await once(false, v.extra)).seconds);
+    const { seconds, result, packets: n } = await once(true, v.extra);
+    m.packets = n;
+    m.loaded.push(seconds);
+    m.rps.push(result.requests.average);
+    m.p50.push(result.latency.p50);
+    m.p99.push(result.latency.p99);
+    m.errors += result.errors + result.non2xx;
+  }
 }
 console.log('');
 console.log(`API under load during a replay (${cpus().length} x ${cpus()[0]?.model ?? '?'}, autocannon, ${values.connections} connections, loopback), median of ${runs} runs`);
-console.log(`  GET /api/v1/activations: ${Math.round(median(rps)).toLocaleString('en')} requests/s, latency p50 ${median(p50)} ms, p99 ${median(p99)} ms, ${errors} errors or non-2xx`);
-console.log(`  the replay (earshot collect --file, ${packets.toLocaleString('en')} packets): ${median(plain).toFixed(2)} s without load, ${median(loaded).toFixed(2)} s under load (${Math.round(packets / median(plain)).toLocaleString('en')} vs ${Math.round(packets / median(loaded)).toLocaleString('en')} packets/s)`);
+for (const v of variants) {
+  const m = results.get(v.name);
+  console.log(`  ${v.name}: GET /api/v1/activations ${Math.round(median(m.rps)).toLocaleString('en')} requests/s, latency p50 ${median(m.p50)} ms, p99 ${median(m.p99)} ms, ${m.errors} errors or non-2xx`);
+  console.log(`    the replay (earshot collect --file, ${m.packets.toLocaleString('en')} packets): ${median(m.plain).toFixed(2)} s without load, ${median(m.loaded).toFixed(2)} s under load: ${(median(m.loaded) / median(m.plain)).toFixed(2)}x (target <= 1.3x)`);
+}
 process.exit(0);

@@ -138,11 +138,12 @@ export async function runDemo(parsed: ParsedCommand, io: CliIo, cliLog: Logger):
     const captures = CAPTURES.filter((c) => existsSync(packagePath(c)));
     const source = sequence(captures.map((c) => buildSource({ kind: 'file', path: packagePath(c), realtimeSpeed: speed }, { onWarning: (m) => log.warn(m) })));
     const { startApiServer } = await import('../api/server.js');
-    const api = await startApiServer(config, {
+    const { localContext } = await import('../api/app.js');
+    const api = await startApiServer(config, localContext({
       runtime, config, captureRunning: () => capturing, captureSource: source.description,
       influxReachable: () => (runtime.influx ? !runtime.influx.writer.inOutage() : null),
       startedMs: Date.now(), version: version(), alerts: alerts.stats,
-    }, log);
+    }), log);
     cleanup.unshift(() => api.close());
     out(`  API and status page: ${api.url}/  (token for labelling: ${token})`);
     out(`  replaying ${captures.length} captures at ${speed}x: a simulated evening (two Echos, a HomePod, a Nest on QUIC, a phone, a TV; wake events for the commands only), then a real Echo Dot 3 capture (Dubois et al.)`);

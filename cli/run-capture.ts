@@ -3,7 +3,7 @@
  * (collect), ending with the report on stdout.
  */
 import { createWriteStream } from 'node:fs';
-import { buildSource } from '../collector/capture/index.js';
+import { buildSource, type SourceOptions } from '../collector/capture/index.js';
 import { buildProgress } from '../collector/capture/progress.js';
 import type { CaptureSource, CaptureStats } from '../collector/capture/types.js';
 import type { Config } from '../collector/config.js';
@@ -16,6 +16,7 @@ import type { WakeEvent } from '../collector/detect/wake-events.js';
 import type { EventDevice } from '../collector/sink/events.js';
 import { buildWebhookSink } from '../collector/sink/alerts/index.js';
 import { version } from '../collector/version.js';
+import { buildViewSource, type ViewSource } from '../collector/view.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import { renderTextReport } from './text-report.js';
 
@@ -79,7 +80,7 @@ function parseNumberFlag(name: string, value: unknown, fallback: number): number
   return n;
 }
 
-async function writeReport(chunks: Iterable<string>, output: string | undefined, stdout: NodeJS.WriteStream): Promise<void> {
+async function writeReport(chunks: Iterable<string>, output: string | undefined, stdout: NodeJS.WritableStream): Promise<void> {
   // 1 MB of buffer: the next report chunks are made while earlier ones are being written
   const out: NodeJS.WritableStream = output === undefined ? stdout : createWriteStream(output, { highWaterMark: 1 << 20 });
   await new Promise<void>((resolve, reject) => {
@@ -201,9 +202,44 @@ interface PipelineOptions {
   live: boolean;
 }
 
-/** Runs the pipeline over `source` and writes the report; returns the exit code. */
-async function runPipeline(source: CaptureSource, config: Readonly<Config>, parsed: ParsedCommand, io: CliIo, log: Logger, options: PipelineOptions): Promise<number> {
-  const format = parseFormat(parsed.flags.format, io.stdout, parsed.flags.output);
+/** A run as plain data: what the pipeline's thread is given (cli/pipeline-thread.ts). */
+export interface RunRequest {
+  source: SourceOptions;
+  config: Config;
+  format: 'json' | 'text';
+  /** The report's file; undefined: standard output. */
+  output: string | undefined;
+  /** Stop after this many seconds of wall time (0: never). */
+  durationS: number;
+  options: PipelineOptions;
+}
+
+/** What differs between a run on this thread and one on the pipeline's thread. */
+export interface RunHost {
+  /** Serves the API over the run's view (options.api); resolves once it listens. */
+  startApi(view: ViewSource, captureSource: string): Promise<{ url: string; close(): Promise<void> }>;
+  /** The capture ended (the API forgets what it kept of the run). */
+  captureEnded(): void;
+  /** Calls `handler` on each request to stop (SIGINT, SIGTERM); returns what removes it. */
+  onStop(handler: (signal: string) => void): () => void;
+  /** Where the report goes without --output. */
+  stdout: NodeJS.WritableStream;
+}
+
+/** Runs the pipeline over the request's source and writes the report; returns the exit code. */
+export async function executeRun(request: RunRequest, host: RunHost, log: Logger): Promise<number> {
+  const { config, format, options } = request;
+  const source = buildSource(request.source, { onWarning: (message) => log.warn(message) });
+  if (!options.isReplay) log.info({ source: source.description }, 'capturing');
+  const timer = request.durationS > 0 ? setTimeout(() => source.stop(), request.durationS * 1000) : null;
+  try {
+    return await runPipeline(source, config, format, request.output, host, log, options);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+async function runPipeline(source: CaptureSource, config: Readonly<Config>, format: 'json' | 'text', output: string | undefined, host: RunHost, log: Logger, options: PipelineOptions): Promise<number> {
   const dataDir = config.dataDir;
   const diskWarning = dataDir !== null ? prepareDataDir(dataDir) : null;
   if (diskWarning) log.warn(diskWarning);
@@ -238,21 +274,15 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
   if (stateDamaged) save();
   const alerts = await startAlertSinks(config, runtime, log);
   let capturing = true;
-  const api = options.api
-    ? await (await import('../api/server.js')).startApiServer(config, {
-      runtime,
-      config,
-      captureRunning: () => capturing,
-      captureSource: source.description,
-      influxReachable: () => (influx ? !influx.writer.inOutage() : null),
-      startedMs: Date.now(),
-      version: version(),
-      alerts: alerts.stats,
-    }, log)
-    : null;
+  const view = buildViewSource(runtime, {
+    captureRunning: () => capturing,
+    influxReachable: () => (influx ? !influx.writer.inOutage() : null),
+    alerts: alerts.stats,
+  });
+  let api: { url: string; close(): Promise<void> } | null = null;
   let signals = 0;
   let signalled: (() => void) | null = null;
-  const onSignal = (sig: NodeJS.Signals) => {
+  const onSignal = (sig: string) => {
     signals++;
     if (signals > 1) {
       // what InfluxDB has not taken yet is kept in the spool (on disk with a data directory)
@@ -263,21 +293,22 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
     collector.stop();
     signalled?.();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const bar = options.progress ? buildProgress(io.stderr, source) : null;
-  bar?.start();
+  const offStop = host.onStop(onSignal);
+  const bar = options.progress ? buildProgress(process.stderr, source) : null;
   // live (and paced replays), the clock also advances with wall time so uploads end and idle flows
   // expire while no packet arrives; every 100 ms, the detector's slot, so a stalled upload alerts on time
   let ticks = 0;
-  const ticker = options.speed > 0
-    ? setInterval(() => {
-      collector.wallTick(Date.now(), options.speed);
-      if (++ticks % (STATE_SAVE_EVERY_S * 10) === 0) save();
-    }, 100)
-    : null;
+  let ticker: NodeJS.Timeout | null = null;
   let captureError: EarshotError | null = null;
   try {
+    if (options.api) api = await host.startApi(view, source.description);
+    bar?.start();
+    ticker = options.speed > 0
+      ? setInterval(() => {
+        collector.wallTick(Date.now(), options.speed);
+        if (++ticks % (STATE_SAVE_EVERY_S * 10) === 0) save();
+      }, 100)
+      : null;
     let stats: CaptureStats;
     try {
       stats = await runtime.run(source);
@@ -288,6 +319,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
       stats = source.stats();
     }
     capturing = false;
+    host.captureEnded();
     bar?.stop();
     if (ticker) clearInterval(ticker);
     // the last points leave before the report is made: InfluxDB takes them while the report is written
@@ -295,7 +327,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
     save();
     const inputs = { devices: collector.inventory?.all() };
     const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs))];
-    await writeReport(chunks, parsed.flags.output as string | undefined, io.stdout);
+    await writeReport(chunks, output, host.stdout);
     const dropped = report.dropped();
     const left = [
       dropped.flows > 0 ? `${dropped.flows} older flows (report.maxFlows ${config.report.maxFlows})` : '',
@@ -317,21 +349,56 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, pars
     alerts.stopTimers();
     await api?.close();
     runtime.closeJournals();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offStop();
   }
+}
+
+/** A run on this thread: signals from this process, the API (when asked) over the run directly. */
+function localHost(config: Readonly<Config>, io: CliIo, log: Logger): RunHost {
+  return {
+    async startApi(view, captureSource) {
+      const [{ startApiServer }, { contextOver }] = await Promise.all([import('../api/server.js'), import('../api/app.js')]);
+      return startApiServer(config, contextOver(view, { config, captureSource, startedMs: Date.now(), version: version() }), log);
+    },
+    captureEnded() {},
+    onStop(handler) {
+      process.on('SIGINT', handler);
+      process.on('SIGTERM', handler);
+      return () => {
+        process.off('SIGINT', handler);
+        process.off('SIGTERM', handler);
+      };
+    },
+    stdout: io.stdout,
+  };
+}
+
+/**
+ * Runs `request`: with the API, the pipeline (capture, decode, flows, tagging, detection, the sinks)
+ * runs on its own thread and the API on this one (cli/pipeline-thread.ts); without, all here.
+ */
+async function run(request: RunRequest, io: CliIo, log: Logger): Promise<number> {
+  if (request.options.api && request.config.api.thread) {
+    const { runOnPipelineThread } = await import('./pipeline-thread.js');
+    return runOnPipelineThread(request, io, log);
+  }
+  return executeRun(request, localHost(request.config, io, log), log);
 }
 
 /** `earshot replay FILE`. */
 export async function runReplay(parsed: ParsedCommand, io: CliIo, log: Logger): Promise<number> {
   const path = parsed.positionals[0];
   const realtimeSpeed = parseNumberFlag('realtime-speed', parsed.flags['realtime-speed'], 0);
-  const source = buildSource(
-    { kind: path === '-' ? 'stdin' : 'file', path, realtimeSpeed },
-    { onWarning: (message) => log.warn(message) },
-  );
+  const format = parseFormat(parsed.flags.format, io.stdout, parsed.flags.output);
   const progress = !parsed.flags['no-progress'] && path !== '-' && (parsed.flags.progress === true || io.stderr.isTTY === true);
-  return runPipeline(source, parsed.config, parsed, io, log, { progress, speed: realtimeSpeed, isReplay: true, clock: 'packet', api: false, keepServing: false, live: false });
+  return run({
+    source: { kind: path === '-' ? 'stdin' : 'file', path, realtimeSpeed },
+    config: parsed.config,
+    format,
+    output: parsed.flags.output as string | undefined,
+    durationS: 0,
+    options: { progress, speed: realtimeSpeed, isReplay: true, clock: 'packet', api: false, keepServing: false, live: false },
+  }, io, log);
 }
 
 /** `earshot collect`: live, or a capture file (--file) with the API serving on after it ends. */
@@ -345,22 +412,23 @@ export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger):
   const duration = parseNumberFlag('duration', parsed.flags.duration, 0);
   const realtimeSpeed = parseNumberFlag('realtime-speed', parsed.flags['realtime-speed'], 0);
   if (file === undefined && realtimeSpeed > 0) throw earshotError('EARSHOT_ERR_USAGE', 'collect: --realtime-speed paces a --file capture');
-  const source = file !== undefined
-    ? buildSource({ kind: 'file', path: file, realtimeSpeed }, { onWarning: (message) => log.warn(message) })
-    : buildSource(
-      {
-        kind,
-        path: '-',
-        interface: config.capture.interface ?? undefined,
-        filter: config.capture.filter ?? undefined,
-        snaplen: config.capture.snaplen,
-      },
-      { onWarning: (message) => log.warn(message) },
-    );
-  log.info({ source: source.description }, 'capturing');
-  const timer = duration > 0 ? setTimeout(() => source.stop(), duration * 1000) : null;
-  try {
-    return await runPipeline(source, config, parsed, io, log, {
+  const format = parseFormat(parsed.flags.format, io.stdout, parsed.flags.output);
+  const source: SourceOptions = file !== undefined
+    ? { kind: 'file', path: file, realtimeSpeed }
+    : {
+      kind,
+      path: '-',
+      interface: config.capture.interface ?? undefined,
+      filter: config.capture.filter ?? undefined,
+      snaplen: config.capture.snaplen,
+    };
+  return run({
+    source,
+    config,
+    format,
+    output: parsed.flags.output as string | undefined,
+    durationS: duration,
+    options: {
       progress: false,
       speed: file !== undefined ? realtimeSpeed : 1,
       isReplay: false,
@@ -369,8 +437,6 @@ export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger):
       api: config.api.enabled,
       keepServing: file !== undefined && parsed.flags['exit-when-done'] !== true,
       live: file === undefined,
-    });
-  } finally {
-    if (timer) clearTimeout(timer);
-  }
+    },
+  }, io, log);
 }

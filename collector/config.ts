@@ -157,6 +157,7 @@ export const ConfigSchema = Type.Object(
       {
         listen: Type.String({ default: '127.0.0.1:8377', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):\\d{1,5}$', description: 'Where `earshot collect` serves the API and status page (HOST:PORT; [::1]:PORT for IPv6). Beyond loopback every route needs the token.', flag: 'listen' }),
         enabled: Type.Boolean({ default: true, description: 'Serve the API while collecting (`earshot collect`).', flag: 'api' }),
+        thread: Type.Boolean({ default: true, description: 'While the API serves, run the pipeline (capture, decoding, flows, tagging, detection and the sinks) on its own thread, and the API on the main thread at a lower priority: a flood of requests slows the answers, not the capture. Off: one thread (for comparison).', flag: 'api-thread' }),
         token: str(null, 'API token (16 bytes or more, printable ASCII): required for every POST, and for every route when listening beyond loopback (Authorization: Bearer TOKEN). Better set as EARSHOT_API_TOKEN or tokenFile. Unset: generated once and kept in dataDir/api-token.', { flag: 'api-token' }),
         tokenFile: str(null, 'File holding the API token (its first line, 16 bytes or more).', { flag: 'api-token-file' }),
         postsPerMinute: Type.Integer({ default: 120, minimum: 1, description: 'POST requests allowed per client address and minute, all routes together; more get 429.', flag: 'api-posts-per-minute' }),

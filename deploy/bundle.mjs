@@ -21,9 +21,13 @@ try {
   process.exit(0);
 }
 const entry = join(root, 'dist', 'cli', 'start.js');
-if (!existsSync(entry)) {
-  console.error(`earshot build: ${relative(root, entry)} is missing: run tsc -p tsconfig.build.json first`);
-  process.exit(2);
+// the pipeline's thread starts from its own file beside the bundle (cli/pipeline-thread.ts)
+const workerEntry = join(root, 'dist', 'cli', 'pipeline-worker.js');
+for (const file of [entry, workerEntry]) {
+  if (!existsSync(file)) {
+    console.error(`earshot build: ${relative(root, file)} is missing: run tsc -p tsconfig.build.json first`);
+    process.exit(2);
+  }
 }
 /** Dependencies every command loads: bundled. */
 const BUNDLED = new Set(['pino', '@sinclair/typebox']);
@@ -32,7 +36,7 @@ const external = Object.keys({ ...manifest.dependencies, ...manifest.optionalDep
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
 const result = await esbuild.build({
-  entryPoints: [entry],
+  entryPoints: [entry, workerEntry],
   bundle: true,
   splitting: true,
   platform: 'node',

@@ -12,7 +12,7 @@ import addFormats from 'ajv-formats';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { generatedDocFiles } from '../api/docs-files.js';
-import { buildApp } from '../api/app.js';
+import { buildApp, localContext } from '../api/app.js';
 import { activationsQuery, callsQuery, flowsQuery, macParams } from '../api/schemas.js';
 import { MAC_PATTERN } from '../collector/mac.js';
 import { buildSource } from '../collector/capture/index.js';
@@ -48,9 +48,9 @@ describe('generated documents', () => {
     const config = loadConfig({});
     const runtime = buildRuntime(config, { clock: 'packet', activity: true }, { log: pino({ level: 'silent' }) });
     const version = (JSON.parse(committed('docs/openapi.json')) as { info: { version: string } }).info.version;
-    const app = await buildApp({ token: null, tokenForReads: false, postsPerMinute: 10, failedTokensPerMinute: 10, allowedHosts: [], bodyLimitBytes: 1024, version }, {
+    const app = await buildApp({ token: null, tokenForReads: false, postsPerMinute: 10, failedTokensPerMinute: 10, allowedHosts: [], bodyLimitBytes: 1024, version }, localContext({
       runtime, config, captureRunning: () => false, captureSource: 'file', influxReachable: () => null, startedMs: 0, version, alerts: () => ({}),
-    });
+    }));
     const served = (await app.inject({ url: '/api/v1/openapi.json' })).json() as { components: { schemas: Record<string, { properties: Record<string, unknown> }> } };
     await app.close();
     expect(served).toEqual(JSON.parse(committed('docs/openapi.json')));
@@ -100,9 +100,9 @@ describeShared('real reports against the generated schema (ajv)', () => {
     const config = loadConfig({});
     const runtime = buildRuntime(config, { clock: 'packet', activity: true }, { log: pino({ level: 'silent' }) });
     await runtime.run(buildSource({ kind: 'file', path: captures[0] }, {}));
-    const app = await buildApp({ token: null, tokenForReads: false, postsPerMinute: 10, failedTokensPerMinute: 10, allowedHosts: [], bodyLimitBytes: 1024, version: 'test' }, {
+    const app = await buildApp({ token: null, tokenForReads: false, postsPerMinute: 10, failedTokensPerMinute: 10, allowedHosts: [], bodyLimitBytes: 1024, version: 'test' }, localContext({
       runtime, config, captureRunning: () => false, captureSource: 'file', influxReachable: () => null, startedMs: 0, version: 'test', alerts: () => ({}),
-    });
+    }));
     const body = (await app.inject({ url: '/api/v1/activations' })).json() as { activations: unknown[] };
     await app.close();
     const openapi = JSON.parse(committed('docs/openapi.json')) as { components: { schemas: { Activation: Record<string, unknown> } } };

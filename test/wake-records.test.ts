@@ -9,12 +9,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, type AppContext } from '../api/app.js';
+import { buildApp, localContext, type AppContext } from '../api/app.js';
 import { buildSource } from '../collector/capture/index.js';
 import { loadConfig } from '../collector/config.js';
 import { readWakeEventsFile, type WakeEvent } from '../collector/detect/wake-events.js';
 import { EarshotError } from '../collector/errors.js';
-import { buildRuntime } from '../collector/runtime.js';
+import { buildRuntime, type Runtime } from '../collector/runtime.js';
 import { parseWakePayload } from '../collector/sink/mqtt/wake-payload.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { tempDir } from './helpers/temp.js';
@@ -56,13 +56,14 @@ const GOOD: Array<[unknown, WakeEvent]> = [
 
 const dir = tempDir('earshot-wake-records-');
 let context: AppContext;
+let runtime: Runtime;
 let post: (payload: unknown) => Promise<{ status: number; body: { message?: string; accepted?: number } }>;
 
 beforeAll(async () => {
   const config = loadConfig({});
-  const runtime = buildRuntime(config, { clock: 'packet', activity: true }, { log: pino({ level: 'silent' }) });
+  runtime = buildRuntime(config, { clock: 'packet', activity: true }, { log: pino({ level: 'silent' }) });
   await runtime.run(buildSource({ kind: 'file', path: CAPTURE }, {}));
-  context = { runtime, config, captureRunning: () => false, captureSource: 'file', influxReachable: () => null, startedMs: Date.now(), version: 'test', alerts: () => ({}) };
+  context = localContext({ runtime, config, captureRunning: () => false, captureSource: 'file', influxReachable: () => null, startedMs: Date.now(), version: 'test', alerts: () => ({}) });
   const app = await buildApp({ token: TOKEN, tokenForReads: false, postsPerMinute: 10_000, failedTokensPerMinute: 10, allowedHosts: [], bodyLimitBytes: 1024 * 1024, version: 'test' }, context);
   post = async (payload) => {
     const res = await app.inject({ method: 'POST', url: '/api/v1/wake-events', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, payload: JSON.stringify(payload) });
@@ -108,7 +109,7 @@ describe('a wake-event record means the same from a file, MQTT and the API', () 
       expect(answer.body.accepted, label).toBe(1);
     }
     // what the API took is what the detector holds
-    const held = context.runtime.collector.detect?.store.list() ?? [];
+    const held = runtime.collector.detect?.store.list() ?? [];
     for (const [, event] of GOOD) expect(held).toContainEqual(event);
   });
 

@@ -2,10 +2,12 @@
  * Opens the bytes of a capture: a file, stdin or a given stream, transparently gunzipped when it starts
  * with the gzip magic. Every failure becomes a coded error naming the input.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { stat } from 'node:fs/promises';
 import { Readable, pipeline } from 'node:stream';
 import { constants as zlibConstants, createGunzip } from 'node:zlib';
+import { isMainThread } from 'node:worker_threads';
 import { earshotError, isEarshotError, type EarshotError } from '../errors.js';
 
 /** Large reads: fewer chunks means fewer records straddling a chunk boundary. */
@@ -44,6 +46,17 @@ export function fileError(err: unknown, name: string): EarshotError {
 }
 
 /**
+ * Standard input on the pipeline's thread, where process.stdin is the worker's own (empty) stream: a
+ * pipe or socket through the event loop (a read from the thread pool would block one of its threads
+ * until input comes, and the process could not exit while it waits), a file read as a file.
+ */
+function workerStdin(): NodeJS.ReadableStream {
+  const info = fstatSync(0);
+  if (info.isFIFO() || info.isSocket()) return new Socket({ fd: 0, readable: true, writable: false });
+  return createReadStream('', { fd: 0, autoClose: false, highWaterMark: 1 << 16 });
+}
+
+/**
  * Opens `path` ('-' = stdin) or `stream` when given; `name` names the input in messages. Rejects with
  * EARSHOT_ERR_FILE_NOT_FOUND, _FILE_IS_DIRECTORY or _FILE_UNREADABLE.
  */
@@ -53,7 +66,7 @@ export async function openCaptureInput(path: string, stream: NodeJS.ReadableStre
   if (stream !== undefined) {
     raw = stream;
   } else if (path === '-') {
-    raw = process.stdin;
+    raw = isMainThread ? process.stdin : workerStdin();
   } else {
     let info;
     try {

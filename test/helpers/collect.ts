@@ -7,6 +7,7 @@ import { freePort } from './wait.js';
 export interface CollectRun {
   /** http://127.0.0.1:PORT */
   base: string;
+  pid: number;
   stdout: () => string;
   stderr: () => string;
   /** SIGTERM, then the exit code. */
@@ -37,7 +38,7 @@ export async function startCollect(capture: string, extra: string[]): Promise<Co
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
-    base, stdout: () => stdout, stderr: () => stderr,
+    base, pid: child.pid ?? -1, stdout: () => stdout, stderr: () => stderr,
     stop: async () => {
       child.kill('SIGTERM');
       return exited;

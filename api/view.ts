@@ -1,0 +1,68 @@
+/**
+ * The API's read model: the last answer of each part of the run's view (collector/view.ts), kept for
+ * `maxAgeMs`. Requests read it; a part older than that is asked for again, once for all the requests
+ * waiting on it. So a flood of requests costs the pipeline at most one part per `maxAgeMs`, whatever
+ * the request rate, and the pipeline never waits for the API: it answers between packets, when asked.
+ * Commands (labels, wake events, presence) go to the run and are answered once it saved them; after one,
+ * every part is asked for again.
+ */
+import type { ViewCommand, ViewCommandResult, ViewPart, ViewParts, ViewSource } from '../collector/view.js';
+
+/** Where the parts come from: the run on this thread, or the pipeline's thread (cli/pipeline-thread.ts). */
+export interface ViewProvider {
+  part<K extends ViewPart>(name: K): Promise<ViewParts[K]>;
+  command(command: ViewCommand): Promise<ViewCommandResult>;
+}
+
+/** A provider over a run on this thread. */
+export function localProvider(source: ViewSource): ViewProvider {
+  return {
+    part: async (name) => source.part(name),
+    command: async (command) => source.command(command),
+  };
+}
+
+interface Cached<T> {
+  atMs: number;
+  value: T;
+}
+
+export class RunView {
+  private readonly cache = new Map<ViewPart, Cached<unknown>>();
+  private readonly pending = new Map<ViewPart, Promise<unknown>>();
+  /** Bumped by invalidate(): an answer asked for before it is not kept. */
+  private generation = 0;
+
+  constructor(private readonly provider: ViewProvider, private readonly maxAgeMs: number) {}
+
+  async get<K extends ViewPart>(name: K): Promise<ViewParts[K]> {
+    const cached = this.cache.get(name);
+    if (cached !== undefined && Date.now() - cached.atMs < this.maxAgeMs) return cached.value as ViewParts[K];
+    const inFlight = this.pending.get(name);
+    if (inFlight !== undefined) return inFlight as Promise<ViewParts[K]>;
+    const generation = this.generation;
+    const asked = this.provider.part(name).then((value) => {
+      if (generation === this.generation) this.cache.set(name, { atMs: Date.now(), value });
+      return value;
+    }).finally(() => {
+      if (this.pending.get(name) === asked) this.pending.delete(name);
+    });
+    this.pending.set(name, asked);
+    return asked;
+  }
+
+  /** Forget every part: the next request asks again (after a command, or when the capture ended). */
+  invalidate(): void {
+    this.generation++;
+    this.cache.clear();
+    this.pending.clear();
+  }
+
+  async command(command: ViewCommand): Promise<ViewCommandResult> {
+    try {
+      return await this.provider.command(command);
+    } finally {
+      this.invalidate();
+    }
+  }
+}

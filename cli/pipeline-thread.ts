@@ -1,0 +1,165 @@
+/**
+ * A run with the API: the pipeline (capture, decoding, flows, tagging, detection and the sinks) runs on
+ * its own thread (cli/pipeline-worker.ts), the API on this one. The API reads the run's view
+ * (collector/view.ts) through messages, a part at a time and at most once per VIEW_MAX_AGE_MS each
+ * (api/view.ts), so a flood of requests costs the pipeline a bounded amount of work and never makes it
+ * wait: it answers between packets. Labels, wake events and presence go to the pipeline's thread as
+ * messages and are answered once saved there.
+ *
+ * Once the pipeline's thread runs, this thread lowers its own priority (nice +10, Linux threads have
+ * their own): on a machine with no core to spare, requests slow down before packets are lost.
+ */
+import { stat } from 'node:fs/promises';
+import { setPriority } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { EarshotError, type ErrorCode } from '../collector/errors.js';
+import type { Logger } from '../collector/log.js';
+import { version } from '../collector/version.js';
+import type { ViewCommand, ViewCommandResult, ViewPart, ViewParts } from '../collector/view.js';
+import type { CliIo, RunRequest } from './run-capture.js';
+
+/** How long the API keeps a part of the view before asking the pipeline's thread again. */
+export const VIEW_MAX_AGE_MS = 250;
+/** The niceness of the API's thread while the pipeline has its own. */
+const API_THREAD_NICE = 10;
+
+/** What the pipeline's thread is given. */
+export interface WorkerData {
+  request: RunRequest;
+  /** The log format this process chose (the worker cannot tell whether stderr is a terminal). */
+  logFormat: 'text' | 'json';
+}
+
+/** An error as it crosses the threads. */
+export type WireError = { kind: 'earshot'; code: ErrorCode; message: string } | { kind: 'other'; message: string; statusCode?: number; stack?: string };
+
+/** Messages from the pipeline's thread. */
+export type FromWorker =
+  | { t: 'ready'; captureSource: string }
+  | { t: 'reply'; id: number; ok: true; value: unknown }
+  | { t: 'reply'; id: number; ok: false; error: WireError }
+  | { t: 'captureEnded' }
+  | { t: 'done'; code: number }
+  | { t: 'failed'; error: WireError };
+
+/** Messages to the pipeline's thread. */
+export type ToWorker =
+  | { t: 'go'; url: string }
+  | { t: 'abort' }
+  | { t: 'part'; id: number; name: ViewPart }
+  | { t: 'command'; id: number; command: ViewCommand }
+  | { t: 'signal'; signal: string };
+
+export function toWire(err: unknown): WireError {
+  if (err instanceof EarshotError) return { kind: 'earshot', code: err.code, message: err.message };
+  const e = err as { message?: unknown; statusCode?: unknown; stack?: unknown };
+  return {
+    kind: 'other',
+    message: typeof e?.message === 'string' ? e.message : String(err),
+    ...(typeof e?.statusCode === 'number' ? { statusCode: e.statusCode } : {}),
+    ...(typeof e?.stack === 'string' ? { stack: e.stack } : {}),
+  };
+}
+
+export function fromWire(error: WireError): Error {
+  if (error.kind === 'earshot') return new EarshotError(error.code, error.message);
+  const err = new Error(error.message) as Error & { statusCode?: number };
+  if (error.statusCode !== undefined) err.statusCode = error.statusCode;
+  if (error.stack !== undefined) err.stack = error.stack;
+  return err;
+}
+
+/** Runs `request` on the pipeline's thread, with the API on this one; returns the exit code. */
+export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: Logger): Promise<number> {
+  const logFormat = request.config.log.format;
+  const data: WorkerData = { request, logFormat: logFormat === 'json' || (logFormat === 'auto' && io.stderr.isTTY !== true) ? 'json' : 'text' };
+  // the thread pool (file reads, gzip) starts with its first use: before this thread lowers its
+  // priority, so its threads keep the process's
+  await stat('.');
+  const worker = new Worker(new URL('./pipeline-worker.js', import.meta.url), { workerData: data });
+  lowerPriority(log);
+
+  let nextId = 1;
+  const waiting = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
+  const ask = (message: { t: 'part'; name: ViewPart } | { t: 'command'; command: ViewCommand }): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      const id = nextId++;
+      waiting.set(id, { resolve, reject });
+      worker.postMessage({ ...message, id } satisfies ToWorker);
+    });
+  const [{ startApiServer }, { RunView }] = await Promise.all([import('../api/server.js'), import('../api/view.js')]);
+  const view = new RunView({
+    part: <K extends ViewPart>(name: K) => ask({ t: 'part', name }) as Promise<ViewParts[K]>,
+    command: (command: ViewCommand) => ask({ t: 'command', command }) as Promise<ViewCommandResult>,
+  }, VIEW_MAX_AGE_MS);
+
+  let api: { close(): Promise<void> } | null = null;
+  let apiError: unknown = null;
+  const forward = (signal: NodeJS.Signals) => worker.postMessage({ t: 'signal', signal } satisfies ToWorker);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      let settled = false;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        fn();
+      };
+      worker.on('message', (m: FromWorker) => {
+        switch (m.t) {
+          case 'ready':
+            startApiServer(request.config, { view, config: request.config, captureSource: m.captureSource, startedMs: Date.now(), version: version() }, log).then(
+              (server) => {
+                api = server;
+                worker.postMessage({ t: 'go', url: server.url } satisfies ToWorker);
+              },
+              (err: unknown) => {
+                apiError = err;
+                worker.postMessage({ t: 'abort' } satisfies ToWorker);
+              },
+            );
+            break;
+          case 'reply': {
+            const w = waiting.get(m.id);
+            waiting.delete(m.id);
+            if (m.ok) w?.resolve(m.value);
+            else w?.reject(fromWire(m.error));
+            break;
+          }
+          case 'captureEnded':
+            view.invalidate();
+            break;
+          case 'done':
+            settle(() => (apiError !== null ? reject(apiError) : resolve(m.code)));
+            break;
+          case 'failed':
+            settle(() => reject(apiError ?? fromWire(m.error)));
+            break;
+        }
+      });
+      worker.on('error', (err) => settle(() => reject(err)));
+      worker.on('exit', (code) => {
+        for (const w of waiting.values()) w.reject(new Error('the pipeline has stopped'));
+        waiting.clear();
+        // a second signal ends the pipeline's thread at once (exit 130), as it ends a run on one thread
+        settle(() => (code === 130 ? resolve(130) : reject(new Error(`the pipeline's thread ended (exit ${code}) without its result`))));
+      });
+    });
+  } finally {
+    process.off('SIGINT', forward);
+    process.off('SIGTERM', forward);
+    await (api as { close(): Promise<void> } | null)?.close();
+    await worker.terminate();
+  }
+}
+
+/** Lowers this thread's priority (the pipeline's thread keeps the process's); a failure is only logged. */
+function lowerPriority(log: Logger): void {
+  try {
+    // pid 0: on Linux, the calling thread only
+    setPriority(0, API_THREAD_NICE);
+  } catch (err) {
+    log.debug({ err: (err as Error).message }, 'cannot lower the API thread\'s priority');
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * The pipeline's thread (started by cli/pipeline-thread.ts): runs the capture, the pipeline and the
+ * sinks (executeRun), answers the API's requests for parts of the run's view and its commands between
+ * packets, and takes the stop signals the main thread forwards. Logs and the report go straight to
+ * file descriptors 2 and 1 (written here, in order, not through the main thread).
+ */
+import { writeSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { parentPort, workerData } from 'node:worker_threads';
+import { buildLogger } from '../collector/log.js';
+import type { ViewSource } from '../collector/view.js';
+import { toWire, type FromWorker, type ToWorker, type WorkerData } from './pipeline-thread.js';
+import { executeRun, type RunHost } from './run-capture.js';
+
+/** A stream writing to descriptor `fd` synchronously; a reader gone (EPIPE) takes nothing more, quietly. */
+function fdWriter(fd: number): NodeJS.WriteStream {
+  let closed = false;
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      if (closed) return done();
+      try {
+        const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        for (let off = 0; off < data.length;) off += writeSync(fd, data, off);
+        done();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EPIPE') {
+          closed = true;
+          done();
+        } else {
+          done(err as Error);
+        }
+      }
+    },
+  }) as unknown as NodeJS.WriteStream;
+}
+
+const port = parentPort;
+if (port === null) throw new Error('cli/pipeline-worker.js runs as a worker thread');
+const { request, logFormat } = workerData as WorkerData;
+const post = (message: FromWorker) => port.postMessage(message);
+const stderr = fdWriter(2);
+// pino writes JSON to descriptor 2 itself; text lines go through the same synchronous writer
+const log = buildLogger({ level: request.config.log.level, format: logFormat }, Object.assign(stderr, { fd: 2, isTTY: logFormat === 'text' }));
+
+let view: ViewSource | null = null;
+const stopHandlers = new Set<(signal: string) => void>();
+let go: { resolve(url: string): void; reject(err: Error): void } | null = null;
+
+port.on('message', (m: ToWorker) => {
+  switch (m.t) {
+    case 'go':
+      go?.resolve(m.url);
+      break;
+    case 'abort':
+      go?.reject(new Error('the API could not start'));
+      break;
+    case 'part':
+      try {
+        if (view === null) throw new Error('the run has not started');
+        post({ t: 'reply', id: m.id, ok: true, value: view.part(m.name) });
+      } catch (err) {
+        post({ t: 'reply', id: m.id, ok: false, error: toWire(err) });
+      }
+      break;
+    case 'command':
+      try {
+        if (view === null) throw new Error('the run has not started');
+        post({ t: 'reply', id: m.id, ok: true, value: view.command(m.command) });
+      } catch (err) {
+        post({ t: 'reply', id: m.id, ok: false, error: toWire(err) });
+      }
+      break;
+    case 'signal':
+      for (const handler of stopHandlers) handler(m.signal);
+      break;
+  }
+});
+
+const host: RunHost = {
+  startApi(source, captureSource) {
+    view = source;
+    const started = new Promise<string>((resolve, reject) => { go = { resolve, reject }; });
+    post({ t: 'ready', captureSource });
+    return started.then((url) => ({ url, close: async () => {} }));
+  },
+  captureEnded: () => post({ t: 'captureEnded' }),
+  onStop(handler) {
+    stopHandlers.add(handler);
+    return () => stopHandlers.delete(handler);
+  },
+  stdout: fdWriter(1),
+};
+
+executeRun(request, host, log).then(
+  (code) => post({ t: 'done', code }),
+  (err: unknown) => post({ t: 'failed', error: toWire(err) }),
+);

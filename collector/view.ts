@@ -1,0 +1,238 @@
+/**
+ * What the API shows of a run, as plain records: the run's view. The pipeline's thread makes each part
+ * when it is asked for it (`buildViewSource`); the API (on the main thread, or on the same thread in
+ * tests and the demo) keeps the last answer of each part for a moment and reads only that. Parts are
+ * plain data, so they cross a thread (structured clone) as they are, and nothing the API does touches
+ * the flow table, the inventory or the detector.
+ *
+ * Each part is bounded: devices by `tagging.maxDevices`, activations and calls by the activity store
+ * (10,000), flows by `MAX_VIEW_FLOWS` open and as many ended ones.
+ */
+import type { CaptureStats } from './capture/types.js';
+import type { Label } from './detect/index.js';
+import type { WakeEvent } from './detect/wake-events.js';
+import { flowRecord } from './flow/record.js';
+import type { CollectorStats } from './index.js';
+import type { Runtime } from './runtime.js';
+import { flowToApi, type ApiFlow } from './sink/activity.js';
+import { flowsByDevice } from './sink/device-totals.js';
+import { activationToReport, callToReport, isoTime, type ReportActivation, type ReportCall } from './sink/report.js';
+
+/** Most open flows a view holds (the newest); the API's `limit` on flows goes as far. */
+export const MAX_VIEW_FLOWS = 10_000;
+
+export type ApiActivation = ReportActivation & { open: boolean };
+export type ApiCall = ReportCall & { open: boolean };
+
+/** One endpoint of a device, as the API lists them under their service. */
+export interface ApiEndpoint {
+  serverName: string;
+  flows: number;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+/** A device with its traffic (ended and open flows) and endpoints by service. */
+export interface ApiDevice {
+  mac: string;
+  name: string | null;
+  vendor: string | null;
+  model: string | null;
+  assistant: boolean;
+  ips: string[];
+  evidence: string[];
+  firstSeen: string | null;
+  lastSeen: string | null;
+  bytesUp: number;
+  bytesDown: number;
+  packetsUp: number;
+  packetsDown: number;
+  flows: number;
+}
+
+export interface DeviceEntry {
+  device: ApiDevice;
+  lastSeenMs: number;
+  endpoints: Record<string, ApiEndpoint[]>;
+}
+
+/** The owner's presence as the API shows it (null in the part when detection is off). */
+export interface ApiPresence {
+  away: boolean | null;
+  since: string | null;
+  source: string | null;
+  schedule: string[];
+  awayNow: boolean;
+}
+
+/** The InfluxDB writer's state, for /health and /metrics. */
+export interface InfluxState {
+  reachable: boolean | null;
+  pointsWritten: number;
+  pointsRejected: number;
+  writeErrors: number;
+  queueDepth: number;
+  spoolPoints: number;
+  spoolBytes: number;
+  pointsDropped: number;
+  writeProblem: string | null;
+  spoolWriteError: string | null;
+  spoolWriteErrors: number;
+  spoolHeldPoints: number;
+  batchesQuarantined: number;
+  pointsQuarantined: number;
+}
+
+export interface StatusPart {
+  captureRunning: boolean;
+  stats: CollectorStats;
+  capture: CaptureStats | null;
+  influx: InfluxState | null;
+  alerts: Record<string, Record<string, number | boolean>>;
+  presence: ApiPresence | null;
+  /** Finished activations by verdict (every one of the run, not only the kept ones). */
+  byVerdict: Record<string, number>;
+  calls: { calls: number; open: number } | null;
+}
+
+export interface ViewParts {
+  status: StatusPart;
+  /** Every device, assistants first, then the latest seen. */
+  devices: DeviceEntry[];
+  /** Activations, newest first. */
+  activations: ApiActivation[];
+  /** Calls, finished and open, newest first. */
+  calls: ApiCall[];
+  /** Open flows (newest first, at most MAX_VIEW_FLOWS), then the latest ended ones (newest first). */
+  flows: { open: ApiFlow[]; ended: ApiFlow[] };
+}
+
+export type ViewPart = keyof ViewParts;
+export const VIEW_PARTS: readonly ViewPart[] = ['status', 'devices', 'activations', 'calls', 'flows'];
+
+/** What the API asks the run to do; each is saved (data directory) before it is answered. */
+export type ViewCommand =
+  | { kind: 'label'; id: string; label: Label }
+  | { kind: 'wake-events'; events: WakeEvent[] }
+  | { kind: 'presence'; away: boolean; source: string };
+
+export type ViewCommandResult =
+  | { kind: 'label'; activation: ApiActivation | null }
+  | { kind: 'wake-events'; changed: ApiActivation[] }
+  | { kind: 'presence'; presence: ApiPresence | null };
+
+/** What the run says beyond the runtime: whether the capture runs, InfluxDB's reachability, the alert sinks. */
+export interface ViewExtras {
+  captureRunning(): boolean;
+  influxReachable(): boolean | null;
+  alerts(): Record<string, Record<string, number | boolean>>;
+}
+
+export interface ViewSource {
+  part<K extends ViewPart>(name: K): ViewParts[K];
+  /** Runs a command; throws what the runtime throws (NotSavedError when it cannot be saved). */
+  command(command: ViewCommand): ViewCommandResult;
+}
+
+const apiActivation = (a: Parameters<typeof activationToReport>[0]): ApiActivation => ({ ...activationToReport(a), open: !a.finished });
+
+/** The parts of `runtime`'s run, made when asked. */
+export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSource {
+  const { collector, activity, influx } = runtime;
+
+  const presence = (): ApiPresence | null => {
+    const p = runtime.presence();
+    if (p === null) return null;
+    return { away: p.state?.away ?? null, since: p.state ? isoTime(p.state.sinceMs) : null, source: p.state?.source ?? null, schedule: p.schedule, awayNow: p.awayNow };
+  };
+
+  const status = (): StatusPart => {
+    const w = influx?.writer;
+    const s = w?.stats;
+    return {
+      captureRunning: extras.captureRunning(),
+      stats: structuredClone(collector.stats()),
+      capture: collector.captureStats(),
+      influx: w && s
+        ? {
+          reachable: extras.influxReachable(),
+          pointsWritten: s.pointsWritten,
+          pointsRejected: s.pointsRejected,
+          writeErrors: s.writeErrors,
+          queueDepth: s.queueDepth,
+          spoolPoints: s.spool.points,
+          spoolBytes: s.spool.bytes,
+          pointsDropped: s.spool.droppedPoints,
+          writeProblem: w.writeProblem(),
+          spoolWriteError: s.spool.writeError,
+          spoolWriteErrors: s.spool.writeErrors,
+          spoolHeldPoints: s.spool.heldPoints,
+          batchesQuarantined: s.spool.quarantinedBatches,
+          pointsQuarantined: s.spool.quarantinedPoints,
+        }
+        : null,
+      alerts: extras.alerts(),
+      presence: presence(),
+      byVerdict: Object.fromEntries(activity?.counts.byVerdict ?? []),
+      calls: collector.calls ? { calls: collector.calls.stats.calls, open: collector.calls.openCalls().length } : null,
+    };
+  };
+
+  const devices = (): DeviceEntry[] => {
+    const all = collector.inventory?.all() ?? [];
+    const open = flowsByDevice(collector.activeFlows().map(flowRecord));
+    const entries = all.map((d): DeviceEntry => {
+      const t = activity?.deviceTotals(d.mac, open.get(d.mac) ?? []) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0, endpoints: [] };
+      const endpoints: Record<string, ApiEndpoint[]> = {};
+      for (const e of t.endpoints) (endpoints[e.service] ??= []).push({ serverName: e.serverName, flows: e.flows, bytesUp: e.bytesUp, bytesDown: e.bytesDown });
+      return {
+        device: {
+          mac: d.macText, name: d.name, vendor: d.vendor ?? d.ouiVendor, model: d.model, assistant: d.assistant,
+          ips: [...d.ips], evidence: [...d.evidence],
+          firstSeen: d.firstSeenMs > 0 ? isoTime(d.firstSeenMs) : null, lastSeen: d.lastSeenMs > 0 ? isoTime(d.lastSeenMs) : null,
+          bytesUp: t.bytesUp, bytesDown: t.bytesDown, packetsUp: t.packetsUp, packetsDown: t.packetsDown, flows: t.flows,
+        },
+        lastSeenMs: d.lastSeenMs,
+        endpoints,
+      };
+    });
+    return entries.sort((a, b) => Number(b.device.assistant) - Number(a.device.assistant) || b.lastSeenMs - a.lastSeenMs);
+  };
+
+  const calls = (): ApiCall[] => {
+    const finished = activity?.finishedCalls() ?? [];
+    const open = collector.calls?.openCalls() ?? [];
+    return [...finished, ...open].sort((a, b) => b.startMs - a.startMs).map((c) => ({ ...callToReport(c), open: !c.finished }));
+  };
+
+  const flows = (): ViewParts['flows'] => {
+    const active = collector.activeFlows();
+    // the table lists them oldest first
+    const open = active.slice(-MAX_VIEW_FLOWS).reverse().map((f) => flowToApi(flowRecord(f), true));
+    return { open, ended: (activity?.endedFlows() ?? []).reverse() };
+  };
+
+  const parts: { [K in ViewPart]: () => ViewParts[K] } = {
+    status,
+    devices,
+    activations: () => (activity?.listActivations() ?? []).map(apiActivation),
+    calls,
+    flows,
+  };
+
+  return {
+    part: <K extends ViewPart>(name: K) => parts[name]() as ViewParts[K],
+    command(command: ViewCommand): ViewCommandResult {
+      switch (command.kind) {
+        case 'label': {
+          const a = runtime.label(command.id, command.label);
+          return { kind: 'label', activation: a ? apiActivation(a) : null };
+        }
+        case 'wake-events':
+          return { kind: 'wake-events', changed: runtime.addWakeEvents(command.events).map(apiActivation) };
+        case 'presence':
+          return { kind: 'presence', presence: runtime.setPresence(command.away, command.source) === null ? null : presence() };
+      }
+    },
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * `earshot collect` with the API runs the pipeline on its own thread (cli/pipeline-thread.ts) and
+ * lowers the API thread's priority; `--api-thread false` keeps one thread. Both give the same report
+ * and the same API answers, a stdin stream is read on the pipeline's thread, and the counts match
+ * tshark's.
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EARSHOT_BIN } from './helpers/cli.js';
+import { startCollect, type CollectRun } from './helpers/collect.js';
+import { PROJECT_ROOT } from './helpers/shared.js';
+import { tempDir } from './helpers/temp.js';
+import { tsharkTotals } from './helpers/tshark.js';
+import { freePort, untilValue } from './helpers/wait.js';
+
+const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
+const dir = tempDir('pipeline-thread');
+
+/** The nice value of each thread of `pid` (field 19 of /proc/PID/task/TID/stat), by thread id. */
+function niceness(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    // the command name is in parentheses and may hold spaces: count fields after it
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(Number(tid), Number(fields[16]));
+  }
+  return out;
+}
+
+async function ended(run: CollectRun): Promise<void> {
+  await untilValue('the capture to end', async () => {
+    const health = await (await fetch(`${run.base}/api/v1/health`)).json() as { capture: { running: boolean } };
+    return health.capture.running ? null : true;
+  }, 20_000);
+}
+
+const answers = async (run: CollectRun) => Promise.all(['devices', 'activations', 'flows', 'calls', 'presence'].map(async (route) => (await fetch(`${run.base}/api/v1/${route}`)).json()));
+
+describe('the pipeline on its own thread', () => {
+  const runs: CollectRun[] = [];
+  afterAll(async () => {
+    for (const run of runs) await run.kill('SIGKILL').catch(() => {});
+  });
+
+  it('lowers only the API thread, and answers and reports as one thread does', async () => {
+    const threaded = await startCollect(CAPTURE, ['-o', join(dir, 'threaded.json')]);
+    runs.push(threaded);
+    const single = await startCollect(CAPTURE, ['-o', join(dir, 'single.json'), '--api-thread', 'false']);
+    runs.push(single);
+    await ended(threaded);
+    await ended(single);
+    const threads = niceness(threaded.pid);
+    // the main thread (its id is the process's) serves the API at +10; the pipeline's keeps 0
+    expect(threads.get(threaded.pid)).toBe(10);
+    expect([...threads.values()].filter((n) => n === 0).length).toBeGreaterThan(0);
+    expect(niceness(single.pid).get(single.pid)).toBe(0);
+    const [a, b] = [await answers(threaded), await answers(single)];
+    expect(a).toEqual(b);
+    expect((a[1] as { total: number }).total).toBe(1);
+    expect([await threaded.stop(), await single.stop()]).toEqual([0, 0]);
+    const report = (name: string) => {
+      const r = JSON.parse(readFileSync(join(dir, name), 'utf8')) as Record<string, unknown>;
+      return r;
+    };
+    expect(report('threaded.json')).toEqual(report('single.json'));
+    expect((report('threaded.json').capture as { packets: number }).packets).toBe(tsharkTotals(CAPTURE).packets);
+  }, 60_000);
+
+  it('reads a stream on stdin on the pipeline thread: every packet, the report on stdout', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--source', 'stdin', '--listen', `127.0.0.1:${port}`, '--format', 'json', '--log-format', 'json'], { cwd: PROJECT_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    child.stdin.end(readFileSync(CAPTURE));
+    expect(await exited, stderr).toBe(0);
+    const report = JSON.parse(stdout) as { capture: { packets: number; bytes: number } };
+    expect(report.capture).toMatchObject(tsharkTotals(CAPTURE));
+    // the log lines of both threads, each a whole JSON line
+    const lines = stderr.trim().split('\n');
+    expect(lines.every((l) => { try { JSON.parse(l); return true; } catch { return false; } }), stderr).toBe(true);
+    expect(stderr).toMatch(/API on http:\/\/127\.0\.0\.1/);
+    expect(stderr).toMatch(/"msg":"capturing"/);
+  }, 30_000);
+
+  it('a quiet stdin feed still open: SIGTERM ends the run, with the report, exit 0', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--source', 'stdin', '--listen', `127.0.0.1:${port}`, '--format', 'json', '--log-level', 'warn'], { cwd: PROJECT_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stdin.on('error', () => {});
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    await untilValue('the API', async () => {
+      try {
+        return (await fetch(`http://127.0.0.1:${port}/api/v1/health`)).ok ? true : null;
+      } catch {
+        return null;
+      }
+    }, 20_000);
+    // the packets come after the start, and the feed stays open (an SSH pipe from a router)
+    child.stdin.write(readFileSync(CAPTURE));
+    await untilValue('every packet', async () => {
+      const h = await (await fetch(`http://127.0.0.1:${port}/api/v1/health`)).json() as { capture: { packets: number } };
+      return h.capture.packets === tsharkTotals(CAPTURE).packets ? true : null;
+    }, 20_000);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect((JSON.parse(stdout) as { capture: { packets: number } }).capture.packets).toBe(tsharkTotals(CAPTURE).packets);
+  }, 40_000);
+});
