@@ -36,9 +36,12 @@ export interface AppContext extends HealthSource {
   config: Readonly<Config>;
 }
 
-/** A context over a run's view on this thread (read fresh at every request: no copy to keep). */
-export function contextOver(source: ViewSource, fields: Omit<AppContext, 'view'>): AppContext {
-  return { ...fields, view: new RunView(localProvider(source), 0) };
+/**
+ * A context over a run's view on this thread. `maxAgeMs` 0 reads it fresh at every request (tests, the
+ * demo); more keeps each part that long, as the API over the pipeline's thread does.
+ */
+export function contextOver(source: ViewSource, fields: Omit<AppContext, 'view'>, maxAgeMs = 0): AppContext {
+  return { ...fields, view: new RunView(localProvider(source), maxAgeMs) };
 }
 
 /** A context over a runtime on this thread (tests, the demo). */

@@ -22,6 +22,9 @@ export function localProvider(source: ViewSource): ViewProvider {
   };
 }
 
+/** How long the API keeps a part of the view before asking the run again. */
+export const VIEW_MAX_AGE_MS = 250;
+
 interface Cached<T> {
   atMs: number;
   value: T;

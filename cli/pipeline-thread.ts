@@ -18,8 +18,6 @@ import { version } from '../collector/version.js';
 import type { ViewCommand, ViewCommandResult, ViewPart, ViewParts } from '../collector/view.js';
 import type { CliIo, RunRequest } from './run-capture.js';
 
-/** How long the API keeps a part of the view before asking the pipeline's thread again. */
-export const VIEW_MAX_AGE_MS = 250;
 /** The niceness of the API's thread while the pipeline has its own. */
 const API_THREAD_NICE = 10;
 
@@ -87,7 +85,7 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
       waiting.set(id, { resolve, reject });
       worker.postMessage({ ...message, id } satisfies ToWorker);
     });
-  const [{ startApiServer }, { RunView }] = await Promise.all([import('../api/server.js'), import('../api/view.js')]);
+  const [{ startApiServer }, { RunView, VIEW_MAX_AGE_MS }] = await Promise.all([import('../api/server.js'), import('../api/view.js')]);
   const view = new RunView({
     part: <K extends ViewPart>(name: K) => ask({ t: 'part', name }) as Promise<ViewParts[K]>,
     command: (command: ViewCommand) => ask({ t: 'command', command }) as Promise<ViewCommandResult>,

@@ -17,6 +17,7 @@ import type { EventDevice } from '../collector/sink/events.js';
 import { buildWebhookSink } from '../collector/sink/alerts/index.js';
 import { version } from '../collector/version.js';
 import { buildViewSource, type ViewSource } from '../collector/view.js';
+import type { AppContext } from '../api/app.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import { renderTextReport } from './text-report.js';
 
@@ -355,12 +356,15 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
 
 /** A run on this thread: signals from this process, the API (when asked) over the run directly. */
 function localHost(config: Readonly<Config>, io: CliIo, log: Logger): RunHost {
+  let context: AppContext | null = null;
   return {
     async startApi(view, captureSource) {
-      const [{ startApiServer }, { contextOver }] = await Promise.all([import('../api/server.js'), import('../api/app.js')]);
-      return startApiServer(config, contextOver(view, { config, captureSource, startedMs: Date.now(), version: version() }), log);
+      const [{ startApiServer }, { contextOver }, { VIEW_MAX_AGE_MS }] = await Promise.all([import('../api/server.js'), import('../api/app.js'), import('../api/view.js')]);
+      // parts kept as long as over the pipeline's thread: the two compare on the same work
+      context = contextOver(view, { config, captureSource, startedMs: Date.now(), version: version() }, VIEW_MAX_AGE_MS);
+      return startApiServer(config, context, log);
     },
-    captureEnded() {},
+    captureEnded: () => context?.view.invalidate(),
     onStop(handler) {
       process.on('SIGINT', handler);
       process.on('SIGTERM', handler);
