@@ -46,6 +46,16 @@ let view: ViewSource | null = null;
 const stopHandlers = new Set<(signal: string) => void>();
 let go: { resolve(url: string): void; reject(err: Error): void } | null = null;
 
+/** Answers request `id` with what `make` returns from the run's view, or the error it throws. */
+function answer(id: number, make: (source: ViewSource) => unknown): void {
+  try {
+    if (view === null) throw new Error('the run has not started');
+    post({ t: 'reply', id, ok: true, value: make(view) });
+  } catch (err) {
+    post({ t: 'reply', id, ok: false, error: toWire(err) });
+  }
+}
+
 port.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'go':
@@ -55,20 +65,10 @@ port.on('message', (m: ToWorker) => {
       go?.reject(new Error('the API could not start'));
       break;
     case 'part':
-      try {
-        if (view === null) throw new Error('the run has not started');
-        post({ t: 'reply', id: m.id, ok: true, value: view.part(m.name) });
-      } catch (err) {
-        post({ t: 'reply', id: m.id, ok: false, error: toWire(err) });
-      }
+      answer(m.id, (v) => v.part(m.name));
       break;
     case 'command':
-      try {
-        if (view === null) throw new Error('the run has not started');
-        post({ t: 'reply', id: m.id, ok: true, value: view.command(m.command) });
-      } catch (err) {
-        post({ t: 'reply', id: m.id, ok: false, error: toWire(err) });
-      }
+      answer(m.id, (v) => v.command(m.command));
       break;
     case 'signal':
       for (const handler of stopHandlers) handler(m.signal);
