@@ -71,11 +71,12 @@ export function fromWire(error: WireError): Error {
 export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: Logger): Promise<number> {
   const logFormat = request.config.log.format;
   const data: WorkerData = { request, logFormat: logFormat === 'json' || (logFormat === 'auto' && io.stderr.isTTY !== true) ? 'json' : 'text' };
+  // loaded before the worker starts: its first message must find the listener in place (a Worker
+  // emits what its thread posts at once, to whoever listens then)
+  const [{ startApiServer }, { RunView, VIEW_MAX_AGE_MS }] = await Promise.all([import('../api/server.js'), import('../api/view.js')]);
   // the thread pool (file reads, gzip) starts with its first use: before this thread lowers its
   // priority, so its threads keep the process's
   await stat('.');
-  const worker = new Worker(new URL('./pipeline-worker.js', import.meta.url), { workerData: data });
-  lowerPriority(log);
 
   let nextId = 1;
   const waiting = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
@@ -85,7 +86,6 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
       waiting.set(id, { resolve, reject });
       worker.postMessage({ ...message, id } satisfies ToWorker);
     });
-  const [{ startApiServer }, { RunView, VIEW_MAX_AGE_MS }] = await Promise.all([import('../api/server.js'), import('../api/view.js')]);
   const view = new RunView({
     part: <K extends ViewPart>(name: K) => ask({ t: 'part', name }) as Promise<ViewParts[K]>,
     command: (command: ViewCommand) => ask({ t: 'command', command }) as Promise<ViewCommandResult>,
@@ -93,6 +93,9 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
 
   let api: { close(): Promise<void> } | null = null;
   let apiError: unknown = null;
+  // from here to the listeners below, nothing awaits: no message of the worker's can pass unheard
+  const worker = new Worker(new URL('./pipeline-worker.js', import.meta.url), { workerData: data });
+  lowerPriority(log);
   const forward = (signal: NodeJS.Signals) => worker.postMessage({ t: 'signal', signal } satisfies ToWorker);
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
