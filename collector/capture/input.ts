@@ -10,8 +10,12 @@ import { constants as zlibConstants, createGunzip } from 'node:zlib';
 import { isMainThread } from 'node:worker_threads';
 import { earshotError, isEarshotError, type EarshotError } from '../errors.js';
 
-/** Large reads: fewer chunks means fewer records straddling a chunk boundary. */
-const READ_CHUNK = 4 * 1024 * 1024;
+/**
+ * Reads of 1 MiB: few enough chunks that records straddling a boundary cost nothing, small enough that
+ * the buffer the kernel copies into stays in the CPU's cache while the records are parsed out of it
+ * (4 MiB: reading the 426 MB bench capture took ~25 ms longer, and its first fill ~13 ms of page faults).
+ */
+const READ_CHUNK = 1024 * 1024;
 const GUNZIP_CHUNK = 256 * 1024;
 
 /** An opened capture input. */
