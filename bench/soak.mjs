@@ -1,0 +1,171 @@
+#!/usr/bin/env node
+// npm run bench (soak part): does earshot's memory stay flat over a day? 24 hours of a home's traffic
+// through `earshot collect --file DAY --realtime-speed N --exit-when-done --listen 127.0.0.1:PORT` (the
+// pipeline on its own thread, the API on the main one, polled as a status page would), replayed in a
+// few minutes, with the process's RSS (/proc/PID/status VmRSS) sampled every second.
+//
+// The home: the four real captures in ../shared/captures/real taken in homes with an Echo on the LAN:
+// an Echo Dot 2 in normal use and the Alexa app on an Android phone (jhautry), and an Echo asked the
+// time twice behind a Raspberry Pi access point (xray). Laid end to end (each shifted to start 1 s after
+// the one before ended, editcap/mergecap as run.mjs does) they make a 540-s round of 9,930 packets: 18
+// packets/s, the rate of a home where a speaker and a phone talk to the cloud (an idle Echo alone sends a
+// few packets/s; the bench capture's busy-LAN slice is no home). The round repeats, each copy shifted past
+// the one before, until `--hours` of capture time are covered: 24 h = 160 rounds, 1.6M packets, the same
+// devices all day and new flows every round (the old ones end by idle timeout). Written once to
+// bench/out/soak-home-24h.pcap.
+//
+// Start: the median RSS over capture hour 2 (hour 1 is the warm-up: tables, caches, the JIT); end: the
+// median over the last capture hour; also the peak. Target (issue 16): end within 10 % of start.
+//   node bench/soak.mjs [--hours H] [--minutes M] [--poll-ms MS] [--cli dist/cli/main.js]
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const shared = process.env.EARSHOT_SHARED ?? resolve(root, '..', 'shared');
+const { values } = parseArgs({
+  options: {
+    hours: { type: 'string', default: '24' },
+    minutes: { type: 'string', default: '4' },
+    'poll-ms': { type: 'string', default: '1000' },
+    cli: { type: 'string', default: join(root, 'dist/cli/main.js') },
+  },
+  strict: false, // all.mjs passes its flags (--runs) to every script
+});
+const hours = Number(values.hours);
+const minutes = Number(values.minutes);
+const pollMs = Number(values['poll-ms']);
+const cli = resolve(String(values.cli));
+const HOME = [
+  'real/amazon-echodot2_normal-use_jhautry.pcap',
+  'real/android-alexa-app_jhautry.pcap',
+  'real/amazon-echo_alexa-time-query-0_xray.pcap',
+  'real/amazon-echo_alexa-time-query-1_xray.pcap',
+].map((f) => join(shared, 'captures', f));
+const out = join(root, 'bench', 'out');
+const day = join(out, `soak-home-${hours}h.pcap`);
+if (HOME.some((f) => !existsSync(f))) {
+  console.error(`soak: the home captures are not in ${shared}/captures/real (set EARSHOT_SHARED)`);
+  process.exit(2);
+}
+for (const tool of ['editcap', 'mergecap', 'capinfos']) {
+  try { execFileSync('which', [tool], { stdio: 'ignore' }); } catch { console.error(`soak: ${tool} not found; run deploy/setup.sh first`); process.exit(2); }
+}
+const run = (cmd, args) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+/** [first, last] packet time of a capture, seconds (capinfos). */
+function span(path) {
+  const [, first, last] = run('capinfos', ['-T', '-r', '-a', '-e', '-S', path]).trim().split('\t');
+  return [Number(first), Number(last)];
+}
+
+/** One round (the four captures end to end), then the day: rounds shifted by the round's span. */
+function buildDay() {
+  if (existsSync(day)) return;
+  mkdirSync(out, { recursive: true });
+  const tmp = join(out, 'soak-tmp');
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  let clock = 1_700_000_000;
+  const parts = HOME.map((path, i) => {
+    const [first, last] = span(path);
+    const part = join(tmp, `${i}.pcap`);
+    run('editcap', ['-F', 'pcap', '-t', String(clock - first), path, part]);
+    clock += last - first + 1;
+    return part;
+  });
+  const roundFile = join(tmp, 'round.pcap');
+  run('mergecap', ['-a', '-F', 'pcap', '-w', roundFile, ...parts]);
+  const roundS = clock - 1_700_000_000;
+  const round = readFileSync(roundFile);
+  if (round.readUInt32LE(0) !== 0xa1b2c3d4) throw new Error(`${roundFile}: not a little-endian microsecond pcap`);
+  // every round a copy of the records with the seconds field moved on by the round's span
+  const fd = openSync(`${day}.tmp`, 'w');
+  writeSync(fd, round, 0, 24);
+  const rounds = Math.ceil((hours * 3600) / roundS);
+  const copy = Buffer.from(round.subarray(24));
+  for (let r = 0; r < rounds; r++) {
+    for (let off = 0; off + 16 <= copy.length;) {
+      const len = round.readUInt32LE(24 + off + 8);
+      copy.writeUInt32LE(round.readUInt32LE(24 + off) + r * roundS, off);
+      off += 16 + len;
+    }
+    writeSync(fd, copy);
+  }
+  closeSync(fd);
+  renameSync(`${day}.tmp`, day);
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+const freePort = () => new Promise((res) => {
+  const s = createServer();
+  s.listen(0, '127.0.0.1', () => {
+    const { port } = s.address();
+    s.close(() => res(port));
+  });
+});
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const rssMb = (pid) => {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+};
+
+buildDay();
+const [first, last] = span(day);
+const packets = Number(run('capinfos', ['-T', '-r', '-c', day]).trim().split('\t')[1]);
+const spanS = last - first;
+const speed = spanS / (minutes * 60);
+const port = await freePort();
+const child = spawn(process.execPath, [cli, 'collect', '--file', day, '--realtime-speed', String(speed), '--exit-when-done',
+  '--listen', `127.0.0.1:${port}`, '--format', 'json', '-o', '/dev/null', '--log-format', 'json', '--log-level', 'info'],
+{ stdio: ['ignore', 'ignore', 'pipe'] });
+let log = '';
+child.stderr.on('data', (d) => { log = (log + d).slice(-20_000); });
+const exited = new Promise((res) => child.on('close', res));
+const t0 = Date.now();
+const samples = []; // [capture seconds since the first packet, MB]
+let polls = 0;
+let pollErrors = 0;
+const timer = setInterval(async () => {
+  const mb = rssMb(child.pid);
+  // the pacer maps the first packet to the moment reading starts, a few hundred ms after the spawn
+  if (mb !== null) samples.push([((Date.now() - t0) / 1000) * speed, mb]);
+  for (const route of ['health', 'devices', 'activations?limit=20']) {
+    polls++;
+    try {
+      if (!(await fetch(`http://127.0.0.1:${port}/api/v1/${route}`)).ok) pollErrors++;
+    } catch {
+      pollErrors++;
+    }
+  }
+}, pollMs);
+const code = await exited;
+clearInterval(timer);
+if (code !== 0) {
+  console.error(`soak: earshot exited with ${code}: ${log.slice(-2000)}`);
+  process.exit(1);
+}
+const within = (fromH, toH) => samples.filter(([s]) => s >= fromH * 3600 && s < toH * 3600).map(([, mb]) => mb);
+const startMb = median(within(1, 2));
+const spanH = spanS / 3600;
+const endMb = median(within(spanH - 1, Infinity));
+const peak = Math.max(...samples.map(([, mb]) => mb));
+const byHour = [];
+for (let h = 0; h < spanH; h += Math.max(1, Math.round(hours / 8))) byHour.push(`${h}h ${median(within(h, h + 1)).toFixed(0)}`);
+console.log('');
+console.log(`Soak: ${packets.toLocaleString('en')} packets over ${(spanS / 3600).toFixed(1)} h of capture time (${(packets / spanS).toFixed(1)} packets/s: ${HOME.length} home captures in a loop), replayed at ${speed.toFixed(0)}x in ${((Date.now() - t0) / 60_000).toFixed(1)} min; ${samples.length} RSS samples, the API polled ${polls} times (${pollErrors} failed)`);
+console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Node ${process.version}, ${cli.replace(`${root}/`, '')}`);
+console.log(`  RSS start (median of capture hour 2, after an hour's warm-up) ${startMb.toFixed(0)} MB, end (median of the last hour) ${endMb.toFixed(0)} MB, peak ${peak.toFixed(0)} MB`);
+console.log(`  end/start ${(endMb / startMb).toFixed(3)} (target <= 1.10)`);
+console.log(`  by capture hour (median MB): ${byHour.join(', ')}`);
