@@ -16,7 +16,7 @@
 //
 // Start: the median RSS over capture hour 2 (hour 1 is the warm-up: tables, caches, the JIT); end: the
 // median over the last capture hour; also the peak. Target (issue 16): end within 10 % of start.
-//   node bench/soak.mjs [--hours H] [--minutes M] [--poll-ms MS] [--cli dist/cli/main.js]
+//   node bench/soak.mjs [--hours H] [--minutes M] [--poll-ms MS] [--cli dist/cli/main.js] [-- more earshot flags]
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const shared = process.env.EARSHOT_SHARED ?? resolve(root, '..', 'shared');
-const { values } = parseArgs({
+const { values, positionals } = parseArgs({
   options: {
     hours: { type: 'string', default: '24' },
     minutes: { type: 'string', default: '4' },
@@ -35,6 +35,7 @@ const { values } = parseArgs({
     cli: { type: 'string', default: join(root, 'dist/cli/main.js') },
   },
   strict: false, // all.mjs passes its flags (--runs) to every script
+  allowPositionals: true, // after --: more earshot flags
 });
 const hours = Number(values.hours);
 const minutes = Number(values.minutes);
@@ -128,7 +129,7 @@ const spanS = last - first;
 const speed = spanS / (minutes * 60);
 const port = await freePort();
 const child = spawn(process.execPath, [cli, 'collect', '--file', day, '--realtime-speed', String(speed), '--exit-when-done',
-  '--listen', `127.0.0.1:${port}`, '--format', 'json', '-o', '/dev/null', '--log-format', 'json', '--log-level', 'info'],
+  '--listen', `127.0.0.1:${port}`, '--format', 'json', '-o', '/dev/null', '--log-format', 'json', '--log-level', 'info', ...positionals],
 { stdio: ['ignore', 'ignore', 'pipe'] });
 let log = '';
 child.stderr.on('data', (d) => { log = (log + d).slice(-20_000); });
