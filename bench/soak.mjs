@@ -1,20 +1,24 @@
 #!/usr/bin/env node
-// npm run bench (soak part): 24 hours of a home's traffic through `earshot collect --file X
-// --realtime-speed N` with the API on (the pipeline on its own thread) while a status page polls it,
-// sampling the collector's RSS all along: does memory stay flat over a day?
+// npm run bench (soak part): does earshot's memory stay flat over a day? 24 hours of a home's traffic
+// through `earshot collect --file DAY --realtime-speed N --exit-when-done --listen 127.0.0.1:PORT` (the
+// pipeline on its own thread, the API on the main one, polled as a status page would), replayed in a
+// few minutes, with the process's RSS (/proc/PID/status VmRSS) sampled every second.
 //
-// The day: the packets of the bench capture (bench/out/bench-1000000.pcap: every real Ethernet capture in
-// ../shared laid end to end), in their order and with their own timing, except that silences longer than
-// 1 s are cut to 1 s (the captures were recorded hours apart; laid end to end they idle for 57 of their
-// 66 hours). That is 29 packets/s on average, a quiet home: an Echo alone idles at a few packets/s and
-// the captures include a busy LAN slice. The rounds repeat, each shifted past the one before, until 24
-// hours of capture time are covered (about 2.4M packets). Written once to bench/out/soak-24h.pcap.
+// The home: the four real captures in ../shared/captures/real taken in homes with an Echo on the LAN:
+// an Echo Dot 2 in normal use and the Alexa app on an Android phone (jhautry), and an Echo asked the
+// time twice behind a Raspberry Pi access point (xray). Laid end to end (each shifted to start 1 s after
+// the one before ended, editcap/mergecap as run.mjs does) they make a 540-s round of 9,930 packets: 18
+// packets/s, the rate of a home where a speaker and a phone talk to the cloud (an idle Echo alone sends a
+// few packets/s; the bench capture's busy-LAN slice is no home). The round repeats, each copy shifted past
+// the one before, until `--hours` of capture time are covered: 24 h = 160 rounds, 1.6M packets, the same
+// devices all day and new flows every round (the old ones end by idle timeout). Written once to
+// bench/out/soak-home-24h.pcap.
 //
-// Start: the median RSS over the second hour of capture time (after the first hour's warm-up: tables,
-// caches and JIT filled); end: the median over the last hour. Target (issue 16): end within 10% of start.
-//   node bench/soak.mjs [--minutes M] [--hours H] [--poll-ms MS]
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
+// Start: the median RSS over capture hour 2 (hour 1 is the warm-up: tables, caches, the JIT); end: the
+// median over the last capture hour; also the peak. Target (issue 16): end within 10 % of start.
+//   node bench/soak.mjs [--hours H] [--minutes M] [--poll-ms MS] [--cli dist/cli/main.js] [-- more earshot flags]
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -22,64 +26,80 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({
+const shared = process.env.EARSHOT_SHARED ?? resolve(root, '..', 'shared');
+const { values, positionals } = parseArgs({
   options: {
-    minutes: { type: 'string', default: '4' },
     hours: { type: 'string', default: '24' },
+    minutes: { type: 'string', default: '4' },
     'poll-ms': { type: 'string', default: '1000' },
-    // more flags for `earshot collect` (e.g. "--api-thread false"), split on spaces
-    extra: { type: 'string', default: '' },
-    runs: { type: 'string' }, // all.mjs passes its flags to every script
-    packets: { type: 'string' },
+    cli: { type: 'string', default: join(root, 'dist/cli/main.js') },
   },
-  strict: false,
+  strict: false, // all.mjs passes its flags (--runs) to every script
+  allowPositionals: true, // after --: more earshot flags
 });
 const hours = Number(values.hours);
 const minutes = Number(values.minutes);
-const MAX_GAP_US = 1_000_000;
-const source = join(root, 'bench', 'out', 'bench-1000000.pcap');
-const target = join(root, 'bench', 'out', `soak-${hours}h.pcap`);
-const cli = join(root, 'dist/cli/main.js');
-if (!existsSync(source)) {
-  console.error(`soak: ${source} not found; run node bench/run.mjs first`);
+const pollMs = Number(values['poll-ms']);
+const cli = resolve(String(values.cli));
+const HOME = [
+  'real/amazon-echodot2_normal-use_jhautry.pcap',
+  'real/android-alexa-app_jhautry.pcap',
+  'real/amazon-echo_alexa-time-query-0_xray.pcap',
+  'real/amazon-echo_alexa-time-query-1_xray.pcap',
+].map((f) => join(shared, 'captures', f));
+const out = join(root, 'bench', 'out');
+const day = join(out, `soak-home-${hours}h.pcap`);
+if (HOME.some((f) => !existsSync(f))) {
+  console.error(`soak: the home captures are not in ${shared}/captures/real (set EARSHOT_SHARED)`);
   process.exit(2);
 }
+for (const tool of ['editcap', 'mergecap', 'capinfos']) {
+  try { execFileSync('which', [tool], { stdio: 'ignore' }); } catch { console.error(`soak: ${tool} not found; run deploy/setup.sh first`); process.exit(2); }
+}
+const run = (cmd, args) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-/** Writes the day: rounds of the bench capture's records with silences cut to 1 s, until `hours`. */
+/** [first, last] packet time of a capture, seconds (capinfos). */
+function span(path) {
+  const [, first, last] = run('capinfos', ['-T', '-r', '-a', '-e', '-S', path]).trim().split('\t');
+  return [Number(first), Number(last)];
+}
+
+/** One round (the four captures end to end), then the day: rounds shifted by the round's span. */
 function buildDay() {
-  if (existsSync(target)) return;
-  const input = readFileSync(source);
-  if (input.readUInt32LE(0) !== 0xa1b2c3d4) throw new Error(`${source}: not a little-endian microsecond pcap`);
-  const fd = openSync(`${target}.tmp`, 'w');
-  writeSync(fd, input, 0, 24);
-  const want = hours * 3600 * 1e6;
-  let clock = input.readUInt32LE(24) * 1e6 + input.readUInt32LE(28); // microseconds
-  const start = clock;
-  const out = Buffer.alloc(1 << 22);
-  let used = 0;
-  const flush = () => {
-    writeSync(fd, out, 0, used);
-    used = 0;
-  };
-  for (let round = 0; clock - start < want; round++) {
-    let prev = -1;
-    for (let off = 24; off + 16 <= input.length && clock - start < want;) {
-      const t = input.readUInt32LE(off) * 1e6 + input.readUInt32LE(off + 4);
-      const len = input.readUInt32LE(off + 8);
-      if (prev >= 0) clock += Math.min(Math.max(t - prev, 0), MAX_GAP_US);
-      else if (round > 0) clock += MAX_GAP_US;
-      prev = t;
-      if (used + 16 + len > out.length) flush();
-      out.writeUInt32LE(Math.floor(clock / 1e6), used);
-      out.writeUInt32LE(clock % 1e6, used + 4);
-      input.copy(out, used + 8, off + 8, off + 16 + len);
-      used += 16 + len;
+  if (existsSync(day)) return;
+  mkdirSync(out, { recursive: true });
+  const tmp = join(out, 'soak-tmp');
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  let clock = 1_700_000_000;
+  const parts = HOME.map((path, i) => {
+    const [first, last] = span(path);
+    const part = join(tmp, `${i}.pcap`);
+    run('editcap', ['-F', 'pcap', '-t', String(clock - first), path, part]);
+    clock += last - first + 1;
+    return part;
+  });
+  const roundFile = join(tmp, 'round.pcap');
+  run('mergecap', ['-a', '-F', 'pcap', '-w', roundFile, ...parts]);
+  const roundS = clock - 1_700_000_000;
+  const round = readFileSync(roundFile);
+  if (round.readUInt32LE(0) !== 0xa1b2c3d4) throw new Error(`${roundFile}: not a little-endian microsecond pcap`);
+  // every round a copy of the records with the seconds field moved on by the round's span
+  const fd = openSync(`${day}.tmp`, 'w');
+  writeSync(fd, round, 0, 24);
+  const rounds = Math.ceil((hours * 3600) / roundS);
+  const copy = Buffer.from(round.subarray(24));
+  for (let r = 0; r < rounds; r++) {
+    for (let off = 0; off + 16 <= copy.length;) {
+      const len = round.readUInt32LE(24 + off + 8);
+      copy.writeUInt32LE(round.readUInt32LE(24 + off) + r * roundS, off);
       off += 16 + len;
     }
+    writeSync(fd, copy);
   }
-  flush();
   closeSync(fd);
-  renameSync(`${target}.tmp`, target);
+  renameSync(`${day}.tmp`, day);
+  rmSync(tmp, { recursive: true, force: true });
 }
 
 const freePort = () => new Promise((res) => {
@@ -103,70 +123,50 @@ const rssMb = (pid) => {
 };
 
 buildDay();
-// how many packets and over how long (the first and last record)
-const day = readFileSync(target);
-let packets = 0;
-let first = 0;
-let last = 0;
-for (let off = 24; off + 16 <= day.length; packets++) {
-  const t = day.readUInt32LE(off) + day.readUInt32LE(off + 4) / 1e6;
-  if (packets === 0) first = t;
-  last = t;
-  off += 16 + day.readUInt32LE(off + 8);
-}
+const [first, last] = span(day);
+const packets = Number(run('capinfos', ['-T', '-r', '-c', day]).trim().split('\t')[1]);
 const spanS = last - first;
 const speed = spanS / (minutes * 60);
 const port = await freePort();
-const base = `http://127.0.0.1:${port}`;
-const child = spawn(process.execPath, [cli, 'collect', '--file', target, '--realtime-speed', String(speed), '--exit-when-done',
-  '--listen', `127.0.0.1:${port}`, '--format', 'json', '-o', '/dev/null', '--log-format', 'json', ...String(values.extra).split(' ').filter(Boolean)], { stdio: ['ignore', 'ignore', 'pipe'] });
-let stderr = '';
-child.stderr.on('data', (d) => { stderr += d; });
+const child = spawn(process.execPath, [cli, 'collect', '--file', day, '--realtime-speed', String(speed), '--exit-when-done',
+  '--listen', `127.0.0.1:${port}`, '--format', 'json', '-o', '/dev/null', '--log-format', 'json', '--log-level', 'info', ...positionals],
+{ stdio: ['ignore', 'ignore', 'pipe'] });
+let log = '';
+child.stderr.on('data', (d) => { log = (log + d).slice(-20_000); });
 const exited = new Promise((res) => child.on('close', res));
-let startedMs = null;
-const samples = []; // [capture seconds since the start, MB]
+const t0 = Date.now();
+const samples = []; // [capture seconds since the first packet, MB]
 let polls = 0;
 let pollErrors = 0;
-const failures = new Map();
-const pollMs = Number(values['poll-ms']);
 const timer = setInterval(async () => {
-  if (startedMs === null) {
-    if (!/"msg":"(API on |capturing)/.test(stderr)) return;
-    startedMs = Date.now();
-  }
   const mb = rssMb(child.pid);
-  if (mb !== null && !/capture ended/.test(stderr)) samples.push([((Date.now() - startedMs) / 1000) * speed, mb]);
-  if (pollMs <= 0 || /capture ended/.test(stderr)) return;
-  // a status page open all day: what it reads every poll
-  for (const route of ['health', 'devices', 'activations?limit=20', 'flows?limit=50']) {
-    let why = null;
+  // the pacer maps the first packet to the moment reading starts, a few hundred ms after the spawn
+  if (mb !== null) samples.push([((Date.now() - t0) / 1000) * speed, mb]);
+  for (const route of ['health', 'devices', 'activations?limit=20']) {
+    polls++;
     try {
-      polls++;
-      const res = await fetch(`${base}/api/v1/${route}`);
-      if (!res.ok) why = `${route} ${res.status}`;
-      await res.arrayBuffer();
-    } catch (err) {
-      why = `${route} ${err.cause?.code ?? err.message}`;
-    }
-    if (why !== null) {
+      if (!(await fetch(`http://127.0.0.1:${port}/api/v1/${route}`)).ok) pollErrors++;
+    } catch {
       pollErrors++;
-      failures.set(why, (failures.get(why) ?? 0) + 1);
     }
   }
-}, Math.max(pollMs, 1000));
+}, pollMs);
 const code = await exited;
 clearInterval(timer);
 if (code !== 0) {
-  console.error(`soak: earshot exited with ${code}: ${stderr.slice(-2000)}`);
+  console.error(`soak: earshot exited with ${code}: ${log.slice(-2000)}`);
   process.exit(1);
 }
 const within = (fromH, toH) => samples.filter(([s]) => s >= fromH * 3600 && s < toH * 3600).map(([, mb]) => mb);
 const startMb = median(within(1, 2));
-const endMb = median(within(hours - 1, hours + 1));
+const spanH = spanS / 3600;
+const endMb = median(within(spanH - 1, Infinity));
 const peak = Math.max(...samples.map(([, mb]) => mb));
-console.log('');
-console.log(`Soak (${cpus().length} x ${cpus()[0]?.model ?? '?'}): ${packets.toLocaleString('en')} packets, ${(spanS / 3600).toFixed(1)} h of capture time (${(packets / spanS).toFixed(0)} packets/s on average), replayed at ${speed.toFixed(0)}x in ${minutes} min with the API polled every ${values['poll-ms']} ms (${polls} requests, ${pollErrors} failed${failures.size ? `: ${[...failures].map(([k, n]) => `${k} x${n}`).join(', ')}` : ''})${values.extra ? `, collect ${values.extra}` : ''}`);
-console.log(`  RSS: ${startMb.toFixed(0)} MB over hour 2 (start), ${endMb.toFixed(0)} MB over the last hour (end), peak ${peak.toFixed(0)} MB: end/start ${(endMb / startMb).toFixed(3)} (target <= 1.10)`);
 const byHour = [];
-for (let h = 0; h < Math.ceil(hours); h += 4) byHour.push(`${h}h ${median(within(h, h + 1)).toFixed(0)}`);
-console.log(`  by capture hour (MB, median of the hour): ${byHour.join(', ')}`);
+for (let h = 0; h < spanH; h += Math.max(1, Math.round(hours / 8))) byHour.push(`${h}h ${median(within(h, h + 1)).toFixed(0)}`);
+console.log('');
+console.log(`Soak: ${packets.toLocaleString('en')} packets over ${(spanS / 3600).toFixed(1)} h of capture time (${(packets / spanS).toFixed(1)} packets/s: ${HOME.length} home captures in a loop), replayed at ${speed.toFixed(0)}x in ${((Date.now() - t0) / 60_000).toFixed(1)} min; ${samples.length} RSS samples, the API polled ${polls} times (${pollErrors} failed)`);
+console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Node ${process.version}, ${cli.replace(`${root}/`, '')}`);
+console.log(`  RSS start (median of capture hour 2, after an hour's warm-up) ${startMb.toFixed(0)} MB, end (median of the last hour) ${endMb.toFixed(0)} MB, peak ${peak.toFixed(0)} MB`);
+console.log(`  end/start ${(endMb / startMb).toFixed(3)} (target <= 1.10)`);
+console.log(`  by capture hour (median MB): ${byHour.join(', ')}`);

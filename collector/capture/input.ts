@@ -1,12 +1,21 @@
 /**
  * Opens the bytes of a capture: a file, stdin or a given stream, transparently gunzipped when it starts
  * with the gzip magic. Every failure becomes a coded error naming the input.
+ *
+ * Files and pipes are read into one buffer that is reused for every chunk: a fresh buffer per read
+ * (64 KB per pipe read, 256 KB per gunzip output chunk) is garbage that V8 frees only at its next
+ * collection, and tens of MB of it were alive at any moment (a stdin replay of the bench capture
+ * peaked 14 % above the plain file's). Reuse holds because every consumer is done with a chunk when it
+ * asks for the next one: the stream reader parses it (copying a record cut at its end into its carry
+ * buffer), and gunzip is given the next input only once it has taken in the last (its write callback).
  */
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
-import { Socket } from 'node:net';
+import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { stat } from 'node:fs/promises';
-import { Readable, pipeline } from 'node:stream';
-import { constants as zlibConstants, createGunzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
+import { constants as zlibConstants, createGunzip, type Gunzip } from 'node:zlib';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { isMainThread } from 'node:worker_threads';
 import { earshotError, isEarshotError, type EarshotError } from '../errors.js';
 
@@ -17,10 +26,15 @@ import { earshotError, isEarshotError, type EarshotError } from '../errors.js';
  */
 const READ_CHUNK = 1024 * 1024;
 const GUNZIP_CHUNK = 256 * 1024;
+/** A pipe hands over at most what it holds (64 KB on Linux by default); a socket may give more. */
+const PIPE_CHUNK = 256 * 1024;
+
+/** Bytes of fresh buffers between two minor collections (see collectYoung). */
+const FRESH_BYTES_PER_GC = 8 * 1024 * 1024;
 
 /** An opened capture input. */
 export interface CaptureInput {
-  /** Decompressed bytes, in chunks. */
+  /** Decompressed bytes, in chunks; a chunk is valid only until the next one is asked for. */
   readonly chunks: AsyncIterable<Buffer>;
   /** File size when the input is a regular file, else null. */
   readonly totalBytes: number | null;
@@ -30,6 +44,17 @@ export interface CaptureInput {
   compressed(): boolean;
   /** Stops reading and releases the file. */
   close(): void;
+}
+
+/** Raw bytes from somewhere, and how to stop reading them. */
+interface RawInput {
+  chunks: AsyncGenerator<Buffer>;
+  close(): void;
+}
+
+interface Counter {
+  bytes: number;
+  compressed: boolean;
 }
 
 function errnoCode(err: unknown): string {
@@ -49,15 +74,55 @@ export function fileError(err: unknown, name: string): EarshotError {
   return earshotError('EARSHOT_ERR_FILE_UNREADABLE', name, errorMessage(err));
 }
 
+type MinorGc = (options: { type: 'minor' }) => void;
+let minorGc: MinorGc | null | undefined;
+
 /**
- * Standard input on the pipeline's thread, where process.stdin is the worker's own (empty) stream: a
- * pipe or socket through the event loop (a read from the thread pool would block one of its threads
- * until input comes, and the process could not exit while it waits), a file read as a file.
+ * Where a buffer per chunk cannot be avoided (gunzip's output: Node's zlib stream allocates a new one
+ * for every chunk; a stream made by the caller, such as tcpdump's stdout), the parsed chunks are dead
+ * at once, but V8 collects them only when 32 MB of young buffers are pending (twice its default
+ * semi-space, whatever --max-semi-space-size says), so that much dead memory sat on top of every such
+ * read: a .gz replay of the bench capture peaked at 163 MB against 137 MB for the plain file. A minor
+ * collection (a scavenge, about a millisecond) after every FRESH_BYTES_PER_GC of them keeps it to that.
+ * The collector is V8's own gc extension, switched on here; where that fails nothing is collected early.
  */
-function workerStdin(): NodeJS.ReadableStream {
+function freshBytesCounter(): (bytes: number) => void {
+  if (minorGc === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      const gc: unknown = runInNewContext('gc');
+      minorGc = typeof gc === 'function' ? gc as MinorGc : null;
+    } catch {
+      minorGc = null;
+    }
+  }
+  const gc = minorGc;
+  if (gc === null) return () => undefined;
+  let fresh = 0;
+  return (bytes) => {
+    fresh += bytes;
+    if (fresh < FRESH_BYTES_PER_GC) return;
+    fresh = 0;
+    gc({ type: 'minor' });
+  };
+}
+
+/**
+ * Standard input: a regular file is read as a file; a pipe or socket through the event loop, never
+ * from the thread pool (a read there would block one of its threads until input comes, and the process
+ * could not exit while it waits). Anything else (a terminal) as a stream: process.stdin on the main
+ * thread; on the pipeline's thread process.stdin is the worker's own (empty) stream, so fd 0 directly.
+ */
+function stdinInput(counter: Counter, name: string): RawInput {
   const info = fstatSync(0);
-  if (info.isFIFO() || info.isSocket()) return new Socket({ fd: 0, readable: true, writable: false });
-  return createReadStream('', { fd: 0, autoClose: false, highWaterMark: 1 << 16 });
+  if (info.isFile()) return { chunks: fdChunks(0, counter, name), close: () => undefined };
+  if (info.isFIFO() || info.isSocket()) return pipeChunks(0, counter, name);
+  const stream = isMainThread ? process.stdin : createReadStream('', { fd: 0, autoClose: false, highWaterMark: 1 << 16 });
+  return {
+    chunks: streamChunks(stream, counter, name),
+    // stdin belongs to the process: stop reading it without closing the descriptor
+    close: () => stream.pause(),
+  };
 }
 
 /**
@@ -66,11 +131,12 @@ function workerStdin(): NodeJS.ReadableStream {
  */
 export async function openCaptureInput(path: string, stream: NodeJS.ReadableStream | undefined, name: string): Promise<CaptureInput> {
   let totalBytes: number | null = null;
-  let raw: NodeJS.ReadableStream;
+  const counter: Counter = { bytes: 0, compressed: false };
+  let raw: RawInput;
   if (stream !== undefined) {
-    raw = stream;
+    raw = { chunks: streamChunks(stream, counter, name), close: () => (stream as Readable).destroy?.() };
   } else if (path === '-') {
-    raw = isMainThread ? process.stdin : workerStdin();
+    raw = stdinInput(counter, name);
   } else {
     let info;
     try {
@@ -80,52 +146,38 @@ export async function openCaptureInput(path: string, stream: NodeJS.ReadableStre
     }
     if (info.isDirectory()) throw earshotError('EARSHOT_ERR_FILE_IS_DIRECTORY', name);
     if (info.isFile()) totalBytes = info.size;
-    const counter = { bytes: 0, compressed: false, decided: false };
-    const streams: Array<NodeJS.ReadableStream> = [];
-    return {
-      chunks: decompressed(fileChunks(path, counter, name), counter, name, streams),
-      totalBytes,
-      fileBytesRead: () => counter.bytes,
-      compressed: () => counter.compressed,
-      close() {
-        for (const s of streams) (s as Readable).destroy?.();
-      },
-    };
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (err) {
+      throw fileError(err, name);
+    }
+    raw = { chunks: fdChunks(fd, counter, name, () => closeSync(fd)), close: () => undefined };
   }
-  const counter = { bytes: 0, compressed: false, decided: false };
-  const streams: Array<NodeJS.ReadableStream> = [raw];
+  const gunzip: { stream: Gunzip | null } = { stream: null };
   return {
-    chunks: decompressed(rawChunks(raw, counter, name), counter, name, streams),
+    chunks: decompressed(raw.chunks, counter, name, gunzip),
     totalBytes,
     fileBytesRead: () => counter.bytes,
     compressed: () => counter.compressed,
     close() {
-      for (const s of streams) {
-        // stdin belongs to the process: stop reading it without closing the descriptor
-        if (s === process.stdin) s.pause();
-        else (s as Readable).destroy?.();
-      }
+      gunzip.stream?.destroy();
+      raw.close();
+      // a generator suspended at a yield runs its finally (closing the file) only when returned
+      void raw.chunks.return(undefined).catch(() => undefined);
     },
   };
 }
 
 /**
- * Reads a regular file with synchronous reads into one reused buffer: no allocation and no thread-pool
- * round trip per chunk (a stream was ~10x slower here). The buffer is reused only once the input is
- * known to be uncompressed, because then every chunk is parsed before the next is asked for; between
- * chunks it yields to the event loop so signals, timers and the progress bar keep running.
+ * Reads a file descriptor with synchronous reads into one reused buffer: no allocation and no
+ * thread-pool round trip per chunk (a stream was ~10x slower here). Between chunks it yields to the
+ * event loop so signals, timers and the progress bar keep running. `done` releases the descriptor.
  */
-async function* fileChunks(path: string, counter: { bytes: number; decided: boolean; compressed: boolean }, name: string): AsyncGenerator<Buffer> {
-  let fd: number;
+async function* fdChunks(fd: number, counter: Counter, name: string, done?: () => void): AsyncGenerator<Buffer> {
   try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    throw fileError(err, name);
-  }
-  try {
-    let buf = Buffer.allocUnsafe(READ_CHUNK);
+    const buf = Buffer.allocUnsafe(READ_CHUNK);
     for (;;) {
-      if (!counter.decided || counter.compressed) buf = Buffer.allocUnsafe(READ_CHUNK);
       let n: number;
       try {
         n = readSync(fd, buf, 0, buf.length, null);
@@ -138,16 +190,81 @@ async function* fileChunks(path: string, counter: { bytes: number; decided: bool
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } finally {
-    closeSync(fd);
+    done?.();
   }
 }
 
-async function* rawChunks(raw: NodeJS.ReadableStream, counter: { bytes: number }, name: string): AsyncGenerator<Buffer> {
+/**
+ * Reads a pipe or socket through the event loop into one reused buffer (net.Socket's `onread`): each
+ * read pauses the socket until the consumer asks for the next chunk, so the kernel's pipe buffer, not
+ * this process, holds what the consumer has not taken yet. The descriptor is left open (it is stdin).
+ */
+function pipeChunks(fd: number, counter: Counter, name: string): RawInput {
+  const buf = Buffer.allocUnsafe(PIPE_CHUNK);
+  let filled = 0;
+  let ended = false;
+  let failure: unknown = null;
+  let wake: (() => void) | null = null;
+  // onread is a documented option of new net.Socket(); this @types/node lists it only for connect()
+  const options: SocketConstructorOpts & { onread: OnReadOpts } = {
+    fd,
+    readable: true,
+    writable: false,
+    onread: {
+      buffer: buf,
+      callback(n: number) {
+        filled = n;
+        wake?.();
+        return false; // paused until the chunk is used
+      },
+    },
+  };
+  const socket = new Socket(options);
+  const finish = (): void => {
+    ended = true;
+    wake?.();
+  };
+  socket.on('end', finish);
+  socket.on('close', finish);
+  socket.on('error', (err) => {
+    failure = err;
+    wake?.();
+  });
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for (;;) {
+      if (filled === 0 && !ended && failure === null) await new Promise<void>((resolve) => { wake = resolve; });
+      wake = null;
+      if (failure !== null) throw fileError(failure, name);
+      if (filled > 0) {
+        const n = filled;
+        filled = 0;
+        counter.bytes += n;
+        yield buf.subarray(0, n);
+        if (!ended) socket.resume();
+      } else if (ended) {
+        return;
+      }
+    }
+  }
+  return {
+    chunks: chunks(),
+    close() {
+      socket.pause();
+      socket.unref();
+      finish();
+    },
+  };
+}
+
+/** A stream's chunks as they come (a stream the caller made: tcpdump's stdout, a test's). */
+async function* streamChunks(raw: NodeJS.ReadableStream, counter: Counter, name: string): AsyncGenerator<Buffer> {
+  const fresh = freshBytesCounter();
   try {
     for await (const chunk of raw) {
-      const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk as Buffer;
       counter.bytes += bytes.length;
       yield bytes;
+      fresh(bytes.length);
     }
   } catch (err) {
     throw fileError(err, name);
@@ -183,10 +300,31 @@ async function readHead(source: AsyncGenerator<Buffer>): Promise<Head> {
   while (length < 2) {
     const step = await source.next();
     if (step.done) break;
-    parts.push(step.value);
     length += step.value.length;
+    // the source may read the next chunk into the same buffer: keep a copy of a part that is not enough
+    parts.push(length < 2 ? Buffer.from(step.value) : step.value);
   }
   return { chunk: parts.length === 1 ? parts[0] : Buffer.concat(parts) };
+}
+
+/** Writes `chunk` and resolves once gunzip has taken all of it in (its buffer may then be reused). */
+function feed(gunzip: Gunzip, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    gunzip.write(chunk, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** Feeds the compressed bytes to gunzip, one chunk at a time; a failure ends gunzip with it. */
+async function pump(source: AsyncGenerator<Buffer>, gunzip: Gunzip): Promise<void> {
+  try {
+    for await (const chunk of source) {
+      if (gunzip.destroyed) return;
+      await feed(gunzip, chunk);
+    }
+    gunzip.end();
+  } catch (err) {
+    gunzip.destroy(err as Error);
+  }
 }
 
 /**
@@ -194,22 +332,23 @@ async function readHead(source: AsyncGenerator<Buffer>): Promise<Head> {
  * through a Head that is emptied once it is passed on: a local variable here would keep it alive (in
  * this generator's frame) for as long as the stream lasts.
  */
-async function* decompressed(source: AsyncGenerator<Buffer>, counter: { bytes: number; compressed: boolean; decided: boolean }, name: string, streams: Array<NodeJS.ReadableStream>): AsyncGenerator<Buffer> {
+async function* decompressed(source: AsyncGenerator<Buffer>, counter: Counter, name: string, holder: { stream: Gunzip | null }): AsyncGenerator<Buffer> {
   const head = await readHead(source);
   if (!startsWithGzipMagic(head.chunk as Buffer)) {
-    counter.decided = true;
     yield* prepend(head, source);
     return;
   }
   // Z_SYNC_FLUSH: a gzip stream cut short yields what it holds, so a truncated .pcap.gz reads like a truncated .pcap
   counter.compressed = true;
-  counter.decided = true;
   const gunzip = createGunzip({ finishFlush: zlibConstants.Z_SYNC_FLUSH, chunkSize: GUNZIP_CHUNK });
-  streams.push(gunzip);
-  const compressed = Readable.from(prepend(head, source), { objectMode: false });
-  pipeline(compressed, gunzip, () => { /* errors surface through the iteration below */ });
+  holder.stream = gunzip;
+  void pump(prepend(head, source), gunzip);
+  const fresh = freshBytesCounter();
   try {
-    for await (const chunk of gunzip) yield chunk as Buffer;
+    for await (const chunk of gunzip) {
+      yield chunk as Buffer;
+      fresh((chunk as Buffer).length);
+    }
   } catch (err) {
     if (isEarshotError(err)) throw err;
     throw earshotError('EARSHOT_ERR_GZIP', name, errorMessage(err));
