@@ -2,10 +2,10 @@
 // npm run bench (live part): the bench capture replayed with tcpreplay onto a veth pair this script
 // creates and removes, at several packet rates, captured on the other end by each live source of earshot
 // side by side with `tcpdump -w /dev/null` (the anchor): packets seen, kernel drops, peak RSS (VmHWM of
-// the capturing process), CPU time. Also the peak RSS of a streamed input (.gz file, stdin) against the
-// plain file's replay. Needs root and tcpreplay (apt-get install -y tcpreplay); skips with a message
+// the capturing process), CPU time. (The peak RSS of a streamed input, .gz file or stdin, against the
+// plain file's replay is measured in one place: inputs.mjs.) Needs root and tcpreplay (apt-get install -y tcpreplay); skips with a message
 // otherwise.
-//   node bench/live.mjs [--rates 10000,50000,100000,200000] [--limit N] [--only libpcap,tcpdump,stdin,anchor] [--skip-streams]
+//   node bench/live.mjs [--rates 10000,50000,100000,200000] [--limit N] [--only libpcap,tcpdump,stdin,anchor]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -19,7 +19,6 @@ const { values } = parseArgs({
     rates: { type: 'string', default: '10000,50000,100000,200000' },
     limit: { type: 'string', default: '0' },
     only: { type: 'string', default: 'libpcap,tcpdump,stdin,anchor' },
-    'skip-streams': { type: 'boolean', default: false },
     runs: { type: 'string' }, // all.mjs passes its flags to every script
     packets: { type: 'string' },
   },
@@ -156,37 +155,6 @@ async function measure(kind, rate) {
   return { sent, achieved, seen, drops, rssMB: usage.rssMB, cpuS: usage.cpuS };
 }
 
-/** Peak RSS of a replay of the plain file, the same as .gz, and as a stream on stdin (GNU time). */
-function streams() {
-  const gz = join(tmpdir(), `earshot-live-${process.pid}.pcap.gz`);
-  execFileSync('sh', ['-c', `gzip -1 -c '${capture}' > '${gz}'`]);
-  const args = ['replay', '--format', 'json', '--no-progress', '-o', '/dev/null'];
-  const peak = (shell) => {
-    const res = spawnSync('sh', ['-c', shell], { encoding: 'utf8' });
-    const m = /@@([\d.]+) (\d+)/.exec(res.stderr);
-    if (!m) throw new Error(`${shell}: ${res.stderr.slice(-400)}`);
-    return { wall: Number(m[1]), rssMB: Number(m[2]) / 1024 };
-  };
-  const t = `/usr/bin/time -f '@@%e %M' '${node}' '${cli}'`;
-  const rows = [];
-  for (let i = 0; i < 3; i++) {
-    rows.push({
-      plain: peak(`${t} ${args.join(' ')} '${capture}'`),
-      gz: peak(`${t} ${args.join(' ')} '${gz}'`),
-      stdin: peak(`cat '${capture}' | ${t} ${args.join(' ')} -`),
-    });
-  }
-  rmSync(gz, { force: true });
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  console.log('streamed input, peak RSS (median of 3 runs):');
-  const plain = median(rows.map((r) => r.plain.rssMB));
-  for (const kind of ['plain', 'gz', 'stdin']) {
-    const rss = median(rows.map((r) => r[kind].rssMB));
-    console.log(`  replay ${kind.padEnd(6)} ${rss.toFixed(0).padStart(5)} MB  ${(rss / plain).toFixed(2)}x plain, ${median(rows.map((r) => r[kind].wall)).toFixed(2)} s  (target: within 1.10x)`);
-  }
-  console.log('');
-}
-
 if (process.getuid?.() !== 0) skip('needs root (a veth pair, capture)');
 for (const tool of ['tcpreplay', 'tcpdump', 'ip']) if (!have(tool)) skip(`${tool} not found (apt-get install -y tcpreplay tcpdump iproute2)`);
 if (!existsSync(capture)) skip(`${capture} not found: run node bench/run.mjs first, which builds it`);
@@ -195,7 +163,6 @@ if (!existsSync(cli)) execFileSync('npm', ['run', '--silent', 'build'], { cwd: r
 console.log(`earshot live bench: ${capture.replace(root + '/', '')} (${(statSync(capture).size / 1e6).toFixed(0)} MB) replayed by tcpreplay on a veth pair`);
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
 console.log('');
-if (!values['skip-streams']) streams();
 
 const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 const removeVeth = () => { try { ip('link', 'del', OUT_IF); } catch { /* not there */ } };
