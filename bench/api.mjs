@@ -5,12 +5,12 @@
 //   node bench/api.mjs [--runs N] [--connections N]   (after bench/run.mjs has built bench/out/*.pcap)
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { freePort, median } from './common.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, connections: { type: 'string', default: '10' }, packets: { type: 'string', default: '1000000' } } });
@@ -22,17 +22,6 @@ if (!existsSync(capture)) {
 }
 const cli = join(root, 'dist/cli/main.js');
 
-const freePort = () => new Promise((res) => {
-  const s = createServer();
-  s.listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => res(port));
-  });
-});
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** One `collect --file` run; with `load`, autocannon hits the API while the capture runs. */
 async function once(load, extra = []) {

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median } from './common.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, packets: { type: 'string', default: '1000000' } } });
@@ -37,10 +38,6 @@ if (!existsSync(flood)) {
   console.log(`flood capture: ${summary.packets} packets (${summary.dhcp} DHCP, ${summary.mdns} mDNS, ${summary.ssdp} SSDP), ${summary.macs} forged MACs, ${summary.lastSeconds - summary.firstSeconds} s of packet time`);
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const haveTime = spawnSync('/usr/bin/time', ['-f', '%e', 'true']).status === 0;
 if (!haveTime) {
   console.error('bench: GNU time (/usr/bin/time) not found; run deploy/setup.sh first');

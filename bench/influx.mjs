@@ -11,6 +11,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median } from './common.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, points: { type: 'string', default: '200000' }, packets: { type: 'string', default: '1000000' } } });
@@ -36,10 +37,6 @@ process.on('exit', () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const query = async (db, q) => (await (await fetch(`${url}/query`, { method: 'POST', body: new URLSearchParams({ db, q }) })).json());
 
 // 1. points per second through the writer

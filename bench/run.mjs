@@ -10,6 +10,7 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median } from './common.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const shared = process.env.EARSHOT_SHARED ?? resolve(root, '..', 'shared');
@@ -95,10 +96,6 @@ function timed(cmd, args) {
   return res.stderr;
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 const capture = buildCapture();
 const packets = Number(run('capinfos', ['-T', '-r', '-c', capture]).trim().split('\t')[1]);
