@@ -12,7 +12,14 @@ import type { ViewSource } from '../collector/view.js';
 import { toWire, type FromWorker, type ToWorker, type WorkerData } from './pipeline-thread.js';
 import { executeRun, type RunHost } from './run-capture.js';
 
-/** A stream writing to descriptor `fd` synchronously; a reader gone (EPIPE) takes nothing more, quietly. */
+/** Blocks this thread for `ms` (it has nothing else to do while its output waits). */
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * A stream writing to descriptor `fd` synchronously; a reader gone (EPIPE) takes nothing more, quietly.
+ * The main thread's process.stdout made a pipe on fd 1 or 2 non-blocking: a full pipe answers EAGAIN,
+ * and the write waits for the reader (1 ms at a time) instead of failing.
+ */
 function fdWriter(fd: number): NodeJS.WriteStream {
   let closed = false;
   return new Writable({
@@ -20,7 +27,14 @@ function fdWriter(fd: number): NodeJS.WriteStream {
       if (closed) return done();
       try {
         const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-        for (let off = 0; off < data.length;) off += writeSync(fd, data, off);
+        for (let off = 0; off < data.length;) {
+          try {
+            off += writeSync(fd, data, off);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+            pause(1);
+          }
+        }
         done();
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EPIPE') {
