@@ -21,7 +21,7 @@ import { localProvider, RunView } from './view.js';
 import { registerPage } from './page.js';
 import {
   activationSchema, activationsQuery, callSchema, callsQuery, deviceSchema, errorSchema, flowSchema, flowsQuery, idParams, labelBody,
-  macParams, presenceBody, presenceSchema, wakeEventSchema, wakeEventsBody,
+  macParams, noticeSchema, presenceBody, presenceSchema, privacyDeviceSchema, privacyEndpointSchema, privacyQuery, wakeEventSchema, wakeEventsBody,
 } from './schemas.js';
 
 export { tokenMatches } from './guards.js';
@@ -90,7 +90,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   });
   const { view } = context;
 
-  for (const schema of [errorSchema, activationSchema, callSchema, deviceSchema, flowSchema, wakeEventSchema]) app.addSchema(schema);
+  for (const schema of [errorSchema, activationSchema, callSchema, deviceSchema, flowSchema, wakeEventSchema, privacyEndpointSchema, privacyDeviceSchema, noticeSchema]) app.addSchema(schema);
 
   await app.register(swagger, {
     openapi: {
@@ -277,6 +277,26 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     const { open, ended } = await view.get('flows');
     const flows = [...open, ...ended].filter((f) => device === null || f.device === device).slice(0, request.query.limit);
     return { flows };
+  });
+
+  // who each assistant talks to: bounded like the ledger (devices, endpoints per device, notices)
+  app.get<{ Querystring: { device?: string; all?: boolean; limit: number } }>('/api/v1/privacy', {
+    schema: {
+      summary: 'Per assistant (or every device with all=true): its endpoints, organisations and uploads by day; and the new-endpoint notices',
+      querystring: privacyQuery,
+      response: {
+        200: { type: 'object', properties: { devices: { type: 'array', items: { $ref: 'PrivacyDevice#' } }, notices: { type: 'array', items: { $ref: 'Notice#' } } } },
+        ...errors,
+        409: { $ref: 'Error#' },
+      },
+    },
+  }, async (request, reply) => {
+    const privacy = await view.get('privacy');
+    if (privacy === null) return reply.status(409).send({ statusCode: 409, error: 'Conflict', message: 'privacy is off (privacy.enabled false, or tagging off)' });
+    const device = request.query.device ? canonicalMac(request.query.device, 'device') : null;
+    const devices = privacy.devices.filter((d) => (device !== null ? d.mac === device : request.query.all === true || d.assistant));
+    const notices = privacy.notices.filter((n) => device === null || n.device === device).slice(0, request.query.limit);
+    return { devices: devices.slice(0, request.query.limit), notices };
   });
 
   await registerPage(app);

@@ -110,3 +110,66 @@ export const wakeEventsBody = Type.Union([
   Type.Ref(wakeEventSchema),
   Type.Array(Type.Ref(wakeEventSchema), { minItems: 1, maxItems: 10000 }),
 ]);
+
+const count = () => Type.Integer({ minimum: 0 });
+const bytesBy = (what: string) => Type.Record(Type.String(), count(), { description: `${what} by service class` });
+
+/** One endpoint of a device: who it is, what for, how much, how often. */
+export const privacyEndpointSchema = Type.Object({
+  name: Type.String({ description: 'Server name (SNI or DNS), or the address when the flows carried no name' }),
+  named: Type.Boolean({ description: 'false: `name` is an address' }),
+  service: Type.String({ description: 'Service class (voice, telemetry, media, update, ...; unknown when not known)' }),
+  org: orNull(Type.String(), { description: 'The organisation behind the endpoint (docs/privacy.md says from where)' }),
+  orgKey: orNull(Type.String()),
+  category: orNull(Type.String({ description: 'What the organisation is: assistant-vendor, cloud, cdn, analytics, advertising, music, skill-backend, local, ...' })),
+  orgSource: orNull(Type.String({ description: 'Where the organisation came from: catalogue, domains, ip-ranges, asn, lan' })),
+  party: orNull(Type.Unsafe<'first' | 'third'>({ type: 'string', enum: ['first', 'third'] }), { description: "first: the assistant's own vendor; third: anyone else; null: unknown, or the home network" }),
+  flows: count(),
+  bytesUp: count(),
+  bytesDown: count(),
+  days: Type.Integer({ minimum: 0, description: 'Local days with at least one connection' }),
+  connectionsPerDay: Type.Number({ minimum: 0 }),
+  firstSeen: Type.String({ format: 'date-time' }),
+  lastSeen: Type.String({ format: 'date-time' }),
+}, { $id: 'PrivacyEndpoint', additionalProperties: false });
+
+/** Who one device talks to, and what it uploaded per day. */
+export const privacyDeviceSchema = Type.Object({
+  mac: Type.String(),
+  name: orNull(Type.String()),
+  vendor: orNull(Type.String()),
+  assistant: Type.Boolean(),
+  firstSeen: Type.String({ format: 'date-time', description: 'When earshot first saw the device (kept in the data directory)' }),
+  learningUntil: Type.String({ format: 'date-time', description: 'Until then its new organisations and services are learnt without a notice' }),
+  learning: Type.Boolean(),
+  organisations: count(),
+  services: count(),
+  namedShare: Type.Number({ minimum: 0, maximum: 1, description: 'Share of its bytes whose endpoint has a known organisation' }),
+  endpoints: Type.Array(Type.Ref('PrivacyEndpoint'), { description: 'Busiest first' }),
+  days: Type.Array(Type.Object({
+    day: Type.String({ description: 'YYYY-MM-DD in detect.timeZone' }),
+    voiceUp: count(),
+    otherUp: Type.Integer({ minimum: 0, description: 'Bytes it sent that were not voice (telemetry, metrics, media requests, ...)' }),
+    up: bytesBy('Bytes it sent'),
+    down: bytesBy('Bytes it received'),
+  }, { additionalProperties: false }), { description: 'Oldest first, at most 31' }),
+}, { $id: 'PrivacyDevice', additionalProperties: false });
+
+/** A new-endpoint notice. */
+export const noticeSchema = Type.Object({
+  kind: Type.Literal('new-endpoint'),
+  what: Type.Union([Type.Literal('new-organisation'), Type.Literal('new-service')]),
+  subject: Type.String({ description: 'The organisation (or server name when none is known), or the service class' }),
+  organisation: orNull(Type.String()),
+  service: Type.String(),
+  endpoint: Type.String({ description: 'Server name or address of the first flow that showed it' }),
+  device: Type.String(),
+  deviceName: orNull(Type.String()),
+  seen: Type.String({ format: 'date-time' }),
+}, { $id: 'Notice', additionalProperties: false });
+
+export const privacyQuery = Type.Object({
+  device: Type.Optional(mac()),
+  all: Type.Optional(Type.Boolean({ default: false, description: 'Every device, not only assistants' })),
+  limit: page(1000, 100),
+}, { additionalProperties: false });

@@ -327,7 +327,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     await influx?.writer.compressed();
     save();
     const inputs = { devices: collector.inventory?.all() };
-    const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs))];
+    const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs), undefined, runtime.privacy?.devices({ assistantsOnly: true }))];
     await writeReport(chunks, output, host.stdout);
     const dropped = report.dropped();
     const left = [

@@ -1,4 +1,5 @@
 /** Renders a report as readable tables for a terminal (`--format text`). */
+import type { PrivacyDevice } from '../collector/privacy/index.js';
 import type { Report } from '../collector/sink/report.js';
 import { printable } from '../collector/text.js';
 
@@ -24,7 +25,7 @@ export function humanBytes(n: number): string {
 }
 
 /** The text form of a report; shows the `maxFlows` largest flows. */
-export function renderTextReport(r: Report, maxFlows = 40): string {
+export function renderTextReport(r: Report, maxFlows = 40, privacy: readonly PrivacyDevice[] = []): string {
   const c = r.capture;
   const out: string[] = [];
   out.push(`Capture: ${c.packets} packets, ${humanBytes(c.bytes)}, ${c.first ?? '-'} .. ${c.last ?? '-'}` +
@@ -56,5 +57,32 @@ export function renderTextReport(r: Report, maxFlows = 40): string {
         `${c.peers.join(' ')}${c.peersTruncated ? ' ...' : ''}`]),
       new Set([3, 4, 5, 6])));
   }
+  if (privacy.length > 0) out.push('', privacyText(privacy, r));
   return `${out.join('\n')}\n`;
+}
+
+/** Most endpoints listed per assistant in the text report (the busiest). */
+const MAX_TEXT_ENDPOINTS = 25;
+
+/** Per assistant: who it talked to, and what it uploaded per day beside its activations. */
+function privacyText(devices: readonly PrivacyDevice[], r: Report): string {
+  const out: string[] = [`Who each assistant talks to (${devices.length})`];
+  for (const d of devices) {
+    const share = `${Math.round(d.namedShare * 1000) / 10} % of its bytes to a known organisation`;
+    out.push('', `  ${d.name ?? d.mac}${d.name ? ` (${d.mac})` : ''}${d.vendor ? `, ${d.vendor}` : ''}: ${d.endpoints.length} endpoints, ${d.organisations} organisations, ${share}` +
+      `${d.learning ? `; learning until ${d.learningUntil}` : ''}`);
+    const shown = d.endpoints.slice(0, MAX_TEXT_ENDPOINTS);
+    out.push(table(['endpoint', 'organisation', 'party', 'service', 'up', 'down', 'conns', 'per day', 'first seen', 'last seen'],
+      shown.map((e) => [e.name, e.org ?? '?', e.party ?? '', e.service, humanBytes(e.bytesUp), humanBytes(e.bytesDown), e.flows, e.connectionsPerDay, e.firstSeen, e.lastSeen]),
+      new Set([4, 5, 6, 7])));
+    if (d.endpoints.length > shown.length) out.push(`  ... and ${d.endpoints.length - shown.length} more`);
+    const activations = new Map<string, number>();
+    for (const a of r.activations) if (a.device === d.mac) activations.set(a.start.slice(0, 10), (activations.get(a.start.slice(0, 10)) ?? 0) + 1);
+    out.push('', table(['day', 'voice up', 'other up', 'of which', 'activations'],
+      d.days.map((x) => [x.day, humanBytes(x.voiceUp), humanBytes(x.otherUp),
+        Object.entries(x.up).filter(([service, n]) => service !== 'voice' && n > 0).sort((a, b) => b[1] - a[1]).map(([service, n]) => `${service} ${humanBytes(n)}`).join(', '),
+        activations.get(x.day) ?? 0]),
+      new Set([1, 2, 4])));
+  }
+  return out.join('\n');
 }

@@ -12,6 +12,9 @@ import type * as Yaml from 'yaml';
 import { earshotError } from './errors.js';
 import { MAC_PATTERN } from './mac.js';
 
+/** Kinds of notice (collector/sink/events.ts) a webhook or MQTT may be asked to send besides activations. */
+export const NOTICE_KINDS = ['new-endpoint'] as const;
+
 // YAML is loaded only when there is a config file to read
 const require = createRequire(import.meta.url);
 
@@ -175,6 +178,7 @@ export const ConfigSchema = Type.Object(
               url: Type.String({ description: 'Receiver URL (http or https).' }),
               preset: Type.Union(['json', 'ntfy', 'slack', 'discord', 'homeassistant'].map((l) => Type.Literal(l)), { default: 'json' }),
               on: Type.Union(['suspected', 'finished', 'started', 'all'].map((l) => Type.Literal(l)), { default: 'suspected' }),
+              notices: Type.Array(Type.Union(NOTICE_KINDS.map((l) => Type.Literal(l))), { default: [], description: 'Notices besides activations this webhook also gets: new-endpoint (an assistant contacted a new organisation or kind of service).' }),
               secret: Type.Optional(Type.String({ minLength: 8, description: 'HMAC-SHA256 key for X-Earshot-Signature.' })),
               headers: Type.Optional(Type.Record(Type.String(), Type.String())),
               name: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
@@ -183,7 +187,7 @@ export const ConfigSchema = Type.Object(
           ),
           {
             default: [],
-            description: 'Webhooks: [{ url, preset: json|ntfy|slack|discord|homeassistant, on: suspected|finished|started|all, secret, headers, name }]. Deliveries wait in an outbox under dataDir.',
+            description: 'Webhooks: [{ url, preset: json|ntfy|slack|discord|homeassistant, on: suspected|finished|started|all, notices: [new-endpoint], secret, headers, name }]. Deliveries wait in an outbox under dataDir.',
             flag: 'webhooks',
           },
         ),
@@ -209,7 +213,15 @@ export const ConfigSchema = Type.Object(
         prefix: Type.String({ default: 'earshot', pattern: '^[^#+]+$', description: 'Topic prefix for activations, device state and the availability topic.', flag: 'mqtt-prefix' }),
         discovery: Type.Boolean({ default: true, description: 'Publish Home Assistant MQTT discovery for each assistant.', flag: 'mqtt-discovery' }),
         discoveryPrefix: Type.String({ default: 'homeassistant', pattern: '^[^#+]+$', description: "Home Assistant's discovery prefix.", flag: 'mqtt-discovery-prefix' }),
+        notices: Type.Array(Type.Union(NOTICE_KINDS.map((l) => Type.Literal(l))), { default: [], description: 'Notices published on PREFIX/notice besides activations: new-endpoint (an assistant contacted a new organisation or kind of service).', flag: 'mqtt-notices' }),
         wakeTopic: str(null, 'Topic to subscribe to for wake events (JSON, the --wake-events record format; one or an array). Default PREFIX/wake.', { flag: 'mqtt-wake-topic' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    privacy: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: "Keep, per device, who it talks to (endpoints, organisations, services, bytes by day) and raise a new-endpoint notice when an assistant contacts an organisation or a kind of service it was never seen with. Needs tagging.", flag: 'privacy' }),
+        learningPeriodH: Type.Number({ default: 168, minimum: 0, description: 'Hours after earshot first sees a device during which its new organisations and services are learnt quietly (no notice). Remembered in dataDir/privacy.json.', flag: 'learning-period' }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -19,9 +19,11 @@ import { buildCollector } from './index.js';
 import type { Logger } from './log.js';
 import { ActivityStore } from './sink/activity.js';
 import { DeviceTotalsStore } from './sink/device-totals.js';
-import { activationEvent, type ActivationEventKind, type ActivationListener, type EventDevice } from './sink/events.js';
+import { activationEvent, type ActivationEventKind, type ActivationListener, type EventDevice, type NoticeEvent } from './sink/events.js';
 import { buildInfluxSink } from './sink/influx/index.js';
 import { buildReportSink, callToReport } from './sink/report.js';
+import { buildPrivacy } from './privacy/index.js';
+import { vendorOrgLookup, withLan } from './privacy/vendor-orgs.js';
 import { NewestRing } from './sink/ring.js';
 
 /** Most wake events from the API and MQTT kept in the data directory (the newest). */
@@ -64,6 +66,15 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
       }
     }
   };
+  const notify = (event: NoticeEvent) => {
+    for (const l of listeners) {
+      try {
+        l.onNotice?.(event);
+      } catch (err) {
+        deps.log.error({ err: (err as Error).message }, 'a notice listener failed');
+      }
+    }
+  };
   const remember = (a: Activation) => {
     announced.set(a.id, a.verdict);
     if (announced.size > 10_000) announced.delete(announced.keys().next().value as string);
@@ -74,7 +85,11 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
     totals.add(record);
     report.onFlowEnd(record);
     activity?.flowEnded(record);
+    privacy?.onFlowEnd(record);
   };
+  const privacy = config.privacy.enabled && config.tagging.enabled
+    ? buildPrivacy(config, { log: deps.log, device: (mac) => collector.inventory?.describe(mac), lookup: withLan(config.localNets, vendorOrgLookup), onNotice: notify })
+    : null;
   const collector = buildCollector(config, {
     onFlowEnd,
     onDnsAnswer: report.onDnsAnswer,
@@ -146,6 +161,7 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
     report,
     influx,
     activity,
+    privacy,
     addListener(listener: ActivationListener): void {
       listeners.push(listener);
     },
@@ -160,9 +176,11 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
      * there (after loadState: the journal is newer than labels an old state file held). Returns warnings.
      */
     openJournals(dataDir: string): string[] {
-      const detect = collector.detect;
-      if (!detect) return [];
       const warnings: string[] = [];
+      const ledgerWarning = privacy?.open(dataDir);
+      if (ledgerWarning) warnings.push(ledgerWarning);
+      const detect = collector.detect;
+      if (!detect) return warnings;
       labelJournal = new Journal<SavedLabel>(dataDir, {
         file: 'labels.jsonl', what: 'labels', max: MAX_LABELS, parse: parseSavedLabel,
         live: () => [...detect.labels].map(([id, label]) => ({ id, label })),
@@ -205,6 +223,7 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
     },
     /** Closes the journals' files. */
     closeJournals(): void {
+      privacy?.close();
       labelJournal?.close();
       wakeJournal?.close();
     },

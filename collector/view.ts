@@ -13,6 +13,7 @@ import type { Label } from './detect/index.js';
 import type { WakeEvent } from './detect/wake-events.js';
 import { flowRecord } from './flow/record.js';
 import type { CollectorStats } from './index.js';
+import type { ApiNotice, PrivacyDevice } from './privacy/index.js';
 import type { Runtime } from './runtime.js';
 import { flowToApi, type ApiFlow } from './sink/activity.js';
 import { flowsByDevice } from './sink/device-totals.js';
@@ -105,10 +106,12 @@ export interface ViewParts {
   calls: ApiCall[];
   /** Open flows (newest first, at most MAX_VIEW_FLOWS), then the latest ended ones (newest first). */
   flows: { open: ApiFlow[]; ended: ApiFlow[] };
+  /** Who each device talks to (ended flows), and the new-endpoint notices; null with privacy off. */
+  privacy: { devices: PrivacyDevice[]; notices: ApiNotice[] } | null;
 }
 
 export type ViewPart = keyof ViewParts;
-export const VIEW_PARTS: readonly ViewPart[] = ['status', 'devices', 'activations', 'calls', 'flows'];
+export const VIEW_PARTS: readonly ViewPart[] = ['status', 'devices', 'activations', 'calls', 'flows', 'privacy'];
 
 /** What the API asks the run to do; each is saved (data directory) before it is answered. */
 export type ViewCommand =
@@ -218,6 +221,7 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
     activations: () => (activity?.listActivations() ?? []).map(apiActivation),
     calls,
     flows,
+    privacy: () => (runtime.privacy ? { devices: runtime.privacy.devices(), notices: runtime.privacy.notices() } : null),
   };
 
   return {

@@ -35,10 +35,35 @@ export interface CallEvent {
   atMs: number;
 }
 
-/** Something that wants activation events (and, optionally, finished calls). */
+/**
+ * A privacy notice: something an owner wants to hear about that is not an activation. Kinds:
+ * `new-endpoint`: after its learning period, an assistant contacted an organisation (or used a service
+ * class) it had never been seen with (collector/privacy/ledger.ts).
+ */
+export interface NoticeEvent {
+  kind: 'new-endpoint';
+  /** What is new: 'new-organisation' or 'new-service'. */
+  what: 'new-organisation' | 'new-service';
+  /** The organisation's name (or the server name when no organisation is known), or the service class. */
+  subject: string;
+  organisation: string | null;
+  service: string;
+  /** The server name (or address) of the first flow that showed it. */
+  endpoint: string;
+  device: EventDevice;
+  /** When the flow began (ms since the epoch; capture time in a replay). */
+  seenMs: number;
+  /** Wall time the event was made (ms since the epoch). */
+  atMs: number;
+}
+
+export type NoticeKind = NoticeEvent['kind'];
+
+/** Something that wants activation events (and, optionally, finished calls and notices). */
 export interface ActivationListener {
   onActivationEvent(event: ActivationEvent): void;
   onCallEvent?(event: CallEvent): void;
+  onNotice?(event: NoticeEvent): void;
 }
 
 /** Builds an event from a live Activation; `device` resolves its MAC in the inventory. */

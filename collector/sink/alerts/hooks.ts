@@ -72,7 +72,9 @@ export function buildHooks(config: Readonly<Config>): Map<string, Hook> {
       id = `${id}-${n}`;
     }
     const label = w.name ?? `${w.preset} ${url.host}`;
-    hooks.set(id, { id, label, url: url.href, preset: w.preset as Preset, events: new Set(SUBSCRIPTIONS[w.on]), secret: w.secret ?? null, headers, failing: 0, down: false, probeOwed: false, probeNotBeforeMs: 0, lastProbeSeq: 0, confirmSeq: -1, headSeq: -1 });
+    const events = new Set<AlertEventName>(SUBSCRIPTIONS[w.on]);
+    for (const kind of w.notices ?? []) events.add(`notice.${kind}`);
+    hooks.set(id, { id, label, url: url.href, preset: w.preset as Preset, events, secret: w.secret ?? null, headers, failing: 0, down: false, probeOwed: false, probeNotBeforeMs: 0, lastProbeSeq: 0, confirmSeq: -1, headSeq: -1 });
   });
   return hooks;
 }

@@ -16,12 +16,12 @@ import { join } from 'node:path';
 import type { Config } from '../../config.js';
 import { earshotError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { ActivationEvent, ActivationListener } from '../events.js';
+import type { ActivationEvent, ActivationListener, NoticeEvent } from '../events.js';
 import { attempt, backoffMs, timerDelay, type AttemptOutcome } from './deliver.js';
 import { buildHooks, type Hook } from './hooks.js';
 import { Outbox, type Delivery, type SetAside } from './outbox.js';
 import { makeAlert, type AlertEventName } from './payload.js';
-import { renderAlert, signature, type RenderedRequest } from './presets.js';
+import { noticeKey, renderAlert, renderNotice, signature, type RenderedRequest } from './presets.js';
 
 export { ALERT_SCHEMA } from './payload.js';
 export { SUBSCRIPTIONS } from './hooks.js';
@@ -385,6 +385,21 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
 
   return {
     stats,
+    onNotice(notice: NoticeEvent): void {
+      const name: AlertEventName = `notice.${notice.kind}`;
+      let added = false;
+      for (const hook of hooks.values()) {
+        if (!hook.events.has(name)) continue;
+        try {
+          outbox.add(hook.id, name, noticeKey(notice), renderNotice(hook.preset, notice, timeZone), clock());
+          added = true;
+        } catch (err) {
+          writeFailures++;
+          log.error({ webhook: hook.label, key: noticeKey(notice), err: (err as Error).message }, 'webhook outbox: cannot save a notice; it is dropped');
+        }
+      }
+      if (added && started && !closed) pump();
+    },
     onActivationEvent(event: ActivationEvent): void {
       let added = false;
       for (const name of alertEvents(event)) {

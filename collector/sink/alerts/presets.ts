@@ -5,7 +5,9 @@
  */
 import { createHmac } from 'node:crypto';
 import { chatInert } from '../../text.js';
-import { alertDocument, alertText, alertTitle, clip, type Alert } from './payload.js';
+import type { NoticeEvent } from '../events.js';
+import { isoTime } from '../report.js';
+import { alertDocument, alertText, alertTitle, clip, deviceLabel, localTime, type Alert } from './payload.js';
 
 export type Preset = 'json' | 'ntfy' | 'slack' | 'discord' | 'homeassistant';
 
@@ -130,4 +132,80 @@ export function renderAlert(preset: Preset, alert: Alert, timeZone: string): Ren
 export function signature(secret: string, unixSeconds: number, body: string): string {
   const mac = createHmac('sha256', secret).update(`${unixSeconds}.`).update(body, 'utf8').digest('hex');
   return `t=${unixSeconds},v1=${mac}`;
+}
+
+export const NOTICE_SCHEMA = 'earshot.notice/1';
+
+/** The idempotency key of a notice: one per device and new thing, on every retry and restart. */
+export function noticeKey(notice: NoticeEvent): string {
+  return `${notice.kind}.${notice.device.mac}.${notice.what}.${notice.subject}`.slice(0, 300);
+}
+
+/** The title and text of a notice; names in it come from packets and are made inert by the caller. */
+export function noticeWords(notice: NoticeEvent, timeZone: string): { title: string; text: string } {
+  const who = deviceLabel(notice.device);
+  const when = `${localTime(isoTime(notice.seenMs), timeZone)} ${timeZone}`;
+  if (notice.what === 'new-service') {
+    return {
+      title: `New kind of traffic: ${who} now uses ${notice.subject}`,
+      text: `${who} used a service of class ${notice.subject} for the first time (${notice.endpoint}${notice.organisation ? `, ${notice.organisation}` : ''}) at ${when}.`,
+    };
+  }
+  return {
+    title: `New contact: ${who} talked to ${notice.subject}`,
+    text: `${who} contacted ${notice.subject} for the first time (${notice.endpoint}, service ${notice.service}) at ${when}. ` +
+      'A new organisation can be a skill you enabled, a firmware change or a new tracker.',
+  };
+}
+
+/** Renders a notice for `preset`, as renderAlert does an activation. */
+export function renderNotice(preset: Preset, notice: NoticeEvent, timeZone: string): RenderedRequest {
+  const { title, text } = noticeWords(notice, timeZone);
+  const key = noticeKey(notice);
+  switch (preset) {
+    case 'ntfy':
+      return {
+        headers: { 'Content-Type': 'text/plain; charset=utf-8', Title: ntfyHeaderValue(chatInert(title)), Priority: '3', Tags: 'mag,earshot' },
+        body: clip(chatInert(text), NTFY_MESSAGE_MAX),
+      };
+    case 'slack': {
+      const t = slackEscape(chatInert(title));
+      const x = slackEscape(chatInert(text));
+      return {
+        headers: { 'Content-Type': JSON_TYPE },
+        body: JSON.stringify({
+          text: clip(`${t}: ${x}`, SLACK_SECTION_MAX),
+          blocks: [
+            { type: 'section', text: { type: 'mrkdwn', text: clip(`*${t}*\n${x}`, SLACK_SECTION_MAX) } },
+            { type: 'context', elements: [{ type: 'mrkdwn', text: clip(`earshot · notice.${notice.kind} · ${slackEscape(key)}`, SLACK_SECTION_MAX) }] },
+          ],
+        }),
+      };
+    }
+    case 'discord': {
+      const t = chatInert(title);
+      return {
+        headers: { 'Content-Type': JSON_TYPE },
+        body: JSON.stringify({
+          content: clip(discordEscape(t), DISCORD_CONTENT_MAX),
+          embeds: [{
+            title: clip(discordEscape(t), DISCORD_TITLE_MAX),
+            description: clip(discordEscape(chatInert(text)), DISCORD_DESCRIPTION_MAX),
+            timestamp: isoTime(notice.seenMs),
+            footer: { text: clip(`earshot ${key}`, DISCORD_TITLE_MAX) },
+          }],
+          allowed_mentions: { parse: [] },
+        }),
+      };
+    }
+    default:
+      return {
+        headers: { 'Content-Type': JSON_TYPE },
+        body: JSON.stringify({
+          schema: NOTICE_SCHEMA, event: `notice.${notice.kind}`, id: key, time: isoTime(notice.atMs), title, text,
+          device: notice.device,
+          notice: { what: notice.what, subject: notice.subject, organisation: notice.organisation, service: notice.service, endpoint: notice.endpoint, seen: isoTime(notice.seenMs) },
+        }),
+      };
+  }
 }

@@ -15,7 +15,7 @@ import type { Config } from '../../config.js';
 import type { WakeEvent } from '../../detect/wake-events.js';
 import { earshotError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { ActivationEvent, ActivationListener, CallEvent, EventDevice } from '../events.js';
+import type { ActivationEvent, ActivationListener, CallEvent, EventDevice, NoticeEvent } from '../events.js';
 import { type DeviceState, DeviceStates } from './device-state.js';
 import { discoveryMessages, discoverySignature, removalMessages } from './discovery.js';
 import { deviceKey, mqttTopics, topicMatches } from './topics.js';
@@ -50,6 +50,8 @@ export interface MqttSinkStats {
   activationEvents: number;
   /** Finished calls published (PREFIX/call). */
   callEvents: number;
+  /** Notices published (PREFIX/notice, the kinds in mqtt.notices). */
+  notices: number;
   /** Activation events waiting for the broker. */
   eventsQueued: number;
   /** Activation events dropped because the queue was full while the broker was away. */
@@ -126,7 +128,8 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
   const queue: Array<[string, string]> = [];
   /** Devices evicted while the broker was away: their retained messages are cleared on the next connect. */
   const toClear = new Set<string>();
-  const counters = { connects: 0, published: 0, publishErrors: 0, activationEvents: 0, callEvents: 0, eventsDropped: 0, wakePayloads: 0, wakeEvents: 0, wakeRejected: 0, presenceMessages: 0, presenceRejected: 0 };
+  const noticeKinds = new Set<string>(mqtt.notices);
+  const counters = { connects: 0, published: 0, publishErrors: 0, activationEvents: 0, callEvents: 0, notices: 0, eventsDropped: 0, wakePayloads: 0, wakeEvents: 0, wakeRejected: 0, presenceMessages: 0, presenceRejected: 0 };
   let wakeWarnedMs = Number.NEGATIVE_INFINITY;
   let wakeSuppressed = 0;
   let presenceWarnedMs = Number.NEGATIVE_INFINITY;
@@ -404,6 +407,15 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
       publishState(state);
       const message = JSON.stringify({ kind: event.kind, activation: event.activation, device: event.device, at: new Date(event.atMs).toISOString() });
       send(topics.activation, message);
+    },
+
+    onNotice(notice: NoticeEvent): void {
+      if (!noticeKinds.has(notice.kind)) return;
+      counters.notices++;
+      send(topics.notice, JSON.stringify({
+        kind: notice.kind, what: notice.what, subject: notice.subject, organisation: notice.organisation, service: notice.service,
+        endpoint: notice.endpoint, device: notice.device, seen: new Date(notice.seenMs).toISOString(), at: new Date(notice.atMs).toISOString(),
+      }));
     },
 
     onCallEvent(event: CallEvent): void {

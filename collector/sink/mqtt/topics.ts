@@ -11,6 +11,8 @@ export interface MqttTopics {
   activation: string;
   /** Every finished call (not retained). */
   call: string;
+  /** Notices the config asks for (mqtt.notices; not retained). */
+  notice: string;
   /** Wake events in (may hold + and # wildcards). */
   wake: string;
   /** The owner's presence in: {"away": true|false}. */
@@ -25,7 +27,7 @@ export interface MqttTopics {
   deviceKeyOf(topic: string): string | null;
   /** Discovery config topic of one entity. */
   discovery(component: string, uniqueId: string): string;
-  /** True for a topic earshot publishes (status, activation, call, device states). */
+  /** True for a topic earshot publishes (status, activation, call, notice, device states). */
   isOwn(topic: string): boolean;
   /** Prefix made safe for ids (unique_id, identifiers): [a-zA-Z0-9_-] only. */
   idPrefix: string;
@@ -45,6 +47,7 @@ export function mqttTopics(mqtt: Readonly<Config['mqtt']>): MqttTopics {
     status: `${prefix}/status`,
     activation: `${prefix}/activation`,
     call: `${prefix}/call`,
+    notice: `${prefix}/notice`,
     wake: mqtt.wakeTopic ?? `${prefix}/wake`,
     presence: `${prefix}/presence`,
     stateWildcard: `${statePrefix}+/state`,
@@ -55,7 +58,7 @@ export function mqttTopics(mqtt: Readonly<Config['mqtt']>): MqttTopics {
       const key = topic.slice(statePrefix.length, -'/state'.length);
       return /^[a-z0-9]+$/.test(key) ? key : null;
     },
-    isOwn: (topic) => topic === `${prefix}/status` || topic === `${prefix}/activation` || topic === `${prefix}/call` || topic.startsWith(statePrefix),
+    isOwn: (topic) => topic === `${prefix}/status` || topic === `${prefix}/activation` || topic === `${prefix}/call` || topic === `${prefix}/notice` || topic.startsWith(statePrefix),
     discovery: (component, uniqueId) => `${discoveryPrefix}/${component}/${uniqueId}/config`,
     idPrefix: prefix.replace(/[^a-zA-Z0-9_-]+/g, '_'),
   };
