@@ -69,8 +69,9 @@ function privacyText(devices: readonly PrivacyDevice[], r: Report): string {
   const out: string[] = [`Who each assistant talks to (${devices.length})`];
   for (const d of devices) {
     const share = `${Math.round(d.namedShare * 1000) / 10} % of its bytes to a known organisation`;
-    out.push('', `  ${d.name ?? d.mac}${d.name ? ` (${d.mac})` : ''}${d.vendor ? `, ${d.vendor}` : ''}: ${d.endpoints.length} endpoints, ${d.organisations} organisations, ${share}` +
-      `${d.learning ? `; learning until ${d.learningUntil}` : ''}`);
+    // a device's name and vendor come from packets (DHCP, mDNS): escaped like the tables' cells
+    out.push('', printable(`  ${d.name ?? d.mac}${d.name ? ` (${d.mac})` : ''}${d.vendor ? `, ${d.vendor}` : ''}: ${d.endpoints.length} endpoints, ${d.organisations} organisations, ${share}` +
+      `${d.learning ? `; learning until ${d.learningUntil}` : ''}`));
     const shown = d.endpoints.slice(0, MAX_TEXT_ENDPOINTS);
     out.push(table(['endpoint', 'organisation', 'party', 'service', 'up', 'down', 'conns', 'per day', 'first seen', 'last seen'],
       shown.map((e) => [e.name, e.org ?? '?', e.party ?? '', e.service, humanBytes(e.bytesUp), humanBytes(e.bytesDown), e.flows, e.connectionsPerDay, e.firstSeen, e.lastSeen]),

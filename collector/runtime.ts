@@ -67,6 +67,7 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
     }
   };
   const notify = (event: NoticeEvent) => {
+    influx?.onNotice(event);
     for (const l of listeners) {
       try {
         l.onNotice?.(event);
@@ -88,7 +89,7 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
     privacy?.onFlowEnd(record);
   };
   const privacy = config.privacy.enabled && config.tagging.enabled
-    ? buildPrivacy(config, { log: deps.log, device: (mac) => collector.inventory?.describe(mac), lookup: withLan(config.localNets, vendorOrgLookup), onNotice: notify })
+    ? buildPrivacy(config, { log: deps.log, device: (mac) => collector.inventory?.describe(mac), lookup: withLan(config.localNets, vendorOrgLookup), onNotice: notify, onTraffic: influx?.onEndpointTraffic })
     : null;
   const collector = buildCollector(config, {
     onFlowEnd,

@@ -28,6 +28,7 @@ export const UID = {
   overview: 'earshot-overview',
   device: 'earshot-device',
   collector: 'earshot-collector',
+  privacy: 'earshot-privacy',
 } as const;
 
 /** Colours of the verdicts, the same on every panel and annotation. */

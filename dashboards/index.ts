@@ -8,6 +8,7 @@ import { renderAlerting } from './alerts.js';
 import { collectorDashboard } from './collector.js';
 import { deviceDashboard } from './device.js';
 import { overviewDashboard } from './overview.js';
+import { privacyDashboard } from './privacy.js';
 
 /** Where the dashboards' JSON lives, relative to the project root. */
 export const DASHBOARDS_DIR = 'deploy/grafana/dashboards';
@@ -25,6 +26,7 @@ export const DASHBOARDS: readonly DashboardFile[] = [
   { file: 'earshot-overview.json', build: overviewDashboard },
   { file: 'earshot-device.json', build: deviceDashboard },
   { file: 'earshot-collector.json', build: collectorDashboard },
+  { file: 'earshot-privacy.json', build: privacyDashboard },
 ];
 
 /** The JSON text Grafana reads: two-space indented, one trailing newline, no functions. */

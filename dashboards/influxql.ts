@@ -15,6 +15,14 @@ export const SCHEMA = {
     tags: ['device', 'device_name', 'verdict'],
     fields: ['id', 'duration_s', 'bytes_up', 'bytes_down', 'score', 'reasons', 'server_name', 'wake_event_ms', 'current'],
   },
+  endpoint: {
+    tags: ['device', 'device_name', 'org', 'category', 'service', 'party'],
+    fields: ['bytes_up', 'bytes_down', 'flows'],
+  },
+  notice: {
+    tags: ['device', 'device_name', 'kind', 'what'],
+    fields: ['count', 'subject', 'organisation', 'service', 'endpoint'],
+  },
   wake_event: {
     tags: ['device', 'source'],
     fields: ['count', 'intended'],

@@ -108,10 +108,36 @@ describe.skipIf(!haveChromium)('status page (chromium against earshot collect --
     await page.close();
   }, 90_000);
 
+  it('shows who the assistant talks to, as the API lists it', async () => {
+    interface PrivacyBody { devices: Array<{ mac: string; assistant: boolean; endpoints: Array<{ name: string; org: string | null; service: string }> }> }
+    const echo = await untilValue('the Echo in the privacy ledger', async () => {
+      const body = await getJson<PrivacyBody>(`${run.base}/api/v1/privacy`);
+      return body.devices.find((d) => d.assistant && d.endpoints.length > 0) ?? null;
+    });
+    const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(run.base + '/');
+    const card = page.locator('#privacy .privacy').first();
+    await card.waitFor({ timeout: 20_000 });
+    // the busiest endpoint first, with its organisation and service, as the API has it
+    const first = card.locator('tbody tr').first();
+    await first.waitFor({ timeout: 20_000 });
+    const cells = await first.locator('td').allTextContents();
+    const top = (await getJson<PrivacyBody>(`${run.base}/api/v1/privacy`)).devices.find((d) => d.mac === echo.mac)!.endpoints[0];
+    expect(cells[0]).toBe(top.name);
+    expect(cells[1]).toContain(top.org ?? '?');
+    expect(cells[2]).toBe(top.service);
+    expect(await card.locator('.meta').first().textContent()).toMatch(/organisations · \d+ endpoints · \d+ % of its bytes to a known organisation/);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
   it('fits a phone screen', async () => {
     const page = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
     await page.goto(run.base + '/');
     await page.locator('.assistant').first().waitFor({ timeout: 20_000 });
+    await page.locator('#privacy .privacy').first().waitFor({ timeout: 20_000 });
     const width = await page.evaluate<number>('document.documentElement.scrollWidth');
     expect(width).toBeLessThanOrEqual(390);
     await page.close();

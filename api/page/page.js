@@ -243,6 +243,58 @@
     }
   }
 
+  /** Endpoints shown per assistant (the busiest); the API has them all. */
+  const PRIVACY_ENDPOINTS = 8;
+
+  function drawPrivacy(privacy, activations, names) {
+    const box = $('privacy');
+    const notes = $('notices');
+    if (privacy === null) {
+      box.replaceChildren(el('p', { class: 'muted', text: 'Privacy is off (privacy.enabled, or tagging off).' }));
+      notes.replaceChildren();
+      return;
+    }
+    const fresh = new Set(privacy.notices.map((n) => n.device + ' ' + n.endpoint));
+    notes.replaceChildren(...privacy.notices.slice(0, 5).map((n) => el('li', { class: 'card' }, [
+      el('div', { class: 'what' }, [
+        el('strong', { text: `New: ${names.get(n.device) || n.deviceName || n.device} ${n.what === 'new-service' ? 'used a new kind of service' : 'contacted'} ${n.subject}` }),
+        el('small', { text: `${time(Date.parse(n.seen))} · ${n.endpoint} · ${n.service}` }),
+      ]),
+    ])));
+    if (privacy.devices.length === 0) {
+      box.replaceChildren(el('p', { class: 'muted', text: 'No assistant has finished a connection yet.' }));
+      return;
+    }
+    box.replaceChildren(...privacy.devices.map((d) => {
+      const today = d.days[d.days.length - 1];
+      const todayActivations = today ? activations.filter((a) => a.device === d.mac && a.start.slice(0, 10) === today.day).length : 0;
+      const orgs = new Set(d.endpoints.map((e) => e.org).filter((o) => o));
+      const rows = d.endpoints.slice(0, PRIVACY_ENDPOINTS).map((e) => el('tr', {}, [
+        el('td', {}, [
+          document.createTextNode(e.name),
+          fresh.has(d.mac + ' ' + e.name) ? el('span', { class: 'badge new', text: 'new' }) : null,
+        ]),
+        el('td', {}, [
+          document.createTextNode(e.org || '?'),
+          e.party === 'third' ? el('span', { class: 'badge third', text: 'third party' }) : null,
+        ]),
+        el('td', { text: e.service }),
+        el('td', { class: 'num', text: bytes(e.bytesUp) }),
+        el('td', { class: 'num', text: bytes(e.bytesDown) }),
+      ]));
+      return el('div', { class: 'card privacy' }, [
+        el('h3', { text: names.get(d.mac) || d.name || d.mac }),
+        el('p', { class: 'meta', text: `${orgs.size} organisations · ${d.endpoints.length} endpoints · ${Math.round(d.namedShare * 100)} % of its bytes to a known organisation${d.learning ? ' · learning until ' + time(Date.parse(d.learningUntil)) : ''}` }),
+        today ? el('p', { class: 'meta', text: `${today.day}: ${bytes(today.otherUp)} uploaded besides voice, ${bytes(today.voiceUp)} voice, ${todayActivations} activation${todayActivations === 1 ? '' : 's'}` }) : null,
+        el('table', {}, [
+          el('thead', {}, [el('tr', {}, [el('th', { text: 'endpoint' }), el('th', { text: 'organisation' }), el('th', { text: 'service' }), el('th', { class: 'num', text: 'up' }), el('th', { class: 'num', text: 'down' })])]),
+          el('tbody', {}, rows),
+        ]),
+        d.endpoints.length > PRIVACY_ENDPOINTS ? el('p', { class: 'meta', text: `and ${d.endpoints.length - PRIVACY_ENDPOINTS} more (api/v1/privacy)` }) : null,
+      ]);
+    }));
+  }
+
   function drawHealth(h) {
     const pill = $('health-pill');
     pill.textContent = h.status === 'ok' ? 'collector ok' : 'collector ' + h.status;
@@ -289,7 +341,7 @@
     if (busy) return;
     busy = true;
     try {
-      const [h, d, a] = await Promise.all([api('health'), api('devices'), api('activations?limit=1000')]);
+      const [h, d, a, p] = await Promise.all([api('health'), api('devices'), api('activations?limit=1000'), api('privacy').catch((err) => (err && err.status === 409 ? null : Promise.reject(err)))]);
       const t = Date.now();
       const assistants = d.devices.filter((x) => x.assistant);
       for (const x of assistants) {
@@ -305,6 +357,7 @@
       drawAssistants(assistants, a.activations);
       drawTimeline(a.activations, assistants, replay);
       drawSuspected(a.activations, names);
+      drawPrivacy(p, a.activations, names);
       if (lastMessageIsError && !$('message').textContent.includes('labelling')) say('');
     } catch (err) {
       $('health-pill').textContent = 'unreachable';

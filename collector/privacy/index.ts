@@ -11,6 +11,7 @@ import type { EventDevice, NoticeEvent } from '../sink/events.js';
 import { LocalDays } from '../sink/mqtt/local-day.js';
 import { NewestRing } from '../sink/ring.js';
 import type { FlowRecord } from '../flow/record.js';
+import type { EndpointTraffic } from '../sink/influx/endpoints.js';
 import { loadLedger, PrivacyLedger, saveLedger, type LedgerEndpoint, type NewEndpointEvent, type OrgLookup } from './ledger.js';
 
 /** New-endpoint notices the API and the status page keep (the newest). */
@@ -38,6 +39,8 @@ export interface PrivacyDeps {
   device: (mac: number) => Device | undefined;
   lookup: OrgLookup;
   onNotice: (event: NoticeEvent) => void;
+  /** Each ended flow's traffic by organisation (the InfluxDB sink's `endpoint` points). */
+  onTraffic?: (t: EndpointTraffic) => void;
 }
 
 /** One assistant's endpoints as the API, the status page and the text report show them. */
@@ -70,6 +73,10 @@ export function buildPrivacy(config: Readonly<Config>, deps: PrivacyDeps) {
     lookup: deps.lookup,
     vendorOf: (mac) => deps.device(mac)?.vendor ?? null,
     watched: (mac) => deps.device(mac)?.assistant === true,
+    onTraffic: deps.onTraffic === undefined ? undefined : (mac, e, bytesUp, bytesDown) => {
+      const d = deps.device(mac);
+      deps.onTraffic?.({ device: d?.macText ?? formatMac(mac), deviceName: d?.name ?? null, org: e.org, category: e.category, service: e.service, party: e.party, bytesUp, bytesDown });
+    },
     onNewEndpoint(e: NewEndpointEvent) {
       const event: NoticeEvent = {
         kind: 'new-endpoint', what: e.kind, subject: e.subject, organisation: e.org, service: e.service, endpoint: e.endpoint,

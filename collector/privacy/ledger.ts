@@ -107,6 +107,8 @@ export interface LedgerOptions {
   /** Whether new-endpoint events are raised for this device (assistants only). */
   watched: (mac: number) => boolean;
   onNewEndpoint?: (event: NewEndpointEvent) => void;
+  /** Each ended flow's traffic with its endpoint (organisation, service, party): the InfluxDB sink sums it. */
+  onTraffic?: (mac: number, endpoint: Readonly<LedgerEndpoint>, bytesUp: number, bytesDown: number) => void;
 }
 
 export interface LedgerStats {
@@ -174,6 +176,7 @@ export class PrivacyLedger {
     const uploads = dayUploads(d, day);
     uploads.up[service] = (uploads.up[service] ?? 0) + up;
     uploads.down[service] = (uploads.down[service] ?? 0) + down;
+    this.options.onTraffic?.(f.deviceMac, e, up, down);
   }
 
   /** The first contact with an organisation or service: remembered, and an event once learning is over. */

@@ -125,7 +125,7 @@ describeInflux('InfluxQL through the client: statements and the database setup (
     ]);
     const [cqs] = await server.query(null, 'SHOW CONTINUOUS QUERIES');
     const names = cqs.find((s) => s.name === 'setup1')?.values.map((row) => row[0]);
-    expect(names?.sort()).toEqual(['earshot_activation_5m', 'earshot_traffic_5m', 'mine']);
+    expect(names?.sort()).toEqual(['earshot_activation_5m', 'earshot_endpoint_5m', 'earshot_traffic_5m', 'mine']);
   });
 
   it('a server that requires credentials and gets none: an InfluxQueryError with status 401', async () => {

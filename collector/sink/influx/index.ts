@@ -18,6 +18,8 @@ import { int, pointLine } from './line-protocol.js';
 import { setupDatabase, writePolicy } from './setup.js';
 import { Spool } from './spool.js';
 import { TrafficAggregator } from './traffic.js';
+import { EndpointAggregator, type EndpointTraffic } from './endpoints.js';
+import type { NoticeEvent } from '../events.js';
 import { InfluxWriter, type Pending, type WriterStats } from './writer.js';
 
 /** What the sink reads from the running collector. */
@@ -84,6 +86,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   let sources: InfluxSources | null = null;
   const device = (mac: number) => sources?.device(mac);
   const traffic = new TrafficAggregator({ topServerNames: influx.topServerNames, device });
+  const endpoints = new EndpointAggregator();
   let intervalStartMs = Number.NaN;
   let nextDeviceMs = Number.NaN;
   let lastDeviceMs = Number.NEGATIVE_INFINITY;
@@ -116,6 +119,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     if (Number.isNaN(intervalStartMs)) return;
     const timeMs = intervalStamp(intervalStartMs);
     if (traffic.pending) pointsMade += traffic.drain(timeMs, device, (line) => writer.add(line));
+    if (endpoints.pending) pointsMade += endpoints.drain(timeMs, (line) => writer.add(line));
   }
 
   function selfMetrics(): void {
@@ -231,6 +235,15 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     /** A finished call: one point at its start (a call is never an activation). */
     onCall(c: Call): void {
       emit(callLine(c, stamp(c.startMs), device(c.deviceMac)?.name ?? null));
+    },
+    /** An ended flow's traffic by organisation (the privacy ledger): summed into the interval's `endpoint` points. */
+    onEndpointTraffic(t: EndpointTraffic): void {
+      endpoints.add(t);
+    },
+    /** A notice (a new organisation or service for an assistant): one `notice` point when the flow began. */
+    onNotice(n: NoticeEvent): void {
+      emit(pointLine('notice', { device: n.device.mac, device_name: n.device.name, kind: n.kind, what: n.what },
+        { count: int(1), subject: n.subject, organisation: n.organisation ?? '', service: n.service, endpoint: n.endpoint }, stamp(n.seenMs)));
     },
     /** Wake events (from the configured file, the API, MQTT). */
     onWakeEvents(events: readonly WakeEvent[]): void {

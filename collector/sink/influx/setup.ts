@@ -44,6 +44,11 @@ export function continuousQueries(influx: Readonly<Config['influx']>): Array<{ n
       query: `SELECT count("duration_s") AS "activations", sum("confirmed") AS "confirmed", sum("suspected") AS "suspected", sum("unverified") AS "unverified", sum("duration_s") AS "duration_s", sum("bytes_up") AS "bytes_up", sum("bytes_down") AS "bytes_down" INTO ${into('activation')} FROM ${from('activation')} WHERE "current" = true GROUP BY time(${every}), "device", "device_name"`,
       resampleFor: RESAMPLE_ACTIVATIONS_FOR,
     },
+    {
+      name: `earshot_endpoint_${every}`,
+      query: `SELECT sum("bytes_up") AS "bytes_up", sum("bytes_down") AS "bytes_down", sum("flows") AS "flows" INTO ${into('endpoint')} FROM ${from('endpoint')} GROUP BY time(${every}), *`,
+      resampleFor: RESAMPLE_TRAFFIC_FOR,
+    },
   ];
 }
 

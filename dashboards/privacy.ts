@@ -1,0 +1,125 @@
+/**
+ * Privacy: who each assistant talks to (organisations, first or third party, service classes), what it
+ * uploads that is not voice next to its activations, and the new organisations and services it
+ * contacted after its learning period (docs/privacy.md says what each figure means).
+ */
+import { BigValueGraphMode, GraphDrawStyle, LegendDisplayMode, LegendPlacement, StackingMode, VisibilityMode } from '@grafana/grafana-foundation-sdk/common';
+import { ReduceDataOptionsBuilder, StackingConfigBuilder, VizLegendOptionsBuilder } from '@grafana/grafana-foundation-sdk/common';
+import { DashboardBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
+import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
+import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
+import { DASHBOARD_TAG, earshotLinks, influx, organize, prop, queryVariable, UID } from './grafana.js';
+import { as, count, current, field, from, showTagValues, sum, tag } from './influxql.js';
+
+const DEVICE = 'device';
+const ofDevice = () => tag('device').matchesVariable(DEVICE);
+const at = (x: number, y: number, w: number, h: number) => ({ x, y, w, h });
+
+function rangeStat(id: number, title: string, description: string) {
+  return new StatPanel()
+    .id(id)
+    .title(title)
+    .description(description)
+    .graphMode(BigValueGraphMode.None)
+    .noValue('0')
+    .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false));
+}
+
+/** Builds the Privacy dashboard. */
+export function privacyDashboard(): Dashboard {
+  const voiceUp = rangeStat(1, 'Voice uploaded', 'Bytes the assistant sent to voice endpoints in the time range (flows that ended in it).')
+    .gridPos(at(0, 0, 6, 4))
+    .withTarget(influx('A', from('endpoint').select(as(sum('bytes_up'), 'voice')).where(ofDevice(), tag('service').eq('voice'))))
+    .unit('bytes');
+  const otherUp = rangeStat(2, 'Uploaded, not voice', 'Bytes the assistant sent to every other service in the time range: telemetry, metrics, logs, API calls, media requests.')
+    .gridPos(at(6, 0, 6, 4))
+    .withTarget(influx('A', from('endpoint').select(as(sum('bytes_up'), 'other')).where(ofDevice(), tag('service').ne('voice'))))
+    .unit('bytes');
+  const thirdUp = rangeStat(3, 'Uploaded to third parties', 'Bytes the assistant sent to organisations other than its own vendor (a skill\'s backend, a music service, a CDN, analytics).')
+    .gridPos(at(12, 0, 6, 4))
+    .withTarget(influx('A', from('endpoint').select(as(sum('bytes_up'), 'third')).where(ofDevice(), tag('party').eq('third'))))
+    .unit('bytes');
+  const activations = rangeStat(4, 'Activations', 'Audio uploads found in the time range, every verdict.')
+    .gridPos(at(18, 0, 6, 4))
+    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'activations')).where(ofDevice(), current())));
+
+  const who = new TablePanel()
+    .id(5)
+    .title('Who it talks to')
+    .description('Per organisation, service class and party: bytes sent and received and connections, over the time range. "unknown" is traffic no data source names (docs/privacy.md); "Local network" stays in the house.')
+    .gridPos(at(0, 4, 24, 10))
+    .withTarget(influx('A', from('endpoint')
+      .select(as(sum('bytes_up'), 'Sent'), as(sum('bytes_down'), 'Received'), as(sum('flows'), 'Connections'))
+      .where(ofDevice())
+      .groupBy('org', 'category', 'party', 'service'), { format: 'table' }))
+    .withTransformation(organize({ exclude: ['Time'], rename: { org: 'Organisation', category: 'What it is', party: 'Party', service: 'Service' } }))
+    .overrideByName('Sent', [prop.unit('bytes')])
+    .overrideByName('Received', [prop.unit('bytes')]);
+
+  const uploadsByService = new TimeseriesPanel()
+    .id(6)
+    .title('Uploaded per day, by service')
+    .description('What the assistant sent each day, by service class: voice beside telemetry and the rest.')
+    .gridPos(at(0, 14, 12, 9))
+    .withTarget(influx('A', from('endpoint')
+      .select(as(sum('bytes_up'), 'up'))
+      .where(ofDevice())
+      .groupByTime('1d').groupBy('service').fill('none'), { alias: '$tag_service' }))
+    .drawStyle(GraphDrawStyle.Bars)
+    .fillOpacity(70)
+    .stacking(new StackingConfigBuilder().mode(StackingMode.Normal))
+    .showPoints(VisibilityMode.Never)
+    .unit('bytes')
+    .legend(new VizLegendOptionsBuilder().displayMode(LegendDisplayMode.Table).placement(LegendPlacement.Bottom).showLegend(true).calcs(['sum']));
+
+  const byOrg = new TimeseriesPanel()
+    .id(7)
+    .title('Traffic by organisation')
+    .description('Bytes sent and received per organisation, per interval of the panel (flows count when they end).')
+    .gridPos(at(12, 14, 12, 9))
+    .withTarget(influx('A', from('endpoint')
+      .select(as(sum('bytes_up'), 'up'))
+      .where(ofDevice())
+      .groupByTime().groupBy('org').fill('none'), { alias: '$tag_org' }))
+    .drawStyle(GraphDrawStyle.Bars)
+    .fillOpacity(70)
+    .stacking(new StackingConfigBuilder().mode(StackingMode.Normal))
+    .showPoints(VisibilityMode.Never)
+    .unit('bytes')
+    .legend(new VizLegendOptionsBuilder().displayMode(LegendDisplayMode.Table).placement(LegendPlacement.Bottom).showLegend(true).calcs(['sum']));
+
+  const notices = new TablePanel()
+    .id(8)
+    .title('New organisations and services')
+    .description('First contacts after the learning period (privacy.learningPeriodH): a skill enabled, a firmware change, a new tracker. Newest first.')
+    .gridPos(at(0, 23, 24, 8))
+    .withTarget(influx('A', from('notice')
+      .select(as(field('what'), 'What'), as(field('subject'), 'New'), as(field('organisation'), 'Organisation'), as(field('service'), 'Service'), as(field('endpoint'), 'Endpoint'))
+      .where(ofDevice())
+      .newestFirst().limit(100), { format: 'table' }));
+
+  return new DashboardBuilder('earshot — Privacy')
+    .uid(UID.privacy)
+    .description('Who each assistant talks to, what it uploads besides voice, and what is new.')
+    .tags([DASHBOARD_TAG])
+    .time({ from: 'now-7d', to: 'now' })
+    .refresh('5m')
+    .link(earshotLinks())
+    .withVariable(queryVariable(DEVICE, {
+      label: 'Assistant',
+      query: showTagValues('endpoint', 'device'),
+      multi: true,
+      includeAll: true,
+      description: 'MAC address of a device that ended flows; the Device dashboard shows its name.',
+    }))
+    .withPanel(voiceUp)
+    .withPanel(otherUp)
+    .withPanel(thirdUp)
+    .withPanel(activations)
+    .withPanel(who)
+    .withPanel(uploadsByService)
+    .withPanel(byOrg)
+    .withPanel(notices)
+    .build();
+}
