@@ -23,7 +23,7 @@ import { activationEvent, type ActivationEventKind, type ActivationListener, typ
 import { buildInfluxSink } from './sink/influx/index.js';
 import { buildReportSink, callToReport } from './sink/report.js';
 import { buildPrivacy } from './privacy/index.js';
-import { vendorOrgLookup, withLan } from './privacy/vendor-orgs.js';
+import { buildEndpointOrgLookup } from './privacy/lookup.js';
 import { NewestRing } from './sink/ring.js';
 
 /** Most wake events from the API and MQTT kept in the data directory (the newest). */
@@ -89,7 +89,7 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
     privacy?.onFlowEnd(record);
   };
   const privacy = config.privacy.enabled && config.tagging.enabled
-    ? buildPrivacy(config, { log: deps.log, device: (mac) => collector.inventory?.describe(mac), lookup: withLan(config.localNets, vendorOrgLookup), onNotice: notify, onTraffic: influx?.onEndpointTraffic })
+    ? buildPrivacy(config, { log: deps.log, device: (mac) => collector.inventory?.describe(mac), lookup: buildEndpointOrgLookup(config), onNotice: notify, onTraffic: influx?.onEndpointTraffic })
     : null;
   const collector = buildCollector(config, {
     onFlowEnd,
