@@ -68,7 +68,8 @@ const MAX_TEXT_ENDPOINTS = 25;
 function privacyText(devices: readonly PrivacyDevice[], r: Report): string {
   const out: string[] = [`Who each assistant talks to (${devices.length})`];
   for (const d of devices) {
-    const share = `${Math.round(d.namedShare * 1000) / 10} % of its bytes to a known organisation`;
+    // rounded down: 99.96 % is not "100 %" while some bytes go to an unknown organisation
+    const share = `${d.namedShare >= 1 ? 100 : Math.floor(d.namedShare * 1000) / 10} % of its bytes to a known organisation`;
     // a device's name and vendor come from packets (DHCP, mDNS): escaped like the tables' cells
     out.push('', printable(`  ${d.name ?? d.mac}${d.name ? ` (${d.mac})` : ''}${d.vendor ? `, ${d.vendor}` : ''}: ${d.endpoints.length} endpoints, ${d.organisations} organisations, ${share}` +
       `${d.learning ? `; learning until ${d.learningUntil}` : ''}`));

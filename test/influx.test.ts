@@ -244,8 +244,16 @@ describeInflux('InfluxDB sink (real influxd)', () => {
       expect(byName.earshot_raw).toEqual({ duration: '0s', isDefault: true });
       expect(byName.earshot_long).toEqual({ duration: '0s', isDefault: false });
       const queries = await runContinuousQueries(server, db);
-      expect(queries).toHaveLength(2);
+      expect(queries).toHaveLength(3);
       expect(queries.find((q) => q.includes('earshot_activation_5m'))).toMatch(/RESAMPLE FOR 1w/);
+      // who each device talks to: the downsampled rows keep the raw sums, and every byte of the device's
+      // flows is in some organisation's row (a replay ends every flow), as in the traffic measurement
+      const endpointRaw = await server.rows(db, 'SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd FROM earshot_raw.endpoint GROUP BY device');
+      const endpointLong = await server.rows(db, 'SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd FROM earshot_long.endpoint GROUP BY device');
+      expect(endpointRaw.length).toBeGreaterThan(0);
+      expect(endpointLong.map((x) => ({ ...x, time: 0 }))).toEqual(endpointRaw.map((x) => ({ ...x, time: 0 })));
+      const trafficByDevice = await server.rows(db, 'SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd FROM earshot_raw.traffic WHERE device != \'none\' GROUP BY device');
+      expect(endpointRaw.map((x) => ({ ...x, time: 0 }))).toEqual(trafficByDevice.map((x) => ({ ...x, time: 0 })));
       const raw = await server.rows(db, 'SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd, sum(packets_up) AS pu FROM earshot_raw.traffic GROUP BY device');
       const long = await server.rows(db, 'SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd, sum(packets_up) AS pu FROM earshot_long.traffic GROUP BY device');
       expect(long.map((x) => ({ ...x, time: 0 }))).toEqual(raw.map((x) => ({ ...x, time: 0 })));

@@ -128,7 +128,7 @@ describe.skipIf(!haveChromium)('status page (chromium against earshot collect --
     expect(cells[0]).toBe(top.name);
     expect(cells[1]).toContain(top.org ?? '?');
     expect(cells[2]).toBe(top.service);
-    expect(await card.locator('.meta').first().textContent()).toMatch(/organisations · \d+ endpoints · \d+ % of its bytes to a known organisation/);
+    expect(await card.locator('.meta').first().textContent()).toMatch(/organisations? · \d+ endpoints? · [\d.]+ % of its bytes to a known organisation/);
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);

@@ -243,6 +243,10 @@
     }
   }
 
+  const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  // rounded down: 99.96 % is not "100 %" while some bytes go to an unknown organisation
+  const share = (x) => `${x >= 1 ? 100 : Math.floor(x * 1000) / 10} %`;
+
   /** Endpoints shown per assistant (the busiest); the API has them all. */
   const PRIVACY_ENDPOINTS = 8;
 
@@ -284,7 +288,7 @@
       ]));
       return el('div', { class: 'card privacy' }, [
         el('h3', { text: names.get(d.mac) || d.name || d.mac }),
-        el('p', { class: 'meta', text: `${orgs.size} organisations · ${d.endpoints.length} endpoints · ${Math.round(d.namedShare * 100)} % of its bytes to a known organisation${d.learning ? ' · learning until ' + time(Date.parse(d.learningUntil)) : ''}` }),
+        el('p', { class: 'meta', text: `${plural(orgs.size, 'organisation')} · ${plural(d.endpoints.length, 'endpoint')} · ${share(d.namedShare)} of its bytes to a known organisation${d.learning ? ' · learning until ' + time(Date.parse(d.learningUntil)) : ''}` }),
         today ? el('p', { class: 'meta', text: `${today.day}: ${bytes(today.otherUp)} uploaded besides voice, ${bytes(today.voiceUp)} voice, ${todayActivations} activation${todayActivations === 1 ? '' : 's'}` }) : null,
         el('table', {}, [
           el('thead', {}, [el('tr', {}, [el('th', { text: 'endpoint' }), el('th', { text: 'organisation' }), el('th', { text: 'service' }), el('th', { class: 'num', text: 'up' }), el('th', { class: 'num', text: 'down' })])]),
