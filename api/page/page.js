@@ -290,10 +290,11 @@
         el('h3', { text: names.get(d.mac) || d.name || d.mac }),
         el('p', { class: 'meta', text: `${plural(orgs.size, 'organisation')} · ${plural(d.endpoints.length, 'endpoint')} · ${share(d.namedShare)} of its bytes to a known organisation${d.learning ? ' · learning until ' + time(Date.parse(d.learningUntil)) : ''}` }),
         today ? el('p', { class: 'meta', text: `${today.day}: ${bytes(today.otherUp)} uploaded besides voice, ${bytes(today.voiceUp)} voice, ${todayActivations} activation${todayActivations === 1 ? '' : 's'}` }) : null,
-        el('table', {}, [
+        // a narrow phone scrolls the table, not the page
+        el('div', { class: 'scroll' }, [el('table', {}, [
           el('thead', {}, [el('tr', {}, [el('th', { text: 'endpoint' }), el('th', { text: 'organisation' }), el('th', { text: 'service' }), el('th', { class: 'num', text: 'up' }), el('th', { class: 'num', text: 'down' })])]),
           el('tbody', {}, rows),
-        ]),
+        ])]),
         d.endpoints.length > PRIVACY_ENDPOINTS ? el('p', { class: 'meta', text: `and ${d.endpoints.length - PRIVACY_ENDPOINTS} more (api/v1/privacy)` }) : null,
       ]);
     }));
