@@ -13,7 +13,7 @@ import { earshotError } from './errors.js';
 import { MAC_PATTERN } from './mac.js';
 
 /** Kinds of notice (collector/sink/events.ts) a webhook or MQTT may be asked to send besides activations. */
-export const NOTICE_KINDS = ['new-endpoint'] as const;
+export const NOTICE_KINDS = ['new-endpoint', 'finding'] as const;
 
 // YAML is loaded only when there is a config file to read
 const require = createRequire(import.meta.url);
@@ -178,7 +178,7 @@ export const ConfigSchema = Type.Object(
               url: Type.String({ description: 'Receiver URL (http or https).' }),
               preset: Type.Union(['json', 'ntfy', 'slack', 'discord', 'homeassistant'].map((l) => Type.Literal(l)), { default: 'json' }),
               on: Type.Union(['suspected', 'finished', 'started', 'all'].map((l) => Type.Literal(l)), { default: 'suspected' }),
-              notices: Type.Array(Type.Union(NOTICE_KINDS.map((l) => Type.Literal(l))), { default: [], description: 'Notices besides activations this webhook also gets: new-endpoint (an assistant contacted a new organisation or kind of service).' }),
+              notices: Type.Array(Type.Union(NOTICE_KINDS.map((l) => Type.Literal(l))), { default: [], description: 'Notices besides activations this webhook also gets: new-endpoint (an assistant contacted a new organisation or kind of service), finding (a network hygiene finding appeared or got worse).' }),
               secret: Type.Optional(Type.String({ minLength: 8, description: 'HMAC-SHA256 key for X-Earshot-Signature.' })),
               headers: Type.Optional(Type.Record(Type.String(), Type.String())),
               name: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
@@ -187,7 +187,7 @@ export const ConfigSchema = Type.Object(
           ),
           {
             default: [],
-            description: 'Webhooks: [{ url, preset: json|ntfy|slack|discord|homeassistant, on: suspected|finished|started|all, notices: [new-endpoint], secret, headers, name }]. Deliveries wait in an outbox under dataDir.',
+            description: 'Webhooks: [{ url, preset: json|ntfy|slack|discord|homeassistant, on: suspected|finished|started|all, notices: [new-endpoint, finding], secret, headers, name }]. Deliveries wait in an outbox under dataDir.',
             flag: 'webhooks',
           },
         ),
@@ -213,7 +213,7 @@ export const ConfigSchema = Type.Object(
         prefix: Type.String({ default: 'earshot', pattern: '^[^#+]+$', description: 'Topic prefix for activations, device state and the availability topic.', flag: 'mqtt-prefix' }),
         discovery: Type.Boolean({ default: true, description: 'Publish Home Assistant MQTT discovery for each assistant.', flag: 'mqtt-discovery' }),
         discoveryPrefix: Type.String({ default: 'homeassistant', pattern: '^[^#+]+$', description: "Home Assistant's discovery prefix.", flag: 'mqtt-discovery-prefix' }),
-        notices: Type.Array(Type.Union(NOTICE_KINDS.map((l) => Type.Literal(l))), { default: [], description: 'Notices published on PREFIX/notice besides activations: new-endpoint (an assistant contacted a new organisation or kind of service).', flag: 'mqtt-notices' }),
+        notices: Type.Array(Type.Union(NOTICE_KINDS.map((l) => Type.Literal(l))), { default: [], description: 'Notices published on PREFIX/notice besides activations: new-endpoint (an assistant contacted a new organisation or kind of service), finding (a network hygiene finding appeared or got worse).', flag: 'mqtt-notices' }),
         wakeTopic: str(null, 'Topic to subscribe to for wake events (JSON, the --wake-events record format; one or an array). Default PREFIX/wake.', { flag: 'mqtt-wake-topic' }),
       },
       { additionalProperties: false, default: {} },

@@ -21,7 +21,7 @@ export const SCHEMA = {
   },
   notice: {
     tags: ['device', 'device_name', 'kind', 'what'],
-    fields: ['count', 'subject', 'organisation', 'service', 'endpoint'],
+    fields: ['count', 'subject', 'organisation', 'service', 'endpoint', 'severity', 'title'],
   },
   wake_event: {
     tags: ['device', 'source'],

@@ -96,7 +96,7 @@ export function privacyDashboard(): Dashboard {
     .gridPos(at(0, 23, 24, 8))
     .withTarget(influx('A', from('notice')
       .select(as(field('what'), 'What'), as(field('subject'), 'New'), as(field('organisation'), 'Organisation'), as(field('service'), 'Service'), as(field('endpoint'), 'Endpoint'))
-      .where(ofDevice())
+      .where(ofDevice(), tag('kind').eq('new-endpoint'))
       .newestFirst().limit(100), { format: 'table' }));
 
   return new DashboardBuilder('earshot — Privacy')

@@ -36,11 +36,12 @@ export interface CallEvent {
 }
 
 /**
- * A privacy notice: something an owner wants to hear about that is not an activation. Kinds:
+ * A notice: something an owner wants to hear about that is not an activation. Kinds:
  * `new-endpoint`: after its learning period, an assistant contacted an organisation (or used a service
- * class) it had never been seen with (collector/privacy/ledger.ts).
+ * class) it had never been seen with (collector/privacy/ledger.ts);
+ * `finding`: a network hygiene finding appeared, or its severity rose (collector/findings/).
  */
-export interface NoticeEvent {
+export interface NewEndpointNotice {
   kind: 'new-endpoint';
   /** What is new: 'new-organisation' or 'new-service'. */
   what: 'new-organisation' | 'new-service';
@@ -56,6 +57,33 @@ export interface NoticeEvent {
   /** Wall time the event was made (ms since the epoch). */
   atMs: number;
 }
+
+/** A hygiene finding as the sinks are told of it (the API's and the report's record). */
+export interface NoticeFinding {
+  id: string;
+  kind: string;
+  severity: string;
+  subject: string;
+  title: string;
+  evidence: string[];
+  advice: string;
+  firstSeen: string;
+  lastSeen: string;
+  count: number;
+}
+
+export interface FindingNotice {
+  kind: 'finding';
+  finding: NoticeFinding;
+  /** The device it is about (null: none in particular, e.g. the network's segment). */
+  device: EventDevice | null;
+  /** When it was first seen (ms since the epoch; capture time in a replay). */
+  seenMs: number;
+  /** Wall time the event was made (ms since the epoch). */
+  atMs: number;
+}
+
+export type NoticeEvent = NewEndpointNotice | FindingNotice;
 
 export type NoticeKind = NoticeEvent['kind'];
 

@@ -56,7 +56,7 @@ export const MAX_QUARANTINED = 100;
 export const QUARANTINE_DIR = 'quarantine';
 
 const NAME = /^(\d{12})\.json$/;
-const EVENTS = new Set(['activation.suspected', 'activation.finished', 'activation.started', 'activation.verdict-changed', 'notice.new-endpoint']);
+const EVENTS = new Set(['activation.suspected', 'activation.finished', 'activation.started', 'activation.verdict-changed', 'notice.new-endpoint', 'notice.finding']);
 const KEYS = new Set(['v', 'hook', 'event', 'key', 'createdMs', 'attempts', 'nextAttemptMs', 'headers', 'body']);
 /** A delivery is a few kilobytes (presets cap their bodies): a file far larger is not one, and is not read. */
 const MAX_FILE_BYTES = 1 << 20;

@@ -9,7 +9,7 @@ import { printable } from '../../text.js';
 
 export const ALERT_SCHEMA = 'earshot.alert/1';
 
-export type AlertEventName = 'activation.suspected' | 'activation.finished' | 'activation.started' | 'activation.verdict-changed' | 'notice.new-endpoint';
+export type AlertEventName = 'activation.suspected' | 'activation.finished' | 'activation.started' | 'activation.verdict-changed' | 'notice.new-endpoint' | 'notice.finding';
 
 /** One alert, made from an activation event: what every preset renders. */
 export interface Alert {

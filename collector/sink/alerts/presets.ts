@@ -3,8 +3,8 @@
  * happens once, when the alert enters the outbox; the signature and the earshot headers are added at
  * each attempt (the signature carries the attempt's time).
  */
-import { createHmac } from 'node:crypto';
-import { chatInert } from '../../text.js';
+import { createHash, createHmac } from 'node:crypto';
+import { chatInert, printable } from '../../text.js';
 import type { NoticeEvent } from '../events.js';
 import { isoTime } from '../report.js';
 import { alertDocument, alertText, alertTitle, clip, deviceLabel, localTime, type Alert } from './payload.js';
@@ -136,26 +136,45 @@ export function signature(secret: string, unixSeconds: number, body: string): st
 
 export const NOTICE_SCHEMA = 'earshot.notice/1';
 
-/** The idempotency key of a notice: one per device and new thing, on every retry and restart. */
+/**
+ * The idempotency key of a notice: one per device and new thing (new-endpoint), or per finding and
+ * severity (a finding that gets worse is news again), on every retry and restart.
+ */
 export function noticeKey(notice: NoticeEvent): string {
-  return `${notice.kind}.${notice.device.mac}.${notice.what}.${notice.subject}`.slice(0, 300);
+  if (notice.kind === 'finding') return `finding.${notice.finding.id}.${notice.finding.severity}`.slice(0, 300);
+  // the subject comes from packets: the key carries its hash, so it is safe in headers, file names and chats
+  return `${notice.kind}.${notice.device.mac}.${notice.what}.${createHash('sha256').update(notice.subject).digest('hex').slice(0, 16)}`;
 }
 
 /** The title and text of a notice; names in it come from packets and are made inert by the caller. */
 export function noticeWords(notice: NoticeEvent, timeZone: string): { title: string; text: string } {
-  const who = deviceLabel(notice.device);
   const when = `${localTime(isoTime(notice.seenMs), timeZone)} ${timeZone}`;
+  if (notice.kind === 'finding') {
+    const f = notice.finding;
+    const who = notice.device === null ? 'your network' : deviceLabel(notice.device);
+    return {
+      title: `Network finding (${f.severity}): ${printable(f.title)}`,
+      text: `${printable(f.title)} (${who}, first seen ${when}). ${printable(f.evidence.slice(0, 3).join('; '))}. What to do: ${printable(f.advice)}`,
+    };
+  }
+  const who = deviceLabel(notice.device);
   if (notice.what === 'new-service') {
     return {
       title: `New kind of traffic: ${who} now uses ${notice.subject}`,
-      text: `${who} used a service of class ${notice.subject} for the first time (${notice.endpoint}${notice.organisation ? `, ${notice.organisation}` : ''}) at ${when}.`,
+      text: `${who} used a service of class ${notice.subject} for the first time (${printable(notice.endpoint)}${notice.organisation ? `, ${printable(notice.organisation)}` : ''}) at ${when}.`,
     };
   }
   return {
-    title: `New contact: ${who} talked to ${notice.subject}`,
-    text: `${who} contacted ${notice.subject} for the first time (${notice.endpoint}, service ${notice.service}) at ${when}. ` +
+    title: `New contact: ${who} talked to ${printable(notice.subject)}`,
+    text: `${who} contacted ${printable(notice.subject)} for the first time (${printable(notice.endpoint)}, service ${notice.service}) at ${when}. ` +
       'A new organisation can be a skill you enabled, a firmware change or a new tracker.',
   };
+}
+
+/** The `earshot.notice/1` document's kind-specific part. */
+function noticeBody(notice: NoticeEvent): Record<string, unknown> {
+  if (notice.kind === 'finding') return { finding: notice.finding };
+  return { notice: { what: notice.what, subject: notice.subject, organisation: notice.organisation, service: notice.service, endpoint: notice.endpoint, seen: isoTime(notice.seenMs) } };
 }
 
 /** Renders a notice for `preset`, as renderAlert does an activation. */
@@ -165,7 +184,11 @@ export function renderNotice(preset: Preset, notice: NoticeEvent, timeZone: stri
   switch (preset) {
     case 'ntfy':
       return {
-        headers: { 'Content-Type': 'text/plain; charset=utf-8', Title: ntfyHeaderValue(chatInert(title)), Priority: '3', Tags: 'mag,earshot' },
+        headers: {
+          'Content-Type': 'text/plain; charset=utf-8', Title: ntfyHeaderValue(chatInert(title)),
+          Priority: notice.kind === 'finding' && notice.finding.severity === 'high' ? '4' : '3',
+          Tags: notice.kind === 'finding' ? 'shield,earshot' : 'mag,earshot',
+        },
         body: clip(chatInert(text), NTFY_MESSAGE_MAX),
       };
     case 'slack': {
@@ -204,7 +227,7 @@ export function renderNotice(preset: Preset, notice: NoticeEvent, timeZone: stri
         body: JSON.stringify({
           schema: NOTICE_SCHEMA, event: `notice.${notice.kind}`, id: key, time: isoTime(notice.atMs), title, text,
           device: notice.device,
-          notice: { what: notice.what, subject: notice.subject, organisation: notice.organisation, service: notice.service, endpoint: notice.endpoint, seen: isoTime(notice.seenMs) },
+          ...noticeBody(notice),
         }),
       };
   }

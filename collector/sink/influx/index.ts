@@ -242,6 +242,11 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     },
     /** A notice (a new organisation or service for an assistant): one `notice` point when the flow began. */
     onNotice(n: NoticeEvent): void {
+      if (n.kind === 'finding') {
+        emit(pointLine('notice', { device: n.device?.mac ?? 'none', device_name: n.device?.name, kind: n.kind, what: n.finding.kind },
+          { count: int(1), subject: n.finding.subject, severity: n.finding.severity, title: n.finding.title }, stamp(n.seenMs)));
+        return;
+      }
       emit(pointLine('notice', { device: n.device.mac, device_name: n.device.name, kind: n.kind, what: n.what },
         { count: int(1), subject: n.subject, organisation: n.organisation ?? '', service: n.service, endpoint: n.endpoint }, stamp(n.seenMs)));
     },

@@ -412,10 +412,10 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
     onNotice(notice: NoticeEvent): void {
       if (!noticeKinds.has(notice.kind)) return;
       counters.notices++;
-      send(topics.notice, JSON.stringify({
-        kind: notice.kind, what: notice.what, subject: notice.subject, organisation: notice.organisation, service: notice.service,
-        endpoint: notice.endpoint, device: notice.device, seen: new Date(notice.seenMs).toISOString(), at: new Date(notice.atMs).toISOString(),
-      }));
+      const times = { seen: new Date(notice.seenMs).toISOString(), at: new Date(notice.atMs).toISOString() };
+      send(topics.notice, JSON.stringify(notice.kind === 'finding'
+        ? { kind: notice.kind, finding: notice.finding, device: notice.device, ...times }
+        : { kind: notice.kind, what: notice.what, subject: notice.subject, organisation: notice.organisation, service: notice.service, endpoint: notice.endpoint, device: notice.device, ...times }));
     },
 
     onCallEvent(event: CallEvent): void {
