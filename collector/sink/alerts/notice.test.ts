@@ -29,7 +29,8 @@ describe('notices as webhooks', () => {
       const r = renderNotice(preset, newOrg, 'Europe/Berlin');
       const all = `${JSON.stringify(r.headers)} ${r.body}`;
       expect(all, preset).not.toMatch(/@everyone|https:\/\/x\.example/);
-      expect(all.includes('\u001b') || all.includes('\u0007'), preset).toBe(false);
+      // raw, or escaped inside a JSON string
+      for (const c of ['\u001b', '\u0007', '\\u001b', '\\u0007']) expect(all.includes(c), `${preset} ${JSON.stringify(c)}`).toBe(false);
       expect(all, preset).toContain('11:00:00'); // local time in the zone asked for
     }
     expect(JSON.parse(renderNotice('discord', newOrg, 'UTC').body).allowed_mentions).toEqual({ parse: [] });
