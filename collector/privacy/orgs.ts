@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getDomain } from 'tldts';
+import { createRequire } from 'node:module';
 import { earshotError } from '../errors.js';
 import { parseAddr } from '../flow/local-nets.js';
 import { packagePath } from '../paths.js';
@@ -59,7 +59,8 @@ interface DataFile {
 
 interface AsnFile {
   label: string;
-  asns: Record<string, { name: string; ipv4: string[]; ipv6: string[] }>;
+  /** Per ASN: flat [first, last, ...] ranges, IPv4 as numbers, IPv6 as 32 hex digits (update-asn.mjs). */
+  asns: Record<string, { name: string; ipv4: number[]; ipv6: string[] }>;
 }
 
 /** Options of buildOrgLookup. */
@@ -127,9 +128,13 @@ export function loadOrganisationData(dataDir: string = packagePath('collector', 
   return data;
 }
 
+// the public suffix list is loaded on the first name, not at import: it costs tens of milliseconds
+let getDomain: typeof import('tldts').getDomain | null = null;
+
 /** The registrable domain of a host name (public suffix list, ICANN section), or null. */
 export function registrableDomain(name: string): string | null {
-  return getDomain(name, { allowPrivateDomains: false, validHosts: ['localhost'] });
+  getDomain ??= (createRequire(import.meta.url)('tldts') as typeof import('tldts')).getDomain;
+  return getDomain(name, { allowPrivateDomains: false });
 }
 
 /** 'first' when the organisation is the assistant's own vendor ('amazon' | 'google' | 'apple' | 'sonos'), else 'third'. */
@@ -162,29 +167,50 @@ function loadAsnTable(dataDir: string, data: DataFile): AsnTable {
     throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', path, (err as Error).message);
   }
   const entries: AsnTable['entries'] = [];
-  const v4: Array<[number, number, number]> = [];
+  // raw IPv4 ranges in file order; sorted below through one native numeric sort
+  const v4First: number[] = [];
+  const v4Last: number[] = [];
+  const v4Index: number[] = [];
   const v6: Array<{ start: Uint32Array; end: Uint32Array; entry: number }> = [];
   for (const row of data.asns) {
     const ranges = file.asns[String(row.asn)];
     if (!ranges) continue;
     const index = entries.push({ org: row.org, category: row.category }) - 1;
-    for (const [list, version] of [[ranges.ipv4, 4], [ranges.ipv6, 6]] as const) {
-      for (const text of list) {
-        const dash = text.indexOf('-');
-        const first = parseAddr(text.slice(0, dash));
-        const last = parseAddr(text.slice(dash + 1));
-        if (!first || !last || first.version !== version || last.version !== version) throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', path, `"${text}" is not an IPv${version} range`);
-        if (version === 4) v4.push([first.words[3], last.words[3], index]);
-        else v6.push({ start: first.words, end: last.words, entry: index });
+    const damaged = (what: unknown) => earshotError('EARSHOT_ERR_FILE_UNREADABLE', path, `AS${row.asn}: ${JSON.stringify(what)} is not a range bound`);
+    for (let i = 0; i + 1 < ranges.ipv4.length; i += 2) {
+      const [first, last] = [ranges.ipv4[i], ranges.ipv4[i + 1]];
+      if (!Number.isInteger(first) || !Number.isInteger(last) || first < 0 || last > 0xffffffff || first > last) throw damaged([first, last]);
+      v4First.push(first);
+      v4Last.push(last);
+      v4Index.push(index);
+    }
+    for (let i = 0; i + 1 < ranges.ipv6.length; i += 2) {
+      const start = new Uint32Array(4);
+      const end = new Uint32Array(4);
+      for (const [text, words] of [[ranges.ipv6[i], start], [ranges.ipv6[i + 1], end]] as const) {
+        if (!/^[0-9a-f]{32}$/.test(text)) throw damaged(text);
+        for (let w = 0; w < 4; w++) words[w] = parseInt(text.slice(w * 8, w * 8 + 8), 16);
       }
+      v6.push({ start, end, entry: index });
     }
   }
-  v4.sort((a, b) => a[0] - b[0]);
+  // start * 2^15 + position sorts by start with a typed array's own sort (no comparator calls)
+  if (v4First.length >= 1 << 15) throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', path, 'more IPv4 ranges than the loader can sort (32768)');
+  const order = Float64Array.from(v4First, (first, i) => first * 32768 + i).sort();
+  const v4Starts = new Uint32Array(order.length);
+  const v4Ends = new Uint32Array(order.length);
+  const v4Entry = new Uint16Array(order.length);
+  order.forEach((key, i) => {
+    const at = key % 32768;
+    v4Starts[i] = v4First[at];
+    v4Ends[i] = v4Last[at];
+    v4Entry[i] = v4Index[at];
+  });
   v6.sort((a, b) => compareWords(a.start, 0, b.start));
   const table: AsnTable = {
-    v4Starts: Uint32Array.from(v4, (r) => r[0]), v4Ends: Uint32Array.from(v4, (r) => r[1]), v4Entry: Uint16Array.from(v4, (r) => r[2]),
+    v4Starts, v4Ends, v4Entry,
     v6Starts: new Uint32Array(v6.length * 4), v6Ends: new Uint32Array(v6.length * 4), v6Entry: Uint16Array.from(v6, (r) => r.entry),
-    entries, ranges: v4.length + v6.length,
+    entries, ranges: order.length + v6.length,
   };
   v6.forEach((r, i) => { table.v6Starts.set(r.start, i * 4); table.v6Ends.set(r.end, i * 4); });
   return table;
@@ -219,6 +245,31 @@ function asnEntryOf(table: AsnTable, version: 4 | 6, words: Uint32Array): number
     if (compareWords(table.v6Starts, mid * 4, words) <= 0) { found = mid; low = mid + 1; } else high = mid - 1;
   }
   return found >= 0 && compareWords(table.v6Ends, found * 4, words) >= 0 ? table.v6Entry[found] : -1;
+}
+
+const scratch = { version: 4 as 4 | 6, words: new Uint32Array(4) };
+
+/** An address's version and words: dotted IPv4 parsed here without allocating, IPv6 by parseAddr. */
+function addressOf(ip: string): { version: 4 | 6; words: Uint32Array } | null {
+  let value = 0;
+  let part = -1;
+  let dots = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) {
+      if (part < 0 || dots === 3) return parseAddr(ip);
+      value = value * 256 + part;
+      part = -1;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      part = (part < 0 ? 0 : part * 10) + c - 48;
+      if (part > 255) return parseAddr(ip);
+    } else return parseAddr(ip);
+  }
+  if (dots !== 3 || part < 0) return parseAddr(ip);
+  scratch.version = 4;
+  scratch.words[3] = value * 256 + part;
+  return scratch;
 }
 
 /** What a name alone says: an organisation, or only its registrable domain. */
@@ -283,7 +334,7 @@ export function buildOrgLookup(options: OrgLookupOptions = {}) {
   }
 
   function byAddress(ip: string, hostedDomain: string | null): Organisation | null {
-    const address = parseAddr(ip);
+    const address = addressOf(ip);
     if (!address) return null;
     if (asnTable === null) {
       const started = performance.now();

@@ -14,7 +14,9 @@
  * Every ASN's organisation name in the upstream table must match the `expect` pattern that
  * organisations.json gives it (the AS name as published in the registries): a renumbered or
  * re-assigned ASN stops the refresh instead of silently relabelling addresses.
- * Plain Node 20, no dependencies. Output: per ASN, merged and sorted "first-last" ranges.
+ * Plain Node 20, no dependencies. Output: per ASN, its registry name and merged, sorted ranges as flat
+ * [first, last, ...] lists: IPv4 addresses as numbers, IPv6 as 32 hex digits (addressText() turns either
+ * back into text when you want to read one).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -60,6 +62,11 @@ export function addressText(value, version) {
   const hex = groups.map((g) => g.toString(16));
   if (bestStart < 0) return hex.join(':');
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
+}
+
+/** A 128-bit value as 32 hex digits. */
+export function hex128(value) {
+  return value.toString(16).padStart(32, '0');
 }
 
 /** Rows of one upstream CSV (first,last,asn,"name"), only those whose ASN is in `wanted`. */
@@ -111,8 +118,9 @@ export function buildSnapshot(ipv4Csv, ipv6Csv, asns, source) {
     if (!new RegExp(entry.expect, 'i').test(name)) problems.push(`AS${asn}: upstream names it "${name}", organisations.json expects /${entry.expect}/`);
     out[asn] = {
       name,
-      ipv4: mergeRanges(slot[4]).map((r) => `${addressText(r.first, 4)}-${addressText(r.last, 4)}`),
-      ipv6: mergeRanges(slot[6]).map((r) => `${addressText(r.first, 6)}-${addressText(r.last, 6)}`),
+      // flat [first, last, first, last, ...]: IPv4 as numbers, IPv6 as 32 hex digits (quick to load)
+      ipv4: mergeRanges(slot[4]).flatMap((r) => [Number(r.first), Number(r.last)]),
+      ipv6: mergeRanges(slot[6]).flatMap((r) => [hex128(r.first), hex128(r.last)]),
     };
   }
   if (problems.length > 0) throw new Error(`the upstream table disagrees with organisations.json:\n  ${problems.join('\n  ')}`);
@@ -154,10 +162,12 @@ async function main() {
     const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
     const organisations = JSON.parse(readFileSync(join(HERE, 'organisations.json'), 'utf8'));
     const snapshot = buildSnapshot(readFileSync(join(dir, 'asn-ipv4.csv'), 'utf8'), readFileSync(join(dir, 'asn-ipv6.csv'), 'utf8'), organisations.asns,
-      { version: manifest.version, retrievedFrom: opts.from ? `files in ${opts.from}` : `npm pack ${PACKAGE}@${manifest.version}` });
+      { version: manifest.version, retrievedFrom: `the npm registry's tarball of ${PACKAGE}@${manifest.version}${opts.from ? ' (unpacked beforehand, --from)' : ''}` });
     const out = opts.out ?? join(HERE, 'asn-ranges.json');
-    writeFileSync(out, `${JSON.stringify(snapshot, null, 1)}\n`);
-    const counts = Object.values(snapshot.asns).reduce((n, a) => n + a.ipv4.length + a.ipv6.length, 0);
+    // one ASN per line: a diff shows which networks changed
+    const lines = Object.entries(snapshot.asns).map(([asn, v]) => `  ${JSON.stringify(asn)}: ${JSON.stringify(v)}`);
+    writeFileSync(out, `{\n "label": ${JSON.stringify(snapshot.label)},\n "source": ${JSON.stringify(snapshot.source)},\n "asns": {\n${lines.join(',\n')}\n }\n}\n`);
+    const counts = Object.values(snapshot.asns).reduce((n, a) => n + (a.ipv4.length + a.ipv6.length) / 2, 0);
     console.log(`${out}: ${Object.keys(snapshot.asns).length} ASNs, ${counts} ranges from ${snapshot.label}`);
   } finally {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
