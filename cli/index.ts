@@ -7,6 +7,7 @@ import { EXIT_BUG, isEarshotError } from '../collector/errors.js';
 import { packagePath } from '../collector/paths.js';
 import { buildLogger } from '../collector/log.js';
 import { commandHelp, helpWidth, mainHelp, parseCommand, type CommandSpec, type ParsedCommand } from './args.js';
+import { blocklistSpec, runBlocklist } from './blocklist.js';
 import { catalogSpec, runCatalog } from './catalog.js';
 import { doctorSpec, runDoctor } from './doctor.js';
 import { importSpec, runImport } from './import.js';
@@ -25,6 +26,7 @@ const COMMANDS: Command[] = [
   { spec: replaySpec, run: async (parsed, io, log) => { await checkReplay(parsed); return runReplay(parsed, io, log); } },
   { spec: collectSpec, run: runCollect },
   { spec: catalogSpec, run: runCatalog },
+  { spec: blocklistSpec, run: runBlocklist },
   { spec: importSpec, run: runImport },
   { spec: doctorSpec, run: runDoctor },
   { spec: demoSpec, run: runDemo },

@@ -11,6 +11,10 @@ import { packagePath } from '../paths.js';
 export const SERVICES = ['voice', 'telemetry', 'api', 'media', 'update', 'connectivity-check', 'time', 'push', 'other'] as const;
 export type Service = (typeof SERVICES)[number];
 
+/** Whether blocking a name by DNS leaves the assistant working: only 'safe' names with a source are ever put on a blocklist. */
+export const BLOCK_VERDICTS = ['safe', 'breaks', 'unknown'] as const;
+export type BlockVerdict = (typeof BLOCK_VERDICTS)[number];
+
 export interface CatalogEntry {
   pattern: string;
   vendor: string | null;
@@ -18,6 +22,10 @@ export interface CatalogEntry {
   source: string;
   /** The service holds only when an assistant of this vendor is the client (www.google.com is voice for a Nest, browsing for a phone). */
   assistantOnly?: boolean;
+  /** Whether blocking it by DNS breaks the assistant (voice, connectivity, updates); unset = unknown. */
+  block?: BlockVerdict;
+  /** Who reported what blocking it does (issue threads, vendor documents). */
+  blockSource?: string;
   /** Where the entry was loaded from (file name or "config"). */
   origin: string;
 }
@@ -31,7 +39,7 @@ export interface VoicePrefix {
 interface CatalogFile {
   vendor: string | null;
   updated: string;
-  entries: Array<{ pattern: string; service: string; source: string; assistantOnly?: boolean }>;
+  entries: Array<{ pattern: string; service: string; source: string; assistantOnly?: boolean; block?: string; blockSource?: string }>;
   voicePrefixes?: Array<{ prefix: string; source: string }>;
 }
 
@@ -59,6 +67,18 @@ function checkEntry(e: { pattern?: unknown; service?: unknown }, where: string):
   }
 }
 
+/** The block fields of a shipped entry: a verdict from the list; 'safe' needs its source and never goes on a voice or connectivity name. */
+function checkBlock(e: { service: string; block?: unknown; blockSource?: unknown }, where: string): void {
+  if (e.block === undefined) return;
+  if (!BLOCK_VERDICTS.includes(e.block as BlockVerdict)) {
+    throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, `block must be one of ${BLOCK_VERDICTS.join(', ')}, got ${JSON.stringify(e.block)}`);
+  }
+  if (typeof e.blockSource !== 'string' || e.blockSource.length < 8) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, 'block needs a blockSource saying who reported it');
+  if (e.block === 'safe' && (e.service === 'voice' || e.service === 'connectivity-check')) {
+    throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, `a ${e.service} endpoint cannot be safe to block`);
+  }
+}
+
 /** Reads the shipped catalogue files (sync, at setup). */
 export function loadCatalogFiles(): { entries: CatalogEntry[]; voicePrefixes: VoicePrefix[]; files: Array<{ file: string; vendor: string | null; updated: string }> } {
   const entries: CatalogEntry[] = [];
@@ -70,7 +90,9 @@ export function loadCatalogFiles(): { entries: CatalogEntry[]; voicePrefixes: Vo
     files.push({ file, vendor: data.vendor, updated: data.updated });
     for (const [i, e] of data.entries.entries()) {
       checkEntry(e, `catalog/${file}: entries[${i}]`);
-      entries.push({ pattern: e.pattern, vendor: data.vendor, service: e.service as Service, source: e.source, assistantOnly: e.assistantOnly, origin: file });
+      checkBlock(e, `catalog/${file}: entries[${i}]`);
+      const block = e.block === undefined ? {} : { block: e.block as BlockVerdict, blockSource: e.blockSource };
+      entries.push({ pattern: e.pattern, vendor: data.vendor, service: e.service as Service, source: e.source, assistantOnly: e.assistantOnly, ...block, origin: file });
     }
     for (const v of data.voicePrefixes ?? []) if (data.vendor) voicePrefixes.push({ vendor: data.vendor, prefix: v.prefix, source: v.source });
   }
@@ -120,3 +142,6 @@ export function buildCatalog(extra: readonly UserCatalogEntry[] = []) {
 }
 
 export type Catalog = ReturnType<typeof buildCatalog>;
+
+/** For tests of the data: checks one shipped entry's block fields as the loader does. */
+export const checkBlockFields = checkBlock;
