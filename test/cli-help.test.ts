@@ -27,7 +27,7 @@ function inTerminal(columns: number, args: string[]): string {
 }
 
 const widest = (text: string) => Math.max(...text.split('\n').map((l) => l.length));
-const COMMANDS = ['replay', 'collect', 'catalog', 'import', 'doctor', 'demo'];
+const COMMANDS = ['replay', 'collect', 'catalog', 'blocklist', 'import', 'doctor', 'demo'];
 
 describe('earshot --help', () => {
   it('not on a terminal: wrapped to 80 columns, every command listed', async () => {

@@ -104,6 +104,8 @@ export interface LedgerOptions {
   lookup: OrgLookup;
   /** The vendor key of a device ('amazon'), for first/third party; null when unknown. */
   vendorOf: (mac: number) => string | null;
+  /** 'first' when `org` is the vendor's (or owned by it); default: the same key. */
+  partyOf?: (org: EndpointOrg, vendor: string | null) => 'first' | 'third';
   /** Whether new-endpoint events are raised for this device (assistants only). */
   watched: (mac: number) => boolean;
   onNewEndpoint?: (event: NewEndpointEvent) => void;
@@ -117,9 +119,6 @@ export interface LedgerStats {
   knownDropped: number;
   events: number;
 }
-
-/** Vendors whose organisation is the device's own (catalogue vendor -> organisation key). */
-const VENDOR_ORG: Record<string, string> = { amazon: 'amazon', google: 'google', apple: 'apple', sonos: 'sonos' };
 
 export class PrivacyLedger {
   private readonly devices = new Map<number, DeviceLedger>();
@@ -159,7 +158,7 @@ export class PrivacyLedger {
         e = blankEndpoint(name, named, service, org, day, f.firstMs);
         const vendor = this.options.vendorOf(f.deviceMac);
         // the home network is neither the vendor nor a third party
-        if (org !== null && org.category !== 'local') e.party = vendor !== null && VENDOR_ORG[vendor] === org.key ? 'first' : 'third';
+        if (org !== null && org.category !== 'local') e.party = this.options.partyOf?.(org, vendor) ?? (vendor !== null && org.key === vendor ? 'first' : 'third');
         d.endpoints.set(key, e);
       }
       this.remember(f.deviceMac, d, e, name, named, f.firstMs);
