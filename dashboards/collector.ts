@@ -8,12 +8,11 @@ import { ReduceDataOptionsBuilder } from '@grafana/grafana-foundation-sdk/common
 import { DashboardBuilder, ThresholdsConfigBuilder, ThresholdsMode, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
-import { DASHBOARD_TAG, earshotLinks, influx, prop, UID } from './grafana.js';
+import { at, DASHBOARD_TAG, earshotLinks, influx, prop, UID } from './grafana.js';
 import { as, from, last, max, nonNegativeDerivative, type FieldOf } from './influxql.js';
 
 type Counter = FieldOf<'collector'>;
 
-const at = (x: number, y: number, w: number, h: number) => ({ x, y, w, h });
 
 /** Per-second rate of a cumulative counter, per Grafana interval. */
 const rate = (counter: Counter, alias: string) => as(nonNegativeDerivative(max(counter)), alias);

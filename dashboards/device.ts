@@ -2,30 +2,17 @@
  * Device: one device's identity, its traffic by service and by endpoint, its heartbeats, and every
  * activation with its verdict and reasons.
  */
-import { BigValueGraphMode, GraphDrawStyle, LegendDisplayMode, LegendPlacement, StackingMode, VisibilityMode } from '@grafana/grafana-foundation-sdk/common';
-import { ReduceDataOptionsBuilder, StackingConfigBuilder, VizLegendOptionsBuilder } from '@grafana/grafana-foundation-sdk/common';
+import { GraphDrawStyle, LegendDisplayMode, LegendPlacement, StackingMode, VisibilityMode } from '@grafana/grafana-foundation-sdk/common';
+import { StackingConfigBuilder, VizLegendOptionsBuilder } from '@grafana/grafana-foundation-sdk/common';
 import { DashboardBuilder, ThresholdsConfigBuilder, ThresholdsMode, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
-import { activationAnnotation, DASHBOARD_TAG, earshotLinks, influx, organize, prop, queryVariable, UID, VERDICT_COLOR } from './grafana.js';
+import { activationAnnotation, at, DASHBOARD_TAG, earshotLinks, influx, organize, prop, queryVariable, rangeStat, UID, VERDICT_COLOR } from './grafana.js';
 import { as, count, current, field, from, last, perSecond, plus, showTagValues, sum, tag } from './influxql.js';
 
 const DEVICE = 'device';
 const ofDevice = () => tag('device').matchesVariable(DEVICE);
 
-const at = (x: number, y: number, w: number, h: number) => ({ x, y, w, h });
-
-/** A number over the dashboard's time range. */
-function rangeStat(id: number, title: string, description: string) {
-  return new StatPanel()
-    .id(id)
-    .title(title)
-    .description(description)
-    .graphMode(BigValueGraphMode.None)
-    .noValue('0')
-    .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false));
-}
 
 /** Upload above the axis, download below it, per value of a traffic tag. */
 function trafficBy(id: number, tagKey: 'service' | 'server_name', title: string, description: string) {

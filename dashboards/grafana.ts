@@ -15,6 +15,8 @@ import {
   type DashboardLink,
   type DynamicConfigValue,
 } from '@grafana/grafana-foundation-sdk/dashboard';
+import { BigValueGraphMode, ReduceDataOptionsBuilder } from '@grafana/grafana-foundation-sdk/common';
+import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
 import { current, field, from, tag, type Measurement, type SelectQuery } from './influxql.js';
 
 /** The data source the provisioning file creates (deploy/grafana/provisioning/datasources/earshot.yaml). */
@@ -157,4 +159,18 @@ export function organize(options: { exclude?: string[]; rename?: Record<string, 
       indexByName: Object.fromEntries((options.order ?? []).map((n, i) => [n, i])),
     },
   };
+}
+
+/** A panel's place on the dashboard's 24-column grid. */
+export const at = (x: number, y: number, w: number, h: number) => ({ x, y, w, h });
+
+/** A number over the dashboard's time range. */
+export function rangeStat(id: number, title: string, description: string) {
+  return new StatPanel()
+    .id(id)
+    .title(title)
+    .description(description)
+    .graphMode(BigValueGraphMode.None)
+    .noValue('0')
+    .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false));
 }

@@ -8,7 +8,7 @@ import { DashboardBuilder, ThresholdsConfigBuilder, ThresholdsMode, type Dashboa
 import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
-import { activationAnnotation, DASHBOARD_TAG, earshotLinks, influx, organize, prop, queryVariable, UID, VERDICT_COLOR } from './grafana.js';
+import { activationAnnotation, at, DASHBOARD_TAG, earshotLinks, influx, organize, prop, queryVariable, UID, VERDICT_COLOR, rangeStat } from './grafana.js';
 import { as, count, current, field, fieldEquals, from, last, perSecond, showTagValues, sum, tag } from './influxql.js';
 
 /** The template variable choosing assistants (all by default). */
@@ -19,19 +19,8 @@ const TODAY = 'now/d';
 /** The long view's range, within the downsampled policy's two years. */
 const LONG_RANGE = '90d';
 
-const at = (x: number, y: number, w: number, h: number) => ({ x, y, w, h });
-
 /** A single number for today. */
-function todayStat(id: number, title: string, description: string) {
-  return new StatPanel()
-    .id(id)
-    .title(title)
-    .description(description)
-    .timeFrom(TODAY)
-    .graphMode(BigValueGraphMode.None)
-    .noValue('0')
-    .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false));
-}
+const todayStat = (id: number, title: string, description: string) => rangeStat(id, title, description).timeFrom(TODAY);
 
 /** Builds the Overview dashboard. */
 export function overviewDashboard(): Dashboard {

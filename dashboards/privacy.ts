@@ -3,28 +3,16 @@
  * uploads that is not voice next to its activations, and the new organisations and services it
  * contacted after its learning period (docs/privacy.md says what each figure means).
  */
-import { BigValueGraphMode, GraphDrawStyle, LegendDisplayMode, LegendPlacement, StackingMode, VisibilityMode } from '@grafana/grafana-foundation-sdk/common';
-import { ReduceDataOptionsBuilder, StackingConfigBuilder, VizLegendOptionsBuilder } from '@grafana/grafana-foundation-sdk/common';
+import { GraphDrawStyle, LegendDisplayMode, LegendPlacement, StackingMode, VisibilityMode } from '@grafana/grafana-foundation-sdk/common';
+import { StackingConfigBuilder, VizLegendOptionsBuilder } from '@grafana/grafana-foundation-sdk/common';
 import { DashboardBuilder, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
-import { DASHBOARD_TAG, earshotLinks, influx, organize, prop, queryVariable, UID } from './grafana.js';
+import { at, DASHBOARD_TAG, earshotLinks, influx, organize, prop, queryVariable, rangeStat, UID } from './grafana.js';
 import { as, count, current, field, from, showTagValues, sum, tag } from './influxql.js';
 
 const DEVICE = 'device';
 const ofDevice = () => tag('device').matchesVariable(DEVICE);
-const at = (x: number, y: number, w: number, h: number) => ({ x, y, w, h });
-
-function rangeStat(id: number, title: string, description: string) {
-  return new StatPanel()
-    .id(id)
-    .title(title)
-    .description(description)
-    .graphMode(BigValueGraphMode.None)
-    .noValue('0')
-    .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false));
-}
 
 /** Builds the Privacy dashboard. */
 export function privacyDashboard(): Dashboard {
