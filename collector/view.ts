@@ -12,6 +12,7 @@ import type { CaptureStats } from './capture/types.js';
 import type { Label } from './detect/index.js';
 import type { WakeEvent } from './detect/wake-events.js';
 import { flowRecord } from './flow/record.js';
+import type { FindingRecord } from './findings/index.js';
 import type { CollectorStats } from './index.js';
 import type { Runtime } from './runtime.js';
 import { flowToApi, type ApiFlow } from './sink/activity.js';
@@ -105,10 +106,12 @@ export interface ViewParts {
   calls: ApiCall[];
   /** Open flows (newest first, at most MAX_VIEW_FLOWS), then the latest ended ones (newest first). */
   flows: { open: ApiFlow[]; ended: ApiFlow[] };
+  /** Network hygiene findings, the most severe first, and how many the bound left out. */
+  findings: { findings: FindingRecord[]; dropped: number };
 }
 
 export type ViewPart = keyof ViewParts;
-export const VIEW_PARTS: readonly ViewPart[] = ['status', 'devices', 'activations', 'calls', 'flows'];
+export const VIEW_PARTS: readonly ViewPart[] = ['status', 'devices', 'activations', 'calls', 'flows', 'findings'];
 
 /** What the API asks the run to do; each is saved (data directory) before it is answered. */
 export type ViewCommand =
@@ -218,6 +221,7 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
     activations: () => (activity?.listActivations() ?? []).map(apiActivation),
     calls,
     flows,
+    findings: () => ({ findings: collector.findings.list(), dropped: collector.findings.stats.findingsDropped }),
   };
 
   return {
