@@ -65,8 +65,12 @@ const MAX_CANDIDATES = 64;
 const MAX_RESOLVERS = 16;
 /** Most (assistant, computer) pairs remembered for the segment advice. */
 const MAX_PAIRS = 4096;
-/** The segment advice is worked out this often (collector time), and when findings are listed. */
-const SEGMENT_EVERY_MS = 30_000;
+/**
+ * The segment advice is worked out this often (collector time), and when findings are listed: it walks
+ * the whole inventory, and a replay's clock runs through days in seconds (every 30 s cost a replay 10 %,
+ * every 10 minutes 3 %); the API and the report list findings, and so work it out, whenever they ask.
+ */
+const SEGMENT_EVERY_MS = 3_600_000;
 
 /** Requests that are plaintext by design and carry no more than a certificate's serial or a probe. */
 const BENIGN_HTTP = /\.crl$|^\/(generate_204|gen_204|hotspot-detect\.html|success\.txt|connecttest\.txt|ncsi\.txt|canonical\.html|kindle-wifi\/wifistub\.html)/i;
@@ -125,22 +129,24 @@ export function buildFindings(deps: FindingsDeps) {
 
   /** Plain DNS (53): to a public resolver, or around the LAN's own resolver; the LAN's resolvers noted. */
   function dns(flow: Flow): void {
-    const server = serverText(flow);
     if (flow.bothLocal) {
       // a resolver on the LAN: from now on any other DNS server on the internet is a bypass
-      if (localResolver === null) localResolver = server;
+      if (localResolver === null) localResolver = serverText(flow);
       if (flow.peerMac !== null && !resolverMacs.has(flow.peerMac) && resolverMacs.size < MAX_RESOLVERS) {
         const mac = flow.peerMac;
         resolverMacs.add(mac);
         // what a resolver asks upstream is its job, not a bypass
         store.removeWhere((f) => (f.kind === 'dns-public-resolver' || f.kind === 'dns-bypass') && f.deviceMac === mac);
       }
-      const held = candidates;
-      candidates = [];
-      for (const c of held) if (!resolverMacs.has(c.mac)) bypass(c.mac, c.server, c.timeMs, c.proto);
+      if (candidates.length > 0) {
+        const held = candidates;
+        candidates = [];
+        for (const c of held) if (!resolverMacs.has(c.mac)) bypass(c.mac, c.server, c.timeMs, c.proto);
+      }
       return;
     }
     if (resolverMacs.has(flow.deviceMac)) return;
+    const server = serverText(flow);
     const provider = resolvers.providerOf(flow.ipVersion, flow.serverInto(words));
     if (provider !== null) {
       add('dns-public-resolver', 'medium', flow.deviceMac, server, flow.firstMs, `Plain DNS to ${provider} (${server}), not the home's resolver`,
