@@ -145,7 +145,9 @@ export function buildFindings(deps: FindingsDeps) {
       }
       return;
     }
-    if (resolverMacs.has(flow.deviceMac)) return;
+    // a query must be seen, not only answers (a recursive resolver's answers from root and authoritative
+    // servers, caught without its queries, say nothing about which resolver the LAN's devices use)
+    if (flow.packetsUp === 0 || resolverMacs.has(flow.deviceMac)) return;
     const server = serverText(flow);
     const provider = resolvers.providerOf(flow.ipVersion, flow.serverInto(words));
     if (provider !== null) {
