@@ -1,7 +1,7 @@
 /**
  * The doctor's network hygiene check (docs/doctor.md, "findings"): lists the findings of a capture file
  * (`--capture FILE`, run through the pipeline as replay does) or of a running collector (its API,
- * `--api URL`, by default api.listen). Findings never block capture: medium and high ones are `warn`.
+ * `--api-url URL`, by default api.listen). Findings never block capture: medium and high ones are `warn`.
  */
 import { buildSource } from '../collector/capture/index.js';
 import type { Config } from '../collector/config.js';
@@ -54,6 +54,6 @@ export async function checkApiFindings(config: Readonly<Config>, url: string | u
   } catch (err) {
     const e = err as { name?: string; cause?: { code?: string }; message?: string };
     const why = e.name === 'TimeoutError' ? `no answer in ${API_TIMEOUT_MS / 1000} s` : e.cause?.code ?? e.message ?? String(err);
-    return [{ check: 'findings', status: 'skip', message: `no running collector at ${base} (${why})`, fix: 'start earshot collect (it serves the API), pass --api URL, or look at a capture: --capture FILE' }];
+    return [{ check: 'findings', status: 'skip', message: `no running collector at ${base} (${why})`, fix: 'start earshot collect (it serves the API), pass --api-url URL, or look at a capture: --capture FILE' }];
   }
 }

@@ -17,14 +17,14 @@ import type { CliIo } from './run-capture.js';
 export const doctorSpec: CommandSpec = {
   name: 'doctor',
   summary: 'Checks what collect needs and explains what to do: capture tool (libpcap or tcpdump), permission to capture, the interface and its traffic (assistants seen, both directions), InfluxDB, the spool, webhooks, MQTT, the clock, and the network hygiene findings of a running collector (or of a capture file: --capture). Exit 2 when something blocks capture.',
-  usage: 'earshot doctor [--interface IF] [--seconds N] [--api URL] [--format text|json] [options]\n       earshot doctor --capture FILE [--format text|json] [options]',
+  usage: 'earshot doctor [--interface IF] [--seconds N] [--api-url URL] [--format text|json] [options]\n       earshot doctor --capture FILE [--format text|json] [options]',
   positionals: [0, 0],
   config: true,
   flags: {
     seconds: { type: 'string', value: 'N', description: 'Capture this many seconds to look at the traffic.', default: '5' },
     format: { type: 'string', value: 'text|json', description: 'Output format.', default: 'text' },
     capture: { type: 'string', value: 'FILE', description: 'Only list the network hygiene findings of this capture file (pcap or pcapng, optionally gzip-compressed); no other check runs.' },
-    api: { type: 'string', value: 'URL', description: 'Read the network hygiene findings from the collector serving the API at URL (default: http:// and api.listen).' },
+    'api-url': { type: 'string', value: 'URL', description: 'Read the network hygiene findings from the collector serving the API at URL (default: http:// and api.listen).' },
   },
   epilog: 'Examples:\n  sudo earshot doctor --interface br-lan\n  earshot doctor --config /etc/earshot/earshot.yaml --seconds 60 --format json\n  earshot doctor --capture home.pcapng',
 };
@@ -54,7 +54,7 @@ export async function runChecks(parsed: ParsedCommand, log: Logger, seconds: num
       lastMs: Number.NaN,
       results: tool.status === 'skip' ? [] : [{ check: 'capture permission', status: 'skip', message: 'needs a capture tool first (see above)' }],
     });
-  const [found, influx, webhooks, mqtt, findings] = await Promise.all([capture, checkInflux(config), checkWebhooks(config), checkMqtt(config), checkApiFindings(config, parsed.flags.api as string | undefined)]);
+  const [found, influx, webhooks, mqtt, findings] = await Promise.all([capture, checkInflux(config), checkWebhooks(config), checkMqtt(config), checkApiFindings(config, parsed.flags['api-url'] as string | undefined)]);
   return [tool, ...found.results, checkClock(found.lastMs), ...influx, ...checkSpool(config), ...webhooks, mqtt, ...findings];
 }
 

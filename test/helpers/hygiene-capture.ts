@@ -147,10 +147,20 @@ export function hygienePackets(): Buffer[] {
   return out;
 }
 
-/** Writes the capture to `path` (classic pcap, Ethernet). */
-export function writeHygieneCapture(path: string): void {
+/** An HTTP GET from device n to `server`:80 with this Host header (SYN, SYN-ACK, request). */
+export function httpGetPackets(n: number, server: string, host: string): Buffer[] {
+  const request = Buffer.from(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 'latin1');
+  return [
+    frame(deviceMac(n), ROUTER_MAC, ipv4Packet(deviceIp(n), server, 6, tcpSegment(41000, 80, 1, SYN, Buffer.alloc(0)))),
+    frame(ROUTER_MAC, deviceMac(n), ipv4Packet(server, deviceIp(n), 6, tcpSegment(80, 41000, 9, SYN | ACK, Buffer.alloc(0)))),
+    frame(deviceMac(n), ROUTER_MAC, ipv4Packet(deviceIp(n), server, 6, tcpSegment(41000, 80, 2, PSH | ACK, request))),
+  ];
+}
+
+/** Writes the capture to `path` (classic pcap, Ethernet), with `extra` packets after the rest. */
+export function writeHygieneCapture(path: string, extra: Buffer[] = []): void {
   const start = Date.parse('2024-05-01T10:00:00Z') / 1000;
-  const packets: SyntheticPacket[] = hygienePackets().map((data, i) => ({ seconds: start + Math.floor(i / 100), fraction: (i % 100) * 10_000, data }));
+  const packets: SyntheticPacket[] = [...hygienePackets(), ...extra].map((data, i) => ({ seconds: start + Math.floor(i / 100), fraction: (i % 100) * 10_000, data }));
   writeFileSync(path, classicPcap(packets));
 }
 
