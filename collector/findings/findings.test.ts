@@ -109,7 +109,7 @@ describe('network hygiene findings on a generated capture', () => {
     const seen: Array<[string, boolean]> = [];
     const collector = buildCollector(loadConfig({ file: configFile }), { onFinding: (f, isNew) => seen.push([f.id, isNew]) });
     await collector.run(buildSource({ kind: 'file', path: capture }, {}));
-    // the segment advice is worked out when findings are listed (and hourly): listing raises it
+    // the segment advice is worked out when findings are listed (and daily): listing raises it
     const listed = collector.findings.list();
     expect(seen.filter(([, isNew]) => isNew).map(([id]) => id).sort()).toEqual(listed.map((f) => f.id).sort());
   });
