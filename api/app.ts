@@ -12,6 +12,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../collector/config.js';
 import { parseWakeRecord, type WakeEvent } from '../collector/detect/wake-events.js';
+import { SEVERITIES } from '../collector/findings/store.js';
 import { canonicalMac } from '../collector/mac.js';
 import type { Runtime } from '../collector/runtime.js';
 import { buildViewSource, type ViewExtras, type ViewSource } from '../collector/view.js';
@@ -20,7 +21,7 @@ import { health, renderMetrics, type HealthSource } from './metrics.js';
 import { localProvider, RunView } from './view.js';
 import { registerPage } from './page.js';
 import {
-  activationSchema, activationsQuery, callSchema, callsQuery, deviceSchema, errorSchema, flowSchema, flowsQuery, idParams, labelBody,
+  activationSchema, activationsQuery, callSchema, callsQuery, deviceSchema, errorSchema, findingSchema, findingsQuery, flowSchema, flowsQuery, idParams, labelBody,
   macParams, noticeSchema, presenceBody, presenceSchema, privacyDeviceSchema, privacyEndpointSchema, privacyQuery, wakeEventSchema, wakeEventsBody,
 } from './schemas.js';
 
@@ -90,7 +91,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   });
   const { view } = context;
 
-  for (const schema of [errorSchema, activationSchema, callSchema, deviceSchema, flowSchema, wakeEventSchema, privacyEndpointSchema, privacyDeviceSchema, noticeSchema]) app.addSchema(schema);
+  for (const schema of [errorSchema, activationSchema, callSchema, deviceSchema, findingSchema, flowSchema, wakeEventSchema, privacyEndpointSchema, privacyDeviceSchema, noticeSchema]) app.addSchema(schema);
 
   await app.register(swagger, {
     openapi: {
@@ -297,6 +298,25 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     const devices = privacy.devices.filter((d) => (device !== null ? d.mac === device : request.query.all === true || d.assistant));
     const notices = privacy.notices.filter((n) => device === null || n.device === device).slice(0, request.query.limit);
     return { devices: devices.slice(0, request.query.limit), notices };
+  });
+
+  // network hygiene findings (collector/findings/): at most `limit`, the most severe first
+  app.get<{ Querystring: { device?: string; kind?: string; severity?: string; limit: number } }>('/api/v1/findings', {
+    schema: {
+      summary: 'Network hygiene findings (port mappings, inbound connections, DNS around the home resolver, plaintext, assistants beside computers), the most severe first',
+      querystring: findingsQuery,
+      response: {
+        200: { type: 'object', properties: { total: { type: 'integer' }, dropped: { type: 'integer' }, findings: { type: 'array', items: { $ref: 'Finding#' } } } },
+        ...errors,
+      },
+    },
+  }, async (request) => {
+    const q = request.query;
+    const device = q.device ? canonicalMac(q.device, 'device') : null;
+    const least = q.severity ? SEVERITIES.indexOf(q.severity as (typeof SEVERITIES)[number]) : 0;
+    const part = await view.get('findings');
+    const all = part.findings.filter((f) => (device === null || f.device === device) && (!q.kind || f.kind === q.kind) && SEVERITIES.indexOf(f.severity) >= least);
+    return { total: all.length, dropped: part.dropped, findings: all.slice(0, q.limit) };
   });
 
   await registerPage(app);

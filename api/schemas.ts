@@ -8,7 +8,8 @@
 import { Type } from '@sinclair/typebox';
 import { MAX_WAKE_DEVICE_LENGTH, MAX_WAKE_SOURCE_LENGTH } from '../collector/detect/wake-events.js';
 import { MAC_PATTERN } from '../collector/mac.js';
-import { orNull, ReportActivationSchema, ReportCallSchema, ReportDeviceSchema, ReportFlowSchema, VERDICTS } from '../collector/sink/report-schema.js';
+import { FINDING_KINDS, SEVERITIES } from '../collector/findings/store.js';
+import { orNull, ReportActivationSchema, ReportCallSchema, ReportDeviceSchema, ReportFindingSchema, ReportFlowSchema, VERDICTS } from '../collector/sink/report-schema.js';
 
 export const errorSchema = Type.Object({
   statusCode: Type.Integer(),
@@ -43,6 +44,9 @@ export const flowSchema = Type.Object({
   ...Type.Omit(ReportFlowSchema, ['nameSource']).properties,
   open: Type.Boolean(),
 }, { $id: 'Flow' });
+
+/** A network hygiene finding: the report's record (docs/privacy.md). */
+export const findingSchema = Type.Object({ ...ReportFindingSchema.properties }, { $id: 'Finding', additionalProperties: false, description: ReportFindingSchema.description });
 
 // every MAC in a path or a filter is read by the one rule (collector/mac.ts)
 const mac = () => Type.String({ pattern: MAC_PATTERN });
@@ -85,6 +89,13 @@ export const callsQuery = Type.Object({
 export const flowsQuery = Type.Object({
   device: Type.Optional(mac()),
   limit: page(10000, 1000),
+}, { additionalProperties: false });
+
+export const findingsQuery = Type.Object({
+  device: Type.Optional(mac()),
+  kind: Type.Optional(Type.Unsafe<(typeof FINDING_KINDS)[number]>({ type: 'string', enum: [...FINDING_KINDS] })),
+  severity: Type.Optional(Type.Unsafe<(typeof SEVERITIES)[number]>({ type: 'string', enum: [...SEVERITIES], description: 'Findings of this severity or a higher one' })),
+  limit: page(1000, 100),
 }, { additionalProperties: false });
 
 export const labelBody = Type.Object({

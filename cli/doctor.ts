@@ -11,19 +11,22 @@ import {
   checkCapture, checkCaptureTool, checkClock, checkInflux, checkMqtt, checkSpool, checkWebhooks,
   type CaptureFindings, type CheckResult,
 } from './doctor-checks.js';
+import { checkApiFindings, checkCaptureFindings } from './doctor-findings.js';
 import type { CliIo } from './run-capture.js';
 
 export const doctorSpec: CommandSpec = {
   name: 'doctor',
-  summary: 'Checks what collect needs and explains what to do: capture tool (libpcap or tcpdump), permission to capture, the interface and its traffic (assistants seen, both directions), InfluxDB, the spool, webhooks, MQTT and the clock. Exit 2 when something blocks capture.',
-  usage: 'earshot doctor [--interface IF] [--seconds N] [--format text|json] [options]',
+  summary: 'Checks what collect needs and explains what to do: capture tool (libpcap or tcpdump), permission to capture, the interface and its traffic (assistants seen, both directions), InfluxDB, the spool, webhooks, MQTT, the clock, and the network hygiene findings of a running collector (or of a capture file: --capture). Exit 2 when something blocks capture.',
+  usage: 'earshot doctor [--interface IF] [--seconds N] [--api-url URL] [--format text|json] [options]\n       earshot doctor --capture FILE [--format text|json] [options]',
   positionals: [0, 0],
   config: true,
   flags: {
     seconds: { type: 'string', value: 'N', description: 'Capture this many seconds to look at the traffic.', default: '5' },
     format: { type: 'string', value: 'text|json', description: 'Output format.', default: 'text' },
+    capture: { type: 'string', value: 'FILE', description: 'Only list the network hygiene findings of this capture file (pcap or pcapng, optionally gzip-compressed); no other check runs.' },
+    'api-url': { type: 'string', value: 'URL', description: 'Read the network hygiene findings from the collector serving the API at URL (default: http:// and api.listen).' },
   },
-  epilog: 'Examples:\n  sudo earshot doctor --interface br-lan\n  earshot doctor --config /etc/earshot/earshot.yaml --seconds 60 --format json',
+  epilog: 'Examples:\n  sudo earshot doctor --interface br-lan\n  earshot doctor --config /etc/earshot/earshot.yaml --seconds 60 --format json\n  earshot doctor --capture home.pcapng',
 };
 
 function parseSeconds(value: unknown): number {
@@ -51,8 +54,8 @@ export async function runChecks(parsed: ParsedCommand, log: Logger, seconds: num
       lastMs: Number.NaN,
       results: tool.status === 'skip' ? [] : [{ check: 'capture permission', status: 'skip', message: 'needs a capture tool first (see above)' }],
     });
-  const [found, influx, webhooks, mqtt] = await Promise.all([capture, checkInflux(config), checkWebhooks(config), checkMqtt(config)]);
-  return [tool, ...found.results, checkClock(found.lastMs), ...influx, ...checkSpool(config), ...webhooks, mqtt];
+  const [found, influx, webhooks, mqtt, findings] = await Promise.all([capture, checkInflux(config), checkWebhooks(config), checkMqtt(config), checkApiFindings(config, parsed.flags['api-url'] as string | undefined)]);
+  return [tool, ...found.results, checkClock(found.lastMs), ...influx, ...checkSpool(config), ...webhooks, mqtt, ...findings];
 }
 
 /** `earshot doctor`. */
@@ -60,14 +63,18 @@ export async function runDoctor(parsed: ParsedCommand, io: CliIo, log: Logger): 
   const format = parsed.flags.format ?? 'text';
   if (format !== 'text' && format !== 'json') throw earshotError('EARSHOT_ERR_USAGE', `--format: must be json or text, got "${String(format)}"`);
   const seconds = parseSeconds(parsed.flags.seconds);
-  const results = await runChecks(parsed, log, seconds);
+  const capture = parsed.flags.capture as string | undefined;
+  // a capture file: its findings only (the live checks are about an interface it does not use)
+  const results = capture !== undefined ? await checkCaptureFindings(parsed.config, capture, (m) => log.warn(m)) : await runChecks(parsed, log, seconds);
   const blocked = results.some((r) => r.status === 'FAIL' && r.blocking === true);
   const exitCode = blocked ? 2 : 0;
   if (format === 'json') {
     io.stdout.write(`${JSON.stringify({ exitCode, captureBlocked: blocked, checks: results }, null, 2)}\n`);
   } else {
     const count = (s: string) => results.filter((r) => r.status === s).length;
-    const summary = blocked
+    const summary = capture !== undefined
+      ? (blocked ? 'the capture file could not be read (exit 2)' : `the network hygiene findings of ${capture} (${results.filter((r) => r.check === 'finding' && r.status === 'warn').length} medium or high)`)
+      : blocked
       ? 'capture is blocked: earshot collect cannot run until the FAIL lines about capture are fixed (exit 2)'
       : `nothing blocks capture (${count('FAIL')} FAIL, ${count('warn')} warn)`;
     io.stdout.write(`${results.map(formatLine).join('\n')}\n\n${summary}\n`);

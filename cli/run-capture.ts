@@ -326,7 +326,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     // the last points leave before the report is made: InfluxDB takes them while the report is written
     await influx?.writer.compressed();
     save();
-    const inputs = { devices: collector.inventory?.all() };
+    const inputs = { devices: collector.inventory?.all(), findings: collector.findings.list() };
     const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs), undefined, runtime.privacy?.devices({ assistantsOnly: true }))];
     await writeReport(chunks, output, host.stdout);
     const dropped = report.dropped();

@@ -57,6 +57,15 @@ export function renderTextReport(r: Report, maxFlows = 40, privacy: readonly Pri
         `${c.peers.join(' ')}${c.peersTruncated ? ' ...' : ''}`]),
       new Set([3, 4, 5, 6])));
   }
+  // network hygiene: one block per finding, the most severe first (docs/privacy.md)
+  const findings = r.findings ?? [];
+  out.push('', `Network hygiene findings (${findings.length})`);
+  for (const f of findings) {
+    out.push(printable(`  [${f.severity}] ${f.title}: ${f.device ?? 'no device'}${f.deviceName ? ` (${f.deviceName})` : ''}${f.assistant ? ', assistant' : ''}, seen ${f.count}x ${f.firstSeen} .. ${f.lastSeen}`));
+    for (const e of f.evidence) out.push(printable(`      ${e}`));
+    if (f.evidenceDropped > 0) out.push(`      ... and ${f.evidenceDropped} more`);
+    out.push(printable(`      what to do: ${f.advice}`));
+  }
   if (privacy.length > 0) out.push('', privacyText(privacy, r));
   return `${out.join('\n')}\n`;
 }

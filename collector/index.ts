@@ -7,11 +7,13 @@
 import type { CaptureSource, CaptureStats } from './capture/types.js';
 import type { Config } from './config.js';
 import { buildDecoder } from './decode/index.js';
-import { IPPROTO_TCP, IPPROTO_UDP, type DecodeStats } from './decode/packet.js';
+import { IPPROTO_TCP, IPPROTO_UDP, type DecodedPacket, type DecodeStats } from './decode/packet.js';
+import type { SsdpInfo } from './decode/ssdp.js';
 import { takeDelta, type FlowDelta } from './flow/deltas.js';
 import type { Flow } from './flow/flow.js';
 import type { Activation, DetectorStats } from './detect/detector.js';
 import { buildDetectStage } from './detect/index.js';
+import { buildFindings, type FindingListener, type FindingsStats } from './findings/index.js';
 import type { DetectorParams } from './detect/params.js';
 import { buildCallTracker, type Call, type CallStats } from './detect/calls.js';
 import { buildLocalNets } from './flow/local-nets.js';
@@ -52,6 +54,8 @@ export interface CollectorListeners {
   /** Two-way media of an assistant qualified as a call, and a call ended (detect/calls.ts). */
   onCallStarted?: (call: Call) => void;
   onCall?: (call: Call) => void;
+  /** A network hygiene finding appeared (isNew) or its severity rose (findings/index.ts). */
+  onFinding?: FindingListener;
 }
 
 export interface CollectorStats {
@@ -62,6 +66,7 @@ export interface CollectorStats {
   tagging: TaggerStats | null;
   detect: DetectorStats | null;
   calls: CallStats | null;
+  findings: FindingsStats;
 }
 
 /** Builds the identification and tagging stages (or null when tagging is off). */
@@ -116,10 +121,12 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   // calls: the assistants' two-way UDP media (Drop In, calls), never activations
   const calls = inv && config.detect.enabled ? buildCallTracker((mac) => inv.describe(mac)?.assistant === true, { onStarted: listeners.onCallStarted, onFinished: listeners.onCall }) : null;
   // per-interval traffic, pushed: what is left of a flow when it ends
+  // network hygiene: a few numeric tests per flow start and end, the rest on rare payloads
+  const findings = buildFindings({ inventory: inv ?? null, onFinding: listeners.onFinding });
   const onDeltas = listeners.onFlowDeltas;
   const flowEndDelta = onDeltas ? (flow: Flow) => { const d = takeDelta(flow); if (d !== null) onDeltas([d]); } : undefined;
-  const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(chain(chain(t?.onFlowEnd, detector ? (flow: Flow) => { if (flow.voiceTrack !== null) detector.forget(flow); } : undefined), flowEndDelta), listeners.onFlowEnd);
-  const onTick = chain(chain(t?.onTick, calls?.tick), listeners.onTick);
+  const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(chain(chain(chain(t?.onFlowEnd, detector ? (flow: Flow) => { if (flow.voiceTrack !== null) detector.forget(flow); } : undefined), flowEndDelta), findings.onFlowEnd), listeners.onFlowEnd);
+  const onTick = chain(chain(chain(t?.onTick, calls?.tick), findings.onTick), listeners.onTick);
   const table = new FlowTable(
     {
       maxFlows: config.flows.maxFlows,
@@ -128,15 +135,18 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     },
     localNets,
     onFlowEnd,
-    t ? t.onFlowStart : null,
+    chain(t?.onFlowStart, findings.onFlowStart),
   );
   const inspector = buildPayloadInspector({
     onDnsAnswer: chain(t?.onDnsAnswer, listeners.onDnsAnswer),
-    onSni: chain(t?.onSni, listeners.onSni),
+    onSni: chain(chain(t?.onSni, findings.onSni), listeners.onSni),
     onDhcp: inv ? (info, p) => inv.observeDhcp(info, p.srcMac, p.timeMs) : undefined,
     onMdns: inv ? (info, p) => inv.observeMdns(info, p.srcMac, p.timeMs) : undefined,
-    onSsdp: inv ? (info, p) => inv.observeSsdp(info, p.srcMac, p.timeMs) : undefined,
+    onSsdp: chain(inv ? (info: SsdpInfo, p: DecodedPacket) => inv.observeSsdp(info, p.srcMac, p.timeMs) : undefined, findings.onSsdp),
     admitAnnouncement: inv ? (p) => inv.admitAnnouncement(p.srcMac, p.timeMs) : undefined,
+    onClientHello: findings.onClientHello,
+    onPlaintext: findings.onPlaintext,
+    onPortMapRequest: findings.onPortMapRequest,
   });
   let clockMs = Number.NEGATIVE_INFINITY;
   let nextTickMs = Number.NEGATIVE_INFINITY;
@@ -232,7 +242,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     /** Counters of the running source (null when none runs). */
     captureStats: () => running?.stats() ?? null,
     stats(): CollectorStats {
-      return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats, tagging: t?.stats ?? null, detect: detector?.stats ?? null, calls: calls?.stats ?? null };
+      return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats, tagging: t?.stats ?? null, detect: detector?.stats ?? null, calls: calls?.stats ?? null, findings: findings.stats };
     },
     /** The device inventory (null with tagging off). */
     inventory: inv ?? null,
@@ -242,6 +252,8 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     detect,
     /** Calls of the assistants, and inCall(mac, timeMs) for the detector (null when detection is off). */
     calls,
+    /** Network hygiene findings: list() for the API, the report and doctor (findings/index.ts). */
+    findings,
   };
 }
 

@@ -23,6 +23,7 @@ import { activationEvent, type ActivationEventKind, type ActivationListener, typ
 import { buildInfluxSink } from './sink/influx/index.js';
 import { buildReportSink, callToReport } from './sink/report.js';
 import { buildPrivacy } from './privacy/index.js';
+import { parseMac } from './mac.js';
 import { buildEndpointOrgLookup } from './privacy/lookup.js';
 import { NewestRing } from './sink/ring.js';
 
@@ -93,6 +94,17 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
     : null;
   const collector = buildCollector(config, {
     onFlowEnd,
+    // a hygiene finding that appeared, or whose severity rose: a notice (webhooks, MQTT, InfluxDB)
+    onFinding(f) {
+      const mac = f.device === null ? -1 : parseMac(f.device);
+      notify({
+        kind: 'finding',
+        finding: { id: f.id, kind: f.kind, severity: f.severity, subject: f.subject, title: f.title, evidence: f.evidence, advice: f.advice, firstSeen: f.firstSeen, lastSeen: f.lastSeen, count: f.count },
+        device: mac < 0 ? null : deviceOf(mac) ?? { mac: f.device as string, name: f.deviceName, vendor: null, model: null, assistant: f.assistant },
+        seenMs: Date.parse(f.firstSeen),
+        atMs: Date.now(),
+      });
+    },
     onDnsAnswer: report.onDnsAnswer,
     onFlowDeltas: influx?.onFlowDeltas,
     onTick: influx?.onTick,

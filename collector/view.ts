@@ -12,6 +12,7 @@ import type { CaptureStats } from './capture/types.js';
 import type { Label } from './detect/index.js';
 import type { WakeEvent } from './detect/wake-events.js';
 import { flowRecord } from './flow/record.js';
+import type { FindingRecord } from './findings/index.js';
 import type { CollectorStats } from './index.js';
 import type { ApiNotice, PrivacyDevice } from './privacy/index.js';
 import type { Runtime } from './runtime.js';
@@ -108,10 +109,12 @@ export interface ViewParts {
   flows: { open: ApiFlow[]; ended: ApiFlow[] };
   /** Who each device talks to (ended flows), and the new-endpoint notices; null with privacy off. */
   privacy: { devices: PrivacyDevice[]; notices: ApiNotice[] } | null;
+  /** Network hygiene findings, the most severe first, and how many the bound left out. */
+  findings: { findings: FindingRecord[]; dropped: number };
 }
 
 export type ViewPart = keyof ViewParts;
-export const VIEW_PARTS: readonly ViewPart[] = ['status', 'devices', 'activations', 'calls', 'flows', 'privacy'];
+export const VIEW_PARTS: readonly ViewPart[] = ['status', 'devices', 'activations', 'calls', 'flows', 'privacy', 'findings'];
 
 /** What the API asks the run to do; each is saved (data directory) before it is answered. */
 export type ViewCommand =
@@ -222,6 +225,7 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
     calls,
     flows,
     privacy: () => (runtime.privacy ? { devices: runtime.privacy.devices(), notices: runtime.privacy.notices() } : null),
+    findings: () => ({ findings: collector.findings.list(), dropped: collector.findings.stats.findingsDropped }),
   };
 
   return {

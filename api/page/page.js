@@ -298,6 +298,28 @@
         d.endpoints.length > PRIVACY_ENDPOINTS ? el('p', { class: 'meta', text: `and ${d.endpoints.length - PRIVACY_ENDPOINTS} more (api/v1/privacy)` }) : null,
       ]);
     }));
+  // network hygiene findings: one card each, the most severe first (the API's order)
+  function drawFindings(result, names) {
+    const box = $('findings');
+    box.replaceChildren();
+    const list = result.findings || [];
+    if (list.length === 0) {
+      box.append(el('li', { class: 'muted', text: 'None: no port mapping, inbound connection, DNS around your resolver or plaintext seen.' }));
+      return;
+    }
+    for (const f of list) {
+      const who = f.device ? (names.get(f.device) || f.deviceName || f.device) + (f.assistant ? ' (assistant)' : '') : 'no device';
+      box.append(el('li', { class: 'card finding', 'data-kind': f.kind }, [
+        el('div', { class: 'what' }, [
+          el('strong', {}, [el('span', { class: 'pill ' + f.severity, text: f.severity }), el('span', { text: ' ' + f.title })]),
+          el('small', { text: `${who} · seen ${f.count}× · ${time(Date.parse(f.firstSeen))} – ${time(Date.parse(f.lastSeen))}` }),
+          ...f.evidence.slice(0, 3).map((e) => el('small', { class: 'evidence', text: e })),
+          f.evidence.length + f.evidenceDropped > 3 ? el('small', { text: `… ${f.evidence.length + f.evidenceDropped - 3} more` }) : null,
+          el('small', { class: 'advice', text: 'What to do: ' + f.advice }),
+        ]),
+      ]));
+    }
+    if (result.total > list.length) box.append(el('li', { class: 'muted', text: `${result.total - list.length} more in /api/v1/findings` }));
   }
 
   function drawHealth(h) {
@@ -346,7 +368,8 @@
     if (busy) return;
     busy = true;
     try {
-      const [h, d, a, p] = await Promise.all([api('health'), api('devices'), api('activations?limit=1000'), api('privacy').catch((err) => (err && err.status === 409 ? null : Promise.reject(err)))]);
+      const [h, d, a, p, f] = await Promise.all([api('health'), api('devices'), api('activations?limit=1000'),
+        api('privacy').catch((err) => (err && err.status === 409 ? null : Promise.reject(err))), api('findings?limit=50')]);
       const t = Date.now();
       const assistants = d.devices.filter((x) => x.assistant);
       for (const x of assistants) {
@@ -363,6 +386,7 @@
       drawTimeline(a.activations, assistants, replay);
       drawSuspected(a.activations, names);
       drawPrivacy(p, a.activations, names);
+      drawFindings(f, names);
       if (lastMessageIsError && !$('message').textContent.includes('labelling')) say('');
     } catch (err) {
       $('health-pill').textContent = 'unreachable';

@@ -12,6 +12,7 @@
 const RECORD_HANDSHAKE = 0x16;
 const HANDSHAKE_CLIENT_HELLO = 1;
 const EXTENSION_SERVER_NAME = 0;
+const EXTENSION_SUPPORTED_VERSIONS = 43;
 const NAME_TYPE_HOST_NAME = 0;
 const RECORD_HEADER = 5;
 const HANDSHAKE_HEADER = 4;
@@ -24,11 +25,25 @@ export const MAX_CLIENT_HELLO_STREAM_BYTES = 64 * 1024;
 let scratch: Buffer | null = null;
 
 /**
+ * The highest TLS version the last whole ClientHello offered (0x0301 TLS 1.0 ... 0x0304 TLS 1.3): its
+ * supported_versions extension when present (RFC 8446 4.2.1), else its legacy client_version; 0 when
+ * the last parse did not reach a whole ClientHello. Set by the parsers above, read right after a call
+ * (one number, no record per hello: findings/ looks for versions older than TLS 1.2).
+ */
+let lastClientHelloVersion = 0;
+
+/** See lastClientHelloVersion: the version offered by the ClientHello the last parse read whole, or 0. */
+export function clientHelloVersion(): number {
+  return lastClientHelloVersion;
+}
+
+/**
  * Reads the SNI host name from the ClientHello at the start of buf[offset, offset + length): returns
  * the name; null when it is not a TLS ClientHello, has no host_name, is malformed, or would need more
  * than 64 KiB; or a number N > length: the stream bytes needed before calling again.
  */
 export function parseClientHelloSni(buf: Buffer, offset: number, length: number): string | null | number {
+  lastClientHelloVersion = 0;
   if (offset < 0 || length < 0 || offset + length > buf.length) return null;
   // check what we have of the first record header and handshake type, ask for the rest
   if (length >= 1 && buf[offset] !== RECORD_HANDSHAKE) return null;
@@ -55,6 +70,7 @@ export function parseClientHelloSni(buf: Buffer, offset: number, length: number)
  * whole ClientHello, has no host_name, or is malformed.
  */
 export function parseHandshakeClientHelloSni(buf: Buffer, offset: number, length: number): string | null {
+  lastClientHelloVersion = 0;
   if (offset < 0 || length < HANDSHAKE_HEADER || offset + length > buf.length) return null;
   if (buf[offset] !== HANDSHAKE_CLIENT_HELLO) return null;
   const handshakeLength = HANDSHAKE_HEADER + buf.readUIntBE(offset + 1, 3);
@@ -102,6 +118,7 @@ function needed(bytes: number): number | null {
 function serverName(buf: Buffer, from: number, end: number): string | null {
   let at = from + HANDSHAKE_HEADER + 2 + 32; // client_version, random
   if (at + 1 > end) return null;
+  let version = buf.readUInt16BE(from + HANDSHAKE_HEADER);
   at += 1 + buf[at]; // session id
   if (at + 2 > end) return null;
   at += 2 + buf.readUInt16BE(at); // cipher suites
@@ -111,15 +128,30 @@ function serverName(buf: Buffer, from: number, end: number): string | null {
   const extensionsEnd = at + 2 + buf.readUInt16BE(at);
   if (extensionsEnd > end) return null;
   at += 2;
+  let name: string | null = null;
   while (at + 4 <= extensionsEnd) {
     const type = buf.readUInt16BE(at);
     const extensionLength = buf.readUInt16BE(at + 2);
     at += 4;
-    if (at + extensionLength > extensionsEnd) return null;
-    if (type === EXTENSION_SERVER_NAME) return hostName(buf, at, at + extensionLength);
+    if (at + extensionLength > extensionsEnd) break; // damaged: what came before it stands
+    if (type === EXTENSION_SERVER_NAME && name === null) name = hostName(buf, at, at + extensionLength);
+    else if (type === EXTENSION_SUPPORTED_VERSIONS) version = highestVersion(buf, at, at + extensionLength, version);
     at += extensionLength;
   }
-  return null;
+  lastClientHelloVersion = version;
+  return name;
+}
+
+/** The highest TLS version (3,x) listed in a supported_versions body, GREASE values skipped. */
+function highestVersion(buf: Buffer, from: number, end: number, fallback: number): number {
+  if (from + 1 > end) return fallback;
+  const listEnd = Math.min(end, from + 1 + buf[from]);
+  let best = 0;
+  for (let at = from + 1; at + 2 <= listEnd; at += 2) {
+    const v = buf.readUInt16BE(at);
+    if (buf[at] === 3 && v > best) best = v;
+  }
+  return best === 0 ? fallback : best;
 }
 
 /** The first host_name entry of a server_name extension body in buf[from, end). */

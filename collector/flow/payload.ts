@@ -10,7 +10,7 @@ import { parseMdns, type MdnsInfo } from '../decode/mdns-sd.js';
 import { extractQuicInitialCrypto, QuicSniAssembler } from '../decode/quic-initial.js';
 import { parseSsdp, type SsdpInfo } from '../decode/ssdp.js';
 import { IPPROTO_TCP, IPPROTO_UDP, TCP_SYN, type DecodedPacket } from '../decode/packet.js';
-import { parseClientHelloSni } from '../decode/tls-sni.js';
+import { clientHelloVersion, parseClientHelloSni } from '../decode/tls-sni.js';
 import { SNI_DONE, type Flow } from './flow.js';
 import { TcpStream } from './tcp-stream.js';
 
@@ -56,6 +56,12 @@ export interface PayloadHandlers {
    * A forged flood's packets cost a map lookup instead of a parse (Inventory.admitAnnouncement).
    */
   admitAnnouncement?(p: DecodedPacket): boolean;
+  /** Network hygiene (findings/): each whole TCP ClientHello's newest TLS version (0x0303 is TLS 1.2). */
+  onClientHello?(flow: Flow, version: number): void;
+  /** The client's first segments of a TCP flow that are not (yet) TLS, `index` from 0 (HTTP, STARTTLS). */
+  onPlaintext?(flow: Flow, p: DecodedPacket, index: number): void;
+  /** A UDP datagram to port 5351: NAT-PMP or PCP. */
+  onPortMapRequest?(p: DecodedPacket): void;
 }
 
 const MAX_SNI_SEGMENTS = 16;
@@ -128,10 +134,12 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
     if (!flow.sniBuf && buf[off] !== TLS_HANDSHAKE) {
       // not (yet) TLS: STARTTLS protocols (SMTP, IMAP, XMPP) send a ClientHello after a few plaintext
       // exchanges, so look at the client's first few segments before giving up
+      if (handlers.onPlaintext !== undefined) handlers.onPlaintext(flow, p, flow.sniSegments);
       if (++flow.sniSegments >= MAX_SNI_PROBES) flow.sniState = SNI_DONE;
       return;
     }
     const result = parseClientHelloSni(buf, off, len);
+    const version = clientHelloVersion();
     if (typeof result === 'number' && ++flow.sniSegments < MAX_SNI_SEGMENTS) {
       flow.sniBuf = flow.sniBuf ? buf : Buffer.from(buf.subarray(off, off + len));
       flow.sniNextSeq = (seq + p.payloadLength) >>> 0;
@@ -146,6 +154,7 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
     } else if (typeof result === 'number') {
       stats.sniGaveUp++;
     }
+    if (version !== 0 && handlers.onClientHello !== undefined) handlers.onClientHello(flow, version);
   }
 
   function announce<T>(info: T | null, p: DecodedPacket, handler: (info: T, p: DecodedPacket) => void): void {
@@ -196,6 +205,7 @@ export function buildPayloadInspector(handlers: PayloadHandlers) {
         if (sport === 5353 && handlers.onMdns) announce(parseMdns(p.payloadBuf, p.payloadOffset, p.payloadLength), p, handlers.onMdns);
         else if ((dport === 67 || dport === 68) && handlers.onDhcp) announce(parseDhcp(p.payloadBuf, p.payloadOffset, p.payloadLength), p, handlers.onDhcp);
         else if ((sport === 1900 || dport === 1900) && handlers.onSsdp) announce(parseSsdp(p.payloadBuf, p.payloadOffset, p.payloadLength), p, handlers.onSsdp);
+        else if (dport === 5351 && handlers.onPortMapRequest) handlers.onPortMapRequest(p);
         else if (up && dport === 443 && flow.sniState !== SNI_DONE) quic(flow, p);
         return;
       }

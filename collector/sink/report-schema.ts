@@ -5,6 +5,7 @@
  * when the committed files differ). Change a field here and every one of them follows.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { FINDING_KINDS, MAX_EVIDENCE, SEVERITIES } from '../findings/store.js';
 
 export const REPORT_SCHEMA = 'earshot.report/1';
 
@@ -124,6 +125,24 @@ export const ReportCallSchema = Type.Object({
   peersTruncated: Type.Boolean({ description: 'More peers than listed.' }),
 }, { additionalProperties: false, description: 'Two-way media of an assistant: a call, Drop In, video (docs/report.md, calls[]). Never an activation.' });
 
+/** A network hygiene finding (collector/findings/, docs/privacy.md). The API's Finding is the same record. */
+export const ReportFindingSchema = Type.Object({
+  id: Type.String({ description: 'Stable: kind, the device MAC without colons (or none) and a hash of the subject.' }),
+  kind: oneOf(FINDING_KINDS, { description: 'What was found (docs/privacy.md, "Network hygiene findings").' }),
+  severity: oneOf(SEVERITIES),
+  device: orNull(mac(), { description: 'MAC of the local device it is about; null when none is known.' }),
+  deviceName: orNull(Type.String({ maxLength: 64 }), { description: 'Its name as the inventory knows it now.' }),
+  assistant: Type.Boolean({ description: 'The device is a voice assistant (as the inventory says now).' }),
+  subject: Type.String({ maxLength: 200, description: "What in particular: a resolver's address, a DoH name, a protocol, a port (tcp/8080), a segment; '' when the kind says it all." }),
+  firstSeen: time(),
+  lastSeen: time(),
+  count: count('Times seen: flows, requests or packets (each kind says which in docs/privacy.md).'),
+  title: Type.String({ maxLength: 200 }),
+  evidence: Type.Array(Type.String({ maxLength: 200 }), { maxItems: MAX_EVIDENCE, description: 'The first distinct lines of evidence (from packets: escaped and cut).' }),
+  evidenceDropped: count('Distinct evidence lines left out.'),
+  advice: Type.String({ description: 'What to do about it.' }),
+}, { additionalProperties: false, description: 'A network hygiene finding: what, about which device, the evidence, and what to do.' });
+
 export const ReportSchema = Type.Object({
   schema: Type.Literal(REPORT_SCHEMA),
   capture: ReportCaptureSchema,
@@ -135,6 +154,9 @@ export const ReportSchema = Type.Object({
   }),
   calls: addedLater(Type.Array(ReportCallSchema, {
     description: 'Calls of assistants (Alexa calling, Drop In, video calls, Home Monitoring): two-way media over UDP, in order of start. A call is never an activation. Absent in reports of earlier versions.',
+  })),
+  findings: addedLater(Type.Array(ReportFindingSchema, {
+    description: 'Network hygiene findings (port mappings, inbound connections, DNS around the home resolver, plaintext, assistants beside computers), the most severe first. Absent in reports of earlier versions.',
   })),
   stats: addedLater(Type.Unsafe<Record<string, number>>({ type: 'object', additionalProperties: { type: 'number' }, description: 'Self-metrics of the run (drops, evictions, parse failures).' })),
 }, {
@@ -150,6 +172,7 @@ export type ReportFlow = Static<typeof ReportFlowSchema>;
 export type ReportDns = Static<typeof ReportDnsSchema>;
 export type ReportActivation = Static<typeof ReportActivationSchema>;
 export type ReportCall = Static<typeof ReportCallSchema>;
+export type ReportFinding = Static<typeof ReportFindingSchema>;
 
 /**
  * The published JSON Schema (docs/report.schema.json): the schema as plain JSON, with the fields marked

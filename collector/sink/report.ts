@@ -14,7 +14,7 @@ import type { Device } from '../identify/device.js';
 import { DeviceTotalsStore } from './device-totals.js';
 import { NewestRing } from './ring.js';
 import type { Static } from '@sinclair/typebox';
-import { REPORT_SCHEMA, type ReportActivation, type ReportCall, type ReportDevice, type ReportFlow, type ReportSchema } from './report-schema.js';
+import { REPORT_SCHEMA, type ReportActivation, type ReportCall, type ReportDevice, type ReportFinding, type ReportFlow, type ReportSchema } from './report-schema.js';
 
 // the report's shape is written once, in report-schema.ts; the types here are derived from it
 export { REPORT_SCHEMA };
@@ -82,7 +82,7 @@ export function* reportJsonChunks(report: ReportOf<unknown>, flowToJson: (flow: 
   const json = (item: unknown) => JSON.stringify(item);
   const lists: Array<[string, readonly unknown[], (item: unknown) => string]> = [
     ['devices', report.devices, json], ['flows', report.flows, flowToJson], ['dns', report.dns, json], ['activations', report.activations, json],
-    ['calls', report.calls, json],
+    ['calls', report.calls, json], ['findings', report.findings, json],
   ];
   for (const [name, items, toJson] of lists) {
     if (items.length === 0) {
@@ -166,6 +166,8 @@ export interface ReportInputs {
   open?: readonly Flow[];
   /** The inventory's devices (with tagging on): vendor, name, model, assistant, evidence. */
   devices?: readonly Device[];
+  /** Network hygiene findings (collector findings.list()). */
+  findings?: readonly ReportFinding[];
 }
 
 export interface ReportSinkOptions {
@@ -258,6 +260,7 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
       dns: dns.toArray().map((a) => ({ time: isoTime(a.timeMs), name: a.name, type: a.type, data: a.data, ttl: a.ttl })),
       activations: activations.toArray().sort((a, b) => a.startMs - b.startMs).map(activationToReport),
       calls: calls.toArray().sort((a, b) => a.startMs - b.startMs).map(callToReport),
+      findings: [...(inputs.findings ?? [])],
       stats: {
         kernelDrops: capture.kernelDrops,
         interfaceDrops: capture.interfaceDrops,
