@@ -298,6 +298,8 @@
         d.endpoints.length > PRIVACY_ENDPOINTS ? el('p', { class: 'meta', text: `and ${d.endpoints.length - PRIVACY_ENDPOINTS} more (api/v1/privacy)` }) : null,
       ]);
     }));
+  }
+
   // network hygiene findings: one card each, the most severe first (the API's order)
   function drawFindings(result, names) {
     const box = $('findings');
