@@ -22,6 +22,8 @@ import { buildOuiTable } from './identify/oui.js';
 import { buildCatalog } from './tag/catalog.js';
 import { buildTagger, type Tagger, type TaggerStats } from './tag/index.js';
 import { buildVendorRanges } from './tag/ip-ranges.js';
+import { loadCloudSpeechCatalog } from './local/cloud-speech.js';
+import { buildLocalStage, type LocalStats } from './local/stage.js';
 
 /** Totals of what the pipeline was given, for the report's `capture` section. */
 export class CaptureTotals {
@@ -62,6 +64,8 @@ export interface CollectorStats {
   tagging: TaggerStats | null;
   detect: DetectorStats | null;
   calls: CallStats | null;
+  /** Local assistants (collector/local/): null when detection is off. */
+  local: LocalStats | null;
 }
 
 /** Builds the identification and tagging stages (or null when tagging is off). */
@@ -115,11 +119,15 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   const detector = detect?.detector ?? null;
   // calls: the assistants' two-way UDP media (Drop In, calls), never activations
   const calls = inv && config.detect.enabled ? buildCallTracker((mac) => inv.describe(mac)?.assistant === true, { onStarted: listeners.onCallStarted, onFinished: listeners.onCall }) : null;
+  // local assistants: satellites streaming to a local server are activations like cloud ones (same listeners)
+  const local = inv && config.detect.enabled
+    ? buildLocalStage(inv, loadCloudSpeechCatalog(), { onStarted: listeners.onActivationStarted, onFinished: listeners.onActivation })
+    : null;
   // per-interval traffic, pushed: what is left of a flow when it ends
   const onDeltas = listeners.onFlowDeltas;
   const flowEndDelta = onDeltas ? (flow: Flow) => { const d = takeDelta(flow); if (d !== null) onDeltas([d]); } : undefined;
-  const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(chain(chain(t?.onFlowEnd, detector ? (flow: Flow) => { if (flow.voiceTrack !== null) detector.forget(flow); } : undefined), flowEndDelta), listeners.onFlowEnd);
-  const onTick = chain(chain(t?.onTick, calls?.tick), listeners.onTick);
+  const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(chain(chain(chain(t?.onFlowEnd, detector ? (flow: Flow) => { if (flow.voiceTrack !== null) detector.forget(flow); } : undefined), flowEndDelta), local?.onFlowEnd), listeners.onFlowEnd);
+  const onTick = chain(chain(chain(t?.onTick, calls?.tick), local?.onTick), listeners.onTick);
   const table = new FlowTable(
     {
       maxFlows: config.flows.maxFlows,
@@ -128,13 +136,13 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     },
     localNets,
     onFlowEnd,
-    t ? t.onFlowStart : null,
+    t || local ? chain(t?.onFlowStart, local?.onFlowStart) : null,
   );
   const inspector = buildPayloadInspector({
     onDnsAnswer: chain(t?.onDnsAnswer, listeners.onDnsAnswer),
-    onSni: chain(t?.onSni, listeners.onSni),
+    onSni: chain(chain(t?.onSni, local?.onSni), listeners.onSni),
     onDhcp: inv ? (info, p) => inv.observeDhcp(info, p.srcMac, p.timeMs) : undefined,
-    onMdns: inv ? (info, p) => inv.observeMdns(info, p.srcMac, p.timeMs) : undefined,
+    onMdns: inv ? (info, p) => { inv.observeMdns(info, p.srcMac, p.timeMs); local?.onMdns(info); } : undefined,
     onSsdp: inv ? (info, p) => inv.observeSsdp(info, p.srcMac, p.timeMs) : undefined,
     admitAnnouncement: inv ? (p) => inv.admitAnnouncement(p.srcMac, p.timeMs) : undefined,
   });
@@ -187,6 +195,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     const flow = table.account(p);
     inspector.inspect(flow, table.up, p);
     if (calls !== null && p.proto === IPPROTO_UDP) calls.onPacket(flow, table.up, p);
+    if (local !== null && flow.bothLocal) local.onPacket(flow, table.up, p);
     // the voice channels, and the assistants' unnamed connections that may be one (a name that says
     // otherwise sets the service and takes the flow out)
     if (detector !== null && (flow.service === 'voice' || (flow.voiceCandidate && flow.service === null))) detector.onPacket(flow, table.up, p.wireLen, p.timeMs, p.proto === IPPROTO_TCP ? p.tcpSeq : -1);
@@ -221,6 +230,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
         table.flush();
         calls?.flush();
         detector?.flush();
+        local?.flush(totals.lastMs);
       }
     },
     /** Stops the running source; run() then resolves after flushing. */
@@ -232,7 +242,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     /** Counters of the running source (null when none runs). */
     captureStats: () => running?.stats() ?? null,
     stats(): CollectorStats {
-      return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats, tagging: t?.stats ?? null, detect: detector?.stats ?? null, calls: calls?.stats ?? null };
+      return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats, tagging: t?.stats ?? null, detect: detector?.stats ?? null, calls: calls?.stats ?? null, local: local?.stats ?? null };
     },
     /** The device inventory (null with tagging off). */
     inventory: inv ?? null,
