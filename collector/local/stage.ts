@@ -41,6 +41,8 @@ const IDLE_END_MS = 1500;
 const MAX_STREAM_MS = 60_000;
 /** A wake detection this long into a stream that nothing opened ends it: it was continuous. */
 const CONTINUOUS_MS = 5000;
+/** An opening event (wake, transcribe, audio-start) this long before the audio starts belongs to it. */
+const OPENING_MS = 5000;
 /** An ESPHome audio burst: packets closer than this, at least this long and this dense (16 kHz 16-bit = 32 B/ms). */
 const BURST_GAP_MS = 300;
 const BURST_MIN_MS = 500;
@@ -184,6 +186,16 @@ export function buildLocalStage(inventory: Inventory, catalog: CloudSpeechCatalo
     }
     sessions.add(s);
     w.session = s;
+    // what came just before the audio: a wake word, or an event that starts a command
+    const opening = wake.get(w);
+    wake.delete(w);
+    if (opening !== undefined && startMs - opening.timeMs <= OPENING_MS) {
+      s.opened = true;
+      if (opening.wake) {
+        local.wakeWord = opening.name;
+        noteWake(s, opening.timeMs);
+      }
+    }
     mark(satelliteMac, `${protocol}-satellite`, startMs);
     mark(serverMac, `${protocol}-server`, startMs);
     handlers.onStarted?.(a);
@@ -297,20 +309,20 @@ export function buildLocalStage(inventory: Inventory, catalog: CloudSpeechCatalo
           stats.continuousStreams++;
           end(w, timeMs);
         }
-        const open = w.session;
-        if (open === null) {
-          wake.set(w, { name, timeMs });
+        const current = w.session;
+        if (current === null) {
+          setOpening(w, { name, timeMs, wake: true });
         } else {
-          open.opened = true;
-          open.local.wakeWord ??= name;
-          noteWake(open, timeMs);
+          current.opened = true;
+          current.local.wakeWord ??= name;
+          noteWake(current, timeMs);
         }
         break;
       }
       case 'transcribe':
       case 'audio-start':
         if (w.session === null) {
-          if (w.satelliteSide !== null && fromClient === (w.satelliteSide === 'client')) wake.set(w, wake.get(w) ?? { name: null, timeMs });
+          if (w.satelliteSide !== null && fromClient === (w.satelliteSide === 'client') && !wake.has(w)) setOpening(w, { name: null, timeMs, wake: false });
         } else {
           w.session.opened = true;
         }
@@ -318,21 +330,7 @@ export function buildLocalStage(inventory: Inventory, catalog: CloudSpeechCatalo
       case 'audio-chunk': {
         // only the satellite's audio is a voice command (the server's is the spoken answer)
         if (w.satelliteSide === null || fromClient !== (w.satelliteSide === 'client')) break;
-        if (w.session === null) {
-          const opening = wake.get(w);
-          wake.delete(w);
-          audio(w, 'home-assistant', 'wyoming', fromClient, timeMs, e.payloadLength);
-          const s = w.session as Session | null;
-          if (s !== null && opening !== undefined) {
-            s.opened = true;
-            if (opening.name !== null) {
-              s.local.wakeWord = opening.name;
-              noteWake(s, opening.timeMs);
-            }
-          }
-        } else {
-          audio(w, 'home-assistant', 'wyoming', fromClient, timeMs, e.payloadLength);
-        }
+        audio(w, 'home-assistant', 'wyoming', fromClient, timeMs, e.payloadLength);
         break;
       }
       case 'audio-stop':
@@ -345,15 +343,20 @@ export function buildLocalStage(inventory: Inventory, catalog: CloudSpeechCatalo
     }
   }
 
-  /** The opening events seen before a flow's first audio (a wake detection, transcribe, audio-start). */
-  const wake = new Map<Watch, { name: string | null; timeMs: number }>();
+  /** The opening event seen before a flow's next audio (a wake detection, transcribe, audio-start); one per watched flow. */
+  const wake = new Map<Watch, { name: string | null; timeMs: number; wake: boolean }>();
+
+  function setOpening(w: Watch, opening: { name: string | null; timeMs: number; wake: boolean }): void {
+    if (watched.get(w.flow.id) === w) wake.set(w, opening);
+  }
 
   function noteWake(s: Session, timeMs: number): void {
     const a = s.activation;
     if (a.wakeEventMs !== null) return;
     a.wakeEventMs = timeMs;
     a.verdict = 'confirmed';
-    a.reasons.push(`wake word${s.local.wakeWord ? ` "${s.local.wakeWord}"` : ''} detected on the LAN (Wyoming detection event)`);
+    const how = s.local.protocol === 'hermes' ? 'Hermes hotword detected message' : 'Wyoming detection event';
+    a.reasons.push(`wake word${s.local.wakeWord ? ` "${s.local.wakeWord}"` : ''} detected on the LAN (${how})`);
   }
 
   function wyomingPacket(w: Watch, up: boolean, p: DecodedPacket): void {
@@ -426,10 +429,14 @@ export function buildLocalStage(inventory: Inventory, catalog: CloudSpeechCatalo
         audio(w, 'rhasspy', 'hermes', true, p.timeMs, payloadLength);
       } else if (topic.startsWith('hermes/hotword/') && topic.endsWith('/detected')) {
         mark(flow.deviceMac, 'hermes-client', p.timeMs);
+        const wakeword = topic.slice('hermes/hotword/'.length, -'/detected'.length).slice(0, 64) || null;
         const s = w.session;
         if (s !== null) {
           s.opened = true;
+          s.local.wakeWord ??= wakeword;
           noteWake(s, p.timeMs);
+        } else {
+          setOpening(w, { name: wakeword, timeMs: p.timeMs, wake: true });
         }
       } else if (topic === 'hermes/asr/stopListening' || topic === 'hermes/asr/textCaptured') {
         if (w.session !== null) end(w, p.timeMs);

@@ -13,6 +13,9 @@
  *   - an ESPHome voice device (192.168.1.40) announcing _esphomelib._tcp, with Home Assistant's API
  *     connection to it on TCP 6053 (plaintext preamble 0x00), and a later 2-s audio stream over UDP to
  *     Home Assistant (home-assistant/core esphome/voice_assistant.py: VoiceAssistantUDPServer);
+ *   - a Rhasspy satellite (192.168.1.50) connected to the MQTT broker on the Home Assistant host (TCP
+ *     1883, MQTT 3.1.1), publishing hermes/hotword/<id>/detected and then 2 s of WAV chunks to
+ *     hermes/audioServer/<siteId>/audioFrame (Rhasspy's Hermes protocol, rhasspy.readthedocs.io MQTT API);
  *   - variant 'cloud': during the satellite's stream Home Assistant resolves and opens TLS (SNI) to a
  *     cloud speech-to-text service and uploads as much as the satellite sent.
  * The truth (what was put in) comes back with the frames, for tests to compare earshot's report with.
@@ -35,6 +38,8 @@ export interface LocalTruth {
   wyoming: { wakeUs: number; firstChunkUs: number; stopUs: number; chunks: number; audioBytes: number; wakeWord: string };
   /** The ESPHome device's UDP stream to Home Assistant. */
   esphomeAudio: { firstUs: number; lastUs: number; datagrams: number; audioBytes: number; serverPort: number };
+  /** The Rhasspy satellite's audio frames over MQTT (payload: WAV header + PCM). */
+  rhasspy: { mac: string; ip: string; wakeUs: number; firstUs: number; lastUs: number; frames: number; audioBytes: number; wakeWord: string };
   /** The cloud STT connection of the 'cloud' variant (null in 'home'). */
   cloud: { name: string; ip: string; startUs: number } | null;
 }
@@ -49,7 +54,58 @@ const router: Host = { mac: parseMac('02:00:00:00:00:01'), ip: parseIp('192.168.
 const ha: Host = { mac: parseMac('dc:a6:32:10:00:10'), ip: parseIp('192.168.1.10') };
 const satellite: Host = { mac: parseMac('dc:a6:32:30:00:30'), ip: parseIp('192.168.1.30') };
 const esphome: Host = { mac: parseMac('24:0a:c4:40:00:40'), ip: parseIp('192.168.1.40') };
+const rhasspy: Host = { mac: parseMac('b8:27:eb:50:00:50'), ip: parseIp('192.168.1.50') };
 const MDNS_GROUP = parseIp('224.0.0.251');
+
+/** An MQTT 3.1.1 control packet: the fixed header byte, the remaining length as a varint, the rest (OASIS mqtt-v3.1.1 §2.2). */
+function mqttPacket(first: number, body: Buffer): Buffer {
+  const length: number[] = [];
+  let n = body.length;
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 0x80;
+    length.push(byte);
+  } while (n > 0);
+  return Buffer.concat([Buffer.from([first, ...length]), body]);
+}
+
+/** A QoS 0 PUBLISH (§3.3): the topic as a 2-byte length and UTF-8, then the payload. */
+function mqttPublish(topic: string, payload: Buffer): Buffer {
+  const t = Buffer.from(topic, 'utf8');
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(t.length);
+  return mqttPacket(0x30, Buffer.concat([len, t, payload]));
+}
+
+/** A 44-byte WAV header for `dataBytes` of 16 kHz 16-bit mono PCM (a Hermes audioFrame is a small WAV file). */
+function wavHeader(dataBytes: number): Buffer {
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0, 'ascii');
+  h.writeUInt32LE(36 + dataBytes, 4);
+  h.write('WAVEfmt ', 8, 'ascii');
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20);
+  h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(16000, 24);
+  h.writeUInt32LE(32000, 28);
+  h.writeUInt16LE(2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36, 'ascii');
+  h.writeUInt32LE(dataBytes, 40);
+  return h;
+}
+
+/**
+ * `bytes` of 16-bit little-endian mono PCM: a quiet voice-band tone with noise. Audio-like on purpose:
+ * random bytes would now and then look like RTCP to tshark's heuristics and be flagged as malformed.
+ */
+function pcm(rng: Rng, bytes: number): Buffer {
+  const out = Buffer.alloc(bytes);
+  const phase = rng.float(0, 2 * Math.PI);
+  for (let i = 0; i + 1 < bytes; i += 2) out.writeInt16LE(Math.round(2500 * Math.sin(phase + (i / 2) * 0.173) + rng.int(-300, 300)), i);
+  return out;
+}
 
 /** A Wyoming event: the JSON header line, the data section, the payload (github.com/rhasspy/wyoming "Format"). */
 function wyoming(type: string, data: Record<string, unknown> | null, payload: Buffer = Buffer.alloc(0), dataSection: Record<string, unknown> | null = null): Buffer {
@@ -108,7 +164,7 @@ export function generateLocalAssistant(variant: LocalVariant, seed = 17): { fram
   let audioBytes = 0;
   let chunkUs = firstChunkUs;
   for (; chunkUs < firstChunkUs + STREAM_US; chunkUs += CHUNK_INTERVAL_US) {
-    sat.write('down', chunkUs, wyoming('audio-chunk', { rate: 16000, width: 2, channels: 1, timestamp: Math.round((chunkUs - firstChunkUs) / 1000) }, rng.bytes(CHUNK_BYTES)));
+    sat.write('down', chunkUs, wyoming('audio-chunk', { rate: 16000, width: 2, channels: 1, timestamp: Math.round((chunkUs - firstChunkUs) / 1000) }, pcm(rng, CHUNK_BYTES)));
     chunks++;
     audioBytes += CHUNK_BYTES;
   }
@@ -118,7 +174,7 @@ export function generateLocalAssistant(variant: LocalVariant, seed = 17): { fram
   let r = sat.write('up', stopUs + 400_000, wyoming('transcript', { text: 'turn on the kitchen light' }));
   r = sat.write('up', r + 50_000, wyoming('synthesize', { text: 'Turned on the light' }));
   r = sat.write('up', r + 200_000, wyoming('audio-start', { rate: 22050, width: 2, channels: 1 }));
-  for (let i = 0; i < 40; i++) r = sat.write('up', r + 5000, wyoming('audio-chunk', { rate: 22050, width: 2, channels: 1 }, rng.bytes(2048)));
+  for (let i = 0; i < 40; i++) r = sat.write('up', r + 5000, wyoming('audio-chunk', { rate: 22050, width: 2, channels: 1 }, pcm(rng, 2048)));
   sat.write('up', r + 5000, wyoming('audio-stop', null));
   sat.flush(tl);
 
@@ -138,11 +194,32 @@ export function generateLocalAssistant(variant: LocalVariant, seed = 17): { fram
   let esAudio = 0;
   let u = esFirstUs;
   for (; u < esFirstUs + 2_000_000; u += CHUNK_INTERVAL_US) {
-    tl.add(u, udpFrame({ srcMac: esphome.mac, dstMac: ha.mac, src: esphome.ip, dst: ha.ip, ttl: 64, ipId: tl.nextIpId(esphome.ip) }, 6055, udpPort, rng.bytes(CHUNK_BYTES)));
+    tl.add(u, udpFrame({ srcMac: esphome.mac, dstMac: ha.mac, src: esphome.ip, dst: ha.ip, ttl: 64, ipId: tl.nextIpId(esphome.ip) }, 6055, udpPort, pcm(rng, CHUNK_BYTES)));
     datagrams++;
     esAudio += CHUNK_BYTES;
   }
   const esLastUs = u - CHUNK_INTERVAL_US;
+
+  // a Rhasspy satellite: its own wake word, then its microphone over MQTT to the broker on the Home Assistant host
+  const mqtt = new TcpStream({ client: rhasspy, server: ha, clientPort: 39001, serverPort: 1883, clientIsn: rng.int(1, 2 ** 31), serverIsn: rng.int(1, 2 ** 31), serverAckDelayUs: 2000, clientAckDelayUs: 2000 });
+  let m = mqtt.open(t0 + 2_000_000);
+  // CONNECT (protocol "MQTT" level 4, clean session, keep-alive 60, client id) and CONNACK
+  m = mqtt.write('up', m, mqttPacket(0x10, Buffer.concat([Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 60, 0, 7]), Buffer.from('bedroom', 'ascii')])));
+  mqtt.write('down', m + 2000, mqttPacket(0x20, Buffer.from([0, 0])));
+  const rhWakeUs = t0 + 100_000_000;
+  mqtt.write('up', rhWakeUs, mqttPublish('hermes/hotword/porcupine/detected', Buffer.from(JSON.stringify({ modelId: 'porcupine', siteId: 'bedroom' }))));
+  const rhFirstUs = rhWakeUs + 20_000;
+  let frames = 0;
+  let rhAudio = 0;
+  let f = rhFirstUs;
+  for (; f < rhFirstUs + 2_000_000; f += CHUNK_INTERVAL_US) {
+    const payload = Buffer.concat([wavHeader(CHUNK_BYTES), pcm(rng, CHUNK_BYTES)]);
+    mqtt.write('up', f, mqttPublish('hermes/audioServer/bedroom/audioFrame', payload));
+    frames++;
+    rhAudio += payload.length;
+  }
+  const rhLastUs = f - CHUNK_INTERVAL_US;
+  mqtt.flush(tl);
 
   let cloud: LocalTruth['cloud'] = null;
   if (variant === 'cloud') {
@@ -174,6 +251,7 @@ export function generateLocalAssistant(variant: LocalVariant, seed = 17): { fram
       satellite: { mac: 'dc:a6:32:30:00:30', ip: '192.168.1.30', port: 10700 },
       esphome: { mac: '24:0a:c4:40:00:40', ip: '192.168.1.40' },
       wyoming: { wakeUs, firstChunkUs, stopUs, chunks, audioBytes, wakeWord: 'ok_nabu' },
+      rhasspy: { mac: 'b8:27:eb:50:00:50', ip: '192.168.1.50', wakeUs: rhWakeUs, firstUs: rhFirstUs, lastUs: rhLastUs, frames, audioBytes: rhAudio, wakeWord: 'porcupine' },
       esphomeAudio: { firstUs: esFirstUs, lastUs: esLastUs, datagrams, audioBytes: esAudio, serverPort: udpPort },
       cloud,
     },
