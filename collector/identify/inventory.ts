@@ -257,7 +257,8 @@ export class Inventory {
       voiceNames: [...d.voiceNames],
       voiceServers: [...d.voiceServers],
       speakerPorts: [...d.speakerPorts],
-      localRoles: [...d.localRoles],
+      // only when there are some: the state file of a home without a local assistant stays as it was
+      ...(d.localRoles.size > 0 ? { localRoles: [...d.localRoles] } : {}),
       firstSeenMs: d.firstSeenMs,
       lastSeenMs: d.lastSeenMs,
     }));

@@ -66,7 +66,7 @@ export const LocalVoiceSchema = Type.Object({
   serverAddress: Type.String({ description: 'Address and port that received the audio.' }),
   audioBytes: Type.Integer({ minimum: 0, description: 'Audio payload bytes the protocol carried (without headers).' }),
   chunks: Type.Integer({ minimum: 0 }),
-  wakeWord: Type.Union([Type.String(), Type.Null()]),
+  wakeWord: Type.Optional(Type.String({ description: 'The wake word, when the LAN named it (a Wyoming detection event, a Hermes hotword topic); absent otherwise.' })),
   voiceDestination: Type.Unsafe<VoiceDestination>({ type: 'string', enum: ['home', 'cloud', 'pending'], description: 'home: no device of the assistant contacted a cloud speech service from 1 s before the stream to its end plus the grace time; cloud: one did (named in cloud); pending: still watching (started events).' }),
   cloud: Type.Array(Type.Object({
     name: Type.String(),
@@ -90,7 +90,7 @@ export function localToReport(l: LocalVoice): ReportLocalVoice {
     assistant: l.assistant, protocol: l.protocol,
     satellite: formatMac(l.satelliteMac), satelliteAddress: l.satelliteAddress,
     server: formatMac(l.serverMac), serverAddress: l.serverAddress,
-    audioBytes: l.audioBytes, chunks: l.chunks, wakeWord: l.wakeWord, voiceDestination: l.voiceDestination,
+    audioBytes: l.audioBytes, chunks: l.chunks, ...(l.wakeWord !== null ? { wakeWord: l.wakeWord } : {}), voiceDestination: l.voiceDestination,
     cloud: l.cloud.map((c) => ({ name: c.name, service: c.service, organisation: c.organisation, device: formatMac(c.deviceMac), address: c.address, first: iso(c.firstMs), bytesUp: c.bytesUp })),
     checkedUntil: iso(l.checkedUntilMs),
   };
