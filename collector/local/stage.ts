@@ -496,6 +496,8 @@ export function buildLocalStage(inventory: Inventory, catalog: CloudSpeechCatalo
     },
     /** A LAN packet (both ends local) of `flow`; up: client to server. */
     onPacket(flow: Flow, up: boolean, p: DecodedPacket): void {
+      // most homes: nothing watched, and a LAN copy or backup costs one comparison per packet
+      if (watched.size === 0) return;
       const w = watched.get(flow.id);
       if (w === undefined) return;
       // the packet counts for the stream it belongs to: one open before it, or one it opens
