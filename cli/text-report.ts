@@ -52,7 +52,7 @@ export function renderTextReport(r: Report, maxFlows = 40): string {
   // local assistants: a satellite streaming to the local server, and where the voice went next
   const local = r.activations.filter(isLocalActivation);
   if (local.length > 0) {
-    out.push('', `Local assistants' activations (${local.length}): the voice ...`);
+    out.push('', `Local assistants' activations (${local.length}): a satellite streaming to the local server, and where the voice went (docs/privacy.md)`);
     out.push(table(['satellite', 'start', 'end', 'server', 'up', 'down', 'the voice'],
       local.map((a) => [a.device, a.start, a.end, `${a.serverName ?? ''} ${a.server ?? ''}`.trim(), humanBytes(a.bytesUp), humanBytes(a.bytesDown), voiceWentText(a)]),
       new Set([4, 5])));
