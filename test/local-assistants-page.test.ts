@@ -56,7 +56,7 @@ describe.skipIf(!haveChromium)('status page: local assistants (chromium, generat
     expect(await page.locator(`#local li[data-id="${esphome.id}"] strong`).textContent()).toBe('voice stayed at home');
     expect(await page.locator('#local-section').isVisible()).toBe(true);
     // readable on a phone: nothing wider than the screen
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -19,6 +19,7 @@ import { runCli } from './helpers/cli.js';
 import { describeShared, REAL_CAPTURES } from './helpers/shared.js';
 import { tempDir } from './helpers/temp.js';
 import { localAssistantPcap, type LocalTruth, type LocalVariant } from './scenario/local-assistant.js';
+import { parseIp, parseMac, TCP_ACK, TCP_SYN, tcpFrame } from './scenario/packets.js';
 
 const dir = tempDir('earshot-local-');
 const made = new Map<LocalVariant, { file: string; truth: LocalTruth }>();
@@ -186,6 +187,27 @@ describe('local assistants: the generated scenario', () => {
       expect((event.activation as { local?: { voiceDestination: string } }).local?.voiceDestination).toBe(variant);
       expect(collector.stats().local?.localActivations).toBe(3);
     }
+  });
+});
+
+describe('local assistants: bounds (what is read from packets is attacker-controlled)', () => {
+  it('a flood of connections to a Wyoming port watches at most 1024 of them and counts the rest', () => {
+    const collector = buildCollector(loadConfig({}), {});
+    const a = { mac: parseMac('02:00:00:00:0a:0a'), ip: parseIp('192.168.1.66') };
+    const b = { mac: parseMac('dc:a6:32:10:00:10'), ip: parseIp('192.168.1.10') };
+    let t = 1_700_000_000_000;
+    for (let port = 20_000; port < 21_500; port++) {
+      // a SYN, then a header that is not Wyoming's end: each connection stays open and watched
+      const syn = tcpFrame({ srcMac: a.mac, dstMac: b.mac, src: a.ip, dst: b.ip, ttl: 64, ipId: port }, { srcPort: port, dstPort: 10300, seq: 1, ack: 0, flags: TCP_SYN, window: 65535 }, Buffer.alloc(0));
+      collector.ingest(syn, 0, syn.length, syn.length, t++, 1);
+      const data = tcpFrame({ srcMac: a.mac, dstMac: b.mac, src: a.ip, dst: b.ip, ttl: 64, ipId: port }, { srcPort: port, dstPort: 10300, seq: 2, ack: 1, flags: TCP_ACK, window: 65535 }, Buffer.from('{"type": "audio-chunk", "payload_length": 100000}\n'));
+      collector.ingest(data, 0, data.length, data.length, t++, 1);
+    }
+    const stats = collector.stats().local!;
+    expect(stats.watchedFlows).toBe(1024);
+    expect(stats.watchedDropped).toBe(1500 - 1024);
+    // audio toward a speech service is not a satellite's stream: no activation from it
+    expect(stats.localActivations).toBe(0);
   });
 });
 
