@@ -150,6 +150,19 @@ describe('local assistants: the generated scenario', () => {
     });
   }
 
+  it('a cloud connection opened just before the stream, in a capture that begins mid-session, still counts', async () => {
+    const { pcap, truth } = localAssistantPcap('cloud-early');
+    const file = join(dir, 'local-cloud-early.pcap');
+    writeFileSync(file, pcap);
+    const finished: Activation[] = [];
+    const collector = buildCollector(loadConfig({}), { onActivation: (a) => finished.push(a) });
+    await collector.run(buildSource({ kind: 'file', path: file }, {}));
+    const wy = finished.find((a) => a.device === truth.satellite.mac)!;
+    // the stream is found without the setup (the satellite's port), and the earlier connection is its
+    expect(truth.cloud!.startUs).toBeLessThan(truth.wyoming.firstChunkUs);
+    expect(localToReport(wy.local!)).toMatchObject({ voiceDestination: 'cloud', cloud: [{ name: truth.cloud!.name, first: iso(truth.cloud!.startUs) }] });
+  });
+
   it('in process: Activation.local carries the satellite, the server, the audio and the destination; events carry it too', async () => {
     for (const [variant, { file, truth }] of made) {
       const started: Array<{ device: string; destination: VoiceDestination }> = [];

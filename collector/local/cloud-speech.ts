@@ -39,10 +39,14 @@ export function buildCloudSpeechCatalog(entries: readonly CloudSpeechEntry[], wh
     const body = e.pattern.toLowerCase().split('.').map((label) => (label === '*' ? '(?:[a-z0-9-]+\\.)*[a-z0-9-]+' : label)).join('\\.');
     return { entry: e, test: new RegExp(`^${body}$`) };
   });
+  // the last two labels of every pattern: most names miss here with one set lookup, before any pattern
+  const suffixes = new Set(entries.map((e) => e.pattern.toLowerCase().split('.').slice(-2).join('.')));
   return {
     entries,
     lookup(name: string): CloudSpeechEntry | null {
       const n = name.toLowerCase().replace(/\.$/, '');
+      const dot = n.lastIndexOf('.', n.lastIndexOf('.') - 1);
+      if (!suffixes.has(dot === -1 ? n : n.slice(dot + 1))) return null;
       for (const c of compiled) if (c.test.test(n)) return c.entry;
       return null;
     },

@@ -10,7 +10,7 @@
  *
  * Cost: the collector calls onPacket only for LAN flows (both ends local); each is one map lookup by
  * flow id, and only the watched ones (chosen once at flow start, by port) are read. Names are looked up
- * per named flow, and only once a local assistant has been seen. Every map is bounded and counts drops.
+ * per named flow (one set lookup for most). Every map is bounded and counts drops.
  */
 import { formatAddr, ipv4Text, IPPROTO_TCP, IPPROTO_UDP, type DecodedPacket } from '../decode/packet.js';
 import { Activation } from '../detect/detector.js';
@@ -110,7 +110,10 @@ class Watch {
   burstPayload = 0;
   /** Wyoming: which side is the satellite (the server of a satellite's port 10700, or as its info says). */
   satelliteSide: 'client' | 'server' | null = null;
-  /** ESPHome UDP audio: the device is the flow's client (it sent first). */
+  /**
+   * ESPHome: the device (the API's server, the audio's sender) is the flow's client side; MQTT: the
+   * publisher is. Normally false for the API (Home Assistant connects) and true for UDP audio and MQTT.
+   */
   deviceIsClient = true;
   constructor(readonly kind: 'wyoming' | 'esphome-api' | 'esphome-audio' | 'mqtt', readonly flow: Flow) {}
 }
@@ -135,14 +138,11 @@ export function buildLocalStage(inventory: Inventory, catalog: CloudSpeechCatalo
   const endedCloud: CloudFlow[] = [];
   /** ESPHome devices and the address of the Home Assistant that holds their API connection. */
   const esphomePeers = new Map<number, number>();
-  /** Set once anything local was seen: until then names are not even looked up. */
-  let active = false;
 
   function mark(mac: number, role: string, timeMs: number): void {
     if (mac < 0) return;
     const d = inventory.get(mac, timeMs);
     if (addBounded(d.localRoles, role)) d.dirty = true;
-    active = true;
   }
 
   function addressOf(flow: Flow, client: boolean): string {
@@ -418,17 +418,19 @@ export function buildLocalStage(inventory: Inventory, catalog: CloudSpeechCatalo
 
   // ---- Rhasspy: Hermes over MQTT ----
 
-  function mqttPacket(w: Watch, up: boolean, p: DecodedPacket): void {
-    if (!up || p.payloadLength === 0) return;
+  /** A segment of an MQTT connection; `fromPublisher`: sent by the client of the broker. */
+  function mqttPacket(w: Watch, fromPublisher: boolean, p: DecodedPacket): void {
+    if (!fromPublisher || p.payloadLength === 0) return;
     readHermesPublishes(p.payloadBuf, p.payloadOffset, p.payloadLength, (topic, payloadLength) => {
       if (!topic.startsWith('hermes/')) return;
       const flow = w.flow;
-      mark(flow.peerMac ?? -1, 'hermes-broker', p.timeMs);
+      const publisherMac = w.deviceIsClient ? flow.deviceMac : flow.peerMac ?? -1;
+      mark(w.deviceIsClient ? flow.peerMac ?? -1 : flow.deviceMac, 'hermes-broker', p.timeMs);
       if (topic.startsWith('hermes/audioServer/') && topic.endsWith('/audioFrame')) {
         // a satellite's microphone (Hermes protocol: hermes/audioServer/<siteId>/audioFrame, WAV chunks)
-        audio(w, 'rhasspy', 'hermes', true, p.timeMs, payloadLength);
+        audio(w, 'rhasspy', 'hermes', w.deviceIsClient, p.timeMs, payloadLength);
       } else if (topic.startsWith('hermes/hotword/') && topic.endsWith('/detected')) {
-        mark(flow.deviceMac, 'hermes-client', p.timeMs);
+        mark(publisherMac, 'hermes-client', p.timeMs);
         const wakeword = topic.slice('hermes/hotword/'.length, -'/detected'.length).slice(0, 64) || null;
         const s = w.session;
         if (s !== null) {
@@ -441,7 +443,7 @@ export function buildLocalStage(inventory: Inventory, catalog: CloudSpeechCatalo
       } else if (topic === 'hermes/asr/stopListening' || topic === 'hermes/asr/textCaptured') {
         if (w.session !== null) end(w, p.timeMs);
       } else {
-        mark(flow.deviceMac, 'hermes-client', p.timeMs);
+        mark(publisherMac, 'hermes-client', p.timeMs);
       }
     });
   }
@@ -449,7 +451,9 @@ export function buildLocalStage(inventory: Inventory, catalog: CloudSpeechCatalo
   // ---- cloud speech connections ----
 
   function noteCloud(flow: Flow, name: string): void {
-    if (!active || flow.bothLocal || !flow.deviceIsClient || flow.deviceMac < 0 || cloudFlows.has(flow)) return;
+    // noted whether or not a local assistant was seen yet: a server may open its speech connection
+    // before the satellite's stream shows (the suffix check makes a miss one set lookup)
+    if (flow.bothLocal || !flow.deviceIsClient || flow.deviceMac < 0 || cloudFlows.has(flow)) return;
     const entry = catalog.lookup(name);
     if (entry === null) return;
     if (cloudFlows.size >= MAX_CLOUD_FLOWS) {
@@ -469,20 +473,29 @@ export function buildLocalStage(inventory: Inventory, catalog: CloudSpeechCatalo
         return;
       }
       if (flow.proto === IPPROTO_TCP) {
-        const port = flow.serverPort;
+        // a connection open before the capture began may have its sides the wrong way round (no SYN
+        // said who opened it): the well-known port may be the "client" one
+        const onServer = wyomingPorts.has(flow.serverPort) || flow.serverPort === ESPHOME_API_PORT || flow.serverPort === MQTT_PORT;
+        const port = onServer ? flow.serverPort : flow.clientPort;
+        const servedByClient = !onServer;
         if (wyomingPorts.has(port)) {
           const w = watch(flow, 'wyoming');
-          if (w !== null && port === WYOMING_SATELLITE_PORT) w.satelliteSide = 'server';
-        }
-        else if (port === ESPHOME_API_PORT) {
+          if (w !== null && port === WYOMING_SATELLITE_PORT) w.satelliteSide = servedByClient ? 'client' : 'server';
+        } else if (port === ESPHOME_API_PORT) {
           const w = watch(flow, 'esphome-api');
           if (w !== null) {
             // the device serves the API; Home Assistant is its client (esphome.io/components/api)
-            mark(flow.peerMac ?? -1, 'esphome-device', flow.firstMs);
-            mark(flow.deviceMac, 'esphome-client', flow.firstMs);
-            if (flow.peerMac !== null && (esphomePeers.has(flow.peerMac) || esphomePeers.size < MAX_ESPHOME_PEERS)) esphomePeers.set(flow.peerMac, flow.c3);
+            const deviceMac = servedByClient ? flow.deviceMac : flow.peerMac ?? -1;
+            const haMac = servedByClient ? flow.peerMac ?? -1 : flow.deviceMac;
+            w.deviceIsClient = servedByClient;
+            mark(deviceMac, 'esphome-device', flow.firstMs);
+            mark(haMac, 'esphome-client', flow.firstMs);
+            if (deviceMac >= 0 && (esphomePeers.has(deviceMac) || esphomePeers.size < MAX_ESPHOME_PEERS)) esphomePeers.set(deviceMac, servedByClient ? flow.s3 : flow.c3);
           }
-        } else if (port === MQTT_PORT) watch(flow, 'mqtt');
+        } else if (port === MQTT_PORT) {
+          const w = watch(flow, 'mqtt');
+          if (w !== null) w.deviceIsClient = !servedByClient;
+        }
       } else if (flow.proto === IPPROTO_UDP && flow.ipVersion === 4 && esphomePeers.size > 0) {
         // an ESPHome device sending to the Home Assistant that holds its API connection (not announcements)
         if (NOT_AUDIO_PORTS.has(flow.serverPort) || NOT_AUDIO_PORTS.has(flow.clientPort)) return;
@@ -508,14 +521,15 @@ export function buildLocalStage(inventory: Inventory, catalog: CloudSpeechCatalo
           wyomingPacket(w, up, p);
           break;
         case 'esphome-api':
-          // the device (the server side) streaming: audio inside the API connection
-          if (!up && p.payloadLength > 0) burst(w, false, p);
+          // the device (normally the server side) streaming: audio inside the API connection
+          if (up === w.deviceIsClient && p.payloadLength > 0) burst(w, up, p);
           break;
         case 'esphome-audio':
           if (up === w.deviceIsClient && p.payloadLength > 0) burst(w, up, p);
           break;
         case 'mqtt':
-          mqttPacket(w, up, p);
+          // what the MQTT client publishes (deviceIsClient: the broker is the flow's server)
+          mqttPacket(w, up === w.deviceIsClient, p);
           break;
       }
       if (before === null && w.session !== null) countBytes(w, up, p.wireLen);

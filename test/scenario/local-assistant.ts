@@ -27,7 +27,12 @@ import { Rng } from './rng.js';
 import { TcpStream } from './tcp-stream.js';
 import { applicationData, clientFinished, clientHelloRecord, serverFlight } from './tls.js';
 
-export type LocalVariant = 'home' | 'cloud';
+/**
+ * home: the voice stays; cloud: Home Assistant opens a cloud STT connection during the stream;
+ * cloud-early: it opens it 0.6 s before the first audio, and the capture starts 4 s in (after the
+ * announcements and the satellite's setup: a capture begun mid-session).
+ */
+export type LocalVariant = 'home' | 'cloud' | 'cloud-early';
 
 /** What the generator put in: the independent source for tests. */
 export interface LocalTruth {
@@ -222,10 +227,10 @@ export function generateLocalAssistant(variant: LocalVariant, seed = 17): { fram
   mqtt.flush(tl);
 
   let cloud: LocalTruth['cloud'] = null;
-  if (variant === 'cloud') {
+  if (variant !== 'home') {
     // Home Assistant sends the satellite's audio to a cloud speech-to-text service while it streams
     const cloudIp = parseIp('142.250.74.42');
-    const dnsUs = firstChunkUs + 150_000;
+    const dnsUs = variant === 'cloud-early' ? firstChunkUs - 650_000 : firstChunkUs + 150_000;
     tl.add(dnsUs, udpFrame({ srcMac: ha.mac, dstMac: router.mac, src: ha.ip, dst: router.ip, ttl: 64, ipId: tl.nextIpId(ha.ip) }, 53011, 53, dnsQuery(0x4242, CLOUD_STT_NAME)));
     tl.add(dnsUs + 12_000, udpFrame({ srcMac: router.mac, dstMac: ha.mac, src: router.ip, dst: ha.ip, ttl: 64, ipId: tl.nextIpId(router.ip) }, 53, 53011,
       dnsResponse(0x4242, CLOUD_STT_NAME, 'A', [{ name: CLOUD_STT_NAME, type: 'A', ttl: 300, address: '142.250.74.42' }])));
@@ -244,8 +249,9 @@ export function generateLocalAssistant(variant: LocalVariant, seed = 17): { fram
     cloud = { name: CLOUD_STT_NAME, ip: '142.250.74.42', startUs };
   }
 
+  const startUs = variant === 'cloud-early' ? t0 + 4_000_000 : 0;
   return {
-    frames: tl.sorted(),
+    frames: tl.sorted().filter((f) => f.timeUs >= startUs),
     truth: {
       server: { mac: 'dc:a6:32:10:00:10', ip: '192.168.1.10' },
       satellite: { mac: 'dc:a6:32:30:00:30', ip: '192.168.1.30', port: 10700 },
