@@ -2,6 +2,7 @@
 import type { PrivacyDevice } from '../collector/privacy/index.js';
 import type { Report } from '../collector/sink/report.js';
 import { printable } from '../collector/text.js';
+import { isLocalActivation, voiceWentText } from '../collector/local/record.js';
 
 function table(headers: string[], rows: Array<Array<string | number>>, right: ReadonlySet<number>): string {
   // names in cells come from packets: escaped before the widths are measured
@@ -49,6 +50,14 @@ export function renderTextReport(r: Report, maxFlows = 40, privacy: readonly Pri
   out.push('', `DNS answers (${r.dns.length}, ${names.size} names)`);
   for (const [name, set] of [...names].slice(0, 60)) out.push(printable(`  ${name} -> ${[...set].join(', ')}`));
   out.push('', `Activations (${r.activations.length})`);
+  // local assistants: a satellite streaming to the local server, and where the voice went next
+  const local = r.activations.filter(isLocalActivation);
+  if (local.length > 0) {
+    out.push('', `Local assistants' activations (${local.length}): a satellite streaming to the local server, and where the voice went (docs/privacy.md)`);
+    out.push(table(['satellite', 'start', 'end', 'server', 'up', 'down', 'the voice'],
+      local.map((a) => [a.device, a.start, a.end, `${a.serverName ?? ''} ${a.server ?? ''}`.trim(), humanBytes(a.bytesUp), humanBytes(a.bytesDown), voiceWentText(a)]),
+      new Set([4, 5])));
+  }
   // a call is two-way media (a call, Drop In, video), not an activation: one line each
   out.push('', `Calls (${r.calls.length})`);
   if (r.calls.length > 0) {

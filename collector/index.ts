@@ -24,6 +24,8 @@ import { buildOuiTable } from './identify/oui.js';
 import { buildCatalog } from './tag/catalog.js';
 import { buildTagger, type Tagger, type TaggerStats } from './tag/index.js';
 import { buildVendorRanges } from './tag/ip-ranges.js';
+import { loadCloudSpeechCatalog } from './local/cloud-speech.js';
+import { buildLocalStage, type LocalStats } from './local/stage.js';
 
 /** Totals of what the pipeline was given, for the report's `capture` section. */
 export class CaptureTotals {
@@ -67,6 +69,8 @@ export interface CollectorStats {
   detect: DetectorStats | null;
   calls: CallStats | null;
   findings: FindingsStats;
+  /** Local assistants (collector/local/): null when detection is off. */
+  local: LocalStats | null;
 }
 
 /** Builds the identification and tagging stages (or null when tagging is off). */
@@ -120,13 +124,17 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   const detector = detect?.detector ?? null;
   // calls: the assistants' two-way UDP media (Drop In, calls), never activations
   const calls = inv && config.detect.enabled ? buildCallTracker((mac) => inv.describe(mac)?.assistant === true, { onStarted: listeners.onCallStarted, onFinished: listeners.onCall }) : null;
+  // local assistants: satellites streaming to a local server are activations like cloud ones (same listeners)
+  const local = inv && config.detect.enabled
+    ? buildLocalStage(inv, loadCloudSpeechCatalog(), { onStarted: listeners.onActivationStarted, onFinished: listeners.onActivation })
+    : null;
   // per-interval traffic, pushed: what is left of a flow when it ends
   // network hygiene: a few numeric tests per flow start and end, the rest on rare payloads
   const findings = buildFindings({ inventory: inv ?? null, onFinding: listeners.onFinding });
   const onDeltas = listeners.onFlowDeltas;
   const flowEndDelta = onDeltas ? (flow: Flow) => { const d = takeDelta(flow); if (d !== null) onDeltas([d]); } : undefined;
-  const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(chain(chain(chain(t?.onFlowEnd, detector ? (flow: Flow) => { if (flow.voiceTrack !== null) detector.forget(flow); } : undefined), flowEndDelta), findings.onFlowEnd), listeners.onFlowEnd);
-  const onTick = chain(chain(chain(t?.onTick, calls?.tick), findings.onTick), listeners.onTick);
+  const onFlowEnd = chain<[Flow, 'idle' | 'evicted' | 'flush']>(chain(chain(chain(chain(t?.onFlowEnd, detector ? (flow: Flow) => { if (flow.voiceTrack !== null) detector.forget(flow); } : undefined), flowEndDelta), findings.onFlowEnd), local?.onFlowEnd), listeners.onFlowEnd);
+  const onTick = chain(chain(chain(chain(t?.onTick, calls?.tick), findings.onTick), local?.onTick), listeners.onTick);
   const table = new FlowTable(
     {
       maxFlows: config.flows.maxFlows,
@@ -135,13 +143,13 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     },
     localNets,
     onFlowEnd,
-    chain(t?.onFlowStart, findings.onFlowStart),
+    chain(chain(t?.onFlowStart, findings.onFlowStart), local?.onFlowStart),
   );
   const inspector = buildPayloadInspector({
     onDnsAnswer: chain(t?.onDnsAnswer, listeners.onDnsAnswer),
-    onSni: chain(chain(t?.onSni, findings.onSni), listeners.onSni),
+    onSni: chain(chain(chain(t?.onSni, findings.onSni), local?.onSni), listeners.onSni),
     onDhcp: inv ? (info, p) => inv.observeDhcp(info, p.srcMac, p.timeMs) : undefined,
-    onMdns: inv ? (info, p) => inv.observeMdns(info, p.srcMac, p.timeMs) : undefined,
+    onMdns: inv ? (info, p) => { inv.observeMdns(info, p.srcMac, p.timeMs); local?.onMdns(info); } : undefined,
     onSsdp: chain(inv ? (info: SsdpInfo, p: DecodedPacket) => inv.observeSsdp(info, p.srcMac, p.timeMs) : undefined, findings.onSsdp),
     admitAnnouncement: inv ? (p) => inv.admitAnnouncement(p.srcMac, p.timeMs) : undefined,
     onClientHello: findings.onClientHello,
@@ -197,6 +205,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     const flow = table.account(p);
     inspector.inspect(flow, table.up, p);
     if (calls !== null && p.proto === IPPROTO_UDP) calls.onPacket(flow, table.up, p);
+    if (local !== null && flow.bothLocal) local.onPacket(flow, table.up, p);
     // the voice channels, and the assistants' unnamed connections that may be one (a name that says
     // otherwise sets the service and takes the flow out)
     if (detector !== null && (flow.service === 'voice' || (flow.voiceCandidate && flow.service === null))) detector.onPacket(flow, table.up, p.wireLen, p.timeMs, p.proto === IPPROTO_TCP ? p.tcpSeq : -1);
@@ -231,6 +240,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
         table.flush();
         calls?.flush();
         detector?.flush();
+        local?.flush(totals.lastMs);
       }
     },
     /** Stops the running source; run() then resolves after flushing. */
@@ -242,7 +252,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     /** Counters of the running source (null when none runs). */
     captureStats: () => running?.stats() ?? null,
     stats(): CollectorStats {
-      return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats, tagging: t?.stats ?? null, detect: detector?.stats ?? null, calls: calls?.stats ?? null, findings: findings.stats };
+      return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats, tagging: t?.stats ?? null, detect: detector?.stats ?? null, calls: calls?.stats ?? null, findings: findings.stats, local: local?.stats ?? null };
     },
     /** The device inventory (null with tagging off). */
     inventory: inv ?? null,

@@ -18,6 +18,7 @@ import type { ApiNotice, PrivacyDevice } from './privacy/index.js';
 import type { Runtime } from './runtime.js';
 import { flowToApi, type ApiFlow } from './sink/activity.js';
 import { flowsByDevice } from './sink/device-totals.js';
+import { withLocal } from './local/record.js';
 import { activationToReport, callToReport, isoTime, type ReportActivation, type ReportCall } from './sink/report.js';
 
 /** Most open flows a view holds (the newest); the API's `limit` on flows goes as far. */
@@ -140,7 +141,7 @@ export interface ViewSource {
   command(command: ViewCommand): ViewCommandResult;
 }
 
-const apiActivation = (a: Parameters<typeof activationToReport>[0]): ApiActivation => ({ ...activationToReport(a), open: !a.finished });
+const apiActivation = (a: Parameters<typeof activationToReport>[0]): ApiActivation => ({ ...withLocal(activationToReport(a), a.local), open: !a.finished });
 
 /** The parts of `runtime`'s run, made when asked. */
 export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSource {

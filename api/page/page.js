@@ -167,6 +167,25 @@
     }
   }
 
+  /** A local assistant's activations (a satellite streaming to the local server): where the voice went. */
+  function drawLocal(activations, names) {
+    const list = activations.filter((a) => a.local).slice(0, 10);
+    $('local-section').hidden = list.length === 0;
+    const box = $('local');
+    box.replaceChildren();
+    for (const a of list) {
+      const l = a.local;
+      const seconds = ((Date.parse(a.end) - Date.parse(a.start)) / 1000).toFixed(1);
+      const where = l.voiceDestination === 'home' ? 'voice stayed at home'
+        : l.voiceDestination === 'pending' ? 'listening: watching where the voice goes'
+          : `voice went to ${l.cloud.map((c) => `${c.name} (${c.service})`).join(', ')}`;
+      box.append(el('li', { 'data-id': a.id, class: `local ${l.voiceDestination}` }, [
+        el('strong', { text: where }),
+        el('small', { text: `${names.get(a.device) || a.device} · ${time(Date.parse(a.start))} · ${seconds} s · ${bytes(l.audioBytes)} of audio to ${names.get(l.server) || l.serverAddress}` }),
+      ]));
+    }
+  }
+
   function drawTimeline(activations, assistants, replay) {
     const box = $('timeline');
     box.replaceChildren();
@@ -389,6 +408,7 @@
       drawSuspected(a.activations, names);
       drawPrivacy(p, a.activations, names);
       drawFindings(f, names);
+      drawLocal(a.activations, names);
       if (lastMessageIsError && !$('message').textContent.includes('labelling')) say('');
     } catch (err) {
       $('health-pill').textContent = 'unreachable';

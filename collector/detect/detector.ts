@@ -19,6 +19,7 @@
 import { formatAddr, formatMac } from '../decode/packet.js';
 import type { Flow } from '../flow/flow.js';
 import { paramsFor, type DetectorParams } from './params.js';
+import type { LocalVoice } from '../local/record.js';
 
 /** One activation: an audio upload to the cloud. Times in epoch ms. */
 export class Activation {
@@ -39,6 +40,8 @@ export class Activation {
   audioBins = 0;
   peakBinBytes = 0;
   finished = false;
+  /** A local assistant's activation (a satellite streaming to a local server, collector/local/): its facts; null for cloud ones. */
+  local: LocalVoice | null = null;
 
   constructor(deviceMac: number, startMs: number) {
     this.deviceMac = deviceMac;

@@ -55,6 +55,51 @@ function hintedVendor(d: Device): string | null {
   return null;
 }
 
+/**
+ * Roles in a local assistant (collector/local/stage.ts) from what a device did on the LAN: the
+ * assistant system, what the device is, whether it is a voice assistant (a satellite, with a
+ * microphone) and the evidence in words. A server is not called an assistant: its internet traffic is
+ * a computer's, not a voice channel (it would make every connection of it a voice candidate).
+ */
+const LOCAL_ROLES: Record<string, { vendor: string; model: string; satellite: boolean; text: string; rank: number }> = {
+  'wyoming-satellite': { vendor: 'home-assistant', model: 'voice satellite (Wyoming)', satellite: true, rank: 0, text: 'a Wyoming voice satellite (its info event names a satellite, or it streamed audio as one)' },
+  'esphome-satellite': { vendor: 'home-assistant', model: 'voice satellite (ESPHome)', satellite: true, rank: 0, text: 'an ESPHome voice device (streamed audio to the Home Assistant holding its API connection)' },
+  'hermes-satellite': { vendor: 'rhasspy', model: 'Rhasspy satellite (Hermes MQTT)', satellite: true, rank: 0, text: 'a Rhasspy satellite (published hermes/audioServer/.../audioFrame audio)' },
+  'wyoming-server': { vendor: 'home-assistant', model: 'Home Assistant (Assist server)', satellite: false, rank: 1, text: 'a Home Assistant server (ran a Wyoming satellite, or took its audio)' },
+  'esphome-server': { vendor: 'home-assistant', model: 'Home Assistant (Assist server)', satellite: false, rank: 1, text: 'a Home Assistant server (took an ESPHome device\'s audio)' },
+  'esphome-client': { vendor: 'home-assistant', model: 'Home Assistant (Assist server)', satellite: false, rank: 2, text: 'a client of the ESPHome native API (TCP 6053): Home Assistant' },
+  'wyoming-client': { vendor: 'home-assistant', model: 'Home Assistant (Assist server)', satellite: false, rank: 2, text: 'asks Wyoming services what they offer (describe): Home Assistant' },
+  'hermes-server': { vendor: 'rhasspy', model: 'Rhasspy MQTT broker', satellite: false, rank: 1, text: 'the MQTT broker a Rhasspy satellite streamed its audio to' },
+  'hermes-broker': { vendor: 'rhasspy', model: 'Rhasspy MQTT broker', satellite: false, rank: 3, text: 'an MQTT broker carrying Rhasspy\'s Hermes messages' },
+  'hermes-client': { vendor: 'rhasspy', model: 'Rhasspy service (Hermes MQTT)', satellite: false, rank: 3, text: 'publishes Rhasspy Hermes messages' },
+  'wyoming-stt': { vendor: 'home-assistant', model: 'Wyoming speech-to-text service', satellite: false, rank: 4, text: 'a Wyoming speech-to-text service (its info event)' },
+  'wyoming-tts': { vendor: 'home-assistant', model: 'Wyoming text-to-speech service', satellite: false, rank: 4, text: 'a Wyoming text-to-speech service (its info event)' },
+  'wyoming-wake': { vendor: 'home-assistant', model: 'Wyoming wake word service', satellite: false, rank: 4, text: 'a Wyoming wake word service (its info event)' },
+  'esphome-device': { vendor: 'esphome', model: 'ESPHome device', satellite: false, rank: 5, text: 'serves the ESPHome native API (TCP 6053)' },
+};
+/** mDNS service types of local assistants (what they announce; counted only beside their traffic). */
+const LOCAL_SERVICES: Record<string, string> = {
+  '_home-assistant._tcp.local': 'Home Assistant',
+  '_esphomelib._tcp.local': 'an ESPHome device',
+  '_wyoming._tcp.local': 'a Wyoming service',
+};
+
+/** A device that spoke a local assistant's protocols: its verdict (null when it spoke none). */
+function classifyLocal(d: Device, evidence: string[], name: string | null): Verdict | null {
+  if (d.localRoles.size === 0) return null;
+  const roles = [...d.localRoles].map((r) => LOCAL_ROLES[r]).filter((r) => r !== undefined).sort((a, b) => a.rank - b.rank);
+  if (roles.length === 0) return null;
+  for (const r of roles) evidence.push(`local assistant: ${r.text}`);
+  for (const s of d.mdnsServices) if (LOCAL_SERVICES[s]) evidence.push(`announces ${s} (${LOCAL_SERVICES[s]})`);
+  const satellite = roles.some((r) => r.satellite);
+  let assistant = satellite;
+  if (d.configAssistant !== null) {
+    assistant = d.configAssistant;
+    evidence.push(`configured assistant: ${d.configAssistant}`);
+  }
+  return { vendor: d.configVendor ?? roles[0].vendor, name, model: d.configModel ?? roles[0].model, assistant, evidence };
+}
+
 /** Classifies one device. Pure: the same observations give the same verdict. */
 export function classify(d: Device): Verdict {
   const evidence: string[] = [];
@@ -62,6 +107,8 @@ export function classify(d: Device): Verdict {
   if (d.ouiVendor) evidence.push(`MAC vendor ${d.ouiVendor} (${d.organization})`);
   else if (d.randomized) evidence.push('randomised MAC (no vendor)');
   const name = d.configName ?? d.dhcpHostName ?? d.mdnsFriendlyName ?? [...d.mdnsNames][0] ?? null;
+  const local = classifyLocal(d, evidence, name);
+  if (local !== null) return local;
   const model = modelName(d);
 
   let score = 0;
@@ -94,6 +141,7 @@ export function classify(d: Device): Verdict {
   for (const s of d.mdnsServices) if (s.startsWith('_sonos.')) announced(`announces ${s}`, 2);
   for (const t of d.ssdpTypes) if (/ZonePlayer/i.test(t)) announced(`announces UPnP ${t}`, 2);
   if (d.dhcpHostName && ECHO_HOSTNAME.test(d.dhcpHostName)) announced(`Echo-style DHCP host name ${d.dhcpHostName}`, 1);
+  for (const s of d.mdnsServices) if (LOCAL_SERVICES[s]) evidence.push(`announces ${s} (${LOCAL_SERVICES[s]}; not counted: no local assistant traffic seen)`);
 
   const negatives: string[] = [];
   for (const text of [d.dhcpHostName, d.dhcpVendorClass, d.mdnsModel, ...d.mdnsNames]) {
@@ -124,7 +172,7 @@ export function classify(d: Device): Verdict {
  */
 export function mayBeAssistant(d: Device): boolean {
   return d.configAssistant === true || d.voiceNames.size > 0 || d.voiceServers.size > 0 || d.persistentVendorConnection !== null ||
-    d.vendorEndpoints.size > 0 || d.speakerPorts.size > 0;
+    d.vendorEndpoints.size > 0 || d.speakerPorts.size > 0 || d.localRoles.size > 0;
 }
 
 /** Recomputes a device's verdict when its observations changed. */

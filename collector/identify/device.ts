@@ -39,6 +39,11 @@ export class Device {
   persistentVendorConnection: string | null = null;
   /** Local ports it serves or talks on that identify a speaker (Echo 55443/55444, Sonos 1400/1443, ...). */
   readonly speakerPorts = new Set<string>();
+  /**
+   * Roles in a local assistant, from the protocols it spoke on the LAN (collector/local/stage.ts):
+   * wyoming-satellite, wyoming-server, esphome-device, hermes-satellite, ... (classify.ts names them).
+   */
+  readonly localRoles = new Set<string>();
   /** From config. */
   configName: string | null = null;
   configAssistant: boolean | null = null;

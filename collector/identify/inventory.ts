@@ -47,6 +47,8 @@ export interface SavedDevice {
   voiceNames: string[];
   voiceServers: string[];
   speakerPorts: string[];
+  /** Added with local assistants; absent in older state files. */
+  localRoles?: string[];
   firstSeenMs: number;
   lastSeenMs: number;
 }
@@ -255,6 +257,8 @@ export class Inventory {
       voiceNames: [...d.voiceNames],
       voiceServers: [...d.voiceServers],
       speakerPorts: [...d.speakerPorts],
+      // only when there are some: the state file of a home without a local assistant stays as it was
+      ...(d.localRoles.size > 0 ? { localRoles: [...d.localRoles] } : {}),
       firstSeenMs: d.firstSeenMs,
       lastSeenMs: d.lastSeenMs,
     }));
@@ -280,6 +284,7 @@ export class Inventory {
       for (const v of strings(s.voiceNames)) addBounded(d.voiceNames, v);
       for (const v of strings(s.voiceServers)) addBounded(d.voiceServers, v);
       for (const v of strings(s.speakerPorts)) addBounded(d.speakerPorts, v);
+      for (const v of strings(s.localRoles)) addBounded(d.localRoles, v);
       d.dirty = true;
     }
   }

@@ -46,7 +46,7 @@ function isDevice(row: unknown): row is SavedDevice {
   const d = row as Record<string, unknown>;
   return typeof d.mac === 'string' && parseMac(d.mac) >= 0 && isTime(d.firstSeenMs) && isTime(d.lastSeenMs)
     && ['dhcpHostName', 'dhcpVendorClass', 'mdnsModel', 'mdnsFriendlyName', 'ssdpServer'].every((k) => isTextOrNull(d[k]))
-    && ['ips', 'mdnsServices', 'mdnsNames', 'ssdpTypes', 'voiceNames', 'voiceServers', 'speakerPorts'].every((k) => isTexts(d[k]));
+    && ['ips', 'mdnsServices', 'mdnsNames', 'ssdpTypes', 'voiceNames', 'voiceServers', 'speakerPorts', 'localRoles'].every((k) => isTexts(d[k]));
 }
 
 /** A DNS cache row: [key, name, chain, expiresMs]. */

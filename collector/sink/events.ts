@@ -5,6 +5,7 @@
  * its arbitration group re-decided it): once per change, whatever caused it.
  */
 import type { Activation } from '../detect/detector.js';
+import { withLocal } from '../local/record.js';
 import { activationToReport, type ReportActivation, type ReportCall } from './report.js';
 
 export type ActivationEventKind = 'started' | 'finished' | 'verdict-changed';
@@ -98,7 +99,7 @@ export interface ActivationListener {
 export function activationEvent(kind: ActivationEventKind, a: Activation, device: (mac: number) => EventDevice | null, atMs = Date.now()): ActivationEvent {
   return {
     kind,
-    activation: activationToReport(a),
+    activation: withLocal(activationToReport(a), a.local),
     device: device(a.deviceMac) ?? { mac: a.device, name: null, vendor: null, model: null, assistant: true },
     atMs,
   };

@@ -6,6 +6,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { FINDING_KINDS, MAX_EVIDENCE, SEVERITIES } from '../findings/store.js';
+import { LocalVoiceSchema } from '../local/record.js';
 
 export const REPORT_SCHEMA = 'earshot.report/1';
 
@@ -105,7 +106,8 @@ export const ReportActivationSchema = Type.Object({
   verdict: oneOf(VERDICTS),
   reasons: Type.Array(Type.String()),
   wakeEvent: orNull(time()),
-}, { description: 'An audio upload by an assistant (docs/report.md, activations[]).' });
+  local: Type.Optional(LocalVoiceSchema),
+}, { description: 'An audio upload by an assistant (docs/report.md, activations[]); for a local assistant\'s satellite streaming to its local server, `local` says where the voice went (docs/privacy.md).' });
 
 /** A call: two-way media of an assistant; never an activation. The API's Call is this plus `open`. */
 export const ReportCallSchema = Type.Object({

@@ -13,6 +13,7 @@ import type { Activation } from '../detect/detector.js';
 import type { Device } from '../identify/device.js';
 import { DeviceTotalsStore } from './device-totals.js';
 import { NewestRing } from './ring.js';
+import { withLocal } from '../local/record.js';
 import type { Static } from '@sinclair/typebox';
 import { REPORT_SCHEMA, type ReportActivation, type ReportCall, type ReportDevice, type ReportFinding, type ReportFlow, type ReportSchema } from './report-schema.js';
 
@@ -29,11 +30,12 @@ export interface ReportOf<F> extends Omit<Report, 'flows'> {
 
 /** The report form of an activation. */
 export function activationToReport(a: Activation): ReportActivation {
-  return {
+  // a local assistant's activation says where the voice went (collector/local/); cloud ones carry no `local`
+  return withLocal({
     id: a.id, device: a.device, start: isoTime(a.startMs), end: isoTime(a.endMs), bytesUp: a.bytesUp, bytesDown: a.bytesDown,
     server: a.server, serverName: a.serverName, score: a.score, verdict: a.verdict, reasons: a.reasons,
     wakeEvent: a.wakeEventMs === null ? null : isoTime(a.wakeEventMs),
-  };
+  }, a.local);
 }
 
 /** The report form of a call. */
