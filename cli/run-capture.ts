@@ -350,6 +350,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     alerts.stopTimers();
     await api?.close();
     runtime.closeJournals();
+    runtime.close();
     offStop();
   }
 }

@@ -1,6 +1,8 @@
 /**
  * The report sink: gathers finished flows and DNS answers and renders the `earshot.report/1` document
- * (docs/report.md, docs/report.schema.json). It keeps counts and names, never payloads.
+ * (docs/report.md, docs/report.schema.json). It keeps counts and names, never payloads. Flows and DNS
+ * answers are rendered as they finish and wait in a spill (sink/spill.ts: on disk in a run, in memory
+ * without a directory) until the report is written, so a collector's heap does not grow with them.
  */
 import type { CaptureStats } from '../capture/types.js';
 import type { CollectorStats } from '../index.js';
@@ -14,7 +16,8 @@ import type { Device } from '../identify/device.js';
 import { DeviceTotalsStore } from './device-totals.js';
 import { NewestRing } from './ring.js';
 import type { Static } from '@sinclair/typebox';
-import { REPORT_SCHEMA, type ReportActivation, type ReportCall, type ReportDevice, type ReportFlow, type ReportSchema } from './report-schema.js';
+import { REPORT_SCHEMA, type ReportActivation, type ReportCall, type ReportDevice, type ReportDns, type ReportFlow, type ReportSchema } from './report-schema.js';
+import { SpillDir } from './spill.js';
 
 // the report's shape is written once, in report-schema.ts; the types here are derived from it
 export { REPORT_SCHEMA };
@@ -22,9 +25,10 @@ export type { ReportActivation, ReportCall, ReportDevice, ReportDns, ReportFlow 
 /** The whole report, as report-schema.ts describes it. */
 export type Report = Static<typeof ReportSchema>;
 
-/** The report with its flows in some form (records, or live Flow objects converted while writing). */
-export interface ReportOf<F> extends Omit<Report, 'flows'> {
-  flows: readonly F[];
+/** The report with its flows and DNS answers as JSON text, one line each (as they were spilled). */
+export interface ReportLines extends Omit<Report, 'flows' | 'dns'> {
+  flows: readonly string[];
+  dns: readonly string[];
 }
 
 /** The report form of an activation. */
@@ -76,12 +80,13 @@ export function isoTime(ms: number): string {
  * Writes a report as JSON with one device, flow or DNS answer per line: as readable as indented JSON
  * for grep and diff, and much cheaper to produce for large captures.
  */
-export function* reportJsonChunks(report: ReportOf<unknown>, flowToJson: (flow: unknown) => string = (f) => JSON.stringify(f)): Generator<string> {
+export function* reportJsonChunks(report: ReportLines): Generator<string> {
   const head = { schema: report.schema, capture: report.capture };
   yield `${JSON.stringify(head).slice(0, -1)},\n`;
   const json = (item: unknown) => JSON.stringify(item);
+  const text = (line: unknown) => line as string;
   const lists: Array<[string, readonly unknown[], (item: unknown) => string]> = [
-    ['devices', report.devices, json], ['flows', report.flows, flowToJson], ['dns', report.dns, json], ['activations', report.activations, json],
+    ['devices', report.devices, json], ['flows', report.flows, text], ['dns', report.dns, text], ['activations', report.activations, json],
     ['calls', report.calls, json],
   ];
   for (const [name, items, toJson] of lists) {
@@ -102,6 +107,13 @@ export function* reportJsonChunks(report: ReportOf<unknown>, flowToJson: (flow: 
   yield `"stats":${JSON.stringify(report.stats)}}\n`;
 }
 
+/**
+ * Caches of text the report writes again and again (device MACs; names: services, vendors, server
+ * names), filled up to this many entries and then left as they are: the names come from the traffic, and
+ * a long run (or a LAN that makes up names) must not grow them without end. The frequent ones come early.
+ */
+const MAX_CACHED_TEXT = 4096;
+
 const macNames = new Map<number, string>();
 
 function macName(mac: number): string | null {
@@ -109,7 +121,7 @@ function macName(mac: number): string | null {
   let name = macNames.get(mac);
   if (name === undefined) {
     name = formatMac(mac);
-    if (macNames.size < 65536) macNames.set(mac, name);
+    if (macNames.size < MAX_CACHED_TEXT) macNames.set(mac, name);
   }
   return name;
 }
@@ -122,7 +134,7 @@ function str(v: string | null): string {
   let json = jsonNames.get(v);
   if (json === undefined) {
     json = JSON.stringify(v);
-    if (jsonNames.size < 65536) jsonNames.set(v, json);
+    if (jsonNames.size < MAX_CACHED_TEXT) jsonNames.set(v, json);
   }
   return json;
 }
@@ -135,6 +147,12 @@ function flowJson(f: FlowRecord): string {
     `"bytesUp":${f.bytesUp},"bytesDown":${f.bytesDown},"first":"${isoTime(f.firstMs)}","last":"${isoTime(f.lastMs)}",` +
     `"device":${device === null ? 'null' : `"${device}"`},"sni":${str(f.sni)},"serverName":${str(f.serverName)},"nameSource":${str(f.nameSource)},` +
     `"service":${str(f.service)},"vendor":${str(f.vendor)}}`;
+}
+
+/** A DNS answer as its report line (equal to JSON.stringify of its report form). */
+function dnsJson(a: DnsAnswer): string {
+  const dns: ReportDns = { time: isoTime(a.timeMs), name: a.name, type: a.type, data: a.data, ttl: a.ttl };
+  return JSON.stringify(dns);
 }
 
 /** A flow's record in the report's form (the API's too). */
@@ -183,10 +201,13 @@ export interface ReportSinkOptions {
  * keeps is bounded, so a collector that runs for months holds the newest flows, answers and
  * activations, and exact per-device totals, not its whole history.
  */
-export function buildReportSink(options: ReportSinkOptions, deps: { totals?: DeviceTotalsStore } = {}) {
-  const flows = new NewestRing<FlowRecord>(options.maxFlows);
+export function buildReportSink(options: ReportSinkOptions, deps: { totals?: DeviceTotalsStore; spill?: SpillDir } = {}) {
+  // each flow's line starts with what the report sorts by (first packet, then id), then its JSON
+  const spill = deps.spill ?? new SpillDir(null);
+  const flows = spill.ring('flows', options.maxFlows);
+  const dns = spill.ring('dns', options.maxDnsAnswers);
+  // activations stay in memory: a label or wake event may still change a recent one's verdict
   const activations = new NewestRing<Activation>(options.maxActivations);
-  const dns = new NewestRing<DnsAnswer>(options.maxDnsAnswers);
   const calls = new NewestRing<Call>(MAX_REPORT_CALLS);
   // the run's device totals (shared with the API), or the report's own; fed here only when its own
   const ownTotals = deps.totals === undefined;
@@ -195,14 +216,14 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
   return {
     /** A flow ended (its record: flowRecord(flow)). */
     onFlowEnd(record: FlowRecord): void {
-      flows.push(record);
+      flows.push(`${record.firstMs} ${record.id} ${flowJson(record)}`);
       if (ownTotals) totals.add(record);
     },
     onActivation(activation: Activation): void {
       activations.push(activation);
     },
     onDnsAnswer(answer: DnsAnswer): void {
-      dns.push(answer);
+      dns.push(dnsJson(answer));
     },
     onCall(call: Call): void {
       calls.push(call);
@@ -212,17 +233,37 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
     /** Renders the report from what was gathered; `open` adds flows still active (live snapshots). */
     build(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs = {}): Report {
       const report = gather(capture, stats, inputs);
-      return { ...report, flows: report.flows.map(flowToReport) };
+      return { ...report, flows: report.flows.map((line) => JSON.parse(line) as ReportFlow), dns: report.dns.map((line) => JSON.parse(line) as ReportDns) };
     },
-    /** The report as JSON text chunks; flows are converted one by one while writing (large captures). */
+    /** The report as JSON text chunks (the spilled lines as they are). */
     jsonChunks(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs = {}): Generator<string> {
-      return reportJsonChunks(gather(capture, stats, inputs), (f) => flowJson(f as FlowRecord));
+      return reportJsonChunks(gather(capture, stats, inputs));
     },
   };
 
-  function gather(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs): ReportOf<FlowRecord> {
+  /** The kept flows' lines and the open flows', in order of their first packet (then id). */
+  function flowLines(open: readonly FlowRecord[]): string[] {
+    const firstMs: number[] = [];
+    const ids: number[] = [];
+    const json: string[] = [];
+    for (const line of flows.lines()) {
+      const a = line.indexOf(' ');
+      const b = line.indexOf(' ', a + 1);
+      firstMs.push(Number(line.slice(0, a)));
+      ids.push(Number(line.slice(a + 1, b)));
+      json.push(line.slice(b + 1));
+    }
+    for (const r of open) {
+      firstMs.push(r.firstMs);
+      ids.push(r.id);
+      json.push(flowJson(r));
+    }
+    const order = Array.from(json.keys()).sort((x, y) => firstMs[x] - firstMs[y] || ids[x] - ids[y]);
+    return order.map((i) => json[i]);
+  }
+
+  function gather(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs): ReportLines {
     const open = (inputs.open ?? []).map(flowRecord);
-    const all = [...flows.toArray(), ...open].sort((a, b) => a.firstMs - b.firstMs || a.id - b.id);
     // the totals so far, plus the open flows' (a snapshot: the running totals stay as they are)
     const sums = totals.snapshot(open);
     const devices = new Map<number, ReportDevice>();
@@ -254,8 +295,8 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
         truncated: capture.truncated,
       },
       devices: [...devices.values()].sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac)),
-      flows: all,
-      dns: dns.toArray().map((a) => ({ time: isoTime(a.timeMs), name: a.name, type: a.type, data: a.data, ttl: a.ttl })),
+      flows: flowLines(open),
+      dns: [...dns.lines()],
       activations: activations.toArray().sort((a, b) => a.startMs - b.startMs).map(activationToReport),
       calls: calls.toArray().sort((a, b) => a.startMs - b.startMs).map(callToReport),
       stats: {
