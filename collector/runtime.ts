@@ -36,7 +36,8 @@ export interface RuntimeOptions {
   activity: boolean;
   /**
    * Where the report's finished flows and DNS answers wait for the end of the run (sink/spill.ts):
-   * default the data directory, else the system's temp directory; null keeps them in memory.
+   * default the data directory, else the system's temp directory; null keeps them in memory (replay:
+   * a file's run is short, and the spill read back at its end peaked higher than the records kept).
    */
   spillDir?: string | null;
 }
