@@ -246,7 +246,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
   if (diskWarning) log.warn(diskWarning);
   // a replay ends by itself and keeps the report's records in memory: reading a spill back at the end
   // cost the bench replay 30 MB more at its peak than it saved (collector/runtime.ts)
-  const runtime = buildRuntime(config, { clock: options.clock, activity: options.api, spillDir: options.isReplay ? null : undefined }, { log });
+  const runtime = buildRuntime(config, { clock: options.clock, activity: options.api, spill: !options.isReplay }, { log });
   const { collector, report, influx } = runtime;
   const { inventory, tagger } = collector;
   const persist = dataDir !== null && inventory !== null && tagger !== null;

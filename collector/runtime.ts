@@ -35,11 +35,11 @@ export interface RuntimeOptions {
   /** Keep what the API shows (recent flows, per-device endpoints, activations). */
   activity: boolean;
   /**
-   * Where the report's finished flows and DNS answers wait for the end of the run (sink/spill.ts):
-   * default the data directory, else the system's temp directory; null keeps them in memory (replay:
-   * a file's run is short, and the spill read back at its end peaked higher than the records kept).
+   * The report's finished flows and DNS answers wait for the end of the run on disk (sink/spill.ts), in
+   * the data directory, else the system's temp directory (collect: a run of days). Default: in memory
+   * (replay: a file's run is short, and its spill read back at the end peaked higher than the records kept).
    */
-  spillDir?: string | null;
+  spill?: boolean;
 }
 
 export interface RuntimeDeps {
@@ -51,7 +51,7 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
   // per device, every ended flow's traffic: the report and the API read the same totals
   const totals = new DeviceTotalsStore({ maxDevices: config.tagging.maxDevices, endpoints: options.activity });
   // the report's records wait on disk, not in the pipeline's heap (made at the first write, removed by close())
-  const spill = new SpillDir(options.spillDir !== undefined ? options.spillDir : config.dataDir ?? tmpdir(), (message) => deps.log.warn(message));
+  const spill = new SpillDir(options.spill === true ? config.dataDir ?? tmpdir() : null, (message) => deps.log.warn(message));
   const report = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices }, { totals, spill });
   const influx = buildInfluxSink(config, { log: deps.log, clock: options.clock });
   const activity = options.activity ? new ActivityStore({ maxActivations: 10_000, maxEndedFlows: 10_000 }, totals) : null;
