@@ -17,7 +17,7 @@ import { DeviceTotalsStore } from './device-totals.js';
 import { NewestRing } from './ring.js';
 import type { Static } from '@sinclair/typebox';
 import { REPORT_SCHEMA, type ReportActivation, type ReportCall, type ReportDevice, type ReportDns, type ReportFlow, type ReportSchema } from './report-schema.js';
-import { SpillDir } from './spill.js';
+import { SpillDir, type SpillRing } from './spill.js';
 
 // the report's shape is written once, in report-schema.ts; the types here are derived from it
 export { REPORT_SCHEMA };
@@ -25,10 +25,21 @@ export type { ReportActivation, ReportCall, ReportDevice, ReportDns, ReportFlow 
 /** The whole report, as report-schema.ts describes it. */
 export type Report = Static<typeof ReportSchema>;
 
-/** The report with its flows and DNS answers as JSON text, one line each (as they were spilled). */
-export interface ReportLines extends Omit<Report, 'flows' | 'dns'> {
-  flows: readonly string[];
-  dns: readonly string[];
+/**
+ * The report with its flows and DNS answers in the form they were kept in (records, or JSON lines read
+ * back from a spill), and how each becomes its JSON text and its report form.
+ */
+export interface ReportOf<F, D> extends Omit<Report, 'flows' | 'dns'> {
+  flows: readonly F[];
+  dns: readonly D[];
+}
+
+interface Gathered {
+  report: ReportOf<unknown, unknown>;
+  flowJson: (flow: unknown) => string;
+  dnsJson: (answer: unknown) => string;
+  flowForm: (flow: unknown) => ReportFlow;
+  dnsForm: (answer: unknown) => ReportDns;
 }
 
 /** The report form of an activation. */
@@ -80,13 +91,12 @@ export function isoTime(ms: number): string {
  * Writes a report as JSON with one device, flow or DNS answer per line: as readable as indented JSON
  * for grep and diff, and much cheaper to produce for large captures.
  */
-export function* reportJsonChunks(report: ReportLines): Generator<string> {
+export function* reportJsonChunks(report: ReportOf<unknown, unknown>, flowToJson: (flow: unknown) => string, dnsToJson: (answer: unknown) => string): Generator<string> {
   const head = { schema: report.schema, capture: report.capture };
   yield `${JSON.stringify(head).slice(0, -1)},\n`;
   const json = (item: unknown) => JSON.stringify(item);
-  const text = (line: unknown) => line as string;
   const lists: Array<[string, readonly unknown[], (item: unknown) => string]> = [
-    ['devices', report.devices, json], ['flows', report.flows, text], ['dns', report.dns, text], ['activations', report.activations, json],
+    ['devices', report.devices, json], ['flows', report.flows, flowToJson], ['dns', report.dns, dnsToJson], ['activations', report.activations, json],
     ['calls', report.calls, json],
   ];
   for (const [name, items, toJson] of lists) {
@@ -149,10 +159,14 @@ function flowJson(f: FlowRecord): string {
     `"service":${str(f.service)},"vendor":${str(f.vendor)}}`;
 }
 
-/** A DNS answer as its report line (equal to JSON.stringify of its report form). */
+/** A DNS answer's report form. */
+function dnsForm(a: DnsAnswer): ReportDns {
+  return { time: isoTime(a.timeMs), name: a.name, type: a.type, data: a.data, ttl: a.ttl };
+}
+
+/** A DNS answer as its report line. */
 function dnsJson(a: DnsAnswer): string {
-  const dns: ReportDns = { time: isoTime(a.timeMs), name: a.name, type: a.type, data: a.data, ttl: a.ttl };
-  return JSON.stringify(dns);
+  return JSON.stringify(dnsForm(a));
 }
 
 /** A flow's record in the report's form (the API's too). */
@@ -204,8 +218,13 @@ export interface ReportSinkOptions {
 export function buildReportSink(options: ReportSinkOptions, deps: { totals?: DeviceTotalsStore; spill?: SpillDir } = {}) {
   // each flow's line starts with what the report sorts by (first packet, then id), then its JSON
   const spill = deps.spill ?? new SpillDir(null);
-  const flows = spill.ring('flows', options.maxFlows);
-  const dns = spill.ring('dns', options.maxDnsAnswers);
+  // without a directory (replay) the records themselves, rendered while the report is written: as fast,
+  // and smaller at the end, than lines kept in memory
+  const spilling = spill.base !== null;
+  const flows = spilling ? spill.ring('flows', options.maxFlows) : null;
+  const dns = spilling ? spill.ring('dns', options.maxDnsAnswers) : null;
+  const flowRecords = new NewestRing<FlowRecord>(spilling ? 0 : options.maxFlows);
+  const dnsAnswers = new NewestRing<DnsAnswer>(spilling ? 0 : options.maxDnsAnswers);
   // activations stay in memory: a label or wake event may still change a recent one's verdict
   const activations = new NewestRing<Activation>(options.maxActivations);
   const calls = new NewestRing<Call>(MAX_REPORT_CALLS);
@@ -216,33 +235,44 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
   return {
     /** A flow ended (its record: flowRecord(flow)). */
     onFlowEnd(record: FlowRecord): void {
-      flows.push(`${record.firstMs} ${record.id} ${flowJson(record)}`);
+      if (flows !== null) flows.push(`${record.firstMs} ${record.id} ${flowJson(record)}`);
+      else flowRecords.push(record);
       if (ownTotals) totals.add(record);
     },
     onActivation(activation: Activation): void {
       activations.push(activation);
     },
     onDnsAnswer(answer: DnsAnswer): void {
-      dns.push(dnsJson(answer));
+      if (dns !== null) dns.push(dnsJson(answer));
+      else dnsAnswers.push(answer);
     },
     onCall(call: Call): void {
       calls.push(call);
     },
     /** What the bounds left out of the report so far. */
-    dropped: () => ({ flows: flows.dropped, activations: activations.dropped, dnsAnswers: dns.dropped }),
+    dropped: () => ({ flows: flowsDropped(), activations: activations.dropped, dnsAnswers: dnsDropped() }),
     /** Renders the report from what was gathered; `open` adds flows still active (live snapshots). */
     build(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs = {}): Report {
-      const report = gather(capture, stats, inputs);
-      return { ...report, flows: report.flows.map((line) => JSON.parse(line) as ReportFlow), dns: report.dns.map((line) => JSON.parse(line) as ReportDns) };
+      const { report, flowForm, dnsForm } = gather(capture, stats, inputs);
+      return { ...report, flows: report.flows.map(flowForm), dns: report.dns.map(dnsForm) };
     },
-    /** The report as JSON text chunks (the spilled lines as they are). */
+    /** The report as JSON text chunks; flows are rendered one by one while writing (or written as spilled). */
     jsonChunks(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs = {}): Generator<string> {
-      return reportJsonChunks(gather(capture, stats, inputs));
+      const { report, flowJson: toJson, dnsJson: dnsToJson } = gather(capture, stats, inputs);
+      return reportJsonChunks(report, toJson, dnsToJson);
     },
   };
 
-  /** The kept flows' lines and the open flows', in order of their first packet (then id). */
-  function flowLines(open: readonly FlowRecord[]): string[] {
+  function flowsDropped(): number {
+    return flows !== null ? flows.dropped : flowRecords.dropped;
+  }
+
+  function dnsDropped(): number {
+    return dns !== null ? dns.dropped : dnsAnswers.dropped;
+  }
+
+  /** The spilled flows' lines and the open flows', in order of their first packet (then id). */
+  function flowLines(flows: SpillRing, open: readonly FlowRecord[]): string[] {
     const firstMs: number[] = [];
     const ids: number[] = [];
     const json: string[] = [];
@@ -262,8 +292,20 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
     return order.map((i) => json[i]);
   }
 
-  function gather(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs): ReportLines {
+  function gather(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs): Gathered {
     const open = (inputs.open ?? []).map(flowRecord);
+    const text = (line: unknown) => line as string;
+    const parsed = (line: unknown) => JSON.parse(line as string) as never;
+    const lists = flows !== null && dns !== null
+      ? { flows: flowLines(flows, open), dns: [...dns.lines()], flowJson: text, dnsJson: text, flowForm: parsed, dnsForm: parsed }
+      : {
+        flows: [...flowRecords.toArray(), ...open].sort((a, b) => a.firstMs - b.firstMs || a.id - b.id),
+        dns: dnsAnswers.toArray().map(dnsForm),
+        flowJson: (f: unknown) => flowJson(f as FlowRecord),
+        dnsJson: (d: unknown) => JSON.stringify(d),
+        flowForm: (f: unknown) => flowToReport(f as FlowRecord),
+        dnsForm: (d: unknown) => d as ReportDns,
+      };
     // the totals so far, plus the open flows' (a snapshot: the running totals stay as they are)
     const sums = totals.snapshot(open);
     const devices = new Map<number, ReportDevice>();
@@ -284,7 +326,7 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
       for (const ip of sum.orderedIps()) if (!d.ips.includes(ip)) d.ips.push(ip);
     }
     const c = stats.capture;
-    return {
+    const report: ReportOf<unknown, unknown> = {
       schema: REPORT_SCHEMA,
       capture: {
         packets: c.packets,
@@ -295,8 +337,8 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
         truncated: capture.truncated,
       },
       devices: [...devices.values()].sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac)),
-      flows: flowLines(open),
-      dns: [...dns.lines()],
+      flows: lists.flows,
+      dns: lists.dns,
       activations: activations.toArray().sort((a, b) => a.startMs - b.startMs).map(activationToReport),
       calls: calls.toArray().sort((a, b) => a.startMs - b.startMs).map(callToReport),
       stats: {
@@ -309,13 +351,13 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
         flowsCreated: stats.flows.created,
         flowsExpired: stats.flows.expired,
         flowsEvicted: stats.flows.evicted,
-        reportFlowsDropped: flows.dropped,
+        reportFlowsDropped: flowsDropped(),
         reportActivationsDropped: activations.dropped,
         reportDevicesDropped: totals.dropped,
         dnsMessages: stats.payload.dnsMessages,
         dnsMalformed: stats.payload.dnsMalformed,
         dnsStreamsLost: stats.payload.dnsStreamsLost,
-        dnsAnswersDropped: dns.dropped,
+        dnsAnswersDropped: dnsDropped(),
         sniFound: stats.payload.sniFound,
         sniGaveUp: stats.payload.sniGaveUp,
         quicSni: stats.payload.quicSni,
@@ -326,6 +368,7 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
         ...(stats.calls ? { ...stats.calls, reportCallsDropped: calls.dropped } : {}),
       },
     };
+    return { report, flowJson: lists.flowJson, dnsJson: lists.dnsJson, flowForm: lists.flowForm, dnsForm: lists.dnsForm };
   }
 }
 

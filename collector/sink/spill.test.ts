@@ -7,6 +7,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/temp.js';
 import { canMount, Tmpfs } from '../../test/helpers/tmpfs.js';
@@ -62,6 +64,27 @@ describe('spill ring', () => {
     expect([...ring.lines()]).toEqual([line(2), line(3), line(4)]);
     expect([...none.lines()]).toEqual([]);
     expect([ring.dropped, none.dropped, spill.dir]).toEqual([2, 5, null]);
+  });
+
+  it('keeps a line in memory as one string, not as the rope of pieces it was built from (~2 KB for a flow\'s)', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const heapUsed = () => {
+      gc();
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    const ring = new SpillDir(null).ring('flows', 20_000);
+    const built = (i: number) => {
+      let s = `{"id":${i},`;
+      for (let k = 0; k < 30; k++) s += `"k${k}":"${i % 7}",`;
+      return `${s}"z":1}`; // 309 characters in 62 pieces
+    };
+    const before = heapUsed();
+    for (let i = 0; i < 20_000; i++) ring.push(built(i));
+    const perLine = (heapUsed() - before) / 20_000;
+    expect(perLine).toBeLessThan(600);
+    expect([...ring.lines()][19_999]).toBe(built(19_999));
   });
 
   it('removes the spill a killed run left, not one of a process still running', () => {

@@ -126,6 +126,9 @@ export class SpillRing {
     this.pushed++;
     if (this.max === 0) return;
     if (this.memory !== null) {
+      // a line built by concatenation is a rope of its pieces (~2 KB for a flow's ~330 characters):
+      // reading a character makes V8 flatten it into one string, and the pieces become garbage
+      line.charCodeAt(0);
       this.memory.push(line);
       return;
     }
