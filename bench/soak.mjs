@@ -25,7 +25,7 @@
 // The poll of /api/v1/activations?limit=20 costs more each hour: the view's activations part carries
 // every kept activation (2,385 by hour 24) from the pipeline thread to the API's at each request, and
 // that traffic is what still grows both threads' heaps (2026-12-04: polling only health and devices,
-// end/start 0.86; with the activations route 1.21-1.33).
+// end/start 0.86; with the activations route 1.16-1.33, median 1.21).
 //   node bench/soak.mjs [--hours H] [--minutes M] [--poll-ms MS] [--cli dist/cli/main.js] [-- more earshot flags]
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
