@@ -16,6 +16,16 @@
 //
 // Start: the median RSS over capture hour 2 (hour 1 is the warm-up: tables, caches, the JIT); end: the
 // median over the last capture hour; also the peak. Target (issue 16): end within 10 % of start.
+// No --data-dir: the report's finished flows and DNS answers wait in the system's temp directory
+// (collector/sink/spill.ts), as on disk, not in RSS. A day in four minutes is ~360 times a home's
+// allocation rate: V8 grows the pipeline thread's young generation (8 -> 32 MB over the first
+// capture hours) and old-space slack for that rate (it shrinks the young generation again when
+// allocation is slow), so part of what this measures is V8's sizing for a busy heap, not what earshot
+// keeps; the pipeline thread's live heap over the day is the other part (heap snapshots, README).
+// The poll of /api/v1/activations?limit=20 costs more each hour: the view's activations part carries
+// every kept activation (2,385 by hour 24) from the pipeline thread to the API's at each request, and
+// that traffic is what still grows both threads' heaps (2026-12-04: polling only health and devices,
+// end/start 0.86; with the activations route 1.16-1.33, median 1.21).
 //   node bench/soak.mjs [--hours H] [--minutes M] [--poll-ms MS] [--cli dist/cli/main.js] [-- more earshot flags]
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';

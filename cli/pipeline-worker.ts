@@ -6,7 +6,7 @@
  */
 import { writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, resourceLimits, workerData } from 'node:worker_threads';
 import { buildLogger } from '../collector/log.js';
 import type { ViewSource } from '../collector/view.js';
 import { toWire, type FromWorker, type ToWorker, type WorkerData } from './pipeline-thread.js';
@@ -55,6 +55,9 @@ const post = (message: FromWorker) => port.postMessage(message);
 const stderr = fdWriter(2);
 // pino writes JSON to descriptor 2 itself; text lines go through the same synchronous writer
 const log = buildLogger({ level: request.config.log.level, format: logFormat }, Object.assign(stderr, { fd: 2, isTTY: logFormat === 'text' }));
+
+// the heap this thread was given (cli/pipeline-thread.ts), for `--log-level debug`
+log.debug({ resourceLimits }, 'the pipeline thread started');
 
 let view: ViewSource | null = null;
 const stopHandlers = new Set<(signal: string) => void>();

@@ -227,8 +227,8 @@ export const ConfigSchema = Type.Object(
     ),
     report: Type.Object(
       {
-        maxDnsAnswers: Type.Integer({ default: 100000, minimum: 0, description: 'Most DNS answers kept for the report; older ones are dropped (counted).', flag: 'max-dns-answers' }),
-        maxFlows: Type.Integer({ default: 200000, minimum: 0, description: 'Most finished flows kept for the report (the newest); older ones are dropped (counted in stats.reportFlowsDropped). Device totals count every flow. Bounds the memory of a collector that runs for months.', flag: 'report-max-flows' }),
+        maxDnsAnswers: Type.Integer({ default: 100000, minimum: 0, description: 'Most DNS answers kept for the report (the newest); older ones are dropped (counted). They wait on disk until the report is written (see report.maxFlows).', flag: 'max-dns-answers' }),
+        maxFlows: Type.Integer({ default: 200000, minimum: 0, description: 'Most finished flows kept for the report (the newest); older ones are dropped (counted in stats.reportFlowsDropped). Device totals count every flow. Finished flows wait on disk until the report is written (in the data directory, else the temp directory; at most 1.125 times this many, removed at the end), not in memory: this bounds that disk and the report of a collector that runs for months.', flag: 'report-max-flows' }),
         maxActivations: Type.Integer({ default: 100000, minimum: 0, description: 'Most activations kept for the report (the newest); older ones are dropped (counted in stats.reportActivationsDropped).', flag: 'report-max-activations' }),
       },
       { additionalProperties: false, default: {} },

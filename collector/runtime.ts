@@ -6,6 +6,7 @@
  * labels and wake events are on disk (fsynced) before they are accepted, and a restart applies them.
  * Importing this module does no I/O; buildRuntime() opens nothing until the sinks start.
  */
+import { tmpdir } from 'node:os';
 import type { CaptureSource, CaptureStats } from './capture/types.js';
 import type { Config } from './config.js';
 import type { Activation } from './detect/detector.js';
@@ -26,6 +27,7 @@ import { buildPrivacy } from './privacy/index.js';
 import { parseMac } from './mac.js';
 import { buildEndpointOrgLookup } from './privacy/lookup.js';
 import { NewestRing } from './sink/ring.js';
+import { SpillDir } from './sink/spill.js';
 
 /** Most wake events from the API and MQTT kept in the data directory (the newest). */
 export const MAX_SAVED_WAKE_EVENTS = 10_000;
@@ -35,6 +37,12 @@ export interface RuntimeOptions {
   clock: 'packet' | 'wall';
   /** Keep what the API shows (recent flows, per-device endpoints, activations). */
   activity: boolean;
+  /**
+   * The report's finished flows and DNS answers wait for the end of the run on disk (sink/spill.ts), in
+   * the data directory, else the system's temp directory (collect: a run of days). Default: in memory
+   * (replay: a file's run is short, and its spill read back at the end peaked higher than the records kept).
+   */
+  spill?: boolean;
 }
 
 export interface RuntimeDeps {
@@ -45,7 +53,9 @@ export interface RuntimeDeps {
 export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, deps: RuntimeDeps) {
   // per device, every ended flow's traffic: the report and the API read the same totals
   const totals = new DeviceTotalsStore({ maxDevices: config.tagging.maxDevices, endpoints: options.activity });
-  const report = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices }, { totals });
+  // the report's records wait on disk, not in the pipeline's heap (made at the first write, removed by close())
+  const spill = new SpillDir(options.spill === true ? config.dataDir ?? tmpdir() : null, (message) => deps.log.warn(message));
+  const report = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices }, { totals, spill });
   const influx = buildInfluxSink(config, { log: deps.log, clock: options.clock });
   const activity = options.activity ? new ActivityStore({ maxActivations: 10_000, maxEndedFlows: 10_000 }, totals) : null;
   const listeners: ActivationListener[] = [];
@@ -239,6 +249,10 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
       privacy?.close();
       labelJournal?.close();
       wakeJournal?.close();
+    },
+    /** Removes the report's spilled records (after the report is written): the run's last step. */
+    close(): void {
+      spill.close();
     },
     /**
      * Wake events from the API or MQTT: saved (with a data directory; throws NotSavedError when that

@@ -3,14 +3,43 @@
  * formatted per second) says exactly what the report records say, for IPv4 and IPv6, with and without
  * names; and isoTime agrees with Date for times close together and far apart.
  */
+import { readdirSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { buildSource, emptyCaptureStats } from '../capture/index.js';
 import { loadConfig } from '../config.js';
 import { createFlow } from '../flow/flow.js';
 import { flowRecord } from '../flow/record.js';
 import { buildCollector } from '../index.js';
+import { DnsAnswer } from '../flow/payload.js';
 import { describeShared, PROJECT_ROOT, realCapture } from '../../test/helpers/shared.js';
+import { tempDir } from '../../test/helpers/temp.js';
 import { buildReportSink, isoTime } from './report.js';
+import { SpillDir } from './spill.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const heapUsed = () => {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+};
+
+/** The JSON and text-form report of `file` with the records kept in memory or spilled into `spillBase`. */
+async function reportOf(file: string, spillBase: string | null, flags: Record<string, string> = {}) {
+  const config = loadConfig({ flags });
+  const spill = new SpillDir(spillBase);
+  const sink = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices }, { spill });
+  const collector = buildCollector(config, { onFlowEnd: (f) => sink.onFlowEnd(flowRecord(f)), onDnsAnswer: sink.onDnsAnswer, onActivation: sink.onActivation });
+  const stats = await collector.run(buildSource({ kind: 'file', path: file }, {}));
+  const inputs = { devices: collector.inventory?.all() };
+  const json = [...sink.jsonChunks(stats, collector.stats(), inputs)].join('');
+  const built = sink.build(stats, collector.stats(), inputs);
+  const dir = spill.dir;
+  spill.close();
+  return { json, built, dir };
+}
 
 async function bothForms(file: string): Promise<{ json: unknown; records: unknown }> {
   const config = loadConfig({});
@@ -80,6 +109,49 @@ describe('report JSON', () => {
     expect(bounded.report.stats.reportActivationsDropped).toBe(whole.report.activations.length);
     // every flow still counts in its device's totals and addresses
     expect(bounded.report.devices).toEqual(whole.report.devices);
+  });
+
+  it('writes the same report, byte for byte, with its flows and DNS answers spilled to disk as kept in memory', async () => {
+    const file = `${PROJECT_ROOT}/test/fixtures/captures/amazon-echodot3_activation_neu.pcapng`;
+    for (const flags of [{}, { 'report-max-flows': '4', 'max-dns-answers': '3' }] as Array<Record<string, string>>) {
+      const base = tempDir('earshot-report-spill-');
+      const inMemory = await reportOf(file, null, flags);
+      const spilled = await reportOf(file, base, flags);
+      expect(spilled.dir).not.toBeNull(); // it did spill
+      expect(spilled.json).toBe(inMemory.json);
+      expect(spilled.built).toEqual(inMemory.built);
+      expect(JSON.parse(spilled.json)).toEqual(JSON.parse(JSON.stringify(spilled.built)));
+      expect(readdirSync(base)).toEqual([]); // and cleaned up
+    }
+  });
+
+  it('keeps finished flows and DNS answers off the heap while the run lasts (they waited there until the report: ~300 B each)', () => {
+    const spill = new SpillDir(tempDir('earshot-report-spill-'));
+    const sink = buildReportSink({ maxDnsAnswers: 100_000, maxFlows: 100_000, maxActivations: 10, maxDevices: 10 }, { spill });
+    const n = 20_000;
+    const push = (from: number) => {
+      for (let i = from; i < from + n; i++) {
+        const f = createFlow(i, 6, 4, 0, 1_700_000_000_000 + i * 10, [0, 0, 0, 0xc0a80105], 40000 + (i % 20000), [0, 0, 0, 0x34000000 + i], 443);
+        f.deviceMac = 0x44650d123456;
+        f.serverName = `host-${i}.example.com`;
+        sink.onFlowEnd(flowRecord(f));
+        sink.onDnsAnswer(new DnsAnswer(1_700_000_000_000 + i, `host-${i}.example.com`, 'A', `52.0.${i >> 8 & 255}.${i & 255}`, 60, 0x44650d123456, 4, [0, 0, 0, 0xc0a80105]));
+      }
+    };
+    // warm: the first batches and segment files, the caches of names, the optimised code
+    push(0);
+    push(n);
+    const before = heapUsed();
+    push(2 * n);
+    const perRecord = (heapUsed() - before) / (2 * n);
+    const stats = buildCollector(loadConfig({})).stats();
+    const report = sink.build({ ...emptyCaptureStats(), packets: 1 }, stats);
+    spill.close();
+    expect(perRecord).toBeLessThan(30);
+    expect(report.flows).toHaveLength(3 * n);
+    expect(report.dns).toHaveLength(3 * n);
+    expect(report.flows[3 * n - 1]).toMatchObject({ server: '52.0.234.95', serverName: 'host-59999.example.com' });
+    expect(report.dns[3 * n - 1]).toEqual({ time: '2023-11-14T22:14:19.999Z', name: 'host-59999.example.com', type: 'A', data: '52.0.234.95', ttl: 60 });
   });
 
   it('isoTime formats like Date.toISOString, times close together and far apart', () => {

@@ -1,6 +1,8 @@
 /**
  * The report sink: gathers finished flows and DNS answers and renders the `earshot.report/1` document
- * (docs/report.md, docs/report.schema.json). It keeps counts and names, never payloads.
+ * (docs/report.md, docs/report.schema.json). It keeps counts and names, never payloads. Flows and DNS
+ * answers are rendered as they finish and wait in a spill (sink/spill.ts: on disk in a run, in memory
+ * without a directory) until the report is written, so a collector's heap does not grow with them.
  */
 import type { CaptureStats } from '../capture/types.js';
 import type { CollectorStats } from '../index.js';
@@ -15,7 +17,8 @@ import { DeviceTotalsStore } from './device-totals.js';
 import { NewestRing } from './ring.js';
 import { withLocal } from '../local/record.js';
 import type { Static } from '@sinclair/typebox';
-import { REPORT_SCHEMA, type ReportActivation, type ReportCall, type ReportDevice, type ReportFinding, type ReportFlow, type ReportSchema } from './report-schema.js';
+import { REPORT_SCHEMA, type ReportActivation, type ReportCall, type ReportDevice, type ReportDns, type ReportFinding, type ReportFlow, type ReportSchema } from './report-schema.js';
+import { SpillDir, type SpillRing } from './spill.js';
 
 // the report's shape is written once, in report-schema.ts; the types here are derived from it
 export { REPORT_SCHEMA };
@@ -23,9 +26,21 @@ export type { ReportActivation, ReportCall, ReportDevice, ReportDns, ReportFlow 
 /** The whole report, as report-schema.ts describes it. */
 export type Report = Static<typeof ReportSchema>;
 
-/** The report with its flows in some form (records, or live Flow objects converted while writing). */
-export interface ReportOf<F> extends Omit<Report, 'flows'> {
+/**
+ * The report with its flows and DNS answers in the form they were kept in (records, or JSON lines read
+ * back from a spill), and how each becomes its JSON text and its report form.
+ */
+export interface ReportOf<F, D> extends Omit<Report, 'flows' | 'dns'> {
   flows: readonly F[];
+  dns: readonly D[];
+}
+
+interface Gathered {
+  report: ReportOf<unknown, unknown>;
+  flowJson: (flow: unknown) => string;
+  dnsJson: (answer: unknown) => string;
+  flowForm: (flow: unknown) => ReportFlow;
+  dnsForm: (answer: unknown) => ReportDns;
 }
 
 /** The report form of an activation. */
@@ -78,12 +93,12 @@ export function isoTime(ms: number): string {
  * Writes a report as JSON with one device, flow or DNS answer per line: as readable as indented JSON
  * for grep and diff, and much cheaper to produce for large captures.
  */
-export function* reportJsonChunks(report: ReportOf<unknown>, flowToJson: (flow: unknown) => string = (f) => JSON.stringify(f)): Generator<string> {
+export function* reportJsonChunks(report: ReportOf<unknown, unknown>, flowToJson: (flow: unknown) => string, dnsToJson: (answer: unknown) => string): Generator<string> {
   const head = { schema: report.schema, capture: report.capture };
   yield `${JSON.stringify(head).slice(0, -1)},\n`;
   const json = (item: unknown) => JSON.stringify(item);
   const lists: Array<[string, readonly unknown[], (item: unknown) => string]> = [
-    ['devices', report.devices, json], ['flows', report.flows, flowToJson], ['dns', report.dns, json], ['activations', report.activations, json],
+    ['devices', report.devices, json], ['flows', report.flows, flowToJson], ['dns', report.dns, dnsToJson], ['activations', report.activations, json],
     ['calls', report.calls, json], ['findings', report.findings, json],
   ];
   for (const [name, items, toJson] of lists) {
@@ -104,6 +119,13 @@ export function* reportJsonChunks(report: ReportOf<unknown>, flowToJson: (flow: 
   yield `"stats":${JSON.stringify(report.stats)}}\n`;
 }
 
+/**
+ * Caches of text the report writes again and again (device MACs; names: services, vendors, server
+ * names), filled up to this many entries and then left as they are: the names come from the traffic, and
+ * a long run (or a LAN that makes up names) must not grow them without end. The frequent ones come early.
+ */
+const MAX_CACHED_TEXT = 4096;
+
 const macNames = new Map<number, string>();
 
 function macName(mac: number): string | null {
@@ -111,7 +133,7 @@ function macName(mac: number): string | null {
   let name = macNames.get(mac);
   if (name === undefined) {
     name = formatMac(mac);
-    if (macNames.size < 65536) macNames.set(mac, name);
+    if (macNames.size < MAX_CACHED_TEXT) macNames.set(mac, name);
   }
   return name;
 }
@@ -124,7 +146,7 @@ function str(v: string | null): string {
   let json = jsonNames.get(v);
   if (json === undefined) {
     json = JSON.stringify(v);
-    if (jsonNames.size < 65536) jsonNames.set(v, json);
+    if (jsonNames.size < MAX_CACHED_TEXT) jsonNames.set(v, json);
   }
   return json;
 }
@@ -137,6 +159,16 @@ function flowJson(f: FlowRecord): string {
     `"bytesUp":${f.bytesUp},"bytesDown":${f.bytesDown},"first":"${isoTime(f.firstMs)}","last":"${isoTime(f.lastMs)}",` +
     `"device":${device === null ? 'null' : `"${device}"`},"sni":${str(f.sni)},"serverName":${str(f.serverName)},"nameSource":${str(f.nameSource)},` +
     `"service":${str(f.service)},"vendor":${str(f.vendor)}}`;
+}
+
+/** A DNS answer's report form. */
+function dnsForm(a: DnsAnswer): ReportDns {
+  return { time: isoTime(a.timeMs), name: a.name, type: a.type, data: a.data, ttl: a.ttl };
+}
+
+/** A DNS answer as its report line. */
+function dnsJson(a: DnsAnswer): string {
+  return JSON.stringify(dnsForm(a));
 }
 
 /** A flow's record in the report's form (the API's too). */
@@ -187,10 +219,18 @@ export interface ReportSinkOptions {
  * keeps is bounded, so a collector that runs for months holds the newest flows, answers and
  * activations, and exact per-device totals, not its whole history.
  */
-export function buildReportSink(options: ReportSinkOptions, deps: { totals?: DeviceTotalsStore } = {}) {
-  const flows = new NewestRing<FlowRecord>(options.maxFlows);
+export function buildReportSink(options: ReportSinkOptions, deps: { totals?: DeviceTotalsStore; spill?: SpillDir } = {}) {
+  // each flow's line starts with what the report sorts by (first packet, then id), then its JSON
+  const spill = deps.spill ?? new SpillDir(null);
+  // without a directory (replay) the records themselves, rendered while the report is written: as fast,
+  // and smaller at the end, than lines kept in memory
+  const spilling = spill.base !== null;
+  const flows = spilling ? spill.ring('flows', options.maxFlows) : null;
+  const dns = spilling ? spill.ring('dns', options.maxDnsAnswers) : null;
+  const flowRecords = new NewestRing<FlowRecord>(spilling ? 0 : options.maxFlows);
+  const dnsAnswers = new NewestRing<DnsAnswer>(spilling ? 0 : options.maxDnsAnswers);
+  // activations stay in memory: a label or wake event may still change a recent one's verdict
   const activations = new NewestRing<Activation>(options.maxActivations);
-  const dns = new NewestRing<DnsAnswer>(options.maxDnsAnswers);
   const calls = new NewestRing<Call>(MAX_REPORT_CALLS);
   // the run's device totals (shared with the API), or the report's own; fed here only when its own
   const ownTotals = deps.totals === undefined;
@@ -199,34 +239,77 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
   return {
     /** A flow ended (its record: flowRecord(flow)). */
     onFlowEnd(record: FlowRecord): void {
-      flows.push(record);
+      if (flows !== null) flows.push(`${record.firstMs} ${record.id} ${flowJson(record)}`);
+      else flowRecords.push(record);
       if (ownTotals) totals.add(record);
     },
     onActivation(activation: Activation): void {
       activations.push(activation);
     },
     onDnsAnswer(answer: DnsAnswer): void {
-      dns.push(answer);
+      if (dns !== null) dns.push(dnsJson(answer));
+      else dnsAnswers.push(answer);
     },
     onCall(call: Call): void {
       calls.push(call);
     },
     /** What the bounds left out of the report so far. */
-    dropped: () => ({ flows: flows.dropped, activations: activations.dropped, dnsAnswers: dns.dropped }),
+    dropped: () => ({ flows: flowsDropped(), activations: activations.dropped, dnsAnswers: dnsDropped() }),
     /** Renders the report from what was gathered; `open` adds flows still active (live snapshots). */
     build(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs = {}): Report {
-      const report = gather(capture, stats, inputs);
-      return { ...report, flows: report.flows.map(flowToReport) };
+      const { report, flowForm, dnsForm } = gather(capture, stats, inputs);
+      return { ...report, flows: report.flows.map(flowForm), dns: report.dns.map(dnsForm) };
     },
-    /** The report as JSON text chunks; flows are converted one by one while writing (large captures). */
+    /** The report as JSON text chunks; flows are rendered one by one while writing (or written as spilled). */
     jsonChunks(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs = {}): Generator<string> {
-      return reportJsonChunks(gather(capture, stats, inputs), (f) => flowJson(f as FlowRecord));
+      const { report, flowJson: toJson, dnsJson: dnsToJson } = gather(capture, stats, inputs);
+      return reportJsonChunks(report, toJson, dnsToJson);
     },
   };
 
-  function gather(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs): ReportOf<FlowRecord> {
+  function flowsDropped(): number {
+    return flows !== null ? flows.dropped : flowRecords.dropped;
+  }
+
+  function dnsDropped(): number {
+    return dns !== null ? dns.dropped : dnsAnswers.dropped;
+  }
+
+  /** The spilled flows' lines and the open flows', in order of their first packet (then id). */
+  function flowLines(flows: SpillRing, open: readonly FlowRecord[]): string[] {
+    const firstMs: number[] = [];
+    const ids: number[] = [];
+    const json: string[] = [];
+    for (const line of flows.lines()) {
+      const a = line.indexOf(' ');
+      const b = line.indexOf(' ', a + 1);
+      firstMs.push(Number(line.slice(0, a)));
+      ids.push(Number(line.slice(a + 1, b)));
+      json.push(line.slice(b + 1));
+    }
+    for (const r of open) {
+      firstMs.push(r.firstMs);
+      ids.push(r.id);
+      json.push(flowJson(r));
+    }
+    const order = Array.from(json.keys()).sort((x, y) => firstMs[x] - firstMs[y] || ids[x] - ids[y]);
+    return order.map((i) => json[i]);
+  }
+
+  function gather(capture: CaptureStats, stats: CollectorStats, inputs: ReportInputs): Gathered {
     const open = (inputs.open ?? []).map(flowRecord);
-    const all = [...flows.toArray(), ...open].sort((a, b) => a.firstMs - b.firstMs || a.id - b.id);
+    const text = (line: unknown) => line as string;
+    const parsed = (line: unknown) => JSON.parse(line as string) as never;
+    const lists = flows !== null && dns !== null
+      ? { flows: flowLines(flows, open), dns: [...dns.lines()], flowJson: text, dnsJson: text, flowForm: parsed, dnsForm: parsed }
+      : {
+        flows: [...flowRecords.toArray(), ...open].sort((a, b) => a.firstMs - b.firstMs || a.id - b.id),
+        dns: dnsAnswers.toArray().map(dnsForm),
+        flowJson: (f: unknown) => flowJson(f as FlowRecord),
+        dnsJson: (d: unknown) => JSON.stringify(d),
+        flowForm: (f: unknown) => flowToReport(f as FlowRecord),
+        dnsForm: (d: unknown) => d as ReportDns,
+      };
     // the totals so far, plus the open flows' (a snapshot: the running totals stay as they are)
     const sums = totals.snapshot(open);
     const devices = new Map<number, ReportDevice>();
@@ -247,7 +330,7 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
       for (const ip of sum.orderedIps()) if (!d.ips.includes(ip)) d.ips.push(ip);
     }
     const c = stats.capture;
-    return {
+    const report: ReportOf<unknown, unknown> = {
       schema: REPORT_SCHEMA,
       capture: {
         packets: c.packets,
@@ -258,8 +341,8 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
         truncated: capture.truncated,
       },
       devices: [...devices.values()].sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac)),
-      flows: all,
-      dns: dns.toArray().map((a) => ({ time: isoTime(a.timeMs), name: a.name, type: a.type, data: a.data, ttl: a.ttl })),
+      flows: lists.flows,
+      dns: lists.dns,
       activations: activations.toArray().sort((a, b) => a.startMs - b.startMs).map(activationToReport),
       calls: calls.toArray().sort((a, b) => a.startMs - b.startMs).map(callToReport),
       findings: [...(inputs.findings ?? [])],
@@ -273,13 +356,13 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
         flowsCreated: stats.flows.created,
         flowsExpired: stats.flows.expired,
         flowsEvicted: stats.flows.evicted,
-        reportFlowsDropped: flows.dropped,
+        reportFlowsDropped: flowsDropped(),
         reportActivationsDropped: activations.dropped,
         reportDevicesDropped: totals.dropped,
         dnsMessages: stats.payload.dnsMessages,
         dnsMalformed: stats.payload.dnsMalformed,
         dnsStreamsLost: stats.payload.dnsStreamsLost,
-        dnsAnswersDropped: dns.dropped,
+        dnsAnswersDropped: dnsDropped(),
         sniFound: stats.payload.sniFound,
         sniGaveUp: stats.payload.sniGaveUp,
         quicSni: stats.payload.quicSni,
@@ -290,6 +373,7 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
         ...(stats.calls ? { ...stats.calls, reportCallsDropped: calls.dropped } : {}),
       },
     };
+    return { report, flowJson: lists.flowJson, dnsJson: lists.dnsJson, flowForm: lists.flowForm, dnsForm: lists.dnsForm };
   }
 }
 

@@ -1,0 +1,61 @@
+/**
+ * What the API keeps of a run: the flows that ended lately cost the ring's slot and nothing more (the
+ * record is the one the report and the device totals hold), and the API's form of a flow is the
+ * report's, without nameSource, with `open`.
+ */
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
+import { describe, expect, it } from 'vitest';
+import { createFlow } from '../flow/flow.js';
+import { flowRecord, type FlowRecord } from '../flow/record.js';
+import { ActivityStore, flowToApi } from './activity.js';
+import { DeviceTotalsStore } from './device-totals.js';
+
+const T0 = 1_700_000_000_000;
+
+function record(id: number): FlowRecord {
+  const f = createFlow(id, id % 2 === 0 ? 6 : 17, 4, 0, T0 + id * 1000, [0, 0, 0, 0xc0a80105], 40000 + (id % 20000), [0, 0, 0, 0x34000000 + id], 443);
+  f.deviceMac = 0x44650d123456;
+  f.deviceIsClient = true;
+  f.bytesUp = 1000 + id;
+  f.bytesDown = 70_000 + id;
+  f.packetsUp = 10;
+  f.packetsDown = 60;
+  f.lastMs = f.firstMs + 1234.5;
+  f.serverName = 'avs-alexa-4-na.amazon.com';
+  f.service = 'voice';
+  f.vendor = 'amazon';
+  return flowRecord(f);
+}
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const heapUsed = () => {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+};
+
+describe('activity store', () => {
+  it('keeps an ended flow for the cost of its slot: the record, not a copy in the API form (which took ~1 KB a flow)', () => {
+    const n = 10_000;
+    const records = Array.from({ length: n }, (_, i) => record(i + 1));
+    const store = new ActivityStore({ maxActivations: 10, maxEndedFlows: n }, new DeviceTotalsStore({ maxDevices: 10, endpoints: false }));
+    const before = heapUsed();
+    for (const r of records) store.flowEnded(r);
+    const perFlow = (heapUsed() - before) / n;
+    expect(records.length).toBe(n); // the records stay alive either way: only the store's own cost is measured
+    expect(perFlow).toBeLessThan(64);
+    const ended = store.endedFlows();
+    expect(ended).toHaveLength(n);
+    expect(ended[n - 1]).toEqual(flowToApi(records[n - 1], false));
+  });
+
+  it('shows a flow as the report does, without nameSource, with open, in the report order', () => {
+    const r = record(7);
+    const api = flowToApi(r, true);
+    expect(Object.keys(api)).toEqual(['proto', 'client', 'clientPort', 'server', 'serverPort', 'packetsUp', 'packetsDown', 'bytesUp', 'bytesDown',
+      'first', 'last', 'device', 'sni', 'serverName', 'service', 'vendor', 'open']);
+    expect(api).toMatchObject({ proto: 'udp', client: '192.168.1.5', server: '52.0.0.7', serverPort: 443, bytesUp: 1007, first: '2023-11-14T22:13:27.000Z', last: '2023-11-14T22:13:28.234Z', device: '44:65:0d:12:34:56', open: true });
+  });
+});
