@@ -14,6 +14,24 @@ import { as, count, current, field, from, showTagValues, sum, tag } from './infl
 const DEVICE = 'device';
 const ofDevice = () => tag('device').matchesVariable(DEVICE);
 
+/** What the assistant sent, stacked per value of an `endpoint` tag, in bars of `interval`. */
+function uploadBars(id: number, title: string, description: string, interval: string, by: 'service' | 'org') {
+  return new TimeseriesPanel()
+    .id(id)
+    .title(title)
+    .description(description)
+    .withTarget(influx('A', from('endpoint')
+      .select(as(sum('bytes_up'), 'up'))
+      .where(ofDevice())
+      .groupByTime(interval).groupBy(by).fill('none'), { alias: `$tag_${by}` }))
+    .drawStyle(GraphDrawStyle.Bars)
+    .fillOpacity(70)
+    .stacking(new StackingConfigBuilder().mode(StackingMode.Normal))
+    .showPoints(VisibilityMode.Never)
+    .unit('bytes')
+    .legend(new VizLegendOptionsBuilder().displayMode(LegendDisplayMode.Table).placement(LegendPlacement.Bottom).showLegend(true).calcs(['sum']));
+}
+
 /** Builds the Privacy dashboard. */
 export function privacyDashboard(): Dashboard {
   const voiceUp = rangeStat(1, 'Voice uploaded', 'Bytes the assistant sent to voice endpoints in the time range (flows that ended in it).')
@@ -45,37 +63,10 @@ export function privacyDashboard(): Dashboard {
     .overrideByName('Sent', [prop.unit('bytes')])
     .overrideByName('Received', [prop.unit('bytes')]);
 
-  const uploadsByService = new TimeseriesPanel()
-    .id(6)
-    .title('Uploaded per day, by service')
-    .description('What the assistant sent each day, by service class: voice beside telemetry and the rest.')
-    .gridPos(at(0, 14, 12, 9))
-    .withTarget(influx('A', from('endpoint')
-      .select(as(sum('bytes_up'), 'up'))
-      .where(ofDevice())
-      .groupByTime('1d').groupBy('service').fill('none'), { alias: '$tag_service' }))
-    .drawStyle(GraphDrawStyle.Bars)
-    .fillOpacity(70)
-    .stacking(new StackingConfigBuilder().mode(StackingMode.Normal))
-    .showPoints(VisibilityMode.Never)
-    .unit('bytes')
-    .legend(new VizLegendOptionsBuilder().displayMode(LegendDisplayMode.Table).placement(LegendPlacement.Bottom).showLegend(true).calcs(['sum']));
-
-  const byOrg = new TimeseriesPanel()
-    .id(7)
-    .title('Traffic by organisation')
-    .description('Bytes sent and received per organisation, per interval of the panel (flows count when they end).')
-    .gridPos(at(12, 14, 12, 9))
-    .withTarget(influx('A', from('endpoint')
-      .select(as(sum('bytes_up'), 'up'))
-      .where(ofDevice())
-      .groupByTime().groupBy('org').fill('none'), { alias: '$tag_org' }))
-    .drawStyle(GraphDrawStyle.Bars)
-    .fillOpacity(70)
-    .stacking(new StackingConfigBuilder().mode(StackingMode.Normal))
-    .showPoints(VisibilityMode.Never)
-    .unit('bytes')
-    .legend(new VizLegendOptionsBuilder().displayMode(LegendDisplayMode.Table).placement(LegendPlacement.Bottom).showLegend(true).calcs(['sum']));
+  const uploadsByService = uploadBars(6, 'Uploaded per day, by service', 'What the assistant sent each day, by service class: voice beside telemetry and the rest.', '1d', 'service')
+    .gridPos(at(0, 14, 12, 9));
+  const byOrg = uploadBars(7, 'Uploaded by organisation', 'Bytes the assistant sent per organisation, per interval of the panel (flows count when they end).', '$__interval', 'org')
+    .gridPos(at(12, 14, 12, 9));
 
   const notices = new TablePanel()
     .id(8)
