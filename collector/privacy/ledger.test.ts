@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/temp.js';
 import type { FlowRecord } from '../flow/record.js';
 import { parseMac } from '../mac.js';
-import { loadLedger, MAX_ENDPOINTS, MAX_KNOWN, MAX_LEDGER_DEVICES, PRIVACY_FILE, PrivacyLedger, saveLedger, type EndpointOrg, type NewEndpointEvent } from './ledger.js';
+import { loadLedger, MAX_ENDPOINTS, MAX_KNOWN, MAX_LEDGER_DEVICES, MAX_OTHER_ENDPOINTS, PRIVACY_FILE, PrivacyLedger, saveLedger, type EndpointOrg, type NewEndpointEvent } from './ledger.js';
 
 const ECHO = parseMac('68:db:f5:90:19:64');
 const HOUR = 3_600_000;
@@ -101,6 +101,10 @@ describe('the endpoint ledger', () => {
     for (let i = 0; i < MAX_LEDGER_DEVICES + 10; i++) l.add(record({ serverName: 'api.spotify.com', deviceMac: 0x020000000000 + i, firstMs: T0 }));
     expect(l.macs()).toHaveLength(MAX_LEDGER_DEVICES);
     expect(l.stats.devicesDropped).toBe(11);
+    // a device that is not an assistant keeps its busiest few endpoints
+    const quiet = ledger(0, [], false);
+    for (let i = 0; i < 100; i++) quiet.add(record({ serverName: `n${i}.example`, firstMs: T0 + i }));
+    expect(quiet.view(ECHO)!.endpoints).toHaveLength(MAX_OTHER_ENDPOINTS + 1);
     // a long name is cut to what DNS allows
     l.add(record({ serverName: `${'x'.repeat(400)}.example`, deviceMac: ECHO, firstMs: T0 }));
   });

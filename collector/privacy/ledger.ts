@@ -34,8 +34,13 @@ export type OrgLookup = (serverName: string | null, ip: string | null, vendor: s
 
 /** Most devices the ledger keeps (as the inventory's bound). */
 export const MAX_LEDGER_DEVICES = 256;
-/** Most endpoints per device; later ones are summed under the name "other". */
+/** Most endpoints per assistant; later ones are summed under the name "other". */
 export const MAX_ENDPOINTS = 256;
+/**
+ * Most endpoints per device that is not an assistant (a computer talks to thousands of servers; the
+ * owner asks about the speakers): the busiest are what a glance needs, and memory stays small.
+ */
+export const MAX_OTHER_ENDPOINTS = 32;
 /** Most organisations and services remembered per device. */
 export const MAX_KNOWN = 512;
 /** Local days of uploads kept per device. */
@@ -147,7 +152,7 @@ export class PrivacyLedger {
     let e = d.endpoints.get(key);
     if (e === undefined) {
       const org = this.options.lookup(rawName, remote, f.vendor);
-      if (d.endpoints.size >= MAX_ENDPOINTS) {
+      if (d.endpoints.size >= (this.options.watched(f.deviceMac) ? MAX_ENDPOINTS : MAX_OTHER_ENDPOINTS)) {
         this.stats.endpointsFolded++;
         e = d.endpoints.get('other|other');
         if (e === undefined) {
