@@ -10,5 +10,5 @@ export async function replayReport(file: string, sources: ConfigSources = {}): P
   const sink = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices });
   const collector = buildCollector(config, { onFlowEnd: (f) => sink.onFlowEnd(flowRecord(f)), onDnsAnswer: sink.onDnsAnswer, onActivation: sink.onActivation, onCall: sink.onCall });
   const stats = await collector.run(buildSource({ kind: 'file', path: file }, {}));
-  return sink.build(stats, collector.stats(), { devices: collector.inventory?.all() });
+  return sink.build(stats, collector.stats(), { devices: collector.inventory?.all(), findings: collector.findings.list() });
 }
