@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import type { Device } from '../identify/device.js';
 import type { Logger } from '../log.js';
 import { formatMac } from '../mac.js';
-import type { EventDevice, NoticeEvent } from '../sink/events.js';
+import type { EventDevice, NewEndpointNotice, NoticeEvent } from '../sink/events.js';
 import { LocalDays } from '../sink/mqtt/local-day.js';
 import { NewestRing } from '../sink/ring.js';
 import type { FlowRecord } from '../flow/record.js';
@@ -18,18 +18,8 @@ import { loadLedger, PrivacyLedger, saveLedger, type LedgerEndpoint, type NewEnd
 /** New-endpoint notices the API and the status page keep (the newest). */
 export const MAX_NOTICES = 1000;
 
-/** A new-endpoint notice as the API shows it. */
-export interface ApiNotice {
-  kind: 'new-endpoint';
-  what: 'new-organisation' | 'new-service';
-  subject: string;
-  organisation: string | null;
-  service: string;
-  endpoint: string;
-  device: string;
-  deviceName: string | null;
-  seen: string;
-}
+/** A new-endpoint notice as the API shows it: the device as its MAC and name, the time as ISO 8601. */
+export type ApiNotice = Omit<NewEndpointNotice, 'device' | 'seenMs' | 'atMs'> & { device: string; deviceName: string | null; seen: string };
 
 /** Most seconds between two saves of the ledger's memory while organisations are being learnt. */
 const SAVE_EVERY_MS = 10_000;
