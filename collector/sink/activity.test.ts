@@ -3,13 +3,12 @@
  * record is the one the report and the device totals hold), and the API's form of a flow is the
  * report's, without nameSource, with `open`.
  */
-import { runInNewContext } from 'node:vm';
-import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { createFlow } from '../flow/flow.js';
 import { flowRecord, type FlowRecord } from '../flow/record.js';
 import { ActivityStore, flowToApi } from './activity.js';
 import { DeviceTotalsStore } from './device-totals.js';
+import { heapUsed } from '../../test/helpers/heap.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -28,13 +27,6 @@ function record(id: number): FlowRecord {
   return flowRecord(f);
 }
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-const heapUsed = () => {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-};
 
 describe('activity store', () => {
   it('keeps an ended flow for the cost of its slot: the record, not a copy in the API form (which took ~1 KB a flow)', () => {

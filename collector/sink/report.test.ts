@@ -4,8 +4,6 @@
  * names; and isoTime agrees with Date for times close together and far apart.
  */
 import { readdirSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { buildSource, emptyCaptureStats } from '../capture/index.js';
 import { loadConfig } from '../config.js';
@@ -17,14 +15,8 @@ import { describeShared, PROJECT_ROOT, realCapture } from '../../test/helpers/sh
 import { tempDir } from '../../test/helpers/temp.js';
 import { buildReportSink, isoTime } from './report.js';
 import { SpillDir } from './spill.js';
+import { heapUsed } from '../../test/helpers/heap.js';
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-const heapUsed = () => {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-};
 
 /** The JSON and text-form report of `file` with the records kept in memory or spilled into `spillBase`. */
 async function reportOf(file: string, spillBase: string | null, flags: Record<string, string> = {}) {

@@ -7,12 +7,11 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/temp.js';
 import { canMount, Tmpfs } from '../../test/helpers/tmpfs.js';
 import { SpillDir } from './spill.js';
+import { heapUsed } from '../../test/helpers/heap.js';
 
 /** Line `i`: varied length, multi-byte characters (which chunked reads must not cut), no newline. */
 const line = (i: number) => `${i} ${'é'.repeat(i % 7)}🔊${'x'.repeat((i * 37) % 300)}`;
@@ -67,13 +66,6 @@ describe('spill ring', () => {
   });
 
   it('keeps a line in memory as one string, not as the rope of pieces it was built from (~2 KB for a flow\'s)', () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    const heapUsed = () => {
-      gc();
-      gc();
-      return process.memoryUsage().heapUsed;
-    };
     const ring = new SpillDir(null).ring('flows', 20_000);
     const built = (i: number) => {
       let s = `{"id":${i},`;
