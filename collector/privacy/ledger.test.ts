@@ -132,6 +132,15 @@ describe('the endpoint ledger', () => {
     expect(damaged.saved).toBeNull();
     expect(damaged.warning).toMatch(/privacy\.json: checksum mismatch .*kept as .*damaged/);
     expect(readdirSync(dir).some((f) => f.startsWith(`${PRIVACY_FILE}.damaged`))).toBe(true);
+    // a power cut: a copy cut short, or the file's blocks zero-filled (the rename landed, the data not)
+    saveLedger(dir, first);
+    const whole = readFileSync(path);
+    for (const cut of [whole.subarray(0, whole.length >> 1), Buffer.alloc(whole.length), Buffer.alloc(0)]) {
+      writeFileSync(path, cut);
+      const read = loadLedger(dir);
+      expect(read.saved).toBeNull();
+      expect(read.warning).toMatch(/privacy\.json: .*every assistant learns its endpoints anew/);
+    }
     // not JSON at all
     writeFileSync(path, '{"version":1,"dev');
     expect(loadLedger(dir).warning).toMatch(/privacy\.json: .*every assistant learns its endpoints anew/);
