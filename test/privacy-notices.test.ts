@@ -8,16 +8,13 @@
  *
  * The expected organisations come from the packets (tshark: the Echo's peers, the SNI of its TLS
  * connections and the names its DNS answers gave for each address) and from the ownership data (the
- * organisation lookup, the endpoint catalogue and the vendors' published address ranges), not from
+ * organisation lookup: curated domains, the catalogue, the vendors' ranges, the ASN table), not from
  * earshot's flow table, tagging or ledger.
  */
 import { execFileSync } from 'node:child_process';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildEndpointOrgLookup } from '../collector/privacy/lookup.js';
-import { buildCatalog } from '../collector/tag/catalog.js';
-import { buildVendorRanges } from '../collector/tag/ip-ranges.js';
-import { parseAddr } from '../collector/flow/local-nets.js';
 import { runCli } from './helpers/cli.js';
 import { describeMosquitto, Mosquitto, until } from './helpers/mosquitto.js';
 import { WebhookReceiver } from './helpers/receiver.js';
@@ -33,8 +30,6 @@ const SECRET = 'receiver-secret-42';
 /** The organisations (by key; "?name" for a name no data owns) the Echo contacted in `file`, with a subject each. */
 function contactedOrganisations(file: string): Map<string, string> {
   const lookup = buildEndpointOrgLookup({ localNets: [] });
-  const catalog = buildCatalog();
-  const ranges = buildVendorRanges();
   const out = execFileSync('tshark', ['-r', file, '-Y', `eth.src == ${ECHO} && (tcp || udp) && !icmp`, '-T', 'fields', '-E', 'occurrence=f',
     '-e', 'ip.src', '-e', 'ipv6.src', '-e', 'ip.dst', '-e', 'ipv6.dst', '-e', 'tls.handshake.extensions_server_name'], { encoding: 'utf8', maxBuffer: 1 << 26 });
   const peers = new Map<string, Set<string>>();
@@ -55,11 +50,9 @@ function contactedOrganisations(file: string): Map<string, string> {
   }
   const orgs = new Map<string, string>();
   for (const [peer, names] of peers) {
-    const addr = parseAddr(peer);
-    const rangeVendor = addr === null ? null : ranges.lookup(addr.version, addr.words)?.vendor ?? null;
     let found = false;
     for (const name of names) {
-      const org = lookup(name, peer, catalog.lookup(name)?.vendor ?? rangeVendor);
+      const org = lookup(name, peer);
       if (org !== null) {
         orgs.set(org.key, org.name);
         found = true;
@@ -70,7 +63,7 @@ function contactedOrganisations(file: string): Map<string, string> {
       for (const name of names) orgs.set(`?${name}`, name);
       continue;
     }
-    const org = lookup(null, peer, rangeVendor);
+    const org = lookup(null, peer);
     if (org !== null) orgs.set(org.key, org.name);
   }
   return orgs;

@@ -12,7 +12,7 @@ import { LocalDays } from '../sink/mqtt/local-day.js';
 import { NewestRing } from '../sink/ring.js';
 import type { FlowRecord } from '../flow/record.js';
 import type { EndpointTraffic } from '../sink/influx/endpoints.js';
-import { partyOf, type OrgCategory, type Organisation } from './orgs.js';
+import { partyOf } from './orgs.js';
 import { loadLedger, PrivacyLedger, saveLedger, type LedgerEndpoint, type NewEndpointEvent, type OrgLookup } from './ledger.js';
 
 /** New-endpoint notices the API and the status page keep (the newest). */
@@ -63,7 +63,7 @@ export function buildPrivacy(config: Readonly<Config>, deps: PrivacyDeps) {
     dayOf: (ms) => days.dayOf(ms).key,
     lookup: deps.lookup,
     vendorOf: (mac) => deps.device(mac)?.vendor ?? null,
-    partyOf: (org, vendor) => partyOf({ ...org, domain: null, category: org.category as OrgCategory, source: org.source as Organisation['source'] }, vendor),
+    partyOf,
     watched: (mac) => deps.device(mac)?.assistant === true,
     onTraffic: deps.onTraffic === undefined ? undefined : (mac, e, bytesUp, bytesDown) => {
       const d = deps.device(mac);

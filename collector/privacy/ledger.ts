@@ -29,8 +29,8 @@ export interface EndpointOrg {
   source: string;
 }
 
-/** The organisation of a server name and address; `vendor` is the catalogue's vendor for the flow, if any. */
-export type OrgLookup = (serverName: string | null, ip: string | null, vendor: string | null) => EndpointOrg | null;
+/** The organisation of a server name and address (collector/privacy/lookup.ts). */
+export type OrgLookup = (serverName: string | null, ip: string | null) => EndpointOrg | null;
 
 /** Most devices the ledger keeps (as the inventory's bound). */
 export const MAX_LEDGER_DEVICES = 256;
@@ -151,7 +151,7 @@ export class PrivacyLedger {
     const key = `${service}|${name}`;
     let e = d.endpoints.get(key);
     if (e === undefined) {
-      const org = this.options.lookup(rawName, remote, f.vendor);
+      const org = this.options.lookup(rawName, remote);
       if (d.endpoints.size >= (this.options.watched(f.deviceMac) ? MAX_ENDPOINTS : MAX_OTHER_ENDPOINTS)) {
         this.stats.endpointsFolded++;
         e = d.endpoints.get('other|other');

@@ -138,7 +138,7 @@ export function registrableDomain(name: string): string | null {
 }
 
 /** 'first' when the organisation is the assistant's own vendor ('amazon' | 'google' | 'apple' | 'sonos'), else 'third'. */
-export function partyOf(org: Organisation, assistantVendor: string | null): 'first' | 'third' {
+export function partyOf(org: Pick<Organisation, 'key'>, assistantVendor: string | null): 'first' | 'third' {
   if (assistantVendor === null) return 'third';
   if (org.key === assistantVendor) return 'first';
   defaultData ??= loadOrganisationData();
