@@ -16,6 +16,7 @@ import { isDiskFull, removeFile, writeFileAtomic } from '../collector/durable.js
 import { buildCollector } from '../collector/index.js';
 import { buildWriteClient, influxTarget, type InfluxTarget } from '../collector/sink/influx/client.js';
 import { batchProblem } from '../collector/sink/influx/batch-check.js';
+import { createCommand, setupEnabled } from '../collector/sink/influx/setup.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
 
@@ -240,10 +241,11 @@ export async function checkInflux(config: Readonly<Config>): Promise<CheckResult
     out.push(line('influxdb write', 'ok', `database ${db} accepts writes from ${who} (checked with an empty write: nothing stored)`));
   } else if (outcome.kind === 'retry') {
     out.push(line('influxdb write', 'FAIL', `the write check failed: ${outcome.reason}`, 'InfluxDB is overloaded or restarting: try again'));
-  } else if (outcome.status === 404 && /database not found/i.test(outcome.reason)) {
-    out.push(config.influx.setup
-      ? line('influxdb write', 'warn', `database ${db} does not exist yet: collect creates it (influx.setup is on)`, 'that needs an admin user (or create it: CREATE DATABASE ' + db + ')')
-      : line('influxdb write', 'FAIL', `database ${db} does not exist (and influx.setup is off)`, `create it (influx -execute 'CREATE DATABASE ${db}') or fix --influx-db`));
+  } else if (outcome.kind === 'missing') {
+    const create = createCommand(config.influx, outcome.missing, outcome.server);
+    out.push(setupEnabled(config.influx) && outcome.missing.what === 'database'
+      ? line('influxdb write', 'warn', `database ${db} does not exist yet: collect creates it (influx.setup is on)`, `that needs an admin user (or create it: ${create})`)
+      : line('influxdb write', 'FAIL', `${outcome.reason} (and influx.setup is off)`, `create it (${create}) or fix --influx-db`));
   } else if (outcome.status === 401 || outcome.status === 403) {
     out.push(line('influxdb write', 'FAIL', `${who} may not write to ${db}: ${outcome.status} ${outcome.reason}`, 'check influx.username and influx.password (or influx.token) and the user\'s WRITE grant'));
   } else {

@@ -138,7 +138,7 @@ export const ConfigSchema = Type.Object(
         username: str(null, 'User name for InfluxDB 1.x authentication (HTTP basic auth; 2.x v1-compatible users too).', { flag: 'influx-username' }),
         password: str(null, 'Password for username; better set as EARSHOT_INFLUX_PASSWORD than on the command line.', { flag: 'influx-password' }),
         retentionPolicy: str(null, "Retention policy written to. Unset: rawPolicy when setup is on, else the database's default.", { flag: 'influx-rp' }),
-        setup: Type.Boolean({ default: true, description: 'On start, create the database, the raw and long retention policies and the downsampling continuous queries when missing (InfluxDB 1.x; turn off for 2.x/3.x or a server you manage yourself).', flag: 'influx-setup' }),
+        setup: Type.Union([Type.Literal('auto'), Type.Literal(true), Type.Literal(false)], { default: 'auto', description: 'On start, create the database, the raw and long retention policies and the downsampling continuous queries (InfluxDB 1.x; needs an admin user). auto: on without a token, off with one (2.x/3.x, or a shared server: earshot then never changes its schema and names the command to run when the database, policy or mapping is missing).', flag: 'influx-setup' }),
         rawPolicy: Type.String({ default: 'earshot_raw', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Name of the retention policy for raw points (setup).', flag: 'influx-raw-policy' }),
         rawRetention: Type.String({ default: '30d', pattern: DURATION, description: 'How long raw points are kept (InfluxQL duration, INF for ever).', flag: 'influx-raw-retention' }),
         longPolicy: Type.String({ default: 'earshot_long', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Name of the retention policy for downsampled points (setup).', flag: 'influx-long-policy' }),
@@ -322,6 +322,12 @@ function coerce(key: ConfigKey, raw: string, where: string): unknown {
       throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, `expected true or false, got "${raw}"`);
     case 'string[]':
       return raw.split(',').map((s) => s.trim()).filter(Boolean);
+    case 'enum': {
+      // a choice may be a boolean besides words (influx.setup: auto, true or false), spelt as booleans are
+      const word = /^(1|true|yes|on)$/i.test(raw) ? 'true' : /^(0|false|no|off)$/i.test(raw) ? 'false' : raw;
+      const choice = ((key.schema as { anyOf?: Array<{ const?: unknown }> }).anyOf ?? []).find((a) => String(a.const) === word);
+      return choice === undefined ? raw : choice.const;
+    }
     case 'json':
       try {
         return JSON.parse(raw) as unknown;

@@ -88,6 +88,16 @@ export class Influxd {
     });
   }
 
+  /**
+   * On a server with authentication (INFLUXDB_HTTP_AUTH_ENABLED): creates the first user, an admin (1.x
+   * lets the first CREATE USER through without credentials), and queries as it from then on.
+   */
+  async createAdmin(username = 'admin', password = 'admin-password'): Promise<void> {
+    this.auth = null;
+    await this.query(null, `CREATE USER "${username}" WITH PASSWORD '${password}' WITH ALL PRIVILEGES`);
+    this.auth = { username, password };
+  }
+
   /** Rows of one statement as objects (column name -> value), with the series' tags merged in. */
   async rows(db: string, q: string): Promise<Array<Record<string, unknown>>> {
     const [series] = await this.query(db, q);

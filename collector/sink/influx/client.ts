@@ -8,6 +8,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } 
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Config } from '../../config.js';
 import { earshotError } from '../../errors.js';
+import { missingTarget, type MissingTarget } from './setup.js';
 
 /** Where and how to reach InfluxDB, from the config's influx section. */
 export interface InfluxTarget {
@@ -57,7 +58,12 @@ export type WriteOutcome =
    */
   | { kind: 'retry'; reason: string; answered?: boolean; retryAfterMs?: number }
   /** A 4xx answer: the batch (or part of it) will never be taken. */
-  | { kind: 'rejected'; status: number; reason: string };
+  | { kind: 'rejected'; status: number; reason: string }
+  /**
+   * The database, retention policy or DBRP mapping does not exist (missingTarget() in setup.ts reads the answer):
+   * the batch is kept for when it does. `server`: the answer's X-Influxdb-Version.
+   */
+  | { kind: 'missing'; status: number; reason: string; missing: MissingTarget; server: string | null };
 
 /** Sends line-protocol bodies to /write. */
 export interface WriteClient {
@@ -179,6 +185,11 @@ export function buildInfluxClient(target: InfluxTarget): InfluxClient {
       const { status } = answer;
       if (status >= 200 && status < 300) return { kind: 'ok' };
       const reason = influxMessage(answer);
+      const missing = missingTarget(status, reason);
+      if (missing !== null) {
+        const version = answer.headers['x-influxdb-version'];
+        return { kind: 'missing', status, reason, missing, server: typeof version === 'string' ? version : null };
+      }
       // 408 and 429: the server is busy, not the data bad; 5xx: the server fails
       if (status === 408 || status === 429 || status >= 500) {
         const after = retryAfterMs(answer.headers['retry-after']);

@@ -15,7 +15,8 @@ import type { CollectorStats } from '../../index.js';
 import type { Logger } from '../../log.js';
 import { buildInfluxClient, influxTarget, InfluxQueryError, type WriteClient } from './client.js';
 import { int, pointLine } from './line-protocol.js';
-import { setupDatabase, writePolicy } from './setup.js';
+import { adminSetupCommand, createCommand, setupDatabase, setupDenied, setupEnabled, writePolicy } from './setup.js';
+import { earshotError } from '../../errors.js';
 import { Spool } from './spool.js';
 import { TrafficAggregator } from './traffic.js';
 import { EndpointAggregator, type EndpointTraffic } from './endpoints.js';
@@ -57,7 +58,8 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   const deviceIntervalMs = influx.deviceIntervalS * 1000;
   const spool = new Spool(config.dataDir === null ? null : join(config.dataDir, 'spool', 'influx'), influx.spoolMaxMB * 1024 * 1024, { log });
   const client = buildInfluxClient(target);
-  let prepared = !influx.setup;
+  let prepared = !setupEnabled(influx);
+  const who = target.token !== null ? 'the token' : target.username !== null ? `user "${target.username}"` : 'an anonymous client';
   const writer = new InfluxWriter(
     {
       batchSize: influx.batchSize,
@@ -75,9 +77,19 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
           log.info({ database: influx.database, raw: influx.rawPolicy, long: influx.longPolicy }, 'InfluxDB: database, retention policies and continuous queries ready');
           return { kind: 'ok' };
         } catch (err) {
+          // a user without admin rights (a site's write-only user): say what an admin runs instead, and write
+          if (err instanceof InfluxQueryError && setupDenied(err.status, err.message)) {
+            const e = earshotError('EARSHOT_ERR_INFLUX_SETUP_DENIED', who, err.message, adminSetupCommand(influx, target.username));
+            log.error({ code: e.code, status: err.status }, e.message);
+            prepared = true;
+            return { kind: 'ok' };
+          }
           return setupOutcome(err);
         }
       },
+      explainMissing: (outcome) =>
+        earshotError('EARSHOT_ERR_INFLUX_MISSING', outcome.missing.what === 'DBRP mapping' ? `DBRP mapping for database "${influx.database}"` : `${outcome.missing.what} "${outcome.missing.name || influx.database}"`,
+          `${outcome.status} ${outcome.reason}`, createCommand(influx, outcome.missing, outcome.server, target.username)).message,
     },
     deps.client ?? client,
     spool,
@@ -124,6 +136,9 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
 
   function selfMetrics(): void {
     if (Number.isFinite(clockMs)) emit(collectorPoint(Math.floor(stamp(clockMs))));
+    // live, before the first packet (a quiet network, a capture that sees nothing): the collector is
+    // alive all the same, and a fleet tells live sites by this point, so it comes at wall time
+    else if (deps.clock === 'wall') emit(collectorPoint(Date.now()));
   }
 
   function collectorPoint(timeMs: number): string | null {

@@ -6,7 +6,7 @@
  */
 import type { Config } from '../../config.js';
 import { earshotError } from '../../errors.js';
-import { writePolicy } from './setup.js';
+import { setupEnabled, writePolicy } from './setup.js';
 
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -25,7 +25,7 @@ export function durationMs(text: string): number {
  * is theirs, and a refusal still shows in the log with InfluxDB's reason.
  */
 export function refuseReplayBeyondRetention(influx: Readonly<Config['influx']>, firstPacketMs: number, nowMs = Date.now()): void {
-  if (influx.url === null || !influx.setup || writePolicy(influx) !== influx.rawPolicy) return;
+  if (influx.url === null || !setupEnabled(influx) || writePolicy(influx) !== influx.rawPolicy) return;
   const keepMs = durationMs(influx.rawRetention);
   if (firstPacketMs >= nowMs - keepMs) return;
   const start = new Date(firstPacketMs).toISOString().slice(0, 16).replace('T', ' ');

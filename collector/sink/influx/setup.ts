@@ -8,9 +8,18 @@
 import type { InfluxClient } from './client.js';
 import type { Config } from '../../config.js';
 
+/**
+ * Whether earshot runs the setup: `influx.setup`, where `auto` means on without a token (a 1.x server of
+ * one's own) and off with one (2.x/3.x, where the v1 API has no CREATE DATABASE, and a shared server whose
+ * schema belongs to its admin: a site's token writes, nothing more).
+ */
+export function setupEnabled(influx: Readonly<Pick<Config['influx'], 'setup' | 'token'>>): boolean {
+  return influx.setup === 'auto' ? influx.token === null : influx.setup;
+}
+
 /** The retention policy points are written to: the configured one, else the raw one when earshot sets up. */
 export function writePolicy(influx: Readonly<Config['influx']>): string | null {
-  return influx.retentionPolicy ?? (influx.setup ? influx.rawPolicy : null);
+  return influx.retentionPolicy ?? (setupEnabled(influx) ? influx.rawPolicy : null);
 }
 
 const ident = (name: string) => `"${name.replace(/(["\\])/g, '\\$1')}"`;
@@ -91,4 +100,81 @@ export async function setupDatabase(client: Pick<InfluxClient, 'query'>, influx:
   for (const cq of continuousQueries(influx)) {
     await client.query(`CREATE CONTINUOUS QUERY ${ident(cq.name)} ON ${db} RESAMPLE FOR ${cq.resampleFor} BEGIN ${cq.query} END`);
   }
+}
+
+/** What a write found missing on the server: its database, its retention policy, or (2.x) the DBRP mapping to a bucket. */
+export interface MissingTarget {
+  what: 'database' | 'retention policy' | 'DBRP mapping';
+  /** The name InfluxDB gave, else the configured one. */
+  name: string;
+}
+
+/**
+ * Reads a refused write: does it say the database, the retention policy or the mapping is missing?
+ * The texts are the servers' own: 1.x `404 database not found: "db"` and `500 retention policy not
+ * found: rp` (a 500, checked against influxd 1.6.7), 2.x `404 {"code":"not found","message":"no dbrp
+ * mapping found"}` (influxdb v2 http/legacy/write_handler.go), 3.x `404 database not found: db`
+ * (influxdb3_server http.rs, WriteBufferError::DatabaseNotFound); InfluxDB Cloud 2 answers
+ * `bucket "db/rp" not found`.
+ */
+export function missingTarget(status: number, reason: string): MissingTarget | null {
+  if (status !== 404 && status !== 500) return null;
+  const rp = /retention policy not found:?\s*"?([^"\s]*)"?/i.exec(reason);
+  if (rp) return { what: 'retention policy', name: rp[1] };
+  if (status !== 404) return null;
+  if (/no dbrp mapping found/i.test(reason)) return { what: 'DBRP mapping', name: '' };
+  const bucket = /bucket "?([^"]*?)"? not found/i.exec(reason);
+  if (bucket) return { what: 'DBRP mapping', name: bucket[1] };
+  const db = /database not found:?\s*"?([^"]*)"?/i.exec(reason);
+  if (db) return { what: 'database', name: db[1].trim() };
+  return null;
+}
+
+/** `text` inside single quotes for a POSIX shell. */
+const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The one command that creates what a write found missing, for the server that answered (its
+ * X-Influxdb-Version: 1.x, 2.x, 3.x; unknown: 1.x without a token, 3.x with one), with the configured
+ * names and the raw retention as the duration. earshot never runs it itself when setup is off: on a
+ * shared server the schema is the admin's.
+ */
+export function createCommand(influx: Readonly<Config['influx']>, missing: MissingTarget, serverVersion: string | null, user: string | null = influx.username): string {
+  const major = /^v?(\d+)\./.exec(serverVersion ?? '')?.[1] ?? null;
+  const db = influx.database;
+  const rp = writePolicy(influx);
+  const retention = influx.rawRetention;
+  if (major === '2' || (major === null && missing.what === 'DBRP mapping')) {
+    const bucket = missing.name || (rp === null ? db : `${db}/${rp}`);
+    return `influx v1 dbrp create --db ${shellQuote(db)} --rp ${shellQuote(rp ?? 'autogen')} --bucket-id $(influx bucket list --name ${shellQuote(bucket)} --hide-headers | cut -f1) --default` +
+      ` (make the bucket first if it is missing: influx bucket create --name ${shellQuote(bucket)}${retention === 'INF' ? '' : ` --retention ${retention}`})`;
+  }
+  if (major === '3' || (major === null && influx.token !== null)) {
+    return `influxdb3 create database ${shellQuote(db)}${retention === 'INF' ? '' : ` --retention-period ${retention}`}`;
+  }
+  const policy = missing.what === 'retention policy' && missing.name !== '' ? missing.name : rp;
+  const statements: string[] = [];
+  if (missing.what === 'database') statements.push(`CREATE DATABASE ${ident(db)}`);
+  if (policy !== null) {
+    // the raw policy is the default one, as the setup makes it: queries without a policy read it
+    statements.push(`CREATE RETENTION POLICY ${ident(policy)} ON ${ident(db)} DURATION ${retention} REPLICATION 1${policy === influx.rawPolicy ? ' DEFAULT' : ''}`);
+  }
+  // a new database has no grants: the site's user gets the right to write, and no more
+  if (missing.what === 'database' && user !== null) statements.push(`GRANT WRITE ON ${ident(db)} TO ${ident(user)}`);
+  return `influx -execute ${shellQuote(statements.join('; '))}`;
+}
+
+/**
+ * The setup, as the command an admin runs on 1.x instead of earshot: every statement of setupStatements(),
+ * and the user's WRITE grant (the least it needs).
+ */
+export function adminSetupCommand(influx: Readonly<Config['influx']>, user: string | null = influx.username): string {
+  const statements = setupStatements(influx);
+  if (user !== null) statements.push(`GRANT WRITE ON ${ident(influx.database)} TO ${ident(user)}`);
+  return `influx -execute ${shellQuote(statements.join('; '))}`;
+}
+
+/** True when InfluxDB refused a setup statement for the user's rights (1.x: 403 "requires admin privilege"; 401). */
+export function setupDenied(status: number, message: string): boolean {
+  return status === 401 || status === 403 || /requires admin privilege|not authorized/i.test(message);
 }

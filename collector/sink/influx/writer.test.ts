@@ -170,15 +170,37 @@ describeInflux('InfluxDB writer (real influxd behind a proxy)', () => {
     expect(logs.filter((l) => l.level === 50).map((l) => l.msg)).toEqual([expect.stringMatching(/^InfluxDB refused a write with 400: partial write: points beyond retention policy dropped=1 \(points older than the retention policy.*; 1 points dropped$/)]);
   });
 
-  it('a missing database (404): every batch dropped and counted, one request each, logged once', async () => {
-    const { writer, logs } = await newWriter({ database: null });
+  it('a missing database (404): the batches wait in the spool, one line says so, and go once it exists', async () => {
+    const { writer, logs, db, seqs } = await newWriter({ database: null });
     for (const l of lines(0, 15)) writer.add(l);
-    expect(await writer.close(20_000)).toEqual({ points: 0, spooled: 0 });
-    expect(writer.stats).toMatchObject({ pointsWritten: 0, pointsRejected: 15, writeErrors: 0 });
-    expect(proxy.writes().map((r) => r.status)).toEqual([404, 404, 404]);
-    const errors = logs.filter((l) => l.level === 50);
+    await until('retries of the first batch', () => proxy.writes().length >= 4);
+    // nothing dropped: before, a 404 dropped every batch (pointsRejected 15)
+    expect(writer.stats).toMatchObject({ pointsWritten: 0, pointsRejected: 0 });
+    expect(writer.pending().points).toBe(15);
+    expect(new Set(proxy.writes().map((r) => r.status))).toEqual(new Set([404]));
+    // every request carried the first batch: the order is kept
+    expect(proxy.writes().every((r) => bodyLines(r).join() === lines(0, 5).join())).toBe(true);
+    const errors = logs.filter((l) => l.level === 50) as Array<{ msg: string; code?: string }>;
     expect(errors).toHaveLength(1);
-    expect(errors[0].msg).toMatch(/^InfluxDB refused a write with 404: database not found: "absent\d+" \(create it, or let earshot: --influx-setup true\); 5 points dropped$/);
+    expect(errors[0]).toMatchObject({ code: 'EARSHOT_ERR_INFLUX_MISSING', msg: `InfluxDB 404: database not found: "${db}"` });
+    expect(writer.writeProblem()).toBe(`InfluxDB 404: database not found: "${db}"`);
+    await server.query(null, `CREATE DATABASE ${db}`);
+    expect(await writer.close(20_000)).toEqual({ points: 0, spooled: 0 });
+    expect(await seqs()).toEqual(Array.from({ length: 15 }, (_, i) => i));
+    expect(logs.filter((l) => l.level === 50)).toHaveLength(1);
+  });
+
+  it('a missing retention policy (1.x answers 500 "retention policy not found"): kept and said once, not retried as a failing server', async () => {
+    const { writer, logs, db, seqs } = await newWriter({ options: { retentionPolicy: 'absent_rp', explainMissing: (o) => `missing ${o.missing.what} ${o.missing.name} (${o.server})` } });
+    for (const l of lines(0, 5)) writer.add(l);
+    await until('retries', () => proxy.writes().length >= 3);
+    expect(new Set(proxy.writes().map((r) => r.status))).toEqual(new Set([500]));
+    expect(logs.filter((l) => l.level >= 40).map((l) => l.msg)).toEqual([expect.stringMatching(/^missing retention policy absent_rp \(1\.\d+\.\d+/)]);
+    await server.query(null, `CREATE RETENTION POLICY absent_rp ON ${db} DURATION INF REPLICATION 1`);
+    expect(await writer.close(20_000)).toEqual({ points: 0, spooled: 0 });
+    expect(writer.stats).toMatchObject({ pointsWritten: 5, pointsRejected: 0 });
+    expect((await server.rows(db, 'SELECT seq FROM absent_rp.seq')).map((r) => r.seq)).toEqual([0, 1, 2, 3, 4]);
+    expect(await seqs()).toEqual([]);
   });
 
   it('the setup hook is retried (with the batches waiting) until it succeeds; writes come after it', async () => {

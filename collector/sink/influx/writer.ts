@@ -3,7 +3,9 @@
  * order. When InfluxDB is down, slow or answers 5xx, the batch and every later one go to the spool and
  * the oldest spooled batch is retried with back-off; once it is taken, the spool is written out in order
  * before anything newer. 4xx answers are logged with InfluxDB's reason and the batch is dropped (counted):
- * a bad point or a missing database does not get better by retrying. A batch that fails for its own
+ * a bad point does not get better by retrying. A missing database, retention policy or DBRP mapping is
+ * different: it is one command away (an admin's, on a shared server), so batches wait in the spool and
+ * the log names that command (explainMissing). A batch that fails for its own
  * content (a 400 with a line InfluxDB cannot parse) is set aside in the spool's quarantine and the queue
  * moves on. One that gets no usable answer MAX_BATCH_ATTEMPTS times while InfluxDB answers /ping goes to
  * the back of the queue; only when it fails so again after a batch behind it was taken is it set aside
@@ -29,7 +31,15 @@ export interface WriterOptions {
   retryMaxMs: number;
   /** Runs once before the first write (database setup); a 'retry' outcome is treated like a failed write. */
   prepare?: (() => Promise<WriteOutcome>) | null;
+  /**
+   * The one line that says what is missing and the command that creates it, for a write answered
+   * 'missing' (the database, retention policy or DBRP mapping does not exist). Without it, InfluxDB's reason.
+   */
+  explainMissing?: ((outcome: Extract<WriteOutcome, { kind: 'missing' }>) => string) | null;
 }
+
+/** The code of the log line of a write that found its database, retention policy or mapping missing (docs/errors.md). */
+export const MISSING_CODE = 'EARSHOT_ERR_INFLUX_MISSING';
 
 /** Attempts of one batch that get no usable answer while InfluxDB answers /ping, before it is set aside. */
 export const MAX_BATCH_ATTEMPTS = 3;
@@ -337,6 +347,13 @@ export class InfluxWriter {
       }
       return this.failed(outcome.reason, outcome.answered === true || serverAnswers === true, outcome.retryAfterMs);
     }
+    if (outcome.kind === 'missing') {
+      // kept in the spool, not dropped: the admin creates the database (or policy, or mapping) and the
+      // next retry writes them; said once per distinct problem, not at every retry
+      const message = this.options.explainMissing?.(outcome) ?? `InfluxDB ${outcome.status}: ${outcome.reason}`;
+      if (message !== this.problem) this.log.error({ code: MISSING_CODE, status: outcome.status, points: this.pending().points }, message);
+      return this.failed(message, true, undefined, true);
+    }
     if (this.letGo) return this.pump();
     this.unreachable = false;
     this.headFailures = 0;
@@ -407,15 +424,16 @@ export class InfluxWriter {
 
   /**
    * A write (or the setup) failed for a reason that may pass: spool, and retry after a back-off (or
-   * what InfluxDB's Retry-After asked for, within MAX_RETRY_AFTER_MS). `answered`: the server is there.
+   * what InfluxDB's Retry-After asked for, within MAX_RETRY_AFTER_MS). `answered`: the server is there;
+   * `logged`: the caller has said why already.
    */
-  private failed(reason: string, answered: boolean, retryAfterMs?: number): void {
+  private failed(reason: string, answered: boolean, retryAfterMs?: number, logged = false): void {
     this.stats.writeErrors++;
     this.unreachable = !answered;
     this.problem = reason;
     if (!this.spooling) {
       this.spooling = true;
-      this.log.warn(answered
+      if (!logged) this.log.warn(answered
         ? `InfluxDB answers but did not take a write (${reason}): spooling and retrying`
         : `InfluxDB did not take a write (${reason}): spooling until it answers again`);
     }
