@@ -309,14 +309,16 @@ describeInflux('InfluxDB sink (real influxd)', () => {
     }, 90_000);
   });
 
-  it('a missing database without setup: InfluxDB\'s reason is logged, nothing is retried, exit 3', async () => {
+  it('a missing database without setup: one line names the command that creates it, the points wait in the spool, exit 3', async () => {
     const db = newDb();
     const started = Date.now();
-    const r = await runCli(['replay', join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng'), '--format', 'json', '--influx-url', server.url, '--influx-db', db, '--influx-setup', 'false', '--log-format', 'text']);
+    const r = await runCli(['replay', join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng'), '--format', 'json', '--influx-url', server.url, '--influx-db', db, '--influx-setup', 'false', '--influx-wait', '2', '--log-format', 'text']);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/refused a write with 404: database not found/);
-    expect(r.stderr).toMatch(/points were not written to InfluxDB: .*points were refused by InfluxDB/);
+    expect(r.stderr.match(/InfluxDB has no database/g)).toHaveLength(1);
+    expect(r.stderr).toContain(`InfluxDB has no database "${db}" (404 database not found: "${db}"): points wait in the spool until it exists; create it with: influx -execute 'CREATE DATABASE "${db}"'`);
+    expect(r.stderr).toMatch(/points were not written to InfluxDB: .*points wait in memory only \(no --data-dir\)/);
+    expect(r.stderr).not.toMatch(/points were refused/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 

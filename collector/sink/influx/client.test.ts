@@ -61,11 +61,13 @@ describeInflux('InfluxDB write client (real influxd)', () => {
     expect(lastWrite().headers.authorization).toBeUndefined();
   });
 
-  it('4xx answers are rejected with InfluxDB\'s reason: a bad line (400), a missing database (404)', async () => {
+  it('4xx answers are rejected with InfluxDB\'s reason (a bad line, 400); a missing database (404) is "missing", with the server\'s version', async () => {
     const client = buildInfluxClient(target(proxy.url));
     expect(await client.write(Buffer.from('wire bytes='), false, null)).toEqual({ kind: 'rejected', status: 400, reason: 'unable to parse \'wire bytes=\': missing field value' });
     const missing = buildInfluxClient(target(proxy.url, { database: 'nowhere' }));
-    expect(await missing.write(Buffer.from(LINES), false, null)).toEqual({ kind: 'rejected', status: 404, reason: 'database not found: "nowhere"' });
+    expect(await missing.write(Buffer.from(LINES), false, null)).toEqual({
+      kind: 'missing', status: 404, reason: 'database not found: "nowhere"', missing: { what: 'database', name: 'nowhere' }, server: expect.stringMatching(/^1\.\d+\.\d+/) as unknown,
+    });
   });
 
   it('a server that is busy, slow or away is a "retry": 503, 429, 408, a timeout, a refused connection', async () => {
