@@ -237,7 +237,7 @@ describeInflux('InfluxDB sink (real influxd)', () => {
     it('creates the retention policies and continuous queries, and the downsampled sums equal the raw ones', async () => {
       const db = newDb();
       const capture = CAPTURES[1];
-      const r = await runCli(['replay', capture, '--format', 'json', ...influxFlags(server, db), '--influx-long-retention', 'INF']);
+      const r = await runCli(['replay', capture, '--format', 'json', ...influxFlags(server, db), '--influx-long-retention', 'INF', '--site', 'flat-2']);
       expect(r.code).toBe(0);
       const [policies] = await server.query(db, 'SHOW RETENTION POLICIES');
       const byName = Object.fromEntries(policies[0].values.map((v) => [v[0], { duration: v[1], isDefault: v[4] }]));
@@ -260,6 +260,15 @@ describeInflux('InfluxDB sink (real influxd)', () => {
       const [counted] = await server.rows(db, 'SELECT sum(activations) AS n FROM earshot_long.activation');
       const report = JSON.parse(r.stdout) as Report;
       expect(counted?.n ?? 0).toBe(report.activations.length);
+      // every series of every measurement, raw and downsampled, carries the site (many sites share a database)
+      for (const rp of ['earshot_raw', 'earshot_long']) {
+        const [series] = await server.query(db, `SHOW SERIES ON "${db}" FROM "${rp}"./.*/`);
+        const keys = series[0].values.map((v) => String(v[0]));
+        expect(keys.length).toBeGreaterThan(10);
+        expect(keys.filter((k) => !k.includes(',site=flat-2'))).toEqual([]);
+      }
+      const [measurements] = await server.query(db, 'SHOW MEASUREMENTS');
+      expect(measurements[0].values.flat().sort()).toEqual(expect.arrayContaining(['activation', 'collector', 'device', 'endpoint', 'traffic']));
     });
 
     it('keeps every point when InfluxDB is stopped for seconds in the middle of a paced replay', async () => {

@@ -349,6 +349,7 @@
     pill.className = 'pill ' + (h.status === 'ok' ? 'ok' : 'degraded');
     const c = h.capture || {};
     const rows = [
+      ['site', h.site || '?'],
       ['status', h.status],
       ['capture', `${c.running ? 'running' : 'ended'} · ${c.source || '?'}`],
       ['packets', `${c.packets} (${bytes(c.bytes || 0)})`],
