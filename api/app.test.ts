@@ -102,3 +102,14 @@ describe('API guards', () => {
     expect([isLoopback('0.0.0.0'), isLoopback('192.168.1.2'), isLoopback('::')]).toEqual([false, false, false]);
   });
 });
+
+describe('site', () => {
+  it('health and /metrics name the site the collector watches', async () => {
+    const open = await app();
+    const health = (await open.inject({ url: '/api/v1/health' })).json() as { site: string };
+    expect(health.site).toBe(context.config?.site);
+    expect(health.site).toMatch(/^[a-z0-9][a-z0-9_-]*$/);
+    const metrics = (await open.inject({ url: '/metrics' })).body;
+    expect(metrics).toContain(`earshot_info{site="${health.site}",version="test"} 1`);
+  });
+});

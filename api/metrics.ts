@@ -27,7 +27,7 @@ export interface HealthSource {
   startedMs: number;
   version: string;
   /** The data directory, whose free space is reported (every file earshot keeps is there). */
-  config?: Readonly<{ dataDir: string | null }>;
+  config?: Readonly<{ dataDir: string | null; site?: string }>;
 }
 
 export function health(source: HealthSource, status: StatusPart) {
@@ -53,6 +53,8 @@ export function health(source: HealthSource, status: StatusPart) {
     status: problems.length === 0 ? 'ok' : 'degraded',
     problems,
     version: source.version,
+    // which home this collector watches (many may report to one InfluxDB, broker or receiver)
+    site: source.config?.site ?? null,
     uptimeS: Math.round((Date.now() - source.startedMs) / 1000),
     capture: {
       running: status.captureRunning,
@@ -85,6 +87,8 @@ export function renderMetrics(source: HealthSource, status: StatusPart, devices:
       lines.push(`${name}${l ? `{${l}}` : ''} ${value}`);
     }
   };
+  // the site and version as labels of a constant 1, joined onto other series in PromQL (`* on() group_left(site) earshot_info`)
+  metric('earshot_info', 'gauge', 'The collector: its site and version (always 1).', [[{ site: h.site ?? '', version: h.version }, 1]]);
   metric('earshot_up', 'gauge', 'The capture is running (1) or has ended (0).', [[{}, h.capture.running ? 1 : 0]]);
   metric('earshot_packets_total', 'counter', 'Packets captured.', [[{}, h.capture.packets]]);
   metric('earshot_bytes_total', 'counter', 'Frame bytes captured.', [[{}, h.capture.bytes]]);

@@ -29,6 +29,7 @@ export function humanBytes(n: number): string {
 export function renderTextReport(r: Report, maxFlows = 40, privacy: readonly PrivacyDevice[] = []): string {
   const c = r.capture;
   const out: string[] = [];
+  if (r.site) out.push(`Site: ${r.site}`);
   out.push(`Capture: ${c.packets} packets, ${humanBytes(c.bytes)}, ${c.first ?? '-'} .. ${c.last ?? '-'}` +
     `${c.decodeErrors ? `, ${c.decodeErrors} undecodable` : ''}${c.truncated ? ', TRUNCATED' : ''}`);
   out.push('', `Devices (${r.devices.length})`);

@@ -11,6 +11,7 @@ import { Value } from '@sinclair/typebox/value';
 import type * as Yaml from 'yaml';
 import { earshotError } from './errors.js';
 import { MAC_PATTERN } from './mac.js';
+import { defaultSite, SITE_PATTERN } from './site.js';
 
 /** Kinds of notice (collector/sink/events.ts) a webhook or MQTT may be asked to send besides activations. */
 export const NOTICE_KINDS = ['new-endpoint', 'finding'] as const;
@@ -21,6 +22,8 @@ const require = createRequire(import.meta.url);
 /** Extra schema keywords we use: `flag` names the CLI flag (without --) when it is not derived from the path. */
 interface Extra {
   flag?: string;
+  /** What a value matching the key's pattern looks like, said instead of the pattern when one does not. */
+  hint?: string;
 }
 
 const str = (d: string | null, description: string, extra: Extra = {}) =>
@@ -41,6 +44,13 @@ const DURATION = '^(INF|(\\d+(w|d|h|m|s))+)$';
 
 export const ConfigSchema = Type.Object(
   {
+    site: Type.String({
+      default: '',
+      pattern: `^$|${SITE_PATTERN}`,
+      description: 'Name of the site (the home) this collector watches: a tag on every InfluxDB point, part of the MQTT topics and Home Assistant ids, in webhook payloads, the API and the report, so many sites can share one InfluxDB and broker (docs/fleet.md). Lower-case letters, digits, - and _, at most 63. Empty: the host name (with the machine id added to generic ones such as raspberrypi).',
+      flag: 'site',
+      hint: 'lower-case letters, digits, - and _ (starting with a letter or digit, at most 63)',
+    }),
     dataDir: str(null, 'Directory for what must survive restarts (inventory, DNS cache, spool, alert outbox). Unset: nothing is kept.', { flag: 'data-dir' }),
     localNets: Type.Array(Type.String(), {
       default: [],
@@ -209,12 +219,12 @@ export const ConfigSchema = Type.Object(
         url: str(null, 'MQTT broker, e.g. mqtt://127.0.0.1:1883 (mqtts:// for TLS). Unset: no MQTT.', { flag: 'mqtt-url' }),
         username: str(null, 'MQTT user name.', { flag: 'mqtt-username' }),
         password: str(null, 'MQTT password; better set as EARSHOT_MQTT_PASSWORD.', { flag: 'mqtt-password' }),
-        clientId: str(null, 'MQTT client id (default earshot-HOSTNAME).', { flag: 'mqtt-client-id' }),
-        prefix: Type.String({ default: 'earshot', pattern: '^[^#+]+$', description: 'Topic prefix for activations, device state and the availability topic.', flag: 'mqtt-prefix' }),
+        clientId: str(null, 'MQTT client id (default earshot-SITE: unique per site, so collectors on one broker do not push each other off).', { flag: 'mqtt-client-id' }),
+        prefix: Type.String({ default: 'earshot/{site}', pattern: '^[^#+]+$', description: 'Topic prefix for activations, device state and the availability topic; {site} stands for the site, so many sites can share one broker (earshot/kitchen-pi/activation). Home Assistant ids are made from it too.', flag: 'mqtt-prefix' }),
         discovery: Type.Boolean({ default: true, description: 'Publish Home Assistant MQTT discovery for each assistant.', flag: 'mqtt-discovery' }),
         discoveryPrefix: Type.String({ default: 'homeassistant', pattern: '^[^#+]+$', description: "Home Assistant's discovery prefix.", flag: 'mqtt-discovery-prefix' }),
         notices: Type.Array(Type.Union(NOTICE_KINDS.map((l) => Type.Literal(l))), { default: [], description: 'Notices published on PREFIX/notice besides activations: new-endpoint (an assistant contacted a new organisation or kind of service), finding (a network hygiene finding appeared or got worse).', flag: 'mqtt-notices' }),
-        wakeTopic: str(null, 'Topic to subscribe to for wake events (JSON, the --wake-events record format; one or an array). Default PREFIX/wake.', { flag: 'mqtt-wake-topic' }),
+        wakeTopic: str(null, 'Topic to subscribe to for wake events (JSON, the --wake-events record format; one or an array). Default PREFIX/wake (with the default prefix also earshot/wake, the topic of earlier versions and of the Home Assistant blueprint).', { flag: 'mqtt-wake-topic' }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -460,6 +470,8 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
       message = known.length > 0 || !(parent as { patternProperties?: unknown }).patternProperties
         ? `unknown key ${keyText(unknown)} (known: ${known.join(', ')})`
         : `${keyText(unknown)} is not a MAC address (aa:bb:cc:dd:ee:ff)`;
+    } else if ((first.schema as Extra).hint) {
+      message = `must be ${(first.schema as Extra).hint}, got ${JSON.stringify(first.value)}`;
     } else if ((first.schema as { anyOf?: unknown[] }).anyOf) {
       const choices = kindOf(first.schema).choices;
       if (choices) message = `must be one of ${choices.join(', ')}, got ${JSON.stringify(first.value)}`;
@@ -471,5 +483,7 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     const where = from ?? (sources.file ? `${sources.file}: ${dotted || '(top level)'}` : dotted || 'config');
     throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, message);
   }
+  // empty: the host name; resolved here, so everything downstream reads one name
+  if (withDefaults.site === '') withDefaults.site = defaultSite();
   return deepFreeze(withDefaults as Config);
 }

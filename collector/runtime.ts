@@ -55,7 +55,7 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
   const totals = new DeviceTotalsStore({ maxDevices: config.tagging.maxDevices, endpoints: options.activity });
   // the report's records wait on disk, not in the pipeline's heap (made at the first write, removed by close())
   const spill = new SpillDir(options.spill === true ? config.dataDir ?? tmpdir() : null, (message) => deps.log.warn(message));
-  const report = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices }, { totals, spill });
+  const report = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices, site: config.site }, { totals, spill });
   const influx = buildInfluxSink(config, { log: deps.log, clock: options.clock });
   const activity = options.activity ? new ActivityStore({ maxActivations: 10_000, maxEndedFlows: 10_000 }, totals) : null;
   const listeners: ActivationListener[] = [];

@@ -44,11 +44,14 @@ describeShared('webhook alerts through earshot replay', () => {
     const receiver = receiverFailingFirst(3);
     await receiver.start();
     try {
-      const r = await runCli(['replay', CAPTURE, '--format', 'json', '--wake-events', noWakeEvents(), '--webhooks', hooks(receiver.port), ...fast]);
+      const r = await runCli(['replay', CAPTURE, '--format', 'json', '--wake-events', noWakeEvents(), '--webhooks', hooks(receiver.port), '--site', 'flat-2', ...fast]);
       expect(r.code).toBe(0);
       const report = JSON.parse(r.stdout) as Report;
       const suspected = report.activations.filter((a) => a.verdict === 'suspected').map((a) => a.id).sort();
       expect(suspected).toHaveLength(5);
+      // which home: in the document and in a header (a receiver for many homes routes without parsing)
+      expect(new Set([...receiver.byKey.values()].map((b) => b.site))).toEqual(new Set(['flat-2']));
+      expect(receiver.sites).toEqual(new Set(['flat-2']));
       expect([...receiver.byKey.values()].map((b) => (b.activation as { id: string }).id).sort()).toEqual(suspected);
       expect([...receiver.byKey.keys()].every((k) => k.endsWith('.activation.suspected'))).toBe(true);
       expect(receiver.requests).toBeGreaterThan(5);
@@ -132,25 +135,69 @@ describeMosquitto('Home Assistant over MQTT through earshot replay', () => {
     await client.subscribeAsync(['homeassistant/#', 'earshot/#']);
     client.on('message', (topic, payload) => seen.set(topic, payload.toString()));
     try {
-      const r = await runCli(['replay', ECHO, '--format', 'json', '--mqtt-url', broker.url]);
+      const r = await runCli(['replay', ECHO, '--format', 'json', '--mqtt-url', broker.url, '--site', 'home']);
       expect(r.code).toBe(0);
       const report = JSON.parse(r.stdout) as Report;
       const mac = report.activations[0].device;
       expect(report.devices.find((d) => d.mac === mac)?.assistant).toBe(true);
       const id = mac.replace(/:/g, '');
-      await until('discovery and state', () => [...seen.keys()].some((t) => t.startsWith('homeassistant/binary_sensor/')) && seen.has(`earshot/device/${id}/state`));
+      await until('discovery and state', () => [...seen.keys()].some((t) => t.startsWith('homeassistant/binary_sensor/')) && seen.has(`earshot/home/device/${id}/state`));
       const discovery = [...seen.entries()].filter(([t]) => t.startsWith('homeassistant/') && t.endsWith('/config')).map(([, p]) => JSON.parse(p) as { device: { connections: string[][] }; state_topic: string });
       // every assistant of the report gets its entities (binary sensor, sensors), tied to its MAC
       for (const assistant of report.devices.filter((d) => d.assistant)) {
         expect(discovery.filter((d) => d.device.connections.some(([k, v]) => k === 'mac' && v === assistant.mac)).length, assistant.mac).toBeGreaterThanOrEqual(4);
       }
-      const activation = JSON.parse(seen.get('earshot/activation') as string) as { activation: { id: string } };
+      const activation = JSON.parse(seen.get('earshot/home/activation') as string) as { site: string; activation: { id: string } };
       expect(activation.activation.id).toBe(report.activations[report.activations.length - 1].id);
-      const state = JSON.parse(seen.get(`earshot/device/${id}/state`) as string) as { listening: boolean; activations_today: number };
+      expect(activation.site).toBe('home');
+      const state = JSON.parse(seen.get(`earshot/home/device/${id}/state`) as string) as { listening: boolean; activations_today: number };
       expect(state.listening).toBe(false);
-      expect(seen.get('earshot/status')).toBe('offline');
+      expect(seen.get('earshot/home/status')).toBe('offline');
     } finally {
       await client.endAsync();
     }
   }, 60_000);
+
+  it('three sites on one broker: topics per site, Home Assistant ids that never collide (the same Echo at two sites)', async () => {
+    const seen: Array<{ topic: string; text: string }> = [];
+    const client = mqtt.connect(broker.url);
+    await new Promise<void>((resolve) => client.on('connect', () => resolve()));
+    await client.subscribeAsync(['ha3/#', 'earshot/#']);
+    client.on('message', (topic, payload) => seen.push({ topic, text: payload.toString() }));
+    try {
+      const sites = { 'site-a': ECHO, 'site-b': ECHO, 'site-c': CAPTURE };
+      const runs = await Promise.all(Object.entries(sites).map(([site, capture]) =>
+        runCli(['replay', capture, '--format', 'json', '--mqtt-url', broker.url, '--mqtt-discovery-prefix', 'ha3', '--site', site])));
+      const reports = new Map<string, Report>();
+      Object.keys(sites).forEach((site, i) => {
+        expect(runs[i].code, runs[i].stderr).toBe(0);
+        reports.set(site, JSON.parse(runs[i].stdout) as Report);
+      });
+      const assistants = (site: string) => (reports.get(site) as Report).devices.filter((d) => d.assistant).length;
+      await until('every site offline', () => Object.keys(sites).every((site) => seen.some((m) => m.topic === `earshot/${site}/status` && m.text === 'offline')));
+      await until('discovery of every site', () => Object.keys(sites).every((site) =>
+        seen.filter((m) => m.topic.startsWith('ha3/') && m.text.includes(`"earshot/${site}/status"`)).length >= assistants(site) * 4));
+      const configs = new Map<string, { unique_id: string; state_topic: string; availability_topic?: string; availability?: Array<{ topic: string }>; device: { identifiers: string[] } }>();
+      for (const m of seen) if (m.topic.startsWith('ha3/') && m.topic.endsWith('/config') && m.text !== '') configs.set(m.topic, JSON.parse(m.text));
+      const all = [...configs.values()];
+      // one retained config per entity: a collision would have overwritten another site's (fewer topics than entities)
+      expect(new Set(all.map((c) => c.unique_id)).size).toBe(all.length);
+      for (const site of Object.keys(sites)) {
+        const mine = all.filter((c) => c.state_topic.startsWith(`earshot/${site}/`));
+        expect(mine.length, site).toBeGreaterThanOrEqual(assistants(site) * 4);
+        expect(mine.every((c) => c.unique_id.startsWith(`earshot_${site}_`) && c.device.identifiers.every((id) => id.startsWith(`earshot_${site}_`)))).toBe(true);
+        // each site's activations on its own topic, saying so, and only its own
+        const events = seen.filter((m) => m.topic === `earshot/${site}/activation`).map((m) => JSON.parse(m.text) as { site: string; kind: string; activation: { id: string } });
+        const ids = new Set((reports.get(site) as Report).activations.map((x) => x.id));
+        expect(events.length, site).toBeGreaterThan(0);
+        expect(events.every((e) => e.site === site && ids.has(e.activation.id))).toBe(true);
+        expect(new Set(events.filter((e) => e.kind === 'finished').map((e) => e.activation.id))).toEqual(ids);
+      }
+      // the same Echo at two sites: two Home Assistant devices, not one
+      const echo = (reports.get('site-a') as Report).devices.find((d) => d.assistant)?.mac.replace(/:/g, '') as string;
+      expect(new Set(all.filter((c) => c.unique_id.includes(echo)).map((c) => c.device.identifiers[0]))).toEqual(new Set([`earshot_site-a_${echo}`, `earshot_site-b_${echo}`]));
+    } finally {
+      await client.endAsync();
+    }
+  }, 90_000);
 });

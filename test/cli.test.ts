@@ -92,7 +92,7 @@ describe('earshot CLI', () => {
   it('writes text tables with --format text and the report to a file with --output', async () => {
     const text = await runCli(['replay', FIXTURE, '--format', 'text']);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/^Capture: 2778 packets/);
+    expect(text.stdout).toMatch(/^Site: [a-z0-9][a-z0-9_-]*\nCapture: 2778 packets/);
     expect(text.stdout).toMatch(/Devices \(4\)/);
     const out = join(dir, 'report.json');
     const toFile = await runCli(['replay', FIXTURE, '-o', out]);

@@ -34,7 +34,7 @@ describeMosquitto('hygiene findings as notices (generated capture)', () => {
     await notAsking.start();
     client = mqtt.connect(broker.url);
     await new Promise<void>((resolve) => client.on('connect', () => resolve()));
-    await client.subscribeAsync('earshot/notice');
+    await client.subscribeAsync('earshot/home/notice');
     client.on('message', (_t, payload) => messages.push(JSON.parse(payload.toString()) as (typeof messages)[number]));
   }, 30_000);
   afterAll(async () => {
@@ -49,7 +49,7 @@ describeMosquitto('hygiene findings as notices (generated capture)', () => {
       { url: `http://127.0.0.1:${asking.port}/hook`, secret: SECRET, on: 'suspected', notices: ['finding'] },
       { url: `http://127.0.0.1:${notAsking.port}/hook`, secret: SECRET, on: 'suspected' },
     ]);
-    const r = await runCli(['replay', capture, '--format', 'json', '--config', config, '--webhooks', hooks, '--mqtt-url', broker.url,
+    const r = await runCli(['replay', capture, '--format', 'json', '--config', config, '--webhooks', hooks, '--mqtt-url', broker.url, '--site', 'home',
       '--mqtt-notices', 'finding', '--alert-wait', '10']);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as { findings: Array<{ id: string; kind: string; device: string | null }> };

@@ -110,7 +110,7 @@ describeShared('a flood of forged announcements (issue 14, fault 7)', () => {
     const broker = await Mosquitto.start();
     try {
       const db = `flood${process.pid}`;
-      const r = await runCli(['replay', mixed, '--format', 'json', '--influx-url', influxd.url, '--influx-db', db, '--influx-raw-retention', 'INF', '--mqtt-url', broker.url],
+      const r = await runCli(['replay', mixed, '--format', 'json', '--influx-url', influxd.url, '--influx-db', db, '--influx-raw-retention', 'INF', '--mqtt-url', broker.url, '--site', 'home'],
         { timeoutMs: 150_000 });
       expect(r.code, r.stderr).toBe(0);
       const [series] = await influxd.query(db, 'SHOW SERIES');
@@ -121,7 +121,7 @@ describeShared('a flood of forged announcements (issue 14, fault 7)', () => {
       // the free tag values, the Echo, "other" and "none": no value per forged MAC
       expect(devices.size).toBeLessThanOrEqual(256 + 3);
       expect(devices.has(ECHO)).toBe(true);
-      const kept = await retained(broker.url, ['homeassistant/#', 'earshot/device/+/state']);
+      const kept = await retained(broker.url, ['homeassistant/#', 'earshot/home/device/+/state']);
       // Home Assistant devices: the Echo alone
       const configs = [...kept.entries()].filter(([t]) => t.startsWith('homeassistant/'));
       expect(kept.size, [...kept.keys()].slice(0, 8).join(', ')).toBeLessThanOrEqual(RETAINED_PER_ASSISTANT);

@@ -15,8 +15,8 @@ import { buildRuntime } from '../collector/runtime.js';
 import type { Report } from '../collector/sink/report.js';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
 import { describeInflux, useInfluxd, type Influxd } from './helpers/influxd.js';
+import { activationsIn, reportActivations, reportByDevice, trafficByDevice, tsharkFlowTotals } from './helpers/influx-sums.js';
 import { describeShared, PROJECT_ROOT, realCapture, VCFP_CAPTURES } from './helpers/shared.js';
-import { tsharkFlows } from './helpers/tshark.js';
 import { until } from './helpers/wait.js';
 import { tempDir } from './helpers/temp.js';
 
@@ -34,70 +34,6 @@ const tmp = () => tempDir('earshot-influx-test-');
 
 /** Flags for a replay into `db` that keeps old capture times (raw retention INF). */
 const influxFlags = (server: Influxd, db: string) => ['--influx-url', server.url, '--influx-db', db, '--influx-raw-retention', 'INF', '--log-format', 'json'];
-
-/** tshark's totals over TCP and UDP flows: packets and frame bytes. */
-function tsharkFlowTotals(file: string): { packets: number; bytes: number } {
-  let packets = 0;
-  let bytes = 0;
-  for (const flow of tsharkFlows(file).values()) {
-    for (const d of flow.dirs.values()) {
-      packets += d.packets;
-      bytes += d.bytes;
-    }
-  }
-  return { packets, bytes };
-}
-
-interface DeviceSums {
-  bytesUp: number;
-  bytesDown: number;
-  packets: number;
-}
-
-/** Per-device sums of `traffic` in InfluxDB (device tag -> counters). */
-async function trafficByDevice(server: Influxd, db: string, where = ''): Promise<Map<string, DeviceSums>> {
-  const rows = await server.rows(db, `SELECT sum(bytes_up) AS bu, sum(bytes_down) AS bd, sum(packets_up) AS pu, sum(packets_down) AS pd FROM traffic ${where} GROUP BY device`);
-  return new Map(rows.map((r) => [String(r.device), { bytesUp: Number(r.bu), bytesDown: Number(r.bd), packets: Number(r.pu) + Number(r.pd) }]));
-}
-
-/** The report's per-device counters: its devices section, and flows without a device under "none". */
-function reportByDevice(report: Report): Map<string, DeviceSums> {
-  const out = new Map<string, DeviceSums>();
-  for (const d of report.devices) {
-    if (d.bytesUp + d.bytesDown > 0) out.set(d.mac, { bytesUp: d.bytesUp, bytesDown: d.bytesDown, packets: 0 });
-  }
-  for (const f of report.flows) {
-    const key = f.device ?? 'none';
-    let c = out.get(key);
-    if (!c) {
-      c = { bytesUp: 0, bytesDown: 0, packets: 0 };
-      out.set(key, c);
-    }
-    if (f.device === null) {
-      c.bytesUp += f.bytesUp;
-      c.bytesDown += f.bytesDown;
-    }
-    c.packets += f.packetsUp + f.packetsDown;
-  }
-  return out;
-}
-
-/** The activation points, as the report states activations. */
-async function activationsIn(server: Influxd, db: string, where = ''): Promise<Array<Record<string, unknown>>> {
-  const rows = await server.rows(db, `SELECT * FROM activation ${where}`);
-  return rows.map((r) => ({
-    id: r.id, device: r.device, start: new Date(Number(r.time)).toISOString(), verdict: r.verdict,
-    bytesUp: r.bytes_up, bytesDown: r.bytes_down, score: r.score, reasons: r.reasons === '' ? [] : String(r.reasons).split(','),
-  })).sort((a, b) => String(a.start).localeCompare(String(b.start)));
-}
-
-function reportActivations(report: Report): Array<Record<string, unknown>> {
-  return report.activations.map((a) => ({
-    // points carry whole milliseconds
-    id: a.id, device: a.device, start: new Date(Math.floor(Date.parse(a.start))).toISOString(), verdict: a.verdict,
-    bytesUp: a.bytesUp, bytesDown: a.bytesDown, score: a.score, reasons: a.reasons,
-  })).sort((a, b) => a.start.localeCompare(b.start));
-}
 
 /**
  * Runs what each of earshot's continuous queries runs, over all time (influxd runs them over the last
@@ -237,7 +173,7 @@ describeInflux('InfluxDB sink (real influxd)', () => {
     it('creates the retention policies and continuous queries, and the downsampled sums equal the raw ones', async () => {
       const db = newDb();
       const capture = CAPTURES[1];
-      const r = await runCli(['replay', capture, '--format', 'json', ...influxFlags(server, db), '--influx-long-retention', 'INF']);
+      const r = await runCli(['replay', capture, '--format', 'json', ...influxFlags(server, db), '--influx-long-retention', 'INF', '--site', 'flat-2']);
       expect(r.code).toBe(0);
       const [policies] = await server.query(db, 'SHOW RETENTION POLICIES');
       const byName = Object.fromEntries(policies[0].values.map((v) => [v[0], { duration: v[1], isDefault: v[4] }]));
@@ -260,6 +196,15 @@ describeInflux('InfluxDB sink (real influxd)', () => {
       const [counted] = await server.rows(db, 'SELECT sum(activations) AS n FROM earshot_long.activation');
       const report = JSON.parse(r.stdout) as Report;
       expect(counted?.n ?? 0).toBe(report.activations.length);
+      // every series of every measurement, raw and downsampled, carries the site (many sites share a database)
+      for (const rp of ['earshot_raw', 'earshot_long']) {
+        const [series] = await server.query(db, `SHOW SERIES ON "${db}" FROM "${rp}"./.*/`);
+        const keys = series[0].values.map((v) => String(v[0]));
+        expect(keys.length).toBeGreaterThan(10);
+        expect(keys.filter((k) => !k.includes(',site=flat-2'))).toEqual([]);
+      }
+      const [measurements] = await server.query(db, 'SHOW MEASUREMENTS');
+      expect(measurements[0].values.flat().sort()).toEqual(expect.arrayContaining(['activation', 'collector', 'device', 'endpoint', 'traffic']));
     });
 
     it('keeps every point when InfluxDB is stopped for seconds in the middle of a paced replay', async () => {

@@ -22,7 +22,7 @@ const WAKE_EVENTS = join(PROJECT_ROOT, 'test/fixtures/wake-events/events.jsonl')
 const TOKEN = 'test-token-0123456789';
 const ARTIFACTS = join(PROJECT_ROOT, 'test-artifacts');
 
-const startRun = () => startCollect(CAPTURE, ['--wake-events', WAKE_EVENTS, '--realtime-speed', '8', '--api-token', TOKEN]);
+const startRun = () => startCollect(CAPTURE, ['--wake-events', WAKE_EVENTS, '--realtime-speed', '8', '--api-token', TOKEN, '--site', 'kitchen-pi']);
 
 const getJson = async <T>(url: string): Promise<T> => (await (await fetch(url)).json()) as T;
 
@@ -74,6 +74,9 @@ describe.skipIf(!haveChromium)('status page (chromium against earshot collect --
     await page.locator(`#timeline .mark.suspected[data-id="${activation.id}"]`).waitFor({ timeout: 10_000 });
     expect(await page.locator('#timeline-note').textContent()).toContain('Replayed capture');
     await page.locator('#health dt', { hasText: 'capture' }).waitFor();
+    // which home it is, in the heading and the tab's title
+    expect(await page.locator('#site-name').textContent()).toBe('kitchen-pi');
+    expect(await page.title()).toBe('earshot · kitchen-pi');
     expect(await page.locator('#token-form').isVisible()).toBe(true);
 
     // a wrong token: a clear 401 message, nothing labelled

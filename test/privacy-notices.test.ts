@@ -82,7 +82,7 @@ describeShared('new-endpoint notices (two captures of one Echo, one data directo
       await receiver.start();
       client = mqtt.connect(broker.url);
       await new Promise<void>((resolve) => client.on('connect', () => resolve()));
-      await client.subscribeAsync('earshot/notice');
+      await client.subscribeAsync('earshot/home/notice');
       client.on('message', (_topic, payload) => messages.push(JSON.parse(payload.toString()) as Record<string, unknown>));
     }, 30_000);
     afterAll(async () => {
@@ -93,7 +93,7 @@ describeShared('new-endpoint notices (two captures of one Echo, one data directo
 
     const hooks = () => JSON.stringify([{ url: `http://127.0.0.1:${receiver.port}/hook`, secret: SECRET, on: 'suspected', notices: ['new-endpoint'] }]);
     const replay = (file: string, learningH = '1') => runCli(['replay', file, '--format', 'json', '--data-dir', dataDir, '--learning-period', learningH,
-      '--webhooks', hooks(), '--mqtt-url', broker.url, '--mqtt-notices', 'new-endpoint', '--alert-wait', '10', '--log-format', 'json']);
+      '--webhooks', hooks(), '--mqtt-url', broker.url, '--site', 'home', '--mqtt-notices', 'new-endpoint', '--alert-wait', '10', '--log-format', 'json']);
     const noticesAtReceiver = () => [...receiver.byKey.values()].filter((b) => b.schema === 'earshot.notice/1');
 
     it('learns the first capture quietly, then sends exactly the new organisations of the second', async () => {

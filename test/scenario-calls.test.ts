@@ -188,18 +188,18 @@ describeMosquitto('a call reaches MQTT (real mosquitto)', () => {
     const messages: Array<{ topic: string; body: Record<string, unknown> }> = [];
     subscriber.on('message', (topic, payload) => messages.push({ topic, body: JSON.parse(payload.toString()) as Record<string, unknown> }));
     try {
-      await subscriber.subscribeAsync(['earshot/call', 'earshot/activation']);
-      const r = await runCli(['replay', pcap, '--format', 'json', '--mqtt-url', broker.url]);
+      await subscriber.subscribeAsync(['earshot/home/call', 'earshot/home/activation']);
+      const r = await runCli(['replay', pcap, '--format', 'json', '--mqtt-url', broker.url, '--site', 'home']);
       expect(r.code, r.stderr).toBe(0);
       const report = JSON.parse(r.stdout) as { calls: unknown[] };
       expect(report.calls).toHaveLength(1);
       const calls = await untilValue('the call message', async () => {
-        const found = messages.filter((m) => m.topic === 'earshot/call');
+        const found = messages.filter((m) => m.topic === 'earshot/home/call');
         return found.length > 0 ? found : null;
       });
       expect(calls).toHaveLength(1);
       expect(calls[0].body).toMatchObject({ kind: 'call', call: report.calls[0], device: { mac: kitchenEcho.mac, assistant: true } });
-      expect(messages.filter((m) => m.topic === 'earshot/activation')).toEqual([]);
+      expect(messages.filter((m) => m.topic === 'earshot/home/activation')).toEqual([]);
     } finally {
       await subscriber.endAsync();
       await broker.close();

@@ -95,11 +95,11 @@ describeInflux('verdict changes reach every sink', () => {
       const mqttEvents: Array<{ kind: string; id: string; verdict: string }> = [];
       const states = new Map<string, { suspected_today: number; activations_today: number }>();
       client.on('message', (topic, payload) => {
-        if (topic === 'earshot/activation') {
+        if (topic === 'earshot/home/activation') {
           const m = JSON.parse(payload.toString()) as { kind: string; activation: { id: string; verdict: string } };
           mqttEvents.push({ kind: m.kind, id: m.activation.id, verdict: m.activation.verdict });
-        } else if (/^earshot\/device\/[0-9a-f]{12}\/state$/.test(topic)) {
-          states.set(topic.split('/')[2], JSON.parse(payload.toString()) as { suspected_today: number; activations_today: number });
+        } else if (/^earshot\/home\/device\/[0-9a-f]{12}\/state$/.test(topic)) {
+          states.set(topic.split('/')[3], JSON.parse(payload.toString()) as { suspected_today: number; activations_today: number });
         }
       });
 
@@ -107,7 +107,7 @@ describeInflux('verdict changes reach every sink', () => {
       const run = await startCollect(pcap, [
         '--wake-events', wakeEvents, '--influx-url', influxd.url, '--influx-db', db,
         '--webhooks', JSON.stringify([{ url: `http://127.0.0.1:${receiver.port}/hook`, on: 'all' }]),
-        '--mqtt-url', broker.url, '--alert-retry-min', '0.05', '--alert-retry-max', '0.2', '--api-token', TOKEN,
+        '--mqtt-url', broker.url, '--site', 'home', '--alert-retry-min', '0.05', '--alert-retry-max', '0.2', '--api-token', TOKEN,
       ]);
       let report: Report;
       let loserId = '';

@@ -344,11 +344,17 @@
   }
 
   function drawHealth(h) {
+    // which home: several earshots (one per site) look alike in a browser's tabs
+    if (h.site) {
+      $('site-name').textContent = h.site;
+      document.title = `earshot · ${h.site}`;
+    }
     const pill = $('health-pill');
     pill.textContent = h.status === 'ok' ? 'collector ok' : 'collector ' + h.status;
     pill.className = 'pill ' + (h.status === 'ok' ? 'ok' : 'degraded');
     const c = h.capture || {};
     const rows = [
+      ['site', h.site || '?'],
       ['status', h.status],
       ['capture', `${c.running ? 'running' : 'ended'} · ${c.source || '?'}`],
       ['packets', `${c.packets} (${bytes(c.bytes || 0)})`],

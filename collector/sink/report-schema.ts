@@ -7,6 +7,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { FINDING_KINDS, MAX_EVIDENCE, SEVERITIES } from '../findings/store.js';
 import { LocalVoiceSchema } from '../local/record.js';
+import { SITE_PATTERN } from '../site.js';
 
 export const REPORT_SCHEMA = 'earshot.report/1';
 
@@ -147,6 +148,7 @@ export const ReportFindingSchema = Type.Object({
 
 export const ReportSchema = Type.Object({
   schema: Type.Literal(REPORT_SCHEMA),
+  site: addedLater(Type.String({ pattern: SITE_PATTERN, description: 'The site (home) the collector watched: config `site`, default the host name (docs/fleet.md). Absent in reports of earlier versions.' })),
   capture: ReportCaptureSchema,
   devices: Type.Array(ReportDeviceSchema, { description: 'Local devices (by MAC) that own at least one flow, the busiest first.' }),
   flows: Type.Array(ReportFlowSchema, { description: 'TCP and UDP flows in order of their first packet. A flow idle past its timeout ends; later packets of the same 5-tuple start a new record.' }),

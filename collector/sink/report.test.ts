@@ -22,7 +22,7 @@ import { heapUsed } from '../../test/helpers/heap.js';
 async function reportOf(file: string, spillBase: string | null, flags: Record<string, string> = {}) {
   const config = loadConfig({ flags });
   const spill = new SpillDir(spillBase);
-  const sink = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices }, { spill });
+  const sink = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices, site: config.site }, { spill });
   const collector = buildCollector(config, { onFlowEnd: (f) => sink.onFlowEnd(flowRecord(f)), onDnsAnswer: sink.onDnsAnswer, onActivation: sink.onActivation });
   const stats = await collector.run(buildSource({ kind: 'file', path: file }, {}));
   const inputs = { devices: collector.inventory?.all() };
@@ -35,7 +35,7 @@ async function reportOf(file: string, spillBase: string | null, flags: Record<st
 
 async function bothForms(file: string): Promise<{ json: unknown; records: unknown }> {
   const config = loadConfig({});
-  const sink = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices });
+  const sink = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices, site: config.site });
   const collector = buildCollector(config, { onFlowEnd: (f) => sink.onFlowEnd(flowRecord(f)), onDnsAnswer: sink.onDnsAnswer, onActivation: sink.onActivation });
   const stats = await collector.run(buildSource({ kind: 'file', path: file }, {}));
   const inputs = { devices: collector.inventory?.all() };
@@ -51,7 +51,7 @@ describe('report JSON', () => {
   });
 
   it('keeps what a flow was when it ended (not the flow itself), and takes open flows as they are', () => {
-    const sink = buildReportSink({ maxDnsAnswers: 10, maxFlows: 10, maxActivations: 10, maxDevices: 10 });
+    const sink = buildReportSink({ maxDnsAnswers: 10, maxFlows: 10, maxActivations: 10, maxDevices: 10, site: 'test' });
     const ended = createFlow(1, 6, 4, 0, 1_700_000_000_000, [0, 0, 0, 0xc0a80105], 40000, [0, 0, 0, 0xcb007105], 443);
     ended.bytesUp = 100;
     ended.deviceMac = 0x44650d123456;
@@ -73,7 +73,7 @@ describe('report JSON', () => {
     const file = `${PROJECT_ROOT}/test/fixtures/captures/amazon-echodot3_activation_neu.pcapng`;
     const replay = async (maxFlows: number, maxActivations: number) => {
       const config = loadConfig({ flags: { 'report-max-flows': String(maxFlows), 'report-max-activations': String(maxActivations) } });
-      const sink = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices });
+      const sink = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices, site: config.site });
       // each flow as it ended, in the order they ended
       const ended: string[] = [];
       const collector = buildCollector(config, {
@@ -119,7 +119,7 @@ describe('report JSON', () => {
 
   it('keeps finished flows and DNS answers off the heap while the run lasts (they waited there until the report: ~300 B each)', () => {
     const spill = new SpillDir(tempDir('earshot-report-spill-'));
-    const sink = buildReportSink({ maxDnsAnswers: 100_000, maxFlows: 100_000, maxActivations: 10, maxDevices: 10 }, { spill });
+    const sink = buildReportSink({ maxDnsAnswers: 100_000, maxFlows: 100_000, maxActivations: 10, maxDevices: 10, site: 'test' }, { spill });
     const n = 20_000;
     const push = (from: number) => {
       for (let i = from; i < from + n; i++) {

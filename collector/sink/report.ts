@@ -94,7 +94,7 @@ export function isoTime(ms: number): string {
  * for grep and diff, and much cheaper to produce for large captures.
  */
 export function* reportJsonChunks(report: ReportOf<unknown, unknown>, flowToJson: (flow: unknown) => string, dnsToJson: (answer: unknown) => string): Generator<string> {
-  const head = { schema: report.schema, capture: report.capture };
+  const head = { schema: report.schema, site: report.site, capture: report.capture };
   yield `${JSON.stringify(head).slice(0, -1)},\n`;
   const json = (item: unknown) => JSON.stringify(item);
   const lists: Array<[string, readonly unknown[], (item: unknown) => string]> = [
@@ -212,6 +212,8 @@ export interface ReportSinkOptions {
   maxActivations: number;
   /** Most devices whose totals are kept. */
   maxDevices: number;
+  /** The site the collector watches (config.site). */
+  site: string;
 }
 
 /**
@@ -332,6 +334,7 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
     const c = stats.capture;
     const report: ReportOf<unknown, unknown> = {
       schema: REPORT_SCHEMA,
+      site: options.site,
       capture: {
         packets: c.packets,
         bytes: c.bytes,

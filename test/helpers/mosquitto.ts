@@ -56,15 +56,15 @@ export class Mosquitto {
   readonly dir = mkdtempSync(join(tmpdir(), 'earshot-mosquitto-'));
   private child: ChildProcess | null = null;
   private stderr = '';
-  private constructor(readonly port: number) {}
+  private constructor(readonly port: number, private readonly extra = '') {}
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
   }
 
-  /** Starts a broker on `port` (a free one when not given). */
-  static async start(port?: number): Promise<Mosquitto> {
-    const broker = new Mosquitto(port ?? (await freePort()));
+  /** Starts a broker on `port` (a free one when not given); `extra`: more mosquitto.conf lines (a bridge). */
+  static async start(port?: number, extra = ''): Promise<Mosquitto> {
+    const broker = new Mosquitto(port ?? (await freePort()), extra);
     await broker.start();
     return broker;
   }
@@ -73,7 +73,7 @@ export class Mosquitto {
   async start(): Promise<void> {
     const file = join(this.dir, 'mosquitto.conf');
     // no persistence: a restart is a broker that lost its retained messages
-    writeFileSync(file, `listener ${this.port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n`);
+    writeFileSync(file, `listener ${this.port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n${this.extra}`);
     const child = spawn(mosquittoPath() ?? 'mosquitto', ['-c', file], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.stderr = '';
     child.stderr?.on('data', (d: Buffer) => {

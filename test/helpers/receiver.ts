@@ -19,6 +19,8 @@ export class WebhookReceiver {
   /** Requests whose key was already taken (repeats: allowed, at least once). */
   repeats = 0;
   badSignatures = 0;
+  /** X-Earshot-Site values seen. */
+  readonly sites = new Set<string>();
   port = 0;
   /** Return a status to refuse this request (e.g. 503), or null to take it. */
   refuse: (key: string, body: Record<string, unknown>) => number | null = () => null;
@@ -32,6 +34,7 @@ export class WebhookReceiver {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         this.requests++;
+        if (req.headers['x-earshot-site'] !== undefined) this.sites.add(String(req.headers['x-earshot-site']));
         const raw = Buffer.concat(chunks);
         let body: Record<string, unknown> = {};
         try {

@@ -233,7 +233,7 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
 
   async function send(hook: Hook, d: Delivery, request: RenderedRequest, probe: boolean): Promise<void> {
     const nowMs = clock();
-    const headers: Record<string, string> = { ...request.headers, ...hook.headers, 'User-Agent': 'earshot', 'X-Earshot-Event': d.event, 'X-Earshot-Idempotency-Key': d.key };
+    const headers: Record<string, string> = { ...request.headers, ...hook.headers, 'User-Agent': 'earshot', 'X-Earshot-Event': d.event, 'X-Earshot-Idempotency-Key': d.key, 'X-Earshot-Site': config.site };
     if (hook.secret !== null) headers['X-Earshot-Signature'] = signature(hook.secret, Math.floor(nowMs / 1000), request.body);
     const outcome = await attempt({ url: hook.url, headers, body: request.body, timeoutMs, signal: stopper.signal, nowMs });
     if (outcome.kind === 'aborted') return;
@@ -359,7 +359,7 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
   }
 
   function enqueue(hook: Hook, event: AlertEventName, source: ActivationEvent): void {
-    const alert = makeAlert(event, source);
+    const alert = makeAlert(event, source, config.site);
     try {
       outbox.add(hook.id, event, alert.key, renderAlert(hook.preset, alert, timeZone), clock());
     } catch (err) {
@@ -391,7 +391,7 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
       for (const hook of hooks.values()) {
         if (!hook.events.has(name)) continue;
         try {
-          outbox.add(hook.id, name, noticeKey(notice), renderNotice(hook.preset, notice, timeZone), clock());
+          outbox.add(hook.id, name, noticeKey(notice), renderNotice(hook.preset, notice, timeZone, config.site), clock());
           added = true;
         } catch (err) {
           writeFailures++;

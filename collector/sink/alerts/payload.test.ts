@@ -38,9 +38,10 @@ describe('alert payload', () => {
   });
 
   it('documents the activation, the device and the event time (earshot.alert/1)', () => {
-    const doc = alertDocument(makeAlert('activation.suspected', event()), 'Europe/Berlin');
+    const doc = alertDocument(makeAlert('activation.suspected', event(), 'flat-2'), 'Europe/Berlin');
     expect(doc).toEqual({
       schema: ALERT_SCHEMA,
+      site: 'flat-2',
       event: 'activation.suspected',
       id: 'f0272d8a1b2c-1714533124000.activation.suspected',
       time: '2024-05-01T03:12:16.250Z',
@@ -53,6 +54,13 @@ describe('alert payload', () => {
         reasons: ['sustained-upload', 'no-wake-event', 'quiet-hours'], wakeEvent: null,
       },
     });
+  });
+
+  it('every chat preset says which site it is about', () => {
+    const alert = makeAlert('activation.suspected', event(), 'flat-2');
+    expect(renderAlert('ntfy', alert, 'UTC').headers.Tags).toBe('warning,earshot,flat-2');
+    expect(JSON.stringify(JSON.parse(renderAlert('slack', alert, 'UTC').body).blocks[1])).toContain('earshot flat-2 · activation.suspected');
+    expect(JSON.parse(renderAlert('discord', alert, 'UTC').body).embeds[0].footer.text).toBe(`earshot flat-2 ${alert.key}`);
   });
 
   it('names an unnamed device by model or vendor and MAC', () => {

@@ -17,6 +17,8 @@ export interface Alert {
   /** Idempotency key: the same for the same event about the same activation, on every retry and restart. */
   key: string;
   atMs: number;
+  /** The site (home) the collector watches (config.site); null only in unit tests. */
+  site: string | null;
   device: EventDevice;
   activation: ReportActivation;
 }
@@ -24,6 +26,8 @@ export interface Alert {
 /** The JSON document of the json and homeassistant presets. */
 export interface AlertDocument {
   schema: typeof ALERT_SCHEMA;
+  /** The site (home) it happened at: many collectors may post to one receiver. */
+  site: string | null;
   event: AlertEventName;
   id: string;
   time: string;
@@ -42,8 +46,8 @@ export function alertKey(event: AlertEventName, activation: ReportActivation): s
 }
 
 /** The alert `event` about `source` (an activation event). */
-export function makeAlert(event: AlertEventName, source: ActivationEvent): Alert {
-  return { event, key: alertKey(event, source.activation), atMs: source.atMs, device: source.device, activation: source.activation };
+export function makeAlert(event: AlertEventName, source: ActivationEvent, site: string | null = null): Alert {
+  return { event, key: alertKey(event, source.activation), atMs: source.atMs, site, device: source.device, activation: source.activation };
 }
 
 /**
@@ -112,6 +116,7 @@ export function alertText(alert: Alert, timeZone: string): string {
 export function alertDocument(alert: Alert, timeZone: string): AlertDocument {
   return {
     schema: ALERT_SCHEMA,
+    site: alert.site,
     event: alert.event,
     id: alert.key,
     time: isoTime(alert.atMs),

@@ -46,10 +46,16 @@ export function ntfyHeaderValue(text: string): string {
   return `=?UTF-8?B?${Buffer.from(text, 'utf8').toString('base64')}?=`;
 }
 
+/** ntfy tags: an emoji, earshot, and the site (shown as a text tag: which home it is about). */
 function ntfyTags(alert: Alert): string {
   const warn = alert.event === 'activation.suspected' || (alert.event === 'activation.verdict-changed' && alert.activation.verdict === 'suspected');
-  return warn ? 'warning,earshot' : 'loudspeaker,earshot';
+  return withSite(warn ? 'warning,earshot' : 'loudspeaker,earshot', alert.site);
 }
+
+/** `tags` and the site (a site name is [a-z0-9_-]: safe in a tag list, a footer, a context line). */
+const withSite = (tags: string, site: string | null) => (site === null ? tags : `${tags},${site}`);
+/** "earshot" and the site, for footers and context lines. */
+const earshotAt = (site: string | null) => (site === null ? 'earshot' : `earshot ${site}`);
 
 /** ntfy priorities: 4 (high) for a suspected activation, 2 (low) for a start, 3 (default) otherwise. */
 function ntfyPriority(alert: Alert): string {
@@ -80,7 +86,7 @@ function renderSlack(alert: Alert, timeZone: string): RenderedRequest {
     text: clip(`${title}: ${text}`, SLACK_SECTION_MAX),
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: clip(`*${title}*\n${text}`, SLACK_SECTION_MAX) } },
-      { type: 'context', elements: [{ type: 'mrkdwn', text: clip(`earshot · ${alert.event} · ${slackEscape(alert.key)}`, SLACK_SECTION_MAX) }] },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: clip(`${earshotAt(alert.site)} · ${alert.event} · ${slackEscape(alert.key)}`, SLACK_SECTION_MAX) }] },
     ],
   };
   return { headers: { 'Content-Type': JSON_TYPE }, body: JSON.stringify(message) };
@@ -104,7 +110,7 @@ function renderDiscord(alert: Alert, timeZone: string): RenderedRequest {
         color: VERDICT_COLOURS[a.verdict] ?? VERDICT_COLOURS.unverified,
         timestamp: a.start,
         fields,
-        footer: { text: clip(`earshot ${alert.key}`, DISCORD_TITLE_MAX) },
+        footer: { text: clip(`${earshotAt(alert.site)} ${alert.key}`, DISCORD_TITLE_MAX) },
       },
     ],
     // a device named "@everyone" must not ping anybody
@@ -178,7 +184,7 @@ function noticeBody(notice: NoticeEvent): Record<string, unknown> {
 }
 
 /** Renders a notice for `preset`, as renderAlert does an activation. */
-export function renderNotice(preset: Preset, notice: NoticeEvent, timeZone: string): RenderedRequest {
+export function renderNotice(preset: Preset, notice: NoticeEvent, timeZone: string, site: string | null = null): RenderedRequest {
   const { title, text } = noticeWords(notice, timeZone);
   const key = noticeKey(notice);
   switch (preset) {
@@ -187,7 +193,7 @@ export function renderNotice(preset: Preset, notice: NoticeEvent, timeZone: stri
         headers: {
           'Content-Type': 'text/plain; charset=utf-8', Title: ntfyHeaderValue(chatInert(title)),
           Priority: notice.kind === 'finding' && notice.finding.severity === 'high' ? '4' : '3',
-          Tags: notice.kind === 'finding' ? 'shield,earshot' : 'mag,earshot',
+          Tags: withSite(notice.kind === 'finding' ? 'shield,earshot' : 'mag,earshot', site),
         },
         body: clip(chatInert(text), NTFY_MESSAGE_MAX),
       };
@@ -200,7 +206,7 @@ export function renderNotice(preset: Preset, notice: NoticeEvent, timeZone: stri
           text: clip(`${t}: ${x}`, SLACK_SECTION_MAX),
           blocks: [
             { type: 'section', text: { type: 'mrkdwn', text: clip(`*${t}*\n${x}`, SLACK_SECTION_MAX) } },
-            { type: 'context', elements: [{ type: 'mrkdwn', text: clip(`earshot · notice.${notice.kind} · ${slackEscape(key)}`, SLACK_SECTION_MAX) }] },
+            { type: 'context', elements: [{ type: 'mrkdwn', text: clip(`${earshotAt(site)} · notice.${notice.kind} · ${slackEscape(key)}`, SLACK_SECTION_MAX) }] },
           ],
         }),
       };
@@ -215,7 +221,7 @@ export function renderNotice(preset: Preset, notice: NoticeEvent, timeZone: stri
             title: clip(discordEscape(t), DISCORD_TITLE_MAX),
             description: clip(discordEscape(chatInert(text)), DISCORD_DESCRIPTION_MAX),
             timestamp: isoTime(notice.seenMs),
-            footer: { text: clip(`earshot ${key}`, DISCORD_TITLE_MAX) },
+            footer: { text: clip(`${earshotAt(site)} ${key}`, DISCORD_TITLE_MAX) },
           }],
           allowed_mentions: { parse: [] },
         }),
@@ -225,7 +231,7 @@ export function renderNotice(preset: Preset, notice: NoticeEvent, timeZone: stri
       return {
         headers: { 'Content-Type': JSON_TYPE },
         body: JSON.stringify({
-          schema: NOTICE_SCHEMA, event: `notice.${notice.kind}`, id: key, time: isoTime(notice.atMs), title, text,
+          schema: NOTICE_SCHEMA, site, event: `notice.${notice.kind}`, id: key, time: isoTime(notice.atMs), title, text,
           device: notice.device,
           ...noticeBody(notice),
         }),

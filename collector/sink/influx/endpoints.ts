@@ -37,15 +37,18 @@ export class EndpointAggregator {
   /** Flows summed under org "other" because the interval had MAX_SERIES series. */
   folded = 0;
 
+  /** `site`: the site tag of every point (config.site); unset in unit tests only. */
+  constructor(private readonly site: string | null = null) {}
+
   add(t: EndpointTraffic): void {
     let key = `${t.device}\u0000${t.org ?? ''}\u0000${t.service}\u0000${t.party ?? ''}`;
     let cell = this.cells.get(key);
     if (cell === undefined) {
-      let tags: Record<string, string | null> = { device: t.device, device_name: t.deviceName, org: t.org ?? 'unknown', category: t.category, service: t.service, party: t.party };
+      let tags: Record<string, string | null> = { site: this.site, device: t.device, device_name: t.deviceName, org: t.org ?? 'unknown', category: t.category, service: t.service, party: t.party };
       if (this.cells.size >= MAX_SERIES) {
         this.folded++;
         key = `${t.device}\u0000\u0001other`;
-        tags = { device: t.device, device_name: t.deviceName, org: 'other', category: null, service: 'other', party: null };
+        tags = { site: this.site, device: t.device, device_name: t.deviceName, org: 'other', category: null, service: 'other', party: null };
         cell = this.cells.get(key);
       }
       if (cell === undefined) {

@@ -54,6 +54,8 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   const target = influxTarget(influx);
   if (target === null) return null;
   const { log } = deps;
+  // the site tag on every point: many collectors can write into one database (docs/fleet.md)
+  const { site } = config;
   const intervalMs = influx.intervalS * 1000;
   const deviceIntervalMs = influx.deviceIntervalS * 1000;
   const spool = new Spool(config.dataDir === null ? null : join(config.dataDir, 'spool', 'influx'), influx.spoolMaxMB * 1024 * 1024, { log });
@@ -97,8 +99,8 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   );
   let sources: InfluxSources | null = null;
   const device = (mac: number) => sources?.device(mac);
-  const traffic = new TrafficAggregator({ topServerNames: influx.topServerNames, device });
-  const endpoints = new EndpointAggregator();
+  const traffic = new TrafficAggregator({ topServerNames: influx.topServerNames, device, site });
+  const endpoints = new EndpointAggregator(site);
   let intervalStartMs = Number.NaN;
   let nextDeviceMs = Number.NaN;
   let lastDeviceMs = Number.NEGATIVE_INFINITY;
@@ -146,7 +148,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     const s = sources.stats();
     const c = sources.captureStats();
     const w: WriterStats = writer.stats;
-    return pointLine('collector', {}, {
+    return pointLine('collector', { site }, {
       packets: int(s.capture.packets),
       bytes: int(s.capture.bytes),
       kernel_drops: int(c?.kernelDrops ?? 0),
@@ -177,7 +179,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     for (const d of sources?.devices() ?? []) {
       // only devices with a `device` tag value of their own (traffic.ts): a flood of forged MACs adds no series
       if (d.lastSeenMs < lastDeviceMs || !traffic.devices.admit(d.mac, d)) continue;
-      emit(pointLine('device', { device: d.macText }, {
+      emit(pointLine('device', { site, device: d.macText }, {
         name: d.name ?? '',
         vendor: d.vendor ?? d.ouiVendor ?? '',
         organization: d.organization ?? '',
@@ -230,7 +232,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     onActivation(a: Activation): void {
       const timeMs = stamp(a.startMs);
       const deviceName = device(a.deviceMac)?.name ?? null;
-      emit(activationLine(a, timeMs, deviceName));
+      emit(activationLine(a, timeMs, deviceName, site));
       written.set(a.id, { timeMs, deviceName, verdict: a.verdict });
       if (written.size > MAX_REMEMBERED_ACTIVATIONS) written.delete(written.keys().next().value as string);
     },
@@ -242,14 +244,14 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     onVerdictChanged(a: Activation): void {
       const before = written.get(a.id);
       if (before === undefined || before.verdict === a.verdict) return;
-      emit(pointLine('activation', { device: a.device, device_name: before.deviceName, verdict: before.verdict }, { current: false }, before.timeMs));
+      emit(pointLine('activation', { site, device: a.device, device_name: before.deviceName, verdict: before.verdict }, { current: false }, before.timeMs));
       // under the same device name as before: only the verdict moves (the downsampled row stays one)
-      emit(activationLine(a, before.timeMs, before.deviceName));
+      emit(activationLine(a, before.timeMs, before.deviceName, site));
       written.set(a.id, { ...before, verdict: a.verdict });
     },
     /** A finished call: one point at its start (a call is never an activation). */
     onCall(c: Call): void {
-      emit(callLine(c, stamp(c.startMs), device(c.deviceMac)?.name ?? null));
+      emit(callLine(c, stamp(c.startMs), device(c.deviceMac)?.name ?? null, site));
     },
     /** An ended flow's traffic by organisation (the privacy ledger): summed into the interval's `endpoint` points. */
     onEndpointTraffic(t: EndpointTraffic): void {
@@ -258,17 +260,17 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     /** A notice (a new organisation or service for an assistant): one `notice` point when the flow began. */
     onNotice(n: NoticeEvent): void {
       if (n.kind === 'finding') {
-        emit(pointLine('notice', { device: n.device?.mac ?? 'none', device_name: n.device?.name, kind: n.kind, what: n.finding.kind },
+        emit(pointLine('notice', { site, device: n.device?.mac ?? 'none', device_name: n.device?.name, kind: n.kind, what: n.finding.kind },
           { count: int(1), subject: n.finding.subject, severity: n.finding.severity, title: n.finding.title }, stamp(n.seenMs)));
         return;
       }
-      emit(pointLine('notice', { device: n.device.mac, device_name: n.device.name, kind: n.kind, what: n.what },
+      emit(pointLine('notice', { site, device: n.device.mac, device_name: n.device.name, kind: n.kind, what: n.what },
         { count: int(1), subject: n.subject, organisation: n.organisation ?? '', service: n.service, endpoint: n.endpoint }, stamp(n.seenMs)));
     },
     /** Wake events (from the configured file, the API, MQTT). */
     onWakeEvents(events: readonly WakeEvent[]): void {
       for (const e of events) {
-        emit(pointLine('wake_event', { device: e.device, source: e.source }, { count: int(1), intended: e.intended ?? true }, stamp(e.time)));
+        emit(pointLine('wake_event', { site, device: e.device, source: e.source }, { count: int(1), intended: e.intended ?? true }, stamp(e.time)));
       }
     },
     /** The pipeline ended (flows flushed): the last interval and the inventory, sealed into a batch. */
@@ -303,10 +305,10 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
 }
 
 /** The `activation` point of an activation. */
-export function activationLine(a: Activation, timeMs: number, deviceName: string | null): string | null {
+export function activationLine(a: Activation, timeMs: number, deviceName: string | null, site: string): string | null {
   return pointLine(
     'activation',
-    { device: a.device, device_name: deviceName, verdict: a.verdict },
+    { site, device: a.device, device_name: deviceName, verdict: a.verdict },
     {
       id: a.id,
       duration_s: Math.max(0, (a.endMs - a.startMs) / 1000),
@@ -328,10 +330,10 @@ export function activationLine(a: Activation, timeMs: number, deviceName: string
 }
 
 /** The `call` point of a finished call. */
-export function callLine(c: Call, timeMs: number, deviceName: string | null): string | null {
+export function callLine(c: Call, timeMs: number, deviceName: string | null, site: string): string | null {
   return pointLine(
     'call',
-    { device: c.device, device_name: deviceName },
+    { site, device: c.device, device_name: deviceName },
     {
       id: c.id,
       duration_s: c.durationS,

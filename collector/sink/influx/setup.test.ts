@@ -22,7 +22,7 @@ describe('setup statements', () => {
   it('downsample activations by device, with the verdicts counted in fields, over a week', () => {
     const [, activation] = continuousQueries(loadConfig({}).influx);
     expect(activation.query).toMatch(/sum\("suspected"\) AS "suspected"/);
-    expect(activation.query).toMatch(/WHERE "current" = true GROUP BY time\(5m\), "device", "device_name"$/);
+    expect(activation.query).toMatch(/WHERE "current" = true GROUP BY time\(5m\), "site", "device", "device_name"$/);
     expect(activation.resampleFor).toBe('1w');
   });
 });

@@ -50,7 +50,7 @@ export function continuousQueries(influx: Readonly<Config['influx']>): Array<{ n
       // one field to another of the same row, which the next run rewrites whole (grouped by the verdict
       // tag, the old verdict's row would keep its count once no current point is left in it)
       name: `earshot_activation_${every}`,
-      query: `SELECT count("duration_s") AS "activations", sum("confirmed") AS "confirmed", sum("suspected") AS "suspected", sum("unverified") AS "unverified", sum("duration_s") AS "duration_s", sum("bytes_up") AS "bytes_up", sum("bytes_down") AS "bytes_down" INTO ${into('activation')} FROM ${from('activation')} WHERE "current" = true GROUP BY time(${every}), "device", "device_name"`,
+      query: `SELECT count("duration_s") AS "activations", sum("confirmed") AS "confirmed", sum("suspected") AS "suspected", sum("unverified") AS "unverified", sum("duration_s") AS "duration_s", sum("bytes_up") AS "bytes_up", sum("bytes_down") AS "bytes_down" INTO ${into('activation')} FROM ${from('activation')} WHERE "current" = true GROUP BY time(${every}), "site", "device", "device_name"`,
       resampleFor: RESAMPLE_ACTIVATIONS_FOR,
     },
     {

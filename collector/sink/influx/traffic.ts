@@ -100,6 +100,8 @@ export interface TrafficOptions {
   topServerNames: number;
   /** The inventory's device by MAC (verdict up to date): decides which devices get a tag value. */
   device?: DeviceLookup;
+  /** The site tag of every series (config.site); unset in unit tests only. */
+  site?: string;
 }
 
 /** A device with its verdict up to date, for tags. */
@@ -224,9 +226,12 @@ export class TrafficAggregator {
   /** Sums of everything taken, for the self-check against the report. */
   readonly totals = { bytes: 0, packets: 0 };
 
+  private readonly site: string | null;
+
   constructor(options: TrafficOptions) {
     this.names = new ServerNames(options.topServerNames);
     this.devices = new DeviceTags(options.device ?? (() => undefined));
+    this.site = options.site ?? null;
   }
 
   /** The series key of a flow's device: its MAC when it has its own tag value, else "other". */
@@ -321,7 +326,7 @@ export class TrafficAggregator {
   /** The series' tags as line text, made again only when the device's names changed. */
   private seriesTextOf(s: Series, device: DeviceLookup): string {
     if (s.mac === OTHER_MAC) {
-      s.text ??= seriesText('traffic', { device: OTHER_DEVICE, service: s.service, server_name: s.serverName });
+      s.text ??= seriesText('traffic', { site: this.site, device: OTHER_DEVICE, service: s.service, server_name: s.serverName });
       return s.text;
     }
     const d = s.mac >= 0 ? device(s.mac) : undefined;
@@ -330,6 +335,7 @@ export class TrafficAggregator {
     const assistant = d ? d.assistant : null;
     if (s.text === null || s.textName !== name || s.textVendor !== vendor || s.textAssistant !== assistant) {
       s.text = seriesText('traffic', {
+        site: this.site,
         device: s.mac >= 0 ? (d?.macText ?? formatMac(s.mac)) : 'none',
         device_name: name,
         vendor,

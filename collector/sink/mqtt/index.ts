@@ -9,7 +9,6 @@
  * On the first connect the states retained by an earlier run are read back, so today's counts and the
  * last activation times survive a restart.
  */
-import { hostname } from 'node:os';
 import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Config } from '../../config.js';
 import type { WakeEvent } from '../../detect/wake-events.js';
@@ -105,7 +104,8 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
   if (mqtt.url === null) return null;
   const url = mqtt.url;
   const where = checkUrl(url);
-  const topics = mqttTopics(mqtt);
+  const topics = mqttTopics(mqtt, config.site);
+  const { site } = config;
   checkFilter(topics.wake);
   const { log } = deps;
   const now = deps.now ?? Date.now;
@@ -273,13 +273,13 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
 
   function onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
     // first: a wake filter as wide as PREFIX/# must not read the presence as wake events
-    if (topic === topics.presence) {
+    if (topic === topics.presence || topic === topics.legacyPresence) {
       // an empty retained message clears the broker's copy; it says nothing about the owner
       if (payload.length > 0) onPresencePayload(payload);
       return;
     }
     // a wake filter wide enough to cover earshot's own topics must not read them as wake events
-    if (topicMatches(topics.wake, topic) && !topics.isOwn(topic)) {
+    if ((topicMatches(topics.wake, topic) && !topics.isOwn(topic)) || topic === topics.legacyWake) {
       onWakePayload(topic, payload);
       return;
     }
@@ -306,7 +306,9 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
     publish(topics.status, 'online', true);
     // a wake filter that covers the presence topic already brings it: a second subscription would bring it twice
     const presence = deps.onPresence && !topicMatches(topics.wake, topics.presence) ? [topics.presence] : [];
-    const filters = [topics.wake, ...presence, ...(mqtt.discovery ? [topics.homeAssistantStatus] : [])];
+    if (deps.onPresence && topics.legacyPresence !== null) presence.push(topics.legacyPresence);
+    const legacyWake = topics.legacyWake === null ? [] : [topics.legacyWake];
+    const filters = [topics.wake, ...legacyWake, ...presence, ...(mqtt.discovery ? [topics.homeAssistantStatus] : [])];
     try {
       await c.subscribeAsync(filters, { qos: 1 });
     } catch (err) {
@@ -372,7 +374,7 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
     async start(): Promise<void> {
       if (client !== null || closed) return;
       const options: IClientOptions = {
-        clientId: mqtt.clientId ?? `earshot-${hostname()}`,
+        clientId: mqtt.clientId ?? `earshot-${config.site}`,
         username: mqtt.username ?? undefined,
         password: mqtt.password ?? undefined,
         will: { topic: topics.status, payload: Buffer.from('offline'), qos: 1, retain: true },
@@ -405,7 +407,7 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
       const state = states.apply(event, now());
       announce(state);
       publishState(state);
-      const message = JSON.stringify({ kind: event.kind, activation: event.activation, device: event.device, at: new Date(event.atMs).toISOString() });
+      const message = JSON.stringify({ kind: event.kind, site, activation: event.activation, device: event.device, at: new Date(event.atMs).toISOString() });
       send(topics.activation, message);
     },
 
@@ -414,13 +416,13 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
       counters.notices++;
       const times = { seen: new Date(notice.seenMs).toISOString(), at: new Date(notice.atMs).toISOString() };
       send(topics.notice, JSON.stringify(notice.kind === 'finding'
-        ? { kind: notice.kind, finding: notice.finding, device: notice.device, ...times }
-        : { kind: notice.kind, what: notice.what, subject: notice.subject, organisation: notice.organisation, service: notice.service, endpoint: notice.endpoint, device: notice.device, ...times }));
+        ? { kind: notice.kind, site, finding: notice.finding, device: notice.device, ...times }
+        : { kind: notice.kind, site, what: notice.what, subject: notice.subject, organisation: notice.organisation, service: notice.service, endpoint: notice.endpoint, device: notice.device, ...times }));
     },
 
     onCallEvent(event: CallEvent): void {
       counters.callEvents++;
-      send(topics.call, JSON.stringify({ kind: 'call', call: event.call, device: event.device, at: new Date(event.atMs).toISOString() }));
+      send(topics.call, JSON.stringify({ kind: 'call', site, call: event.call, device: event.device, at: new Date(event.atMs).toISOString() }));
     },
 
     onDevicesChanged(): void {

@@ -17,6 +17,13 @@ export interface MqttTopics {
   wake: string;
   /** The owner's presence in: {"away": true|false}. */
   presence: string;
+  /**
+   * The topics wake events and presence came in on before topics had the site (earshot/wake,
+   * earshot/presence; the Home Assistant blueprint's default), still read with the default prefix so an
+   * upgraded home keeps its wake events; null otherwise (docs/mqtt.md, docs/fleet.md).
+   */
+  legacyWake: string | null;
+  legacyPresence: string | null;
   /** Retained states of all devices, for reading them back after a restart. */
   stateWildcard: string;
   /** Home Assistant's own status (birth `online`): discovery is sent again when it comes up. */
@@ -38,11 +45,17 @@ export function deviceKey(mac: string): string {
   return mac.toLowerCase().replace(/[^a-z0-9]/g, '');
 }
 
-/** Topics for `config.mqtt`. */
-export function mqttTopics(mqtt: Readonly<Config['mqtt']>): MqttTopics {
-  const prefix = mqtt.prefix.replace(/\/+$/, '');
+const DEFAULT_PREFIX = 'earshot/{site}';
+const LEGACY_WAKE = 'earshot/wake';
+const LEGACY_PRESENCE = 'earshot/presence';
+
+/** Topics for `config.mqtt` at `site` ({site} in the prefix stands for it). */
+export function mqttTopics(mqtt: Readonly<Config['mqtt']>, site: string): MqttTopics {
+  // a site name is one plain topic level ([a-z0-9_-], collector/site.ts)
+  const prefix = mqtt.prefix.replaceAll('{site}', site).replace(/\/+$/, '');
   const discoveryPrefix = mqtt.discoveryPrefix.replace(/\/+$/, '');
   const statePrefix = `${prefix}/device/`;
+  const legacy = mqtt.prefix === DEFAULT_PREFIX;
   return {
     status: `${prefix}/status`,
     activation: `${prefix}/activation`,
@@ -50,6 +63,8 @@ export function mqttTopics(mqtt: Readonly<Config['mqtt']>): MqttTopics {
     notice: `${prefix}/notice`,
     wake: mqtt.wakeTopic ?? `${prefix}/wake`,
     presence: `${prefix}/presence`,
+    legacyWake: legacy && mqtt.wakeTopic === null ? LEGACY_WAKE : null,
+    legacyPresence: legacy ? LEGACY_PRESENCE : null,
     stateWildcard: `${statePrefix}+/state`,
     homeAssistantStatus: `${discoveryPrefix}/status`,
     deviceState: (key) => `${statePrefix}${key}/state`,
