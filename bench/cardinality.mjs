@@ -50,6 +50,11 @@ process.on('exit', () => {
   influxd.child.kill('SIGTERM');
   rmSync(dir, { recursive: true, force: true });
 });
+// a replay that fails ends the script: influxd and its directory go with it
+process.on('uncaughtException', (err) => {
+  console.error(`cardinality: ${err.message}`);
+  process.exit(1);
+});
 
 async function query(db, q) {
   const res = await fetch(`${influxd.url}/query`, { method: 'POST', body: new URLSearchParams({ db, q }) });
@@ -132,3 +137,6 @@ const summary = {
 console.log(`\n${JSON.stringify(summary)}`);
 mkdirSync(dirname(values.json), { recursive: true });
 writeFileSync(values.json, JSON.stringify({ rows, summary }, null, 1));
+// influxd's pipes keep the event loop alive: stop it, then leave
+await influxd.stop();
+process.exit(0);
