@@ -3,7 +3,9 @@
  * queries without a policy read raw points) and a long one, and continuous queries that downsample
  * `traffic` and `activation` into the long policy. Idempotent: policies are created or altered to the
  * configured durations, and earshot's continuous queries are dropped and created again. docs/influxdb.md
- * has the same statements for people who manage InfluxDB themselves.
+ * has the same statements for people who manage InfluxDB themselves. On a shared server the schema is
+ * its admin's (setup off with a token, or refused to a write-only user): then this module reads what a
+ * write found missing and gives the command that creates it, for 1.x, 2.x or 3.x (docs/fleet.md).
  */
 import type { InfluxClient } from './client.js';
 import type { Config } from '../../config.js';
