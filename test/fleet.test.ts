@@ -6,6 +6,7 @@
  * points may land under another's name.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import type { Report } from '../collector/sink/report.js';
@@ -88,5 +89,24 @@ describeInflux('many sites in one InfluxDB (real influxd with authentication)', 
       const keys = series[0].values.map((v) => String(v[0]));
       expect(keys.filter((k) => !SITES.some(({ site }) => k.includes(`,site=${site}`)))).toEqual([]);
     }, 120_000);
+
+    it('two collectors given one site name by mistake show as two instances of it', async () => {
+      server.auth = ADMIN;
+      const db = 'twins';
+      await server.query(null, `CREATE DATABASE "${db}"`);
+      await server.query(null, `CREATE RETENTION POLICY "earshot_raw" ON "${db}" DURATION INF REPLICATION 1 DEFAULT`);
+      const flags = ['--format', 'json', '--site', 'twin', '--influx-url', server.url, '--influx-db', db, '--influx-username', ADMIN.username,
+        '--influx-password', ADMIN.password, '--influx-setup', 'false', '--influx-interval', '1'];
+      const [one, two] = await Promise.all([
+        replay(['replay', SITES[0].capture, ...flags]),
+        replay(['replay', SITES[2].capture, ...flags]),
+      ]);
+      expect([one.code, two.code]).toEqual([0, 0]);
+      const [row] = await server.rows(db, 'SELECT count(distinct("instance")) AS n FROM collector WHERE "site" = \'twin\'');
+      expect(row.n).toBe(2);
+      const versions = await server.rows(db, 'SELECT distinct("version") AS v FROM collector');
+      const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
+      expect(versions.map((r) => r.v)).toEqual([pkg.version]);
+    }, 60_000);
   });
 });

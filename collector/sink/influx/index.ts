@@ -3,7 +3,9 @@
  * hands them to the writer, which batches, compresses, spools and retries. Points carry collector time:
  * packet time in a replay, and wall time live (the offset between the two is measured at each interval).
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { version } from '../../version.js';
 import type { CaptureStats } from '../../capture/types.js';
 import type { Config } from '../../config.js';
 import type { Call } from '../../detect/calls.js';
@@ -44,6 +46,9 @@ export interface InfluxSinkDeps {
 
 /** Activations remembered for verdict changes (the detector re-decides only recent ones). */
 const MAX_REMEMBERED_ACTIVATIONS = 10_000;
+
+/** This process among all collectors writing to a database: random, new at each start. */
+const INSTANCE = randomBytes(6).toString('hex');
 
 /** Collector time and wall time this far apart (live) mean a clock was set: the offset is measured again. */
 const CLOCK_JUMP_MS = 60_000;
@@ -171,6 +176,10 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
       spool_held_points: int(w.spool.heldPoints),
       batches_quarantined: int(w.spool.quarantinedBatches),
       points_quarantined: int(w.spool.quarantinedPoints),
+      // which process wrote it: two instances at one site in the same minutes are two collectors sharing
+      // a site name by mistake (the Fleet overview counts them); the version, for upgrading a fleet
+      instance: INSTANCE,
+      version: version(),
     }, timeMs);
   }
 

@@ -159,7 +159,7 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
   }
 
   function publishState(state: DeviceState): void {
-    if (ready) publish(topics.deviceState(state.key), JSON.stringify(states.payload(state)), true);
+    if (ready) publish(topics.deviceState(state.key), JSON.stringify({ site, ...states.payload(state) }), true);
   }
 
   /**

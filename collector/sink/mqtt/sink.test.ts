@@ -161,7 +161,7 @@ describeMosquitto('MQTT sink (real mosquitto)', () => {
       name: 'Suspected today', state_class: 'total', value_template: '{{ value_json.suspected_today }}', last_reset_value_template: '{{ value_json.last_reset }}',
     });
     expect(lastJson(seen, 'e1/device/aabbccddee01/state')).toEqual({
-      mac: 'aa:bb:cc:dd:ee:01', name: 'Kitchen Echo', vendor: 'Amazon', model: 'Echo Dot (3rd Gen)', listening: false,
+      site: loadConfig({}).site, mac: 'aa:bb:cc:dd:ee:01', name: 'Kitchen Echo', vendor: 'Amazon', model: 'Echo Dot (3rd Gen)', listening: false,
       last_activation: null, last_suspected: null, last_suspected_activation: null, activations_today: 0, suspected_today: 0,
       day: '2024-05-01', last_reset: '2024-05-01T00:00:00+02:00',
     });
