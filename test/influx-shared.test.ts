@@ -90,6 +90,17 @@ describeInflux('a shared InfluxDB 1.x with authentication: a write-only user per
     expect(read.status).toBe(403);
   }, 60_000);
 
+  it('earshot doctor, setup off, the database missing: FAIL with the command an admin runs', async () => {
+    await server.query(null, `CREATE USER "site_c" WITH PASSWORD 'pw-c'`);
+    const r = await runCli(['doctor', '--source', 'stdin', '--influx-url', server.url, '--influx-db', 'site_c', '--influx-username', 'site_c', '--influx-setup', 'false', '--format', 'json'],
+      { env: { EARSHOT_INFLUX_PASSWORD: 'pw-c' } });
+    const checks = (JSON.parse(r.stdout) as { checks: Array<{ check: string; status: string; message: string; fix?: string }> }).checks;
+    expect(checks.find((c) => c.check === 'influxdb write')).toEqual({
+      check: 'influxdb write', status: 'FAIL', message: 'database not found: "site_c" (and influx.setup is off)',
+      fix: `create it (influx -execute 'CREATE DATABASE "site_c"; GRANT WRITE ON "site_c" TO "site_c"') or fix --influx-db`,
+    });
+  }, 30_000);
+
   it('the `collector` measurement comes every interval with no traffic at all, setup off, from a write-only user', async () => {
     const db = 'site_b';
     await server.query(null, `CREATE DATABASE "site_b"; CREATE USER "site_b" WITH PASSWORD 'pw-b'; GRANT WRITE ON "site_b" TO "site_b"`);
