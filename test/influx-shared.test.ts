@@ -101,6 +101,36 @@ describeInflux('a shared InfluxDB 1.x with authentication: a write-only user per
     });
   }, 30_000);
 
+  it('a wrong password or a missing grant keeps the points (401/403), says what to check, and a fixed credential writes them', async () => {
+    const db = 'site_d';
+    await server.query(null, `CREATE DATABASE "site_d"; CREATE RETENTION POLICY "earshot_raw" ON "site_d" DURATION INF REPLICATION 1 DEFAULT; CREATE USER "site_d" WITH PASSWORD 'pw-d'`);
+    const dataDir = tempDir('earshot-shared-');
+    const args = ['replay', CAPTURE, '--influx-url', server.url, '--influx-db', db, '--influx-username', 'site_d', '--influx-setup', 'false',
+      '--data-dir', dataDir, '--influx-wait', '1', '--format', 'json', '-o', '/dev/null', '--log-format', 'json'];
+    // a mistyped password: 401
+    const wrong = await runCli(args, { env: { EARSHOT_INFLUX_PASSWORD: 'typo' } });
+    expect(wrong.code).toBe(3);
+    const auth = logLines(wrong.stderr).filter((l) => l.code === 'EARSHOT_ERR_INFLUX_AUTH');
+    expect(auth.map((l) => l.msg)).toEqual([
+      'InfluxDB refused the credentials (401 authorization failed): check influx.username "site_d" and its password (EARSHOT_INFLUX_PASSWORD), and its rights (GRANT WRITE ON "site_d" TO "site_d"); points wait in the spool and are retried',
+    ]);
+    const spooled = spooledByMeasurement(join(dataDir, 'spool', 'influx'));
+    expect(spooled.get('traffic')).toBeGreaterThan(0);
+    // the right password, no grant yet: 403, still kept
+    const env = { EARSHOT_INFLUX_PASSWORD: 'pw-d' };
+    const ungranted = await runCli(args, { env });
+    expect(ungranted.code).toBe(3);
+    expect(logLines(ungranted.stderr).filter((l) => l.code === 'EARSHOT_ERR_INFLUX_AUTH').map((l) => l.msg)[0]).toMatch(/^InfluxDB refused the credentials \(403 /);
+    expect(spooledByMeasurement(join(dataDir, 'spool', 'influx')).get('traffic')).toBeGreaterThanOrEqual(spooled.get('traffic') as number);
+    // the admin grants: everything spooled arrives
+    await server.query(null, `GRANT WRITE ON "${db}" TO "site_d"`);
+    const fixed = await runCli(args, { env });
+    expect(fixed.code).toBe(0);
+    expect(readdirSync(join(dataDir, 'spool', 'influx')).filter((n) => /\.lp/.test(n))).toEqual([]);
+    const [[traffic]] = await server.query(db, 'SELECT count("bytes_up") FROM "earshot_raw"."traffic"');
+    expect(traffic.values[0][1]).toBe(spooled.get('traffic'));
+  }, 60_000);
+
   it('the `collector` measurement comes every interval with no traffic at all, setup off, from a write-only user', async () => {
     const db = 'site_b';
     await server.query(null, `CREATE DATABASE "site_b"; CREATE USER "site_b" WITH PASSWORD 'pw-b'; GRANT WRITE ON "site_b" TO "site_b"`);

@@ -94,6 +94,11 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
           return setupOutcome(err);
         }
       },
+      explainDenied: (outcome) => earshotError('EARSHOT_ERR_INFLUX_AUTH', `${outcome.status} ${outcome.reason}`, target.token !== null
+        ? `influx.token (--influx-token, EARSHOT_INFLUX_TOKEN): revoked, mistyped, or without write access to "${influx.database}"`
+        : target.username !== null
+          ? `influx.username "${target.username}" and its password (EARSHOT_INFLUX_PASSWORD), and its rights (GRANT WRITE ON "${influx.database}" TO "${target.username}")`
+          : 'the server wants credentials: set influx.token (2.x, 3.x) or influx.username and influx.password (1.x)').message,
       explainMissing: (outcome) =>
         earshotError('EARSHOT_ERR_INFLUX_MISSING', outcome.missing.what === 'DBRP mapping' ? `DBRP mapping for database "${influx.database}"` : `${outcome.missing.what} "${outcome.missing.name || influx.database}"`,
           `${outcome.status} ${outcome.reason}`, createCommand(influx, outcome.missing, outcome.server, target.username)).message,

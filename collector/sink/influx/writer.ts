@@ -36,10 +36,14 @@ export interface WriterOptions {
    * 'missing' (the database, retention policy or DBRP mapping does not exist). Without it, InfluxDB's reason.
    */
   explainMissing?: ((outcome: Extract<WriteOutcome, { kind: 'missing' }>) => string) | null;
+  /** The one line for a write refused with 401 or 403 (credentials wrong, revoked, or without write rights). */
+  explainDenied?: ((outcome: Extract<WriteOutcome, { kind: 'rejected' }>) => string) | null;
 }
 
 /** The code of the log line of a write that found its database, retention policy or mapping missing (docs/errors.md). */
 export const MISSING_CODE = 'EARSHOT_ERR_INFLUX_MISSING';
+/** The code of the log line of a write refused for its credentials (docs/errors.md). */
+export const AUTH_CODE = 'EARSHOT_ERR_INFLUX_AUTH';
 
 /** Attempts of one batch that get no usable answer while InfluxDB answers /ping, before it is set aside. */
 export const MAX_BATCH_ATTEMPTS = 3;
@@ -352,6 +356,13 @@ export class InfluxWriter {
       // next retry writes them; said once per distinct problem, not at every retry
       const message = this.options.explainMissing?.(outcome) ?? `InfluxDB ${outcome.status}: ${outcome.reason}`;
       if (message !== this.problem) this.log.error({ code: MISSING_CODE, status: outcome.status, points: this.pending().points }, message);
+      return this.failed(message, true, undefined, true);
+    }
+    if (outcome.kind === 'rejected' && (outcome.status === 401 || outcome.status === 403)) {
+      // kept too: a wrong, revoked or too narrow token is one config change away from working, and on a
+      // fleet the home's points must not be lost meanwhile (the spool's bound still holds)
+      const message = this.options.explainDenied?.(outcome) ?? `InfluxDB ${outcome.status}: ${outcome.reason}`;
+      if (message !== this.problem) this.log.error({ code: AUTH_CODE, status: outcome.status, points: this.pending().points }, message);
       return this.failed(message, true, undefined, true);
     }
     if (this.letGo) return this.pump();
