@@ -153,14 +153,14 @@ describe('InfluxDB 2.x and 3.x through the v1 compatibility API: the requests, c
     ]);
   }, 40_000);
 
-  it('2.x with a token it does not know: 401, said with the flag to check; nothing else is tried', async () => {
+  it('2.x with a token it does not know: 401, said with the flag to check, the points kept; nothing else is tried', async () => {
     server = new V1Server(() => UNAUTHORIZED_2X);
     await server.start();
     const r = await replay(server.url, ['--influx-token', 'revoked']);
     expect(server.violations).toEqual([]);
     expect(r.code).toBe(3);
     expect(server.seen.every((s) => s.path === '/write' && s.headers.authorization === 'Token revoked')).toBe(true);
-    expect(logLines(r.stderr).filter((l) => l.level >= 50).map((l) => l.msg)[0]).toMatch(/^InfluxDB refused a write with 401: unauthorized access \(check --influx-token /);
+    expect(logLines(r.stderr).filter((l) => l.level >= 50).map((l) => l.msg)[0]).toMatch(/^InfluxDB refused the credentials \(401 unauthorized access\): check influx.token \(--influx-token, EARSHOT_INFLUX_TOKEN\)/);
   }, 40_000);
 
   it('3.x with a token: the database missing (404, its text, no version header) -> kept, the influxdb3 command, written once created', async () => {
