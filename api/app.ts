@@ -15,7 +15,7 @@ import { parseWakeRecord, type WakeEvent } from '../collector/detect/wake-events
 import { SEVERITIES } from '../collector/findings/store.js';
 import { canonicalMac } from '../collector/mac.js';
 import type { Runtime } from '../collector/runtime.js';
-import { buildViewSource, type ViewExtras, type ViewSource } from '../collector/view.js';
+import { activationQuery, buildViewSource, type ViewExtras, type ViewSource } from '../collector/view.js';
 import { DOCS_CSP, registerGuards, type GuardOptions } from './guards.js';
 import { health, renderMetrics, type HealthSource } from './metrics.js';
 import { localProvider, RunView } from './view.js';
@@ -162,7 +162,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     const mac = canonicalMac(request.params.mac, 'mac');
     const d = (await view.get('devices')).find((x) => x.device.mac === mac);
     if (!d) return reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no device ${mac}` });
-    const activations = (await view.get('activations')).filter((a) => a.device === mac).slice(0, 20);
+    const { activations } = await view.activations(activationQuery({ device: mac, limit: 20 }));
     return { device: d.device, endpoints: d.endpoints, activations };
   });
 
@@ -190,10 +190,16 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     },
   }, async (request) => {
     const q = request.query;
-    const inQuery = windowOf(q);
-    const all = (await view.get('activations')).filter((a) => inQuery(a) && (!q.verdict || a.verdict === q.verdict));
-    const page = all.slice(q.offset, q.offset + q.limit);
-    return { total: all.length, offset: q.offset, limit: q.limit, activations: page };
+    // filtered and paged on the pipeline's thread: only the page crosses (collector/view.ts, pageActivations)
+    const { total, activations } = await view.activations(activationQuery({
+      sinceMs: q.since ? Date.parse(q.since) : -Infinity,
+      untilMs: q.until ? Date.parse(q.until) : Infinity,
+      device: q.device ? canonicalMac(q.device, 'device') : null,
+      verdict: q.verdict || null,
+      offset: q.offset,
+      limit: q.limit,
+    }));
+    return { total, offset: q.offset, limit: q.limit, activations };
   });
 
   app.get<{ Querystring: { since?: string; until?: string; device?: string; limit: number; offset: number } }>('/api/v1/calls', {
@@ -215,7 +221,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   app.get<{ Params: { id: string } }>('/api/v1/activations/:id', {
     schema: { summary: 'One activation', params: idParams, response: { 200: { $ref: 'Activation#' }, ...errors } },
   }, async (request, reply) => {
-    const a = (await view.get('activations')).find((x) => x.id === request.params.id);
+    const [a] = (await view.activations(activationQuery({ id: request.params.id, limit: 1 }))).activations;
     if (!a) return reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no activation ${request.params.id}` });
     return a;
   });

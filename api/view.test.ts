@@ -9,7 +9,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildSource } from '../collector/capture/index.js';
 import { loadConfig } from '../collector/config.js';
 import { buildRuntime } from '../collector/runtime.js';
-import { buildViewSource, VIEW_PARTS, type ViewPart, type ViewSource } from '../collector/view.js';
+import { activationQuery, buildViewSource, VIEW_PARTS, type ActivationQuery, type ViewPart, type ViewSource } from '../collector/view.js';
+import { buildApp, contextOver } from './app.js';
 import { PROJECT_ROOT } from '../test/helpers/shared.js';
 import { localProvider, RunView, type ViewProvider } from './view.js';
 
@@ -35,6 +36,7 @@ function counting(delayMs = 0): { provider: ViewProvider; asked: Map<ViewPart, n
         await new Promise((r) => setTimeout(r, delayMs));
         return local.part(name);
       },
+      activations: (query) => local.activations(query),
       command: (command) => local.command(command),
     },
   };
@@ -82,5 +84,30 @@ describe('RunView', () => {
       const part = source.part(name);
       expect(structuredClone(part), name).toEqual(part);
     }
+    const page = source.activations(activationQuery({ limit: 10 }));
+    expect(structuredClone(page)).toEqual(page);
+  });
+
+  it('the activation routes ask for a page, never the whole list: only the page crosses the threads', async () => {
+    const parts: ViewPart[] = [];
+    const pages: Array<{ query: ActivationQuery; returned: number }> = [];
+    const watched: ViewSource = {
+      part: (name) => { parts.push(name); return source.part(name); },
+      activations: (query) => {
+        const page = source.activations(query);
+        pages.push({ query, returned: page.activations.length });
+        return page;
+      },
+      command: (command) => source.command(command),
+    };
+    const app = await buildApp({ token: null, tokenForReads: false, postsPerMinute: 10, failedTokensPerMinute: 10, allowedHosts: [], bodyLimitBytes: 1024, version: 'test' },
+      contextOver(watched, { config: loadConfig({}), captureRunning: () => false, captureSource: 'file', influxReachable: () => null, startedMs: Date.now(), version: 'test', alerts: () => ({}) } as Parameters<typeof contextOver>[1]));
+    const [only] = source.part('activations');
+    const list = await app.inject({ url: `/api/v1/activations?limit=1&verdict=${only.verdict}` });
+    expect(list.json()).toMatchObject({ total: 1, limit: 1, activations: [{ id: only.id }] });
+    expect((await app.inject({ url: `/api/v1/activations/${only.id}` })).json()).toMatchObject({ id: only.id });
+    expect((await app.inject({ url: `/api/v1/devices/${only.device}` })).json()).toMatchObject({ activations: [{ id: only.id }] });
+    expect(parts).not.toContain('activations');
+    expect(pages.map((p) => [p.query.limit, p.query.verdict, p.query.id, p.query.device, p.returned])).toEqual([[1, only.verdict, null, null, 1], [1, null, only.id, null, 1], [20, null, null, only.device, 1]]);
   });
 });

@@ -5,12 +5,15 @@
  * the request rate, and the pipeline never waits for the API: it answers between packets, when asked.
  * Commands (labels, wake events, presence) go to the run and are answered once it saved them; after one,
  * every part is asked for again.
+ * Activations are asked for a page at a time (filtered where they live: only the page crosses the
+ * threads), each distinct query kept as a part is, at most MAX_CACHED_QUERIES of them.
  */
-import type { ViewCommand, ViewCommandResult, ViewPart, ViewParts, ViewSource } from '../collector/view.js';
+import type { ActivationPage, ActivationQuery, ViewCommand, ViewCommandResult, ViewPart, ViewParts, ViewSource } from '../collector/view.js';
 
 /** Where the parts come from: the run on this thread, or the pipeline's thread (cli/pipeline-thread.ts). */
 export interface ViewProvider {
   part<K extends ViewPart>(name: K): Promise<ViewParts[K]>;
+  activations(query: ActivationQuery): Promise<ActivationPage>;
   command(command: ViewCommand): Promise<ViewCommandResult>;
 }
 
@@ -18,12 +21,16 @@ export interface ViewProvider {
 export function localProvider(source: ViewSource): ViewProvider {
   return {
     part: async (name) => source.part(name),
+    activations: async (query) => source.activations(query),
     command: async (command) => source.command(command),
   };
 }
 
 /** How long the API keeps a part of the view before asking the run again. */
 export const VIEW_MAX_AGE_MS = 250;
+
+/** Distinct activation queries kept at once (a client paging through them all asks one per page). */
+export const MAX_CACHED_QUERIES = 64;
 
 interface Cached<T> {
   atMs: number;
@@ -33,6 +40,8 @@ interface Cached<T> {
 export class RunView {
   private readonly cache = new Map<ViewPart, Cached<unknown>>();
   private readonly pending = new Map<ViewPart, Promise<unknown>>();
+  private readonly queries = new Map<string, Cached<ActivationPage>>();
+  private readonly pendingQueries = new Map<string, Promise<ActivationPage>>();
   /** Bumped by invalidate(): an answer asked for before it is not kept. */
   private generation = 0;
 
@@ -54,11 +63,37 @@ export class RunView {
     return asked;
   }
 
+  /** A page of activations: the same query within the max age is answered from the last answer. */
+  async activations(query: ActivationQuery): Promise<ActivationPage> {
+    // String() keeps ±Infinity and NaN apart (JSON would make them all null)
+    const key = [query.sinceMs, query.untilMs, query.device, query.verdict, query.id, query.offset, query.limit].map(String).join('|');
+    const cached = this.queries.get(key);
+    if (cached !== undefined && Date.now() - cached.atMs < this.maxAgeMs) return cached.value;
+    const inFlight = this.pendingQueries.get(key);
+    if (inFlight !== undefined) return inFlight;
+    const generation = this.generation;
+    const asked = this.provider.activations(query).then((value) => {
+      if (generation === this.generation && this.maxAgeMs > 0) {
+        this.queries.delete(key);
+        // the oldest query goes first (a Map iterates in insertion order)
+        if (this.queries.size >= MAX_CACHED_QUERIES) this.queries.delete(this.queries.keys().next().value as string);
+        this.queries.set(key, { atMs: Date.now(), value });
+      }
+      return value;
+    }).finally(() => {
+      if (this.pendingQueries.get(key) === asked) this.pendingQueries.delete(key);
+    });
+    this.pendingQueries.set(key, asked);
+    return asked;
+  }
+
   /** Forget every part: the next request asks again (after a command, or when the capture ended). */
   invalidate(): void {
     this.generation++;
     this.cache.clear();
     this.pending.clear();
+    this.queries.clear();
+    this.pendingQueries.clear();
   }
 
   async command(command: ViewCommand): Promise<ViewCommandResult> {

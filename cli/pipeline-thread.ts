@@ -3,7 +3,8 @@
  * its own thread (cli/pipeline-worker.ts), the API on this one. The API reads the run's view
  * (collector/view.ts) through messages, a part at a time and at most once per VIEW_MAX_AGE_MS each
  * (api/view.ts), so a flood of requests costs the pipeline a bounded amount of work and never makes it
- * wait: it answers between packets. Labels, wake events and presence go to the pipeline's thread as
+ * wait: it answers between packets. Activations come a page at a time, filtered there: only the page
+ * is copied across. Labels, wake events and presence go to the pipeline's thread as
  * messages and are answered once saved there.
  *
  * Once the pipeline's thread runs, this thread lowers its own priority (nice +10, Linux threads have
@@ -15,7 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { EarshotError, type ErrorCode } from '../collector/errors.js';
 import type { Logger } from '../collector/log.js';
 import { version } from '../collector/version.js';
-import type { ViewCommand, ViewCommandResult, ViewPart, ViewParts } from '../collector/view.js';
+import type { ActivationPage, ActivationQuery, ViewCommand, ViewCommandResult, ViewPart, ViewParts } from '../collector/view.js';
 import type { CliIo, RunRequest } from './run-capture.js';
 
 /** The niceness of the API's thread while the pipeline has its own. */
@@ -54,6 +55,7 @@ export type ToWorker =
   | { t: 'go'; url: string }
   | { t: 'abort' }
   | { t: 'part'; id: number; name: ViewPart }
+  | { t: 'activations'; id: number; query: ActivationQuery }
   | { t: 'command'; id: number; command: ViewCommand }
   | { t: 'signal'; signal: string };
 
@@ -89,7 +91,7 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
 
   let nextId = 1;
   const waiting = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
-  const ask = (message: { t: 'part'; name: ViewPart } | { t: 'command'; command: ViewCommand }): Promise<unknown> =>
+  const ask = (message: { t: 'part'; name: ViewPart } | { t: 'activations'; query: ActivationQuery } | { t: 'command'; command: ViewCommand }): Promise<unknown> =>
     new Promise((resolve, reject) => {
       const id = nextId++;
       waiting.set(id, { resolve, reject });
@@ -97,6 +99,7 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
     });
   const view = new RunView({
     part: <K extends ViewPart>(name: K) => ask({ t: 'part', name }) as Promise<ViewParts[K]>,
+    activations: (query: ActivationQuery) => ask({ t: 'activations', query }) as Promise<ActivationPage>,
     command: (command: ViewCommand) => ask({ t: 'command', command }) as Promise<ViewCommandResult>,
   }, VIEW_MAX_AGE_MS);
 

@@ -84,6 +84,9 @@ port.on('message', (m: ToWorker) => {
     case 'part':
       answer(m.id, (v) => v.part(m.name));
       break;
+    case 'activations':
+      answer(m.id, (v) => v.activations(m.query));
+      break;
     case 'command':
       answer(m.id, (v) => v.command(m.command));
       break;

@@ -9,6 +9,7 @@
  * (10,000), flows by `MAX_VIEW_FLOWS` open and as many ended ones.
  */
 import type { CaptureStats } from './capture/types.js';
+import type { Activation } from './detect/detector.js';
 import type { Label } from './detect/index.js';
 import type { WakeEvent } from './detect/wake-events.js';
 import { flowRecord } from './flow/record.js';
@@ -128,6 +129,50 @@ export type ViewCommandResult =
   | { kind: 'wake-events'; changed: ApiActivation[] }
   | { kind: 'presence'; presence: ApiPresence | null };
 
+/**
+ * A page of activations as GET /api/v1/activations (and a device's page, and one by id) asks for it:
+ * filtered and paged where the activations live, so only the page crosses to the API's thread (copying
+ * every kept activation per request grew both threads' heaps through a day's soak, bench/soak.mjs).
+ */
+export interface ActivationQuery {
+  /** Activations starting at or after `sinceMs` and before `untilMs`, in whole milliseconds (±Infinity: open). */
+  sinceMs: number;
+  untilMs: number;
+  /** Canonical MAC text, or null for every device. */
+  device: string | null;
+  verdict: string | null;
+  /** Only the activation with this id, or null. */
+  id: string | null;
+  offset: number;
+  limit: number;
+}
+
+/** The activations a query matched: how many in all, and the page asked for (newest first). */
+export interface ActivationPage {
+  total: number;
+  activations: ApiActivation[];
+}
+
+/** A query matching every activation: `offset` and `limit` as given. */
+export function activationQuery(fields: Partial<ActivationQuery> = {}): ActivationQuery {
+  return { sinceMs: -Infinity, untilMs: Infinity, device: null, verdict: null, id: null, offset: 0, limit: Infinity, ...fields };
+}
+
+/** Filters `list` (newest first) by `q`; only the page is rendered. */
+export function pageActivations(list: readonly Activation[], q: ActivationQuery): ActivationPage {
+  const page: ApiActivation[] = [];
+  let total = 0;
+  for (const a of list) {
+    // the API's `start` is the start's whole millisecond (isoTime), and `since`/`until` compare with it
+    const startMs = Math.floor(a.startMs);
+    if (!(startMs >= q.sinceMs && startMs < q.untilMs)) continue;
+    if ((q.device !== null && a.device !== q.device) || (q.verdict !== null && a.verdict !== q.verdict) || (q.id !== null && a.id !== q.id)) continue;
+    if (total >= q.offset && total < q.offset + q.limit) page.push(apiActivation(a));
+    total++;
+  }
+  return { total, activations: page };
+}
+
 /** What the run says beyond the runtime: whether the capture runs, InfluxDB's reachability, the alert sinks. */
 export interface ViewExtras {
   captureRunning(): boolean;
@@ -137,6 +182,7 @@ export interface ViewExtras {
 
 export interface ViewSource {
   part<K extends ViewPart>(name: K): ViewParts[K];
+  activations(query: ActivationQuery): ActivationPage;
   /** Runs a command; throws what the runtime throws (NotSavedError when it cannot be saved). */
   command(command: ViewCommand): ViewCommandResult;
 }
@@ -231,6 +277,7 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
 
   return {
     part: <K extends ViewPart>(name: K) => parts[name]() as ViewParts[K],
+    activations: (query) => pageActivations(activity?.listActivations() ?? [], query),
     command(command: ViewCommand): ViewCommandResult {
       switch (command.kind) {
         case 'label': {

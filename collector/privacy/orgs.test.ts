@@ -6,6 +6,7 @@ import { HOSTILE_NAMES } from '../../test/helpers/hostile-names.js';
 import { isEarshotError } from '../errors.js';
 import { packagePath } from '../paths.js';
 import { buildCatalog, loadCatalogFiles } from '../tag/catalog.js';
+import type { VendorRanges } from '../tag/ip-ranges.js';
 import { buildOrgLookup, loadOrganisationData, partyOf, registrableDomain } from './orgs.js';
 
 const DATA = packagePath('collector', 'privacy', 'data');
@@ -99,9 +100,54 @@ describe('organisation data', () => {
     }
   });
 
+  it('the binary ASN table answers as its source: every range of asn-ranges.json, both bounds and one beyond', () => {
+    // asn-ranges.json is the refresh's reviewable output (cut from @ip-location-db/asn); the loader reads the .bin
+    const source = JSON.parse(readFileSync(join(DATA, 'asn-ranges.json'), 'utf8')) as { asns: Record<string, { ipv4: number[]; ipv6: string[] }> };
+    const data = loadOrganisationData();
+    const rows = new Map(data.asns.map((row) => [String(row.asn), row]));
+    const noVendorRanges: VendorRanges = { lookup: () => null, snapshots: [] };
+    const orgs = buildOrgLookup({ ranges: noVendorRanges });
+    const v6Text = (hex: string) => hex.match(/.{4}/g)!.join(':');
+    const v4Text = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
+    const bounds: Array<[string, string]> = [];
+    const starts = new Set<string>();
+    for (const [asn, ranges] of Object.entries(source.asns)) {
+      for (let i = 0; i < ranges.ipv4.length; i += 2) {
+        bounds.push([v4Text(ranges.ipv4[i]), asn], [v4Text(ranges.ipv4[i + 1]), asn]);
+        starts.add(v4Text(ranges.ipv4[i]));
+      }
+      for (let i = 0; i < ranges.ipv6.length; i += 2) bounds.push([v6Text(ranges.ipv6[i]), asn], [v6Text(ranges.ipv6[i + 1]), asn]);
+    }
+    expect(bounds.length).toBeGreaterThan(30_000);
+    for (const [ip, asn] of bounds) {
+      const row = rows.get(asn)!;
+      const org = orgs.lookup(null, ip);
+      expect(org && { key: org.key, category: org.category, source: org.source }, `${ip} (AS${asn})`)
+        .toEqual({ key: row.org, category: row.category ?? data.organisations[row.org].category, source: 'asn' });
+    }
+    // the address after an IPv4 range's end is named only when another range starts there
+    for (const [asn, ranges] of Object.entries(source.asns)) {
+      for (let i = 1; i < ranges.ipv4.length; i += 2) {
+        const next = ranges.ipv4[i] + 1;
+        if (next > 0xffffffff || starts.has(v4Text(next))) continue;
+        const inAnother = Object.entries(source.asns).some(([other, r]) => other !== asn && r.ipv4.some((_, j) => j % 2 === 0 && r.ipv4[j] <= next && next <= r.ipv4[j + 1]));
+        if (!inAnother) expect(orgs.lookup(null, v4Text(next)), `${v4Text(next)} after AS${asn}`).toBeNull();
+      }
+    }
+    expect(orgs.stats.asnRanges).toBe(bounds.length / 2);
+  });
+
+  it('a truncated binary ASN table is one clear error naming the file', () => {
+    const dir = tempDir('earshot-orgs-');
+    copyFileSync(join(DATA, 'organisations.json'), join(dir, 'organisations.json'));
+    writeFileSync(join(dir, 'asn-ranges.bin'), readFileSync(join(DATA, 'asn-ranges.bin')).subarray(0, 1000));
+    const orgs = buildOrgLookup({ dataDir: dir });
+    expect(() => orgs.lookup(null, '52.94.233.109')).toThrow(/asn-ranges\.bin: cannot read: 1000 bytes where the header announces/);
+  });
+
   it('a damaged data file is one clear error naming the file', () => {
     const dir = tempDir('earshot-orgs-');
-    copyFileSync(join(DATA, 'asn-ranges.json'), join(dir, 'asn-ranges.json'));
+    copyFileSync(join(DATA, 'asn-ranges.bin'), join(dir, 'asn-ranges.bin'));
     const data = JSON.parse(readFileSync(join(DATA, 'organisations.json'), 'utf8')) as { domains: Array<{ org: string }> };
     data.domains[0].org = 'nobody';
     writeFileSync(join(dir, 'organisations.json'), JSON.stringify(data));

@@ -6,8 +6,8 @@
  *   'catalogue' the endpoint catalogue's vendor (collector/tag/catalog/*.json) for names the table lacks;
  *   'ip-ranges' the vendors' published ranges earshot already ships (collector/tag/data/);
  *   'asn'       the autonomous system holding the address, for a few dozen networks a home talks to
- *               (data/asn-ranges.json, cut from @ip-location-db/asn by data/update-asn.mjs; loaded on
- *               first use, ~25 ms).
+ *               (data/asn-ranges.bin, cut from @ip-location-db/asn by data/update-asn.mjs, which
+ *               also writes the reviewable asn-ranges.json; mapped on first use).
  * A name the table does not know falls back to the address: the organisation is then the network that
  * hosts the name (category 'cloud' or 'cdn'), and `domain` still says whose name it was.
  *
@@ -57,15 +57,9 @@ interface DataFile {
   asns: Array<{ asn: number; org: string; expect: string; category?: OrgCategory }>;
 }
 
-interface AsnFile {
-  label: string;
-  /** Per ASN: flat [first, last, ...] ranges, IPv4 as numbers, IPv6 as 32 hex digits (update-asn.mjs). */
-  asns: Record<string, { name: string; ipv4: number[]; ipv6: string[] }>;
-}
-
 /** Options of buildOrgLookup. */
 export interface OrgLookupOptions {
-  /** Directory holding organisations.json and asn-ranges.json; default: the shipped data/. */
+  /** Directory holding organisations.json and asn-ranges.bin; default: the shipped data/. */
   dataDir?: string;
   /** The vendors' published ranges; default: the shipped snapshots. */
   ranges?: VendorRanges;
@@ -152,67 +146,56 @@ interface AsnTable {
   v6Starts: Uint32Array;
   v6Ends: Uint32Array;
   v6Entry: Uint16Array;
-  /** Per entry index: the asns[] row of organisations.json. */
-  entries: Array<{ org: string; category: OrgCategory | undefined }>;
+  /** Per entry index: the asns[] row of organisations.json (null: an ASN it no longer lists). */
+  entries: Array<{ org: string; category: OrgCategory | undefined } | null>;
   ranges: number;
 }
 
-/** Loads asn-ranges.json into sorted typed arrays (ranges of different ASNs never overlap upstream). */
+/** Magic and version of asn-ranges.bin (data/update-asn.mjs, binaryTable). */
+const ASN_MAGIC = 0x4e534145;
+const ASN_VERSION = 1;
+
+/**
+ * Maps asn-ranges.bin into typed arrays: already sorted by the refresh script, so loading is one read and
+ * a few views (parsing the 545-kB JSON form raised RSS by ~15 MB at the first lookup). The arrays view
+ * the file's own buffer: nothing is copied.
+ */
 function loadAsnTable(dataDir: string, data: DataFile): AsnTable {
-  const path = join(dataDir, 'asn-ranges.json');
-  let file: AsnFile;
+  const path = join(dataDir, 'asn-ranges.bin');
+  let file: Buffer;
   try {
-    file = JSON.parse(readFileSync(path, 'utf8')) as AsnFile;
+    file = readFileSync(path);
   } catch (err) {
     throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', path, (err as Error).message);
   }
-  const entries: AsnTable['entries'] = [];
-  // raw IPv4 ranges in file order; sorted below through one native numeric sort
-  const v4First: number[] = [];
-  const v4Last: number[] = [];
-  const v4Index: number[] = [];
-  const v6: Array<{ start: Uint32Array; end: Uint32Array; entry: number }> = [];
-  for (const row of data.asns) {
-    const ranges = file.asns[String(row.asn)];
-    if (!ranges) continue;
-    const index = entries.push({ org: row.org, category: row.category }) - 1;
-    const damaged = (what: unknown) => earshotError('EARSHOT_ERR_FILE_UNREADABLE', path, `AS${row.asn}: ${JSON.stringify(what)} is not a range bound`);
-    for (let i = 0; i + 1 < ranges.ipv4.length; i += 2) {
-      const [first, last] = [ranges.ipv4[i], ranges.ipv4[i + 1]];
-      if (!Number.isInteger(first) || !Number.isInteger(last) || first < 0 || last > 0xffffffff || first > last) throw damaged([first, last]);
-      v4First.push(first);
-      v4Last.push(last);
-      v4Index.push(index);
-    }
-    for (let i = 0; i + 1 < ranges.ipv6.length; i += 2) {
-      const start = new Uint32Array(4);
-      const end = new Uint32Array(4);
-      for (const [text, words] of [[ranges.ipv6[i], start], [ranges.ipv6[i + 1], end]] as const) {
-        if (!/^[0-9a-f]{32}$/.test(text)) throw damaged(text);
-        for (let w = 0; w < 4; w++) words[w] = parseInt(text.slice(w * 8, w * 8 + 8), 16);
-      }
-      v6.push({ start, end, entry: index });
-    }
-  }
-  // start * 2^15 + position sorts by start with a typed array's own sort (no comparator calls)
-  if (v4First.length >= 1 << 15) throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', path, 'more IPv4 ranges than the loader can sort (32768)');
-  const order = Float64Array.from(v4First, (first, i) => first * 32768 + i).sort();
-  const v4Starts = new Uint32Array(order.length);
-  const v4Ends = new Uint32Array(order.length);
-  const v4Entry = new Uint16Array(order.length);
-  order.forEach((key, i) => {
-    const at = key % 32768;
-    v4Starts[i] = v4First[at];
-    v4Ends[i] = v4Last[at];
-    v4Entry[i] = v4Index[at];
-  });
-  v6.sort((a, b) => compareWords(a.start, 0, b.start));
+  const damaged = (what: string) => earshotError('EARSHOT_ERR_FILE_UNREADABLE', path, what);
+  // a small file may sit at an unaligned offset of Node's shared pool: copy it out then
+  const bytes = file.byteOffset % 4 === 0 ? file : Buffer.from(file);
+  if (bytes.length < 20) throw damaged('too short for the header');
+  const header = new Uint32Array(bytes.buffer, bytes.byteOffset, 5);
+  if (header[0] !== ASN_MAGIC) throw damaged('not an earshot ASN table (or a big-endian host: run data/update-asn.mjs --binary-only there)');
+  if (header[1] !== ASN_VERSION) throw damaged(`format version ${header[1]}, this earshot reads ${ASN_VERSION}`);
+  const [, , asnCount, v4Count, v6Count] = header;
+  const words = 5 + asnCount + 2 * v4Count + 8 * v6Count;
+  if (bytes.length !== words * 4 + 2 * (v4Count + v6Count)) throw damaged(`${bytes.length} bytes where the header announces ${words * 4 + 2 * (v4Count + v6Count)}`);
+  let at = bytes.byteOffset + 20;
+  const u32 = (n: number) => { const view = new Uint32Array(bytes.buffer, at, n); at += n * 4; return view; };
+  const u16 = (n: number) => { const view = new Uint16Array(bytes.buffer, at, n); at += n * 2; return view; };
+  const asns = u32(asnCount);
   const table: AsnTable = {
-    v4Starts, v4Ends, v4Entry,
-    v6Starts: new Uint32Array(v6.length * 4), v6Ends: new Uint32Array(v6.length * 4), v6Entry: Uint16Array.from(v6, (r) => r.entry),
-    entries, ranges: order.length + v6.length,
+    v4Starts: u32(v4Count), v4Ends: u32(v4Count), v6Starts: u32(v6Count * 4), v6Ends: u32(v6Count * 4),
+    v4Entry: u16(v4Count), v6Entry: u16(v6Count),
+    entries: [], ranges: v4Count + v6Count,
   };
-  v6.forEach((r, i) => { table.v6Starts.set(r.start, i * 4); table.v6Ends.set(r.end, i * 4); });
+  // an ASN the file holds but organisations.json no longer lists names nobody (as the JSON loader did)
+  const rows = new Map(data.asns.map((row) => [row.asn, row]));
+  for (const asn of asns) {
+    const row = rows.get(asn);
+    table.entries.push(row ? { org: row.org, category: row.category } : null);
+  }
+  for (const entry of [table.v4Entry, table.v6Entry]) {
+    for (const index of entry) if (index >= asnCount) throw damaged(`entry ${index} beyond the ${asnCount} ASNs`);
+  }
   return table;
 }
 

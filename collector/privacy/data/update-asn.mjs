@@ -10,13 +10,16 @@
  *
  *   node collector/privacy/data/update-asn.mjs                 npm pack @ip-location-db/asn (registry), then cut
  *   node collector/privacy/data/update-asn.mjs --from DIR      cut from DIR/asn-ipv4.csv and DIR/asn-ipv6.csv
+ *   node collector/privacy/data/update-asn.mjs --binary-only   rewrite asn-ranges.bin from asn-ranges.json
  *
  * Every ASN's organisation name in the upstream table must match the `expect` pattern that
  * organisations.json gives it (the AS name as published in the registries): a renumbered or
  * re-assigned ASN stops the refresh instead of silently relabelling addresses.
- * Plain Node 20, no dependencies. Output: per ASN, its registry name and merged, sorted ranges as flat
- * [first, last, ...] lists: IPv4 addresses as numbers, IPv6 as 32 hex digits (addressText() turns either
- * back into text when you want to read one).
+ * Plain Node 20, no dependencies. Output: asn-ranges.json, per ASN its registry name and merged, sorted
+ * ranges as flat [first, last, ...] lists: IPv4 addresses as numbers, IPv6 as 32 hex digits
+ * (addressText() turns either back into text when you want to read one); it is the reviewable form a
+ * diff reads. And asn-ranges.bin, the same ranges as the loader wants them (binaryTable() below): orgs.ts
+ * maps it into typed arrays, where parsing the JSON raised the process's RSS by ~15 MB at the first lookup.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -137,18 +140,64 @@ export function buildSnapshot(ipv4Csv, ipv6Csv, asns, source) {
   };
 }
 
+/** Magic and version at the head of asn-ranges.bin (orgs.ts checks both). */
+export const BINARY_MAGIC = 0x4e534145; // 'EASN' read as a little-endian u32
+export const BINARY_VERSION = 1;
+
+/**
+ * asn-ranges.json's content as asn-ranges.bin: a header of u32 [magic, version, asns, v4 ranges, v6
+ * ranges], then u32 arrays asns[], v4 starts[], v4 ends[], v6 starts[4n], v6 ends[4n] (each IPv6 bound as
+ * four big-endian-ordered words), then u16 arrays v4 entry[], v6 entry[] (index into asns[]). Ranges
+ * sorted by start; little-endian (every host earshot runs on; the loader refuses another).
+ */
+export function binaryTable(snapshot) {
+  const asns = Object.keys(snapshot.asns).map(Number);
+  const v4 = [];
+  const v6 = [];
+  asns.forEach((asn, entry) => {
+    const { ipv4, ipv6 } = snapshot.asns[String(asn)];
+    for (let i = 0; i + 1 < ipv4.length; i += 2) v4.push({ first: BigInt(ipv4[i]), last: BigInt(ipv4[i + 1]), entry });
+    for (let i = 0; i + 1 < ipv6.length; i += 2) v6.push({ first: BigInt(`0x${ipv6[i]}`), last: BigInt(`0x${ipv6[i + 1]}`), entry });
+  });
+  if (asns.length > 0xffff) throw new Error('more ASNs than a u16 entry can index');
+  const byStart = (x, y) => (x.first < y.first ? -1 : x.first > y.first ? 1 : 0);
+  v4.sort(byStart);
+  v6.sort(byStart);
+  const words = 5 + asns.length + 2 * v4.length + 8 * v6.length;
+  const buffer = Buffer.alloc(words * 4 + 2 * (v4.length + v6.length));
+  let at = 0;
+  const u32 = (value) => { buffer.writeUInt32LE(Number(value), at); at += 4; };
+  [BINARY_MAGIC, BINARY_VERSION, asns.length, v4.length, v6.length].forEach(u32);
+  asns.forEach(u32);
+  for (const r of v4) u32(r.first);
+  for (const r of v4) u32(r.last);
+  const quad = (value) => { for (let w = 3; w >= 0; w--) u32((value >> BigInt(w * 32)) & 0xffffffffn); };
+  for (const r of v6) quad(r.first);
+  for (const r of v6) quad(r.last);
+  for (const r of [...v4, ...v6]) { buffer.writeUInt16LE(r.entry, at); at += 2; }
+  return buffer;
+}
+
 function parseArgs(argv) {
   const opts = {};
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--from') opts.from = argv[++i];
     else if (argv[i] === '--out') opts.out = argv[++i];
-    else throw new Error(`unknown option ${argv[i]} (use --from DIR, --out FILE)`);
+    else if (argv[i] === '--binary-only') opts.binaryOnly = true;
+    else throw new Error(`unknown option ${argv[i]} (use --from DIR, --out FILE, --binary-only)`);
   }
   return opts;
 }
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  const jsonOut = opts.out ?? join(HERE, 'asn-ranges.json');
+  const binOut = jsonOut.replace(/\.json$/, '') + '.bin';
+  if (opts.binaryOnly) {
+    writeFileSync(binOut, binaryTable(JSON.parse(readFileSync(jsonOut, 'utf8'))));
+    console.log(`${binOut}: written from ${jsonOut}`);
+    return;
+  }
   let dir = opts.from;
   let scratch = null;
   if (!dir) {
@@ -163,10 +212,11 @@ async function main() {
     const organisations = JSON.parse(readFileSync(join(HERE, 'organisations.json'), 'utf8'));
     const snapshot = buildSnapshot(readFileSync(join(dir, 'asn-ipv4.csv'), 'utf8'), readFileSync(join(dir, 'asn-ipv6.csv'), 'utf8'), organisations.asns,
       { version: manifest.version, retrievedFrom: `the npm registry's tarball of ${PACKAGE}@${manifest.version}${opts.from ? ' (unpacked beforehand, --from)' : ''}` });
-    const out = opts.out ?? join(HERE, 'asn-ranges.json');
+    const out = jsonOut;
     // one ASN per line: a diff shows which networks changed
     const lines = Object.entries(snapshot.asns).map(([asn, v]) => `  ${JSON.stringify(asn)}: ${JSON.stringify(v)}`);
     writeFileSync(out, `{\n "label": ${JSON.stringify(snapshot.label)},\n "source": ${JSON.stringify(snapshot.source)},\n "asns": {\n${lines.join(',\n')}\n }\n}\n`);
+    writeFileSync(binOut, binaryTable(snapshot));
     const counts = Object.values(snapshot.asns).reduce((n, a) => n + (a.ipv4.length + a.ipv6.length) / 2, 0);
     console.log(`${out}: ${Object.keys(snapshot.asns).length} ASNs, ${counts} ranges from ${snapshot.label}`);
   } finally {
