@@ -48,6 +48,7 @@ export const ERRORS = {
   // logged, not thrown: the collector goes on and keeps the points ({0} what is missing, {1} InfluxDB's answer, {2} the command)
   EARSHOT_ERR_INFLUX_MISSING: { message: 'InfluxDB has no {0} ({1}): points wait in the spool until it exists; create it with: {2}', exitCode: EXIT_UNDELIVERED },
   // logged, not thrown: earshot writes without the setup ({0} who, {1} InfluxDB's answer, {2} the command for an admin)
+  EARSHOT_ERR_INFLUX_QUERY: { message: 'InfluxDB at {0} cannot be read: {1}', exitCode: EXIT_UNDELIVERED },
   EARSHOT_ERR_INFLUX_SETUP_DENIED: { message: '{0} may not run the database setup ({1}); writing without it. An admin can run it: {2}; then set influx.setup to false', exitCode: EXIT_UNDELIVERED },
 } as const satisfies Record<string, ErrorSpec>;
 
