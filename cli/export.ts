@@ -160,7 +160,7 @@ export async function runExport(parsed: ParsedCommand, io: CliIo): Promise<numbe
       } catch (err) {
         throw earshotError('EARSHOT_ERR_USAGE', `export: --salt-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
-    } else salt = io.env.EARSHOT_EXPORT_SALT ?? null;
+    } else salt = io.env.EARSHOT_EXPORT_SALT || null;
     // no random salt: pseudonyms that change at every run cannot be joined across exports, and a salt
     // printed to a terminal ends up in logs; the study must choose and keep its own
     if (salt === null) throw earshotError('EARSHOT_ERR_USAGE', 'export: --salt-file: a salt is required to pseudonymise MACs (a file, or EARSHOT_EXPORT_SALT; e.g. head -c 32 /dev/urandom | base64 > study.salt), or --plain-macs');
