@@ -69,6 +69,17 @@ export function pseudonym(salt: string, device: string): string {
 }
 
 /**
+ * An activation or call id with its MAC part (detector.ts: MAC without colons, then the start in ms)
+ * replaced by the device's pseudonym, so the id stays unique and joinable but names no device.
+ */
+export function pseudonymId(salt: string, id: string): string {
+  const m = /^(call-)?([0-9a-fA-F]{12})-(.*)$/.exec(id);
+  if (!m) return id;
+  const mac = m[2].toLowerCase().match(/../g)!.join(':');
+  return `${m[1] ?? ''}${pseudonym(salt, mac)}-${m[3]}`;
+}
+
+/**
  * One CSV field (RFC 4180): quoted when it holds a comma, quote, CR or LF. A text that a spreadsheet
  * would run as a formula (starting with = + - @, tab or CR: OWASP's CSV injection list) gets a leading
  * single quote; numbers are never changed (a negative number is not text from a packet).
@@ -205,6 +216,8 @@ export async function runExport(parsed: ParsedCommand, io: CliIo): Promise<numbe
   const emit = (row: Record<string, unknown>) => {
     const dev = row.device;
     if (typeof dev === 'string' && salt !== null) row.device = pseudonym(salt, dev);
+    // the id holds the MAC too (detector.ts); leaving it would undo the pseudonym
+    if (typeof row.id === 'string' && salt !== null) row.id = pseudonymId(salt, row.id);
     if (format === 'csv') out.write(`${columns.map((c) => csvField(row[c])).join(',')}\r\n`);
     else out.write(`${JSON.stringify(Object.fromEntries(columns.map((c) => [c, row[c] ?? null])))}\n`);
     rows++;
