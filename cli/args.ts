@@ -53,6 +53,7 @@ const COMMON_CONFIG_FLAGS: Record<string, readonly string[]> = {
   collect: ['interface', 'source', 'filter', 'listen', 'data-dir', 'devices', 'wake-events', 'api-token-file', 'influx-url', 'influx-db', 'webhooks', 'mqtt-url', 'log-level'],
   doctor: ['interface', 'source', 'data-dir', 'influx-url', 'webhooks', 'mqtt-url'],
   catalog: ['catalog'],
+  export: ['influx-url', 'influx-db', 'influx-username', 'influx-password', 'influx-token', 'influx-rp'],
 };
 
 /** The configuration flags `--help` shows for `command` (the rest: --help-all). */

@@ -10,6 +10,7 @@ import { commandHelp, helpWidth, mainHelp, parseCommand, type CommandSpec, type 
 import { blocklistSpec, runBlocklist } from './blocklist.js';
 import { catalogSpec, runCatalog } from './catalog.js';
 import { doctorSpec, runDoctor } from './doctor.js';
+import { exportSpec, runExport } from './export.js';
 import { importSpec, runImport } from './import.js';
 import { collectSpec, replaySpec, runCollect, runReplay, type CliIo } from './run-capture.js';
 import { demoSpec, runDemo } from './demo.js';
@@ -28,6 +29,7 @@ const COMMANDS: Command[] = [
   { spec: catalogSpec, run: runCatalog },
   { spec: blocklistSpec, run: runBlocklist },
   { spec: importSpec, run: runImport },
+  { spec: exportSpec, run: runExport },
   { spec: doctorSpec, run: runDoctor },
   { spec: demoSpec, run: runDemo },
 ];

@@ -47,9 +47,11 @@ export const ERRORS = {
   EARSHOT_ERR_INFLUX_UNDELIVERED: { message: '{0} points were not written to InfluxDB: {1}', exitCode: EXIT_UNDELIVERED },
   // logged, not thrown: the collector goes on and keeps the points ({0} what is missing, {1} InfluxDB's answer, {2} the command)
   EARSHOT_ERR_INFLUX_MISSING: { message: 'InfluxDB has no {0} ({1}): points wait in the spool until it exists; create it with: {2}', exitCode: EXIT_UNDELIVERED },
-  // logged, not thrown: earshot writes without the setup ({0} who, {1} InfluxDB's answer, {2} the command for an admin)
   // logged, not thrown: a write answered 401/403 ({0} InfluxDB's answer, {1} what to check)
   EARSHOT_ERR_INFLUX_AUTH: { message: 'InfluxDB refused the credentials ({0}): check {1}; points wait in the spool and are retried', exitCode: EXIT_UNDELIVERED },
+  // earshot export: InfluxDB away or refusing the read ({0} where, {1} why)
+  EARSHOT_ERR_INFLUX_QUERY: { message: 'InfluxDB at {0} cannot be read: {1}', exitCode: EXIT_UNDELIVERED },
+  // logged, not thrown: earshot writes without the setup ({0} who, {1} InfluxDB's answer, {2} the command for an admin)
   EARSHOT_ERR_INFLUX_SETUP_DENIED: { message: '{0} may not run the database setup ({1}); writing without it. An admin can run it: {2}; then set influx.setup to false', exitCode: EXIT_UNDELIVERED },
 } as const satisfies Record<string, ErrorSpec>;
 
