@@ -59,8 +59,11 @@ export function alertRules(): AlertRule[] {
   const suspected = from('activation')
     .select(as(count('duration_s'), 'suspected'))
     .where(tag('verdict').eq('suspected'), current())
-    .groupBy('device', 'device_name');
-  const reports = from('collector').select(as(count('packets'), 'reports'));
+    .groupBy('site');
+  // per site: one series for every site that reported in the last hour, 0 in the minutes it was silent;
+  // the moving average over 3 one-minute buckets is 0 once a site wrote nothing for 2 whole minutes
+  // (the collector writes every influx.intervalS, 10 s by default) and the current minute so far
+  const reports = `SELECT moving_average(count("packets"), 3) AS "reports" FROM "collector" WHERE "site" != '' AND $timeFilter GROUP BY time(1m), "site" fill(0)`;
   return [
     {
       uid: 'earshot-suspected-activation',
@@ -74,26 +77,26 @@ export function alertRules(): AlertRule[] {
       execErrState: 'Error',
       for: '0s',
       annotations: {
-        summary: 'Suspected activation on {{ $labels.device }} {{ $labels.device_name }}',
-        description: '{{ $values.B }} suspected activation(s) in the last 5 minutes: the assistant uploaded audio with no wake event to explain it.',
+        summary: 'Suspected activation at site {{ $labels.site }}',
+        description: '{{ $values.B }} suspected activation(s) at site {{ $labels.site }} in the last 5 minutes: an assistant uploaded audio with no wake event to explain it (the Overview dashboard with this site lists them).',
       },
       labels: { source: 'earshot', severity: 'warning' },
       isPaused: false,
     },
     {
       uid: 'earshot-collector-silent',
-      title: 'earshot collector stopped reporting',
+      title: 'earshot site stopped reporting',
       condition: 'C',
-      data: [influxQuery(reports.toString(), 120), ...lastValueIs('lt', 1)],
+      data: [influxQuery(reports, 3600), ...lastValueIs('lt', 1)],
       dashboardUid: UID.collector,
       panelId: 1,
-      // the collector writes its counters every 10 s: none for 2 minutes means it stopped or cannot write
+      // no series at all: no site reported in the last hour (a fleet that is all down, or none yet)
       noDataState: 'Alerting',
       execErrState: 'Error',
       for: '0s',
       annotations: {
-        summary: 'No collector counters in InfluxDB for 2 minutes',
-        description: 'earshot wrote no points to the collector measurement for 2 minutes: it stopped, lost its capture, or cannot reach InfluxDB (its points then wait in the spool).',
+        summary: 'Site {{ $labels.site }} stopped reporting',
+        description: 'The earshot collector of site {{ $labels.site }} wrote no collector point for 2 minutes: it stopped, lost its capture, or cannot reach InfluxDB (its points then wait in the spool). A site silent for more than an hour leaves this rule (see the Fleet overview).',
       },
       labels: { source: 'earshot', severity: 'critical' },
       isPaused: false,

@@ -8,10 +8,13 @@ import { ReduceDataOptionsBuilder } from '@grafana/grafana-foundation-sdk/common
 import { DashboardBuilder, ThresholdsConfigBuilder, ThresholdsMode, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
-import { at, DASHBOARD_TAG, earshotLinks, influx, prop, UID } from './grafana.js';
+import { at, DASHBOARD_TAG, earshotLinks, influx, ofSite, prop, siteVariable, UID } from './grafana.js';
 import { as, from, last, max, nonNegativeDerivative, type FieldOf } from './influxql.js';
 
 type Counter = FieldOf<'collector'>;
+
+/** The chosen sites' counters; graphs draw one line per site (counters are per collector). */
+const ofCollector = () => from('collector').where(ofSite());
 
 
 /** Per-second rate of a cumulative counter, per Grafana interval. */
@@ -27,7 +30,7 @@ function latestStat(id: number, title: string, description: string, counter: Cou
     .id(id)
     .title(title)
     .description(description)
-    .withTarget(influx('A', from('collector').select(as(last(counter), counter))))
+    .withTarget(influx('A', ofCollector().select(as(last(counter), counter))))
     .graphMode(BigValueGraphMode.None)
     .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false));
 }
@@ -48,7 +51,7 @@ export function collectorDashboard(): Dashboard {
     .title('Last report')
     .description('When the collector last wrote its counters. It writes them every interval (10 s by default); older than a minute or two means it stopped, or cannot reach InfluxDB (then its points wait in the spool).')
     .gridPos(at(0, 0, 6, 4))
-    .withTarget(influx('A', from('collector').select(as(last('points'), 'points')), { format: 'table' }))
+    .withTarget(influx('A', ofCollector().select(as(last('points'), 'points')), { format: 'table' }))
     .graphMode(BigValueGraphMode.None)
     .unit('dateTimeFromNow')
     .noValue('no report in the time range')
@@ -70,53 +73,53 @@ export function collectorDashboard(): Dashboard {
 
   const captureRate = graph(5, 'Capture rate', 'Packets and bytes read per second.')
     .gridPos(at(0, 4, 12, 8))
-    .withTarget(influx('A', from('collector').select(rate('packets', 'packets/s')).groupByTime().fill('none'), { alias: '$col' }))
-    .withTarget(influx('B', from('collector').select(rate('bytes', 'bytes/s')).groupByTime().fill('none'), { alias: '$col' }))
+    .withTarget(influx('A', ofCollector().select(rate('packets', 'packets/s')).groupByTime().groupBy('site').fill('none'), { alias: '$tag_site $col' }))
+    .withTarget(influx('B', ofCollector().select(rate('bytes', 'bytes/s')).groupByTime().groupBy('site').fill('none'), { alias: '$tag_site $col' }))
     .unit('pps')
     .overrideByName('bytes/s', [prop.unit('Bps'), prop.axisRight()]);
 
   const drops = graph(6, 'Drops and decode errors', 'Packets per second the kernel or the interface dropped, and packets earshot could not decode (damaged or truncated frames, counted, never fatal).')
     .gridPos(at(12, 4, 12, 8))
-    .withTarget(influx('A', from('collector')
+    .withTarget(influx('A', ofCollector()
       .select(rate('kernel_drops', 'kernel drops'), rate('interface_drops', 'interface drops'))
-      .groupByTime().fill('none'), { alias: '$col' }))
-    .withTarget(influx('B', from('collector').select(rate('decode_errors', 'decode errors')).groupByTime().fill('none'), { alias: '$col' }))
+      .groupByTime().groupBy('site').fill('none'), { alias: '$tag_site $col' }))
+    .withTarget(influx('B', ofCollector().select(rate('decode_errors', 'decode errors')).groupByTime().groupBy('site').fill('none'), { alias: '$tag_site $col' }))
     .unit('pps');
 
   const flows = graph(7, 'Flows', 'Flows in the table (left), and flows created and evicted per second (right); evictions mean the table is full (flows.maxFlows).')
     .gridPos(at(0, 12, 12, 8))
-    .withTarget(influx('A', from('collector').select(peak('flows_active', 'active flows')).groupByTime().fill('none'), { alias: '$col' }))
-    .withTarget(influx('B', from('collector')
+    .withTarget(influx('A', ofCollector().select(peak('flows_active', 'active flows')).groupByTime().groupBy('site').fill('none'), { alias: '$tag_site $col' }))
+    .withTarget(influx('B', ofCollector()
       .select(rate('flows_created', 'created/s'), rate('flows_evicted', 'evicted/s'))
-      .groupByTime().fill('none'), { alias: '$col' }))
+      .groupByTime().groupBy('site').fill('none'), { alias: '$tag_site $col' }))
     .unit('short')
     .overrideByRegexp('.*/s$', [prop.axisRight()]);
 
   const writes = graph(8, 'InfluxDB writes', 'Points made and written per second; write errors (retried), points InfluxDB refused (4xx) and points dropped from a full spool, per second.')
     .gridPos(at(12, 12, 12, 8))
-    .withTarget(influx('A', from('collector')
+    .withTarget(influx('A', ofCollector()
       .select(rate('points', 'points made'), rate('points_written', 'points written'))
-      .groupByTime().fill('none'), { alias: '$col' }))
-    .withTarget(influx('B', from('collector')
+      .groupByTime().groupBy('site').fill('none'), { alias: '$tag_site $col' }))
+    .withTarget(influx('B', ofCollector()
       .select(rate('write_errors', 'write errors'), rate('points_rejected', 'points rejected'), rate('points_dropped', 'points dropped'))
-      .groupByTime().fill('none'), { alias: '$col' }))
+      .groupByTime().groupBy('site').fill('none'), { alias: '$tag_site $col' }))
     .unit('short')
     .overrideByRegexp('write errors|points rejected|points dropped', [prop.axisRight()]);
 
   const spool = graph(9, 'Spool and queue', 'Points and bytes waiting in the disk spool, and batches queued in memory. They grow while InfluxDB is away and drain when it answers again.')
     .gridPos(at(0, 20, 12, 8))
-    .withTarget(influx('A', from('collector')
+    .withTarget(influx('A', ofCollector()
       .select(peak('spool_points', 'spooled points'), peak('queue_depth', 'queued batches'))
-      .groupByTime().fill('none'), { alias: '$col' }))
-    .withTarget(influx('B', from('collector').select(peak('spool_bytes', 'spooled bytes')).groupByTime().fill('none'), { alias: '$col' }))
+      .groupByTime().groupBy('site').fill('none'), { alias: '$tag_site $col' }))
+    .withTarget(influx('B', ofCollector().select(peak('spool_bytes', 'spooled bytes')).groupByTime().groupBy('site').fill('none'), { alias: '$tag_site $col' }))
     .unit('short')
     .overrideByName('spooled bytes', [prop.unit('bytes'), prop.axisRight()]);
 
   const detections = graph(10, 'Activations found', 'Activations the detector finished, per minute.')
     .gridPos(at(12, 20, 12, 8))
-    .withTarget(influx('A', from('collector')
+    .withTarget(influx('A', ofCollector()
       .select(as(nonNegativeDerivative(max('activations'), '1m'), 'activations/min'))
-      .groupByTime().fill('none'), { alias: '$col' }))
+      .groupByTime().groupBy('site').fill('none'), { alias: '$tag_site $col' }))
     .unit('short');
 
   return new DashboardBuilder('earshot — Collector health')
@@ -126,6 +129,7 @@ export function collectorDashboard(): Dashboard {
     .time({ from: 'now-6h', to: 'now' })
     .refresh('30s')
     .link(earshotLinks())
+    .withVariable(siteVariable())
     .withPanel(lastReport)
     .withPanel(packets)
     .withPanel(kernelDrops)

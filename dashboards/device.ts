@@ -8,6 +8,7 @@ import { DashboardBuilder, ThresholdsConfigBuilder, ThresholdsMode, type Dashboa
 import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
 import { activationAnnotation, at, DASHBOARD_TAG, earshotLinks, influx, organize, prop, queryVariable, rangeStat, UID, VERDICT_COLOR } from './grafana.js';
+import { ofSite, siteVariable } from './grafana.js';
 import { as, count, current, field, from, last, perSecond, plus, showTagValues, sum, tag } from './influxql.js';
 
 const DEVICE = 'device';
@@ -23,11 +24,11 @@ function trafficBy(id: number, tagKey: 'service' | 'server_name', title: string,
     .description(description)
     .withTarget(influx('A', from('traffic')
       .select(as(perSecond(sum('bytes_up')), 'up'))
-      .where(ofDevice())
+      .where(ofSite(), ofDevice())
       .groupByTime().groupBy(tagKey).fill(0), { alias: `${label} up` }))
     .withTarget(influx('B', from('traffic')
       .select(as(perSecond(sum('bytes_down')), 'down'))
-      .where(ofDevice())
+      .where(ofSite(), ofDevice())
       .groupByTime().groupBy(tagKey).fill(0), { alias: `${label} down` }))
     .unit('Bps')
     .fillOpacity(10)
@@ -46,28 +47,28 @@ export function deviceDashboard(): Dashboard {
     .withTarget(influx('A', from('device')
       .select(as(last('name'), 'Name'), as(last('vendor'), 'Vendor'), as(last('organization'), 'Organization'), as(last('model'), 'Model'),
         as(last('ips'), 'IPs'), as(last('assistant'), 'Assistant'), as(last('first_seen_ms'), 'First seen'), as(last('last_seen_ms'), 'Last seen'))
-      .where(ofDevice()), { format: 'table' }))
+      .where(ofSite(), ofDevice()), { format: 'table' }))
     .withTransformation(organize({ exclude: ['Time'] }))
     .overrideByName('First seen', [prop.unit('dateTimeAsIso')])
     .overrideByName('Last seen', [prop.unit('dateTimeFromNow')]);
 
   const activations = rangeStat(2, 'Activations', 'Audio uploads found in the time range, every verdict.')
     .gridPos(at(0, 4, 6, 4))
-    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'activations')).where(ofDevice(), current())));
+    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'activations')).where(ofSite(), ofDevice(), current())));
 
   const suspected = rangeStat(3, 'Suspected', 'Activations in the time range that earshot suspects were not meant for the assistant.')
     .gridPos(at(6, 4, 6, 4))
-    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'suspected')).where(tag('verdict').eq('suspected'), ofDevice(), current())))
+    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'suspected')).where(ofSite(), tag('verdict').eq('suspected'), ofDevice(), current())))
     .thresholds(new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([{ value: null, color: 'green' }, { value: 1, color: 'red' }]));
 
   const uploaded = rangeStat(4, 'Uploaded during activations', 'Bytes sent on the voice connections during the activations in the time range.')
     .gridPos(at(12, 4, 6, 4))
-    .withTarget(influx('A', from('activation').select(as(sum('bytes_up'), 'uploaded')).where(ofDevice(), current())))
+    .withTarget(influx('A', from('activation').select(as(sum('bytes_up'), 'uploaded')).where(ofSite(), ofDevice(), current())))
     .unit('bytes');
 
   const traffic = rangeStat(5, 'All traffic', 'Bytes the device sent and received in the time range, every service.')
     .gridPos(at(18, 4, 6, 4))
-    .withTarget(influx('A', from('traffic').select(as(plus(sum('bytes_up'), sum('bytes_down')), 'bytes')).where(ofDevice())))
+    .withTarget(influx('A', from('traffic').select(as(plus(sum('bytes_up'), sum('bytes_down')), 'bytes')).where(ofSite(), ofDevice())))
     .unit('bytes');
 
   const byService = trafficBy(6, 'service', 'Traffic by service', 'Bytes per second by the endpoint catalogue\'s service (voice, telemetry, api, media, update, ...); a blank service is traffic to uncatalogued endpoints. Upload above the axis, download below.')
@@ -83,7 +84,7 @@ export function deviceDashboard(): Dashboard {
     .gridPos(at(0, 17, 12, 8))
     .withTarget(influx('A', from('traffic')
       .select(as(plus(sum('packets_up'), sum('packets_down')), 'packets'))
-      .where(ofDevice(), tag('service').ne('voice'))
+      .where(ofSite(), ofDevice(), tag('service').ne('voice'))
       .groupByTime().groupBy('service').fill('none'), { alias: '$tag_service' }))
     .drawStyle(GraphDrawStyle.Bars)
     .fillOpacity(70)
@@ -98,7 +99,7 @@ export function deviceDashboard(): Dashboard {
     .gridPos(at(12, 17, 12, 8))
     .withTarget(influx('A', from('activation')
       .select(as(field('bytes_up'), 'uploaded'))
-      .where(ofDevice(), current())
+      .where(ofSite(), ofDevice(), current())
       .groupBy('verdict'), { alias: '$tag_verdict' }))
     .drawStyle(GraphDrawStyle.Points)
     .pointSize(9)
@@ -116,7 +117,7 @@ export function deviceDashboard(): Dashboard {
     .withTarget(influx('A', from('activation')
       .select(as(field('verdict'), 'Verdict'), as(field('reasons'), 'Reasons'), as(field('duration_s'), 'Duration'), as(field('bytes_up'), 'Uploaded'),
         as(field('bytes_down'), 'Downloaded'), as(field('score'), 'Score'), as(field('server_name'), 'Voice server'), as(field('wake_event_ms'), 'Wake event'), as(field('id'), 'Id'))
-      .where(ofDevice(), current())
+      .where(ofSite(), ofDevice(), current())
       .newestFirst().limit(100), { format: 'table' }))
     .overrideByName('Duration', [prop.unit('s')])
     .overrideByName('Uploaded', [prop.unit('bytes')])
@@ -131,9 +132,10 @@ export function deviceDashboard(): Dashboard {
     .time({ from: 'now-24h', to: 'now' })
     .refresh('1m')
     .link(earshotLinks())
+    .withVariable(siteVariable())
     .withVariable(queryVariable(DEVICE, {
       label: 'Device',
-      query: showTagValues('traffic', 'device', tag('device').ne('none')),
+      query: showTagValues('traffic', 'device', tag('device').ne('none'), ofSite()),
       description: 'MAC address of a device on the network; the Device panel shows its name.',
     }))
     .annotation(activationAnnotation({ name: 'Suspected activations', color: VERDICT_COLOR.suspected, suspected: true, deviceVariable: DEVICE }))

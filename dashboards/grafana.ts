@@ -17,7 +17,29 @@ import {
 } from '@grafana/grafana-foundation-sdk/dashboard';
 import { BigValueGraphMode, ReduceDataOptionsBuilder } from '@grafana/grafana-foundation-sdk/common';
 import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
-import { current, field, from, tag, type Measurement, type SelectQuery } from './influxql.js';
+import { current, field, from, tag, type Condition, type Measurement, type SelectQuery } from './influxql.js';
+
+/** The template variable choosing sites, on every dashboard. */
+export const SITE = 'site';
+/**
+ * "All" of $site is the regex `.*` rather than the list of sites: InfluxQL matches a point without the
+ * tag as if its value were '' (checked on influxd 1.x), so points written before earshot had the `site`
+ * tag match `/^.*$/` and stay visible, where `/^(a|b)$/` would hide them.
+ */
+export const ALL_SITES = '.*';
+/** Points of the chosen sites. */
+export const ofSite = (): Condition<'site'> => tag('site').matchesVariable(SITE);
+
+/** The `site` variable: every site that wrote collector points (each collector writes one every interval). */
+export function siteVariable() {
+  return queryVariable(SITE, {
+    label: 'Site',
+    query: 'SHOW TAG VALUES FROM "collector" WITH KEY = "site"',
+    multi: true,
+    includeAll: true,
+    description: 'The homes (sites) to show; All also shows points written before earshot tagged them with a site.',
+  }).allValue(ALL_SITES).current({ text: 'All', value: '$__all' });
+}
 
 /** The data source the provisioning file creates (deploy/grafana/provisioning/datasources/earshot.yaml). */
 export const DATASOURCE: common.DataSourceRef = { type: 'influxdb', uid: 'earshot-influxdb' };
@@ -79,7 +101,7 @@ export interface InfluxAnnotation extends AnnotationQuery {
 export function activationAnnotation(options: { name: string; color: string; suspected: boolean; deviceVariable: string }): cog.Builder<AnnotationQuery> {
   const query = from('activation')
     .select(field('reasons'), field('duration_s'), field('device_name'), field('device'), field('verdict'))
-    .where(options.suspected ? tag('verdict').eq('suspected') : tag('verdict').ne('suspected'), tag('device').matchesVariable(options.deviceVariable), current())
+    .where(options.suspected ? tag('verdict').eq('suspected') : tag('verdict').ne('suspected'), tag('site').matchesVariable(SITE), tag('device').matchesVariable(options.deviceVariable), current())
     .toString();
   const columns = { textColumn: 'reasons', tagsColumn: 'device_name,device,verdict' };
   const target = {

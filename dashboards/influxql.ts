@@ -8,35 +8,36 @@
 /** earshot's measurements, their tags and their fields (docs/influxdb.md). */
 export const SCHEMA = {
   traffic: {
-    tags: ['device', 'device_name', 'vendor', 'assistant', 'service', 'server_name'],
+    tags: ['site', 'device', 'device_name', 'vendor', 'assistant', 'service', 'server_name'],
     fields: ['bytes_up', 'bytes_down', 'packets_up', 'packets_down'],
   },
   activation: {
-    tags: ['device', 'device_name', 'verdict'],
+    tags: ['site', 'device', 'device_name', 'verdict'],
     fields: ['id', 'duration_s', 'bytes_up', 'bytes_down', 'score', 'reasons', 'server_name', 'wake_event_ms', 'current'],
   },
   endpoint: {
-    tags: ['device', 'device_name', 'org', 'category', 'service', 'party'],
+    tags: ['site', 'device', 'device_name', 'org', 'category', 'service', 'party'],
     fields: ['bytes_up', 'bytes_down', 'flows'],
   },
   notice: {
-    tags: ['device', 'device_name', 'kind', 'what'],
+    tags: ['site', 'device', 'device_name', 'kind', 'what'],
     fields: ['count', 'subject', 'organisation', 'service', 'endpoint', 'severity', 'title'],
   },
   wake_event: {
-    tags: ['device', 'source'],
+    tags: ['site', 'device', 'source'],
     fields: ['count', 'intended'],
   },
   device: {
-    tags: ['device'],
+    tags: ['site', 'device'],
     fields: ['name', 'vendor', 'organization', 'model', 'ips', 'assistant', 'first_seen_ms', 'last_seen_ms'],
   },
   collector: {
-    tags: [],
+    tags: ['site'],
     fields: [
       'packets', 'bytes', 'kernel_drops', 'interface_drops', 'decode_errors', 'flows_active', 'flows_created',
       'flows_evicted', 'activations', 'points', 'points_written', 'points_rejected', 'points_dropped',
-      'write_errors', 'queue_depth', 'spool_points', 'spool_bytes',
+      'write_errors', 'queue_depth', 'spool_points', 'spool_bytes', 'spool_write_errors', 'spool_held_points',
+      'batches_quarantined', 'points_quarantined', 'instance', 'version',
     ],
   },
 } as const;

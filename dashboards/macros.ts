@@ -15,7 +15,7 @@ export function escapeRegex(value: string): string {
 }
 
 /** A variable's current value: one string, or several (multi-value, or All without an allValue). */
-export type VariableValue = string | readonly string[];
+export type VariableValue = string | readonly string[] | { readonly raw: string };
 
 const BUILTIN = new Set(['timeFilter', 'interval', '__interval', '__interval_ms', 'col']);
 
@@ -30,6 +30,8 @@ export function interpolateVariables(query: string, variables: Readonly<Record<s
     if (BUILTIN.has(name) || name.startsWith('tag_')) return match;
     const value = variables[name];
     if (value === undefined) throw new Error(`template variable $${name} has no value in: ${query}`);
+    // a custom "All" value (allValue) goes in as it is: Grafana's templateSrv does not format it
+    if (typeof value === 'object' && 'raw' in value) return value.raw;
     return typeof value === 'string' ? escapeRegex(value) : `(${value.map(escapeRegex).join('|')})`;
   });
 }

@@ -9,6 +9,7 @@ import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat'
 import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
 import { activationAnnotation, at, DASHBOARD_TAG, earshotLinks, influx, organize, prop, queryVariable, UID, VERDICT_COLOR, rangeStat } from './grafana.js';
+import { ofSite, siteVariable } from './grafana.js';
 import { as, count, current, field, fieldEquals, from, last, perSecond, showTagValues, sum, tag } from './influxql.js';
 
 /** The template variable choosing assistants (all by default). */
@@ -31,7 +32,7 @@ export function overviewDashboard(): Dashboard {
     .gridPos(at(0, 0, 6, 4))
     .withTarget(influx('A', from('device')
       .select(as(last('last_seen_ms'), 'last_seen'))
-      .where(fieldEquals('assistant', true), ofAssistants())
+      .where(ofSite(), fieldEquals('assistant', true), ofAssistants())
       .groupBy('device'), { format: 'table' }))
     .graphMode(BigValueGraphMode.None)
     .noValue('0')
@@ -39,17 +40,17 @@ export function overviewDashboard(): Dashboard {
 
   const activationsToday = todayStat(2, 'Activations today', 'Audio uploads found since midnight, every verdict.')
     .gridPos(at(6, 0, 6, 4))
-    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'activations')).where(ofAssistants(), current())));
+    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'activations')).where(ofSite(), ofAssistants(), current())));
 
   const suspectedToday = todayStat(3, 'Suspected today', 'Activations since midnight with no wake event to explain them (or in quiet hours, or not intended for the assistant).')
     .gridPos(at(12, 0, 6, 4))
-    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'suspected')).where(tag('verdict').eq('suspected'), ofAssistants(), current())))
+    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'suspected')).where(ofSite(), tag('verdict').eq('suspected'), ofAssistants(), current())))
     .colorMode(BigValueColorMode.Background)
     .thresholds(new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([{ value: null, color: 'green' }, { value: 1, color: 'red' }]));
 
   const uploadedToday = todayStat(4, 'Uploaded during activations today', 'Bytes the assistants sent on their voice connections during today\'s activations.')
     .gridPos(at(18, 0, 6, 4))
-    .withTarget(influx('A', from('activation').select(as(sum('bytes_up'), 'uploaded')).where(ofAssistants(), current())))
+    .withTarget(influx('A', from('activation').select(as(sum('bytes_up'), 'uploaded')).where(ofSite(), ofAssistants(), current())))
     .unit('bytes');
 
   const assistantTable = new TablePanel()
@@ -59,15 +60,15 @@ export function overviewDashboard(): Dashboard {
     .gridPos(at(0, 4, 24, 7))
     .withTarget(influx('A', from('device')
       .select(as(last('name'), 'Name'), as(last('vendor'), 'Vendor'), as(last('model'), 'Model'), as(last('ips'), 'IPs'), as(last('last_seen_ms'), 'Last seen'))
-      .where(fieldEquals('assistant', true), ofAssistants())
+      .where(ofSite(), fieldEquals('assistant', true), ofAssistants())
       .groupBy('device'), { format: 'table' }))
     .withTarget(influx('B', from('activation')
       .select(as(count('duration_s'), 'Activations'), as(sum('bytes_up'), 'Uploaded'))
-      .where(ofAssistants(), current())
+      .where(ofSite(), ofAssistants(), current())
       .groupBy('device'), { format: 'table' }))
     .withTarget(influx('C', from('activation')
       .select(as(count('duration_s'), 'Suspected'))
-      .where(tag('verdict').eq('suspected'), ofAssistants(), current())
+      .where(ofSite(), tag('verdict').eq('suspected'), ofAssistants(), current())
       .groupBy('device'), { format: 'table' }))
     // one row per assistant: drop the queries' time columns, join the three tables on the device tag
     .withTransformation({ id: 'filterFieldsByName', options: { exclude: { names: ['Time'] } } })
@@ -89,9 +90,10 @@ export function overviewDashboard(): Dashboard {
     .gridPos(at(0, 11, 24, 8))
     .withTarget(influx('A', from('activation')
       .select(as(count('duration_s'), 'activations'))
-      .where(ofAssistants(), current())
+      .where(ofSite(), ofAssistants(), current())
       .groupByTime().groupBy('verdict').fill('none'), { alias: '$tag_verdict' }))
     .withTarget(influx('B', from('wake_event')
+      .where(ofSite())
       .select(as(sum('count'), 'wake events'))
       .groupByTime().fill('none'), { alias: 'wake events' }))
     .drawStyle(GraphDrawStyle.Bars)
@@ -111,7 +113,7 @@ export function overviewDashboard(): Dashboard {
     .gridPos(at(0, 19, 24, 9))
     .withTarget(influx('A', from('traffic')
       .select(as(perSecond(sum('bytes_up')), 'upload'))
-      .where(tag('assistant').eq('true'), tag('service').eq('voice'), ofAssistants())
+      .where(ofSite(), tag('assistant').eq('true'), tag('service').eq('voice'), ofAssistants())
       .groupByTime().groupBy('device', 'device_name').fill(0), { alias: '$tag_device_name $tag_device' }))
     .unit('Bps')
     .fillOpacity(10)
@@ -126,7 +128,7 @@ export function overviewDashboard(): Dashboard {
     .withTarget(influx('A', from('activation')
       .select(as(field('device_name'), 'Name'), as(field('device'), 'MAC'), as(field('duration_s'), 'Duration'), as(field('bytes_up'), 'Uploaded'),
         as(field('score'), 'Score'), as(field('reasons'), 'Reasons'), as(field('server_name'), 'Voice server'))
-      .where(tag('verdict').eq('suspected'), ofAssistants(), current())
+      .where(ofSite(), tag('verdict').eq('suspected'), ofAssistants(), current())
       .newestFirst().limit(20), { format: 'table' }))
     .overrideByName('Duration', [prop.unit('s')])
     .overrideByName('Uploaded', [prop.unit('bytes')])
@@ -140,7 +142,7 @@ export function overviewDashboard(): Dashboard {
     .timeFrom(LONG_RANGE)
     .withTarget(influx('A', from('traffic', 'earshot_long')
       .select(as(sum('bytes_up'), 'upload'))
-      .where(tag('assistant').eq('true'), tag('service').eq('voice'), ofAssistants())
+      .where(ofSite(), tag('assistant').eq('true'), tag('service').eq('voice'), ofAssistants())
       .groupByTime('1d').groupBy('device', 'device_name').fill('none'), { alias: '$tag_device_name $tag_device' }))
     .drawStyle(GraphDrawStyle.Bars)
     .fillOpacity(80)
@@ -155,9 +157,10 @@ export function overviewDashboard(): Dashboard {
     .time({ from: 'now-24h', to: 'now' })
     .refresh('1m')
     .link(earshotLinks())
+    .withVariable(siteVariable())
     .withVariable(queryVariable(ASSISTANT, {
       label: 'Assistant',
-      query: showTagValues('traffic', 'device', tag('assistant').eq('true')),
+      query: showTagValues('traffic', 'device', tag('assistant').eq('true'), ofSite()),
       multi: true,
       includeAll: true,
       description: 'MAC addresses of the devices earshot identified as voice assistants.',

@@ -9,6 +9,7 @@ import { DashboardBuilder, type Dashboard } from '@grafana/grafana-foundation-sd
 import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
 import { at, DASHBOARD_TAG, earshotLinks, influx, organize, prop, queryVariable, rangeStat, UID } from './grafana.js';
+import { ofSite, siteVariable } from './grafana.js';
 import { as, count, current, field, from, showTagValues, sum, tag } from './influxql.js';
 
 const DEVICE = 'device';
@@ -22,7 +23,7 @@ function uploadBars(id: number, title: string, description: string, interval: st
     .description(description)
     .withTarget(influx('A', from('endpoint')
       .select(as(sum('bytes_up'), 'up'))
-      .where(ofDevice())
+      .where(ofSite(), ofDevice())
       .groupByTime(interval).groupBy(by).fill('none'), { alias: `$tag_${by}` }))
     .drawStyle(GraphDrawStyle.Bars)
     .fillOpacity(70)
@@ -36,19 +37,19 @@ function uploadBars(id: number, title: string, description: string, interval: st
 export function privacyDashboard(): Dashboard {
   const voiceUp = rangeStat(1, 'Voice uploaded', 'Bytes the assistant sent to voice endpoints in the time range (flows that ended in it).')
     .gridPos(at(0, 0, 6, 4))
-    .withTarget(influx('A', from('endpoint').select(as(sum('bytes_up'), 'voice')).where(ofDevice(), tag('service').eq('voice'))))
+    .withTarget(influx('A', from('endpoint').select(as(sum('bytes_up'), 'voice')).where(ofSite(), ofDevice(), tag('service').eq('voice'))))
     .unit('bytes');
   const otherUp = rangeStat(2, 'Uploaded, not voice', 'Bytes the assistant sent to every other service in the time range: telemetry, metrics, logs, API calls, media requests.')
     .gridPos(at(6, 0, 6, 4))
-    .withTarget(influx('A', from('endpoint').select(as(sum('bytes_up'), 'other')).where(ofDevice(), tag('service').ne('voice'))))
+    .withTarget(influx('A', from('endpoint').select(as(sum('bytes_up'), 'other')).where(ofSite(), ofDevice(), tag('service').ne('voice'))))
     .unit('bytes');
   const thirdUp = rangeStat(3, 'Uploaded to third parties', 'Bytes the assistant sent to organisations other than its own vendor (a skill\'s backend, a music service, a CDN, analytics).')
     .gridPos(at(12, 0, 6, 4))
-    .withTarget(influx('A', from('endpoint').select(as(sum('bytes_up'), 'third')).where(ofDevice(), tag('party').eq('third'))))
+    .withTarget(influx('A', from('endpoint').select(as(sum('bytes_up'), 'third')).where(ofSite(), ofDevice(), tag('party').eq('third'))))
     .unit('bytes');
   const activations = rangeStat(4, 'Activations', 'Audio uploads found in the time range, every verdict.')
     .gridPos(at(18, 0, 6, 4))
-    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'activations')).where(ofDevice(), current())));
+    .withTarget(influx('A', from('activation').select(as(count('duration_s'), 'activations')).where(ofSite(), ofDevice(), current())));
 
   const who = new TablePanel()
     .id(5)
@@ -57,7 +58,7 @@ export function privacyDashboard(): Dashboard {
     .gridPos(at(0, 4, 24, 10))
     .withTarget(influx('A', from('endpoint')
       .select(as(sum('bytes_up'), 'Sent'), as(sum('bytes_down'), 'Received'), as(sum('flows'), 'Connections'))
-      .where(ofDevice())
+      .where(ofSite(), ofDevice())
       .groupBy('org', 'category', 'party', 'service'), { format: 'table' }))
     .withTransformation(organize({ exclude: ['Time'], rename: { org: 'Organisation', category: 'What it is', party: 'Party', service: 'Service' } }))
     .overrideByName('Sent', [prop.unit('bytes')])
@@ -75,7 +76,7 @@ export function privacyDashboard(): Dashboard {
     .gridPos(at(0, 23, 24, 8))
     .withTarget(influx('A', from('notice')
       .select(as(field('what'), 'What'), as(field('subject'), 'New'), as(field('organisation'), 'Organisation'), as(field('service'), 'Service'), as(field('endpoint'), 'Endpoint'))
-      .where(ofDevice(), tag('kind').eq('new-endpoint'))
+      .where(ofSite(), ofDevice(), tag('kind').eq('new-endpoint'))
       .newestFirst().limit(100), { format: 'table' }));
 
   return new DashboardBuilder('earshot — Privacy')
@@ -85,9 +86,10 @@ export function privacyDashboard(): Dashboard {
     .time({ from: 'now-7d', to: 'now' })
     .refresh('5m')
     .link(earshotLinks())
+    .withVariable(siteVariable())
     .withVariable(queryVariable(DEVICE, {
       label: 'Assistant',
-      query: showTagValues('endpoint', 'device'),
+      query: showTagValues('endpoint', 'device', ofSite()),
       multi: true,
       includeAll: true,
       description: 'MAC address of a device that ended flows; the Device dashboard shows its name.',

@@ -56,7 +56,7 @@ function firstPacketMs(file: string): number {
 interface DashboardJson {
   uid: string;
   panels: Array<{ id: number; title: string; targets?: Array<{ refId: string; query: string }> }>;
-  templating: { list?: Array<{ name: string; query: string; multi?: boolean; includeAll?: boolean; current?: { value?: string | string[] } }> };
+  templating: { list?: Array<{ name: string; query: string; multi?: boolean; includeAll?: boolean; allValue?: string; current?: { value?: string | string[] } }> };
   annotations: { list?: Array<{ name: string; query: string }> };
 }
 
@@ -149,7 +149,9 @@ describeInflux('Grafana dashboards against a real InfluxDB', () => {
         for (const v of dashboard.templating.list ?? []) {
           const [series] = await run(`${dashboard.uid} variable $${v.name}`, expandMacros(interpolateVariables(v.query, variables), range, intervalMs));
           const values = series.flatMap((s) => s.values.map((row) => String(row[s.columns.indexOf('value')])));
-          if (v.includeAll && v.current?.value === '$__all') {
+          if (v.includeAll && v.current?.value === '$__all' && v.allValue) {
+            variables[v.name] = { raw: v.allValue }; // All with an allValue: that text, unformatted
+          } else if (v.includeAll && v.current?.value === '$__all') {
             variables[v.name] = values; // All without an allValue: every value, as (a|b|...)
           } else {
             expect(values, `${dashboard.uid}: $${v.name} offers the device`).toContain(pickedDevice);
@@ -186,7 +188,7 @@ describeInflux('Grafana dashboards against a real InfluxDB', () => {
       const collector = JSON.parse(readFileSync(join(PROJECT_ROOT, DASHBOARDS_DIR, 'earshot-collector.json'), 'utf8')) as DashboardJson;
       const capture = collector.panels.find((p) => p.title === 'Capture rate');
       const query = capture?.targets?.[0].query as string;
-      const [series] = await server.query(DB, expandMacros(query, slot, 10_000));
+      const [series] = await server.query(DB, expandMacros(interpolateVariables(query, { site: { raw: '.*' } }), slot, 10_000));
       const points = series[0]?.values ?? [];
       expect(points.length).toBeGreaterThanOrEqual(3);
       for (const [, rate] of points) expect(rate as number).toBeGreaterThanOrEqual(0);
