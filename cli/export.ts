@@ -7,11 +7,12 @@
  * however long the study ran.
  */
 import { createHmac } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { fsyncDir } from '../collector/durable.js';
+import { readFileSync } from 'node:fs';
+import { openFileAtomic, type AtomicFile } from '../collector/durable.js';
 import { earshotError } from '../collector/errors.js';
+import { normalizeMac } from '../collector/mac.js';
 import { buildInfluxClient, influxTarget, InfluxQueryError, type InfluxClient, type QuerySeries } from '../collector/sink/influx/client.js';
+import { ident, literal } from '../collector/sink/influx/line-protocol.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import type { CliIo } from './run-capture.js';
 
@@ -63,8 +64,8 @@ export function parseTime(flag: string, value: string, nowMs: number): number {
 
 /** The pseudonym of a device tag value: MACs are keyed-hashed; `other`, `none` and names stay as they are. */
 export function pseudonym(salt: string, device: string): string {
-  const mac = device.toLowerCase();
-  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac)) return device;
+  const mac = normalizeMac(device);
+  if (mac === null) return device;
   return `d-${createHmac('sha256', salt).update(mac).digest('hex').slice(0, PSEUDONYM_HEX)}`;
 }
 
@@ -75,8 +76,7 @@ export function pseudonym(salt: string, device: string): string {
 export function pseudonymId(salt: string, id: string): string {
   const m = /^(call-)?([0-9a-fA-F]{12})-(.*)$/.exec(id);
   if (!m) return id;
-  const mac = m[2].toLowerCase().match(/../g)!.join(':');
-  return `${m[1] ?? ''}${pseudonym(salt, mac)}-${m[3]}`;
+  return `${m[1] ?? ''}${pseudonym(salt, m[2])}-${m[3]}`;
 }
 
 /**
@@ -105,26 +105,17 @@ interface Out {
   abort(): void;
 }
 
-/** Standard output, or FILE written to FILE.tmp-PID, fsynced and renamed (collector/durable.ts's scheme) at the end. */
+/** Standard output, or FILE written whole or not at all (collector/durable.ts: temporary file, fsync, rename). */
 function openOutput(path: string | undefined, io: CliIo): Out {
   if (path === undefined || path === '-') return { write: (t) => { io.stdout.write(t); }, done: () => {}, abort: () => {} };
-  const tmp = `${path}.tmp-${process.pid}`;
-  let fd: number;
+  let file: AtomicFile;
   try {
-    fd = openSync(tmp, 'w', 0o600);
+    file = openFileAtomic(path, { mode: 0o600 });
   } catch (err) {
     throw earshotError('EARSHOT_ERR_USAGE', `export: --output: cannot write ${path}: ${(err as Error).message}`);
   }
-  return {
-    write: (t) => { const b = Buffer.from(t, 'utf8'); let n = 0; while (n < b.length) n += writeSync(fd, b, n); },
-    done: () => { fsyncSync(fd); closeSync(fd); renameSync(tmp, path); fsyncDir(dirname(path)); },
-    abort: () => { try { closeSync(fd); } catch { /* already closed */ } rmSync(tmp, { force: true }); },
-  };
+  return { write: (t) => file.write(t), done: () => file.commit(), abort: () => file.abort() };
 }
-
-/** An InfluxQL string literal. */
-const lit = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-const ident = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 
 /** Epoch ms of a time InfluxDB answered (RFC 3339, up to nanoseconds). */
 function influxTime(value: unknown): number {
@@ -194,7 +185,7 @@ export async function runExport(parsed: ParsedCommand, io: CliIo): Promise<numbe
     for (const s of await ask(client, url, 'SHOW TAG VALUES WITH KEY = "site"')) for (const v of s.values ?? []) known.add(String(v[1]));
     const unknown = wanted.filter((s) => !known.has(s));
     if (unknown.length > 0) throw earshotError('EARSHOT_ERR_USAGE', `export: --sites: no site "${unknown.join('", "')}" in database ${target.database} (sites: ${[...known].sort().join(', ') || 'none'})`);
-    siteClause = ` AND (${wanted.map((s) => `"site" = ${lit(s)}`).join(' OR ')})`;
+    siteClause = ` AND (${wanted.map((s) => `"site" = ${literal(s)}`).join(' OR ')})`;
   }
 
   const columns = COLUMNS[what].filter((c) => withNames || c !== 'device_name');

@@ -13,6 +13,9 @@ import { earshotError } from './errors.js';
 import { MAC_PATTERN } from './mac.js';
 import { defaultSite, SITE_PATTERN } from './site.js';
 
+/** The MQTT topic prefix: {site} stands for the site (collector/sink/mqtt/topics.ts). */
+export const DEFAULT_MQTT_PREFIX = 'earshot/{site}';
+
 /** Kinds of notice (collector/sink/events.ts) a webhook or MQTT may be asked to send besides activations. */
 export const NOTICE_KINDS = ['new-endpoint', 'finding'] as const;
 
@@ -220,7 +223,7 @@ export const ConfigSchema = Type.Object(
         username: str(null, 'MQTT user name.', { flag: 'mqtt-username' }),
         password: str(null, 'MQTT password; better set as EARSHOT_MQTT_PASSWORD.', { flag: 'mqtt-password' }),
         clientId: str(null, 'MQTT client id (default earshot-SITE: unique per site, so collectors on one broker do not push each other off).', { flag: 'mqtt-client-id' }),
-        prefix: Type.String({ default: 'earshot/{site}', pattern: '^[^#+]+$', description: 'Topic prefix for activations, device state and the availability topic; {site} stands for the site, so many sites can share one broker (earshot/kitchen-pi/activation). Home Assistant ids are made from it too.', flag: 'mqtt-prefix' }),
+        prefix: Type.String({ default: DEFAULT_MQTT_PREFIX, pattern: '^[^#+]+$', description: 'Topic prefix for activations, device state and the availability topic; {site} stands for the site, so many sites can share one broker (earshot/kitchen-pi/activation). Home Assistant ids are made from it too.', flag: 'mqtt-prefix' }),
         discovery: Type.Boolean({ default: true, description: 'Publish Home Assistant MQTT discovery for each assistant.', flag: 'mqtt-discovery' }),
         discoveryPrefix: Type.String({ default: 'homeassistant', pattern: '^[^#+]+$', description: "Home Assistant's discovery prefix.", flag: 'mqtt-discovery-prefix' }),
         notices: Type.Array(Type.Union(NOTICE_KINDS.map((l) => Type.Literal(l))), { default: [], description: 'Notices published on PREFIX/notice besides activations: new-endpoint (an assistant contacted a new organisation or kind of service), finding (a network hygiene finding appeared or got worse).', flag: 'mqtt-notices' }),

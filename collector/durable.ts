@@ -35,35 +35,66 @@ export interface AtomicWriteOptions {
   sync?: boolean;
 }
 
+/** A file being written in place of `path`: nothing shows at `path` until commit(). */
+export interface AtomicFile {
+  /** Appends to the temporary file. */
+  write(data: string | Uint8Array): void;
+  /** Fsyncs, renames over `path` and fsyncs the directory: the old file or the whole new one, after a power cut. */
+  commit(): void;
+  /** Closes and removes the temporary file (after a failure); the old file is untouched. */
+  abort(): void;
+}
+
+/**
+ * Opens `path`'s temporary file (PATH.tmp-PID) for a write that may come in parts (a long export):
+ * the same scheme as writeFileAtomic, which is this with one write. Throws the file system's error.
+ */
+export function openFileAtomic(path: string, options: AtomicWriteOptions = {}): AtomicFile {
+  const sync = options.sync ?? true;
+  const tmp = `${path}.tmp-${process.pid}`;
+  let fd = openSync(tmp, 'w', options.mode ?? 0o644);
+  const close = () => {
+    if (fd < 0) return;
+    const was = fd;
+    fd = -1;
+    closeSync(was);
+  };
+  return {
+    write(data) {
+      const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      let done = 0;
+      while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+    },
+    commit() {
+      if (sync) fsyncSync(fd);
+      close();
+      renameSync(tmp, path);
+      if (sync) fsyncDir(dirname(path));
+    },
+    abort() {
+      try {
+        close();
+      } catch {
+        // already failing: the first error is the one to report
+      }
+      rmSync(tmp, { force: true });
+    },
+  };
+}
+
 /**
  * Writes `data` to `path` atomically and durably. Throws the file system's error (ENOSPC, EACCES, ...)
  * with the temporary file removed; the old file, if any, is untouched then.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): void {
-  const sync = options.sync ?? true;
-  const tmp = `${path}.tmp-${process.pid}`;
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  let fd = -1;
+  const file = openFileAtomic(path, options);
   try {
-    fd = openSync(tmp, 'w', options.mode ?? 0o644);
-    let done = 0;
-    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
-    if (sync) fsyncSync(fd);
-    closeSync(fd);
-    fd = -1;
-    renameSync(tmp, path);
+    file.write(data);
+    file.commit();
   } catch (err) {
-    if (fd >= 0) {
-      try {
-        closeSync(fd);
-      } catch {
-        // already failing: the first error is the one to report
-      }
-    }
-    rmSync(tmp, { force: true });
+    file.abort();
     throw err;
   }
-  if (sync) fsyncDir(dirname(path));
 }
 
 /** Removes a file and makes the removal durable (a delivered batch must not come back after a power cut). */

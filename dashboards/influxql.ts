@@ -4,6 +4,7 @@
  * docs/influxdb.md, so a misspelt field or a tag used as a field does not compile. Only InfluxQL that
  * InfluxDB 1.x, 2.x (through DBRP) and 3.x all run is offered: no SHOW SERIES, no SLIMIT, no INTO.
  */
+import { ident, literal } from '../collector/sink/influx/line-protocol.js';
 
 /** earshot's measurements, their tags and their fields (docs/influxdb.md). */
 export const SCHEMA = {
@@ -51,15 +52,8 @@ export type Aggregate = 'count' | 'sum' | 'mean' | 'median' | 'spread' | 'stddev
 export type Selector = 'last' | 'first' | 'max' | 'min';
 export type Fill = 'null' | 'none' | 'previous' | 'linear' | number;
 
-/** A double-quoted identifier. */
-export function ident(name: string): string {
-  return `"${name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}
-
-/** A single-quoted string literal. */
-export function literal(value: string): string {
-  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
+// InfluxQL quoting: one definition, with the collector's statements
+export { ident, literal };
 
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -78,3 +78,18 @@ export function pointLine(
   if (sep === ' ') return null;
   return `${line} ${Math.floor(timeMs)}`;
 }
+
+/*
+ * InfluxQL quoting, for the statements earshot sends (setup, export) and the dashboards' queries: the
+ * query language escapes differently from line protocol (backslash before the quote and itself).
+ */
+
+/** A double-quoted InfluxQL identifier (database, retention policy, measurement, tag or field name). */
+export function ident(name: string): string {
+  return `"${name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/** A single-quoted InfluxQL string literal. */
+export function literal(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}

@@ -8,6 +8,7 @@
  * write found missing and gives the command that creates it, for 1.x, 2.x or 3.x (docs/fleet.md).
  */
 import type { InfluxClient } from './client.js';
+import { ident } from './line-protocol.js';
 import type { Config } from '../../config.js';
 
 /**
@@ -24,7 +25,6 @@ export function writePolicy(influx: Readonly<Config['influx']>): string | null {
   return influx.retentionPolicy ?? (setupEnabled(influx) ? influx.rawPolicy : null);
 }
 
-const ident = (name: string) => `"${name.replace(/(["\\])/g, '\\$1')}"`;
 
 /**
  * How far back each run of a continuous query recomputes. Traffic: the last hour, so points that come

@@ -351,18 +351,17 @@ export class InfluxWriter {
       }
       return this.failed(outcome.reason, outcome.answered === true || serverAnswers === true, outcome.retryAfterMs);
     }
-    if (outcome.kind === 'missing') {
-      // kept in the spool, not dropped: the admin creates the database (or policy, or mapping) and the
-      // next retry writes them; said once per distinct problem, not at every retry
-      const message = this.options.explainMissing?.(outcome) ?? `InfluxDB ${outcome.status}: ${outcome.reason}`;
-      if (message !== this.problem) this.log.error({ code: MISSING_CODE, status: outcome.status, points: this.pending().points }, message);
-      return this.failed(message, true, undefined, true);
-    }
-    if (outcome.kind === 'rejected' && (outcome.status === 401 || outcome.status === 403)) {
-      // kept too: a wrong, revoked or too narrow token is one config change away from working, and on a
-      // fleet the home's points must not be lost meanwhile (the spool's bound still holds)
-      const message = this.options.explainDenied?.(outcome) ?? `InfluxDB ${outcome.status}: ${outcome.reason}`;
-      if (message !== this.problem) this.log.error({ code: AUTH_CODE, status: outcome.status, points: this.pending().points }, message);
+    // refusals a person fixes (the admin creates the database, policy or mapping; the owner fixes the
+    // token or the grant): kept in the spool, not dropped, and the next retry writes them; on a fleet a
+    // home's points must not be lost meanwhile (the spool's bound still holds). Said once per problem.
+    const held = outcome.kind === 'missing'
+      ? { code: MISSING_CODE, message: this.options.explainMissing?.(outcome) }
+      : outcome.kind === 'rejected' && (outcome.status === 401 || outcome.status === 403)
+        ? { code: AUTH_CODE, message: this.options.explainDenied?.(outcome) }
+        : null;
+    if (held !== null && outcome.kind !== 'ok') {
+      const message = held.message ?? `InfluxDB ${outcome.status}: ${outcome.reason}`;
+      if (message !== this.problem) this.log.error({ code: held.code, status: outcome.status, points: this.pending().points }, message);
       return this.failed(message, true, undefined, true);
     }
     if (this.letGo) return this.pump();

@@ -2,7 +2,7 @@
  * The MQTT topics earshot uses, all made once from the config: availability, activation events, one
  * retained state per assistant, the wake-event topic it listens to, and Home Assistant's discovery.
  */
-import type { Config } from '../../config.js';
+import { DEFAULT_MQTT_PREFIX, type Config } from '../../config.js';
 
 export interface MqttTopics {
   /** Availability: `online` (retained) while connected, `offline` as Last Will and on close. */
@@ -45,7 +45,6 @@ export function deviceKey(mac: string): string {
   return mac.toLowerCase().replace(/[^a-z0-9]/g, '');
 }
 
-const DEFAULT_PREFIX = 'earshot/{site}';
 const LEGACY_WAKE = 'earshot/wake';
 const LEGACY_PRESENCE = 'earshot/presence';
 
@@ -55,7 +54,7 @@ export function mqttTopics(mqtt: Readonly<Config['mqtt']>, site: string): MqttTo
   const prefix = mqtt.prefix.replaceAll('{site}', site).replace(/\/+$/, '');
   const discoveryPrefix = mqtt.discoveryPrefix.replace(/\/+$/, '');
   const statePrefix = `${prefix}/device/`;
-  const legacy = mqtt.prefix === DEFAULT_PREFIX;
+  const legacy = mqtt.prefix === DEFAULT_MQTT_PREFIX;
   return {
     status: `${prefix}/status`,
     activation: `${prefix}/activation`,
