@@ -7,15 +7,15 @@ import { BigValueColorMode, BigValueGraphMode, VisibilityMode } from '@grafana/g
 import { ReduceDataOptionsBuilder } from '@grafana/grafana-foundation-sdk/common';
 import { DashboardBuilder, ThresholdsConfigBuilder, ThresholdsMode, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
+import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
-import { at, DASHBOARD_TAG, earshotLinks, influx, ofSite, prop, siteVariable, UID } from './grafana.js';
+import { at, DASHBOARD_TAG, earshotLinks, influx, ofSite, organize, prop, siteVariable, UID } from './grafana.js';
 import { as, from, last, max, nonNegativeDerivative, type FieldOf } from './influxql.js';
 
 type Counter = FieldOf<'collector'>;
 
 /** The chosen sites' counters; graphs draw one line per site (counters are per collector). */
 const ofCollector = () => from('collector').where(ofSite());
-
 
 /** Per-second rate of a cumulative counter, per Grafana interval. */
 const rate = (counter: Counter, alias: string) => as(nonNegativeDerivative(max(counter)), alias);
@@ -24,13 +24,13 @@ const peak = (gauge: Counter, alias: string) => as(max(gauge), alias);
 
 const redAbove = (value: number) => new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([{ value: null, color: 'green' }, { value, color: 'red' }]);
 
-/** The latest value of a counter or gauge in the time range. */
+/** The latest value of a counter or gauge in the time range, one per site (counters are per collector). */
 function latestStat(id: number, title: string, description: string, counter: Counter) {
   return new StatPanel()
     .id(id)
     .title(title)
     .description(description)
-    .withTarget(influx('A', ofCollector().select(as(last(counter), counter))))
+    .withTarget(influx('A', ofCollector().select(as(last(counter), counter)).groupBy('site'), { alias: '$tag_site' }))
     .graphMode(BigValueGraphMode.None)
     .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false));
 }
@@ -46,16 +46,14 @@ function graph(id: number, title: string, description: string) {
 
 /** Builds the Collector health dashboard. */
 export function collectorDashboard(): Dashboard {
-  const lastReport = new StatPanel()
+  const lastReport = new TablePanel()
     .id(1)
     .title('Last report')
-    .description('When the collector last wrote its counters. It writes them every interval (10 s by default); older than a minute or two means it stopped, or cannot reach InfluxDB (then its points wait in the spool).')
+    .description('When each site\'s collector last wrote its counters. It writes them every interval (10 s by default); older than a minute or two means it stopped, or cannot reach InfluxDB (then its points wait in the spool).')
     .gridPos(at(0, 0, 6, 4))
-    .withTarget(influx('A', ofCollector().select(as(last('points'), 'points')), { format: 'table' }))
-    .graphMode(BigValueGraphMode.None)
-    .unit('dateTimeFromNow')
-    .noValue('no report in the time range')
-    .reduceOptions(new ReduceDataOptionsBuilder().calcs(['lastNotNull']).fields('/^Time$/').values(false));
+    .withTarget(influx('A', ofCollector().select(as(last('points'), 'points')).groupBy('site'), { format: 'table' }))
+    .withTransformation(organize({ exclude: ['points'], order: ['site', 'Time'], rename: { site: 'Site', Time: 'Last report' } }))
+    .overrideByName('Last report', [prop.unit('dateTimeFromNow')]);
 
   const packets = latestStat(2, 'Packets captured', 'Packets read since the collector started.', 'packets')
     .gridPos(at(6, 0, 6, 4))

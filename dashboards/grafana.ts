@@ -53,6 +53,7 @@ export const UID = {
   device: 'earshot-device',
   collector: 'earshot-collector',
   privacy: 'earshot-privacy',
+  fleet: 'earshot-fleet',
 } as const;
 
 /** Colours of the verdicts, the same on every panel and annotation. */

@@ -7,6 +7,7 @@ import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { renderAlerting } from './alerts.js';
 import { collectorDashboard } from './collector.js';
 import { deviceDashboard } from './device.js';
+import { fleetDashboard } from './fleet.js';
 import { overviewDashboard } from './overview.js';
 import { privacyDashboard } from './privacy.js';
 
@@ -27,6 +28,7 @@ export const DASHBOARDS: readonly DashboardFile[] = [
   { file: 'earshot-device.json', build: deviceDashboard },
   { file: 'earshot-collector.json', build: collectorDashboard },
   { file: 'earshot-privacy.json', build: privacyDashboard },
+  { file: 'earshot-fleet.json', build: fleetDashboard },
 ];
 
 /** The JSON text Grafana reads: two-space indented, one trailing newline, no functions. */

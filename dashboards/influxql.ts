@@ -48,7 +48,7 @@ export type TagOf<M extends Measurement> = (typeof SCHEMA)[M]['tags'][number];
 export type FieldOf<M extends Measurement> = (typeof SCHEMA)[M]['fields'][number];
 /** The retention policies earshot creates; none means the database's default (earshot_raw). */
 export type RetentionPolicy = 'earshot_raw' | 'earshot_long';
-export type Aggregate = 'count' | 'sum' | 'mean' | 'median' | 'spread' | 'stddev';
+export type Aggregate = 'count' | 'sum' | 'mean' | 'median' | 'spread' | 'stddev' | 'distinct';
 export type Selector = 'last' | 'first' | 'max' | 'min';
 export type Fill = 'null' | 'none' | 'previous' | 'linear' | number;
 
@@ -97,6 +97,8 @@ export const sum = <F extends string>(of: F | Expr<F>) => fn('sum', of);
 export const mean = <F extends string>(of: F | Expr<F>) => fn('mean', of);
 export const max = <F extends string>(of: F | Expr<F>) => fn('max', of);
 export const last = <F extends string>(of: F | Expr<F>) => fn('last', of);
+/** The distinct values of a field; count(distinct(f)) counts them. */
+export const distinct = <F extends string>(of: F | Expr<F>) => fn('distinct', of);
 
 /** Rate of a cumulative counter per `unit`, negative steps (a restart) dropped. */
 export function nonNegativeDerivative<F extends string>(of: Expr<F>, unit = '1s'): Expr<F> {
@@ -146,6 +148,15 @@ export function tag<K extends string>(key: K) {
 /** A boolean field compared with a constant, `"field" = true`. */
 export function fieldEquals<K extends string>(key: K, value: boolean | number): Condition<K> {
   return { sql: `${ident(key)} = ${String(value)}`, keys: [key] };
+}
+
+/**
+ * Points newer than `duration` before InfluxDB's clock, `time > now() - 2m`: a window that stays the
+ * same whatever time range the dashboard shows (which $timeFilter, ANDed with it, can only narrow).
+ */
+export function newerThan(duration: string): Condition<never> {
+  if (!/^\d+(s|m|h|d)$/.test(duration)) throw new Error(`not an InfluxQL duration: ${duration}`);
+  return { sql: `time > now() - ${duration}`, keys: [] };
 }
 
 /**
@@ -232,6 +243,16 @@ export class SelectQuery<M extends Measurement> {
 /** Starts a SELECT on a measurement, optionally in a retention policy other than the default. */
 export function from<M extends Measurement>(measurement: M, policy: RetentionPolicy | null = null): SelectQuery<M> {
   return new SelectQuery(measurement, policy);
+}
+
+/**
+ * Counts the rows of an inner query per tag: `SELECT count("col") AS "alias" FROM (inner) WHERE
+ * $timeFilter GROUP BY "tag"`. How many devices a site has, say, when the inner query gives one row per
+ * site and device (InfluxQL has no count of distinct tag values; 1.x, 2.x and 3.x all run subqueries).
+ */
+export function countRows<M extends Measurement>(inner: SelectQuery<M>, column: string, alias: string, ...tags: Array<TagOf<M>>): string {
+  const group = tags.length > 0 ? ` GROUP BY ${tags.map(ident).join(', ')}` : '';
+  return `SELECT count(${ident(column)}) AS ${ident(alias)} FROM (${inner.toString()}) WHERE $timeFilter${group}`;
 }
 
 /** `SHOW TAG VALUES FROM "m" WITH KEY = "k" [WHERE ...]`, for template variables. */

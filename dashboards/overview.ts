@@ -56,12 +56,12 @@ export function overviewDashboard(): Dashboard {
   const assistantTable = new TablePanel()
     .id(5)
     .title('Assistants and their state')
-    .description('Each assistant: its name, vendor and model, when earshot last saw it, and its activations in the time range. Click a MAC to open the device\'s dashboard.')
+    .description('Each assistant: its site, name, vendor and model, when earshot last saw it, and its activations in the time range. Click a MAC to open the device\'s dashboard. Rows are joined on the MAC: an assistant moved between two sites counts its activations at both.')
     .gridPos(at(0, 4, 24, 7))
     .withTarget(influx('A', from('device')
       .select(as(last('name'), 'Name'), as(last('vendor'), 'Vendor'), as(last('model'), 'Model'), as(last('ips'), 'IPs'), as(last('last_seen_ms'), 'Last seen'))
       .where(ofSite(), fieldEquals('assistant', true), ofAssistants())
-      .groupBy('device'), { format: 'table' }))
+      .groupBy('site', 'device'), { format: 'table' }))
     .withTarget(influx('B', from('activation')
       .select(as(count('duration_s'), 'Activations'), as(sum('bytes_up'), 'Uploaded'))
       .where(ofSite(), ofAssistants(), current())
@@ -74,14 +74,14 @@ export function overviewDashboard(): Dashboard {
     .withTransformation({ id: 'filterFieldsByName', options: { exclude: { names: ['Time'] } } })
     .withTransformation({ id: 'joinByField', options: { byField: 'device', mode: 'outer' } })
     .withTransformation(organize({
-      order: ['Name', 'device', 'Vendor', 'Model', 'IPs', 'Last seen', 'Activations', 'Suspected', 'Uploaded'],
-      rename: { device: 'MAC' },
+      order: ['site', 'Name', 'device', 'Vendor', 'Model', 'IPs', 'Last seen', 'Activations', 'Suspected', 'Uploaded'],
+      rename: { device: 'MAC', site: 'Site' },
     }))
     // overrides match the names after the transformations
     .overrideByName('Last seen', [prop.unit('dateTimeFromNow')])
     .overrideByName('Uploaded', [prop.unit('bytes')])
     .overrideByName('Suspected', [prop.fixedColor(VERDICT_COLOR.suspected)])
-    .overrideByName('MAC', [prop.links('Open the device dashboard', `/d/${UID.device}?var-device=\${__value.raw}&\${__url_time_range}`)]);
+    .overrideByName('MAC', [prop.links('Open the device dashboard', `/d/${UID.device}?var-site=\${__data.fields.site}&var-device=\${__value.raw}&\${__url_time_range}`)]);
 
   const timeline = new TimeseriesPanel()
     .id(6)

@@ -14,10 +14,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { Report } from '../collector/sink/report.js';
 import { runCli } from '../test/helpers/cli.js';
-import { describeInflux, Influxd, type Series } from '../test/helpers/influxd.js';
+import { describeInflux, Influxd } from '../test/helpers/influxd.js';
 import { describeShared, PROJECT_ROOT, realCapture, VCFP_CAPTURES } from '../test/helpers/shared.js';
-import { ALERTING_FILE, DASHBOARDS, DASHBOARDS_DIR } from './index.js';
-import { expandMacros, interpolateVariables, parseDuration, queryIntervalMs, type VariableValue } from './macros.js';
+import { readDashboard, runDashboard, summarize } from '../test/helpers/dashboard-queries.js';
+import { ALERTING_FILE, DASHBOARDS } from './index.js';
+import { expandMacros, interpolateVariables, parseDuration, queryIntervalMs } from './macros.js';
 
 const DB = 'earshot';
 /** Where the shifted captures start: 2024-03-01 12:00 UTC, one slot of 5 minutes each. */
@@ -51,25 +52,6 @@ const haveWiresharkTools = ['editcap', 'tshark'].every((tool) => !spawnSync(tool
 function firstPacketMs(file: string): number {
   const out = execFileSync('tshark', ['-r', file, '-c', '1', '-T', 'fields', '-e', 'frame.time_epoch'], { encoding: 'utf8' });
   return Math.round(Number(out.trim()) * 1000);
-}
-
-interface DashboardJson {
-  uid: string;
-  panels: Array<{ id: number; title: string; targets?: Array<{ refId: string; query: string }> }>;
-  templating: { list?: Array<{ name: string; query: string; multi?: boolean; includeAll?: boolean; allValue?: string; current?: { value?: string | string[] } }> };
-  annotations: { list?: Array<{ name: string; query: string }> };
-}
-
-/** Rows of all series, and whether a cell other than time holds a value. */
-function summarize(results: Series[][]): { rows: number; values: number } {
-  let rows = 0;
-  let values = 0;
-  for (const series of results[0] ?? []) {
-    rows += series.values.length;
-    const timeAt = series.columns.indexOf('time');
-    for (const row of series.values) if (row.some((cell, i) => i !== timeAt && cell !== null && cell !== '')) values++;
-  }
-  return { rows, values };
 }
 
 describeInflux('Grafana dashboards against a real InfluxDB', () => {
@@ -132,38 +114,29 @@ describeInflux('Grafana dashboards against a real InfluxDB', () => {
     it('every panel, annotation, variable and alert query runs and returns data', async () => {
       /** The device a user picks on the Device dashboard: the Echo whose activations are confirmed and suspected. */
       const pickedDevice = reports[CAPTURES.findIndex((c) => c.confirm)].activations[0].device as string;
+      // viewed 30 s after the last collector point, so the Fleet overview's "reported in the last 2 minutes" has a site
+      const [[lastReport]] = (await server.query(DB, 'SELECT last("packets") FROM "collector"'))[0].map((s) => s.values);
+      const nowMs = Number(lastReport[0]) + 30_000;
       const ran: Array<{ where: string; query: string; rows: number; values: number }> = [];
+      for (const { file } of DASHBOARDS) {
+        const runs = await runDashboard(server, DB, readDashboard(file), {
+          range,
+          intervalMs,
+          nowMs,
+          choose: (v, values) => {
+            if (v.includeAll && v.current?.value === '$__all') return undefined; // Grafana's default: All
+            expect(values, `${file}: $${v.name} offers the device`).toContain(pickedDevice);
+            return pickedDevice;
+          },
+        });
+        for (const r of runs) ran.push({ where: r.where, query: r.query, ...summarize(r.results) });
+      }
       const run = async (where: string, query: string) => {
         const results = await server.query(DB, query).catch((err: Error) => {
           throw new Error(`${where}: ${err.message}\n${query}`);
         });
-        const summary = summarize(results);
-        ran.push({ where, query, ...summary });
-        return results;
+        ran.push({ where, query, ...summarize(results) });
       };
-
-      for (const { file } of DASHBOARDS) {
-        const dashboard = JSON.parse(readFileSync(join(PROJECT_ROOT, DASHBOARDS_DIR, file), 'utf8')) as DashboardJson;
-        // template variables first: their values go into the other queries
-        const variables: Record<string, VariableValue> = {};
-        for (const v of dashboard.templating.list ?? []) {
-          const [series] = await run(`${dashboard.uid} variable $${v.name}`, expandMacros(interpolateVariables(v.query, variables), range, intervalMs));
-          const values = series.flatMap((s) => s.values.map((row) => String(row[s.columns.indexOf('value')])));
-          if (v.includeAll && v.current?.value === '$__all' && v.allValue) {
-            variables[v.name] = { raw: v.allValue }; // All with an allValue: that text, unformatted
-          } else if (v.includeAll && v.current?.value === '$__all') {
-            variables[v.name] = values; // All without an allValue: every value, as (a|b|...)
-          } else {
-            expect(values, `${dashboard.uid}: $${v.name} offers the device`).toContain(pickedDevice);
-            variables[v.name] = pickedDevice;
-          }
-        }
-        const expand = (q: string) => expandMacros(interpolateVariables(q, variables), range, intervalMs);
-        for (const a of dashboard.annotations.list ?? []) await run(`${dashboard.uid} annotation "${a.name}"`, expand(a.query));
-        for (const p of dashboard.panels) {
-          for (const t of p.targets ?? []) await run(`${dashboard.uid} panel ${p.id} "${p.title}" ${t.refId}`, expand(t.query));
-        }
-      }
 
       const alerting = parse(readFileSync(join(PROJECT_ROOT, ALERTING_FILE), 'utf8'));
       for (const rule of alerting.groups.flatMap((g: { rules: unknown[] }) => g.rules) as Array<{ title: string; data: Array<{ datasourceUid: string; model: { query?: string } }> }>) {
@@ -185,7 +158,7 @@ describeInflux('Grafana dashboards against a real InfluxDB', () => {
 
     it('collector rates come from within one run: the paced replay alone gives several per-second points', async () => {
       const slot = { fromMs: BASE_MS + 2 * SLOT_MS - 60_000, toMs: BASE_MS + 3 * SLOT_MS };
-      const collector = JSON.parse(readFileSync(join(PROJECT_ROOT, DASHBOARDS_DIR, 'earshot-collector.json'), 'utf8')) as DashboardJson;
+      const collector = readDashboard('earshot-collector.json');
       const capture = collector.panels.find((p) => p.title === 'Capture rate');
       const query = capture?.targets?.[0].query as string;
       const [series] = await server.query(DB, expandMacros(interpolateVariables(query, { site: { raw: '.*' } }), slot, 10_000));
