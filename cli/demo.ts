@@ -58,6 +58,7 @@ function sequence(sources: CaptureSource[]): CaptureSource {
       current?.stop();
     },
     stats: () => (current ?? sources[sources.length - 1]).stats(),
+    heldPacketMs: () => current?.heldPacketMs?.() ?? Number.POSITIVE_INFINITY,
   };
 }
 
@@ -147,7 +148,7 @@ export async function runDemo(parsed: ParsedCommand, io: CliIo, cliLog: Logger):
     cleanup.unshift(() => api.close());
     out(`  API and status page: ${api.url}/  (token for labelling: ${token})`);
     out(`  replaying ${captures.length} captures at ${speed}x: a simulated evening (two Echos, a HomePod, a Nest on QUIC, a phone, a TV; wake events for the commands only), then a real Echo Dot 3 capture (Dubois et al.)`);
-    const ticker = setInterval(() => runtime.collector.wallTick(Date.now(), speed), 100);
+    const ticker = setInterval(() => runtime.collector.wallTick(Date.now(), speed, source.heldPacketMs?.()), 100);
     let stopping = false;
     const onSignal = () => {
       if (stopping) process.exit(130);

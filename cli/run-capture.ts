@@ -308,7 +308,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     bar?.start();
     ticker = options.speed > 0
       ? setInterval(() => {
-        collector.wallTick(Date.now(), options.speed);
+        collector.wallTick(Date.now(), options.speed, source.heldPacketMs?.());
         if (++ticks % (STATE_SAVE_EVERY_S * 10) === 0) save();
       }, 100)
       : null;

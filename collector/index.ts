@@ -215,15 +215,16 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
    * Live (and paced replay): advances the clock by the wall time since the latest packet, so uploads
    * end and flows expire on time when no packet comes, whatever the capture's own clock says
    * (a router with a wrong clock, a replayed file). `speed`: capture seconds per wall second.
+   * `notAfterMs`: a paced replay's next packet (CaptureSource.heldPacketMs): the clock stays before it.
    */
-  function wallTick(wallNowMs: number, speed = 1): void {
+  function wallTick(wallNowMs: number, speed = 1, notAfterMs = Number.POSITIVE_INFINITY): void {
     if (!wallClockUsed || totals.packets === 0) {
       // the first tick calibrates: packets so far did not note their wall time
       wallClockUsed = true;
       lastPacketWallMs = wallNowMs;
       return;
     }
-    tick(totals.lastMs + Math.max(0, wallNowMs - lastPacketWallMs) * speed);
+    tick(Math.min(totals.lastMs + Math.max(0, wallNowMs - lastPacketWallMs) * speed, notAfterMs - 1));
   }
 
   return {

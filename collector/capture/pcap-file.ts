@@ -53,6 +53,8 @@ export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): Capt
   let stopRequested = false;
   let wakeUp: (() => void) | null = null;
   let onStop: (() => void) | null = null;
+  /** Paced: the time of the packet held until it is due, else +Infinity. */
+  let heldMs = Number.POSITIVE_INFINITY;
 
   function refresh(): CaptureStats {
     if (reader !== null) {
@@ -102,11 +104,13 @@ export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): Capt
         const chunk = step.value;
         let parsedAll = current.push(chunk);
         while (!parsedAll && !current.done() && !stopRequested) {
-          const step = (pacer as Pacer).delayFor(current.heldTimeMs);
+          heldMs = current.heldTimeMs;
+          const step = (pacer as Pacer).delayFor(heldMs);
           if (step.delayMs > 0) await sleep(step.delayMs);
           else current.setRelease(step.release);
           if (!stopRequested) parsedAll = current.resume();
         }
+        heldMs = Number.POSITIVE_INFINITY;
         if (stopRequested) break;
         // garbage from a damaged gzip stream must be reported as such: read on until gunzip notices
         if (current.done() && !input.compressed()) break;
@@ -128,6 +132,7 @@ export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): Capt
   return {
     description: opts.input !== undefined ? name : opts.path === '-' ? 'stdin' : `file ${opts.path}`,
     run: read,
+    heldPacketMs: () => heldMs,
     stop() {
       stopRequested = true;
       // holds every further packet, also in the middle of a chunk, without a per-packet flag

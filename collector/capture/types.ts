@@ -76,6 +76,12 @@ export interface CaptureSource {
   stop(): void;
   /** Current counters. */
   stats(): CaptureStats;
+  /**
+   * A paced replay's next packet: the capture time of the packet it holds until its wall time is due
+   * (+Infinity when it holds none). The wall clock must not move the collector's clock past it: a timer
+   * that fires late, on a busy machine, would otherwise end uploads the file goes on to show.
+   */
+  heldPacketMs?(): number;
 }
 
 /** What every source gets from its builder besides its own options. */
