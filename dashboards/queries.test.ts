@@ -65,6 +65,7 @@ describeInflux('Grafana dashboards against a real InfluxDB', () => {
     const reports: Report[] = [];
     let range: { fromMs: number; toMs: number };
     let intervalMs: number;
+    let minIntervalMs: number;
 
     beforeAll(async () => {
       server = await Influxd.start();
@@ -95,7 +96,8 @@ describeInflux('Grafana dashboards against a real InfluxDB', () => {
       range = { fromMs: BASE_MS - 60_000, toMs: BASE_MS + CAPTURES.length * SLOT_MS };
       const datasource = parse(readFileSync(join(PROJECT_ROOT, 'deploy/grafana/provisioning/datasources/earshot.yaml'), 'utf8')).datasources[0];
       expect(datasource.jsonData.dbName).toBe(DB);
-      intervalMs = queryIntervalMs(range.fromMs, range.toMs, MAX_DATA_POINTS, parseDuration(datasource.jsonData.timeInterval));
+      minIntervalMs = parseDuration(datasource.jsonData.timeInterval);
+      intervalMs = queryIntervalMs(range.fromMs, range.toMs, MAX_DATA_POINTS, minIntervalMs);
     }, 240_000);
 
     afterAll(async () => {
@@ -121,7 +123,8 @@ describeInflux('Grafana dashboards against a real InfluxDB', () => {
       for (const { file } of DASHBOARDS) {
         const runs = await runDashboard(server, DB, readDashboard(file), {
           range,
-          intervalMs,
+          minIntervalMs,
+          maxDataPoints: MAX_DATA_POINTS,
           nowMs,
           choose: (v, values) => {
             if (v.includeAll && v.current?.value === '$__all') return undefined; // Grafana's default: All

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DASHBOARDS_DIR } from '../../dashboards/index.js';
-import { expandMacros, interpolateVariables, type VariableValue } from '../../dashboards/macros.js';
+import { expandMacros, interpolateVariables, parseDuration, queryIntervalMs, type VariableValue } from '../../dashboards/macros.js';
 import type { Influxd, Series } from './influxd.js';
 import { PROJECT_ROOT } from './shared.js';
 
@@ -42,9 +42,18 @@ export interface QueryRun {
   results: Series[][];
 }
 
+export interface TimeRange {
+  fromMs: number;
+  toMs: number;
+}
+
 export interface RunOptions {
-  range: { fromMs: number; toMs: number };
-  intervalMs: number;
+  /** The dashboard's time range; its end is "now" for the panels' own ranges (timeFrom). */
+  range: TimeRange;
+  /** The data source's minimum interval (jsonData.timeInterval), in ms. */
+  minIntervalMs: number;
+  /** Points a panel asks for (Grafana: about its width in pixels). */
+  maxDataPoints: number;
   /**
    * The value of a template variable, given the values its query returned; undefined takes Grafana's
    * default for an "All" variable (its allValue, or every value).
@@ -55,6 +64,19 @@ export interface RunOptions {
    * can look at data written at other times as if it were live. Without it InfluxDB's own clock applies.
    */
   nowMs?: number;
+}
+
+/**
+ * A panel's time range: its relative time (timeFrom: "now/d" for today so far, "10m" for the last
+ * ten minutes) replaces the dashboard's, ending at the same "now"; without one, the dashboard's.
+ */
+export function panelRange(range: TimeRange, timeFrom: string | undefined): TimeRange {
+  if (timeFrom === undefined) return range;
+  if (timeFrom === 'now/d') {
+    const day = new Date(range.toMs);
+    return { fromMs: Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate()), toMs: range.toMs };
+  }
+  return { fromMs: range.toMs - parseDuration(timeFrom), toMs: range.toMs };
 }
 
 /** Runs one query; an error answer throws with where it came from. */
@@ -68,8 +90,9 @@ async function run(server: Influxd, db: string, where: string, query: string): P
 export async function runDashboard(server: Influxd, db: string, dashboard: DashboardJson, options: RunOptions): Promise<QueryRun[]> {
   const ran: QueryRun[] = [];
   const variables: Record<string, VariableValue> = {};
-  const expand = (q: string) => {
-    const text = expandMacros(interpolateVariables(q, variables), options.range, options.intervalMs);
+  const expand = (q: string, range = options.range) => {
+    const intervalMs = queryIntervalMs(range.fromMs, range.toMs, options.maxDataPoints, options.minIntervalMs);
+    const text = expandMacros(interpolateVariables(q, variables), range, intervalMs);
     return options.nowMs === undefined ? text : text.replaceAll('now()', `${options.nowMs}ms`);
   };
   for (const v of dashboard.templating.list ?? []) {
@@ -92,16 +115,11 @@ export async function runDashboard(server: Influxd, db: string, dashboard: Dashb
   for (const p of dashboard.panels) {
     for (const t of p.targets ?? []) {
       const where = `${dashboard.uid} panel ${p.id} "${p.title}" ${t.refId}`;
-      const query = expand(t.query);
+      const query = expand(t.query, panelRange(options.range, p.timeFrom));
       ran.push({ where, panel: { id: p.id, title: p.title }, refId: t.refId, query, results: await run(server, db, where, query) });
     }
   }
   return ran;
-}
-
-/** A query's rows as records (column name -> value), with each series' tags, as Grafana's table format shows them. */
-export function tableRows(results: Series[][]): Array<Record<string, unknown>> {
-  return (results[0] ?? []).flatMap((s) => s.values.map((row) => ({ ...s.tags, ...Object.fromEntries(s.columns.map((c, i) => [c, row[i]])) })));
 }
 
 /** Rows of all series, and how many have a value other than time. */

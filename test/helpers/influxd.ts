@@ -101,12 +101,13 @@ export class Influxd {
   /** Rows of one statement as objects (column name -> value), with the series' tags merged in. */
   async rows(db: string, q: string): Promise<Array<Record<string, unknown>>> {
     const [series] = await this.query(db, q);
-    const out: Array<Record<string, unknown>> = [];
-    for (const s of series) {
-      for (const v of s.values) out.push({ ...s.tags, ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) });
-    }
-    return out;
+    return seriesRows(series);
   }
+}
+
+/** A statement's series as rows (column name -> value), each with its series' tags, as Grafana's table format shows them. */
+export function seriesRows(series: readonly Series[] = []): Array<Record<string, unknown>> {
+  return series.flatMap((s) => s.values.map((v) => ({ ...s.tags, ...Object.fromEntries(s.columns.map((c, i) => [c, v[i]])) })));
 }
 
 /**
