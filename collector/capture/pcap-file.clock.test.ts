@@ -6,7 +6,6 @@
  * short: another score, sometimes another activation). The source now says which packet it holds
  * (heldPacketMs) and the clock stays before it.
  */
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { expect, it } from 'vitest';
 import { loadConfig } from '../config.js';
