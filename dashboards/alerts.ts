@@ -59,7 +59,7 @@ export function alertRules(): AlertRule[] {
   const suspected = from('activation')
     .select(as(count('duration_s'), 'suspected'))
     .where(tag('verdict').eq('suspected'), current())
-    .groupBy('site');
+    .groupBy('site', 'device', 'device_name');
   // per site: one series for every site that reported in the last hour, 0 in the minutes it was silent;
   // the moving average over 3 one-minute buckets is 0 once a site wrote nothing for 2 whole minutes
   // (the collector writes every influx.intervalS, 10 s by default) and the current minute so far
@@ -77,8 +77,8 @@ export function alertRules(): AlertRule[] {
       execErrState: 'Error',
       for: '0s',
       annotations: {
-        summary: 'Suspected activation at site {{ $labels.site }}',
-        description: '{{ $values.B }} suspected activation(s) at site {{ $labels.site }} in the last 5 minutes: an assistant uploaded audio with no wake event to explain it (the Overview dashboard with this site lists them).',
+        summary: 'Suspected activation of {{ $labels.device_name }} at site {{ $labels.site }}',
+        description: '{{ $values.B }} suspected activation(s) of {{ $labels.device_name }} ({{ $labels.device }}) at site {{ $labels.site }} in the last 5 minutes: the assistant uploaded audio with no wake event to explain it (the Overview dashboard with this site lists them).',
       },
       labels: { source: 'earshot', severity: 'warning' },
       isPaused: false,

@@ -13,17 +13,20 @@
  * before it, the third eleven minutes before, so it stopped reporting.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DASHBOARDS } from '../dashboards/index.js';
+import { parse } from 'yaml';
+import { ALERTING_FILE, DASHBOARDS } from '../dashboards/index.js';
+import { expandMacros } from '../dashboards/macros.js';
 import type { Report } from '../collector/sink/report.js';
 import { EARSHOT_BIN } from './helpers/cli.js';
 import { activationsIn, reportActivations, reportByDevice, trafficByDevice, tsharkFlowTotals } from './helpers/influx-sums.js';
 import { type DashboardVariable, readDashboard, runDashboard, summarize } from './helpers/dashboard-queries.js';
 import { describeInflux, seriesRows, useInfluxd } from './helpers/influxd.js';
 import { describeShared, PROJECT_ROOT, realCapture, VCFP_CAPTURES } from './helpers/shared.js';
+import { tempDir } from './helpers/temp.js';
 
 const DB = 'fleet';
 const ADMIN = { username: 'admin', password: 'admin-secret' };
@@ -36,9 +39,10 @@ const NOW_MS = Date.UTC(2024, 2, 1, 12, 30, 0);
  * 123 s), and where its last packet lands before NOW_MS.
  */
 const SITES = [
-  { site: 'flat-a', capture: realCapture('amazon-echodot3_activation_neu.pcapng'), speed: 4, endsBeforeNowMs: 11 * 60_000 },
-  { site: 'house-b', capture: realCapture('amazon-echodot2_normal-use_jhautry.pcap'), speed: 18, endsBeforeNowMs: 10_000 },
-  { site: 'lab-c', capture: join(VCFP_CAPTURES, 'good_morning_5_30s.pcap'), speed: 10, endsBeforeNowMs: 45_000 },
+  { site: 'flat-a', capture: realCapture('amazon-echodot3_activation_neu.pcapng'), speed: 4, endsBeforeNowMs: 11 * 60_000, wakeEvents: false },
+  // its owner records wake events (none came in the capture's minutes): its activations are suspected
+  { site: 'house-b', capture: realCapture('amazon-echodot2_normal-use_jhautry.pcap'), speed: 18, endsBeforeNowMs: 10_000, wakeEvents: true },
+  { site: 'lab-c', capture: join(VCFP_CAPTURES, 'good_morning_5_30s.pcap'), speed: 10, endsBeforeNowMs: 45_000, wakeEvents: false },
 ];
 /** The sites whose last collector point is older than the Fleet overview's 2 minutes. */
 const STOPPED = ['flat-a'];
@@ -49,9 +53,15 @@ function captureInfo(file: string): { packets: number; lastMs: number } {
   return { packets: Number(out[1]), lastMs: Math.round(Number(out[2]) * 1000) };
 }
 
-/** The flags of every replay in this file (the outage aside). */
-const replayFlags = (site: string, speed: number) => ['--format', 'json', '--site', site, '--realtime-speed', String(speed),
-  '--influx-setup', 'false', '--influx-flush-interval', '0.2', '--influx-interval', '1', '--log-format', 'json'];
+/** An empty wake-events file: a source that recorded no wake word. */
+const NO_WAKE_EVENTS = join(tempDir('earshot-fleet-wake-'), 'none.jsonl');
+
+/** The flags of every replay of a site in this file (the outage aside). */
+function replayFlags({ site, speed, wakeEvents }: (typeof SITES)[number]): string[] {
+  writeFileSync(NO_WAKE_EVENTS, '');
+  return ['--format', 'json', '--site', site, '--realtime-speed', String(speed), '--influx-setup', 'false', '--influx-flush-interval', '0.2',
+    '--influx-interval', '1', '--log-format', 'json', ...(wakeEvents ? ['--wake-events', NO_WAKE_EVENTS] : [])];
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -103,9 +113,9 @@ describeInflux('many sites in one InfluxDB (real influxd with authentication)', 
         await server.query(null, `GRANT WRITE ON "${DB}" TO "${site}"`);
       }
 
-      const runs = SITES.map(({ site, speed }, i) => replay([
-        'replay', shifted[i], ...replayFlags(site, speed),
-        '--influx-url', server.url, '--influx-db', DB, '--influx-username', site, '--influx-password', `${site}-pw`,
+      const runs = SITES.map((one, i) => replay([
+        'replay', shifted[i], ...replayFlags(one),
+        '--influx-url', server.url, '--influx-db', DB, '--influx-username', one.site, '--influx-password', `${one.site}-pw`,
       ]));
       // InfluxDB away for 4 s in the middle of every replay: their points wait in the spool
       await sleep(3000);
@@ -151,9 +161,9 @@ describeInflux('many sites in one InfluxDB (real influxd with authentication)', 
       server.auth = ADMIN;
       const alone = (site: string) => `alone_${site.replace('-', '_')}`;
       for (const { site } of SITES) await prepareDatabase(alone(site));
-      const runs = await Promise.all(SITES.map(({ site, speed }, i) => replay([
-        'replay', shifted[i], ...replayFlags(site, speed),
-        '--influx-url', server.url, '--influx-db', alone(site), '--influx-username', ADMIN.username, '--influx-password', ADMIN.password,
+      const runs = await Promise.all(SITES.map((one, i) => replay([
+        'replay', shifted[i], ...replayFlags(one),
+        '--influx-url', server.url, '--influx-db', alone(one.site), '--influx-username', ADMIN.username, '--influx-password', ADMIN.password,
       ])));
       for (const r of runs) expect(r.code, r.stderr.slice(-2000)).toBe(0);
 
@@ -245,6 +255,32 @@ describeInflux('many sites in one InfluxDB (real influxd with authentication)', 
       const rows = one.filter((q) => q.panel?.title === 'Sites and their collectors').flatMap((q) => seriesRows(q.results[0]));
       expect(rows.map((r) => r.site)).toEqual(['house-b']);
     }, 60_000);
+
+    it('the alert rules fire per site: suspected activations of house-b\'s Echo, and flat-a stopped reporting', async () => {
+      expect(reports, 'the replays into the shared database ran').toHaveLength(SITES.length);
+      server.auth = ADMIN;
+      const alerting = parse(readFileSync(join(PROJECT_ROOT, ALERTING_FILE), 'utf8'));
+      const rules = alerting.groups.flatMap((g: { rules: unknown[] }) => g.rules) as Array<{ uid: string; data: Array<{ datasourceUid: string; relativeTimeRange?: { from: number }; model: { query?: string } }> }>;
+      /** Grafana's evaluation at NOW_MS: query A over its relative range, B = last value per series (labels = its tags). */
+      const evaluate = async (uid: string) => {
+        const rule = rules.find((r) => r.uid === uid);
+        const a = rule?.data.find((d) => d.datasourceUid === 'earshot-influxdb');
+        if (!a?.relativeTimeRange) throw new Error(`no rule ${uid}`);
+        const range = { fromMs: NOW_MS - a.relativeTimeRange.from * 1000, toMs: NOW_MS };
+        const [series] = await server.query(DB, expandMacros(a.model.query as string, range, 1000));
+        return series.map((one) => ({ labels: one.tags ?? {}, last: one.values[one.values.length - 1][1] as number }));
+      };
+      // Suspected activation: B > 0, one instance per site and device
+      const suspected = (await evaluate('earshot-suspected-activation')).filter((x) => x.last > 0);
+      const b = SITES.findIndex((x) => x.wakeEvents);
+      const want = reports[b].activations.filter((a) => a.verdict === 'suspected');
+      expect(want.length, 'house-b has suspected activations').toBeGreaterThan(0);
+      expect(suspected.map((x) => [x.labels.site, x.labels.device, x.last])).toEqual([[SITES[b].site, want[0].device, want.length]]);
+      // earshot site stopped reporting: B < 1
+      const silent = await evaluate('earshot-collector-silent');
+      expect(silent.map((x) => x.labels.site).sort()).toEqual(SITES.map((x) => x.site));
+      expect(silent.filter((x) => x.last < 1).map((x) => x.labels.site)).toEqual(STOPPED);
+    });
 
     it('two collectors given one site name by mistake show as two instances of it', async () => {
       server.auth = ADMIN;
