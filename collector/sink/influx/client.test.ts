@@ -110,6 +110,21 @@ describeInflux('InfluxQL through the client: statements and the database setup (
     expect(nonsense).toMatchObject({ status: 400, message: expect.stringMatching(/^400 error parsing query: found SELEKT/) });
   });
 
+  it('an answer over the 4 MiB read is an error naming its size, never a cut answer read as whole', async () => {
+    const client = buildInfluxClient(target(server.url, { database: 'big' }));
+    await client.query('CREATE DATABASE "big"');
+    // 40,000 points with a 100-byte text field: about 6 MB of JSON for SELECT *
+    const text = 'x'.repeat(100);
+    const lines = Array.from({ length: 40_000 }, (_, i) => `m v="${text}",n=${i}i ${1_700_000_000_000 + i}`).join('\n');
+    const written = await client.write(Buffer.from(lines), false, null);
+    expect(written).toEqual({ kind: 'ok' });
+    const all = await client.query('SELECT * FROM "m"').catch((err: unknown) => err);
+    expect(all).toBeInstanceOf(InfluxQueryError);
+    expect((all as Error).message).toMatch(/^an answer of \d+ bytes, over the 4194304 read: ask for fewer rows$/);
+    const [page] = await client.query('SELECT * FROM "m" LIMIT 1000');
+    expect(page.values).toHaveLength(1000);
+  });
+
   it('sets up a new database, and again over one whose policies and earshot queries changed, keeping other queries', async () => {
     const influx = { ...loadConfig({}).influx, database: 'setup1' };
     const client = buildInfluxClient(target(server.url, { database: 'setup1' }));

@@ -114,6 +114,8 @@ interface Answer {
   statusMessage: string;
   headers: IncomingHttpHeaders;
   body: string;
+  /** The body's full size in bytes: beyond the bound, `body` holds only its start. */
+  size: number;
 }
 
 /** Milliseconds a Retry-After header asks for (seconds or an HTTP date), within [0, MAX_RETRY_AFTER_MS]. */
@@ -161,7 +163,7 @@ export function buildInfluxClient(target: InfluxTarget): InfluxClient {
           if (size < maxBytes) chunks.push(d);
           size += d.length;
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, body: Buffer.concat(chunks).toString('utf8').slice(0, maxBytes) }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', headers: res.headers, body: Buffer.concat(chunks).toString('utf8').slice(0, maxBytes), size }));
         res.on('error', reject);
       });
       req.setTimeout(target.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${target.timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })));
@@ -210,6 +212,8 @@ export function buildInfluxClient(target: InfluxTarget): InfluxClient {
       const form = Buffer.from(new URLSearchParams({ q: statement, db: target.database }).toString());
       const answer = await send('POST', '/query', form, { 'Content-Type': 'application/x-www-form-urlencoded' }, MAX_QUERY_ANSWER_BYTES);
       if (answer.status < 200 || answer.status >= 300) throw new InfluxQueryError(`${answer.status} ${influxMessage(answer)}`, answer.status);
+      // never a cut answer read as the whole (or as "not JSON"): the caller asks for less (a LIMIT, a shorter range)
+      if (answer.size > MAX_QUERY_ANSWER_BYTES) throw new InfluxQueryError(`an answer of ${answer.size} bytes, over the ${MAX_QUERY_ANSWER_BYTES} read: ask for fewer rows`, answer.status);
       let parsed: { error?: unknown; results?: Array<{ error?: unknown; series?: QuerySeries[] }> };
       try {
         parsed = JSON.parse(answer.body) as typeof parsed;
