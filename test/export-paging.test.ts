@@ -102,4 +102,57 @@ describeInflux('earshot export: paging and boundaries (hand-written points, real
       .toEqual(all.map((a) => sig({ time: a.ms, id: pseudoId(a.mac, a.ms), verdict: a.verdict, current: a.current, reasons: a.reasons, device: hmac(a.mac), site: a.site })).sort());
     expect(objs.filter((o) => o.current === false)).toHaveLength(changed.length);
   }, 60_000);
+  it('calls: 2,100 on one day (two pages) and one a month later, each once in order with its values; the call at --until is out', async () => {
+    const calls = [];
+    for (let i = 0; i < 2100; i++) calls.push({ ms: Date.parse('2026-03-12T00:00:00Z') + i * 41_000, i });
+    calls.push({ ms: Date.parse('2026-04-30T08:00:00Z'), i: 2100 });
+    const outside = [{ ms: UNTIL, i: 2101 }, { ms: SINCE - 1, i: 2102 }];
+    const line = ({ ms, i }: { ms: number; i: number }) => `call,device=${MACS[i % 3]},site=${SITES[i % 2]} id="call-${idOf(MACS[i % 3], ms)}",duration_s=${60 + i / 8},bytes_up=${9000 + i}i,` +
+      `bytes_down=${12_000 + i}i,packets_up=${100 + i}i,packets_down=${110 + i}i,stun_packets=4i,media_seconds=${50 + (i % 9)}i,peers=${1 + (i % 3)}i,end_ms=${ms + 60_000 + i * 125}i ${ms}`;
+    await write([...calls, ...outside].map(line));
+    const r = await exportCli(['--since', '2026-03-10', '--until', '2026-05-02T12:00:00Z', '--what', 'calls']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = csvRows(r.stdout);
+    expect(rows.map((x) => ({ ...x, time: Date.parse(x.time) }))).toEqual(calls.map(({ ms, i }) => ({
+      time: ms, site: SITES[i % 2], id: pseudoId(MACS[i % 3], ms, 'call-'), device: hmac(MACS[i % 3]), duration_s: String(60 + i / 8), end_ms: String(ms + 60_000 + i * 125),
+      bytes_up: String(9000 + i), bytes_down: String(12_000 + i), packets_up: String(100 + i), packets_down: String(110 + i), media_seconds: String(50 + (i % 9)), peers: String(1 + (i % 3)),
+    })));
+  }, 60_000);
+
+  it('endpoints: 1,200 series on a day (three pages of series) summed per 1d, 6h and 1h as computed here; --interval 5h or 90m refused', async () => {
+    const day = Date.parse('2026-03-11T00:00:00Z');
+    const orgs = Array.from({ length: 400 }, (_, k) => `Org${k}`);
+    const lines: string[] = [];
+    const points: Array<{ ms: number; site: string; mac: string; org: string; up: number; down: number; flows: number }> = [];
+    for (const [m, mac] of MACS.entries()) {
+      for (const [k, org] of orgs.entries()) {
+        // each series: points in several hours of the day (two in one hour), one the next day at 00:00
+        for (const h of [0, 0.5, 5.99, 6, 13, 23.99]) points.push({ ms: day + Math.round(h * 3_600_000), site: SITES[m % 2], mac, org, up: k + m + Math.round(h * 10), down: 3 * k + 1, flows: 1 + (k % 4) });
+      }
+    }
+    points.push({ ms: day + 86_400_000, site: 'h01', mac: MACS[0], org: 'Org0', up: 5, down: 6, flows: 1 });
+    for (const p of points) lines.push(`endpoint,category=cloud,device=${p.mac},org=${p.org},party=third,service=api,site=${p.site} bytes_up=${p.up}i,bytes_down=${p.down}i,flows=${p.flows}i ${p.ms}`);
+    await write(lines);
+    for (const [interval, ms] of [['1d', 86_400_000], ['6h', 21_600_000], ['1h', 3_600_000]] as const) {
+      const expected = new Map<string, { up: number; down: number; flows: number }>();
+      for (const p of points) {
+        const k = `${Math.floor(p.ms / ms) * ms}|${p.site}|${hmac(p.mac)}|${p.org}`;
+        const e = expected.get(k) ?? { up: 0, down: 0, flows: 0 };
+        expected.set(k, { up: e.up + p.up, down: e.down + p.down, flows: e.flows + p.flows });
+      }
+      const r = await exportCli(['--since', '2026-03-11', '--until', '2026-03-13', '--what', 'endpoints', '--interval', interval]);
+      expect(r.code, r.stderr).toBe(0);
+      const rows = csvRows(r.stdout);
+      const got = rows.map((x) => [`${Date.parse(x.time)}|${x.site}|${x.device}|${x.org}`, { up: Number(x.bytes_up), down: Number(x.bytes_down), flows: Number(x.flows) }] as const);
+      expect(new Set(got.map(([k]) => k)).size, interval).toBe(got.length);
+      expect(Object.fromEntries(got), interval).toEqual(Object.fromEntries(expected));
+      for (const x of rows) expect([x.category, x.service, x.party]).toEqual(['cloud', 'api', 'third']);
+    }
+    for (const bad of ['5h', '90m', '0h', '2d']) {
+      const r = await exportCli(['--since', '2026-03-11', '--what', 'endpoints', '--interval', bad]);
+      expect(r.code, bad).toBe(2);
+      expect(r.stderr.trim().split('\n'), bad).toHaveLength(1);
+      expect(r.stderr).toContain(`--interval: "${bad}" is not 1d or hours dividing a day`);
+    }
+  }, 60_000);
 });
