@@ -9,6 +9,7 @@
 import { createHmac } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { runCli } from './helpers/cli.js';
+import { HttpProxy } from './helpers/http-proxy.js';
 import { describeInflux, useInfluxd } from './helpers/influxd.js';
 
 const DB = 'paging';
@@ -155,6 +156,24 @@ describeInflux('earshot export: paging and boundaries (hand-written points, real
       expect(r.code, bad).toBe(2);
       expect(r.stderr.trim().split('\n'), bad).toHaveLength(1);
       expect(r.stderr).toContain(`--interval: "${bad}" is not 1d or hours dividing a day`);
+    }
+  }, 60_000);
+  it('seven years with four days of calls: empty days cost no query (a few queries, not one per day), no page over 2,000 rows, every call out', async () => {
+    const proxy = await HttpProxy.start(server.url);
+    try {
+      const r = await runCli(['export', '--influx-url', proxy.url, '--influx-db', DB, '--since', '2020-01-01', '--until', '2027-01-01', '--what', 'calls', '--format', 'jsonl'],
+        { env: { EARSHOT_EXPORT_SALT: SALT } });
+      expect(r.code, r.stderr).toBe(0);
+      // the calls written above: 2,100 on 2026-03-12, one on 04-30, and the two outside the first test's range
+      const ids = r.stdout.trimEnd().split('\n').map((l) => String((JSON.parse(l) as { id: string }).id));
+      expect(ids).toHaveLength(2103);
+      expect(new Set(ids).size).toBe(2103);
+      const queries = proxy.requests.filter((q) => q.url.startsWith('/query')).map((q) => new URLSearchParams(q.body.toString()).get('q') ?? '');
+      // 2,557 days: one query each would be 2,557; four days with calls need a probe and a page or two each
+      expect(queries.length).toBeLessThan(20);
+      for (const q of queries) expect(Number(/ LIMIT (\d+)/.exec(q)?.[1] ?? Infinity), q).toBeLessThanOrEqual(2000);
+    } finally {
+      await proxy.close();
     }
   }, 60_000);
 });
