@@ -2,7 +2,7 @@
  * `earshot replay` and `earshot collect`: one pipeline, fed by a file (replay) or a live source
  * (collect), ending with the report on stdout.
  */
-import { createWriteStream } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { buildSource, type SourceOptions } from '../collector/capture/index.js';
 import { buildProgress } from '../collector/capture/progress.js';
 import type { CaptureSource, CaptureStats } from '../collector/capture/types.js';
@@ -81,21 +81,64 @@ function parseNumberFlag(name: string, value: unknown, fallback: number): number
   return n;
 }
 
+/** Bytes of report text encoded before each write to an --output file. */
+const REPORT_WRITE_BYTES = 1 << 20;
+
+/**
+ * The report into a file (--output): encoded into one reused buffer and written synchronously. The
+ * stream it replaced made a buffer for each ~64-kB chunk and wrote it on the thread pool: ~25 ms more
+ * of the bench capture's 30-MB report (bench/stages.mjs, in-process) for no overlap worth having, as
+ * the chunks are made on this thread either way.
+ */
+function writeReportFile(chunks: Iterable<string>, output: string): void {
+  const failed = (err: unknown) => earshotError('EARSHOT_ERR_FILE_UNREADABLE', output, (err as Error).message);
+  let fd: number;
+  try {
+    fd = openSync(output, 'w');
+  } catch (err) {
+    throw failed(err);
+  }
+  try {
+    const buf = Buffer.allocUnsafe(REPORT_WRITE_BYTES);
+    let used = 0;
+    const flush = () => {
+      for (let at = 0; at < used; ) at += writeSync(fd, buf, at, used - at);
+      used = 0;
+    };
+    for (const chunk of chunks) {
+      // a UTF-16 code unit takes at most 3 bytes in UTF-8
+      if (used + chunk.length * 3 > buf.length) flush();
+      if (chunk.length * 3 > buf.length) {
+        const bytes = Buffer.from(chunk);
+        for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+      } else {
+        used += buf.write(chunk, used, 'utf8');
+      }
+    }
+    flush();
+  } catch (err) {
+    throw isEarshotError(err) ? err : failed(err);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 async function writeReport(chunks: Iterable<string>, output: string | undefined, stdout: NodeJS.WritableStream): Promise<void> {
-  // 1 MB of buffer: the next report chunks are made while earlier ones are being written
-  const out: NodeJS.WritableStream = output === undefined ? stdout : createWriteStream(output, { highWaterMark: 1 << 20 });
+  if (output !== undefined) {
+    writeReportFile(chunks, output);
+    return;
+  }
   await new Promise<void>((resolve, reject) => {
-    out.on('error', (err: Error) => reject(earshotError('EARSHOT_ERR_FILE_UNREADABLE', output ?? 'stdout', err.message)));
+    stdout.on('error', (err: Error) => reject(earshotError('EARSHOT_ERR_FILE_UNREADABLE', 'stdout', err.message)));
     const iterator = chunks[Symbol.iterator]();
     const pump = () => {
       for (let step = iterator.next(); !step.done; step = iterator.next()) {
-        if (!out.write(step.value)) {
-          out.once('drain', pump);
+        if (!stdout.write(step.value)) {
+          stdout.once('drain', pump);
           return;
         }
       }
-      if (output === undefined) resolve();
-      else out.end(() => resolve());
+      resolve();
     };
     pump();
   });

@@ -99,6 +99,13 @@ describe('earshot CLI', () => {
     expect(toFile.code).toBe(0);
     expect(toFile.stdout).toBe('');
     expect(JSON.parse(readFileSync(out, 'utf8')).schema).toBe('earshot.report/1');
+    // the whole report, byte for byte, as on standard output
+    const plain = await runCli(['replay', FIXTURE, '--format', 'json']);
+    expect(readFileSync(out, 'utf8')).toBe(plain.stdout);
+  });
+
+  it.runIf(process.platform === 'linux')('fails with one line and exit 2 when the --output file cannot be written (a full disk: /dev/full)', async () => {
+    expectOneLineError(await runCli(['replay', FIXTURE, '-o', '/dev/full']), /\/dev\/full: .*ENOSPC/);
   });
 
   it('bad input: one line naming the problem, exit 2, no stack trace', async () => {
