@@ -7,6 +7,16 @@ describe('LocalDays', () => {
     expect(day).toEqual({ key: '2024-05-01', startMs: Date.parse('2024-05-01T00:00:00Z'), endMs: Date.parse('2024-05-02T00:00:00Z'), startIso: '2024-05-01T00:00:00+00:00' });
   });
 
+  it('computes UTC days without Intl exactly as Intl does for a zone equal to UTC', () => {
+    // 'UTC' takes the arithmetic path; 'Etc/GMT' (the same zone) goes through Intl.DateTimeFormat
+    const plain = new LocalDays('UTC');
+    const viaIntl = new LocalDays('Etc/GMT');
+    for (let ms = Date.parse('1999-12-31T23:59:59Z'); ms < Date.parse('2001-03-02T00:00:00Z'); ms += 3_599_999) {
+      expect(plain.dayOf(ms)).toEqual(viaIntl.dayOf(ms));
+      expect(plain.isoLocal(ms)).toBe(viaIntl.isoLocal(ms));
+    }
+  });
+
   it('starts the day at local midnight, also on the days clocks change (23 and 25 hours)', () => {
     const days = new LocalDays('Europe/Berlin');
     const spring = days.dayOf(Date.parse('2024-03-31T12:00:00Z'));
