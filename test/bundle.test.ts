@@ -5,7 +5,7 @@
  * modules, so a build that skipped bundling never runs stale code.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -59,6 +59,51 @@ describe('the bundled executable', () => {
     expect(licences).toContain('Permission is hereby granted');
     // the API server, MQTT and InfluxDB stay outside
     expect(licences).not.toMatch(/^(fastify|mqtt|influx)@/m);
+  });
+});
+
+describe('the code cache of the bundle (deploy/bundle-loader.mjs)', () => {
+  // a copy of the bundle beside the real one, so its data files and node_modules resolve alike
+  const copy = join(PROJECT_ROOT, `dist/collector/bin-test-${process.pid}`);
+  afterAll(() => rmSync(copy, { recursive: true, force: true }));
+  const fresh = () => {
+    rmSync(copy, { recursive: true, force: true });
+    cpSync(join(PROJECT_ROOT, 'dist/collector/bin'), copy, { recursive: true });
+  };
+  const runCopy = (args: string[]) => {
+    const r = spawnSync(process.execPath, [join(copy, 'start.js'), ...args], { cwd: PROJECT_ROOT, encoding: 'utf8', env: { ...process.env, EARSHOT_DEBUG_CODE_CACHE: '1' } });
+    return { code: r.status, stdout: r.stdout, cache: /^earshot: code cache (.*)$/m.exec(r.stderr)?.[1] };
+  };
+  const expected = run(MODULES, ['replay', CAPTURE, '--format', 'json']).stdout;
+
+  it('is made by the build and used', () => {
+    fresh();
+    expect(runCopy(['replay', CAPTURE, '--format', 'json'])).toEqual({ code: 0, stdout: expected, cache: 'used' });
+  });
+
+  it('is left aside when damaged, and the program is the same', () => {
+    fresh();
+    const file = join(copy, 'start.cjs.v8cache');
+    const bytes = readFileSync(file);
+    bytes[bytes.length >> 1] ^= 0xff;
+    writeFileSync(file, bytes);
+    expect(runCopy(['replay', CAPTURE, '--format', 'json'])).toEqual({ code: 0, stdout: expected, cache: 'damaged' });
+    writeFileSync(file, bytes.subarray(0, 100));
+    expect(runCopy(['replay', CAPTURE, '--format', 'json'])).toEqual({ code: 0, stdout: expected, cache: 'damaged' });
+  });
+
+  it('is left aside for another bundle of the same length (V8 alone would take it: it compares lengths)', () => {
+    fresh();
+    const file = join(copy, 'start.cjs');
+    const source = readFileSync(file, 'utf8');
+    const version = run(MODULES, ['--version']).stdout;
+    // the same length, one word changed in the text --version prints
+    const printed = /`earshot \$\{version\d*\(\)\}(\n|\\n)`/.exec(source);
+    expect(printed).not.toBeNull();
+    const at = (printed as RegExpExecArray).index;
+    writeFileSync(file, `${source.slice(0, at)}\`EARSHOT${source.slice(at + '`earshot'.length)}`);
+    expect(readFileSync(file, 'utf8').length).toBe(source.length);
+    expect(runCopy(['--version'])).toEqual({ code: 0, stdout: version.replace('earshot', 'EARSHOT'), cache: 'another bundle' });
   });
 });
 

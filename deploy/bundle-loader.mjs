@@ -1,0 +1,67 @@
+// earshot's bundle loader: deploy/bundle.mjs copies this file to dist/collector/bin/start.js, beside the
+// bundle (start.cjs) and its V8 code cache (start.cjs.v8cache). Compiling the 1.2-MB bundle, and then
+// each function it calls for the first time, costs ~60 ms at every start of every command; the cache
+// holds that work, done once at build time by a replay of the demo capture.
+//
+// The cache is used only when it is this bundle's: V8 checks its own version and flags, but tells
+// sources apart by their length only, so the file also carries the SHA-256 of the bundle it was made
+// from and of itself (a disk that lost part of it). Anything else (no cache, another bundle, another
+// Node, a damaged file, a Node without vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER) runs the bundle
+// without it: a slower start, never a different program.
+import { createHash } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import vm from 'node:vm';
+
+const MAGIC = Buffer.from('earshot-v8cache-1\n');
+const HASH = 32;
+const file = fileURLToPath(new URL('./start.cjs', import.meta.url));
+const cacheFile = `${file}.v8cache`;
+const loader = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+
+if (loader === undefined) {
+  await import(file);
+} else {
+  const source = readFileSync(file, 'utf8');
+  const sourceHash = createHash('sha256').update(source).digest();
+  let cachedData;
+  // what became of the cache, told on stderr with EARSHOT_DEBUG_CODE_CACHE=1 (tests, doctor questions)
+  let state = 'none';
+  try {
+    const raw = readFileSync(cacheFile);
+    const data = raw.subarray(MAGIC.length + 2 * HASH);
+    if (!raw.subarray(0, MAGIC.length).equals(MAGIC)) state = 'damaged';
+    else if (!raw.subarray(MAGIC.length + HASH, MAGIC.length + 2 * HASH).equals(createHash('sha256').update(data).digest())) state = 'damaged';
+    else if (!raw.subarray(MAGIC.length, MAGIC.length + HASH).equals(sourceHash)) state = 'another bundle';
+    else cachedData = data;
+  } catch {
+    // no cache: compile
+  }
+  // the CommonJS wrapper on the bundle's first line: its line numbers stay those of start.cjs
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+    filename: file,
+    cachedData,
+    importModuleDynamically: loader,
+  });
+  if (cachedData !== undefined) state = script.cachedDataRejected ? 'rejected by V8' : 'used';
+  if (process.env.EARSHOT_DEBUG_CODE_CACHE === '1') process.stderr.write(`earshot: code cache ${state}\n`);
+  if (process.env.EARSHOT_WRITE_CODE_CACHE === '1') {
+    // deploy/bundle.mjs: after the training run, the functions it compiled go into the cache
+    process.once('exit', () => {
+      const data = script.createCachedData();
+      const tmp = `${cacheFile}.tmp`;
+      const fd = openSync(tmp, 'w');
+      try {
+        for (const part of [MAGIC, sourceHash, createHash('sha256').update(data).digest(), data]) writeSync(fd, part);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, cacheFile);
+    });
+  }
+  const module = { exports: {} };
+  script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));
+}
