@@ -8,6 +8,7 @@
 // from and of itself (a disk that lost part of it). Anything else (no cache, another bundle, another
 // Node, a damaged file, a Node without vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER) runs the bundle
 // without it: a slower start, never a different program.
+import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -24,8 +25,10 @@ const loader = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
 if (loader === undefined) {
   await import(file);
 } else {
-  const source = readFileSync(file, 'utf8');
-  const sourceHash = createHash('sha256').update(source).digest();
+  const bytes = readFileSync(file);
+  const sourceHash = createHash('sha256').update(bytes).digest();
+  // esbuild writes ASCII (non-ASCII characters escaped): read as such, no UTF-8 decoding of 1.2 MB
+  const source = isAscii(bytes) ? bytes.latin1Slice() : bytes.toString('utf8');
   let cachedData;
   // what became of the cache, told on stderr with EARSHOT_DEBUG_CODE_CACHE=1 (tests, doctor questions)
   let state = 'none';

@@ -6,8 +6,8 @@
 // CommonJS file (start.cjs) run by a small loader (start.js, from deploy/bundle-loader.mjs) with a V8
 // code cache (start.cjs.v8cache) made here by a replay of the demo capture: ~40-70 ms less again, as
 // Node 20 offers a code cache to CommonJS through node:vm only. The pipeline's thread runs its own
-// ES module bundle (pipeline-worker.js). Only
-// the dependencies every command loads are bundled (pino, TypeBox); the rest (the API server, MQTT,
+// ES module bundle (pipeline-worker.js). Only the dependencies every command loads (pino, TypeBox)
+// and every replay (tldts, loaded at the first DNS name) are bundled; the rest (the API server, MQTT,
 // InfluxDB, YAML, the optional native capture package) load from node_modules when a command needs
 // them, as they would without the bundle. Also writes dist/collector/bin/THIRD-PARTY-LICENSES.txt:
 // each bundled package with its licence.
@@ -34,8 +34,8 @@ for (const file of [entry, workerEntry]) {
     process.exit(2);
   }
 }
-/** Dependencies every command loads: bundled. */
-const BUNDLED = new Set(['pino', '@sinclair/typebox']);
+/** Dependencies every command (or every replay) loads: bundled. */
+const BUNDLED = new Set(['pino', '@sinclair/typebox', 'tldts']);
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const external = Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies }).filter((name) => !BUNDLED.has(name));
 rmSync(outdir, { recursive: true, force: true });

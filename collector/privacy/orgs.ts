@@ -122,12 +122,15 @@ export function loadOrganisationData(dataDir: string = packagePath('collector', 
   return data;
 }
 
-// the public suffix list is loaded on the first name, not at import: it costs tens of milliseconds
+// the public suffix list is loaded on the first name, not at import: it costs ~15-20 ms. In the bundle
+// (deploy/bundle.mjs, CommonJS) `require` is defined and esbuild bundles tldts behind this call: still
+// loaded here, and from the bundle's code cache; the ES modules take it from node_modules
 let getDomain: typeof import('tldts').getDomain | null = null;
 
 /** The registrable domain of a host name (public suffix list, ICANN section), or null. */
 export function registrableDomain(name: string): string | null {
-  getDomain ??= (createRequire(import.meta.url)('tldts') as typeof import('tldts')).getDomain;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  getDomain ??= ((typeof require === 'function' ? require('tldts') : createRequire(import.meta.url)('tldts')) as typeof import('tldts')).getDomain;
   return getDomain(name, { allowPrivateDomains: false });
 }
 
