@@ -70,8 +70,8 @@ describe('the code cache of the bundle (deploy/bundle-loader.mjs)', () => {
     rmSync(copy, { recursive: true, force: true });
     cpSync(join(PROJECT_ROOT, 'dist/collector/bin'), copy, { recursive: true });
   };
-  const runCopy = (args: string[]) => {
-    const r = spawnSync(process.execPath, [join(copy, 'start.js'), ...args], { cwd: PROJECT_ROOT, encoding: 'utf8', env: { ...process.env, EARSHOT_DEBUG_CODE_CACHE: '1' } });
+  const runCopy = (args: string[], nodeFlags: string[] = []) => {
+    const r = spawnSync(process.execPath, [...nodeFlags, join(copy, 'start.js'), ...args], { cwd: PROJECT_ROOT, encoding: 'utf8', env: { ...process.env, EARSHOT_DEBUG_CODE_CACHE: '1' } });
     return { code: r.status, stdout: r.stdout, cache: /^earshot: code cache (.*)$/m.exec(r.stderr)?.[1] };
   };
   const expected = run(MODULES, ['replay', CAPTURE, '--format', 'json']).stdout;
@@ -79,6 +79,11 @@ describe('the code cache of the bundle (deploy/bundle-loader.mjs)', () => {
   it('is made by the build and used', () => {
     fresh();
     expect(runCopy(['replay', CAPTURE, '--format', 'json'])).toEqual({ code: 0, stdout: expected, cache: 'used' });
+  });
+
+  it('is refused by V8 under other V8 flags, and the program is the same', () => {
+    fresh();
+    expect(runCopy(['replay', CAPTURE, '--format', 'json'], ['--no-opt'])).toEqual({ code: 0, stdout: expected, cache: 'rejected by V8' });
   });
 
   it('is left aside when damaged, and the program is the same', () => {
