@@ -63,9 +63,11 @@ const results = await Promise.all([
 copyFileSync(join(root, 'deploy', 'bundle-loader.mjs'), join(outdir, 'start.js'));
 
 // the code cache: what a replay compiles (the demo capture exercises decoding, flows, tagging,
-// detection, the report), saved by the loader at exit
+// detection, the report), saved by the loader at exit. Without the builder's EARSHOT_* settings
+// (EARSHOT_CONFIG, EARSHOT_INFLUX_URL, ...): the demo's points, alerts and messages go nowhere
+const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('EARSHOT_')));
 const training = spawnSync(process.execPath, [join(outdir, 'start.js'), 'replay', join(root, 'deploy', 'demo', 'household.pcap'), '--format', 'json', '--no-progress', '-o', '/dev/null'], {
-  cwd: root, encoding: 'utf8', env: { ...process.env, EARSHOT_WRITE_CODE_CACHE: '1' },
+  cwd: root, encoding: 'utf8', env: { ...env, EARSHOT_WRITE_CODE_CACHE: '1' },
 });
 if (training.status !== 0 || !existsSync(join(outdir, 'start.cjs.v8cache'))) {
   console.error(`earshot build: no code cache (the bundle runs without it, ~50 ms slower to start): the demo replay ended with ${training.status}: ${(training.stderr ?? '').trim().split('\n')[0]}`);
