@@ -54,7 +54,7 @@ if (loader === undefined) {
     // deploy/bundle.mjs: after the training run, the functions it compiled go into the cache
     process.once('exit', () => {
       const data = script.createCachedData();
-      const tmp = `${cacheFile}.tmp`;
+      const tmp = `${cacheFile}.${process.pid}.tmp`;
       const fd = openSync(tmp, 'w');
       try {
         for (const part of [MAGIC, sourceHash, createHash('sha256').update(data).digest(), data]) writeSync(fd, part);
