@@ -92,6 +92,12 @@ function buildTagging(config: Readonly<Config>, localNets: ReturnType<typeof bui
 const TICK_MS = 1000;
 /** The detector's clock: a 100-ms slot closes on time even when its stream sends nothing more (a stall). */
 const SLOT_TICK_MS = 100;
+/**
+ * A wall tick later than this after the one before (callers tick every 100 ms) follows a stall of the
+ * thread (wallTick). A GC pause or a burst of work of 300 ms is already a silence the detector could
+ * misread (an upload ends after ~1.5 s without packets, and a late tick adds its whole delay at once).
+ */
+const WALL_TICK_LATE_MS = 300;
 
 /** Knobs for evaluation and tests, not for users: the detector's parameters per vendor. */
 export interface CollectorTuning {
@@ -191,6 +197,9 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   // wall time of the latest packet, so wall-clock ticks advance packet time by the time that passed
   let lastPacketWallMs = 0;
   let wallClockUsed = false;
+  // wall time of the latest wall tick, and whether it was skipped as late (wallTick)
+  let lastWallTickMs = Number.POSITIVE_INFINITY;
+  let skippedLateTick = false;
 
   /** Takes one captured packet (the PacketSink of every source). */
   function ingest(buf: Buffer, offset: number, capLen: number, wireLen: number, timeMs: number, linkType: number): void {
@@ -218,12 +227,23 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
    * `notAfterMs`: a paced replay's next packet (CaptureSource.heldPacketMs): the clock stays before it.
    */
   function wallTick(wallNowMs: number, speed = 1, notAfterMs = Number.POSITIVE_INFINITY): void {
+    const sinceTick = wallNowMs - lastWallTickMs;
+    lastWallTickMs = wallNowMs;
     if (!wallClockUsed || totals.packets === 0) {
       // the first tick calibrates: packets so far did not note their wall time
       wallClockUsed = true;
       lastPacketWallMs = wallNowMs;
       return;
     }
+    // A tick this late means the thread was stalled: live, the packets of the stall wait in the kernel's
+    // buffer, and timers run before they are read. Moving the clock now would put a silence of the
+    // stall's length into an upload; the next tick moves it from the packets read by then. Only one tick
+    // in a row is skipped, so a thread always this late still ends uploads, a tick later.
+    if (sinceTick > WALL_TICK_LATE_MS && !skippedLateTick) {
+      skippedLateTick = true;
+      return;
+    }
+    skippedLateTick = false;
     tick(Math.min(totals.lastMs + Math.max(0, wallNowMs - lastPacketWallMs) * speed, notAfterMs - 1));
   }
 
