@@ -57,7 +57,9 @@ if (loader === undefined) {
       const tmp = `${cacheFile}.${process.pid}.tmp`;
       const fd = openSync(tmp, 'w');
       try {
-        for (const part of [MAGIC, sourceHash, createHash('sha256').update(data).digest(), data]) writeSync(fd, part);
+        for (const part of [MAGIC, sourceHash, createHash('sha256').update(data).digest(), data]) {
+          for (let at = 0; at < part.length; ) at += writeSync(fd, part, at, part.length - at);
+        }
         fsyncSync(fd);
       } finally {
         closeSync(fd);
