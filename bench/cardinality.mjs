@@ -8,11 +8,11 @@
 // Without FILEs: the labelled Echo/Nest captures (real/amazon-*, vcfp-haipeng/, cic-iot-2022-rebuilt/)
 // and the real captures of 500 kB or more, from ../shared/captures.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { scriptInfluxd } from './common.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const captures = resolve(root, '../shared/captures');
@@ -42,19 +42,8 @@ function defaultFiles() {
 const files = positionals.length > 0 ? positionals.map((f) => resolve(f)) : defaultFiles();
 const isAssistantCapture = (f) => /\/(vcfp-haipeng|cic-iot-2022-rebuilt)\//.test(f) || /\/amazon-echo/.test(f);
 
-const { freePort, startInfluxd } = await import(join(root, 'dist/collector/influxd.js'));
-const dir = mkdtempSync(join(tmpdir(), 'earshot-cardinality-'));
-// continuous queries off: the long policy's series would come and go with influxd's schedule
-const influxd = await startInfluxd({ dir, httpPort: await freePort(), rpcPort: await freePort(), env: { INFLUXDB_CONTINUOUS_QUERIES_ENABLED: 'false' } });
-process.on('exit', () => {
-  influxd.child.kill('SIGTERM');
-  rmSync(dir, { recursive: true, force: true });
-});
 // a replay that fails ends the script: influxd and its directory go with it
-process.on('uncaughtException', (err) => {
-  console.error(`cardinality: ${err.message}`);
-  process.exit(1);
-});
+const influxd = await scriptInfluxd('cardinality');
 
 async function query(db, q) {
   const res = await fetch(`${influxd.url}/query`, { method: 'POST', body: new URLSearchParams({ db, q }) });

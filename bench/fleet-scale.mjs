@@ -10,12 +10,11 @@
 // with what it returned against what was written.
 //   node bench/fleet-scale.mjs [--sites 1000] [--hours 24] [--runs 3] [--capture FILE]   (after npm run build)
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { median } from './common.mjs';
+import { median, scriptInfluxd } from './common.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -37,23 +36,13 @@ if (spawnSync('influxd', ['version']).status !== 0) {
   console.error('fleet-scale: influxd not found; run deploy/setup.sh first');
   process.exit(2);
 }
-const { freePort, startInfluxd } = await import(join(root, 'dist/collector/influxd.js'));
 const { loadConfig } = await import(join(root, 'dist/collector/config.js'));
 const { expandMacros, interpolateVariables, parseDuration, queryIntervalMs } = await import(join(root, 'dist/dashboards/macros.js'));
 const defaults = loadConfig({ flags: {} });
 const INTERVAL_MS = defaults.influx.intervalS * 1000;
 const DEVICE_INTERVAL_MS = defaults.influx.deviceIntervalS * 1000;
 
-const dir = mkdtempSync(join(tmpdir(), 'earshot-fleet-scale-'));
-const influxd = await startInfluxd({ dir, httpPort: await freePort(), rpcPort: await freePort(), env: { INFLUXDB_CONTINUOUS_QUERIES_ENABLED: 'false' } });
-process.on('exit', () => {
-  influxd.child.kill('SIGTERM');
-  rmSync(dir, { recursive: true, force: true });
-});
-process.on('uncaughtException', (err) => {
-  console.error(`fleet-scale: ${err.message}`);
-  process.exit(1);
-});
+const influxd = await scriptInfluxd('fleet-scale');
 
 async function query(db, q) {
   const res = await fetch(`${influxd.url}/query`, { method: 'POST', body: new URLSearchParams({ db, q, epoch: 'ms' }) });
