@@ -81,6 +81,11 @@ describe('the code cache of the bundle (deploy/bundle-loader.mjs)', () => {
     expect(runCopy(['replay', CAPTURE, '--format', 'json'])).toEqual({ code: 0, stdout: expected, cache: 'used' });
   });
 
+  it('is not needed: the bundle runs without the loader, as a Node older than 20.12 runs it', () => {
+    const direct = run(join(PROJECT_ROOT, 'dist/collector/bin/start.cjs'), ['replay', CAPTURE, '--format', 'json']);
+    expect({ code: direct.code, stdout: direct.stdout }).toEqual({ code: 0, stdout: expected });
+  });
+
   it('is refused by V8 under other V8 flags, and the program is the same', () => {
     fresh();
     expect(runCopy(['replay', CAPTURE, '--format', 'json'], ['--no-opt'])).toEqual({ code: 0, stdout: expected, cache: 'rejected by V8' });
