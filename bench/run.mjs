@@ -150,7 +150,11 @@ console.log(`  in CPU time (user + system): ${(median(peer.cpu) / median(ours.cp
 console.log(`earshot peak memory:         ${median(ours.rss).toFixed(0)} MB (target < 150 MB, issue 16)`);
 // throughput ratios: tagging is measured without detection (detection needs it), detection on top
 // (and in CPU time, which the machine's other tenants move less than wall time)
-const cost = (measure, over, under) => `${((median(over[measure]) / median(under[measure]) - 1) * 100).toFixed(1)}%`;
+// with the seconds too: a share grows when the rest gets faster, the seconds tell whether the stage did
+const cost = (measure, over, under) => {
+  const seconds = median(over[measure]) - median(under[measure]);
+  return `${((median(over[measure]) / median(under[measure]) - 1) * 100).toFixed(1)}% (${seconds < 0 ? '-' : '+'}${Math.abs(seconds).toFixed(3)} s)`;
+};
 console.log(`tagging cost:                ${cost('wall', undetected, untagged)} more time than without, ${cost('cpu', undetected, untagged)} more CPU time (target: throughput within 20%)`);
 console.log(`detection cost:              ${cost('wall', ours, undetected)} more time than without, ${cost('cpu', ours, undetected)} more CPU time (target: throughput within 10%)`);
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
