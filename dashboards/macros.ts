@@ -70,6 +70,19 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * unit;
 }
 
+/**
+ * A panel's time range: its relative time (timeFrom: "now/d" for today so far, in UTC, "10m" for the last
+ * ten minutes) replaces the dashboard's, ending at the same "now"; without one, the dashboard's.
+ */
+export function panelRange(range: { fromMs: number; toMs: number }, timeFrom: string | undefined): { fromMs: number; toMs: number } {
+  if (timeFrom === undefined) return range;
+  if (timeFrom === 'now/d') {
+    const day = new Date(range.toMs);
+    return { fromMs: Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate()), toMs: range.toMs };
+  }
+  return { fromMs: range.toMs - parseDuration(timeFrom), toMs: range.toMs };
+}
+
 /** Grafana's backend macros, in its order: $timeFilter, $interval, $__interval_ms, $__interval. */
 export function expandMacros(query: string, range: { fromMs: number; toMs: number }, intervalMs: number): string {
   const text = formatInterval(intervalMs);

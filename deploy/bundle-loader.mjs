@@ -30,7 +30,7 @@ if (loader === undefined) {
   // esbuild writes ASCII (non-ASCII characters escaped): read as such, no UTF-8 decoding of 1.2 MB
   const source = isAscii(bytes) ? bytes.latin1Slice() : bytes.toString('utf8');
   let cachedData;
-  // what became of the cache, told on stderr with EARSHOT_DEBUG_CODE_CACHE=1 (tests, doctor questions)
+  // what became of the cache, told on stderr with EARSHOT_DEBUG_CODE_CACHE=1 (test/bundle.test.ts, or a person wondering)
   let state = 'none';
   try {
     const raw = readFileSync(cacheFile);

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DASHBOARDS_DIR } from '../../dashboards/index.js';
-import { expandMacros, interpolateVariables, parseDuration, queryIntervalMs, type VariableValue } from '../../dashboards/macros.js';
+import { expandMacros, interpolateVariables, panelRange, queryIntervalMs, type VariableValue } from '../../dashboards/macros.js';
 import type { Influxd, Series } from './influxd.js';
 import { PROJECT_ROOT } from './shared.js';
 
@@ -66,18 +66,7 @@ export interface RunOptions {
   nowMs?: number;
 }
 
-/**
- * A panel's time range: its relative time (timeFrom: "now/d" for today so far, "10m" for the last
- * ten minutes) replaces the dashboard's, ending at the same "now"; without one, the dashboard's.
- */
-export function panelRange(range: TimeRange, timeFrom: string | undefined): TimeRange {
-  if (timeFrom === undefined) return range;
-  if (timeFrom === 'now/d') {
-    const day = new Date(range.toMs);
-    return { fromMs: Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate()), toMs: range.toMs };
-  }
-  return { fromMs: range.toMs - parseDuration(timeFrom), toMs: range.toMs };
-}
+export { panelRange };
 
 /** Runs one query; an error answer throws with where it came from. */
 async function run(server: Influxd, db: string, where: string, query: string): Promise<Series[][]> {
