@@ -32,7 +32,7 @@ export const exportSpec: CommandSpec = {
     what: { type: 'string', value: 'KIND', description: `What to export, one of: ${KINDS.join(', ')}. activations: one row per activation (its current verdict only); verdicts: every verdict each activation had; calls: one row per call; endpoints: bytes and flows per site, device, organisation and service per --interval.`, default: 'activations' },
     format: { type: 'string', value: 'FORMAT', description: 'csv (RFC 4180, a header row, spreadsheet-safe) or jsonl (one JSON object per line).', default: 'csv' },
     sites: { type: 'string', value: 'A,B', description: 'Only these sites (comma-separated site names, as the collectors\' --site). Default: every site in the database. (--site is this collector\'s own name and does not filter.)' },
-    interval: { type: 'string', value: 'N', description: 'endpoints: the interval rows are summed over: 1d, or hours dividing a day (1h, 6h, ...).', default: '1d' },
+    interval: { type: 'string', value: 'N', description: 'endpoints: the interval rows are summed over: 1d, or hours dividing a day (1h, 6h, ...). Rows are whole intervals: a --since or --until inside one takes all of it.', default: '1d' },
     'salt-file': { type: 'string', value: 'FILE', description: 'File holding the study\'s secret salt (its first line, at least 16 characters); also EARSHOT_EXPORT_SALT. Required unless --plain-macs.' },
     'plain-macs': { type: 'boolean', description: 'Write the MACs as they are (a lab\'s own devices); no salt needed.' },
     'device-names': { type: 'boolean', description: 'Add the device names owners gave (e.g. "Anna\'s Echo"): they identify households; left out by default.' },
@@ -140,8 +140,8 @@ export async function runExport(parsed: ParsedCommand, io: CliIo): Promise<numbe
   const f = parsed.flags;
   const now = Date.now();
   if (typeof f.since !== 'string') throw earshotError('EARSHOT_ERR_USAGE', 'export: --since is required (e.g. --since 2026-11-01 or --since 7d)');
-  const since = parseTime('since', f.since, now);
-  const until = typeof f.until === 'string' && f.until !== 'now' ? parseTime('until', f.until, now) : now;
+  let since = parseTime('since', f.since, now);
+  let until = typeof f.until === 'string' && f.until !== 'now' ? parseTime('until', f.until, now) : now;
   if (until <= since) throw earshotError('EARSHOT_ERR_USAGE', `export: --until (${new Date(until).toISOString()}) is not after --since (${new Date(since).toISOString()})`);
   const format = (f.format as string | undefined) ?? 'csv';
   if (format !== 'csv' && format !== 'jsonl') throw earshotError('EARSHOT_ERR_USAGE', `export: --format: unknown format "${format}" (csv or jsonl)`);
@@ -151,6 +151,17 @@ export async function runExport(parsed: ParsedCommand, io: CliIo): Promise<numbe
   const hours = /^(\d+)h$/.exec(interval);
   if (interval !== '1d' && !(hours && Number(hours[1]) > 0 && 24 % Number(hours[1]) === 0)) {
     throw earshotError('EARSHOT_ERR_USAGE', `export: --interval: "${interval}" is not 1d or hours dividing a day (1h, 2h, 3h, 4h, 6h, 8h, 12h)`);
+  }
+  // endpoints are whole intervals (UTC, as InfluxDB groups them), each row labelled with its start: a
+  // --since or --until inside one widens the range to it, else the first row (--since 7d is always
+  // inside a day) would carry a part of its interval under the interval's label
+  let widened = '';
+  if (what === 'endpoints') {
+    const step = interval === '1d' ? DAY_MS : Number((hours as RegExpExecArray)[1]) * 3_600_000;
+    const [asked, askedUntil] = [since, until];
+    since = Math.floor(since / step) * step;
+    until = Math.ceil(until / step) * step;
+    if (since !== asked || until !== askedUntil) widened = `, whole ${interval} intervals from ${new Date(since).toISOString()} to ${new Date(until).toISOString()}`;
   }
   const plain = f['plain-macs'] === true;
   let salt: string | null = null;
@@ -263,6 +274,6 @@ export async function runExport(parsed: ParsedCommand, io: CliIo): Promise<numbe
     out.abort();
     throw err;
   }
-  io.stderr.write(`earshot: exported ${rows} ${what} rows (${format}${salt !== null ? ', MACs pseudonymised' : plain ? ', plain MACs' : ''}${withNames ? ', with device names' : ''})\n`);
+  io.stderr.write(`earshot: exported ${rows} ${what} rows (${format}${salt !== null ? ', MACs pseudonymised' : plain ? ', plain MACs' : ''}${withNames ? ', with device names' : ''}${widened})\n`);
   return 0;
 }

@@ -4,7 +4,7 @@
  * `current=false` retraction, endpoint sums), so every expected row is known without earshot: 4,500
  * activations on one UTC day (more than two pages of 2,000), a few weeks and a month later, points
  * exactly at --since (in) and --until (out); verdict changes; 2,100 calls; 1,200 endpoint series on a
- * day (more than two pages of 500 series) summed per 1d, 6h and 1h here.
+ * day (more than two pages of 500 series) summed per 1d, 6h and 1h here, also from inside an interval.
  */
 import { createHmac } from 'node:crypto';
 import { expect, it } from 'vitest';
@@ -150,6 +150,24 @@ describeInflux('earshot export: paging and boundaries (hand-written points, real
       expect(new Set(got.map(([k]) => k)).size, interval).toBe(got.length);
       expect(Object.fromEntries(got), interval).toEqual(Object.fromEntries(expected));
       for (const x of rows) expect([x.category, x.service, x.party]).toEqual(['cloud', 'api', 'third']);
+    }
+    // a --since or --until inside an interval: rows are still whole intervals, labelled with their start
+    // (before, the first row held 05:30-06:00 under the label 00:00, and the last row 12:00-13:30 under 12:00)
+    for (const [since, until, interval, ms, from, to] of [
+      ['2026-03-11T05:30:00Z', '2026-03-11T13:30:00Z', '6h', 21_600_000, '2026-03-11T00:00:00.000Z', '2026-03-11T18:00:00.000Z'],
+      ['2026-03-11T12:00:00Z', '2026-03-11T23:00:00Z', '1d', 86_400_000, '2026-03-11T00:00:00.000Z', '2026-03-12T00:00:00.000Z'],
+    ] as const) {
+      const expected = new Map<string, { up: number; down: number; flows: number }>();
+      for (const p of points.filter((q) => q.ms >= Date.parse(from) && q.ms < Date.parse(to))) {
+        const k = `${Math.floor(p.ms / ms) * ms}|${p.site}|${hmac(p.mac)}|${p.org}`;
+        const e = expected.get(k) ?? { up: 0, down: 0, flows: 0 };
+        expected.set(k, { up: e.up + p.up, down: e.down + p.down, flows: e.flows + p.flows });
+      }
+      const r = await exportCli(['--since', since, '--until', until, '--what', 'endpoints', '--interval', interval]);
+      expect(r.code, r.stderr).toBe(0);
+      const got = csvRows(r.stdout).map((x) => [`${Date.parse(x.time)}|${x.site}|${x.device}|${x.org}`, { up: Number(x.bytes_up), down: Number(x.bytes_down), flows: Number(x.flows) }] as const);
+      expect(Object.fromEntries(got), `${since} ${interval}`).toEqual(Object.fromEntries(expected));
+      expect(r.stderr).toContain(`whole ${interval} intervals from ${from} to ${to}`);
     }
     for (const bad of ['5h', '90m', '0h', '2d']) {
       const r = await exportCli(['--since', '2026-03-11', '--what', 'endpoints', '--interval', bad]);
