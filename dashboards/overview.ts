@@ -56,7 +56,7 @@ export function overviewDashboard(): Dashboard {
   const assistantTable = new TablePanel()
     .id(5)
     .title('Assistants and their state')
-    .description('Each assistant: its site, name, vendor and model, when earshot last saw it, and its activations in the time range. Click a MAC to open the device\'s dashboard. Rows are joined on the MAC: an assistant moved between two sites counts its activations at both.')
+    .description('Each assistant: its site, name, vendor and model, when earshot last saw it, and its activations in the time range. Click a MAC to open the device\'s dashboard. One row per site and MAC: an assistant moved between two sites has a row at each, with the activations it had there.')
     .gridPos(at(0, 4, 24, 7))
     .withTarget(influx('A', from('device')
       .select(as(last('name'), 'Name'), as(last('vendor'), 'Vendor'), as(last('model'), 'Model'), as(last('ips'), 'IPs'), as(last('last_seen_ms'), 'Last seen'))
@@ -65,14 +65,15 @@ export function overviewDashboard(): Dashboard {
     .withTarget(influx('B', from('activation')
       .select(as(count('duration_s'), 'Activations'), as(sum('bytes_up'), 'Uploaded'))
       .where(ofSite(), ofAssistants(), current())
-      .groupBy('device'), { format: 'table' }))
+      .groupBy('site', 'device'), { format: 'table' }))
     .withTarget(influx('C', from('activation')
       .select(as(count('duration_s'), 'Suspected'))
       .where(ofSite(), tag('verdict').eq('suspected'), ofAssistants(), current())
-      .groupBy('device'), { format: 'table' }))
-    // one row per assistant: drop the queries' time columns, join the three tables on the device tag
+      .groupBy('site', 'device'), { format: 'table' }))
+    // one row per site and assistant: drop the queries' time columns, merge the three tables' rows with the
+    // same site and device (a join on one field, the MAC, gave a device at two sites both sites' counts)
     .withTransformation({ id: 'filterFieldsByName', options: { exclude: { names: ['Time'] } } })
-    .withTransformation({ id: 'joinByField', options: { byField: 'device', mode: 'outer' } })
+    .withTransformation({ id: 'merge', options: {} })
     .withTransformation(organize({
       order: ['site', 'Name', 'device', 'Vendor', 'Model', 'IPs', 'Last seen', 'Activations', 'Suspected', 'Uploaded'],
       rename: { device: 'MAC', site: 'Site' },
