@@ -23,6 +23,7 @@ const { values } = parseArgs({
     hours: { type: 'string', default: '24' },
     capture: { type: 'string', default: join(root, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng') },
     runs: { type: 'string', default: '3' },
+    packets: { type: 'string' }, // all.mjs passes its flags to every script
   },
 });
 const RUNS = Number(values.runs);

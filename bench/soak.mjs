@@ -45,8 +45,11 @@ const { values, positionals } = parseArgs({
     minutes: { type: 'string', default: '4' },
     'poll-ms': { type: 'string', default: '1000' },
     cli: { type: 'string', default: join(root, 'dist/cli/main.js') },
+    // all.mjs passes its flags to every script: a soak runs once (without this, `--runs 3` left "3" as an earshot argument)
+    runs: { type: 'string' },
+    packets: { type: 'string' },
   },
-  strict: false, // all.mjs passes its flags (--runs) to every script
+  strict: false, // all.mjs passes its flags to every script
   allowPositionals: true, // after --: more earshot flags
 });
 const hours = Number(values.hours);
