@@ -19,4 +19,9 @@ console.log(`\nChaos soak: ${values.seeds} seeds of test/chaos.test.ts\n`);
 for (const l of lines) console.log(`  ${l.trim()}`);
 const failed = /Tests\s+(\d+) failed/.exec(output);
 console.log(`\n${lines.length} of ${values.seeds} seeds held${failed ? `; ${failed[1]} failed (rerun one with EARSHOT_CHAOS_SEED=S npx vitest run test/chaos.test.ts)` : ''}`);
+if (failed) {
+  // what failed, as vitest told it: the failing seed's name and the first lines of its error
+  const report = output.slice(output.indexOf('Failed Tests'));
+  console.log(report.split('\n').filter((l) => /FAIL|Error|expected|seed \d+|round|alert|points|label/.test(l)).slice(0, 30).map((l) => `  ${l.trim().slice(0, 400)}`).join('\n'));
+}
 process.exit(res.status ?? 1);

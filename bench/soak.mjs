@@ -142,6 +142,9 @@ const t0 = Date.now();
 const samples = []; // [capture seconds since the first packet, MB]
 let polls = 0;
 let pollErrors = 0;
+// polls before the API first answered (it listens a moment after the spawn) are not failures
+let apiUp = false;
+let pollsBeforeUp = 0;
 const timer = setInterval(async () => {
   const mb = rssMb(child.pid);
   // the pacer maps the first packet to the moment reading starts, a few hundred ms after the spawn
@@ -149,9 +152,12 @@ const timer = setInterval(async () => {
   for (const route of ['health', 'devices', 'activations?limit=20']) {
     polls++;
     try {
-      if (!(await fetch(`http://127.0.0.1:${port}/api/v1/${route}`)).ok) pollErrors++;
+      const ok = (await fetch(`http://127.0.0.1:${port}/api/v1/${route}`)).ok;
+      if (ok) apiUp = true;
+      else pollErrors++;
     } catch {
-      pollErrors++;
+      if (apiUp) pollErrors++;
+      else pollsBeforeUp++;
     }
   }
 }, pollMs);
@@ -169,7 +175,7 @@ const peak = Math.max(...samples.map(([, mb]) => mb));
 const byHour = [];
 for (let h = 0; h < spanH; h += Math.max(1, Math.round(hours / 8))) byHour.push(`${h}h ${median(within(h, h + 1)).toFixed(0)}`);
 console.log('');
-console.log(`Soak: ${packets.toLocaleString('en')} packets over ${(spanS / 3600).toFixed(1)} h of capture time (${(packets / spanS).toFixed(1)} packets/s: ${HOME.length} home captures in a loop), replayed at ${speed.toFixed(0)}x in ${((Date.now() - t0) / 60_000).toFixed(1)} min; ${samples.length} RSS samples, the API polled ${polls} times (${pollErrors} failed)`);
+console.log(`Soak: ${packets.toLocaleString('en')} packets over ${(spanS / 3600).toFixed(1)} h of capture time (${(packets / spanS).toFixed(1)} packets/s: ${HOME.length} home captures in a loop), replayed at ${speed.toFixed(0)}x in ${((Date.now() - t0) / 60_000).toFixed(1)} min; ${samples.length} RSS samples, the API polled ${polls} times (${pollErrors} failed, ${pollsBeforeUp} before it listened)`);
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Node ${process.version}, ${cli.replace(`${root}/`, '')}`);
 console.log(`  RSS start (median of capture hour 2, after an hour's warm-up) ${startMb.toFixed(0)} MB, end (median of the last hour) ${endMb.toFixed(0)} MB, peak ${peak.toFixed(0)} MB`);
 console.log(`  end/start ${(endMb / startMb).toFixed(3)} (target <= 1.10)`);
