@@ -296,7 +296,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
   let stateDamaged = false;
   if (persist) {
     // labels in the state file are an older version's: the journal (labels.jsonl) takes them over
-    const warning = loadState(dataDir, inventory, tagger.dnsCache, collector.detect?.labels ?? null);
+    const warning = loadState(dataDir, inventory, tagger.dnsCache, collector.detect?.labels ?? null, collector.findings);
     if (warning) log.warn(warning);
     stateDamaged = warning !== null;
     for (const journalWarning of runtime.openJournals(dataDir)) log.warn(journalWarning);
@@ -308,7 +308,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
   const save = () => {
     if (!persist) return;
     try {
-      saveState(dataDir, inventory, tagger.dnsCache, runtime.labelsInJournal ? null : collector.detect?.labels ?? null);
+      saveState(dataDir, inventory, tagger.dnsCache, runtime.labelsInJournal ? null : collector.detect?.labels ?? null, collector.findings);
       if (saveFailing) log.info('the state file is saved again');
       saveFailing = false;
     } catch (err) {

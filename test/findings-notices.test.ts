@@ -3,6 +3,7 @@
  * kind, test/helpers/hygiene-capture.ts: the plan is the ground truth) with a webhook that asks for
  * `notices: [finding]` and MQTT with `--mqtt-notices finding`: each finding the plan holds reaches the
  * receiver (signed) and the broker once, as the report lists it; a webhook that did not ask gets none.
+ * With a data directory, a restart lists the findings it had and announces none of them again.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -67,4 +68,49 @@ describeMosquitto('hygiene findings as notices (generated capture)', () => {
     await until('MQTT notices', () => messages.length >= docs.length);
     expect(messages.map((m) => m.finding.id).sort()).toEqual(docs.map((d) => d.finding.id).sort());
   }, 90_000);
+
+  it('with a data directory, a restart lists the findings it had and does not announce them again', async () => {
+    const dataDir = tempDir('earshot-finding-state-');
+    const empty = join(dir, 'empty.pcap');
+    // a classic pcap header (Ethernet) and no packet
+    const header = Buffer.alloc(24);
+    header.writeUInt32LE(0xa1b2c3d4, 0);
+    header.writeUInt16LE(2, 4);
+    header.writeUInt16LE(4, 6);
+    header.writeUInt32LE(65535, 16);
+    header.writeUInt32LE(1, 20);
+    writeFileSync(empty, header);
+    type Found = { id: string; kind: string; count: number; firstSeen: string };
+    const run = async (file: string) => {
+      const receiver = new WebhookReceiver(SECRET);
+      await receiver.start();
+      try {
+        const hooks = JSON.stringify([{ url: `http://127.0.0.1:${receiver.port}/hook`, secret: SECRET, on: 'suspected', notices: ['finding'] }]);
+        const r = await runCli(['replay', file, '--format', 'json', '--config', config, '--data-dir', dataDir, '--webhooks', hooks, '--alert-wait', '10']);
+        expect(r.code, r.stderr).toBe(0);
+        const notices = [...receiver.byKey.values()].filter((d) => d.event === 'notice.finding').map((d) => (d.finding as { id: string }).id);
+        return { findings: (JSON.parse(r.stdout) as { findings: Found[] }).findings, notices };
+      } finally {
+        await receiver.stop();
+      }
+    };
+    const first = await run(capture);
+    expect(first.findings.length).toBeGreaterThan(0);
+    expect(new Set(first.notices)).toEqual(new Set(first.findings.map((f) => f.id)));
+    // the same traffic again: every finding is known, none is announced, each was seen twice as often
+    const second = await run(capture);
+    expect(second.notices).toEqual([]);
+    const firstById = new Map(first.findings.map((f) => [f.id, f]));
+    expect(second.findings.map((f) => f.id).sort()).toEqual([...firstById.keys()].sort());
+    for (const f of second.findings) {
+      const before = firstById.get(f.id) as Found;
+      expect(f.firstSeen, f.id).toBe(before.firstSeen);
+      // the segment advice is worked out on the clock, not counted per packet
+      if (f.kind !== 'assistant-shares-segment') expect(f.count, f.id).toBe(2 * before.count);
+    }
+    // a start with no traffic at all still lists them
+    const third = await run(empty);
+    expect(third.notices).toEqual([]);
+    expect(third.findings.map((f) => f.id).sort()).toEqual([...firstById.keys()].sort());
+  }, 120_000);
 });

@@ -18,13 +18,13 @@ import { formatAddr, IPPROTO_TCP, type DecodedPacket } from '../decode/packet.js
 import type { SsdpInfo } from '../decode/ssdp.js';
 import type { Flow } from '../flow/flow.js';
 import type { Inventory } from '../identify/inventory.js';
-import { formatMac } from '../mac.js';
+import { formatMac, parseMac } from '../mac.js';
 import { parseHttpRequest, parsePortMapRequest, startsTls } from './parse.js';
 import { buildPublicResolvers, type PublicResolvers } from './resolvers.js';
 import { computerEvidence, segmentsOf } from './segment.js';
-import { cleanText, FindingStore, SEVERITIES, type Finding, type FindingKind, type FindingRecord, type Severity } from './store.js';
+import { cleanText, FindingStore, SEVERITIES, type Finding, type FindingKind, type FindingRecord, type SavedFinding, type Severity } from './store.js';
 
-export type { FindingKind, FindingRecord, Severity } from './store.js';
+export type { FindingKind, FindingRecord, SavedFinding, Severity } from './store.js';
 export { FINDING_KINDS, SEVERITIES } from './store.js';
 
 /** Called when a finding appears (isNew) or its severity rises; the record is a copy. */
@@ -324,6 +324,15 @@ export function buildFindings(deps: FindingsDeps) {
       const order = all.map((f, i) => ({ f, i })).sort((a, b) => SEVERITIES.indexOf(b.f.severity) - SEVERITIES.indexOf(a.f.severity) || a.i - b.i);
       return order.map(({ f }) => toRecord(f));
     },
+
+    /** The findings as the state file keeps them (collector/identify/state.ts): what list() would show. */
+    saved(): SavedFinding[] {
+      segments(clockMs);
+      return store.saved();
+    },
+
+    /** Findings an earlier run kept (checked rows), taken back without announcing them; returns how many. */
+    restore: (rows: readonly SavedFinding[]): number => store.restore(rows, parseMac),
 
     /** Counters for the report's and the API's stats. */
     get stats(): FindingsStats {

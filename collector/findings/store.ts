@@ -106,6 +106,25 @@ export interface FindingStoreStats {
 }
 
 /**
+ * A finding as the state file keeps it (collector/identify/state.ts), so a restarted collector still
+ * lists what it found and does not announce it again as new.
+ */
+export interface SavedFinding {
+  kind: FindingKind;
+  severity: Severity;
+  /** MAC text of the device, null when none is known. */
+  device: string | null;
+  subject: string;
+  firstMs: number;
+  lastMs: number;
+  count: number;
+  title: string;
+  advice: string;
+  evidence: string[];
+  evidenceDropped: number;
+}
+
+/**
  * Holds the findings. `onChange(finding, isNew)` is called when a finding appears (isNew) and when its
  * severity rises (not for every further sighting: those only count).
  */
@@ -115,22 +134,26 @@ export class FindingStore {
 
   constructor(private readonly onChange: (finding: Finding, isNew: boolean) => void = () => {}, private readonly max = MAX_FINDINGS) {}
 
+  /** A new finding under its key, or null when the bound is reached (counted). */
+  private create(kind: FindingKind, severity: Severity, deviceMac: number, subject: string, firstMs: number, title: string, advice: string): Finding | null {
+    if (this.byKey.size >= this.max) {
+      this.stats.findingsDropped++;
+      return null;
+    }
+    const device = deviceMac >= 0 ? formatMac(deviceMac).replace(/:/g, '') : 'none';
+    const f = new Finding(`${kind}-${device}-${fnv(subject)}`, kind, severity, deviceMac, subject, firstMs, cleanText(title), cleanText(advice, 1000));
+    this.byKey.set(findingKey(kind, deviceMac, subject), f);
+    this.stats.findings = this.byKey.size;
+    return f;
+  }
+
   /** Records one sighting; returns the finding (null when the bound dropped it). */
   add(s: Sighting): Finding | null {
     const subject = cleanText(s.subject);
-    const key = `${s.kind}\u0000${s.deviceMac}\u0000${subject}`;
-    let f = this.byKey.get(key);
-    const isNew = f === undefined;
-    if (f === undefined) {
-      if (this.byKey.size >= this.max) {
-        this.stats.findingsDropped++;
-        return null;
-      }
-      const device = s.deviceMac >= 0 ? formatMac(s.deviceMac).replace(/:/g, '') : 'none';
-      f = new Finding(`${s.kind}-${device}-${fnv(subject)}`, s.kind, s.severity, s.deviceMac, subject, s.timeMs, cleanText(s.title), cleanText(s.advice, 1000));
-      this.byKey.set(key, f);
-      this.stats.findings = this.byKey.size;
-    }
+    const held = this.byKey.get(findingKey(s.kind, s.deviceMac, subject));
+    const isNew = held === undefined;
+    const f = held ?? this.create(s.kind, s.severity, s.deviceMac, subject, s.timeMs, s.title, s.advice);
+    if (f === null) return null;
     f.count++;
     if (s.timeMs > f.lastMs) f.lastMs = s.timeMs;
     const line = cleanText(s.evidence);
@@ -157,4 +180,39 @@ export class FindingStore {
   all(): Finding[] {
     return [...this.byKey.values()];
   }
+
+  /** The findings as the state file keeps them. */
+  saved(): SavedFinding[] {
+    return this.all().map((f) => ({
+      kind: f.kind, severity: f.severity, device: f.deviceMac >= 0 ? formatMac(f.deviceMac) : null, subject: f.subject, firstMs: f.firstMs,
+      lastMs: f.lastMs, count: f.count, title: f.title, advice: f.advice, evidence: [...f.evidence], evidenceDropped: f.evidenceDropped,
+    }));
+  }
+
+  /**
+   * Takes back findings a state file kept (rows the caller checked: kinds, severities, MACs, sizes), without
+   * announcing them: they were new in an earlier run. Texts are cleaned and cut again, the bounds hold; a
+   * finding already held keeps its own record. Returns how many were taken.
+   */
+  restore(rows: readonly SavedFinding[], macOf: (text: string) => number): number {
+    let taken = 0;
+    for (const r of rows) {
+      const mac = r.device === null ? -1 : macOf(r.device);
+      const subject = cleanText(r.subject);
+      if (this.byKey.has(findingKey(r.kind, mac, subject))) continue;
+      const f = this.create(r.kind, r.severity, mac, subject, r.firstMs, r.title, r.advice);
+      if (f === null) break;
+      f.count = r.count;
+      f.lastMs = Math.max(r.firstMs, r.lastMs);
+      for (const line of r.evidence.slice(0, MAX_EVIDENCE)) {
+        const clean = cleanText(line);
+        if (!f.evidence.includes(clean)) f.evidence.push(clean);
+      }
+      f.evidenceDropped = r.evidenceDropped + Math.max(0, r.evidence.length - MAX_EVIDENCE);
+      taken++;
+    }
+    return taken;
+  }
 }
+
+const findingKey = (kind: FindingKind, deviceMac: number, subject: string) => `${kind}\u0000${deviceMac}\u0000${subject}`;

@@ -15,6 +15,8 @@ import { DnsAnswer } from '../flow/payload.js';
 import { DnsCache } from '../tag/dns-cache.js';
 import { Inventory } from './inventory.js';
 import { loadState, saveState, type LabelMap } from './state.js';
+import { FindingStore, type SavedFinding } from '../findings/store.js';
+import { parseMac } from '../mac.js';
 import { TORN } from '../../test/helpers/torn.js';
 
 const dir = tempDir('earshot-state-');
@@ -58,6 +60,53 @@ describe('state file', () => {
     expect(inventory2.all().find((d) => d.macText === '50:f5:da:23:43:df')?.name).toBe('amazon-0d0fb5957');
     expect(dns2.lookup('m88402432426975', '52.94.1.2', 1000)?.name).toBe('avs-alexa-4-na.amazon.com');
     expect(labels2.get('50f5da2343df-1000')).toBe('not-intended');
+  });
+});
+
+describe('state file: findings', () => {
+  const sighting = (n: number) => ({
+    kind: 'plain-http' as const, severity: 'low' as const, deviceMac: 0x50f5da2343df, subject: `host${n}`, timeMs: 1000 + n,
+    title: 'Unencrypted HTTP to the internet', advice: 'Use HTTPS.', evidence: `GET to host${n}`,
+  });
+  const stage = (store: FindingStore) => ({ saved: () => store.saved(), restore: (rows: readonly SavedFinding[]) => store.restore(rows, parseMac) });
+
+  it('keeps the findings across a restart, without announcing them again', () => {
+    const where = tempDir('earshot-state-');
+    const store = new FindingStore();
+    for (const n of [1, 2, 2, 3]) store.add(sighting(n));
+    saveState(where, new Inventory(oui, { maxDevices: 10, devices: {} }), new DnsCache(10, 1000), null, stage(store));
+    const announced: string[] = [];
+    const again = new FindingStore((f) => announced.push(f.id));
+    expect(loadState(where, new Inventory(oui, { maxDevices: 10, devices: {} }), new DnsCache(10, 1000), null, stage(again))).toBeNull();
+    expect(again.saved()).toEqual(store.saved());
+    expect(again.all().map((f) => f.id)).toEqual(store.all().map((f) => f.id));
+    expect(announced).toEqual([]);
+    // seen again: counted, still not new; a finding never seen before is
+    again.add(sighting(2));
+    again.add(sighting(4));
+    expect(again.all().find((f) => f.subject === 'host2')?.count).toBe(3);
+    expect(announced).toEqual([again.all().find((f) => f.subject === 'host4')?.id]);
+  });
+
+  it('refuses rows earshot never writes (an unknown kind, a bad MAC, too much evidence, a negative count) and keeps the others', () => {
+    const where = tempDir('earshot-state-');
+    const store = new FindingStore();
+    store.add(sighting(1));
+    saveState(where, new Inventory(oui, { maxDevices: 10, devices: {} }), new DnsCache(10, 1000), null, stage(store));
+    const file = join(where, 'state.json');
+    const state = JSON.parse(readFileSync(file, 'utf8')) as { findings: Array<Record<string, unknown>> };
+    const good = state.findings[0];
+    state.findings.push(
+      { ...good, kind: 'remote-shell' },
+      { ...good, subject: 'x', device: 'not-a-mac' },
+      { ...good, subject: 'y', evidence: Array.from({ length: 1000 }, (_, i) => `line ${i}`) },
+      { ...good, subject: 'z', count: -1 },
+    );
+    writeFileSync(file, JSON.stringify(state));
+    const again = new FindingStore();
+    const warning = loadState(where, new Inventory(oui, { maxDevices: 10, devices: {} }), new DnsCache(10, 1000), null, stage(again));
+    expect(warning).toMatch(/4 of 5 finding rows unreadable/);
+    expect(again.saved()).toEqual(store.saved());
   });
 });
 

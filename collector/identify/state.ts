@@ -1,7 +1,7 @@
 /**
- * The state file under --data-dir: the device inventory, the DNS cache and a person's labels, so a
- * restarted collector still knows the names it learned (DHCP at boot, DNS answers given before the
- * restart) and the labels given. Written with writeFileAtomic (fsynced file and directory: a power cut
+ * The state file under --data-dir: the device inventory, the DNS cache, a person's labels and the network
+ * hygiene findings, so a restarted collector still knows the names it learned (DHCP at boot, DNS answers
+ * given before the restart), the labels given and what it found (listed, and not announced again). Written with writeFileAtomic (fsynced file and directory: a power cut
  * leaves the old file or the new one). Read back row by row: a file that is not whole (truncated,
  * zero-filled, NUL-padded) or holds rows earshot never writes is damaged; it is moved aside with a
  * warning naming it, and the rows that check out are kept.
@@ -14,6 +14,7 @@ import { earshotError } from '../errors.js';
 import type { DnsCache, DnsCacheRow } from '../tag/dns-cache.js';
 import { parseMac } from '../mac.js';
 import type { Inventory, SavedDevice } from './inventory.js';
+import { FINDING_KINDS, MAX_EVIDENCE, MAX_FINDINGS, SEVERITIES, type SavedFinding } from '../findings/store.js';
 
 export { prepareDataDir } from '../data-dir.js';
 
@@ -27,6 +28,14 @@ interface StateFile {
   dns: DnsCacheRow[];
   /** A person's labels of activations: [activation id, 'intended' | 'not-intended']. */
   labels?: Array<[string, string]>;
+  /** The network hygiene findings (collector/findings/): a restart lists them and does not announce them again. */
+  findings?: SavedFinding[];
+}
+
+/** The findings stage as the state file reads and writes it (collector/findings/index.ts). */
+export interface FindingsState {
+  saved(): SavedFinding[];
+  restore(rows: readonly SavedFinding[]): number;
 }
 
 /** Labels of activations, kept with the inventory (the detect stage's map). */
@@ -53,6 +62,18 @@ function isDevice(row: unknown): row is SavedDevice {
 function isDnsRow(row: unknown): row is DnsCacheRow {
   return Array.isArray(row) && row.length === 4 && isText(row[0]) && isText(row[1]) && Array.isArray(row[2]) && row[2].length <= 64
     && row[2].every(isText) && isTime(row[3]);
+}
+
+const isCount = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** A finding row as earshot writes it (store.ts saved()). */
+function isFinding(row: unknown): row is SavedFinding {
+  if (typeof row !== 'object' || row === null || Array.isArray(row)) return false;
+  const f = row as Record<string, unknown>;
+  return (FINDING_KINDS as readonly unknown[]).includes(f.kind) && (SEVERITIES as readonly unknown[]).includes(f.severity)
+    && (f.device === null || (typeof f.device === 'string' && parseMac(f.device) >= 0))
+    && isText(f.subject) && isText(f.title) && isText(f.advice) && isTime(f.firstMs) && isTime(f.lastMs) && isCount(f.count) && (f.count as number) > 0
+    && Array.isArray(f.evidence) && f.evidence.length <= MAX_EVIDENCE && f.evidence.every(isText) && isCount(f.evidenceDropped);
 }
 
 function isLabel(row: unknown): row is [string, 'intended' | 'not-intended'] {
@@ -86,7 +107,7 @@ function textProblem(text: string): string | null {
  * otherwise (also when there is none yet). Throws EARSHOT_ERR_DATA_DIR only when the file cannot be
  * read at all (permissions).
  */
-export function loadState(dir: string, inventory: Inventory, dns: DnsCache, labels: LabelMap | null = null): string | null {
+export function loadState(dir: string, inventory: Inventory, dns: DnsCache, labels: LabelMap | null = null, findings: FindingsState | null = null): string | null {
   const path = join(dir, FILE);
   let text: string | null = null;
   try {
@@ -121,6 +142,9 @@ export function loadState(dir: string, inventory: Inventory, dns: DnsCache, labe
     inventory.load(rowsOf(state.devices, isDevice, 'device', problems));
     dns.load(rowsOf(state.dns, isDnsRow, 'DNS', problems));
     for (const [id, label] of rowsOf(state.labels, isLabel, 'label', problems)) labels?.set(id, label);
+    const rows = rowsOf(state.findings, isFinding, 'finding', problems);
+    if (rows.length > MAX_FINDINGS) problems.push(`${rows.length} findings, more than the ${MAX_FINDINGS} earshot keeps`);
+    findings?.restore(rows.slice(0, MAX_FINDINGS));
   }
   if (problems.length === 0) return null;
   if (state === null || text === null) {
@@ -134,8 +158,11 @@ export function loadState(dir: string, inventory: Inventory, dns: DnsCache, labe
 }
 
 /** Writes the state file atomically and durably (fsync of the file and the directory). */
-export function saveState(dir: string, inventory: Inventory, dns: DnsCache, labels: LabelMap | null = null, now = new Date()): void {
-  const state: StateFile = { schema: STATE_SCHEMA, savedAt: now.toISOString(), devices: inventory.save(), dns: dns.rows(), labels: labels ? [...labels] : [] };
+export function saveState(dir: string, inventory: Inventory, dns: DnsCache, labels: LabelMap | null = null, findings: FindingsState | null = null, now = new Date()): void {
+  const state: StateFile = {
+    schema: STATE_SCHEMA, savedAt: now.toISOString(), devices: inventory.save(), dns: dns.rows(), labels: labels ? [...labels] : [],
+    findings: findings ? findings.saved() : [],
+  };
   try {
     writeFileAtomic(join(dir, FILE), sealJson(JSON.stringify(state)));
   } catch (err) {
