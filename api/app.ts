@@ -331,7 +331,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
 
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
     void reply.type('text/plain; version=0.0.4; charset=utf-8');
-    return renderMetrics(context, await view.get('status'), await view.get('devices'), await view.get('activations'));
+    return renderMetrics(context, await view.get('status'), await view.get('devices'));
   });
 
   return app;

@@ -3,7 +3,7 @@
  * per-device counters. Device labels are bounded by the inventory (tagging.maxDevices).
  */
 import { statfsSync } from 'node:fs';
-import type { ApiActivation, DeviceEntry, StatusPart } from '../collector/view.js';
+import type { DeviceEntry, StatusPart } from '../collector/view.js';
 import type { RunView } from './view.js';
 
 /** Below this much free space the data disk is called full: a spool batch, a state save need more. */
@@ -77,7 +77,7 @@ export function health(source: HealthSource, status: StatusPart) {
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
 /** The Prometheus exposition. */
-export function renderMetrics(source: HealthSource, status: StatusPart, devices: readonly DeviceEntry[], activationList: readonly ApiActivation[]): string {
+export function renderMetrics(source: HealthSource, status: StatusPart, devices: readonly DeviceEntry[]): string {
   const h = health(source, status);
   const lines: string[] = [];
   const metric = (name: string, type: 'counter' | 'gauge', help: string, samples: Array<[Record<string, string>, number]>) => {
@@ -117,12 +117,12 @@ export function renderMetrics(source: HealthSource, status: StatusPart, devices:
   }
   const bytes: Array<[Record<string, string>, number]> = [];
   const perDevice: Array<[Record<string, string>, number]> = [];
-  const activations = new Map<string, number>();
-  for (const a of activationList) if (!a.open) activations.set(a.device, (activations.get(a.device) ?? 0) + 1);
+  // counted where the activations are kept (sink/activity.ts), not by copying up to 10,000 of them here
+  const activations = status.activationsByDevice;
   for (const { device: d } of devices) {
     const labels = { device: d.mac, name: d.name ?? '', assistant: String(d.assistant) };
     bytes.push([{ ...labels, direction: 'up' }, d.bytesUp], [{ ...labels, direction: 'down' }, d.bytesDown]);
-    if (d.assistant) perDevice.push([labels, activations.get(d.mac) ?? 0]);
+    if (d.assistant) perDevice.push([labels, activations[d.mac] ?? 0]);
   }
   metric('earshot_device_bytes_total', 'counter', 'Frame bytes a device sent (up) and received (down).', bytes);
   metric('earshot_device_activations', 'gauge', "Activations of an assistant among the recent ones kept (10,000).", perDevice);

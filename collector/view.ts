@@ -96,6 +96,8 @@ export interface StatusPart {
   presence: ApiPresence | null;
   /** Finished activations by verdict (every one of the run, not only the kept ones). */
   byVerdict: Record<string, number>;
+  /** Per device (MAC text), its finished activations among the kept ones (/metrics). */
+  activationsByDevice: Record<string, number>;
   calls: { calls: number; open: number } | null;
 }
 
@@ -227,6 +229,7 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
       alerts: extras.alerts(),
       presence: presence(),
       byVerdict: Object.fromEntries(activity?.counts.byVerdict ?? []),
+      activationsByDevice: Object.fromEntries(activity?.finishedByDevice ?? []),
       calls: collector.calls ? { calls: collector.calls.stats.calls, open: collector.calls.openCalls().length } : null,
     };
   };

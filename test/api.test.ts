@@ -106,6 +106,11 @@ describe('API (earshot collect --file)', () => {
     const metrics = await (await fetch(`${run.base}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`^earshot_packets_total ${report.capture.packets}$`, 'm'));
     expect(metrics).toMatch(/^earshot_activations_total\{verdict="suspected"\} 1$/m);
+    // per assistant, its activations of the report (counted where they are kept, not copied per scrape)
+    for (const d of report.devices.filter((x) => x.assistant)) {
+      const n = report.activations.filter((a) => a.device === d.mac).length;
+      expect(metrics, d.mac).toMatch(new RegExp(`^earshot_device_activations\\{device="${d.mac}",name="[^"]*",assistant="true"\\} ${n}$`, 'm'));
+    }
     const docs = await fetch(`${run.base}/api/v1/docs`);
     expect(docs.status).toBe(200);
   });

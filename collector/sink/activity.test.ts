@@ -9,6 +9,7 @@ import { flowRecord, type FlowRecord } from '../flow/record.js';
 import { ActivityStore, flowToApi } from './activity.js';
 import { DeviceTotalsStore } from './device-totals.js';
 import { heapUsed } from '../../test/helpers/heap.js';
+import type { Activation } from '../detect/detector.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -41,6 +42,23 @@ describe('activity store', () => {
     const ended = store.endedFlows();
     expect(ended).toHaveLength(n);
     expect(ended[n - 1]).toEqual(flowToApi(records[n - 1], false));
+  });
+
+  it('counts each device\'s finished activations among the kept ones, as the ring lets the oldest go', () => {
+    const store = new ActivityStore({ maxActivations: 3, maxEndedFlows: 0 }, new DeviceTotalsStore({ maxDevices: 10, endpoints: false }));
+    const act = (n: number, device: string) => ({ id: `${device}-${n}`, device, verdict: 'unverified', startMs: T0 + n } as unknown as Activation);
+    const a = [act(1, 'aa:aa:aa:aa:aa:01'), act(2, 'aa:aa:aa:aa:aa:01'), act(3, 'aa:aa:aa:aa:aa:02'), act(4, 'aa:aa:aa:aa:aa:02'), act(5, 'aa:aa:aa:aa:aa:02')];
+    store.started(a[0]);
+    expect(store.finishedByDevice.size).toBe(0); // open: not counted
+    store.finished(a[0]);
+    store.finished(a[0]); // told twice: counted once
+    store.finished(a[1]);
+    expect(Object.fromEntries(store.finishedByDevice)).toEqual({ 'aa:aa:aa:aa:aa:01': 2 });
+    for (const x of a.slice(2)) store.finished(x);
+    // the newest three are kept: 3, 4, 5
+    const kept = store.listActivations().map((x) => x.device);
+    expect(Object.fromEntries(store.finishedByDevice)).toEqual(Object.fromEntries([...new Set(kept)].map((d) => [d, kept.filter((k) => k === d).length])));
+    expect(Object.fromEntries(store.finishedByDevice)).toEqual({ 'aa:aa:aa:aa:aa:02': 3 });
   });
 
   it('shows a flow as the report does, without nameSource, with open, in the report order', () => {

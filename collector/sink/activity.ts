@@ -40,6 +40,10 @@ export class ActivityStore {
   private readonly calls: NewestRing<Call>;
   /** Counters for /metrics. */
   readonly counts = { activationsStarted: 0, activationsFinished: 0, byVerdict: new Map<string, number>() };
+  /** Per device (MAC text), its finished activations among those kept: /metrics reads this, not the list. */
+  readonly finishedByDevice = new Map<string, number>();
+  /** Ids of the kept activations that finished (counted in finishedByDevice). */
+  private readonly finishedIds = new Set<string>();
 
   /** `totals`: the run's device totals, fed by the run (the API reads them through deviceTotals). */
   constructor(private readonly options: ActivityOptions, private readonly totals: DeviceTotalsStore) {
@@ -67,6 +71,10 @@ export class ActivityStore {
     this.counts.activationsFinished++;
     this.counts.byVerdict.set(a.verdict, (this.counts.byVerdict.get(a.verdict) ?? 0) + 1);
     this.keep(a);
+    if (this.activations.has(a.id) && !this.finishedIds.has(a.id)) {
+      this.finishedIds.add(a.id);
+      this.finishedByDevice.set(a.device, (this.finishedByDevice.get(a.device) ?? 0) + 1);
+    }
   }
 
   /** A finished activation's verdict changed (wake event, label, arbitration): recount. */
@@ -81,8 +89,13 @@ export class ActivityStore {
     this.activations.delete(a.id);
     this.activations.set(a.id, a);
     if (this.activations.size > this.options.maxActivations) {
-      const oldest = this.activations.keys().next().value as string;
+      const [oldest, gone] = this.activations.entries().next().value as [string, Activation];
       this.activations.delete(oldest);
+      if (this.finishedIds.delete(oldest)) {
+        const left = (this.finishedByDevice.get(gone.device) ?? 1) - 1;
+        if (left > 0) this.finishedByDevice.set(gone.device, left);
+        else this.finishedByDevice.delete(gone.device);
+      }
     }
   }
 
