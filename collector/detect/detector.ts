@@ -34,6 +34,13 @@ export class Activation {
   serverName: string | null = null;
   score = 0;
   verdict: 'confirmed' | 'suspected' | 'unverified' = 'unverified';
+  /**
+   * The verdict the evidence gives without a person's label, when a label decided otherwise (the detect
+   * stage sets it; null otherwise). A label known before the activation finished (a replay or restart on a
+   * data directory whose journal has it) may follow an earlier run that wrote this verdict: the InfluxDB
+   * sink marks that point not current.
+   */
+  unlabelledVerdict: 'confirmed' | 'suspected' | 'unverified' | null = null;
   reasons: string[] = [];
   wakeEventMs: number | null = null;
   /** 100-ms slots that carried upload, and the largest one second of upload. */

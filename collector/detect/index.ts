@@ -71,11 +71,10 @@ export function buildDetectStage(config: Readonly<Config>, inventory: Inventory,
     const members: ArbitrationMember[] = others.map((o) => ({ device: deviceOf(o), startMs: o.startMs, confirmed: o.verdict === 'confirmed' && !o.reasons.includes('arbitration') ? true : undefined }));
     const detectorReasons = a.reasons.filter((r) => DETECTOR_REASONS.has(r));
     if (tuning.inCall?.(a.deviceMac, a.startMs) && !detectorReasons.includes('during-call')) detectorReasons.push('during-call');
-    const result = applyLabel(
-      decideVerdict({ device: deviceOf(a), startMs: a.startMs, arbitrationGroup: members, followUp: a.reasons.includes('follow-up'), ownerAway: presence.awayAt(a.startMs) }, store, options),
-      labels.get(a.id) ?? null,
-    );
+    const evidence = decideVerdict({ device: deviceOf(a), startMs: a.startMs, arbitrationGroup: members, followUp: a.reasons.includes('follow-up'), ownerAway: presence.awayAt(a.startMs) }, store, options);
+    const result = applyLabel(evidence, labels.get(a.id) ?? null);
     a.verdict = result.verdict;
+    a.unlabelledVerdict = evidence.verdict !== result.verdict ? evidence.verdict : null;
     a.wakeEventMs = result.wakeEvent;
     a.reasons = [...detectorReasons, ...result.reasons];
     if (others.length > 0 && !a.reasons.includes('arbitration')) a.reasons.push('arbitration-group');

@@ -1,0 +1,66 @@
+/**
+ * A label known before its activation finishes (a replay or a restart on a data directory whose label
+ * journal has it) after an earlier run wrote the activation to InfluxDB under the verdict the evidence
+ * gives: InfluxDB must end with one current verdict per activation, the label's. An earlier run killed
+ * between the label's answer and its InfluxDB points leaves exactly this (the chaos test's seed 1001 in
+ * CI: an activation current as both suspected and confirmed). Real capture (five spoken commands, no wake
+ * events: five suspected), real influxd; the label is written into the journal as the API writes it.
+ */
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Report } from '../collector/sink/report.js';
+import { runCli } from './helpers/cli.js';
+import { describeInflux, Influxd } from './helpers/influxd.js';
+import { describeShared, VCFP_CAPTURES } from './helpers/shared.js';
+import { tempDir } from './helpers/temp.js';
+
+const CAPTURE = join(VCFP_CAPTURES, 'good_morning_5_30s.pcap');
+const DB = 'labels';
+
+describeShared('a label known before its activation finishes, after an earlier run wrote it', () => {
+  describeInflux('real influxd', () => {
+    let influx: Influxd;
+    beforeAll(async () => {
+      influx = await Influxd.start();
+    });
+    afterAll(async () => {
+      await influx?.close();
+    });
+
+    it('InfluxDB ends with one current verdict per activation, the label\'s', async () => {
+      const dir = tempDir('earshot-label-replay-');
+      const dataDir = join(dir, 'data');
+      const wake = join(dir, 'none.jsonl');
+      writeFileSync(wake, '');
+      const flags = ['--format', 'json', '--data-dir', dataDir, '--influx-url', influx.url, '--influx-db', DB, '--influx-raw-retention', 'INF', '--wake-events', wake, '--log-level', 'warn'];
+      const first = await runCli(['replay', CAPTURE, ...flags]);
+      expect(first.code, first.stderr).toBe(0);
+      const before = JSON.parse(first.stdout) as Report;
+      expect(before.activations.map((a) => a.verdict)).toEqual(['suspected', 'suspected', 'suspected', 'suspected', 'suspected']);
+      // a person said the second one was meant; the run that took the label died before its points left
+      const labelled = before.activations[1].id;
+      appendFileSync(join(dataDir, 'labels.jsonl'), `${JSON.stringify({ id: labelled, label: 'intended' })}\n`);
+      const again = await runCli(['replay', CAPTURE, ...flags]);
+      expect(again.code, again.stderr).toBe(0);
+      const after = JSON.parse(again.stdout) as Report;
+      expect(after.activations.find((a) => a.id === labelled)?.verdict).toBe('confirmed');
+
+      const [series] = await influx.query(DB, 'SELECT "id", "current" FROM "activation" GROUP BY "verdict"');
+      const current = new Map<string, string[]>();
+      const all = new Map<string, string[]>();
+      for (const s of series) {
+        for (const v of s.values) {
+          const id = String(v[s.columns.indexOf('id')]);
+          const verdict = String(s.tags?.verdict);
+          all.set(id, [...(all.get(id) ?? []), verdict]);
+          if (v[s.columns.indexOf('current')] === true) current.set(id, [...(current.get(id) ?? []), verdict]);
+        }
+      }
+      const expected = Object.fromEntries(before.activations.map((a) => [a.id, [a.id === labelled ? 'confirmed' : 'suspected']]));
+      expect(Object.fromEntries(current)).toEqual(expected);
+      // the labelled one had both verdicts, the suspected one no longer current
+      expect(all.get(labelled)?.sort()).toEqual(['confirmed', 'suspected']);
+    }, 120_000);
+  });
+});
