@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Report } from '../collector/sink/report.js';
+import { classicHeader } from './helpers/capture-files.js';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
 import { describeInflux, freePort, Influxd } from './helpers/influxd.js';
 import { WebhookReceiver } from './helpers/receiver.js';
@@ -38,14 +39,8 @@ const seedList = process.env.EARSHOT_CHAOS_SEED
 
 /** An empty classic pcap (a header, no packets): a start that only drains what an earlier run left. */
 function emptyCapture(): string {
-  const header = Buffer.alloc(24);
-  header.writeUInt32LE(0xa1b2c3d4, 0);
-  header.writeUInt16LE(2, 4);
-  header.writeUInt16LE(4, 6);
-  header.writeUInt32LE(65535, 16);
-  header.writeUInt32LE(1, 20);
   const file = join(tempDir('earshot-chaos-'), 'empty.pcap');
-  writeFileSync(file, header);
+  writeFileSync(file, classicHeader({ snaplen: 65535 }));
   return file;
 }
 

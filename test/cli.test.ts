@@ -12,6 +12,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, describe, expect, it } from 'vitest';
 import { configKeys } from '../collector/config.js';
+import { classicHeader } from './helpers/capture-files.js';
 import { EARSHOT_BIN, runCli, type CliResult } from './helpers/cli.js';
 import { HOSTILE_DNS_NAME, HOSTILE_FRIENDLY, HOSTILE_HOST, HOSTILE_MODEL, hostileNamesPcap } from './helpers/hostile-names.js';
 import { replayReport } from './helpers/replay.js';
@@ -113,13 +114,7 @@ describe('earshot CLI', () => {
     expectOneLineError(await runCli(['replay', dir]), /is a directory/);
     expectOneLineError(await runCli(['replay', join(PROJECT_ROOT, 'README.md')]), /README\.md: not a pcap or pcapng capture/);
     const usb = join(dir, 'usb.pcap');
-    const header = Buffer.alloc(24);
-    header.writeUInt32LE(0xa1b2c3d4, 0);
-    header.writeUInt16LE(2, 4);
-    header.writeUInt16LE(4, 6);
-    header.writeUInt32LE(65535, 16);
-    header.writeUInt32LE(189, 20); // LINKTYPE_USB_LINUX
-    writeFileSync(usb, header);
+    writeFileSync(usb, classicHeader({ snaplen: 65535, linkType: 189 })); // LINKTYPE_USB_LINUX
     expectOneLineError(await runCli(['replay', usb]), /usb\.pcap: link type 189 is not supported/);
     expectOneLineError(await runCli(['replay']), /missing argument/);
     expectOneLineError(await runCli(['replay', FIXTURE, '--frobnicate']), /--frobnicate/);

@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { classicHeader } from './helpers/capture-files.js';
 import { runCli } from './helpers/cli.js';
 import { deviceMac, HYGIENE_CONFIG, HYGIENE_DEVICES, writeHygieneCapture } from './helpers/hygiene-capture.js';
 import { describeMosquitto, Mosquitto, until } from './helpers/mosquitto.js';
@@ -73,13 +74,7 @@ describeMosquitto('hygiene findings as notices (generated capture)', () => {
     const dataDir = tempDir('earshot-finding-state-');
     const empty = join(dir, 'empty.pcap');
     // a classic pcap header (Ethernet) and no packet
-    const header = Buffer.alloc(24);
-    header.writeUInt32LE(0xa1b2c3d4, 0);
-    header.writeUInt16LE(2, 4);
-    header.writeUInt16LE(4, 6);
-    header.writeUInt32LE(65535, 16);
-    header.writeUInt32LE(1, 20);
-    writeFileSync(empty, header);
+    writeFileSync(empty, classicHeader());
     type Found = { id: string; kind: string; count: number; firstSeen: string };
     const run = async (file: string) => {
       const receiver = new WebhookReceiver(SECRET);

@@ -7,14 +7,13 @@
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { classicHeader } from './helpers/capture-files.js';
 import { runCli } from './helpers/cli.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { tempDir } from './helpers/temp.js';
 import { canMount, Tmpfs } from './helpers/tmpfs.js';
 
 const CAPTURE = `${PROJECT_ROOT}/test/fixtures/captures/amazon-echodot3_activation_neu.pcapng`;
-/** A classic pcap (Ethernet) with no packet. */
-const EMPTY_PCAP = Buffer.from('d4c3b2a1020004000000000000000000ffff000001000000', 'hex');
 // small bounds: the spill writes a segment every line, and drops old ones
 const BOUNDS = ['--report-max-flows', '5', '--max-dns-answers', '4'];
 
@@ -53,7 +52,7 @@ describe.skipIf(!canMount())('collect spills the report (full disk)', () => {
     // the data directory is made and its files fit (by a run with no packets: what a run keeps there,
     // findings among it, would be in the next run's report); then the disk is full
     const empty = join(tempDir('earshot-spill-empty-'), 'empty.pcap');
-    writeFileSync(empty, EMPTY_PCAP);
+    writeFileSync(empty, classicHeader());
     const first = await collect(dataDir, empty);
     expect(first.code, first.stderr).toBe(0);
     fs.fill();
