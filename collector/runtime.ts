@@ -264,7 +264,10 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
       if (options.save !== false) wakeJournal?.append(saved);
       for (const e of saved) savedWakeEvents.push(e);
       influx?.onWakeEvents(saved);
-      return announceChanges(collector.detect.addWakeEvents(saved));
+      const changed = announceChanges(collector.detect.addWakeEvents(saved));
+      // on disk before the answer, as the events themselves: a kill now must not leave an old verdict current
+      if (changed.length > 0 || options.save !== false) influx?.writer.saveUnsent();
+      return changed;
     },
     /**
      * The owner's live presence (MQTT, API): saved first (with a data directory; throws NotSavedError
@@ -297,7 +300,9 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
       labelJournal?.append([{ id, label }]);
       const result = collector.detect.label(id, label);
       if (result === null) return null;
-      announceChanges(result.changed);
+      // the points of the verdict change (the old one not current, the new one) reach the spool before the
+      // answer, as the label reached its journal: killed right after, the next start still writes them
+      if (announceChanges(result.changed).length > 0) influx?.writer.saveUnsent();
       return result.activation;
     },
   };

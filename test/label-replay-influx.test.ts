@@ -5,18 +5,24 @@
  * between the label's answer and its InfluxDB points leaves exactly this (the chaos test's seed 1001 in
  * CI: an activation current as both suspected and confirmed). Real capture (five spoken commands, no wake
  * events: five suspected), real influxd; the label is written into the journal as the API writes it.
+ * And the live case: a label the API answered while InfluxDB was away, then kill -9: its points were in
+ * the spool before the answer, and the next start delivers them.
  */
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Report } from '../collector/sink/report.js';
+import { classicHeader } from './helpers/capture-files.js';
 import { runCli } from './helpers/cli.js';
+import { startCollect } from './helpers/collect.js';
+import { until } from './helpers/wait.js';
 import { describeInflux, Influxd } from './helpers/influxd.js';
 import { describeShared, VCFP_CAPTURES } from './helpers/shared.js';
 import { tempDir } from './helpers/temp.js';
 
 const CAPTURE = join(VCFP_CAPTURES, 'good_morning_5_30s.pcap');
 const DB = 'labels';
+const TOKEN = 'labels-reach-influx-0123456789abc';
 
 describeShared('a label known before its activation finishes, after an earlier run wrote it', () => {
   describeInflux('real influxd', () => {
@@ -61,6 +67,44 @@ describeShared('a label known before its activation finishes, after an earlier r
       expect(Object.fromEntries(current)).toEqual(expected);
       // the labelled one had both verdicts, the suspected one no longer current
       expect(all.get(labelled)?.sort()).toEqual(['confirmed', 'suspected']);
+    }, 120_000);
+
+    it('a label answered while InfluxDB is away, then kill -9: the next start delivers its points (one current verdict)', async () => {
+      const db = 'labels_kill';
+      const dir = tempDir('earshot-label-kill-');
+      const dataDir = join(dir, 'data');
+      const wake = join(dir, 'none.jsonl');
+      writeFileSync(wake, '');
+      const empty = join(dir, 'empty.pcap');
+      writeFileSync(empty, classicHeader());
+      await influx.stop();
+      // points wait in the spool (InfluxDB away); a flush interval long enough that a batch still open is in memory only
+      const flags = ['--data-dir', dataDir, '--api-token', TOKEN, '--influx-url', influx.url, '--influx-db', db, '--influx-raw-retention', 'INF',
+        '--influx-flush-interval', '30', '--wake-events', wake];
+      const run = await startCollect(CAPTURE, flags);
+      let labelled = '';
+      try {
+        await until('the end of the capture', () => run.stderr().includes('capture ended; the API keeps serving'), 60_000, 50);
+        const report = JSON.parse(run.stdout()) as Report;
+        expect(report.activations.map((a) => a.verdict)).toEqual(['suspected', 'suspected', 'suspected', 'suspected', 'suspected']);
+        labelled = report.activations[2].id;
+        const answer = await fetch(`${run.base}/api/v1/activations/${labelled}/label`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ label: 'intended' }),
+        });
+        expect(answer.status).toBe(200);
+      } finally {
+        // at once after the answer: a crash or a power cut
+        expect(await run.kill('SIGKILL')).toBe('SIGKILL');
+      }
+      await influx.start();
+      const drain = await runCli(['replay', empty, '--data-dir', dataDir, '--influx-url', influx.url, '--influx-db', db, '--influx-raw-retention', 'INF', '--influx-wait', '60', '--log-level', 'warn']);
+      expect(drain.code, drain.stderr).toBe(0);
+      const [series] = await influx.query(db, 'SELECT "id" FROM "activation" WHERE "current" = true GROUP BY "verdict"');
+      const current = new Map<string, string[]>();
+      for (const s of series) for (const v of s.values) current.set(String(v[1]), [...(current.get(String(v[1])) ?? []), String(s.tags?.verdict)]);
+      expect(current.size).toBe(5);
+      expect(current.get(labelled)).toEqual(['confirmed']);
+      for (const [id, verdicts] of current) if (id !== labelled) expect(verdicts, id).toEqual(['suspected']);
     }, 120_000);
   });
 });

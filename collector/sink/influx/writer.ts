@@ -162,12 +162,14 @@ export class InfluxWriter {
     return { points, spooled: this.spool.stats.points };
   }
 
-  /** Seals the open batch and moves every unsent batch to the spool (a hurried exit). */
+  /** Seals the open batch and moves every unsent batch to the spool (a hurried exit; a label or wake event before its answer). */
   saveUnsent(): void {
     this.seal();
     // batches still being compressed go as they are
     for (const c of this.compressing.splice(0)) this.queue.push(c.body !== null ? { body: c.body, points: c.points, gzip: true } : { body: c.raw, points: c.points, gzip: false });
     this.spillQueue();
+    // a run that goes on sends them from there (an exit does not wait for it)
+    this.pump();
   }
 
   /** Seals the open batch now (end of a replay, shutdown). */
