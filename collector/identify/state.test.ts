@@ -29,16 +29,24 @@ function savedState(): string {
   inventory.observeDhcp({ op: 1, messageType: 3, clientMac: '50:f5:da:23:43:df', hostName: 'amazon-0d0fb5957', vendorClass: null, parameterList: [1, 3], requestedIp: null, clientIp: null, domainName: null }, -1, 1000);
   const dns = new DnsCache(100, 60_000);
   dns.onAnswer(new DnsAnswer(0, 'avs-alexa-4-na.amazon.com', 'A', '52.94.1.2', 60, 0x50f5da2343df, 4, [0, 0, 0, 1]), 'm88402432426975');
-  saveState(where, inventory, dns, new Map([['50f5da2343df-1000', 'not-intended']]));
+  // a finding too, so the torn writes and the fuzz below cut and flip its row as well
+  const findings = new FindingStore();
+  findings.add({ kind: 'plain-http', severity: 'info', deviceMac: 0x50f5da2343df, subject: '', timeMs: 1000, title: 'Unencrypted HTTP to the internet', advice: 'Use HTTPS.', evidence: 'GET to fireoscaptiveportal.com' });
+  saveState(where, inventory, dns, new Map([['50f5da2343df-1000', 'not-intended']]), findingsStage(findings));
   return where;
+}
+
+function findingsStage(store: FindingStore) {
+  return { saved: () => store.saved(), restore: (rows: readonly SavedFinding[]) => store.restore(rows, parseMac) };
 }
 
 function load(where: string) {
   const inventory = new Inventory(oui, { maxDevices: 10, devices: {} });
   const dns = new DnsCache(100, 60_000);
   const labels: LabelMap = new Map();
-  const warning = loadState(where, inventory, dns, labels);
-  return { warning, inventory, dns, labels };
+  const findings = new FindingStore();
+  const warning = loadState(where, inventory, dns, labels, findingsStage(findings));
+  return { warning, inventory, dns, labels, findings };
 }
 
 const aside = (where: string) => readdirSync(where).filter((n) => /^state\.json\.damaged-\d+$/.test(n));
@@ -68,7 +76,7 @@ describe('state file: findings', () => {
     kind: 'plain-http' as const, severity: 'low' as const, deviceMac: 0x50f5da2343df, subject: `host${n}`, timeMs: 1000 + n,
     title: 'Unencrypted HTTP to the internet', advice: 'Use HTTPS.', evidence: `GET to host${n}`,
   });
-  const stage = (store: FindingStore) => ({ saved: () => store.saved(), restore: (rows: readonly SavedFinding[]) => store.restore(rows, parseMac) });
+  const stage = findingsStage;
 
   it('keeps the findings across a restart, without announcing them again', () => {
     const where = tempDir('earshot-state-');
@@ -115,10 +123,11 @@ describe('state file after a torn write', () => {
     it(`${kind}: moved aside with a warning naming it; the start goes on with an empty inventory`, () => {
       const where = savedState();
       tear(join(where, 'state.json'));
-      const { warning, inventory, labels } = load(where);
+      const { warning, inventory, labels, findings } = load(where);
       expect(warning).toMatch(new RegExp(`^${join(where, 'state.json').replace(/[.]/g, '\\.')} is damaged \\(.+\\); kept as .*state\\.json\\.damaged-\\d+, starting with an empty inventory$`));
       expect(inventory.all()).toHaveLength(0);
       expect(labels.size).toBe(0);
+      expect(findings.all()).toHaveLength(0);
       expect(existsSync(join(where, 'state.json'))).toBe(false);
       expect(aside(where)).toHaveLength(1);
       // the next save writes a whole new file, and the start after it reads it
