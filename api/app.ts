@@ -14,6 +14,7 @@ import type { Config } from '../collector/config.js';
 import { parseWakeRecord, type WakeEvent } from '../collector/detect/wake-events.js';
 import { SEVERITIES } from '../collector/findings/store.js';
 import { canonicalMac } from '../collector/mac.js';
+import { preview } from '../collector/text.js';
 import type { Runtime } from '../collector/runtime.js';
 import { activationQuery, buildViewSource, type ViewExtras, type ViewSource } from '../collector/view.js';
 import { DOCS_CSP, registerGuards, type GuardOptions } from './guards.js';
@@ -262,7 +263,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     preValidation: async (request, reply) => {
       const body = request.body as Record<string, unknown> | null;
       if (body !== null && typeof body === 'object' && !Array.isArray(body) && 'away' in body && typeof body.away !== 'boolean') {
-        return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: `body/away must be true or false, got ${JSON.stringify(body.away)?.slice(0, 40)}` });
+        return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: `body/away must be true or false, got ${preview(body.away, 40)}` });
       }
     },
     schema: {

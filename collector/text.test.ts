@@ -14,7 +14,7 @@ import { activationEvent, type EventDevice } from './sink/events.js';
 import { makeAlert } from './sink/alerts/payload.js';
 import { renderAlert } from './sink/alerts/presets.js';
 import { displayName } from './sink/mqtt/discovery.js';
-import { chatInert, printable } from './text.js';
+import { chatInert, preview, printable } from './text.js';
 
 // eslint-disable-next-line no-control-regex -- what must never reach a terminal
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
@@ -98,5 +98,25 @@ describe('alerts and Home Assistant names', () => {
 
   it('Home Assistant: the device name is escaped', () => {
     expect(displayName(device)).toBe('Kitchen\\x1b[2J\\x1b[H\\x1b]0;pwned\\x07 @everyone https://evil/x');
+  });
+});
+
+describe('preview: any value, short, for a message', () => {
+  it('reads as JSON for plain values and is cut at its length', () => {
+    expect(preview('yesterday')).toBe('"yesterday"');
+    expect(preview(true)).toBe('true');
+    expect(preview(null)).toBe('null');
+    expect(preview(undefined)).toBe('undefined');
+    expect(preview([1, 'a', { b: [2] }])).toBe('[1,"a",{"b":[2]}]');
+    expect(preview('x'.repeat(100))).toBe(`"${'x'.repeat(56)}...`);
+    expect(preview({ a: 1, b: 2, c: 3 }, 10)).toBe('{"a":1,...');
+  });
+
+  it('stops at a depth and at its length, however deep or wide the value (JSON.stringify overflowed the stack)', () => {
+    let deep: unknown = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    expect(preview(deep)).toBe('[[[[[[[[[...]]]]]]]]]');
+    const wide = Array.from({ length: 1_000_000 }, (_, i) => i);
+    expect(preview(wide)).toBe(`${JSON.stringify(wide).slice(0, 57)}...`);
   });
 });

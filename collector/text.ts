@@ -35,3 +35,45 @@ export function printable(text: string): string {
 export function chatInert(text: string): string {
   return printable(text).replace(/@/g, '\uff20').replace(/:\/\//g, '[:]//');
 }
+
+/** Nesting a preview descends before it writes `[...]` or `{...}`. */
+const PREVIEW_DEPTH = 8;
+
+/**
+ * Any value as short JSON-like text for a message ("time: [[1,2]] is not ..."), at most `max` characters
+ * (cut with "..."). It never throws: JSON.stringify recurses, so a record nested 30,000 deep (64 kB from
+ * an MQTT payload) overflowed the stack; this stops at a depth and at its length.
+ */
+export function preview(value: unknown, max = 60): string {
+  let out = '';
+  const walk = (v: unknown, depth: number): void => {
+    if (out.length > max) return;
+    if (typeof v === 'string') {
+      out += JSON.stringify(v.length > max ? v.slice(0, max) : v);
+    } else if (v === null || typeof v !== 'object') {
+      out += typeof v === 'bigint' ? `${v}n` : typeof v === 'function' || typeof v === 'symbol' ? typeof v : String(v);
+    } else if (depth >= PREVIEW_DEPTH) {
+      out += Array.isArray(v) ? '[...]' : '{...}';
+    } else if (Array.isArray(v)) {
+      out += '[';
+      for (let i = 0; i < v.length && out.length <= max; i++) {
+        if (i > 0) out += ',';
+        walk(v[i], depth + 1);
+      }
+      out += ']';
+    } else {
+      out += '{';
+      let first = true;
+      for (const key in v) {
+        if (!Object.prototype.hasOwnProperty.call(v, key)) continue;
+        if (out.length > max) break;
+        out += `${first ? '' : ','}${JSON.stringify(key.length > max ? key.slice(0, max) : key)}:`;
+        first = false;
+        walk((v as Record<string, unknown>)[key], depth + 1);
+      }
+      out += '}';
+    }
+  };
+  walk(value, 0);
+  return out.length > max ? `${out.slice(0, max - 3)}...` : out;
+}

@@ -57,7 +57,9 @@ const GOOD: Array<[unknown, WakeEvent]> = [
 const dir = tempDir('earshot-wake-records-');
 let context: AppContext;
 let runtime: Runtime;
-let post: (payload: unknown) => Promise<{ status: number; body: { message?: string; accepted?: number } }>;
+type Answer = Promise<{ status: number; body: { message?: string; accepted?: number } }>;
+let post: (payload: unknown) => Answer;
+let postText: (text: string) => Answer;
 
 beforeAll(async () => {
   const config = loadConfig({});
@@ -65,10 +67,11 @@ beforeAll(async () => {
   await runtime.run(buildSource({ kind: 'file', path: CAPTURE }, {}));
   context = localContext({ runtime, config, captureRunning: () => false, captureSource: 'file', influxReachable: () => null, startedMs: Date.now(), version: 'test', alerts: () => ({}) });
   const app = await buildApp({ token: TOKEN, tokenForReads: false, postsPerMinute: 10_000, failedTokensPerMinute: 10, allowedHosts: [], bodyLimitBytes: 1024 * 1024, version: 'test' }, context);
-  post = async (payload) => {
-    const res = await app.inject({ method: 'POST', url: '/api/v1/wake-events', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, payload: JSON.stringify(payload) });
+  postText = async (text) => {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/wake-events', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, payload: text });
     return { status: res.statusCode, body: res.json() };
   };
+  post = async (payload) => postText(JSON.stringify(payload));
 }, 60_000);
 
 /** The file's verdict on its line 2 (after a good record that makes it JSON Lines): the event, or the coded error's one line. */
@@ -111,6 +114,17 @@ describe('a wake-event record means the same from a file, MQTT and the API', () 
     // what the API took is what the detector holds
     const held = runtime.collector.detect?.store.list() ?? [];
     for (const [, event] of GOOD) expect(held).toContainEqual(event);
+  });
+
+  it('a record nested 32,000 deep is refused like any other, by each reader (it overflowed the stack)', async () => {
+    const depth = 32_000;
+    const record = `{"time":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+    const problem = 'time: [[[[[[[[[...]]]]]]]]] is not an ISO 8601 time or epoch number';
+    const path = join(dir, 'deep.jsonl');
+    writeFileSync(path, `{"time": ${T}}\n${record}\n`);
+    expect(() => readWakeEventsFile(path)).toThrow(`${path}:2: ${problem}`);
+    expect(parseWakePayload(Buffer.from(record))).toEqual({ events: [], problems: [problem] });
+    expect(await postText(record)).toEqual({ status: 400, body: { statusCode: 400, error: 'Bad Request', message: `body/0/${problem}` } });
   });
 
   it('each sender names its own default source', () => {

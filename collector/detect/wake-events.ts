@@ -9,6 +9,7 @@ import { basename } from 'node:path';
 import { earshotError, type ErrorCode } from '../errors.js';
 import { fileError } from '../capture/input.js';
 import { normalizeMac } from '../mac.js';
+import { preview } from '../text.js';
 
 /** One wake-word event. */
 export interface WakeEvent {
@@ -37,8 +38,7 @@ const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]
 
 /** A value for a message: JSON-quoted (so it stays on one line) and cut to a readable length. */
 export function quote(value: unknown): string {
-  const text = typeof value === 'string' ? JSON.stringify(value) : String(JSON.stringify(value) ?? value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  return preview(value, 60);
 }
 
 /** Thrown by the field helpers; the parsers add file:line. */

@@ -65,6 +65,8 @@ export interface MqttSinkStats {
   presenceMessages: number;
   /** Presence messages rejected (not {"away": true|false}). */
   presenceRejected: number;
+  /** Messages a reader threw on (a bug): logged and ignored. */
+  messagesFailed: number;
   /** Device states held. */
   devices: number;
   /** Device states dropped because there were more than tagging.maxDevices. */
@@ -129,7 +131,7 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
   /** Devices evicted while the broker was away: their retained messages are cleared on the next connect. */
   const toClear = new Set<string>();
   const noticeKinds = new Set<string>(mqtt.notices);
-  const counters = { connects: 0, published: 0, publishErrors: 0, activationEvents: 0, callEvents: 0, notices: 0, eventsDropped: 0, wakePayloads: 0, wakeEvents: 0, wakeRejected: 0, presenceMessages: 0, presenceRejected: 0 };
+  const counters = { connects: 0, published: 0, publishErrors: 0, activationEvents: 0, callEvents: 0, notices: 0, eventsDropped: 0, wakePayloads: 0, wakeEvents: 0, wakeRejected: 0, presenceMessages: 0, presenceRejected: 0, messagesFailed: 0 };
   let wakeWarnedMs = Number.NEGATIVE_INFINITY;
   let wakeSuppressed = 0;
   let presenceWarnedMs = Number.NEGATIVE_INFINITY;
@@ -271,7 +273,20 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
     }
   }
 
+  /**
+   * Every message, whatever it holds: anything a reader did not foresee is one error line, never the end
+   * of the collector (a retained message that threw would end every start after it).
+   */
   function onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    try {
+      readMessage(topic, payload, packet);
+    } catch (err) {
+      counters.messagesFailed++;
+      log.error({ topic: topic.slice(0, 200), bytes: payload.length, err: (err as Error)?.message }, 'MQTT: a message could not be read (a bug; please report it): ignored');
+    }
+  }
+
+  function readMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
     // first: a wake filter as wide as PREFIX/# must not read the presence as wake events
     if (topic === topics.presence || topic === topics.legacyPresence) {
       // an empty retained message clears the broker's copy; it says nothing about the owner

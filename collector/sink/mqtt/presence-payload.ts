@@ -3,6 +3,7 @@
  * PUT /api/v1/presence. Anything else is one problem line, never thrown: a home automation that
  * publishes "home" or {"away": "yes"} gets a log line saying what earshot expects.
  */
+import { preview } from '../../text.js';
 
 /** Largest payload read; a presence message is ~15 bytes. */
 export const MAX_PRESENCE_PAYLOAD_BYTES = 1024;
@@ -24,6 +25,6 @@ export function parsePresencePayload(payload: Buffer): PresencePayload {
   const other = keys.find((key) => key !== 'away');
   if (other !== undefined) return { problem: `unknown key ${JSON.stringify(other.slice(0, 40))}: expected ${expected}` };
   const away = (value as { away?: unknown }).away;
-  if (typeof away !== 'boolean') return { problem: `"away" must be true or false, got ${away === undefined ? 'nothing' : JSON.stringify(away).slice(0, 40)}` };
+  if (typeof away !== 'boolean') return { problem: `"away" must be true or false, got ${away === undefined ? 'nothing' : preview(away, 40)}` };
   return { away };
 }
