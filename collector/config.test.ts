@@ -56,6 +56,31 @@ describe('config', () => {
     expect(errorOf(() => loadConfig({ file }))).toMatch(/top level must be a mapping/);
   });
 
+  it('a list given as a mapping is refused, naming where (it became an empty list: one webhook turned the alerts off)', () => {
+    const file = join(dir, 'list.yaml');
+    const words = 'must be a list, got a mapping (a list of one: "- ..." in YAML, [{...}] in JSON)';
+    writeFileSync(file, 'alerts:\n  webhooks:\n    url: http://127.0.0.1:9/hook\n');
+    expect(errorOf(() => loadConfig({ file }))).toBe(`${file}: alerts.webhooks: ${words}`);
+    writeFileSync(file, 'localNets: {a: 1}\n');
+    expect(errorOf(() => loadConfig({ file }))).toBe(`${file}: localNets: ${words}`);
+    expect(errorOf(() => loadConfig({ flags: { webhooks: '{"url":"http://127.0.0.1:9/x"}' } }))).toBe(`--webhooks: ${words}`);
+    expect(errorOf(() => loadConfig({ env: { EARSHOT_ALERTS_WEBHOOKS: '{"url":"http://x/"}' } }))).toBe(`EARSHOT_ALERTS_WEBHOOKS: ${words}`);
+    // every list key of the schema
+    const lists = configKeys().filter((k) => (k.schema as { type?: string }).type === 'array');
+    expect(lists.length).toBeGreaterThanOrEqual(8);
+    for (const key of lists) {
+      const raw: Record<string, unknown> = {};
+      let at = raw;
+      for (const part of key.path.slice(0, -1)) at = (at[part] = {}) as Record<string, unknown>;
+      at[key.path[key.path.length - 1]] = { a: 1 };
+      writeFileSync(file, JSON.stringify(raw));
+      expect(errorOf(() => loadConfig({ file })), key.path.join('.')).toBe(`${file}: ${key.path.join('.')}: ${words}`);
+    }
+    // a list of one is fine
+    writeFileSync(file, 'alerts:\n  webhooks:\n    - url: http://127.0.0.1:9/hook\n');
+    expect(loadConfig({ file }).alerts.webhooks).toHaveLength(1);
+  });
+
   it('derives a flag and an environment variable for every key', () => {
     const flags = configKeys().map((k) => k.flag);
     expect(new Set(flags).size).toBe(flags.length);

@@ -374,6 +374,20 @@ function deepFreeze<T>(value: T): T {
  * A key of the file as an error message shows it: quoted, escaped and cut short. A YAML key can be a
  * whole mapping ("? {...}: x"), many lines long, and the message must stay one line.
  */
+/** The path of the first list key whose value is a mapping, or null. */
+function firstNonList(schema: TSchema, value: unknown, path: string[]): string[] | null {
+  if (value === null || typeof value !== 'object') return null;
+  if ((schema as { type?: unknown }).type === 'array') return Array.isArray(value) ? null : path;
+  const properties = (schema as TObject).properties;
+  if (properties === undefined || Array.isArray(value)) return null;
+  for (const [key, sub] of Object.entries(properties)) {
+    if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
+    const found = firstNonList(sub, (value as Record<string, unknown>)[key], [...path, key]);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
 function keyText(key: string): string {
   return JSON.stringify(key.length > 60 ? `${key.slice(0, 60)}...` : key);
 }
@@ -457,6 +471,19 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
       origin.set(key.path.join('.'), `--${key.flag}`);
     }
   }
+  /** Where a key came from, for its error: the flag or variable that set it (or a key above it), else the file's path. */
+  const whereOf = (path: string[]): string => {
+    const dotted = path.map((part) => (/^[\w-]+$/.test(part) ? part : keyText(part))).join('.');
+    let from: string | undefined;
+    for (let n = path.length; n > 0 && from === undefined; n--) from = origin.get(path.slice(0, n).join('.'));
+    return from ?? (sources.file ? `${sources.file}: ${dotted || '(top level)'}` : dotted || 'config');
+  };
+  // before the defaults: TypeBox's Default turns a mapping given for a list into an empty list, which then
+  // passes (a single webhook written without its list turned the alerts off in silence)
+  const notList = firstNonList(ConfigSchema, raw, []);
+  if (notList !== null) {
+    throw earshotError('EARSHOT_ERR_CONFIG_INVALID', whereOf(notList), 'must be a list, got a mapping (a list of one: "- ..." in YAML, [{...}] in JSON)');
+  }
   const withDefaults = Value.Default(ConfigSchema, Value.Clone(raw)) as Record<string, unknown>;
   const first = Value.Errors(ConfigSchema, withDefaults).First();
   if (first) {
@@ -479,12 +506,8 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
       const choices = kindOf(first.schema).choices;
       if (choices) message = `must be one of ${choices.join(', ')}, got ${JSON.stringify(first.value)}`;
     }
-    const dotted = path.map((part) => (/^[\w-]+$/.test(part) ? part : keyText(part))).join('.');
-    // a flag or variable names a whole key; an error may be deeper (a list item): find the key's origin
-    let from: string | undefined;
-    for (let n = path.length; n > 0 && from === undefined; n--) from = origin.get(path.slice(0, n).join('.'));
-    const where = from ?? (sources.file ? `${sources.file}: ${dotted || '(top level)'}` : dotted || 'config');
-    throw earshotError('EARSHOT_ERR_CONFIG_INVALID', where, message);
+    // a flag or variable names a whole key; an error may be deeper (a list item): whereOf finds the key's origin
+    throw earshotError('EARSHOT_ERR_CONFIG_INVALID', whereOf(path), message);
   }
   // empty: the host name; resolved here, so everything downstream reads one name
   if (withDefaults.site === '') withDefaults.site = defaultSite();
