@@ -12,6 +12,7 @@ import {
   chunkedStream, classicHeader, classicPcap, classicRecord, fakeFrame, haveTshark, pcapngBlock,
   pcapngEnhancedPacket, pcapngInterface, pcapngSection, readSource, tsharkFrames, type SyntheticPacket,
 } from '../../test/helpers/capture-files.js';
+import { runCli } from '../../test/helpers/cli.js';
 import { buildFileSource } from './pcap-file.js';
 import { LinkType } from './types.js';
 
@@ -186,5 +187,32 @@ describe('damaged or cut-off records stop reading there', () => {
   it('a pcapng cut inside a large unknown block', async () => {
     const big = pcapngBlock(0x8000_0001, Buffer.alloc(2 * 1024 * 1024));
     await expectTruncated('cut-big.pcapng', Buffer.concat([section, epbs[0], epbs[1], big.subarray(0, 1_500_000)]), 2, thirdBlockAt);
+  });
+});
+
+describe('a pcapng packet time no date holds', () => {
+  // 2^62 µs is ~146,000 years: JavaScript's dates end in the year 275760, and the report's ISO times ended
+  // the run with "RangeError: Invalid time value" (an internal error, no report)
+  const t0 = 1_700_000_000_000_000n;
+  const frames = [fakeFrame(60, 1), fakeFrame(60, 2), fakeFrame(60, 3)];
+  const bytes = Buffer.concat([pcapngSection(), pcapngInterface(LinkType.ETHERNET), pcapngEnhancedPacket(0, t0, frames[0]),
+    pcapngEnhancedPacket(0, 1n << 62n, frames[1]), pcapngEnhancedPacket(0, t0 + 1000n, frames[2])]);
+
+  it('keeps the packet with the time before it, and says so once', async () => {
+    const path = fileOf('far-future.pcapng', bytes);
+    const warnings: string[] = [];
+    const { packets, stats } = await readSource(buildFileSource({ path }, { onWarning: (m) => warnings.push(m) }));
+    expect(packets.map((p) => p.timeMs)).toEqual([1_700_000_000_000, 1_700_000_000_000, 1_700_000_000_001]);
+    expect(stats.truncated).toBe(false);
+    expect(warnings).toEqual([`${path}: 1 packet has a time past the year 9999 (an interface's if_tsresol or if_tsoffset, or a damaged time stamp): each took the time of the packet before it`]);
+    if (haveTshark()) expect(tsharkFrames(path).map((f) => f.md5)).toEqual(packets.map((p) => p.md5));
+  });
+
+  it('earshot replay writes its report, exit 0', async () => {
+    const path = fileOf('far-future-cli.pcapng', bytes);
+    const result = await runCli(['replay', path, '--format', 'json', '--log-format', 'text']);
+    expect(result.code, result.stderr).toBe(0);
+    expect((JSON.parse(result.stdout) as { capture: { packets: number } }).capture.packets).toBe(3);
+    expect(result.stderr).toContain('1 packet has a time past the year 9999');
   });
 });

@@ -120,6 +120,10 @@ export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): Capt
       input.close();
     }
     if (current.error !== null) throw current.error;
+    if (current.timesOutOfRange > 0) {
+      deps.onWarning?.(`${name}: ${current.timesOutOfRange} packet${current.timesOutOfRange === 1 ? ' has a time' : 's have times'} past the year 9999 ` +
+        '(an interface\'s if_tsresol or if_tsoffset, or a damaged time stamp): each took the time of the packet before it');
+    }
     if (current.truncation !== null) {
       stats.truncated = true;
       stats.truncatedAt = current.truncation.offset;

@@ -29,6 +29,8 @@ const MAX_LOADED_BLOCK = MAX_SNAPLEN + 65_536;
 const MAX_INTERFACES = 65_536;
 const OPT_END = 0;
 const OPT_IF_TSRESOL = 9;
+/** The last millisecond of the year 9999: later packet times (or negative ones) are out of range. */
+export const MAX_PACKET_TIME_MS = 253_402_300_799_999;
 const OPT_IF_TSOFFSET = 14;
 
 /** What a packet needs from its interface, worked out once when the IDB is read. */
@@ -175,6 +177,12 @@ export class PcapngParser extends RecordParser {
   }
 
   private emit(buf: Buffer, pos: number, dataAt: number, capLen: number, wireLen: number, timeMs: number, linkType: number, blockLen: number): number {
+    // a 64-bit count of units (an odd if_tsresol or if_tsoffset, one damaged stamp) can pass the year 9999,
+    // which no date holds: the packet keeps the time before it, as a Simple Packet Block does
+    if (!(timeMs >= 0 && timeMs <= MAX_PACKET_TIME_MS)) {
+      this.timesOutOfRange++;
+      timeMs = this.lastTimeMs;
+    }
     if (timeMs > this.releaseUntil) {
       this.hold(pos, timeMs);
       return -1;

@@ -34,6 +34,8 @@ export abstract class RecordParser {
   need = 1;
   /** Packets handed to the sink. */
   packets = 0;
+  /** Packets whose time was past what a date holds (pcapng), given the time of the packet before them. */
+  timesOutOfRange = 0;
   /**
    * Packets with a later time are held back (status HOLD). Infinity when not pacing; -Infinity holds
    * every packet, which is how stop() interrupts a chunk without a flag checked per packet.

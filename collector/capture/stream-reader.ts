@@ -74,6 +74,11 @@ export class CaptureStreamReader {
     return this.parser.packets;
   }
 
+  /** Packets given the time of the packet before theirs (pcapng: a time past the year 9999). */
+  get timesOutOfRange(): number {
+    return this.parser.timesOutOfRange;
+  }
+
   /** With a HOLD: the time of the packet waiting to be released. */
   get heldTimeMs(): number {
     return this.parser.heldTimeMs;
