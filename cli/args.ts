@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { configKeys, loadConfig, type Config } from '../collector/config.js';
 import { earshotError } from '../collector/errors.js';
+import { refuseInputAsOutput } from '../collector/output-file.js';
 
 export interface FlagSpec {
   type: 'string' | 'boolean';
@@ -97,6 +98,17 @@ export function parseCommand(spec: CommandSpec, argv: string[], env: Record<stri
   }
   const file = (values.config as string | undefined) ?? env.EARSHOT_CONFIG ?? null;
   const config = loadConfig({ file: spec.config ? file : null, env: spec.config ? env : {}, flags: configFlags });
+  // before anything is read or written: `replay x.pcap -o x.pcap` destroyed the capture
+  if (typeof values.output === 'string') {
+    refuseInputAsOutput(values.output, [
+      ...parsed.positionals.map((path) => ['the input file', path] as const),
+      ['the capture file (--file)', values.file as string | undefined],
+      ['the config file', spec.config ? file : null],
+      ['the wake-events file (detect.wakeEvents)', config.detect.wakeEvents],
+      ['the API token file (api.tokenFile)', config.api.tokenFile],
+      ['the salt file (--salt-file)', values['salt-file'] as string | undefined],
+    ]);
+  }
   return { flags: values, positionals: parsed.positionals, config };
 }
 

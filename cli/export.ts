@@ -8,7 +8,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { openFileAtomic, type AtomicFile } from '../collector/durable.js';
+import { openOutputFile } from '../collector/output-file.js';
 import { earshotError } from '../collector/errors.js';
 import { normalizeMac } from '../collector/mac.js';
 import { buildInfluxClient, influxTarget, InfluxQueryError, type InfluxClient, type QuerySeries } from '../collector/sink/influx/client.js';
@@ -105,15 +105,10 @@ interface Out {
   abort(): void;
 }
 
-/** Standard output, or FILE written whole or not at all (collector/durable.ts: temporary file, fsync, rename). */
+/** Standard output, or FILE written whole or not at all (collector/output-file.ts: temporary file, fsync, rename; a device in place). */
 function openOutput(path: string | undefined, io: CliIo): Out {
   if (path === undefined || path === '-') return { write: (t) => { io.stdout.write(t); }, done: () => {}, abort: () => {} };
-  let file: AtomicFile;
-  try {
-    file = openFileAtomic(path, { mode: 0o600 });
-  } catch (err) {
-    throw earshotError('EARSHOT_ERR_USAGE', `export: --output: cannot write ${path}: ${(err as Error).message}`);
-  }
+  const file = openOutputFile(path, { mode: 0o600 });
   return { write: (t) => file.write(t), done: () => file.commit(), abort: () => file.abort() };
 }
 

@@ -2,12 +2,12 @@
  * `earshot replay` and `earshot collect`: one pipeline, fed by a file (replay) or a live source
  * (collect), ending with the report on stdout.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { buildSource, type SourceOptions } from '../collector/capture/index.js';
 import { buildProgress } from '../collector/capture/progress.js';
 import type { CaptureSource, CaptureStats } from '../collector/capture/types.js';
 import type { Config } from '../collector/config.js';
 import { earshotError, isEarshotError, type EarshotError } from '../collector/errors.js';
+import { openOutputFile } from '../collector/output-file.js';
 import type { Logger } from '../collector/log.js';
 import { loadState, prepareDataDir, saveState } from '../collector/identify/state.js';
 import type { InfluxSink } from '../collector/sink/influx/index.js';
@@ -91,35 +91,26 @@ const REPORT_WRITE_BYTES = 1 << 20;
  * the chunks are made on this thread either way.
  */
 function writeReportFile(chunks: Iterable<string>, output: string): void {
-  const failed = (err: unknown) => earshotError('EARSHOT_ERR_FILE_UNREADABLE', output, (err as Error).message);
-  let fd: number;
-  try {
-    fd = openSync(output, 'w');
-  } catch (err) {
-    throw failed(err);
-  }
+  // whole or not at all: a full disk or a kill leaves the report that was there (collector/output-file.ts)
+  const file = openOutputFile(output);
   try {
     const buf = Buffer.allocUnsafe(REPORT_WRITE_BYTES);
     let used = 0;
     const flush = () => {
-      for (let at = 0; at < used; ) at += writeSync(fd, buf, at, used - at);
+      file.write(buf.subarray(0, used));
       used = 0;
     };
     for (const chunk of chunks) {
       // a UTF-16 code unit takes at most 3 bytes in UTF-8
       if (used + chunk.length * 3 > buf.length) flush();
-      if (chunk.length * 3 > buf.length) {
-        const bytes = Buffer.from(chunk);
-        for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
-      } else {
-        used += buf.write(chunk, used, 'utf8');
-      }
+      if (chunk.length * 3 > buf.length) file.write(chunk);
+      else used += buf.write(chunk, used, 'utf8');
     }
     flush();
+    file.commit();
   } catch (err) {
-    throw isEarshotError(err) ? err : failed(err);
-  } finally {
-    closeSync(fd);
+    file.abort();
+    throw isEarshotError(err) ? err : earshotError('EARSHOT_ERR_OUTPUT', output, (err as Error).message);
   }
 }
 

@@ -25,6 +25,9 @@ export const ERRORS = {
   EARSHOT_ERR_NOT_A_CAPTURE: { message: '{0}: not a pcap or pcapng capture ({1})', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_BAD_CAPTURE_HEADER: { message: '{0}: damaged capture header at offset {1}: {2}', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_UNKNOWN_LINKTYPE: { message: '{0}: link type {1} is not supported (supported: {2})', exitCode: EXIT_BAD_INPUT },
+  // output files
+  EARSHOT_ERR_OUTPUT: { message: '{0}: cannot write: {1}', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_OUTPUT_IS_INPUT: { message: '-o {0}: is {1}, which this command reads: writing there would destroy it (choose another file)', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_GZIP: { message: '{0}: broken gzip stream: {1}', exitCode: EXIT_BAD_INPUT },
   // live capture
   EARSHOT_ERR_NO_LIBPCAP: { message: 'live capture needs the optional "pcap" package (libpcap-dev, then npm install pcap) or --source tcpdump: {0}', exitCode: EXIT_BAD_INPUT },

@@ -257,7 +257,7 @@ describe('importVoiceHistory', () => {
     const missing = join(scratch, 'nope.json');
     expect(errorOf(() => importVoiceHistory(missing, join(scratch, 'out.jsonl')), 'EARSHOT_ERR_FILE_NOT_FOUND')).toBe(`${missing}: no such file`);
     const unwritable = join(scratch, 'no-such-dir', 'out.jsonl');
-    expect(errorOf(() => importVoiceHistory(join(FIXTURES, 'voice-history.csv'), unwritable), 'EARSHOT_ERR_FILE_UNREADABLE')).toContain(unwritable);
+    expect(errorOf(() => importVoiceHistory(join(FIXTURES, 'voice-history.csv'), unwritable), 'EARSHOT_ERR_OUTPUT')).toContain(unwritable);
     expect(existsSync(join(scratch, 'no-such-dir'))).toBe(false);
     const bad = join(scratch, 'bad.json');
     writeFileSync(bad, '{"activities": [{"activityStatus": "SUCCESS"}]}');

@@ -32,8 +32,7 @@
  *   and the request itself as the next turn of the same dialog, seconds later (issue 15). That /0 is no
  *   false wake: it is folded (see foldPausedWakes).
  */
-import { writeFileAtomic } from '../durable.js';
-import { earshotError } from '../errors.js';
+import { writeOutputFile } from '../output-file.js';
 import {
   FieldProblem, atLine, contentLines, csvRecords, failer, headerKey, looksLikeJson, normalizeDevice, parseTime, quote,
   readInputText, type WakeEvent,
@@ -369,8 +368,8 @@ export function formatWakeEvents(events: WakeEvent[]): string {
 
 /**
  * Reads a voice-history export ('-': stdin) and writes its wake events as JSON Lines to `outputPath` ('-': stdout).
- * The file is written with writeFileAtomic (beside the target, fsynced, renamed, directory fsynced), so
- * neither a failure nor a power cut leaves half a file.
+ * The file is written whole or not at all (collector/output-file.ts): neither a failure nor a power cut
+ * leaves half a file, and a device or a link is written through, never replaced.
  */
 export function importVoiceHistory(inputPath: string, outputPath: string): VoiceHistoryCounts {
   const classified = classify(readInputText(inputPath), inputPath);
@@ -378,11 +377,7 @@ export function importVoiceHistory(inputPath: string, outputPath: string): Voice
   if (outputPath === '-') {
     process.stdout.write(output);
   } else {
-    try {
-      writeFileAtomic(outputPath, output);
-    } catch (err) {
-      throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', outputPath, err instanceof Error ? err.message : String(err));
-    }
+    writeOutputFile(outputPath, output);
   }
   return countsOf(classified);
 }

@@ -1,0 +1,106 @@
+/**
+ * Files a person names with -o (the report, imported wake events, an export). Written whole or not at
+ * all: a temporary file beside the target, fsynced and renamed over it (collector/durable.ts), so a full
+ * disk or a kill leaves the old file, never a cut-off one. Two cases are not files to replace: a device,
+ * FIFO or socket (`-o /dev/null`, `/dev/stdout`: renaming over /dev/null as root replaced the device) is
+ * written in place, and a symbolic link is followed (the file it names is replaced, the link stays).
+ * And -o must never name what the command reads: `replay x.pcap -o x.pcap` destroyed the capture.
+ */
+import { closeSync, lstatSync, openSync, readlinkSync, realpathSync, statSync, writeSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { openFileAtomic, type AtomicFile } from './durable.js';
+import { earshotError, isEarshotError } from './errors.js';
+
+/** What a command reads from files, with what each is called in the refusal ("the capture file"). */
+export type NamedInputs = ReadonlyArray<readonly [what: string, path: string | null | undefined]>;
+
+/**
+ * Throws EARSHOT_ERR_OUTPUT_IS_INPUT when `output` is one of `inputs` (the same file: device and inode,
+ * so another spelling or a link is caught too). Inputs that do not exist (yet) are not compared.
+ */
+export function refuseInputAsOutput(output: string | undefined, inputs: NamedInputs): void {
+  if (output === undefined || output === '-') return;
+  let out;
+  try {
+    out = statSync(output);
+  } catch {
+    return; // a new file is no input
+  }
+  if (!out.isFile()) return; // /dev/null is read by nobody's capture
+  for (const [what, path] of inputs) {
+    if (!path || path === '-') continue;
+    try {
+      const input = statSync(path);
+      if (input.dev === out.dev && input.ino === out.ino) throw earshotError('EARSHOT_ERR_OUTPUT_IS_INPUT', output, what);
+    } catch (err) {
+      if (isEarshotError(err)) throw err;
+      // an input that cannot be read is reported by whoever reads it
+    }
+  }
+}
+
+/** Where an atomic write of `path` goes: the file a symbolic link names (the link stays), else `path`. */
+function replacedFile(path: string): string {
+  let link;
+  try {
+    link = lstatSync(path);
+  } catch {
+    return path;
+  }
+  if (!link.isSymbolicLink()) return path;
+  try {
+    return realpathSync(path);
+  } catch {
+    // a link to a file that does not exist yet: that file is written
+    return resolve(dirname(path), readlinkSync(path));
+  }
+}
+
+/**
+ * Opens `path` for output: nothing shows there until commit(). A device, FIFO or socket is written in
+ * place (commit closes it). Throws EARSHOT_ERR_OUTPUT naming the path.
+ */
+export function openOutputFile(path: string, options: { mode?: number } = {}): AtomicFile {
+  const failed = (err: unknown) => earshotError('EARSHOT_ERR_OUTPUT', path, (err as Error).message);
+  try {
+    const st = (() => {
+      try {
+        return statSync(path);
+      } catch {
+        return null;
+      }
+    })();
+    if (st !== null && st.isDirectory()) throw new Error('is a directory');
+    if (st !== null && !st.isFile()) {
+      const fd = openSync(path, 'w');
+      let open = true;
+      const close = () => {
+        if (open) closeSync(fd);
+        open = false;
+      };
+      return {
+        write(data) {
+          const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+          for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+        },
+        commit: close,
+        abort: close,
+      };
+    }
+    return openFileAtomic(replacedFile(path), options);
+  } catch (err) {
+    throw failed(err);
+  }
+}
+
+/** Writes `data` to `path` as openOutputFile does; throws EARSHOT_ERR_OUTPUT (the old file untouched). */
+export function writeOutputFile(path: string, data: string | Uint8Array, options: { mode?: number } = {}): void {
+  const file = openOutputFile(path, options);
+  try {
+    file.write(data);
+    file.commit();
+  } catch (err) {
+    file.abort();
+    throw isEarshotError(err) ? err : earshotError('EARSHOT_ERR_OUTPUT', path, (err as Error).message);
+  }
+}

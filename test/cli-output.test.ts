@@ -1,0 +1,106 @@
+/**
+ * -o: the report, imported wake events and exports are written whole or not at all, through links and
+ * into devices, and never over what the command reads. Found by an audit as a careless (or hostile) user:
+ * `replay x.pcap -o x.pcap` replaced the capture with its report (exit 0); `import -o` and `export -o`
+ * renamed a regular file over a device (as root, `-o /dev/null` would have replaced /dev/null) or a link;
+ * `replay -o` on a full disk destroyed the previous report and left a cut-off one.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, lstatSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cli.js';
+import { PROJECT_ROOT } from './helpers/shared.js';
+import { tempDir } from './helpers/temp.js';
+import { canMount, Tmpfs } from './helpers/tmpfs.js';
+
+const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
+const HISTORY = join(PROJECT_ROOT, 'test/fixtures/wake-events/voice-history-rvh.json');
+const dir = tempDir('earshot-cli-output-');
+const original = readFileSync(CAPTURE);
+
+/** The one line and exit code of a refused run. */
+async function refused(args: string[]): Promise<string> {
+  const result = await runCli(args);
+  expect(result.code, result.stderr).toBe(2);
+  expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  return result.stderr.trim();
+}
+
+describe('-o never names what the command reads', () => {
+  it('the capture (also through a link), the config file, the wake events, the import\'s input, the salt: one line, exit 2, the file intact', async () => {
+    const capture = join(dir, 'victim.pcapng');
+    copyFileSync(CAPTURE, capture);
+    expect(await refused(['replay', capture, '--format', 'json', '-o', capture]))
+      .toBe(`earshot: -o ${capture}: is the input file, which this command reads: writing there would destroy it (choose another file)`);
+    const link = join(dir, 'report-link.json');
+    symlinkSync(capture, link);
+    expect(await refused(['replay', capture, '-o', link])).toContain(`-o ${link}: is the input file`);
+    expect(await refused(['collect', '--file', capture, '--exit-when-done', '--api', 'false', '-o', capture])).toContain('is the capture file (--file)');
+    const config = join(dir, 'keep.yaml');
+    writeFileSync(config, 'flows: {maxFlows: 5000}\n');
+    expect(await refused(['replay', capture, '-c', config, '-o', config])).toContain('is the config file');
+    const wake = join(dir, 'wake.jsonl');
+    writeFileSync(wake, '{"time":"2019-11-16T08:47:06Z"}\n');
+    expect(await refused(['replay', capture, '--wake-events', wake, '-o', wake])).toContain('is the wake-events file (detect.wakeEvents)');
+    const history = join(dir, 'history.json');
+    copyFileSync(HISTORY, history);
+    expect(await refused(['import', 'voice-history', history, '-o', history])).toContain('is the input file');
+    const salt = join(dir, 'salt.txt');
+    writeFileSync(salt, 'a-study-salt-of-32-characters-xx\n');
+    // refused before InfluxDB is asked anything (none listens there)
+    expect(await refused(['export', '--since', '7d', '--salt-file', salt, '--influx-url', 'http://127.0.0.1:9', '-o', salt])).toContain('is the salt file (--salt-file)');
+    expect(readFileSync(capture).equals(original)).toBe(true);
+    expect(readFileSync(config, 'utf8')).toBe('flows: {maxFlows: 5000}\n');
+    expect(readFileSync(wake, 'utf8')).toBe('{"time":"2019-11-16T08:47:06Z"}\n');
+    expect(readFileSync(history).equals(readFileSync(HISTORY))).toBe(true);
+    expect(readFileSync(salt, 'utf8')).toBe('a-study-salt-of-32-characters-xx\n');
+  });
+});
+
+describe('-o writes through links and into devices, never replacing them', () => {
+  it('a link stays a link and the file it names gets the output; a FIFO stays a FIFO and its reader gets the output', async () => {
+    for (const command of [['replay', CAPTURE, '--format', 'json'], ['import', 'voice-history', HISTORY]]) {
+      const name = command[0];
+      const link = join(dir, `${name}-link.out`);
+      symlinkSync(`${name}-target.out`, link);
+      const viaLink = await runCli([...command, '-o', link]);
+      expect(viaLink.code, viaLink.stderr).toBe(0);
+      expect(lstatSync(link).isSymbolicLink()).toBe(true);
+      expect(readlinkSync(link)).toBe(`${name}-target.out`);
+      const written = readFileSync(join(dir, `${name}-target.out`), 'utf8');
+      expect(written.length).toBeGreaterThan(100);
+
+      const fifo = join(dir, `${name}.fifo`);
+      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+      const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let read = '';
+      reader.stdout.on('data', (d: Buffer) => { read += d.toString(); });
+      const readerDone = new Promise((resolve) => reader.on('close', resolve));
+      const intoFifo = await runCli([...command, '-o', fifo]);
+      await readerDone;
+      expect(intoFifo.code, intoFifo.stderr).toBe(0);
+      expect(lstatSync(fifo).isFIFO()).toBe(true);
+      expect(read).toBe(written);
+    }
+  });
+});
+
+describe('-o on a full disk', () => {
+  const mounted: Tmpfs[] = [];
+  afterAll(() => mounted.forEach((m) => m.unmount()));
+
+  it('keeps the report that was there and leaves no temporary file: one line, exit 2', async () => {
+    if (!canMount()) throw new Error('this test mounts a tmpfs: run it as root (CI does)');
+    const fs = Tmpfs.mount(64);
+    mounted.push(fs);
+    const report = join(fs.dir, 'report.json');
+    writeFileSync(report, '{"an":"earlier report"}\n');
+    fs.fill();
+    const result = await runCli(['replay', CAPTURE, '--format', 'json', '-o', report]);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toMatch(new RegExp(`^earshot: ${report}: cannot write: ENOSPC`));
+    expect(readFileSync(report, 'utf8')).toBe('{"an":"earlier report"}\n');
+    expect(spawnSync('ls', ['-A', fs.dir], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).sort()).toEqual(['.filler', 'report.json']);
+  });
+});
