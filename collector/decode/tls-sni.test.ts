@@ -150,6 +150,19 @@ describe('parseClientHelloSni answers null', () => {
     expect(parseClientHelloSni(other, 0, other.length)).toBeNull();
   });
 
+  it('for a server_name that is no host name: longer than 253, or with other characters (a 20-kB name with control characters was kept)', () => {
+    const longest = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`;
+    expect(longest).toHaveLength(253);
+    for (const good of [longest, 'avs-alexa-14-na.amazon.com', 'A_b-9.example', 'xn--bcher-kva.example']) {
+      const hello = minimal(sni(good));
+      expect(parseClientHelloSni(hello, 0, hello.length), good).toBe(good);
+    }
+    for (const bad of [`${longest}e`, 'a'.repeat(16_000), '<script>alert(8)</script>.example', 'evil\n.example', 'esc\x1b[2J.example', 'sp ace.example', 'bücher.example', 'nul\0.example']) {
+      const hello = minimal(sni(bad));
+      expect(parseClientHelloSni(hello, 0, hello.length), JSON.stringify(bad.slice(0, 40))).toBeNull();
+    }
+  });
+
   it('for streams that are not a TLS ClientHello', () => {
     const cases = [
       Buffer.from('GET / HTTP/1.1\r\n\r\n'),

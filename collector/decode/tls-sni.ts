@@ -154,7 +154,26 @@ function highestVersion(buf: Buffer, from: number, end: number, fallback: number
   return best === 0 ? fallback : best;
 }
 
-/** The first host_name entry of a server_name extension body in buf[from, end). */
+/** Longest host name taken (RFC 1035's 253 characters of text); a longer one is no host name. */
+export const MAX_SNI_LENGTH = 253;
+
+/**
+ * Whether buf[from, end) can be a host name in an SNI (RFC 6066: a DNS host name, ASCII, A-labels for
+ * IDNs): letters, digits, '-', '.', and '_' (seen in real names), 1 to 253 of them. Anything else is
+ * not kept: a ClientHello may carry 64 kB of anything there, and the name goes to flows, the device's
+ * evidence, the state file, the API and every sink (20-kB names with control characters were kept).
+ */
+function isHostName(buf: Buffer, from: number, end: number): boolean {
+  if (end <= from || end - from > MAX_SNI_LENGTH) return false;
+  for (let i = from; i < end; i++) {
+    const c = buf[i];
+    const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2d || (c >= 0x41 && c <= 0x5a) || c === 0x5f;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** The first host_name entry of a server_name extension body in buf[from, end), when it is a host name. */
 function hostName(buf: Buffer, from: number, end: number): string | null {
   if (from + 2 > end) return null;
   const listEnd = from + 2 + buf.readUInt16BE(from);
@@ -165,7 +184,7 @@ function hostName(buf: Buffer, from: number, end: number): string | null {
     const nameLength = buf.readUInt16BE(at + 1);
     at += 3;
     if (at + nameLength > listEnd) return null;
-    if (nameType === NAME_TYPE_HOST_NAME) return buf.toString('utf8', at, at + nameLength);
+    if (nameType === NAME_TYPE_HOST_NAME) return isHostName(buf, at, at + nameLength) ? buf.toString('latin1', at, at + nameLength) : null;
     at += nameLength;
   }
   return null;
