@@ -11,6 +11,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../collector/config.js';
+import type { Logger } from '../collector/log.js';
 import { parseWakeRecord, type WakeEvent } from '../collector/detect/wake-events.js';
 import { SEVERITIES } from '../collector/findings/store.js';
 import { canonicalMac } from '../collector/mac.js';
@@ -31,7 +32,16 @@ export { tokenMatches } from './guards.js';
 export interface AppOptions extends GuardOptions {
   bodyLimitBytes: number;
   version: string;
+  /** Where an internal error (a 500: a bug) is logged with its route; the client gets "internal error" only. */
+  log?: Pick<Logger, 'error'>;
 }
+
+/**
+ * Most time a client has to send a whole request, body included: a client that trickled a declared
+ * 1-GB body one byte every 10 s kept its connection for as long as it liked (no token needed: the 401
+ * comes at the end). Node checks it every 30 s, so such a client is gone within a minute.
+ */
+export const REQUEST_TIMEOUT_MS = 30_000;
 
 /** What the API reads: the run's view, and what this process says about itself. */
 export interface AppContext extends HealthSource {
@@ -78,6 +88,7 @@ function readWakeEventsBody(body: unknown): { value: WakeEvent[] } | { error: Er
 export async function buildApp(options: AppOptions, context: AppContext): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
+    requestTimeout: REQUEST_TIMEOUT_MS,
     bodyLimit: options.bodyLimitBytes,
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allowUnionTypes: true } },
     // one message naming each bad field: "body/0/devic is not allowed", "body/label must be one of ..."
@@ -90,6 +101,9 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
       return `${path} ${e.message ?? 'is not valid'}`;
     }).join('; ')),
   });
+  // Node checks requestTimeout only when headersTimeout (default 60 s) is no longer: a 30-s request
+  // timeout alone cut a trickling body after 90 s, not 30-60 s (measured)
+  app.server.headersTimeout = REQUEST_TIMEOUT_MS;
   const { view } = context;
 
   for (const schema of [errorSchema, activationSchema, callSchema, deviceSchema, findingSchema, flowSchema, wakeEventSchema, privacyEndpointSchema, privacyDeviceSchema, noticeSchema]) app.addSchema(schema);
@@ -107,10 +121,30 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   // nothing from the internet (no validator badge), and a policy of its own: swagger-ui sets inline styles
   await app.register(swaggerUi, { routePrefix: '/api/v1/docs', staticCSP: DOCS_CSP, uiConfig: { validatorUrl: null } });
 
+  // an integer in a query is digits: the validator coerces "Infinity" and "1e309" to Infinity, and its
+  // minimum and maximum pass anything not finite (a 500 on /activations, every device on /devices)
+  app.addHook('preValidation', async (request, reply) => {
+    const properties = (request.routeOptions.schema?.querystring as { properties?: Record<string, { type?: string }> } | undefined)?.properties;
+    if (properties === undefined) return;
+    for (const [key, value] of Object.entries(request.query as Record<string, unknown>)) {
+      if (properties[key]?.type !== 'integer') continue;
+      for (const one of Array.isArray(value) ? value : [value]) {
+        if (typeof one === 'string' && !/^\s*[+-]?\d{1,16}\s*$/.test(one)) {
+          return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: `querystring/${preview(key, 40).slice(1, -1)} must be an integer, got ${preview(one, 40)}` });
+        }
+      }
+    }
+  });
+
   // errors in one shape; validation errors name the field ("body/label must be ...")
-  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, _request, reply) => {
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
     const statusCode = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     const message = statusCode === 500 ? 'internal error' : err.message;
+    if (statusCode === 500) {
+      // the client learns nothing of it; the log holds what a bug report needs
+      const route = `${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]}`.slice(0, 200);
+      options.log?.error({ route, err: err.message, stack: err.stack?.split('\n').slice(1, 6).map((l) => l.trim()).join(' | ') }, `API: internal error answering ${route} (a bug; please report it with this line)`);
+    }
     void reply.status(statusCode).send({ statusCode, error: statusName(statusCode), message });
   });
   app.setNotFoundHandler((request, reply) => {

@@ -95,7 +95,8 @@ export interface GuardOptions {
   allowedHosts: readonly string[];
 }
 
-const refuse = (reply: FastifyReply, statusCode: number, error: string, message: string) => reply.status(statusCode).send({ statusCode, error, message });
+// 'Connection: close': a refused request's body is never read (a client trickling a declared 1-GB body after its 401 kept the connection)
+const refuse = (reply: FastifyReply, statusCode: number, error: string, message: string) => reply.status(statusCode).header('connection', 'close').send({ statusCode, error, message });
 
 /**
  * Adds the guards to `app` (with @fastify/rate-limit registered): the headers on every answer, the

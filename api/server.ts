@@ -140,6 +140,7 @@ export async function startApiServer(config: Readonly<Config>, context: AppConte
     allowedHosts: [...config.api.allowedHosts, ...(isIP(host) === 0 ? [host] : [])],
     bodyLimitBytes: config.api.bodyLimitKB * 1024,
     version: context.version,
+    log,
   }, context);
   if (!isLoopback(host) && token === null) {
     throw earshotError('EARSHOT_ERR_CONFIG_INVALID', '--listen', `listening on ${host} beyond loopback needs an API token (api.token or --data-dir to keep a generated one)`);

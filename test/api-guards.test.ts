@@ -97,6 +97,23 @@ describe('API guards on loopback (real HTTP)', () => {
     expect((await http(server.port, '/api/v1/docs', { headers: { host: 'rebind.example' }, from: '127.0.0.4' })).status).toBe(403);
   });
 
+  it('an integer in a query is digits: Infinity, 1e309, NaN, 0x10, 1.5 get 400 (Infinity passed every bound: 500s, caps gone)', async () => {
+    const routes = ['/api/v1/activations?offset=', '/api/v1/activations?limit=', '/api/v1/calls?offset=', '/api/v1/calls?limit=', '/api/v1/devices?limit=',
+      '/api/v1/flows?limit=', '/api/v1/privacy?limit=', '/api/v1/findings?limit='];
+    for (const route of routes) {
+      const field = route.slice(route.indexOf('?') + 1, -1);
+      for (const bad of ['Infinity', '-Infinity', '1e309', 'NaN', '0x10', '1.5', '1e2']) {
+        const res = await http(server.port, `${route}${encodeURIComponent(bad)}`, { from: '127.0.0.6' });
+        expect(res.status, `${route}${bad}`).toBe(400);
+        expect(json(res).message, `${route}${bad}`).toBe(`querystring/${field} must be an integer, got "${bad}"`);
+      }
+      expect((await http(server.port, `${route}2`, { from: '127.0.0.6' })).status, `${route}2`).toBe(200);
+    }
+    const devices = json(await http(server.port, '/api/v1/devices?limit=2', { from: '127.0.0.6' })) as unknown as { devices: unknown[]; total: number };
+    expect(devices.total).toBeGreaterThan(2);
+    expect(devices.devices).toHaveLength(2);
+  });
+
   it("accepts IP literals, localhost, the machine's names and the configured ones", async () => {
     const short = hostname().split('.')[0];
     const hosts = [`127.0.0.1:${server.port}`, '192.168.1.20', `[::1]:${server.port}`, `localhost:${server.port}`, 'LOCALHOST.', 'app.localhost',
