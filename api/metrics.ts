@@ -1,6 +1,6 @@
 /**
  * GET /api/v1/health and GET /metrics (Prometheus text format 0.0.4): earshot's self-metrics and
- * per-device counters. Device labels are bounded by the inventory (tagging.maxDevices).
+ * per-assistant series, bounded (MAX_METRIC_DEVICES) and labelled by MAC alone.
  */
 import { statfsSync } from 'node:fs';
 import type { DeviceEntry, StatusPart } from '../collector/view.js';
@@ -74,6 +74,9 @@ export function health(source: HealthSource, status: StatusPart) {
   };
 }
 
+/** Most assistants with series of their own in /metrics (the busiest; each is four series). */
+export const MAX_METRIC_DEVICES = 256;
+
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
 /** The Prometheus exposition. */
@@ -108,24 +111,34 @@ export function renderMetrics(source: HealthSource, status: StatusPart, devices:
     metric('earshot_influx_spool_held_points', 'gauge', 'Points held in memory because the disk refused the spool\'s writes.', [[{}, h.influx.spoolHeldPoints]]);
     metric('earshot_influx_batches_quarantined_total', 'counter', 'Batches set aside in the spool\'s quarantine (damaged files, batches InfluxDB could not read).', [[{}, h.influx.batchesQuarantined]]);
   }
-  metric('earshot_activations_total', 'counter', 'Finished activations by verdict (a verdict that changes moves between labels).',
+  // a counter only goes up: every activation found; the verdicts move (a label, a wake event), so they are a gauge
+  metric('earshot_activations_total', 'counter', 'Activations found (finished uploads of assistants).', [[{}, h.activations]]);
+  metric('earshot_activations', 'gauge', 'Activations among the recent ones kept (10,000), by their verdict now (a label or wake event moves one).',
     ['confirmed', 'suspected', 'unverified'].map((v) => [{ verdict: v }, status.byVerdict[v] ?? 0]));
   const calls = status.calls;
   if (calls) {
     metric('earshot_calls_total', 'counter', 'Finished calls of assistants (two-way media: calls, Drop In, video; never activations).', [[{}, calls.calls]]);
     metric('earshot_calls_open', 'gauge', 'Calls in progress.', [[{}, calls.open]]);
   }
+  // per device: assistants only, the MAX_METRIC_DEVICES that moved the most bytes, labelled by MAC alone.
+  // Every series Prometheus sees is kept until its retention ends: with every device of the inventory
+  // (4,096) and its announced name as labels, forged MACs or names made a new set at every scrape.
+  const info: Array<[Record<string, string>, number]> = [];
   const bytes: Array<[Record<string, string>, number]> = [];
   const perDevice: Array<[Record<string, string>, number]> = [];
   // counted where the activations are kept (sink/activity.ts), not by copying up to 10,000 of them here
   const activations = status.activationsByDevice;
-  for (const { device: d } of devices) {
-    const labels = { device: d.mac, name: d.name ?? '', assistant: String(d.assistant) };
-    bytes.push([{ ...labels, direction: 'up' }, d.bytesUp], [{ ...labels, direction: 'down' }, d.bytesDown]);
-    if (d.assistant) perDevice.push([labels, activations[d.mac] ?? 0]);
+  const assistants = devices.map((e) => e.device).filter((d) => d.assistant)
+    .sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac))
+    .slice(0, MAX_METRIC_DEVICES);
+  for (const d of assistants) {
+    info.push([{ device: d.mac, name: (d.name ?? '').slice(0, 64), vendor: d.vendor ?? '' }, 1]);
+    bytes.push([{ device: d.mac, direction: 'up' }, d.bytesUp], [{ device: d.mac, direction: 'down' }, d.bytesDown]);
+    perDevice.push([{ device: d.mac }, activations[d.mac] ?? 0]);
   }
-  metric('earshot_device_bytes_total', 'counter', 'Frame bytes a device sent (up) and received (down).', bytes);
-  metric('earshot_device_activations', 'gauge', "Activations of an assistant among the recent ones kept (10,000).", perDevice);
+  metric('earshot_device_info', 'gauge', `An assistant's name and vendor (always 1; at most ${MAX_METRIC_DEVICES} assistants, those that moved the most bytes).`, info);
+  metric('earshot_device_bytes_total', 'counter', 'Frame bytes an assistant sent (up) and received (down).', bytes);
+  metric('earshot_device_activations', 'gauge', 'Activations of an assistant among the recent ones kept (10,000).', perDevice);
   for (const [sink, values] of Object.entries(h.alerts)) {
     for (const [name, value] of Object.entries(values)) {
       if (typeof value === 'number') metric(`earshot_${sink}_${name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`, 'gauge', `${sink} ${name}.`, [[{}, value]]);

@@ -105,12 +105,21 @@ describe('API (earshot collect --file)', () => {
     expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(['/api/v1/activations', '/api/v1/wake-events', '/api/v1/devices/{mac}']));
     const metrics = await (await fetch(`${run.base}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`^earshot_packets_total ${report.capture.packets}$`, 'm'));
-    expect(metrics).toMatch(/^earshot_activations_total\{verdict="suspected"\} 1$/m);
+    // a counter of every activation found; the verdicts (which move) a gauge
+    expect(metrics).toMatch(new RegExp(`^# TYPE earshot_activations_total counter\nearshot_activations_total ${report.activations.length}$`, 'm'));
+    expect(metrics).toMatch(/^# TYPE earshot_activations gauge$/m);
+    expect(metrics).toMatch(/^earshot_activations\{verdict="suspected"\} 1$/m);
     // per assistant, its activations of the report (counted where they are kept, not copied per scrape)
     for (const d of report.devices.filter((x) => x.assistant)) {
       const n = report.activations.filter((a) => a.device === d.mac).length;
-      expect(metrics, d.mac).toMatch(new RegExp(`^earshot_device_activations\\{device="${d.mac}",name="[^"]*",assistant="true"\\} ${n}$`, 'm'));
+      expect(metrics, d.mac).toMatch(new RegExp(`^earshot_device_activations\\{device="${d.mac}"\\} ${n}$`, 'm'));
+      expect(metrics, d.mac).toMatch(new RegExp(`^earshot_device_bytes_total\\{device="${d.mac}",direction="up"\\} ${d.bytesUp}$`, 'm'));
+      expect(metrics, d.mac).toMatch(new RegExp(`^earshot_device_info\\{device="${d.mac}",name="[^"]*",vendor="[^"]*"\\} 1$`, 'm'));
     }
+    // devices that are not assistants have no series of their own
+    const assistants = new Set(report.devices.filter((x) => x.assistant).map((x) => x.mac));
+    const listed = new Set([...metrics.matchAll(/^earshot_device_\w+\{device="([^"]+)"/gm)].map((m) => m[1]));
+    expect([...listed].sort()).toEqual([...assistants].sort());
     const docs = await fetch(`${run.base}/api/v1/docs`);
     expect(docs.status).toBe(200);
   });

@@ -98,6 +98,11 @@ describeShared('a flood of forged announcements (issue 14, fault 7)', () => {
       expect(body.devices.filter((d) => d.assistant).map((d) => d.mac)).toEqual([ECHO]);
       const more = (await (await fetch(`${run.base}/api/v1/devices?limit=1000`)).json()) as typeof body;
       expect(more.devices.length).toBe(Math.min(1000, body.total!));
+      // /metrics: series of its own for the assistant alone (it had two for every forged MAC, with its name)
+      const metrics = await (await fetch(`${run.base}/metrics`)).text();
+      const listed = new Set([...metrics.matchAll(/^earshot_device_\w+\{device="([^"]+)"/gm)].map((m) => m[1]));
+      expect([...listed]).toEqual([ECHO]);
+      expect(metrics.length).toBeLessThan(20_000);
       expect((await fetch(`${run.base}/api/v1/devices?limit=100000`)).status).toBe(400);
     } finally {
       await run.stop();

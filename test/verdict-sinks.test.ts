@@ -136,7 +136,7 @@ describeInflux('verdict changes reach every sink', () => {
         expect.soft(Object.fromEntries(api.activations.map((a) => [a.id, a.verdict]))).toEqual(reportVerdicts);
         for (const verdict of ['confirmed', 'suspected', 'unverified']) {
           const n = report.activations.filter((a) => a.verdict === verdict).length;
-          expect.soft(metrics, verdict).toContain(`earshot_activations_total{verdict="${verdict}"} ${n}`);
+          expect.soft(metrics, verdict).toContain(`earshot_activations{verdict="${verdict}"} ${n}`);
         }
 
         // after the end of the run, while the API still serves: a person says the HomePod's was meant
@@ -152,7 +152,7 @@ describeInflux('verdict changes reach every sink', () => {
         const metricsAfter = await (await fetch(`${run.base}/metrics`)).text();
         for (const verdict of ['confirmed', 'suspected', 'unverified']) {
           const n = Object.values(finalVerdicts).filter((v) => v === verdict).length;
-          expect.soft(metricsAfter, verdict).toContain(`earshot_activations_total{verdict="${verdict}"} ${n}`);
+          expect.soft(metricsAfter, verdict).toContain(`earshot_activations{verdict="${verdict}"} ${n}`);
         }
       } finally {
         expect(await run.stop()).toBe(0);
