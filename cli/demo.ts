@@ -14,6 +14,7 @@ import { freePort, haveInfluxd, startInfluxd, type RunningInfluxd } from '../col
 import { buildSource } from '../collector/capture/index.js';
 import type { CaptureSource, CaptureStats, PacketSink } from '../collector/capture/types.js';
 import { loadConfig } from '../collector/config.js';
+import { earshotError } from '../collector/errors.js';
 import type { Logger } from '../collector/log.js';
 import { packagePath } from '../collector/paths.js';
 import { buildRuntime } from '../collector/runtime.js';
@@ -99,7 +100,7 @@ export async function runDemo(parsed: ParsedCommand, io: CliIo, cliLog: Logger):
   // the demo speaks in its own lines; the log says only what went wrong
   const log = cliLog.child({}, { level: 'warn' });
   const speed = Number(parsed.flags.speed ?? '40');
-  if (!Number.isFinite(speed) || speed <= 0) throw new Error('--speed must be a number > 0');
+  if (!Number.isFinite(speed) || speed <= 0) throw earshotError('EARSHOT_ERR_USAGE', `demo: --speed must be a number above 0, got ${JSON.stringify(String(parsed.flags.speed).slice(0, 40))}`);
   const out = (line: string) => io.stdout.write(`${line}\n`);
   const dir = mkdtempSync(join(tmpdir(), 'earshot-demo-'));
   const cleanup: Array<() => Promise<void> | void> = [() => rmSync(dir, { recursive: true, force: true })];

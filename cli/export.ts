@@ -10,6 +10,7 @@ import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { openOutputFile } from '../collector/output-file.js';
 import { earshotError } from '../collector/errors.js';
+import { parseTime as parseWakeTime } from '../collector/detect/wake-events.js';
 import { normalizeMac } from '../collector/mac.js';
 import { buildInfluxClient, influxTarget, InfluxQueryError, type InfluxClient, type QuerySeries } from '../collector/sink/influx/client.js';
 import { ident, literal } from '../collector/sink/influx/line-protocol.js';
@@ -53,13 +54,23 @@ const DAY_MS = 86_400_000;
 
 /** Parses a --since/--until value; throws a usage error naming `flag`. */
 export function parseTime(flag: string, value: string, nowMs: number): number {
-  const ago = /^(\d+)(m|h|d|w)$/.exec(value);
-  if (ago) return nowMs - Number(ago[1]) * { m: 60_000, h: 3_600_000, d: DAY_MS, w: 7 * DAY_MS }[ago[2] as 'm' | 'h' | 'd' | 'w'];
+  const bad = (why = 'not a date') => earshotError('EARSHOT_ERR_USAGE', `export: --${flag}: ${why}: "${value.slice(0, 60)}" (e.g. 2026-11-01, 2026-11-01T08:00:00Z, 7d)`);
+  const ago = /^(\d{1,9})(m|h|d|w)$/.exec(value);
+  if (ago) {
+    const ms = nowMs - Number(ago[1]) * { m: 60_000, h: 3_600_000, d: DAY_MS, w: 7 * DAY_MS }[ago[2] as 'm' | 'h' | 'd' | 'w'];
+    // 999999999d went out as "time >= -86398203405731420ms"
+    if (ms < 0) throw bad('before 1970');
+    return ms;
+  }
   const date = /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value;
   // a time without a zone would depend on the machine's; a study mixes homes in several
-  const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(date) ? Date.parse(date) : NaN;
-  if (!Number.isFinite(ms)) throw earshotError('EARSHOT_ERR_USAGE', `export: --${flag}: not a date: "${value}" (e.g. 2026-11-01, 2026-11-01T08:00:00Z, 7d)`);
-  return ms;
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(date)) throw bad();
+  // the wake events' reader checks the fields: Date.parse rolled 2026-02-30 over to 2026-03-02
+  try {
+    return parseWakeTime(date);
+  } catch {
+    throw bad();
+  }
 }
 
 /** The pseudonym of a device tag value: MACs are keyed-hashed; `other`, `none` and names stay as they are. */

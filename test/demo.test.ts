@@ -30,3 +30,11 @@ describeShared('earshot demo', () => {
     else expect(out).toMatch(/InfluxDB: .*going on without it/);
   }, 200_000);
 });
+
+it('a bad --speed is one line and exit 2 (it was an internal error with a stack trace)', async () => {
+  for (const speed of ['abc', '0', '-1', 'Infinity']) {
+    const r = await runCli(['demo', `--speed=${speed}`]);
+    expect(r.code, speed).toBe(2);
+    expect(r.stderr, speed).toBe(`earshot: demo: --speed must be a number above 0, got "${speed}"\n`);
+  }
+});

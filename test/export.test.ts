@@ -170,6 +170,12 @@ describeInflux('earshot export (real influxd with authentication)', () => {
   it('bad flags name the flag and exit 2; a wrong password or no server exits 3 with one line', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--since', 'yesterday'], /--since: not a date/],
+      // impossible dates rolled forward (2026-02-30 was sent as 2026-03-02), and a span before 1970 went out
+      [['--since', '2026-02-30', '--plain-macs'], /--since: not a date: "2026-02-30"/],
+      [['--since', '2026-01-01', '--until', '2026-04-31T10:00:00Z', '--plain-macs'], /--until: not a date: "2026-04-31T10:00:00Z"/],
+      [['--since', '2026-01-01T24:00:00Z', '--plain-macs'], /--since: not a date/],
+      [['--since', '2016-12-31T23:59:60Z', '--plain-macs'], /--since: not a date/],
+      [['--since', '999999999d', '--plain-macs'], /--since: before 1970: "999999999d"/],
       [['--since', '2026-01-01', '--format', 'xlsx', '--plain-macs'], /--format: unknown format "xlsx"/],
       [['--since', '2026-01-01', '--what', 'payloads', '--plain-macs'], /--what: unknown kind/],
       [['--since', '2026-01-01'], /--salt-file: a salt is required/],
