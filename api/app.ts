@@ -124,9 +124,13 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   // an integer in a query is digits: the validator coerces "Infinity" and "1e309" to Infinity, and its
   // minimum and maximum pass anything not finite (a 500 on /activations, every device on /devices)
   app.addHook('preValidation', async (request, reply) => {
-    const properties = (request.routeOptions.schema?.querystring as { properties?: Record<string, { type?: string }> } | undefined)?.properties;
+    const properties = (request.routeOptions.schema?.querystring as { properties?: Record<string, { type?: string; format?: string }> } | undefined)?.properties;
     if (properties === undefined) return;
     for (const [key, value] of Object.entries(request.query as Record<string, unknown>)) {
+      // a leap second (23:59:60Z) passes the date-time format but is no time here: every comparison was false (an empty 200)
+      if (properties[key]?.format === 'date-time' && typeof value === 'string' && !Number.isFinite(Date.parse(value))) {
+        return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: `querystring/${preview(key, 40).slice(1, -1)} must be a date and time such as 2026-11-01T08:00:00Z, got ${preview(value, 40)}` });
+      }
       if (properties[key]?.type !== 'integer') continue;
       for (const one of Array.isArray(value) ? value : [value]) {
         if (typeof one === 'string' && !/^\s*[+-]?\d{1,16}\s*$/.test(one)) {
