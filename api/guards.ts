@@ -5,8 +5,8 @@
  * from framing, sniffing or leaking what earshot answers. docs/api.md ("Security") says the same.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIP } from 'node:net';
-import { hostname } from 'node:os';
+import { isIP, isIPv6 } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 /**
@@ -98,15 +98,50 @@ export interface GuardOptions {
 // 'Connection: close': a refused request's body is never read (a client trickling a declared 1-GB body after its 401 kept the connection)
 const refuse = (reply: FastifyReply, statusCode: number, error: string, message: string) => reply.status(statusCode).header('connection', 'close').send({ statusCode, error, message });
 
+/** The /64 prefixes (first four groups, as text) of this machine's own IPv6 addresses: its LANs. */
+function localIpv6Prefixes(): Set<string> {
+  const prefixes = new Set<string>();
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === 'IPv6' && !a.internal) prefixes.add(prefix64(a.address));
+  }
+  return prefixes;
+}
+
+/** The first 64 bits of an IPv6 address as four hex groups ("2001:db8:1:2"). */
+function prefix64(address: string): string {
+  const [head, tail = ''] = address.split('%')[0].toLowerCase().split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === '' ? [] : tail.split(':');
+  const groups = address.includes('::') ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
+  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':');
+}
+
+/**
+ * The rate limits' key for a client: its address. @fastify/rate-limit keys IPv6 by /64, but a home LAN
+ * is one /64: one device's ten wrong tokens then locked every IPv6 client out (the owner's browser, Home
+ * Assistant, Prometheus), the right token included. Clients on this machine's own IPv6 networks, and
+ * link-local ones, are keyed by their whole address; others (beyond a router) by their /64.
+ */
+export function clientKey(lanPrefixes: ReadonlySet<string>): (request: FastifyRequest) => string {
+  return (request) => {
+    const ip = request.ip.startsWith('::ffff:') && request.ip.includes('.') ? request.ip.slice(7) : request.ip;
+    if (!isIPv6(ip)) return ip;
+    const prefix = prefix64(ip);
+    if (/^fe[89ab]/i.test(ip) || lanPrefixes.has(prefix)) return ip.split('%')[0].toLowerCase();
+    return `${prefix}::/64`;
+  };
+}
+
 /**
  * Adds the guards to `app` (with @fastify/rate-limit registered): the headers on every answer, the
  * Host check, the token and the rate limits, in that order, before any route runs.
  */
 export function registerGuards(app: FastifyInstance, options: GuardOptions): void {
   const hostAllowed = hostCheck(options.allowedHosts);
-  // keyed by client address (IPv6 by /64), bounded (an LRU of 5,000 clients each), one budget across routes
-  const postLimit = app.createRateLimit({ max: options.postsPerMinute, timeWindow: 60_000 });
-  const failedTokens = app.createRateLimit({ max: options.failedTokensPerMinute, timeWindow: 60_000 });
+  // keyed by client address (see clientKey), bounded (an LRU of 5,000 clients each), one budget across routes
+  const keyGenerator = clientKey(localIpv6Prefixes());
+  const postLimit = app.createRateLimit({ max: options.postsPerMinute, timeWindow: 60_000, keyGenerator });
+  const failedTokens = app.createRateLimit({ max: options.failedTokensPerMinute, timeWindow: 60_000, keyGenerator });
 
   app.addHook('onSend', async (_request, reply) => {
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) void reply.header(name, value);
