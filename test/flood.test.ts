@@ -6,12 +6,16 @@
  * announces is one the generator forged, and the budgets are the issue's.
  */
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { formatMac } from '../collector/decode/packet.js';
+import { formatMac, TCP_ACK, TCP_PSH, TCP_SYN } from '../collector/decode/packet.js';
 import type { Report } from '../collector/sink/report.js';
+import { classicPcap, type SyntheticPacket } from './helpers/capture-files.js';
 import { runCli } from './helpers/cli.js';
+import { ipv4Packet, tcpSegment } from './helpers/decode-test-support.js';
+import { clientHello } from './helpers/hygiene-capture.js';
 import { startCollect } from './helpers/collect.js';
 import { floodFrames, writeFloodPcap, type FloodOptions } from './helpers/flood.js';
 import { haveInfluxd, Influxd } from './helpers/influxd.js';
@@ -28,6 +32,10 @@ const FLOOD: FloodOptions = { packets: 30_000, seed: 14, rate: 300, startSeconds
 const SERIES_BUDGET = 10_000;
 /** Retained messages one assistant has on the broker: five discovery configs and its state. */
 const RETAINED_PER_ASSISTANT = 6;
+
+function macBytes(text: string): Buffer {
+  return Buffer.from(text.split(':').map((h) => parseInt(h, 16)));
+}
 
 /** Retained messages with a payload under `filters`, as a new subscriber gets them. */
 async function retained(url: string, filters: string[]): Promise<Map<string, string>> {
@@ -104,6 +112,41 @@ describeShared('a flood of forged announcements (issue 14, fault 7)', () => {
       expect([...listed]).toEqual([ECHO]);
       expect(metrics.length).toBeLessThan(20_000);
       expect((await fetch(`${run.base}/api/v1/devices?limit=100000`)).status).toBe(400);
+    } finally {
+      await run.stop();
+    }
+  }, 120_000);
+
+  it('150 forged assistants (an Amazon OUI and one ClientHello each) seen after the Echo do not push it off the status page\'s devices', async () => {
+    // before: /api/v1/devices (100, the page's ask) was cut by recency first: the Echo was not among them
+    const forgedAssistants = join(dir, 'forged-assistants.pcap');
+    const start = 1_490_400_000; // after the real capture ends (2017-03-23)
+    const router = macBytes('02:00:00:00:00:01');
+    const hello = clientHello('avs-alexa-1-na.amazon.com', 0x0303);
+    const packets: SyntheticPacket[] = [];
+    for (let i = 0; i < 150; i++) {
+      const me = macBytes(`68:db:f5:80:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`);
+      const ip = `10.63.${8 + (i >> 8)}.${(i & 255) + 1}`;
+      const eth = (src: Buffer, dst: Buffer, ipPacket: Buffer) => Buffer.concat([dst, src, Buffer.from([8, 0]), ipPacket]);
+      for (const [k, data] of [
+        eth(me, router, ipv4Packet(ip, '52.94.240.10', 6, tcpSegment(40000 + i, 443, 1, TCP_SYN, Buffer.alloc(0)))),
+        eth(router, me, ipv4Packet('52.94.240.10', ip, 6, tcpSegment(443, 40000 + i, 100, TCP_SYN | TCP_ACK, Buffer.alloc(0)))),
+        eth(me, router, ipv4Packet(ip, '52.94.240.10', 6, tcpSegment(40000 + i, 443, 2, TCP_PSH | TCP_ACK, hello))),
+      ].entries()) packets.push({ seconds: start + i, fraction: k * 1000, data });
+    }
+    writeFileSync(forgedAssistants, classicPcap(packets));
+    const both = join(dir, 'echo-then-forged.pcap');
+    execFileSync('mergecap', ['-a', '-F', 'pcap', '-w', both, realCapture(REAL), forgedAssistants]);
+    const run = await startCollect(both, []);
+    try {
+      let body: { devices: Array<{ mac: string; assistant: boolean }>; total: number } = { devices: [], total: 0 };
+      for (let i = 0; i < 100 && body.total < 151; i++) {
+        body = (await (await fetch(`${run.base}/api/v1/devices`)).json()) as typeof body;
+        if (body.total < 151) await new Promise((r) => setTimeout(r, 200));
+      }
+      // the forgeries are assistants (one ClientHello to the voice endpoint from an Amazon OUI is evidence)
+      expect(body.devices.filter((d) => d.assistant).length).toBe(100);
+      expect(body.devices[0].mac).toBe(ECHO);
     } finally {
       await run.stop();
     }
