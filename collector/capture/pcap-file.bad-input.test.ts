@@ -2,7 +2,8 @@
  * Unusable input rejects run() with one coded error naming the file; a damaged or cut-off record stops
  * reading there (truncated, its offset in stats and in one warning) and keeps the packets before it.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -12,7 +13,7 @@ import {
   chunkedStream, classicHeader, classicPcap, classicRecord, fakeFrame, haveTshark, pcapngBlock,
   pcapngEnhancedPacket, pcapngInterface, pcapngSection, readSource, tsharkFrames, type SyntheticPacket,
 } from '../../test/helpers/capture-files.js';
-import { runCli } from '../../test/helpers/cli.js';
+import { EARSHOT_BIN, runCli } from '../../test/helpers/cli.js';
 import { buildFileSource } from './pcap-file.js';
 import { LinkType } from './types.js';
 
@@ -215,4 +216,29 @@ describe('a pcapng packet time no date holds', () => {
     expect((JSON.parse(result.stdout) as { capture: { packets: number } }).capture.packets).toBe(3);
     expect(result.stderr).toContain('1 packet has a time past the year 9999');
   });
+});
+
+describe('a paced replay over a capture whose clock jumps by a month', () => {
+  it('waits quietly (setTimeout past 24.8 days fired every 1 ms with a warning) and stops on SIGTERM with its report', async () => {
+    const t0 = 1_700_000_000;
+    const path = fileOf('month-gap.pcap', classicPcap([
+      { seconds: t0, fraction: 0, data: fakeFrame(60, 1) },
+      { seconds: t0 + 30 * 86_400, fraction: 0, data: fakeFrame(60, 2) },
+    ]));
+    const child = spawn(process.execPath, [EARSHOT_BIN, 'replay', path, '--realtime-speed', '1', '--format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    await new Promise((r) => setTimeout(r, 3_000));
+    // user + system time of the process so far, in clock ticks (100 a second here)
+    const [utime, stime] = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ').slice(11, 13).map(Number);
+    child.kill('SIGTERM');
+    expect(await exited, stderr).toBe(0);
+    expect(stderr).not.toContain('TimeoutOverflowWarning');
+    // a busy loop took ~3 s of CPU in 3 s; waiting takes start-up and little more
+    expect((utime + stime) / 100).toBeLessThan(1.5);
+    expect((JSON.parse(stdout) as { capture: { packets: number } }).capture.packets).toBe(1);
+  }, 30_000);
 });

@@ -23,6 +23,9 @@ export interface FileSourceOptions {
 const MIN_SLEEP_MS = 5;
 
 /** Maps packet time to wall time: packet t is due at wallStart + (t - firstPacketTime) / speed. */
+/** Longest single wait of a paced replay (a longer gap is waited in parts). */
+const MAX_SLEEP_MS = 60_000;
+
 class Pacer {
   private firstPacketTimeMs = NaN;
   private wallStartMs = 0;
@@ -65,12 +68,17 @@ export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): Capt
     return { ...stats };
   }
 
+  /**
+   * Waits `ms` (at most MAX_SLEEP_MS: the pacing loop asks again after it). A capture whose clock jumps by
+   * more than 24.8 days (a router that started in 1970, then NTP) asked setTimeout for more than it
+   * holds: Node then waits 1 ms, with a warning, 800 times a second.
+   */
   function sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         wakeUp = null;
         resolve();
-      }, ms);
+      }, Math.min(ms, MAX_SLEEP_MS));
       wakeUp = () => {
         clearTimeout(timer);
         wakeUp = null;
