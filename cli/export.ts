@@ -7,7 +7,7 @@
  * however long the study ran.
  */
 import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileBounded } from '../collector/durable.js';
 import { openOutputFile } from '../collector/output-file.js';
 import { earshotError } from '../collector/errors.js';
 import { parseTime as parseWakeTime } from '../collector/detect/wake-events.js';
@@ -123,6 +123,9 @@ function openOutput(path: string | undefined, io: CliIo): Out {
   return { write: (t) => file.write(t), done: () => file.commit(), abort: () => file.abort() };
 }
 
+/** Largest salt file read (a salt is one line). */
+const MAX_SALT_FILE_BYTES = 64 * 1024;
+
 /** Epoch ms of a time InfluxDB answered (RFC 3339, up to nanoseconds). */
 function influxTime(value: unknown): number {
   const ms = Date.parse(String(value).replace(/(\.\d{3})\d+/, '$1'));
@@ -175,9 +178,10 @@ export async function runExport(parsed: ParsedCommand, io: CliIo): Promise<numbe
     const file = f['salt-file'] as string | undefined;
     if (file !== undefined) {
       try {
-        salt = readFileSync(file, 'utf8').split(/\r?\n/)[0].trim();
+        salt = readFileBounded(file, MAX_SALT_FILE_BYTES).toString('utf8').split(/\r?\n/)[0].trim();
       } catch (err) {
-        throw earshotError('EARSHOT_ERR_USAGE', `export: --salt-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        const e = err as NodeJS.ErrnoException;
+        throw earshotError('EARSHOT_ERR_USAGE', `export: --salt-file: cannot read ${file}: ${e.code === 'EFBIG' ? e.message : e.code ?? e.message}`);
       }
     } else salt = io.env.EARSHOT_EXPORT_SALT || null;
     // no random salt: pseudonyms that change at every run cannot be joined across exports, and a salt

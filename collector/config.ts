@@ -4,7 +4,8 @@
  * keys rejected) and frozen. docs/configuration.md and deploy/earshot.example.yaml are generated from
  * it (npm run docs:config) and a test fails when they are stale.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { readFileBounded } from './durable.js';
 import { createRequire } from 'node:module';
 import { Type, type Static, type TSchema, type TObject } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -374,6 +375,9 @@ function deepFreeze<T>(value: T): T {
  * A key of the file as an error message shows it: quoted, escaped and cut short. A YAML key can be a
  * whole mapping ("? {...}: x"), many lines long, and the message must stay one line.
  */
+/** Largest config file read (a config is a few kB; /dev/zero given as one took 6 GB in 40 s). */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
 /** The path of the first list key whose value is a mapping, or null. */
 function firstNonList(schema: TSchema, value: unknown, path: string[]): string[] | null {
   if (value === null || typeof value !== 'object') return null;
@@ -433,7 +437,7 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     let text: string;
     try {
       if (statSync(sources.file).isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-      text = readFileSync(sources.file, 'utf8');
+      text = readFileBounded(sources.file, MAX_CONFIG_BYTES).toString('utf8');
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw earshotError('EARSHOT_ERR_CONFIG_FILE', sources.file, e.code === 'ENOENT' ? 'no such file' : e.message);

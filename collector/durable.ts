@@ -5,7 +5,7 @@
  * torn or NUL-padded one. Reading back, a file that fails its check is moved aside (quarantined) with
  * a name that says so, never deleted and never allowed to stop a start.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** The suffix of temporary files: `NAME.tmp-PID`; a start removes those an earlier run left. */
@@ -144,4 +144,31 @@ export function keepDamagedCopy(path: string, bytes: string | Uint8Array, nowMs 
 export function isDiskFull(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/**
+ * The bytes of the file at `path`, at most `maxBytes`: a larger one throws (code EFBIG, "larger than
+ * ..."). readFileSync reads to the end, and some files have none (/dev/zero, a FIFO a runaway writer
+ * feeds): a config or wake-event file that was one took 6 GB in 40 s.
+ */
+export function readFileBounded(path: string, maxBytes: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(1 << 20, maxBytes + 1 - total));
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+      total += n;
+      if (total > maxBytes) {
+        const mb = maxBytes / (1024 * 1024);
+        throw Object.assign(new Error(`larger than ${mb >= 1 ? `${mb} MiB` : `${maxBytes} bytes`}`), { code: 'EFBIG' });
+      }
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -9,7 +9,7 @@
  * asks for the next one: the stream reader parses it (copying a record cut at its end into its carry
  * buffer), and gunzip is given the next input only once it has taken in the last (its write callback).
  */
-import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -146,6 +146,25 @@ export async function openCaptureInput(path: string, stream: NodeJS.ReadableStre
     }
     if (info.isDirectory()) throw earshotError('EARSHOT_ERR_FILE_IS_DIRECTORY', name);
     if (info.isFile()) totalBytes = info.size;
+    if (!info.isFile()) {
+      // a FIFO (or a device): opened and read on the thread pool, as a stream. Opened here, a FIFO with
+      // no writer blocked the thread in open() and Ctrl-C and SIGTERM were never acted on
+      const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+      const close = () => {
+        // an open() still waiting for a writer holds a thread-pool thread and keeps the process alive:
+        // opening the write end ourselves (no wait) lets it finish, and closing it is the end of input
+        if (stream.pending && info.isFIFO()) {
+          try {
+            closeSync(openSync(path, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK));
+          } catch {
+            // no reader left waiting: nothing holds
+          }
+        }
+        stream.destroy();
+      };
+      raw = { chunks: streamChunks(stream, counter, name), close };
+      return inputOver(raw, counter, name, totalBytes);
+    }
     let fd: number;
     try {
       fd = openSync(path, 'r');
@@ -154,6 +173,11 @@ export async function openCaptureInput(path: string, stream: NodeJS.ReadableStre
     }
     raw = { chunks: fdChunks(fd, counter, name, () => closeSync(fd)), close: () => undefined };
   }
+  return inputOver(raw, counter, name, totalBytes);
+}
+
+/** The input over `raw`: decompressed when it is gzip, counted. */
+function inputOver(raw: RawInput, counter: Counter, name: string, totalBytes: number | null): CaptureInput {
   const gunzip: { stream: Gunzip | null } = { stream: null };
   return {
     chunks: decompressed(raw.chunks, counter, name, gunzip),

@@ -5,6 +5,7 @@
  * file:line and the field; it never becomes a stack trace.
  */
 import { readFileSync } from 'node:fs';
+import { readFileBounded } from '../durable.js';
 import { basename } from 'node:path';
 import { earshotError, type ErrorCode } from '../errors.js';
 import { fileError } from '../capture/input.js';
@@ -345,10 +346,16 @@ export function decodeText(bytes: Buffer): string {
   return bytes.toString('utf8').replace(/^\uFEFF/, '');
 }
 
-/** The text of `path` ('-': stdin); a missing file, a directory or a read error is a coded error. */
+/** Largest wake-event or voice-history file read (a year of a busy home's events is a few MB). */
+export const MAX_INPUT_TEXT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The text of `path` ('-': stdin), at most MAX_INPUT_TEXT_BYTES; a missing file, a directory, a larger
+ * one (/dev/zero) or a read error is a coded error.
+ */
 export function readInputText(path: string): string {
   try {
-    return decodeText(readFileSync(path === '-' ? 0 : path));
+    return decodeText(path === '-' ? readFileSync(0) : readFileBounded(path, MAX_INPUT_TEXT_BYTES));
   } catch (err) {
     throw fileError(err, path);
   }

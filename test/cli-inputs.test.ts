@@ -1,0 +1,65 @@
+/**
+ * Inputs that never end, and inputs that have not begun (found by an audit): /dev/zero given as the config,
+ * wake-event, voice-history or salt file was read into memory without bound (6 GB in 40 s); a capture
+ * path that is a FIFO with no writer blocked the thread in open(), so Ctrl-C and SIGTERM did nothing.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EARSHOT_BIN, runCli } from './helpers/cli.js';
+import { PROJECT_ROOT } from './helpers/shared.js';
+import { tempDir } from './helpers/temp.js';
+import { tsharkTotals } from './helpers/tshark.js';
+
+const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
+const dir = tempDir('earshot-cli-inputs-');
+
+describe('inputs without an end', () => {
+  it('/dev/zero as the config, wake-event, voice-history or salt file: one line, exit 2, bounded', async () => {
+    const cases: Array<[string[], string]> = [
+      [['replay', CAPTURE, '-c', '/dev/zero'], 'earshot: /dev/zero: cannot read config: larger than 1 MiB'],
+      [['replay', CAPTURE, '--wake-events', '/dev/zero'], 'earshot: /dev/zero: cannot read: larger than 64 MiB'],
+      [['import', 'voice-history', '/dev/zero'], 'earshot: /dev/zero: cannot read: larger than 64 MiB'],
+      [['export', '--since', '7d', '--salt-file', '/dev/zero', '--influx-url', 'http://127.0.0.1:9'], 'earshot: export: --salt-file: cannot read /dev/zero: larger than 65536 bytes'],
+    ];
+    for (const [args, line] of cases) {
+      const r = await runCli(args, { timeoutMs: 30_000 });
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toBe(`${line}\n`);
+    }
+  }, 120_000);
+});
+
+describe('a capture path that is a FIFO', () => {
+  /** Runs `earshot replay FIFO --format json`; `then` acts on the child once it started. */
+  async function replayFifo(fifo: string, then: (child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; stdout: string }> {
+    const child = spawn(process.execPath, [EARSHOT_BIN, 'replay', fifo, '--format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+    const code = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    then(child);
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    try {
+      return { code: await code, stdout };
+    } finally {
+      clearTimeout(killer);
+    }
+  }
+
+  it('with no writer, SIGTERM ends the run with its (empty) report', async () => {
+    const fifo = join(dir, 'nobody-writes.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const r = await replayFifo(fifo, (child) => setTimeout(() => child.kill('SIGTERM'), 1_500));
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as { capture: { packets: number } }).capture.packets).toBe(0);
+  }, 30_000);
+
+  it('with a writer, it is read like the file (tshark counts the packets)', async () => {
+    const fifo = join(dir, 'written.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const r = await replayFifo(fifo, () => setTimeout(() => createReadStream(CAPTURE).pipe(createWriteStream(fifo)), 500));
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as { capture: { packets: number } }).capture.packets).toBe(tsharkTotals(CAPTURE).packets);
+  }, 30_000);
+});
