@@ -1,5 +1,5 @@
 /** `earshot catalog`: prints the endpoint catalogue (shipped entries plus the config's) with sources. */
-import { buildCatalog } from '../collector/tag/catalog.js';
+import { buildCatalog, SERVICES } from '../collector/tag/catalog.js';
 import { earshotError } from '../collector/errors.js';
 import { helpWidth, wrap, type CommandSpec, type ParsedCommand } from './args.js';
 import type { CliIo } from './run-capture.js';
@@ -22,10 +22,17 @@ export async function runCatalog(parsed: ParsedCommand, io: CliIo): Promise<numb
   const catalog = buildCatalog(parsed.config.catalog);
   const format = parsed.flags.format ?? (io.stdout.isTTY ? 'text' : 'json');
   if (format !== 'json' && format !== 'text') throw earshotError('EARSHOT_ERR_USAGE', `--format: must be json or text, got "${String(format)}"`);
-  const entries = catalog.entries.filter((e) =>
-    (parsed.flags.vendor === undefined || e.vendor === parsed.flags.vendor) && (parsed.flags.service === undefined || e.service === parsed.flags.service));
+  // a misspelt filter printed an empty table with exit 0, which reads as "no such entries"
+  const vendor = parsed.flags.vendor as string | undefined;
+  const service = parsed.flags.service as string | undefined;
+  const vendors = [...new Set([...catalog.entries.map((e) => e.vendor), ...catalog.voicePrefixes.map((v) => v.vendor)].filter((v): v is string => typeof v === 'string'))].sort();
+  if (vendor !== undefined && !vendors.includes(vendor)) throw earshotError('EARSHOT_ERR_USAGE', `catalog: --vendor: must be one of ${vendors.join(', ')}, got ${JSON.stringify(vendor.slice(0, 40))}`);
+  if (service !== undefined && !(SERVICES as readonly string[]).includes(service)) throw earshotError('EARSHOT_ERR_USAGE', `catalog: --service: must be one of ${SERVICES.join(', ')}, got ${JSON.stringify(service.slice(0, 40))}`);
+  const entries = catalog.entries.filter((e) => (vendor === undefined || e.vendor === vendor) && (service === undefined || e.service === service));
+  // the voice ranges are the vendor's too (and are voice)
+  const voicePrefixes = catalog.voicePrefixes.filter((v) => (vendor === undefined || v.vendor === vendor) && (service === undefined || service === 'voice'));
   if (format === 'json') {
-    io.stdout.write(`${JSON.stringify({ files: catalog.files, entries, voicePrefixes: catalog.voicePrefixes }, null, 2)}\n`);
+    io.stdout.write(`${JSON.stringify({ files: catalog.files, entries, voicePrefixes }, null, 2)}\n`);
     return 0;
   }
   const columns = helpWidth(io.stdout);
@@ -41,7 +48,7 @@ export async function runCatalog(parsed: ParsedCommand, io: CliIo): Promise<numb
     else lines.push(row, `    ${wrap(source, columns - 4, 4)}`);
   }
   lines.push('', `Voice address ranges (for voice connections that carry no name):`);
-  for (const v of catalog.voicePrefixes) lines.push(`  ${v.vendor.padEnd(8)}${v.prefix.padEnd(18)}${wrap(v.source, columns - 28, 28)}`);
+  for (const v of voicePrefixes) lines.push(`  ${v.vendor.padEnd(8)}${v.prefix.padEnd(18)}${wrap(v.source, columns - 28, 28)}`);
   lines.push('', wrap(`Files: ${catalog.files.map((f) => `${f.file} (${f.updated})`).join(', ')}`, columns, 2));
   io.stdout.write(`${lines.join('\n')}\n`);
   return 0;

@@ -113,6 +113,21 @@ describe('earshot catalog --format text', () => {
     }
   });
 
+  it('--vendor and --service are checked (a typo printed an empty table, exit 0), and the voice ranges follow --vendor', async () => {
+    const typo = await runCli(['catalog', '--vendor', 'Amazon']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toBe('earshot: catalog: --vendor: must be one of amazon, apple, google, sonos, got "Amazon"\n');
+    const service = await runCli(['catalog', '--service', 'voise']);
+    expect(service.code).toBe(2);
+    expect(service.stderr).toMatch(/^earshot: catalog: --service: must be one of voice, telemetry, .* got "voise"\n$/);
+    const all = JSON.parse((await runCli(['catalog', '--format', 'json'])).stdout) as { voicePrefixes: Array<{ vendor: string }> };
+    const google = JSON.parse((await runCli(['catalog', '--format', 'json', '--vendor', 'google'])).stdout) as { entries: Array<{ vendor: string }>; voicePrefixes: Array<{ vendor: string }> };
+    expect(all.voicePrefixes.some((v) => v.vendor === 'amazon')).toBe(true);
+    expect(google.voicePrefixes.filter((v) => v.vendor !== 'google')).toEqual([]);
+    expect(google.entries.length).toBeGreaterThan(0);
+    expect(google.entries.filter((e) => e.vendor !== 'google')).toEqual([]);
+  });
+
   it.skipIf(!haveScript)('on a wide terminal: the source beside the other columns', () => {
     const wide = inTerminal(220, ['catalog', '--format', 'text']);
     expect(wide.split('\n')[0]).toMatch(/^pattern +vendor +service +source$/);
