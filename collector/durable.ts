@@ -87,7 +87,11 @@ export function openFileAtomic(path: string, options: AtomicWriteOptions = {}): 
  * with the temporary file removed; the old file, if any, is untouched then.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): void {
-  const file = openFileAtomic(path, options);
+  writeWhole(openFileAtomic(path, options), data);
+}
+
+/** Writes `data` into `file` and commits it; aborts it (the old file untouched) and rethrows on failure. */
+export function writeWhole(file: AtomicFile, data: string | Uint8Array): void {
   try {
     file.write(data);
     file.commit();

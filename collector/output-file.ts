@@ -8,7 +8,7 @@
  */
 import { closeSync, lstatSync, openSync, readlinkSync, realpathSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { openFileAtomic, type AtomicFile } from './durable.js';
+import { openFileAtomic, writeWhole, type AtomicFile } from './durable.js';
 import { earshotError, isEarshotError } from './errors.js';
 
 /** What a command reads from files, with what each is called in the refusal ("the capture file"). */
@@ -97,10 +97,8 @@ export function openOutputFile(path: string, options: { mode?: number } = {}): A
 export function writeOutputFile(path: string, data: string | Uint8Array, options: { mode?: number } = {}): void {
   const file = openOutputFile(path, options);
   try {
-    file.write(data);
-    file.commit();
+    writeWhole(file, data);
   } catch (err) {
-    file.abort();
     throw isEarshotError(err) ? err : earshotError('EARSHOT_ERR_OUTPUT', path, (err as Error).message);
   }
 }
