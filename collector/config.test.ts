@@ -126,7 +126,7 @@ async function catalogWith(file: string): Promise<{ code: number; stderr: string
   let stderr = '';
   const sink = (append: (text: string) => void) => ({ write: (chunk: string | Buffer) => { append(String(chunk)); return true; }, isTTY: false }) as unknown as NodeJS.WriteStream;
   const io: CliIo = { stdout: sink(() => undefined), stderr: sink((text) => { stderr += text; }), env: {} };
-  const code = await main(['catalog', '--config', file, '--format', 'text', '--vendor', 'none'], io);
+  const code = await main(['catalog', '--config', file, '--format', 'text', '--vendor', 'sonos'], io);
   return { code, stderr };
 }
 

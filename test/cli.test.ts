@@ -187,7 +187,7 @@ describe('earshot CLI', () => {
       const token = YAML_TOKENS[Math.floor(random() * YAML_TOKENS.length)];
       const at = Math.floor(random() * bytes.length);
       writeFileSync(file, Buffer.concat([bytes.subarray(0, at), Buffer.from(token), bytes.subarray(at)]));
-      const r = await runCli(['catalog', '--config', file, '--format', 'text', '--vendor', 'none']);
+      const r = await runCli(['catalog', '--config', file, '--format', 'text', '--vendor', 'sonos']);
       expect([0, 2]).toContain(r.code);
       expect(r.stderr).not.toMatch(/internal error|\n\s+at |Warning/);
       if (r.code === 2) expectOneLineError({ ...r, stdout: '' }, /fuzzed\.yaml: /);
