@@ -426,17 +426,23 @@ async function run(request: RunRequest, io: CliIo, log: Logger): Promise<number>
   return executeRun(request, localHost(request.config, io, log), log);
 }
 
+/** The report's file: undefined for standard output, which `-o -` names too (as for import and export). */
+function outputOf(parsed: ParsedCommand): string | undefined {
+  const output = parsed.flags.output as string | undefined;
+  return output === '-' ? undefined : output;
+}
+
 /** `earshot replay FILE`. */
 export async function runReplay(parsed: ParsedCommand, io: CliIo, log: Logger): Promise<number> {
   const path = parsed.positionals[0];
   const realtimeSpeed = parseNumberFlag('realtime-speed', parsed.flags['realtime-speed'], 0);
-  const format = parseFormat(parsed.flags.format, io.stdout, parsed.flags.output);
+  const format = parseFormat(parsed.flags.format, io.stdout, outputOf(parsed));
   const progress = !parsed.flags['no-progress'] && path !== '-' && (parsed.flags.progress === true || io.stderr.isTTY === true);
   return run({
     source: { kind: path === '-' ? 'stdin' : 'file', path, realtimeSpeed },
     config: parsed.config,
     format,
-    output: parsed.flags.output as string | undefined,
+    output: outputOf(parsed),
     durationS: 0,
     options: { progress, speed: realtimeSpeed, isReplay: true, clock: 'packet', api: false, keepServing: false, live: false },
   }, io, log);
@@ -453,7 +459,7 @@ export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger):
   const duration = parseNumberFlag('duration', parsed.flags.duration, 0);
   const realtimeSpeed = parseNumberFlag('realtime-speed', parsed.flags['realtime-speed'], 0);
   if (file === undefined && realtimeSpeed > 0) throw earshotError('EARSHOT_ERR_USAGE', 'collect: --realtime-speed paces a --file capture');
-  const format = parseFormat(parsed.flags.format, io.stdout, parsed.flags.output);
+  const format = parseFormat(parsed.flags.format, io.stdout, outputOf(parsed));
   const source: SourceOptions = file !== undefined
     ? { kind: 'file', path: file, realtimeSpeed }
     : {
@@ -467,7 +473,7 @@ export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger):
     source,
     config,
     format,
-    output: parsed.flags.output as string | undefined,
+    output: outputOf(parsed),
     durationS: duration,
     options: {
       progress: false,

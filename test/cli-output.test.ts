@@ -6,7 +6,7 @@
  * `replay -o` on a full disk destroyed the previous report and left a cut-off one.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, lstatSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cli.js';
@@ -83,6 +83,15 @@ describe('-o writes through links and into devices, never replacing them', () =>
       expect(lstatSync(fifo).isFIFO()).toBe(true);
       expect(read).toBe(written);
     }
+  });
+});
+
+describe('-o -', () => {
+  it('is standard output, as for import and export (replay wrote a file named "-")', async () => {
+    const r = await runCli(['replay', CAPTURE, '--format', 'json', '-o', '-']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { capture: { packets: number } }).capture.packets).toBeGreaterThan(0);
+    expect(existsSync(join(PROJECT_ROOT, '-'))).toBe(false);
   });
 });
 
