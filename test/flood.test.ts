@@ -15,7 +15,7 @@ import type { Report } from '../collector/sink/report.js';
 import { classicPcap, type SyntheticPacket } from './helpers/capture-files.js';
 import { runCli } from './helpers/cli.js';
 import { ipv4Packet, tcpSegment } from './helpers/decode-test-support.js';
-import { clientHello } from './helpers/hygiene-capture.js';
+import { clientHello, macBytes } from './helpers/hygiene-capture.js';
 import { startCollect } from './helpers/collect.js';
 import { floodFrames, writeFloodPcap, type FloodOptions } from './helpers/flood.js';
 import { haveInfluxd, Influxd } from './helpers/influxd.js';
@@ -32,10 +32,6 @@ const FLOOD: FloodOptions = { packets: 30_000, seed: 14, rate: 300, startSeconds
 const SERIES_BUDGET = 10_000;
 /** Retained messages one assistant has on the broker: five discovery configs and its state. */
 const RETAINED_PER_ASSISTANT = 6;
-
-function macBytes(text: string): Buffer {
-  return Buffer.from(text.split(':').map((h) => parseInt(h, 16)));
-}
 
 /** Retained messages with a payload under `filters`, as a new subscriber gets them. */
 async function retained(url: string, filters: string[]): Promise<Map<string, string>> {

@@ -35,7 +35,8 @@ export const HYGIENE_DEVICES: Array<{ n: number; does: string; kind: string | nu
   { n: 24, does: 'a phone: DHCP host name android-5f2e9a, HTTPS to 142.250.74.47 (TLS 1.3)', kind: null },
 ];
 
-function macBytes(text: string): Buffer {
+/** A MAC written aa:bb:cc:dd:ee:ff as its six bytes. */
+export function macBytes(text: string): Buffer {
   return Buffer.from(text.split(':').map((h) => parseInt(h, 16)));
 }
 
