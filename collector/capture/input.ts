@@ -13,11 +13,11 @@ import { closeSync, constants as fsConstants, createReadStream, fstatSync, openS
 import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { constants as zlibConstants, createGunzip, type Gunzip } from 'node:zlib';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isMainThread } from 'node:worker_threads';
 import { earshotError, isEarshotError, type EarshotError } from '../errors.js';
+import { GzipMembers, Outflow, type GzipNotes } from './gzip.js';
 
 /**
  * Reads of 1 MiB: few enough chunks that records straddling a boundary cost nothing, small enough that
@@ -25,7 +25,6 @@ import { earshotError, isEarshotError, type EarshotError } from '../errors.js';
  * (4 MiB: reading the 426 MB bench capture took ~25 ms longer, and its first fill ~13 ms of page faults).
  */
 const READ_CHUNK = 1024 * 1024;
-const GUNZIP_CHUNK = 256 * 1024;
 /** A pipe hands over at most what it holds (64 KB on Linux by default); a socket may give more. */
 const PIPE_CHUNK = 256 * 1024;
 
@@ -42,6 +41,8 @@ export interface CaptureInput {
   fileBytesRead(): number;
   /** True once the input turned out to be gzip-compressed. */
   compressed(): boolean;
+  /** What the gzip stream showed that is no failure (a checksum, junk after it, cut short); null when not gzip. */
+  gzipNotes(): GzipNotes | null;
   /** Stops reading and releases the file. */
   close(): void;
 }
@@ -178,14 +179,15 @@ export async function openCaptureInput(path: string, stream: NodeJS.ReadableStre
 
 /** The input over `raw`: decompressed when it is gzip, counted. */
 function inputOver(raw: RawInput, counter: Counter, name: string, totalBytes: number | null): CaptureInput {
-  const gunzip: { stream: Gunzip | null } = { stream: null };
+  const gzip: { members: GzipMembers | null } = { members: null };
   return {
-    chunks: decompressed(raw.chunks, counter, name, gunzip),
+    chunks: decompressed(raw.chunks, counter, name, gzip),
     totalBytes,
     fileBytesRead: () => counter.bytes,
     compressed: () => counter.compressed,
+    gzipNotes: () => gzip.members?.notes ?? null,
     close() {
-      gunzip.stream?.destroy();
+      gzip.members?.destroy();
       raw.close();
       // a generator suspended at a yield runs its finally (closing the file) only when returned
       void raw.chunks.return(undefined).catch(() => undefined);
@@ -331,23 +333,17 @@ async function readHead(source: AsyncGenerator<Buffer>): Promise<Head> {
   return { chunk: parts.length === 1 ? parts[0] : Buffer.concat(parts) };
 }
 
-/** Writes `chunk` and resolves once gunzip has taken all of it in (its buffer may then be reused). */
-function feed(gunzip: Gunzip, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    gunzip.write(chunk, (err) => (err ? reject(err) : resolve()));
-  });
-}
-
-/** Feeds the compressed bytes to gunzip, one chunk at a time; a failure ends gunzip with it. */
-async function pump(source: AsyncGenerator<Buffer>, gunzip: Gunzip): Promise<void> {
+/** Feeds the compressed bytes to the member reader as the reader takes the output; a failure ends it. */
+async function pump(source: AsyncGenerator<Buffer>, members: GzipMembers, out: Outflow): Promise<void> {
   try {
     for await (const chunk of source) {
-      if (gunzip.destroyed) return;
-      await feed(gunzip, chunk);
+      await out.waitForRoom();
+      if (!(await members.push(chunk))) break;
     }
-    gunzip.end();
+    await members.end();
   } catch (err) {
-    gunzip.destroy(err as Error);
+    members.destroy();
+    out.fail(err as Error);
   }
 }
 
@@ -356,25 +352,31 @@ async function pump(source: AsyncGenerator<Buffer>, gunzip: Gunzip): Promise<voi
  * through a Head that is emptied once it is passed on: a local variable here would keep it alive (in
  * this generator's frame) for as long as the stream lasts.
  */
-async function* decompressed(source: AsyncGenerator<Buffer>, counter: Counter, name: string, holder: { stream: Gunzip | null }): AsyncGenerator<Buffer> {
+async function* decompressed(source: AsyncGenerator<Buffer>, counter: Counter, name: string, holder: { members: GzipMembers | null }): AsyncGenerator<Buffer> {
   const head = await readHead(source);
   if (!startsWithGzipMagic(head.chunk as Buffer)) {
     yield* prepend(head, source);
     return;
   }
-  // Z_SYNC_FLUSH: a gzip stream cut short yields what it holds, so a truncated .pcap.gz reads like a truncated .pcap
   counter.compressed = true;
-  const gunzip = createGunzip({ finishFlush: zlibConstants.Z_SYNC_FLUSH, chunkSize: GUNZIP_CHUNK });
-  holder.stream = gunzip;
-  void pump(prepend(head, source), gunzip);
+  const out = new Outflow();
+  const members = new GzipMembers(name, out);
+  holder.members = members;
+  void pump(prepend(head, source), members, out);
   const fresh = freshBytesCounter();
-  try {
-    for await (const chunk of gunzip) {
-      yield chunk as Buffer;
-      fresh((chunk as Buffer).length);
+  for (;;) {
+    if (out.queue.length > 0) {
+      const chunk = out.take();
+      yield chunk;
+      fresh(chunk.length);
+      continue;
     }
-  } catch (err) {
-    if (isEarshotError(err)) throw err;
-    throw earshotError('EARSHOT_ERR_GZIP', name, errorMessage(err));
+    const failure = out.failure;
+    if (failure !== null) {
+      if (isEarshotError(failure)) throw failure;
+      throw earshotError('EARSHOT_ERR_GZIP', name, errorMessage(failure));
+    }
+    if (out.ended) return;
+    await out.waitForSignal();
   }
 }

@@ -106,20 +106,24 @@ describe('unusable input', () => {
     await expectError(fileOf('user0.pcap', classicPcap(three, { linkType: 147 })), 'EARSHOT_ERR_UNKNOWN_LINKTYPE', '147', 'ETHERNET');
   });
 
-  it('a pcapng packet on an interface with an unsupported link type', async () => {
-    const bytes = Buffer.concat([pcapngSection(), pcapngInterface(LinkType.ETHERNET), pcapngInterface(147),
-      pcapngEnhancedPacket(0, 1n, fakeFrame(60)), pcapngEnhancedPacket(1, 2n, fakeFrame(60))]);
-    await expectError(fileOf('user0.pcapng', bytes), 'EARSHOT_ERR_UNKNOWN_LINKTYPE', 'interface 1', '147');
+  it('a pcapng whose every packet is on interfaces of unsupported link types', async () => {
+    const bytes = Buffer.concat([pcapngSection(), pcapngInterface(LinkType.ETHERNET), pcapngInterface(147), pcapngInterface(105),
+      pcapngEnhancedPacket(1, 1n, fakeFrame(60)), pcapngEnhancedPacket(2, 2n, fakeFrame(60))]);
+    await expectError(fileOf('user0.pcapng', bytes), 'EARSHOT_ERR_UNKNOWN_LINKTYPE', '147, 105', 'ETHERNET');
   });
 
   it('a zstd-compressed file, saying so', async () => {
     await expectError(fileOf('x.pcap.zst', Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0])), 'EARSHOT_ERR_NOT_A_CAPTURE', 'zstd');
   });
 
-  it('broken gzip', async () => {
+  it('broken gzip before any capture data', async () => {
     const gz = gzipSync(classicPcap(three));
     gz.fill(0xee, 10, 40);
     await expectError(fileOf('broken.pcap.gz', gz), 'EARSHOT_ERR_GZIP');
+  });
+
+  it('a gzip file cut inside its first block: "decompresses to nothing", not "empty input"', async () => {
+    await expectError(fileOf('cut10.pcap.gz', gzipSync(classicPcap(three)).subarray(0, 10)), 'EARSHOT_ERR_NOT_A_CAPTURE', 'gzip file of 10 bytes', 'decompresses to nothing');
   });
 
   it('gzip of something that is not a capture', async () => {
@@ -241,4 +245,89 @@ describe('a paced replay over a capture whose clock jumps by a month', () => {
     expect((utime + stime) / 100).toBeLessThan(1.5);
     expect((JSON.parse(stdout) as { capture: { packets: number } }).capture.packets).toBe(1);
   }, 30_000);
+});
+
+/**
+ * Packets are lost only where the input is damaged. The expected packets are the test's own (the capture
+ * is built here) and tshark's reading of the same file where it is installed.
+ */
+describe('what can be read is read', () => {
+  const many: SyntheticPacket[] = Array.from({ length: 400 }, (_, i) => ({ seconds: 1_700_000_000 + i, fraction: i, data: fakeFrame(60 + (i % 900), i) }));
+  const capture = classicPcap(many);
+  /** Offset of the 151st record, plus 33 bytes: inside it. */
+  const cut = 24 + many.slice(0, 150).reduce((sum, p) => sum + 16 + p.data.length, 0) + 33;
+
+  async function readAll(name: string, bytes: Buffer): Promise<{ packets: number; truncated: boolean; warnings: string[] }> {
+    const path = fileOf(name, bytes);
+    const warnings: string[] = [];
+    const { packets, stats } = await readSource(buildFileSource({ path }, { onWarning: (m) => warnings.push(m) }));
+    // the same through a pipe in small chunks
+    const piped = await readSource(buildFileSource({ path: '-', input: chunkedStream(bytes, (i) => 1 + ((i * 37) % 3000)) }, {}));
+    expect(piped.packets).toHaveLength(packets.length);
+    return { packets: packets.length, truncated: stats.truncated, warnings };
+  }
+
+  it('a pcapng packet on an interface of an unsupported link type is skipped, counted and said once; the others are read', async () => {
+    const bytes = Buffer.concat([pcapngSection(), pcapngInterface(LinkType.ETHERNET), pcapngEnhancedPacket(0, 1n, fakeFrame(60)),
+      pcapngInterface(105), pcapngEnhancedPacket(1, 2n, fakeFrame(60)), pcapngEnhancedPacket(0, 3n, fakeFrame(70)), pcapngEnhancedPacket(1, 4n, fakeFrame(60))]);
+    const path = fileOf('wlan-and-lan.pcapng', bytes);
+    const warnings: string[] = [];
+    const { packets, stats } = await readSource(buildFileSource({ path }, { onWarning: (m) => warnings.push(m) }));
+    expect(packets.map((p) => p.capLen)).toEqual([60, 70]);
+    expect(stats.unsupportedLinkPackets).toBe(2);
+    expect(stats.truncated).toBe(false);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(path);
+    expect(warnings[0]).toContain('2 packets on interfaces of link type 105');
+    if (haveTshark()) expect(tsharkFrames(path)).toHaveLength(4);
+  });
+
+  it('a gzip checksum that does not match: every packet, one warning, not truncated', async () => {
+    const gz = gzipSync(capture);
+    gz[gz.length - 8] ^= 0xff;
+    const r = await readAll('crc.pcap.gz', gz);
+    expect(r.packets).toBe(many.length);
+    expect(r.truncated).toBe(false);
+    expect(r.warnings).toHaveLength(1);
+    expect(r.warnings[0]).toContain('gzip checksum');
+  });
+
+  it('junk after the gzip data is ignored with one warning, as gzip -d does; zero padding silently', async () => {
+    const gz = gzipSync(capture);
+    const junk = await readAll('junk.pcap.gz', Buffer.concat([gz, Buffer.from('garbage\n')]));
+    expect(junk.packets).toBe(many.length);
+    expect(junk.truncated).toBe(false);
+    expect(junk.warnings).toHaveLength(1);
+    expect(junk.warnings[0]).toContain(`compressed byte ${gz.length}`);
+    const padded = await readAll('padded.pcap.gz', Buffer.concat([gz, Buffer.alloc(512)]));
+    expect(padded).toEqual({ packets: many.length, truncated: false, warnings: [] });
+  });
+
+  it('gzip members one after another (bgzip, cat a.gz b.gz) read as one stream, split inside a record', async () => {
+    const members = Buffer.concat([gzipSync(capture.subarray(0, cut)), gzipSync(capture.subarray(cut, 70_000)), gzipSync(capture.subarray(70_000))]);
+    const r = await readAll('members.pcap.gz', members);
+    expect(r).toEqual({ packets: many.length, truncated: false, warnings: [] });
+  });
+
+  it('a gzip file cut short: the packets before the cut, truncated, and the warning says the gzip stream ended early', async () => {
+    const gz = gzipSync(capture);
+    const r = await readAll('cut.pcap.gz', gz.subarray(0, Math.floor(gz.length / 2)));
+    expect(r.packets).toBeGreaterThan(0);
+    expect(r.packets).toBeLessThan(many.length);
+    expect(r.truncated).toBe(true);
+    expect(r.warnings).toHaveLength(1);
+    expect(r.warnings[0]).toContain('the gzip stream ends before its end');
+  });
+
+  it('damaged deflate data: the packets before the damage, truncated, the compressed offset named', async () => {
+    // two members, the second's first deflate block of the reserved type 3: zlib refuses it at once
+    const first = gzipSync(capture.subarray(0, cut));
+    const second = gzipSync(capture.subarray(cut));
+    second[10] = 0x07;
+    const r = await readAll('damaged.pcap.gz', Buffer.concat([first, second]));
+    expect(r.packets).toBe(150);
+    expect(r.truncated).toBe(true);
+    expect(r.warnings).toHaveLength(1);
+    expect(r.warnings[0]).toContain(`gzip data is damaged near compressed byte ${first.length + 10} (invalid block type)`);
+  });
 });

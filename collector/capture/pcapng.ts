@@ -3,9 +3,7 @@
  * interface descriptions (link type, snaplen, if_tsresol, if_tsoffset), and packets from Enhanced,
  * Simple and Obsolete Packet Blocks. Other blocks are skipped by their length.
  */
-import { earshotError } from '../errors.js';
-import { MAX_CAPLEN, MAX_SNAPLEN, NEED_MORE, RecordParser } from './record-parser.js';
-import { supportedLinkTypesText } from './pcap-classic.js';
+import { MAX_CAPLEN, MAX_SKIPPED_LINK_TYPES, MAX_SNAPLEN, NEED_MORE, RecordParser } from './record-parser.js';
 import { SUPPORTED_LINKTYPES } from './types.js';
 
 /** Block type of the Section Header Block; a palindrome, so it reads the same in both byte orders. */
@@ -146,6 +144,7 @@ export class PcapngParser extends RecordParser {
   private enhancedPacket(buf: Buffer, pos: number, blockLen: number, base: number, le: boolean): number {
     const iface = this.packetInterface(u32(buf, pos + 8, le), pos, base);
     if (iface === null) return -1;
+    if (!iface.supported) return this.skip(iface, pos, blockLen);
     const capLen = u32(buf, pos + 20, le);
     if (capLen > blockLen - MIN_EPB || capLen > iface.maxCapLen) {
       this.corrupt(base, pos, `packet block claims ${capLen} captured bytes in a ${blockLen}-byte block`);
@@ -158,6 +157,7 @@ export class PcapngParser extends RecordParser {
   private obsoletePacket(buf: Buffer, pos: number, blockLen: number, base: number, le: boolean): number {
     const iface = this.packetInterface(u16(buf, pos + 8, le), pos, base);
     if (iface === null) return -1;
+    if (!iface.supported) return this.skip(iface, pos, blockLen);
     const capLen = u32(buf, pos + 20, le);
     if (capLen > blockLen - MIN_OPB || capLen > iface.maxCapLen) {
       this.corrupt(base, pos, `packet block claims ${capLen} captured bytes in a ${blockLen}-byte block`);
@@ -170,6 +170,7 @@ export class PcapngParser extends RecordParser {
   private simplePacket(buf: Buffer, pos: number, blockLen: number, base: number, le: boolean): number {
     const iface = this.packetInterface(0, pos, base);
     if (iface === null) return -1;
+    if (!iface.supported) return this.skip(iface, pos, blockLen);
     const wireLen = u32(buf, pos + 8, le);
     let capLen = Math.min(wireLen, blockLen - MIN_SPB);
     if (iface.snaplen > 0 && capLen > iface.snaplen) capLen = iface.snaplen;
@@ -193,19 +194,26 @@ export class PcapngParser extends RecordParser {
     return pos + blockLen;
   }
 
-  /** The interface a packet names, or null after setting CORRUPT or FATAL. */
+  /** The interface a packet names, or null after setting CORRUPT. */
   private packetInterface(id: number, pos: number, base: number): PcapngInterface | null {
     const iface = id < this.interfaces.length ? this.interfaces[id] : undefined;
     if (iface === undefined) {
       this.corrupt(base, pos, `packet names interface ${id} but the section describes ${this.interfaces.length}`);
       return null;
     }
-    if (!iface.supported) {
-      // Checked here rather than at the IDB: files often describe interfaces that carry no packets.
-      this.fatal(earshotError('EARSHOT_ERR_UNKNOWN_LINKTYPE', `${this.name} (interface ${id})`, iface.linkType, supportedLinkTypesText()), pos);
-      return null;
-    }
     return iface;
+  }
+
+  /**
+   * A packet on an interface whose link type earshot cannot decode: counted and skipped, so that a
+   * router's wlan interface does not cost the packets of its lan interface (tshark reads both). The
+   * stream reader refuses the capture when no packet at all could be decoded. Checked per packet rather
+   * than at the IDB: files often describe interfaces that carry no packets.
+   */
+  private skip(iface: PcapngInterface, pos: number, blockLen: number): number {
+    this.unsupportedPackets++;
+    if (this.unsupportedLinkTypes.size < MAX_SKIPPED_LINK_TYPES) this.unsupportedLinkTypes.add(iface.linkType);
+    return pos + blockLen;
   }
 
   private interfaceDescription(buf: Buffer, pos: number, blockLen: number, le: boolean): number {

@@ -27,6 +27,9 @@ export type ParseStatus = typeof NEED_MORE | typeof HOLD | typeof CORRUPT | type
 
 const ignorePacket: PacketSink = () => {};
 
+/** Link types named in the message about skipped packets (a pcapng may describe thousands of interfaces). */
+export const MAX_SKIPPED_LINK_TYPES = 8;
+
 /** Base of the format parsers: the fields the stream reader reads and sets. */
 export abstract class RecordParser {
   status: ParseStatus = NEED_MORE;
@@ -36,6 +39,12 @@ export abstract class RecordParser {
   packets = 0;
   /** Packets whose time was past what a date holds (pcapng), given the time of the packet before them. */
   timesOutOfRange = 0;
+  /**
+   * Packets skipped because their interface's link type cannot be decoded (pcapng: a router's wlan
+   * interface beside its lan), and those link types (at most MAX_SKIPPED_LINK_TYPES kept for the message).
+   */
+  unsupportedPackets = 0;
+  readonly unsupportedLinkTypes = new Set<number>();
   /**
    * Packets with a later time are held back (status HOLD). Infinity when not pacing; -Infinity holds
    * every packet, which is how stop() interrupts a chunk without a flag checked per packet.

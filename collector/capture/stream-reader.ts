@@ -79,6 +79,16 @@ export class CaptureStreamReader {
     return this.parser.timesOutOfRange;
   }
 
+  /** Packets skipped because their interface's link type cannot be decoded (pcapng). */
+  get unsupportedPackets(): number {
+    return this.parser.unsupportedPackets;
+  }
+
+  /** Their link types (at most MAX_SKIPPED_LINK_TYPES). */
+  get unsupportedLinkTypes(): ReadonlySet<number> {
+    return this.parser.unsupportedLinkTypes;
+  }
+
   /** With a HOLD: the time of the packet waiting to be released. */
   get heldTimeMs(): number {
     return this.parser.heldTimeMs;

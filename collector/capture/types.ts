@@ -48,6 +48,8 @@ export interface CaptureStats {
   truncated: boolean;
   /** Byte offset of the record where reading stopped because of truncation or corruption. */
   truncatedAt: number | null;
+  /** Packets skipped because their interface's link type cannot be decoded (a pcapng's wlan interface). */
+  unsupportedLinkPackets: number;
   /** Packets the kernel dropped (libpcap ps_drop), live sources only. */
   kernelDrops: number;
   /** Packets the interface dropped (ps_ifdrop), live sources only. */
@@ -57,7 +59,7 @@ export interface CaptureStats {
 export function emptyCaptureStats(): CaptureStats {
   return {
     packets: 0, bytesRead: 0, totalBytes: null, fileBytesRead: 0,
-    truncated: false, truncatedAt: null, kernelDrops: 0, interfaceDrops: 0,
+    truncated: false, truncatedAt: null, unsupportedLinkPackets: 0, kernelDrops: 0, interfaceDrops: 0,
   };
 }
 

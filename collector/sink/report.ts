@@ -353,6 +353,7 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
         kernelDrops: capture.kernelDrops,
         interfaceDrops: capture.interfaceDrops,
         nonIpPackets: stats.decode.nonIp,
+        unsupportedLinkPackets: capture.unsupportedLinkPackets,
         fragments: stats.decode.fragments,
         fragmentsWithoutFirst: stats.decode.fragmentsWithoutFirst,
         reassemblyEvicted: stats.decode.reassemblyEvicted,
