@@ -151,7 +151,6 @@ export class PrivacyLedger {
     const key = `${service}|${name}`;
     let e = d.endpoints.get(key);
     if (e === undefined) {
-      const org = this.options.lookup(rawName, remote);
       if (d.endpoints.size >= (this.options.watched(f.deviceMac) ? MAX_ENDPOINTS : MAX_OTHER_ENDPOINTS)) {
         this.stats.endpointsFolded++;
         e = d.endpoints.get('other|other');
@@ -160,6 +159,8 @@ export class PrivacyLedger {
           d.endpoints.set('other|other', e);
         }
       } else {
+        // looked up only for an endpoint kept: a busy computer's folded flows would each look up again
+        const org = this.options.lookup(rawName, remote);
         e = blankEndpoint(name, named, service, org, day, f.firstMs);
         const vendor = this.options.vendorOf(f.deviceMac);
         // the home network is neither the vendor nor a third party
