@@ -37,6 +37,9 @@ const BAD: Array<[unknown, string]> = [
   [{ time: T, source: 's'.repeat(65) }, 'source: longer than 64 characters'],
   [{ time: T, device: 'd'.repeat(129) }, 'device: longer than 128 characters'],
   [{ time: T, intended: 'maybe' }, 'intended: "maybe" is not true or false'],
+  // taken as left out, "" made the event intended and its activation confirmed
+  [{ time: T, intended: '' }, 'intended: "" is neither true nor false (leave the field out when it is not known)'],
+  [{ time: T, intended: ' ' }, 'intended: "" is neither true nor false (leave the field out when it is not known)'],
   // files and MQTT used to ignore these: the event then counted for every speaker
   [{ time: T, devic: 'aa:bb:cc:dd:ee:01' }, 'devic is not allowed'],
   [{ time: T, Device: 'aa:bb:cc:dd:ee:01' }, 'Device is not allowed'],

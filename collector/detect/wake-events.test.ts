@@ -82,6 +82,7 @@ describe('JSON Lines', () => {
       [jsonl('{"time": 1726470000}', '[1]'), 'e.jsonl:2: not a JSON object'],
       ['{"time": 1726470000, "device": 42}', 'e.jsonl:1: device: 42 is not a MAC address or device name'],
       ['{"time": 1726470000, "intended": "maybe"}', 'e.jsonl:1: intended: "maybe" is not true or false'],
+      ['{"time": 1726470000, "intended": ""}', 'e.jsonl:1: intended: "" is neither true nor false (leave the field out when it is not known)'],
       ['{"time": 1726470000, "source": 7}', 'e.jsonl:1: source: 7 is not a string'],
       ['{"time": true}', 'e.jsonl:1: time: true is not an ISO 8601 time or epoch number'],
       ['{"time": "2024-02-30T07:00:00Z"}', 'e.jsonl:1: time: "2024-02-30T07:00:00Z" is not a valid date and time'],

@@ -283,6 +283,11 @@ export function parseWakeRecord(value: unknown, fallbackSource: string, location
   const refuse = (problem: string): WakeRecordResult => ({ ok: false, error: { code: 'EARSHOT_ERR_WAKE_EVENTS', location, problem } });
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return refuse('not a JSON object');
   const record = value as Record<string, unknown>;
+  // an empty CSV cell is a field left out; in JSON "" is a value given, and taken as left out it made the
+  // event count as intended (the activation confirmed) when the sender meant something else
+  if (Object.hasOwn(record, 'intended') && typeof record.intended === 'string' && record.intended.trim() === '') {
+    return refuse('intended: "" is neither true nor false (leave the field out when it is not known)');
+  }
   let event: WakeEvent;
   try {
     event = eventOf((key) => (Object.hasOwn(record, key) ? record[key] : undefined), fallbackSource);
