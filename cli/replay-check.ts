@@ -1,5 +1,6 @@
 /** Checks a replay must pass before its capture is read. */
 import { firstPacketTimeMs } from '../collector/capture/peek.js';
+import { influxTarget } from '../collector/sink/influx/client.js';
 import { refuseReplayBeyondRetention } from '../collector/sink/influx/retention.js';
 import type { ParsedCommand } from './args.js';
 
@@ -11,6 +12,8 @@ export async function checkReplay(parsed: ParsedCommand): Promise<void> {
   const path = parsed.positionals[0];
   const influx = parsed.config.influx;
   if (path === undefined || path === '-' || influx.url === null) return;
+  // a URL that is none is the first thing to say: the retention advice would send the user to fix the wrong flag
+  influxTarget(influx);
   let first: number | null;
   try {
     first = await firstPacketTimeMs(path);

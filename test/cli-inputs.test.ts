@@ -63,3 +63,18 @@ describe('a capture path that is a FIFO', () => {
     expect((JSON.parse(r.stdout) as { capture: { packets: number } }).capture.packets).toBe(tsharkTotals(CAPTURE).packets);
   }, 30_000);
 });
+
+describe('a wrong --influx-url with an old capture', () => {
+  // the capture is years older than the default 30-day raw retention: the retention refusal used to come
+  // first, and its advice (--influx-raw-retention INF) led only to the URL error
+  it('is named first: the URL, not the retention advice', async () => {
+    for (const [url, line] of [
+      ['notaurl', 'earshot: influx.url: not a URL: "notaurl" (e.g. http://127.0.0.1:8086)'],
+      ['ftp://x', 'earshot: influx.url: must be http:// or https://, got "ftp:"'],
+    ]) {
+      const r = await runCli(['replay', CAPTURE, '--influx-url', url], { timeoutMs: 30_000 });
+      expect(r.code, url).toBe(2);
+      expect(r.stderr, url).toBe(`${line}\n`);
+    }
+  }, 60_000);
+});
