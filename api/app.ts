@@ -18,7 +18,7 @@ import { canonicalMac } from '../collector/mac.js';
 import { preview } from '../collector/text.js';
 import type { Runtime } from '../collector/runtime.js';
 import { activationQuery, buildViewSource, type ViewExtras, type ViewSource } from '../collector/view.js';
-import { DOCS_CSP, registerGuards, type GuardOptions } from './guards.js';
+import { DOCS_CSP, frameworkErrorReply, registerGuards, type GuardOptions } from './guards.js';
 import { health, renderMetrics, type HealthSource } from './metrics.js';
 import { localProvider, RunView } from './view.js';
 import { registerPage } from './page.js';
@@ -90,6 +90,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     logger: false,
     requestTimeout: REQUEST_TIMEOUT_MS,
     bodyLimit: options.bodyLimitBytes,
+    frameworkErrors: frameworkErrorReply,
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allowUnionTypes: true } },
     // one message naming each bad field: "body/0/devic is not allowed", "body/label must be one of ..."
     schemaErrorFormatter: (errors, dataVar) => new Error(errors.map((e) => {

@@ -98,6 +98,25 @@ export interface GuardOptions {
 // 'Connection: close': a refused request's body is never read (a client trickling a declared 1-GB body after its 401 kept the connection)
 const refuse = (reply: FastifyReply, statusCode: number, error: string, message: string) => reply.status(statusCode).header('connection', 'close').send({ statusCode, error, message });
 
+/**
+ * fastify's `frameworkErrors`: what its router answers itself, before any hook runs (a path with a
+ * malformed %-escape, an over-long path parameter). The same headers and error shape as every other
+ * answer, and no echo of the path. No data is reached by such a request, so no Host or token check is due.
+ */
+export function frameworkErrorReply(err: { code?: string }, _request: FastifyRequest, reply: FastifyReply): void {
+  for (const [name, value] of Object.entries(SECURITY_HEADERS)) void reply.header(name, value);
+  void reply.header('content-security-policy', PAGE_CSP);
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void refuse(reply, 414, 'URI Too Long', 'a part of the path is too long');
+    return;
+  }
+  if (err.code === 'FST_ERR_BAD_URL') {
+    void refuse(reply, 400, 'Bad Request', 'the path is not a valid URL (a malformed %-escape)');
+    return;
+  }
+  void refuse(reply, 400, 'Bad Request', 'the request cannot be routed');
+}
+
 /** The /64 prefixes (first four groups, as text) of this machine's own IPv6 addresses: its LANs. */
 function localIpv6Prefixes(): Set<string> {
   const prefixes = new Set<string>();

@@ -136,8 +136,14 @@ describe('API guards on loopback (real HTTP)', () => {
       http(server.port, '/api/v1/health'), http(server.port, '/api/v1/nothing-here'), http(server.port, '/'),
       http(server.port, '/page.js'), http(server.port, '/metrics'), http(server.port, '/api/v1/activations?verdict=great'),
       http(server.port, '/api/v1/wake-events', { method: 'POST', body: { time: 1 }, from: '127.0.0.5' }),
+      // answered by fastify's router before any hook: it had no security headers and echoed the path
+      http(server.port, '/api/v1/%ZZ<script>'), http(server.port, `/api/v1/devices/${'a'.repeat(200)}%zz`),
     ]);
-    expect(answers.map((a) => a.status)).toEqual([200, 404, 200, 200, 200, 400, 401]);
+    expect(answers.map((a) => a.status)).toEqual([200, 404, 200, 200, 200, 400, 401, 400, 400]);
+    for (const a of answers.slice(-2)) {
+      expect(json(a)).toEqual({ statusCode: 400, error: 'Bad Request', message: 'the path is not a valid URL (a malformed %-escape)' });
+      expect(a.headers['cross-origin-resource-policy']).toBe('same-origin');
+    }
     for (const a of answers) {
       expect(a.headers['content-security-policy']).toMatch(/frame-ancestors 'none'/);
       expect(a.headers['content-security-policy']).toMatch(/script-src 'self'(;|$)/);
