@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { EXIT_BUG, isEarshotError } from '../collector/errors.js';
+import { unknownEnvironment } from '../collector/config.js';
 import { packagePath } from '../collector/paths.js';
 import { buildLogger } from '../collector/log.js';
 import { commandHelp, helpWidth, mainHelp, parseCommand, type CommandSpec, type ParsedCommand } from './args.js';
@@ -64,6 +65,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       return 0;
     }
     const log = buildLogger(parsed.config.log, io.stderr);
+    if (command.spec.config) for (const warning of unknownEnvironment(io.env)) log.warn(warning);
     return await command.run(parsed, io, log);
   } catch (err) {
     if (isEarshotError(err)) {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { main } from '../cli/index.js';
 import type { CliIo } from '../cli/run-capture.js';
 import { configReference, exampleConfig } from './config-docs.js';
-import { configKeys, loadConfig } from './config.js';
+import { configKeys, loadConfig, unknownEnvironment } from './config.js';
 import { isEarshotError } from './errors.js';
 import { PROJECT_ROOT } from '../test/helpers/shared.js';
 import { tempDir } from '../test/helpers/temp.js';
@@ -85,6 +85,29 @@ describe('config', () => {
     const flags = configKeys().map((k) => k.flag);
     expect(new Set(flags).size).toBe(flags.length);
     expect(configKeys().find((k) => k.flag === 'data-dir')?.env).toBe('EARSHOT_DATA_DIR');
+    // a capital after a capital starts no word: the name a person writes (it was EARSHOT_INFLUX_SPOOL_MAX_M_B)
+    expect(configKeys().find((k) => k.flag === 'influx-spool-max-mb')?.env).toBe('EARSHOT_INFLUX_SPOOL_MAX_MB');
+    expect(configKeys().find((k) => k.flag === 'api-body-limit')?.env).toBe('EARSHOT_API_BODY_LIMIT_KB');
+    expect(configKeys().every((k) => /^EARSHOT_[A-Z0-9]+(_[A-Z0-9]+)*$/.test(k.env) && !/_[A-Z0-9]_[A-Z0-9]$/.test(k.env))).toBe(true);
+    // the old spelling is still read
+    expect(loadConfig({ env: { EARSHOT_INFLUX_SPOOL_MAX_M_B: '7' } }).influx.spoolMaxMB).toBe(7);
+    expect(loadConfig({ env: { EARSHOT_INFLUX_SPOOL_MAX_MB: '9', EARSHOT_INFLUX_SPOOL_MAX_M_B: '7' } }).influx.spoolMaxMB).toBe(9);
+  });
+
+  it('an EARSHOT_ variable that is no setting is named in a warning with the closest setting (it did nothing, in silence)', () => {
+    expect(unknownEnvironment({ EARSHOT_MAX_FLOWS: '5', EARSHOT_FLOWS_MAX_FLOWS: '5', EARSHOT_CONFIG: 'x.yaml', EARSHOT_FEED_ROUTER: 'r', PATH: '/bin' }))
+      .toEqual(['EARSHOT_MAX_FLOWS is set but is no setting of earshot: ignored (did you mean EARSHOT_FLOWS_MAX_FLOWS?); the settings: docs/configuration.md']);
+    expect(unknownEnvironment({ EARSHOT_INFLUX_SPOOL_MAX_M_B: '1', EARSHOT_API_TOKEN: 't' })).toEqual([]);
+    const many = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`EARSHOT_X${i}`, '1']));
+    expect(unknownEnvironment(many)).toHaveLength(20);
+  });
+
+  it('a key "__proto__" is refused as unknown, at any depth (it became the prototype: neither applied nor refused)', () => {
+    const file = join(dir, 'proto.yaml');
+    writeFileSync(file, '__proto__:\n  site: "BAD SITE!"\n');
+    expect(errorOf(() => loadConfig({ file }))).toBe(`${file}: (top level): unknown key "__proto__"`);
+    writeFileSync(file, 'flows:\n  __proto__:\n    maxFlows: 1\n');
+    expect(errorOf(() => loadConfig({ file }))).toBe(`${file}: flows: unknown key "__proto__"`);
   });
 
   it('generated docs are up to date (npm run docs:config)', () => {

@@ -272,6 +272,8 @@ export interface ConfigKey {
   path: string[];
   flag: string;
   env: string;
+  /** The variable's name before 2026-12 (EARSHOT_INFLUX_SPOOL_MAX_M_B), still read; equal to env for most keys. */
+  legacyEnv: string;
   schema: TSchema;
   description: string;
   default: unknown;
@@ -280,7 +282,10 @@ export interface ConfigKey {
 }
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+// spoolMaxMB -> SPOOL_MAX_MB (a capital after a capital starts no word)
+const snake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+// the spelling before: SPOOL_MAX_M_B; still read, so an environment file written then keeps working
+const legacySnake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
 
 function kindOf(schema: TSchema): Pick<ConfigKey, 'kind' | 'choices'> {
   const s = schema as TSchema & { type?: string; anyOf?: TSchema[]; items?: TSchema; const?: unknown };
@@ -310,6 +315,7 @@ export function configKeys(schema: TObject = ConfigSchema, prefix: string[] = []
       path,
       flag: c.flag ?? path.map(kebab).join('-'),
       env: `EARSHOT_${path.map(snake).join('_')}`,
+      legacyEnv: `EARSHOT_${path.map(legacySnake).join('_')}`,
       schema: c,
       description: c.description ?? '',
       default: c.default,
@@ -419,6 +425,57 @@ function nestingProblem(doc: unknown): string | null {
   return visit(doc, []);
 }
 
+/** The path of the first mapping that has an own key "__proto__", or null. */
+function protoKeyPath(value: unknown, path: string[]): string[] | null {
+  if (typeof value !== 'object' || value === null) return null;
+  if (!Array.isArray(value) && Object.hasOwn(value, '__proto__')) return path;
+  for (const [key, child] of Object.entries(value)) {
+    const found = protoKeyPath(child, [...path, key]);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
+/**
+ * EARSHOT_ variables that are no setting: the config file, the export's salt, the bundle's code cache,
+ * the router feed's (deploy/earshot-ssh-feed.sh, which may share earshot's environment file), the Docker
+ * compose file's, and those of the tests and benches.
+ */
+const OTHER_ENV = new Set([
+  'EARSHOT_CONFIG', 'EARSHOT_EXPORT_SALT', 'EARSHOT_DEBUG_CODE_CACHE', 'EARSHOT_WRITE_CODE_CACHE', 'EARSHOT_INTERFACE',
+  'EARSHOT_FEED_FILTER', 'EARSHOT_FEED_INTERFACE', 'EARSHOT_FEED_KEY', 'EARSHOT_FEED_KNOWN_HOSTS', 'EARSHOT_FEED_PAUSE', 'EARSHOT_FEED_ROUTER',
+  'EARSHOT_SHARED', 'EARSHOT_BIN', 'EARSHOT_CHAOS_SEED', 'EARSHOT_CHAOS_SEEDS', 'EARSHOT_BENCH_CAP_DIR', 'EARSHOT_OS_RELEASE',
+  'EARSHOT_UPDATE_DOCS', 'EARSHOT_WRITE_DEMO',
+]);
+
+/**
+ * Variables named EARSHOT_* that earshot does not read, each as a warning naming the closest setting:
+ * a misspelt one (EARSHOT_MAX_FLOWS for EARSHOT_FLOWS_MAX_FLOWS) did nothing, in silence. At most 20.
+ */
+export function unknownEnvironment(env: Record<string, string | undefined>): string[] {
+  const keys = configKeys();
+  const known = new Set([...keys.map((k) => k.env), ...keys.map((k) => k.legacyEnv), ...OTHER_ENV]);
+  const warnings: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('EARSHOT_') || known.has(name) || name.startsWith('EARSHOT_ERR_')) continue;
+    if (warnings.length === 20) break;
+    // the setting whose name shares the most words with it
+    const words = new Set(name.slice(8).split('_'));
+    let best: ConfigKey | null = null;
+    let bestScore = 0;
+    for (const k of keys) {
+      const score = k.env.slice(8).split('_').filter((w) => words.has(w)).length;
+      if (score > bestScore) {
+        best = k;
+        bestScore = score;
+      }
+    }
+    const shown = name.length > 64 ? `${name.slice(0, 64)}...` : name;
+    warnings.push(`${shown} is set but is no setting of earshot: ignored${best === null ? '' : ` (did you mean ${best.env}?)`}; the settings: docs/configuration.md`);
+  }
+  return warnings;
+}
+
 /** Where settings come from; later ones win: file < env < flags. */
 export interface ConfigSources {
   /** Path of the YAML file (--config or EARSHOT_CONFIG). */
@@ -457,15 +514,19 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     if (shapeProblem) throw earshotError('EARSHOT_ERR_CONFIG_YAML', sources.file, shapeProblem);
     if (doc !== null && doc !== undefined) {
       if (typeof doc !== 'object' || Array.isArray(doc)) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', sources.file, 'the top level must be a mapping of keys');
+      // a key "__proto__" became the object's prototype when copied: neither applied nor refused as unknown
+      const proto = protoKeyPath(doc, []);
+      if (proto !== null) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${sources.file}: ${proto.join('.') || '(top level)'}`, 'unknown key "__proto__"');
       Object.assign(raw, doc);
     }
   }
   const keys = configKeys();
   for (const key of keys) {
-    const v = sources.env?.[key.env];
+    const name = sources.env?.[key.env] === undefined && key.legacyEnv !== key.env ? key.legacyEnv : key.env;
+    const v = sources.env?.[name];
     if (v !== undefined && v !== '') {
-      setPath(raw, key.path, coerce(key, v, key.env));
-      origin.set(key.path.join('.'), key.env);
+      setPath(raw, key.path, coerce(key, v, name));
+      origin.set(key.path.join('.'), name);
     }
   }
   for (const key of keys) {
