@@ -12,7 +12,7 @@ import { buildRuntime } from '../collector/runtime.js';
 import { activationQuery, buildViewSource, VIEW_PARTS, type ActivationQuery, type ViewPart, type ViewSource } from '../collector/view.js';
 import { buildApp, contextOver } from './app.js';
 import { PROJECT_ROOT } from '../test/helpers/shared.js';
-import { localProvider, RunView, type ViewProvider } from './view.js';
+import { localProvider, QUERIES_PER_WINDOW, RunView, type ViewProvider } from './view.js';
 
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 
@@ -55,6 +55,23 @@ describe('RunView', () => {
     await new Promise((r) => setTimeout(r, 220));
     await view.get('activations');
     expect(asked.get('activations')).toBe(2);
+  });
+
+  it('distinct activation queries reach the run at most QUERIES_PER_WINDOW per max age; the others wait, and all are answered', async () => {
+    let asked = 0;
+    const local = localProvider(source);
+    const provider: ViewProvider = { part: (name) => local.part(name), activations: (query) => { asked++; return local.activations(query); }, command: (c) => local.command(c) };
+    const view = new RunView(provider, 250);
+    const started = Date.now();
+    const pages = Promise.all(Array.from({ length: 3 * QUERIES_PER_WINDOW }, (_, i) => view.activations(activationQuery({ offset: i }))));
+    await new Promise((r) => setTimeout(r, 50));
+    // within the first window: only its budget went to the run
+    expect(asked).toBe(QUERIES_PER_WINDOW);
+    const answers = await pages;
+    expect(asked).toBe(3 * QUERIES_PER_WINDOW);
+    expect(answers.every((page) => page.total === 1)).toBe(true);
+    // three windows of 250 ms: the last batch went out after two had passed
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2 * 250 - 5);
   });
 
   it('with max age 0 every request asks (one thread: nothing kept)', async () => {

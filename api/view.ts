@@ -6,7 +6,10 @@
  * Commands (labels, wake events, presence) go to the run and are answered once it saved them; after one,
  * every part is asked for again.
  * Activations are asked for a page at a time (filtered where they live: only the page crosses the
- * threads), each distinct query kept as a part is, at most MAX_CACHED_QUERIES of them.
+ * threads), each distinct query kept as a part is, at most MAX_CACHED_QUERIES of them. Distinct queries
+ * the cache cannot answer go to the run at most QUERIES_PER_WINDOW per max age; more wait for the next
+ * window (a flood of distinct queries, each a scan of up to 10,000 activations, kept the pipeline's
+ * thread busy at normal priority: the isolation held only for identical requests).
  */
 import type { ActivationPage, ActivationQuery, ViewCommand, ViewCommandResult, ViewPart, ViewParts, ViewSource } from '../collector/view.js';
 
@@ -32,6 +35,9 @@ export const VIEW_MAX_AGE_MS = 250;
 /** Distinct activation queries kept at once (a client paging through them all asks one per page). */
 export const MAX_CACHED_QUERIES = 64;
 
+/** Activation queries the run is asked per max age (a window), however many distinct ones come. */
+export const QUERIES_PER_WINDOW = 16;
+
 interface Cached<T> {
   atMs: number;
   value: T;
@@ -44,6 +50,9 @@ export class RunView {
   private readonly pendingQueries = new Map<string, Promise<ActivationPage>>();
   /** Bumped by invalidate(): an answer asked for before it is not kept. */
   private generation = 0;
+  /** The current window of activation queries: when it started, and how many it asked the run. */
+  private windowStartMs = 0;
+  private windowQueries = 0;
 
   constructor(private readonly provider: ViewProvider, private readonly maxAgeMs: number) {}
 
@@ -72,7 +81,7 @@ export class RunView {
     const inFlight = this.pendingQueries.get(key);
     if (inFlight !== undefined) return inFlight;
     const generation = this.generation;
-    const asked = this.provider.activations(query).then((value) => {
+    const asked = this.querySlot().then(() => this.provider.activations(query)).then((value) => {
       if (generation === this.generation && this.maxAgeMs > 0) {
         this.queries.delete(key);
         // the oldest query goes first (a Map iterates in insertion order)
@@ -85,6 +94,23 @@ export class RunView {
     });
     this.pendingQueries.set(key, asked);
     return asked;
+  }
+
+  /** Resolves when this window (or a later one) has room for one more activation query to the run. */
+  private async querySlot(): Promise<void> {
+    if (this.maxAgeMs <= 0) return;
+    for (;;) {
+      const now = Date.now();
+      if (now - this.windowStartMs >= this.maxAgeMs) {
+        this.windowStartMs = now;
+        this.windowQueries = 0;
+      }
+      if (this.windowQueries < QUERIES_PER_WINDOW) {
+        this.windowQueries++;
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, this.windowStartMs + this.maxAgeMs - now));
+    }
   }
 
   /** Forget every part: the next request asks again (after a command, or when the capture ended). */
