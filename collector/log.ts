@@ -11,6 +11,15 @@ export type { Logger };
 const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 const SKIP = new Set(['level', 'time', 'pid', 'hostname', 'msg']);
 
+/**
+ * A field's value in a text line: as it is when it is one plain word, else quoted as JSON. A device
+ * name from a packet ("x mac=aa:bb:cc:dd:ee:ff") could otherwise write fields of its own into the line.
+ */
+export function fieldText(value: unknown): string {
+  if (typeof value === 'string') return /^[^\s"=()]+$/.test(value) ? value : JSON.stringify(value);
+  return JSON.stringify(value) ?? String(value);
+}
+
 /** A stream that turns pino's JSON lines into "earshot: level: message key=value" lines. */
 function textDestination(out: NodeJS.WritableStream): Writable {
   return new Writable({
@@ -21,7 +30,7 @@ function textDestination(out: NodeJS.WritableStream): Writable {
           const rec = JSON.parse(line) as Record<string, unknown>;
           const extras = Object.entries(rec)
             .filter(([k]) => !SKIP.has(k))
-            .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+            .map(([k, v]) => `${k}=${fieldText(v)}`);
           const level = LEVEL_NAMES[rec.level as number] ?? 'info';
           // JSON.parse has undone pino's escaping: a name from a packet would reach the terminal raw
           out.write(`earshot: ${level === 'info' ? '' : `${level}: `}${printable(`${String(rec.msg ?? '')}${extras.length ? ` (${extras.join(' ')})` : ''}`)}\n`);
