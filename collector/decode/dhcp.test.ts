@@ -134,6 +134,16 @@ describe('parseDhcp on hand-built messages', () => {
     expect(info?.parameterList).toEqual([1, 3, 6]);
   });
 
+  it('a name in UTF-8 reads as UTF-8, also split inside a character (RFC 3396); other bytes as latin1', () => {
+    const name = Buffer.from('Jürgen’s iPhone', 'utf8');
+    // the split falls inside the three bytes of ’ (U+2019)
+    const split = name.indexOf(0xe2) + 1;
+    const parts = [[12, split, ...name.subarray(0, split)], [12, name.length - split, ...name.subarray(split)]].flat();
+    expect(parseDhcp(message([...parts, 255]), 0, 240 + parts.length + 1)?.hostName).toBe('Jürgen’s iPhone');
+    const latin1 = [12, 4, 0x4a, 0xfc, 0x72, 0x67];
+    expect(parseDhcp(message([...latin1, 255]), 0, 240 + latin1.length + 1)?.hostName).toBe('Jürg');
+  });
+
   it('takes yiaddr in a reply and ciaddr in a request; no MAC for other hardware', () => {
     expect(parseDhcp(message([255], { op: 2, yiaddr: [10, 0, 0, 5], ciaddr: [10, 0, 0, 4] }), 0, 241)?.clientIp).toBe('10.0.0.5');
     expect(parseDhcp(message([255], { op: 1, yiaddr: [10, 0, 0, 5], ciaddr: [10, 0, 0, 4] }), 0, 241)?.clientIp).toBe('10.0.0.4');

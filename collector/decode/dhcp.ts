@@ -8,6 +8,7 @@
  * options once, and a string is at most MAX_STRING characters. Option overload (52: options in the
  * sname/file fields) is not followed; the fields this module reports are in the options area in practice.
  */
+import { isAscii, isUtf8 } from 'node:buffer';
 import { formatMac, readMac } from '../mac.js';
 
 /** What a DHCP message says. */
@@ -109,10 +110,24 @@ export function parseDhcp(buf: Buffer, offset: number, length: number): DhcpInfo
     }
     at = data + size;
   }
+  // the parts were joined byte for byte (latin1): a UTF-8 character may be split between two (RFC 3396)
+  info.hostName = utf8IfValid(info.hostName);
+  info.vendorClass = utf8IfValid(info.vendorClass);
+  info.domainName = utf8IfValid(info.domainName);
   return info;
 }
 
-/** An option's bytes as text (latin1, trailing NULs dropped), appended to `previous` (RFC 3396 splits). */
+/**
+ * Text whose bytes are UTF-8, as UTF-8 ("Jürgen's iPhone", as mDNS names are read); other bytes stay
+ * latin1, one character each. RFC 2132 says ASCII, but phones and laptops send their names as typed.
+ */
+function utf8IfValid(text: string | null): string | null {
+  if (text === null || isAscii(Buffer.from(text, 'latin1'))) return text;
+  const bytes = Buffer.from(text, 'latin1');
+  return isUtf8(bytes) ? bytes.toString('utf8') : text;
+}
+
+/** An option's bytes as text (latin1: a byte a character, until parsing ends; trailing NULs dropped), appended to `previous` (RFC 3396 splits). */
 function appendString(previous: string | null, buf: Buffer, from: number, size: number): string | null {
   let to = from + size;
   while (to > from && buf[to - 1] === 0) to--;
