@@ -79,9 +79,19 @@ export function parseCommand(spec: CommandSpec, argv: string[], env: Record<stri
     options[name] = f.short ? { type: f.type, short: f.short } : { type: f.type };
   }
   for (const k of keys) if (!(k.flag in options)) options[k.flag] = { type: 'string' };
+  // a value that starts with "-" and a digit is a negative number or a duration ("--since -7d"), never a
+  // flag: Node's parseArgs calls it ambiguous, which says nothing of what is wrong with the value
+  const args = argv.flatMap((arg, i) => {
+    const name = arg.startsWith('--') && !arg.includes('=') ? arg.slice(2) : null;
+    const next = argv[i + 1];
+    if (name !== null && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) return [`${arg}=${next}`];
+    const previous = argv[i - 1];
+    const joined = i > 0 && previous.startsWith('--') && !previous.includes('=') && options[previous.slice(2)]?.type === 'string' && /^-\d/.test(arg);
+    return joined ? [] : [arg];
+  });
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
     const msg = (err as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, '');
     throw earshotError('EARSHOT_ERR_USAGE', `${spec.name}: ${msg} (see earshot ${spec.name} --help)`);

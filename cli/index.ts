@@ -44,9 +44,16 @@ function version(): string {
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '--help-all' || name === '-h' || name === 'help') {
-    const topic = COMMANDS.find((c) => c.spec.name === rest[0]);
-    const width = helpWidth(io.stdout);
-    io.stdout.write(topic ? commandHelp(topic.spec, { width, all: rest.includes('--help-all') }) : mainHelp(COMMANDS.map((c) => c.spec), width));
+    const topicName = rest.find((arg) => !arg.startsWith('-'));
+    const topic = COMMANDS.find((c) => c.spec.name === topicName);
+    if (topicName !== undefined && topic === undefined) {
+      io.stderr.write(`earshot: unknown command "${topicName}" (commands: ${COMMANDS.map((c) => c.spec.name).join(', ')})\n`);
+      return 2;
+    }
+    // bare `earshot` is a usage error: its help goes where errors go
+    const out = name === undefined ? io.stderr : io.stdout;
+    const width = helpWidth(out);
+    out.write(topic ? commandHelp(topic.spec, { width, all: name === '--help-all' || rest.includes('--help-all') }) : mainHelp(COMMANDS.map((c) => c.spec), width));
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === '-V') {

@@ -144,6 +144,29 @@ describe('config', () => {
   });
 });
 
+describe('messages a person can act on (found by an audit)', () => {
+  it('names the place inside a JSON flag, the fields a list item or device has, a missing field, and bounds in words', () => {
+    expect(errorOf(() => loadConfig({ flags: { devices: '{"aa:bb:cc:dd:ee:ff":{"assistant":"siri2"}}' } }))).toBe('--devices: "aa:bb:cc:dd:ee:ff".assistant: expected boolean');
+    // a misspelt field of a device, not "is not a MAC address"
+    expect(errorOf(() => loadConfig({ flags: { devices: '{"aa:bb:cc:dd:ee:ff":{"nmae":"x"}}' } }))).toBe('--devices: "aa:bb:cc:dd:ee:ff": unknown key "nmae" (known: name, assistant, vendor, model)');
+    // the known keys of a list item (the list was empty)
+    expect(errorOf(() => loadConfig({ flags: { webhooks: '[{"url":"http://x","bogus":1}]' } }))).toBe('--webhooks: [0]: unknown key "bogus" (known: url, preset, on, notices, secret, headers, name)');
+    expect(errorOf(() => loadConfig({ flags: { catalog: '[{"pattern":"*"}]' } }))).toMatch(/^--catalog: \[0\]\.service: missing \(one of voice, /);
+    // a pattern in words, not the regular expression (lower-cased on the way)
+    expect(errorOf(() => loadConfig({ flags: { listen: 'nohost' } }))).toBe('--listen: must be HOST:PORT such as 127.0.0.1:8377 ([::1]:8377 for IPv6), got "nohost"');
+    expect(errorOf(() => loadConfig({ flags: { 'influx-raw-retention': 'forever' } }))).toBe('--influx-raw-retention: must be an InfluxQL duration such as 30d, 12h or 104w, or INF for ever, got "forever"');
+    expect(errorOf(() => loadConfig({ flags: { 'max-flows': '-1' } }))).toBe('--max-flows: must be at least 1, got -1');
+  });
+
+  it('a negative number after a flag is its value, not "ambiguous"', async () => {
+    let stderr = '';
+    const sink = (append: (text: string) => void) => ({ write: (chunk: string | Buffer) => { append(String(chunk)); return true; }, isTTY: false }) as unknown as NodeJS.WriteStream;
+    const io: CliIo = { stdout: sink(() => undefined), stderr: sink((text) => { stderr += text; }), env: {} };
+    expect(await main(['catalog', '--max-flows', '-1'], io)).toBe(2);
+    expect(stderr).toBe('earshot: --max-flows: must be at least 1, got -1\n');
+  });
+});
+
 /** Runs `earshot catalog --config FILE` in-process, as the executable would, and returns what it said. */
 async function catalogWith(file: string): Promise<{ code: number; stderr: string }> {
   let stderr = '';

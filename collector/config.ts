@@ -129,7 +129,7 @@ export const ConfigSchema = Type.Object(
         wakeEvents: str(null, 'Wake-word events for replay: a JSON Lines or CSV file ({ time, device?, source?, intended? }). With a source configured, activations without a wake event are suspected.', { flag: 'wake-events' }),
         wakeWindowBeforeS: Type.Number({ default: 5, minimum: 0, description: 'A wake event this long before an activation starts still confirms it.', flag: 'wake-window-before' }),
         wakeWindowAfterS: Type.Number({ default: 2, minimum: 0, description: 'A wake event this long after an activation starts still confirms it (clocks differ).', flag: 'wake-window-after' }),
-        quietHours: Type.Array(Type.String({ pattern: '^\\d{1,2}:\\d{2}-\\d{1,2}:\\d{2}$' }), {
+        quietHours: Type.Array(Type.String({ pattern: '^\\d{1,2}:\\d{2}-\\d{1,2}:\\d{2}$', hint: 'a time range HH:MM-HH:MM such as 23:00-07:00' }), {
           default: [],
           description: 'Times nobody is home or awake, e.g. 23:00-07:00: without a wake-event source, activations then are suspected (reason quiet-hours).',
           flag: 'quiet-hours',
@@ -153,11 +153,11 @@ export const ConfigSchema = Type.Object(
         password: str(null, 'Password for username; better set as EARSHOT_INFLUX_PASSWORD than on the command line.', { flag: 'influx-password' }),
         retentionPolicy: str(null, "Retention policy written to. Unset: rawPolicy when setup is on, else the database's default.", { flag: 'influx-rp' }),
         setup: Type.Union([Type.Literal('auto'), Type.Literal(true), Type.Literal(false)], { default: 'auto', description: 'On start, create the database, the raw and long retention policies and the downsampling continuous queries (InfluxDB 1.x; needs an admin user). auto: on without a token, off with one (2.x/3.x, or a shared server: earshot then never changes its schema and names the command to run when the database, policy or mapping is missing).', flag: 'influx-setup' }),
-        rawPolicy: Type.String({ default: 'earshot_raw', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Name of the retention policy for raw points (setup).', flag: 'influx-raw-policy' }),
-        rawRetention: Type.String({ default: '30d', pattern: DURATION, description: 'How long raw points are kept (InfluxQL duration, INF for ever).', flag: 'influx-raw-retention' }),
-        longPolicy: Type.String({ default: 'earshot_long', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Name of the retention policy for downsampled points (setup).', flag: 'influx-long-policy' }),
-        longRetention: Type.String({ default: '104w', pattern: DURATION, description: 'How long downsampled points are kept (InfluxQL duration, INF for ever).', flag: 'influx-long-retention' }),
-        downsample: Type.String({ default: '5m', pattern: '^\\d+(s|m|h|d)$', description: 'Interval of the continuous queries that downsample traffic into the long retention policy.', flag: 'influx-downsample' }),
+        rawPolicy: Type.String({ default: 'earshot_raw', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', hint: 'a name of letters, digits and _ (not starting with a digit)', description: 'Name of the retention policy for raw points (setup).', flag: 'influx-raw-policy' }),
+        rawRetention: Type.String({ default: '30d', pattern: DURATION, hint: 'an InfluxQL duration such as 30d, 12h or 104w, or INF for ever', description: 'How long raw points are kept (InfluxQL duration, INF for ever).', flag: 'influx-raw-retention' }),
+        longPolicy: Type.String({ default: 'earshot_long', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', hint: 'a name of letters, digits and _ (not starting with a digit)', description: 'Name of the retention policy for downsampled points (setup).', flag: 'influx-long-policy' }),
+        longRetention: Type.String({ default: '104w', pattern: DURATION, hint: 'an InfluxQL duration such as 30d, 12h or 104w, or INF for ever', description: 'How long downsampled points are kept (InfluxQL duration, INF for ever).', flag: 'influx-long-retention' }),
+        downsample: Type.String({ default: '5m', pattern: '^\\d+(s|m|h|d)$', hint: 'a number and s, m, h or d, such as 5m', description: 'Interval of the continuous queries that downsample traffic into the long retention policy.', flag: 'influx-downsample' }),
         intervalS: Type.Integer({ default: 10, minimum: 1, maximum: 3600, description: 'Traffic and self-metric points are written per device for each interval of this many seconds.', flag: 'influx-interval' }),
         batchSize: Type.Integer({ default: 5000, minimum: 1, maximum: 100000, description: 'Points per write request at most.', flag: 'influx-batch-size' }),
         flushIntervalS: Type.Number({ default: 1, minimum: 0.05, description: 'A batch that is not full is written after this many seconds (wall time).', flag: 'influx-flush-interval' }),
@@ -172,7 +172,7 @@ export const ConfigSchema = Type.Object(
     ),
     api: Type.Object(
       {
-        listen: Type.String({ default: '127.0.0.1:8377', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):\\d{1,5}$', description: 'Where `earshot collect` serves the API and status page (HOST:PORT; [::1]:PORT for IPv6). Beyond loopback every route needs the token.', flag: 'listen' }),
+        listen: Type.String({ default: '127.0.0.1:8377', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[^:\\s]+):\\d{1,5}$', hint: 'HOST:PORT such as 127.0.0.1:8377 ([::1]:8377 for IPv6)', description: 'Where `earshot collect` serves the API and status page (HOST:PORT; [::1]:PORT for IPv6). Beyond loopback every route needs the token.', flag: 'listen' }),
         enabled: Type.Boolean({ default: true, description: 'Serve the API while collecting (`earshot collect`).', flag: 'api' }),
         thread: Type.Boolean({ default: true, description: 'While the API serves, run the pipeline (capture, decoding, flows, tagging, detection and the sinks) on its own thread, and the API on the main thread at a lower priority: a flood of requests slows the answers, not the capture. Off: one thread (for comparison).', flag: 'api-thread' }),
         token: str(null, 'API token (16 bytes or more, printable ASCII): required for every POST, and for every route when listening beyond loopback (Authorization: Bearer TOKEN). Better set as EARSHOT_API_TOKEN or tokenFile. Unset: generated once and kept in dataDir/api-token.', { flag: 'api-token' }),
@@ -195,7 +195,7 @@ export const ConfigSchema = Type.Object(
               notices: Type.Array(Type.Union(NOTICE_KINDS.map((l) => Type.Literal(l))), { default: [], description: 'Notices besides activations this webhook also gets: new-endpoint (an assistant contacted a new organisation or kind of service), finding (a network hygiene finding appeared or got worse).' }),
               secret: Type.Optional(Type.String({ minLength: 8, description: 'HMAC-SHA256 key for X-Earshot-Signature.' })),
               headers: Type.Optional(Type.Record(Type.String(), Type.String())),
-              name: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
+              name: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', hint: '1 to 64 letters, digits, _, . and -' })),
             },
             { additionalProperties: false },
           ),
@@ -224,9 +224,9 @@ export const ConfigSchema = Type.Object(
         username: str(null, 'MQTT user name.', { flag: 'mqtt-username' }),
         password: str(null, 'MQTT password; better set as EARSHOT_MQTT_PASSWORD.', { flag: 'mqtt-password' }),
         clientId: str(null, 'MQTT client id (default earshot-SITE: unique per site, so collectors on one broker do not push each other off).', { flag: 'mqtt-client-id' }),
-        prefix: Type.String({ default: DEFAULT_MQTT_PREFIX, pattern: '^[^#+]+$', description: 'Topic prefix for activations, device state and the availability topic; {site} stands for the site, so many sites can share one broker (earshot/kitchen-pi/activation). Home Assistant ids are made from it too.', flag: 'mqtt-prefix' }),
+        prefix: Type.String({ default: DEFAULT_MQTT_PREFIX, pattern: '^[^#+]+$', hint: 'a topic without # or +', description: 'Topic prefix for activations, device state and the availability topic; {site} stands for the site, so many sites can share one broker (earshot/kitchen-pi/activation). Home Assistant ids are made from it too.', flag: 'mqtt-prefix' }),
         discovery: Type.Boolean({ default: true, description: 'Publish Home Assistant MQTT discovery for each assistant.', flag: 'mqtt-discovery' }),
-        discoveryPrefix: Type.String({ default: 'homeassistant', pattern: '^[^#+]+$', description: "Home Assistant's discovery prefix.", flag: 'mqtt-discovery-prefix' }),
+        discoveryPrefix: Type.String({ default: 'homeassistant', pattern: '^[^#+]+$', hint: 'a topic without # or +', description: "Home Assistant's discovery prefix.", flag: 'mqtt-discovery-prefix' }),
         notices: Type.Array(Type.Union(NOTICE_KINDS.map((l) => Type.Literal(l))), { default: [], description: 'Notices published on PREFIX/notice besides activations: new-endpoint (an assistant contacted a new organisation or kind of service), finding (a network hygiene finding appeared or got worse).', flag: 'mqtt-notices' }),
         wakeTopic: str(null, 'Topic to subscribe to for wake events (JSON, the --wake-events record format; one or an array). Default PREFIX/wake (with the default prefix also earshot/wake, the topic of earlier versions and of the Home Assistant blueprint).', { flag: 'mqtt-wake-topic' }),
       },
@@ -425,6 +425,18 @@ function nestingProblem(doc: unknown): string | null {
   return visit(doc, []);
 }
 
+/** The schema at `path` of the config: through objects' properties, a record's values (devices), a list's items. */
+function schemaAt(path: string[]): TSchema {
+  let schema: TSchema = ConfigSchema;
+  for (const part of path) {
+    const s = schema as TSchema & { properties?: Record<string, TSchema>; patternProperties?: Record<string, TSchema>; items?: TSchema };
+    const next = s.properties?.[part] ?? (s.patternProperties ? Object.values(s.patternProperties)[0] : undefined) ?? (/^\d+$/.test(part) ? s.items : undefined);
+    if (next === undefined) break;
+    schema = next;
+  }
+  return schema;
+}
+
 /** The path of the first mapping that has an own key "__proto__", or null. */
 function protoKeyPath(value: unknown, path: string[]): string[] | null {
   if (typeof value !== 'object' || value === null) return null;
@@ -538,10 +550,14 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   }
   /** Where a key came from, for its error: the flag or variable that set it (or a key above it), else the file's path. */
   const whereOf = (path: string[]): string => {
-    const dotted = path.map((part) => (/^[\w-]+$/.test(part) ? part : keyText(part))).join('.');
-    let from: string | undefined;
-    for (let n = path.length; n > 0 && from === undefined; n--) from = origin.get(path.slice(0, n).join('.'));
-    return from ?? (sources.file ? `${sources.file}: ${dotted || '(top level)'}` : dotted || 'config');
+    // alerts.webhooks[0].url, devices."aa:bb:cc:dd:ee:ff".name
+    const dotted = (parts: string[]) => parts.map((part, i) => (/^\d+$/.test(part) ? `[${part}]` : `${i > 0 ? '.' : ''}${/^[\w-]+$/.test(part) ? part : keyText(part)}`)).join('');
+    // a flag or variable with a JSON value (--devices, --webhooks): the place inside it too
+    for (let n = path.length; n > 0; n--) {
+      const from = origin.get(path.slice(0, n).join('.'));
+      if (from !== undefined) return n === path.length ? from : `${from}: ${dotted(path.slice(n))}`;
+    }
+    return sources.file ? `${sources.file}: ${dotted(path) || '(top level)'}` : dotted(path) || 'config';
   };
   // before the defaults: TypeBox's Default turns a mapping given for a list into an empty list, which then
   // passes (a single webhook written without its list turned the alerts off in silence)
@@ -556,15 +572,23 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     // "" is the document itself, "/" its key "" (YAML's ": x")
     let path = (first.path === '' ? [] : first.path.slice(1).split('/')).map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'));
     let message = first.message.toLowerCase();
+    const bounds = first.schema as TSchema & { minimum?: number; maximum?: number };
     if (/unexpected property|additional/i.test(first.message)) {
       const unknown = path[path.length - 1];
       path = path.slice(0, -1);
-      let parent: TSchema = ConfigSchema;
-      for (const part of path) parent = (parent as TObject).properties?.[part] ?? parent;
+      const parent = schemaAt(path);
       const known = Object.keys((parent as TObject).properties ?? {});
       message = known.length > 0 || !(parent as { patternProperties?: unknown }).patternProperties
         ? `unknown key ${keyText(unknown)} (known: ${known.join(', ')})`
         : `${keyText(unknown)} is not a MAC address (aa:bb:cc:dd:ee:ff)`;
+    } else if (first.value === undefined) {
+      // a required field left out (a catalogue entry without its service): not "must be one of ..., got undefined"
+      const choices = kindOf(first.schema).choices;
+      message = `missing${choices ? ` (one of ${choices.join(', ')})` : ''}`;
+    } else if (typeof first.value === 'number' && bounds.minimum !== undefined && first.value < bounds.minimum) {
+      message = `must be at least ${bounds.minimum}, got ${first.value}`;
+    } else if (typeof first.value === 'number' && bounds.maximum !== undefined && first.value > bounds.maximum) {
+      message = `must be at most ${bounds.maximum}, got ${first.value}`;
     } else if ((first.schema as Extra).hint) {
       message = `must be ${(first.schema as Extra).hint}, got ${JSON.stringify(first.value)}`;
     } else if ((first.schema as { anyOf?: unknown[] }).anyOf) {

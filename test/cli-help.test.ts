@@ -40,6 +40,17 @@ describe('earshot --help', () => {
     expect((await runCli(['--help-all'])).stdout).toBe(r.stdout);
   });
 
+  it('help for an unknown command is an error; bare earshot is a usage error, its help on stderr', async () => {
+    const unknown = await runCli(['help', 'bogus']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stdout).toBe('');
+    expect(unknown.stderr).toMatch(/^earshot: unknown command "bogus" \(commands: replay, collect, /);
+    const bare = await runCli([]);
+    expect(bare.code).toBe(2);
+    expect(bare.stdout).toBe('');
+    expect(bare.stderr).toMatch(/^Usage: earshot <command>/);
+  });
+
   it.skipIf(!haveScript)('on a terminal: wrapped to its width', () => {
     const narrow = inTerminal(60, ['--help']);
     expect(narrow).toMatch(/^Usage: earshot <command>/);
@@ -68,7 +79,7 @@ describe('earshot <command> --help', () => {
   });
 
   it('--help-all lists every configuration key with its environment variable (also as `earshot help replay --help-all`)', async () => {
-    for (const args of [['replay', '--help-all'], ['collect', '--help-all'], ['help', 'replay', '--help-all']]) {
+    for (const args of [['replay', '--help-all'], ['collect', '--help-all'], ['help', 'replay', '--help-all'], ['--help-all', 'replay']]) {
       const r = await runCli(args);
       expect(r.code).toBe(0);
       for (const key of configKeys()) {
