@@ -83,7 +83,7 @@ export function resolveToken(api: Readonly<Config['api']>, dataDir: string | nul
       token = readFirstLine(api.tokenFile);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw earshotError('EARSHOT_ERR_CONFIG_FILE', api.tokenFile, e.code === 'ENOENT' ? 'no such file' : e.message);
+      throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', `${api.tokenFile} (api.tokenFile)`, e.code === 'ENOENT' ? 'no such file' : e.message);
     }
     const problem = tokenProblem(token);
     if (problem) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', api.tokenFile, `${problem} (api.tokenFile, its first line)`);

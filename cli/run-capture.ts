@@ -7,7 +7,7 @@ import { buildProgress } from '../collector/capture/progress.js';
 import type { CaptureSource, CaptureStats } from '../collector/capture/types.js';
 import type { Config } from '../collector/config.js';
 import { earshotError, isEarshotError, type EarshotError } from '../collector/errors.js';
-import { openOutputFile } from '../collector/output-file.js';
+import { openOutputFile, systemReason } from '../collector/output-file.js';
 import type { Logger } from '../collector/log.js';
 import { loadState, prepareDataDir, saveState } from '../collector/identify/state.js';
 import type { InfluxSink } from '../collector/sink/influx/index.js';
@@ -110,7 +110,7 @@ function writeReportFile(chunks: Iterable<string>, output: string): void {
     file.commit();
   } catch (err) {
     file.abort();
-    throw isEarshotError(err) ? err : earshotError('EARSHOT_ERR_OUTPUT', output, (err as Error).message);
+    throw isEarshotError(err) ? err : earshotError('EARSHOT_ERR_OUTPUT', output, systemReason(err));
   }
 }
 

@@ -519,7 +519,11 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
       doc = (require('yaml') as typeof Yaml).parse(text, { logLevel: 'error' });
     } catch (err) {
       // yaml's parser recurses per level: a document nested thousands deep overflows it
-      const why = err instanceof RangeError || /maximum call stack/i.test((err as Error).message) ? `nested too deep (more than ${MAX_CONFIG_DEPTH} levels)` : (err as Error).message.split('\n')[0];
+      const first = (err as Error).message.split('\n')[0];
+      // the library's advice (use YAML.parseAllDocuments()) is for programmers, and its snippet was cut off after a ':'
+      const why = err instanceof RangeError || /maximum call stack/i.test((err as Error).message) ? `nested too deep (more than ${MAX_CONFIG_DEPTH} levels)`
+        : /multiple documents/i.test(first) ? `it holds several YAML documents (a second "---"${/ at (line \d+)/.exec(first)?.[0] ?? ''}); earshot reads one`
+          : first.replace(/:\s*$/, '');
       throw earshotError('EARSHOT_ERR_CONFIG_YAML', sources.file, why);
     }
     const shapeProblem = nestingProblem(doc);

@@ -20,7 +20,7 @@ interface ErrorSpec {
 export const ERRORS = {
   // input files
   EARSHOT_ERR_FILE_NOT_FOUND: { message: '{0}: no such file', exitCode: EXIT_BAD_INPUT },
-  EARSHOT_ERR_FILE_IS_DIRECTORY: { message: '{0}: is a directory, not a capture file', exitCode: EXIT_BAD_INPUT },
+  EARSHOT_ERR_FILE_IS_DIRECTORY: { message: '{0}: is a directory, not a file', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_FILE_UNREADABLE: { message: '{0}: cannot read: {1}', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_NOT_A_CAPTURE: { message: '{0}: not a pcap or pcapng capture ({1})', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_BAD_CAPTURE_HEADER: { message: '{0}: damaged capture header at offset {1}: {2}', exitCode: EXIT_BAD_INPUT },

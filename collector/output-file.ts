@@ -61,7 +61,7 @@ function replacedFile(path: string): string {
  * place (commit closes it). Throws EARSHOT_ERR_OUTPUT naming the path.
  */
 export function openOutputFile(path: string, options: { mode?: number } = {}): AtomicFile {
-  const failed = (err: unknown) => earshotError('EARSHOT_ERR_OUTPUT', path, (err as Error).message);
+  const failed = (err: unknown) => earshotError('EARSHOT_ERR_OUTPUT', path, systemReason(err));
   try {
     const st = (() => {
       try {
@@ -99,6 +99,16 @@ export function writeOutputFile(path: string, data: string | Uint8Array, options
   try {
     writeWhole(file, data);
   } catch (err) {
-    throw isEarshotError(err) ? err : earshotError('EARSHOT_ERR_OUTPUT', path, (err as Error).message);
+    throw isEarshotError(err) ? err : earshotError('EARSHOT_ERR_OUTPUT', path, systemReason(err));
   }
+}
+
+/**
+ * What went wrong in words, without Node's repetition of the call and a path the user did not give
+ * ("ENOENT: no such file or directory, open '/proc/foo.tmp-18992'" becomes "no such file or directory").
+ */
+export function systemReason(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const match = typeof e?.message === 'string' ? /^[A-Z]+: ([^,]+)(,|$)/.exec(e.message) : null;
+  return match !== null ? match[1] : (e as Error)?.message ?? String(err);
 }

@@ -4,7 +4,7 @@
  * path that is a FIFO with no writer blocked the thread in open(), so Ctrl-C and SIGTERM did nothing.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
@@ -77,4 +77,28 @@ describe('a wrong --influx-url with an old capture', () => {
       expect(r.stderr, url).toBe(`${line}\n`);
     }
   }, 60_000);
+});
+
+describe('one line that says what is wrong, in words (found by an audit)', () => {
+  it('names the file for what it is, says a write is a write, and leaves out library advice', async () => {
+    const multi = join(dir, 'multi.yaml');
+    writeFileSync(multi, '---\nsite: a\n---\nsite: b\n');
+    const nullJson = join(dir, 'null.json');
+    writeFileSync(nullJson, 'null');
+    const empty = join(dir, 'empty.json');
+    writeFileSync(empty, '');
+    const cases: Array<[string[], string]> = [
+      [['replay', CAPTURE, '-o', '/proc/earshot-no-such-dir/out.json'], 'earshot: /proc/earshot-no-such-dir/out.json: cannot write: no such file or directory'],
+      [['replay', CAPTURE, '--wake-events', dir], `earshot: ${dir}: is a directory, not a file`],
+      [['replay', CAPTURE, '-c', multi], `earshot: ${multi}: invalid YAML: it holds several YAML documents (a second "---" at line 3); earshot reads one`],
+      [['import', 'voice-history', nullJson], `earshot: ${nullJson}:1: JSON of no known shape: a voice-history export is an object or a list of records`],
+      [['import', 'voice-history', empty], `earshot: ${empty}:1: empty: no voice-history records (Amazon's JSON or a CSV with a header)`],
+      [['collect', '--file', CAPTURE, '--exit-when-done', '--api-token-file', join(dir, 'no-token'), '--listen', '127.0.0.1:0'], `earshot: ${join(dir, 'no-token')} (api.tokenFile): cannot read: no such file`],
+    ];
+    for (const [args, line] of cases) {
+      const r = await runCli(args, { timeoutMs: 30_000 });
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.trimEnd().split('\n').at(-1), args.join(' ')).toBe(line);
+    }
+  }, 120_000);
 });

@@ -108,7 +108,7 @@ describe('-o on a full disk', () => {
     fs.fill();
     const result = await runCli(['replay', CAPTURE, '--format', 'json', '-o', report]);
     expect(result.code).toBe(2);
-    expect(result.stderr.trim()).toMatch(new RegExp(`^earshot: ${report}: cannot write: ENOSPC`));
+    expect(result.stderr.trim()).toMatch(new RegExp(`^earshot: ${report}: cannot write: no space left on device$`));
     expect(readFileSync(report, 'utf8')).toBe('{"an":"earlier report"}\n');
     expect(spawnSync('ls', ['-A', fs.dir], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).sort()).toEqual(['.filler', 'report.json']);
   });

@@ -314,6 +314,13 @@ function parseCsv(csv: string, fileName: string): Classified[] {
 
 function classify(input: string, fileName: string): Classified[] {
   const body = input.replace(/^\uFEFF/, '');
+  const fail = failer('EARSHOT_ERR_VOICE_HISTORY', fileName);
+  // an empty file has no shape (it imported as "0 records", exit 0); a lone JSON value (null, "x", 3) is
+  // JSON, not a CSV header
+  if (contentLines(body).length === 0) fail(1, 'empty: no voice-history records (Amazon\'s JSON or a CSV with a header)');
+  if (!looksLikeJson(body) && /^\s*(null|true|false|-?\d[\d.eE+-]*|"[^\n]*")\s*$/.test(body)) {
+    fail(1, 'JSON of no known shape: a voice-history export is an object or a list of records');
+  }
   return foldPausedWakes(looksLikeJson(body) ? parseJson(body, fileName) : parseCsv(body, fileName));
 }
 
