@@ -216,6 +216,8 @@ describe('live sources without what they need', () => {
     expect(tcpdumpErrorText(`${polled}tcpdump: pcap_loop: The interface disappeared\n`)).toBe('pcap_loop: The interface disappeared');
     expect(tcpdumpErrorText('tcpdump: eth9: No such device exists\n(SIOCGIFHWADDR: No such device)\n'))
       .toBe('eth9: No such device exists (SIOCGIFHWADDR: No such device)');
+    // libpcap's repetition of the line before, and the interface the message names already, are left out
+    expect(tcpdumpErrorText('tcpdump: nonexist0: No such device exists\n(No such device exists)\n', 'nonexist0')).toBe('No such device exists');
   });
 
   it('warns of drops once when they start, then at most once a minute with the count since', () => {
