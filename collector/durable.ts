@@ -5,7 +5,7 @@
  * torn or NUL-padded one. Reading back, a file that fails its check is moved aside (quarantined) with
  * a name that says so, never deleted and never allowed to stop a start.
  */
-import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** The suffix of temporary files: `NAME.tmp-PID`; a start removes those an earlier run left. */
@@ -33,6 +33,11 @@ export interface AtomicWriteOptions {
   mode?: number;
   /** Fsync the file and its directory (default true). Off only where losing the file costs nothing. */
   sync?: boolean;
+  /**
+   * Replacing a file a person owns: the new file gets this owner (skipped where not permitted) and
+   * exactly `mode`, the umask not applied, before it replaces the old.
+   */
+  owner?: { uid: number; gid: number };
 }
 
 /** A file being written in place of `path`: nothing shows at `path` until commit(). */
@@ -53,6 +58,15 @@ export function openFileAtomic(path: string, options: AtomicWriteOptions = {}): 
   const sync = options.sync ?? true;
   const tmp = `${path}.tmp-${process.pid}`;
   let fd = openSync(tmp, 'w', options.mode ?? 0o644);
+  if (options.owner !== undefined) {
+    // replacing a file: its mode exactly (the umask narrowed it at creation), and its owner
+    if (options.mode !== undefined) fchmodSync(fd, options.mode);
+    try {
+      fchownSync(fd, options.owner.uid, options.owner.gid);
+    } catch {
+      // only root may give a file away: the writer's own is as good as it gets
+    }
+  }
   const close = () => {
     if (fd < 0) return;
     const was = fd;

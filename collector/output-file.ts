@@ -6,8 +6,8 @@
  * written in place, and a symbolic link is followed (the file it names is replaced, the link stays).
  * And -o must never name what the command reads: `replay x.pcap -o x.pcap` destroyed the capture.
  */
-import { closeSync, lstatSync, openSync, readlinkSync, realpathSync, statSync, writeSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { openFileAtomic, writeWhole, type AtomicFile } from './durable.js';
 import { earshotError, isEarshotError } from './errors.js';
 
@@ -87,9 +87,58 @@ export function openOutputFile(path: string, options: { mode?: number } = {}): A
         abort: close,
       };
     }
-    return openFileAtomic(replacedFile(path), options);
+    const target = replacedFile(path);
+    removeStaleTemporaries(target);
+    // the file replaced keeps its owner and mode (a report a group reads, an export kept 0600); a mode the
+    // command asks for (an export's 0600) is never widened by it
+    const old = target === path ? st : statOrNull(target);
+    if (old === null || !old.isFile()) return openFileAtomic(target, options);
+    const mode = old.mode & 0o7777 & (options.mode ?? 0o7777);
+    return openFileAtomic(target, { ...options, mode, owner: { uid: old.uid, gid: old.gid } });
   } catch (err) {
     throw failed(err);
+  }
+}
+
+function statOrNull(path: string): Stats | null {
+  try {
+    return statSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Removes `PATH.tmp-PID` files beside `path` that a writer left when it was killed or lost power before
+ * its rename (openFileAtomic's temporaries), when that process is gone. Another live earshot's is left.
+ */
+function removeStaleTemporaries(path: string): void {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.tmp-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
+    try {
+      unlinkSync(join(dir, name));
+    } catch {
+      // not ours to remove after all (permissions): left as it is
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

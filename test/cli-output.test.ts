@@ -6,7 +6,7 @@
  * `replay -o` on a full disk destroyed the previous report and left a cut-off one.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, lstatSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cli.js';
@@ -111,5 +111,33 @@ describe('-o on a full disk', () => {
     expect(result.stderr.trim()).toMatch(new RegExp(`^earshot: ${report}: cannot write: no space left on device$`));
     expect(readFileSync(report, 'utf8')).toBe('{"an":"earlier report"}\n');
     expect(spawnSync('ls', ['-A', fs.dir], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).sort()).toEqual(['.filler', 'report.json']);
+  });
+});
+
+describe('-o over an existing file', () => {
+  it('keeps its owner and mode (a replaced report was 0644 and root\'s)', async () => {
+    const report = join(dir, 'kept-mode.json');
+    writeFileSync(report, 'old\n');
+    chmodSync(report, 0o640);
+    // root may give the file away; the replaced file keeps the old owner
+    chownSync(report, 4321, 4322);
+    const r = await runCli(['replay', CAPTURE, '--format', 'json', '-o', report]);
+    expect(r.code, r.stderr).toBe(0);
+    const st = statSync(report);
+    expect([st.mode & 0o7777, st.uid, st.gid]).toEqual([0o640, 4321, 4322]);
+    expect(JSON.parse(readFileSync(report, 'utf8')).capture.packets).toBeGreaterThan(0);
+  });
+
+  it('removes the temporary file a killed writer left beside it (its process gone); a live one\'s stays', async () => {
+    const report = join(dir, 'left-behind.json');
+    // a pid that is no process: above the kernel's pid_max
+    const dead = `${report}.tmp-4194305`;
+    const live = `${report}.tmp-${process.pid}`;
+    writeFileSync(dead, 'half a report');
+    writeFileSync(live, 'being written');
+    const r = await runCli(['replay', CAPTURE, '--format', 'json', '-o', report]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(live)).toBe(true);
   });
 });
