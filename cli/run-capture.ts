@@ -2,6 +2,8 @@
  * `earshot replay` and `earshot collect`: one pipeline, fed by a file (replay) or a live source
  * (collect), ending with the report on stdout.
  */
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { fileError } from '../collector/capture/input.js';
 import { buildSource, type SourceOptions } from '../collector/capture/index.js';
 import { buildProgress } from '../collector/capture/progress.js';
 import type { CaptureSource, CaptureStats } from '../collector/capture/types.js';
@@ -432,6 +434,27 @@ function outputOf(parsed: ParsedCommand): string | undefined {
   return output === '-' ? undefined : output;
 }
 
+/** Throws the error a collect would meet first: a capture file that is none, an API token file that cannot be read. */
+function preflight(file: string | undefined, config: Readonly<Config>): void {
+  if (file !== undefined && file !== '-') {
+    let st;
+    try {
+      st = statSync(file);
+    } catch (err) {
+      throw fileError(err, file);
+    }
+    if (st.isDirectory()) throw earshotError('EARSHOT_ERR_FILE_IS_DIRECTORY', file);
+  }
+  const tokenFile = config.api.enabled ? config.api.tokenFile : null;
+  if (tokenFile) {
+    try {
+      accessSync(tokenFile, fsConstants.R_OK);
+    } catch (err) {
+      throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', `${tokenFile} (api.tokenFile)`, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : systemReason(err));
+    }
+  }
+}
+
 /** `earshot replay FILE`. */
 export async function runReplay(parsed: ParsedCommand, io: CliIo, log: Logger): Promise<number> {
   const path = parsed.positionals[0];
@@ -460,6 +483,8 @@ export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger):
   const realtimeSpeed = parseNumberFlag('realtime-speed', parsed.flags['realtime-speed'], 0);
   if (file === undefined && realtimeSpeed > 0) throw earshotError('EARSHOT_ERR_USAGE', 'collect: --realtime-speed paces a --file capture');
   const format = parseFormat(parsed.flags.format, io.stdout, outputOf(parsed));
+  // what can be checked before anything starts: its error comes alone, not after "capturing" and the API's lines
+  preflight(file, config);
   const source: SourceOptions = file !== undefined
     ? { kind: 'file', path: file, realtimeSpeed }
     : {

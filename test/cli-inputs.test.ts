@@ -93,12 +93,14 @@ describe('one line that says what is wrong, in words (found by an audit)', () =>
       [['replay', CAPTURE, '-c', multi], `earshot: ${multi}: invalid YAML: it holds several YAML documents (a second "---" at line 3); earshot reads one`],
       [['import', 'voice-history', nullJson], `earshot: ${nullJson}:1: JSON of no known shape: a voice-history export is an object or a list of records`],
       [['import', 'voice-history', empty], `earshot: ${empty}:1: empty: no voice-history records (Amazon's JSON or a CSV with a header)`],
+      // before anything starts: the line came after "capturing" and the API's lines
       [['collect', '--file', CAPTURE, '--exit-when-done', '--api-token-file', join(dir, 'no-token'), '--listen', '127.0.0.1:0'], `earshot: ${join(dir, 'no-token')} (api.tokenFile): cannot read: no such file`],
+      [['collect', '--file', join(dir, 'no-capture.pcap'), '--exit-when-done', '--listen', '127.0.0.1:0'], `earshot: ${join(dir, 'no-capture.pcap')}: no such file`],
     ];
     for (const [args, line] of cases) {
       const r = await runCli(args, { timeoutMs: 30_000 });
       expect(r.code, args.join(' ')).toBe(2);
-      expect(r.stderr.trimEnd().split('\n').at(-1), args.join(' ')).toBe(line);
+      expect(r.stderr, args.join(' ')).toBe(`${line}\n`);
     }
   }, 120_000);
 });
