@@ -141,6 +141,9 @@ describe('config', () => {
     expect(errorOf(() => loadConfig({ flags: { devices: '{"aa:bb:cc:dd:ee":{}}' } }))).toBe('--devices: "aa:bb:cc:dd:ee" is not a MAC address (aa:bb:cc:dd:ee:ff)');
     writeFileSync(file, 'devices:\n  "AA-BB-CC-DD-EE-FF": { name: Kitchen }\n');
     expect(loadConfig({ file }).devices).toEqual({ 'AA-BB-CC-DD-EE-FF': { name: 'Kitchen' } });
+    // the same device spelt two ways: the last won in silence
+    writeFileSync(file, 'devices:\n  "68-DB-F5-90-19-64": { name: Kitchen }\n  "68:db:f5:90:19:64": { name: Hall }\n');
+    expect(errorOf(() => loadConfig({ file }))).toBe(`${file}: devices: "68-DB-F5-90-19-64" and "68:db:f5:90:19:64" are the same device (68:db:f5:90:19:64): write it once`);
   });
 });
 

@@ -11,7 +11,7 @@ import { Type, type Static, type TSchema, type TObject } from '@sinclair/typebox
 import { Value } from '@sinclair/typebox/value';
 import type * as Yaml from 'yaml';
 import { earshotError } from './errors.js';
-import { MAC_PATTERN } from './mac.js';
+import { MAC_PATTERN, normalizeMac } from './mac.js';
 import { defaultSite, SITE_PATTERN } from './site.js';
 
 /** The MQTT topic prefix: {site} stands for the site (collector/sink/mqtt/topics.ts). */
@@ -603,6 +603,15 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     throw earshotError('EARSHOT_ERR_CONFIG_INVALID', whereOf(path), message);
   }
   // empty: the host name; resolved here, so everything downstream reads one name
+  // one device written twice (68-DB-F5-90-19-64 and 68:db:f5:90:19:64): the last won in silence
+  const seenMacs = new Map<string, string>();
+  for (const key of Object.keys((withDefaults.devices ?? {}) as Record<string, unknown>)) {
+    const mac = normalizeMac(key);
+    if (mac === null) continue;
+    const before = seenMacs.get(mac);
+    if (before !== undefined) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', whereOf(['devices']), `${keyText(before)} and ${keyText(key)} are the same device (${mac}): write it once`);
+    seenMacs.set(mac, key);
+  }
   if (withDefaults.site === '') withDefaults.site = defaultSite();
   return deepFreeze(withDefaults as Config);
 }
