@@ -12,11 +12,12 @@ const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'inf
 const SKIP = new Set(['level', 'time', 'pid', 'hostname', 'msg']);
 
 /**
- * A field's value in a text line: as it is when it is one plain word, else quoted as JSON. A device
+ * A field's value in a text line: as it is when it is one plain word, else quoted. A device
  * name from a packet ("x mac=aa:bb:cc:dd:ee:ff") could otherwise write fields of its own into the line.
  */
 export function fieldText(value: unknown): string {
-  if (typeof value === 'string') return /^[^\s"=()]+$/.test(value) ? value : JSON.stringify(value);
+  // quoted with " and \ escaped: the controls are escaped for the whole line by printable(), as in the message
+  if (typeof value === 'string') return /^[^\s"=()]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
   return JSON.stringify(value) ?? String(value);
 }
 

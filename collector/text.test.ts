@@ -45,7 +45,7 @@ describe('log lines', () => {
     expect(text.split('\n')).toHaveLength(2); // one line and the final newline
     expect(text).not.toMatch(RAW_CONTROL);
     expect(text).toContain('device Kitchen\\x1b[2J');
-    expect(text).toContain('name=Echo\\u202eevil\\x0d\\x0aearshot: fake log line');
+    expect(text).toContain('name="Echo\\u202eevil\\x0d\\x0aearshot: fake log line');
   });
 });
 
