@@ -21,6 +21,12 @@ export const GUNZIP_CHUNK = 256 * 1024;
  */
 const MAX_QUEUED_OUTPUT = 2;
 /**
+ * Decompressed bytes queued at which zlib itself is paused: one slice of a gzip bomb (256 kB of zeros
+ * compressed from 260 MB) would otherwise queue all of its output at once. Far above what one slice of a
+ * capture gives (~3x), so a capture never pauses there (a stream paused on failure would drop what it holds).
+ */
+export const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+/**
  * zlib is given the compressed bytes in slices that end at multiples of this (of the input's offsets),
  * whatever the chunks they came in: zlib drops the output of the call that meets damaged data, so the
  * packets before damage must not depend on where the input's chunks ended (a pipe's, a file's). A file's
@@ -65,14 +71,26 @@ export interface GzipNotes {
 /** Decompressed chunks waiting for the reader, and what ended the stream. */
 export class Outflow {
   readonly queue: Buffer[] = [];
+  /** Bytes in the queue. */
+  queuedBytes = 0;
   failure: Error | null = null;
   ended = false;
   private wake: (() => void) | null = null;
   private room: (() => void) | null = null;
+  /** Called once the queue is below MAX_QUEUED_BYTES again (zlib paused at it). */
+  private drained: (() => void) | null = null;
 
   push(chunk: Buffer): void {
     this.queue.push(chunk);
+    this.queuedBytes += chunk.length;
     this.signal();
+  }
+
+  /** True when the producer must pause until `resume` is called (the queue holds MAX_QUEUED_BYTES). */
+  full(resume: () => void): boolean {
+    if (this.queuedBytes < MAX_QUEUED_BYTES) return false;
+    this.drained = resume;
+    return true;
   }
 
   fail(err: Error): void {
@@ -97,6 +115,12 @@ export class Outflow {
 
   take(): Buffer {
     const chunk = this.queue.shift() as Buffer;
+    this.queuedBytes -= chunk.length;
+    if (this.drained !== null && this.queuedBytes < MAX_QUEUED_BYTES) {
+      const drained = this.drained;
+      this.drained = null;
+      drained();
+    }
     if (this.queue.length < MAX_QUEUED_OUTPUT && this.room !== null) {
       const room = this.room;
       this.room = null;
@@ -296,6 +320,8 @@ export class GzipMembers {
       this.crc = crc32(chunk, this.crc);
       this.size += chunk.length;
       this.out.push(chunk);
+      // paused, zlib stops within its current input once its own buffer is full, until resumed
+      if (this.out.full(() => inflate.resume())) inflate.pause();
     });
     inflate.on('end', () => { this.inflateEnded = true; });
     inflate.on('error', (err: Error) => {

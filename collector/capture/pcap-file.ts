@@ -90,6 +90,49 @@ export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): Capt
     });
   }
 
+  /**
+   * What the end of the input says beyond the records: gzip damage or a gzip file cut short (a capture cut
+   * short there), gzip notes (warnings), an unusable input (thrown), packets of unsupported interfaces.
+   */
+  function endOfInput(current: CaptureStreamReader, input: CaptureInput, damage: GzipDamageError | null): void {
+    const notes = input.gzipNotes();
+    // the capture cut short where the gzip data is damaged or ends early (gzip -d and tshark read up to there too)
+    const gzipEnd = damage !== null ? `the gzip data is damaged near compressed byte ${damage.compressedOffset} (${damage.reason})`
+      : notes?.cutShort === true && !stopRequested ? 'the gzip stream ends before its end (the file was cut short)' : null;
+    if (gzipEnd !== null) {
+      // nothing of a capture before the damage: the damage is the story
+      if (damage !== null && current.error !== null) throw damage;
+      if (current.error === null) {
+        current.truncation = current.truncation === null ? { offset: current.bytesPushed, reason: gzipEnd }
+          : { offset: current.truncation.offset, reason: `${current.truncation.reason}; ${gzipEnd}` };
+      }
+    }
+    if (notes !== null && current.error === null) {
+      if (notes.checksumMismatches > 0) {
+        deps.onWarning?.(`${name}: the gzip checksum of ${notes.checksumMismatches === 1 ? 'a member' : `${notes.checksumMismatches} members`} does not match ` +
+          'its data: the file was damaged after it was compressed; every packet that could be read was read');
+      }
+      if (notes.trailingBytes > 0) {
+        deps.onWarning?.(`${name}: ignored what follows the gzip data at compressed byte ${notes.trailingAt} (not gzip, not zero padding), as gzip -d does`);
+      }
+    }
+    if (current.error !== null) {
+      // a gzip file that decompresses to nothing is no "empty input": it was cut short (or empty when compressed)
+      if (current.error.code === 'EARSHOT_ERR_NOT_A_CAPTURE' && input.compressed() && current.bytesPushed === 0) {
+        throw earshotError('EARSHOT_ERR_NOT_A_CAPTURE', name, `a gzip file of ${input.fileBytesRead()} bytes that decompresses to nothing: cut short, or an empty file compressed`);
+      }
+      throw current.error;
+    }
+    if (current.unsupportedPackets > 0) {
+      const types = [...current.unsupportedLinkTypes].join(', ');
+      // no packet could be decoded: the capture is of a kind earshot does not read (as a classic pcap of that link type)
+      if (current.packets === 0) throw earshotError('EARSHOT_ERR_UNKNOWN_LINKTYPE', name, types, supportedLinkTypesText());
+      stats.unsupportedLinkPackets = current.unsupportedPackets;
+      deps.onWarning?.(`${name}: ${current.unsupportedPackets} packet${current.unsupportedPackets === 1 ? '' : 's'} on interfaces of link type ${types}, ` +
+        `which earshot cannot decode, skipped (supported: ${supportedLinkTypesText()})`);
+    }
+  }
+
   async function read(sink: PacketSink): Promise<CaptureStats> {
     input = await openCaptureInput(opts.path, opts.input, name);
     stats.totalBytes = input.totalBytes;
@@ -139,42 +182,7 @@ export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): Capt
       onStop = null;
       input.close();
     }
-    const notes = input.gzipNotes();
-    // the capture cut short where the gzip data is damaged or ends early (gzip -d and tshark read up to there too)
-    const gzipEnd = damage !== null ? `the gzip data is damaged near compressed byte ${damage.compressedOffset} (${damage.reason})`
-      : notes?.cutShort === true && !stopRequested ? 'the gzip stream ends before its end (the file was cut short)' : null;
-    if (gzipEnd !== null) {
-      // nothing of a capture before the damage: the damage is the story
-      if (damage !== null && current.error !== null) throw damage;
-      if (current.error === null) {
-        current.truncation = current.truncation === null ? { offset: current.bytesPushed, reason: gzipEnd }
-          : { offset: current.truncation.offset, reason: `${current.truncation.reason}; ${gzipEnd}` };
-      }
-    }
-    if (notes !== null && current.error === null) {
-      if (notes.checksumMismatches > 0) {
-        deps.onWarning?.(`${name}: the gzip checksum of ${notes.checksumMismatches === 1 ? 'a member' : `${notes.checksumMismatches} members`} does not match ` +
-          'its data: the file was damaged after it was compressed; every packet that could be read was read');
-      }
-      if (notes.trailingBytes > 0) {
-        deps.onWarning?.(`${name}: ignored what follows the gzip data at compressed byte ${notes.trailingAt} (not gzip, not zero padding), as gzip -d does`);
-      }
-    }
-    if (current.error !== null) {
-      // a gzip file that decompresses to nothing is no "empty input": it was cut short (or empty when compressed)
-      if (current.error.code === 'EARSHOT_ERR_NOT_A_CAPTURE' && input.compressed() && current.bytesPushed === 0) {
-        throw earshotError('EARSHOT_ERR_NOT_A_CAPTURE', name, `a gzip file of ${input.fileBytesRead()} bytes that decompresses to nothing: cut short, or an empty file compressed`);
-      }
-      throw current.error;
-    }
-    if (current.unsupportedPackets > 0) {
-      const types = [...current.unsupportedLinkTypes].join(', ');
-      // no packet could be decoded: the capture is of a kind earshot does not read (as a classic pcap of that link type)
-      if (current.packets === 0) throw earshotError('EARSHOT_ERR_UNKNOWN_LINKTYPE', name, types, supportedLinkTypesText());
-      stats.unsupportedLinkPackets = current.unsupportedPackets;
-      deps.onWarning?.(`${name}: ${current.unsupportedPackets} packet${current.unsupportedPackets === 1 ? '' : 's'} on interfaces of link type ${types}, ` +
-        `which earshot cannot decode, skipped (supported: ${supportedLinkTypesText()})`);
-    }
+    endOfInput(current, input, damage);
     if (current.timesOutOfRange > 0) {
       deps.onWarning?.(`${name}: ${current.timesOutOfRange} packet${current.timesOutOfRange === 1 ? ' has a time' : 's have times'} past the year 9999 ` +
         '(an interface\'s if_tsresol or if_tsoffset, or a damaged time stamp): each took the time of the packet before it');
