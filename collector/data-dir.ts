@@ -41,7 +41,7 @@ export function makeDirs(dir: string): void {
 }
 
 /** True for a process that runs now (and is not this one). */
-function otherProcessRuns(pid: number): boolean {
+export function otherProcessRuns(pid: number): boolean {
   if (pid === process.pid) return false;
   try {
     process.kill(pid, 0);

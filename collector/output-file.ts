@@ -8,6 +8,7 @@
  */
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { otherProcessRuns } from './data-dir.js';
 import { openFileAtomic, writeWhole, type AtomicFile } from './durable.js';
 import { earshotError, isEarshotError } from './errors.js';
 
@@ -124,7 +125,7 @@ function removeStaleTemporaries(path: string): void {
   for (const name of names) {
     if (!name.startsWith(prefix)) continue;
     const pid = Number(name.slice(prefix.length));
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || otherProcessRuns(pid)) continue;
     try {
       unlinkSync(join(dir, name));
     } catch {
@@ -133,14 +134,6 @@ function removeStaleTemporaries(path: string): void {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Writes `data` to `path` as openOutputFile does; throws EARSHOT_ERR_OUTPUT (the old file untouched). */
 export function writeOutputFile(path: string, data: string | Uint8Array, options: { mode?: number } = {}): void {

@@ -19,6 +19,7 @@
 import { closeSync, ftruncateSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
+import { otherProcessRuns } from '../data-dir.js';
 import { NewestRing } from './ring.js';
 
 const PREFIX = 'earshot-spill-';
@@ -84,19 +85,11 @@ function removeStale(base: string): void {
     if (m === null) continue;
     const pid = Number(m[1]);
     // this process's other runs (tests) clean up after themselves
-    if (pid === process.pid || isAlive(pid)) continue;
+    if (pid === process.pid || otherProcessRuns(pid)) continue;
     rmSync(join(base, name), { recursive: true, force: true });
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 interface Segment {
   path: string;
