@@ -3,8 +3,8 @@
  * starting "earshot:"), 1 for a bug.
  */
 import { readFileSync } from 'node:fs';
-import { EXIT_BUG, isEarshotError } from '../collector/errors.js';
-import { unknownEnvironment } from '../collector/config.js';
+import { EXIT_BUG, isEarshotError, type EarshotError } from '../collector/errors.js';
+import { originOf, unknownEnvironment } from '../collector/config.js';
 import { packagePath } from '../collector/paths.js';
 import { buildLogger } from '../collector/log.js';
 import { commandHelp, helpWidth, mainHelp, parseCommand, type CommandSpec, type ParsedCommand } from './args.js';
@@ -40,6 +40,17 @@ function version(): string {
   return pkg.version;
 }
 
+/**
+ * A configuration error found after loading names its key ("detect.timeZone: ..."): the flag, variable
+ * or file the value came from is added, as errors.md promises ("detect.timeZone (EARSHOT_DETECT_TIME_ZONE): ...").
+ */
+function withOrigin(err: EarshotError, config: object | null): string {
+  if (err.code !== 'EARSHOT_ERR_CONFIG_INVALID' || config === null) return err.message;
+  const key = /^([a-zA-Z]+\.[a-zA-Z]+): /.exec(err.message)?.[1];
+  const origin = key === undefined ? null : originOf(config, key);
+  return origin === null ? err.message : `${key} (${origin})${err.message.slice((key as string).length)}`;
+}
+
 /** Runs the CLI with `argv` (without node and script); resolves with the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const [name, ...rest] = argv;
@@ -61,12 +72,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return 0;
   }
   const command = COMMANDS.find((c) => c.spec.name === name);
+  let parsedConfig: object | null = null;
   try {
     if (!command) {
       io.stderr.write(`earshot: unknown command "${name}" (commands: ${COMMANDS.map((c) => c.spec.name).join(', ')}; see earshot --help)\n`);
       return 2;
     }
     const parsed = parseCommand(command.spec, rest, io.env);
+    parsedConfig = parsed.config;
     if (parsed.flags.help || parsed.flags['help-all']) {
       io.stdout.write(commandHelp(command.spec, { width: helpWidth(io.stdout), all: parsed.flags['help-all'] === true }));
       return 0;
@@ -76,7 +89,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return await command.run(parsed, io, log);
   } catch (err) {
     if (isEarshotError(err)) {
-      io.stderr.write(`earshot: ${err.message}\n`);
+      io.stderr.write(`earshot: ${withOrigin(err, parsedConfig)}\n`);
       return err.exitCode;
     }
     io.stderr.write(`earshot: internal error (a bug; please report it): ${(err as Error)?.stack ?? String(err)}\n`);

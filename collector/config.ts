@@ -488,6 +488,35 @@ export function unknownEnvironment(env: Record<string, string | undefined>): str
   return warnings;
 }
 
+/** Where each key of a loaded config came from (flags and variables by name; keys the file set). */
+const ORIGINS = new WeakMap<object, { byKey: Map<string, string>; file: string | null; fileKeys: Set<string> }>();
+
+/** The dotted paths of the keys the file set (those no flag or variable overrode). */
+function fileKeyPaths(raw: Record<string, unknown>, overridden: Map<string, string>): Set<string> {
+  const paths = new Set<string>();
+  const walk = (value: unknown, path: string[]) => {
+    if (path.length > 0 && !overridden.has(path.join('.'))) paths.add(path.join('.'));
+    if (typeof value === 'object' && value !== null && !Array.isArray(value) && path.length < 2) {
+      for (const [key, child] of Object.entries(value)) walk(child, [...path, key]);
+    }
+  };
+  walk(raw, []);
+  return paths;
+}
+
+/**
+ * Where the value of `key` (dotted, "detect.timeZone") of `config` came from: "--time-zone",
+ * "EARSHOT_DETECT_TIME_ZONE", the config file's path, or null for the default. For the errors found
+ * after loading (a time zone ICU does not know, a URL), which name the key only.
+ */
+export function originOf(config: object, key: string): string | null {
+  const origins = ORIGINS.get(config);
+  if (origins === undefined) return null;
+  const flag = origins.byKey.get(key);
+  if (flag !== undefined) return flag;
+  return origins.file !== null && origins.fileKeys.has(key) ? origins.file : null;
+}
+
 /** Where settings come from; later ones win: file < env < flags. */
 export interface ConfigSources {
   /** Path of the YAML file (--config or EARSHOT_CONFIG). */
@@ -613,5 +642,7 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     seenMacs.set(mac, key);
   }
   if (withDefaults.site === '') withDefaults.site = defaultSite();
-  return deepFreeze(withDefaults as Config);
+  const frozen = deepFreeze(withDefaults as Config);
+  ORIGINS.set(frozen, { byKey: origin, file: sources.file ?? null, fileKeys: fileKeyPaths(raw, origin) });
+  return frozen;
 }

@@ -69,8 +69,8 @@ describe('a wrong --influx-url with an old capture', () => {
   // first, and its advice (--influx-raw-retention INF) led only to the URL error
   it('is named first: the URL, not the retention advice', async () => {
     for (const [url, line] of [
-      ['notaurl', 'earshot: influx.url: not a URL: "notaurl" (e.g. http://127.0.0.1:8086)'],
-      ['ftp://x', 'earshot: influx.url: must be http:// or https://, got "ftp:"'],
+      ['notaurl', 'earshot: influx.url (--influx-url): not a URL: "notaurl" (e.g. http://127.0.0.1:8086)'],
+      ['ftp://x', 'earshot: influx.url (--influx-url): must be http:// or https://, got "ftp:"'],
     ]) {
       const r = await runCli(['replay', CAPTURE, '--influx-url', url], { timeoutMs: 30_000 });
       expect(r.code, url).toBe(2);
@@ -103,4 +103,21 @@ describe('one line that says what is wrong, in words (found by an audit)', () =>
       expect(r.stderr, args.join(' ')).toBe(`${line}\n`);
     }
   }, 120_000);
+});
+
+describe('a configuration error found after loading names where the value came from (errors.md promises it)', () => {
+  it('the flag, the environment variable or the file', async () => {
+    const file = join(dir, 'mars.yaml');
+    writeFileSync(file, 'detect:\n  timeZone: Mars\n');
+    const cases: Array<[string[], Record<string, string>, string]> = [
+      [['--time-zone', 'Mars'], {}, '--time-zone'],
+      [[], { EARSHOT_DETECT_TIME_ZONE: 'Mars' }, 'EARSHOT_DETECT_TIME_ZONE'],
+      [['-c', file], {}, file],
+    ];
+    for (const [args, env, origin] of cases) {
+      const r = await runCli(['replay', CAPTURE, ...args], { env, timeoutMs: 30_000 });
+      expect(r.code, origin).toBe(2);
+      expect(r.stderr, origin).toBe(`earshot: detect.timeZone (${origin}): "Mars" is not an IANA time zone such as Europe/Berlin\n`);
+    }
+  }, 60_000);
 });

@@ -192,7 +192,7 @@ describe('parseQuietHours and verdictOptions', () => {
 
   it('fills defaults and rejects an unknown zone or a negative window', () => {
     expect(verdictOptions()).toEqual({ windowBeforeMs: 5000, windowAfterMs: 2000, quietHours: [], timeZone: 'UTC' });
-    expect(errorOf(() => verdictOptions({ timeZone: 'Mars/Olympus' }))).toBe('timeZone: "Mars/Olympus" is not an IANA time zone such as Europe/Berlin');
+    expect(errorOf(() => verdictOptions({ timeZone: 'Mars/Olympus' }))).toBe('detect.timeZone: "Mars/Olympus" is not an IANA time zone such as Europe/Berlin');
     expect(errorOf(() => verdictOptions({ windowAfterMs: -1 }))).toBe('windowAfterMs: -1 is not a duration in ms (0 or more)');
     expect(errorOf(() => verdictOptions({ quietHours: [{ from: '25:00', to: '01:00' }] }))).toContain('"25:00"');
   });

@@ -112,7 +112,7 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
     try {
       formatter = new Intl.DateTimeFormat('en-GB', { timeZone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
     } catch {
-      throw earshotError('EARSHOT_ERR_CONFIG_INVALID', 'timeZone', `${JSON.stringify(timeZone)} is not an IANA time zone such as Europe/Berlin`);
+      throw earshotError('EARSHOT_ERR_CONFIG_INVALID', 'detect.timeZone', `${JSON.stringify(timeZone)} is not an IANA time zone such as Europe/Berlin`);
     }
     formatters.set(timeZone, formatter);
   }
