@@ -91,10 +91,20 @@ export function parseCommand(spec: CommandSpec, argv: string[], env: Record<stri
   });
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true, tokens: true });
   } catch (err) {
     const msg = (err as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, '');
     throw earshotError('EARSHOT_ERR_USAGE', `${spec.name}: ${msg} (see earshot ${spec.name} --help)`);
+  }
+  // a flag with a value given twice: the last won in silence (`collect --file a.pcap --file b.pcapng` read b only)
+  const given = new Map<string, string[]>();
+  for (const token of parsed.tokens ?? []) {
+    if (token.kind !== 'option' || token.value === undefined) continue;
+    const values = [...(given.get(token.name) ?? []), token.value];
+    given.set(token.name, values);
+    if (values.length === 2) {
+      throw earshotError('EARSHOT_ERR_USAGE', `${spec.name}: --${token.name} given twice (${values.map((v) => JSON.stringify(v.slice(0, 80))).join(' and ')}): give it once${options[token.name] !== undefined && keys.some((k) => k.flag === token.name && k.kind === 'string[]') ? ', its values separated by commas' : ''}`);
+    }
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
   if (values.help || values['help-all']) return { flags: values, positionals: parsed.positionals, config: loadConfig({}) };

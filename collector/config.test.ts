@@ -161,6 +161,16 @@ describe('messages a person can act on (found by an audit)', () => {
     expect(errorOf(() => loadConfig({ flags: { 'max-flows': '-1' } }))).toBe('--max-flows: must be at least 1, got -1');
   });
 
+  it('a flag with a value given twice is refused (the last won in silence: collect --file a --file b read b only)', async () => {
+    let stderr = '';
+    const sink = (append: (text: string) => void) => ({ write: (chunk: string | Buffer) => { append(String(chunk)); return true; }, isTTY: false }) as unknown as NodeJS.WriteStream;
+    const io: CliIo = { stdout: sink(() => undefined), stderr: sink((text) => { stderr += text; }), env: {} };
+    expect(await main(['collect', '--file', 'a.pcap', '--file', 'b.pcapng'], io)).toBe(2);
+    expect(await main(['catalog', '--local-nets', '10.0.0.0/8', '--local-nets=10.1.0.0/16'], io)).toBe(2);
+    expect(stderr).toBe('earshot: collect: --file given twice ("a.pcap" and "b.pcapng"): give it once\n'
+      + 'earshot: catalog: --local-nets given twice ("10.0.0.0/8" and "10.1.0.0/16"): give it once, its values separated by commas\n');
+  });
+
   it('a negative number after a flag is its value, not "ambiguous"', async () => {
     let stderr = '';
     const sink = (append: (text: string) => void) => ({ write: (chunk: string | Buffer) => { append(String(chunk)); return true; }, isTTY: false }) as unknown as NodeJS.WriteStream;
