@@ -96,11 +96,14 @@ export function parseCommand(spec: CommandSpec, argv: string[], env: Record<stri
     const msg = (err as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, '');
     throw earshotError('EARSHOT_ERR_USAGE', `${spec.name}: ${msg} (see earshot ${spec.name} --help)`);
   }
-  // a flag with a value given twice: the last won in silence (`collect --file a.pcap --file b.pcapng` read b only)
+  // a flag given twice with two values: the last won in silence (`collect --file a.pcap --file b.pcapng`
+  // read b only); the same value twice says nothing new (a wrapper's `--source stdin` and the user's)
   const given = new Map<string, string[]>();
   for (const token of parsed.tokens ?? []) {
     if (token.kind !== 'option' || token.value === undefined) continue;
-    const values = [...(given.get(token.name) ?? []), token.value];
+    const before = given.get(token.name);
+    if (before?.includes(token.value)) continue;
+    const values = [...(before ?? []), token.value];
     given.set(token.name, values);
     if (values.length === 2) {
       throw earshotError('EARSHOT_ERR_USAGE', `${spec.name}: --${token.name} given twice (${values.map((v) => JSON.stringify(v.slice(0, 80))).join(' and ')}): give it once${options[token.name] !== undefined && keys.some((k) => k.flag === token.name && k.kind === 'string[]') ? ', its values separated by commas' : ''}`);

@@ -167,6 +167,8 @@ describe('messages a person can act on (found by an audit)', () => {
     const io: CliIo = { stdout: sink(() => undefined), stderr: sink((text) => { stderr += text; }), env: {} };
     expect(await main(['collect', '--file', 'a.pcap', '--file', 'b.pcapng'], io)).toBe(2);
     expect(await main(['catalog', '--local-nets', '10.0.0.0/8', '--local-nets=10.1.0.0/16'], io)).toBe(2);
+    // the same value twice is no conflict (a wrapper's flag and the user's)
+    expect(await main(['catalog', '--format', 'text', '--format', 'text', '--vendor', 'sonos'], io)).toBe(0);
     expect(stderr).toBe('earshot: collect: --file given twice ("a.pcap" and "b.pcapng"): give it once\n'
       + 'earshot: catalog: --local-nets given twice ("10.0.0.0/8" and "10.1.0.0/16"): give it once, its values separated by commas\n');
   });
