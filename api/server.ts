@@ -11,6 +11,7 @@ import type { Config } from '../collector/config.js';
 import { writeFileAtomic } from '../collector/durable.js';
 import { earshotError } from '../collector/errors.js';
 import type { Logger } from '../collector/log.js';
+import { systemReason } from '../collector/output-file.js';
 import { buildApp, type AppContext } from './app.js';
 
 /** HOST and PORT of `api.listen` ("127.0.0.1:8377", "[::1]:8377", "0.0.0.0:8377"). */
@@ -83,7 +84,7 @@ export function resolveToken(api: Readonly<Config['api']>, dataDir: string | nul
       token = readFirstLine(api.tokenFile);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', `${api.tokenFile} (api.tokenFile)`, e.code === 'ENOENT' ? 'no such file' : e.message);
+      throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', `${api.tokenFile} (api.tokenFile)`, e.code === 'ENOENT' ? 'no such file' : systemReason(e));
     }
     const problem = tokenProblem(token);
     if (problem) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', api.tokenFile, `${problem} (api.tokenFile, its first line)`);

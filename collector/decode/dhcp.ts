@@ -122,9 +122,9 @@ export function parseDhcp(buf: Buffer, offset: number, length: number): DhcpInfo
  * latin1, one character each. RFC 2132 says ASCII, but phones and laptops send their names as typed.
  */
 function utf8IfValid(text: string | null): string | null {
-  if (text === null || isAscii(Buffer.from(text, 'latin1'))) return text;
+  if (text === null) return null;
   const bytes = Buffer.from(text, 'latin1');
-  return isUtf8(bytes) ? bytes.toString('utf8') : text;
+  return !isAscii(bytes) && isUtf8(bytes) ? bytes.toString('utf8') : text;
 }
 
 /** An option's bytes as text (latin1: a byte a character, until parsing ends; trailing NULs dropped), appended to `previous` (RFC 3396 splits). */
