@@ -29,27 +29,62 @@ export function flowKey(proto: string, a: string, aPort: number, b: string, bPor
   return x < y ? `${proto} ${x} ${y}` : `${proto} ${y} ${x}`;
 }
 
+/** What one tshark pass printed of each frame: the fields the flows, totals and SNIs are made from. */
+interface OracleFrame {
+  /** The first occurrence of each flow field (frame.len ... tcp.hdr_len, in FRAME_FIELDS order). */
+  fields: string[];
+  /** Every TLS handshake type in the frame. */
+  handshakeTypes: string[];
+  /** The first SNI in the frame ('' when none). */
+  sni: string;
+}
+
+const FRAME_FIELDS = [
+  'frame.len', 'frame.protocols',
+  'ip.src', 'ip.dst', 'ipv6.src', 'ipv6.dst',
+  'tcp.srcport', 'tcp.dstport', 'udp.srcport', 'udp.dstport',
+  'ip.id', 'ip.frag_offset', 'ip.flags.mf',
+  'ipv6.fraghdr.ident', 'ipv6.fraghdr.offset', 'ipv6.fraghdr.more', 'tcp.hdr_len',
+];
+
+/** Between a field's occurrences: a character no address, number or host name in a capture holds. */
+const AGGREGATOR = '\u0001';
+
+/** The last file's frames: a test asks for its totals, flows and SNIs one after another. */
+let lastFrames: { file: string; frames: OracleFrame[] } | null = null;
+
+/**
+ * Every frame of `file` in one tshark pass (tshark's start-up, ~0.5 s, is most of a small capture's
+ * time): IP fragments are not reassembled (as earshot does not), so each fragment is its own frame.
+ */
+function oracleFrames(file: string): OracleFrame[] {
+  if (lastFrames?.file === file) return lastFrames.frames;
+  const out = tshark([
+    '-r', file, '-o', 'ip.defragment:FALSE', '-o', 'ipv6.defragment:FALSE',
+    '-T', 'fields', '-E', 'separator=\t', '-E', 'occurrence=a', '-E', `aggregator=${AGGREGATOR}`,
+    ...[...FRAME_FIELDS, 'tls.handshake.type', 'tls.handshake.extensions_server_name'].flatMap((f) => ['-e', f]),
+  ]);
+  const frames: OracleFrame[] = [];
+  for (const line of out.split('\n')) {
+    if (!line) continue;
+    const all = line.split('\t');
+    const f = all.map((value) => value.split(AGGREGATOR)[0]);
+    frames.push({ fields: f.slice(0, FRAME_FIELDS.length), handshakeTypes: (all[FRAME_FIELDS.length] ?? '').split(AGGREGATOR), sni: f[FRAME_FIELDS.length + 1] ?? '' });
+  }
+  lastFrames = { file, frames };
+  return frames;
+}
+
 /**
  * Per-flow packets and bytes as tshark reads them. The transport is the first one after the outer IP
  * header (frame.protocols); fragments are not reassembled, and a non-first fragment is counted to the
  * flow of its datagram's first fragment (matched on addresses, IP id and protocol), as earshot does.
  */
 export function tsharkFlows(file: string): Map<string, OracleFlow> {
-  const out = tshark([
-    '-r', file, '-o', 'ip.defragment:FALSE', '-o', 'ipv6.defragment:FALSE',
-    '-T', 'fields', '-E', 'separator=\t', '-E', 'occurrence=f',
-    '-e', 'frame.len', '-e', 'frame.protocols',
-    '-e', 'ip.src', '-e', 'ip.dst', '-e', 'ipv6.src', '-e', 'ipv6.dst',
-    '-e', 'tcp.srcport', '-e', 'tcp.dstport', '-e', 'udp.srcport', '-e', 'udp.dstport',
-    '-e', 'ip.id', '-e', 'ip.frag_offset', '-e', 'ip.flags.mf',
-    '-e', 'ipv6.fraghdr.ident', '-e', 'ipv6.fraghdr.offset', '-e', 'ipv6.fraghdr.more', '-e', 'tcp.hdr_len',
-  ]);
   interface Row { len: number; proto: string; src: string; dst: string; sport: number; dport: number; fragKey: string | null; firstFrag: boolean }
   const rows: Row[] = [];
   const fragPorts = new Map<string, { sport: number; dport: number }>();
-  for (const line of out.split('\n')) {
-    if (!line) continue;
-    const f = line.split('\t');
+  for (const { fields: f } of oracleFrames(file)) {
     const protocols = f[1].split(':');
     const ipAt = protocols.findIndex((p) => p === 'ip' || p === 'ipv6');
     if (ipAt < 0) continue;
@@ -114,13 +149,11 @@ export function tsharkFlows(file: string): Map<string, OracleFlow> {
 
 /** Total packets and frame bytes in the file. */
 export function tsharkTotals(file: string): { packets: number; bytes: number } {
-  const out = tshark(['-r', file, '-T', 'fields', '-e', 'frame.len']);
   let packets = 0;
   let bytes = 0;
-  for (const line of out.split('\n')) {
-    if (!line) continue;
+  for (const { fields } of oracleFrames(file)) {
     packets++;
-    bytes += Number(line);
+    bytes += Number(fields[0]);
   }
   return { packets, bytes };
 }
@@ -166,20 +199,13 @@ export function tsharkDnsAnswers(file: string, options: string[] = []): OracleDn
   return answers.sort();
 }
 
-/** SNIs of ClientHellos: "client|port server|port" -> host name. */
+/** SNIs of ClientHellos (in TCP): "client|port server|port" -> host name. */
 export function tsharkSnis(file: string): Map<string, string> {
-  const out = tshark([
-    '-r', file, '-Y', 'tls.handshake.type == 1 && tls.handshake.extensions_server_name',
-    '-T', 'fields', '-E', 'occurrence=f',
-    '-e', 'ip.src', '-e', 'ipv6.src', '-e', 'tcp.srcport', '-e', 'ip.dst', '-e', 'ipv6.dst', '-e', 'tcp.dstport',
-    '-e', 'tls.handshake.extensions_server_name',
-  ]);
   const snis = new Map<string, string>();
-  for (const line of out.split('\n')) {
-    if (!line) continue;
-    const f = line.split('\t');
-    if (!f[2]) continue; // QUIC and DTLS ClientHellos are not TCP
-    snis.set(`${f[0] || f[1]}|${f[2]} ${f[3] || f[4]}|${f[5]}`, f[6]);
+  for (const { fields: f, handshakeTypes, sni } of oracleFrames(file)) {
+    if (!handshakeTypes.includes('1') || sni === '') continue;
+    if (!f[6]) continue; // QUIC and DTLS ClientHellos are not TCP
+    snis.set(`${f[2] || f[4]}|${f[6]} ${f[3] || f[5]}|${f[7]}`, sni);
   }
   return snis;
 }
