@@ -31,15 +31,18 @@ export { tokenMatches } from './guards.js';
 
 export interface AppOptions extends GuardOptions {
   bodyLimitBytes: number;
+  /** Most time a client has to send a whole request (config api.requestTimeoutS); default REQUEST_TIMEOUT_MS. */
+  requestTimeoutMs?: number;
   version: string;
   /** Where an internal error (a 500: a bug) is logged with its route; the client gets "internal error" only. */
   log?: Pick<Logger, 'error'>;
 }
 
 /**
- * Most time a client has to send a whole request, body included: a client that trickled a declared
- * 1-GB body one byte every 10 s kept its connection for as long as it liked (no token needed: the 401
- * comes at the end). Node checks it every 30 s, so such a client is gone within a minute.
+ * Most time a client has to send a whole request, body included, by default (api.requestTimeoutS): a
+ * client that trickled a declared 1-GB body one byte every 10 s kept its connection for as long as it
+ * liked (no token needed: the 401 comes at the end). Node looks for such clients every half of it (its
+ * own default, every 30 s, let one stay up to twice the timeout), so one is gone within 1.5 times it.
  */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -86,9 +89,11 @@ function readWakeEventsBody(body: unknown): { value: WakeEvent[] } | { error: Er
 
 /** Builds the app. Await app.ready() (or listen) before use. */
 export async function buildApp(options: AppOptions, context: AppContext): Promise<FastifyInstance> {
+  const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const app = Fastify({
     logger: false,
-    requestTimeout: REQUEST_TIMEOUT_MS,
+    requestTimeout: requestTimeoutMs,
+    http: { connectionsCheckingInterval: Math.ceil(requestTimeoutMs / 2) },
     bodyLimit: options.bodyLimitBytes,
     frameworkErrors: frameworkErrorReply,
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allowUnionTypes: true } },
@@ -104,7 +109,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   });
   // Node checks requestTimeout only when headersTimeout (default 60 s) is no longer: a 30-s request
   // timeout alone cut a trickling body after 90 s, not 30-60 s (measured)
-  app.server.headersTimeout = REQUEST_TIMEOUT_MS;
+  app.server.headersTimeout = requestTimeoutMs;
   const { view } = context;
 
   for (const schema of [errorSchema, activationSchema, callSchema, deviceSchema, findingSchema, flowSchema, wakeEventSchema, privacyEndpointSchema, privacyDeviceSchema, noticeSchema]) app.addSchema(schema);

@@ -140,6 +140,7 @@ export async function startApiServer(config: Readonly<Config>, context: AppConte
     // a listen address given as a name (--listen earshot.lan:8377) is a name clients use
     allowedHosts: [...config.api.allowedHosts, ...(isIP(host) === 0 ? [host] : [])],
     bodyLimitBytes: config.api.bodyLimitKB * 1024,
+    requestTimeoutMs: config.api.requestTimeoutS * 1000,
     version: context.version,
     log,
   }, context);

@@ -181,6 +181,7 @@ export const ConfigSchema = Type.Object(
         failedTokensPerMinute: Type.Integer({ default: 10, minimum: 1, description: 'Wrong tokens allowed per client address and minute; then every request that needs the token gets 429 from that address until the minute ends.', flag: 'api-failed-tokens-per-minute' }),
         allowedHosts: Type.Array(Type.String(), { default: [], description: 'Names besides IP addresses, localhost, the machine\'s host name and NAME.local that the Host header may carry (e.g. a reverse proxy\'s name; ".example.net" for a domain and its subdomains). Any other Host gets 403 (DNS rebinding).', flag: 'api-allowed-hosts' }),
         bodyLimitKB: Type.Integer({ default: 1024, minimum: 1, maximum: 65536, description: 'Largest request body accepted (kilobytes); larger gets 413.', flag: 'api-body-limit' }),
+        requestTimeoutS: Type.Integer({ default: 30, minimum: 2, maximum: 3600, description: 'Most seconds a client has to send a whole request, headers and body; a slower one is cut (looked for every half of this): a client trickling a body must not hold a connection for ever.', flag: 'api-request-timeout' }),
       },
       { additionalProperties: false, default: {} },
     ),
