@@ -8,7 +8,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { readFileBounded } from '../collector/durable.js';
-import { openOutputFile } from '../collector/output-file.js';
+import { openOutputFileWhenRead } from '../collector/output-file.js';
 import { earshotError } from '../collector/errors.js';
 import { parseTime as parseWakeTime } from '../collector/detect/wake-events.js';
 import { normalizeMac } from '../collector/mac.js';
@@ -117,9 +117,9 @@ interface Out {
 }
 
 /** Standard output, or FILE written whole or not at all (collector/output-file.ts: temporary file, fsync, rename; a device in place). */
-function openOutput(path: string | undefined, io: CliIo): Out {
+async function openOutput(path: string | undefined, io: CliIo): Promise<Out> {
   if (path === undefined || path === '-') return { write: (t) => { io.stdout.write(t); }, done: () => {}, abort: () => {} };
-  const file = openOutputFile(path, { mode: 0o600 });
+  const file = await openOutputFileWhenRead(path, { mode: 0o600 }, (message) => io.stderr.write(`earshot: ${message}\n`));
   return { write: (t) => file.write(t), done: () => file.commit(), abort: () => file.abort() };
 }
 
@@ -210,7 +210,7 @@ export async function runExport(parsed: ParsedCommand, io: CliIo): Promise<numbe
   }
 
   const columns = COLUMNS[what].filter((c) => withNames || c !== 'device_name');
-  const out = openOutput(f.output as string | undefined, io);
+  const out = await openOutput(f.output as string | undefined, io);
   // vendor and model are on the `device` inventory points, not the activation's: one small map (a
   // value per device the sites have, at most 1024 each) read before the rows
   const inventory = new Map<string, { vendor: unknown; model: unknown }>();

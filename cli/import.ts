@@ -21,7 +21,7 @@ export async function runImport(parsed: ParsedCommand, io: CliIo): Promise<numbe
   const [kind, file] = parsed.positionals;
   if (kind !== 'voice-history') throw earshotError('EARSHOT_ERR_USAGE', `import: unknown source "${kind}" (known: voice-history)`);
   const output = (parsed.flags.output as string | undefined) ?? '-';
-  const counts = importVoiceHistory(file, output);
+  const counts = await importVoiceHistory(file, output, (message) => io.stderr.write(`earshot: ${message}\n`));
   // a /0 turn Amazon calls "not intended" but followed by the request is a pause after the wake word
   const paused = `; ${counts.pausedWakes} paused wake words (a "not intended" /0 turn before its request) folded in`;
   io.stderr.write(`earshot: ${counts.records} records: ${counts.intended} intended (${counts.arbitration} arbitration), ${counts.notIntended} not intended for the device${paused}${output === '-' ? '' : `; wrote ${output}`}\n`);

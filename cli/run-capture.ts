@@ -9,7 +9,8 @@ import { buildProgress } from '../collector/capture/progress.js';
 import type { CaptureSource, CaptureStats } from '../collector/capture/types.js';
 import type { Config } from '../collector/config.js';
 import { earshotError, isEarshotError, type EarshotError } from '../collector/errors.js';
-import { openOutputFile, systemReason } from '../collector/output-file.js';
+import { openOutputFileWhenRead, systemReason } from '../collector/output-file.js';
+import type { AtomicFile } from '../collector/durable.js';
 import type { Logger } from '../collector/log.js';
 import { loadState, prepareDataDir, saveState } from '../collector/identify/state.js';
 import type { InfluxSink } from '../collector/sink/influx/index.js';
@@ -92,9 +93,7 @@ const REPORT_WRITE_BYTES = 1 << 20;
  * of the bench capture's 30-MB report (bench/stages.mjs, in-process) for no overlap worth having, as
  * the chunks are made on this thread either way.
  */
-function writeReportFile(chunks: Iterable<string>, output: string): void {
-  // whole or not at all: a full disk or a kill leaves the report that was there (collector/output-file.ts)
-  const file = openOutputFile(output);
+function writeReportFile(chunks: Iterable<string>, output: string, file: AtomicFile): void {
   try {
     const buf = Buffer.allocUnsafe(REPORT_WRITE_BYTES);
     let used = 0;
@@ -116,9 +115,11 @@ function writeReportFile(chunks: Iterable<string>, output: string): void {
   }
 }
 
-async function writeReport(chunks: Iterable<string>, output: string | undefined, stdout: NodeJS.WritableStream): Promise<void> {
+async function writeReport(chunks: Iterable<string>, output: string | undefined, stdout: NodeJS.WritableStream, log: Logger): Promise<void> {
   if (output !== undefined) {
-    writeReportFile(chunks, output);
+    // whole or not at all: a full disk or a kill leaves the report that was there (collector/output-file.ts)
+    const file = await openOutputFileWhenRead(output, {}, (message) => log.warn(message));
+    writeReportFile(chunks, output, file);
     return;
   }
   await new Promise<void>((resolve, reject) => {
@@ -366,7 +367,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     save();
     const inputs = { devices: collector.inventory?.all(), findings: collector.findings.list() };
     const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs), undefined, runtime.privacy?.devices({ assistantsOnly: true }))];
-    await writeReport(chunks, output, host.stdout);
+    await writeReport(chunks, output, host.stdout, log);
     const dropped = report.dropped();
     const left = [
       dropped.flows > 0 ? `${dropped.flows} older flows (report.maxFlows ${config.report.maxFlows})` : '',

@@ -6,7 +6,8 @@
  * written in place, and a symbolic link is followed (the file it names is replaced, the link stays).
  * And -o must never name what the command reads: `replay x.pcap -o x.pcap` destroyed the capture.
  */
-import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsConstants, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { otherProcessRuns } from './data-dir.js';
 import { openFileAtomic, writeWhole, type AtomicFile } from './durable.js';
@@ -73,7 +74,7 @@ export function openOutputFile(path: string, options: { mode?: number } = {}): A
     })();
     if (st !== null && st.isDirectory()) throw new Error('is a directory');
     if (st !== null && !st.isFile()) {
-      const fd = openSync(path, 'w');
+      const fd = st.isFIFO() ? openFifo(path) : openSync(path, 'w');
       let open = true;
       const close = () => {
         if (open) closeSync(fd);
@@ -98,6 +99,67 @@ export function openOutputFile(path: string, options: { mode?: number } = {}): A
     return openFileAtomic(target, { ...options, mode, owner: { uid: old.uid, gid: old.gid } });
   } catch (err) {
     throw failed(err);
+  }
+}
+
+/**
+ * Opens a FIFO for writing when it has a reader, else throws (ENXIO: "no such device or address"). A
+ * plain open() of a FIFO waits for a reader as a shell's `>` does, but inside the open() call: the thread
+ * ran no signal handler, so Ctrl-C and SIGTERM did nothing and only SIGKILL ended a command whose report
+ * went to a FIFO nobody read. openOutputFileWhenRead() is where a command waits for the reader.
+ */
+function openFifo(path: string): number {
+  // without blocking: a reader is there, or ENXIO
+  const probe = openSync(path, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+  try {
+    // the reader is there: a blocking descriptor (writes wait for the reader, as to any pipe) opens at once
+    return openSync(path, 'w');
+  } finally {
+    closeSync(probe);
+  }
+}
+
+/** How often openOutputFileWhenRead looks for a FIFO's reader. */
+const FIFO_POLL_MS = 100;
+
+/**
+ * openOutputFile, but a FIFO with no reader yet is waited for with the event loop running (signals,
+ * timers) instead of refused. `onWait` hears once that it waits; SIGINT or SIGTERM while it waits ends
+ * the wait with EARSHOT_ERR_OUTPUT (the command's own signal handlers run as well).
+ */
+export async function openOutputFileWhenRead(path: string, options: { mode?: number } = {}, onWait?: (message: string) => void): Promise<AtomicFile> {
+  const st = statOrNull(path);
+  if (st === null || !st.isFIFO()) return openOutputFile(path, options);
+  let signalled: string | null = null;
+  const onSignal = (signal: string) => {
+    signalled = signal;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    for (let told = false; ; told = true) {
+      let probe: number | null = null;
+      try {
+        probe = openSync(path, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+      } catch (err) {
+        // anything but "no reader" is the open's own failure, told by openOutputFile
+        if ((err as NodeJS.ErrnoException).code !== 'ENXIO') return openOutputFile(path, options);
+      }
+      if (probe !== null) {
+        // held while the output opens: closed first, it would be the reader's end of file
+        try {
+          return openOutputFile(path, options);
+        } finally {
+          closeSync(probe);
+        }
+      }
+      if (!told) onWait?.(`${path} is a FIFO that nobody reads yet: waiting for a reader (Ctrl-C to stop)`);
+      await sleep(FIFO_POLL_MS);
+      if (signalled !== null) throw earshotError('EARSHOT_ERR_OUTPUT', path, `a FIFO that nobody read: stopped by ${signalled} while waiting for a reader`);
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
@@ -135,9 +197,9 @@ function removeStaleTemporaries(path: string): void {
 }
 
 
-/** Writes `data` to `path` as openOutputFile does; throws EARSHOT_ERR_OUTPUT (the old file untouched). */
-export function writeOutputFile(path: string, data: string | Uint8Array, options: { mode?: number } = {}): void {
-  const file = openOutputFile(path, options);
+/** Writes `data` to `path` as openOutputFileWhenRead does; throws EARSHOT_ERR_OUTPUT (the old file untouched). */
+export async function writeOutputFile(path: string, data: string | Uint8Array, options: { mode?: number; onWait?: (message: string) => void } = {}): Promise<void> {
+  const file = await openOutputFileWhenRead(path, { mode: options.mode }, options.onWait);
   try {
     writeWhole(file, data);
   } catch (err) {

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from './helpers/cli.js';
+import { EARSHOT_BIN, runCli } from './helpers/cli.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { tempDir } from './helpers/temp.js';
 import { canMount, Tmpfs } from './helpers/tmpfs.js';
@@ -82,6 +82,54 @@ describe('-o writes through links and into devices, never replacing them', () =>
       expect(intoFifo.code, intoFifo.stderr).toBe(0);
       expect(lstatSync(fifo).isFIFO()).toBe(true);
       expect(read).toBe(written);
+    }
+  });
+});
+
+describe('-o into a FIFO that nobody reads yet', () => {
+  /** Starts `args` and resolves once it said on stderr that it waits for a reader. */
+  function startWaiting(args: string[]) {
+    const child = spawn(process.execPath, [EARSHOT_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const waiting = new Promise<void>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('nobody reads yet: waiting for a reader')) resolve();
+      });
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    return { child, waiting, exited, stderr: () => stderr };
+  }
+
+  it('waits for a reader, which gets the whole output; SIGTERM or SIGINT while it waits ends it with one line (open() was deaf to both: only SIGKILL ended it)', async () => {
+    for (const command of [['replay', CAPTURE, '--format', 'json'], ['import', 'voice-history', HISTORY]]) {
+      const name = command[0];
+      const expected = await runCli(command);
+      expect(expected.code, expected.stderr).toBe(0);
+      const fifo = join(dir, `${name}-late.fifo`);
+      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+      const run = startWaiting([...command, '-o', fifo]);
+      await run.waiting;
+      // a reader comes later
+      const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let read = '';
+      reader.stdout.on('data', (d: Buffer) => { read += d.toString(); });
+      const readerDone = new Promise((resolve) => reader.on('close', resolve));
+      expect(await run.exited, run.stderr()).toBe(0);
+      await readerDone;
+      expect(read).toBe(expected.stdout);
+
+      for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+        const stopped = startWaiting([...command, '-o', fifo]);
+        await stopped.waiting;
+        const sentMs = Date.now();
+        stopped.child.kill(signal);
+        expect(await stopped.exited, stopped.stderr()).toBe(2);
+        expect(Date.now() - sentMs).toBeLessThan(5_000);
+        // the last line says why it stopped (before it: the log's, or import's own line that it waits)
+        expect(stopped.stderr().trim().split('\n').at(-1)).toBe(`earshot: ${fifo}: cannot write: a FIFO that nobody read: stopped by ${signal} while waiting for a reader`);
+        expect(lstatSync(fifo).isFIFO()).toBe(true);
+      }
     }
   });
 });

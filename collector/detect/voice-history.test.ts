@@ -21,6 +21,20 @@ const T = Date.UTC(2024, 8, 16, 7, 0, 0); // 2024-09-16T07:00:00Z
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
 const S = VOICE_HISTORY_SOURCE;
 
+/** errorOf for a function that returns a promise. */
+async function errorOfAsync(fn: () => Promise<unknown>, code = 'EARSHOT_ERR_VOICE_HISTORY'): Promise<string> {
+  let failure: unknown = null;
+  try {
+    await fn();
+  } catch (err) {
+    failure = err;
+  }
+  return errorOf(() => {
+    if (failure === null) return;
+    throw failure;
+  }, code);
+}
+
 function errorOf(fn: () => unknown, code = 'EARSHOT_ERR_VOICE_HISTORY'): string {
   try {
     fn();
@@ -164,9 +178,9 @@ describe('a pause after the wake word (a "not intended" /0 turn before the reque
     expect(parseVoiceHistory(fixture('voice-history-paused.json'), 'p.json')).toEqual(PAUSED_EVENTS);
   });
 
-  it('counts the folded turns, and they are intended events in the written file', () => {
+  it('counts the folded turns, and they are intended events in the written file', async () => {
     const output = join(scratch, 'paused.jsonl');
-    expect(importVoiceHistory(join(FIXTURES, 'voice-history-paused.json'), output)).toEqual({ records: 9, intended: 4, notIntended: 5, arbitration: 0, pausedWakes: 1 });
+    expect(await importVoiceHistory(join(FIXTURES, 'voice-history-paused.json'), output)).toEqual({ records: 9, intended: 4, notIntended: 5, arbitration: 0, pausedWakes: 1 });
     const written = readWakeEventsFile(output);
     expect(written[0]).toEqual({ time: T, device: 'Kitchen Echo', source: PAUSED_WAKE_SOURCE, intended: true });
     expect(readFileSync(output, 'utf8')).not.toMatch(/weather|alexa"|light|something/);
@@ -213,9 +227,9 @@ describe('classifyStatus', () => {
 });
 
 describe('importVoiceHistory', () => {
-  it('writes the wake-event file format, returns the counts and keeps no transcript', () => {
+  it('writes the wake-event file format, returns the counts and keeps no transcript', async () => {
     const output = join(scratch, 'rvh.jsonl');
-    const counts = importVoiceHistory(join(FIXTURES, 'voice-history-rvh.json'), output);
+    const counts = await importVoiceHistory(join(FIXTURES, 'voice-history-rvh.json'), output);
     expect(counts).toEqual({ records: 6, intended: 4, notIntended: 2, arbitration: 1, pausedWakes: 0 });
     const written = readFileSync(output, 'utf8');
     expect(readWakeEventsFile(output)).toEqual(RVH_EVENTS.slice().sort((a, b) => a.time - b.time));
@@ -226,44 +240,44 @@ describe('importVoiceHistory', () => {
     expect(readdirSync(scratch).filter((name) => name.endsWith('.tmp'))).toEqual([]);
   });
 
-  it('keeps no transcript from the older feed or a CSV either', () => {
+  it('keeps no transcript from the older feed or a CSV either', async () => {
     for (const [name, counts] of [
       ['voice-history-activities.json', { records: 6, intended: 4, notIntended: 2, arbitration: 1, pausedWakes: 0 }],
       ['voice-history.csv', { records: 4, intended: 3, notIntended: 1, arbitration: 1, pausedWakes: 0 }],
     ] as const) {
       const output = join(scratch, `${name}.jsonl`);
-      expect(importVoiceHistory(join(FIXTURES, name), output)).toEqual(counts);
+      expect(await importVoiceHistory(join(FIXTURES, name), output)).toEqual(counts);
       const written = readFileSync(output, 'utf8');
       expect(written).not.toMatch(/weather|stop|kitchen light|rain|play something/);
       expect(parseWakeEvents(written, output)).toHaveLength(counts.records);
     }
   });
 
-  it("writes to stdout for '-'", () => {
+  it("writes to stdout for '-'", async () => {
     const chunks: string[] = [];
     const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
       chunks.push(String(chunk));
       return true;
     });
     try {
-      expect(importVoiceHistory(join(FIXTURES, 'voice-history.csv'), '-').records).toBe(4);
+      expect((await importVoiceHistory(join(FIXTURES, 'voice-history.csv'), '-')).records).toBe(4);
     } finally {
       spy.mockRestore();
     }
     expect(chunks.join('').split('\n')[0]).toBe('{"time":"2024-09-16T07:00:00.000Z","device":"Kitchen Echo","source":"amazon-voice-history","intended":true}');
   });
 
-  it('a missing input or an unwritable output is a coded error, and leaves no file behind', () => {
+  it('a missing input or an unwritable output is a coded error, and leaves no file behind', async () => {
     const missing = join(scratch, 'nope.json');
-    expect(errorOf(() => importVoiceHistory(missing, join(scratch, 'out.jsonl')), 'EARSHOT_ERR_FILE_NOT_FOUND')).toBe(`${missing}: no such file`);
+    expect(await errorOfAsync(() => importVoiceHistory(missing, join(scratch, 'out.jsonl')), 'EARSHOT_ERR_FILE_NOT_FOUND')).toBe(`${missing}: no such file`);
     const unwritable = join(scratch, 'no-such-dir', 'out.jsonl');
-    expect(errorOf(() => importVoiceHistory(join(FIXTURES, 'voice-history.csv'), unwritable), 'EARSHOT_ERR_OUTPUT')).toContain(unwritable);
+    expect(await errorOfAsync(() => importVoiceHistory(join(FIXTURES, 'voice-history.csv'), unwritable), 'EARSHOT_ERR_OUTPUT')).toContain(unwritable);
     expect(existsSync(join(scratch, 'no-such-dir'))).toBe(false);
     const bad = join(scratch, 'bad.json');
     writeFileSync(bad, '{"activities": [{"activityStatus": "SUCCESS"}]}');
     const target = join(scratch, 'kept.jsonl');
     writeFileSync(target, 'previous\n');
-    expect(errorOf(() => importVoiceHistory(bad, target))).toBe(`${bad}: activities[0]: timestamp: missing`);
+    expect(await errorOfAsync(() => importVoiceHistory(bad, target))).toBe(`${bad}: activities[0]: timestamp: missing`);
     expect(readFileSync(target, 'utf8')).toBe('previous\n');
   });
 });

@@ -378,13 +378,13 @@ export function formatWakeEvents(events: WakeEvent[]): string {
  * The file is written whole or not at all (collector/output-file.ts): neither a failure nor a power cut
  * leaves half a file, and a device or a link is written through, never replaced.
  */
-export function importVoiceHistory(inputPath: string, outputPath: string): VoiceHistoryCounts {
+export async function importVoiceHistory(inputPath: string, outputPath: string, onWait?: (message: string) => void): Promise<VoiceHistoryCounts> {
   const classified = classify(readInputText(inputPath), inputPath);
   const output = formatWakeEvents(classified.map((c) => c.event));
   if (outputPath === '-') {
     process.stdout.write(output);
   } else {
-    writeOutputFile(outputPath, output);
+    await writeOutputFile(outputPath, output, { onWait });
   }
   return countsOf(classified);
 }
