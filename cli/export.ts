@@ -119,7 +119,7 @@ interface Out {
 /** Standard output, or FILE written whole or not at all (collector/output-file.ts: temporary file, fsync, rename; a device in place). */
 async function openOutput(path: string | undefined, io: CliIo): Promise<Out> {
   if (path === undefined || path === '-') return { write: (t) => { io.stdout.write(t); }, done: () => {}, abort: () => {} };
-  const file = await openOutputFileWhenRead(path, { mode: 0o600 }, (message) => io.stderr.write(`earshot: ${message}\n`));
+  const file = await openOutputFileWhenRead(path, { mode: 0o600 }, { onWait: (message) => io.stderr.write(`earshot: ${message}\n`) });
   return { write: (t) => file.write(t), done: () => file.commit(), abort: () => file.abort() };
 }
 

@@ -115,10 +115,12 @@ function writeReportFile(chunks: Iterable<string>, output: string, file: AtomicF
   }
 }
 
-async function writeReport(chunks: Iterable<string>, output: string | undefined, stdout: NodeJS.WritableStream, log: Logger): Promise<void> {
+async function writeReport(chunks: Iterable<string>, output: string | undefined, host: RunHost, log: Logger): Promise<void> {
+  const stdout = host.stdout;
   if (output !== undefined) {
-    // whole or not at all: a full disk or a kill leaves the report that was there (collector/output-file.ts)
-    const file = await openOutputFileWhenRead(output, {}, (message) => log.warn(message));
+    // whole or not at all: a full disk or a kill leaves the report that was there (collector/output-file.ts);
+    // the run's own stop requests end a wait for a FIFO's reader (on the pipeline's thread, the only ones)
+    const file = await openOutputFileWhenRead(output, {}, { onWait: (message) => log.warn(message), onStop: (handler) => host.onStop(handler) });
     writeReportFile(chunks, output, file);
     return;
   }
@@ -367,7 +369,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     save();
     const inputs = { devices: collector.inventory?.all(), findings: collector.findings.list() };
     const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs), undefined, runtime.privacy?.devices({ assistantsOnly: true }))];
-    await writeReport(chunks, output, host.stdout, log);
+    await writeReport(chunks, output, host, log);
     const dropped = report.dropped();
     const left = [
       dropped.flows > 0 ? `${dropped.flows} older flows (report.maxFlows ${config.report.maxFlows})` : '',

@@ -124,18 +124,17 @@ const FIFO_POLL_MS = 100;
 
 /**
  * openOutputFile, but a FIFO with no reader yet is waited for with the event loop running (signals,
- * timers) instead of refused. `onWait` hears once that it waits; SIGINT or SIGTERM while it waits ends
- * the wait with EARSHOT_ERR_OUTPUT (the command's own signal handlers run as well).
+ * timers) instead of refused. `wait.onWait` hears once that it waits; a request to stop while it waits
+ * (SIGINT, SIGTERM) ends the wait with EARSHOT_ERR_OUTPUT (the command's own handlers run as well).
  */
-export async function openOutputFileWhenRead(path: string, options: { mode?: number } = {}, onWait?: (message: string) => void): Promise<AtomicFile> {
+export async function openOutputFileWhenRead(path: string, options: { mode?: number } = {}, wait: OutputWait = {}): Promise<AtomicFile> {
   const st = statOrNull(path);
   if (st === null || !st.isFIFO()) return openOutputFile(path, options);
   let signalled: string | null = null;
-  const onSignal = (signal: string) => {
+  const stop = wait.onStop ?? processSignals;
+  const off = stop((signal) => {
     signalled = signal;
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  });
   try {
     for (let told = false; ; told = true) {
       let probe: number | null = null;
@@ -153,14 +152,31 @@ export async function openOutputFileWhenRead(path: string, options: { mode?: num
           closeSync(probe);
         }
       }
-      if (!told) onWait?.(`${path} is a FIFO that nobody reads yet: waiting for a reader (Ctrl-C to stop)`);
+      if (!told) wait.onWait?.(`${path} is a FIFO that nobody reads yet: waiting for a reader (Ctrl-C to stop)`);
       await sleep(FIFO_POLL_MS);
       if (signalled !== null) throw earshotError('EARSHOT_ERR_OUTPUT', path, `a FIFO that nobody read: stopped by ${signalled} while waiting for a reader`);
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    off();
   }
+}
+
+/** How a wait for a FIFO's reader is told and stopped. */
+export interface OutputWait {
+  /** Hears once that the command waits for a reader. */
+  onWait?: (message: string) => void;
+  /** Calls its handler on a request to stop (SIGINT, SIGTERM); returns what removes it. Default: this process's signals. */
+  onStop?: (handler: (signal: string) => void) => () => void;
+}
+
+/** SIGINT and SIGTERM of this process (a worker thread gets none: its host forwards them, see OutputWait.onStop). */
+function processSignals(handler: (signal: string) => void): () => void {
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
 }
 
 function statOrNull(path: string): Stats | null {
@@ -198,8 +214,8 @@ function removeStaleTemporaries(path: string): void {
 
 
 /** Writes `data` to `path` as openOutputFileWhenRead does; throws EARSHOT_ERR_OUTPUT (the old file untouched). */
-export async function writeOutputFile(path: string, data: string | Uint8Array, options: { mode?: number; onWait?: (message: string) => void } = {}): Promise<void> {
-  const file = await openOutputFileWhenRead(path, { mode: options.mode }, options.onWait);
+export async function writeOutputFile(path: string, data: string | Uint8Array, options: { mode?: number } = {}, wait: OutputWait = {}): Promise<void> {
+  const file = await openOutputFileWhenRead(path, options, wait);
   try {
     writeWhole(file, data);
   } catch (err) {

@@ -102,7 +102,13 @@ describe('-o into a FIFO that nobody reads yet', () => {
   }
 
   it('waits for a reader, which gets the whole output; SIGTERM or SIGINT while it waits ends it with one line (open() was deaf to both: only SIGKILL ended it)', async () => {
-    for (const command of [['replay', CAPTURE, '--format', 'json'], ['import', 'voice-history', HISTORY]]) {
+    const commands = [
+      ['replay', CAPTURE, '--format', 'json'],
+      ['import', 'voice-history', HISTORY],
+      // the report written by the pipeline's thread, which gets the signals the main thread forwards
+      ['collect', '--file', CAPTURE, '--exit-when-done', '--listen', '127.0.0.1:0', '--format', 'json', '--log-level', 'warn'],
+    ];
+    for (const command of commands) {
       const name = command[0];
       const expected = await runCli(command);
       expect(expected.code, expected.stderr).toBe(0);

@@ -384,7 +384,7 @@ export async function importVoiceHistory(inputPath: string, outputPath: string, 
   if (outputPath === '-') {
     process.stdout.write(output);
   } else {
-    await writeOutputFile(outputPath, output, { onWait });
+    await writeOutputFile(outputPath, output, {}, { onWait });
   }
   return countsOf(classified);
 }
