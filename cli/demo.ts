@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, haveInfluxd, startInfluxd, type RunningInfluxd } from '../collector/influxd.js';
@@ -21,6 +21,9 @@ import { buildRuntime } from '../collector/runtime.js';
 import { version } from '../collector/version.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import { startAlertSinks, type CliIo } from './run-capture.js';
+import { lazyBuiltin } from '../collector/builtins.js';
+
+const http = lazyBuiltin<typeof import('node:http')>('node:http');
 
 export const demoSpec: CommandSpec = {
   name: 'demo',
@@ -76,7 +79,7 @@ async function privateInfluxd(dir: string): Promise<RunningInfluxd | { why: stri
 /** A local webhook receiver that prints what it gets. */
 async function startReceiver(print: (line: string) => void): Promise<{ url: string; server: Server; received: string[] }> {
   const received: string[] = [];
-  const server = createHttpServer((req, res) => {
+  const server = http().createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

@@ -2,10 +2,8 @@
  * The checks of `earshot doctor`: each returns lines that say what was found and what to do about it.
  * Only the capture checks can block (collect cannot run without them); the others explain.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { buildSource } from '../collector/capture/index.js';
@@ -17,6 +15,10 @@ import { buildCollector } from '../collector/index.js';
 import { buildWriteClient, influxTarget, type InfluxTarget } from '../collector/sink/influx/client.js';
 import { batchProblem } from '../collector/sink/influx/batch-check.js';
 import { createCommand, setupEnabled } from '../collector/sink/influx/setup.js';
+import { lazyBuiltin } from '../collector/builtins.js';
+
+const childProcess = lazyBuiltin<typeof import('node:child_process')>('node:child_process');
+const net = lazyBuiltin<typeof import('node:net')>('node:net');
 
 export type CheckStatus = 'ok' | 'warn' | 'FAIL' | 'skip';
 
@@ -60,7 +62,7 @@ export function checkCaptureTool(config: Readonly<Config>): CheckResult {
 }
 
 function tcpdumpVersion(): string | null {
-  const r = spawnSync('tcpdump', ['--version'], { encoding: 'utf8', timeout: 5000 });
+  const r = childProcess().spawnSync('tcpdump', ['--version'], { encoding: 'utf8', timeout: 5000 });
   if (r.error) return null;
   return `${r.stdout}${r.stderr}`.split('\n').find((l) => /tcpdump/i.test(l))?.trim() ?? 'tcpdump';
 }
@@ -348,7 +350,7 @@ function checkDataDisk(dataDir: string, spoolDir: string): CheckResult {
 
 function tcpConnect(host: string, port: number, timeoutMs: number): Promise<string | null> {
   return new Promise((resolve) => {
-    const socket = connect({ host, port });
+    const socket = net().connect({ host, port });
     const done = (error: string | null) => {
       socket.destroy();
       resolve(error);

@@ -13,8 +13,10 @@ main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, en
     // a native capture handle that node_pcap cannot release without one more packet must not keep us
     // alive; but the report may still be on its way: a pipe holds 64 KiB, and a reader slow to start
     // (`earshot replay x --format json | python3 ...` on a busy machine) would lose the rest at exit.
-    // Exit only once stdout and stderr have taken everything
-    const exit = () => setTimeout(() => process.exit(code), 250).unref();
+    // Exit once stdout and stderr have taken everything, at once: everything the command does is done
+    // when main() settles, and an exit by an empty event loop first tore the heap down page by page
+    // (~500 unmapped 256-kB pages after a replay of the bench capture), which process.exit() skips
+    const exit = () => process.exit(code);
     const flushed = (stream: NodeJS.WriteStream, then: () => void) => (stream.writableLength > 0 ? stream.write('', then) : then());
     flushed(process.stdout, () => flushed(process.stderr, exit));
   },

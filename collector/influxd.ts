@@ -3,19 +3,22 @@
  * `earshot demo`, the tests and `npm run bench`. influxd runs without a config file (`-config
  * /dev/null`), set up through its INFLUXDB_* environment, and counts as started once /ping answers.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { lazyBuiltin } from './builtins.js';
+
+const childProcess = lazyBuiltin<typeof import('node:child_process')>('node:child_process');
+const net = lazyBuiltin<typeof import('node:net')>('node:net');
 
 /** Whether influxd can be run here. */
 export function haveInfluxd(): boolean {
-  return spawnSync('influxd', ['version'], { stdio: 'ignore' }).status === 0;
+  return childProcess().spawnSync('influxd', ['version'], { stdio: 'ignore' }).status === 0;
 }
 
 /** A free TCP port on loopback (asked of the kernel, then released). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const srv = createServer();
+    const srv = net().createServer();
     srv.on('error', reject);
     srv.listen(0, '127.0.0.1', () => {
       const { port } = srv.address() as { port: number };
@@ -57,7 +60,7 @@ export async function startInfluxd(options: InfluxdStart): Promise<RunningInflux
     INFLUXDB_DATA_QUERY_LOG_ENABLED: 'false',
     ...options.env,
   };
-  const child = spawn('influxd', ['-config', '/dev/null'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = childProcess().spawn('influxd', ['-config', '/dev/null'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
   const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));

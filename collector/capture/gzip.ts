@@ -10,8 +10,12 @@
  * output before it has been handed on. Members follow each other as in `gzip -d` (bgzip writes many);
  * zero bytes after a member are padding, anything else after one is ignored with a note.
  */
-import { constants as zlibConstants, crc32, createInflateRaw, type InflateRaw } from 'node:zlib';
+import type { InflateRaw } from 'node:zlib';
+import { lazyBuiltin } from '../builtins.js';
 import { EarshotError, earshotError } from '../errors.js';
+
+// only for a compressed capture: not loaded for every replay
+const zlib = lazyBuiltin<typeof import('node:zlib')>('node:zlib');
 
 /** Decompressed output per chunk. */
 export const GUNZIP_CHUNK = 256 * 1024;
@@ -309,7 +313,7 @@ export class GzipMembers {
   }
 
   private startMember(): void {
-    const inflate = createInflateRaw({ finishFlush: zlibConstants.Z_SYNC_FLUSH, chunkSize: GUNZIP_CHUNK });
+    const inflate = zlib().createInflateRaw({ finishFlush: zlib().constants.Z_SYNC_FLUSH, chunkSize: GUNZIP_CHUNK });
     this.inflate = inflate;
     this.inflateEnded = false;
     this.staged = EMPTY;
@@ -317,7 +321,7 @@ export class GzipMembers {
     this.size = 0;
     const memberOffset = this.offset;
     inflate.on('data', (chunk: Buffer) => {
-      this.crc = crc32(chunk, this.crc);
+      this.crc = zlib().crc32(chunk, this.crc);
       this.size += chunk.length;
       this.out.push(chunk);
       // paused, zlib stops within its current input once its own buffer is full, until resumed

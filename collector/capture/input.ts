@@ -10,14 +10,18 @@
  * buffer), and gunzip is given the next input only once it has taken in the last (its write callback).
  */
 import { closeSync, constants as fsConstants, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
-import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
+import type { OnReadOpts, SocketConstructorOpts } from 'node:net';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isMainThread } from 'node:worker_threads';
+import { lazyBuiltin } from '../builtins.js';
 import { earshotError, isEarshotError, type EarshotError } from '../errors.js';
 import { GzipMembers, Outflow, type GzipNotes } from './gzip.js';
+
+// pipes and sockets only (a file is read with fs), and a rare collection: not loaded for every replay
+const net = lazyBuiltin<typeof import('node:net')>('node:net');
+const v8 = lazyBuiltin<typeof import('node:v8')>('node:v8');
 
 /**
  * Reads of 1 MiB: few enough chunks that records straddling a boundary cost nothing, small enough that
@@ -90,7 +94,7 @@ let minorGc: MinorGc | null | undefined;
 function freshBytesCounter(): (bytes: number) => void {
   if (minorGc === undefined) {
     try {
-      setFlagsFromString('--expose-gc');
+      v8().setFlagsFromString('--expose-gc');
       const gc: unknown = runInNewContext('gc');
       minorGc = typeof gc === 'function' ? gc as MinorGc : null;
     } catch {
@@ -245,7 +249,7 @@ function pipeChunks(fd: number, counter: Counter, name: string): RawInput {
       },
     },
   };
-  const socket = new Socket(options);
+  const socket = new (net().Socket)(options);
   const finish = (): void => {
     ended = true;
     wake?.();

@@ -2,7 +2,6 @@
  * The capture-file source: pcap or pcapng, optionally gzip-compressed, from a file, stdin or any stream
  * (tcpdump's stdout), read as a stream in constant memory, as fast as possible or paced to capture time.
  */
-import { performance } from 'node:perf_hooks';
 import { earshotError } from '../errors.js';
 import { GzipDamageError } from './gzip.js';
 import { openCaptureInput, type CaptureInput } from './input.js';

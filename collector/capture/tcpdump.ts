@@ -11,11 +11,14 @@
  * tcpdump prints its drop counters only when it ends, or on SIGUSR1 (Linux; SIGINFO on the BSDs): the
  * source asks once a second, so that /metrics, /health and the log see drops while they happen.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { lazyBuiltin } from '../builtins.js';
 import { earshotError, isEarshotError, type EarshotError } from '../errors.js';
 import { buildDropWatch } from './drops.js';
 import { buildFileSource } from './pcap-file.js';
 import { emptyCaptureStats, type CaptureSource, type CaptureStats, type PacketSink, type SourceDeps } from './types.js';
+
+const childProcess = lazyBuiltin<typeof import('node:child_process')>('node:child_process');
 
 /** Options of buildTcpdumpSource(). */
 export interface TcpdumpSourceOptions {
@@ -106,7 +109,7 @@ export function buildTcpdumpSource(opts: TcpdumpSourceOptions, deps: SourceDeps)
     const bufferKiB = Math.max(1, Math.round((opts.bufferSize ?? DEFAULT_BUFFER) / 1024));
     const args = ['-i', opts.interface, '-n', '-U', '-B', String(bufferKiB), '-s', String(opts.snaplen ?? DEFAULT_SNAPLEN), '-w', '-'];
     if (opts.filter !== undefined && opts.filter.trim() !== '') args.push(opts.filter);
-    const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = childProcess().spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     let stderr = '';
     let listening = false;

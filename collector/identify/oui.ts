@@ -13,8 +13,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 import { earshotError } from '../errors.js';
+import { lazyBuiltin } from '../builtins.js';
+
+const zlib = lazyBuiltin<typeof import('node:zlib')>('node:zlib');
 
 /** earshot's vendor ids for the companies whose devices it cares about. */
 export type DeviceVendor =
@@ -116,7 +118,7 @@ export function buildOuiTable(options: OuiTableOptions = {}): OuiTable {
   try {
     const raw = readFileSync(path);
     // gzip magic 1f 8b: a compressed table is accepted too (the bundled one is plain: faster to load)
-    bytes = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
+    bytes = raw[0] === 0x1f && raw[1] === 0x8b ? zlib().gunzipSync(raw) : raw;
   } catch (err) {
     throw earshotError('EARSHOT_ERR_FILE_UNREADABLE', path, err instanceof Error ? err.message : String(err));
   }

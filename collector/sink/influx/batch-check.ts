@@ -2,7 +2,9 @@
  * The check of a spooled batch read back from disk: the spool runs it at start and before each send, and
  * `earshot doctor` on every file, so a torn or flipped batch is set aside instead of sent.
  */
-import { gunzipSync } from 'node:zlib';
+import { lazyBuiltin } from '../../builtins.js';
+
+const zlib = lazyBuiltin<typeof import('node:zlib')>('node:zlib');
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -14,7 +16,7 @@ export function batchProblem(body: Buffer, gzip: boolean, points: number): strin
   let text = body;
   if (gzip) {
     try {
-      text = gunzipSync(body);
+      text = zlib().gunzipSync(body);
     } catch (err) {
       return `gzip does not decode (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
     }

@@ -4,8 +4,8 @@
  * InfluxDB gives (see buildInfluxClient) with its Retry-After and its error text. The writer decides
  * what a failed write means. Why not the `influx` package, nor fetch: docs/influxdb.md ("The HTTP client").
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
+import { lazyBuiltin } from '../../builtins.js';
 import type { Config } from '../../config.js';
 import { earshotError } from '../../errors.js';
 import { missingTarget, type MissingTarget } from './setup.js';
@@ -132,6 +132,9 @@ export function retryAfterMs(value: string | string[] | undefined, nowMs = Date.
   return Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS);
 }
 
+const httpModule = lazyBuiltin<typeof import('node:http')>('node:http');
+const httpsModule = lazyBuiltin<typeof import('node:https')>('node:https');
+
 /**
  * The client, on node:http. Its parser is lenient (insecureHTTPParser) for InfluxDB's answers only:
  * InfluxDB 1.x copies a line it cannot parse into its X-Influxdb-Error header, control bytes and all,
@@ -140,7 +143,8 @@ export function retryAfterMs(value: string | string[] | undefined, nowMs = Date.
  */
 export function buildInfluxClient(target: InfluxTarget): InfluxClient {
   const secure = target.url.protocol === 'https:';
-  const agent = secure ? new HttpsAgent({ keepAlive: true, maxSockets: 2 }) : new HttpAgent({ keepAlive: true, maxSockets: 2 });
+  const http = secure ? httpsModule() : httpModule();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
   const prefix = target.url.pathname.replace(/\/$/, '');
   const auth: Record<string, string> = target.token !== null
     ? { Authorization: `Token ${target.token}` }
@@ -151,7 +155,7 @@ export function buildInfluxClient(target: InfluxTarget): InfluxClient {
     url.pathname = `${prefix}${path.split('?')[0]}`;
     url.search = path.includes('?') ? path.slice(path.indexOf('?')) : '';
     return new Promise<Answer>((resolve, reject) => {
-      const req = (secure ? httpsRequest : httpRequest)(url, {
+      const req = http.request(url, {
         method,
         agent,
         headers: { ...auth, ...headers, ...(body !== null ? { 'Content-Length': String(body.length) } : {}) },

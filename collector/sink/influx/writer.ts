@@ -13,11 +13,13 @@
  * not answer, never one bad batch.
  */
 import { createHash } from 'node:crypto';
-import { gzip, constants as zlib } from 'node:zlib';
+import { lazyBuiltin } from '../../builtins.js';
 import type { Logger } from '../../log.js';
 import { MAX_RETRY_AFTER_MS, type WriteClient, type WriteOutcome } from './client.js';
 import { RejectionLog } from './rejections.js';
 import { Spool, type Batch, type SpoolStats } from './spool.js';
+
+const zlib = lazyBuiltin<typeof import('node:zlib')>('node:zlib');
 
 export interface WriterOptions {
   batchSize: number;
@@ -256,7 +258,7 @@ export class InfluxWriter {
     const entry: Compressing = { raw, points, body: null };
     this.compressing.push(entry);
     this.stats.queueDepth = this.queue.length + this.compressing.length;
-    gzip(raw, { level: zlib.Z_BEST_SPEED }, (err, body) => {
+    zlib().gzip(raw, { level: zlib().constants.Z_BEST_SPEED }, (err, body) => {
       entry.body = err ? null : body;
       if (err) entry.failed = true;
       this.releaseCompressed();
