@@ -6,7 +6,8 @@
 set -euo pipefail
 
 readonly PREFIX=/opt/earshot
-readonly CONF_DIR=/etc/earshot
+# the config's directory; tests point it elsewhere (an existing config's source is read from it)
+readonly CONF_DIR=${EARSHOT_CONF_DIR:-/etc/earshot}
 readonly CONF=$CONF_DIR/earshot.yaml
 readonly DATA_DIR=/var/lib/earshot
 readonly BIN=/usr/local/bin/earshot
@@ -83,6 +84,7 @@ WITH_INFLUXDB=1
 WITH_GRAFANA=1
 INFLUXDB_FROM=debian
 SOURCE=libpcap
+SOURCE_GIVEN=0
 INTERFACE=
 TARBALL=
 
@@ -97,8 +99,8 @@ while [ $# -gt 0 ]; do
     --no-grafana) WITH_GRAFANA=0 ;;
     --interface) need_value "$1" $#; INTERFACE=$2; shift ;;
     --interface=*) INTERFACE=${1#*=} ;;
-    --source) need_value "$1" $#; SOURCE=$2; shift ;;
-    --source=*) SOURCE=${1#*=} ;;
+    --source) need_value "$1" $#; SOURCE=$2; SOURCE_GIVEN=1; shift ;;
+    --source=*) SOURCE=${1#*=}; SOURCE_GIVEN=1 ;;
     --influxdb-from) need_value "$1" $#; INFLUXDB_FROM=$2; shift ;;
     --influxdb-from=*) INFLUXDB_FROM=${1#*=} ;;
     --tarball) need_value "$1" $#; TARBALL=$2; shift ;;
@@ -110,6 +112,15 @@ while [ $# -gt 0 ]; do
 done
 
 case $SOURCE in libpcap | tcpdump) ;; *) fail_usage "--source must be libpcap or tcpdump, not: $SOURCE" ;; esac
+# capture.source of an existing config, '' when it has none
+configured_source() {
+  sed -n '/^capture:/,/^[^ #]/ s/^  source: *//p' "$CONF" | sed 's/ *#.*//' | tr -d '"'"'"
+}
+# a re-run without --source keeps what the config captures with: the pcap addon is built when, and only
+# when, it is used (a re-run that dropped it left a libpcap config that could not start)
+if [ "$SOURCE_GIVEN" -eq 0 ] && [ -f "$CONF" ]; then
+  case $(configured_source) in tcpdump) SOURCE=tcpdump ;; stdin) SOURCE=stdin ;; esac
+fi
 case $INFLUXDB_FROM in debian | influxdata) ;; *) fail_usage "--influxdb-from must be debian or influxdata, not: $INFLUXDB_FROM" ;; esac
 if [ -n "$INTERFACE" ] && ! [[ $INTERFACE =~ ^[A-Za-z0-9_.:@-]{1,15}$ ]]; then
   fail_usage "--interface: not an interface name: $INTERFACE"
@@ -566,8 +577,12 @@ if [ -e "$CONF" ]; then
     yaml_set "$CONF" "capture.interface=$INTERFACE"
     CONFIG_CHANGED=1
   fi
-  if [ "$PCAP_FAILED" -eq 1 ] && grep -Eq '^  source: *libpcap' "$CONF"; then
-    warn "$CONF captures with libpcap, whose addon did not build: set capture.source: tcpdump there"
+  source_now=$(configured_source)
+  if [ "$SOURCE" != "${source_now:-libpcap}" ]; then
+    # --source given, or the addon did not build: the config captures the way that was installed
+    [ "$PCAP_FAILED" -eq 1 ] && warn "$CONF captured with libpcap, whose addon did not build: it captures with tcpdump now"
+    yaml_set "$CONF" "capture.source=$SOURCE"
+    CONFIG_CHANGED=1
   fi
 else
   CONFIG_CHANGED=1

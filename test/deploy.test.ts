@@ -120,6 +120,30 @@ describe('deploy/install.sh', () => {
     expect(plan).toContain('dry run: nothing was changed');
   });
 
+  it('a re-run follows the existing config\'s capture source: --source sets it, and the pcap addon is built when, and only when, the config uses it', () => {
+    const confDir = mkdtempSync(join(dir, 'conf-'));
+    const conf = join(confDir, 'earshot.yaml');
+    const plan = (source: string, args: string[]) => {
+      writeFileSync(conf, `capture:\n  source: ${source}\n  interface: eth0\n`);
+      const r = bash([INSTALL, '--dry-run', '--no-grafana', '--no-influxdb', ...args], { EARSHOT_CONF_DIR: confDir });
+      expect(r.status, r.stderr).toBe(0);
+      expect(readFileSync(conf, 'utf8')).toBe(`capture:\n  source: ${source}\n  interface: eth0\n`);
+      return r.stdout;
+    };
+    // a libpcap install switched to tcpdump the documented way (it kept libpcap, without its addon: no start)
+    const switched = plan('libpcap', ['--source', 'tcpdump']);
+    expect(switched).toContain(`+ set in ${conf}: capture.source=tcpdump`);
+    expect(switched).not.toContain('npm rebuild pcap');
+    // re-run without --source: a tcpdump config builds nothing and needs no compiler; a libpcap one is built
+    const tcpdump = plan('tcpdump', []);
+    expect(tcpdump).not.toContain('npm rebuild pcap');
+    expect(tcpdump).not.toMatch(/apt-get install .*libpcap-dev/);
+    expect(tcpdump).not.toContain('capture.source=');
+    const libpcap = plan('libpcap', []);
+    expect(libpcap).toContain('npm rebuild pcap');
+    expect(libpcap).not.toContain('capture.source=');
+  });
+
   it('on a fresh Debian 12 it plans every package: Node.js 20 from NodeSource, InfluxDB from Debian or InfluxData', () => {
     // stand-ins: nothing installed, Node.js 18 on PATH, Debian 12's candidates
     const bin = mkdtempSync(join(dir, 'fresh-'));
