@@ -339,7 +339,10 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
       summary: 'Per assistant (or every device with all=true): its endpoints, organisations and uploads by day; and the new-endpoint notices',
       querystring: privacyQuery,
       response: {
-        200: { type: 'object', properties: { devices: { type: 'array', items: { $ref: 'PrivacyDevice#' } }, notices: { type: 'array', items: { $ref: 'Notice#' } } } },
+        200: { type: 'object', properties: {
+          timeZone: { type: 'string', description: 'The zone the days are counted in (detect.timeZone): the day of an activation in it is the day it counts for' },
+          devices: { type: 'array', items: { $ref: 'PrivacyDevice#' } }, notices: { type: 'array', items: { $ref: 'Notice#' } },
+        } },
         ...errors,
         409: { $ref: 'Error#' },
       },
@@ -350,7 +353,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     const device = request.query.device ? canonicalMac(request.query.device, 'device') : null;
     const devices = privacy.devices.filter((d) => (device !== null ? d.mac === device : request.query.all === true || d.assistant));
     const notices = privacy.notices.filter((n) => device === null || n.device === device).slice(0, request.query.limit);
-    return { devices: devices.slice(0, request.query.limit), notices };
+    return { timeZone: context.config.detect.timeZone, devices: devices.slice(0, request.query.limit), notices };
   });
 
   // network hygiene findings (collector/findings/): at most `limit`, the most severe first

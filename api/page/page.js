@@ -19,6 +19,9 @@
   // ---- token ---------------------------------------------------------------------------------
 
   const getToken = () => localStorage.getItem(TOKEN_KEY) || '';
+  /** A token the API refused (401): never sent again, so a stale one in this browser does not spend the
+   * address's wrong-token budget (api.failedTokensPerMinute) every poll and lock out the right one */
+  let refusedToken = '';
   function showTokenForm(show) {
     $('token-form').hidden = !show;
     $('token-change').hidden = show;
@@ -29,6 +32,7 @@
     const value = $('token-input').value.trim();
     if (!value) return;
     localStorage.setItem(TOKEN_KEY, value);
+    refusedToken = '';
     $('token-input').value = '';
     showTokenForm(false);
     say('Token saved in this browser.');
@@ -38,7 +42,7 @@
 
   function say(text, isError) {
     const el = $('message');
-    el.textContent = text;
+    el.textContent = visible(text);
     el.className = isError ? 'message error' : 'message';
     el.hidden = !text;
     lastMessageIsError = Boolean(isError && text);
@@ -53,10 +57,11 @@
   async function api(path, init) {
     const headers = Object.assign({ accept: 'application/json' }, init && init.body ? { 'content-type': 'application/json' } : {});
     const token = getToken();
-    if (token) headers.authorization = 'Bearer ' + token;
+    if (token && token !== refusedToken) headers.authorization = 'Bearer ' + token;
     const res = await fetch('api/v1/' + path, Object.assign({}, init, { headers }));
     let body = null;
     try { body = await res.json(); } catch { body = null; }
+    if (res.status === 401 && headers.authorization) refusedToken = token;
     if (!res.ok) throw new ApiError(res.status, (body && body.message) || res.statusText);
     return body;
   }
@@ -64,7 +69,7 @@
   function explain(err, what) {
     if (err instanceof ApiError && err.status === 401) {
       showTokenForm(true);
-      return getToken()
+      return getToken() && getToken() === refusedToken
         ? 'The API refused the token (401) while ' + what + '. Enter the right token (api.token / EARSHOT_API_TOKEN).'
         : 'The API needs a token (401) for ' + what + '. Enter it above (api.token / EARSHOT_API_TOKEN).';
     }
@@ -74,10 +79,15 @@
 
   // ---- helpers -------------------------------------------------------------------------------
 
+  /** Bidirectional controls (U+202A-202E, U+2066-2069, U+200E/F, U+061C) as visible marks: a name from
+   * the network carrying U+202E reversed the page's own text after it (times, counts) */
+  const BIDI = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/g;
+  const visible = (text) => String(text).replace(BIDI, (c) => `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}>`);
+
   function el(tag, attrs, children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === 'text') node.textContent = v;
+      if (k === 'text') node.textContent = visible(v);
       else if (k === 'class') node.className = v;
       else node.setAttribute(k, v);
     }
@@ -99,9 +109,16 @@
   const time = (ms) => new Date(ms).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' });
   const clock = (ms) => new Date(ms).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
   function duration(s) {
-    if (s < 60) return s.toFixed(1) + ' s';
-    const m = Math.floor(s / 60);
-    return m + ' min ' + Math.round(s - m * 60) + ' s';
+    if (s < 59.95) return s.toFixed(1) + ' s';
+    // whole seconds first, so 119.6 s is "2 min 0 s", not "1 min 60 s"
+    const whole = Math.round(s);
+    const d = Math.floor(whole / 86400);
+    const h = Math.floor((whole % 86400) / 3600);
+    const m = Math.floor((whole % 3600) / 60);
+    const sec = whole % 60;
+    if (d > 0) return `${d} d ${h} h`;
+    if (h > 0) return `${h} h ${m} min`;
+    return `${m} min ${sec} s`;
   }
   const baseName = (d) => d.name || d.model || d.vendor || d.mac;
   /** names shared by several devices ("amazon" x 4) get the MAC's last two bytes */
@@ -219,7 +236,7 @@
       const y = top + row * rowH;
       s.append(svg('rect', { x: left, y: y + 4, width: w - 2 * left, height: rowH - 8, fill: '#f5f6f8', rx: 3 }));
       const name = svg('text', { x: left + 4, y: y + rowH / 2 + 4 });
-      name.textContent = names.get(mac) || mac;
+      name.textContent = visible(names.get(mac) || mac);
       s.append(name);
       for (const a of inWindow.filter((b) => b.device === mac)) {
         const x0 = x(Math.max(start, Date.parse(a.start)));
@@ -262,6 +279,23 @@
     }
   }
 
+  /** The day (YYYY-MM-DD) of ISO time `iso` in time zone `zone` (detect.timeZone, the privacy days' zone). */
+  const dayFormats = new Map();
+  function localDay(iso, zone) {
+    if (!zone || zone === 'UTC') return iso.slice(0, 10);
+    let format = dayFormats.get(zone);
+    if (!format) {
+      try {
+        format = new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' });
+      } catch {
+        return iso.slice(0, 10);
+      }
+      dayFormats.set(zone, format);
+    }
+    const parts = Object.fromEntries(format.formatToParts(new Date(iso)).map((p) => [p.type, p.value]));
+    return `${parts.year}-${parts.month}-${parts.day}`;
+  }
+
   const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
   // rounded down: 99.96 % is not "100 %" while some bytes go to an unknown organisation
   const share = (x) => `${x >= 1 ? 100 : Math.floor(x * 1000) / 10} %`;
@@ -290,11 +324,11 @@
     }
     box.replaceChildren(...privacy.devices.map((d) => {
       const today = d.days[d.days.length - 1];
-      const todayActivations = today ? activations.filter((a) => a.device === d.mac && a.start.slice(0, 10) === today.day).length : 0;
+      const todayActivations = today ? activations.filter((a) => a.device === d.mac && localDay(a.start, privacy.timeZone) === today.day).length : 0;
       const orgs = new Set(d.endpoints.map((e) => e.org).filter((o) => o));
       const rows = d.endpoints.slice(0, PRIVACY_ENDPOINTS).map((e) => el('tr', {}, [
         el('td', {}, [
-          document.createTextNode(e.name),
+          document.createTextNode(visible(e.name)),
           fresh.has(d.mac + ' ' + e.name) ? el('span', { class: 'badge new', text: 'new' }) : null,
         ]),
         el('td', {}, [
@@ -346,7 +380,7 @@
   function drawHealth(h) {
     // which home: several earshots (one per site) look alike in a browser's tabs
     if (h.site) {
-      $('site-name').textContent = h.site;
+      $('site-name').textContent = visible(h.site);
       document.title = `earshot · ${h.site}`;
     }
     const pill = $('health-pill');
@@ -391,11 +425,24 @@
   // ---- polling -------------------------------------------------------------------------------
 
   let busy = false;
+  /** When the API last answered every read: what the page shows is from then. */
+  let lastUpdateMs = 0;
+  /** Each section's inputs when it was last drawn: one that did not change is not drawn again, so focus,
+   * a selection (an activation id being copied) and a tooltip survive the poll */
+  const drawn = new Map();
+  function drawIfChanged(section, inputs, draw) {
+    const key = JSON.stringify(inputs);
+    if (drawn.get(section) === key) return;
+    drawn.set(section, key);
+    draw();
+  }
   async function refresh() {
     if (busy) return;
     busy = true;
     try {
-      const [h, d, a, p, f] = await Promise.all([api('health'), api('devices'), api('activations?limit=1000'),
+      // health first: a refused token or an unreachable collector costs one request, not five
+      const h = await api('health');
+      const [d, a, p, f] = await Promise.all([api('devices'), api('activations?limit=1000'),
         api('privacy').catch((err) => (err && err.status === 409 ? null : Promise.reject(err))), api('findings?limit=50')]);
       const t = Date.now();
       const assistants = d.devices.filter((x) => x.assistant);
@@ -408,18 +455,29 @@
       nameDevices(d.devices);
       const names = new Map(d.devices.map((x) => [x.mac, deviceName(x)]));
       const replay = /^file\b/i.test((h.capture && h.capture.source) || '');
+      const named = [...names];
+      document.body.classList.remove('stale');
+      lastUpdateMs = Date.now();
       drawHealth(h);
       drawAssistants(assistants, a.activations);
-      drawTimeline(a.activations, assistants, replay);
-      drawSuspected(a.activations, names);
-      drawPrivacy(p, a.activations, names);
-      drawFindings(f, names);
-      drawLocal(a.activations, names);
+      // the timeline's "now" moves: drawn again once a minute at least
+      drawIfChanged('timeline', [a.activations, assistants.map(deviceName), replay, replay ? 0 : Math.floor(Date.now() / 60_000)], () => drawTimeline(a.activations, assistants, replay));
+      drawIfChanged('suspected', [a.activations.filter((x) => x.verdict === 'suspected'), named], () => drawSuspected(a.activations, names));
+      drawIfChanged('privacy', [p, a.activations.map((x) => [x.device, x.start]), named], () => drawPrivacy(p, a.activations, names));
+      drawIfChanged('findings', [f, named], () => drawFindings(f, names));
+      drawIfChanged('local', [a.activations.filter((x) => x.local), named], () => drawLocal(a.activations, names));
       if (lastMessageIsError && !$('message').textContent.includes('labelling')) say('');
     } catch (err) {
       $('health-pill').textContent = 'unreachable';
       $('health-pill').className = 'pill error';
-      say(explain(err, 'reading the status'), true);
+      // what the page shows is old now: no assistant is "listening now", no status is current
+      document.body.classList.add('stale');
+      for (const pill of document.querySelectorAll('.assistant .state')) {
+        pill.textContent = 'unknown';
+        pill.className = 'pill state unknown';
+      }
+      const since = lastUpdateMs > 0 ? ` Showing what it said at ${new Date(lastUpdateMs).toLocaleTimeString()}.` : '';
+      say(explain(err, 'reading the status') + since, true);
     } finally {
       busy = false;
     }
