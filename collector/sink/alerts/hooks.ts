@@ -64,6 +64,8 @@ export function buildHooks(config: Readonly<Config>): Map<string, Hook> {
     } catch (err) {
       throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.headers`, (err as Error).message);
     }
+    const own = Object.keys(headers).find((name) => /^x-earshot-/i.test(name) || /^user-agent$/i.test(name));
+    if (own !== undefined) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.headers`, `"${own}" is earshot's own header: it cannot be set`);
     let id = w.name ?? `${w.preset}-${createHash('sha256').update(`${w.preset} ${w.on} ${w.url}`).digest('hex').slice(0, 10)}`;
     if (hooks.has(id)) {
       if (w.name !== undefined) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', `${where}.name`, `"${w.name}" names another webhook too`);

@@ -233,9 +233,17 @@ export function buildWebhookSink(config: Readonly<Config>, deps: WebhookSinkDeps
 
   async function send(hook: Hook, d: Delivery, request: RenderedRequest, probe: boolean): Promise<void> {
     const nowMs = clock();
-    const headers: Record<string, string> = { ...request.headers, ...hook.headers, 'User-Agent': 'earshot', 'X-Earshot-Event': d.event, 'X-Earshot-Idempotency-Key': d.key, 'X-Earshot-Site': config.site };
-    if (hook.secret !== null) headers['X-Earshot-Signature'] = signature(hook.secret, Math.floor(nowMs / 1000), request.body);
-    const outcome = await attempt({ url: hook.url, headers, body: request.body, timeoutMs, signal: stopper.signal, nowMs });
+    // set one after another, names compared without case: a configured header replaces the preset's
+    // (`content-type` the preset's Content-Type), and earshot's own come last (a plain object joined
+    // `x-earshot-site: forged` and earshot's into "forged, vm")
+    const headers = new Headers(request.headers);
+    for (const [name, value] of Object.entries(hook.headers)) headers.set(name, value);
+    headers.set('User-Agent', 'earshot');
+    headers.set('X-Earshot-Event', d.event);
+    headers.set('X-Earshot-Idempotency-Key', d.key);
+    headers.set('X-Earshot-Site', config.site);
+    if (hook.secret !== null) headers.set('X-Earshot-Signature', signature(hook.secret, Math.floor(nowMs / 1000), request.body));
+    const outcome = await attempt({ url: hook.url, headers: Object.fromEntries(headers), body: request.body, timeoutMs, signal: stopper.signal, nowMs });
     if (outcome.kind === 'aborted') return;
     if (probe) return probed(hook, d, request, outcome);
     switch (outcome.kind) {

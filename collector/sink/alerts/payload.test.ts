@@ -30,11 +30,16 @@ function event(kind: ActivationEvent['kind'] = 'finished', verdict: Activation['
 }
 
 describe('alert payload', () => {
-  it('keys an alert by activation and event, a verdict change also by its verdict', () => {
+  it('keys an alert by activation and event, a verdict change also by its verdict and time (a change back is a new alert)', () => {
     const e = event();
-    expect(alertKey('activation.suspected', e.activation)).toBe('f0272d8a1b2c-1714533124000.activation.suspected');
-    expect(alertKey('activation.finished', e.activation)).toBe('f0272d8a1b2c-1714533124000.activation.finished');
-    expect(alertKey('activation.verdict-changed', event('verdict-changed', 'confirmed').activation)).toBe('f0272d8a1b2c-1714533124000.activation.verdict-changed.confirmed');
+    expect(alertKey('activation.suspected', e.activation, e.atMs)).toBe('f0272d8a1b2c-1714533124000.activation.suspected');
+    expect(alertKey('activation.finished', e.activation, e.atMs)).toBe('f0272d8a1b2c-1714533124000.activation.finished');
+    const changed = event('verdict-changed', 'confirmed');
+    expect(alertKey('activation.verdict-changed', changed.activation, changed.atMs)).toBe(`f0272d8a1b2c-1714533124000.activation.verdict-changed.confirmed.${changed.atMs}`);
+    // suspected -> confirmed -> suspected: the second change to suspected is not the first one again
+    const first = makeAlert('activation.verdict-changed', { ...event('verdict-changed', 'suspected'), atMs: 1_714_533_200_000 });
+    const back = makeAlert('activation.verdict-changed', { ...event('verdict-changed', 'suspected'), atMs: 1_714_533_260_000 });
+    expect(back.key).not.toBe(first.key);
   });
 
   it('documents the activation, the device and the event time (earshot.alert/1)', () => {

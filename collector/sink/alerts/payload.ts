@@ -38,16 +38,18 @@ export interface AlertDocument {
 }
 
 /**
- * The idempotency key. A verdict change carries the new verdict: the same activation changed to the
- * same verdict twice is one alert, to another verdict a new one.
+ * The idempotency key, made once when the alert is made (the outbox keeps it for every retry and restart).
+ * A verdict change carries the new verdict and the time of the change (ms): a verdict changed back and
+ * forth (a label changed twice) is an alert each time. Keyed by the verdict alone, the second change to a
+ * verdict repeated the first one's key, and a receiver that ignores repeats, as told, kept the wrong one.
  */
-export function alertKey(event: AlertEventName, activation: ReportActivation): string {
-  return event === 'activation.verdict-changed' ? `${activation.id}.${event}.${activation.verdict}` : `${activation.id}.${event}`;
+export function alertKey(event: AlertEventName, activation: ReportActivation, atMs: number): string {
+  return event === 'activation.verdict-changed' ? `${activation.id}.${event}.${activation.verdict}.${Math.round(atMs)}` : `${activation.id}.${event}`;
 }
 
 /** The alert `event` about `source` (an activation event). */
 export function makeAlert(event: AlertEventName, source: ActivationEvent, site: string | null = null): Alert {
-  return { event, key: alertKey(event, source.activation), atMs: source.atMs, site, device: source.device, activation: source.activation };
+  return { event, key: alertKey(event, source.activation, source.atMs), atMs: source.atMs, site, device: source.device, activation: source.activation };
 }
 
 /**

@@ -184,6 +184,8 @@ function event(n: number, kind: ActivationEvent['kind'], verdict: Activation['ve
 }
 const suspected = (n: number, device?: EventDevice) => event(n, 'finished', 'suspected', device);
 const keyOf = (n: number, suffix = 'activation.suspected') => `f0272d8a1b2c-${T0 + n * 60_000}.${suffix}`;
+/** The key of activation n's change to `verdict` (made by event(): at its end + 2 s). */
+const changeKeyOf = (n: number, verdict: string) => keyOf(n, `activation.verdict-changed.${verdict}.${T0 + n * 60_000 + 5400 + 2000}`);
 
 // ---- tests ------------------------------------------------------------------------------------------
 
@@ -198,6 +200,29 @@ describe('webhook sink', () => {
     }
     expect(isEarshotError(error) && error.code).toBe('EARSHOT_ERR_CONFIG_INVALID');
     expect((error as Error).message).toMatch(/^alerts\.webhooks\[1\]\.url: must be http/);
+  });
+
+  it('a configured header replaces the preset\'s whatever its case; earshot\'s own headers cannot be configured', async () => {
+    const r = await receiver();
+    const { sink: s } = sink(config([{ url: r.url(), headers: { 'content-type': 'application/x-custom', 'x-team': 'home' } }]));
+    s.start();
+    s.onActivationEvent(suspected(1));
+    await until('delivery', () => s.stats.delivered === 1);
+    const req = r.handled.get(keyOf(1)) as Received;
+    // it was "application/json, application/x-custom": a plain object kept both spellings
+    expect(req.headers['content-type']).toBe('application/x-custom');
+    expect(req.headers['x-team']).toBe('home');
+    expect(req.headers['x-earshot-site']).toBe(loadConfig({}).site);
+    for (const name of ['x-earshot-site', 'X-Earshot-Signature', 'user-agent']) {
+      let error: unknown;
+      try {
+        buildWebhookSink(config([{ url: 'https://ok.example/a', headers: { [name]: 'forged' } }]), { log: pino({ level: 'silent' }) });
+      } catch (err) {
+        error = err;
+      }
+      expect(isEarshotError(error) && error.code, name).toBe('EARSHOT_ERR_CONFIG_INVALID');
+      expect((error as Error).message).toBe(`alerts.webhooks[0].headers: "${name}" is earshot's own header: it cannot be set`);
+    }
   });
 
   it('posts a signed earshot.alert/1 document that verifies as docs/alerts.md says', async () => {
@@ -247,7 +272,7 @@ describe('webhook sink', () => {
     await until('all deliveries', () => s.stats.delivered === 2 + 5 + 2 + 9);
     const keys = (path: string) => r.paths(path).map((q) => q.headers['x-earshot-idempotency-key']);
     const [started1, finished1, started2, finished2] = [keyOf(1, 'activation.started'), keyOf(1, 'activation.finished'), keyOf(2, 'activation.started'), keyOf(2, 'activation.finished')];
-    const [changed2c, changed2s, changed1s] = [keyOf(2, 'activation.verdict-changed.confirmed'), keyOf(2, 'activation.verdict-changed.suspected'), keyOf(1, 'activation.verdict-changed.suspected')];
+    const [changed2c, changed2s, changed1s] = [changeKeyOf(2, 'confirmed'), changeKeyOf(2, 'suspected'), changeKeyOf(1, 'suspected')];
     expect(keys('/suspected')).toEqual([keyOf(2), keyOf(1)]);
     expect(keys('/finished')).toEqual([finished1, finished2, changed2c, changed2s, changed1s]);
     expect(keys('/started')).toEqual([started1, started2]);
