@@ -8,6 +8,7 @@ import type { ActivationEvent, EventDevice } from '../events.js';
 import type { ReportActivation } from '../report.js';
 import { LocalDays, type LocalDay } from './local-day.js';
 import { deviceKey } from './topics.js';
+import { printable } from '../../text.js';
 
 /** The suspected activation shown as attributes of the "last suspected activation" sensor. */
 export interface ActivationSummary {
@@ -240,9 +241,10 @@ export class DeviceStates {
   payload(state: DeviceState): DeviceStatePayload {
     return {
       mac: state.mac,
-      name: state.name,
-      vendor: state.vendor,
-      model: state.model,
+      // names come from packets: control and bidi characters escaped, as in the discovery configs
+      name: state.name === null ? null : printable(state.name),
+      vendor: state.vendor === null ? null : printable(state.vendor),
+      model: state.model === null ? null : printable(state.model),
       listening: state.listening,
       last_activation: state.lastActivation,
       last_suspected: state.lastSuspected?.start ?? null,

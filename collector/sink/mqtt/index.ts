@@ -20,6 +20,14 @@ import { discoveryMessages, discoverySignature, removalMessages } from './discov
 import { deviceKey, mqttTopics, topicMatches } from './topics.js';
 import { parsePresencePayload } from './presence-payload.js';
 import { parseWakePayload } from './wake-payload.js';
+import { printable } from '../../text.js';
+
+/** A device as the messages carry it: its names (from packets) with control and bidi characters escaped. */
+function shownDevice(device: EventDevice | null): EventDevice | null {
+  if (device === null) return null;
+  const shown = (text: string | null) => (text === null ? null : printable(text));
+  return { ...device, name: shown(device.name), vendor: shown(device.vendor), model: shown(device.model) };
+}
 
 export interface MqttSinkDeps {
   log: Logger;
@@ -185,10 +193,10 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
     publish(topics.deviceState(key), '', true);
   }
 
-  /** A state evicted from the bounded map: Home Assistant must not keep its device either. */
+  /** A state evicted from the bounded map, or of a device that is no assistant: Home Assistant must not keep its device either. */
   function forget(state: DeviceState): void {
     announced.delete(state.key);
-    if (client?.connected) {
+    if (ready && client?.connected) {
       clearRetained(state.key);
       return;
     }
@@ -204,13 +212,13 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
         continue;
       }
       const state = states.get(deviceKey(device.mac));
-      // the inventory says it is no assistant after all (or the owner says so): its entities and state go
-      if (state?.assistant) {
+      // the inventory says it is no assistant after all (or the owner says so): its entities and state go.
+      // A state exists for assistants only: made for one in this run, or read back from the broker (an
+      // assistant of an earlier run), which went on being published; and while the broker is away the
+      // removal waits for the connection (it was dropped)
+      if (state !== undefined) {
         states.remove(state.key);
-        announced.delete(state.key);
-        if (!ready) continue;
-        if (mqtt.discovery) for (const m of removalMessages(state.key, topics)) publish(m.topic, m.payload, true);
-        publish(topics.deviceState(state.key), '', true);
+        forget(state);
       }
     }
   }
@@ -293,13 +301,15 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
       if (payload.length > 0) onPresencePayload(payload);
       return;
     }
-    // a wake filter wide enough to cover earshot's own topics must not read them as wake events
-    if ((topicMatches(topics.wake, topic) && !topics.isOwn(topic)) || topic === topics.legacyWake) {
-      onWakePayload(topic, payload);
-      return;
-    }
+    // Home Assistant's birth message before the wake filter: a filter as wide as # swallowed it, and
+    // Home Assistant restarted without earshot's entities
     if (topic === topics.homeAssistantStatus) {
       if (ready && payload.toString('utf8') === 'online') publishAll();
+      return;
+    }
+    // a wake filter wide enough to cover earshot's own topics (its discovery configs too) must not read them as wake events
+    if ((topicMatches(topics.wake, topic) && !topics.isOwn(topic)) || topic === topics.legacyWake) {
+      onWakePayload(topic, payload);
       return;
     }
     const key = topics.deviceKeyOf(topic);
@@ -422,7 +432,7 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
       const state = states.apply(event, now());
       announce(state);
       publishState(state);
-      const message = JSON.stringify({ kind: event.kind, site, activation: event.activation, device: event.device, at: new Date(event.atMs).toISOString() });
+      const message = JSON.stringify({ kind: event.kind, site, activation: event.activation, device: shownDevice(event.device), at: new Date(event.atMs).toISOString() });
       send(topics.activation, message);
     },
 
@@ -431,13 +441,13 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
       counters.notices++;
       const times = { seen: new Date(notice.seenMs).toISOString(), at: new Date(notice.atMs).toISOString() };
       send(topics.notice, JSON.stringify(notice.kind === 'finding'
-        ? { kind: notice.kind, site, finding: notice.finding, device: notice.device, ...times }
-        : { kind: notice.kind, site, what: notice.what, subject: notice.subject, organisation: notice.organisation, service: notice.service, endpoint: notice.endpoint, device: notice.device, ...times }));
+        ? { kind: notice.kind, site, finding: notice.finding, device: shownDevice(notice.device), ...times }
+        : { kind: notice.kind, site, what: notice.what, subject: notice.subject, organisation: notice.organisation, service: notice.service, endpoint: notice.endpoint, device: shownDevice(notice.device), ...times }));
     },
 
     onCallEvent(event: CallEvent): void {
       counters.callEvents++;
-      send(topics.call, JSON.stringify({ kind: 'call', site, call: event.call, device: event.device, at: new Date(event.atMs).toISOString() }));
+      send(topics.call, JSON.stringify({ kind: 'call', site, call: event.call, device: shownDevice(event.device), at: new Date(event.atMs).toISOString() }));
     },
 
     onDevicesChanged(): void {

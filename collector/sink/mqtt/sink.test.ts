@@ -340,4 +340,36 @@ describeMosquitto('MQTT sink (real mosquitto)', () => {
     await until('configs again, live', () => seen.length === 10);
     expect(seen.slice(5).every((m) => !m.retain)).toBe(true);
   });
+
+  it('an assistant of an earlier run that is no assistant now loses its retained entities and state; a "#" wake filter keeps Home Assistant\'s birth message and earshot\'s own configs out; names are escaped in the state', async () => {
+    const first = sinkFor('e9').sink;
+    await first.start();
+    const before = await listen(['ha-e9/#', 'e9/#']);
+    await until('the Echo\'s retained configs and state', () => before.filter((m) => m.topic.includes('aabbccddee01')).length === 6);
+    await first.close();
+
+    // the next start: the owner marks the Echo no assistant (it was kept, state and entities, for ever);
+    // a Nest whose name carries a right-to-left override; and a wake filter as wide as it gets
+    const nest: EventDevice = { mac: 'aa:bb:cc:dd:ee:03', name: 'Nest\u202e', vendor: 'Google', model: null, assistant: true };
+    const { sink, lines, wakeEvents } = sinkFor('e9', { devices: () => [{ ...ECHO, assistant: false }, nest], flags: { 'mqtt-wake-topic': '#' } });
+    await sink.start();
+    const retained = async () => {
+      const seen = await listen(['ha-e9/#', 'e9/#']);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return seen.filter((m) => m.retain && m.text !== '');
+    };
+    await until('the Nest announced', async () => (await retained()).some((m) => m.topic.includes('aabbccddee03')));
+    const left = await retained();
+    expect(left.filter((m) => m.topic.includes('aabbccddee01')).map((m) => m.topic)).toEqual([]);
+    expect(JSON.parse(left.find((m) => m.topic === 'e9/device/aabbccddee03/state')!.text)).toMatchObject({ name: 'Nest\\u202e' });
+
+    // Home Assistant restarts: its birth message is no wake event, and the Nest's configs come again
+    const configs = await listen(['ha-e9/+/+/config']);
+    await until('the Nest\'s retained configs', () => configs.filter((m) => m.topic.includes('aabbccddee03')).length === 5);
+    await (await publisher()).publishAsync('ha-e9/status', 'online', { qos: 1 });
+    await until('configs again, live', () => configs.filter((m) => m.topic.includes('aabbccddee03')).length === 10);
+    expect(sink.stats.wakeRejected).toBe(0);
+    expect(wakeEvents).toEqual([]);
+    expect(lines.filter((l) => /wake events rejected/.test(l.msg))).toEqual([]);
+  });
 });

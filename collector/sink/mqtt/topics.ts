@@ -55,6 +55,13 @@ export function mqttTopics(mqtt: Readonly<Config['mqtt']>, site: string): MqttTo
   const discoveryPrefix = mqtt.discoveryPrefix.replace(/\/+$/, '');
   const statePrefix = `${prefix}/device/`;
   const legacy = mqtt.prefix === DEFAULT_MQTT_PREFIX;
+  const idPrefix = prefix.replace(/[^a-zA-Z0-9_-]+/g, '_');
+  /** A discovery config earshot publishes: DISCOVERY/<component>/<idPrefix>_<key>_<entity>/config. */
+  const isOwnDiscovery = (topic: string): boolean => {
+    if (!topic.startsWith(`${discoveryPrefix}/`) || !topic.endsWith('/config')) return false;
+    const levels = topic.slice(discoveryPrefix.length + 1).split('/');
+    return levels.length === 3 && levels[1].startsWith(`${idPrefix}_`);
+  };
   return {
     status: `${prefix}/status`,
     activation: `${prefix}/activation`,
@@ -72,9 +79,10 @@ export function mqttTopics(mqtt: Readonly<Config['mqtt']>, site: string): MqttTo
       const key = topic.slice(statePrefix.length, -'/state'.length);
       return /^[a-z0-9]+$/.test(key) ? key : null;
     },
-    isOwn: (topic) => topic === `${prefix}/status` || topic === `${prefix}/activation` || topic === `${prefix}/call` || topic === `${prefix}/notice` || topic.startsWith(statePrefix),
+    isOwn: (topic) => topic === `${prefix}/status` || topic === `${prefix}/activation` || topic === `${prefix}/call` || topic === `${prefix}/notice` || topic.startsWith(statePrefix)
+      || isOwnDiscovery(topic),
     discovery: (component, uniqueId) => `${discoveryPrefix}/${component}/${uniqueId}/config`,
-    idPrefix: prefix.replace(/[^a-zA-Z0-9_-]+/g, '_'),
+    idPrefix,
   };
 }
 
