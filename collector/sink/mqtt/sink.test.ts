@@ -342,19 +342,22 @@ describeMosquitto('MQTT sink (real mosquitto)', () => {
   });
 
   it('an assistant of an earlier run that is no assistant now loses its retained entities and state; a "#" wake filter keeps Home Assistant\'s birth message and earshot\'s own configs out; names are escaped in the state', async () => {
-    const first = sinkFor('e9').sink;
+    // a broker of its own: a "#" filter on the shared one would read the other tests' retained messages
+    const own = await Mosquitto.start();
+    extra.push(own);
+    const first = sinkFor('e9', { url: own.url }).sink;
     await first.start();
-    const before = await listen(['ha-e9/#', 'e9/#']);
+    const before = await listen(['ha-e9/#', 'e9/#'], own.url);
     await until('the Echo\'s retained configs and state', () => before.filter((m) => m.topic.includes('aabbccddee01')).length === 6);
     await first.close();
 
     // the next start: the owner marks the Echo no assistant (it was kept, state and entities, for ever);
     // a Nest whose name carries a right-to-left override; and a wake filter as wide as it gets
     const nest: EventDevice = { mac: 'aa:bb:cc:dd:ee:03', name: 'Nest\u202e', vendor: 'Google', model: null, assistant: true };
-    const { sink, lines, wakeEvents } = sinkFor('e9', { devices: () => [{ ...ECHO, assistant: false }, nest], flags: { 'mqtt-wake-topic': '#' } });
+    const { sink, lines, wakeEvents } = sinkFor('e9', { url: own.url, devices: () => [{ ...ECHO, assistant: false }, nest], flags: { 'mqtt-wake-topic': '#' } });
     await sink.start();
     const retained = async () => {
-      const seen = await listen(['ha-e9/#', 'e9/#']);
+      const seen = await listen(['ha-e9/#', 'e9/#'], own.url);
       await new Promise((resolve) => setTimeout(resolve, 300));
       return seen.filter((m) => m.retain && m.text !== '');
     };
@@ -364,9 +367,11 @@ describeMosquitto('MQTT sink (real mosquitto)', () => {
     expect(JSON.parse(left.find((m) => m.topic === 'e9/device/aabbccddee03/state')!.text)).toMatchObject({ name: 'Nest\\u202e' });
 
     // Home Assistant restarts: its birth message is no wake event, and the Nest's configs come again
-    const configs = await listen(['ha-e9/+/+/config']);
+    const configs = await listen(['ha-e9/+/+/config'], own.url);
     await until('the Nest\'s retained configs', () => configs.filter((m) => m.topic.includes('aabbccddee03')).length === 5);
-    await (await publisher()).publishAsync('ha-e9/status', 'online', { qos: 1 });
+    const homeAssistant = await connectAsync(own.url, { clientId: 'home-assistant-e9', reconnectPeriod: 0 });
+    clients.push(homeAssistant);
+    await homeAssistant.publishAsync('ha-e9/status', 'online', { qos: 1 });
     await until('configs again, live', () => configs.filter((m) => m.topic.includes('aabbccddee03')).length === 10);
     expect(sink.stats.wakeRejected).toBe(0);
     expect(wakeEvents).toEqual([]);
