@@ -9,6 +9,8 @@ readonly PREFIX=/opt/earshot
 # the config's directory; tests point it elsewhere (an existing config's source is read from it)
 readonly CONF_DIR=${EARSHOT_CONF_DIR:-/etc/earshot}
 readonly CONF=$CONF_DIR/earshot.yaml
+readonly GRAFANA_PASSWORD_FILE=$CONF_DIR/grafana-admin-password
+readonly GRAFANA_ENV=$CONF_DIR/grafana-admin.env
 readonly DATA_DIR=/var/lib/earshot
 readonly BIN=/usr/local/bin/earshot
 readonly UNIT=/etc/systemd/system/earshot.service
@@ -16,6 +18,8 @@ readonly INFLUX_DROPIN=/etc/systemd/system/influxdb.service.d/earshot.conf
 readonly KEYRINGS=/etc/apt/keyrings
 readonly APT_LISTS=/etc/apt/sources.list.d
 readonly GRAFANA_PROVISIONING=/etc/grafana/provisioning
+readonly GRAFANA_DROPIN=/etc/systemd/system/grafana-server.service.d/earshot.conf
+readonly GRAFANA_DB=/var/lib/grafana/grafana.db
 readonly DEFAULT_DASHBOARDS=/var/lib/earshot/grafana/dashboards
 readonly INFLUX_URL=http://127.0.0.1:8086
 # InfluxData's primary signing key (https://www.influxdata.com/blog/package-signing-key-rotation);
@@ -416,6 +420,26 @@ fi
 
 if [ "$WITH_GRAFANA" -eq 1 ]; then
   step "Grafana from Grafana's apt repository (apt.grafana.com)"
+  # Grafana makes its admin user at its first start: with a password of this install's, written before
+  # that start, not admin/admin (until the owner logged in, anyone on the LAN could, and set it)
+  if [ -f "$GRAFANA_PASSWORD_FILE" ]; then
+    note "Grafana's admin password: in $GRAFANA_PASSWORD_FILE (an earlier install's)"
+  elif [ -f "$GRAFANA_DB" ]; then
+    note "Grafana has run before: its admin user is as it was (admin / admin until changed: grafana-cli admin reset-admin-password NEW)"
+  else
+    grafana_password=$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)
+    ensure_dir "$CONF_DIR" 0755 root:root
+    write_file "$GRAFANA_PASSWORD_FILE" 0600 root:root "a random password for Grafana's admin user" <<<"$grafana_password"
+    write_file "$GRAFANA_ENV" 0600 root:root "GF_SECURITY_ADMIN_PASSWORD=(that password)" <<<"GF_SECURITY_ADMIN_PASSWORD=$grafana_password"
+    ensure_dir "$(dirname "$GRAFANA_DROPIN")" 0755 root:root
+    write_file "$GRAFANA_DROPIN" 0644 root:root <<EOF
+# Written by earshot's deploy/install.sh: Grafana's admin user gets the password in
+# $GRAFANA_PASSWORD_FILE at Grafana's first start (later starts keep whatever it is then).
+[Service]
+EnvironmentFile=-$GRAFANA_ENV
+EOF
+    [ "$CHANGED" -eq 1 ] && systemctl_live daemon-reload
+  fi
   if ! pkg_installed grafana && ! pkg_installed grafana-enterprise; then
     add_apt_repo grafana https://apt.grafana.com/gpg.key "https://apt.grafana.com stable main"
     apt_install grafana
@@ -682,7 +706,13 @@ step "Done"
 if [ "$DRY_RUN" -eq 1 ]; then
   note "dry run: nothing was changed"
 fi
-[ "$WITH_GRAFANA" -eq 1 ] && note "Grafana:  http://${address:-THIS-HOST}:3000 (first login admin / admin; Grafana then asks for a new password)"
+if [ "$WITH_GRAFANA" -eq 1 ]; then
+  if [ -f "$GRAFANA_PASSWORD_FILE" ] || [ "$DRY_RUN" -eq 1 ]; then
+    note "Grafana:  http://${address:-THIS-HOST}:3000 (user admin, password: sudo cat $GRAFANA_PASSWORD_FILE)"
+  else
+    note "Grafana:  http://${address:-THIS-HOST}:3000 (user admin, the password it had before this install)"
+  fi
+fi
 note "API:      http://127.0.0.1:8377/api/v1/health (the token for POSTs: $DATA_DIR/api-token, made at first start)"
 note "config:   $CONF (then: systemctl restart earshot)"
 note "logs:     journalctl -u earshot -f"

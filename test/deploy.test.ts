@@ -144,6 +144,25 @@ describe('deploy/install.sh', () => {
     expect(libpcap).not.toContain('capture.source=');
   });
 
+  it('gives Grafana\'s admin user a random password before Grafana first starts (it was admin/admin, open to the LAN), and never prints it', () => {
+    const confDir = mkdtempSync(join(dir, 'grafana-'));
+    const r = bash([INSTALL, '--dry-run', '--no-influxdb'], { EARSHOT_CONF_DIR: confDir });
+    expect(r.status, r.stderr).toBe(0);
+    const plan = r.stdout;
+    if (existsSync('/var/lib/grafana/grafana.db')) {
+      expect(plan).toContain('Grafana has run before: its admin user is as it was');
+      return;
+    }
+    expect(plan).toContain(`> write ${confDir}/grafana-admin-password (0600 root:root): a random password for Grafana's admin user`);
+    expect(plan).toContain(`> write ${confDir}/grafana-admin.env (0600 root:root): GF_SECURITY_ADMIN_PASSWORD=(that password)`);
+    expect(plan).toMatch(/> write \/etc\/systemd\/system\/grafana-server\.service\.d\/earshot\.conf[\s\S]*EnvironmentFile=-\S+\/grafana-admin\.env/);
+    // written before the package, whose first start makes the admin user
+    expect(plan.indexOf('grafana-admin-password')).toBeLessThan(plan.search(/apt-get install .*grafana|installed already: grafana/));
+    expect(plan).not.toMatch(/GF_SECURITY_ADMIN_PASSWORD=[A-Za-z0-9]{24}/);
+    expect(plan).toContain(`user admin, password: sudo cat ${confDir}/grafana-admin-password`);
+    expect(existsSync(join(confDir, 'grafana-admin-password'))).toBe(false);
+  });
+
   it('on a fresh Debian 12 it plans every package: Node.js 20 from NodeSource, InfluxDB from Debian or InfluxData', () => {
     // stand-ins: nothing installed, Node.js 18 on PATH, Debian 12's candidates
     const bin = mkdtempSync(join(dir, 'fresh-'));
