@@ -164,10 +164,14 @@ export class DeviceStates {
     const summary = summarize(a);
     let tracked = this.activations.get(a.id);
     if (tracked === undefined) {
-      // first sight (usually "started"): it counts for today
-      tracked = { key: state.key, day: state.day.key, suspected: false, summary, previous: null };
+      // first sight (usually "started"): it counts for the local day it started on, which is today for a
+      // live capture; one of an old capture's replay counts for no today (it made 2017's activations
+      // "today's", and a second replay of them doubled the count read back from the broker)
+      const started = Date.parse(a.start);
+      const day = Number.isFinite(started) ? this.days.dayOf(started).key : state.day.key;
+      tracked = { key: state.key, day, suspected: false, summary, previous: null };
       this.remember(a.id, tracked);
-      state.activationsToday++;
+      if (day === state.day.key) state.activationsToday++;
       if (state.lastActivation === null || later(a.start, state.lastActivation)) state.lastActivation = a.start;
     } else {
       tracked.summary = summary;

@@ -330,6 +330,19 @@ describeMosquitto('MQTT sink (real mosquitto)', () => {
     expect(state()).toMatchObject({ activations_today: 0, suspected_today: 0, last_reset: '2024-05-02T00:00:00+02:00', last_activation: b.start, last_suspected: a.start, listening: false });
   });
 
+  it('an activation of an old capture\'s replay is the last activation, but no activation of today (2017\'s counted as today\'s)', async () => {
+    const seen = await listen(['e10/#']);
+    const { sink } = sinkFor('e10');
+    await sink.start();
+    const state = () => lastJson(seen, 'e10/device/aabbccddee01/state');
+    await until('the first state', () => state() !== undefined);
+    const old = reportActivation('old-1', '2017-03-23T16:00:00.000Z');
+    sink.onActivationEvent(event('started', old));
+    sink.onActivationEvent(event('finished', { ...old, verdict: 'suspected', reasons: ['no-wake-event'] }));
+    await until('the old activation in the state', () => state()?.last_suspected === old.start);
+    expect(state()).toMatchObject({ day: '2024-05-01', activations_today: 0, suspected_today: 0, last_activation: old.start, listening: false });
+  });
+
   it('sends discovery again when Home Assistant comes online', async () => {
     const { sink } = sinkFor('e8');
     await sink.start();
