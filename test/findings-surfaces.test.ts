@@ -11,16 +11,15 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishedReportSchema } from '../collector/sink/report-schema.js';
+import { CHROMIUM, useChromium } from './helpers/browser.js';
 import { runCli } from './helpers/cli.js';
 import { startCollect, type CollectRun } from './helpers/collect.js';
 import { deviceMac, HYGIENE_CONFIG, HYGIENE_DEVICES, httpGetPackets, writeHygieneCapture } from './helpers/hygiene-capture.js';
 import { tempDir } from './helpers/temp.js';
 import { untilValue } from './helpers/wait.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const HOSTILE_HOST = '<img src=x onerror="document.title=1">\x1b[2J.example';
 const dir = tempDir('earshot-findings-surfaces-');
 const capture = join(dir, 'hygiene.pcap');
@@ -69,16 +68,10 @@ describe('network hygiene findings in the API, the status page, doctor and the r
   }, 60_000);
 
   describe.skipIf(!existsSync(CHROMIUM))('the status page (chromium)', () => {
-    let browser: Browser;
-    beforeAll(async () => {
-      browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-background-networking'] });
-    }, 60_000);
-    afterAll(async () => {
-      await browser?.close();
-    });
+    const browser = useChromium();
 
     it('shows a card per finding, packet text as text, readable on a phone', async () => {
-      const page = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
+      const page = await browser().newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
       const errors: string[] = [];
       page.on('pageerror', (err) => errors.push(err.message));
       await page.goto(run.base + '/');

@@ -10,13 +10,12 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { CHROMIUM, useChromium } from './helpers/browser.js';
 import { startCollect } from './helpers/collect.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { freePort, untilValue } from './helpers/wait.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 // wake events years away from the capture: its activations are suspected (label buttons to focus)
 const WAKE_EVENTS = join(PROJECT_ROOT, 'test/fixtures/wake-events/events.jsonl');
@@ -36,13 +35,7 @@ const getJson = async <T>(url: string, token?: string): Promise<T> =>
   (await (await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} })).json()) as T;
 
 describe.skipIf(!haveChromium || outside === null)('status page faults (chromium against earshot collect --file)', () => {
-  let browser: Browser;
-  beforeAll(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-background-networking'] });
-  }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const browser = useChromium();
 
   it('counts today\'s activations on the privacy card in detect.timeZone (UTC-12 here: the capture\'s UTC day is its next day)', async () => {
     const zone = 'Etc/GMT+12';
@@ -62,7 +55,7 @@ describe.skipIf(!haveChromium || outside === null)('status page faults (chromium
       // the UTC date differs: counted by it, the card said 0
       expect(activations.filter((a) => a.device === echo.mac && a.start.slice(0, 10) === today)).toHaveLength(0);
 
-      const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
+      const page = await browser().newPage({ viewport: { width: 1100, height: 1000 } });
       await page.goto(run.base + '/');
       const card = page.locator('#privacy .privacy').first();
       await card.locator('tbody tr').first().waitFor({ timeout: 20_000 });
@@ -83,7 +76,7 @@ describe.skipIf(!haveChromium || outside === null)('status page faults (chromium
     const exited = new Promise((resolve) => child.on('close', resolve));
     try {
       await untilValue('the API beyond loopback', async () => ((await fetch(`${base}/api/v1/health`, { headers: { authorization: `Bearer ${TOKEN}` } }).catch(() => null))?.status === 200 ? true : null));
-      const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
+      const page = await browser().newPage({ viewport: { width: 1100, height: 1000 } });
       const errors: string[] = [];
       page.on('pageerror', (err) => errors.push(err.message));
       // an old token this browser kept
