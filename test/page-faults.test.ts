@@ -15,6 +15,8 @@ import { CHROMIUM, useChromium } from './helpers/browser.js';
 import { startCollect } from './helpers/collect.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { freePort, untilValue } from './helpers/wait.js';
+import { tempDir } from './helpers/temp.js';
+import { exampleDevices, generateScenario, writeScenarioPcap } from './scenario/generator.js';
 
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
 // wake events years away from the capture: its activations are suspected (label buttons to focus)
@@ -66,6 +68,29 @@ describe.skipIf(!haveChromium || outside === null)('status page faults (chromium
       await run.stop();
     }
   }, 90_000);
+
+  it('shows at most 50 suspected activations as cards and says how many more the API has (it drew every one, up to 1,000, every poll)', async () => {
+    const scenario = generateScenario({ seed: 11, startMs: Date.parse('2024-03-02T18:00:00Z'), durationMs: 40 * 60_000, devices: exampleDevices(), randomActivations: 80, followUpRate: 0 });
+    const file = join(tempDir('earshot-page-faults-'), 'many.pcap');
+    writeScenarioPcap(scenario, file);
+    const run = await startCollect(file, ['--wake-events', WAKE_EVENTS]);
+    try {
+      const suspected = await untilValue('the replay\'s suspected activations', async () => {
+        const health = await getJson<{ capture: { running: boolean } }>(`${run.base}/api/v1/health`);
+        if (health.capture.running) return null;
+        return (await getJson<{ activations: unknown[] }>(`${run.base}/api/v1/activations?verdict=suspected&limit=1000`)).activations.length;
+      }, 60_000);
+      expect(suspected).toBeGreaterThan(50);
+      const page = await browser().newPage({ viewport: { width: 1100, height: 1000 } });
+      await page.goto(run.base + '/');
+      await page.locator('#suspected li[data-id]').first().waitFor({ timeout: 20_000 });
+      expect(await page.locator('#suspected li[data-id]').count()).toBe(50);
+      expect(await page.locator('#suspected li.muted').textContent()).toBe(`and ${suspected - 50} more: api/v1/activations?verdict=suspected`);
+      await page.close();
+    } finally {
+      await run.stop();
+    }
+  }, 120_000);
 
   it('a refused token is not sent again (the right one is not locked out); focus survives the polls; a dead collector shows as such', async () => {
     // beyond loopback, where reads need the token (startCollect listens on loopback)

@@ -251,14 +251,18 @@
     if (inWindow.length === 0) box.append(el('p', { class: 'muted', text: 'No activation in this window.' }));
   }
 
+  /** Suspected activations shown as cards (the newest); the API lists them all. */
+  const SUSPECTED_CARDS = 50;
+
   function drawSuspected(activations, names) {
     const box = $('suspected');
     box.replaceChildren();
-    const list = activations.filter((a) => a.verdict === 'suspected');
-    if (list.length === 0) {
+    const all = activations.filter((a) => a.verdict === 'suspected');
+    if (all.length === 0) {
       box.append(el('li', { class: 'muted', text: 'None: every activation matched a wake event or a label.' }));
       return;
     }
+    const list = all.slice(0, SUSPECTED_CARDS);
     for (const a of list) {
       const s = Date.parse(a.start);
       const label = labelOf(a);
@@ -275,6 +279,12 @@
           el('small', { text: `${a.id} · ${label ? 'you said: ' + label.replace('-', ' ') : (a.reasons || []).join(', ')}` }),
         ]),
         buttons,
+      ]));
+    }
+    if (all.length > list.length) {
+      box.append(el('li', { class: 'muted' }, [
+        document.createTextNode(`and ${all.length - list.length} more: `),
+        el('a', { href: 'api/v1/activations?verdict=suspected&limit=1000', text: 'api/v1/activations?verdict=suspected' }),
       ]));
     }
   }
