@@ -120,6 +120,10 @@ describeMosquitto('MQTT sink (real mosquitto)', () => {
     expect(buildMqttSink(loadConfig({}), deps)).toBeNull();
     expect(() => buildMqttSink(loadConfig({ flags: { 'mqtt-url': 'http://127.0.0.1:1883' } }), deps)).toThrow(/mqtt\.url: "http" is not an MQTT scheme/);
     expect(() => buildMqttSink(loadConfig({ flags: { 'mqtt-url': 'mqtt://h', 'mqtt-wake-topic': 'a/b#' } }), deps)).toThrow(/mqtt\.wakeTopic/);
+    // "/" made the topics "/status" and the Home Assistant ids "_<mac>_..."
+    for (const flag of ['mqtt-prefix', 'mqtt-discovery-prefix']) {
+      expect(() => loadConfig({ flags: { 'mqtt-url': 'mqtt://h', [flag]: '//' } }), flag).toThrow(`--${flag}: must be a topic without # or +, not only slashes, got "//"`);
+    }
   });
 
   it('publishes retained discovery for each assistant, with its state and availability', async () => {
