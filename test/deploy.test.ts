@@ -340,6 +340,8 @@ describe('deploy/compose.yaml and deploy/Dockerfile (parsed, not run: no Docker 
     expect(influxdb.image).toBe('influxdb:1.8');
     expect(influxdb.environment.INFLUXDB_HTTP_BIND_ADDRESS).toBe('127.0.0.1:8086');
     expect(grafana.image).toMatch(/^grafana\/grafana/);
+    // Grafana listens on the LAN: never admin / admin, the compose refuses to start without a password
+    expect(grafana.environment.GF_SECURITY_ADMIN_PASSWORD).toMatch(/^\$\{EARSHOT_GRAFANA_PASSWORD:\?.+\}$/);
     expect(targets(grafana)).toContain('/etc/grafana/provisioning');
     expect(grafana.volumes.find((v: string) => v.endsWith(':/etc/grafana/provisioning:ro'))).toBe('./grafana/provisioning:/etc/grafana/provisioning:ro');
     // the dashboards are mounted where the provider (deploy/grafana, when it exists) looks for them
