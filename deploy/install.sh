@@ -188,7 +188,11 @@ write_file() {
   printf '%s\n' "$content" >"$tmp"
   chmod "$mode" "$tmp"
   chown "$owner" "$tmp"
+  # on disk before the rename, and the rename with its directory: a power cut leaves the old file or the
+  # new one, never an empty one (a new file renamed unsynced can be empty after a crash)
+  sync -- "$tmp"
   mv -f "$tmp" "$dest"
+  sync -- "$(dirname "$dest")"
 }
 
 # install_file SRC DEST MODE OWNER:GROUP: copies SRC to DEST when they differ (sets CHANGED).
@@ -422,7 +426,8 @@ if [ "$WITH_GRAFANA" -eq 1 ]; then
   step "Grafana from Grafana's apt repository (apt.grafana.com)"
   # Grafana makes its admin user at its first start: with a password of this install's, written before
   # that start, not admin/admin (until the owner logged in, anyone on the LAN could, and set it)
-  if [ -f "$GRAFANA_PASSWORD_FILE" ]; then
+  # -s: an empty file (an install cut off before it was on disk) is made again while Grafana never started
+  if [ -s "$GRAFANA_PASSWORD_FILE" ]; then
     note "Grafana's admin password: in $GRAFANA_PASSWORD_FILE (an earlier install's)"
   elif [ -f "$GRAFANA_DB" ]; then
     note "Grafana has run before: its admin user is as it was (admin / admin until changed: grafana-cli admin reset-admin-password NEW)"
@@ -707,7 +712,7 @@ if [ "$DRY_RUN" -eq 1 ]; then
   note "dry run: nothing was changed"
 fi
 if [ "$WITH_GRAFANA" -eq 1 ]; then
-  if [ -f "$GRAFANA_PASSWORD_FILE" ] || [ "$DRY_RUN" -eq 1 ]; then
+  if [ -s "$GRAFANA_PASSWORD_FILE" ] || [ "$DRY_RUN" -eq 1 ]; then
     note "Grafana:  http://${address:-THIS-HOST}:3000 (user admin, password: sudo cat $GRAFANA_PASSWORD_FILE)"
   else
     note "Grafana:  http://${address:-THIS-HOST}:3000 (user admin, the password it had before this install)"

@@ -161,6 +161,14 @@ describe('deploy/install.sh', () => {
     expect(plan).not.toMatch(/GF_SECURITY_ADMIN_PASSWORD=[A-Za-z0-9]{24}/);
     expect(plan).toContain(`user admin, password: sudo cat ${confDir}/grafana-admin-password`);
     expect(existsSync(join(confDir, 'grafana-admin-password'))).toBe(false);
+    // an empty password file (an install cut off by a power cut) is made again, not taken as a password
+    writeFileSync(join(confDir, 'grafana-admin-password'), '');
+    const again = bash([INSTALL, '--dry-run', '--no-influxdb'], { EARSHOT_CONF_DIR: confDir });
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`> write ${confDir}/grafana-admin-password (0600 root:root): a random password`);
+    // a password there already is kept
+    writeFileSync(join(confDir, 'grafana-admin-password'), 'kept-password\n');
+    expect(bash([INSTALL, '--dry-run', '--no-influxdb'], { EARSHOT_CONF_DIR: confDir }).stdout).toContain(`Grafana's admin password: in ${confDir}/grafana-admin-password (an earlier install's)`);
   });
 
   it('on a fresh Debian 12 it plans every package: Node.js 20 from NodeSource, InfluxDB from Debian or InfluxData', () => {
