@@ -30,6 +30,22 @@ describe('the bundled executable', () => {
     expect(JSON.parse(bundled.stdout).activations.length).toBeGreaterThan(0);
   });
 
+  it('a replay of a file loads none of Node\'s modules for networks, child processes or gzip (they cost each start ~15 ms)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'earshot-builtins-'));
+    try {
+      const list = join(dir, 'loaded.txt');
+      const preload = join(dir, 'list.cjs');
+      writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`);
+      const r = spawnSync(process.execPath, ['--require', preload, BUNDLE, 'replay', CAPTURE, '--format', 'json', '-o', join(dir, 'report.json')], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const loaded = readFileSync(list, 'utf8').split('\n');
+      expect(loaded.length).toBeGreaterThan(20);
+      expect(loaded.filter((m) => /^NativeModule (http|https|tls|child_process|dgram|zlib)$/.test(m))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('gives the same help, the same one-line errors and exit codes', () => {
     for (const args of [['--help'], ['replay', '--help'], ['replay', '/nonexistent.pcap'], ['replay', CAPTURE, '--format', 'yaml'], ['nosuchcommand']]) {
       const bundled = run(BUNDLE, args);
