@@ -579,7 +579,8 @@ yaml_set() {
   [ "$DRY_RUN" -eq 1 ] && return 0
   "$NODE" --input-type=module -e '
     import { createRequire } from "node:module";
-    import { readFileSync, writeFileSync } from "node:fs";
+    import { closeSync, fchownSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync } from "node:fs";
+    import { dirname } from "node:path";
     const [, prefix, file, ...pairs] = process.argv;
     const YAML = createRequire(prefix + "/package.json")("yaml");
     const doc = YAML.parseDocument(readFileSync(file, "utf8"));
@@ -587,7 +588,21 @@ yaml_set() {
       const at = pair.indexOf("=");
       doc.setIn(pair.slice(0, at).split("."), pair.slice(at + 1));
     }
-    writeFileSync(file, String(doc));
+    // whole or not at all, with the mode and owner it had: a power cut leaves the old config or the new
+    const old = statSync(file);
+    const tmp = file + ".earshot-install.tmp";
+    const fd = openSync(tmp, "w", old.mode & 0o7777);
+    try {
+      fchownSync(fd, old.uid, old.gid);
+      const bytes = Buffer.from(String(doc));
+      for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+    const dir = openSync(dirname(file), "r");
+    try { fsyncSync(dir); } finally { closeSync(dir); }
   ' "$PREFIX" "$file" "$@"
 }
 

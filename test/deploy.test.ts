@@ -171,6 +171,20 @@ describe('deploy/install.sh', () => {
     expect(bash([INSTALL, '--dry-run', '--no-influxdb'], { EARSHOT_CONF_DIR: confDir }).stdout).toContain(`Grafana's admin password: in ${confDir}/grafana-admin-password (an earlier install's)`);
   });
 
+  it('edits an existing config in place of it: comments, mode and owner kept, written whole (temporary file, fsync, rename)', () => {
+    const confDir = mkdtempSync(join(dir, 'yaml-set-'));
+    const conf = join(confDir, 'earshot.yaml');
+    writeFileSync(conf, 'capture:\n  source: libpcap # how earshot captures\n  interface: eth0\n');
+    chmodSync(conf, 0o640);
+    // the installer's own function, run for real on the copy (a dry run only prints what it would set)
+    const script = `set -euo pipefail\nnote() { :; }\n${/^yaml_set\(\) \{[\s\S]*?^\}$/m.exec(readFileSync(INSTALL, 'utf8'))![0]}\nDRY_RUN=0 NODE=${process.execPath} PREFIX=${PROJECT_ROOT}\nyaml_set ${conf} capture.source=tcpdump capture.interface=br0\n`;
+    const r = bash(['-c', script]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(conf, 'utf8')).toBe('capture:\n  source: tcpdump # how earshot captures\n  interface: br0\n');
+    expect(lstatSync(conf).mode & 0o777).toBe(0o640);
+    expect(readdirSync(confDir)).toEqual(['earshot.yaml']);
+  });
+
   it('on a fresh Debian 12 it plans every package: Node.js 20 from NodeSource, InfluxDB from Debian or InfluxData', () => {
     // stand-ins: nothing installed, Node.js 18 on PATH, Debian 12's candidates
     const bin = mkdtempSync(join(dir, 'fresh-'));
