@@ -92,4 +92,24 @@ describe('DeviceStates', () => {
     expect(states.get('aabbccddee01')).toBeUndefined();
     expect(states.get('aabbccddee03')).toBeDefined();
   });
+
+  it('drops a device seen uploading audio, or configured, only after every other one (a flood of forged assistants)', () => {
+    const configured = new Set(['aabbccddee02']);
+    const states = new DeviceStates({ timeZone: 'UTC', maxDevices: 4, configured });
+    // the real Echo: one activation, long ago; a configured speaker, never active; then a flood
+    states.apply(activationEvent('started', reportActivation('a1', '2024-05-01T09:00:00.000Z')), T0);
+    states.touch({ ...ECHO, mac: 'aa:bb:cc:dd:ee:02' }, T0);
+    const forged = (n: number) => ({ ...ECHO, name: `Forged ${n}`, mac: `02:00:00:00:${(n >> 8).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}` });
+    for (let n = 0; n < 1000; n++) states.touch(forged(n), T0 + n);
+    expect(states.size).toBe(4);
+    expect(states.evicted).toBe(998);
+    expect(states.get('aabbccddee01')).toBeDefined();
+    expect(states.get('aabbccddee02')).toBeDefined();
+    // the forged ones still churn among themselves: the two most recent are held
+    expect([...states.values()].map((s) => s.name)).toEqual(['Kitchen Echo', 'Kitchen Echo', 'Forged 998', 'Forged 999']);
+    // with only proven ones left, the least recently used of them goes
+    const full = new DeviceStates({ timeZone: 'UTC', maxDevices: 2 });
+    for (const n of [1, 2, 3]) full.apply(activationEvent('started', reportActivation(`b${n}`, '2024-05-01T09:00:00.000Z', 'unverified', { ...ECHO, mac: `aa:bb:cc:dd:ee:0${n}` }), { ...ECHO, mac: `aa:bb:cc:dd:ee:0${n}` }), T0);
+    expect([...full.values()].map((s) => s.mac)).toEqual(['aa:bb:cc:dd:ee:02', 'aa:bb:cc:dd:ee:03']);
+  });
 });

@@ -88,6 +88,8 @@ export interface DeviceStatesOptions {
   maxActivations?: number;
   /** A state dropped to make room: its retained topics on the broker must go too. */
   onEvicted?: (state: DeviceState) => void;
+  /** Keys (deviceKey) of the devices the owner configured: dropped only after every unproven one. */
+  configured?: ReadonlySet<string>;
 }
 
 /** Most activations open at once on one device; a "finished" never seen must not grow the set. */
@@ -107,6 +109,7 @@ export class DeviceStates {
   private readonly maxDevices: number;
   private readonly maxActivations: number;
   private readonly onEvicted: (state: DeviceState) => void;
+  private readonly configured: ReadonlySet<string>;
   /** Devices dropped because the map was full (a self-metric). */
   evicted = 0;
 
@@ -115,6 +118,7 @@ export class DeviceStates {
     this.maxDevices = Math.max(1, options.maxDevices);
     this.maxActivations = Math.max(1, options.maxActivations ?? 1024);
     this.onEvicted = options.onEvicted ?? (() => {});
+    this.configured = options.configured ?? new Set();
   }
 
   get size(): number {
@@ -262,14 +266,29 @@ export class DeviceStates {
 
   private make(key: string, mac: string, nowMs: number): DeviceState {
     if (this.states.size >= this.maxDevices) {
-      const oldest = this.states.values().next().value as DeviceState;
-      this.states.delete(oldest.key);
+      const victim = this.victim();
+      this.states.delete(victim.key);
       this.evicted++;
-      this.onEvicted(oldest);
+      this.onEvicted(victim);
     }
     const state = new DeviceState(key, mac, null, null, null, this.days.dayOf(nowMs));
     this.states.set(key, state);
     return state;
+  }
+
+  /**
+   * The state to drop for a new one: the least recently used of those never seen uploading audio and not
+   * configured, else the least recently used of all. Any LAN host can announce forged assistants from
+   * made-up MACs (and send them traffic to a vendor's cloud): they must not push out, and so remove from
+   * Home Assistant, the Echo whose activations the owner follows. At most maxDevices (256) steps.
+   */
+  private victim(): DeviceState {
+    let oldest: DeviceState | undefined;
+    for (const state of this.states.values()) {
+      oldest ??= state;
+      if (state.lastActivation === null && !this.configured.has(state.key)) return state;
+    }
+    return oldest as DeviceState;
   }
 
   private rollover(state: DeviceState, nowMs: number): boolean {

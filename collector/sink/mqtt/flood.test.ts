@@ -68,4 +68,45 @@ describeMosquitto('MQTT devices bounded on the broker (real mosquitto)', () => {
       await sink.close();
     }
   }, 30_000);
+
+  it('keeps the assistant seen uploading audio on the broker through a flood of forged ones, with its counts', async () => {
+    const echo: EventDevice = { mac: 'f0:81:73:00:00:01', name: 'Kitchen Echo', vendor: 'amazon', model: null, assistant: true };
+    let current: EventDevice[] = [echo];
+    const config = loadConfig({ flags: { 'mqtt-url': broker.url, 'mqtt-prefix': 'fk', 'mqtt-discovery-prefix': 'ha-fk', 'mqtt-client-id': 'earshot-flood-keep', 'max-devices': '3' } });
+    const sink = buildMqttSink(config, { log: pino({ level: 'silent' }), onWakeEvents: () => {}, devices: () => current, reconnectPeriodMs: 200 })!;
+    try {
+      await sink.start();
+      sink.onDevicesChanged();
+      const start = new Date(Date.now() - 10_000).toISOString();
+      const activation = {
+        id: 'real-1', device: echo.mac, start, end: new Date(Date.parse(start) + 4000).toISOString(), bytesUp: 90_000, bytesDown: 20_000,
+        server: '52.94.1.1', serverName: 'avs-alexa-4-na.amazon.com', score: 0.9, verdict: 'suspected' as const, reasons: ['no-wake-event'], wakeEvent: null,
+      };
+      sink.onActivationEvent({ kind: 'started', activation, device: echo, atMs: Date.now() });
+      sink.onActivationEvent({ kind: 'finished', activation, device: echo, atMs: Date.now() });
+      // then a flood, as in the test above, long after the Echo's last activation
+      for (let i = 1; i <= 10; i++) {
+        current = [assistant(i)];
+        sink.onDevicesChanged();
+      }
+      await until('the sink holds 3 devices', () => sink.stats.devices === 3);
+      let kept = new Map<string, string>();
+      const expected = [echo.mac, assistant(9).mac, assistant(10).mac].sort();
+      const macs = () => [...new Set([...kept.values()].map((p) => {
+        const body = JSON.parse(p) as { mac?: string; device?: { connections: string[][] } };
+        return body.mac ?? body.device?.connections[0][1];
+      }))].sort();
+      await until('the broker keeps the Echo and the last 2 forged devices', async () => {
+        kept = await retained(broker.url, ['ha-fk/#', 'fk/device/+/state']);
+        return JSON.stringify(macs()) === JSON.stringify(expected);
+      }, 10_000).catch(() => undefined);
+      expect(macs()).toEqual(expected);
+      expect(sink.stats.devicesEvicted).toBe(8);
+      // its state was never dropped: today's counts and its last suspected activation are intact
+      expect(JSON.parse(kept.get('fk/device/f08173000001/state') ?? '{}')).toMatchObject({ activations_today: 1, suspected_today: 1, last_suspected: start });
+      expect([...kept.keys()].filter((t) => t.startsWith('ha-fk/') && t.includes('f08173000001')).length).toBeGreaterThanOrEqual(5);
+    } finally {
+      await sink.close();
+    }
+  }, 30_000);
 });

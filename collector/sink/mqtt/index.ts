@@ -99,7 +99,8 @@ const MAX_QUEUED_EVENTS = 256;
 /**
  * Devices with a state and discovery configs on the broker, at most: a home has a handful of assistants,
  * and each one is six retained messages that Home Assistant turns into a device (issue 14: a flood of
- * forged ones once left 13,650 behind). Beyond it the least recently used goes, and its retained
+ * forged ones once left 13,650 behind). Beyond it the least recently used goes (one with activations or
+ * configured only when every other one has gone: collector/sink/mqtt/device-state.ts), and its retained
  * messages are cleared.
  */
 const MAX_MQTT_DEVICES = 256;
@@ -119,7 +120,12 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
   checkFilter(topics.wake);
   const { log } = deps;
   const now = deps.now ?? Date.now;
-  const states = new DeviceStates({ timeZone: config.detect.timeZone, maxDevices: Math.min(config.tagging.maxDevices, MAX_MQTT_DEVICES), onEvicted: forget });
+  const states = new DeviceStates({
+    timeZone: config.detect.timeZone,
+    maxDevices: Math.min(config.tagging.maxDevices, MAX_MQTT_DEVICES),
+    onEvicted: forget,
+    configured: new Set(Object.keys(config.devices).map(deviceKey)),
+  });
   const reconnectPeriod = deps.reconnectPeriodMs ?? 5000;
 
   let client: MqttClient | null = null;
