@@ -119,9 +119,11 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   const t = tagging?.tagger;
   const inv = tagging?.inventory;
   // detection needs the voice flows that tagging finds: without tagging there is nothing to watch
+  // a device seen uploading audio is the last the inventory drops (a flood of forged assistants must not)
+  const started = inv ? (a: Activation) => { inv.markUploaded(a.deviceMac); listeners.onActivationStarted?.(a); } : undefined;
   const detect = inv && t && config.detect.enabled
     ? buildDetectStage(config, inv, {
-      onActivationStarted: listeners.onActivationStarted,
+      onActivationStarted: started,
       onActivation: listeners.onActivation,
       onVerdictChanged: listeners.onVerdictChanged,
       onVoiceFlow: t.learnVoice,
@@ -132,7 +134,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
   const calls = inv && config.detect.enabled ? buildCallTracker((mac) => inv.describe(mac)?.assistant === true, { onStarted: listeners.onCallStarted, onFinished: listeners.onCall }) : null;
   // local assistants: satellites streaming to a local server are activations like cloud ones (same listeners)
   const local = inv && config.detect.enabled
-    ? buildLocalStage(inv, loadCloudSpeechCatalog(), { onStarted: listeners.onActivationStarted, onFinished: listeners.onActivation })
+    ? buildLocalStage(inv, loadCloudSpeechCatalog(), { onStarted: started, onFinished: listeners.onActivation })
     : null;
   // per-interval traffic, pushed: what is left of a flow when it ends
   // network hygiene: a few numeric tests per flow start and end, the rest on rare payloads

@@ -115,25 +115,7 @@ describeShared('a flood of forged announcements (issue 14, fault 7)', () => {
 
   it('150 forged assistants (an Amazon OUI and one ClientHello each) seen after the Echo do not push it off the status page\'s devices', async () => {
     // before: /api/v1/devices (100, the page's ask) was cut by recency first: the Echo was not among them
-    const forgedAssistants = join(dir, 'forged-assistants.pcap');
-    const start = 1_490_400_000; // after the real capture ends (2017-03-23)
-    const router = macBytes('02:00:00:00:00:01');
-    const hello = clientHello('avs-alexa-1-na.amazon.com', 0x0303);
-    const packets: SyntheticPacket[] = [];
-    for (let i = 0; i < 150; i++) {
-      const me = macBytes(`68:db:f5:80:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`);
-      const ip = `10.63.${8 + (i >> 8)}.${(i & 255) + 1}`;
-      const eth = (src: Buffer, dst: Buffer, ipPacket: Buffer) => Buffer.concat([dst, src, Buffer.from([8, 0]), ipPacket]);
-      for (const [k, data] of [
-        eth(me, router, ipv4Packet(ip, '52.94.240.10', 6, tcpSegment(40000 + i, 443, 1, TCP_SYN, Buffer.alloc(0)))),
-        eth(router, me, ipv4Packet('52.94.240.10', ip, 6, tcpSegment(443, 40000 + i, 100, TCP_SYN | TCP_ACK, Buffer.alloc(0)))),
-        eth(me, router, ipv4Packet(ip, '52.94.240.10', 6, tcpSegment(40000 + i, 443, 2, TCP_PSH | TCP_ACK, hello))),
-      ].entries()) packets.push({ seconds: start + i, fraction: k * 1000, data });
-    }
-    writeFileSync(forgedAssistants, classicPcap(packets));
-    const both = join(dir, 'echo-then-forged.pcap');
-    execFileSync('mergecap', ['-a', '-F', 'pcap', '-w', both, realCapture(REAL), forgedAssistants]);
-    const run = await startCollect(both, []);
+    const run = await startCollect(echoThenForgedAssistants(150), []);
     try {
       let body: { devices: Array<{ mac: string; assistant: boolean }>; total: number } = { devices: [], total: 0 };
       for (let i = 0; i < 100 && body.total < 151; i++) {
@@ -147,6 +129,51 @@ describeShared('a flood of forged announcements (issue 14, fault 7)', () => {
       await run.stop();
     }
   }, 120_000);
+
+  (mosquittoPath() !== null ? it : it.skip)('300 forged assistants against a bound of 64 devices push out neither the Echo that uploaded audio nor its Home Assistant device (real mosquitto)', async () => {
+    // before: the Echo, least recently seen, was the first assistant dropped (inventory and broker): the
+    // report listed it as no assistant, and Home Assistant lost its device and counts
+    const broker = await Mosquitto.start();
+    try {
+      const r = await runCli(['replay', echoThenForgedAssistants(300), '--format', 'json', '--max-devices', '64', '--mqtt-url', broker.url, '--site', 'home'], { timeoutMs: 120_000 });
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout) as Report;
+      expect(report.activations.length).toBeGreaterThan(0);
+      expect(report.activations.every((a) => a.device === ECHO)).toBe(true);
+      expect(report.devices.find((d) => d.mac === ECHO)).toMatchObject({ assistant: true });
+      // the inventory held its bound, made of forged assistants and the Echo
+      expect(report.devices.filter((d) => d.assistant).length).toBeLessThanOrEqual(64);
+      const kept = await retained(broker.url, ['homeassistant/#', 'earshot/home/device/+/state']);
+      const echoKey = ECHO.replaceAll(':', '');
+      expect(JSON.parse(kept.get(`earshot/home/device/${echoKey}/state`) ?? '{}')).toMatchObject({ mac: ECHO, last_activation: report.activations.at(-1)?.start });
+      expect([...kept.keys()].filter((t) => t.startsWith('homeassistant/') && t.includes(echoKey)).length).toBe(RETAINED_PER_ASSISTANT - 1);
+    } finally {
+      await broker.close();
+    }
+  }, 150_000);
+
+  /** The real capture, then `count` forged assistants (an Amazon OUI and one ClientHello to the voice endpoint each), one per second. */
+  function echoThenForgedAssistants(count: number): string {
+    const forgedAssistants = join(dir, `forged-assistants-${count}.pcap`);
+    const start = 1_490_400_000; // after the real capture ends (2017-03-23)
+    const router = macBytes('02:00:00:00:00:01');
+    const hello = clientHello('avs-alexa-1-na.amazon.com', 0x0303);
+    const packets: SyntheticPacket[] = [];
+    for (let i = 0; i < count; i++) {
+      const me = macBytes(`68:db:f5:80:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`);
+      const ip = `10.63.${8 + (i >> 8)}.${(i & 255) + 1}`;
+      const eth = (src: Buffer, dst: Buffer, ipPacket: Buffer) => Buffer.concat([dst, src, Buffer.from([8, 0]), ipPacket]);
+      for (const [k, data] of [
+        eth(me, router, ipv4Packet(ip, '52.94.240.10', 6, tcpSegment(40000 + i, 443, 1, TCP_SYN, Buffer.alloc(0)))),
+        eth(router, me, ipv4Packet('52.94.240.10', ip, 6, tcpSegment(443, 40000 + i, 100, TCP_SYN | TCP_ACK, Buffer.alloc(0)))),
+        eth(me, router, ipv4Packet(ip, '52.94.240.10', 6, tcpSegment(40000 + i, 443, 2, TCP_PSH | TCP_ACK, hello))),
+      ].entries()) packets.push({ seconds: start + i, fraction: k * 1000, data });
+    }
+    writeFileSync(forgedAssistants, classicPcap(packets));
+    const both = join(dir, `echo-then-forged-${count}.pcap`);
+    execFileSync('mergecap', ['-a', '-F', 'pcap', '-w', both, realCapture(REAL), forgedAssistants]);
+    return both;
+  }
 
   const needed = haveInfluxd() && mosquittoPath() !== null;
   (needed ? it : it.skip)('bounds InfluxDB series and the retained discovery configs on the broker (real influxd, real mosquitto)', async () => {

@@ -58,6 +58,11 @@ export class Device {
   assistant = false;
   evidence: string[] = [];
   dirty = true;
+  /**
+   * An activation (an audio upload) was seen from it, in this run or one whose state was saved: the
+   * inventory drops it only after every other device (forged assistants cannot push it out).
+   */
+  uploadedAudio = false;
   /** The inventory's least-recently-seen list this device is in (see inventory.ts), and its neighbours. */
   kept = false;
   older: Device | null = null;

@@ -34,6 +34,49 @@ describe('inventory', () => {
     expect(inventory.all().filter((d) => d.assistant).map((d) => d.macText)).toEqual(['68:db:f5:90:19:64']);
   });
 
+  it('a flood of forged assistants drops neither the assistant seen uploading audio nor a configured one, nor after a restart', () => {
+    const flood = (inventory: Inventory, from: number) => {
+      for (let i = 0; i < 1000; i++) {
+        const mac = 0x68dbf5000000 + 0x100000 + i;
+        inventory.observeDhcp(dhcp(`amazon-${i.toString(16).padStart(9, '0')}`), mac, from + i);
+        // traffic to Amazon's voice service as well: each one is an assistant by the inventory's rules
+        const forged = inventory.get(mac, from + i);
+        forged.voiceServers.add('52.94.233.109:443');
+        forged.dirty = true;
+        inventory.all();
+      }
+    };
+    const make = () => {
+      const inventory = new Inventory(amazon, { maxDevices: 64, devices: { '68:db:f5:00:00:07': { name: 'Hall', assistant: true } } });
+      const echo = inventory.get(0x68dbf5901964, 0);
+      inventory.observeDhcp(dhcp('amazon-5f1e2d3c4'), 0x68dbf5901964, 0);
+      echo.voiceServers.add('52.94.233.109:443');
+      echo.dirty = true;
+      inventory.get(0x68dbf5000007, 0);
+      return inventory;
+    };
+    // without an upload, the Echo is the least recently seen assistant: the flood pushes it out
+    const before = make();
+    flood(before, 1);
+    expect(before.find(0x68dbf5901964)).toBeUndefined();
+    expect(before.describe(0x68dbf5000007)?.name).toBe('Hall');
+
+    const inventory = make();
+    inventory.markUploaded(0x68dbf5901964);
+    flood(inventory, 1);
+    expect(inventory.all()).toHaveLength(64);
+    expect(inventory.find(0x68dbf5901964)?.assistant).toBe(true);
+    expect(inventory.describe(0x68dbf5000007)?.name).toBe('Hall');
+    // what it knew survives a restart (the state file), and so does its protection
+    const saved = inventory.save();
+    expect(saved.filter((d) => d.uploadedAudio === true).map((d) => d.mac)).toEqual(['68:db:f5:90:19:64']);
+    const restarted = new Inventory(amazon, { maxDevices: 64, devices: {} });
+    restarted.load(saved.filter((d) => d.mac === '68:db:f5:90:19:64'));
+    flood(restarted, 10_000);
+    expect(restarted.find(0x68dbf5901964)?.assistant).toBe(true);
+    expect(restarted.find(0x68dbf5901964)?.dhcpHostName).toBe('amazon-5f1e2d3c4');
+  });
+
   it('reads announcements from unknown MACs within a budget, from known devices always', () => {
     const inventory = new Inventory(amazon, { maxDevices: 4096, devices: {} });
     let admitted = 0;

@@ -6,7 +6,9 @@
  * Any LAN host can send packets from as many forged MACs as it likes, so a new device must cost O(1)
  * (two maps in least-recently-seen order, evicted from the front) and must not push out what matters:
  * assistants and configured devices live in their own map, which ordinary devices' churn never
- * evicts while it holds at most half the inventory.
+ * evicts while it holds at most half the inventory. Forged assistants (an Echo's DHCP host name and
+ * traffic to Amazon, from made-up MACs) land in that map too: there, configured devices and devices
+ * seen uploading audio go only after every other one.
  */
 import type { DhcpInfo } from '../decode/dhcp.js';
 import type { MdnsInfo } from '../decode/mdns-sd.js';
@@ -49,6 +51,8 @@ export interface SavedDevice {
   speakerPorts: string[];
   /** Added with local assistants; absent in older state files. */
   localRoles?: string[];
+  /** Added with the flood protection of uploaders; absent (false) in older state files. */
+  uploadedAudio?: boolean;
   firstSeenMs: number;
   lastSeenMs: number;
 }
@@ -259,6 +263,7 @@ export class Inventory {
       speakerPorts: [...d.speakerPorts],
       // only when there are some: the state file of a home without a local assistant stays as it was
       ...(d.localRoles.size > 0 ? { localRoles: [...d.localRoles] } : {}),
+      ...(d.uploadedAudio ? { uploadedAudio: true } : {}),
       firstSeenMs: d.firstSeenMs,
       lastSeenMs: d.lastSeenMs,
     }));
@@ -285,6 +290,7 @@ export class Inventory {
       for (const v of strings(s.voiceServers)) addBounded(d.voiceServers, v);
       for (const v of strings(s.speakerPorts)) addBounded(d.speakerPorts, v);
       for (const v of strings(s.localRoles)) addBounded(d.localRoles, v);
+      if (s.uploadedAudio === true) d.uploadedAudio = true;
       d.dirty = true;
     }
   }
@@ -295,7 +301,24 @@ export class Inventory {
   private keep(d: Device): void {
     d.kept = true;
     this.kept.push(d);
-    if (this.kept.size > this.maxKept) this.drop(this.kept.oldest!);
+    if (this.kept.size > this.maxKept) this.drop(this.keptVictim());
+  }
+
+  /** An activation (audio upload) came from this device: it is dropped last (see Device.uploadedAudio). */
+  markUploaded(mac: number): void {
+    const d = this.devices.get(mac);
+    if (d !== undefined) d.uploadedAudio = true;
+  }
+
+  /**
+   * The kept device to drop: the least recently seen one neither configured nor seen uploading audio,
+   * else the least recently seen. The walk passes only such protected devices (a home's few).
+   */
+  private keptVictim(): Device {
+    for (let d = this.kept.oldest; d !== null; d = d.newer) {
+      if (!d.uploadedAudio && !this.overrides.has(d.mac)) return d;
+    }
+    return this.kept.oldest!;
   }
 
   /**
@@ -305,9 +328,9 @@ export class Inventory {
    */
   private evictOldest(): void {
     while (this.devices.size > this.options.maxDevices) {
-      const d = this.ordinary.oldest ?? this.kept.oldest;
+      const d = this.ordinary.oldest ?? (this.kept.oldest === null ? null : this.keptVictim());
       if (d === null) return;
-      if (!d.kept && mayBeAssistant(d) && (refresh(d), d.assistant)) {
+      if (!d.kept && (d.uploadedAudio || (mayBeAssistant(d) && (refresh(d), d.assistant)))) {
         this.ordinary.remove(d);
         this.keep(d);
         continue;
