@@ -40,7 +40,7 @@ export interface FloodSummary {
 const VENDOR_OUIS = [0x68dbf5, 0xa4d1d2, 0xf4f5d8, 0x347e5c, 0x48a6b8];
 
 
-function ipv4Bytes(text: string): Buffer {
+export function ipv4Bytes(text: string): Buffer {
   return Buffer.from(text.split('.').map(Number));
 }
 
@@ -59,7 +59,7 @@ function checksum(b: Buffer): number {
 }
 
 /** Ethernet + IPv4 + UDP around a payload (UDP checksum 0: allowed over IPv4). */
-function udpFrame(srcMac: number, dstMac: number, src: Buffer, dst: Buffer, srcPort: number, dstPort: number, payload: Buffer): Buffer {
+export function udpFrame(srcMac: number, dstMac: number, src: Buffer, dst: Buffer, srcPort: number, dstPort: number, payload: Buffer): Buffer {
   const udp = Buffer.alloc(8);
   udp.writeUInt16BE(srcPort, 0);
   udp.writeUInt16BE(dstPort, 2);

@@ -5,16 +5,18 @@
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import { describeInflux, useInfluxd } from '../../../test/helpers/influxd.js';
+import { printable } from '../../text.js';
 import { int, pointLine, type FieldValue } from './line-protocol.js';
 
 let dbSeq = 0;
 
 /**
- * What InfluxDB should hold for a tag value: newlines become spaces, backslashes before a comma, an equals
- * sign, a space or the end are gone (InfluxDB cannot be given them), and an empty value is no tag.
+ * What InfluxDB should hold for a tag value: newlines become spaces, other control characters visible
+ * escapes (collector/text.ts), backslashes before a comma, an equals sign, a space or the end are gone
+ * (InfluxDB cannot be given them), and an empty value is no tag.
  */
 function storedTag(value: string): string | null {
-  const stored = value.replace(/[\n\r]/g, ' ').replace(/\\+(?=[,= ]|$)/g, '');
+  const stored = printable(value.replace(/[\n\r]/g, ' ')).replace(/\\+(?=[,= ]|$)/g, '');
   return stored === '' ? null : stored;
 }
 
@@ -59,7 +61,7 @@ describeInflux('line protocol, read back from a real influxd', () => {
     ];
     await write(db, points.map(([m, tags, fields], i) => pointLine(m, tags, fields, i + 1) as string));
     expect(await pointsOf(db)).toEqual({
-      'speaker traffic,v2=x': { 1: { device: strange, 'tag key, with=all': 'v', note: field } },
+      'speaker traffic,v2=x': { 1: { device: strange, 'tag key, with=all': 'v', note: 'say "hi" \\ back\\slash, a=b\\x0aline2\\x0d\\x0aend\\' } },
       'ünïcode ☕ a\\b': { 2: { 'new key': 'multi line value', note: '' } },
       backslashes: { 3: { odd: 'x ="y', comma: 'a,b', end: 'end', note: 'n="1"' } },
       after: { 4: { dev: 'd', note: 'last' } },
@@ -84,7 +86,7 @@ describeInflux('line protocol, read back from a real influxd', () => {
     expect(pointLine('types', { device: 'd' }, { nan: Number.NaN, missing: null }, 1)).toBeNull();
   });
 
-  it('any string survives as a string field, and as a tag value but for the losses above (property, many points per write)', async () => {
+  it('any string survives as a string field (control characters shown as escapes), and as a tag value but for the losses above (property, many points per write)', async () => {
     const db = await newDb();
     const special = fc.constantFrom(',', '=', ' ', '"', '\\', '\n', '\r', '\t', 'a', 'Z', '0', 'é', '☕', '🎙️');
     const text = fc.oneof(fc.string({ unit: special, maxLength: 12 }), fc.string({ unit: 'grapheme', maxLength: 12 }));
@@ -95,7 +97,7 @@ describeInflux('line protocol, read back from a real influxd', () => {
       const got = (await pointsOf(db, measurement))[measurement];
       const expected = Object.fromEntries(pairs.map(([tag, field], i) => {
         const stored = storedTag(tag);
-        return [i, stored === null ? { field, seq: i } : { tag: stored, field, seq: i }];
+        return [i, stored === null ? { field: printable(field), seq: i } : { tag: stored, field: printable(field), seq: i }];
       }));
       expect(got).toEqual(expected);
     }), { numRuns: 25 });

@@ -5,16 +5,29 @@
  * sink builds many points and needs neither its schema checks nor a Date per point.
  */
 
+import { printable } from '../../text.js';
+
 /*
  * InfluxDB (1.x, 2.x) keeps a backslash in a name, tag key or tag value as it is, unless it comes before
  * a character that must be escaped or at the end; there it reads it as an escape, and no spelling gives
  * it back. Such backslashes are dropped; the others are written once (doubled, they come back doubled).
  */
 
-/** Tag keys and values, and field keys: commas, equals signs and spaces are escaped; newlines become spaces. */
+/*
+ * Names come from packets (a DHCP host name, an mDNS model) and Grafana shows them to a person: control,
+ * bidi and zero-width characters are written as visible escapes (collector/text.ts), as everywhere earshot
+ * shows such text. It also keeps every point on one line without NUL bytes, which the spool's check of a
+ * batch read back from disk relies on (batch-check.ts): a host name with a line break or a NUL made every
+ * spooled batch holding it look torn, and it was set aside with all the other devices' points in it.
+ */
+/**
+ * Tag keys and values, and field keys: commas, equals signs and spaces are escaped; newlines become
+ * spaces, other control, bidi and zero-width characters visible escapes (`\x00`, `\u202e`).
+ */
 export function escapeKey(text: string): string {
-  if (!/[,= \\\n\r]/.test(text)) return text;
-  return text.replace(/[\n\r]/g, ' ').replace(/\\+(?=[,= ]|$)/g, '').replace(/[,= ]/g, '\\$&');
+  const shown = printable(/[\n\r]/.test(text) ? text.replace(/[\n\r]/g, ' ') : text);
+  if (!/[,= \\]/.test(shown)) return shown;
+  return shown.replace(/\\+(?=[,= ]|$)/g, '').replace(/[,= ]/g, '\\$&');
 }
 
 /** Measurement names: commas and spaces are escaped; newlines become spaces. */
@@ -23,9 +36,12 @@ export function escapeMeasurement(text: string): string {
   return text.replace(/[\n\r]/g, ' ').replace(/\\+(?=[, ]|$)/g, '').replace(/[, ]/g, '\\$&');
 }
 
-/** A string field value, quoted: double quotes and backslashes are escaped. */
+/**
+ * A string field value, quoted: double quotes and backslashes are escaped; control (line breaks too),
+ * bidi and zero-width characters become visible escapes (`\x0a`, `\u202e`).
+ */
 export function quoteString(text: string): string {
-  return `"${text.replace(/(["\\])/g, '\\$1')}"`;
+  return `"${printable(text).replace(/(["\\])/g, '\\$1')}"`;
 }
 
 export type FieldValue = number | boolean | string | { readonly int: number };
