@@ -207,6 +207,29 @@ describeInflux('InfluxDB sink (real influxd)', () => {
       expect(measurements[0].values.flat().sort()).toEqual(expect.arrayContaining(['activation', 'collector', 'device', 'endpoint', 'traffic']));
     });
 
+    it('with another retention policy configured (--influx-rp autogen), the database\'s default stays: no empty earshot_raw in front of its data', async () => {
+      // before: earshot_raw was made the default, so every query without a policy (the dashboards, other
+      // tools' data in the same database) read an empty policy (found by an audit)
+      const db = newDb();
+      await server.query(null, `CREATE DATABASE ${db}`);
+      const other = await fetch(`${server.url}/write?db=${db}&precision=s`, { method: 'POST', body: `cpu,host=a usage=1 ${Math.floor(Date.now() / 1000)}` });
+      expect(other.status).toBe(204);
+      const capture = CAPTURES[1];
+      const r = await runCli(['replay', capture, '--format', 'json', ...influxFlags(server, db), '--influx-rp', 'autogen', '--influx-long-retention', 'INF']);
+      expect(r.code, r.stderr).toBe(0);
+      const [policies] = await server.query(db, 'SHOW RETENTION POLICIES');
+      const byName = Object.fromEntries(policies[0].values.map((v) => [v[0], v[4]]));
+      expect(byName).toEqual({ autogen: true, earshot_long: false });
+      expect(await server.rows(db, 'SELECT count(usage) AS n FROM cpu')).toMatchObject([{ n: 1 }]);
+      // earshot's points, read as the dashboards read them (no policy named), equal the report's flows
+      const report = JSON.parse(r.stdout) as Report;
+      const [sums] = await server.rows(db, 'SELECT sum(bytes_up) AS up, sum(bytes_down) AS down FROM traffic');
+      expect({ up: sums.up, down: sums.down }).toEqual({ up: report.flows.reduce((n, f) => n + f.bytesUp, 0), down: report.flows.reduce((n, f) => n + f.bytesDown, 0) });
+      const queries = await runContinuousQueries(server, db);
+      expect(queries.length).toBe(3);
+      for (const q of queries) expect(q).toMatch(/FROM "?[^ ]+"?\.autogen\./);
+    });
+
     it('keeps every point when InfluxDB is stopped for seconds in the middle of a paced replay', async () => {
       const db = newDb();
       const capture = CAPTURES[0]; // 48 s of capture, paced at 4x: 12 s

@@ -1,6 +1,6 @@
 /**
  * Database setup (InfluxDB 1.x, InfluxQL): the database, a raw retention policy (the default one, so
- * queries without a policy read raw points) and a long one, and continuous queries that downsample
+ * queries without a policy read raw points; not made when points go to another, configured one) and a long one, and continuous queries that downsample
  * `traffic` and `activation` into the long policy. Idempotent: policies are created or altered to the
  * configured durations, and earshot's continuous queries are dropped and created again. docs/influxdb.md
  * has the same statements for people who manage InfluxDB themselves. On a shared server the schema is
@@ -63,12 +63,21 @@ export function continuousQueries(influx: Readonly<Config['influx']>): Array<{ n
   ];
 }
 
+/**
+ * Whether the setup makes the raw policy, as the database's default: only when points go there. With
+ * another policy configured (`influx.retentionPolicy`, e.g. autogen) it would be an empty default that
+ * every query without a policy reads, earshot's dashboards and anything else in the database alike.
+ */
+function makesRawPolicy(influx: Readonly<Config['influx']>): boolean {
+  return writePolicy(influx) === influx.rawPolicy;
+}
+
 /** The InfluxQL statements of the setup, in order (also printed in docs/influxdb.md). */
 export function setupStatements(influx: Readonly<Config['influx']>): string[] {
   const db = ident(influx.database);
   const statements = [
     `CREATE DATABASE ${db}`,
-    `CREATE RETENTION POLICY ${ident(influx.rawPolicy)} ON ${db} DURATION ${influx.rawRetention} REPLICATION 1 DEFAULT`,
+    ...(makesRawPolicy(influx) ? [`CREATE RETENTION POLICY ${ident(influx.rawPolicy)} ON ${db} DURATION ${influx.rawRetention} REPLICATION 1 DEFAULT`] : []),
     `CREATE RETENTION POLICY ${ident(influx.longPolicy)} ON ${db} DURATION ${influx.longRetention} REPLICATION 1`,
   ];
   for (const cq of continuousQueries(influx)) {
@@ -90,7 +99,7 @@ export async function setupDatabase(client: Pick<InfluxClient, 'query'>, influx:
   const existing = new Set((policies?.values ?? []).map((row) => row[nameColumn]));
   const policy = (name: string, duration: string, isDefault: boolean) =>
     client.query(`${existing.has(name) ? 'ALTER' : 'CREATE'} RETENTION POLICY ${ident(name)} ON ${db} DURATION ${duration} REPLICATION 1${isDefault ? ' DEFAULT' : ''}`);
-  await policy(influx.rawPolicy, influx.rawRetention, true);
+  if (makesRawPolicy(influx)) await policy(influx.rawPolicy, influx.rawRetention, true);
   await policy(influx.longPolicy, influx.longRetention, false);
   // one series per database, named after it
   const queries = (await client.query('SHOW CONTINUOUS QUERIES')).find((s) => s.name === influx.database);
