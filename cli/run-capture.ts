@@ -424,7 +424,13 @@ function localHost(config: Readonly<Config>, io: CliIo, log: Logger): RunHost {
  * runs on its own thread and the API on this one (cli/pipeline-thread.ts); without, all here.
  */
 async function run(request: RunRequest, io: CliIo, log: Logger): Promise<number> {
-  if (request.options.api && request.config.api.thread) {
+  // node_pcap never closes the poll handle of its session: on a worker thread, the thread's end found it
+  // open and Node aborted the process (exit 134, a native stack trace) at every stop of a live capture.
+  // On the main thread the process ends without closing its event loop (cli/start.ts), so the libpcap
+  // source keeps capture, pipeline and API on one thread
+  if (request.options.api && request.config.api.thread && request.source.kind === 'libpcap') {
+    log.debug('the libpcap source runs on the main thread, with the API (node_pcap cannot end on a worker thread)');
+  } else if (request.options.api && request.config.api.thread) {
     const { runOnPipelineThread } = await import('./pipeline-thread.js');
     return runOnPipelineThread(request, io, log);
   }

@@ -158,7 +158,9 @@ export function buildTcpdumpSource(opts: TcpdumpSourceOptions, deps: SourceDeps)
     }
     const packets = source.stats().packets;
     if (exit.code !== 0 && !stopRequested) {
-      const code = packets === 0 && source.stats().bytesRead <= 24 ? 'EARSHOT_ERR_CAPTURE_OPEN' : 'EARSHOT_ERR_CAPTURE_FAILED';
+      // tcpdump writes the file's 24-byte header once the interface is open: without it, it never captured;
+      // with it, it failed later (an interface that went away before its buffered packets came out)
+      const code = packets === 0 && source.stats().bytesRead < 24 ? 'EARSHOT_ERR_CAPTURE_OPEN' : 'EARSHOT_ERR_CAPTURE_FAILED';
       throw earshotError(code, opts.interface, tcpdumpErrorText(stderr, opts.interface));
     }
     if (!stopRequested && result.error === null) {
