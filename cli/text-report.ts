@@ -25,6 +25,9 @@ export function humanBytes(n: number): string {
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
+/** Most activations the text report lists (the most recent): a terminal's worth; JSON has them all. */
+const MAX_TEXT_ACTIVATIONS = 200;
+
 /** The text form of a report; shows the `maxFlows` largest flows. */
 export function renderTextReport(r: Report, maxFlows = 40, privacy: readonly PrivacyDevice[] = []): string {
   const c = r.capture;
@@ -50,7 +53,17 @@ export function renderTextReport(r: Report, maxFlows = 40, privacy: readonly Pri
   }
   out.push('', `DNS answers (${r.dns.length}, ${names.size} names)`);
   for (const [name, set] of [...names].slice(0, 60)) out.push(printable(`  ${name} -> ${[...set].join(', ')}`));
-  out.push('', `Activations (${r.activations.length})`);
+  // the audio uploads, the report's point: the most recent, with their verdict and why
+  const cloud = r.activations.filter((a) => !isLocalActivation(a));
+  const shownActivations = cloud.slice(-MAX_TEXT_ACTIVATIONS);
+  out.push('', `Activations (${r.activations.length}${shownActivations.length < cloud.length ? `, the last ${shownActivations.length}; --format json lists all` : ''})`);
+  if (shownActivations.length > 0) {
+    const deviceNames = new Map(r.devices.map((d) => [d.mac, d.name]));
+    out.push(table(['device', 'name', 'start', 'duration', 'server', 'up', 'down', 'verdict', 'reasons'],
+      shownActivations.map((a) => [a.device, deviceNames.get(a.device) ?? '', a.start, `${((Date.parse(a.end) - Date.parse(a.start)) / 1000).toFixed(1)} s`,
+        a.serverName ?? a.server ?? '', humanBytes(a.bytesUp), humanBytes(a.bytesDown), a.verdict, a.reasons.join(', ')]),
+      new Set([3, 5, 6])));
+  }
   // local assistants: a satellite streaming to the local server, and where the voice went next
   const local = r.activations.filter(isLocalActivation);
   if (local.length > 0) {

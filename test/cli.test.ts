@@ -16,6 +16,7 @@ import { classicHeader } from './helpers/capture-files.js';
 import { EARSHOT_BIN, runCli, type CliResult } from './helpers/cli.js';
 import { HOSTILE_DNS_NAME, HOSTILE_FRIENDLY, HOSTILE_HOST, HOSTILE_MODEL, hostileNamesPcap } from './helpers/hostile-names.js';
 import { replayReport } from './helpers/replay.js';
+import type { Report } from '../collector/sink/report.js';
 import { haveTshark } from './helpers/capture-files.js';
 import { describeShared, PROJECT_ROOT, realCapture } from './helpers/shared.js';
 import { until } from './helpers/wait.js';
@@ -95,6 +96,17 @@ describe('earshot CLI', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^Site: [a-z0-9][a-z0-9_-]*\nCapture: 2778 packets/);
     expect(text.stdout).toMatch(/Devices \(4\)/);
+    // every activation a row: when, how long, where to, how much, the verdict and why (the text report
+    // listed only their number), as the JSON report has them
+    const json = JSON.parse((await runCli(['replay', FIXTURE, '--format', 'json'])).stdout) as Report;
+    expect(json.activations.length).toBeGreaterThan(0);
+    const section = text.stdout.slice(text.stdout.indexOf('\nActivations ('), text.stdout.indexOf('\nCalls ('));
+    expect(section).toMatch(/^\nActivations \(\d+\)\ndevice +name +start +duration +server +up +down +verdict +reasons\n/);
+    for (const a of json.activations) {
+      const row = section.split('\n').find((l) => l.startsWith(a.device) && l.includes(a.start));
+      expect(row, a.id).toBeDefined();
+      expect(row).toMatch(new RegExp(` ${((Date.parse(a.end) - Date.parse(a.start)) / 1000).toFixed(1)} s .* ${a.verdict} +${a.reasons.join(', ')}$`));
+    }
     const out = join(dir, 'report.json');
     const toFile = await runCli(['replay', FIXTURE, '-o', out]);
     expect(toFile.code).toBe(0);
