@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs earshot as an appliance on Raspberry Pi OS or Debian (arm64, amd64): libpcap, Node.js >= 20,
+# Installs earshot as an appliance on Raspberry Pi OS or Debian (arm64, amd64): libpcap, Node.js >= 22,
 # InfluxDB 1.x, Grafana with earshot's provisioning, earshot itself in /opt/earshot, its user, config,
 # state directory and systemd unit. Idempotent: a second run changes only what differs.
 # `--dry-run` prints every command and every file it would write, and changes nothing.
@@ -38,8 +38,10 @@ Usage: deploy/install.sh [options]
 Installs earshot on Raspberry Pi OS or Debian (arm64, amd64) as a service that starts at boot:
   - libpcap (libpcap0.8) and tcpdump; with --source libpcap also what builds the pcap addon
     (libpcap-dev, g++, make, python3)
-  - Node.js >= 20: the one installed, else the distribution's when new enough, else NodeSource's
-    apt repository (deb.nodesource.com, node_20.x)
+  - Node.js >= 22 (a release line that still gets security fixes; Node.js 20 reached its end of life
+    on 2026-04-30): the one installed, else the distribution's when new enough, else Node.js 24 LTS
+    from NodeSource's apt repository (deb.nodesource.com, node_24.x), which also upgrades the Node.js 20
+    an earlier earshot installed from there
   - InfluxDB 1.x: Debian's influxdb package (or InfluxData's apt repository, repos.influxdata.com),
     answering on 127.0.0.1:8086 only
   - Grafana from Grafana's apt repository (apt.grafana.com) with earshot's provisioning from
@@ -352,26 +354,35 @@ apt_install "${base[@]}"
 
 # ---------------------------------------------------------------- 2. Node.js
 
-step "Node.js >= 20"
+# earshot itself runs on Node.js >= 20 (package.json's engines), but an appliance that listens to the LAN
+# gets a release line still given security fixes: 22 (until 2027-04-30) or newer; it installs 24 LTS
+NODE_MIN=22
+NODE_LTS=24
+step "Node.js >= $NODE_MIN"
 node_major() {
   "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 }
 NODE=$(command -v node || true)
-if [ -n "$NODE" ] && [ "$(node_major "$NODE")" -ge 20 ]; then
+if [ -n "$NODE" ] && [ "$(node_major "$NODE")" -ge "$NODE_MIN" ]; then
   note "using Node.js $("$NODE" --version) at $NODE: new enough"
   if ! command -v npm >/dev/null 2>&1; then
     apt_install npm
   fi
 else
-  [ -n "$NODE" ] && note "Node.js $("$NODE" --version) at $NODE is too old (earshot needs >= 20)"
+  if [ -n "$NODE" ] && [ "$(node_major "$NODE")" -eq 20 ]; then
+    note "Node.js $("$NODE" --version) at $NODE reached its end of life on 2026-04-30 (no more security fixes): replacing it"
+  elif [ -n "$NODE" ]; then
+    note "Node.js $("$NODE" --version) at $NODE is too old (earshot needs >= $NODE_MIN)"
+  fi
   apt_update
   candidate=$(apt_candidate nodejs)
-  if [ -n "$candidate" ] && [ "${candidate%%.*}" -ge 20 ] 2>/dev/null; then
+  if [ -n "$candidate" ] && [ "${candidate%%.*}" -ge "$NODE_MIN" ] 2>/dev/null; then
     note "from the distribution: its nodejs $candidate is new enough"
     apt_install nodejs npm
   else
-    note "the distribution offers nodejs ${candidate:-(none)}: too old; installing Node.js 20 from NodeSource's apt repository (deb.nodesource.com)"
-    add_apt_repo nodesource https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key "https://deb.nodesource.com/node_20.x nodistro main"
+    note "the distribution offers nodejs ${candidate:-(none)}: too old; installing Node.js $NODE_LTS from NodeSource's apt repository (deb.nodesource.com)"
+    # an earlier install's node_20.x line is replaced, and apt-get upgrades its nodejs
+    add_apt_repo nodesource https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key "https://deb.nodesource.com/node_$NODE_LTS.x nodistro main"
     apt_update
     # NodeSource's nodejs carries npm; it also replaces an older nodejs from the distribution
     run apt-get install -y -q nodejs

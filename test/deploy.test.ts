@@ -103,7 +103,7 @@ describe('deploy/install.sh', () => {
     expect(plan).toMatch(/^earshot install plan \(dry run: nothing is changed/);
     const steps = [...plan.matchAll(/^== \d+\. (.*)$/gm)].map((m) => m[1]);
     expect(steps).toEqual([
-      expect.stringMatching(/^System packages/), 'Node.js >= 20', 'InfluxDB 1.x on 127.0.0.1:8086',
+      expect.stringMatching(/^System packages/), 'Node.js >= 22', 'InfluxDB 1.x on 127.0.0.1:8086',
       'Grafana from Grafana\'s apt repository (apt.grafana.com)', 'System user earshot (no login, no home)', 'earshot in /opt/earshot',
       'Configuration in /etc/earshot, state in /var/lib/earshot', 'Grafana provisioning from deploy/grafana',
       'systemd unit /etc/systemd/system/earshot.service', 'Done']);
@@ -185,7 +185,7 @@ describe('deploy/install.sh', () => {
     expect(readdirSync(confDir)).toEqual(['earshot.yaml']);
   });
 
-  it('on a fresh Debian 12 it plans every package: Node.js 20 from NodeSource, InfluxDB from Debian or InfluxData', () => {
+  it('on a fresh Debian 12 it plans every package: Node.js 24 from NodeSource, InfluxDB from Debian or InfluxData', () => {
     // stand-ins: nothing installed, Node.js 18 on PATH, Debian 12's candidates
     const bin = mkdtempSync(join(dir, 'fresh-'));
     const stub = (name: string, body: string) => {
@@ -210,9 +210,9 @@ describe('deploy/install.sh', () => {
     let plan = r.stdout;
     expect(plan).toContain('+ apt-get install -y -q --no-install-recommends libpcap0.8 tcpdump ca-certificates curl gpg iproute2 libpcap-dev g++ make python3');
     expect(plan).toContain('Node.js v18.19.0 at');
-    expect(plan).toContain('installing Node.js 20 from NodeSource\'s apt repository (deb.nodesource.com)');
+    expect(plan).toContain('installing Node.js 24 from NodeSource\'s apt repository (deb.nodesource.com)');
     expect(plan).toContain('+ curl -fsSL --proto =https -o /tmp/earshot-install.XXXXXX/nodesource.key https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key');
-    expect(plan).toContain('deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_20.x nodistro main');
+    expect(plan).toContain('deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_24.x nodistro main');
     expect(plan).toContain('+ apt-get install -y -q nodejs');
     expect(plan).toContain('from the distribution: influxdb 1.6.7~rc0-1+b13');
     expect(plan).toContain('+ apt-get install -y -q --no-install-recommends influxdb');
@@ -222,6 +222,19 @@ describe('deploy/install.sh', () => {
     expect(plan).toMatch(/exec \/usr\/bin\/node \/opt\/earshot\/dist\/cli\/main\.js "\$@"|unchanged: \/usr\/local\/bin\/earshot/);
     // the InfluxDB drop-in comes before the package, so InfluxDB never listens beyond loopback
     expect(plan.indexOf('influxdb.service.d/earshot.conf')).toBeLessThan(plan.indexOf('install -y -q --no-install-recommends influxdb'));
+
+    // the Node.js 20 an earlier install took from NodeSource reached its end of life: replaced by 24
+    stub('node', 'case "$1" in -p) echo 20 ;; *) echo v20.19.5 ;; esac');
+    plan = bash([INSTALL, '--dry-run', '--no-grafana', '--no-influxdb'], env).stdout;
+    expect(plan).toMatch(/Node\.js v20\.19\.5 at \S+ reached its end of life on 2026-04-30 \(no more security fixes\): replacing it/);
+    expect(plan).toContain('https://deb.nodesource.com/node_24.x nodistro main');
+    expect(plan).toContain('+ apt-get install -y -q nodejs');
+    // a maintained one is kept
+    stub('node', 'case "$1" in -p) echo 22 ;; *) echo v22.23.5 ;; esac');
+    plan = bash([INSTALL, '--dry-run', '--no-grafana', '--no-influxdb'], env).stdout;
+    expect(plan).toMatch(/using Node\.js v22\.23\.5 at \S+: new enough/);
+    expect(plan).not.toContain('nodesource');
+    stub('node', 'case "$1" in -p) echo 18 ;; *) echo v18.19.0 ;; esac');
 
     candidates('(none)');
     plan = bash([INSTALL, '--dry-run', '--no-grafana'], env).stdout;
@@ -375,9 +388,9 @@ describe('deploy/compose.yaml and deploy/Dockerfile (parsed, not run: no Docker 
     for (const name of Object.keys(compose.volumes)) expect(compose.volumes[name]).toBeNull();
   });
 
-  it('the Dockerfile builds on node:20-bookworm-slim and runs as a non-root user with NET_RAW', () => {
+  it('the Dockerfile builds on node:24-bookworm-slim and runs as a non-root user with NET_RAW', () => {
     const dockerfile = readFileSync(join(PROJECT_ROOT, 'deploy/Dockerfile'), 'utf8');
-    expect([...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1])).toEqual(['node:20-bookworm-slim', 'node:20-bookworm-slim']);
+    expect([...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1])).toEqual(['node:24-bookworm-slim', 'node:24-bookworm-slim']);
     expect(dockerfile).toMatch(/libpcap0\.8/);
     expect(dockerfile).toMatch(/npm ci /);
     expect(dockerfile).toMatch(/npm prune --omit=dev/);
