@@ -324,8 +324,11 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
   let api: { url: string; close(): Promise<void> } | null = null;
   let signals = 0;
   let signalled: (() => void) | null = null;
+  /** The signal that stopped a replay before the end of its input (its report then says so). */
+  const interrupted: { by: string | null } = { by: null };
   const onSignal = (sig: string) => {
     signals++;
+    if (options.isReplay && capturing && interrupted.by === null) interrupted.by = sig;
     if (signals > 1) {
       // what InfluxDB has not taken yet is kept in the spool (on disk with a data directory)
       influx?.writer.saveUnsent();
@@ -367,7 +370,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     // the last points leave before the report is made: InfluxDB takes them while the report is written
     await influx?.writer.compressed();
     save();
-    const inputs = { devices: collector.inventory?.all(), findings: collector.findings.list() };
+    const inputs = { devices: collector.inventory?.all(), findings: collector.findings.list(), interrupted: interrupted.by !== null };
     const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs), undefined, runtime.privacy?.devices({ assistantsOnly: true }))];
     await writeReport(chunks, output, host, log);
     const dropped = report.dropped();
@@ -384,6 +387,12 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     const code = influx ? await deliverPoints(influx, config, log, options.isReplay) : 0;
     await alerts.close();
     if (captureError !== null) throw captureError;
+    // a replay stopped before its end wrote a partial report (`capture.interrupted`): not a success, so
+    // that `timeout 600 earshot replay big.pcap > r.json && publish r.json` publishes nothing half-read
+    if (interrupted.by !== null && code === 0) {
+      log.warn({ signal: interrupted.by }, `the replay was stopped (${interrupted.by}) before the end of its input: the report covers ${stats.packets} packets`);
+      return interrupted.by === 'SIGINT' ? 130 : 143;
+    }
     return code;
   } finally {
     bar?.stop();

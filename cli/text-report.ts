@@ -34,7 +34,7 @@ export function renderTextReport(r: Report, maxFlows = 40, privacy: readonly Pri
   const out: string[] = [];
   if (r.site) out.push(`Site: ${r.site}`);
   out.push(`Capture: ${c.packets} packets, ${humanBytes(c.bytes)}, ${c.first ?? '-'} .. ${c.last ?? '-'}` +
-    `${c.decodeErrors ? `, ${c.decodeErrors} undecodable` : ''}${c.truncated ? ', TRUNCATED' : ''}`);
+    `${c.decodeErrors ? `, ${c.decodeErrors} undecodable` : ''}${c.truncated ? ', TRUNCATED' : ''}${c.interrupted ? ', INTERRUPTED (stopped before the end of its input)' : ''}`);
   out.push('', `Devices (${r.devices.length})`);
   out.push(table(['MAC', 'IPs', 'vendor', 'assistant', 'name', 'up', 'down'],
     r.devices.map((d) => [d.mac, d.ips.join(' '), d.vendor ?? '', d.assistant ? 'yes' : '', d.name ?? '', humanBytes(d.bytesUp), humanBytes(d.bytesDown)]),

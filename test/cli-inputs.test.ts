@@ -47,12 +47,12 @@ describe('a capture path that is a FIFO', () => {
     }
   }
 
-  it('with no writer, SIGTERM ends the run with its (empty) report', async () => {
+  it('with no writer, SIGTERM ends the run with its (empty) report, which says it was interrupted (exit 143)', async () => {
     const fifo = join(dir, 'nobody-writes.fifo');
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
     const r = await replayFifo(fifo, (child) => setTimeout(() => child.kill('SIGTERM'), 1_500));
-    expect(r.code).toBe(0);
-    expect((JSON.parse(r.stdout) as { capture: { packets: number } }).capture.packets).toBe(0);
+    expect(r.code).toBe(143);
+    expect((JSON.parse(r.stdout) as { capture: { packets: number; interrupted?: boolean } }).capture).toMatchObject({ packets: 0, interrupted: true });
   }, 30_000);
 
   it('with a writer, it is read like the file (tshark counts the packets)', async () => {
@@ -60,8 +60,40 @@ describe('a capture path that is a FIFO', () => {
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
     const r = await replayFifo(fifo, () => setTimeout(() => createReadStream(CAPTURE).pipe(createWriteStream(fifo)), 500));
     expect(r.code).toBe(0);
-    expect((JSON.parse(r.stdout) as { capture: { packets: number } }).capture.packets).toBe(tsharkTotals(CAPTURE).packets);
+    const capture = (JSON.parse(r.stdout) as { capture: { packets: number; interrupted?: boolean } }).capture;
+    expect(capture.packets).toBe(tsharkTotals(CAPTURE).packets);
+    expect(capture.interrupted).toBeUndefined();
   }, 30_000);
+});
+
+describe('a replay stopped before the end of its input', () => {
+  // it exited 0 with a partial report that said nothing of it (found by an audit): `timeout 600 earshot
+  // replay big.pcap > r.json && publish r.json` published half a capture as the whole
+  for (const [signal, exit] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    it(`by ${signal}: the report of what was read says capture.interrupted, the text report too, exit ${exit}`, async () => {
+      const total = tsharkTotals(CAPTURE).packets;
+      for (const format of ['json', 'text']) {
+        // paced at capture speed, the capture lasts ~48 s: stopped after 2
+        const child = spawn(process.execPath, [EARSHOT_BIN, 'replay', CAPTURE, '--format', format, '--realtime-speed', '1', '--no-progress'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+        child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+        const code = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+        setTimeout(() => child.kill(signal), 2_000);
+        expect(await code, stderr).toBe(exit);
+        expect(stderr).toMatch(new RegExp(`the replay was stopped \\(${signal}\\) before the end of its input`));
+        if (format === 'json') {
+          const capture = (JSON.parse(stdout) as { capture: { packets: number; interrupted?: boolean } }).capture;
+          expect(capture.interrupted).toBe(true);
+          expect(capture.packets).toBeGreaterThan(0);
+          expect(capture.packets).toBeLessThan(total);
+        } else {
+          expect(stdout).toMatch(/^Capture: \d+ packets, .*, INTERRUPTED \(stopped before the end of its input\)$/m);
+        }
+      }
+    }, 30_000);
+  }
 });
 
 describe('a wrong --influx-url with an old capture', () => {

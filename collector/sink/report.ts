@@ -202,6 +202,8 @@ export interface ReportInputs {
   devices?: readonly Device[];
   /** Network hygiene findings (collector findings.list()). */
   findings?: readonly ReportFinding[];
+  /** A replay stopped before the end of its input. */
+  interrupted?: boolean;
 }
 
 export interface ReportSinkOptions {
@@ -342,6 +344,7 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
         last: c.packets > 0 ? isoTime(c.lastMs) : null,
         decodeErrors: stats.decode.decodeErrors,
         truncated: capture.truncated,
+        ...(inputs.interrupted === true ? { interrupted: true as const } : {}),
       },
       devices: [...devices.values()].sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || a.mac.localeCompare(b.mac)),
       flows: lists.flows,
