@@ -5,7 +5,7 @@
  */
 import { u32, u32le } from '../bytes.js';
 import { earshotError } from '../errors.js';
-import { MAX_CAPLEN, MAX_SNAPLEN, NEED_MORE, RecordParser } from './record-parser.js';
+import { MAX_CAPLEN, MAX_CLOCK_JUMP_MS, MAX_SNAPLEN, NEED_MORE, RecordParser } from './record-parser.js';
 import { LINKTYPE_NAMES, SUPPORTED_LINKTYPES } from './types.js';
 
 /** Magic numbers as read little-endian from the first 4 bytes. */
@@ -83,28 +83,48 @@ export class ClassicPcapParser extends RecordParser {
     const linkType = this.linkType;
     const sink = this.sink;
     let packets = this.packets;
+    let highMs = this.highMs;
     for (;;) {
       if (end - pos < headerLen) break;
       const capLen = u32le(buf, pos + 8);
       if (capLen > maxCapLen) {
         this.packets = packets;
+        this.highMs = highMs;
         return this.corrupt(base, pos, `record header claims ${capLen} captured bytes (more than ${maxCapLen})`);
       }
       const recordLen = headerLen + capLen;
       if (end - pos < recordLen) {
         this.packets = packets;
+        this.highMs = highMs;
         return this.needMore(pos, recordLen);
       }
-      const timeMs = u32le(buf, pos) * 1000 + u32le(buf, pos + 4) / fractionPerMs;
+      let timeMs = u32le(buf, pos) * 1000 + u32le(buf, pos + 4) / fractionPerMs;
+      let outlier = false;
+      if (timeMs > highMs + MAX_CLOCK_JUMP_MS) {
+        // far ahead: one damaged time stamp when the next record is back (record-parser.ts)
+        const next = pos + recordLen;
+        if (end - next >= headerLen) {
+          outlier = !(u32le(buf, next) * 1000 + u32le(buf, next + 4) / fractionPerMs > highMs + MAX_CLOCK_JUMP_MS);
+          if (outlier) timeMs = highMs;
+        } else if (!this.atEnd) {
+          this.packets = packets;
+          this.highMs = highMs;
+          return this.needMore(pos, recordLen + headerLen);
+        }
+      }
       if (timeMs > this.releaseUntil) {
         this.packets = packets;
+        this.highMs = highMs;
         return this.hold(pos, timeMs);
       }
       sink(buf, pos + headerLen, capLen, u32le(buf, pos + 12), timeMs, linkType);
+      if (outlier) this.clockOutliers++;
+      if (!(timeMs <= highMs)) highMs = timeMs;
       packets++;
       pos += recordLen;
     }
     this.packets = packets;
+    this.highMs = highMs;
     return this.needMore(pos, headerLen);
   }
 
@@ -115,28 +135,48 @@ export class ClassicPcapParser extends RecordParser {
     const linkType = this.linkType;
     const sink = this.sink;
     let packets = this.packets;
+    let highMs = this.highMs;
     for (;;) {
       if (end - pos < headerLen) break;
       const capLen = u32(buf, pos + 8);
       if (capLen > maxCapLen) {
         this.packets = packets;
+        this.highMs = highMs;
         return this.corrupt(base, pos, `record header claims ${capLen} captured bytes (more than ${maxCapLen})`);
       }
       const recordLen = headerLen + capLen;
       if (end - pos < recordLen) {
         this.packets = packets;
+        this.highMs = highMs;
         return this.needMore(pos, recordLen);
       }
-      const timeMs = u32(buf, pos) * 1000 + u32(buf, pos + 4) / fractionPerMs;
+      let timeMs = u32(buf, pos) * 1000 + u32(buf, pos + 4) / fractionPerMs;
+      let outlier = false;
+      if (timeMs > highMs + MAX_CLOCK_JUMP_MS) {
+        // far ahead: one damaged time stamp when the next record is back (record-parser.ts)
+        const next = pos + recordLen;
+        if (end - next >= headerLen) {
+          outlier = !(u32(buf, next) * 1000 + u32(buf, next + 4) / fractionPerMs > highMs + MAX_CLOCK_JUMP_MS);
+          if (outlier) timeMs = highMs;
+        } else if (!this.atEnd) {
+          this.packets = packets;
+          this.highMs = highMs;
+          return this.needMore(pos, recordLen + headerLen);
+        }
+      }
       if (timeMs > this.releaseUntil) {
         this.packets = packets;
+        this.highMs = highMs;
         return this.hold(pos, timeMs);
       }
       sink(buf, pos + headerLen, capLen, u32(buf, pos + 12), timeMs, linkType);
+      if (outlier) this.clockOutliers++;
+      if (!(timeMs <= highMs)) highMs = timeMs;
       packets++;
       pos += recordLen;
     }
     this.packets = packets;
+    this.highMs = highMs;
     return this.needMore(pos, headerLen);
   }
 }

@@ -19,15 +19,16 @@ async function readOutcome(bytes: Buffer, chunkSizes: number[]): Promise<string>
   const input = chunkedStream(bytes, (i) => chunkSizes[i % chunkSizes.length]);
   let warnings = 0;
   // said once each, apart from any truncation: a damaged pcapng time stamp past the year 9999, packets
-  // skipped on an interface of an unsupported link type, a gzip checksum, junk after the gzip data
+  // skipped on an interface of an unsupported link type, a gzip checksum, junk after the gzip data, time
+  // stamps far ahead of the packets around them
   const notes: string[] = [];
-  const onWarning = (m: string) => (/past the year 9999|which earshot cannot decode|gzip checksum|follows the gzip data/.test(m) ? notes.push(m) : warnings++);
+  const onWarning = (m: string) => (/past the year 9999|which earshot cannot decode|gzip checksum|follows the gzip data|more than a day ahead/.test(m) ? notes.push(m) : warnings++);
   try {
     const { packets, stats } = await readSource(buildFileSource({ path: '-', input }, { onWarning }));
     expect(stats.packets).toBe(packets.length);
     expect(stats.fileBytesRead).toBeLessThanOrEqual(bytes.length);
     expect(warnings).toBe(stats.truncated ? 1 : 0);
-    expect(new Set(notes.map((m) => m.split(' ')[1])).size).toBe(notes.length);
+    expect(new Set(notes.map((m) => m.replace(/\d+/g, '#'))).size).toBe(notes.length);
     return JSON.stringify({ packets, truncatedAt: stats.truncatedAt, notes });
   } catch (err) {
     if (isEarshotError(err)) return err.code;

@@ -65,6 +65,7 @@ export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): Capt
     if (reader !== null) {
       stats.packets = reader.packets;
       stats.bytesRead = reader.bytesPushed;
+      stats.clockOutliers = reader.clockOutliers;
     }
     if (input !== null) stats.fileBytesRead = input.fileBytesRead();
     return { ...stats };
@@ -185,6 +186,10 @@ export function buildFileSource(opts: FileSourceOptions, deps: SourceDeps): Capt
     if (current.timesOutOfRange > 0) {
       deps.onWarning?.(`${name}: ${current.timesOutOfRange} packet${current.timesOutOfRange === 1 ? ' has a time' : 's have times'} past the year 9999 ` +
         '(an interface\'s if_tsresol or if_tsoffset, or a damaged time stamp): each took the time of the packet before it');
+    }
+    if (current.clockOutliers > 0) {
+      deps.onWarning?.(`${name}: ${current.clockOutliers} packet${current.clockOutliers === 1 ? ' is' : 's are'} stamped more than a day ahead of the packets around ` +
+        `${current.clockOutliers === 1 ? 'it' : 'them'} (a damaged time stamp): each took the latest time before it`);
     }
     if (current.truncation !== null) {
       stats.truncated = true;

@@ -3,7 +3,7 @@
  * interface descriptions (link type, snaplen, if_tsresol, if_tsoffset), and packets from Enhanced,
  * Simple and Obsolete Packet Blocks. Other blocks are skipped by their length.
  */
-import { MAX_CAPLEN, MAX_SKIPPED_LINK_TYPES, MAX_SNAPLEN, NEED_MORE, RecordParser } from './record-parser.js';
+import { MAX_CAPLEN, MAX_CLOCK_JUMP_MS, MAX_SKIPPED_LINK_TYPES, MAX_SNAPLEN, NEED_MORE, RecordParser } from './record-parser.js';
 import { SUPPORTED_LINKTYPES } from './types.js';
 
 /** Block type of the Section Header Block; a palindrome, so it reads the same in both byte orders. */
@@ -18,6 +18,8 @@ const EPB = 6;
 const MIN_SHB = 28;
 const MIN_IDB = 20;
 const MIN_EPB = 32;
+/** Bytes of an Enhanced Packet Block up to the end of its time stamp: what the look at the next packet reads. */
+const NEXT_TIME_BYTES = 20;
 const MIN_SPB = 16;
 const MIN_OPB = 32;
 const MIN_BLOCK = 12;
@@ -62,6 +64,9 @@ export class PcapngParser extends RecordParser {
   private skipBlockOffset = 0;
   /** Simple Packet Blocks carry no time: they get the time of the packet before them. */
   private lastTimeMs = 0;
+  /** End of the buffer parse() was given, and the section's byte order: what nextPacketTime() may read. */
+  private viewEnd = 0;
+  private viewLe = true;
 
   override skippingBlockOffset(): number | null {
     return this.skipRemaining > 0 ? this.skipBlockOffset : null;
@@ -98,6 +103,8 @@ export class PcapngParser extends RecordParser {
    * this parse() call (status NEED_MORE with `need`, HOLD, CORRUPT, FATAL).
    */
   private parseBlock(buf: Buffer, pos: number, end: number, base: number, type: number, le: boolean): number {
+    this.viewEnd = end;
+    this.viewLe = le;
     const available = end - pos;
     const blockLen = u32(buf, pos + 4, le);
     const minLen = type === PCAPNG_SHB ? MIN_SHB : type === EPB ? MIN_EPB : type === IDB ? MIN_IDB
@@ -180,18 +187,45 @@ export class PcapngParser extends RecordParser {
   private emit(buf: Buffer, pos: number, dataAt: number, capLen: number, wireLen: number, timeMs: number, linkType: number, blockLen: number): number {
     // a 64-bit count of units (an odd if_tsresol or if_tsoffset, one damaged stamp) can pass the year 9999,
     // which no date holds: the packet keeps the time before it, as a Simple Packet Block does
-    if (!(timeMs >= 0 && timeMs <= MAX_PACKET_TIME_MS)) {
-      this.timesOutOfRange++;
-      timeMs = this.lastTimeMs;
+    const outOfRange = !(timeMs >= 0 && timeMs <= MAX_PACKET_TIME_MS);
+    if (outOfRange) timeMs = this.lastTimeMs;
+    let outlier = false;
+    if (timeMs > this.highMs + MAX_CLOCK_JUMP_MS) {
+      // far ahead: one damaged time stamp when the next packet is back (record-parser.ts)
+      const next = this.nextPacketTime(buf, pos + blockLen);
+      if (!Number.isNaN(next)) {
+        outlier = !(next > this.highMs + MAX_CLOCK_JUMP_MS);
+        if (outlier) timeMs = this.highMs;
+      } else if (!this.atEnd) {
+        this.needMore(pos, blockLen + NEXT_TIME_BYTES);
+        return -1;
+      }
     }
     if (timeMs > this.releaseUntil) {
       this.hold(pos, timeMs);
       return -1;
     }
+    // counted once the packet goes on (a held one is parsed again)
+    if (outOfRange) this.timesOutOfRange++;
+    if (outlier) this.clockOutliers++;
     this.lastTimeMs = timeMs;
     this.sink(buf, dataAt, capLen, wireLen, timeMs, linkType);
+    if (!(timeMs <= this.highMs)) this.highMs = timeMs;
     this.packets++;
     return pos + blockLen;
+  }
+
+  /**
+   * The time of the block at `at` when it is an Enhanced Packet Block of a known interface; +Infinity for
+   * any other block (the packet before it keeps its own time); NaN when its first bytes are not in view.
+   */
+  private nextPacketTime(buf: Buffer, at: number): number {
+    const le = this.viewLe;
+    if (this.viewEnd - at < NEXT_TIME_BYTES) return Number.NaN;
+    if (u32(buf, at, le) !== EPB) return Number.POSITIVE_INFINITY;
+    const iface = this.interfaces[u32(buf, at + 8, le)];
+    if (iface === undefined) return Number.POSITIVE_INFINITY;
+    return (u32(buf, at + 12, le) * 4294967296 + u32(buf, at + 16, le)) / iface.unitsPerMs + iface.offsetMs;
   }
 
   /** The interface a packet names, or null after setting CORRUPT. */

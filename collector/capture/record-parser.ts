@@ -27,6 +27,17 @@ export type ParseStatus = typeof NEED_MORE | typeof HOLD | typeof CORRUPT | type
 
 const ignorePacket: PacketSink = () => {};
 
+/**
+ * A packet stamped more than this ahead of the latest time so far, whose next packet is back at the old
+ * time, has a damaged time stamp (any byte of the 32-bit seconds: years away): it takes the latest time.
+ * Taken as it was, one bogus stamp expired every flow, split an upload in two, made the capture end in
+ * 2096, and held a paced replay for 82 years. A jump the next packet shares is the capture's own (sessions
+ * laid end to end, a clock set forward) and stays, as it does for the last packet of the input. To see
+ * the next packet, the parser asks for its header with the record (NEED_MORE), so where reads end never
+ * changes the outcome.
+ */
+export const MAX_CLOCK_JUMP_MS = 86_400_000;
+
 /** Link types named in the message about skipped packets (a pcapng may describe thousands of interfaces). */
 export const MAX_SKIPPED_LINK_TYPES = 8;
 
@@ -39,6 +50,12 @@ export abstract class RecordParser {
   packets = 0;
   /** Packets whose time was past what a date holds (pcapng), given the time of the packet before them. */
   timesOutOfRange = 0;
+  /** Set by the stream reader at the end of the input: no record follows the ones in view. */
+  atEnd = false;
+  /** Latest packet time handed on (NaN before the first). */
+  highMs = Number.NaN;
+  /** Packets stamped more than MAX_CLOCK_JUMP_MS ahead of the packets around them, given the latest time. */
+  clockOutliers = 0;
   /**
    * Packets skipped because their interface's link type cannot be decoded (pcapng: a router's wlan
    * interface beside its lan), and those link types (at most MAX_SKIPPED_LINK_TYPES kept for the message).

@@ -79,6 +79,11 @@ export class CaptureStreamReader {
     return this.parser.timesOutOfRange;
   }
 
+  /** Packets stamped more than a day ahead of the capture's clock, given its time (record-parser.ts). */
+  get clockOutliers(): number {
+    return this.parser.clockOutliers;
+  }
+
   /** Packets skipped because their interface's link type cannot be decoded (pcapng). */
   get unsupportedPackets(): number {
     return this.parser.unsupportedPackets;
@@ -136,9 +141,27 @@ export class CaptureStreamReader {
     const skipping = parser.skippingBlockOffset();
     if (skipping !== null) {
       this.truncation = { offset: skipping, reason: 'input ends inside a block' };
-    } else if (this.carryLen > 0) {
+      return;
+    }
+    if (this.carryLen > 0) {
+      // the last record may wait only to see the one after it (a time stamp far ahead, record-parser.ts):
+      // parsed as the last, unpaced (it is more than a day ahead of the rest)
+      parser.atEnd = true;
+      this.setRelease(Infinity);
+      const consumed = this.parseAt(this.carry, 0, this.carryLen, this.carryBase);
+      if (this.parser.status !== NEED_MORE) {
+        this.stopped();
+        return;
+      }
+      if (consumed > 0) {
+        this.carry.copy(this.carry, 0, consumed, this.carryLen);
+        this.carryLen -= consumed;
+        this.carryBase += consumed;
+      }
+    }
+    if (this.carryLen > 0) {
       const have = this.carryLen;
-      const wanted = parser.need > have ? ` of ${parser.need}` : '';
+      const wanted = this.parser.need > have ? ` of ${this.parser.need}` : '';
       this.truncation = { offset: this.carryBase, reason: `input ends inside a record (${have}${wanted} bytes present)` };
     }
   }

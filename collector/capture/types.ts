@@ -54,12 +54,14 @@ export interface CaptureStats {
   kernelDrops: number;
   /** Packets the interface dropped (ps_ifdrop), live sources only. */
   interfaceDrops: number;
+  /** Packets stamped more than a day ahead of the packets around them (damaged), given the latest time; files and streams. */
+  clockOutliers: number;
 }
 
 export function emptyCaptureStats(): CaptureStats {
   return {
     packets: 0, bytesRead: 0, totalBytes: null, fileBytesRead: 0,
-    truncated: false, truncatedAt: null, unsupportedLinkPackets: 0, kernelDrops: 0, interfaceDrops: 0,
+    truncated: false, truncatedAt: null, unsupportedLinkPackets: 0, kernelDrops: 0, interfaceDrops: 0, clockOutliers: 0,
   };
 }
 

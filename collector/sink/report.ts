@@ -355,6 +355,7 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
       stats: {
         kernelDrops: capture.kernelDrops,
         interfaceDrops: capture.interfaceDrops,
+        clockOutliers: capture.clockOutliers,
         nonIpPackets: stats.decode.nonIp,
         unsupportedLinkPackets: capture.unsupportedLinkPackets,
         fragments: stats.decode.fragments,
