@@ -44,14 +44,14 @@ const STATS_INTERVAL_MS = 1000;
 const STATS_SIGNAL: NodeJS.Signals = process.platform === 'linux' ? 'SIGUSR1' : 'SIGINFO';
 
 /** What tcpdump said on stderr, without its progress lines: the reason it failed, if it did. */
-export function tcpdumpErrorText(stderr: string, iface?: string): string {
+export function tcpdumpErrorText(stderr: string, iface?: string, silent = 'tcpdump exited without saying why'): string {
   const lines = stderr.split('\n').map((line) => line.trim()).filter((line) => line.length > 0
     && !/^(tcpdump: )?listening on /.test(line) && !/^(tcpdump: )?\d+ packets? (captured|received by filter|dropped by)/.test(line)
     && !/^Running as user/.test(line)).map((line) => line.replace(/^tcpdump: /, ''));
   // libpcap's "(No such device exists)" repeats the line before it; the interface is named by the message already
   const said = lines.filter((line, i) => !(/^\(.*\)$/.test(line) && lines.slice(0, i).some((before) => before.includes(line.slice(1, -1)))))
     .map((line) => (iface !== undefined && line.startsWith(`${iface}: `) ? line.slice(iface.length + 2) : line));
-  return said.join(' ') || 'tcpdump exited without saying why';
+  return said.join(' ') || silent;
 }
 
 /**
@@ -161,7 +161,9 @@ export function buildTcpdumpSource(opts: TcpdumpSourceOptions, deps: SourceDeps)
       // tcpdump writes the file's 24-byte header once the interface is open: without it, it never captured;
       // with it, it failed later (an interface that went away before its buffered packets came out)
       const code = packets === 0 && source.stats().bytesRead < 24 ? 'EARSHOT_ERR_CAPTURE_OPEN' : 'EARSHOT_ERR_CAPTURE_FAILED';
-      throw earshotError(code, opts.interface, tcpdumpErrorText(stderr, opts.interface));
+      // killed (a signal, no exit code): it says nothing, the signal says what happened
+      throw earshotError(code, opts.interface, tcpdumpErrorText(stderr, opts.interface,
+        exit.signal !== null ? `tcpdump ended by itself (signal ${exit.signal}) after ${packets} packets` : undefined));
     }
     if (!stopRequested && result.error === null) {
       // a live capture ends when earshot stops it; tcpdump ending on its own (a kill, a signal from
