@@ -6,6 +6,12 @@ import { statfsSync } from 'node:fs';
 import type { DeviceEntry, StatusPart } from '../collector/view.js';
 import type { RunView } from './view.js';
 
+/**
+ * Drops this recent make the status degraded: a monitor on `status` must tell "dropping now" from
+ * "dropped once, at boot" (the counters only grow; one burst kept it degraded until a restart).
+ */
+export const RECENT_DROPS_MS = 5 * 60_000;
+
 /** Below this much free space the data disk is called full: a spool batch, a state save need more. */
 export const DATA_DISK_LOW_BYTES = 1024 * 1024;
 
@@ -35,7 +41,10 @@ export function health(source: HealthSource, status: StatusPart) {
   const drops = (capture?.kernelDrops ?? 0) + (capture?.interfaceDrops ?? 0);
   // why the status is degraded, one short sentence each
   const problems: string[] = [];
-  if (drops > 0) problems.push(`the capture dropped ${drops} packets`);
+  const lastDropMs = capture?.lastDropMs ?? null;
+  if (drops > 0 && lastDropMs !== null && Date.now() - lastDropMs < RECENT_DROPS_MS) {
+    problems.push(`the capture dropped packets ${Math.max(0, Math.round((Date.now() - lastDropMs) / 1000))} s ago (${drops} since it began)`);
+  }
   if (influx) {
     if (influx.reachable === false) problems.push('InfluxDB unreachable: points wait in the spool');
     else if (influx.writeProblem !== null) problems.push(`InfluxDB fails writes: ${influx.writeProblem}`);
@@ -63,6 +72,7 @@ export function health(source: HealthSource, status: StatusPart) {
       bytes: stats.capture.bytes,
       kernelDrops: capture?.kernelDrops ?? 0,
       interfaceDrops: capture?.interfaceDrops ?? 0,
+      lastDropAt: lastDropMs === null ? null : new Date(lastDropMs).toISOString(),
       decodeErrors: stats.decode.decodeErrors,
       flowsActive: stats.flows.active,
       flowsEvicted: stats.flows.evicted,

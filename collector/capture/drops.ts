@@ -8,6 +8,8 @@
 export interface DropWatch {
   /** The counters as they stand now (cumulative since the capture began). */
   update(kernelDrops: number, interfaceDrops: number, nowMs?: number): void;
+  /** When the counters last went up (wall time, ms), or null: drops now, not at some time since the start. */
+  readonly lastDropMs: number | null;
 }
 
 /** Least time between two drop warnings. */
@@ -17,9 +19,16 @@ export const DROP_WARNING_INTERVAL_MS = 60_000;
 export function buildDropWatch(name: string, warn: ((message: string) => void) | undefined, intervalMs = DROP_WARNING_INTERVAL_MS): DropWatch {
   let warnedTotal = 0;
   let warnedAtMs = -Infinity;
+  let seenTotal = 0;
+  let lastDropMs: number | null = null;
   return {
+    get lastDropMs() {
+      return lastDropMs;
+    },
     update(kernelDrops, interfaceDrops, nowMs = Date.now()) {
       const total = kernelDrops + interfaceDrops;
+      if (total > seenTotal) lastDropMs = nowMs;
+      seenTotal = total;
       if (total <= warnedTotal || nowMs - warnedAtMs < intervalMs || warn === undefined) return;
       const since = Number.isFinite(warnedAtMs) ? ` in the last ${Math.round((nowMs - warnedAtMs) / 1000)} s` : '';
       warn(`${name}: ${total - warnedTotal} packets dropped${since} (${total} since capture began; kernel ${kernelDrops}, interface ${interfaceDrops}): ` +

@@ -123,6 +123,7 @@ export function buildLibpcapSource(opts: LibpcapSourceOptions, deps: SourceDeps)
       stats.kernelDrops = counters.ps_drop;
       stats.interfaceDrops = counters.ps_ifdrop;
       dropWatch.update(stats.kernelDrops, stats.interfaceDrops);
+      stats.lastDropMs = dropWatch.lastDropMs;
     } catch {
       // pcap_stats fails on some devices (savefiles, some tunnels): the counters just stay put
     }

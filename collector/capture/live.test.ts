@@ -233,6 +233,8 @@ describe('live sources without what they need', () => {
     expect(warnings[1]).toMatch(/^interface eth0 \(libpcap\): 76 packets dropped in the last 60 s \(81 since capture began/);
     watch.update(80, 1, 200_000);
     expect(warnings).toHaveLength(2);
+    // when they last went up (for /health: dropping now, not once at some time since the start)
+    expect(watch.lastDropMs).toBe(62_000);
   });
 
   it('maps node_pcap link type names', () => {

@@ -98,6 +98,7 @@ export function buildTcpdumpSource(opts: TcpdumpSourceOptions, deps: SourceDeps)
     stats.totalBytes = null;
     stats.kernelDrops = drops.kernel;
     stats.interfaceDrops = drops.interface;
+    stats.lastDropMs = dropWatch.lastDropMs;
     return stats;
   }
 

@@ -56,12 +56,14 @@ export interface CaptureStats {
   interfaceDrops: number;
   /** Packets stamped more than a day ahead of the packets around them (damaged), given the latest time; files and streams. */
   clockOutliers: number;
+  /** When the drop counters last went up (wall time, ms), null when never: live sources only. */
+  lastDropMs: number | null;
 }
 
 export function emptyCaptureStats(): CaptureStats {
   return {
     packets: 0, bytesRead: 0, totalBytes: null, fileBytesRead: 0,
-    truncated: false, truncatedAt: null, unsupportedLinkPackets: 0, kernelDrops: 0, interfaceDrops: 0, clockOutliers: 0,
+    truncated: false, truncatedAt: null, unsupportedLinkPackets: 0, kernelDrops: 0, interfaceDrops: 0, clockOutliers: 0, lastDropMs: null,
   };
 }
 
