@@ -497,6 +497,12 @@ export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger):
   if (file === undefined && kind !== 'stdin' && !config.capture.interface) {
     throw earshotError('EARSHOT_ERR_USAGE', 'collect: --interface is required (or --file CAPTURE, or --source stdin)');
   }
+  // live-capture flags beside --file would be ignored without a word: the run would not be the one asked for
+  // (a config file's capture settings are for the service, and stay allowed)
+  const live = ['interface', 'source', 'filter', 'snaplen'].filter((flag) => parsed.flags[flag] !== undefined);
+  if (file !== undefined && live.length > 0) {
+    throw earshotError('EARSHOT_ERR_USAGE', `collect: --file reads a capture file; ${live.map((f) => `--${f}`).join(', ')} ${live.length === 1 ? 'is' : 'are'} for live capture`);
+  }
   const duration = parseNumberFlag('duration', parsed.flags.duration, 0);
   const realtimeSpeed = parseNumberFlag('realtime-speed', parsed.flags['realtime-speed'], 0);
   if (file === undefined && realtimeSpeed > 0) throw earshotError('EARSHOT_ERR_USAGE', 'collect: --realtime-speed paces a --file capture');

@@ -139,6 +139,9 @@ describe('earshot CLI', () => {
     expectOneLineError(await runCli(['replay', FIXTURE, '--config', badConfig]), /bad\.yaml: flows: unknown key "maxflows"/);
     expectOneLineError(await runCli(['frob']), /unknown command "frob"/);
     expectOneLineError(await runCli(['collect']), /--interface is required/);
+    // live-capture flags beside --file were ignored without a word (found by an audit)
+    expectOneLineError(await runCli(['collect', '--interface', 'lo', '--file', FIXTURE, '--exit-when-done']), /^earshot: collect: --file reads a capture file; --interface is for live capture$/);
+    expectOneLineError(await runCli(['collect', '--source', 'tcpdump', '--filter', 'port 1', '--file', FIXTURE, '--exit-when-done']), /^earshot: collect: --file reads a capture file; --source, --filter are for live capture$/);
   });
 
   it('config from a file, the environment and flags, flags winning', async () => {
