@@ -131,6 +131,25 @@ describeInflux('a shared InfluxDB 1.x with authentication: a write-only user per
     expect(traffic.values[0][1]).toBe(spooled.get('traffic'));
   }, 60_000);
 
+  it('a wrong password with the setup on: one line about the credentials, not the admin\'s setup command; the right one runs the setup', async () => {
+    // before: "user may not run the database setup (401 ...)" and a 1-kB command for an admin, and the
+    // setup skipped for the rest of the run (found by an audit)
+    const db = 'site_e';
+    const args = (password: string) => ['replay', CAPTURE, '--influx-url', server.url, '--influx-db', db, '--influx-username', 'admin', '--influx-password', password,
+      '--influx-raw-retention', 'INF', '--influx-wait', '1', '--format', 'json', '-o', '/dev/null', '--log-format', 'json'];
+    const wrong = await runCli(args('nope'));
+    expect(wrong.code).toBe(3);
+    const logs = logLines(wrong.stderr);
+    expect(logs.filter((l) => l.code === 'EARSHOT_ERR_INFLUX_SETUP_DENIED')).toEqual([]);
+    expect(logs.filter((l) => l.code === 'EARSHOT_ERR_INFLUX_AUTH').map((l) => l.msg)).toEqual([
+      'InfluxDB refused the credentials (401 authorization failed): check influx.username "admin" and its password (EARSHOT_INFLUX_PASSWORD), and its rights (GRANT WRITE ON "site_e" TO "admin"); points wait in the spool and are retried',
+    ]);
+    const right = await runCli(args('admin-password'));
+    expect(right.code, right.stderr).toBe(0);
+    const [policies] = await server.query(db, 'SHOW RETENTION POLICIES');
+    expect(policies[0].values.map((v) => v[0]).sort()).toEqual(['autogen', 'earshot_long', 'earshot_raw']);
+  }, 60_000);
+
   it('the `collector` measurement comes every interval with no traffic at all, setup off, from a write-only user', async () => {
     const db = 'site_b';
     await server.query(null, `CREATE DATABASE "site_b"; CREATE USER "site_b" WITH PASSWORD 'pw-b'; GRANT WRITE ON "site_b" TO "site_b"`);

@@ -185,7 +185,11 @@ export function adminSetupCommand(influx: Readonly<Config['influx']>, user: stri
   return `influx -execute ${shellQuote(statements.join('; '))}`;
 }
 
-/** True when InfluxDB refused a setup statement for the user's rights (1.x: 403 "requires admin privilege"; 401). */
+/**
+ * True when InfluxDB refused a setup statement for the user's rights (1.x: 403 "requires admin privilege").
+ * Not a 401: that is a wrong password or user, which the write says plainly (EARSHOT_ERR_INFLUX_AUTH);
+ * taken for missing admin rights, it printed the admin's command and skipped the setup for the rest of the run.
+ */
 export function setupDenied(status: number, message: string): boolean {
-  return status === 401 || status === 403 || /requires admin privilege|not authorized/i.test(message);
+  return status !== 401 && (status === 403 || /requires admin privilege|not authorized/i.test(message));
 }
