@@ -6,7 +6,7 @@
  * throws, the queue never stops, and every sound batch arrives: counted in influxd against the lines
  * the test wrote, never against earshot's own counters.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -181,6 +181,27 @@ describeInflux('InfluxDB spool on an unreliable disk (real influxd)', () => {
     const again = start(dir, db);
     expect(again.spool.size).toBe(0);
     await again.writer.close(1000);
+  }, 30_000);
+
+  it('a file named like a batch but larger than the whole spool is set aside by its size, never read into memory; the batches beside it arrive', async () => {
+    // before: read whole at start whatever its size (a 600-MB file cost 675 MB of memory; found by an audit)
+    const db = await newDb();
+    const dir = tempDir('earshot-spool-big-');
+    spoolFile(dir, 1, 5, false);
+    // 1.5 GB, sparse: no disk taken, and far more memory than a read of it could be given here unnoticed
+    const big = join(dir, '000000000002-5.lp');
+    writeFileSync(big, '');
+    truncateSync(big, 1_500_000_000);
+    spoolFile(dir, 3, 5, true);
+    // the process's peak resident memory (VmHWM), before and after the start
+    const peakKb = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
+    const peakBefore = peakKb();
+    const { writer, spool, logs } = start(dir, db);
+    expect(peakKb() - peakBefore).toBeLessThan(100 * 1024);
+    expect(spool.stats.quarantinedBatches).toBe(1);
+    expect(logs.map((l) => l.msg).join('\n')).toMatch(/000000000002-5\.lp.*1500000000 bytes, more than the spool holds/);
+    expect(await writer.close(10_000)).toMatchObject({ points: 0 });
+    expect([...(await ids(db))].sort((a, c) => a - c)).toEqual([1000, 1001, 1002, 1003, 1004, 3000, 3001, 3002, 3003, 3004]);
   }, 30_000);
 
   it('fuzz: random truncations, NUL padding and byte flips of spool files never throw at start, never block the queue, and lose no batch silently', async () => {

@@ -134,7 +134,10 @@ export class Spool {
       try {
         const st = lstatSync(path);
         bytes = st.size;
-        problem = st.isFile() ? batchProblem(readFileSync(path), gzip, points) : 'not a regular file';
+        // larger than the whole spool: no batch of ours, and read whole it could take all the memory
+        problem = !st.isFile() ? 'not a regular file'
+          : st.size > this.maxBytes ? `${st.size} bytes, more than the spool holds (influx.spoolMaxMB: ${this.maxBytes} bytes)`
+            : batchProblem(readFileSync(path), gzip, points);
       } catch (err) {
         problem = `unreadable (${errorText(err)})`;
       }
