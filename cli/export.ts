@@ -251,7 +251,9 @@ export async function runExport(parsed: ParsedCommand, io: CliIo): Promise<numbe
         const bucket = interval === '1d' ? '1d' : interval;
         for (let offset = 0; ; offset += PAGE_SERIES) {
           const series = await ask(client, url, `SELECT sum("bytes_up") AS "bytes_up", sum("bytes_down") AS "bytes_down", sum("flows") AS "flows" FROM ${from('endpoint')} ` +
-            `WHERE ${range} GROUP BY time(${bucket}), "site", "device", "device_name", "org", "category", "service", "party" fill(none) SLIMIT ${PAGE_SERIES} SOFFSET ${offset}`);
+            // by device name only when names are exported: a device renamed within an interval (a DHCP name
+            // learned later) gave two rows of the same key, each with part of the interval
+            `WHERE ${range} GROUP BY time(${bucket}), "site", "device", ${withNames ? '"device_name", ' : ''}"org", "category", "service", "party" fill(none) SLIMIT ${PAGE_SERIES} SOFFSET ${offset}`);
           for (const s of series) {
             for (const v of s.values ?? []) {
               const row: Record<string, unknown> = { ...s.tags };
