@@ -356,6 +356,26 @@ describe.skipIf(!isRoot)('earshot collect on loopback', () => {
     }, 20_000);
   }
 
+  it.skipIf(!haveTcpdump)('--source tcpdump: the packets of the last second before a stop are in the report (they were thrown away with tcpdump\'s buffer)', async () => {
+    const port = 40000 + Math.floor(Math.random() * 20000);
+    const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--interface', 'lo', '--source', 'tcpdump', '--filter', `udp port ${port}`, '--format', 'json', '--api', 'false', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await until('tcpdump listening', () => stderr.includes('"capturing"'));
+    await new Promise((r) => setTimeout(r, 1500));
+    const client = createSocket('udp4');
+    for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => client.send(Buffer.alloc(100), port, '127.0.0.1', () => resolve()));
+    client.close();
+    // stopped at once, well inside libpcap's 1-s buffer timeout
+    child.kill('SIGTERM');
+    expect(await exited, stderr).toBe(0);
+    const report = JSON.parse(Buffer.concat(out).toString('utf8'));
+    expect(report.flows.find((f: { serverPort: number }) => f.serverPort === port)).toMatchObject({ proto: 'udp', packetsUp: 20 });
+  });
+
   for (const [signal, ended] of [['TERM', 'exit 0'], ['KILL', 'signal SIGKILL']] as const) it.skipIf(!haveTcpdump)(`--source tcpdump: a tcpdump that ends by itself (SIG${signal}) is a failure (exit 2) that says how, after the report with what it captured`, async () => {
     const port = 40000 + Math.floor(Math.random() * 20000);
     const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--interface', 'lo', '--source', 'tcpdump', '--filter', `udp port ${port}`, '--format', 'json', '--api', 'false', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -40,6 +40,8 @@ const STDERR_TAIL = 16_384;
 const DEFAULT_SNAPLEN = 262_144;
 const DEFAULT_BUFFER = 16 * 1024 * 1024;
 const STATS_INTERVAL_MS = 1000;
+/** How long a stop waits before it ends tcpdump: libpcap's buffer timeout (1 s, tcpdump's), and a little more. */
+const STOP_DRAIN_MS = 1200;
 /** The signal that makes tcpdump print its counters and go on: SIGINFO where there is one. */
 const STATS_SIGNAL: NodeJS.Signals = process.platform === 'linux' ? 'SIGUSR1' : 'SIGINFO';
 
@@ -102,7 +104,9 @@ export function buildTcpdumpSource(opts: TcpdumpSourceOptions, deps: SourceDeps)
     return stats;
   }
 
+  let drainTimer: NodeJS.Timeout | null = null;
   function stopChild(): void {
+    if (drainTimer !== null) clearTimeout(drainTimer);
     if (child !== null && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   }
 
@@ -187,7 +191,10 @@ export function buildTcpdumpSource(opts: TcpdumpSourceOptions, deps: SourceDeps)
     run,
     stop() {
       stopRequested = true;
-      stopChild();
+      // tcpdump (no --immediate-mode) hands packets over when libpcap's 1-s buffer timeout ends, and its
+      // SIGTERM throws away the packets still in the kernel's buffer: up to a second of them were lost on
+      // every stop (a quarter of a burst; found by an audit). It is stopped once that second has passed
+      if (drainTimer === null) drainTimer = setTimeout(stopChild, STOP_DRAIN_MS);
     },
     stats: currentStats,
   };
