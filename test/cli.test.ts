@@ -356,34 +356,34 @@ describe.skipIf(!isRoot)('earshot collect on loopback', () => {
     }, 20_000);
   }
 
-  it.skipIf(!haveTcpdump)('--source tcpdump: the packets of the last second before a stop are in the report (they were thrown away with tcpdump\'s buffer)', async () => {
+  /** `earshot collect --source tcpdump` on lo, for UDP to a port of its own; its output and stderr as they come. */
+  function collectTcpdumpOnLo() {
     const port = 40000 + Math.floor(Math.random() * 20000);
     const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--interface', 'lo', '--source', 'tcpdump', '--filter', `udp port ${port}`, '--format', 'json', '--api', 'false', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
-    let stderr = '';
+    let err = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-    await until('tcpdump listening', () => stderr.includes('"capturing"'));
+    return { port, child, out, stderr: () => err, exited };
+  }
+
+  it.skipIf(!haveTcpdump)('--source tcpdump: the packets of the last second before a stop are in the report (they were thrown away with tcpdump\'s buffer)', async () => {
+    const { port, child, out, stderr, exited } = collectTcpdumpOnLo();
+    await until('tcpdump listening', () => stderr().includes('"capturing"'));
     await new Promise((r) => setTimeout(r, 1500));
     const client = createSocket('udp4');
     for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => client.send(Buffer.alloc(100), port, '127.0.0.1', () => resolve()));
     client.close();
     // stopped at once, well inside libpcap's 1-s buffer timeout
     child.kill('SIGTERM');
-    expect(await exited, stderr).toBe(0);
+    expect(await exited, stderr()).toBe(0);
     const report = JSON.parse(Buffer.concat(out).toString('utf8'));
     expect(report.flows.find((f: { serverPort: number }) => f.serverPort === port)).toMatchObject({ proto: 'udp', packetsUp: 20 });
   });
 
   for (const [signal, ended] of [['TERM', 'exit 0'], ['KILL', 'signal SIGKILL']] as const) it.skipIf(!haveTcpdump)(`--source tcpdump: a tcpdump that ends by itself (SIG${signal}) is a failure (exit 2) that says how, after the report with what it captured`, async () => {
-    const port = 40000 + Math.floor(Math.random() * 20000);
-    const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--interface', 'lo', '--source', 'tcpdump', '--filter', `udp port ${port}`, '--format', 'json', '--api', 'false', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { port, child, out, stderr, exited } = collectTcpdumpOnLo();
     await new Promise((r) => setTimeout(r, 1500)); // let the capture start
     const client = createSocket('udp4');
     for (let i = 0; i < 3; i++) {
@@ -397,7 +397,7 @@ describe.skipIf(!isRoot)('earshot collect on loopback', () => {
     // exited without saying why" before)
     execFileSync('pkill', [`-${signal}`, '-P', String(child.pid), 'tcpdump']);
     expect(await exited).toBe(2);
-    expect(stderr).toMatch(new RegExp(`earshot: capture on lo failed: tcpdump ended by itself \\(${ended}\\) after 3 packets\n$`));
+    expect(stderr()).toMatch(new RegExp(`earshot: capture on lo failed: tcpdump ended by itself \\(${ended}\\) after 3 packets\n$`));
     const report = JSON.parse(Buffer.concat(out).toString('utf8'));
     expect(report.flows.find((f: { serverPort: number }) => f.serverPort === port)).toMatchObject({ proto: 'udp', packetsUp: 3, packetsDown: 0 });
   });
