@@ -46,6 +46,8 @@ export interface InfluxSinkDeps {
 
 /** Activations remembered for verdict changes (the detector re-decides only recent ones). */
 const MAX_REMEMBERED_ACTIVATIONS = 10_000;
+/** Devices with traffic remembered between two rounds of `device` points, at most. */
+const MAX_TRAFFIC_DEVICES = 4096;
 
 /** This process among all collectors writing to a database: random, new at each start. */
 const INSTANCE = randomBytes(6).toString('hex');
@@ -114,6 +116,13 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   let intervalStartMs = Number.NaN;
   let nextDeviceMs = Number.NaN;
   let lastDeviceMs = Number.NEGATIVE_INFINITY;
+  /**
+   * Devices with traffic since the last `device` points, and when (collector time): a speaker whose
+   * traffic stays on connections it opened earlier is seen again only by its packets (the inventory
+   * notes a device at a flow's start, a name, an announcement), and got no more `device` points.
+   * Bounded: a flood of forged MACs adds no entry past it (their points are not admitted anyway).
+   */
+  const withTraffic = new Map<number, number>();
   let offsetMs = 0;
   let pointsMade = 0;
   let clockMs = Number.NaN;
@@ -192,7 +201,8 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     const timeMs = Math.floor(nowMs / deviceIntervalMs) * deviceIntervalMs;
     for (const d of sources?.devices() ?? []) {
       // only devices with a `device` tag value of their own (traffic.ts): a flood of forged MACs adds no series
-      if (d.lastSeenMs < lastDeviceMs || !traffic.devices.admit(d.mac, d)) continue;
+      const trafficMs = withTraffic.get(d.mac);
+      if ((d.lastSeenMs < lastDeviceMs && trafficMs === undefined) || !traffic.devices.admit(d.mac, d)) continue;
       emit(pointLine('device', { site, device: d.macText }, {
         name: d.name ?? '',
         vendor: d.vendor ?? d.ouiVendor ?? '',
@@ -201,9 +211,10 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
         assistant: d.assistant,
         ips: [...d.ips].join(','),
         first_seen_ms: int(d.firstSeenMs),
-        last_seen_ms: int(d.lastSeenMs),
+        last_seen_ms: int(Math.max(d.lastSeenMs, trafficMs ?? Number.NEGATIVE_INFINITY)),
       }, stamp(timeMs)));
     }
+    withTraffic.clear();
     lastDeviceMs = nowMs;
   }
 
@@ -218,7 +229,10 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     },
     /** Per-interval traffic pushed by the pipeline (flow/deltas.ts): into the open interval. */
     onFlowDeltas(deltas: readonly FlowDelta[]): void {
-      for (const d of deltas) traffic.take(d);
+      for (const d of deltas) {
+        traffic.take(d);
+        if (d.deviceMac >= 0 && (withTraffic.size < MAX_TRAFFIC_DEVICES || withTraffic.has(d.deviceMac))) withTraffic.set(d.deviceMac, Number.isNaN(clockMs) ? Number.NEGATIVE_INFINITY : clockMs);
+      }
     },
     onTick(nowMs: number): void {
       if (ended) return;

@@ -1,0 +1,52 @@
+/**
+ * `device` points for a device whose traffic stays on one connection it opened before (found by an audit):
+ * the inventory notes a device at a flow's start, a name or an announcement, not at each packet, so a
+ * speaker that only kept its long-lived connection got one `device` point and then none, and the
+ * dashboards' panels that read `device` (Overview's assistants, the Fleet's) missed it. Real influxd; the
+ * capture is made here: one TCP connection, a packet each way every 10 s for five minutes.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { TCP_ACK, TCP_PSH, TCP_SYN } from '../collector/decode/packet.js';
+import { classicPcap, type SyntheticPacket } from './helpers/capture-files.js';
+import { runCli } from './helpers/cli.js';
+import { ipv4Packet, tcpSegment } from './helpers/decode-test-support.js';
+import { macBytes } from './helpers/hygiene-capture.js';
+import { describeInflux, useInfluxd } from './helpers/influxd.js';
+import { tempDir } from './helpers/temp.js';
+
+const SPEAKER = '68:db:f5:12:34:56';
+const MINUTES = 5;
+
+describeInflux('device points of a device on one long-lived connection (real influxd)', () => {
+  const server = useInfluxd();
+
+  it('come every device interval while its packets do, with the time of its traffic', async () => {
+    const dir = tempDir('earshot-device-points-');
+    const capture = join(dir, 'long-lived.pcap');
+    // minute-aligned, ten minutes ago: every point within the raw retention
+    const t0 = Math.floor(Date.now() / 60_000) * 60 - 600;
+    const me = macBytes(SPEAKER);
+    const router = macBytes('02:00:00:00:00:01');
+    const eth = (src: Buffer, dst: Buffer, ip: Buffer) => Buffer.concat([dst, src, Buffer.from([8, 0]), ip]);
+    const packets: SyntheticPacket[] = [
+      { seconds: t0, fraction: 0, data: eth(me, router, ipv4Packet('192.168.1.20', '52.94.240.10', 6, tcpSegment(40000, 443, 1, TCP_SYN, Buffer.alloc(0)))) },
+    ];
+    for (let s = 10; s < MINUTES * 60; s += 10) {
+      packets.push({ seconds: t0 + s, fraction: 0, data: eth(me, router, ipv4Packet('192.168.1.20', '52.94.240.10', 6, tcpSegment(40000, 443, 1 + s, TCP_PSH | TCP_ACK, Buffer.alloc(200)))) });
+      packets.push({ seconds: t0 + s, fraction: 500_000, data: eth(router, me, ipv4Packet('52.94.240.10', '192.168.1.20', 6, tcpSegment(443, 40000, 1 + s, TCP_PSH | TCP_ACK, Buffer.alloc(100)))) });
+    }
+    writeFileSync(capture, classicPcap(packets));
+    const db = `devpoints${process.pid}`;
+    const r = await runCli(['replay', capture, '--format', 'json', '-o', '/dev/null', '--influx-url', server.url, '--influx-db', db, '--influx-device-interval', '60']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = await server.rows(db, `SELECT "last_seen_ms" FROM "device" WHERE "device" = '${SPEAKER}'`);
+    // a point at each minute's end (stamped with the next minute's start) while its packets come: minutes
+    // 1 to 4 (before: minute 1 only, the one its connection started in), each saying when it was last seen
+    const minutes = new Set(rows.map((row) => Math.floor(Number(row.time) / 60_000) - t0 / 60));
+    expect([...minutes].sort((a, b) => a - b)).toEqual([1, 2, 3, 4]);
+    const lastSeen = rows.map((row) => Number(row.last_seen_ms)).sort((a, b) => a - b);
+    expect(lastSeen.at(-1)).toBeGreaterThanOrEqual((t0 + MINUTES * 60 - 60) * 1000);
+  }, 60_000);
+});
