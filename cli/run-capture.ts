@@ -61,7 +61,7 @@ export const collectSpec: CommandSpec = {
   config: true,
   flags: {
     ...OUTPUT_FLAGS,
-    duration: { type: 'string', value: 'SECONDS', description: 'Stop after this many seconds of wall time.' },
+    duration: { type: 'string', value: 'SECONDS', description: 'Stop after this many seconds of wall time (with --file: the API\'s serving after the capture ended too).' },
     file: { type: 'string', value: 'CAPTURE', description: 'Read a capture file instead of an interface; the API keeps serving after it ends, until SIGTERM/SIGINT (or --exit-when-done).' },
     'realtime-speed': { type: 'string', value: 'N', description: 'With --file: pace it at N times capture time (1 = real time).' },
     'exit-when-done': { type: 'boolean', description: 'With --file: exit when the capture ends.' },
@@ -271,15 +271,30 @@ export async function executeRun(request: RunRequest, host: RunHost, log: Logger
   const { config, format, options } = request;
   const source = buildSource(request.source, { onWarning: (message) => log.warn(message) });
   if (!options.isReplay) log.info({ source: source.description }, 'capturing');
-  const timer = request.durationS > 0 ? setTimeout(() => source.stop(), request.durationS * 1000) : null;
+  // --duration bounds the whole run: the capture, and the API's serving after a capture file ended
+  const deadline: Deadline = { armed: request.durationS > 0, passed: false, wake: null };
+  const timer = request.durationS > 0
+    ? setTimeout(() => {
+      deadline.passed = true;
+      source.stop();
+      deadline.wake?.();
+    }, request.durationS * 1000)
+    : null;
   try {
-    return await runPipeline(source, config, format, request.output, host, log, options);
+    return await runPipeline(source, config, format, request.output, host, log, options, deadline);
   } finally {
     if (timer) clearTimeout(timer);
   }
 }
 
-async function runPipeline(source: CaptureSource, config: Readonly<Config>, format: 'json' | 'text', output: string | undefined, host: RunHost, log: Logger, options: PipelineOptions): Promise<number> {
+/** The end of --duration (`armed` when one was given): `passed` once it came, `wake` ends a wait for it. */
+interface Deadline {
+  armed: boolean;
+  passed: boolean;
+  wake: (() => void) | null;
+}
+
+async function runPipeline(source: CaptureSource, config: Readonly<Config>, format: 'json' | 'text', output: string | undefined, host: RunHost, log: Logger, options: PipelineOptions, deadline: Deadline): Promise<number> {
   const dataDir = config.dataDir;
   const diskWarning = dataDir !== null ? prepareDataDir(dataDir) : null;
   if (diskWarning) log.warn(diskWarning);
@@ -380,9 +395,12 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
       dropped.dnsAnswers > 0 ? `${dropped.dnsAnswers} older DNS answers (report.maxDnsAnswers ${config.report.maxDnsAnswers})` : '',
     ].filter((part) => part !== '');
     if (left.length > 0) log.warn(`the report leaves out ${left.join(', ')}; device totals count every flow`);
-    if (api && options.keepServing && signals === 0) {
-      log.info(`capture ended; the API keeps serving on ${api.url} until SIGTERM or SIGINT`);
-      await new Promise<void>((resolve) => { signalled = resolve; });
+    if (api && options.keepServing && signals === 0 && !deadline.passed) {
+      log.info(`capture ended; the API keeps serving on ${api.url} until SIGTERM or SIGINT${deadline.armed ? ' or the end of --duration' : ''}`);
+      await new Promise<void>((resolve) => {
+        signalled = resolve;
+        deadline.wake = resolve;
+      });
     }
     const code = influx ? await deliverPoints(influx, config, log, options.isReplay) : 0;
     await alerts.close();

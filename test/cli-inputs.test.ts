@@ -153,3 +153,16 @@ describe('a configuration error found after loading names where the value came f
     }
   }, 60_000);
 });
+
+describe('collect --file with --duration', () => {
+  it('ends at the duration: the API stops serving after the capture (it served until a signal)', async () => {
+    const started = Date.now();
+    const r = await runCli(['collect', '--file', CAPTURE, '--listen', '127.0.0.1:0', '--duration', '3', '--format', 'json'], { timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
+    expect(r.stderr).toContain('until SIGTERM or SIGINT or the end of --duration');
+    const report = JSON.parse(r.stdout) as { capture: { packets: number; bytes: number } };
+    const totals = tsharkTotals(CAPTURE);
+    expect({ packets: report.capture.packets, bytes: report.capture.bytes }).toEqual(totals);
+  }, 60_000);
+});
