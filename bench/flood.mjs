@@ -6,6 +6,8 @@
 // retained messages on the broker, assistants in the report; median of N runs. Beside it, when
 // bench/run.mjs built it, a plain replay of the same-size real capture (bench/out/bench-N.pcap).
 // Targets (issue 14): memory under 200 MB, series under 10,000, above 500k packets/s, no assistant.
+// Then a flood of new flows (test/helpers/flood.ts writeFlowFloodPcap): the collector and replay beside
+// tshark and tcpdump on the same file, wall and CPU time and peak RSS.
 //   node bench/flood.mjs [--runs N] [--packets N]   (the flood capture is cached in bench/out/)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -124,4 +126,39 @@ const verdict = (ok) => (ok ? 'met' : 'NOT met');
 console.log(`\ntargets: memory < 200 MB ${verdict(median(f.map((x) => x.rssMb)) < 200)}; series < 10,000 ${influxd ? verdict(median(f.map((x) => x.series)) < 10_000) : 'not measured (no influxd)'}; ` +
   `> 500k packets/s ${verdict(median(f.map((x) => x.packets / x.wall)) > 500_000)}; no assistant ${verdict(f.every((x) => x.assistants === 0))}`);
 if (!existsSync(plain)) console.log(`(no ${plain}: run node bench/run.mjs first for the plain replay beside it)`);
+
+// a flood of new flows: one UDP datagram from one LAN host to each of 1M addresses (a scan, or a host
+// exhausting the table); earshot's collector (API on: the pipeline's thread and the API's, as installed)
+// and replay, beside tshark's conversation table of the same file and tcpdump's read (GNU time each)
+const flowFlood = join(out, `flow-flood-${packets}.pcap`);
+if (!existsSync(flowFlood)) {
+  const { writeFlowFloodPcap } = await import(generator);
+  writeFlowFloodPcap(flowFlood, { flows: packets });
+}
+/** Wall time, CPU time and peak RSS of one command (GNU time). */
+function timed(cmd, args) {
+  const res = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  if (res.status !== 0) throw new Error(`${cmd} failed: ${res.stderr.slice(-2000)}`);
+  const [wall, rssKb, user, system] = res.stderr.trim().split('\n').pop().split(' ').map(Number);
+  return { wall, cpu: user + system, rssMb: rssKb / 1024 };
+}
+const flowCases = [
+  ['earshot collect --file (API on)', process.execPath, [bin, 'collect', '--file', flowFlood, '--exit-when-done', '--listen', '127.0.0.1:0', '--format', 'json', '-o', '/dev/null']],
+  ['earshot replay', process.execPath, [bin, 'replay', flowFlood, '--format', 'json', '-o', '/dev/null', '--no-progress']],
+  ['tshark -q -z conv,udp (peer)', 'tshark', ['-n', '-q', '-r', flowFlood, '-z', 'conv,udp']],
+  ['tcpdump -r -w /dev/null (floor)', 'tcpdump', ['-r', flowFlood, '-w', '/dev/null']],
+].filter(([, cmd]) => cmd === process.execPath || spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0);
+const flowRows = new Map(flowCases.map(([name]) => [name, []]));
+for (let r = 0; r < runs; r++) for (const [name, cmd, args] of flowCases) flowRows.get(name).push(timed(cmd, args));
+console.log(`\nFlood of new flows (${packets} one-datagram UDP flows from one host), median of ${runs} runs:\n`);
+console.log('| command | wall time | CPU time | peak RSS |');
+console.log('| --- | ---: | ---: | ---: |');
+for (const [name, rows] of flowRows) {
+  const m = (k) => median(rows.map((x) => x[k]));
+  console.log(`| ${name} | ${m('wall').toFixed(2)} s | ${m('cpu').toFixed(2)} s | ${m('rssMb').toFixed(0)} MB |`);
+}
+// the same collector over a small real capture: what the flood adds to its peak
+const idle = median(Array.from({ length: runs }, () => timed(process.execPath, [bin, 'collect', '--file', join(root, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng'), '--exit-when-done', '--listen', '127.0.0.1:0', '--format', 'json', '-o', '/dev/null']).rssMb));
+const collectRss = median(flowRows.get(flowCases[0][0]).map((x) => x.rssMb));
+console.log(`\ncollector under the flow flood: ${collectRss.toFixed(0)} MB peak, ${(collectRss - idle).toFixed(0)} MB over the same collector on a 2,778-packet real capture (${idle.toFixed(0)} MB)`);
 process.exit(0);

@@ -25,7 +25,7 @@ describe('config', () => {
 
   it('has defaults for every key', () => {
     const c = loadConfig({});
-    expect(c.flows.maxFlows).toBe(200000);
+    expect(c.flows.maxFlows).toBe(65536);
     expect(c.dataDir).toBeNull();
     expect(Object.isFrozen(c.flows)).toBe(true);
   });

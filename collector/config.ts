@@ -76,7 +76,7 @@ export const ConfigSchema = Type.Object(
     ),
     flows: Type.Object(
       {
-        maxFlows: Type.Integer({ default: 200000, minimum: 1, description: 'Most flows kept at once; the least recently active is evicted (counted) beyond it.', flag: 'max-flows' }),
+        maxFlows: Type.Integer({ default: 65536, minimum: 1, description: 'Most flows kept at once; the least recently active is evicted (counted) beyond it. A home has a few thousand open (the bench capture, many homes end to end, fewer than 8,192); this bounds what a flood of new flows (a scan, a hostile host) makes earshot hold.', flag: 'max-flows' }),
         tcpIdleTimeoutS: Type.Number({ default: 600, minimum: 1, description: 'A TCP flow with no packet for this long (packet time) is finished.', flag: 'tcp-idle-timeout' }),
         udpIdleTimeoutS: Type.Number({ default: 120, minimum: 1, description: 'A UDP flow with no packet for this long (packet time) is finished.', flag: 'udp-idle-timeout' }),
       },

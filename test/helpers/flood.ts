@@ -193,11 +193,9 @@ export function* floodFrames(options: FloodOptions): Generator<{ seconds: number
   }
 }
 
-/** Writes the flood as a classic pcap (Ethernet, microseconds); returns what it holds. */
-export function writeFloodPcap(path: string, options: FloodOptions): FloodSummary {
+/** Writes `frames` as a classic pcap (Ethernet, microseconds), a MiB at a time; `onFrame` sees each one. */
+function writeClassicPcap<F extends { seconds: number; micros: number; data: Buffer }>(path: string, frames: Iterable<F>, onFrame: (f: F) => void): void {
   const fd = openSync(path, 'w');
-  const summary: FloodSummary = { packets: 0, dhcp: 0, mdns: 0, ssdp: 0, macs: 0, firstSeconds: Number.NaN, lastSeconds: Number.NaN };
-  const macs = new Set<number>();
   try {
     const header = Buffer.alloc(24);
     header.writeUInt32LE(0xa1b2c3d4, 0);
@@ -208,7 +206,7 @@ export function writeFloodPcap(path: string, options: FloodOptions): FloodSummar
     writeSync(fd, header);
     const chunk: Buffer[] = [];
     let chunkBytes = 0;
-    for (const f of floodFrames(options)) {
+    for (const f of frames) {
       const rec = Buffer.alloc(16);
       rec.writeUInt32LE(f.seconds, 0);
       rec.writeUInt32LE(f.micros, 4);
@@ -221,16 +219,61 @@ export function writeFloodPcap(path: string, options: FloodOptions): FloodSummar
         chunk.length = 0;
         chunkBytes = 0;
       }
-      summary.packets++;
-      summary[f.kind]++;
-      if (macs.size < 2_000_000) macs.add(f.mac);
-      if (Number.isNaN(summary.firstSeconds)) summary.firstSeconds = f.seconds;
-      summary.lastSeconds = f.seconds;
+      onFrame(f);
     }
     if (chunk.length > 0) writeSync(fd, Buffer.concat(chunk));
   } finally {
     closeSync(fd);
   }
+}
+
+/** Writes the flood as a classic pcap (Ethernet, microseconds); returns what it holds. */
+export function writeFloodPcap(path: string, options: FloodOptions): FloodSummary {
+  const summary: FloodSummary = { packets: 0, dhcp: 0, mdns: 0, ssdp: 0, macs: 0, firstSeconds: Number.NaN, lastSeconds: Number.NaN };
+  const macs = new Set<number>();
+  writeClassicPcap(path, floodFrames(options), (f) => {
+    summary.packets++;
+    summary[f.kind]++;
+    if (macs.size < 2_000_000) macs.add(f.mac);
+    if (Number.isNaN(summary.firstSeconds)) summary.firstSeconds = f.seconds;
+    summary.lastSeconds = f.seconds;
+  });
   summary.macs = macs.size;
   return summary;
+}
+
+export interface FlowFloodOptions {
+  /** Flows to open, one UDP datagram each. */
+  flows: number;
+  /** Datagrams per second of packet time (default 20,000: the whole flood within UDP's idle timeout). */
+  rate?: number;
+  /** Time of the first packet, in seconds since the epoch (default 2026-01-01). */
+  startSeconds?: number;
+}
+
+/** The flow flood's sender: one LAN host (a scanner, or a compromised device), and the router's MAC. */
+export const FLOW_FLOOD_HOST = { mac: 0x0242c0a80142, ip: '192.168.1.66', routerMac: 0x0242c0a80101 };
+
+/**
+ * A flood of new flows (a scan of the internet, or a host told to exhaust the flow table): one UDP
+ * datagram from one LAN host to each of `flows` distinct addresses (11.0.0.0 up), port 9999, source
+ * ports cycling: every datagram is a flow of its own. Returns the datagrams written.
+ */
+export function writeFlowFloodPcap(path: string, options: FlowFloodOptions): number {
+  const rate = options.rate ?? 20_000;
+  const start = options.startSeconds ?? 1_767_225_600;
+  const src = ipv4Bytes(FLOW_FLOOD_HOST.ip);
+  const payload = Buffer.from('earshot flow flood');
+  function* frames(): Generator<{ seconds: number; micros: number; data: Buffer }> {
+    for (let i = 0; i < options.flows; i++) {
+      const dst = Buffer.alloc(4);
+      dst.writeUInt32BE(0x0b000000 + i);
+      const micros = Math.floor((i * 1_000_000) / rate);
+      const data = udpFrame(FLOW_FLOOD_HOST.mac, FLOW_FLOOD_HOST.routerMac, src, dst, 40_000 + (i % 20_000), 9999, payload);
+      yield { seconds: start + Math.floor(micros / 1_000_000), micros: micros % 1_000_000, data };
+    }
+  }
+  let written = 0;
+  writeClassicPcap(path, frames(), () => { written++; });
+  return written;
 }
