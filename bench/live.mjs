@@ -5,7 +5,7 @@
 // the capturing process), CPU time. (The peak RSS of a streamed input, .gz file or stdin, against the
 // plain file's replay is measured in one place: inputs.mjs.) Needs root and tcpreplay (apt-get install -y tcpreplay); skips with a message
 // otherwise.
-//   node bench/live.mjs [--rates 10000,50000,100000,200000] [--limit N] [--only libpcap,tcpdump,stdin,anchor]
+//   node bench/live.mjs [--rates 10000,50000,100000,200000] [--limit N] [--only libpcap,tcpdump,stdin,anchor] [--api]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -19,6 +19,9 @@ const { values } = parseArgs({
     rates: { type: 'string', default: '10000,50000,100000,200000' },
     limit: { type: 'string', default: '0' },
     only: { type: 'string', default: 'libpcap,tcpdump,stdin,anchor' },
+    // earshot's sources with the API on (a free port), as installed: the libpcap source then shares its
+    // thread with the API, the others run the pipeline on its own thread
+    api: { type: 'boolean', default: false },
     runs: { type: 'string' }, // all.mjs passes its flags to every script
     packets: { type: 'string' },
   },
@@ -97,7 +100,7 @@ async function until(test, ms) {
   while (!test() && Date.now() < end) await sleep(50);
 }
 
-const earshotArgs = (extra, report) => [cli, 'collect', ...extra, '--api', 'false', '--format', 'json', '-o', report, '--log-format', 'text'];
+const earshotArgs = (extra, report) => [cli, 'collect', ...extra, ...(values.api ? ['--listen', '127.0.0.1:0'] : ['--api', 'false']), '--format', 'json', '-o', report, '--log-format', 'text'];
 
 /** One contender at one rate: starts the capture, replays, stops, reads what was seen. */
 async function measure(kind, rate) {
@@ -162,6 +165,7 @@ if (!existsSync(cli)) execFileSync('npm', ['run', '--silent', 'build'], { cwd: r
 
 console.log(`earshot live bench: ${capture.replace(root + '/', '')} (${(statSync(capture).size / 1e6).toFixed(0)} MB) replayed by tcpreplay on a veth pair`);
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+console.log(`earshot's sources with the API ${values.api ? 'on (--api: as installed)' : 'off (--api for on)'}`);
 console.log('');
 
 const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });

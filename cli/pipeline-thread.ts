@@ -8,11 +8,16 @@
  * messages and are answered once saved there.
  *
  * Once the pipeline's thread runs, this thread lowers its own priority (nice +10, Linux threads have
- * their own): on a machine with no core to spare, requests slow down before packets are lost.
+ * their own): on a machine with no core to spare, requests slow down before packets are lost. Not when it
+ * holds the libpcap capture (node_pcap's session cannot live on a worker thread): its packets are handed
+ * over to the pipeline's thread (collector/capture/handover.ts), and they must not wait.
  */
 import { stat } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { HandoverWriter, type HandoverMessage, type HandoverReply } from '../collector/capture/handover.js';
+import { buildLibpcapSource } from '../collector/capture/libpcap.js';
+import type { CaptureSource } from '../collector/capture/types.js';
 import { EarshotError, type ErrorCode } from '../collector/errors.js';
 import type { Logger } from '../collector/log.js';
 import { version } from '../collector/version.js';
@@ -36,6 +41,8 @@ export interface WorkerData {
   request: RunRequest;
   /** The log format this process chose (the worker cannot tell whether stderr is a terminal). */
   logFormat: 'text' | 'json';
+  /** The capture is held by the main thread and its packets handed over (the libpcap source); its description. */
+  handover: string | null;
 }
 
 /** An error as it crosses the threads. */
@@ -43,6 +50,7 @@ export type WireError = { kind: 'earshot'; code: ErrorCode; message: string } | 
 
 /** Messages from the pipeline's thread. */
 export type FromWorker =
+  | HandoverReply
   | { t: 'ready'; captureSource: string }
   | { t: 'reply'; id: number; ok: true; value: unknown }
   | { t: 'reply'; id: number; ok: false; error: WireError }
@@ -50,8 +58,10 @@ export type FromWorker =
   | { t: 'done'; code: number }
   | { t: 'failed'; error: WireError };
 
-/** Messages to the pipeline's thread. */
+/** Messages to the pipeline's thread (an error of the hand-over as it crosses: WireError). */
 export type ToWorker =
+  | Exclude<HandoverMessage, { t: 'captureFailed' }>
+  | { t: 'captureFailed'; error: WireError }
   | { t: 'go'; url: string }
   | { t: 'abort' }
   | { t: 'part'; id: number; name: ViewPart }
@@ -81,7 +91,10 @@ export function fromWire(error: WireError): Error {
 /** Runs `request` on the pipeline's thread, with the API on this one; returns the exit code. */
 export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: Logger): Promise<number> {
   const logFormat = request.config.log.format;
-  const data: WorkerData = { request, logFormat: logFormat === 'json' || (logFormat === 'auto' && io.stderr.isTTY !== true) ? 'json' : 'text' };
+  // node_pcap's session stays on this thread: it never closes its poll handle, and the end of a worker
+  // thread with an open handle aborted the process (exit 134) at every stop. Its packets are handed over
+  const handover = request.source.kind === 'libpcap' ? `interface ${request.source.interface ?? ''} (libpcap)` : null;
+  const data: WorkerData = { request, logFormat: logFormat === 'json' || (logFormat === 'auto' && io.stderr.isTTY !== true) ? 'json' : 'text', handover };
   // loaded before the worker starts: its first message must find the listener in place (a Worker
   // emits what its thread posts at once, to whoever listens then)
   const [{ startApiServer }, { RunView, VIEW_MAX_AGE_MS }] = await Promise.all([import('../api/server.js'), import('../api/view.js')]);
@@ -110,7 +123,9 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
     workerData: data,
     resourceLimits: { maxYoungGenerationSizeMb: PIPELINE_YOUNG_GENERATION_MB },
   });
-  lowerPriority(log);
+  // the capture held here must not wait behind the other threads: this thread keeps its priority then
+  if (handover === null) lowerPriority(log);
+  const capture = handover !== null ? holdCapture(request, worker, log) : null;
   const forward = (signal: NodeJS.Signals) => worker.postMessage({ t: 'signal', signal } satisfies ToWorker);
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
@@ -124,6 +139,11 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
       };
       worker.on('message', (m: FromWorker) => {
         switch (m.t) {
+          case 'startCapture':
+          case 'stopCapture':
+          case 'consumed':
+            capture?.take(m);
+            break;
           case 'ready':
             startApiServer(request.config, { view, config: request.config, captureSource: m.captureSource, startedMs: Date.now(), version: version() }, log).then(
               (server) => {
@@ -163,11 +183,67 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
       });
     });
   } finally {
+    capture?.close();
     process.off('SIGINT', forward);
     process.off('SIGTERM', forward);
     await (api as { close(): Promise<void> } | null)?.close();
     await worker.terminate();
   }
+}
+
+/** How often the held capture's drop counters go to the pipeline's thread (as the libpcap source polls them). */
+const CAPTURE_STATS_MS = 1000;
+
+/**
+ * The libpcap capture, held on this thread for the pipeline's (collector/capture/handover.ts): opened when
+ * the pipeline's source starts, its packets posted in chunks, its drop counters once a second, its end or
+ * failure; stopped when the pipeline asks, or when the run ends.
+ */
+function holdCapture(request: RunRequest, worker: Worker, log: Logger): { take(m: HandoverReply): void; close(): void } {
+  const post = (message: ToWorker, transfer?: ArrayBuffer[]) => worker.postMessage(message, transfer);
+  const writer = new HandoverWriter((chunk, length) => post({ t: 'packets', chunk, length }, [chunk]));
+  let source: CaptureSource | null = null;
+  let stopped = false;
+  let ticker: NodeJS.Timeout | null = null;
+  const postStats = () => {
+    if (source === null) return;
+    const { kernelDrops, interfaceDrops, lastDropMs } = source.stats();
+    post({ t: 'captureStats', kernelDrops, interfaceDrops, lastDropMs });
+  };
+  const start = () => {
+    const opts = request.source;
+    const live = buildLibpcapSource({
+      interface: opts.interface ?? '', filter: opts.filter, snaplen: opts.snaplen, bufferSize: opts.bufferSize,
+      onOpen: (linkType, snaplen) => writer.header(linkType, snaplen),
+      extraDrops: () => writer.dropped,
+    }, { onWarning: (message) => log.warn(message) });
+    source = live;
+    ticker = setInterval(postStats, CAPTURE_STATS_MS);
+    ticker.unref();
+    const finish = (error: unknown) => {
+      if (ticker !== null) clearInterval(ticker);
+      writer.flush();
+      postStats();
+      post(error === null ? { t: 'captureDone' } : { t: 'captureFailed', error: toWire(error) });
+    };
+    live.run((buf, offset, capLen, wireLen, timeMs) => writer.packet(buf, offset, capLen, wireLen, timeMs)).then(() => finish(null), finish);
+    if (stopped) live.stop();
+  };
+  return {
+    take(m) {
+      if (m.t === 'consumed') writer.consumed(m.bytes);
+      else if (m.t === 'startCapture' && source === null) start();
+      else if (m.t === 'stopCapture') {
+        stopped = true;
+        source?.stop();
+      }
+    },
+    close() {
+      stopped = true;
+      source?.stop();
+      if (ticker !== null) clearInterval(ticker);
+    },
+  };
 }
 
 /** Lowers this thread's priority (the pipeline's thread keeps the process's); a failure is only logged. */

@@ -7,9 +7,10 @@
 import { writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { parentPort, resourceLimits, workerData } from 'node:worker_threads';
+import { buildHandoverSource } from '../collector/capture/handover.js';
 import { buildLogger } from '../collector/log.js';
 import type { ViewSource } from '../collector/view.js';
-import { toWire, type FromWorker, type ToWorker, type WorkerData } from './pipeline-thread.js';
+import { fromWire, toWire, type FromWorker, type ToWorker, type WorkerData } from './pipeline-thread.js';
 import { executeRun, type RunHost } from './run-capture.js';
 
 /** Blocks this thread for `ms` (it has nothing else to do while its output waits). */
@@ -50,7 +51,7 @@ function fdWriter(fd: number): NodeJS.WriteStream {
 
 const port = parentPort;
 if (port === null) throw new Error('cli/pipeline-worker.js runs as a worker thread');
-const { request, logFormat } = workerData as WorkerData;
+const { request, logFormat, handover } = workerData as WorkerData;
 const post = (message: FromWorker) => port.postMessage(message);
 const stderr = fdWriter(2);
 // pino writes JSON to descriptor 2 itself; text lines go through the same synchronous writer
@@ -58,6 +59,9 @@ const log = buildLogger({ level: request.config.log.level, format: logFormat }, 
 
 // the heap this thread was given (cli/pipeline-thread.ts), for `--log-level debug`
 log.debug({ resourceLimits }, 'the pipeline thread started');
+
+// the libpcap capture is held by the main thread: its packets come as messages (collector/capture/handover.ts)
+const captured = handover !== null ? buildHandoverSource(handover, post, { onWarning: (message) => log.warn(message) }) : undefined;
 
 let view: ViewSource | null = null;
 const stopHandlers = new Set<(signal: string) => void>();
@@ -75,6 +79,14 @@ function answer(id: number, make: (source: ViewSource) => unknown): void {
 
 port.on('message', (m: ToWorker) => {
   switch (m.t) {
+    case 'packets':
+    case 'captureStats':
+    case 'captureDone':
+      captured?.take(m);
+      break;
+    case 'captureFailed':
+      captured?.take({ t: 'captureFailed', error: fromWire(m.error) });
+      break;
     case 'go':
       go?.resolve(m.url);
       break;
@@ -109,6 +121,7 @@ const host: RunHost = {
     return () => stopHandlers.delete(handler);
   },
   stdout: fdWriter(1),
+  source: captured,
 };
 
 executeRun(request, host, log).then(

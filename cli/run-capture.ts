@@ -264,12 +264,14 @@ export interface RunHost {
   onStop(handler: (signal: string) => void): () => void;
   /** Where the report goes without --output. */
   stdout: NodeJS.WritableStream;
+  /** The capture source when the host builds it (the libpcap source's packets handed over from the main thread). */
+  source?: CaptureSource;
 }
 
 /** Runs the pipeline over the request's source and writes the report; returns the exit code. */
 export async function executeRun(request: RunRequest, host: RunHost, log: Logger): Promise<number> {
   const { config, format, options } = request;
-  const source = buildSource(request.source, { onWarning: (message) => log.warn(message) });
+  const source = host.source ?? buildSource(request.source, { onWarning: (message) => log.warn(message) });
   if (!options.isReplay) log.info({ source: source.description }, 'capturing');
   // --duration bounds the whole run: the capture, and the API's serving after a capture file ended
   const deadline: Deadline = { armed: request.durationS > 0, passed: false, wake: null };
@@ -451,13 +453,7 @@ function localHost(config: Readonly<Config>, io: CliIo, log: Logger): RunHost {
  * runs on its own thread and the API on this one (cli/pipeline-thread.ts); without, all here.
  */
 async function run(request: RunRequest, io: CliIo, log: Logger): Promise<number> {
-  // node_pcap never closes the poll handle of its session: on a worker thread, the thread's end found it
-  // open and Node aborted the process (exit 134, a native stack trace) at every stop of a live capture.
-  // On the main thread the process ends without closing its event loop (cli/start.ts), so the libpcap
-  // source keeps capture, pipeline and API on one thread
-  if (request.options.api && request.config.api.thread && request.source.kind === 'libpcap') {
-    log.debug('the libpcap source runs on the main thread, with the API (node_pcap cannot end on a worker thread)');
-  } else if (request.options.api && request.config.api.thread) {
+  if (request.options.api && request.config.api.thread) {
     const { runOnPipelineThread } = await import('./pipeline-thread.js');
     return runOnPipelineThread(request, io, log);
   }

@@ -281,14 +281,15 @@ const haveTcpdump = (() => {
 if (!isRoot) console.warn('skipping live capture CLI tests: they need root (CAP_NET_RAW) to capture on lo');
 
 describe.skipIf(!isRoot)('earshot collect on loopback', () => {
-  // with the API (the default, as the systemd unit runs it: the pipeline may get its own thread) and without.
+  // with the API (the default, as the systemd unit runs it: the pipeline on its own thread) and without.
   // The API on, the libpcap source's every stop aborted the process (exit 134, a native stack trace):
-  // node_pcap leaves its poll handle open, and a worker thread's end checks for open handles
+  // node_pcap leaves its poll handle open, and a worker thread's end checks for open handles; the
+  // session then stayed on the main thread with the pipeline, and now hands its packets over
   for (const [source, api] of [['libpcap', true], ['libpcap', false], ['tcpdump', true], ['tcpdump', false]] as const) {
     it.skipIf(source === 'tcpdump' && !haveTcpdump)(`--source ${source}${api ? ' with the API' : ', no API'}: sees a UDP exchange on lo, reports its flow, exits 0 at the end of --duration`, async () => {
       const port = 40000 + Math.floor(Math.random() * 20000);
       const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--interface', 'lo', '--source', source, '--filter', `udp port ${port}`, '--duration', '4', '--format', 'json',
-        ...(api ? ['--listen', '127.0.0.1:0', '--log-format', 'json'] : ['--api', 'false'])], { stdio: ['ignore', 'pipe', 'pipe'] });
+        ...(api ? ['--listen', '127.0.0.1:0', '--log-format', 'json', '--log-level', 'debug'] : ['--api', 'false'])], { stdio: ['ignore', 'pipe', 'pipe'] });
       const out: Buffer[] = [];
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
@@ -307,6 +308,8 @@ describe.skipIf(!isRoot)('earshot collect on loopback', () => {
       client.close();
       server.close();
       expect({ code: await exited, stderr: stderr.split('\n').filter((l) => !l.startsWith('{')).join('\n') }).toEqual({ code: 0, stderr: '' });
+      // with the API, the pipeline ran on its own thread (its first log line), whatever the source
+      if (api) expect(stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { msg: string }).msg)).toContain('the pipeline thread started');
       const report = JSON.parse(Buffer.concat(out).toString('utf8'));
       const flow = report.flows.find((f: { serverPort: number }) => f.serverPort === port);
       // 100 bytes of payload + 8 UDP + 20 IP + 14 link (loopback is Ethernet-framed on Linux)

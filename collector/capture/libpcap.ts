@@ -23,6 +23,10 @@ export interface LibpcapSourceOptions {
   bufferTimeoutMs?: number;
   /** Module to load instead of "pcap" (tests use it to simulate the package being missing). */
   moduleName?: string;
+  /** Called once the capture is open, with its link type and snap length (the hand-over writes its header). */
+  onOpen?: (linkType: number, snaplen: number) => void;
+  /** Packets lost after libpcap handed them over (the hand-over's bound): counted with the kernel's drops. */
+  extraDrops?: () => number;
 }
 
 /** The part of node_pcap's API we use (pcap.js, pcap_session.cc). */
@@ -116,17 +120,20 @@ export function buildLibpcapSource(opts: LibpcapSourceOptions, deps: SourceDeps)
     pollDrops();
   }
 
+  /** libpcap's own counters, as last read. */
+  let pcapDrops = 0;
   function pollDrops(): void {
     if (session === null) return;
     try {
       const counters = session.stats();
-      stats.kernelDrops = counters.ps_drop;
+      pcapDrops = counters.ps_drop;
       stats.interfaceDrops = counters.ps_ifdrop;
-      dropWatch.update(stats.kernelDrops, stats.interfaceDrops);
-      stats.lastDropMs = dropWatch.lastDropMs;
     } catch {
       // pcap_stats fails on some devices (savefiles, some tunnels): the counters just stay put
     }
+    stats.kernelDrops = pcapDrops + (opts.extraDrops?.() ?? 0);
+    dropWatch.update(stats.kernelDrops, stats.interfaceDrops);
+    stats.lastDropMs = dropWatch.lastDropMs;
   }
 
   function end(error: Error | null): void {
@@ -166,6 +173,7 @@ export function buildLibpcapSource(opts: LibpcapSourceOptions, deps: SourceDeps)
       throw earshotError('EARSHOT_ERR_UNKNOWN_LINKTYPE', `interface ${opts.interface}`, linkType >= 0 ? linkType : opened.link_type, supportedLinkTypesText());
     }
     session = opened;
+    opts.onOpen?.(linkType, opts.snaplen ?? DEFAULT_SNAPLEN);
     const index = interfaceIndex(opts.interface);
     watchedIndex = index !== null && index > 0 ? index : null;
     // node_pcap copies header fields in host byte order: pick the reader once
