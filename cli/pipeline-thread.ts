@@ -231,7 +231,7 @@ function holdCapture(request: RunRequest, worker: Worker, log: Logger): { take(m
   };
   return {
     take(m) {
-      if (m.t === 'consumed') writer.consumed(m.bytes);
+      if (m.t === 'consumed') writer.consumed(m.bytes, m.chunk);
       else if (m.t === 'startCapture' && source === null) start();
       else if (m.t === 'stopCapture') {
         stopped = true;

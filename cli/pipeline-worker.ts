@@ -61,7 +61,10 @@ const log = buildLogger({ level: request.config.log.level, format: logFormat }, 
 log.debug({ resourceLimits }, 'the pipeline thread started');
 
 // the libpcap capture is held by the main thread: its packets come as messages (collector/capture/handover.ts)
-const captured = handover !== null ? buildHandoverSource(handover, post, { onWarning: (message) => log.warn(message) }) : undefined;
+// (each chunk goes back, transferred, once read: the main thread writes the next packets into it)
+const captured = handover !== null
+  ? buildHandoverSource(handover, (m) => (m.t === 'consumed' ? port.postMessage(m, [m.chunk]) : post(m)), { onWarning: (message) => log.warn(message) })
+  : undefined;
 
 let view: ViewSource | null = null;
 const stopHandlers = new Set<(signal: string) => void>();

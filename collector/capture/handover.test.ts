@@ -22,35 +22,46 @@ const FIXTURES = ['amazon-echodot3_activation_neu.pcapng', 'nest_logsink-dns-cna
  */
 function holderOf(file: string, options: { chunkBytes?: number; maxInFlight?: number; failWith?: Error } = {}) {
   let source: HandoverSource | null = null;
-  const writer = new HandoverWriter((chunk, length) => source?.take({ t: 'packets', chunk, length }), options.maxInFlight, options.chunkBytes ?? 4096);
+  const chunks = new Set<ArrayBuffer>();
+  let posts = 0;
+  const writer = new HandoverWriter((chunk, length) => {
+    chunks.add(chunk);
+    posts++;
+    source?.take({ t: 'packets', chunk, length });
+  }, options.maxInFlight, options.chunkBytes ?? 4096);
   const replies: HandoverReply['t'][] = [];
   const reply = (m: HandoverReply) => {
     replies.push(m.t);
-    if (m.t === 'consumed') writer.consumed(m.bytes);
+    // the chunk comes back for reuse: a reader still holding it would read the next packets' bytes
+    if (m.t === 'consumed') writer.consumed(m.bytes, m.chunk);
     if (m.t === 'startCapture') void capture();
   };
   async function capture(): Promise<void> {
-    let headerDone = false;
+    const packets: Array<{ data: Buffer; wireLen: number; timeMs: number; linkType: number }> = [];
     await buildFileSource({ path: file }, {}).run((buf, offset, capLen, wireLen, timeMs, linkType) => {
-      if (!headerDone) {
-        writer.header(linkType, 262_144);
-        headerDone = true;
-      }
-      writer.packet(buf, offset, capLen, wireLen, timeMs);
+      packets.push({ data: Buffer.from(buf.subarray(offset, offset + capLen)), wireLen, timeMs, linkType });
     });
+    writer.header(packets[0].linkType, 262_144);
+    // a few packets per turn of the event loop, as libpcap's batches come: the reader runs in between
+    // and gives chunks back, which the writer then fills again
+    for (let i = 0; i < packets.length; i++) {
+      const p = packets[i];
+      writer.packet(p.data, 0, p.data.length, p.wireLen, p.timeMs);
+      if (i % 8 === 7) await new Promise((resolve) => setImmediate(resolve));
+    }
     writer.flush();
     source?.take({ t: 'captureStats', kernelDrops: writer.dropped, interfaceDrops: 0, lastDropMs: null });
     source?.take(options.failWith ? { t: 'captureFailed', error: options.failWith } : { t: 'captureDone' });
   }
   source = buildHandoverSource(`interface test (libpcap)`, reply, {});
-  return { source, writer, replies };
+  return { source, writer, replies, reuse: () => ({ posts, chunks: chunks.size }) };
 }
 
 describe('the hand-over of a held capture', () => {
   it('delivers every packet of the real captures as tshark reads them (lengths, MD5, times to the microsecond)', async () => {
     const oracle = await tsharkFramesOfAll(FIXTURES);
     for (const file of FIXTURES) {
-      const { source, writer, replies } = holderOf(file);
+      const { source, writer, replies, reuse } = holderOf(file);
       const { packets, stats } = await readSource(source);
       expect(differencesFromTshark(packets, oracle.get(file) ?? []), file).toEqual([]);
       expect(stats.kernelDrops, file).toBe(0);
@@ -58,6 +69,8 @@ describe('the hand-over of a held capture', () => {
       // in many chunks, and the pipeline's side said it took every byte the holder posted
       expect(replies.filter((t) => t === 'consumed').length, file).toBeGreaterThan(5);
       expect(writer.pending(), file).toBe(0);
+      // chunks given back were filled again (a reader holding one too long would have read other bytes)
+      expect(reuse().chunks, file).toBeLessThan(reuse().posts / 2);
     }
   });
 
@@ -96,5 +109,19 @@ describe('the hand-over of a held capture', () => {
     void source.run(() => undefined).catch(() => undefined);
     expect(replies).toEqual(['stopCapture', 'startCapture', 'stopCapture']);
     source.take({ t: 'captureDone' });
+  });
+
+  it('reuses the chunks the pipeline gave back: a steady capture allocates none', () => {
+    const posted: ArrayBuffer[] = [];
+    const writer = new HandoverWriter((chunk) => posted.push(chunk), 1 << 20, 4096);
+    const frame = Buffer.alloc(1000, 7);
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 3; i++) writer.packet(frame, 0, frame.length, frame.length, 1_700_000_000_000 + i);
+      writer.flush();
+      const chunk = posted[posted.length - 1];
+      writer.consumed(3 * 1016, chunk);
+    }
+    expect(posted).toHaveLength(3);
+    expect(new Set(posted).size).toBe(1);
   });
 });

@@ -134,7 +134,7 @@ function stdinInput(counter: Counter, name: string): RawInput {
  * Opens `path` ('-' = stdin) or `stream` when given; `name` names the input in messages. Rejects with
  * EARSHOT_ERR_FILE_NOT_FOUND, _FILE_IS_DIRECTORY or _FILE_UNREADABLE.
  */
-export async function openCaptureInput(path: string, stream: NodeJS.ReadableStream | undefined, name: string): Promise<CaptureInput> {
+export async function openCaptureInput(path: string, stream: NodeJS.ReadableStream | AsyncIterable<Buffer> | undefined, name: string): Promise<CaptureInput> {
   let totalBytes: number | null = null;
   const counter: Counter = { bytes: 0, compressed: false };
   let raw: RawInput;
@@ -287,7 +287,7 @@ function pipeChunks(fd: number, counter: Counter, name: string): RawInput {
 }
 
 /** A stream's chunks as they come (a stream the caller made: tcpdump's stdout, a test's). */
-async function* streamChunks(raw: NodeJS.ReadableStream, counter: Counter, name: string): AsyncGenerator<Buffer> {
+async function* streamChunks(raw: NodeJS.ReadableStream | AsyncIterable<Buffer>, counter: Counter, name: string): AsyncGenerator<Buffer> {
   const fresh = freshBytesCounter();
   try {
     for await (const chunk of raw) {

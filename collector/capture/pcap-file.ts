@@ -15,8 +15,11 @@ export interface FileSourceOptions {
   path: string;
   /** 0 or undefined: as fast as possible; N > 0: packet times map to wall time at N times capture speed. */
   realtimeSpeed?: number;
-  /** Read this stream instead of `path` (stdin, a tcpdump pipe); `path` then only names it. */
-  input?: NodeJS.ReadableStream;
+  /**
+   * Read this stream instead of `path` (stdin, a tcpdump pipe, the chunks of a capture another thread
+   * holds); `path` then only names it. A chunk of an async iterable is read before the next is asked for.
+   */
+  input?: NodeJS.ReadableStream | AsyncIterable<Buffer>;
   /** How messages name the input (defaults to the path, or "stdin"). */
   name?: string;
 }
