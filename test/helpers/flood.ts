@@ -9,6 +9,7 @@
  * by bench/flood.mjs.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { classicHeader } from './capture-files.js';
 import { seeded as random } from './seeded.js';
 
 export interface FloodOptions {
@@ -197,13 +198,7 @@ export function* floodFrames(options: FloodOptions): Generator<{ seconds: number
 function writeClassicPcap<F extends { seconds: number; micros: number; data: Buffer }>(path: string, frames: Iterable<F>, onFrame: (f: F) => void): void {
   const fd = openSync(path, 'w');
   try {
-    const header = Buffer.alloc(24);
-    header.writeUInt32LE(0xa1b2c3d4, 0);
-    header.writeUInt16LE(2, 4);
-    header.writeUInt16LE(4, 6);
-    header.writeUInt32LE(262144, 16);
-    header.writeUInt32LE(1, 20);
-    writeSync(fd, header);
+    writeSync(fd, classicHeader());
     const chunk: Buffer[] = [];
     let chunkBytes = 0;
     for (const f of frames) {
