@@ -5,6 +5,7 @@
  * the heap fill with evicted flows to 4x what it kept, beside a 200,000-flow table); the table now holds
  * 65,536 and V8 grows the heap 1.5x at most (cli/start.ts). The peak resident memory of the whole process is
  * GNU time's, which deploy/setup.sh installs; speed is for `npm run bench` (bench/flood.mjs), not here.
+ * Node 24 (the installer's) peaked at 623-632 MB before the fix, 406-420 MB after.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -19,11 +20,14 @@ const FLOWS = 600_000;
 /** flows.maxFlows and report.maxFlows by default (docs/configuration.md). */
 const TABLE = 65_536;
 const REPORT_FLOWS = 200_000;
-/** The bound: ~210-230 MB measured here (Node 20, one thread), 520 MB before. */
-const PEAK_MB = 300;
+/**
+ * The bound, by Node.js major version (V8 13, in Node 24, commits more beside the same live heap): on
+ * Node 20 210-230 MB measured here, 520 MB before the fix; on Node 24 406-420 MB, 623-632 MB before.
+ */
+const PEAK_MB = Number(process.versions.node.split('.')[0]) >= 22 ? 500 : 300;
 
 describe('a flood of new flows', () => {
-  it('collect --file: the table holds 65,536, the report the newest 200,000, the process under 300 MB', () => {
+  it(`collect --file: the table holds 65,536, the report the newest 200,000, the process under ${PEAK_MB} MB`, () => {
     expect(existsSync('/usr/bin/time'), 'GNU time (deploy/setup.sh installs it)').toBe(true);
     const dir = tempDir('earshot-flow-flood-');
     const flood = join(dir, 'flow-flood.pcap');
