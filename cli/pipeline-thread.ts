@@ -16,7 +16,7 @@ import { stat } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { HandoverWriter, type HandoverMessage, type HandoverReply } from '../collector/capture/handover.js';
-import { buildLibpcapSource } from '../collector/capture/libpcap.js';
+import { buildLibpcapSource, libpcapOptions } from '../collector/capture/index.js';
 import type { CaptureSource } from '../collector/capture/types.js';
 import { EarshotError, type ErrorCode } from '../collector/errors.js';
 import type { Logger } from '../collector/log.js';
@@ -211,9 +211,8 @@ function holdCapture(request: RunRequest, worker: Worker, log: Logger): { take(m
     post({ t: 'captureStats', kernelDrops, interfaceDrops, lastDropMs });
   };
   const start = () => {
-    const opts = request.source;
     const live = buildLibpcapSource({
-      interface: opts.interface ?? '', filter: opts.filter, snaplen: opts.snaplen, bufferSize: opts.bufferSize,
+      ...libpcapOptions(request.source),
       onOpen: (linkType, snaplen) => writer.header(linkType, snaplen),
       extraDrops: () => writer.dropped,
     }, { onWarning: (message) => log.warn(message) });

@@ -56,13 +56,14 @@ export class HandoverWriter {
   /** The pcap file header (classic, microseconds, little-endian), posted at once: the capture is open. */
   header(linkType: number, snaplen: number): void {
     const b = this.room(24);
-    b.writeUInt32LE(0xa1b2c3d4, 0);
-    b.writeUInt16LE(2, 4);
-    b.writeUInt16LE(4, 6);
-    b.writeUInt32LE(0, 8);
-    b.writeUInt32LE(0, 12);
-    b.writeUInt32LE(snaplen, 16);
-    b.writeUInt32LE(linkType, 20);
+    const at = this.used;
+    b.writeUInt32LE(0xa1b2c3d4, at);
+    b.writeUInt16LE(2, at + 4);
+    b.writeUInt16LE(4, at + 6);
+    b.writeUInt32LE(0, at + 8);
+    b.writeUInt32LE(0, at + 12);
+    b.writeUInt32LE(snaplen, at + 16);
+    b.writeUInt32LE(linkType, at + 20);
     this.used += 24;
     this.flush();
   }

@@ -3,7 +3,7 @@
  * `ssh router tcpdump -U -w - | earshot collect --source stdin` works): the file reader on '-'.
  */
 import { earshotError } from '../errors.js';
-import { buildLibpcapSource } from './libpcap.js';
+import { buildLibpcapSource, type LibpcapSourceOptions } from './libpcap.js';
 import { buildFileSource } from './pcap-file.js';
 import { buildTcpdumpSource } from './tcpdump.js';
 import type { CaptureSource, SourceDeps } from './types.js';
@@ -40,6 +40,11 @@ function requireInterface(opts: SourceOptions): string {
   return opts.interface;
 }
 
+/** The libpcap source's options from `opts` (also for the hand-over, cli/pipeline-thread.ts, which adds its own). */
+export function libpcapOptions(opts: SourceOptions): LibpcapSourceOptions {
+  return { interface: requireInterface(opts), filter: opts.filter, snaplen: opts.snaplen, bufferSize: opts.bufferSize };
+}
+
 /** Builds the capture source for `opts.kind`; throws EARSHOT_ERR_USAGE when a needed option is missing. */
 export function buildSource(opts: SourceOptions, deps: SourceDeps): CaptureSource {
   switch (opts.kind) {
@@ -49,7 +54,7 @@ export function buildSource(opts: SourceOptions, deps: SourceDeps): CaptureSourc
     case 'stdin':
       return buildFileSource({ path: '-', realtimeSpeed: opts.realtimeSpeed }, deps);
     case 'libpcap':
-      return buildLibpcapSource({ interface: requireInterface(opts), filter: opts.filter, snaplen: opts.snaplen, bufferSize: opts.bufferSize }, deps);
+      return buildLibpcapSource(libpcapOptions(opts), deps);
     case 'tcpdump':
       return buildTcpdumpSource({ interface: requireInterface(opts), filter: opts.filter, snaplen: opts.snaplen, bufferSize: opts.bufferSize, tcpdumpPath: opts.tcpdumpPath }, deps);
     default:
