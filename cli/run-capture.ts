@@ -404,6 +404,8 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
         deadline.wake = resolve;
       });
     }
+    // a capture's own times: an earlier run over the same packets may have written these activations differently
+    if (influx && options.clock === 'packet') await influx.retractEarlierRuns();
     const code = influx ? await deliverPoints(influx, config, log, options.isReplay) : 0;
     await alerts.close();
     if (captureError !== null) throw captureError;

@@ -69,6 +69,46 @@ describeShared('a label known before its activation finishes, after an earlier r
       expect(all.get(labelled)?.sort()).toEqual(['confirmed', 'suspected']);
     }, 120_000);
 
+    it('a replay again with wake events, then after a rename: one current point per activation, the newest run\'s', async () => {
+      const db = 'rerun';
+      const dir = tempDir('earshot-rerun-');
+      const none = join(dir, 'none.jsonl');
+      writeFileSync(none, '');
+      const flags = ['--format', 'json', '--influx-url', influx.url, '--influx-db', db, '--influx-raw-retention', 'INF', '--log-level', 'info'];
+      const first = await runCli(['replay', CAPTURE, ...flags, '--wake-events', none]);
+      expect(first.code, first.stderr).toBe(0);
+      const firstReport = JSON.parse(first.stdout) as Report;
+      const before = firstReport.activations;
+      expect(before.map((a) => a.verdict)).toEqual(['suspected', 'suspected', 'suspected', 'suspected', 'suspected']);
+      const mac = before[0].device;
+      // the name the inventory gave it (the capture has none for it: the tag is absent, "")
+      const name = firstReport.devices.find((d) => d.mac === mac)?.name ?? '';
+      // the owner found the wake words in the assistant's history afterwards: one 1 s before each upload
+      const wake = join(dir, 'wake.jsonl');
+      writeFileSync(wake, before.map((a) => `${JSON.stringify({ time: new Date(Date.parse(a.start) - 1000).toISOString(), device: mac })}\n`).join(''));
+      const second = await runCli(['replay', CAPTURE, ...flags, '--wake-events', wake]);
+      expect(second.code, second.stderr).toBe(0);
+      expect((JSON.parse(second.stdout) as Report).activations.map((a) => [a.id, a.verdict])).toEqual(before.map((a) => [a.id, 'confirmed']));
+      const currentPoints = async () => {
+        const [series] = await influx.query(db, 'SELECT "id" FROM "activation" WHERE "current" = true GROUP BY "verdict", "device_name"');
+        const current = new Map<string, string[]>();
+        for (const s of series ?? []) for (const v of s.values) current.set(String(v[1]), [...(current.get(String(v[1])) ?? []), `${s.tags?.verdict}/${s.tags?.device_name ?? ''}`]);
+        return Object.fromEntries(current);
+      };
+      expect(await currentPoints()).toEqual(Object.fromEntries(before.map((a) => [a.id, [`confirmed/${name}`]])));
+      // the owner names the speaker (a name line protocol escapes, with a bidi control InfluxDB gets as a
+      // visible escape: this run's own points must not count as another run's), and replays once more
+      const third = await runCli(['replay', CAPTURE, ...flags, '--wake-events', wake, '--devices', JSON.stringify({ [mac]: { name: 'Kitchen, Echo=1 \u202e' } })]);
+      expect(third.code, third.stderr).toBe(0);
+      expect(third.stderr).toContain('5 activation points of an earlier run');
+      expect(await currentPoints()).toEqual(Object.fromEntries(before.map((a) => [a.id, ['confirmed/Kitchen, Echo=1 \\u202e']])));
+      // and once more as it is: nothing of its own is retracted
+      const fourth = await runCli(['replay', CAPTURE, ...flags, '--wake-events', wake, '--devices', JSON.stringify({ [mac]: { name: 'Kitchen, Echo=1 \u202e' } })]);
+      expect(fourth.code, fourth.stderr).toBe(0);
+      expect(fourth.stderr).not.toContain('of an earlier run');
+      expect(await currentPoints()).toEqual(Object.fromEntries(before.map((a) => [a.id, ['confirmed/Kitchen, Echo=1 \\u202e']])));
+    }, 120_000);
+
     it('a label answered while InfluxDB is away, then kill -9: the next start delivers its points (one current verdict)', async () => {
       const db = 'labels_kill';
       const dir = tempDir('earshot-label-kill-');

@@ -87,7 +87,12 @@ export interface InfluxClient extends WriteClient {
    * Runs one InfluxQL statement (POST /query) and resolves with its series. Rejects with an
    * InfluxQueryError when InfluxDB refuses it, or with the network error when no answer came.
    */
-  query(statement: string): Promise<QuerySeries[]>;
+  query(statement: string, options?: QueryOptions): Promise<QuerySeries[]>;
+}
+
+/** How /query answers: `epoch: 'ms'` gives times as epoch milliseconds (else RFC 3339 text). */
+export interface QueryOptions {
+  epoch?: 'ms';
 }
 
 /**
@@ -211,9 +216,11 @@ export function buildInfluxClient(target: InfluxTarget): InfluxClient {
         return false;
       }
     },
-    async query(statement) {
+    async query(statement, options = {}) {
       // POST: InfluxDB takes statements that change things (CREATE, ALTER, DROP) only by POST
-      const form = Buffer.from(new URLSearchParams({ q: statement, db: target.database }).toString());
+      const params = new URLSearchParams({ q: statement, db: target.database });
+      if (options.epoch !== undefined) params.set('epoch', options.epoch);
+      const form = Buffer.from(params.toString());
       const answer = await send('POST', '/query', form, { 'Content-Type': 'application/x-www-form-urlencoded' }, MAX_QUERY_ANSWER_BYTES);
       if (answer.status < 200 || answer.status >= 300) throw new InfluxQueryError(`${answer.status} ${influxMessage(answer)}`, answer.status);
       // never a cut answer read as the whole (or as "not JSON"): the caller asks for less (a LIMIT, a shorter range)

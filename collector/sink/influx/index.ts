@@ -22,6 +22,7 @@ import { earshotError } from '../../errors.js';
 import { Spool } from './spool.js';
 import { TrafficAggregator } from './traffic.js';
 import { EndpointAggregator, type EndpointTraffic } from './endpoints.js';
+import { activationFrom, retractEarlierRuns, type WrittenActivation } from './earlier-runs.js';
 import type { NoticeEvent } from '../events.js';
 import { InfluxWriter, type Pending, type WriterStats } from './writer.js';
 
@@ -68,6 +69,8 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   const spool = new Spool(config.dataDir === null ? null : join(config.dataDir, 'spool', 'influx'), influx.spoolMaxMB * 1024 * 1024, { log });
   const client = buildInfluxClient(target);
   let prepared = !setupEnabled(influx);
+  /** The setup was refused: a write-only user, which earshot then asks nothing (retractEarlierRuns). */
+  let setupRefused = false;
   const who = target.token !== null ? 'the token' : target.username !== null ? `user "${target.username}"` : 'an anonymous client';
   const writer = new InfluxWriter(
     {
@@ -91,6 +94,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
             const e = earshotError('EARSHOT_ERR_INFLUX_SETUP_DENIED', who, err.message, adminSetupCommand(influx, target.username));
             log.error({ code: e.code, status: err.status }, e.message);
             prepared = true;
+            setupRefused = true;
             return { kind: 'ok' };
           }
           return setupOutcome(err);
@@ -145,7 +149,9 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
   };
 
   /** The series and time each recent activation was written with, to retract it when its verdict changes. */
-  const written = new Map<string, { timeMs: number; deviceName: string | null; verdict: string }>();
+  const written = new Map<string, WrittenActivation>();
+  /** Activations this run wrote and no longer remembers (past MAX_REMEMBERED_ACTIVATIONS). */
+  let forgotten = 0;
 
   /** Ends the open interval: its traffic, pushed by the pipeline as it closed. */
   function closeInterval(): void {
@@ -269,8 +275,11 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
         if (line !== null) emit(line);
       }
       emit(activationLine(a, timeMs, deviceName, site));
-      written.set(a.id, { timeMs, deviceName, verdict: a.verdict });
-      if (written.size > MAX_REMEMBERED_ACTIVATIONS) written.delete(written.keys().next().value as string);
+      written.set(a.id, { device: a.device, timeMs, deviceName, verdict: a.verdict });
+      if (written.size > MAX_REMEMBERED_ACTIVATIONS) {
+        written.delete(written.keys().next().value as string);
+        forgotten++;
+      }
     },
     /**
      * A written activation changed its verdict (a late wake event, a label): the point under the old
@@ -319,6 +328,26 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
       if (selfTimer) clearInterval(selfTimer);
       selfMetrics();
       writer.flush();
+    },
+    /**
+     * At the end of a run on a capture's own times: marks the points an earlier run over the same
+     * packets wrote for this run's activations under another verdict or device name `current=false`
+     * (earlier-runs.ts). Resolves with how many; says in the log when InfluxDB could not be asked.
+     */
+    async retractEarlierRuns(): Promise<number> {
+      // a token (2.x, 3.x, a shared server) or a write-only user writes, and reads nothing
+      if (written.size === 0 || target.token !== null || setupRefused) return 0;
+      try {
+        const retracted = await retractEarlierRuns(client, { from: activationFrom(influx.database, writePolicy(influx)), site }, written, emit);
+        if (retracted > 0) log.info({ retracted }, `InfluxDB: ${retracted} activation points of an earlier run over the same packets (another verdict or device name) marked current=false; each activation counts once`);
+        if (forgotten > 0) log.warn({ forgotten }, `InfluxDB: the earliest ${forgotten} activations of this run were not compared with earlier runs (the newest ${MAX_REMEMBERED_ACTIVATIONS} were)`);
+        return retracted;
+      } catch (err) {
+        // a database not made yet holds no earlier run
+        if (err instanceof InfluxQueryError && /database not found/.test(err.message)) return 0;
+        log.warn({ err: (err as Error).message }, `InfluxDB: could not look for an earlier run's points of these activations (${(err as Error).message}); if this capture was written before with other wake events or device names, its activations may count twice until marked current=false (docs/influxdb.md)`);
+        return 0;
+      }
     },
     /**
      * Waits up to `waitMs` for InfluxDB to take every point. Returns what is left (then in the spool:
