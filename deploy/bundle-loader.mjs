@@ -17,9 +17,10 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import vm from 'node:vm';
 
-// cli/start.ts's heap rule (see there), set before the bundle is compiled: V8 keeps its flags' hash in a
+// cli/start.ts's heap rules (see there), set before the bundle is compiled: V8 keeps its flags' hash in a
 // code cache and rejects the cache under other flags, so the cache is made and used under this one
 setFlagsFromString('--heap-growing-percent=50');
+setFlagsFromString('--max-semi-space-size=8');
 
 const MAGIC = Buffer.from('earshot-v8cache-1\n');
 const HASH = 32;

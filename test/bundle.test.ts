@@ -102,6 +102,18 @@ describe('the code cache of the bundle (deploy/bundle-loader.mjs)', () => {
     expect({ code: direct.code, stdout: direct.stdout }).toEqual({ code: 0, stdout: expected });
   });
 
+  it('is used under the V8 flags the installed command and the container give node, which match cli/start.ts\'s', () => {
+    const wanted = /const MAX_SEMI_SPACE_MB = (\d+);/.exec(readFileSync(join(PROJECT_ROOT, 'cli/start.ts'), 'utf8'))?.[1];
+    expect(wanted).toBeDefined();
+    // each file that starts earshot's node sets it, and to the same size
+    for (const file of ['deploy/bundle-loader.mjs', 'deploy/install.sh', 'deploy/Dockerfile']) {
+      const sizes = [...readFileSync(join(PROJECT_ROOT, file), 'utf8').matchAll(/--max-semi-space-size=(\d+)/g)].map((m) => m[1]);
+      expect({ file, sizes }).toEqual({ file, sizes: [wanted] });
+    }
+    fresh();
+    expect(runCopy(['replay', CAPTURE, '--format', 'json'], [`--max-semi-space-size=${wanted}`])).toEqual({ code: 0, stdout: expected, cache: 'used' });
+  });
+
   it('is refused by V8 under other V8 flags, and the program is the same', () => {
     fresh();
     expect(runCopy(['replay', CAPTURE, '--format', 'json'], ['--no-opt'])).toEqual({ code: 0, stdout: expected, cache: 'rejected by V8' });

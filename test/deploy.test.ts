@@ -219,7 +219,7 @@ describe('deploy/install.sh', () => {
     expect(plan).toContain('+ systemctl enable influxdb.service');
     expect(plan).toContain('deb [signed-by=/etc/apt/keyrings/grafana.gpg] https://apt.grafana.com stable main');
     expect(plan).toContain('+ apt-get install -y -q --no-install-recommends grafana');
-    expect(plan).toMatch(/exec \/usr\/bin\/node \/opt\/earshot\/dist\/cli\/main\.js "\$@"|unchanged: \/usr\/local\/bin\/earshot/);
+    expect(plan).toMatch(/exec \/usr\/bin\/node --max-semi-space-size=8 \/opt\/earshot\/dist\/cli\/main\.js "\$@"|unchanged: \/usr\/local\/bin\/earshot/);
     // the InfluxDB drop-in comes before the package, so InfluxDB never listens beyond loopback
     expect(plan.indexOf('influxdb.service.d/earshot.conf')).toBeLessThan(plan.indexOf('install -y -q --no-install-recommends influxdb'));
 
