@@ -13,7 +13,7 @@ import type { DnsAnswer } from '../flow/payload.js';
 import type { Call } from '../detect/calls.js';
 import type { Activation } from '../detect/detector.js';
 import type { Device } from '../identify/device.js';
-import { DeviceTotalsStore } from './device-totals.js';
+import { DeviceTotalsStore, type DeviceTotals } from './device-totals.js';
 import { NewestRing } from './ring.js';
 import { withLocal } from '../local/record.js';
 import type { Static } from '@sinclair/typebox';
@@ -323,15 +323,28 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
         model: dev.model, evidence: dev.evidence, bytesUp: 0, bytesDown: 0,
       });
     }
-    for (const [mac, sum] of sums) {
-      let d = devices.get(mac);
-      if (!d) {
-        d = { mac: formatMac(mac), ips: [], vendor: null, assistant: false, name: null, model: null, evidence: [], bytesUp: 0, bytesDown: 0 };
-        devices.set(mac, d);
+    // the inventory and the totals are bounded alike but fill in their own order: under a flood of forged
+    // MACs (announcements in one, flows in the other) their union was twice the bound. Devices the
+    // inventory does not know join the list, the busiest first, while it is within the bound
+    const unknown: Array<[number, DeviceTotals]> = [];
+    for (const entry of sums) {
+      const d = devices.get(entry[0]);
+      if (d === undefined) {
+        unknown.push(entry);
+        continue;
       }
-      d.bytesUp = sum.bytesUp;
-      d.bytesDown = sum.bytesDown;
-      for (const ip of sum.orderedIps()) if (!d.ips.includes(ip)) d.ips.push(ip);
+      d.bytesUp = entry[1].bytesUp;
+      d.bytesDown = entry[1].bytesDown;
+      for (const ip of entry[1].orderedIps()) if (!d.ips.includes(ip)) d.ips.push(ip);
+    }
+    unknown.sort((a, b) => b[1].bytesUp + b[1].bytesDown - (a[1].bytesUp + a[1].bytesDown) || a[0] - b[0]);
+    let unlisted = 0;
+    for (const [mac, sum] of unknown) {
+      if (devices.size >= options.maxDevices) {
+        unlisted++;
+        continue;
+      }
+      devices.set(mac, { mac: formatMac(mac), ips: [...sum.orderedIps()], vendor: null, assistant: false, name: null, model: null, evidence: [], bytesUp: sum.bytesUp, bytesDown: sum.bytesDown });
     }
     const c = stats.capture;
     const report: ReportOf<unknown, unknown> = {
@@ -366,7 +379,7 @@ export function buildReportSink(options: ReportSinkOptions, deps: { totals?: Dev
         flowsEvicted: stats.flows.evicted,
         reportFlowsDropped: flowsDropped(),
         reportActivationsDropped: activations.dropped,
-        reportDevicesDropped: totals.dropped,
+        reportDevicesDropped: totals.dropped + unlisted,
         dnsMessages: stats.payload.dnsMessages,
         dnsMalformed: stats.payload.dnsMalformed,
         dnsStreamsLost: stats.payload.dnsStreamsLost,

@@ -15,6 +15,8 @@ import { int, pointLine } from './line-protocol.js';
 export const MAX_SERIES = 2000;
 
 export interface EndpointTraffic {
+  /** The device's MAC (its tag value goes through the traffic's admission: traffic.ts DeviceTags). */
+  mac: number;
   device: string;
   deviceName: string | null;
   org: string | null;

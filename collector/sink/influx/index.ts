@@ -20,7 +20,8 @@ import { int, pointLine } from './line-protocol.js';
 import { adminSetupCommand, createCommand, setupDatabase, setupDenied, setupEnabled, writePolicy } from './setup.js';
 import { earshotError } from '../../errors.js';
 import { Spool } from './spool.js';
-import { TrafficAggregator } from './traffic.js';
+import { OTHER_DEVICE, TrafficAggregator } from './traffic.js';
+import { parseMac } from '../../mac.js';
 import { EndpointAggregator, type EndpointTraffic } from './endpoints.js';
 import { activationFrom, retractEarlierRuns, type WrittenActivation } from './earlier-runs.js';
 import type { NoticeEvent } from '../events.js';
@@ -300,12 +301,17 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     },
     /** An ended flow's traffic by organisation (the privacy ledger): summed into the interval's `endpoint` points. */
     onEndpointTraffic(t: EndpointTraffic): void {
-      endpoints.add(t);
+      // the `device` tag's bound (issue 14) holds across measurements: a device without a tag value of
+      // its own in `traffic` is "other" here too, or forged MACs filled this one by another road
+      endpoints.add(traffic.devices.admit(t.mac) ? t : { ...t, device: OTHER_DEVICE, deviceName: null });
     },
     /** A notice (a new organisation or service for an assistant): one `notice` point when the flow began. */
     onNotice(n: NoticeEvent): void {
       if (n.kind === 'finding') {
-        emit(pointLine('notice', { site, device: n.device?.mac ?? 'none', device_name: n.device?.name, kind: n.kind, what: n.finding.kind },
+        // a finding can be about any host, forged ones too: its tag value as the traffic's (above)
+        const mac = n.device === null ? -1 : parseMac(n.device.mac);
+        const own = n.device === null || (mac >= 0 && traffic.devices.admit(mac));
+        emit(pointLine('notice', { site, device: n.device === null ? 'none' : own ? n.device.mac : OTHER_DEVICE, device_name: own ? n.device?.name : null, kind: n.kind, what: n.finding.kind },
           { count: int(1), subject: n.finding.subject, severity: n.finding.severity, title: n.finding.title }, stamp(n.seenMs)));
         return;
       }
