@@ -18,7 +18,7 @@ export function findingLines(findings: readonly FindingRecord[], where: string):
   const serious = findings.filter((f) => f.severity === 'medium' || f.severity === 'high').length;
   const summary: CheckResult = findings.length === 0
     ? { check: 'findings', status: 'ok', message: `no network hygiene finding in ${where}` }
-    : { check: 'findings', status: serious > 0 ? 'warn' : 'ok', message: `${findings.length} network hygiene findings in ${where} (${serious} medium or high)${findings.length > MAX_LINES ? `, the first ${MAX_LINES} below` : ''}`, fix: 'docs/privacy.md, "Network hygiene findings", says what each means' };
+    : { check: 'findings', status: serious > 0 ? 'warn' : 'ok', message: `${findings.length} network hygiene finding${findings.length === 1 ? '' : 's'} in ${where} (${serious} medium or high)${findings.length > MAX_LINES ? `, the first ${MAX_LINES} below` : ''}`, fix: 'docs/privacy.md, "Network hygiene findings", says what each means' };
   return [summary, ...findings.slice(0, MAX_LINES).map((f): CheckResult => ({
     check: 'finding',
     status: f.severity === 'medium' || f.severity === 'high' ? 'warn' : 'ok',

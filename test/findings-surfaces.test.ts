@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishedReportSchema } from '../collector/sink/report-schema.js';
 import { CHROMIUM, useChromium } from './helpers/browser.js';
 import { runCli } from './helpers/cli.js';
+import { describeShared, realCapture } from './helpers/shared.js';
 import { startCollect, type CollectRun } from './helpers/collect.js';
 import { deviceMac, HYGIENE_CONFIG, HYGIENE_DEVICES, httpGetPackets, writeHygieneCapture } from './helpers/hygiene-capture.js';
 import { tempDir } from './helpers/temp.js';
@@ -131,5 +132,19 @@ describe('network hygiene findings in the API, the status page, doctor and the r
     expect(text.stdout).toMatch(/\[high\] Asked the router to open a port \(UPnP AddPortMapping\): 02:11:00:00:00:10/);
     expect(text.stdout).toContain('what to do: ');
     expect(text.stdout).not.toContain('\x1b');
+  }, 60_000);
+});
+
+describeShared('doctor --capture on a real capture', () => {
+  it('earshot doctor --capture counts in words a person reads: "1 network hygiene finding", "2 ... findings"', async () => {
+    // a real capture: the Echo Dot 2 asks Google Public DNS (tshark: its queries to 8.8.8.8), and little else
+    const real = realCapture('amazon-echodot2_normal-use_jhautry.pcap');
+    const r = await runCli(['doctor', '--capture', real]);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = /^\w+ +findings: (\d+) network hygiene (finding|findings) in /.exec(r.stdout);
+    expect(summary, r.stdout).not.toBeNull();
+    const [, count, noun] = summary as RegExpExecArray;
+    expect(noun).toBe(count === '1' ? 'finding' : 'findings');
+    expect(r.stdout.split('\n').filter((l) => / finding: /.test(l))).toHaveLength(Number(count));
   }, 60_000);
 });
