@@ -11,7 +11,7 @@ import { expect, it } from 'vitest';
 import { TCP_ACK, TCP_PSH, TCP_SYN } from '../collector/decode/packet.js';
 import { classicPcap, type SyntheticPacket } from './helpers/capture-files.js';
 import { runCli } from './helpers/cli.js';
-import { ipv4Packet, tcpSegment } from './helpers/decode-test-support.js';
+import { ipv4Packet, tcpSegment, udpDatagram } from './helpers/decode-test-support.js';
 import { macBytes } from './helpers/hygiene-capture.js';
 import { describeInflux, useInfluxd } from './helpers/influxd.js';
 import { tempDir } from './helpers/temp.js';
@@ -48,5 +48,39 @@ describeInflux('device points of a device on one long-lived connection (real inf
     expect([...minutes].sort((a, b) => a - b)).toEqual([1, 2, 3, 4]);
     const lastSeen = rows.map((row) => Number(row.last_seen_ms)).sort((a, b) => a - b);
     expect(lastSeen.at(-1)).toBeGreaterThanOrEqual((t0 + MINUTES * 60 - 60) * 1000);
+  }, 60_000);
+
+  it('still come under a flood of forged MACs with traffic in the same minutes (first come, first kept, was 4,096 a minute)', async () => {
+    const dir = tempDir('earshot-device-points-flood-');
+    const capture = join(dir, 'flooded.pcap');
+    const t0 = Math.floor(Date.now() / 60_000) * 60 - 600;
+    const me = macBytes(SPEAKER);
+    const router = macBytes('02:00:00:00:00:01');
+    const eth = (src: Buffer, dst: Buffer, ip: Buffer) => Buffer.concat([dst, src, Buffer.from([8, 0]), ip]);
+    const packets: SyntheticPacket[] = [
+      { seconds: t0, fraction: 0, data: eth(me, router, ipv4Packet('192.168.1.20', '52.94.240.10', 6, tcpSegment(40000, 443, 1, TCP_SYN, Buffer.alloc(0)))) },
+    ];
+    const FORGED = 5000;
+    for (let minute = 0; minute < MINUTES; minute++) {
+      // at the start of each minute, 5,000 hosts that exist for one datagram each (a new MAC and address)
+      for (let i = 0; i < FORGED; i++) {
+        const n = minute * FORGED + i;
+        const mac = macBytes(`02:aa:00:${((n >> 16) & 0xff).toString(16).padStart(2, '0')}:${((n >> 8) & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`);
+        const ip = `10.${(n >> 16) & 0xff}.${(n >> 8) & 0xff}.${n & 0xff}`;
+        packets.push({ seconds: t0 + minute * 60 + 1, fraction: i * 100, data: eth(mac, router, ipv4Packet(ip, '52.94.240.99', 17, udpDatagram(1234, 9999, Buffer.alloc(20)))) });
+      }
+      // the speaker, later in the minute, on its connection
+      for (const s of [30, 45]) {
+        packets.push({ seconds: t0 + minute * 60 + s, fraction: 0, data: eth(me, router, ipv4Packet('192.168.1.20', '52.94.240.10', 6, tcpSegment(40000, 443, 1 + minute * 60 + s, TCP_PSH | TCP_ACK, Buffer.alloc(200)))) });
+      }
+    }
+    writeFileSync(capture, classicPcap(packets));
+    const db = `devflood${process.pid}`;
+    const r = await runCli(['replay', capture, '--format', 'json', '-o', '/dev/null', '--influx-url', server.url, '--influx-db', db, '--influx-device-interval', '60']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = await server.rows(db, `SELECT "last_seen_ms" FROM "device" WHERE "device" = '${SPEAKER}'`);
+    const minutes = new Set(rows.map((row) => Math.floor(Number(row.time) / 60_000) - t0 / 60));
+    // a point at the end of each minute its packets came in (the last one's at the end of the capture)
+    expect([...minutes].sort((a, b) => a - b)).toEqual([1, 2, 3, 4]);
   }, 60_000);
 });

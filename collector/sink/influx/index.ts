@@ -48,8 +48,6 @@ export interface InfluxSinkDeps {
 
 /** Activations remembered for verdict changes (the detector re-decides only recent ones). */
 const MAX_REMEMBERED_ACTIVATIONS = 10_000;
-/** Devices with traffic remembered between two rounds of `device` points, at most. */
-const MAX_TRAFFIC_DEVICES = 4096;
 
 /** This process among all collectors writing to a database: random, new at each start. */
 const INSTANCE = randomBytes(6).toString('hex');
@@ -125,7 +123,9 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
    * Devices with traffic since the last `device` points, and when (collector time): a speaker whose
    * traffic stays on connections it opened earlier is seen again only by its packets (the inventory
    * notes a device at a flow's start, a name, an announcement), and got no more `device` points.
-   * Bounded: a flood of forged MACs adds no entry past it (their points are not admitted anyway).
+   * Only devices with a `device` tag value of their own (traffic.ts DeviceTags, at most MAX_DEVICE_TAGS):
+   * the others get no `device` point anyway. It was the first 4,096 devices with traffic in a minute,
+   * and a flood of forged MACs kept the speakers out.
    */
   const withTraffic = new Map<number, number>();
   let offsetMs = 0;
@@ -238,7 +238,9 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     onFlowDeltas(deltas: readonly FlowDelta[]): void {
       for (const d of deltas) {
         traffic.take(d);
-        if (d.deviceMac >= 0 && (withTraffic.size < MAX_TRAFFIC_DEVICES || withTraffic.has(d.deviceMac))) withTraffic.set(d.deviceMac, Number.isNaN(clockMs) ? Number.NEGATIVE_INFINITY : clockMs);
+        // only devices with a tag value of their own get `device` points: at most MAX_DEVICE_TAGS, and a
+        // flood of forged MACs (under "other") cannot crowd a speaker out of them
+        if (d.deviceMac >= 0 && traffic.devices.has(d.deviceMac)) withTraffic.set(d.deviceMac, Number.isNaN(clockMs) ? Number.NEGATIVE_INFINITY : clockMs);
       }
     },
     onTick(nowMs: number): void {
