@@ -14,7 +14,8 @@ import { median } from './common.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const shared = process.env.EARSHOT_SHARED ?? resolve(root, '..', 'shared');
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, packets: { type: 'string', default: '1000000' } } });
+// --node PATH: run earshot under another Node.js (the installer's 24, say); tcpdump and tshark are the same
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, packets: { type: 'string', default: '1000000' }, node: { type: 'string' } } });
 const runs = Number(values.runs);
 const wantPackets = Number(values.packets);
 const out = join(root, 'bench', 'out');
@@ -99,14 +100,19 @@ function timed(cmd, args) {
 
 const capture = buildCapture();
 const packets = Number(run('capinfos', ['-T', '-r', '-c', capture]).trim().split('\t')[1]);
-const node = process.execPath;
+const node = values.node ?? process.execPath;
+const nodeVersion = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
 const cli = join(root, 'dist/cli/main.js');
+// the V8 flag the installed `earshot` command and the container give node (deploy/install.sh, cli/start.ts)
+const installedFlags = [...readFileSync(join(root, 'deploy/install.sh'), 'utf8').matchAll(/exec \$NODE ((?:--[\w-]+=\S+ )*)\$PREFIX/g)].map((m) => m[1].trim().split(' ').filter(Boolean))[0];
+if (installedFlags === undefined) throw new Error('bench: the earshot command in deploy/install.sh (exec $NODE ... $PREFIX/dist/cli/main.js) not found');
 const contenders = [
   { name: 'earshot replay --format json', cmd: node, args: [cli, 'replay', capture, '--format', 'json', '--no-progress', '-o', '/dev/null'] },
   { name: 'earshot replay --detect false', cmd: node, args: [cli, 'replay', capture, '--format', 'json', '--no-progress', '-o', '/dev/null', '--detect', 'false'] },
   { name: 'earshot replay --tagging false', cmd: node, args: [cli, 'replay', capture, '--format', 'json', '--no-progress', '-o', '/dev/null', '--tagging', 'false'] },
   { name: 'tcpdump -r -w /dev/null (floor)', cmd: 'tcpdump', args: ['-r', capture, '-w', '/dev/null'] },
   { name: 'tshark -q -z conv,ip (peer)', cmd: 'tshark', args: ['-r', capture, '-q', '-z', 'conv,ip'] },
+  { name: 'earshot replay, as installed', cmd: node, args: [...installedFlags, cli, 'replay', capture, '--format', 'json', '--no-progress', '-o', '/dev/null'] },
 ];
 const results = new Map(contenders.map((c) => [c.name, { wall: [], cpu: [], rss: [] }]));
 for (let i = 0; i < runs; i++) {
@@ -123,7 +129,8 @@ for (let i = 0; i < runs; i++) {
 
 const size = statSync(capture).size;
 console.log(`earshot bench: ${packets} packets, ${(size / 1e6).toFixed(1)} MB (${capture.replace(root + '/', '')})`);
-console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; median of ${runs} runs`);
+console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, earshot on Node ${nodeVersion}; median of ${runs} runs`);
+console.log(`"as installed": node ${installedFlags.join(' ')} (deploy/install.sh's earshot command; the other earshot rows run node without flags)`);
 console.log('');
 const ours = results.get(contenders[0].name);
 const undetected = results.get(contenders[1].name);
@@ -147,7 +154,7 @@ const roundRatios = peer.wall.map((t, i) => t / ours.wall[i]);
 console.log(`  the same, round by round:  median ${median(roundRatios).toFixed(2)}x, ${Math.min(...roundRatios).toFixed(2)}x-${Math.max(...roundRatios).toFixed(2)}x over ${runs} rounds`);
 // CPU time moves less than wall time with the machine's other tenants; earshot's counts all its threads
 console.log(`  in CPU time (user + system): ${(median(peer.cpu) / median(ours.cpu)).toFixed(2)}x`);
-console.log(`earshot peak memory:         ${median(ours.rss).toFixed(0)} MB (target < 150 MB, issue 16)`);
+console.log(`earshot peak memory:         ${median(ours.rss).toFixed(0)} MB (target < 150 MB, issue 16); as installed ${median(results.get(contenders[5].name).rss).toFixed(0)} MB`);
 // throughput ratios: tagging is measured without detection (detection needs it), detection on top
 // (and in CPU time, which the machine's other tenants move less than wall time)
 // with the seconds too: a share grows when the rest gets faster, the seconds tell whether the stage did
