@@ -109,6 +109,21 @@ describeShared('a label known before its activation finishes, after an earlier r
       expect(await currentPoints()).toEqual(Object.fromEntries(before.map((a) => [a.id, ['confirmed/Kitchen, Echo=1 \\u202e']])));
     }, 120_000);
 
+    it('a replay into a database without its retention policy yet: the one line that says so, no warning about earlier runs', async () => {
+      const db = 'rerun_no_rp';
+      const dir = tempDir('earshot-rerun-no-rp-');
+      const none = join(dir, 'none.jsonl');
+      writeFileSync(none, '');
+      // the database is there, the policy not (an admin has yet to run the setup): no earlier run can be in it,
+      // and the Node 24 suite once met this window while earshot's own setup was making the policy
+      await influx.query(db, `CREATE DATABASE "${db}"`);
+      const r = await runCli(['replay', CAPTURE, '--format', 'json', '--influx-url', influx.url, '--influx-db', db, '--influx-setup', 'false', '--influx-rp', 'earshot_raw',
+        '--influx-wait', '2', '--wake-events', none]);
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toContain('retention policy');
+      expect(r.stderr).not.toContain('earlier run');
+    }, 120_000);
+
     it('a label answered while InfluxDB is away, then kill -9: the next start delivers its points (one current verdict)', async () => {
       const db = 'labels_kill';
       const dir = tempDir('earshot-label-kill-');

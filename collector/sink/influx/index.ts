@@ -351,8 +351,8 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
         if (forgotten > 0) log.warn({ forgotten }, `InfluxDB: the earliest ${forgotten} activations of this run were not compared with earlier runs (the newest ${MAX_REMEMBERED_ACTIVATIONS} were)`);
         return retracted;
       } catch (err) {
-        // a database not made yet holds no earlier run
-        if (err instanceof InfluxQueryError && /database not found/.test(err.message)) return 0;
+        // a database or policy not made yet (its setup comes with the first batch) holds no earlier run
+        if (err instanceof InfluxQueryError && /(database|retention policy) not found/.test(err.message)) return 0;
         log.warn({ err: (err as Error).message }, `InfluxDB: could not look for an earlier run's points of these activations (${(err as Error).message}); if this capture was written before with other wake events or device names, its activations may count twice until marked current=false (docs/influxdb.md)`);
         return 0;
       }
