@@ -14,7 +14,7 @@ import { formatMac, TCP_ACK, TCP_PSH, TCP_SYN } from '../collector/decode/packet
 import type { Report } from '../collector/sink/report.js';
 import { classicPcap, type SyntheticPacket } from './helpers/capture-files.js';
 import { runCli } from './helpers/cli.js';
-import { ipv4Packet, tcpSegment } from './helpers/decode-test-support.js';
+import { ipv4Packet, tcpSegment, udpDatagram } from './helpers/decode-test-support.js';
 import { clientHello, macBytes } from './helpers/hygiene-capture.js';
 import { startCollect } from './helpers/collect.js';
 import { floodFrames, writeFloodPcap, type FloodOptions } from './helpers/flood.js';
@@ -174,6 +174,40 @@ describeShared('a flood of forged announcements (issue 14, fault 7)', () => {
     execFileSync('mergecap', ['-a', '-F', 'pcap', '-w', both, realCapture(REAL), forgedAssistants]);
     return both;
   }
+
+  (haveInfluxd() ? it : it.skip)('forged hosts that own flows (a new MAC and address each) stay within the device bounds: the report\'s list, InfluxDB\'s `device` tag (real influxd)', async () => {
+    // 2,000 hosts, one datagram each after the real capture (the announcement flood above shares a few flows)
+    const start = 1_490_400_000;
+    const router = macBytes('02:00:00:00:00:01');
+    const packets: SyntheticPacket[] = [];
+    const eth = (src: Buffer, dst: Buffer, ipPacket: Buffer) => Buffer.concat([dst, src, Buffer.from([8, 0]), ipPacket]);
+    for (let i = 0; i < 2000; i++) {
+      const me = macBytes(`02:ab:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`);
+      packets.push({ seconds: start + Math.floor(i / 10), fraction: (i % 10) * 100_000, data: eth(me, router, ipv4Packet(`10.64.${i >> 8}.${(i & 255) + 1}`, '52.94.240.99', 17, udpDatagram(1234, 9999, Buffer.alloc(32)))) });
+    }
+    const hosts = join(dir, 'forged-hosts.pcap');
+    writeFileSync(hosts, classicPcap(packets));
+    const both = join(dir, 'echo-then-forged-hosts.pcap');
+    execFileSync('mergecap', ['-a', '-F', 'pcap', '-w', both, realCapture(REAL), hosts]);
+    const influxd = await Influxd.start();
+    try {
+      const db = `hosts${process.pid}`;
+      const r = await runCli(['replay', both, '--format', 'json', '--max-devices', '500', '--influx-url', influxd.url, '--influx-db', db, '--influx-raw-retention', 'INF', '--site', 'home'], { timeoutMs: 120_000 });
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout) as Report;
+      // the inventory's devices and the flow totals' are each bounded at 500, and the list too
+      expect(report.devices.length).toBeLessThanOrEqual(500);
+      expect(report.devices.map((d) => d.mac)).toContain(ECHO);
+      expect(report.stats.reportDevicesDropped).toBeGreaterThan(0);
+      const [deviceValues] = await influxd.query(db, 'SHOW TAG VALUES WITH KEY = "device"');
+      const devices = new Set(deviceValues.flatMap((s) => s.values.map((v) => String(v[1]))));
+      // the free tag values, the Echo, "other" and "none", in every measurement together
+      expect(devices.size).toBeLessThanOrEqual(256 + 3);
+      expect(devices.has(ECHO)).toBe(true);
+    } finally {
+      await influxd.close();
+    }
+  }, 150_000);
 
   const needed = haveInfluxd() && mosquittoPath() !== null;
   (needed ? it : it.skip)('bounds InfluxDB series and the retained discovery configs on the broker (real influxd, real mosquitto)', async () => {

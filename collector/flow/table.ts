@@ -101,15 +101,11 @@ export class FlowTable {
    * direction, and returns it (this.up tells the direction).
    */
   account(p: DecodedPacket): Flow {
-    let hash = (endpointHash(p.srcAddr, p.srcPort) ^ endpointHash(p.dstAddr, p.dstPort) ^ p.proto) | 0;
-    // a host without an address yet (DHCP from 0.0.0.0:68 to 255.255.255.255:67): every such host sends
-    // from the same endpoints, and its MAC tells them apart (else all were the first one's flow)
-    const unaddressed = p.ipVersion === 4 && p.srcAddr[3] === 0 && p.srcMac >= 0;
-    if (unaddressed) hash = (hash ^ Math.imul((p.srcMac % 0x1000000) ^ Math.floor(p.srcMac / 0x1000000), 0x9e3779b1)) | 0;
+    const hash = (endpointHash(p.srcAddr, p.srcPort) ^ endpointHash(p.dstAddr, p.dstPort) ^ p.proto) | 0;
     let flow = this.buckets[hash & this.mask];
     let up = true;
     while (flow !== null) {
-      if (flow.proto === p.proto && flow.ipVersion === p.ipVersion && (!unaddressed || flow.deviceMac === p.srcMac)) {
+      if (flow.proto === p.proto && flow.ipVersion === p.ipVersion) {
         if (this.isClient(flow, p.srcAddr, p.srcPort) && this.isServer(flow, p.dstAddr, p.dstPort)) break;
         if (this.isServer(flow, p.srcAddr, p.srcPort) && this.isClient(flow, p.dstAddr, p.dstPort)) {
           up = false;
@@ -134,14 +130,10 @@ export class FlowTable {
       flow.packetsDown++;
       flow.bytesDown += p.wireLen;
     }
-    if (flow.deviceMac === -1) {
-      // the local endpoint's MAC: the source of what it sends, the destination of what it receives; a
-      // host without an address is on this network whatever local networks are configured
-      if (unaddressed) flow.deviceMac = p.srcMac;
-      else if (flow.hasLocal) {
-        const mac = up === flow.deviceIsClient ? p.srcMac : p.dstMac;
-        if (mac >= 0) flow.deviceMac = mac;
-      }
+    if (flow.deviceMac === -1 && flow.hasLocal) {
+      // the local endpoint's MAC: the source of what it sends, the destination of what it receives
+      const mac = up === flow.deviceIsClient ? p.srcMac : p.dstMac;
+      if (mac >= 0) flow.deviceMac = mac;
     }
     if (flow.peerMac === null && flow.bothLocal) {
       const mac = up === flow.deviceIsClient ? p.dstMac : p.srcMac;
