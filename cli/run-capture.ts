@@ -386,6 +386,9 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     if (ticker) clearInterval(ticker);
     // the last points leave before the report is made: InfluxDB takes them while the report is written
     await influx?.writer.compressed();
+    // a capture's own times: an earlier run over the same packets may have written these activations
+    // differently (docs/influxdb.md); asked now, while the report is made (it never rejects)
+    const retraction = influx && options.clock === 'packet' ? influx.retractEarlierRuns() : null;
     save();
     const inputs = { devices: collector.inventory?.all(), findings: collector.findings.list(), interrupted: interrupted.by !== null };
     const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs), undefined, runtime.privacy?.devices({ assistantsOnly: true }))];
@@ -404,8 +407,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
         deadline.wake = resolve;
       });
     }
-    // a capture's own times: an earlier run over the same packets may have written these activations differently
-    if (influx && options.clock === 'packet') await influx.retractEarlierRuns();
+    await retraction;
     const code = influx ? await deliverPoints(influx, config, log, options.isReplay) : 0;
     await alerts.close();
     if (captureError !== null) throw captureError;

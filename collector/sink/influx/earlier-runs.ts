@@ -32,40 +32,35 @@ export async function retractEarlierRuns(
   written: ReadonlyMap<string, WrittenActivation>,
   emit: (line: string | null) => void,
 ): Promise<number> {
-  const byDevice = new Map<string, Array<[string, WrittenActivation]>>();
-  for (const entry of written) {
-    const list = byDevice.get(entry[1].device);
-    if (list === undefined) byDevice.set(entry[1].device, [entry]);
-    else list.push(entry);
-  }
+  // by time, a few thousand a query: one or two queries for a capture's activations, whatever the devices
+  const entries = [...written].sort((a, b) => a[1].timeMs - b[1].timeMs);
   let retracted = 0;
-  for (const [device, entries] of byDevice) {
-    entries.sort((a, b) => a[1].timeMs - b[1].timeMs);
-    for (let at = 0; at < entries.length; at += PER_QUERY) {
-      const part = entries.slice(at, at + PER_QUERY);
-      const first = Math.floor(part[0][1].timeMs);
-      const last = Math.floor(part[part.length - 1][1].timeMs);
-      const statement = `SELECT "id" FROM ${options.from} WHERE "site" = ${literal(options.site)} AND "device" = ${literal(device)} AND "current" = true AND time >= ${first}ms AND time <= ${last}ms GROUP BY "device_name", "verdict"`;
-      const mine = new Map(part);
-      for (const series of await client.query(statement, { epoch: 'ms' })) retracted += retractSeries(series, mine, options.site, device, emit);
-    }
+  for (let at = 0; at < entries.length; at += PER_QUERY) {
+    const part = entries.slice(at, at + PER_QUERY);
+    const first = Math.floor(part[0][1].timeMs);
+    const last = Math.floor(part[part.length - 1][1].timeMs);
+    const statement = `SELECT "id" FROM ${options.from} WHERE "site" = ${literal(options.site)} AND "current" = true AND time >= ${first}ms AND time <= ${last}ms GROUP BY "device", "device_name", "verdict"`;
+    // compared with what the run wrote when the answer comes (the live map): a verdict that changed
+    // meanwhile has already marked its old point, and its new one is never taken for another run's
+    for (const series of await client.query(statement, { epoch: 'ms' })) retracted += retractSeries(series, written, options.site, emit);
   }
   return retracted;
 }
 
-function retractSeries(series: QuerySeries, mine: ReadonlyMap<string, WrittenActivation>, site: string, device: string, emit: (line: string | null) => void): number {
+function retractSeries(series: QuerySeries, mine: ReadonlyMap<string, WrittenActivation>, site: string, emit: (line: string | null) => void): number {
   const timeAt = series.columns.indexOf('time');
   const idAt = series.columns.indexOf('id');
   if (timeAt < 0 || idAt < 0) return 0;
   // InfluxDB answers an absent tag as ""
+  const device = series.tags?.device ?? '';
   const deviceName = series.tags?.device_name || null;
   const verdict = series.tags?.verdict ?? '';
   let retracted = 0;
   for (const row of series.values ?? []) {
     const ours = mine.get(String(row[idAt]));
     const timeMs = Number(row[timeAt]);
-    // another activation (an older version found it), or this run's own point
-    if (ours === undefined || timeMs !== Math.floor(ours.timeMs)) continue;
+    // another activation (an older version found it, another device), or this run's own point
+    if (ours === undefined || ours.device !== device || timeMs !== Math.floor(ours.timeMs)) continue;
     // compared as written (escaped): a name InfluxDB stores changed (a control character shown as \x0a) is the same series
     const tags = { site, device, device_name: deviceName, verdict };
     if (seriesText('activation', tags) === seriesText('activation', { site, device, device_name: ours.deviceName, verdict: ours.verdict })) continue;
