@@ -3,7 +3,7 @@
  * has the same id and time, but maybe another series: wake events added since give it another verdict, a
  * name configured since another `device_name`. The earlier run's point stays `current = true` in its own
  * series, and every query on `current = true` (the dashboards, the alert rules, the continuous query)
- * would count the activation once per run that saw it differently. At the end of such a run, the points
+ * would count the activation once per run that saw it differently. When such a run's capture ends, the points
  * of its activations that InfluxDB holds in any other series are marked `current = false` (the same
  * series and time: InfluxDB merges the field into the point, no row is added).
  */

@@ -338,7 +338,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
       writer.flush();
     },
     /**
-     * At the end of a run on a capture's own times: marks the points an earlier run over the same
+     * When a run on a capture's own times ends its capture: marks the points an earlier run over the same
      * packets wrote for this run's activations under another verdict or device name `current=false`
      * (earlier-runs.ts). Resolves with how many; says in the log when InfluxDB could not be asked.
      */
