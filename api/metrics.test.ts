@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { emptyCaptureStats } from '../collector/capture/types.js';
-import type { StatusPart } from '../collector/view.js';
+import { threadHeap, type StatusPart } from '../collector/view.js';
 import { health, RECENT_DROPS_MS, type HealthSource } from './metrics.js';
 
 const source = { captureSource: 'interface eth0', startedMs: Date.now() - 3_600_000, version: 'test' } as unknown as HealthSource;
@@ -15,7 +15,7 @@ function status(kernelDrops: number, lastDropMs: number | null): StatusPart {
   return {
     captureRunning: true,
     stats: { capture: { packets: 1000, bytes: 100_000 }, decode: { decodeErrors: 0 }, flows: { active: 3, evicted: 0 }, detect: null },
-    capture, influx: null, alerts: {}, presence: null, byVerdict: {}, activationsByDevice: {}, calls: null,
+    capture, influx: null, alerts: {}, presence: null, byVerdict: {}, activationsByDevice: {}, calls: null, heap: threadHeap(),
   } as unknown as StatusPart;
 }
 

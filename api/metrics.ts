@@ -3,7 +3,7 @@
  * per-assistant series, bounded (MAX_METRIC_DEVICES) and labelled by MAC alone.
  */
 import { statfsSync } from 'node:fs';
-import type { DeviceEntry, StatusPart } from '../collector/view.js';
+import { threadHeap, type DeviceEntry, type StatusPart, type ThreadHeap } from '../collector/view.js';
 import type { RunView } from './view.js';
 
 /**
@@ -34,6 +34,19 @@ export interface HealthSource {
   version: string;
   /** The data directory, whose free space is reported (every file earshot keeps is there). */
   config?: Readonly<{ dataDir: string | null; site?: string }>;
+}
+
+/**
+ * The process's memory and CPU: its resident set (what the kernel counts: every thread, V8's heaps and
+ * what the allocator holds) and each thread's V8 heap (the API's here, and the pipeline's from its
+ * status when it has its own thread). A monitor watches RSS; the heaps tell what earshot keeps from how
+ * much room V8 and the allocator hold for it.
+ */
+function processMemory(status: StatusPart) {
+  const here = threadHeap();
+  const threads: ThreadHeap[] = status.heap.thread === here.thread ? [here] : [here, status.heap];
+  const cpu = process.cpuUsage();
+  return { rssBytes: process.memoryUsage.rss(), cpuSeconds: (cpu.user + cpu.system) / 1e6, threads };
 }
 
 export function health(source: HealthSource, status: StatusPart) {
@@ -81,6 +94,7 @@ export function health(source: HealthSource, status: StatusPart) {
     dataDisk: dataDir !== null ? { dir: dataDir, freeBytes: free } : null,
     activations: stats.detect?.activations ?? 0,
     alerts: status.alerts,
+    process: processMemory(status),
   };
 }
 
@@ -121,6 +135,16 @@ export function renderMetrics(source: HealthSource, status: StatusPart, devices:
     metric('earshot_influx_spool_held_points', 'gauge', 'Points held in memory because the disk refused the spool\'s writes.', [[{}, h.influx.spoolHeldPoints]]);
     metric('earshot_influx_batches_quarantined_total', 'counter', 'Batches set aside in the spool\'s quarantine (damaged files, batches InfluxDB could not read).', [[{}, h.influx.batchesQuarantined]]);
   }
+  // the names every Prometheus client library uses for a process (node's prom-client among them), so
+  // the usual dashboards and alerts on them work unchanged
+  metric('process_resident_memory_bytes', 'gauge', 'Resident memory of the earshot process (every thread), bytes.', [[{}, h.process.rssBytes]]);
+  metric('process_cpu_seconds_total', 'counter', 'User and system CPU time of the earshot process (every thread), seconds.', [[{}, h.process.cpuSeconds]]);
+  metric('process_start_time_seconds', 'gauge', 'Start of the earshot process, seconds since the epoch.', [[{}, Math.floor(Date.now() / 1000 - process.uptime())]]);
+  metric('nodejs_heap_size_used_bytes', 'gauge', 'V8 heap in use, by thread (main: the API; pipeline: capture to sinks, when on its own thread), bytes.',
+    h.process.threads.map((t) => [{ thread: t.thread }, t.usedBytes]));
+  metric('nodejs_heap_size_total_bytes', 'gauge', 'V8 heap reserved, by thread, bytes.', h.process.threads.map((t) => [{ thread: t.thread }, t.totalBytes]));
+  metric('nodejs_external_memory_bytes', 'gauge', 'Memory held outside the V8 heap by its objects (buffers), by thread, bytes.',
+    h.process.threads.map((t) => [{ thread: t.thread }, t.externalBytes]));
   // a counter only goes up: every activation found; the verdicts move (a label, a wake event), so they are a gauge
   metric('earshot_activations_total', 'counter', 'Activations found (finished uploads of assistants).', [[{}, h.activations]]);
   metric('earshot_activations', 'gauge', 'Activations among the recent ones kept (10,000), by their verdict now (a label or wake event moves one).',

@@ -140,6 +140,7 @@ child.stderr.on('data', (d) => { log = (log + d).slice(-20_000); });
 const exited = new Promise((res) => child.on('close', res));
 const t0 = Date.now();
 const samples = []; // [capture seconds since the first packet, MB]
+const heapSamples = []; // [capture seconds, thread, MB of V8 heap in use]
 let polls = 0;
 let pollErrors = 0;
 // polls before the API first answered (it listens a moment after the spawn) are not failures
@@ -149,12 +150,17 @@ const timer = setInterval(async () => {
   const mb = rssMb(child.pid);
   // the pacer maps the first packet to the moment reading starts, a few hundred ms after the spawn
   if (mb !== null) samples.push([((Date.now() - t0) / 1000) * speed, mb]);
+  const at = ((Date.now() - t0) / 1000) * speed;
   for (const route of ['health', 'devices', 'activations?limit=20']) {
     polls++;
     try {
-      const ok = (await fetch(`http://127.0.0.1:${port}/api/v1/${route}`)).ok;
+      const res = await fetch(`http://127.0.0.1:${port}/api/v1/${route}`);
+      const ok = res.ok;
       if (ok) apiUp = true;
       else pollErrors++;
+      // each thread's V8 heap in use (health's `process`): what earshot keeps, beside the RSS
+      if (ok && route === 'health') for (const t of (await res.json()).process?.threads ?? []) heapSamples.push([at, t.thread, t.usedBytes / 2 ** 20]);
+      else await res.arrayBuffer();
     } catch {
       if (apiUp) pollErrors++;
       else pollsBeforeUp++;
@@ -180,3 +186,13 @@ console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Node ${proc
 console.log(`  RSS start (median of capture hour 2, after an hour's warm-up) ${startMb.toFixed(0)} MB, end (median of the last hour) ${endMb.toFixed(0)} MB, peak ${peak.toFixed(0)} MB`);
 console.log(`  end/start ${(endMb / startMb).toFixed(3)} (target <= 1.10)`);
 console.log(`  by capture hour (median MB): ${byHour.join(', ')}`);
+// the V8 heap in use per thread, over the same hours: a heap that climbs is what earshot keeps; RSS above
+// a flat heap is V8's and the allocator's room
+for (const thread of [...new Set(heapSamples.map(([, t]) => t))]) {
+  const heapWithin = (fromH, toH) => median(heapSamples.filter(([s, t]) => t === thread && s >= fromH * 3600 && s < toH * 3600).map(([, , mb]) => mb));
+  const hs = heapWithin(1, 2);
+  const he = heapWithin(spanH - 1, Infinity);
+  const hourly = [];
+  for (let h = 0; h < spanH; h += Math.max(1, Math.round(hours / 8))) hourly.push(`${h}h ${heapWithin(h, h + 1).toFixed(1)}`);
+  console.log(`  V8 heap in use, ${thread} thread: start ${hs.toFixed(1)} MB, end ${he.toFixed(1)} MB (${(he / hs).toFixed(3)}); by hour ${hourly.join(', ')}`);
+}

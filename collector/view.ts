@@ -8,6 +8,7 @@
  * Each part is bounded: devices by `tagging.maxDevices`, activations and calls by the activity store
  * (10,000), flows by `MAX_VIEW_FLOWS` open and as many ended ones.
  */
+import { isMainThread } from 'node:worker_threads';
 import type { CaptureStats } from './capture/types.js';
 import type { Activation } from './detect/detector.js';
 import type { Label } from './detect/index.js';
@@ -99,6 +100,22 @@ export interface StatusPart {
   /** Per device (MAC text), its finished activations among the kept ones (/metrics). */
   activationsByDevice: Record<string, number>;
   calls: { calls: number; open: number } | null;
+  /** The V8 heap of the thread this status was made on (the pipeline's when it has its own thread). */
+  heap: ThreadHeap;
+}
+
+/** One thread's V8 heap (process.memoryUsage() there: heapUsed, heapTotal and external are per isolate). */
+export interface ThreadHeap {
+  thread: 'main' | 'pipeline';
+  usedBytes: number;
+  totalBytes: number;
+  externalBytes: number;
+}
+
+/** The heap of the calling thread. */
+export function threadHeap(): ThreadHeap {
+  const m = process.memoryUsage();
+  return { thread: isMainThread ? 'main' : 'pipeline', usedBytes: m.heapUsed, totalBytes: m.heapTotal, externalBytes: m.external };
 }
 
 export interface ViewParts {
@@ -231,6 +248,7 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
       byVerdict: Object.fromEntries(activity?.counts.byVerdict ?? []),
       activationsByDevice: Object.fromEntries(activity?.finishedByDevice ?? []),
       calls: collector.calls ? { calls: collector.calls.stats.calls, open: collector.calls.openCalls().length } : null,
+      heap: threadHeap(),
     };
   };
 

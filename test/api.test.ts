@@ -3,6 +3,7 @@
  * al.), over real HTTP: it lists what the report lists, guards POSTs with the token, names bad fields,
  * and a wake event posted during a paced replay confirms the activation it matches.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Report } from '../collector/sink/report.js';
@@ -122,6 +123,38 @@ describe('API (earshot collect --file)', () => {
     expect([...listed].sort()).toEqual([...assistants].sort());
     const docs = await fetch(`${run.base}/api/v1/docs`);
     expect(docs.status).toBe(200);
+  });
+
+  it("reports the process's memory and CPU as the kernel counts them, and each thread's heap", async () => {
+    // the kernel's own figures for the process, read just before and after the scrape
+    const proc = () => {
+      const status = readFileSync(`/proc/${run.pid}/status`, 'utf8');
+      const stat = readFileSync(`/proc/${run.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      const ticks = 100; // USER_HZ on Linux
+      return { rss: Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024, cpu: (Number(stat[11]) + Number(stat[12])) / ticks };
+    };
+    const before = proc();
+    const metrics = await (await fetch(`${run.base}/metrics`)).text();
+    const after = proc();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    const rss = value('process_resident_memory_bytes');
+    expect(rss).toBeGreaterThanOrEqual(Math.min(before.rss, after.rss) * 0.9);
+    expect(rss).toBeLessThanOrEqual(Math.max(before.rss, after.rss) * 1.1);
+    const cpu = value('process_cpu_seconds_total');
+    expect(cpu).toBeGreaterThanOrEqual(before.cpu - 0.02);
+    expect(cpu).toBeLessThanOrEqual(after.cpu + 0.02);
+    expect(Math.abs(value('process_start_time_seconds') - Date.now() / 1000)).toBeLessThan(120);
+    // the pipeline has its own thread here (api.thread's default): both heaps, each within the RSS
+    const heaps = [...metrics.matchAll(/^nodejs_heap_size_used_bytes\{thread="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])] as const);
+    expect(heaps.map(([t]) => t)).toEqual(['main', 'pipeline']);
+    for (const [thread, used] of heaps) {
+      expect(used, thread).toBeGreaterThan(1 << 20);
+      expect(used, thread).toBeLessThan(rss);
+      expect(Number(new RegExp(`^nodejs_heap_size_total_bytes\\{thread="${thread}"\\} (\\d+)$`, 'm').exec(metrics)?.[1]), thread).toBeGreaterThanOrEqual(used);
+    }
+    const h = (await get(`${run.base}/api/v1/health`)).body.process as { rssBytes: number; threads: Array<{ thread: string }> };
+    expect(h.threads.map((t) => t.thread)).toEqual(['main', 'pipeline']);
+    expect(h.rssBytes).toBeGreaterThan(rss * 0.5);
   });
 
   it('exits 0 on SIGTERM once the capture has ended', async () => {
