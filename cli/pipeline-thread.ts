@@ -14,6 +14,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { setPriority } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { HandoverWriter, type HandoverMessage, type HandoverReply } from '../collector/capture/handover.js';
 import { buildLibpcapSource, libpcapOptions } from '../collector/capture/index.js';
@@ -22,6 +23,7 @@ import { EarshotError, type ErrorCode } from '../collector/errors.js';
 import type { Logger } from '../collector/log.js';
 import { version } from '../collector/version.js';
 import type { ActivationPage, ActivationQuery, ViewCommand, ViewCommandResult, ViewPart, ViewParts } from '../collector/view.js';
+import { MAX_SEMI_SPACE_MB } from './heap-flags.js';
 import type { CliIo, RunRequest } from './run-capture.js';
 
 /** The niceness of the API's thread while the pipeline has its own. */
@@ -119,10 +121,16 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
   let api: { close(): Promise<void> } | null = null;
   let apiError: unknown = null;
   // from here to the listeners below, nothing awaits: no message of the worker's can pass unheard
+  // the process's --max-semi-space-size would take the place of the limit (V8 prefers a flag): unset (0)
+  // until the thread's heap is made, which is before it runs its first line ('online')
+  setFlagsFromString('--max-semi-space-size=0');
   const worker = new Worker(new URL('./pipeline-worker.js', import.meta.url), {
     workerData: data,
     resourceLimits: { maxYoungGenerationSizeMb: PIPELINE_YOUNG_GENERATION_MB },
   });
+  const restoreFlag = () => setFlagsFromString(`--max-semi-space-size=${MAX_SEMI_SPACE_MB}`);
+  worker.once('online', restoreFlag);
+  worker.once('exit', restoreFlag);
   // the capture held here must not wait behind the other threads: this thread keeps its priority then
   if (handover === null) lowerPriority(log);
   const capture = handover !== null ? holdCapture(request, worker, log) : null;

@@ -6,6 +6,7 @@
  */
 import { writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, resourceLimits, workerData } from 'node:worker_threads';
 import { buildHandoverSource } from '../collector/capture/handover.js';
 import { buildLogger } from '../collector/log.js';
@@ -57,8 +58,8 @@ const stderr = fdWriter(2);
 // pino writes JSON to descriptor 2 itself; text lines go through the same synchronous writer
 const log = buildLogger({ level: request.config.log.level, format: logFormat }, Object.assign(stderr, { fd: 2, isTTY: logFormat === 'text' }));
 
-// the heap this thread was given (cli/pipeline-thread.ts), for `--log-level debug`
-log.debug({ resourceLimits }, 'the pipeline thread started');
+// the heap this thread was given (cli/pipeline-thread.ts) and the limit V8 made of it, for `--log-level debug`
+log.debug({ resourceLimits, heapSizeLimit: getHeapStatistics().heap_size_limit }, 'the pipeline thread started');
 
 // the libpcap capture is held by the main thread: its packets come as messages (collector/capture/handover.ts)
 // (each chunk goes back, transferred, once read: the main thread writes the next packets into it)

@@ -1,6 +1,7 @@
 /** The `earshot` process: runs the CLI with the process's arguments and streams (started by main.ts). */
 import { setFlagsFromString } from 'node:v8';
 import { EXIT_BUG } from '../collector/errors.js';
+import { MAX_SEMI_SPACE_MB } from './heap-flags.js';
 import { main } from './index.js';
 
 /**
@@ -18,16 +19,7 @@ import { main } from './index.js';
 const HEAP_GROWING_PERCENT = 50;
 setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 
-/**
- * The young generation's semi-spaces: 8 MB at most. Node 24's V8 lets each grow to 32 MB where Node 20's
- * stopped at 16, and a replay of the bench capture peaked at 187-252 MB on Node 24 against 142 MB on Node
- * 20; with 8 MB, 135-141 MB and 123-125 MB, no slower (5 interleaved runs each; README, Performance).
- * V8 sizes a heap when it makes it: set here, it holds for the threads made after (the pipeline's), not
- * for this one, which gets it from the command line (`node --max-semi-space-size=8`, as the installed
- * `earshot` command and the container run it: deploy/install.sh, deploy/Dockerfile). Set here all the
- * same so that V8's flags, and with them the code cache's check, are the same with or without it.
- */
-const MAX_SEMI_SPACE_MB = 8;
+// the young generation's semi-spaces (cli/heap-flags.ts says why), set here for the same reason
 setFlagsFromString(`--max-semi-space-size=${MAX_SEMI_SPACE_MB}`);
 
 // a closed stdout (earshot replay x | head) is not an error

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import vm from 'node:vm';
 
-// cli/start.ts's heap rules (see there), set before the bundle is compiled: V8 keeps its flags' hash in a
+// cli/start.ts's heap rules (see there and cli/heap-flags.ts), set before the bundle is compiled: V8 keeps its flags' hash in a
 // code cache and rejects the cache under other flags, so the cache is made and used under this one
 setFlagsFromString('--heap-growing-percent=50');
 setFlagsFromString('--max-semi-space-size=8');

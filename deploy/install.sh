@@ -569,7 +569,7 @@ fi
 write_file "$BIN" 0755 root:root <<EOF
 #!/bin/sh
 # Written by earshot's deploy/install.sh: runs the earshot installed in $PREFIX.
-# --max-semi-space-size: the young generation Node 20 had (cli/start.ts says why; Node 24's is 4x larger)
+# --max-semi-space-size: the young generation Node 20 had (cli/heap-flags.ts says why; Node 24's is 4x larger)
 exec $NODE --max-semi-space-size=8 $PREFIX/dist/cli/main.js "\$@"
 EOF
 [ "$CHANGED" -eq 1 ] && APP_CHANGED=1

@@ -102,8 +102,8 @@ describe('the code cache of the bundle (deploy/bundle-loader.mjs)', () => {
     expect({ code: direct.code, stdout: direct.stdout }).toEqual({ code: 0, stdout: expected });
   });
 
-  it('is used under the V8 flags the installed command and the container give node, which match cli/start.ts\'s', () => {
-    const wanted = /const MAX_SEMI_SPACE_MB = (\d+);/.exec(readFileSync(join(PROJECT_ROOT, 'cli/start.ts'), 'utf8'))?.[1];
+  it('is used under the V8 flags the installed command and the container give node, which match cli/heap-flags.ts\'s', () => {
+    const wanted = /const MAX_SEMI_SPACE_MB = (\d+);/.exec(readFileSync(join(PROJECT_ROOT, 'cli/heap-flags.ts'), 'utf8'))?.[1];
     expect(wanted).toBeDefined();
     // each file that starts earshot's node sets it, and to the same size
     for (const file of ['deploy/bundle-loader.mjs', 'deploy/install.sh', 'deploy/Dockerfile']) {

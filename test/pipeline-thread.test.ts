@@ -4,10 +4,11 @@
  * and the same API answers, a stdin stream is read on the pipeline's thread, and the counts match
  * tshark's.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { PIPELINE_YOUNG_GENERATION_MB } from '../cli/pipeline-thread.js';
 import { EARSHOT_BIN } from './helpers/cli.js';
 import { startCollect, type CollectRun } from './helpers/collect.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
@@ -38,6 +39,14 @@ async function ended(run: CollectRun): Promise<void> {
 }
 
 const answers = async (run: CollectRun) => Promise.all(['devices', 'activations', 'flows', 'calls', 'presence'].map(async (route) => (await fetch(`${run.base}/api/v1/${route}`)).json()));
+
+/** heap_size_limit of a bare worker thread with the pipeline's resourceLimits, under node's `flags`. */
+function bareWorkerLimit(flags: string[]): number {
+  const script = `const { Worker } = require('node:worker_threads');
+new Worker("require('node:worker_threads').parentPort.postMessage(require('node:v8').getHeapStatistics().heap_size_limit)",
+  { eval: true, resourceLimits: { maxYoungGenerationSizeMb: ${PIPELINE_YOUNG_GENERATION_MB} } }).on('message', (m) => console.log(m));`;
+  return Number(execFileSync(process.execPath, [...flags, '-e', script], { encoding: 'utf8' }).trim());
+}
 
 describe('the pipeline on its own thread', () => {
   const runs: CollectRun[] = [];
@@ -86,6 +95,24 @@ describe('the pipeline on its own thread', () => {
     expect(lines.every((l) => { try { JSON.parse(l); return true; } catch { return false; } }), stderr).toBe(true);
     expect(stderr).toMatch(/API on http:\/\/127\.0\.0\.1/);
     expect(stderr).toMatch(/"msg":"capturing"/);
+  }, 30_000);
+
+  it("keeps the pipeline thread's own young generation under node's --max-semi-space-size (as installed)", async () => {
+    // V8 takes the process's flag over a worker's resourceLimits: the thread's young generation doubled
+    // (12 -> 24 MB) once the flag was set, and the soak's RSS rose with it (cli/heap-flags.ts)
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--max-semi-space-size=8', EARSHOT_BIN, 'collect', '--source', 'stdin', '--listen', `127.0.0.1:${port}`, '--format', 'json', '--log-format', 'json', '--log-level', 'debug'], { cwd: PROJECT_ROOT, stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    child.stdin.end(readFileSync(CAPTURE));
+    expect(await exited, stderr).toBe(0);
+    const started = stderr.split('\n').filter((l) => l.includes('"the pipeline thread started"')).map((l) => JSON.parse(l) as { heapSizeLimit: number });
+    expect(started).toHaveLength(1);
+    // what V8 makes of the same limits in a bare worker, without the flag and with it
+    const own = bareWorkerLimit([]);
+    expect(own).not.toBe(bareWorkerLimit(['--max-semi-space-size=8']));
+    expect(started[0].heapSizeLimit).toBe(own);
   }, 30_000);
 
   it('a quiet stdin feed still open: SIGTERM ends the run, with the report, exit 0', async () => {
