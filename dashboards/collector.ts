@@ -120,9 +120,16 @@ export function collectorDashboard(): Dashboard {
       .groupByTime().groupBy('site').fill('none'), { alias: '$tag_site $col' }))
     .unit('short');
 
+  const memory = graph(11, 'Memory', 'The collector\'s resident memory (every thread, what the kernel counts) and the V8 heap in use of its pipeline\'s thread. Bounded tables fill over the first day; a line that still climbs after days is worth a report.')
+    .gridPos(at(0, 28, 24, 8))
+    .withTarget(influx('A', ofCollector()
+      .select(peak('rss_bytes', 'resident memory'), peak('heap_used_bytes', 'heap in use'))
+      .groupByTime().groupBy('site').fill('none'), { alias: '$tag_site $col' }))
+    .unit('bytes');
+
   return new DashboardBuilder('earshot — Collector health')
     .uid(UID.collector)
-    .description('earshot\'s own counters: capture rate, drops, decode errors, flows, InfluxDB writes, spool.')
+    .description('earshot\'s own counters: capture rate, drops, decode errors, flows, InfluxDB writes, spool, memory.')
     .tags([DASHBOARD_TAG])
     .time({ from: 'now-6h', to: 'now' })
     .refresh('30s')
@@ -138,5 +145,6 @@ export function collectorDashboard(): Dashboard {
     .withPanel(writes)
     .withPanel(spool)
     .withPanel(detections)
+    .withPanel(memory)
     .build();
 }

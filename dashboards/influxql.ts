@@ -38,7 +38,7 @@ export const SCHEMA = {
       'packets', 'bytes', 'kernel_drops', 'interface_drops', 'decode_errors', 'flows_active', 'flows_created',
       'flows_evicted', 'activations', 'points', 'points_written', 'points_rejected', 'points_dropped',
       'write_errors', 'queue_depth', 'spool_points', 'spool_bytes', 'spool_write_errors', 'spool_held_points',
-      'batches_quarantined', 'points_quarantined', 'instance', 'version',
+      'batches_quarantined', 'points_quarantined', 'rss_bytes', 'heap_used_bytes', 'instance', 'version',
     ],
   },
 } as const;

@@ -159,6 +159,19 @@ describeInflux('Grafana dashboards against a real InfluxDB', () => {
       console.log(`ran ${ran.length} queries (${panelQueries.length} panel targets); every one returned data`);
     }, 60_000);
 
+    it('the collector points carry the process\'s memory, and the heap is within it', async () => {
+      const [series] = await server.query(DB, 'SELECT "rss_bytes", "heap_used_bytes" FROM "collector"');
+      const rows = series[0]?.values ?? [];
+      expect(rows.length).toBeGreaterThan(3);
+      for (const [, rss, heap] of rows) {
+        // a Node.js process that replays a capture: tens of MB resident, a few MB of heap or more
+        expect(rss as number).toBeGreaterThan(20 * 2 ** 20);
+        expect(rss as number).toBeLessThan(4 * 2 ** 30);
+        expect(heap as number).toBeGreaterThan(2 ** 20);
+        expect(heap as number).toBeLessThan(rss as number);
+      }
+    });
+
     it('collector rates come from within one run: the paced replay alone gives several per-second points', async () => {
       const slot = { fromMs: BASE_MS + 2 * SLOT_MS - 60_000, toMs: BASE_MS + 3 * SLOT_MS };
       const collector = readDashboard('earshot-collector.json');

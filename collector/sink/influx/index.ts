@@ -197,6 +197,10 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
       spool_held_points: int(w.spool.heldPoints),
       batches_quarantined: int(w.spool.quarantinedBatches),
       points_quarantined: int(w.spool.quarantinedPoints),
+      // the process's resident memory and the V8 heap in use of the thread that runs the pipeline (and
+      // this sink): a collector that grows shows here over weeks, as on /metrics
+      rss_bytes: int(process.memoryUsage.rss()),
+      heap_used_bytes: int(process.memoryUsage().heapUsed),
       // which process wrote it: two instances at one site in the same minutes are two collectors sharing
       // a site name by mistake (the Fleet overview counts them); the version, for upgrading a fleet
       instance: INSTANCE,
