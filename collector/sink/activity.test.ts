@@ -1,6 +1,6 @@
 /**
- * What the API keeps of a run: the flows that ended lately cost the ring's slot and nothing more (the
- * record is the one the report and the device totals hold), and the API's form of a flow is the
+ * What the API keeps of a run: the flows that ended lately cost their columns in the ring, made when the
+ * store is (collector/flow/record-ring.ts), and nothing more, and the API's form of a flow is the
  * report's, without nameSource, with `open`.
  */
 import { describe, expect, it } from 'vitest';
@@ -30,7 +30,7 @@ function record(id: number): FlowRecord {
 
 
 describe('activity store', () => {
-  it('keeps an ended flow for the cost of its slot: the record, not a copy in the API form (which took ~1 KB a flow)', () => {
+  it('keeps an ended flow in its columns, not as a copy in the API form (which took ~1 KB a flow)', () => {
     const n = 10_000;
     const records = Array.from({ length: n }, (_, i) => record(i + 1));
     const store = new ActivityStore({ maxActivations: 10, maxEndedFlows: n }, new DeviceTotalsStore({ maxDevices: 10, endpoints: false }));

@@ -6,6 +6,7 @@
 import type { Call } from '../detect/calls.js';
 import type { Activation } from '../detect/detector.js';
 import type { FlowRecord } from '../flow/record.js';
+import { FlowRecordRing } from '../flow/record-ring.js';
 import type { DeviceTotalsStore, Endpoint } from './device-totals.js';
 import { activationToReport, flowToReport, type ReportActivation, type ReportFlow } from './report.js';
 import { NewestRing } from './ring.js';
@@ -34,8 +35,8 @@ export interface ActivityOptions {
 export class ActivityStore {
   private readonly activations = new Map<string, Activation>();
   private sorted: Activation[] | null = null;
-  /** The records themselves (the report and the device totals are fed the same objects): made API flows when read. */
-  private readonly ended: NewestRing<FlowRecord>;
+  /** The records, in columns (collector/flow/record-ring.ts): made API flows when read. */
+  private readonly ended: FlowRecordRing;
   /** Finished calls, oldest first (bounded like the activations). */
   private readonly calls: NewestRing<Call>;
   /** Counters for /metrics. */
@@ -47,7 +48,7 @@ export class ActivityStore {
 
   /** `totals`: the run's device totals, fed by the run (the API reads them through deviceTotals). */
   constructor(private readonly options: ActivityOptions, private readonly totals: DeviceTotalsStore) {
-    this.ended = new NewestRing<FlowRecord>(options.maxEndedFlows);
+    this.ended = new FlowRecordRing(options.maxEndedFlows);
     this.calls = new NewestRing<Call>(options.maxActivations);
   }
 
@@ -99,7 +100,7 @@ export class ActivityStore {
     }
   }
 
-  /** A flow ended: its record goes to the ring of recent flows. */
+  /** A flow ended: its record goes to the ring of recent flows (copied into its columns). */
   flowEnded(f: FlowRecord): void {
     if (this.options.maxEndedFlows > 0) this.ended.push(f);
   }
