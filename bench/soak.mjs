@@ -15,7 +15,9 @@
 // bench/out/soak-home-24h.pcap.
 //
 // Start: the median RSS over capture hour 2 (hour 1 is the warm-up: tables, caches, the JIT); end: the
-// median over the last capture hour; also the peak. Target (issue 16): end within 10 % of start.
+// median over the last capture hour; also the peak. Target (issue 16): end within 10 % of start. Beside
+// it, each thread's V8 heap in use (from /api/v1/health's `process`), over the same hours: a heap that
+// climbs is something earshot keeps, RSS above a flat heap is V8's and the allocator's room.
 // No --data-dir: the report's finished flows and DNS answers wait in the system's temp directory
 // (collector/sink/spill.ts), as on disk, not in RSS. A day in four minutes is ~360 times a home's
 // allocation rate: V8 grows the pipeline thread's young generation (8 -> 32 MB over the first

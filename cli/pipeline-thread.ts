@@ -123,12 +123,18 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
   // from here to the listeners below, nothing awaits: no message of the worker's can pass unheard
   // the process's --max-semi-space-size would take the place of the limit (V8 prefers a flag): unset (0)
   // until the thread's heap is made, which is before it runs its first line ('online')
-  setFlagsFromString('--max-semi-space-size=0');
-  const worker = new Worker(new URL('./pipeline-worker.js', import.meta.url), {
-    workerData: data,
-    resourceLimits: { maxYoungGenerationSizeMb: PIPELINE_YOUNG_GENERATION_MB },
-  });
   const restoreFlag = () => setFlagsFromString(`--max-semi-space-size=${MAX_SEMI_SPACE_MB}`);
+  setFlagsFromString('--max-semi-space-size=0');
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL('./pipeline-worker.js', import.meta.url), {
+      workerData: data,
+      resourceLimits: { maxYoungGenerationSizeMb: PIPELINE_YOUNG_GENERATION_MB },
+    });
+  } catch (err) {
+    restoreFlag();
+    throw err;
+  }
   worker.once('online', restoreFlag);
   worker.once('exit', restoreFlag);
   // the capture held here must not wait behind the other threads: this thread keeps its priority then

@@ -1,11 +1,11 @@
 /**
  * The newest `max` flow records in columns: numbers in typed arrays, texts in one array of references,
  * all allocated at the start, and the addresses' texts shared between records. The API's ring of recent
- * flows (10,000) held them as objects, ~290 bytes each with their boxed numbers and address strings, and
- * a home fills it over its first day: the V8 heap grew by that much, and V8 reserved about twice it
- * (issue 16's soak, README). Here a record costs ~100 bytes, fixed from the start, outside the V8 heap
- * but for the references, and the texts (addresses, names) are shared: each record brings its own copy of
- * them, decoded from its packets. Records come back as FlowRecords when read (a few times a second at most).
+ * flows (10,000) held them as objects, ~400 bytes of heap each with their boxed numbers and texts
+ * (record-ring.test.ts measures it), and a home fills it over its first day: the V8 heap grew by that
+ * much, and V8 reserved more room beside it (issue 16's soak, README). Here a record costs ~100 bytes,
+ * fixed from the start, outside the V8 heap but for the references, and the texts (addresses, names) are
+ * shared: each record brings its own copy of them, decoded from its packets. Records come back as FlowRecords when read (a few times a second at most).
  */
 import type { NameSource } from './flow.js';
 import type { FlowRecord } from './record.js';

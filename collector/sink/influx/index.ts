@@ -174,6 +174,7 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
     const s = sources.stats();
     const c = sources.captureStats();
     const w: WriterStats = writer.stats;
+    const memory = process.memoryUsage();
     return pointLine('collector', { site }, {
       packets: int(s.capture.packets),
       bytes: int(s.capture.bytes),
@@ -199,8 +200,8 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
       points_quarantined: int(w.spool.quarantinedPoints),
       // the process's resident memory and the V8 heap in use of the thread that runs the pipeline (and
       // this sink): a collector that grows shows here over weeks, as on /metrics
-      rss_bytes: int(process.memoryUsage.rss()),
-      heap_used_bytes: int(process.memoryUsage().heapUsed),
+      rss_bytes: int(memory.rss),
+      heap_used_bytes: int(memory.heapUsed),
       // which process wrote it: two instances at one site in the same minutes are two collectors sharing
       // a site name by mistake (the Fleet overview counts them); the version, for upgrading a fleet
       instance: INSTANCE,
