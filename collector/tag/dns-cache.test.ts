@@ -34,6 +34,49 @@ describe('DNS cache', () => {
     again.load([['x', 1 as unknown as string, [], 0]]);
   });
 
+  it('refreshes a repeated answer in place: the same entry, a later expiry, no new object', () => {
+    // a home asks for the same names all day: a new entry per answer (and a delete and re-insert in the
+    // map) was most of what the pipeline thread's old generation took in over the soak's day
+    const cache = new DnsCache(100, 0);
+    cache.onAnswer(answer(0, 'alexa.amazon.com', 'CNAME', 'edge.example.net'), 'm1');
+    cache.onAnswer(answer(0, 'edge.example.net', 'A', '52.1.2.3', 10), 'm1');
+    const first = cache.lookup('m1', '52.1.2.3', 0);
+    cache.onAnswer(answer(60_000, 'alexa.amazon.com', 'CNAME', 'edge.example.net'), 'm1');
+    cache.onAnswer(answer(60_000, 'edge.example.net', 'A', '52.1.2.3', 10), 'm1');
+    const again = cache.lookup('m1', '52.1.2.3', 65_000);
+    expect(again).toBe(first);
+    expect(again).toMatchObject({ name: 'alexa.amazon.com', expiresMs: 70_000 });
+    // another name for the address replaces it
+    cache.onAnswer(answer(61_000, 'other.example', 'A', '52.1.2.3', 10), 'm1');
+    expect(cache.lookup('m1', '52.1.2.3', 65_000)?.name).toBe('other.example');
+  });
+
+  it("a refresh by one client leaves another client's expiry alone", () => {
+    const cache = new DnsCache(100, 0);
+    cache.onAnswer(answer(0, 'a.example', 'A', '1.2.3.4', 10), 'm1');
+    cache.onAnswer(answer(100_000, 'a.example', 'A', '1.2.3.4', 10), 'm2');
+    expect(cache.lookup('m1', '1.2.3.4', 0)?.expiresMs).toBe(10_000);
+    expect(cache.lookup('m2', '1.2.3.4', 0)?.expiresMs).toBe(110_000);
+    expect(cache.lookup('m3', '1.2.3.4', 0)?.expiresMs).toBe(110_000);
+  });
+
+  it('evicts the oldest, but a name refreshed since it was kept gets a second chance', () => {
+    // two keys per address (the client's and any client's): 4 entries hold two addresses
+    const cache = new DnsCache(4, 0);
+    cache.onAnswer(answer(0, 'a.example', 'A', '10.0.0.1'), 'm1');
+    cache.onAnswer(answer(0, 'b.example', 'A', '10.0.0.2'), 'm1');
+    cache.onAnswer(answer(1, 'a.example', 'A', '10.0.0.1'), 'm1');
+    cache.onAnswer(answer(2, 'c.example', 'A', '10.0.0.3'), 'm1');
+    expect(cache.lookup('m1', '10.0.0.1', 0)?.name).toBe('a.example');
+    expect(cache.lookup('m1', '10.0.0.2', 0)).toBeNull();
+    expect(cache.lookup('m1', '10.0.0.3', 0)?.name).toBe('c.example');
+    expect(cache.stats).toMatchObject({ entries: 4, evicted: 2 });
+    // a flood of new names: the second chance is spent once, then the refreshed name goes too
+    for (let i = 0; i < 4; i++) cache.onAnswer(answer(3, `n${i}.example`, 'A', `10.1.0.${i}`), 'm1');
+    expect(cache.lookup('m1', '10.0.0.1', 0)).toBeNull();
+    expect(cache.stats.entries).toBe(4);
+  });
+
   it('a CNAME loop does not hang', () => {
     const cache = new DnsCache(100, 0);
     cache.onAnswer(answer(0, 'a.example', 'CNAME', 'b.example'), 'm1');

@@ -3,6 +3,7 @@
  * chains followed back to the name the device asked for, valid for the record's TTL plus a grace
  * period (devices keep connections, and reconnect, long after the TTL). Bounded; oldest out first.
  */
+import { ClockMap } from '../clock-map.js';
 import type { DnsAnswer } from '../flow/payload.js';
 
 /** What a flow's server address was called by DNS. */
@@ -14,9 +15,15 @@ export interface DnsName {
   expiresMs: number;
 }
 
+/** A kept name: `touched` when an answer refreshed it since it was last inserted (see put()). */
+interface NameEntry extends DnsName {
+  touched: boolean;
+}
+
 interface Alias {
   source: string;
   expiresMs: number;
+  touched: boolean;
 }
 
 /** A persisted entry: [key, name, chain, expiresMs]. */
@@ -36,11 +43,14 @@ export interface DnsCacheStats {
 export class DnsCache {
   readonly stats: DnsCacheStats = { entries: 0, evicted: 0 };
   /** "client|address" and "*|address" -> name. */
-  private readonly names = new Map<string, DnsName>();
+  private readonly names: ClockMap<NameEntry>;
   /** CNAME target (lower case) -> the name that pointed to it. */
-  private readonly aliases = new Map<string, Alias>();
+  private readonly aliases: ClockMap<Alias>;
 
-  constructor(private readonly maxEntries: number, private readonly graceMs: number) {}
+  constructor(maxEntries: number, private readonly graceMs: number) {
+    this.names = new ClockMap(maxEntries);
+    this.aliases = new ClockMap(maxEntries);
+  }
 
   /** The key of a client: its MAC when known (stable across address changes), else its address. */
   static clientKey(mac: number, address: string): string {
@@ -54,11 +64,25 @@ export class DnsCache {
     return key;
   }
 
-  /** Takes one answer; answers of one message arrive in order, CNAMEs before the addresses. */
+  /**
+   * Takes one answer; answers of one message arrive in order, CNAMEs before the addresses. An answer
+   * that repeats what is kept (a home asks for the same names all day) only moves the expiry and marks
+   * the entry for a second chance at eviction (ClockMap): no new entry, no reordering. A delete and
+   * re-insert per answer left holes in a Map, which made V8 rebuild its table every few hundred
+   * answers, and made each eviction walk the holes (collector/clock-map.ts).
+   */
   onAnswer(a: DnsAnswer, clientKey: string): void {
     const expiresMs = a.timeMs + a.ttl * 1000 + this.graceMs;
     if (a.type === 'CNAME') {
-      this.setBounded(this.aliases, a.data.toLowerCase(), { source: a.name, expiresMs });
+      const target = a.data.toLowerCase();
+      const kept = this.aliases.get(target);
+      if (kept !== undefined && kept.source === a.name) {
+        kept.expiresMs = expiresMs;
+        kept.touched = true;
+      } else {
+        this.aliases.set(target, { source: a.name, expiresMs, touched: kept !== undefined });
+        this.stats.evicted = this.names.evicted + this.aliases.evicted;
+      }
       return;
     }
     const chain = [a.name];
@@ -69,10 +93,10 @@ export class DnsCache {
       asked = alias.source;
       chain.unshift(asked);
     }
-    const entry: DnsName = { name: asked, chain, expiresMs };
-    this.setBounded(this.names, `${clientKey}|${a.data}`, entry);
-    this.setBounded(this.names, `*|${a.data}`, entry);
+    this.keep(`${clientKey}|${a.data}`, asked, chain, expiresMs);
+    this.keep(`*|${a.data}`, asked, chain, expiresMs);
     this.stats.entries = this.names.size;
+    this.stats.evicted = this.names.evicted + this.aliases.evicted;
   }
 
   /** The name `clientKey` asked for when it learned `address`, else any client's, if still valid at `nowMs`. */
@@ -85,26 +109,34 @@ export class DnsCache {
 
   /** Entries for the state file. */
   rows(): DnsCacheRow[] {
-    return [...this.names].map(([key, v]) => [key, v.name, v.chain, v.expiresMs]);
+    return Array.from(this.names.entries(), ([key, v]): DnsCacheRow => [key, v.name, v.chain, v.expiresMs]);
   }
 
   /** Restores entries from the state file (expired ones are dropped on lookup). */
   load(rows: readonly DnsCacheRow[]): void {
     for (const [key, name, chain, expiresMs] of rows) {
       if (typeof key === 'string' && typeof name === 'string' && Array.isArray(chain) && typeof expiresMs === 'number') {
-        this.setBounded(this.names, key, { name, chain, expiresMs });
+        this.names.set(key, { name, chain, expiresMs, touched: false });
       }
     }
     this.stats.entries = this.names.size;
+    this.stats.evicted = this.names.evicted + this.aliases.evicted;
   }
 
-  private setBounded<V>(map: Map<string, V>, key: string, value: V): void {
-    map.delete(key); // re-insert at the end: Map order is our age order
-    map.set(key, value);
-    while (map.size > this.maxEntries) {
-      const oldest = map.keys().next().value as string;
-      map.delete(oldest);
-      this.stats.evicted++;
+  /** One key's entry (each key has its own: a refresh of one must not move another's expiry). */
+  private keep(key: string, name: string, chain: string[], expiresMs: number): void {
+    const kept = this.names.get(key);
+    if (kept !== undefined && kept.name === name && sameChain(kept.chain, chain)) {
+      kept.expiresMs = expiresMs;
+      kept.touched = true;
+    } else {
+      this.names.set(key, { name, chain, expiresMs, touched: kept !== undefined });
     }
   }
+}
+
+function sameChain(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
