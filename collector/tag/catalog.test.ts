@@ -52,4 +52,36 @@ describe('endpoint catalogue', () => {
       expect((err as Error).message).toMatch(/^catalog\[0\]: service must be one of voice, /);
     }
   });
+
+  it('finds the same entry as testing every pattern in order, for names made from the patterns', () => {
+    // the model: each pattern as the documented regex (`*` is one or more characters), tried in the
+    // catalogue's order (user entries, then more literal characters first, file order between equals)
+    const user = [
+      { pattern: 'device-metrics-us.amazon.com', service: 'other', source: 'mine' },
+      { pattern: '*.amazon.com', service: 'media', source: 'mine' },
+      { pattern: 'tv-*.myhome.example', service: 'media', source: 'mine' },
+    ];
+    const c = buildCatalog(user);
+    const weight = (p: string) => p.replace(/\*/g, '').length;
+    const ordered = [...c.entries.slice(0, user.length), ...c.entries.slice(user.length).sort((a, b) => weight(b.pattern) - weight(a.pattern))];
+    const model = ordered.map((e) => ({ e, re: new RegExp(`^${e.pattern.toLowerCase().split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.+')}$`) }));
+    const expected = (name: string) => model.find((m) => m.re.test(name))?.e ?? null;
+    const names = new Set<string>(['', '.', '..', 'com', '.com', 'amazon.com', '.amazon.com', 'x..amazon.com', 'a\n.amazon.com', '\n.amazon.com', 'avs-alexa-\n.amazon.com', '*.amazon.com']);
+    for (const { pattern } of c.entries) {
+      for (const fill of ['x', 'x.y', '', '-', '*', 'a\nb', '\u2028', 'avs-alexa-1']) {
+        const name = pattern.toLowerCase().replaceAll('*', fill);
+        for (const n of [name, `z${name}`, `z.${name}`, `${name}.evil.example`, name.slice(name.indexOf('.') + 1), name.slice(0, -1)]) names.add(n);
+      }
+    }
+    expect(names.size).toBeGreaterThan(1000);
+    let matched = 0;
+    for (const name of names) {
+      const want = expected(name);
+      if (want !== null) matched++;
+      expect(c.lookup(name), JSON.stringify(name)).toBe(want);
+    }
+    // both kinds of answer were asked for
+    expect(matched).toBeGreaterThan(500);
+    expect(names.size - matched).toBeGreaterThan(500);
+  });
 });

@@ -58,10 +58,14 @@ function compileVoicePrefixes(prefixes: ReadonlyArray<{ vendor: string; prefix: 
 }
 
 
-/** Registrable-ish domain (last two labels) for counting how widely a device browses. */
-function domainOf(name: string): string {
-  const labels = name.toLowerCase().split('.');
-  return labels.slice(-2).join('.');
+/**
+ * Registrable-ish domain (last two labels) for counting how widely a device browses. Found from the
+ * end, without splitting the name: every answer with a name the catalogue does not know comes here.
+ */
+export function domainOf(name: string): string {
+  const last = name.lastIndexOf('.');
+  const start = last <= 0 ? 0 : name.lastIndexOf('.', last - 1) + 1;
+  return (start === 0 ? name : name.slice(start)).toLowerCase();
 }
 
 /** Builds the tagger. Wire its handlers into the collector's listeners. */
