@@ -7,7 +7,8 @@
 // bench/run.mjs built it, a plain replay of the same-size real capture (bench/out/bench-N.pcap).
 // Targets (issue 14): memory under 200 MB, series under 10,000, above 500k packets/s, no assistant.
 // Then a flood of new flows (test/helpers/flood.ts writeFlowFloodPcap): the collector and replay beside
-// tshark and tcpdump on the same file, wall and CPU time and peak RSS.
+// tshark and tcpdump on the same file, wall and CPU time and peak RSS; and a flood of forged DNS answers
+// with new names (writeDnsFloodPcap), replay beside tshark's DNS statistics and tcpdump.
 //   node bench/flood.mjs [--runs N] [--packets N]   (the flood capture is cached in bench/out/)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -156,6 +157,32 @@ console.log('| --- | ---: | ---: | ---: |');
 for (const [name, rows] of flowRows) {
   const m = (k) => median(rows.map((x) => x[k]));
   console.log(`| ${name} | ${m('wall').toFixed(2)} s | ${m('cpu').toFixed(2)} s | ${m('rssMb').toFixed(0)} MB |`);
+}
+// a flood of forged DNS answers (test/helpers/flood.ts writeDnsFloodPcap): every answer a new name, so
+// every cache of names (the tagger's DNS cache, the catalogue's) fills and evicts; tshark's DNS
+// statistics (it parses every answer) and tcpdump's read beside earshot
+const dnsPackets = Math.max(1, Math.round(packets / 20));
+const dnsFlood = join(out, `dns-flood-${dnsPackets}.pcap`);
+if (!existsSync(dnsFlood)) {
+  const { writeDnsFloodPcap } = await import(generator);
+  writeDnsFloodPcap(dnsFlood, { packets: dnsPackets });
+}
+const tsharkAnswers = spawnSync('sh', ['-c', 'command -v tshark']).status === 0
+  ? spawnSync('tshark', ['-n', '-r', dnsFlood, '-T', 'fields', '-e', 'dns.count.answers'], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout.split('\n').reduce((sum, line) => sum + (Number(line) || 0), 0)
+  : null;
+const dnsCases = [
+  ['earshot replay', process.execPath, [bin, 'replay', dnsFlood, '--format', 'json', '-o', '/dev/null', '--no-progress']],
+  ['tshark -q -z dns,tree (peer)', 'tshark', ['-n', '-q', '-r', dnsFlood, '-z', 'dns,tree']],
+  ['tcpdump -r -w /dev/null (floor)', 'tcpdump', ['-r', dnsFlood, '-w', '/dev/null']],
+].filter(([, cmd]) => cmd === process.execPath || spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0);
+const dnsRows = new Map(dnsCases.map(([name]) => [name, []]));
+for (let r = 0; r < runs; r++) for (const [name, cmd, args] of dnsCases) dnsRows.get(name).push(timed(cmd, args));
+console.log(`\nFlood of forged DNS answers (${dnsPackets.toLocaleString('en')} responses of 30 new names each${tsharkAnswers === null ? '' : `: ${tsharkAnswers.toLocaleString('en')} answers by tshark's count`}), median of ${runs} runs:\n`);
+console.log('| command | wall time | CPU time | responses per CPU second | peak RSS |');
+console.log('| --- | ---: | ---: | ---: | ---: |');
+for (const [name, rows] of dnsRows) {
+  const m = (k) => median(rows.map((x) => x[k]));
+  console.log(`| ${name} | ${m('wall').toFixed(2)} s | ${m('cpu').toFixed(2)} s | ${Math.round(dnsPackets / m('cpu')).toLocaleString('en')} | ${m('rssMb').toFixed(0)} MB |`);
 }
 // the same collector over a small real capture: what the flood adds to its peak
 const idle = median(Array.from({ length: runs }, () => timed(process.execPath, [bin, 'collect', '--file', join(root, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng'), '--exit-when-done', '--listen', '127.0.0.1:0', '--format', 'json', '-o', '/dev/null']).rssMb));

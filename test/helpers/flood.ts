@@ -272,3 +272,57 @@ export function writeFlowFloodPcap(path: string, options: FlowFloodOptions): num
   writeClassicPcap(path, frames(), () => { written++; });
   return written;
 }
+
+/** The host the forged answers go to (192.168.1.50). */
+const DNS_FLOOD_VICTIM_MAC = 0x0242c0a80132;
+
+export interface DnsFloodOptions {
+  /** DNS responses to write. */
+  packets: number;
+  /** A records in each, every one a new name and address (default 30: a full 1,500-byte frame). */
+  answersPerPacket?: number;
+  /** Responses per second of packet time (default 10,000). */
+  rate?: number;
+  /** Time of the first packet, in seconds since the epoch (default 2026-01-01). */
+  startSeconds?: number;
+}
+
+/**
+ * Forged DNS answers: UDP responses from port 53 of a LAN host to another (a spoofer needs no query),
+ * each with `answersPerPacket` A records of names never seen before (n<i>.flood.example ->
+ * 10.x.y.z). What a host can make every cache of names do: returns the answers written (tshark counts
+ * the same: bench/flood.mjs).
+ */
+export function writeDnsFloodPcap(path: string, options: DnsFloodOptions): number {
+  const per = options.answersPerPacket ?? 30;
+  const rate = options.rate ?? 10_000;
+  const start = options.startSeconds ?? 1_767_225_600;
+  const src = ipv4Bytes(FLOW_FLOOD_HOST.ip);
+  const dst = ipv4Bytes('192.168.1.50');
+  let answers = 0;
+  function* frames(): Generator<{ seconds: number; micros: number; data: Buffer }> {
+    for (let i = 0; i < options.packets; i++) {
+      const header = Buffer.alloc(12);
+      header.writeUInt16BE(i & 0xffff, 0);
+      header.writeUInt16BE(0x8180, 2); // a response, recursion available, no error
+      header.writeUInt16BE(1, 4);
+      header.writeUInt16BE(per, 6);
+      const question = Buffer.concat([dnsName(`q${i}.flood.example`), Buffer.from([0, 1, 0, 1])]);
+      const records: Buffer[] = [];
+      for (let k = 0; k < per; k++, answers++) {
+        const fixed = Buffer.alloc(14);
+        fixed.writeUInt16BE(1, 0); // A
+        fixed.writeUInt16BE(1, 2); // IN
+        fixed.writeUInt32BE(300, 4);
+        fixed.writeUInt16BE(4, 8);
+        fixed.writeUInt32BE(0x0a000000 + (answers % 0x1000000), 10);
+        records.push(dnsName(`n${answers}.flood.example`), fixed);
+      }
+      const micros = Math.floor((i * 1_000_000) / rate);
+      const data = udpFrame(FLOW_FLOOD_HOST.mac, DNS_FLOOD_VICTIM_MAC, src, dst, 53, 40_000 + (i % 20_000), Buffer.concat([header, question, ...records]));
+      yield { seconds: start + Math.floor(micros / 1_000_000), micros: micros % 1_000_000, data };
+    }
+  }
+  writeClassicPcap(path, frames(), () => {});
+  return answers;
+}
