@@ -17,6 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
+import { ClockMap } from '../clock-map.js';
 import { earshotError } from '../errors.js';
 import { parseAddr } from '../flow/local-nets.js';
 import { packagePath } from '../paths.js';
@@ -262,6 +263,8 @@ function addressOf(ip: string): { version: 4 | 6; words: Uint32Array } | null {
 interface NameResult {
   org: Organisation | null;
   domain: string | null;
+  /** Never set: the cache is first in, first out. */
+  touched: false;
 }
 
 /** Builds the lookup (reads organisations.json; the ASN table loads on the first address lookup). */
@@ -273,7 +276,8 @@ export function buildOrgLookup(options: OrgLookupOptions = {}) {
   const maxCached = Math.max(1, options.maxCachedNames ?? DEFAULT_CACHE);
   const domains = new Map(data.domains.map((d) => [d.domain, d]));
   const stats: OrgLookupStats = { byDomains: 0, byCatalogue: 0, byIpRanges: 0, byAsn: 0, unnamed: 0, cachedNames: 0, cacheEvicted: 0, asnLoaded: false, asnRanges: 0, asnLoadMs: 0 };
-  const names = new Map<string, NameResult>();
+  // oldest out first, without walking a Map's holes for the first key (collector/clock-map.ts)
+  const names = new ClockMap<NameResult>(maxCached);
   // records without a domain are few (organisation x category x source): shared and frozen
   const shared = new Map<string, Organisation>();
   let asnTable: AsnTable | null = null;
@@ -294,7 +298,7 @@ export function buildOrgLookup(options: OrgLookupOptions = {}) {
     let hit = names.get(name);
     if (hit !== undefined) return hit;
     const domain = registrableDomain(name);
-    hit = { org: null, domain };
+    hit = { org: null, domain, touched: false };
     // the most specific entry wins: the full name first, then each parent down to two labels
     for (let suffix = name; suffix.includes('.'); suffix = suffix.slice(suffix.indexOf('.') + 1)) {
       const entry = domains.get(suffix);
@@ -310,11 +314,8 @@ export function buildOrgLookup(options: OrgLookupOptions = {}) {
         hit.org = record(entry.vendor, category, domain, 'catalogue');
       }
     }
-    if (names.size >= maxCached) {
-      names.delete(names.keys().next().value as string);
-      stats.cacheEvicted++;
-    }
     names.set(name, hit);
+    stats.cacheEvicted = names.evicted;
     stats.cachedNames = names.size;
     return hit;
   }
