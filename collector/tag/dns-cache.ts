@@ -1,7 +1,8 @@
 /**
  * Which name a device asked for when it got an address: DNS answers remembered per client, with CNAME
  * chains followed back to the name the device asked for, valid for the record's TTL plus a grace
- * period (devices keep connections, and reconnect, long after the TTL). Bounded; oldest out first.
+ * period (devices keep connections, and reconnect, long after the TTL). Bounded; oldest out first, with
+ * a second chance for a name answered again (collector/clock-map.ts).
  */
 import { ClockMap } from '../clock-map.js';
 import type { DnsAnswer } from '../flow/payload.js';
@@ -15,7 +16,7 @@ export interface DnsName {
   expiresMs: number;
 }
 
-/** A kept name: `touched` when an answer refreshed it since it was last inserted (see put()). */
+/** A kept name: `touched` when an answer refreshed it since it was inserted or last moved (ClockMap). */
 interface NameEntry extends DnsName {
   touched: boolean;
 }
