@@ -14,7 +14,8 @@
 // devices all day and new flows every round (the old ones end by idle timeout). Written once to
 // bench/out/soak-home-24h.pcap.
 //
-// Start: the median RSS over capture hour 2 (hour 1 is the warm-up: tables, caches, the JIT); end: the
+// Start: the lowest median RSS of capture hours 2, 3 and 4 (hour 1 is the warm-up: tables, caches, the JIT,
+// and the start-up's RSS falls within the next hours; see startMb); end: the
 // median over the last capture hour; also the peak. Target (issue 16): end within 10 % of start. Beside
 // it, each thread's V8 heap in use (from /api/v1/health's `process`), over the same hours: a heap that
 // climbs is something earshot keeps, RSS above a flat heap is V8's and the allocator's room.
@@ -176,16 +177,20 @@ if (code !== 0) {
   process.exit(1);
 }
 const within = (fromH, toH) => samples.filter(([s]) => s >= fromH * 3600 && s < toH * 3600).map(([, mb]) => mb);
-const startMb = median(within(1, 2));
 const spanH = spanS / 3600;
 const endMb = median(within(spanH - 1, Infinity));
+// the lowest of hours 2-4: the start-up's RSS (~125-130 MB at hour 0) falls to ~100-108 MB somewhere in
+// them, and a start taken before the fall made a day look flat or shrinking (0.95-0.96 in three runs of
+// 2026-12-06, with hour 3 already 101 MB); the lowest can only make the ratio worse, never a false pass
+const starts = [1, 2, 3].filter((h) => h + 1 <= spanH - 1).map((h) => median(within(h, h + 1))).filter(Number.isFinite);
+const startMb = starts.length > 0 ? Math.min(...starts) : median(within(1, 2));
 const peak = Math.max(...samples.map(([, mb]) => mb));
 const byHour = [];
 for (let h = 0; h < spanH; h += Math.max(1, Math.round(hours / 8))) byHour.push(`${h}h ${median(within(h, h + 1)).toFixed(0)}`);
 console.log('');
 console.log(`Soak: ${packets.toLocaleString('en')} packets over ${(spanS / 3600).toFixed(1)} h of capture time (${(packets / spanS).toFixed(1)} packets/s: ${HOME.length} home captures in a loop), replayed at ${speed.toFixed(0)}x in ${((Date.now() - t0) / 60_000).toFixed(1)} min; ${samples.length} RSS samples, the API polled ${polls} times (${pollErrors} failed, ${pollsBeforeUp} before it listened)`);
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Node ${process.version}, ${cli.replace(`${root}/`, '')}`);
-console.log(`  RSS start (median of capture hour 2, after an hour's warm-up) ${startMb.toFixed(0)} MB, end (median of the last hour) ${endMb.toFixed(0)} MB, peak ${peak.toFixed(0)} MB`);
+console.log(`  RSS start (lowest median of capture hours 2-4, after the start-up's fall) ${startMb.toFixed(0)} MB, end (median of the last hour) ${endMb.toFixed(0)} MB, peak ${peak.toFixed(0)} MB`);
 console.log(`  end/start ${(endMb / startMb).toFixed(3)} (target <= 1.10)`);
 console.log(`  by capture hour (median MB): ${byHour.join(', ')}`);
 // the V8 heap in use per thread, over the same hours: a heap that climbs is what earshot keeps; RSS above
