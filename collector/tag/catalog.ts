@@ -149,7 +149,7 @@ const LINE_TERMINATOR = /[\n\r\u2028\u2029]/;
  * they could still come first. The same answer as the regexes (catalog.test.ts compares them): a new
  * name cost a test of all 78 shipped patterns, ~5 us, which names in forged DNS answers paid each.
  */
-export function indexPatterns(compiled: ReadonlyArray<{ entry: CatalogEntry; regex: RegExp }>): (name: string) => CatalogEntry | null {
+function indexPatterns(compiled: ReadonlyArray<{ entry: CatalogEntry; regex: RegExp }>): (name: string) => CatalogEntry | null {
   const exact = new Map<string, number>();
   const suffix = new Map<string, number>();
   const other: number[] = [];
