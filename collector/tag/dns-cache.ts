@@ -42,7 +42,6 @@ export interface DnsCacheStats {
 
 /** The bounded cache; `graceMs` extends every TTL. */
 export class DnsCache {
-  readonly stats: DnsCacheStats = { entries: 0, evicted: 0 };
   /** "client|address" and "*|address" -> name. */
   private readonly names: ClockMap<NameEntry>;
   /** CNAME target (lower case) -> the name that pointed to it. */
@@ -51,6 +50,11 @@ export class DnsCache {
   constructor(maxEntries: number, private readonly graceMs: number) {
     this.names = new ClockMap(maxEntries);
     this.aliases = new ClockMap(maxEntries);
+  }
+
+  /** Names kept, and entries (names and CNAMEs) evicted so far: read from the maps when asked. */
+  get stats(): DnsCacheStats {
+    return { entries: this.names.size, evicted: this.names.evicted + this.aliases.evicted };
   }
 
   /** The key of a client: its MAC when known (stable across address changes), else its address. */
@@ -82,7 +86,6 @@ export class DnsCache {
         kept.touched = true;
       } else {
         this.aliases.set(target, { source: a.name, expiresMs, touched: kept !== undefined });
-        this.stats.evicted = this.names.evicted + this.aliases.evicted;
       }
       return;
     }
@@ -96,8 +99,6 @@ export class DnsCache {
     }
     this.keep(`${clientKey}|${a.data}`, asked, chain, expiresMs);
     this.keep(`*|${a.data}`, asked, chain, expiresMs);
-    this.stats.entries = this.names.size;
-    this.stats.evicted = this.names.evicted + this.aliases.evicted;
   }
 
   /** The name `clientKey` asked for when it learned `address`, else any client's, if still valid at `nowMs`. */
@@ -120,8 +121,6 @@ export class DnsCache {
         this.names.set(key, { name, chain, expiresMs, touched: false });
       }
     }
-    this.stats.entries = this.names.size;
-    this.stats.evicted = this.names.evicted + this.aliases.evicted;
   }
 
   /** One key's entry (each key has its own: a refresh of one must not move another's expiry). */
