@@ -22,6 +22,7 @@ import { version } from '../collector/version.js';
 import { buildViewSource, type ViewSource } from '../collector/view.js';
 import type { AppContext } from '../api/app.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
+import { heapSizing, type HeapMode } from './heap-flags.js';
 import { renderTextReport } from './text-report.js';
 
 export interface CliIo {
@@ -362,13 +363,20 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
   let ticks = 0;
   let ticker: NodeJS.Timeout | null = null;
   let captureError: EarshotError | null = null;
+  // a run that lasts (live or paced): V8 sizes its heaps for memory while the traffic is quiet (cli/heap-flags.ts)
+  const sizing = options.speed > 0 ? heapSizing() : null;
+  const sized = (mode: HeapMode | null) => {
+    if (mode !== null) log.debug({ heap: mode }, `V8 heap sizing: ${mode === 'memory' ? 'memory first (quiet traffic)' : 'speed first'}`);
+  };
   try {
     if (options.api) api = await host.startApi(view, source.description);
     bar?.start();
+    sized(sizing?.start(collector.stats().capture.packets, Date.now()) ?? null);
     ticker = options.speed > 0
       ? setInterval(() => {
         collector.wallTick(Date.now(), options.speed, source.heldPacketMs?.());
         if (++ticks % (STATE_SAVE_EVERY_S * 10) === 0) save();
+        if (sizing !== null && ticks % 10 === 0) sized(sizing.sample(collector.stats().capture.packets, Date.now()));
       }, 100)
       : null;
     let stats: CaptureStats;
@@ -384,6 +392,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     host.captureEnded();
     bar?.stop();
     if (ticker) clearInterval(ticker);
+    sized(sizing?.stop() ?? null);
     // the last points leave before the report is made: InfluxDB takes them while the report is written
     await influx?.writer.compressed();
     // a capture's own times: an earlier run over the same packets may have written these activations
@@ -421,6 +430,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
   } finally {
     bar?.stop();
     if (ticker) clearInterval(ticker);
+    sized(sizing?.stop() ?? null);
     alerts.stopTimers();
     await api?.close();
     runtime.closeJournals();
