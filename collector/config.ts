@@ -117,7 +117,7 @@ export const ConfigSchema = Type.Object(
       {
         enabled: Type.Boolean({ default: true, description: 'Identify devices and tag flows with server names, vendors and services. Off: flows stay unnamed (for benchmarks).', flag: 'tagging' }),
         dnsGraceS: Type.Number({ default: 900, minimum: 0, description: 'How long past its TTL a DNS answer still names the flows to that address.', flag: 'dns-grace' }),
-        maxDnsEntries: Type.Integer({ default: 50000, minimum: 1, description: 'Most DNS names remembered; the oldest are dropped (counted).', flag: 'max-dns-entries' }),
+        maxDnsEntries: Type.Integer({ default: 50000, minimum: 1, description: 'Most DNS entries remembered, two per server address (the names its clients got for it, up to 8 clients, and the latest answer), and as many CNAMEs; the least recently answered addresses are dropped (counted). About 100 bytes per address.', flag: 'max-dns-entries' }),
         voiceMinDurationS: Type.Number({ default: 60, minimum: 1, description: "An assistant's TLS connection to its vendor's voice ranges on 443 that lasts this long (or was open before capture began) is its voice channel.", flag: 'voice-min-duration' }),
         maxDevices: Type.Integer({ default: 4096, minimum: 1, description: 'Most devices kept in the inventory; the least recently seen are dropped.', flag: 'max-devices' }),
       },

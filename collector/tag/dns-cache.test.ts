@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DnsAnswer } from '../flow/payload.js';
-import { DnsCache } from './dns-cache.js';
+import { DnsCache, MAX_CLIENTS } from './dns-cache.js';
 
 const answer = (t: number, name: string, type: 'A' | 'CNAME', data: string, ttl = 60) => new DnsAnswer(t, name, type, data, ttl, 1, 4, [0, 0, 0, 1]);
 
@@ -60,8 +60,8 @@ describe('DNS cache', () => {
     expect(cache.lookup('m3', '1.2.3.4', 0)?.expiresMs).toBe(110_000);
   });
 
-  it('evicts the oldest, but a name refreshed since it was kept gets a second chance', () => {
-    // two keys per address (the client's and any client's): 4 entries hold two addresses
+  it('evicts the oldest address, but one answered again since it was kept gets a second chance', () => {
+    // two entries an address (its clients' names and the latest answer's): 4 hold two addresses
     const cache = new DnsCache(4, 0);
     cache.onAnswer(answer(0, 'a.example', 'A', '10.0.0.1'), 'm1');
     cache.onAnswer(answer(0, 'b.example', 'A', '10.0.0.2'), 'm1');
@@ -70,11 +70,46 @@ describe('DNS cache', () => {
     expect(cache.lookup('m1', '10.0.0.1', 0)?.name).toBe('a.example');
     expect(cache.lookup('m1', '10.0.0.2', 0)).toBeNull();
     expect(cache.lookup('m1', '10.0.0.3', 0)?.name).toBe('c.example');
-    expect(cache.stats).toMatchObject({ entries: 4, evicted: 2 });
-    // a flood of new names: the second chance is spent once, then the refreshed name goes too
-    for (let i = 0; i < 4; i++) cache.onAnswer(answer(3, `n${i}.example`, 'A', `10.1.0.${i}`), 'm1');
+    expect(cache.stats).toMatchObject({ entries: 2, evicted: 1 });
+    // a flood of new names: the second chance is spent once, then the refreshed address goes too
+    for (let i = 0; i < 2; i++) cache.onAnswer(answer(3, `n${i}.example`, 'A', `10.1.0.${i}`), 'm1');
     expect(cache.lookup('m1', '10.0.0.1', 0)).toBeNull();
-    expect(cache.stats.entries).toBe(4);
+    expect(cache.stats.entries).toBe(2);
+  });
+
+  it('counts addresses, not clients: many clients of one address take one place, their own names at most MAX_CLIENTS', () => {
+    const cache = new DnsCache(2, 0);
+    // a shared CDN address: each client asked for its own name
+    for (let c = 0; c < MAX_CLIENTS + 3; c++) cache.onAnswer(answer(c, `site${c}.example`, 'A', '10.0.0.1'), `m${c}`);
+    expect(cache.stats).toMatchObject({ entries: 1, evicted: 0 });
+    // the first three clients' own names went (the first answered first), the rest are theirs
+    for (let c = 0; c < 3; c++) expect(cache.lookup(`m${c}`, '10.0.0.1', 0)?.name).toBe(`site${MAX_CLIENTS + 2}.example`);
+    for (let c = 3; c < MAX_CLIENTS + 3; c++) expect(cache.lookup(`m${c}`, '10.0.0.1', 0)?.name).toBe(`site${c}.example`);
+    // a client with no name of its own gets the latest answer's
+    expect(cache.lookup('m99', '10.0.0.1', 0)?.name).toBe(`site${MAX_CLIENTS + 2}.example`);
+    expect(cache.rows()).toHaveLength(MAX_CLIENTS + 1);
+  });
+
+  it('loads the rows of a state file, its own and those of the key-per-client cache before it', () => {
+    const cache = new DnsCache(10, 0);
+    cache.load([
+      ['m1|1.2.3.4', 'a.example', ['a.example'], 5000],
+      ['m2|1.2.3.4', 'b.example', ['b.example', 'edge.example'], 6000],
+      ['*|1.2.3.4', 'b.example', ['b.example', 'edge.example'], 6000],
+      ['*|5.6.7.8', 'c.example', ['c.example'], 7000],
+      ['m1|2001:db8::1', 'v6.example', ['v6.example'], 8000],
+      // malformed: no client, no address, no bar, a number for a name
+      ['|9.9.9.9', 'x.example', [], 1], ['m1|', 'x.example', [], 1], ['m1', 'x.example', [], 1], ['m1|9.9.9.8', 1 as unknown as string, [], 1],
+    ]);
+    expect(cache.lookup('m1', '1.2.3.4', 0)?.name).toBe('a.example');
+    expect(cache.lookup('m3', '1.2.3.4', 0)).toMatchObject({ name: 'b.example', chain: ['b.example', 'edge.example'], expiresMs: 6000 });
+    expect(cache.lookup('m1', '5.6.7.8', 0)?.name).toBe('c.example');
+    expect(cache.lookup('m9', '2001:db8::1', 0)?.name).toBe('v6.example');
+    expect(cache.stats.entries).toBe(3);
+    // and writes them back the same way
+    const again = new DnsCache(10, 0);
+    again.load(cache.rows());
+    expect(again.rows()).toEqual(cache.rows());
   });
 
   it('a CNAME loop does not hang', () => {

@@ -1,8 +1,8 @@
 /**
  * Which name a device asked for when it got an address: DNS answers remembered per client, with CNAME
  * chains followed back to the name the device asked for, valid for the record's TTL plus a grace
- * period (devices keep connections, and reconnect, long after the TTL). Bounded; oldest out first, with
- * a second chance for a name answered again (collector/clock-map.ts).
+ * period (devices keep connections, and reconnect, long after the TTL). Bounded by addresses; the oldest
+ * out first, with a second chance for an address answered again (collector/clock-map.ts).
  */
 import { ClockMap } from '../clock-map.js';
 import type { DnsAnswer } from '../flow/payload.js';
@@ -16,8 +16,20 @@ export interface DnsName {
   expiresMs: number;
 }
 
-/** A kept name: `touched` when an answer refreshed it since it was inserted or last moved (ClockMap). */
-interface NameEntry extends DnsName {
+/** What one client was told about an address (its own entry: a refresh by another never moves its expiry). */
+interface ClientName extends DnsName {
+  client: string;
+}
+
+/**
+ * An address: the name each client got for it (at most MAX_CLIENTS, the first answered goes first) and
+ * the latest answer of any client; `touched` when an answer came for it since it was kept or last moved
+ * (ClockMap). One map entry per address: the map's work is one lookup per answer (keys of client and
+ * address, twice per answer, were a third of the cost of a flood of forged answers).
+ */
+interface AddressEntry {
+  any: DnsName;
+  clients: ClientName[];
   touched: boolean;
 }
 
@@ -31,28 +43,33 @@ interface Alias {
 export type DnsCacheRow = [string, string, string[], number];
 
 const MAX_CHAIN = 8;
+/** Clients whose own name is kept per address (a home has a few per address; a flood of forged clients cannot grow one). */
+export const MAX_CLIENTS = 8;
 
 /** Client keys of MACs, by MAC. */
 const macKeys = new Map<number, string>();
 
 export interface DnsCacheStats {
+  /** Addresses kept. */
   entries: number;
+  /** Addresses and CNAMEs evicted so far. */
   evicted: number;
 }
 
-/** The bounded cache; `graceMs` extends every TTL. */
+/** The bounded cache (`maxEntries` / 2 addresses, `maxEntries` CNAMEs); `graceMs` extends every TTL. */
 export class DnsCache {
-  /** "client|address" and "*|address" -> name. */
-  private readonly names: ClockMap<NameEntry>;
+  /** Address -> the names clients got for it. */
+  private readonly names: ClockMap<AddressEntry>;
   /** CNAME target (lower case) -> the name that pointed to it. */
   private readonly aliases: ClockMap<Alias>;
 
   constructor(maxEntries: number, private readonly graceMs: number) {
-    this.names = new ClockMap(maxEntries);
+    // two entries an address (its clients' names and the latest answer's), as when each was a key of its own
+    this.names = new ClockMap(Math.max(1, Math.floor(maxEntries / 2)));
     this.aliases = new ClockMap(maxEntries);
   }
 
-  /** Names kept, and entries (names and CNAMEs) evicted so far: read from the maps when asked. */
+  /** Addresses kept, and entries (addresses and CNAMEs) evicted so far: read from the maps when asked. */
   get stats(): DnsCacheStats {
     return { entries: this.names.size, evicted: this.names.evicted + this.aliases.evicted };
   }
@@ -97,41 +114,79 @@ export class DnsCache {
       asked = alias.source;
       chain.unshift(asked);
     }
-    this.keep(`${clientKey}|${a.data}`, asked, chain, expiresMs);
-    this.keep(`*|${a.data}`, asked, chain, expiresMs);
+    this.keep(clientKey, a.data, asked, chain, expiresMs);
   }
 
   /** The name `clientKey` asked for when it learned `address`, else any client's, if still valid at `nowMs`. */
   lookup(clientKey: string, address: string, nowMs: number): DnsName | null {
-    const own = this.names.get(`${clientKey}|${address}`);
-    if (own && own.expiresMs >= nowMs) return own;
-    const any = this.names.get(`*|${address}`);
-    return any && any.expiresMs >= nowMs ? any : null;
+    const entry = this.names.get(address);
+    if (entry === undefined) return null;
+    for (const own of entry.clients) {
+      if (own.client !== clientKey) continue;
+      if (own.expiresMs >= nowMs) return own;
+      break;
+    }
+    return entry.any.expiresMs >= nowMs ? entry.any : null;
   }
 
-  /** Entries for the state file. */
+  /** Entries for the state file: ["client|address", ...] for each client's, ["*|address", ...] for any client's. */
   rows(): DnsCacheRow[] {
-    return Array.from(this.names.entries(), ([key, v]): DnsCacheRow => [key, v.name, v.chain, v.expiresMs]);
+    const rows: DnsCacheRow[] = [];
+    for (const [address, entry] of this.names.entries()) {
+      for (const c of entry.clients) rows.push([`${c.client}|${address}`, c.name, c.chain, c.expiresMs]);
+      rows.push([`*|${address}`, entry.any.name, entry.any.chain, entry.any.expiresMs]);
+    }
+    return rows;
   }
 
-  /** Restores entries from the state file (expired ones are dropped on lookup). */
+  /** Restores entries from the state file (expired ones are dropped on lookup; malformed rows skipped). */
   load(rows: readonly DnsCacheRow[]): void {
     for (const [key, name, chain, expiresMs] of rows) {
-      if (typeof key === 'string' && typeof name === 'string' && Array.isArray(chain) && typeof expiresMs === 'number') {
-        this.names.set(key, { name, chain, expiresMs, touched: false });
+      if (typeof key !== 'string' || typeof name !== 'string' || !Array.isArray(chain) || typeof expiresMs !== 'number') continue;
+      const bar = key.indexOf('|');
+      if (bar <= 0 || bar === key.length - 1) continue;
+      const client = key.slice(0, bar);
+      const address = key.slice(bar + 1);
+      if (client !== '*') {
+        this.keep(client, address, name, chain, expiresMs, false);
+        continue;
       }
+      const entry = this.names.get(address);
+      if (entry !== undefined) entry.any = { name, chain, expiresMs };
+      else this.names.set(address, { any: { name, chain, expiresMs }, clients: [], touched: false });
     }
   }
 
-  /** One key's entry (each key has its own: a refresh of one must not move another's expiry). */
-  private keep(key: string, name: string, chain: string[], expiresMs: number): void {
-    const kept = this.names.get(key);
-    if (kept !== undefined && kept.name === name && sameChain(kept.chain, chain)) {
-      kept.expiresMs = expiresMs;
-      kept.touched = true;
-    } else {
-      this.names.set(key, { name, chain, expiresMs, touched: kept !== undefined });
+  /**
+   * `client` was told `address` is `name` (by `chain`): its own entry, refreshed in place when it says
+   * the same, becomes the latest of any client's unless `asAny` is false (a load: the `*|` row says which).
+   */
+  private keep(client: string, address: string, name: string, chain: string[], expiresMs: number, asAny = true): void {
+    const entry = this.names.get(address);
+    if (entry === undefined) {
+      const own = { client, name, chain, expiresMs };
+      this.names.set(address, { any: own, clients: [own], touched: false });
+      return;
     }
+    if (asAny) entry.touched = true;
+    const clients = entry.clients;
+    let i = 0;
+    while (i < clients.length && clients[i].client !== client) i++;
+    let own: ClientName;
+    if (i < clients.length && clients[i].name === name && sameChain(clients[i].chain, chain)) {
+      own = clients[i];
+      own.expiresMs = expiresMs;
+    } else {
+      own = { client, name, chain, expiresMs };
+      if (i < clients.length) clients[i] = own;
+      else {
+        if (clients.length >= MAX_CLIENTS) clients.shift();
+        clients.push(own);
+      }
+    }
+    // any client's name is the latest answer's: the answering client's own entry (the one object while
+    // one client asks, as in a home; another client's answer takes its place, never changes it)
+    if (asAny) entry.any = own;
   }
 }
 
