@@ -96,10 +96,11 @@ describe('V8 and --optimize-for-size', () => {
 });
 
 describe('collect, paced', () => {
-  it('sizes for memory while it captures and for speed once the capture ended', async () => {
+  // with the API the pipeline runs on its own thread (cli/pipeline-thread.ts), and sets the process's flag from there
+  it.each([['on one thread', ['--api', 'false']], ['on the pipeline\'s thread', ['--listen', '127.0.0.1:0']]])('sizes for memory while it captures and for speed once the capture ended (%s)', async (_, flags) => {
     // 2,778 packets over 48 s at 20x: ~2.4 s, ~1,160 packets/s (quiet)
     const r = await runCli(['collect', '--file', `${PROJECT_ROOT}/test/fixtures/captures/amazon-echodot3_activation_neu.pcapng`, '--realtime-speed', '20',
-      '--exit-when-done', '--api', 'false', '--format', 'json', '-o', '/dev/null', '--log-level', 'debug', '--log-format', 'json']);
+      '--exit-when-done', ...flags, '--format', 'json', '-o', '/dev/null', '--log-level', 'debug', '--log-format', 'json']);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; heap?: string });
     const modes = lines.filter((l) => l.heap !== undefined).map((l) => l.heap);
