@@ -3,8 +3,8 @@
  * quiet, speed first under load. The switch's rule with a recorded flag setter; that this Node's V8 takes
  * the flag at run time and collects to reduce memory by it (the assumption the switch rests on: a Node
  * that dropped or renamed it would make the switch do nothing, or print V8's "unrecognized flag" at each
- * change); and
- * that `collect` at a paced rate switches to memory at its start and back when its capture ends.
+ * change); and that `collect` at a paced rate switches to memory at its start and back when its
+ * capture ends.
  */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
