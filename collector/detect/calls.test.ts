@@ -103,6 +103,23 @@ describe('call tracker', () => {
     expect(h.finished).toEqual([]);
   });
 
+  it('a device that becomes an assistant during a flow has its call tracked from the next tick (the flow cache is cleared)', () => {
+    let assistants = new Set<number>();
+    const h = harness((mac) => assistants.has(mac));
+    const f = udpFlow(ECHO, turn, 40000);
+    // packets within one second, while the device is not known as an assistant: the flow is cached as none
+    h.send(f, true, T0, rtp(120));
+    h.send(f, false, T0 + 7, rtp(120));
+    assistants = new Set([ECHO]);
+    h.send(f, true, T0 + 20, rtp(120));
+    expect(h.tracker.openCalls()).toEqual([]);
+    // the next second's tick starts over: the same flow's media is now the assistant's
+    h.media(f, T0 + 1000, (MIN_MEDIA_SECONDS + 1) * 1000);
+    h.tracker.flush();
+    expect(h.finished.length).toBe(1);
+    expect(h.finished[0].startMs).toBeGreaterThanOrEqual(T0 + 1000);
+  });
+
   it('STUN, then two minutes of media: one call from the STUN request to the last media packet, every packet counted', () => {
     const h = harness();
     const stun = udpFlow(ECHO, turn, 3478, 50100);

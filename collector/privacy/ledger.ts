@@ -94,7 +94,13 @@ export interface NewEndpointEvent {
 
 interface DeviceLedger {
   firstSeenMs: number;
-  endpoints: Map<string, LedgerEndpoint>;
+  /**
+   * service -> endpoint name -> endpoint. Two levels rather than one `service|name` key: the names are
+   * the flows' own strings (hashed once), a joined key was a new string to build and hash per flow.
+   */
+  endpoints: Map<string, Map<string, LedgerEndpoint>>;
+  /** Endpoints in `endpoints`, all services. */
+  endpointCount: number;
   days: DayUploads[];
   /** org key or "?registrable name" -> first contact (ms). */
   orgs: Map<string, number>;
@@ -148,15 +154,17 @@ export class PrivacyLedger {
     const service = f.service ?? 'unknown';
     const day = this.options.dayOf(f.firstMs);
 
-    const key = `${service}|${name}`;
-    let e = d.endpoints.get(key);
+    let byName = d.endpoints.get(service);
+    let e = byName?.get(name);
     if (e === undefined) {
-      if (d.endpoints.size >= (this.options.watched(f.deviceMac) ? MAX_ENDPOINTS : MAX_OTHER_ENDPOINTS)) {
+      if (d.endpointCount >= (this.options.watched(f.deviceMac) ? MAX_ENDPOINTS : MAX_OTHER_ENDPOINTS)) {
         this.stats.endpointsFolded++;
-        e = d.endpoints.get('other|other');
+        const other = endpointsOf(d, 'other');
+        e = other.get('other');
         if (e === undefined) {
           e = blankEndpoint('other', false, 'other', null, day, f.firstMs);
-          d.endpoints.set('other|other', e);
+          other.set('other', e);
+          d.endpointCount++;
         }
       } else {
         // looked up only for an endpoint kept: a busy computer's folded flows would each look up again
@@ -165,7 +173,8 @@ export class PrivacyLedger {
         const vendor = this.options.vendorOf(f.deviceMac);
         // the home network is neither the vendor nor a third party
         if (org !== null && org.category !== 'local') e.party = this.options.partyOf?.(org, vendor) ?? (vendor !== null && org.key === vendor ? 'first' : 'third');
-        d.endpoints.set(key, e);
+        (byName ??= endpointsOf(d, service)).set(name, e);
+        d.endpointCount++;
       }
       this.remember(f.deviceMac, d, e, name, named, f.firstMs);
     }
@@ -224,10 +233,10 @@ export class PrivacyLedger {
         this.stats.devicesDropped++;
         return null;
       }
-      d = { firstSeenMs: atMs, endpoints: new Map(), days: [], orgs: new Map(), services: new Map() };
+      d = { firstSeenMs: atMs, endpoints: new Map(), endpointCount: 0, days: [], orgs: new Map(), services: new Map() };
       this.devices.set(mac, d);
       this.dirty = true;
-    } else if (atMs < d.firstSeenMs && d.endpoints.size === 0) {
+    } else if (atMs < d.firstSeenMs && d.endpointCount === 0) {
       d.firstSeenMs = atMs;
     }
     return d;
@@ -244,7 +253,7 @@ export class PrivacyLedger {
     if (d === undefined) return null;
     return {
       firstSeenMs: d.firstSeenMs,
-      endpoints: [...d.endpoints.values()].sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || (a.name < b.name ? -1 : 1)).map((e) => ({ ...e })),
+      endpoints: [...d.endpoints.values()].flatMap((m) => [...m.values()]).sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || (a.name < b.name ? -1 : a.name > b.name ? 1 : a.service < b.service ? -1 : 1)).map((e) => ({ ...e })),
       days: d.days.map((x) => ({ day: x.day, up: { ...x.up }, down: { ...x.down } })),
       organisations: d.orgs.size,
       services: d.services.size,
@@ -271,7 +280,7 @@ export class PrivacyLedger {
     for (const [macText, s] of Object.entries(saved.devices)) {
       const mac = parseMac(macText);
       if (mac === NO_MAC || this.devices.size >= MAX_LEDGER_DEVICES) continue;
-      const d: DeviceLedger = { firstSeenMs: s.firstSeenMs, endpoints: new Map(), days: [], orgs: new Map(), services: new Map() };
+      const d: DeviceLedger = { firstSeenMs: s.firstSeenMs, endpoints: new Map(), endpointCount: 0, days: [], orgs: new Map(), services: new Map() };
       for (const [k, v] of Object.entries(s.orgs).slice(0, MAX_KNOWN)) d.orgs.set(k, v);
       for (const [k, v] of Object.entries(s.services).slice(0, MAX_KNOWN)) d.services.set(k, v);
       this.devices.set(mac, d);
@@ -285,6 +294,15 @@ function blankEndpoint(name: string, named: boolean, service: string, org: Endpo
     name, named, service, org: org?.name ?? null, orgKey: org?.key ?? null, category: org?.category ?? null, orgSource: org?.source ?? null,
     party: null, flows: 0, bytesUp: 0, bytesDown: 0, firstMs: atMs, lastMs: atMs, days: 0, lastDay: '',
   };
+}
+
+function endpointsOf(d: DeviceLedger, service: string): Map<string, LedgerEndpoint> {
+  let m = d.endpoints.get(service);
+  if (m === undefined) {
+    m = new Map();
+    d.endpoints.set(service, m);
+  }
+  return m;
 }
 
 function dayUploads(d: DeviceLedger, day: string): DayUploads {
