@@ -9,7 +9,7 @@
  * makes one (tests).
  *
  * Who writes what (one owner per field; every other stage only reads):
- * - the flow table (flow/table.ts): the key, hash and list links, counters and times, the device side
+ * - the flow table (flow/table.ts): the key (keyMac too), hash and list links, counters and times, the device side
  *   (deviceMac, hasLocal, bothLocal, peerMac, deviceIsClient), sawSyn and closed; it releases dnsStream
  *   when the flow ends;
  * - the payload inspector (flow/payload.ts): sni and the SNI parser's state, dnsStream;
@@ -48,6 +48,12 @@ export interface Flow {
    * Few flows are IPv6: the others do not carry six zero words.
    */
   v6: number[] | null;
+  /**
+   * Part of the key for a flow with an unspecified endpoint (0.0.0.0, ::): that endpoint's MAC (-1
+   * when the link has none), so each unconfigured device's DHCP is its own flow; SHARED_KEY_MAC (-2)
+   * for the one flow they share while too many are open (flow/table.ts); null for every other flow.
+   */
+  keyMac: number | null;
   /** Symmetric hash of the key, and the next flow in the same hash bucket. */
   readonly hash: number;
   nextInBucket: Flow | null;
@@ -161,7 +167,7 @@ export function createFlow(
     c3: client[3] | 0, clientPort, s3: server[3] | 0, serverPort,
     v6: client[0] === 0 && client[1] === 0 && client[2] === 0 && server[0] === 0 && server[1] === 0 && server[2] === 0 ? null
       : [client[0] | 0, client[1] | 0, client[2] | 0, server[0] | 0, server[1] | 0, server[2] | 0],
-    hash, nextInBucket: null, lruPrev: null, lruNext: null,
+    keyMac: null, hash, nextInBucket: null, lruPrev: null, lruNext: null,
     packetsUp: 0, packetsDown: 0, bytesUp: 0, bytesDown: 0, firstMs: timeMs, lastMs: timeMs,
     deviceMac: -1, hasLocal: true, bothLocal: false, peerMac: null, deviceIsClient: true,
     sni: null, serverName: null, nameSource: null, service: null, vendor: null, sawSyn: false, closed: false,

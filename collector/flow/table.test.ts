@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DecodedPacket, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_SYN } from '../decode/packet.js';
 import type { Flow } from './flow.js';
 import { buildLocalNets, parseAddr } from './local-nets.js';
-import { FlowTable } from './table.js';
+import { FlowTable, MAX_UNSPECIFIED_FLOWS, SHARED_KEY_MAC } from './table.js';
 
 const LAN_MAC = 0x68dbf5901964;
 const GW_MAC = 0x001122334455;
@@ -40,6 +40,39 @@ describe('flow table', () => {
     const g = t.account(packet(1, '198.51.100.7', 5555, '192.168.1.5', 22, { flags: TCP_SYN }));
     expect(g.clientPort).toBe(5555);
     expect(g.deviceIsClient).toBe(false);
+  });
+
+  it('DHCP from 0.0.0.0: a flow per sending MAC, each counted to its own device; without a MAC (no Ethernet) one flow', () => {
+    const { t } = table({ maxFlows: 100_000 });
+    const discover = (mac: number, time = 0) => t.account(packet(time, '0.0.0.0', 68, '255.255.255.255', 67, { proto: IPPROTO_UDP, srcMac: mac, dstMac: 0xffffffffffff }));
+    const a = discover(LAN_MAC);
+    const b = discover(GW_MAC, 1);
+    expect(b).not.toBe(a);
+    expect(discover(LAN_MAC, 2)).toBe(a);
+    expect([a.deviceMac, a.packetsUp, b.deviceMac, b.packetsUp]).toEqual([LAN_MAC, 2, GW_MAC, 1]);
+    expect(discover(-1, 3)).toBe(discover(-1, 4));
+    // a flood of forged MACs: a flow each while few are open, then one shared flow (spread over the
+    // buckets by the MAC meanwhile: not one chain that every packet of the flood walks)
+    const hashes = new Set<number>();
+    const flows = new Set<Flow>();
+    for (let i = 0; i < 20_000; i++) {
+      const f = discover(0x020000000000 + i, 5);
+      hashes.add(f.hash & 0xffff);
+      flows.add(f);
+    }
+    expect(flows.size).toBe(MAX_UNSPECIFIED_FLOWS - 3 + 1);
+    expect(hashes.size).toBeGreaterThan(flows.size - 8);
+    const shared = discover(0x02000000ffff, 6);
+    expect([shared.keyMac, shared.packetsUp]).toEqual([SHARED_KEY_MAC, 20_000 - (MAX_UNSPECIFIED_FLOWS - 3) + 1]);
+    // a device that had its own flow keeps it
+    expect(discover(LAN_MAC, 7)).toBe(a);
+    // once they end (idle), a new sender has its own flow again
+    t.expire(7 + 30_001);
+    const late = discover(0x0300000000aa, 40_000);
+    expect([late.keyMac, late.packetsUp]).toEqual([0x0300000000aa, 1]);
+    // and the address's other flows are unaffected: an assigned client's DHCP is keyed as ever
+    const renew = t.account(packet(40_001, '192.168.1.5', 68, '192.168.1.1', 67, { proto: IPPROTO_UDP, srcMac: LAN_MAC }));
+    expect(t.account(packet(40_002, '192.168.1.5', 68, '192.168.1.1', 67, { proto: IPPROTO_UDP, srcMac: GW_MAC }))).toBe(renew);
   });
 
   it('QUIC: a long-header first packet (Initial) is a start seen; a short-header one was open before capture (RFC 9000 17.2)', () => {

@@ -1,6 +1,10 @@
 /**
  * The bounded flow table. Flows are keyed by protocol and both endpoints (symmetric hash, chains
- * compared on numbers, no string keys). Two least-recently-active lists (TCP, UDP) make idle expiry
+ * compared on numbers, no string keys); a packet from the unspecified address (0.0.0.0, ::: a DHCP
+ * client before it has an address) also by its sender's MAC, or every unconfigured device's DHCP
+ * would be one flow, counted to whichever device sent first. At most MAX_UNSPECIFIED_FLOWS of those are
+ * open at once: beyond, they share one flow (a flood of forged DHCP from new MACs, one packet each,
+ * would otherwise be a new flow per packet). Two least-recently-active lists (TCP, UDP) make idle expiry
  * and eviction O(1) per flow: the clock's tick pops expired flows from their heads.
  */
 import { IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type DecodedPacket } from '../decode/packet.js';
@@ -56,6 +60,27 @@ class LruList {
   }
 }
 
+/**
+ * Most flows from the unspecified address open at once with their own MAC in the key. A home has a
+ * few devices asking for an address at a time; a flood of forged DHCP requests (a new MAC each) makes a
+ * flow per packet until this many are open, then shares SHARED_KEY_MAC's one flow: 1M forged
+ * announcements took 7.2 s of CPU with a flow each, 1.0 s before per-MAC flows.
+ */
+export const MAX_UNSPECIFIED_FLOWS = 256;
+/** The key MAC of the flow that unspecified-address packets share once MAX_UNSPECIFIED_FLOWS are open. */
+export const SHARED_KEY_MAC = -2;
+
+/** The unspecified address (0.0.0.0 or ::, as address words). */
+function unspecified(w: Uint32Array): boolean {
+  return w[3] === 0 && w[2] === 0 && w[1] === 0 && w[0] === 0;
+}
+
+/** Mixes a MAC (a 48-bit number, or -1 when the link has none) into 32 bits. */
+function macHash(mac: number): number {
+  const h = Math.imul((mac % 0x1000000) ^ Math.imul(Math.floor(mac / 0x1000000), 0x9e3779b1), 0x85ebca6b);
+  return h ^ (h >>> 13);
+}
+
 /** Mixes one endpoint (4 address words and a port) into 32 bits. */
 function endpointHash(w: Uint32Array, port: number): number {
   let h = Math.imul(w[0] ^ 0x9e3779b9, 0x85ebca6b);
@@ -81,6 +106,8 @@ export class FlowTable {
   private readonly tcpLru = new LruList();
   private readonly udpLru = new LruList();
   private nextId = 1;
+  /** Open flows with a MAC of their own in the key (not the shared one): at most MAX_UNSPECIFIED_FLOWS. */
+  private unspecifiedOpen = 0;
 
   constructor(
     private readonly options: FlowTableOptions,
@@ -101,23 +128,24 @@ export class FlowTable {
    * direction, and returns it (this.up tells the direction).
    */
   account(p: DecodedPacket): Flow {
-    const hash = (endpointHash(p.srcAddr, p.srcPort) ^ endpointHash(p.dstAddr, p.dstPort) ^ p.proto) | 0;
-    let flow = this.buckets[hash & this.mask];
-    let up = true;
-    while (flow !== null) {
-      if (flow.proto === p.proto && flow.ipVersion === p.ipVersion) {
-        if (this.isClient(flow, p.srcAddr, p.srcPort) && this.isServer(flow, p.dstAddr, p.dstPort)) break;
-        if (this.isServer(flow, p.srcAddr, p.srcPort) && this.isClient(flow, p.dstAddr, p.dstPort)) {
-          up = false;
-          break;
-        }
-      }
-      flow = flow.nextInBucket;
+    // the MAC of an unspecified endpoint is part of the key (the sender's; a reply to one, never seen
+    // from a DHCP server, the receiver's); null for every other packet
+    let keyMac = unspecified(p.srcAddr) ? p.srcMac : unspecified(p.dstAddr) ? p.dstMac : null;
+    const tupleHash = endpointHash(p.srcAddr, p.srcPort) ^ endpointHash(p.dstAddr, p.dstPort) ^ p.proto;
+    let hash = (keyMac === null ? tupleHash : tupleHash ^ macHash(keyMac)) | 0;
+    let flow = this.find(p, hash, keyMac);
+    if (flow === null && keyMac !== null && this.unspecifiedOpen >= MAX_UNSPECIFIED_FLOWS) {
+      keyMac = SHARED_KEY_MAC;
+      hash = (tupleHash ^ macHash(keyMac)) | 0;
+      flow = this.find(p, hash, keyMac);
     }
+    let up = this.up;
     const lru = p.proto === IPPROTO_TCP ? this.tcpLru : this.udpLru;
     const created = flow === null;
     if (flow === null) {
       flow = this.create(p, hash);
+      flow.keyMac = keyMac;
+      if (keyMac !== null && keyMac !== SHARED_KEY_MAC) this.unspecifiedOpen++;
       up = this.isClient(flow, p.srcAddr, p.srcPort);
       lru.push(flow);
     } else {
@@ -144,6 +172,22 @@ export class FlowTable {
     this.up = up;
     if (created && this.onFlowStart !== null) this.onFlowStart(flow);
     return flow;
+  }
+
+  /** The open flow of `p` in `hash`'s chain (this.up set to the packet's direction), or null. */
+  private find(p: DecodedPacket, hash: number, keyMac: number | null): Flow | null {
+    for (let flow = this.buckets[hash & this.mask]; flow !== null; flow = flow.nextInBucket) {
+      if (flow.proto !== p.proto || flow.ipVersion !== p.ipVersion || flow.keyMac !== keyMac) continue;
+      if (this.isClient(flow, p.srcAddr, p.srcPort) && this.isServer(flow, p.dstAddr, p.dstPort)) {
+        this.up = true;
+        return flow;
+      }
+      if (this.isServer(flow, p.srcAddr, p.srcPort) && this.isClient(flow, p.dstAddr, p.dstPort)) {
+        this.up = false;
+        return flow;
+      }
+    }
+    return null;
   }
 
   /** Finishes flows idle past their timeout at packet/wall time `nowMs`. */
@@ -281,6 +325,7 @@ export class FlowTable {
       }
     }
     flow.nextInBucket = null;
+    if (flow.keyMac !== null && flow.keyMac !== SHARED_KEY_MAC) this.unspecifiedOpen--;
     flow.sniBuf = null;
     flow.dnsStream = null;
     this.stats.active--;

@@ -43,6 +43,19 @@ describe('device totals', () => {
     ]);
   });
 
+  it('0.0.0.0 (DHCP before an address) counts its bytes but is not one of the device\'s addresses', () => {
+    const store = new DeviceTotalsStore({ maxDevices: 10, endpoints: false });
+    const f = createFlow(1, 17, 4, 0, T0, [0, 0, 0, 0], 68, [0, 0, 0, 0xffffffff], 67);
+    f.deviceMac = MAC;
+    f.bytesUp = 342;
+    f.packetsUp = 1;
+    store.add(flowRecord(f));
+    store.add(record(2, 500, 100, 1000));
+    const d = store.get(MAC)!;
+    expect([d.bytesUp, d.flows]).toEqual([442, 2]);
+    expect(d.orderedIps()).toEqual(['192.168.1.5']);
+  });
+
   it('keeps 256 endpoints a device and sums the rest under other; no endpoints when the API does not want them', () => {
     const store = new DeviceTotalsStore({ maxDevices: 10, endpoints: true });
     const plain = new DeviceTotalsStore({ maxDevices: 10, endpoints: false });

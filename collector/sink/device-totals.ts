@@ -43,8 +43,9 @@ export class DeviceTotals {
     this.packetsDown += f.packetsUp + f.packetsDown - packetsUp;
     this.flows++;
     const ip = f.deviceIsClient ? f.client : f.server;
+    // 0.0.0.0 and :: (DHCP before an address) are no address of the device
     const seen = this.ips.get(ip);
-    if (seen === undefined ? this.ips.size < MAX_IPS_PER_DEVICE : f.firstMs < seen[0] || (f.firstMs === seen[0] && f.id < seen[1])) {
+    if (ip !== '0.0.0.0' && ip !== '::' && (seen === undefined ? this.ips.size < MAX_IPS_PER_DEVICE : f.firstMs < seen[0] || (f.firstMs === seen[0] && f.id < seen[1]))) {
       this.ips.set(ip, [f.firstMs, f.id]);
     }
     if (withEndpoints) this.addEndpoint(f, up, down);

@@ -147,6 +147,30 @@ export function tsharkFlows(file: string): Map<string, OracleFlow> {
   return flows;
 }
 
+/**
+ * Packets sent from the unspecified address (0.0.0.0, ::: DHCP before an address), per sender MAC and
+ * 5-tuple: "mac proto src|sport dst|dport" -> packets, bytes (frame.len).
+ */
+export function tsharkUnspecifiedSenders(file: string): Map<string, { packets: number; bytes: number }> {
+  const out = tshark([
+    '-r', file, '-o', 'ip.defragment:FALSE', '-Y', '(ip.src == 0.0.0.0 || ipv6.src == ::) && (udp || tcp) && !icmp && !icmpv6',
+    '-T', 'fields', '-E', 'separator=\t', '-E', 'occurrence=f',
+    ...['eth.src', 'ip.src', 'ipv6.src', 'ip.dst', 'ipv6.dst', 'udp.srcport', 'udp.dstport', 'tcp.srcport', 'tcp.dstport', 'frame.len'].flatMap((f) => ['-e', f]),
+  ]);
+  const senders = new Map<string, { packets: number; bytes: number }>();
+  for (const line of out.split('\n')) {
+    if (!line) continue;
+    const [mac, src4, src6, dst4, dst6, usport, udport, tsport, tdport, len] = line.split('\t');
+    const proto = usport ? 'udp' : 'tcp';
+    const key = `${mac} ${proto} ${src4 || src6}|${usport || tsport} ${dst4 || dst6}|${udport || tdport}`;
+    const s = senders.get(key) ?? { packets: 0, bytes: 0 };
+    s.packets++;
+    s.bytes += Number(len);
+    senders.set(key, s);
+  }
+  return senders;
+}
+
 /** Total packets and frame bytes in the file. */
 export function tsharkTotals(file: string): { packets: number; bytes: number } {
   let packets = 0;
