@@ -20,6 +20,8 @@ export interface FlowDelta {
   readonly packetsDown: number;
   readonly bytesUp: number;
   readonly bytesDown: number;
+  /** The time of the flow's latest packet (epoch ms). */
+  readonly lastMs: number;
 }
 
 /** Takes the flow's growth since it was last taken; null when it had none (a walk can stop there). */
@@ -36,6 +38,6 @@ export function takeDelta(flow: Flow): FlowDelta | null {
   return {
     deviceMac: flow.deviceMac, deviceIsClient: flow.deviceIsClient, service: flow.service,
     name: flow.serverName ?? flow.sni, inCatalogue: flow.service !== null && flow.vendor !== null,
-    packetsUp, packetsDown, bytesUp, bytesDown,
+    packetsUp, packetsDown, bytesUp, bytesDown, lastMs: flow.lastMs,
   };
 }

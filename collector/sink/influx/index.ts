@@ -245,7 +245,9 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
         traffic.take(d);
         // only devices with a tag value of their own get `device` points: at most MAX_DEVICE_TAGS, and a
         // flood of forged MACs (under "other") cannot crowd a speaker out of them
-        if (d.deviceMac >= 0 && traffic.devices.has(d.deviceMac)) withTraffic.set(d.deviceMac, Number.isNaN(clockMs) ? Number.NEGATIVE_INFINITY : clockMs);
+        // seen at its packet's time: the collector's clock, in a paced replay or live, moves with wall time
+        // between packets, and a point said whenever the delta happened to be taken
+        if (d.deviceMac >= 0 && traffic.devices.has(d.deviceMac) && d.lastMs > (withTraffic.get(d.deviceMac) ?? Number.NEGATIVE_INFINITY)) withTraffic.set(d.deviceMac, d.lastMs);
       }
     },
     onTick(nowMs: number): void {
