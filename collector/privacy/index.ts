@@ -67,7 +67,7 @@ export function buildPrivacy(config: Readonly<Config>, deps: PrivacyDeps) {
     watched: (mac) => deps.device(mac)?.assistant === true,
     onTraffic: deps.onTraffic === undefined ? undefined : (mac, e, bytesUp, bytesDown) => {
       const d = deps.device(mac);
-      deps.onTraffic?.({ mac, device: d?.macText ?? formatMac(mac), deviceName: d?.name ?? null, org: e.org, category: e.category, service: e.service, party: e.party, bytesUp, bytesDown });
+      deps.onTraffic?.({ mac, device: d?.macText ?? formatMac(mac), deviceName: d?.name ?? null, org: e.org, category: e.category, service: e.service, party: e.party, bytesUp, bytesDown, endpoint: e });
     },
     onNewEndpoint(e: NewEndpointEvent) {
       const event: NoticeEvent = {

@@ -25,6 +25,11 @@ export interface EndpointTraffic {
   party: 'first' | 'third' | null;
   bytesUp: number;
   bytesDown: number;
+  /**
+   * The privacy ledger's endpoint this traffic is for, as an identity: its org, service and party do not
+   * change, so the cell key made for it is kept (one string built and hashed per endpoint, not per flow).
+   */
+  endpoint?: object;
 }
 
 interface Cell {
@@ -36,6 +41,8 @@ interface Cell {
 
 export class EndpointAggregator {
   private readonly cells = new Map<string, Cell>();
+  /** Each ledger endpoint's cell key, with the device tag value it was made for (that one may become "other"). */
+  private readonly keys = new WeakMap<object, { device: string; key: string }>();
   /** Flows summed under org "other" because the interval had MAX_SERIES series. */
   folded = 0;
 
@@ -43,7 +50,14 @@ export class EndpointAggregator {
   constructor(private readonly site: string | null = null) {}
 
   add(t: EndpointTraffic): void {
-    let key = `${t.device}\u0000${t.org ?? ''}\u0000${t.service}\u0000${t.party ?? ''}`;
+    const known = t.endpoint === undefined ? undefined : this.keys.get(t.endpoint);
+    let key: string;
+    if (known !== undefined && known.device === t.device) {
+      key = known.key;
+    } else {
+      key = `${t.device}\u0000${t.org ?? ''}\u0000${t.service}\u0000${t.party ?? ''}`;
+      if (t.endpoint !== undefined) this.keys.set(t.endpoint, { device: t.device, key });
+    }
     let cell = this.cells.get(key);
     if (cell === undefined) {
       let tags: Record<string, string | null> = { site: this.site, device: t.device, device_name: t.deviceName, org: t.org ?? 'unknown', category: t.category, service: t.service, party: t.party };

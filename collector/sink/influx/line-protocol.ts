@@ -21,10 +21,33 @@ import { printable } from '../../text.js';
  * spooled batch holding it look torn, and it was set aside with all the other devices' points in it.
  */
 /**
+ * Escaped text of the tag values, tag keys, field keys and string fields that points repeat (devices,
+ * names, services: a home's few dozen), filled up to MAX_ESCAPED entries of at most MAX_ESCAPED_LENGTH
+ * characters and then left as it is (~0.5 MB at most): the values come from the traffic, and a LAN that
+ * makes them up must not grow it. Each tag went through two or three regular expressions per point
+ * before (~50 ms of a replay of the bench capture into InfluxDB).
+ */
+const MAX_ESCAPED = 1024;
+/** Longer text is escaped each time (a device's list of addresses changes as often as it is written). */
+const MAX_ESCAPED_LENGTH = 128;
+const escapedKeys = new Map<string, string>();
+/** The same for string field values (device names, models, reasons): quoteString. */
+const quotedStrings = new Map<string, string>();
+
+/**
  * Tag keys and values, and field keys: commas, equals signs and spaces are escaped; newlines become
  * spaces, other control, bidi and zero-width characters visible escapes (`\x00`, `\u202e`).
  */
 export function escapeKey(text: string): string {
+  let escaped = escapedKeys.get(text);
+  if (escaped === undefined) {
+    escaped = escapeKeyText(text);
+    if (escapedKeys.size < MAX_ESCAPED && text.length <= MAX_ESCAPED_LENGTH) escapedKeys.set(text, escaped);
+  }
+  return escaped;
+}
+
+function escapeKeyText(text: string): string {
   const shown = printable(/[\n\r]/.test(text) ? text.replace(/[\n\r]/g, ' ') : text);
   if (!/[,= \\]/.test(shown)) return shown;
   return shown.replace(/\\+(?=[,= ]|$)/g, '').replace(/[,= ]/g, '\\$&');
@@ -41,7 +64,12 @@ export function escapeMeasurement(text: string): string {
  * bidi and zero-width characters become visible escapes (`\x0a`, `\u202e`).
  */
 export function quoteString(text: string): string {
-  return `"${printable(text).replace(/(["\\])/g, '\\$1')}"`;
+  let quoted = quotedStrings.get(text);
+  if (quoted === undefined) {
+    quoted = `"${printable(text).replace(/(["\\])/g, '\\$1')}"`;
+    if (quotedStrings.size < MAX_ESCAPED && text.length <= MAX_ESCAPED_LENGTH) quotedStrings.set(text, quoted);
+  }
+  return quoted;
 }
 
 export type FieldValue = number | boolean | string | { readonly int: number };
