@@ -7,6 +7,7 @@
 import type { CaptureStats } from '../capture/types.js';
 import type { CollectorStats } from '../index.js';
 import { formatMac } from '../decode/packet.js';
+import { fillOnceMemo } from '../memo.js';
 import type { Flow } from '../flow/flow.js';
 import { flowRecord, type FlowRecord } from '../flow/record.js';
 import type { DnsAnswer } from '../flow/payload.js';
@@ -126,29 +127,17 @@ export function* reportJsonChunks(report: ReportOf<unknown, unknown>, flowToJson
  */
 const MAX_CACHED_TEXT = 4096;
 
-const macNames = new Map<number, string>();
+const macText = fillOnceMemo(formatMac, MAX_CACHED_TEXT);
 
 function macName(mac: number): string | null {
-  if (mac < 0) return null;
-  let name = macNames.get(mac);
-  if (name === undefined) {
-    name = formatMac(mac);
-    if (macNames.size < MAX_CACHED_TEXT) macNames.set(mac, name);
-  }
-  return name;
+  return mac < 0 ? null : macText(mac);
 }
 
 /** JSON text of the names flows carry (services, vendors, server names: few, and repeated). */
-const jsonNames = new Map<string, string>();
+const jsonName = fillOnceMemo((v: string) => JSON.stringify(v), MAX_CACHED_TEXT);
 
 function str(v: string | null): string {
-  if (v === null) return 'null';
-  let json = jsonNames.get(v);
-  if (json === undefined) {
-    json = JSON.stringify(v);
-    if (jsonNames.size < MAX_CACHED_TEXT) jsonNames.set(v, json);
-  }
-  return json;
+  return v === null ? 'null' : jsonName(v);
 }
 
 /** A flow as one JSON line, written straight from its record (equal to JSON.stringify(flowToReport(f))). */

@@ -5,6 +5,7 @@
  * sink builds many points and needs neither its schema checks nor a Date per point.
  */
 
+import { fillOnceMemo } from '../../memo.js';
 import { printable } from '../../text.js';
 
 /*
@@ -30,22 +31,13 @@ import { printable } from '../../text.js';
 const MAX_ESCAPED = 1024;
 /** Longer text is escaped each time (a device's list of addresses changes as often as it is written). */
 const MAX_ESCAPED_LENGTH = 128;
-const escapedKeys = new Map<string, string>();
-/** The same for string field values (device names, models, reasons): quoteString. */
-const quotedStrings = new Map<string, string>();
+const cacheable = (text: string) => text.length <= MAX_ESCAPED_LENGTH;
 
 /**
  * Tag keys and values, and field keys: commas, equals signs and spaces are escaped; newlines become
  * spaces, other control, bidi and zero-width characters visible escapes (`\x00`, `\u202e`).
  */
-export function escapeKey(text: string): string {
-  let escaped = escapedKeys.get(text);
-  if (escaped === undefined) {
-    escaped = escapeKeyText(text);
-    if (escapedKeys.size < MAX_ESCAPED && text.length <= MAX_ESCAPED_LENGTH) escapedKeys.set(text, escaped);
-  }
-  return escaped;
-}
+export const escapeKey = fillOnceMemo(escapeKeyText, MAX_ESCAPED, cacheable);
 
 function escapeKeyText(text: string): string {
   const shown = printable(/[\n\r]/.test(text) ? text.replace(/[\n\r]/g, ' ') : text);
@@ -63,14 +55,7 @@ export function escapeMeasurement(text: string): string {
  * A string field value, quoted: double quotes and backslashes are escaped; control (line breaks too),
  * bidi and zero-width characters become visible escapes (`\x0a`, `\u202e`).
  */
-export function quoteString(text: string): string {
-  let quoted = quotedStrings.get(text);
-  if (quoted === undefined) {
-    quoted = `"${printable(text).replace(/(["\\])/g, '\\$1')}"`;
-    if (quotedStrings.size < MAX_ESCAPED && text.length <= MAX_ESCAPED_LENGTH) quotedStrings.set(text, quoted);
-  }
-  return quoted;
-}
+export const quoteString = fillOnceMemo((text: string) => `"${printable(text).replace(/(["\\])/g, '\\$1')}"`, MAX_ESCAPED, cacheable);
 
 export type FieldValue = number | boolean | string | { readonly int: number };
 
