@@ -3,9 +3,11 @@
 //  1. points per second into InfluxDB through earshot's writer (batches of influx.batchSize, gzip on and
 //     off), measured from the first add() to the last acknowledged batch;
 //  2. replay throughput with the sink against without it, on the benchmark capture, interleaved runs,
-//     whole-process wall time (GNU time): the target is >= 70%.
+//     whole-process wall time (GNU time): the target is >= 70%. A third run of each round writes to a
+//     server that takes every write and keeps nothing (a child process, so influxd's work is not in
+//     it): what is left is earshot's own cost of the sink, and the rest influxd's on the same cores.
 //   node bench/influx.mjs [--runs N] [--points N]   (after bench/run.mjs has built bench/out/*.pcap)
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -76,9 +78,32 @@ const timed = (args) => {
   if (res.status !== 0 || !m) throw new Error(`earshot ${args.join(' ')} failed (${res.status}): ${(res.stderr ?? '').slice(-500)}`);
   return { wall: Number(m[1]), rss: Number(m[2]) / 1024 };
 };
+// a server that answers as InfluxDB 1.x does and keeps nothing: /ping, /query (empty results), /write
+const discardCode = `
+const server = require('node:http').createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    const path = req.url.split('?')[0];
+    if (path === '/query') {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'X-Influxdb-Version': '1.6.7' });
+      res.end(JSON.stringify({ results: [{ statement_id: 0 }] }));
+    } else {
+      res.writeHead(path === '/ping' || path === '/write' ? 204 : 404, { 'X-Influxdb-Version': '1.6.7' });
+      res.end();
+    }
+  });
+});
+server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
+const discard = spawn(process.execPath, ['-e', discardCode], { stdio: ['ignore', 'pipe', 'inherit'] });
+process.on('exit', () => discard.kill('SIGTERM'));
+const discardUrl = await new Promise((res, rej) => {
+  discard.stdout.once('data', (d) => res(`http://127.0.0.1:${String(d).trim()}`));
+  discard.once('exit', (code) => rej(new Error(`bench: the discarding server exited (${code})`)));
+});
 const base = ['replay', capture, '--format', 'json', '--no-progress', '-o', '/dev/null'];
 const without = { wall: [], rss: [] };
 const withSink = { wall: [], rss: [] };
+const discarded = { wall: [], rss: [] };
 let points = 0;
 for (let r = 0; r < runs; r++) {
   const a = timed(base);
@@ -88,6 +113,9 @@ for (let r = 0; r < runs; r++) {
   const b = timed([...base, '--influx-url', url, '--influx-db', db, '--influx-raw-retention', 'INF', '--log-level', 'warn']);
   withSink.wall.push(b.wall);
   withSink.rss.push(b.rss);
+  const c = timed([...base, '--influx-url', discardUrl, '--influx-db', db, '--influx-setup', 'false', '--log-level', 'warn']);
+  discarded.wall.push(c.wall);
+  discarded.rss.push(c.rss);
   const res = await query(db, 'SELECT count(bytes_up) FROM traffic');
   points = res.results?.[0]?.series?.[0]?.values?.[0]?.[1] ?? 0;
 }
@@ -99,6 +127,10 @@ const row = (cols) => console.log(cols.map((c, i) => (i === 0 ? String(c).padEnd
 row(['  replay of the bench capture', 'wall s', 'peak MB']);
 row(['  without InfluxDB', median(without.wall).toFixed(3), median(without.rss).toFixed(0)]);
 row([`  --influx-url (${points.toLocaleString('en')} traffic points)`, median(withSink.wall).toFixed(3), median(withSink.rss).toFixed(0)]);
+row(['  --influx-url, a server that discards', median(discarded.wall).toFixed(3), median(discarded.rss).toFixed(0)]);
 const ratio = median(without.wall) / median(withSink.wall);
 console.log(`  replay throughput with the sink: ${(ratio * 100).toFixed(0)}% of without (target >= 70%)`);
+const own = median(discarded.wall) - median(without.wall);
+const total = median(withSink.wall) - median(without.wall);
+console.log(`  of the sink's ${total.toFixed(2)} s: earshot's own work ${own.toFixed(2)} s (${(median(without.wall) / median(discarded.wall) * 100).toFixed(0)}% throughput with a server that discards), influxd's on the same cores ${(total - own).toFixed(2)} s`);
 process.exit(0);
