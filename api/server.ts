@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../collector/durable.js';
 import { earshotError } from '../collector/errors.js';
 import type { Logger } from '../collector/log.js';
 import { systemReason } from '../collector/output-file.js';
-import { buildApp, type AppContext } from './app.js';
+import { buildApp, type AppContext, type AppOptions } from './app.js';
 
 /** HOST and PORT of `api.listen` ("127.0.0.1:8377", "[::1]:8377", "0.0.0.0:8377"). */
 export function parseListen(listen: string): { host: string; port: number } {
@@ -128,12 +128,23 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/** Builds the app and listens on config.api.listen. */
-export async function startApiServer(config: Readonly<Config>, context: AppContext, log: Logger): Promise<ApiServer> {
+/** The app, built and ready but not listening yet. */
+export interface PreparedApiServer {
+  /** Resolves the token (config, environment, its file, or a new one kept in the data directory) and listens on config.api.listen. */
+  listen(): Promise<ApiServer>;
+  /** Lets the app go without listening (the run ended before it was asked to). */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the app (its plugins, routes and their schemas: ~0.3 s here) without the token and without
+ * listening, so it can be made while something else starts (the pipeline's thread); nothing is written
+ * or logged until listen(). Requests read the token when they come, and none comes before listen().
+ */
+export async function prepareApiServer(config: Readonly<Config>, context: AppContext, log: Logger): Promise<PreparedApiServer> {
   const { host, port } = parseListen(config.api.listen);
-  const token = resolveToken(config.api, config.dataDir, log);
-  const app = await buildApp({
-    token,
+  const options: AppOptions = {
+    token: null,
     tokenForReads: !isLoopback(host),
     postsPerMinute: config.api.postsPerMinute,
     failedTokensPerMinute: config.api.failedTokensPerMinute,
@@ -143,19 +154,32 @@ export async function startApiServer(config: Readonly<Config>, context: AppConte
     requestTimeoutMs: config.api.requestTimeoutS * 1000,
     version: context.version,
     log,
-  }, context);
-  if (!isLoopback(host) && token === null) {
-    throw earshotError('EARSHOT_ERR_CONFIG_INVALID', '--listen', `listening on ${host} beyond loopback needs an API token (api.token or --data-dir to keep a generated one)`);
-  }
-  try {
-    await app.listen({ host, port });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw earshotError('EARSHOT_ERR_LISTEN', config.api.listen, e.code === 'EADDRINUSE' ? 'the address is in use' : e.message);
-  }
-  const address = app.server.address();
-  const bound = typeof address === 'object' && address ? address.port : port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
-  log.info({ url }, `API on ${url}/api/v1 (docs: ${url}/api/v1/docs)`);
-  return { app, url, close: () => app.close() };
+  };
+  const app = await buildApp(options, context);
+  await app.ready();
+  return {
+    async listen() {
+      options.token = resolveToken(config.api, config.dataDir, log);
+      if (!isLoopback(host) && options.token === null) {
+        throw earshotError('EARSHOT_ERR_CONFIG_INVALID', '--listen', `listening on ${host} beyond loopback needs an API token (api.token or --data-dir to keep a generated one)`);
+      }
+      try {
+        await app.listen({ host, port });
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw earshotError('EARSHOT_ERR_LISTEN', config.api.listen, e.code === 'EADDRINUSE' ? 'the address is in use' : e.message);
+      }
+      const address = app.server.address();
+      const bound = typeof address === 'object' && address ? address.port : port;
+      const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+      log.info({ url }, `API on ${url}/api/v1 (docs: ${url}/api/v1/docs)`);
+      return { app, url, close: () => app.close() };
+    },
+    close: () => app.close(),
+  };
+}
+
+/** Builds the app and listens on config.api.listen. */
+export async function startApiServer(config: Readonly<Config>, context: AppContext, log: Logger): Promise<ApiServer> {
+  return (await prepareApiServer(config, context, log)).listen();
 }

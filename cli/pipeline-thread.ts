@@ -99,7 +99,7 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
   const data: WorkerData = { request, logFormat: logFormat === 'json' || (logFormat === 'auto' && io.stderr.isTTY !== true) ? 'json' : 'text', handover };
   // loaded before the worker starts: its first message must find the listener in place (a Worker
   // emits what its thread posts at once, to whoever listens then)
-  const [{ startApiServer }, { RunView, VIEW_MAX_AGE_MS }] = await Promise.all([import('../api/server.js'), import('../api/view.js')]);
+  const [{ prepareApiServer }, { RunView, VIEW_MAX_AGE_MS }] = await Promise.all([import('../api/server.js'), import('../api/view.js')]);
   // the thread pool (file reads, gzip) starts with its first use: before this thread lowers its
   // priority, so its threads keep the process's
   await stat('.');
@@ -118,7 +118,6 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
     command: (command: ViewCommand) => ask({ t: 'command', command }) as Promise<ViewCommandResult>,
   }, VIEW_MAX_AGE_MS);
 
-  let api: { close(): Promise<void> } | null = null;
   let apiError: unknown = null;
   // from here to the listeners below, nothing awaits: no message of the worker's can pass unheard
   // the process's --max-semi-space-size would take the place of the limit (V8 prefers a flag): unset (0)
@@ -137,6 +136,12 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
   }
   worker.once('online', restoreFlag);
   worker.once('exit', restoreFlag);
+  // the API is built while the pipeline's thread starts (each takes ~0.3 s here), and listens once the
+  // pipeline is ready (its source named): before, the two waited for each other. Its failure is taken
+  // up then, as a failure to listen is
+  const context = { view, config: request.config, captureSource: '', startedMs: Date.now(), version: version() };
+  const prepared = prepareApiServer(request.config, context, log);
+  prepared.catch(() => undefined);
   // the capture held here must not wait behind the other threads: this thread keeps its priority then
   if (handover === null) lowerPriority(log);
   const capture = handover !== null ? holdCapture(request, worker, log) : null;
@@ -159,9 +164,10 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
             capture?.take(m);
             break;
           case 'ready':
-            startApiServer(request.config, { view, config: request.config, captureSource: m.captureSource, startedMs: Date.now(), version: version() }, log).then(
+            context.captureSource = m.captureSource;
+            context.startedMs = Date.now();
+            prepared.then((app) => app.listen()).then(
               (server) => {
-                api = server;
                 worker.postMessage({ t: 'go', url: server.url } satisfies ToWorker);
               },
               (err: unknown) => {
@@ -200,7 +206,8 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
     capture?.close();
     process.off('SIGINT', forward);
     process.off('SIGTERM', forward);
-    await (api as { close(): Promise<void> } | null)?.close();
+    // the app, listening or not: a run that failed before its pipeline was ready never listened
+    await prepared.then((app) => app.close(), () => undefined);
     await worker.terminate();
   }
 }

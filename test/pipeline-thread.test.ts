@@ -5,11 +5,12 @@
  * tshark's.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PIPELINE_YOUNG_GENERATION_MB } from '../cli/pipeline-thread.js';
-import { EARSHOT_BIN } from './helpers/cli.js';
+import { EARSHOT_BIN, runCli } from './helpers/cli.js';
 import { startCollect, type CollectRun } from './helpers/collect.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { tempDir } from './helpers/temp.js';
@@ -96,6 +97,29 @@ describe('the pipeline on its own thread', () => {
     expect(stderr).toMatch(/API on http:\/\/127\.0\.0\.1/);
     expect(stderr).toMatch(/"msg":"capturing"/);
   }, 30_000);
+
+  // the API is built while the pipeline's thread starts and listens once the pipeline is ready: its
+  // failures and the pipeline's before it must still end the run with one line, and end the process
+  it('an API that cannot listen, or a capture that fails first: one line and exit 2', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const inUse = await runCli(['collect', '--file', CAPTURE, '--exit-when-done', '--listen', `127.0.0.1:${port}`, '-o', join(dir, 'in-use.json')], { timeoutMs: 20_000 });
+      expect(inUse.code, inUse.stderr).toBe(2);
+      expect(inUse.stderr.match(/^earshot: .*$/gm)).toEqual([`earshot: cannot listen on 127.0.0.1:${port}: the address is in use`]);
+    } finally {
+      taken.close();
+    }
+    const open = await runCli(['collect', '--file', CAPTURE, '--exit-when-done', '--listen', '0.0.0.0:0', '-o', join(dir, 'open.json')], { timeoutMs: 20_000 });
+    expect(open.code, open.stderr).toBe(2);
+    expect(open.stderr.match(/^earshot: .*$/gm)).toEqual(['earshot: --listen: listening on 0.0.0.0 beyond loopback needs an API token (api.token or --data-dir to keep a generated one)']);
+    // the capture fails before the pipeline asks for the API: its error alone (the API built meanwhile
+    // never listens and says nothing)
+    const missing = await runCli(['collect', '--file', join(dir, 'missing.pcap'), '--exit-when-done', '--listen', '127.0.0.1:0'], { timeoutMs: 20_000 });
+    expect(missing.code, missing.stderr).toBe(2);
+    expect(missing.stderr.trim()).toBe(`earshot: ${join(dir, 'missing.pcap')}: no such file`);
+  }, 60_000);
 
   it("keeps the pipeline thread's own young generation under node's --max-semi-space-size (as installed)", async () => {
     // V8 takes the process's flag over a worker's resourceLimits: the thread's young generation doubled
