@@ -39,15 +39,23 @@ export function buildCloudSpeechCatalog(entries: readonly CloudSpeechEntry[], wh
     const body = e.pattern.toLowerCase().split('.').map((label) => (label === '*' ? '(?:[a-z0-9-]+\\.)*[a-z0-9-]+' : label)).join('\\.');
     return { entry: e, test: new RegExp(`^${body}$`) };
   });
-  // the last two labels of every pattern: most names miss here with one set lookup, before any pattern
-  const suffixes = new Set(entries.map((e) => e.pattern.toLowerCase().split('.').slice(-2).join('.')));
+  // the patterns by their last two labels: most names miss here with one map lookup, and a name of a
+  // busy suffix (amazonaws.com) is tried against that suffix's patterns only, in the catalogue's order
+  const bySuffix = new Map<string, typeof compiled>();
+  for (const c of compiled) {
+    const suffix = c.entry.pattern.toLowerCase().split('.').slice(-2).join('.');
+    const list = bySuffix.get(suffix);
+    if (list === undefined) bySuffix.set(suffix, [c]);
+    else list.push(c);
+  }
   return {
     entries,
     lookup(name: string): CloudSpeechEntry | null {
       const n = name.toLowerCase().replace(/\.$/, '');
       const dot = n.lastIndexOf('.', n.lastIndexOf('.') - 1);
-      if (!suffixes.has(dot === -1 ? n : n.slice(dot + 1))) return null;
-      for (const c of compiled) if (c.test.test(n)) return c.entry;
+      const candidates = bySuffix.get(dot === -1 ? n : n.slice(dot + 1));
+      if (candidates === undefined) return null;
+      for (const c of candidates) if (c.test.test(n)) return c.entry;
       return null;
     },
   };

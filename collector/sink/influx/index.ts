@@ -16,7 +16,7 @@ import type { Device } from '../../identify/device.js';
 import type { CollectorStats } from '../../index.js';
 import type { Logger } from '../../log.js';
 import { buildInfluxClient, influxTarget, InfluxQueryError, type WriteClient } from './client.js';
-import { int, pointLine } from './line-protocol.js';
+import { int, pointLine, unique } from './line-protocol.js';
 import { adminSetupCommand, createCommand, setupDatabase, setupDenied, setupEnabled, writePolicy } from './setup.js';
 import { earshotError } from '../../errors.js';
 import { Spool } from './spool.js';
@@ -390,7 +390,7 @@ export function activationLine(a: Activation, timeMs: number, deviceName: string
     'activation',
     { site, device: a.device, device_name: deviceName, verdict: as.verdict },
     {
-      id: a.id,
+      id: unique(a.id),
       duration_s: Math.max(0, (a.endMs - a.startMs) / 1000),
       bytes_up: int(a.bytesUp),
       bytes_down: int(a.bytesDown),
@@ -415,7 +415,7 @@ export function callLine(c: Call, timeMs: number, deviceName: string | null, sit
     'call',
     { site, device: c.device, device_name: deviceName },
     {
-      id: c.id,
+      id: unique(c.id),
       duration_s: c.durationS,
       bytes_up: int(c.bytesUp),
       bytes_down: int(c.bytesDown),

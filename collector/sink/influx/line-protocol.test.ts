@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import { describeInflux, useInfluxd } from '../../../test/helpers/influxd.js';
 import { printable } from '../../text.js';
-import { int, pointLine, type FieldValue } from './line-protocol.js';
+import { int, pointLine, unique, type FieldValue } from './line-protocol.js';
 
 let dbSeq = 0;
 
@@ -53,7 +53,8 @@ describeInflux('line protocol, read back from a real influxd', () => {
     const strange = 'Echo, "Kitchen" = 1 ünïcode ☕ a\\b';
     const field = 'say "hi" \\ back\\slash, a=b\nline2\r\nend\\';
     const points: Array<[string, Record<string, string | null>, Record<string, FieldValue | null>]> = [
-      ['speaker traffic,v2=x', { device: strange, 'tag key, with=all': 'v' }, { note: field }],
+      // `unique` (ids) is quoted without the memo, and the same way
+      ['speaker traffic,v2=x', { device: strange, 'tag key, with=all': 'v' }, { note: field, id: unique(field) }],
       ['ünïcode ☕ a\\b', { empty: '', none: null, 'new\nkey': 'multi\nline\rvalue' }, { note: '' }],
       // a backslash before an escaped space, then an equals sign and a quote: the next line stays a line
       ['backslashes', { odd: 'x\\ \\="y', comma: 'a\\,b', end: 'end\\\\', only: '\\' }, { note: 'n="1"' }],
@@ -61,7 +62,7 @@ describeInflux('line protocol, read back from a real influxd', () => {
     ];
     await write(db, points.map(([m, tags, fields], i) => pointLine(m, tags, fields, i + 1) as string));
     expect(await pointsOf(db)).toEqual({
-      'speaker traffic,v2=x': { 1: { device: strange, 'tag key, with=all': 'v', note: 'say "hi" \\ back\\slash, a=b\\x0aline2\\x0d\\x0aend\\' } },
+      'speaker traffic,v2=x': { 1: { device: strange, 'tag key, with=all': 'v', note: 'say "hi" \\ back\\slash, a=b\\x0aline2\\x0d\\x0aend\\', id: 'say "hi" \\ back\\slash, a=b\\x0aline2\\x0d\\x0aend\\' } },
       'ünïcode ☕ a\\b': { 2: { 'new key': 'multi line value', note: '' } },
       backslashes: { 3: { odd: 'x ="y', comma: 'a,b', end: 'end', note: 'n="1"' } },
       after: { 4: { dev: 'd', note: 'last' } },

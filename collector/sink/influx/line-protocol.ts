@@ -55,17 +55,29 @@ export function escapeMeasurement(text: string): string {
  * A string field value, quoted: double quotes and backslashes are escaped; control (line breaks too),
  * bidi and zero-width characters become visible escapes (`\x0a`, `\u202e`).
  */
-export const quoteString = fillOnceMemo((text: string) => `"${printable(text).replace(/(["\\])/g, '\\$1')}"`, MAX_ESCAPED, cacheable);
+export const quoteString = fillOnceMemo(quoteText, MAX_ESCAPED, cacheable);
 
-export type FieldValue = number | boolean | string | { readonly int: number };
+function quoteText(text: string): string {
+  return `"${printable(text).replace(/(["\\])/g, '\\$1')}"`;
+}
+
+export type FieldValue = number | boolean | string | { readonly int: number } | { readonly unique: string };
 
 /** An integer field (written with the `i` suffix, so InfluxDB keeps it as integer). */
 export const int = (value: number): { readonly int: number } => ({ int: Math.trunc(value) });
+
+/**
+ * A string field that never repeats (an activation's or a call's id): quoted each time and kept out of
+ * quoteString's memo, which would otherwise fill with ids after ~1,000 activations and leave every name
+ * first seen after them to be escaped again at each point.
+ */
+export const unique = (text: string): { readonly unique: string } => ({ unique: text });
 
 function fieldText(value: FieldValue): string | null {
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : null;
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   if (typeof value === 'string') return quoteString(value);
+  if ('unique' in value) return quoteText(value.unique);
   return Number.isFinite(value.int) ? `${value.int}i` : null;
 }
 
