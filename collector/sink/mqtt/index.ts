@@ -9,7 +9,7 @@
  * On the first connect the states retained by an earlier run are read back, so today's counts and the
  * last activation times survive a restart.
  */
-import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
 import type { Config } from '../../config.js';
 import type { WakeEvent } from '../../detect/wake-events.js';
 import { earshotError } from '../../errors.js';
@@ -403,6 +403,10 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
 
   return {
     async start(): Promise<void> {
+      if (client !== null || closed) return;
+      // loaded here rather than at the top: the pipeline thread's bundle (an ES module, deploy/bundle.mjs)
+      // hoists a static import, and loaded the package at every start (~90 ms), with MQTT configured or not
+      const { connect } = await import('mqtt');
       if (client !== null || closed) return;
       const options: IClientOptions = {
         clientId: mqtt.clientId ?? `earshot-${config.site}`,
