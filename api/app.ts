@@ -18,6 +18,7 @@ import { canonicalMac } from '../collector/mac.js';
 import { preview } from '../collector/text.js';
 import type { Runtime } from '../collector/runtime.js';
 import { activationQuery, buildViewSource, type ViewExtras, type ViewSource } from '../collector/view.js';
+import { lazySerializers, lazyValidators } from './compilers.js';
 import { DOCS_CSP, frameworkErrorReply, registerGuards, type GuardOptions } from './guards.js';
 import { health, renderMetrics, type HealthSource } from './metrics.js';
 import { localProvider, RunView } from './view.js';
@@ -97,6 +98,8 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     bodyLimit: options.bodyLimitBytes,
     frameworkErrors: frameworkErrorReply,
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allowUnionTypes: true } },
+    // fastify's default compilers, loaded and run at a route's first use instead of here (api/compilers.ts)
+    schemaController: { compilersFactory: { buildValidator: lazyValidators, buildSerializer: lazySerializers } },
     // one message naming each bad field: "body/0/devic is not allowed", "body/label must be one of ..."
     schemaErrorFormatter: (errors, dataVar) => new Error(errors.map((e) => {
       const params = e.params as { additionalProperty?: string; allowedValues?: unknown[]; missingProperty?: string };
