@@ -10,6 +10,7 @@
  * last activation times survive a restart.
  */
 import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
+import { createRequire } from 'node:module';
 import type { Config } from '../../config.js';
 import type { WakeEvent } from '../../detect/wake-events.js';
 import { earshotError } from '../../errors.js';
@@ -108,6 +109,8 @@ const MAX_MQTT_DEVICES = 256;
 const WAKE_WARNING_INTERVAL_MS = 60_000;
 const CLOSE_WAIT_MS = 5000;
 const CONNECT_TIMEOUT_MS = 10_000;
+
+const load = createRequire(import.meta.url);
 
 /** Builds the MQTT sink, or returns null when no mqtt.url is configured. Connects only in start(). */
 export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): MqttSink | null {
@@ -405,9 +408,9 @@ export function buildMqttSink(config: Readonly<Config>, deps: MqttSinkDeps): Mqt
     async start(): Promise<void> {
       if (client !== null || closed) return;
       // loaded here rather than at the top: the pipeline thread's bundle (an ES module, deploy/bundle.mjs)
-      // hoists a static import, and loaded the package at every start (~90 ms), with MQTT configured or not
-      const { connect } = await import('mqtt');
-      if (client !== null || closed) return;
+      // hoists a static import, and loaded the package at every start (~90 ms), with MQTT configured or
+      // not. With require: the main bundle runs in node:vm, which has no dynamic import()
+      const { connect } = load('mqtt') as typeof import('mqtt');
       const options: IClientOptions = {
         clientId: mqtt.clientId ?? `earshot-${config.site}`,
         username: mqtt.username ?? undefined,
