@@ -32,6 +32,19 @@ beforeAll(async () => {
 const app = (over: Partial<Parameters<typeof buildApp>[0]> = {}) =>
   buildApp({ token: TOKEN, tokenForReads: false, postsPerMinute: 100, failedTokensPerMinute: 10, allowedHosts: [], bodyLimitBytes: 1024 * 1024, version: 'test', ...over }, context);
 
+describe('API schemas', () => {
+  it('every route\'s schemas compile, checked at the build as fastify does by default (the served app compiles them at first use)', async () => {
+    const eager = await app({ eagerSchemas: true });
+    await expect(eager.ready()).resolves.toBeDefined();
+    // and the lazily compiled app answers the same
+    const lazy = await app();
+    for (const url of ['/api/v1/devices', '/api/v1/activations?limit=2', '/api/v1/activations?limit=abc', '/api/v1/health']) {
+      const [a, b] = await Promise.all([eager.inject({ url }), lazy.inject({ url })]);
+      expect({ url, status: b.statusCode, body: url.endsWith('health') ? b.statusCode : b.body }).toEqual({ url, status: a.statusCode, body: url.endsWith('health') ? a.statusCode : a.body });
+    }
+  });
+});
+
 describe('API guards', () => {
   it('reads need no token on loopback, and the token beyond it', async () => {
     const open = await app();

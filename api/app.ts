@@ -37,6 +37,11 @@ export interface AppOptions extends GuardOptions {
   version: string;
   /** Where an internal error (a 500: a bug) is logged with its route; the client gets "internal error" only. */
   log?: Pick<Logger, 'error'>;
+  /**
+   * Compile every route's schemas when the app is built, as fastify does by default, so that ready()
+   * fails on one that does not compile (the tests); otherwise each at its route's first use (api/compilers.ts).
+   */
+  eagerSchemas?: boolean;
 }
 
 /**
@@ -99,7 +104,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     frameworkErrors: frameworkErrorReply,
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allowUnionTypes: true } },
     // fastify's default compilers, loaded and run at a route's first use instead of here (api/compilers.ts)
-    schemaController: { compilersFactory: { buildValidator: lazyValidators, buildSerializer: lazySerializers } },
+    ...(options.eagerSchemas === true ? {} : { schemaController: { compilersFactory: { buildValidator: lazyValidators, buildSerializer: lazySerializers } } }),
     // one message naming each bad field: "body/0/devic is not allowed", "body/label must be one of ..."
     schemaErrorFormatter: (errors, dataVar) => new Error(errors.map((e) => {
       const params = e.params as { additionalProperty?: string; allowedValues?: unknown[]; missingProperty?: string };

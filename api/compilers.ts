@@ -8,9 +8,9 @@
  * request pays for its own schemas (a few ms).
  *
  * What a request or an answer gets is the same: the same compilers with the same options and shared
- * schemas. The difference is when a schema that does not compile shows: at that route's first use (a
- * 500) instead of at the start; every route is exercised by the tests (test/api.test.ts,
- * test/schemas.test.ts).
+ * schemas. The difference is when a schema that does not compile would show: at that route's first use
+ * (a 500) instead of at the start; api/app.test.ts builds the app with every schema compiled at once
+ * (AppOptions.eagerSchemas) and fails if one does not.
  */
 import type { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
 import type { FastifyServerOptions } from 'fastify';
