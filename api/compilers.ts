@@ -26,7 +26,8 @@ type Factories = NonNullable<NonNullable<FastifyServerOptions['schemaController'
 /**
  * A factory like `make()`'s, whose compilers compile on their first call (or the first look at one of
  * their properties: fastify reads a validator's `errors` and Ajv's `schemaEnv`), through a proxy that
- * then hands everything to the compiled function.
+ * then hands calls, property reads and `in` to the compiled function (fastify writes no property of
+ * them).
  */
 function lazyFactory(make: () => Factory): Factory {
   return (externalSchemas, options) => {
