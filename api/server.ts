@@ -137,9 +137,10 @@ export interface PreparedApiServer {
 }
 
 /**
- * Builds the app (its plugins, routes and their schemas: ~0.3 s here) without the token and without
- * listening, so it can be made while something else starts (the pipeline's thread); nothing is written
- * or logged until listen(). Requests read the token when they come, and none comes before listen().
+ * Builds the app (its plugins and routes: ~0.2 s here; its schemas compile at each route's first use,
+ * api/compilers.ts) without the token and without listening, so it can be made while something else
+ * starts (the pipeline's thread); nothing is written or logged until listen(). Requests read the token
+ * when they come, and none comes before listen().
  */
 export async function prepareApiServer(config: Readonly<Config>, context: AppContext, log: Logger): Promise<PreparedApiServer> {
   const { host, port } = parseListen(config.api.listen);

@@ -136,7 +136,7 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
   }
   worker.once('online', restoreFlag);
   worker.once('exit', restoreFlag);
-  // the API is built while the pipeline's thread starts (each takes ~0.3 s here), and listens once the
+  // the API is built while the pipeline's thread starts (each takes ~0.2 s here), and listens once the
   // pipeline is ready (its source named): before, the two waited for each other. Its failure is taken
   // up then, as a failure to listen is
   const context = { view, config: request.config, captureSource: '', startedMs: Date.now(), version: version() };
