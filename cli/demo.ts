@@ -15,6 +15,7 @@ import { buildSource } from '../collector/capture/index.js';
 import type { CaptureSource, CaptureStats, PacketSink } from '../collector/capture/types.js';
 import { loadConfig } from '../collector/config.js';
 import { earshotError } from '../collector/errors.js';
+import { exitProcess, onStopSignals } from '../collector/stop-signals.js';
 import type { Logger } from '../collector/log.js';
 import { packagePath } from '../collector/paths.js';
 import { buildRuntime } from '../collector/runtime.js';
@@ -155,14 +156,13 @@ export async function runDemo(parsed: ParsedCommand, io: CliIo, cliLog: Logger):
     const ticker = setInterval(() => runtime.collector.wallTick(Date.now(), speed, source.heldPacketMs?.()), 100);
     let stopping = false;
     const onSignal = () => {
-      if (stopping) process.exit(130);
+      if (stopping) exitProcess(130);
       stopping = true;
       source.stop();
       wake?.();
     };
     let wake: (() => void) | null = null;
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const offSignals = onStopSignals(onSignal);
     try {
       await runtime.run(source);
     } finally {
@@ -179,8 +179,7 @@ export async function runDemo(parsed: ParsedCommand, io: CliIo, cliLog: Logger):
       out('  --keep-running: up until Ctrl-C');
       await new Promise<void>((resolve) => { wake = resolve; });
     }
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offSignals();
     await alerts.close();
     return 0;
   } finally {

@@ -20,6 +20,7 @@ import { HandoverWriter, type HandoverMessage, type HandoverReply } from '../col
 import { buildLibpcapSource, libpcapOptions } from '../collector/capture/index.js';
 import type { CaptureSource } from '../collector/capture/types.js';
 import { EarshotError, type ErrorCode } from '../collector/errors.js';
+import { onStopSignals } from '../collector/stop-signals.js';
 import type { Logger } from '../collector/log.js';
 import { version } from '../collector/version.js';
 import type { ActivationPage, ActivationQuery, ViewCommand, ViewCommandResult, ViewPart, ViewParts } from '../collector/view.js';
@@ -145,9 +146,7 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
   // the capture held here must not wait behind the other threads: this thread keeps its priority then
   if (handover === null) lowerPriority(log);
   const capture = handover !== null ? holdCapture(request, worker, log) : null;
-  const forward = (signal: NodeJS.Signals) => worker.postMessage({ t: 'signal', signal } satisfies ToWorker);
-  process.on('SIGINT', forward);
-  process.on('SIGTERM', forward);
+  const offSignals = onStopSignals((signal) => worker.postMessage({ t: 'signal', signal } satisfies ToWorker));
   try {
     return await new Promise<number>((resolve, reject) => {
       let settled = false;
@@ -204,8 +203,7 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
     });
   } finally {
     capture?.close();
-    process.off('SIGINT', forward);
-    process.off('SIGTERM', forward);
+    offSignals();
     // the app, listening or not: a run that failed before its pipeline was ready never listened
     await prepared.then((app) => app.close(), () => undefined);
     await worker.terminate();

@@ -9,6 +9,7 @@ import { buildProgress } from '../collector/capture/progress.js';
 import type { CaptureSource, CaptureStats } from '../collector/capture/types.js';
 import type { Config } from '../collector/config.js';
 import { earshotError, isEarshotError, type EarshotError } from '../collector/errors.js';
+import { exitProcess, onStopSignals, signalExitCode } from '../collector/stop-signals.js';
 import { openOutputFileWhenRead, systemReason } from '../collector/output-file.js';
 import type { AtomicFile } from '../collector/durable.js';
 import type { Logger } from '../collector/log.js';
@@ -56,14 +57,14 @@ export const replaySpec: CommandSpec = {
 
 export const collectSpec: CommandSpec = {
   name: 'collect',
-  summary: 'Captures live traffic (libpcap, a tcpdump pipe, or a pcap stream on stdin), or a capture file, through the pipeline while serving the API (--listen, default 127.0.0.1:8377), until stopped (SIGINT/SIGTERM) or --duration; then prints the report.',
+  summary: 'Captures live traffic (libpcap, a tcpdump pipe, or a pcap stream on stdin), or a capture file, through the pipeline while serving the API (--listen, default 127.0.0.1:8377), until stopped (SIGINT, SIGTERM or SIGHUP) or --duration; then prints the report.',
   usage: 'earshot collect --interface IF [--filter BPF] [options]\n       earshot collect --file CAPTURE [--realtime-speed N] [--exit-when-done] [options]',
   positionals: [0, 0],
   config: true,
   flags: {
     ...OUTPUT_FLAGS,
     duration: { type: 'string', value: 'SECONDS', description: 'Stop after this many seconds of wall time (with --file: the API\'s serving after the capture ended too).' },
-    file: { type: 'string', value: 'CAPTURE', description: 'Read a capture file instead of an interface; the API keeps serving after it ends, until SIGTERM/SIGINT (or --exit-when-done).' },
+    file: { type: 'string', value: 'CAPTURE', description: 'Read a capture file instead of an interface; the API keeps serving after it ends, until SIGTERM, SIGINT or SIGHUP (or --exit-when-done).' },
     'realtime-speed': { type: 'string', value: 'N', description: 'With --file: pace it at N times capture time (1 = real time).' },
     'exit-when-done': { type: 'boolean', description: 'With --file: exit when the capture ends.' },
   },
@@ -126,7 +127,7 @@ async function writeReport(chunks: Iterable<string>, output: string | undefined,
     return;
   }
   await new Promise<void>((resolve, reject) => {
-    stdout.on('error', (err: Error) => reject(earshotError('EARSHOT_ERR_FILE_UNREADABLE', 'stdout', err.message)));
+    stdout.on('error', (err: Error) => reject(earshotError('EARSHOT_ERR_OUTPUT', 'stdout', err.message)));
     const iterator = chunks[Symbol.iterator]();
     const pump = () => {
       for (let step = iterator.next(); !step.done; step = iterator.next()) {
@@ -261,7 +262,7 @@ export interface RunHost {
   startApi(view: ViewSource, captureSource: string): Promise<{ url: string; close(): Promise<void> }>;
   /** The capture ended (the API forgets what it kept of the run). */
   captureEnded(): void;
-  /** Calls `handler` on each request to stop (SIGINT, SIGTERM); returns what removes it. */
+  /** Calls `handler` on each request to stop (SIGINT, SIGTERM, SIGHUP: collector/stop-signals.ts); returns what removes it. */
   onStop(handler: (signal: string) => void): () => void;
   /** Where the report goes without --output. */
   stdout: NodeJS.WritableStream;
@@ -350,7 +351,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     if (signals > 1) {
       // what InfluxDB has not taken yet is kept in the spool (on disk with a data directory)
       influx?.writer.saveUnsent();
-      process.exit(130);
+      exitProcess(130);
     }
     log.info({ signal: sig }, `stopping: finishing flows and writing the report${influx ? ' and the points' : ''} (again to quit at once)`);
     collector.stop();
@@ -401,7 +402,14 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     save();
     const inputs = { devices: collector.inventory?.all(), findings: collector.findings.list(), interrupted: interrupted.by !== null };
     const chunks = format === 'json' ? report.jsonChunks(stats, collector.stats(), inputs) : [renderTextReport(report.build(stats, collector.stats(), inputs), undefined, runtime.privacy?.devices({ assistantsOnly: true }))];
-    await writeReport(chunks, output, host, log);
+    // a report that cannot be written (a full disk, a terminal gone from under stdout) is the run's error,
+    // said at its end: the points and alerts are delivered first, they do not depend on where it goes
+    let reportError: unknown = null;
+    try {
+      await writeReport(chunks, output, host, log);
+    } catch (err) {
+      reportError = err;
+    }
     const dropped = report.dropped();
     const left = [
       dropped.flows > 0 ? `${dropped.flows} older flows (report.maxFlows ${config.report.maxFlows})` : '',
@@ -410,7 +418,7 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     ].filter((part) => part !== '');
     if (left.length > 0) log.warn(`the report leaves out ${left.join(', ')}; device totals count every flow`);
     if (api && options.keepServing && signals === 0 && !deadline.passed) {
-      log.info(`capture ended; the API keeps serving on ${api.url} until SIGTERM or SIGINT${deadline.armed ? ' or the end of --duration' : ''}`);
+      log.info(`capture ended; the API keeps serving on ${api.url} until SIGTERM, SIGINT or SIGHUP${deadline.armed ? ' or the end of --duration' : ''}`);
       await new Promise<void>((resolve) => {
         signalled = resolve;
         deadline.wake = resolve;
@@ -420,11 +428,12 @@ async function runPipeline(source: CaptureSource, config: Readonly<Config>, form
     const code = influx ? await deliverPoints(influx, config, log, options.isReplay) : 0;
     await alerts.close();
     if (captureError !== null) throw captureError;
+    if (reportError !== null) throw reportError;
     // a replay stopped before its end wrote a partial report (`capture.interrupted`): not a success, so
     // that `timeout 600 earshot replay big.pcap > r.json && publish r.json` publishes nothing half-read
     if (interrupted.by !== null && code === 0) {
       log.warn({ signal: interrupted.by }, `the replay was stopped (${interrupted.by}) before the end of its input: the report covers ${stats.packets} packets`);
-      return interrupted.by === 'SIGINT' ? 130 : 143;
+      return signalExitCode(interrupted.by);
     }
     return code;
   } finally {
@@ -450,14 +459,7 @@ function localHost(config: Readonly<Config>, io: CliIo, log: Logger): RunHost {
       return startApiServer(config, context, log);
     },
     captureEnded: () => context?.view.invalidate(),
-    onStop(handler) {
-      process.on('SIGINT', handler);
-      process.on('SIGTERM', handler);
-      return () => {
-        process.off('SIGINT', handler);
-        process.off('SIGTERM', handler);
-      };
-    },
+    onStop: onStopSignals,
     stdout: io.stdout,
   };
 }

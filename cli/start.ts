@@ -1,6 +1,7 @@
 /** The `earshot` process: runs the CLI with the process's arguments and streams (started by main.ts). */
 import { setFlagsFromString } from 'node:v8';
 import { EXIT_BUG } from '../collector/errors.js';
+import { exitProcess } from '../collector/stop-signals.js';
 import { MAX_SEMI_SPACE_MB } from './heap-flags.js';
 import { main } from './index.js';
 
@@ -36,7 +37,7 @@ main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, en
     // Exit once stdout and stderr have taken everything, at once: everything the command does is done
     // when main() settles, and an exit by an empty event loop first tore the heap down page by page
     // (~500 unmapped 256-kB pages after a replay of the bench capture), which process.exit() skips
-    const exit = () => process.exit(code);
+    const exit = () => exitProcess(code);
     const flushed = (stream: NodeJS.WriteStream, then: () => void) => (stream.writableLength > 0 ? stream.write('', then) : then());
     flushed(process.stdout, () => flushed(process.stderr, exit));
   },

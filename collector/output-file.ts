@@ -12,6 +12,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { otherProcessRuns } from './data-dir.js';
 import { openFileAtomic, writeWhole, type AtomicFile } from './durable.js';
 import { earshotError, isEarshotError } from './errors.js';
+import { onStopSignals } from './stop-signals.js';
 
 /** What a command reads from files, with what each is called in the refusal ("the capture file"). */
 export type NamedInputs = ReadonlyArray<readonly [what: string, path: string | null | undefined]>;
@@ -131,7 +132,7 @@ export async function openOutputFileWhenRead(path: string, options: { mode?: num
   const st = statOrNull(path);
   if (st === null || !st.isFIFO()) return openOutputFile(path, options);
   let signalled: string | null = null;
-  const stop = wait.onStop ?? processSignals;
+  const stop = wait.onStop ?? onStopSignals;
   const off = stop((signal) => {
     signalled = signal;
   });
@@ -165,19 +166,13 @@ export async function openOutputFileWhenRead(path: string, options: { mode?: num
 export interface OutputWait {
   /** Hears once that the command waits for a reader. */
   onWait?: (message: string) => void;
-  /** Calls its handler on a request to stop (SIGINT, SIGTERM); returns what removes it. Default: this process's signals. */
+  /**
+   * Calls its handler on a request to stop (SIGINT, SIGTERM, SIGHUP); returns what removes it. Default: this
+   * process's signals (a worker thread gets none: its host forwards them).
+   */
   onStop?: (handler: (signal: string) => void) => () => void;
 }
 
-/** SIGINT and SIGTERM of this process (a worker thread gets none: its host forwards them, see OutputWait.onStop). */
-function processSignals(handler: (signal: string) => void): () => void {
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return () => {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
-  };
-}
 
 function statOrNull(path: string): Stats | null {
   try {

@@ -69,7 +69,7 @@ describe('a capture path that is a FIFO', () => {
 describe('a replay stopped before the end of its input', () => {
   // it exited 0 with a partial report that said nothing of it (found by an audit): `timeout 600 earshot
   // replay big.pcap > r.json && publish r.json` published half a capture as the whole
-  for (const [signal, exit] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [signal, exit] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
     it(`by ${signal}: the report of what was read says capture.interrupted, the text report too, exit ${exit}`, async () => {
       const total = tsharkTotals(CAPTURE).packets;
       for (const format of ['json', 'text']) {
@@ -160,7 +160,7 @@ describe('collect --file with --duration', () => {
     const r = await runCli(['collect', '--file', CAPTURE, '--listen', '127.0.0.1:0', '--duration', '3', '--format', 'json'], { timeoutMs: 30_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
-    expect(r.stderr).toContain('until SIGTERM or SIGINT or the end of --duration');
+    expect(r.stderr).toContain('until SIGTERM, SIGINT or SIGHUP or the end of --duration');
     const report = JSON.parse(r.stdout) as { capture: { packets: number; bytes: number } };
     const totals = tsharkTotals(CAPTURE);
     expect({ packets: report.capture.packets, bytes: report.capture.bytes }).toEqual(totals);

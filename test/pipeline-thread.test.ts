@@ -139,7 +139,8 @@ describe('the pipeline on its own thread', () => {
     expect(started[0].heapSizeLimit).toBe(own);
   }, 30_000);
 
-  it('a quiet stdin feed still open: SIGTERM ends the run, with the report, exit 0', async () => {
+  // SIGHUP too (a closed terminal): forwarded to the pipeline's thread like the others
+  it.each(['SIGTERM', 'SIGHUP'] as const)('a quiet stdin feed still open: %s ends the run, with the report, exit 0', async (signal) => {
     const port = await freePort();
     const child = spawn(process.execPath, [EARSHOT_BIN, 'collect', '--source', 'stdin', '--listen', `127.0.0.1:${port}`, '--format', 'json', '--log-level', 'warn'], { cwd: PROJECT_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -159,7 +160,7 @@ describe('the pipeline on its own thread', () => {
       const h = await (await fetch(`http://127.0.0.1:${port}/api/v1/health`)).json() as { capture: { packets: number } };
       return h.capture.packets === tsharkTotals(CAPTURE).packets ? true : null;
     }, 20_000);
-    child.kill('SIGTERM');
+    child.kill(signal);
     expect(await exited).toBe(0);
     expect((JSON.parse(stdout) as { capture: { packets: number } }).capture.packets).toBe(tsharkTotals(CAPTURE).packets);
   }, 40_000);

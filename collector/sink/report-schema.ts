@@ -51,7 +51,7 @@ export const ReportCaptureSchema = Type.Object({
   last: orNull(time(), { description: 'Time of the latest packet.' }),
   decodeErrors: count('Damaged or truncated packets, skipped.'),
   truncated: Type.Boolean({ description: 'The capture ended inside a record, or a record header was corrupt; everything before it was read.' }),
-  interrupted: Type.Optional(Type.Literal(true, { description: 'A replay stopped (SIGINT, SIGTERM) before the end of its input: the report covers what was read until then. Absent otherwise.' })),
+  interrupted: Type.Optional(Type.Literal(true, { description: 'A replay stopped (SIGINT, SIGTERM, SIGHUP) before the end of its input: the report covers what was read until then. Absent otherwise.' })),
 });
 
 export const ReportDeviceSchema = Type.Object({
