@@ -44,10 +44,29 @@ function textDestination(out: NodeJS.WritableStream): Writable {
   });
 }
 
+/** Streams whose write errors are already taken (one listener each, however many loggers write to them). */
+const tolerated = new WeakSet<NodeJS.EventEmitter>();
+
+/**
+ * A log line that cannot be written is lost, not fatal: after a hang-up stderr is a terminal that is gone
+ * (EIO), and an 'error' event nobody listens to ended the process in the middle of its stop, before the
+ * report and the last points (test/hangup.test.ts).
+ */
+function tolerateWriteErrors(stream: NodeJS.EventEmitter): void {
+  if (tolerated.has(stream)) return;
+  tolerated.add(stream);
+  stream.on('error', () => undefined);
+}
+
 /** Builds the logger for `level` and `format` ('auto' = text on a TTY, JSON otherwise). */
 export function buildLogger(options: { level: string; format: 'auto' | 'text' | 'json' }, stream: NodeJS.WriteStream = process.stderr): Logger {
   const text = options.format === 'text' || (options.format === 'auto' && stream.isTTY === true);
   const base = { level: options.level, base: undefined } as const;
-  if (!text) return pino(base, pino.destination({ fd: (stream as NodeJS.WriteStream & { fd?: number }).fd ?? 2, sync: true }));
+  tolerateWriteErrors(stream);
+  if (!text) {
+    const destination = pino.destination({ fd: (stream as NodeJS.WriteStream & { fd?: number }).fd ?? 2, sync: true });
+    tolerateWriteErrors(destination);
+    return pino(base, destination);
+  }
   return pino(base, textDestination(stream));
 }

@@ -4,7 +4,8 @@
  * as it does at SIGTERM, InfluxDB still gets the points of the interval in progress (they do not wait
  * for a report that cannot be written), the one error line says what failed, and the process ends by
  * the hang-up with no native stack trace (Node's reset of a terminal that is gone aborts:
- * collector/stop-signals.ts). A real pseudo-terminal (util-linux `script`) and a real influxd.
+ * collector/stop-signals.ts); the log lines it cannot write are lost, not fatal. A real pseudo-terminal
+ * (util-linux `script`) and a real influxd.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { EARSHOT_BIN } from './helpers/cli.js';
 import { describeInflux, useInfluxd } from './helpers/influxd.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 import { tempDir } from './helpers/temp.js';
-import { until } from './helpers/wait.js';
+import { freePort, until, untilValue } from './helpers/wait.js';
 
 // 48 s of an Echo Dot 3 (2,778 packets), paced at capture time: still running when the terminal goes
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
@@ -24,21 +25,32 @@ const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 describeInflux('the terminal of a running collector goes away', () => {
   const server = useInfluxd();
 
-  /** `earshot collect` paced on a capture in a terminal of its own, which goes away at `hangUp()`. */
-  async function inTerminal(db: string) {
+  /**
+   * `earshot collect` paced on a capture in a terminal of its own, which goes away at `hangUp()`. Its
+   * stderr goes to a file (to read the log), or with `api` (on a port of its own) to the terminal too,
+   * as a person at a terminal runs it.
+   */
+  async function inTerminal(db: string, api: number | null = null) {
     expect(spawnSync('script', ['--version']).status, 'util-linux script(1) makes the terminal here').toBe(0);
     const dir = tempDir('earshot-hangup-');
     const stderr = join(dir, 'stderr');
     const pidFile = join(dir, 'pid');
-    // earshot leads the terminal's session (exec), as a login shell would: the kernel hangs it up
-    // directly. stdin and stdout are the terminal, stderr a file
-    const earshot = [process.execPath, EARSHOT_BIN, 'collect', '--file', CAPTURE, '--realtime-speed', '1', '--api', 'false',
-      '--format', 'json', '--log-format', 'text', '--influx-url', server.url, '--influx-db', db, '--influx-raw-retention', 'INF'].map(quote).join(' ');
-    const terminal = spawn('script', ['-qfec', `echo $$ >${quote(pidFile)}; exec ${earshot} 2>${quote(stderr)}`, '/dev/null'], {
+    // earshot leads the terminal's session (exec), as a login shell would: the kernel hangs it up directly
+    const earshot = [process.execPath, EARSHOT_BIN, 'collect', '--file', CAPTURE, '--realtime-speed', '1',
+      ...(api === null ? ['--api', 'false', '--log-format', 'text'] : ['--listen', `127.0.0.1:${api}`]),
+      '--format', 'json', '--influx-url', server.url, '--influx-db', db, '--influx-raw-retention', 'INF'].map(quote).join(' ');
+    const terminal = spawn('script', ['-qfec', `echo $$ >${quote(pidFile)}; exec ${earshot}${api === null ? ` 2>${quote(stderr)}` : ''}`, '/dev/null'], {
       cwd: PROJECT_ROOT, stdio: 'ignore',
     });
     const read = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : '');
-    await until('InfluxDB to be set up', () => read(stderr).includes('continuous queries ready'));
+    if (api === null) {
+      await until('InfluxDB to be set up', () => read(stderr).includes('continuous queries ready'));
+    } else {
+      await untilValue('packets read', async () => {
+        const health = await fetch(`http://127.0.0.1:${api}/api/v1/health`).then((r) => r.json() as Promise<{ capture?: { packets?: number } }>, () => null);
+        return (health?.capture?.packets ?? 0) > 0 ? true : null;
+      });
+    }
     const pid = Number(read(pidFile));
     expect(existsSync(`/proc/${pid}`)).toBe(true);
     const running = () => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z');
@@ -92,6 +104,16 @@ describeInflux('the terminal of a running collector goes away', () => {
     }
     await run.ended();
     expectStoppedCleanly(run.log());
+    expect((await traffic(db)).points).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('stderr on the terminal too, the pipeline on its own thread: the log lines it can no longer write do not end the stop', async () => {
+    // an 'error' event of stderr (EIO) nobody listened to ended the process before the last points
+    const db = `hangup${process.pid}c`;
+    const run = await inTerminal(db, await freePort());
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    run.hangUp();
+    await run.ended();
     expect((await traffic(db)).points).toBeGreaterThan(0);
   }, 60_000);
 });
