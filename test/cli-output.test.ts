@@ -6,7 +6,7 @@
  * `replay -o` on a full disk destroyed the previous report and left a cut-off one.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, lstatSync, openSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
@@ -146,6 +146,17 @@ describe('-o -', () => {
     expect(r.code, r.stderr).toBe(0);
     expect((JSON.parse(r.stdout) as { capture: { packets: number } }).capture.packets).toBeGreaterThan(0);
     expect(existsSync(join(PROJECT_ROOT, '-'))).toBe(false);
+  });
+
+  it('standard output that cannot be written (a full device) is one line, exit 2, and says "cannot write" (it said "cannot read")', () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const r = spawnSync(process.execPath, [EARSHOT_BIN, 'replay', CAPTURE, '--format', 'json'], { stdio: ['ignore', full, 'pipe'], encoding: 'utf8' });
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim()).toMatch(/^earshot: stdout: cannot write: ENOSPC: no space left on device, write$/);
+    } finally {
+      closeSync(full);
+    }
   });
 });
 
