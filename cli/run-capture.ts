@@ -14,6 +14,7 @@ import { openOutputFileWhenRead, systemReason } from '../collector/output-file.j
 import type { AtomicFile } from '../collector/durable.js';
 import type { Logger } from '../collector/log.js';
 import { loadState, prepareDataDir, saveState } from '../collector/identify/state.js';
+import { lockDataDir } from '../collector/data-dir.js';
 import type { InfluxSink } from '../collector/sink/influx/index.js';
 import { buildRuntime, type Runtime } from '../collector/runtime.js';
 import type { WakeEvent } from '../collector/detect/wake-events.js';
@@ -272,6 +273,20 @@ export interface RunHost {
 
 /** Runs the pipeline over the request's source and writes the report; returns the exit code. */
 export async function executeRun(request: RunRequest, host: RunHost, log: Logger): Promise<number> {
+  const { config } = request;
+  // one earshot per data directory (collector/data-dir.ts), taken before anything there is read or written
+  const diskWarning = config.dataDir !== null ? prepareDataDir(config.dataDir) : null;
+  if (diskWarning) log.warn(diskWarning);
+  const lock = config.dataDir !== null ? lockDataDir(config.dataDir) : null;
+  if (lock?.warning) log.warn(lock.warning);
+  try {
+    return await executeLocked(request, host, log);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function executeLocked(request: RunRequest, host: RunHost, log: Logger): Promise<number> {
   const { config, format, options } = request;
   const source = host.source ?? buildSource(request.source, { onWarning: (message) => log.warn(message) });
   if (!options.isReplay) log.info({ source: source.description }, 'capturing');
@@ -300,8 +315,6 @@ interface Deadline {
 
 async function runPipeline(source: CaptureSource, config: Readonly<Config>, format: 'json' | 'text', output: string | undefined, host: RunHost, log: Logger, options: PipelineOptions, deadline: Deadline): Promise<number> {
   const dataDir = config.dataDir;
-  const diskWarning = dataDir !== null ? prepareDataDir(dataDir) : null;
-  if (diskWarning) log.warn(diskWarning);
   // a replay ends by itself and keeps the report's records in memory: reading a spill back at the end
   // cost the bench replay 30 MB more at its peak than it saved (collector/runtime.ts)
   const runtime = buildRuntime(config, { clock: options.clock, activity: options.api, spill: !options.isReplay }, { log });

@@ -55,7 +55,7 @@ export const ConfigSchema = Type.Object(
       flag: 'site',
       hint: 'lower-case letters, digits, - and _ (starting with a letter or digit, at most 63)',
     }),
-    dataDir: str(null, 'Directory for what must survive restarts (inventory, DNS cache, spool, alert outbox). Unset: nothing is kept.', { flag: 'data-dir' }),
+    dataDir: str(null, 'Directory for what must survive restarts (inventory, DNS cache, spool, alert outbox); one earshot at a time uses it (its lock: earshot.pid). Unset: nothing is kept.', { flag: 'data-dir' }),
     localNets: Type.Array(Type.String(), {
       default: [],
       description: 'Extra local networks (CIDR) besides RFC 1918, ULA, link-local and CGNAT; decides the client side of flows already open when capture began.',

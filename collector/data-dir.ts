@@ -4,10 +4,10 @@
  * temporary files a run killed mid-write left (`NAME.tmp-PID`, `.write-test*`).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fsyncDir, isDiskFull, TMP_SUFFIX } from './durable.js';
-import { earshotError } from './errors.js';
+import { fsyncDir, isDiskFull, readFileBounded, removeFile, TMP_SUFFIX, writeFileAtomic } from './durable.js';
+import { earshotError, type EarshotError } from './errors.js';
 
 /** Probe files: `.write-test-PID` (and `.write-test`, which earshot before 0.x left behind). */
 const WRITE_TEST = /^\.write-test(-\d+)?$/;
@@ -130,4 +130,138 @@ export function unsealJson(text: string): string {
   const inner = `${text.slice(0, seal.index)}}`;
   if (createHash('sha256').update(inner).digest('hex') !== seal[1]) throw new Error('checksum mismatch (bytes changed on disk)');
   return inner;
+}
+
+/** The lock file of a data directory: which earshot process uses it. */
+export const LOCK_FILE = 'earshot.pid';
+/** Longest lock file read: a damaged or foreign one is not read to its end. */
+const MAX_LOCK_BYTES = 1024;
+
+/** Who holds a lock: its PID, the boot it ran in and its start time in that boot (Linux), when it began. */
+interface LockHolder {
+  pid: number;
+  boot: string | null;
+  start: string | null;
+  sinceMs: number;
+}
+
+/** This boot's id and a process's start time in clock ticks since boot (Linux; null elsewhere). */
+function bootId(): string | null {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+function startTicks(pid: number): string | null {
+  try {
+    // field 22, counted after the command's closing parenthesis (the command itself may hold spaces and parentheses)
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function parseHolder(text: string): LockHolder | null {
+  try {
+    const v = JSON.parse(text) as Partial<LockHolder>;
+    if (!Number.isSafeInteger(v.pid) || (v.pid as number) <= 0) return null;
+    return { pid: v.pid as number, boot: typeof v.boot === 'string' ? v.boot : null, start: typeof v.start === 'string' ? v.start : null, sinceMs: Number(v.sinceMs) || 0 };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * True when the process a lock names still runs: the same PID, and where Linux tells, in the same boot
+ * with the same start time (after a reboot or a crash the PID may belong to something else by now).
+ */
+function holderRuns(holder: LockHolder): boolean {
+  if (!otherProcessRuns(holder.pid)) return false;
+  const boot = bootId();
+  if (holder.boot !== null && boot !== null && holder.boot !== boot) return false;
+  const start = startTicks(holder.pid);
+  return holder.start === null || start === null || holder.start === start;
+}
+
+/** A held lock on a data directory; `release()` removes it (when it is still this process's). */
+export interface DataDirLock {
+  release(): void;
+  /** Why no lock is held although the run goes on (a full disk), null when it is. */
+  warning: string | null;
+}
+
+/**
+ * Takes `dir`'s lock (`earshot.pid`): one earshot per data directory. Two runs on one directory numbered
+ * their spool batches alike and renamed them over each other (two paced `collect` runs with InfluxDB away
+ * kept 33 of their 66 points), and overwrote each other's state. A lock left by a process that no longer
+ * runs (killed, a power cut, a reboot: its PID now another process's, told apart by its start time) is
+ * taken over. Throws EARSHOT_ERR_DATA_DIR_IN_USE naming the holder, or the file system's error.
+ */
+export function lockDataDir(dir: string, nowMs = Date.now()): DataDirLock {
+  const path = join(dir, LOCK_FILE);
+  const mine: LockHolder = { pid: process.pid, boot: bootId(), start: startTicks(process.pid), sinceMs: nowMs };
+  const text = `${JSON.stringify(mine)}\n`;
+  let created = false;
+  try {
+    const fd = openSync(path, 'wx', 0o644);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    fsyncDir(dir);
+    created = true;
+  } catch (err) {
+    // a full disk is a state to get through (prepareDataDir): the run goes on, unlocked, and says so
+    if (isDiskFull(err)) {
+      removeFile(path, false);
+      return { release: () => undefined, warning: fullDiskWarning(dir) };
+    }
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw earshotError('EARSHOT_ERR_DATA_DIR', dir, `cannot take its lock ${LOCK_FILE}: ${(err as Error).message}`);
+  }
+  if (!created) {
+    const holder = readHolder(path);
+    if (holder !== null && holder.pid !== process.pid && holderRuns(holder)) throw inUse(dir, holder);
+    // left by a process gone (or unreadable): replaced whole; two runs that both found it stale both
+    // write, and the one whose lock is not there when it reads it back gives way
+    try {
+      writeFileAtomic(path, text);
+    } catch (err) {
+      if (isDiskFull(err)) return { release: () => undefined, warning: fullDiskWarning(dir) };
+      throw earshotError('EARSHOT_ERR_DATA_DIR', dir, `cannot take its lock ${LOCK_FILE}: ${(err as Error).message}`);
+    }
+    const now = readHolder(path);
+    if (now === null || now.pid !== process.pid) throw inUse(dir, now ?? holder ?? mine);
+  }
+  return {
+    warning: null,
+    release() {
+      if (readHolder(path)?.pid !== process.pid) return;
+      try {
+        removeFile(path);
+      } catch {
+        // a disk that refuses the removal leaves a lock of a process gone: the next run takes it over
+      }
+    },
+  };
+}
+
+function fullDiskWarning(dir: string): string {
+  return `${dir}: the disk is full: no lock (${LOCK_FILE}) is taken, and another earshot on this data directory would not be noticed`;
+}
+
+function readHolder(path: string): LockHolder | null {
+  try {
+    return parseHolder(readFileBounded(path, MAX_LOCK_BYTES).toString('utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function inUse(dir: string, holder: LockHolder): EarshotError {
+  return earshotError('EARSHOT_ERR_DATA_DIR_IN_USE', dir, holder.pid, holder.sinceMs > 0 ? new Date(holder.sinceMs).toISOString() : 'an unknown time');
 }

@@ -41,6 +41,8 @@ export const ERRORS = {
   EARSHOT_ERR_USAGE: { message: '{0}', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_LISTEN: { message: 'cannot listen on {0}: {1}', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_DATA_DIR: { message: '{0}: data directory is not usable: {1}', exitCode: EXIT_BAD_INPUT },
+  // another earshot process holds the data directory's lock ({1}: its PID, {2}: since when)
+  EARSHOT_ERR_DATA_DIR_IN_USE: { message: '{0}: data directory in use by another earshot (PID {1}, since {2}): two runs on one data directory overwrite each other\'s spool and state; stop that one, or give this run a data directory of its own (--data-dir)', exitCode: EXIT_BAD_INPUT },
   // a MAC address a person gave ({0} says where, {1} is the text, {2} the accepted spellings)
   EARSHOT_ERR_BAD_MAC: { message: '{0}: {1} is not a MAC address ({2})', exitCode: EXIT_BAD_INPUT },
   // wake-word events and imports ({0} is "file:line" or "file: record", {1} names the field and the problem)

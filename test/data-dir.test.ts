@@ -71,6 +71,35 @@ describe('temporary files in the data directory', () => {
   });
 });
 
+describe('one earshot per data directory', () => {
+  // two runs on one directory numbered their spool batches alike and renamed them over each other (two
+  // paced collects with InfluxDB away kept 33 of their 66 points) and overwrote each other's state
+  it('a second run refuses with one line naming the first (which keeps its directory); a killed run\'s lock is taken over', async () => {
+    const dataDir = tempDir('earshot-lock-');
+    const first = await startCollect(CAPTURE, ['--data-dir', dataDir, '--realtime-speed', '1']);
+    try {
+      const lock = JSON.parse(readFileSync(join(dataDir, 'earshot.pid'), 'utf8')) as { pid: number };
+      expect(lock.pid).toBe(first.pid);
+      const before = walk(dataDir).sort();
+      for (const args of [['replay', CAPTURE], ['collect', '--file', CAPTURE, '--exit-when-done', '--api', 'false']]) {
+        const second = await runCli([...args, '--format', 'json', '--data-dir', dataDir]);
+        expect(second.code).toBe(2);
+        expect(second.stderr.trim().split('\n')).toHaveLength(1);
+        expect(second.stderr.trim()).toMatch(new RegExp(`^earshot: ${dataDir}: data directory in use by another earshot \\(PID ${first.pid}, since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\): `));
+      }
+      // nothing of the refused runs was written there
+      expect(walk(dataDir).sort()).toEqual(before);
+    } finally {
+      // a crash: the lock stays behind, naming a process that is gone
+      expect(await first.kill('SIGKILL')).toBe('SIGKILL');
+    }
+    expect(readdirSync(dataDir)).toContain('earshot.pid');
+    const next = await runCli(['replay', CAPTURE, '--format', 'json', '--data-dir', dataDir]);
+    expect(next.code, next.stderr).toBe(0);
+    expect(readdirSync(dataDir)).not.toContain('earshot.pid');
+  }, 60_000);
+});
+
 describe('a data directory on a full disk', () => {
   it('a run whose state file cannot be written warns and ends well; the last saved state stays', async () => {
     if (!canMount()) throw new Error('this test mounts a tmpfs: run it as root (CI does)');
