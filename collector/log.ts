@@ -53,7 +53,8 @@ const tolerated = new WeakSet<NodeJS.EventEmitter>();
  * report and the last points (test/hangup.test.ts).
  */
 function tolerateWriteErrors(stream: NodeJS.EventEmitter): void {
-  if (tolerated.has(stream)) return;
+  // a caller's own writer (tests, an embedding program) may be no event emitter: its errors are its own
+  if (typeof stream.on !== 'function' || tolerated.has(stream)) return;
   tolerated.add(stream);
   stream.on('error', () => undefined);
 }
