@@ -18,7 +18,7 @@
 # EARSHOT_BIN names the earshot executable (default: earshot on PATH); EARSHOT_FEED_PAUSE the first
 # pause in seconds before reconnecting (5; it doubles up to 60).
 #
-# SIGTERM or SIGINT stops earshot the normal way (it finishes the flows and writes its last points),
+# SIGTERM, SIGINT or SIGHUP stops earshot the normal way (it finishes the flows and writes its last points),
 # then the ssh session, then this script.
 set -euo pipefail
 
@@ -83,7 +83,7 @@ stop() {
   [ -n "$earshot_pid" ] && kill -TERM "$earshot_pid" 2>/dev/null
   return 0
 }
-trap stop TERM INT
+trap stop TERM INT HUP
 trap '[ -n "$stream_dir" ] && rm -rf "$stream_dir"' EXIT
 
 # wait_for PID: waits for a child even when a signal interrupts the wait; its exit status goes to

@@ -450,7 +450,8 @@ describe('deploy/earshot-ssh-feed.sh', () => {
     expect(JSON.parse(readFileSync(report, 'utf8')).capture.packets).toBe(2778);
   });
 
-  it('reconnects when the stream ends, and stops earshot cleanly on SIGTERM', async () => {
+  // SIGHUP: the terminal it was started from by hand closed
+  it.each(['SIGTERM', 'SIGHUP'] as const)('reconnects when the stream ends, and stops earshot cleanly on %s', async (signal) => {
     const { env, calls } = standIns();
     const child = spawn('bash', [FEED, '--router', 'root@router.lan', '--', '--output', '/dev/null', '--listen', '127.0.0.1:0', '--log-level', 'error'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -460,7 +461,7 @@ describe('deploy/earshot-ssh-feed.sh', () => {
     while ((existsSync(calls) ? readFileSync(calls, 'utf8').split('\n').length - 1 : 0) < 3 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    child.kill('SIGTERM');
+    child.kill(signal);
     expect(await exited).toBe(0);
     expect(stderr.match(/stream ended/g)?.length).toBeGreaterThanOrEqual(2);
   });
