@@ -11,6 +11,7 @@ import type { Config } from '../collector/config.js';
 import { IPPROTO_TCP } from '../collector/decode/packet.js';
 import type { Flow } from '../collector/flow/flow.js';
 import { isDiskFull, removeFile, writeFileAtomic } from '../collector/durable.js';
+import { dataDirHolder } from '../collector/data-dir.js';
 import { buildCollector } from '../collector/index.js';
 import { buildWriteClient, influxTarget, type InfluxTarget } from '../collector/sink/influx/client.js';
 import { batchProblem } from '../collector/sink/influx/batch-check.js';
@@ -268,7 +269,7 @@ const LOW_SPACE_BYTES = 4 * 1024 * 1024;
 export function checkSpool(config: Readonly<Config>): CheckResult[] {
   if (config.dataDir === null) return [line('spool', 'skip', 'no dataDir: unsent points are kept in memory only and lost when earshot stops', 'set --data-dir (e.g. /var/lib/earshot)')];
   const dir = join(config.dataDir, 'spool', 'influx');
-  const out = [checkDataDisk(config.dataDir, dir)];
+  const out = [checkDataDisk(config.dataDir, dir), ...checkDataDirLock(config.dataDir)];
   if (!existsSync(dir)) return [line('spool', 'ok', `empty (${dir} does not exist yet)`), ...out];
   let points = 0;
   let batches = 0;
@@ -312,6 +313,16 @@ export function checkSpool(config: Readonly<Config>): CheckResult[] {
   const mb = (bytes / 1024 / 1024).toFixed(1);
   return [line('spool', 'warn', `${points} points (${batches} batches, ${mb} MB of ${config.influx.spoolMaxMB} MB) wait in ${dir}`,
     full ? 'nearly full: the oldest are dropped beyond influx.spoolMaxMB; bring InfluxDB back (collect writes them when it answers)' : 'collect writes them once InfluxDB takes writes'), ...out];
+}
+
+/** Which earshot uses the data directory now (its lock, earshot.pid): one at a time can. */
+function checkDataDirLock(dataDir: string): CheckResult[] {
+  const holder = dataDirHolder(dataDir);
+  if (holder === null) return [];
+  const since = holder.sinceMs > 0 ? ` since ${new Date(holder.sinceMs).toISOString()}` : '';
+  return [holder.running
+    ? line('data dir lock', 'ok', `in use by earshot PID ${holder.pid}${since}: another collect or replay on ${dataDir} is refused while it runs`)
+    : line('data dir lock', 'ok', `left by PID ${holder.pid}${since}, which no longer runs (killed, or a power cut): the next run takes it over`)];
 }
 
 /** The data directory's disk: a probe written (and fsynced) as the spool writes a batch, then removed; and its free space. */

@@ -250,6 +250,12 @@ export function lockDataDir(dir: string, nowMs = Date.now()): DataDirLock {
   };
 }
 
+/** Who holds `dir`'s lock (for `earshot doctor`): its PID, since when, and whether it still runs; null when none does. */
+export function dataDirHolder(dir: string): { pid: number; sinceMs: number; running: boolean } | null {
+  const holder = readHolder(join(dir, LOCK_FILE));
+  return holder === null ? null : { pid: holder.pid, sinceMs: holder.sinceMs, running: holder.pid === process.pid || holderRuns(holder) };
+}
+
 function fullDiskWarning(dir: string): string {
   return `${dir}: the disk is full: no lock (${LOCK_FILE}) is taken, and another earshot on this data directory would not be noticed`;
 }

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EARSHOT_BIN, runCli, type CliResult } from './helpers/cli.js';
+import { startCollect } from './helpers/collect.js';
 import { describeInflux, freePort, Influxd } from './helpers/influxd.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 
@@ -112,6 +113,19 @@ describe('earshot doctor', () => {
     expect(lineOf(r.stdout, 'clock')).toMatch(/^ok {3}clock: system clock/);
     expect(r.stdout).toMatch(/nothing blocks capture \(3 FAIL, [3-9] warn/);
   });
+
+  it.skipIf(!isRoot)('names the earshot that uses the data directory, and a lock left by one that no longer runs', async () => {
+    const data = join(dir, 'locked');
+    const run = await startCollect(join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng'), ['--data-dir', data, '--realtime-speed', '1']);
+    const doctor = () => runCli(['doctor', '--interface', 'lo', '--seconds', '1', '--data-dir', data]);
+    try {
+      const r = await doctor();
+      expect(lineOf(r.stdout, 'data dir lock')).toMatch(new RegExp(`^ok {3}data dir lock: in use by earshot PID ${run.pid} since \\d{4}-[\\d-]+T[\\d:.]+Z: another collect or replay on ${data} is refused while it runs$`));
+    } finally {
+      expect(await run.kill('SIGKILL')).toBe('SIGKILL');
+    }
+    expect(lineOf((await doctor()).stdout, 'data dir lock')).toMatch(new RegExp(`^ok {3}data dir lock: left by PID ${run.pid} since .*, which no longer runs \\(killed, or a power cut\\): the next run takes it over$`));
+  }, 60_000);
 
   it('rejects a bad --seconds', async () => {
     const r = await runCli(['doctor', '--interface', 'lo', '--seconds', 'soon']);
