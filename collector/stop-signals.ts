@@ -38,7 +38,8 @@ export function terminalGone(): boolean {
 /**
  * Ends the process with `code`, at once. A process whose terminal went away ends by SIGHUP instead (as a
  * shell reports it: 129): at exit Node resets the terminals it started on, and its check of that reset
- * aborts the process with a native stack trace when the terminal is gone (nodejs/node#51519).
+ * aborts the process with a native stack trace when the terminal is gone (nodejs/node#51519: Node 20.20;
+ * 24.22 does not).
  */
 export function exitProcess(code: number): void {
   if (isMainThread && terminalGone()) {
