@@ -226,8 +226,9 @@ export function lockDataDir(dir: string, nowMs = Date.now()): DataDirLock {
   if (!created) {
     const holder = readHolder(path);
     if (holder !== null && holder.pid !== process.pid && holderRuns(holder)) throw inUse(dir, holder);
-    // left by a process gone (or unreadable): replaced whole; two runs that both found it stale both
-    // write, and the one whose lock is not there when it reads it back gives way
+    // left by a process gone (or unreadable): replaced whole. Two runs that both found it stale both
+    // write, and the one whose lock is not there when it reads it back gives way; one that read back
+    // before the other wrote runs beside it (two starts at the same instant over a stale lock only)
     try {
       writeFileAtomic(path, text);
     } catch (err) {
