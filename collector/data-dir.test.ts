@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LOCK_FILE, lockDataDir, sealJson, unsealJson } from './data-dir.js';
 import { isEarshotError } from './errors.js';
+import { canMount, Tmpfs } from '../test/helpers/tmpfs.js';
 
 describe('sealed JSON', () => {
   const text = JSON.stringify({ version: 1, devices: { a: 1 } });
@@ -97,6 +98,20 @@ describe('the data directory lock (earshot.pid)', () => {
       expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
     } finally {
       other.kill('SIGKILL');
+    }
+  });
+
+  it('on a full disk: the run goes on unlocked, with a warning, and leaves no empty lock behind', () => {
+    if (!canMount()) throw new Error('this test mounts a tmpfs: run it as root (CI does)');
+    const fs = Tmpfs.mount(64);
+    try {
+      fs.fill();
+      const lock = lockDataDir(fs.dir);
+      expect(lock.warning).toBe(`${fs.dir}: the disk is full: no lock (earshot.pid) is taken, and another earshot on this data directory would not be noticed`);
+      expect(existsSync(join(fs.dir, LOCK_FILE))).toBe(false);
+      lock.release();
+    } finally {
+      fs.unmount();
     }
   });
 
