@@ -92,8 +92,13 @@ waited=0
 wait_for() {
   while :; do
     if wait "$1"; then waited=0; else waited=$?; fi
-    # a trapped signal ends the wait early, with the child still running
-    kill -0 "$1" 2>/dev/null || return 0
+    # a trapped signal ends the wait early (status 128 + the signal's number), with the child still
+    # running, or gone by the time it is looked at (a child that dies at once of the trap's SIGTERM):
+    # then that status is the wait's, not the child's, which bash keeps and a second wait gives
+    if ! kill -0 "$1" 2>/dev/null; then
+      if wait "$1"; then waited=0; else waited=$?; fi
+      return 0
+    fi
   done
 }
 

@@ -465,6 +465,31 @@ describe('deploy/earshot-ssh-feed.sh', () => {
     expect(await exited).toBe(0);
     expect(stderr.match(/stream ended/g)?.length).toBeGreaterThanOrEqual(2);
   });
+
+  // An earshot that ends within microseconds of the script's SIGTERM (here: exit 3, points left
+  // undelivered) lands between the interrupted `wait` and the script's look at whether it still runs: the
+  // script used to exit with the wait's own status (129 at SIGHUP, 143 taken for 0 at SIGTERM) in most
+  // such stops. A stand-in earshot, as no real one can be made to die that fast on purpose.
+  it.each(['SIGTERM', 'SIGHUP'] as const)('exits with earshot\'s own status when earshot ends at once on %s', async (signal) => {
+    const bin = mkdtempSync(join(dir, 'bin-fast-'));
+    const ready = join(bin, 'ready');
+    writeFileSync(join(bin, 'ssh'), '#!/bin/sh\nexec sleep 1000\n');
+    writeFileSync(join(bin, 'earshot'), `#!/bin/bash\ntrap 'kill $s; exit 3' TERM\nsleep 1000 & s=$!\ntouch ${ready}\nwait\n`);
+    chmodSync(join(bin, 'ssh'), 0o755);
+    chmodSync(join(bin, 'earshot'), 0o755);
+    writeFileSync(join(bin, 'key'), '');
+    writeFileSync(join(bin, 'known_hosts'), '');
+    const env = { PATH: `${bin}:${process.env.PATH}`, EARSHOT_BIN: join(bin, 'earshot'), EARSHOT_FEED_KEY: join(bin, 'key'), EARSHOT_FEED_KNOWN_HOSTS: join(bin, 'known_hosts') };
+    // a race the old script lost in most stops at SIGHUP and in some at SIGTERM: ten stops each
+    for (let i = 0; i < 10; i++) {
+      rmSync(ready, { force: true });
+      const child = spawn('bash', [FEED, '--router', 'root@router.lan'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      await until('the stand-in earshot to start', () => existsSync(ready), 10_000);
+      child.kill(signal);
+      expect(await exited).toBe(3);
+    }
+  });
 });
 
 /** Every shell script in the repository: *.sh, and files whose #! line names sh or bash. */
