@@ -57,7 +57,9 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
   const spill = new SpillDir(options.spill === true ? config.dataDir ?? tmpdir() : null, (message) => deps.log.warn(message));
   const report = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices, site: config.site }, { totals, spill });
   const influx = buildInfluxSink(config, { log: deps.log, clock: options.clock });
-  const activity = options.activity ? new ActivityStore({ maxActivations: 10_000, maxEndedFlows: 10_000 }, totals) : null;
+  const activity = options.activity
+    ? new ActivityStore({ maxActivations: 10_000, maxEndedFlows: 10_000, maxAssistantFlows: 2_000, isAssistant: (mac) => collector.inventory?.describe(mac)?.assistant === true }, totals)
+    : null;
   const listeners: ActivationListener[] = [];
   /** The verdict each activation was last announced with, to tell changes (bounded like the store). */
   const announced = new Map<string, string>();

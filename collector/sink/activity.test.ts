@@ -4,11 +4,16 @@
  * report's, without nameSource, with `open`.
  */
 import { describe, expect, it } from 'vitest';
+import { buildSource } from '../capture/index.js';
+import { loadConfig } from '../config.js';
+import { buildCollector, type Collector } from '../index.js';
 import { createFlow } from '../flow/flow.js';
 import { flowRecord, type FlowRecord } from '../flow/record.js';
 import { ActivityStore, flowToApi } from './activity.js';
 import { DeviceTotalsStore } from './device-totals.js';
 import { heapUsed } from '../../test/helpers/heap.js';
+import { describeShared, PROJECT_ROOT, realCapture } from '../../test/helpers/shared.js';
+import { flowKey, tsharkFlows } from '../../test/helpers/tshark.js';
 import type { Activation } from '../detect/detector.js';
 
 const T0 = 1_700_000_000_000;
@@ -67,5 +72,52 @@ describe('activity store', () => {
     expect(Object.keys(api)).toEqual(['proto', 'client', 'clientPort', 'server', 'serverPort', 'packetsUp', 'packetsDown', 'bytesUp', 'bytesDown',
       'first', 'last', 'device', 'sni', 'serverName', 'service', 'vendor', 'open']);
     expect(api).toMatchObject({ proto: 'udp', client: '192.168.1.5', server: '52.0.0.7', serverPort: 443, bytesUp: 1007, first: '2023-11-14T22:13:27.000Z', last: '2023-11-14T22:13:28.234Z', device: '44:65:0d:12:34:56', open: true });
+  });
+});
+
+// A port scan of the LAN (the CIC IDS 2017 slice: ~4,870 probes, two packets each) ends more flows in a
+// minute than the API's ring of recent flows holds: the assistants' flows before it were all pushed out.
+describeShared('activity store under a flood of other flows', () => {
+  const ECHO_CAPTURE = `${PROJECT_ROOT}/test/fixtures/captures/amazon-echodot3_activation_neu.pcapng`;
+  const SCAN_CAPTURE = realCapture('cicids2017-slice_multihost-lan_trafficmanipulator.pcap');
+  const ECHO = '68:db:f5:90:19:64';
+  const ECHO_IP = '192.168.12.112';
+
+  /** The Echo's capture, then the scan, through two collectors into one store (the store keeps no clock). */
+  async function afterScan(maxAssistantFlows: number): Promise<ActivityStore> {
+    const collectors: Collector[] = [];
+    const isAssistant = (mac: number) => collectors.some((c) => c.inventory?.describe(mac)?.assistant === true);
+    const store = new ActivityStore({ maxActivations: 10, maxEndedFlows: 1000, maxAssistantFlows, isAssistant }, new DeviceTotalsStore({ maxDevices: 100, endpoints: false }));
+    for (const file of [ECHO_CAPTURE, SCAN_CAPTURE]) {
+      const collector = buildCollector(loadConfig({}), { onFlowEnd: (f) => store.flowEnded(flowRecord(f)) });
+      collectors.push(collector);
+      await collector.run(buildSource({ kind: 'file', path: file }, {}));
+    }
+    return store;
+  }
+
+  it('keeps an assistant\'s latest flows when other devices\' flows push them out of the ring of every flow', async () => {
+    // what tshark sees of the Echo: every TCP and UDP conversation of its address
+    const expected = new Set([...tsharkFlows(ECHO_CAPTURE).keys()].filter((k) => k.split(' ').slice(1).some((end) => end.startsWith(`${ECHO_IP}|`))));
+    expect(expected.size).toBeGreaterThan(4);
+    // a flow between two assistants on the LAN is its client's (the other Echos here are assistants too)
+    const keys = (store: ActivityStore) => store.endedFlows().map((f) => flowKey(f.proto, f.client, f.clientPort, f.server, f.serverPort));
+
+    // without the assistants' ring, the scan's 1,000 newest flows are all the store holds
+    const before = await afterScan(0);
+    expect(before.endedFlows()).toHaveLength(1000);
+    expect(keys(before).filter((k) => expected.has(k))).toEqual([]);
+
+    const store = await afterScan(2000);
+    const kept = keys(store);
+    for (const key of expected) expect(kept, key).toContain(key);
+    expect(store.endedFlows().filter((f) => f.device === ECHO).length).toBeGreaterThan(0);
+    // oldest first: the assistants' flows the ring of every flow let go (the Echo's among them), then that
+    // ring's 1,000, the scan capture's last
+    const ended = store.endedFlows();
+    const older = ended.slice(0, ended.length - 1000);
+    expect(ended.slice(-1000).some((f) => expected.has(flowKey(f.proto, f.client, f.clientPort, f.server, f.serverPort)))).toBe(false);
+    // the assistants of the Echo's capture only (Amazon's MAC prefixes there), not the scan's hosts
+    expect(older.every((f) => /^(68:db:f5|fc:65:de|18:74:2e)/.test(f.device ?? ''))).toBe(true);
   });
 });

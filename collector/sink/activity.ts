@@ -30,6 +30,14 @@ export function flowToApi(f: FlowRecord, open: boolean): ApiFlow {
 export interface ActivityOptions {
   maxActivations: number;
   maxEndedFlows: number;
+  /**
+   * Ended flows of assistants kept besides the ring of every flow (0 or absent: none), so that a flood of
+   * other flows (a port scan of the LAN: the CIC IDS 2017 slice alone ends ~4,870 in a minute) does not
+   * push the assistants' latest flows out of `GET /flows?device=`.
+   */
+  maxAssistantFlows?: number;
+  /** Whether a device (MAC) is an assistant now (the inventory's verdict). */
+  isAssistant?: (mac: number) => boolean;
 }
 
 export class ActivityStore {
@@ -37,6 +45,8 @@ export class ActivityStore {
   private sorted: Activation[] | null = null;
   /** The records, in columns (collector/flow/record-ring.ts): made API flows when read. */
   private readonly ended: FlowRecordRing;
+  /** The assistants' ended flows, in a ring of their own (null without maxAssistantFlows). */
+  private readonly assistantEnded: FlowRecordRing | null;
   /** Finished calls, oldest first (bounded like the activations). */
   private readonly calls: NewestRing<Call>;
   /** Counters for /metrics. */
@@ -49,6 +59,7 @@ export class ActivityStore {
   /** `totals`: the run's device totals, fed by the run (the API reads them through deviceTotals). */
   constructor(private readonly options: ActivityOptions, private readonly totals: DeviceTotalsStore) {
     this.ended = new FlowRecordRing(options.maxEndedFlows);
+    this.assistantEnded = (options.maxAssistantFlows ?? 0) > 0 && options.isAssistant ? new FlowRecordRing(options.maxAssistantFlows ?? 0) : null;
     this.calls = new NewestRing<Call>(options.maxActivations);
   }
 
@@ -103,6 +114,7 @@ export class ActivityStore {
   /** A flow ended: its record goes to the ring of recent flows (copied into its columns). */
   flowEnded(f: FlowRecord): void {
     if (this.options.maxEndedFlows > 0) this.ended.push(f);
+    if (this.assistantEnded !== null && f.deviceMac >= 0 && this.options.isAssistant?.(f.deviceMac) === true) this.assistantEnded.push(f);
   }
 
   activation(id: string): ReportActivation | null {
@@ -118,7 +130,13 @@ export class ActivityStore {
 
   /** Ended flows, oldest first. */
   endedFlows(): ApiFlow[] {
-    return this.ended.toArray().map((f) => flowToApi(f, false));
+    const recent = this.ended.toArray();
+    const kept = this.assistantEnded?.toArray() ?? [];
+    if (kept.length === 0) return recent.map((f) => flowToApi(f, false));
+    // an assistant's flow the ring of every flow no longer holds ended before the oldest it holds (both
+    // rings take flows in the order they end): those come first, in their order
+    const inRecent = new Set(recent.map((f) => f.id));
+    return [...kept.filter((f) => !inRecent.has(f.id)), ...recent].map((f) => flowToApi(f, false));
   }
 
   /** A device's totals and endpoints over ended flows plus `open` ones. */
