@@ -88,8 +88,9 @@ describeShared('activity store under a flood of other flows', () => {
     const collectors: Collector[] = [];
     const isAssistant = (mac: number) => collectors.some((c) => c.inventory?.describe(mac)?.assistant === true);
     const store = new ActivityStore({ maxActivations: 10, maxEndedFlows: 1000, maxAssistantFlows, isAssistant }, new DeviceTotalsStore({ maxDevices: 100, endpoints: false }));
-    for (const file of [ECHO_CAPTURE, SCAN_CAPTURE]) {
-      const collector = buildCollector(loadConfig({}), { onFlowEnd: (f) => store.flowEnded(flowRecord(f)) });
+    for (const [i, file] of [ECHO_CAPTURE, SCAN_CAPTURE].entries()) {
+      // flow ids are a run's own: the second collector's are moved past the first's, as one run's would be
+      const collector = buildCollector(loadConfig({}), { onFlowEnd: (f) => store.flowEnded({ ...flowRecord(f), id: f.id + i * 1_000_000 }) });
       collectors.push(collector);
       await collector.run(buildSource({ kind: 'file', path: file }, {}));
     }
