@@ -418,12 +418,12 @@ describe('deploy/compose.yaml and deploy/Dockerfile (parsed, not run: no Docker 
 });
 
 describe('deploy/earshot-ssh-feed.sh', () => {
-  /** A stand-in ssh that streams the fixture capture, counting its calls; and an earshot to run. */
-  function standIns(): { env: Record<string, string>; calls: string } {
+  /** A stand-in ssh that streams the fixture capture, counting its calls, and the real earshot to run; or the scripts given. */
+  function standIns(scripts: { ssh?: string; earshot?: string } = {}): { env: Record<string, string>; calls: string } {
     const bin = mkdtempSync(join(dir, 'bin-'));
     const calls = join(bin, 'calls');
-    writeFileSync(join(bin, 'ssh'), `#!/bin/sh\necho "$*" >> ${calls}\ncat ${FIXTURE}\n`);
-    writeFileSync(join(bin, 'earshot'), `#!/bin/sh\nexec ${process.execPath} ${EARSHOT_BIN} "$@"\n`);
+    writeFileSync(join(bin, 'ssh'), scripts.ssh ?? `#!/bin/sh\necho "$*" >> ${calls}\ncat ${FIXTURE}\n`);
+    writeFileSync(join(bin, 'earshot'), scripts.earshot ?? `#!/bin/sh\nexec ${process.execPath} ${EARSHOT_BIN} "$@"\n`);
     chmodSync(join(bin, 'ssh'), 0o755);
     chmodSync(join(bin, 'earshot'), 0o755);
     writeFileSync(join(bin, 'key'), '');
@@ -471,15 +471,8 @@ describe('deploy/earshot-ssh-feed.sh', () => {
   // script used to exit with the wait's own status (129 at SIGHUP, 143 taken for 0 at SIGTERM) in most
   // such stops. A stand-in earshot, as no real one can be made to die that fast on purpose.
   it.each(['SIGTERM', 'SIGHUP'] as const)('exits with earshot\'s own status when earshot ends at once on %s', async (signal) => {
-    const bin = mkdtempSync(join(dir, 'bin-fast-'));
-    const ready = join(bin, 'ready');
-    writeFileSync(join(bin, 'ssh'), '#!/bin/sh\nexec sleep 1000\n');
-    writeFileSync(join(bin, 'earshot'), `#!/bin/bash\ntrap 'kill $s; exit 3' TERM\nsleep 1000 & s=$!\ntouch ${ready}\nwait\n`);
-    chmodSync(join(bin, 'ssh'), 0o755);
-    chmodSync(join(bin, 'earshot'), 0o755);
-    writeFileSync(join(bin, 'key'), '');
-    writeFileSync(join(bin, 'known_hosts'), '');
-    const env = { PATH: `${bin}:${process.env.PATH}`, EARSHOT_BIN: join(bin, 'earshot'), EARSHOT_FEED_KEY: join(bin, 'key'), EARSHOT_FEED_KNOWN_HOSTS: join(bin, 'known_hosts') };
+    const ready = join(dir, `ready-${signal}`);
+    const { env } = standIns({ ssh: '#!/bin/sh\nexec sleep 1000\n', earshot: `#!/bin/bash\ntrap 'kill $s; exit 3' TERM\nsleep 1000 & s=$!\ntouch ${ready}\nwait\n` });
     // a race the old script lost in most stops at SIGHUP and in some at SIGTERM: ten stops each
     for (let i = 0; i < 10; i++) {
       rmSync(ready, { force: true });

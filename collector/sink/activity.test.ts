@@ -75,8 +75,9 @@ describe('activity store', () => {
   });
 });
 
-// A port scan of the LAN (the CIC IDS 2017 slice: ~4,870 probes, two packets each) ends more flows in a
-// minute than the API's ring of recent flows holds: the assistants' flows before it were all pushed out.
+// A port scan of the LAN (the CIC IDS 2017 slice: ~4,870 probes in seven seconds, two packets each) ends
+// more flows than this test's ring of 1,000 recent flows holds (a longer scan, more than the API's 10,000):
+// the assistants' flows before it were all pushed out.
 describeShared('activity store under a flood of other flows', () => {
   const ECHO_CAPTURE = `${PROJECT_ROOT}/test/fixtures/captures/amazon-echodot3_activation_neu.pcapng`;
   const SCAN_CAPTURE = realCapture('cicids2017-slice_multihost-lan_trafficmanipulator.pcap');

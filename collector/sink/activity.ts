@@ -32,7 +32,7 @@ export interface ActivityOptions {
   maxEndedFlows: number;
   /**
    * Ended flows of assistants kept besides the ring of every flow (0 or absent: none), so that a flood of
-   * other flows (a port scan of the LAN: the CIC IDS 2017 slice alone ends ~4,870 in a minute) does not
+   * other flows (a port scan of the LAN: the CIC IDS 2017 slice ends ~4,870 in seven seconds) does not
    * push the assistants' latest flows out of `GET /flows?device=`.
    */
   maxAssistantFlows?: number;
