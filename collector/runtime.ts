@@ -58,7 +58,7 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
   const report = buildReportSink({ ...config.report, maxDevices: config.tagging.maxDevices, site: config.site }, { totals, spill });
   const influx = buildInfluxSink(config, { log: deps.log, clock: options.clock });
   const activity = options.activity
-    ? new ActivityStore({ maxActivations: 10_000, maxEndedFlows: 10_000, maxAssistantFlows: 2_000, isAssistant: (mac) => collector.inventory?.describe(mac)?.assistant === true }, totals)
+    ? new ActivityStore({ maxActivations: 10_000, maxEndedFlows: 10_000, maxFlowsPerAssistant: 500, isAssistant: (mac) => collector.inventory?.describe(mac)?.assistant === true }, totals)
     : null;
   const listeners: ActivationListener[] = [];
   /** The verdict each activation was last announced with, to tell changes (bounded like the store). */

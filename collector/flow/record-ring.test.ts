@@ -46,6 +46,18 @@ describe('FlowRecordRing', () => {
     expect(Object.keys(ring.toArray()[0])).toEqual(Object.keys(all[0]));
   });
 
+  it('gives back the order each record came with: the oldest, the newest, and those below a bound', () => {
+    const ring = new FlowRecordRing(4);
+    expect([ring.oldestOrder(), ring.newestOrder(), ring.olderThan(Number.POSITIVE_INFINITY)]).toEqual([Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, []]);
+    const all = Array.from({ length: 6 }, (_, i) => record(i + 1));
+    // orders with gaps, as a store numbering every ended flow gives them to a ring of some of them
+    for (const [i, r] of all.entries()) ring.push(r, 10 * (i + 1));
+    expect([ring.oldestOrder(), ring.newestOrder()]).toEqual([30, 60]);
+    expect(ring.olderThan(50)).toEqual([{ order: 30, record: all[2] }, { order: 40, record: all[3] }]);
+    expect(ring.olderThan(30)).toEqual([]);
+    expect(ring.olderThan(Number.POSITIVE_INFINITY).map((e) => e.record)).toEqual(ring.toArray());
+  });
+
   it('with max 0 keeps nothing and counts every record as dropped', () => {
     const ring = new FlowRecordRing(0);
     ring.push(record(1));

@@ -10,8 +10,8 @@
 import type { NameSource } from './flow.js';
 import type { FlowRecord } from './record.js';
 
-/** Numbers per record: id, firstMs, lastMs, deviceMac, packetsUp, packetsDown, bytesUp, bytesDown. */
-const NUMS = 8;
+/** Numbers per record: id, firstMs, lastMs, deviceMac, packetsUp, packetsDown, bytesUp, bytesDown, order. */
+const NUMS = 9;
 /** Small numbers per record: proto, clientPort, serverPort, deviceIsClient. */
 const SMALL = 4;
 /** Texts per record: client, server, sni, serverName, nameSource, service, vendor. */
@@ -37,7 +37,8 @@ export class FlowRecordRing {
     this.texts = new Array<string | null>(max * TEXTS).fill(null);
   }
 
-  push(r: FlowRecord): void {
+  /** `order`: the caller's sequence number for the record (increasing), read back by olderThan. */
+  push(r: FlowRecord, order = 0): void {
     if (this.max === 0) {
       this.dropped++;
       return;
@@ -59,6 +60,7 @@ export class FlowRecordRing {
     this.nums[n + 5] = r.packetsDown;
     this.nums[n + 6] = r.bytesUp;
     this.nums[n + 7] = r.bytesDown;
+    this.nums[n + 8] = order;
     const s = slot * SMALL;
     this.small[s] = r.proto;
     this.small[s + 1] = r.clientPort;
@@ -78,6 +80,28 @@ export class FlowRecordRing {
   toArray(): FlowRecord[] {
     const out: FlowRecord[] = [];
     for (let i = 0; i < this.size; i++) out.push(this.record((this.start + i) % this.max));
+    return out;
+  }
+
+  /** The order given with the oldest record held (Infinity when none is). */
+  oldestOrder(): number {
+    return this.size === 0 ? Number.POSITIVE_INFINITY : this.nums[this.start * NUMS + 8];
+  }
+
+  /** The order given with the newest record held (-Infinity when none is). */
+  newestOrder(): number {
+    return this.size === 0 ? Number.NEGATIVE_INFINITY : this.nums[((this.start + this.size - 1) % this.max) * NUMS + 8];
+  }
+
+  /** The records pushed with an order below `before`, oldest first, each with its order (new objects). */
+  olderThan(before: number): Array<{ order: number; record: FlowRecord }> {
+    const out: Array<{ order: number; record: FlowRecord }> = [];
+    for (let i = 0; i < this.size; i++) {
+      const slot = (this.start + i) % this.max;
+      const order = this.nums[slot * NUMS + 8];
+      if (order >= before) break;
+      out.push({ order, record: this.record(slot) });
+    }
     return out;
   }
 

@@ -9,7 +9,7 @@ import { loadConfig } from '../config.js';
 import { buildCollector, type Collector } from '../index.js';
 import { createFlow } from '../flow/flow.js';
 import { flowRecord, type FlowRecord } from '../flow/record.js';
-import { ActivityStore, flowToApi } from './activity.js';
+import { ActivityStore, flowToApi, type ApiFlow } from './activity.js';
 import { DeviceTotalsStore } from './device-totals.js';
 import { heapUsed } from '../../test/helpers/heap.js';
 import { describeShared, PROJECT_ROOT, realCapture } from '../../test/helpers/shared.js';
@@ -84,13 +84,17 @@ describeShared('activity store under a flood of other flows', () => {
   const ECHO = '68:db:f5:90:19:64';
   const ECHO_IP = '192.168.12.112';
 
-  /** The Echo's capture, then the scan, through two collectors into one store (the store keeps no clock). */
-  async function afterScan(maxAssistantFlows: number): Promise<ActivityStore> {
+  const CHATTY_CAPTURE = realCapture('amazon-echodot2_normal-use_jhautry.pcap');
+  const CHATTY = '50:f5:da:23:43:df';
+  const CHATTY_IP = '172.16.42.213';
+
+  /** The captures in turn, each through a collector of its own, into one store (the store keeps no clock). */
+  async function through(files: string[], options: { maxEndedFlows: number; maxFlowsPerAssistant: number; maxAssistantRings?: number }): Promise<ActivityStore> {
     const collectors: Collector[] = [];
     const isAssistant = (mac: number) => collectors.some((c) => c.inventory?.describe(mac)?.assistant === true);
-    const store = new ActivityStore({ maxActivations: 10, maxEndedFlows: 1000, maxAssistantFlows, isAssistant }, new DeviceTotalsStore({ maxDevices: 100, endpoints: false }));
-    for (const [i, file] of [ECHO_CAPTURE, SCAN_CAPTURE].entries()) {
-      // flow ids are a run's own: the second collector's are moved past the first's, as one run's would be
+    const store = new ActivityStore({ maxActivations: 10, ...options, isAssistant }, new DeviceTotalsStore({ maxDevices: 100, endpoints: false }));
+    for (const [i, file] of files.entries()) {
+      // flow ids are a run's own: each collector's are moved past the one's before it, as one run's would be
       const collector = buildCollector(loadConfig({}), { onFlowEnd: (f) => store.flowEnded({ ...flowRecord(f), id: f.id + i * 1_000_000 }) });
       collectors.push(collector);
       await collector.run(buildSource({ kind: 'file', path: file }, {}));
@@ -98,19 +102,26 @@ describeShared('activity store under a flood of other flows', () => {
     return store;
   }
 
+  /** The Echo's capture, then the scan. */
+  const afterScan = (maxFlowsPerAssistant: number) => through([ECHO_CAPTURE, SCAN_CAPTURE], { maxEndedFlows: 1000, maxFlowsPerAssistant });
+
+  /** What tshark sees of an address in a capture: every TCP and UDP conversation it is an end of. */
+  const conversationsOf = (file: string, ip: string) => new Set([...tsharkFlows(file).keys()].filter((k) => k.split(' ').slice(1).some((end) => end.startsWith(`${ip}|`))));
+  const keyOf = (f: ApiFlow) => flowKey(f.proto, f.client, f.clientPort, f.server, f.serverPort);
+
   it('keeps an assistant\'s latest flows when other devices\' flows push them out of the ring of every flow', async () => {
     // what tshark sees of the Echo: every TCP and UDP conversation of its address
-    const expected = new Set([...tsharkFlows(ECHO_CAPTURE).keys()].filter((k) => k.split(' ').slice(1).some((end) => end.startsWith(`${ECHO_IP}|`))));
+    const expected = conversationsOf(ECHO_CAPTURE, ECHO_IP);
     expect(expected.size).toBeGreaterThan(4);
     // a flow between two assistants on the LAN is its client's (the other Echos here are assistants too)
-    const keys = (store: ActivityStore) => store.endedFlows().map((f) => flowKey(f.proto, f.client, f.clientPort, f.server, f.serverPort));
+    const keys = (store: ActivityStore) => store.endedFlows().map(keyOf);
 
     // without the assistants' ring, the scan's 1,000 newest flows are all the store holds
     const before = await afterScan(0);
     expect(before.endedFlows()).toHaveLength(1000);
     expect(keys(before).filter((k) => expected.has(k))).toEqual([]);
 
-    const store = await afterScan(2000);
+    const store = await afterScan(500);
     const kept = keys(store);
     for (const key of expected) expect(kept, key).toContain(key);
     expect(store.endedFlows().filter((f) => f.device === ECHO).length).toBeGreaterThan(0);
@@ -118,8 +129,40 @@ describeShared('activity store under a flood of other flows', () => {
     // ring's 1,000, the scan capture's last
     const ended = store.endedFlows();
     const older = ended.slice(0, ended.length - 1000);
-    expect(ended.slice(-1000).some((f) => expected.has(flowKey(f.proto, f.client, f.clientPort, f.server, f.serverPort)))).toBe(false);
+    expect(ended.slice(-1000).some((f) => expected.has(keyOf(f)))).toBe(false);
     // the assistants of the Echo's capture only (Amazon's MAC prefixes there), not the scan's hosts
     expect(older.every((f) => /^(68:db:f5|fc:65:de|18:74:2e)/.test(f.device ?? ''))).toBe(true);
+  });
+
+  it('keeps a quiet assistant\'s flows when a chatty one ends more than its share, oldest first across assistants', async () => {
+    const echo = conversationsOf(ECHO_CAPTURE, ECHO_IP);
+    const chatty = conversationsOf(CHATTY_CAPTURE, CHATTY_IP);
+    expect(chatty.size).toBeGreaterThan(5);
+    // the Echo Dot 2's normal use, the Echo's capture, the Echo Dot 2's twice more (each of its conversations
+    // ends three times), then the scan: more of its flows than its ring of 5 holds, after the Echo's
+    const files = [CHATTY_CAPTURE, ECHO_CAPTURE, CHATTY_CAPTURE, CHATTY_CAPTURE, SCAN_CAPTURE];
+    const store = await through(files, { maxEndedFlows: 1000, maxFlowsPerAssistant: 5 });
+    const ended = store.endedFlows();
+    const older = ended.slice(0, ended.length - 1000);
+    for (const key of echo) expect(older.map(keyOf), key).toContain(key);
+    const chattyKept = older.filter((f) => f.device === CHATTY);
+    expect(chattyKept).toHaveLength(5);
+    for (const f of chattyKept) expect(chatty.has(keyOf(f)), keyOf(f)).toBe(true);
+    // in the order they ended: the Echo capture's assistants (the second capture) before the Echo Dot 2's
+    // five of the last pass, although the Echo Dot 2's ring was made first
+    const firstChatty = older.findIndex((f) => f.device === CHATTY);
+    expect(older.slice(firstChatty).every((f) => f.device === CHATTY)).toBe(true);
+    expect(firstChatty).toBeGreaterThan(0);
+    expect(store.assistantRingsDropped).toBe(0);
+
+    // one ring fewer than the assistants here: the one whose latest flow ended longest ago gives its ring
+    // up. The Echo Dot 2 gives its up to the last of the Echo capture's assistants, then takes one back
+    // from the quietest of those in its second pass: two given up, and its five latest kept
+    const devices = new Set(older.map((f) => f.device));
+    const fewer = await through(files, { maxEndedFlows: 1000, maxFlowsPerAssistant: 5, maxAssistantRings: devices.size - 1 });
+    const fewerOlder = fewer.endedFlows().slice(0, -1000);
+    expect(fewer.assistantRingsDropped).toBe(2);
+    expect(new Set(fewerOlder.map((f) => f.device)).size).toBe(devices.size - 1);
+    expect(fewerOlder.filter((f) => f.device === CHATTY)).toEqual(chattyKept);
   });
 });

@@ -31,22 +31,35 @@ export interface ActivityOptions {
   maxActivations: number;
   maxEndedFlows: number;
   /**
-   * Ended flows of assistants kept besides the ring of every flow (0 or absent: none), so that a flood of
+   * Ended flows kept per assistant besides the ring of every flow (0 or absent: none), so that a flood of
    * other flows (a port scan of the LAN: the CIC IDS 2017 slice ends ~4,870 in seven seconds) does not
-   * push the assistants' latest flows out of `GET /flows?device=`.
+   * push the assistants' latest flows out of `GET /flows?device=`, and a chatty assistant does not push
+   * out a quiet one's.
    */
-  maxAssistantFlows?: number;
+  maxFlowsPerAssistant?: number;
+  /**
+   * Assistants with a ring of their own at most (default 16); past it, the one whose latest flow ended
+   * longest ago gives its ring up (forged assistants cannot grow this).
+   */
+  maxAssistantRings?: number;
   /** Whether a device (MAC) is an assistant now (the inventory's verdict). */
   isAssistant?: (mac: number) => boolean;
 }
+
+/** Assistants with a ring of their own at most, by default. */
+const MAX_ASSISTANT_RINGS = 16;
 
 export class ActivityStore {
   private readonly activations = new Map<string, Activation>();
   private sorted: Activation[] | null = null;
   /** The records, in columns (collector/flow/record-ring.ts): made API flows when read. */
   private readonly ended: FlowRecordRing;
-  /** The assistants' ended flows, in a ring of their own (null without maxAssistantFlows). */
-  private readonly assistantEnded: FlowRecordRing | null;
+  /** Each assistant's ended flows, in a ring of its own (made at its first ended flow; none without maxFlowsPerAssistant). */
+  private readonly assistantEnded = new Map<number, FlowRecordRing>();
+  /** Ended flows so far: each flow's number, given to every ring it goes to (their merge follows it). */
+  private endedCount = 0;
+  /** Assistants' rings given up for a newer assistant's (maxAssistantRings). */
+  assistantRingsDropped = 0;
   /** Finished calls, oldest first (bounded like the activations). */
   private readonly calls: NewestRing<Call>;
   /** Counters for /metrics. */
@@ -59,7 +72,6 @@ export class ActivityStore {
   /** `totals`: the run's device totals, fed by the run (the API reads them through deviceTotals). */
   constructor(private readonly options: ActivityOptions, private readonly totals: DeviceTotalsStore) {
     this.ended = new FlowRecordRing(options.maxEndedFlows);
-    this.assistantEnded = (options.maxAssistantFlows ?? 0) > 0 && options.isAssistant ? new FlowRecordRing(options.maxAssistantFlows ?? 0) : null;
     this.calls = new NewestRing<Call>(options.maxActivations);
   }
 
@@ -111,10 +123,32 @@ export class ActivityStore {
     }
   }
 
-  /** A flow ended: its record goes to the ring of recent flows (copied into its columns). */
+  /** A flow ended: its record goes to the ring of recent flows (copied into its columns), an assistant's to its own too. */
   flowEnded(f: FlowRecord): void {
-    if (this.options.maxEndedFlows > 0) this.ended.push(f);
-    if (this.assistantEnded !== null && f.deviceMac >= 0 && this.options.isAssistant?.(f.deviceMac) === true) this.assistantEnded.push(f);
+    const order = ++this.endedCount;
+    if (this.options.maxEndedFlows > 0) this.ended.push(f, order);
+    if ((this.options.maxFlowsPerAssistant ?? 0) > 0 && f.deviceMac >= 0 && this.options.isAssistant?.(f.deviceMac) === true) this.assistantRing(f.deviceMac).push(f, order);
+  }
+
+  private assistantRing(mac: number): FlowRecordRing {
+    const known = this.assistantEnded.get(mac);
+    if (known !== undefined) return known;
+    if (this.assistantEnded.size >= (this.options.maxAssistantRings ?? MAX_ASSISTANT_RINGS)) {
+      // the assistant whose latest flow ended longest ago (a few rings: one pass, only for a newcomer)
+      let quietest = -1;
+      let latest = Number.POSITIVE_INFINITY;
+      for (const [other, ring] of this.assistantEnded) {
+        if (ring.newestOrder() < latest) {
+          latest = ring.newestOrder();
+          quietest = other;
+        }
+      }
+      this.assistantEnded.delete(quietest);
+      this.assistantRingsDropped++;
+    }
+    const ring = new FlowRecordRing(this.options.maxFlowsPerAssistant ?? 0);
+    this.assistantEnded.set(mac, ring);
+    return ring;
   }
 
   activation(id: string): ReportActivation | null {
@@ -131,12 +165,14 @@ export class ActivityStore {
   /** Ended flows, oldest first. */
   endedFlows(): ApiFlow[] {
     const recent = this.ended.toArray();
-    const kept = this.assistantEnded?.toArray() ?? [];
+    // the assistants' flows that the ring of every flow no longer holds ended before the oldest it holds:
+    // those come first, merged in the order they ended
+    const from = this.ended.oldestOrder();
+    const kept: Array<{ order: number; record: FlowRecord }> = [];
+    for (const ring of this.assistantEnded.values()) for (const e of ring.olderThan(from)) kept.push(e);
     if (kept.length === 0) return recent.map((f) => flowToApi(f, false));
-    // an assistant's flow the ring of every flow no longer holds ended before the oldest it holds (both
-    // rings take flows in the order they end): those come first, in their order
-    const inRecent = new Set(recent.map((f) => f.id));
-    return [...kept.filter((f) => !inRecent.has(f.id)), ...recent].map((f) => flowToApi(f, false));
+    kept.sort((a, b) => a.order - b.order);
+    return [...kept.map((e) => e.record), ...recent].map((f) => flowToApi(f, false));
   }
 
   /** A device's totals and endpoints over ended flows plus `open` ones. */
