@@ -133,7 +133,7 @@ export class ActivityStore {
   private assistantRing(mac: number): FlowRecordRing {
     const known = this.assistantEnded.get(mac);
     if (known !== undefined) return known;
-    if (this.assistantEnded.size >= (this.options.maxAssistantRings ?? MAX_ASSISTANT_RINGS)) {
+    if (this.assistantEnded.size >= Math.max(1, this.options.maxAssistantRings ?? MAX_ASSISTANT_RINGS)) {
       // the assistant whose latest flow ended longest ago (a few rings: one pass, only for a newcomer)
       let quietest = -1;
       let latest = Number.POSITIVE_INFINITY;
