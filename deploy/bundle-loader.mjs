@@ -3,11 +3,15 @@
 // each function it calls for the first time, costs ~60 ms at every start of every command; the cache
 // holds that work, done once at build time by a replay of the demo capture.
 //
-// The cache is used only when it is this bundle's: V8 checks its own version and flags, but tells
-// sources apart by their length only, so the file also carries the SHA-256 of the bundle it was made
-// from and of itself (a disk that lost part of it). Anything else (no cache, another bundle, another
-// Node, a damaged file, a Node without vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER) runs the bundle
-// without it: a slower start, never a different program.
+// The cache is used only when it is this bundle's, made by this Node.js: V8 checks its own version and
+// flags, but tells sources apart by their length only, and its version is not the Node build's (Node
+// 20.18.0 and 20.20.2 both run V8 11.3.244.8, with other patches: Node 20.18 took 20.20's cache and
+// crashed, a segmentation fault at every command, as an appliance would after its Node.js was upgraded
+// under a built earshot). So the file also carries the SHA-256 of the bundle it was made from, of the
+// Node.js build that made it (process.versions, the platform, the architecture and process.config), and
+// of itself (a disk that lost part of it). Anything else (no cache, another bundle, another Node, a
+// damaged file, a Node without vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER) runs the bundle without
+// it: a slower start, never a different program.
 import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
@@ -22,7 +26,7 @@ import vm from 'node:vm';
 setFlagsFromString('--heap-growing-percent=50');
 setFlagsFromString('--max-semi-space-size=8');
 
-const MAGIC = Buffer.from('earshot-v8cache-1\n');
+const MAGIC = Buffer.from('earshot-v8cache-2\n');
 const HASH = 32;
 const file = fileURLToPath(new URL('./start.cjs', import.meta.url));
 const cacheFile = `${file}.v8cache`;
@@ -33,6 +37,7 @@ if (loader === undefined) {
 } else {
   const bytes = readFileSync(file);
   const sourceHash = createHash('sha256').update(bytes).digest();
+  const nodeHash = createHash('sha256').update(JSON.stringify([process.versions, process.platform, process.arch, process.config])).digest();
   // esbuild writes ASCII (non-ASCII characters escaped): read as such, no UTF-8 decoding of 1.2 MB
   const source = isAscii(bytes) ? bytes.latin1Slice() : bytes.toString('utf8');
   let cachedData;
@@ -40,10 +45,13 @@ if (loader === undefined) {
   let state = 'none';
   try {
     const raw = readFileSync(cacheFile);
-    const data = raw.subarray(MAGIC.length + 2 * HASH);
+    // MAGIC, the bundle's hash, the Node build's, the data's, the data
+    const field = (i) => raw.subarray(MAGIC.length + i * HASH, MAGIC.length + (i + 1) * HASH);
+    const data = raw.subarray(MAGIC.length + 3 * HASH);
     if (!raw.subarray(0, MAGIC.length).equals(MAGIC)) state = 'damaged';
-    else if (!raw.subarray(MAGIC.length + HASH, MAGIC.length + 2 * HASH).equals(createHash('sha256').update(data).digest())) state = 'damaged';
-    else if (!raw.subarray(MAGIC.length, MAGIC.length + HASH).equals(sourceHash)) state = 'another bundle';
+    else if (!field(2).equals(createHash('sha256').update(data).digest())) state = 'damaged';
+    else if (!field(0).equals(sourceHash)) state = 'another bundle';
+    else if (!field(1).equals(nodeHash)) state = 'another Node';
     else cachedData = data;
   } catch {
     // no cache: compile
@@ -63,7 +71,7 @@ if (loader === undefined) {
       const tmp = `${cacheFile}.${process.pid}.tmp`;
       const fd = openSync(tmp, 'w');
       try {
-        for (const part of [MAGIC, sourceHash, createHash('sha256').update(data).digest(), data]) {
+        for (const part of [MAGIC, sourceHash, nodeHash, createHash('sha256').update(data).digest(), data]) {
           for (let at = 0; at < part.length; ) at += writeSync(fd, part, at, part.length - at);
         }
         fsyncSync(fd);

@@ -354,29 +354,39 @@ apt_install "${base[@]}"
 
 # ---------------------------------------------------------------- 2. Node.js
 
-# earshot itself runs on Node.js >= 20 (package.json's engines), but an appliance that listens to the LAN
-# gets a release line still given security fixes: 22 (until 2027-04-30) or newer; it installs 24 LTS
-NODE_MIN=22
+# earshot itself runs on Node.js 20.19 or later (package.json's engines), but an appliance that listens
+# to the LAN gets a release line still given security fixes: 22 (until 2027-04-30) or newer, from 22.12
+# (the first 22 that loads ES modules with require(), as the API's packages do: cli/main.ts); it
+# installs 24 LTS
+NODE_MIN=22.12
 NODE_LTS=24
 step "Node.js >= $NODE_MIN"
-node_major() {
-  "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
+node_version() {
+  "$1" -p 'process.versions.node' 2>/dev/null || echo 0.0.0
+}
+# whether a version (22.12.0, or a package's 1:22.12.0~dfsg-1) is at least NODE_MIN
+new_enough() {
+  local v=${1#*:} major minor=0
+  major=${v%%.*}
+  case "$v" in *.*) v=${v#*.} && minor=${v%%[!0-9]*} ;; esac
+  case "$major" in '' | *[!0-9]*) return 1 ;; esac
+  [ "$major" -gt "${NODE_MIN%%.*}" ] || { [ "$major" -eq "${NODE_MIN%%.*}" ] && [ "${minor:-0}" -ge "${NODE_MIN#*.}" ]; }
 }
 NODE=$(command -v node || true)
-if [ -n "$NODE" ] && [ "$(node_major "$NODE")" -ge "$NODE_MIN" ]; then
+if [ -n "$NODE" ] && new_enough "$(node_version "$NODE")"; then
   note "using Node.js $("$NODE" --version) at $NODE: new enough"
   if ! command -v npm >/dev/null 2>&1; then
     apt_install npm
   fi
 else
-  if [ -n "$NODE" ] && [ "$(node_major "$NODE")" -eq 20 ]; then
+  if [ -n "$NODE" ] && [ "$(node_version "$NODE" | cut -d. -f1)" -eq 20 ]; then
     note "Node.js $("$NODE" --version) at $NODE reached its end of life on 2026-04-30 (no more security fixes): replacing it"
   elif [ -n "$NODE" ]; then
     note "Node.js $("$NODE" --version) at $NODE is too old (earshot needs >= $NODE_MIN)"
   fi
   apt_update
   candidate=$(apt_candidate nodejs)
-  if [ -n "$candidate" ] && [ "${candidate%%.*}" -ge "$NODE_MIN" ] 2>/dev/null; then
+  if [ -n "$candidate" ] && new_enough "$candidate"; then
     note "from the distribution: its nodejs $candidate is new enough"
     apt_install nodejs npm
   else

@@ -8,7 +8,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { otherNode } from './helpers/other-node.js';
 import { PROJECT_ROOT } from './helpers/shared.js';
 
 const BUNDLE = join(PROJECT_ROOT, 'dist/collector/bin/start.js');
@@ -107,7 +108,7 @@ describe('the code cache of the bundle (deploy/bundle-loader.mjs)', () => {
     expect(runCopy(['replay', CAPTURE, '--format', 'json'])).toEqual({ code: 0, stdout: expected, cache: 'used' });
   });
 
-  it('is not needed: the bundle runs without the loader, as a Node older than 20.12 runs it', () => {
+  it('is not needed: the bundle runs without the loader, as a Node without vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER runs it', () => {
     const direct = run(join(PROJECT_ROOT, 'dist/collector/bin/start.cjs'), ['replay', CAPTURE, '--format', 'json']);
     expect({ code: direct.code, stdout: direct.stdout }).toEqual({ code: 0, stdout: expected });
   });
@@ -138,6 +139,24 @@ describe('the code cache of the bundle (deploy/bundle-loader.mjs)', () => {
     expect(runCopy(['replay', CAPTURE, '--format', 'json'])).toEqual({ code: 0, stdout: expected, cache: 'damaged' });
     writeFileSync(file, bytes.subarray(0, 100));
     expect(runCopy(['replay', CAPTURE, '--format', 'json'])).toEqual({ code: 0, stdout: expected, cache: 'damaged' });
+  });
+
+  describe('made by another Node.js', () => {
+    // Node.js 20.19.0 and 20.20 run the same V8 (11.3.244.8) with other patches: 20.19.0 took a cache
+    // 20.20.2 made, and every command ended in a segmentation fault (exit 139)
+    const version = process.versions.node === '20.19.0' ? '20.20.0' : '20.19.0';
+    let node = '';
+    beforeAll(() => {
+      node = otherNode(version);
+    }, 300_000);
+
+    it(`is left aside by Node.js ${version}, and the program is the same`, () => {
+      fresh();
+      const r = spawnSync(node, [join(copy, 'start.js'), 'replay', CAPTURE, '--format', 'json'], { cwd: PROJECT_ROOT, encoding: 'utf8', env: { ...process.env, EARSHOT_DEBUG_CODE_CACHE: '1' } });
+      expect({ code: r.status, signal: r.signal, stdout: r.stdout, cache: /^earshot: code cache (.*)$/m.exec(r.stderr)?.[1] }).toEqual({ code: 0, signal: null, stdout: expected, cache: 'another Node' });
+      // and the cache stays this Node's
+      expect(runCopy(['replay', CAPTURE, '--format', 'json'])).toEqual({ code: 0, stdout: expected, cache: 'used' });
+    });
   });
 
   it('is left aside for another bundle of the same length (V8 alone would take it: it compares lengths)', () => {
@@ -186,5 +205,26 @@ describe('the executable picks the bundle only when it is up to date', () => {
   it('runs the modules when there is no bundle', () => {
     rmSync(bundle);
     expect(which()).toBe('modules');
+  });
+});
+
+describe('a Node.js older than earshot needs', () => {
+  // 20.18 cannot require() an ES module, which the API's packages do (@fastify/static loads
+  // content-disposition 3): `collect` ended with an internal error and its stack
+  let node = '';
+  beforeAll(() => {
+    node = otherNode('20.18.0');
+  }, 300_000);
+
+  it('gets one line saying which Node.js earshot needs, and exit 2, for every command', () => {
+    for (const args of [['collect', '--file', CAPTURE, '--exit-when-done', '--listen', '127.0.0.1:0'], ['replay', CAPTURE], ['--version']]) {
+      const r = spawnSync(node, [join(PROJECT_ROOT, 'dist/cli/main.js'), ...args], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+      expect({ args, code: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({
+        args, code: 2, stdout: '',
+        stderr: 'earshot: Node.js 20.18.0 is too old: earshot needs 20.19 or later (22.12 or later on 22; 24 is what the installer sets up)\n',
+      });
+    }
+    // what package.json says to npm
+    expect(JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')).engines.node).toBe('^20.19 || >=22.12');
   });
 });

@@ -103,7 +103,7 @@ describe('deploy/install.sh', () => {
     expect(plan).toMatch(/^earshot install plan \(dry run: nothing is changed/);
     const steps = [...plan.matchAll(/^== \d+\. (.*)$/gm)].map((m) => m[1]);
     expect(steps).toEqual([
-      expect.stringMatching(/^System packages/), 'Node.js >= 22', 'InfluxDB 1.x on 127.0.0.1:8086',
+      expect.stringMatching(/^System packages/), 'Node.js >= 22.12', 'InfluxDB 1.x on 127.0.0.1:8086',
       'Grafana from Grafana\'s apt repository (apt.grafana.com)', 'System user earshot (no login, no home)', 'earshot in /opt/earshot',
       'Configuration in /etc/earshot, state in /var/lib/earshot', 'Grafana provisioning from deploy/grafana',
       'systemd unit /etc/systemd/system/earshot.service', 'Done']);
@@ -194,7 +194,7 @@ describe('deploy/install.sh', () => {
     };
     stub('dpkg-query', 'exit 1');
     stub('systemctl', 'exit 1');
-    stub('node', 'case "$1" in -p) echo 18 ;; *) echo v18.19.0 ;; esac');
+    stub('node', 'case "$1" in -p) echo 18.19.0 ;; *) echo v18.19.0 ;; esac');
     const candidates = (influxdb: string) => stub('apt-cache', [
       'case "$2" in',
       '  nodejs) echo "  Candidate: 18.19.0+dfsg-6~deb12u2" ;;',
@@ -224,17 +224,22 @@ describe('deploy/install.sh', () => {
     expect(plan.indexOf('influxdb.service.d/earshot.conf')).toBeLessThan(plan.indexOf('install -y -q --no-install-recommends influxdb'));
 
     // the Node.js 20 an earlier install took from NodeSource reached its end of life: replaced by 24
-    stub('node', 'case "$1" in -p) echo 20 ;; *) echo v20.19.5 ;; esac');
+    stub('node', 'case "$1" in -p) echo 20.19.5 ;; *) echo v20.19.5 ;; esac');
     plan = bash([INSTALL, '--dry-run', '--no-grafana', '--no-influxdb'], env).stdout;
     expect(plan).toMatch(/Node\.js v20\.19\.5 at \S+ reached its end of life on 2026-04-30 \(no more security fixes\): replacing it/);
     expect(plan).toContain('https://deb.nodesource.com/node_24.x nodistro main');
     expect(plan).toContain('+ apt-get install -y -q nodejs');
     // a maintained one is kept
-    stub('node', 'case "$1" in -p) echo 22 ;; *) echo v22.23.5 ;; esac');
+    stub('node', 'case "$1" in -p) echo 22.23.5 ;; *) echo v22.23.5 ;; esac');
     plan = bash([INSTALL, '--dry-run', '--no-grafana', '--no-influxdb'], env).stdout;
     expect(plan).toMatch(/using Node\.js v22\.23\.5 at \S+: new enough/);
     expect(plan).not.toContain('nodesource');
-    stub('node', 'case "$1" in -p) echo 18 ;; *) echo v18.19.0 ;; esac');
+    // a 22 before 22.12 cannot load the API's packages (require() of ES modules): replaced by 24
+    stub('node', 'case "$1" in -p) echo 22.11.0 ;; *) echo v22.11.0 ;; esac');
+    plan = bash([INSTALL, '--dry-run', '--no-grafana', '--no-influxdb'], env).stdout;
+    expect(plan).toMatch(/Node\.js v22\.11\.0 at \S+ is too old \(earshot needs >= 22\.12\)/);
+    expect(plan).toContain('https://deb.nodesource.com/node_24.x nodistro main');
+    stub('node', 'case "$1" in -p) echo 18.19.0 ;; *) echo v18.19.0 ;; esac');
 
     candidates('(none)');
     plan = bash([INSTALL, '--dry-run', '--no-grafana'], env).stdout;
