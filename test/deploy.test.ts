@@ -5,7 +5,7 @@
  * script in the repository.
  */
 import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -247,6 +247,28 @@ describe('deploy/install.sh', () => {
     expect(plan).toContain('https://repos.influxdata.com/influxdata-archive.key');
     expect(plan).toContain('check: the key\'s primary fingerprint must be 24C975CBA61A024EE1B631787C3D57159FC2F927');
     expect(plan).toContain('deb [signed-by=/etc/apt/keyrings/influxdata.gpg] https://repos.influxdata.com/debian stable main');
+  });
+
+  it('makes the start-up code cache again with the Node.js it installs for (a tarball comes with its packer\'s)', () => {
+    // the command the installer runs in the new install, run for real in a copy of what it installs
+    const line = /^\s*if ! run_in "\$PREFIX\.new" (env -i .*); then$/m.exec(readFileSync(INSTALL, 'utf8'));
+    expect(line).not.toBeNull();
+    // what the installer unpacks: the package npm packs (its node_modules here from the checkout)
+    const packed = mkdtempSync(join(dir, 'packed-'));
+    execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', packed], { cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    const prefix = mkdtempSync(join(dir, 'prefix-'));
+    execFileSync('tar', ['-xzf', join(packed, readdirSync(packed)[0]), '-C', prefix, '--strip-components=1']);
+    symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(prefix, 'node_modules'));
+    const cache = join(prefix, 'dist/collector/bin/start.cjs.v8cache');
+    // one made by another Node.js build: its second hash (deploy/bundle-loader.mjs's layout) is not this one's
+    const foreign = readFileSync(cache);
+    foreign[foreign.indexOf(0x0a) + 1 + 32] ^= 0xff;
+    writeFileSync(cache, foreign);
+    const state = () => /^earshot: code cache (.*)$/m.exec(spawnSync(process.execPath, [join(prefix, 'dist/cli/main.js'), '--version'], { encoding: 'utf8', env: { ...process.env, EARSHOT_DEBUG_CODE_CACHE: '1' } }).stderr)?.[1];
+    expect(state()).toBe('another Node');
+    const r = bash(['-c', `NODE=${process.execPath}; cd ${prefix} && ${(line as RegExpExecArray)[1]}`]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(state()).toBe('used');
   });
 
   it('the settings it writes into a new config are keys the schema accepts', () => {
