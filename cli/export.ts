@@ -9,6 +9,7 @@
 import { createHmac } from 'node:crypto';
 import { readFileBounded } from '../collector/durable.js';
 import { openOutputFileWhenRead } from '../collector/output-file.js';
+import { printable } from '../collector/text.js';
 import { earshotError } from '../collector/errors.js';
 import { parseTime as parseWakeTime } from '../collector/detect/wake-events.js';
 import { normalizeMac } from '../collector/mac.js';
@@ -119,7 +120,7 @@ interface Out {
 /** Standard output, or FILE written whole or not at all (collector/output-file.ts: temporary file, fsync, rename; a device in place). */
 async function openOutput(path: string | undefined, io: CliIo): Promise<Out> {
   if (path === undefined || path === '-') return { write: (t) => { io.stdout.write(t); }, done: () => {}, abort: () => {} };
-  const file = await openOutputFileWhenRead(path, { mode: 0o600 }, { onWait: (message) => io.stderr.write(`earshot: ${message}\n`) });
+  const file = await openOutputFileWhenRead(path, { mode: 0o600 }, { onWait: (message) => io.stderr.write(`earshot: ${printable(message)}\n`) });
   return { write: (t) => file.write(t), done: () => file.commit(), abort: () => file.abort() };
 }
 

@@ -1,6 +1,7 @@
 /** `earshot import voice-history FILE`: turns an Amazon voice-history export into a wake-event file. */
 import { importVoiceHistory } from '../collector/detect/voice-history.js';
 import { earshotError } from '../collector/errors.js';
+import { printable } from '../collector/text.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import type { CliIo } from './run-capture.js';
 
@@ -21,9 +22,9 @@ export async function runImport(parsed: ParsedCommand, io: CliIo): Promise<numbe
   const [kind, file] = parsed.positionals;
   if (kind !== 'voice-history') throw earshotError('EARSHOT_ERR_USAGE', `import: unknown source "${kind}" (known: voice-history)`);
   const output = (parsed.flags.output as string | undefined) ?? '-';
-  const counts = await importVoiceHistory(file, output, (message) => io.stderr.write(`earshot: ${message}\n`));
+  const counts = await importVoiceHistory(file, output, (message) => io.stderr.write(`earshot: ${printable(message)}\n`));
   // a /0 turn Amazon calls "not intended" but followed by the request is a pause after the wake word
   const paused = `; ${counts.pausedWakes} paused wake words (a "not intended" /0 turn before its request) folded in`;
-  io.stderr.write(`earshot: ${counts.records} records: ${counts.intended} intended (${counts.arbitration} arbitration), ${counts.notIntended} not intended for the device${paused}${output === '-' ? '' : `; wrote ${output}`}\n`);
+  io.stderr.write(`earshot: ${counts.records} records: ${counts.intended} intended (${counts.arbitration} arbitration), ${counts.notIntended} not intended for the device${paused}${output === '-' ? '' : `; wrote ${printable(output)}`}\n`);
   return 0;
 }

@@ -7,6 +7,7 @@ import { EXIT_BUG, isEarshotError, type EarshotError } from '../collector/errors
 import { originOf, unknownEnvironment } from '../collector/config.js';
 import { packagePath } from '../collector/paths.js';
 import { buildLogger } from '../collector/log.js';
+import { printable } from '../collector/text.js';
 import { commandHelp, helpWidth, mainHelp, parseCommand, type CommandSpec, type ParsedCommand } from './args.js';
 import { blocklistSpec, runBlocklist } from './blocklist.js';
 import { catalogSpec, runCatalog } from './catalog.js';
@@ -58,7 +59,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     const topicName = rest.find((arg) => !arg.startsWith('-'));
     const topic = COMMANDS.find((c) => c.spec.name === topicName);
     if (topicName !== undefined && topic === undefined) {
-      io.stderr.write(`earshot: unknown command "${topicName}" (commands: ${COMMANDS.map((c) => c.spec.name).join(', ')})\n`);
+      io.stderr.write(`earshot: unknown command "${printable(topicName)}" (commands: ${COMMANDS.map((c) => c.spec.name).join(', ')})\n`);
       return 2;
     }
     // bare `earshot` is a usage error: its help goes where errors go
@@ -75,7 +76,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   let parsedConfig: object | null = null;
   try {
     if (!command) {
-      io.stderr.write(`earshot: unknown command "${name}" (commands: ${COMMANDS.map((c) => c.spec.name).join(', ')}; see earshot --help)\n`);
+      io.stderr.write(`earshot: unknown command "${printable(name)}" (commands: ${COMMANDS.map((c) => c.spec.name).join(', ')}; see earshot --help)\n`);
       return 2;
     }
     const parsed = parseCommand(command.spec, rest, io.env);
@@ -89,7 +90,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return await command.run(parsed, io, log);
   } catch (err) {
     if (isEarshotError(err)) {
-      io.stderr.write(`earshot: ${withOrigin(err, parsedConfig)}\n`);
+      // one line, whatever the paths and values in it hold (a file name with an ESC sequence or a line
+      // break, from a directory someone else fills): shown escaped, as the log shows names
+      io.stderr.write(`earshot: ${printable(withOrigin(err, parsedConfig))}\n`);
       return err.exitCode;
     }
     io.stderr.write(`earshot: internal error (a bug; please report it): ${(err as Error)?.stack ?? String(err)}\n`);

@@ -137,6 +137,20 @@ describe('one line that says what is wrong, in words (found by an audit)', () =>
   }, 120_000);
 });
 
+describe('what a line on the terminal shows of a name it was given', () => {
+  it('escapes control characters in file names and commands: one line, no ESC sequence acted on', async () => {
+    // a capture named by whoever fills a directory (`earshot replay captures/*`): an ESC sequence that
+    // would turn the terminal red, a line break that would forge a second line
+    const red = join(dir, '\x1b[31mred\nearshot: all fine.pcap');
+    const r = await runCli(['replay', red], { timeoutMs: 30_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`earshot: ${dir}/\\x1b[31mred\\x0aearshot: all fine.pcap: no such file\n`);
+    const unknown = await runCli(['\x1b]0;title\x07'], { timeoutMs: 30_000 });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^earshot: unknown command "\\x1b\]0;title\\x07" \(commands: [^\n]*\n$/);
+  }, 60_000);
+});
+
 describe('a configuration error found after loading names where the value came from (errors.md promises it)', () => {
   it('the flag, the environment variable or the file', async () => {
     const file = join(dir, 'mars.yaml');
