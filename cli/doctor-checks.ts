@@ -4,9 +4,9 @@
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { buildSource } from '../collector/capture/index.js';
+import { listInterfaces } from '../collector/capture/interfaces.js';
 import type { Config } from '../collector/config.js';
 import { IPPROTO_TCP } from '../collector/decode/packet.js';
 import type { Flow } from '../collector/flow/flow.js';
@@ -66,19 +66,6 @@ function tcpdumpVersion(): string | null {
   const r = childProcess().spawnSync('tcpdump', ['--version'], { encoding: 'utf8', timeout: 5000 });
   if (r.error) return null;
   return `${r.stdout}${r.stderr}`.split('\n').find((l) => /tcpdump/i.test(l))?.trim() ?? 'tcpdump';
-}
-
-/** The interfaces that exist: /sys/class/net (also those without an address), else os.networkInterfaces(). */
-export function listInterfaces(): { names: string[]; complete: boolean } {
-  const names = new Set(Object.keys(networkInterfaces()));
-  let complete = false;
-  try {
-    for (const n of readdirSync('/sys/class/net')) names.add(n);
-    complete = true;
-  } catch {
-    // not Linux: only interfaces with an address are known, so the capture itself decides
-  }
-  return { names: [...names].sort(), complete };
 }
 
 /** Per device: its TCP flows to the internet that carried packets both ways, only out, only in. */

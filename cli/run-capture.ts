@@ -5,6 +5,7 @@
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { fileError } from '../collector/capture/input.js';
 import { buildSource, type SourceOptions } from '../collector/capture/index.js';
+import { checkLiveCapture } from '../collector/capture/interfaces.js';
 import { buildProgress } from '../collector/capture/progress.js';
 import type { CaptureSource, CaptureStats } from '../collector/capture/types.js';
 import type { Config } from '../collector/config.js';
@@ -552,6 +553,7 @@ export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger):
   const format = parseFormat(parsed.flags.format, io.stdout, outputOf(parsed));
   // what can be checked before anything starts: its error comes alone, not after "capturing" and the API's lines
   preflight(file, config);
+  if (file === undefined && kind !== 'stdin') checkLiveCapture(kind, config.capture.interface ?? '');
   const source: SourceOptions = file !== undefined
     ? { kind: 'file', path: file, realtimeSpeed }
     : {

@@ -4,7 +4,7 @@
  * path that is a FIFO with no writer blocked the thread in open(), so Ctrl-C and SIGTERM did nothing.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createReadStream, createWriteStream, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
@@ -178,5 +178,51 @@ describe('collect --file with --duration', () => {
     const report = JSON.parse(r.stdout) as { capture: { packets: number; bytes: number } };
     const totals = tsharkTotals(CAPTURE);
     expect({ packets: report.capture.packets, bytes: report.capture.bytes }).toEqual(totals);
+  }, 60_000);
+});
+
+describe('a live capture that cannot open is said before anything starts (found by trying it)', () => {
+  // Before: "capturing" was logged and the API started (its token written, its port taken), then the
+  // capture failed with "SIOCGIFADDR: No such device" or "socket: Operation not permitted"
+  const names = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout
+    .split('\n').map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1]).filter((n): n is string => n !== undefined);
+
+  it('an interface this machine does not have: one line naming those it has, exit 2, for either source', async () => {
+    expect(names).toContain('lo');
+    for (const source of ['libpcap', 'tcpdump']) {
+      const r = await runCli(['collect', '--interface', 'earshot-nope0', '--source', source, '--data-dir', join(dir, `nope-${source}`)], { timeoutMs: 30_000 });
+      expect(r.code, source).toBe(2);
+      expect(r.stderr, source).toMatch(/^earshot: cannot capture on earshot-nope0: no such network interface \(interfaces here: [^\n]*\)\n$/);
+      // the list is the machine's (ip link), with libpcap's "any"
+      for (const name of [...names.slice(0, 11), 'any']) expect(r.stderr, source).toContain(name);
+    }
+  }, 60_000);
+
+  const root = process.getuid?.() === 0;
+  if (!root) console.warn('skipping the CAP_NET_RAW cases: they need root to drop the capability (setpriv)');
+  it.skipIf(!root)('a process without CAP_NET_RAW (another user, or root with the capability dropped): one line with the fix, exit 2', async () => {
+    const data = join(dir, 'no-net-raw');
+    mkdirSync(data, { mode: 0o777 });
+    chmodSync(data, 0o777);
+    const cases: Array<[string[], string]> = [
+      [['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'], 'uid 65534) lacks CAP_NET_RAW; run as root or: sudo setcap cap_net_raw+eip'],
+      [['setpriv', '--inh-caps=-net_raw', '--bounding-set=-net_raw'], 'uid 0) lacks CAP_NET_RAW; root here without it'],
+    ];
+    for (const [prefix, text] of cases) {
+      const r = await runCli(['collect', '--interface', 'lo', '--data-dir', data], { prefix, timeoutMs: 30_000 });
+      expect(r.code, prefix.join(' ')).toBe(2);
+      expect(r.stderr.split('\n'), prefix.join(' ')).toHaveLength(2);
+      expect(r.stderr, prefix.join(' ')).toContain(`earshot: cannot capture on lo: no permission: this process (${text}`);
+    }
+    // nothing was started: the API's token was never written
+    expect(existsSync(join(data, 'api-token'))).toBe(false);
+  }, 60_000);
+
+  it('"any", and an interface that exists, still capture', async () => {
+    for (const iface of ['any', 'lo']) {
+      const r = await runCli(['collect', '--interface', iface, '--duration', '1', '--api', 'false', '--format', 'json', '--data-dir', join(dir, `live-${iface}`)], { timeoutMs: 30_000 });
+      expect(r.code, `${iface}: ${r.stderr}`).toBe(0);
+      expect((JSON.parse(r.stdout) as { schema: string }).schema).toBe('earshot.report/1');
+    }
   }, 60_000);
 });

@@ -11,10 +11,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `earshot ...args`; `input` is written to its stdin. */
-export function runCli(args: string[], options: { input?: Buffer | string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+/** Runs `earshot ...args`; `input` is written to its stdin; `prefix` runs it through another command (setpriv ...). */
+export function runCli(args: string[], options: { input?: Buffer | string; env?: Record<string, string>; timeoutMs?: number; prefix?: string[] } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [EARSHOT_BIN, ...args], {
+    const [command, ...rest] = [...(options.prefix ?? []), process.execPath, EARSHOT_BIN, ...args];
+    const child = spawn(command!, rest, {
       cwd: PROJECT_ROOT,
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
