@@ -336,9 +336,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     schema: { summary: 'Open flows, then the latest finished ones', querystring: flowsQuery, response: { 200: { type: 'object', properties: { flows: { type: 'array', items: { $ref: 'Flow#' } } } }, ...errors } },
   }, async (request) => {
     const device = request.query.device ? canonicalMac(request.query.device, 'device') : null;
-    const { open, ended } = await view.get('flows');
-    const flows = [...open, ...ended].filter((f) => device === null || f.device === device).slice(0, request.query.limit);
-    return { flows };
+    return { flows: await view.flows({ device, limit: request.query.limit }) };
   });
 
   // who each assistant talks to: bounded like the ledger (devices, endpoints per device, notices)

@@ -1,7 +1,7 @@
 /**
  * The API's read model (api/view.ts) over a real run's view (a real capture replayed): however many
  * requests come at once, the run is asked for a part once per max age; a command makes every part be
- * asked again; and the parts are plain data that cross a thread as they are (structured clone).
+ * asked again; activations and flows are asked a page at a time; and the parts are plain data that cross a thread as they are (structured clone).
  */
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildSource } from '../collector/capture/index.js';
 import { loadConfig } from '../collector/config.js';
 import { buildRuntime } from '../collector/runtime.js';
-import { activationQuery, buildViewSource, VIEW_PARTS, type ActivationQuery, type ViewPart, type ViewSource } from '../collector/view.js';
+import { activationQuery, buildViewSource, VIEW_PARTS, type ActivationQuery, type FlowQuery, type ViewPart, type ViewSource } from '../collector/view.js';
 import { buildApp, contextOver } from './app.js';
 import { PROJECT_ROOT } from '../test/helpers/shared.js';
 import { localProvider, QUERIES_PER_WINDOW, RunView, type ViewProvider } from './view.js';
@@ -37,6 +37,7 @@ function counting(delayMs = 0): { provider: ViewProvider; asked: Map<ViewPart, n
         return local.part(name);
       },
       activations: (query) => local.activations(query),
+      flows: (query) => local.flows(query),
       command: (command) => local.command(command),
     },
   };
@@ -60,7 +61,7 @@ describe('RunView', () => {
   it('distinct activation queries reach the run at most QUERIES_PER_WINDOW per max age; the others wait, and all are answered', async () => {
     let asked = 0;
     const local = localProvider(source);
-    const provider: ViewProvider = { part: (name) => local.part(name), activations: (query) => { asked++; return local.activations(query); }, command: (c) => local.command(c) };
+    const provider: ViewProvider = { part: (name) => local.part(name), activations: (query) => { asked++; return local.activations(query); }, flows: (query) => local.flows(query), command: (c) => local.command(c) };
     const view = new RunView(provider, 250);
     const started = Date.now();
     const pages = Promise.all(Array.from({ length: 3 * QUERIES_PER_WINDOW }, (_, i) => view.activations(activationQuery({ offset: i }))));
@@ -108,11 +109,17 @@ describe('RunView', () => {
   it('the activation routes ask for a page, never the whole list: only the page crosses the threads', async () => {
     const parts: ViewPart[] = [];
     const pages: Array<{ query: ActivationQuery; returned: number }> = [];
+    const flowPages: Array<{ query: FlowQuery; returned: number }> = [];
     const watched: ViewSource = {
       part: (name) => { parts.push(name); return source.part(name); },
       activations: (query) => {
         const page = source.activations(query);
         pages.push({ query, returned: page.activations.length });
+        return page;
+      },
+      flows: (query) => {
+        const page = source.flows(query);
+        flowPages.push({ query, returned: page.length });
         return page;
       },
       command: (command) => source.command(command),
@@ -126,5 +133,10 @@ describe('RunView', () => {
     expect((await app.inject({ url: `/api/v1/devices/${only.device}` })).json()).toMatchObject({ activations: [{ id: only.id }] });
     expect(parts).not.toContain('activations');
     expect(pages.map((p) => [p.query.limit, p.query.verdict, p.query.id, p.query.device, p.returned])).toEqual([[1, only.verdict, null, null, 1], [1, null, only.id, null, 1], [20, null, null, only.device, 1]]);
+    // flows too: the device and the limit go to the run, and only the page comes back
+    const flows = (await app.inject({ url: `/api/v1/flows?device=${only.device.toUpperCase()}&limit=3` })).json() as { flows: Array<{ device: string }> };
+    expect(flows.flows.map((f) => f.device)).toEqual([only.device, only.device, only.device]);
+    expect((await app.inject({ url: '/api/v1/flows?limit=2' })).json()).toMatchObject({ flows: [{}, {}] });
+    expect(flowPages).toEqual([{ query: { device: only.device, limit: 3 }, returned: 3 }, { query: { device: null, limit: 2 }, returned: 2 }]);
   });
 });

@@ -5,18 +5,20 @@
  * the request rate, and the pipeline never waits for the API: it answers between packets, when asked.
  * Commands (labels, wake events, presence) go to the run and are answered once it saved them; after one,
  * every part is asked for again.
- * Activations are asked for a page at a time (filtered where they live: only the page crosses the
- * threads), each distinct query kept as a part is, at most MAX_CACHED_QUERIES of them. Distinct queries
- * the cache cannot answer go to the run at most QUERIES_PER_WINDOW per max age; more wait for the next
- * window (a flood of distinct queries, each a scan of up to 10,000 activations, kept the pipeline's
+ * Activations and flows are asked for a page at a time (filtered where they live: only the page crosses
+ * the threads), each distinct query kept as a part is, at most MAX_CACHED_QUERIES of them. Distinct
+ * queries the cache cannot answer go to the run at most QUERIES_PER_WINDOW per max age; more wait for the
+ * next window (a flood of distinct queries, each a scan of up to 10,000 activations, kept the pipeline's
  * thread busy at normal priority: the isolation held only for identical requests).
  */
-import type { ActivationPage, ActivationQuery, ViewCommand, ViewCommandResult, ViewPart, ViewParts, ViewSource } from '../collector/view.js';
+import type { ApiFlow } from '../collector/sink/activity.js';
+import type { ActivationPage, ActivationQuery, FlowQuery, ViewCommand, ViewCommandResult, ViewPart, ViewParts, ViewSource } from '../collector/view.js';
 
 /** Where the parts come from: the run on this thread, or the pipeline's thread (cli/pipeline-thread.ts). */
 export interface ViewProvider {
   part<K extends ViewPart>(name: K): Promise<ViewParts[K]>;
   activations(query: ActivationQuery): Promise<ActivationPage>;
+  flows(query: FlowQuery): Promise<ApiFlow[]>;
   command(command: ViewCommand): Promise<ViewCommandResult>;
 }
 
@@ -25,6 +27,7 @@ export function localProvider(source: ViewSource): ViewProvider {
   return {
     part: async (name) => source.part(name),
     activations: async (query) => source.activations(query),
+    flows: async (query) => source.flows(query),
     command: async (command) => source.command(command),
   };
 }
@@ -32,10 +35,10 @@ export function localProvider(source: ViewSource): ViewProvider {
 /** How long the API keeps a part of the view before asking the run again. */
 export const VIEW_MAX_AGE_MS = 250;
 
-/** Distinct activation queries kept at once (a client paging through them all asks one per page). */
+/** Distinct queries kept at once (a client paging through the activations asks one per page). */
 export const MAX_CACHED_QUERIES = 64;
 
-/** Activation queries the run is asked per max age (a window), however many distinct ones come. */
+/** Queries the run is asked per max age (a window), however many distinct ones come. */
 export const QUERIES_PER_WINDOW = 16;
 
 interface Cached<T> {
@@ -46,11 +49,12 @@ interface Cached<T> {
 export class RunView {
   private readonly cache = new Map<ViewPart, Cached<unknown>>();
   private readonly pending = new Map<ViewPart, Promise<unknown>>();
-  private readonly queries = new Map<string, Cached<ActivationPage>>();
-  private readonly pendingQueries = new Map<string, Promise<ActivationPage>>();
+  /** Answers to queries by their key ("a|..." activations, "f|..." flows). */
+  private readonly queries = new Map<string, Cached<unknown>>();
+  private readonly pendingQueries = new Map<string, Promise<unknown>>();
   /** Bumped by invalidate(): an answer asked for before it is not kept. */
   private generation = 0;
-  /** The current window of activation queries: when it started, and how many it asked the run. */
+  /** The current window of queries: when it started, and how many it asked the run. */
   private windowStartMs = 0;
   private windowQueries = 0;
 
@@ -73,15 +77,24 @@ export class RunView {
   }
 
   /** A page of activations: the same query within the max age is answered from the last answer. */
-  async activations(query: ActivationQuery): Promise<ActivationPage> {
+  activations(query: ActivationQuery): Promise<ActivationPage> {
     // String() keeps ±Infinity and NaN apart (JSON would make them all null)
-    const key = [query.sinceMs, query.untilMs, query.device, query.verdict, query.id, query.offset, query.limit].map(String).join('|');
+    const key = ['a', query.sinceMs, query.untilMs, query.device, query.verdict, query.id, query.offset, query.limit].map(String).join('|');
+    return this.query(key, () => this.provider.activations(query));
+  }
+
+  /** A page of flows: the same query within the max age is answered from the last answer. */
+  flows(query: FlowQuery): Promise<ApiFlow[]> {
+    return this.query(['f', query.device, query.limit].map(String).join('|'), () => this.provider.flows(query));
+  }
+
+  private async query<T>(key: string, ask: () => Promise<T>): Promise<T> {
     const cached = this.queries.get(key);
-    if (cached !== undefined && Date.now() - cached.atMs < this.maxAgeMs) return cached.value;
+    if (cached !== undefined && Date.now() - cached.atMs < this.maxAgeMs) return cached.value as T;
     const inFlight = this.pendingQueries.get(key);
-    if (inFlight !== undefined) return inFlight;
+    if (inFlight !== undefined) return inFlight as Promise<T>;
     const generation = this.generation;
-    const asked = this.querySlot().then(() => this.provider.activations(query)).then((value) => {
+    const asked = this.querySlot().then(ask).then((value) => {
       if (generation === this.generation && this.maxAgeMs > 0) {
         this.queries.delete(key);
         // the oldest query goes first (a Map iterates in insertion order)
@@ -96,7 +109,7 @@ export class RunView {
     return asked;
   }
 
-  /** Resolves when this window (or a later one) has room for one more activation query to the run. */
+  /** Resolves when this window (or a later one) has room for one more query to the run. */
   private async querySlot(): Promise<void> {
     if (this.maxAgeMs <= 0) return;
     for (;;) {

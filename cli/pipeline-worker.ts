@@ -103,6 +103,9 @@ port.on('message', (m: ToWorker) => {
     case 'activations':
       answer(m.id, (v) => v.activations(m.query));
       break;
+    case 'flows':
+      answer(m.id, (v) => v.flows(m.query));
+      break;
     case 'command':
       answer(m.id, (v) => v.command(m.command));
       break;

@@ -105,6 +105,22 @@ export class FlowRecordRing {
     return out;
   }
 
+  /**
+   * At most `limit` records, newest first (new objects): those of the device `deviceMac` (null: every
+   * record), among those pushed with an order below `before` (Infinity: all). Only the records taken are
+   * made; the others are skipped on their columns.
+   */
+  newest(limit: number, deviceMac: number | null = null, before = Number.POSITIVE_INFINITY): FlowRecord[] {
+    const out: FlowRecord[] = [];
+    for (let i = this.size - 1; i >= 0 && out.length < limit; i--) {
+      const slot = (this.start + i) % this.max;
+      const n = slot * NUMS;
+      if (this.nums[n + 8] >= before || (deviceMac !== null && this.nums[n + 3] !== deviceMac)) continue;
+      out.push(this.record(slot));
+    }
+    return out;
+  }
+
   private record(slot: number): FlowRecord {
     const n = slot * NUMS;
     const s = slot * SMALL;

@@ -15,6 +15,7 @@ import { heapUsed } from '../../test/helpers/heap.js';
 import { describeShared, PROJECT_ROOT, realCapture } from '../../test/helpers/shared.js';
 import { flowKey, tsharkFlows } from '../../test/helpers/tshark.js';
 import type { Activation } from '../detect/detector.js';
+import { parseMac } from '../mac.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -164,5 +165,34 @@ describeShared('activity store under a flood of other flows', () => {
     expect(fewer.assistantRingsDropped).toBe(2);
     expect(new Set(fewerOlder.map((f) => f.device)).size).toBe(devices.size - 1);
     expect(fewerOlder.filter((f) => f.device === CHATTY)).toEqual(chattyKept);
+  });
+
+  it('a page of one device\'s flows (GET /api/v1/flows?device=) is made from the rings without the rest: its flows, newest first, across both rings', async () => {
+    const echo = conversationsOf(ECHO_CAPTURE, ECHO_IP);
+    const chatty = conversationsOf(CHATTY_CAPTURE, CHATTY_IP);
+    // a ring of every flow so small that the Echo's and the Echo Dot 2's flows are in it and in their own
+    const store = await through([CHATTY_CAPTURE, ECHO_CAPTURE, CHATTY_CAPTURE], { maxEndedFlows: 20, maxFlowsPerAssistant: 500 });
+    const all = store.endedFlows().reverse();
+    expect(all.length).toBeGreaterThan(20);
+    const mine = (device: string) => all.filter((f) => f.device === device);
+    // the Echo Dot 2's newest flows are in the ring of every flow, its older ones only in its own
+    const inRecent = all.slice(0, 20).filter((f) => f.device === CHATTY).length;
+    expect(inRecent).toBeGreaterThan(0);
+    expect(mine(CHATTY).length).toBeGreaterThan(inRecent);
+    for (const [device, seen] of [[ECHO, echo], [CHATTY, chatty]] as const) {
+      const everything = mine(device);
+      expect(everything.length, device).toBeGreaterThan(2);
+      // every limit, from inside the ring of every flow to past the assistant's own
+      for (const limit of [1, 2, everything.length - 1, everything.length, everything.length + 10]) {
+        const page = store.newestEndedFlows(parseMac(device), limit);
+        expect(page, `${device} ${limit}`).toEqual(everything.slice(0, limit));
+      }
+      // and each is a conversation of the device's address that tshark sees
+      for (const f of store.newestEndedFlows(parseMac(device), 10_000)) expect(seen.has(keyOf(f)), keyOf(f)).toBe(true);
+    }
+    // every device: the newest first, the assistants' older ones after the ring of every flow's 20
+    for (const limit of [1, 20, 21, all.length, all.length + 1]) expect(store.newestEndedFlows(null, limit), String(limit)).toEqual(all.slice(0, limit));
+    // a device with no flow: none
+    expect(store.newestEndedFlows(parseMac('02:00:00:00:00:01'), 100)).toEqual([]);
   });
 });

@@ -164,15 +164,32 @@ export class ActivityStore {
 
   /** Ended flows, oldest first. */
   endedFlows(): ApiFlow[] {
-    const recent = this.ended.toArray();
-    // the assistants' flows that the ring of every flow no longer holds ended before the oldest it holds:
-    // those come first, merged in the order they ended
+    return this.newestEndedFlows(null, Number.POSITIVE_INFINITY).reverse();
+  }
+
+  /**
+   * At most `limit` ended flows of the device `mac` (null: every device), newest first: those the ring of
+   * every flow holds, then the assistants' older ones their own rings kept. Only the flows returned are
+   * made into records (a query of GET /api/v1/flows costs its page, not the 10,000 and 16 x 500 held).
+   */
+  newestEndedFlows(mac: number | null, limit: number): ApiFlow[] {
+    const recent = this.ended.newest(limit, mac);
+    const left = limit - recent.length;
+    // the assistants' flows that the ring of every flow no longer holds ended before the oldest it holds
     const from = this.ended.oldestOrder();
-    const kept: Array<{ order: number; record: FlowRecord }> = [];
-    for (const ring of this.assistantEnded.values()) for (const e of ring.olderThan(from)) kept.push(e);
-    if (kept.length === 0) return recent.map((f) => flowToApi(f, false));
-    kept.sort((a, b) => a.order - b.order);
-    return [...kept.map((e) => e.record), ...recent].map((f) => flowToApi(f, false));
+    let older: FlowRecord[] = [];
+    if (left > 0 && mac !== null) {
+      older = this.assistantEnded.get(mac)?.newest(left, mac, from) ?? [];
+    } else if (left > 0) {
+      const kept: Array<{ order: number; record: FlowRecord }> = [];
+      for (const ring of this.assistantEnded.values()) for (const e of ring.olderThan(from)) kept.push(e);
+      kept.sort((a, b) => b.order - a.order);
+      older = kept.slice(0, left).map((e) => e.record);
+    }
+    const out: ApiFlow[] = [];
+    for (const f of recent) out.push(flowToApi(f, false));
+    for (const f of older) out.push(flowToApi(f, false));
+    return out;
   }
 
   /** A device's totals and endpoints over ended flows plus `open` ones. */
