@@ -553,7 +553,7 @@ export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger):
   const format = parseFormat(parsed.flags.format, io.stdout, outputOf(parsed));
   // what can be checked before anything starts: its error comes alone, not after "capturing" and the API's lines
   preflight(file, config);
-  if (file === undefined && kind !== 'stdin') checkLiveCapture(kind, config.capture.interface ?? '');
+  if (file === undefined && kind !== 'stdin') checkLiveCapture(kind, config.capture.interface ?? '', {}, config.capture.filter);
   const source: SourceOptions = file !== undefined
     ? { kind: 'file', path: file, realtimeSpeed }
     : {

@@ -218,9 +218,17 @@ describe('a live capture that cannot open is said before anything starts (found 
     expect(existsSync(join(data, 'api-token'))).toBe(false);
   }, 60_000);
 
-  it('"any", and an interface that exists, still capture', async () => {
+  it('a filter libpcap does not compile for the interface: one line with libpcap\'s reason, exit 2, for either source', async () => {
+    for (const source of ['libpcap', 'tcpdump']) {
+      const r = await runCli(['collect', '--interface', 'lo', '--source', source, '--filter', 'port port port', '--data-dir', join(dir, `filter-${source}`)], { timeoutMs: 30_000 });
+      expect(r.code, source).toBe(2);
+      expect(r.stderr, source).toBe('earshot: cannot capture on lo: the filter "port port port" is not valid: can\'t parse filter expression: syntax error\n');
+    }
+  }, 60_000);
+
+  it('"any", and an interface that exists, with a valid filter, still capture', async () => {
     for (const iface of ['any', 'lo']) {
-      const r = await runCli(['collect', '--interface', iface, '--duration', '1', '--api', 'false', '--format', 'json', '--data-dir', join(dir, `live-${iface}`)], { timeoutMs: 30_000 });
+      const r = await runCli(['collect', '--interface', iface, '--filter', 'not port 22', '--duration', '1', '--api', 'false', '--format', 'json', '--data-dir', join(dir, `live-${iface}`)], { timeoutMs: 30_000 });
       expect(r.code, `${iface}: ${r.stderr}`).toBe(0);
       expect((JSON.parse(r.stdout) as { schema: string }).schema).toBe('earshot.report/1');
     }

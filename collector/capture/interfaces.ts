@@ -1,13 +1,16 @@
 /**
  * What can be told about a live capture before it opens: whether the interface exists here, and whether
  * this process may capture at all. `collect` asks before anything starts, so that a mistyped interface or
- * a missing capability ends the run with its one line, not after "capturing" and the API's lines; the
- * sources still report what only opening shows (a filter libpcap rejects, an interface that is down).
+ * a missing capability or a filter libpcap rejects ends the run with its one line, not after "capturing" and
+ * the API's lines; the sources still report what only opening shows.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { earshotError } from '../errors.js';
+import { LinkType } from './types.js';
 
 /** The interfaces that exist: /sys/class/net (also those without an address), else os.networkInterfaces(). */
 export function listInterfaces(sysfs = '/sys/class/net'): { names: string[]; complete: boolean } {
@@ -51,13 +54,82 @@ export function hasNetRaw(procStatus = '/proc/self/status'): boolean | null {
   return ((BigInt(`0x${m[1]}`) >> CAP_NET_RAW) & 1n) === 1n;
 }
 
+/** The part of node_pcap used here. */
+interface PcapModule {
+  findalldevs(): Array<{ name: string }>;
+  createOfflineSession(path: string, options: { filter: string }): { close(): void };
+}
+
+function loadPcap(moduleName: string): PcapModule | null {
+  try {
+    return createRequire(import.meta.url)(moduleName) as PcapModule;
+  } catch {
+    return null;
+  }
+}
+
 /** libpcap's own list of what it can open (pseudo-devices such as nflog too); null without the addon. */
 function libpcapDevices(moduleName: string): string[] | null {
   try {
-    const pcap = createRequire(import.meta.url)(moduleName) as { findalldevs(): Array<{ name: string }> };
-    return pcap.findalldevs().map((d) => d.name);
+    return loadPcap(moduleName)?.findalldevs().map((d) => d.name) ?? null;
   } catch {
     return null;
+  }
+}
+
+/**
+ * The link type libpcap gives a Linux interface of each ARPHRD type (if_arp.h), for those where it is
+ * certain: Ethernet, the loopback (which libpcap shows as Ethernet) and 802.11 with radiotap headers.
+ */
+const LINK_TYPE_BY_ARPHRD: ReadonlyMap<number, number> = new Map([[1, LinkType.ETHERNET], [772, LinkType.ETHERNET], [803, 127]]);
+
+/** The link type a capture on `iface` will have, or null when it cannot be told before opening it. */
+export function interfaceLinkType(iface: string, sysfs = '/sys/class/net'): number | null {
+  if (iface === 'any') return LinkType.LINUX_SLL;
+  if (!/^[\w.:@-]+$/.test(iface) || iface === '.' || iface === '..') return null;
+  try {
+    return LINK_TYPE_BY_ARPHRD.get(Number(readFileSync(`${sysfs}/${iface}/type`, 'utf8'))) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** An empty classic pcap file of `linkType` (24 bytes: the header only). */
+function emptyCapture(linkType: number): Buffer {
+  const b = Buffer.alloc(24);
+  b.writeUInt32LE(0xa1b2c3d4, 0);
+  b.writeUInt16LE(2, 4);
+  b.writeUInt16LE(4, 6);
+  b.writeUInt32LE(65_535, 16);
+  b.writeUInt32LE(linkType, 20);
+  return b;
+}
+
+/**
+ * Why libpcap would refuse `filter` for `linkType` (compiled against an empty capture of that type, as
+ * opening the interface would compile it): the libpcap binding's words, else tcpdump's (`-d`); null when
+ * it compiles, or when neither is there to ask.
+ */
+export function filterProblem(filter: string, linkType: number, opts: { pcapModule?: string; tcpdumpPath?: string } = {}): string | null {
+  const dir = mkdtempSync(join(tmpdir(), 'earshot-filter-'));
+  try {
+    const file = join(dir, 'empty.pcap');
+    writeFileSync(file, emptyCapture(linkType));
+    const pcap = loadPcap(opts.pcapModule ?? 'pcap');
+    if (pcap !== null) {
+      try {
+        pcap.createOfflineSession(file, { filter }).close();
+        return null;
+      } catch (err) {
+        return err instanceof Error ? err.message : String(err);
+      }
+    }
+    const r = spawnSync(opts.tcpdumpPath ?? 'tcpdump', ['-d', '-r', file, filter], { encoding: 'utf8', timeout: 10_000 });
+    if (r.error !== undefined || r.status === null || r.status === 0) return null;
+    const said = r.stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('reading from file'));
+    return said.map((l) => l.replace(/^tcpdump: /, '')).join(' ') || `tcpdump exited with ${r.status}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -72,11 +144,12 @@ export interface LiveCheckOptions {
 
 /**
  * Throws EARSHOT_ERR_CAPTURE_OPEN when a live capture of `kind` on `iface` cannot open here: no such
- * interface (the message lists those there are), or, for the libpcap source, no CAP_NET_RAW. Returns when
+ * interface (the message lists those there are), for the libpcap source no CAP_NET_RAW, or a `filter`
+ * libpcap does not compile for the interface's link type (when sysfs tells it). Returns when
  * nothing speaks against it, or nothing can be told. The tcpdump source's permission is tcpdump's own
  * (its file capabilities or setuid bit): left to tcpdump to report.
  */
-export function checkLiveCapture(kind: 'libpcap' | 'tcpdump', iface: string, opts: LiveCheckOptions = {}): void {
+export function checkLiveCapture(kind: 'libpcap' | 'tcpdump', iface: string, opts: LiveCheckOptions = {}, filter?: string | null): void {
   if (iface !== 'any') {
     const { names, complete } = listInterfaces(opts.sysfs);
     if (complete && !names.includes(iface)) {
@@ -94,4 +167,7 @@ export function checkLiveCapture(kind: 'libpcap' | 'tcpdump', iface: string, opt
       : 'run as root or: sudo setcap cap_net_raw+eip $(readlink -f $(which node))';
     throw earshotError('EARSHOT_ERR_CAPTURE_OPEN', iface, `no permission: this process (uid ${uid ?? '?'}) lacks CAP_NET_RAW; ${fix}`);
   }
+  const linkType = filter ? interfaceLinkType(iface, opts.sysfs) : null;
+  const problem = filter && linkType !== null ? filterProblem(filter, linkType, { pcapModule: opts.pcapModule }) : null;
+  if (problem !== null) throw earshotError('EARSHOT_ERR_CAPTURE_OPEN', iface, `the filter "${filter}" is not valid: ${problem}`);
 }
