@@ -12,6 +12,7 @@
  * would pass it is not copied but dropped and counted with the kernel's drops (the capture did not keep
  * up, as when the kernel's buffer overflows), so a stalled pipeline never grows the holder's memory.
  */
+import { writeClassicHeader } from './pcap-classic.js';
 import { buildFileSource } from './pcap-file.js';
 import type { CaptureSource, CaptureStats, PacketSink, SourceDeps } from './types.js';
 
@@ -57,13 +58,7 @@ export class HandoverWriter {
   header(linkType: number, snaplen: number): void {
     const b = this.room(24);
     const at = this.used;
-    b.writeUInt32LE(0xa1b2c3d4, at);
-    b.writeUInt16LE(2, at + 4);
-    b.writeUInt16LE(4, at + 6);
-    b.writeUInt32LE(0, at + 8);
-    b.writeUInt32LE(0, at + 12);
-    b.writeUInt32LE(snaplen, at + 16);
-    b.writeUInt32LE(linkType, at + 20);
+    writeClassicHeader(b, at, linkType, snaplen);
     this.used += 24;
     this.flush();
   }

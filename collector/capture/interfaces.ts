@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { earshotError } from '../errors.js';
+import { writeClassicHeader } from './pcap-classic.js';
 import { LinkType } from './types.js';
 
 /** The interfaces that exist: /sys/class/net (also those without an address), else os.networkInterfaces(). */
@@ -94,17 +95,6 @@ export function interfaceLinkType(iface: string, sysfs = '/sys/class/net'): numb
   }
 }
 
-/** An empty classic pcap file of `linkType` (24 bytes: the header only). */
-function emptyCapture(linkType: number): Buffer {
-  const b = Buffer.alloc(24);
-  b.writeUInt32LE(0xa1b2c3d4, 0);
-  b.writeUInt16LE(2, 4);
-  b.writeUInt16LE(4, 6);
-  b.writeUInt32LE(65_535, 16);
-  b.writeUInt32LE(linkType, 20);
-  return b;
-}
-
 /**
  * Why libpcap would refuse `filter` for `linkType` (compiled against an empty capture of that type, as
  * opening the interface would compile it): the libpcap binding's words, else tcpdump's (`-d`); null when
@@ -114,7 +104,9 @@ export function filterProblem(filter: string, linkType: number, opts: { pcapModu
   const dir = mkdtempSync(join(tmpdir(), 'earshot-filter-'));
   try {
     const file = join(dir, 'empty.pcap');
-    writeFileSync(file, emptyCapture(linkType));
+    const empty = Buffer.alloc(24);
+    writeClassicHeader(empty, 0, linkType, 65_535);
+    writeFileSync(file, empty);
     const pcap = loadPcap(opts.pcapModule ?? 'pcap');
     if (pcap !== null) {
       try {

@@ -180,3 +180,14 @@ export class ClassicPcapParser extends RecordParser {
     return this.needMore(pos, headerLen);
   }
 }
+
+/** Writes a classic pcap file header (little-endian, microseconds) of `linkType` at `at`: 24 bytes. */
+export function writeClassicHeader(b: Buffer, at: number, linkType: number, snaplen: number): void {
+  b.writeUInt32LE(0xa1b2c3d4, at);
+  b.writeUInt16LE(2, at + 4);
+  b.writeUInt16LE(4, at + 6);
+  b.writeUInt32LE(0, at + 8);
+  b.writeUInt32LE(0, at + 12);
+  b.writeUInt32LE(snaplen, at + 16);
+  b.writeUInt32LE(linkType, at + 20);
+}
