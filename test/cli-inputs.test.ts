@@ -226,6 +226,26 @@ describe('a live capture that cannot open is said before anything starts (found 
     }
   }, 60_000);
 
+  it.skipIf(!root)('an interface that is down: one line, exit 2; up without an address (a mirror port): captures, without a warning', async () => {
+    const name = `esd${process.pid % 100000}`;
+    spawnSync('ip', ['link', 'del', name], { stdio: 'ignore' });
+    expect(spawnSync('ip', ['link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}p`]).status).toBe(0);
+    try {
+      for (const source of ['libpcap', 'tcpdump']) {
+        const r = await runCli(['collect', '--interface', name, '--source', source, '--data-dir', join(dir, `down-${source}`)], { timeoutMs: 30_000 });
+        expect(r.code, source).toBe(2);
+        expect(r.stderr, source).toBe(`earshot: cannot capture on ${name}: the interface is down (ip link set ${name} up; a bridge or access point may still be coming up)\n`);
+      }
+      expect(spawnSync('ip', ['link', 'set', name, 'up']).status).toBe(0);
+      // before: "libpcap on IF: IF: no IPv4 address assigned" at every start on a mirror port
+      const r = await runCli(['collect', '--interface', name, '--duration', '1', '--api', 'false', '--format', 'json', '--data-dir', join(dir, 'mirror')], { timeoutMs: 30_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['capturing']);
+    } finally {
+      spawnSync('ip', ['link', 'del', name], { stdio: 'ignore' });
+    }
+  }, 60_000);
+
   it('"any", and an interface that exists, with a valid filter, still capture', async () => {
     for (const iface of ['any', 'lo']) {
       const r = await runCli(['collect', '--interface', iface, '--filter', 'not port 22', '--duration', '1', '--api', 'false', '--format', 'json', '--data-dir', join(dir, `live-${iface}`)], { timeoutMs: 30_000 });

@@ -36,6 +36,25 @@ export function interfaceList(names: readonly string[]): string {
   return names.length > NAMES_SHOWN ? `${shown} and ${names.length - NAMES_SHOWN} more` : shown;
 }
 
+/** Whether `name` can be looked up in sysfs as it is (no path separators, not "." or ".."). */
+export function plainInterfaceName(name: string): boolean {
+  return /^[\w.:@-]+$/.test(name) && name !== '.' && name !== '..';
+}
+
+/** IFF_UP in an interface's flags (linux/if.h): libpcap refuses an interface without it ("That device is not up"). */
+const IFF_UP = 0x1;
+
+/** Whether sysfs says `iface` is administratively down; false when it cannot be told. */
+export function interfaceDown(iface: string, sysfs = '/sys/class/net'): boolean {
+  if (!plainInterfaceName(iface)) return false;
+  try {
+    const flags = Number(readFileSync(`${sysfs}/${iface}/flags`, 'utf8').trim());
+    return Number.isInteger(flags) && (flags & IFF_UP) === 0;
+  } catch {
+    return false;
+  }
+}
+
 /** CAP_NET_RAW's bit in /proc's capability masks (linux/capability.h). */
 const CAP_NET_RAW = 13n;
 
@@ -87,7 +106,7 @@ const LINK_TYPE_BY_ARPHRD: ReadonlyMap<number, number> = new Map([[1, LinkType.E
 /** The link type a capture on `iface` will have, or null when it cannot be told before opening it. */
 export function interfaceLinkType(iface: string, sysfs = '/sys/class/net'): number | null {
   if (iface === 'any') return LinkType.LINUX_SLL;
-  if (!/^[\w.:@-]+$/.test(iface) || iface === '.' || iface === '..') return null;
+  if (!plainInterfaceName(iface)) return null;
   try {
     return LINK_TYPE_BY_ARPHRD.get(Number(readFileSync(`${sysfs}/${iface}/type`, 'utf8'))) ?? null;
   } catch {
@@ -136,7 +155,7 @@ export interface LiveCheckOptions {
 
 /**
  * Throws EARSHOT_ERR_CAPTURE_OPEN when a live capture of `kind` on `iface` cannot open here: no such
- * interface (the message lists those there are), for the libpcap source no CAP_NET_RAW, or a `filter`
+ * interface (the message lists those there are), an interface that is down, for the libpcap source no CAP_NET_RAW, or a `filter`
  * libpcap does not compile for the interface's link type (when sysfs tells it). Returns when
  * nothing speaks against it, or nothing can be told. The tcpdump source's permission is tcpdump's own
  * (its file capabilities or setuid bit): left to tcpdump to report.
@@ -151,6 +170,9 @@ export function checkLiveCapture(kind: 'libpcap' | 'tcpdump', iface: string, opt
         throw earshotError('EARSHOT_ERR_CAPTURE_OPEN', iface, `no such network interface (interfaces here: ${interfaceList([...names, 'any'])})`);
       }
     }
+  }
+  if (iface !== 'any' && interfaceDown(iface, opts.sysfs)) {
+    throw earshotError('EARSHOT_ERR_CAPTURE_OPEN', iface, `the interface is down (ip link set ${iface} up; a bridge or access point may still be coming up)`);
   }
   if (kind === 'libpcap' && hasNetRaw(opts.procStatus) === false) {
     const uid = process.getuid?.();

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { earshotError, isEarshotError } from '../errors.js';
 import { buildDropWatch } from './drops.js';
+import { plainInterfaceName } from './interfaces.js';
 import { supportedLinkTypesText } from './pcap-classic.js';
 import { emptyCaptureStats, LinkType, SUPPORTED_LINKTYPES, type CaptureSource, type CaptureStats, type PacketSink, type SourceDeps } from './types.js';
 
@@ -81,7 +82,7 @@ function loadPcap(moduleName: string): PcapModule {
  * it cannot be told (no sysfs, a pseudo-interface such as "any", a name that is not a plain name).
  */
 export function interfaceIndex(name: string, sysfs = '/sys/class/net'): number | null {
-  if (!/^[\w.:@-]+$/.test(name) || name === '.' || name === '..') return null;
+  if (!plainInterfaceName(name)) return null;
   try {
     const index = Number(readFileSync(`${sysfs}/${name}/ifindex`, 'utf8'));
     return Number.isInteger(index) ? index : null;
@@ -151,7 +152,8 @@ export function buildLibpcapSource(opts: LibpcapSourceOptions, deps: SourceDeps)
     const pcap = loadPcap(opts.moduleName ?? 'pcap');
     let warned = false;
     pcap.warningHandler = (message: string) => {
-      if (warned) return;
+      // a mirror port has no address, and needs none: libpcap wants one only for "ip broadcast" filters
+      if (warned || /no IPv4 address assigned/.test(message)) return;
       warned = true;
       deps.onWarning?.(`libpcap on ${opts.interface}: ${message}`);
     };
