@@ -6,7 +6,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, statfsSync } from 'no
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { buildSource } from '../collector/capture/index.js';
-import { listInterfaces } from '../collector/capture/interfaces.js';
+import { filterProblem, interfaceDown, interfaceLinkType, listInterfaces } from '../collector/capture/interfaces.js';
 import type { Config } from '../collector/config.js';
 import { IPPROTO_TCP } from '../collector/decode/packet.js';
 import type { Flow } from '../collector/flow/flow.js';
@@ -98,6 +98,15 @@ export async function checkCapture(config: Readonly<Config>, seconds: number, on
   const missing = (detail: string) => line('interface', 'FAIL', `no such interface "${iface}"${detail} (${existing})`, 'pass --interface with one of these; on OpenWrt the LAN bridge is usually br-lan', true);
   const notOpened = line('traffic', 'skip', 'the capture did not open');
   if (complete && iface !== 'any' && !names.includes(iface)) return { ...none, results: [missing(''), notOpened] };
+  if (iface !== 'any' && interfaceDown(iface)) {
+    return { ...none, results: [line('interface', 'FAIL', `${iface} is down`, `ip link set ${iface} up (or wait for the bridge or access point that brings it up)`, true), notOpened] };
+  }
+  const filter = config.capture.filter;
+  const linkType = filter ? interfaceLinkType(iface) : null;
+  const problem = filter && linkType !== null ? filterProblem(filter, linkType) : null;
+  if (problem !== null) {
+    return { ...none, results: [line('filter', 'FAIL', `the filter "${filter}" is not valid on ${iface}: ${problem}`, 'fix capture.filter (or --filter); tcpdump -d -i IF \'FILTER\' checks one', true), notOpened] };
+  }
 
   const results: CheckResult[] = [];
   const directions = new Map<number, Directions>();

@@ -75,6 +75,22 @@ describe('earshot doctor', () => {
     });
   });
 
+  it.skipIf(!isRoot)('an interface that is down, or a filter libpcap refuses: FAIL saying so, before any capture, exit 2', async () => {
+    const name = `esdd${process.pid % 100000}`;
+    spawnSync('ip', ['link', 'del', name], { stdio: 'ignore' });
+    expect(spawnSync('ip', ['link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}p`]).status).toBe(0);
+    try {
+      const down = await runCli(['doctor', '--interface', name, '--seconds', '1']);
+      expect(down.code).toBe(2);
+      expect(lineOf(down.stdout, 'interface')).toBe(`FAIL interface: ${name} is down — ip link set ${name} up (or wait for the bridge or access point that brings it up)`);
+    } finally {
+      spawnSync('ip', ['link', 'del', name], { stdio: 'ignore' });
+    }
+    const filter = await runCli(['doctor', '--interface', 'lo', '--filter', 'port port port', '--seconds', '1']);
+    expect(filter.code).toBe(2);
+    expect(lineOf(filter.stdout, 'filter')).toMatch(/^FAIL filter: the filter "port port port" is not valid on lo: can't parse filter expression: syntax error/);
+  });
+
   it('no such interface: FAIL naming it and listing those that exist, exit 2', async () => {
     const r = await runCli(['doctor', '--interface', 'earshot-nope0', '--seconds', '1']);
     expect(r.code).toBe(2);
