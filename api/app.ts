@@ -215,7 +215,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     },
   }, async (request, reply) => {
     const mac = canonicalMac(request.params.mac, 'mac');
-    const d = (await view.get('devices')).find((x) => x.device.mac === mac);
+    const d = await view.device(mac);
     if (!d) return reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no device ${mac}` });
     const { activations } = await view.activations(activationQuery({ device: mac, limit: 20 }));
     return { device: d.device, endpoints: d.endpoints, activations };

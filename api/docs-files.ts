@@ -24,7 +24,7 @@ export async function openApiDocument(): Promise<unknown> {
     { token: null, tokenForReads: false, postsPerMinute: 1, failedTokensPerMinute: 1, allowedHosts: [], bodyLimitBytes: 1024, version: version() },
     {
       // the document is built from the routes' schemas; the handlers that would use these never run
-      view: new RunView({ part: () => Promise.reject(new Error('no run')), activations: () => Promise.reject(new Error('no run')), flows: () => Promise.reject(new Error('no run')), command: () => Promise.reject(new Error('no run')) }, 0),
+      view: new RunView({ part: () => Promise.reject(new Error('no run')), activations: () => Promise.reject(new Error('no run')), flows: () => Promise.reject(new Error('no run')), device: () => Promise.reject(new Error('no run')), command: () => Promise.reject(new Error('no run')) }, 0),
       config: loadConfig({}), captureSource: 'file', startedMs: 0, version: version(),
     },
   );

@@ -6,7 +6,8 @@
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildSource } from '../collector/capture/index.js';
+import { buildSource, type CaptureSource } from '../collector/capture/index.js';
+import { formatMac } from '../collector/mac.js';
 import { loadConfig } from '../collector/config.js';
 import { buildRuntime } from '../collector/runtime.js';
 import { activationQuery, buildViewSource, VIEW_PARTS, type ActivationQuery, type FlowQuery, type ViewPart, type ViewSource } from '../collector/view.js';
@@ -38,6 +39,7 @@ function counting(delayMs = 0): { provider: ViewProvider; asked: Map<ViewPart, n
       },
       activations: (query) => local.activations(query),
       flows: (query) => local.flows(query),
+      device: (mac) => local.device(mac),
       command: (command) => local.command(command),
     },
   };
@@ -61,7 +63,7 @@ describe('RunView', () => {
   it('distinct activation queries reach the run at most QUERIES_PER_WINDOW per max age; the others wait, and all are answered', async () => {
     let asked = 0;
     const local = localProvider(source);
-    const provider: ViewProvider = { part: (name) => local.part(name), activations: (query) => { asked++; return local.activations(query); }, flows: (query) => local.flows(query), command: (c) => local.command(c) };
+    const provider: ViewProvider = { part: (name) => local.part(name), activations: (query) => { asked++; return local.activations(query); }, flows: (query) => local.flows(query), device: (mac) => local.device(mac), command: (c) => local.command(c) };
     const view = new RunView(provider, 250);
     const started = Date.now();
     const pages = Promise.all(Array.from({ length: 3 * QUERIES_PER_WINDOW }, (_, i) => view.activations(activationQuery({ offset: i }))));
@@ -122,6 +124,7 @@ describe('RunView', () => {
         flowPages.push({ query, returned: page.length });
         return page;
       },
+      device: (mac) => source.device(mac),
       command: (command) => source.command(command),
     };
     const app = await buildApp({ token: null, tokenForReads: false, postsPerMinute: 10, failedTokensPerMinute: 10, allowedHosts: [], bodyLimitBytes: 1024, version: 'test' },
@@ -138,5 +141,41 @@ describe('RunView', () => {
     expect(flows.flows.map((f) => f.device)).toEqual([only.device, only.device, only.device]);
     expect((await app.inject({ url: '/api/v1/flows?limit=2' })).json()).toMatchObject({ flows: [{}, {}] });
     expect(flowPages).toEqual([{ query: { device: only.device, limit: 3 }, returned: 3 }, { query: { device: null, limit: 2 }, returned: 2 }]);
+  });
+});
+
+describe('the devices part while flows are open', () => {
+  it('counts each device as one device\'s answer does (its open flows made into records, its endpoints): the cheap sums and the full path agree', async () => {
+    const runtime = buildRuntime(loadConfig({}), { clock: 'packet', activity: true }, { log: pino({ level: 'silent' }) });
+    const view = buildViewSource(runtime, { captureRunning: () => true, influxReachable: () => null, alerts: () => ({}) });
+    const file = buildSource({ kind: 'file', path: CAPTURE }, {});
+    // the view looked at between packets, as the pipeline answers the API: every 500th packet
+    let packets = 0;
+    let compared = 0;
+    let withOpen = 0;
+    const looked: CaptureSource = {
+      ...file,
+      description: file.description,
+      run: (sink) => file.run((...args) => {
+        sink(...args);
+        if (++packets % 500 !== 0) return;
+        const open = runtime.collector.activeFlows();
+        for (const { device } of view.part('devices')) {
+          const one = view.device(device.mac);
+          expect(one?.device, `${device.mac} at packet ${packets}`).toEqual(device);
+          compared++;
+          if (open.some((f) => formatMac(f.deviceMac) === device.mac)) withOpen++;
+        }
+      }),
+      stop: () => file.stop(),
+      stats: () => file.stats(),
+    };
+    await runtime.run(looked);
+    expect(withOpen).toBeGreaterThan(10);
+    expect(compared).toBeGreaterThan(withOpen);
+    // and one device's endpoints come with it (the Echo's voice service)
+    const echo = view.part('devices').find((e) => e.device.assistant);
+    expect(Object.keys(view.device(echo!.device.mac)!.endpoints)).toContain('voice');
+    expect(view.device('02:00:00:00:00:01')).toBeNull();
   });
 });

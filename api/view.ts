@@ -5,20 +5,21 @@
  * the request rate, and the pipeline never waits for the API: it answers between packets, when asked.
  * Commands (labels, wake events, presence) go to the run and are answered once it saved them; after one,
  * every part is asked for again.
- * Activations and flows are asked for a page at a time (filtered where they live: only the page crosses
+ * Activations, flows and one device's endpoints are asked for a page at a time (filtered where they live: only the page crosses
  * the threads), each distinct query kept as a part is, at most MAX_CACHED_QUERIES of them. Distinct
  * queries the cache cannot answer go to the run at most QUERIES_PER_WINDOW per max age; more wait for the
  * next window (a flood of distinct queries, each a scan of up to 10,000 activations, kept the pipeline's
  * thread busy at normal priority: the isolation held only for identical requests).
  */
 import type { ApiFlow } from '../collector/sink/activity.js';
-import type { ActivationPage, ActivationQuery, FlowQuery, ViewCommand, ViewCommandResult, ViewPart, ViewParts, ViewSource } from '../collector/view.js';
+import type { ActivationPage, ActivationQuery, DeviceDetail, FlowQuery, ViewCommand, ViewCommandResult, ViewPart, ViewParts, ViewSource } from '../collector/view.js';
 
 /** Where the parts come from: the run on this thread, or the pipeline's thread (cli/pipeline-thread.ts). */
 export interface ViewProvider {
   part<K extends ViewPart>(name: K): Promise<ViewParts[K]>;
   activations(query: ActivationQuery): Promise<ActivationPage>;
   flows(query: FlowQuery): Promise<ApiFlow[]>;
+  device(mac: string): Promise<DeviceDetail | null>;
   command(command: ViewCommand): Promise<ViewCommandResult>;
 }
 
@@ -28,6 +29,7 @@ export function localProvider(source: ViewSource): ViewProvider {
     part: async (name) => source.part(name),
     activations: async (query) => source.activations(query),
     flows: async (query) => source.flows(query),
+    device: async (mac) => source.device(mac),
     command: async (command) => source.command(command),
   };
 }
@@ -86,6 +88,11 @@ export class RunView {
   /** A page of flows: the same query within the max age is answered from the last answer. */
   flows(query: FlowQuery): Promise<ApiFlow[]> {
     return this.query(['f', query.device, query.limit].map(String).join('|'), () => this.provider.flows(query));
+  }
+
+  /** One device with its endpoints (canonical MAC text): the same device within the max age is answered from the last answer. */
+  device(mac: string): Promise<DeviceDetail | null> {
+    return this.query(`d|${mac}`, () => this.provider.device(mac));
   }
 
   private async query<T>(key: string, ask: () => Promise<T>): Promise<T> {

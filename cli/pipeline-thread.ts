@@ -24,7 +24,7 @@ import { onStopSignals } from '../collector/stop-signals.js';
 import type { Logger } from '../collector/log.js';
 import { version } from '../collector/version.js';
 import type { ApiFlow } from '../collector/sink/activity.js';
-import type { ActivationPage, ActivationQuery, FlowQuery, ViewCommand, ViewCommandResult, ViewPart, ViewParts } from '../collector/view.js';
+import type { ActivationPage, ActivationQuery, DeviceDetail, FlowQuery, ViewCommand, ViewCommandResult, ViewPart, ViewParts } from '../collector/view.js';
 import { MAX_SEMI_SPACE_MB } from './heap-flags.js';
 import type { CliIo, RunRequest } from './run-capture.js';
 
@@ -71,6 +71,7 @@ export type ToWorker =
   | { t: 'part'; id: number; name: ViewPart }
   | { t: 'activations'; id: number; query: ActivationQuery }
   | { t: 'flows'; id: number; query: FlowQuery }
+  | { t: 'device'; id: number; mac: string }
   | { t: 'command'; id: number; command: ViewCommand }
   | { t: 'signal'; signal: string };
 
@@ -109,7 +110,7 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
 
   let nextId = 1;
   const waiting = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
-  const ask = (message: { t: 'part'; name: ViewPart } | { t: 'activations'; query: ActivationQuery } | { t: 'flows'; query: FlowQuery } | { t: 'command'; command: ViewCommand }): Promise<unknown> =>
+  const ask = (message: { t: 'part'; name: ViewPart } | { t: 'activations'; query: ActivationQuery } | { t: 'flows'; query: FlowQuery } | { t: 'device'; mac: string } | { t: 'command'; command: ViewCommand }): Promise<unknown> =>
     new Promise((resolve, reject) => {
       const id = nextId++;
       waiting.set(id, { resolve, reject });
@@ -119,6 +120,7 @@ export async function runOnPipelineThread(request: RunRequest, io: CliIo, log: L
     part: <K extends ViewPart>(name: K) => ask({ t: 'part', name }) as Promise<ViewParts[K]>,
     activations: (query: ActivationQuery) => ask({ t: 'activations', query }) as Promise<ActivationPage>,
     flows: (query: FlowQuery) => ask({ t: 'flows', query }) as Promise<ApiFlow[]>,
+    device: (mac: string) => ask({ t: 'device', mac }) as Promise<DeviceDetail | null>,
     command: (command: ViewCommand) => ask({ t: 'command', command }) as Promise<ViewCommandResult>,
   }, VIEW_MAX_AGE_MS);
 

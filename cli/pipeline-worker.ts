@@ -106,6 +106,9 @@ port.on('message', (m: ToWorker) => {
     case 'flows':
       answer(m.id, (v) => v.flows(m.query));
       break;
+    case 'device':
+      answer(m.id, (v) => v.device(m.mac));
+      break;
     case 'command':
       answer(m.id, (v) => v.command(m.command));
       break;

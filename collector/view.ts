@@ -19,9 +19,10 @@ import { parseMac } from './mac.js';
 import type { FindingRecord } from './findings/index.js';
 import type { CollectorStats } from './index.js';
 import type { ApiNotice, PrivacyDevice } from './privacy/index.js';
+import type { Device } from './identify/device.js';
 import type { Runtime } from './runtime.js';
 import { flowToApi, type ApiFlow } from './sink/activity.js';
-import { flowsByDevice } from './sink/device-totals.js';
+import { DeviceTotals } from './sink/device-totals.js';
 import { withLocal } from './local/record.js';
 import { activationToReport, callToReport, isoTime, type ReportActivation, type ReportCall } from './sink/report.js';
 
@@ -57,9 +58,15 @@ export interface ApiDevice {
   flows: number;
 }
 
+/** A device in the devices part: its counts, not its endpoints (those come with one device: ViewSource.device). */
 export interface DeviceEntry {
   device: ApiDevice;
   lastSeenMs: number;
+}
+
+/** One device with its endpoints by service (GET /api/v1/devices/:mac). */
+export interface DeviceDetail {
+  device: ApiDevice;
   endpoints: Record<string, ApiEndpoint[]>;
 }
 
@@ -229,6 +236,8 @@ export interface ViewSource {
   part<K extends ViewPart>(name: K): ViewParts[K];
   activations(query: ActivationQuery): ActivationPage;
   flows(query: FlowQuery): ApiFlow[];
+  /** One device (canonical MAC text) with its endpoints; null when the inventory does not hold it. */
+  device(mac: string): DeviceDetail | null;
   /** Runs a command; throws what the runtime throws (NotSavedError when it cannot be saved). */
   command(command: ViewCommand): ViewCommandResult;
 }
@@ -279,24 +288,27 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
     };
   };
 
+  const NO_COUNTS = { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0 };
+  const apiDevice = (d: Device, t: typeof NO_COUNTS): ApiDevice => ({
+    mac: d.macText, name: d.name, vendor: d.vendor ?? d.ouiVendor, model: d.model, assistant: d.assistant,
+    ips: [...d.ips], evidence: [...d.evidence],
+    firstSeen: d.firstSeenMs > 0 ? isoTime(d.firstSeenMs) : null, lastSeen: d.lastSeenMs > 0 ? isoTime(d.lastSeenMs) : null,
+    bytesUp: t.bytesUp, bytesDown: t.bytesDown, packetsUp: t.packetsUp, packetsDown: t.packetsDown, flows: t.flows,
+  });
+
+  // every device's counts: the open flows are counted as they are, by device (before, each refresh made a
+  // record of every open flow, with its addresses as text, and copied every device's endpoints: ~28 ms
+  // per refresh on the pipeline's thread under a flood of new flows, every 3 s per open status page)
   const devices = (): DeviceEntry[] => {
     const all = collector.inventory?.all() ?? [];
-    const open = flowsByDevice(collector.activeFlows().map(flowRecord));
-    const entries = all.map((d): DeviceEntry => {
-      const t = activity?.deviceTotals(d.mac, open.get(d.mac) ?? []) ?? { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0, endpoints: [] };
-      const endpoints: Record<string, ApiEndpoint[]> = {};
-      for (const e of t.endpoints) (endpoints[e.service] ??= []).push({ serverName: e.serverName, flows: e.flows, bytesUp: e.bytesUp, bytesDown: e.bytesDown });
-      return {
-        device: {
-          mac: d.macText, name: d.name, vendor: d.vendor ?? d.ouiVendor, model: d.model, assistant: d.assistant,
-          ips: [...d.ips], evidence: [...d.evidence],
-          firstSeen: d.firstSeenMs > 0 ? isoTime(d.firstSeenMs) : null, lastSeen: d.lastSeenMs > 0 ? isoTime(d.lastSeenMs) : null,
-          bytesUp: t.bytesUp, bytesDown: t.bytesDown, packetsUp: t.packetsUp, packetsDown: t.packetsDown, flows: t.flows,
-        },
-        lastSeenMs: d.lastSeenMs,
-        endpoints,
-      };
-    });
+    const open = new Map<number, DeviceTotals>();
+    for (const f of collector.activeFlows()) {
+      if (f.deviceMac < 0) continue;
+      let c = open.get(f.deviceMac);
+      if (c === undefined) open.set(f.deviceMac, (c = new DeviceTotals()));
+      c.addCounts(f);
+    }
+    const entries = all.map((d): DeviceEntry => ({ device: apiDevice(d, activity?.deviceCounts(d.mac, open.get(d.mac)) ?? NO_COUNTS), lastSeenMs: d.lastSeenMs }));
     return entries.sort((a, b) => Number(b.device.assistant) - Number(a.device.assistant) || b.lastSeenMs - a.lastSeenMs);
   };
 
@@ -304,6 +316,18 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
     const finished = activity?.finishedCalls() ?? [];
     const open = collector.calls?.openCalls() ?? [];
     return [...finished, ...open].sort((a, b) => b.startMs - a.startMs).map((c) => ({ ...callToReport(c), open: !c.finished }));
+  };
+
+  /** One device with its endpoints: only its own open flows are made into records. */
+  const device = (macText: string): DeviceDetail | null => {
+    const mac = parseMac(macText);
+    const d = collector.inventory?.describe(mac);
+    if (d === undefined) return null;
+    const open = collector.activeFlows().filter((f) => f.deviceMac === mac).map(flowRecord);
+    const t = activity?.deviceTotals(mac, open) ?? { ...NO_COUNTS, endpoints: [] };
+    const endpoints: Record<string, ApiEndpoint[]> = {};
+    for (const e of t.endpoints) (endpoints[e.service] ??= []).push({ serverName: e.serverName, flows: e.flows, bytesUp: e.bytesUp, bytesDown: e.bytesDown });
+    return { device: apiDevice(d, t), endpoints };
   };
 
   const parts: { [K in ViewPart]: () => ViewParts[K] } = {
@@ -319,6 +343,7 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
     part: <K extends ViewPart>(name: K) => parts[name]() as ViewParts[K],
     activations: (query) => pageActivations(activity?.listActivations() ?? [], query),
     flows: (query) => pageFlows(collector, activity, query),
+    device,
     command(command: ViewCommand): ViewCommandResult {
       switch (command.kind) {
         case 'label': {

@@ -7,7 +7,7 @@ import type { Call } from '../detect/calls.js';
 import type { Activation } from '../detect/detector.js';
 import type { FlowRecord } from '../flow/record.js';
 import { FlowRecordRing } from '../flow/record-ring.js';
-import type { DeviceTotalsStore, Endpoint } from './device-totals.js';
+import type { DeviceTotals, DeviceTotalsStore, Endpoint } from './device-totals.js';
 import { activationToReport, flowToReport, type ReportActivation, type ReportFlow } from './report.js';
 import { NewestRing } from './ring.js';
 
@@ -190,6 +190,13 @@ export class ActivityStore {
     for (const f of recent) out.push(flowToApi(f, false));
     for (const f of older) out.push(flowToApi(f, false));
     return out;
+  }
+
+  /** A device's bytes, packets and flows: ended flows plus `open`, the counts of its open ones (no copy, no endpoints). */
+  deviceCounts(mac: number, open: DeviceTotals | undefined): { bytesUp: number; bytesDown: number; packetsUp: number; packetsDown: number; flows: number } {
+    const d = this.totals.get(mac);
+    const sum = (k: 'bytesUp' | 'bytesDown' | 'packetsUp' | 'packetsDown' | 'flows') => (d?.[k] ?? 0) + (open?.[k] ?? 0);
+    return { bytesUp: sum('bytesUp'), bytesDown: sum('bytesDown'), packetsUp: sum('packetsUp'), packetsDown: sum('packetsDown'), flows: sum('flows') };
   }
 
   /** A device's totals and endpoints over ended flows plus `open` ones. */

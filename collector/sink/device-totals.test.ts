@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { createFlow } from '../flow/flow.js';
 import { flowRecord } from '../flow/record.js';
-import { DeviceTotalsStore, flowsByDevice } from './device-totals.js';
+import { DeviceTotalsStore } from './device-totals.js';
 
 const MAC = 0x44650d123456;
 const T0 = 1_700_000_000_000;
@@ -89,14 +89,5 @@ describe('device totals', () => {
     expect(store.snapshot(open).get(MAC)!.bytesUp).toBe(105);
     expect(store.device(MAC, open).sortedEndpoints()).toEqual([{ service: 'web', serverName: 'a.example', flows: 2, bytesUp: 105, bytesDown: 206 }]);
     expect([store.get(MAC)!.bytesUp, store.get(MAC)!.flows, store.get(MAC)!.sortedEndpoints()[0].flows]).toEqual([100, 1, 1]);
-  });
-
-  it('groups open flows by device once (flows with no device left out)', () => {
-    const a = record(1, 0, 1, 1);
-    const b = record(2, 0, 1, 1);
-    const f = createFlow(3, 17, 4, 0, T0, [0, 0, 0, 0x08080808], 53, [0, 0, 0, 0x08080404], 53);
-    const grouped = flowsByDevice([a, flowRecord(f), b]);
-    expect([...grouped.keys()]).toEqual([MAC]);
-    expect(grouped.get(MAC)!.map((r) => r.id)).toEqual([1, 2]);
   });
 });

@@ -21,6 +21,9 @@ export interface Endpoint {
   bytesDown: number;
 }
 
+/** What the counts read of a flow: a Flow has these too, so open flows are counted without a record. */
+export type FlowCounts = Pick<FlowRecord, 'bytesUp' | 'bytesDown' | 'packetsUp' | 'packetsDown' | 'deviceIsClient'>;
+
 /** A device's totals. `bytesUp` and `packetsUp` are what the device sent. */
 export class DeviceTotals {
   bytesUp = 0;
@@ -33,15 +36,21 @@ export class DeviceTotals {
   /** `service|name` -> endpoint (only when the store keeps endpoints). */
   readonly endpoints = new Map<string, Endpoint>();
 
-  add(f: FlowRecord, withEndpoints: boolean): void {
+  /** A flow's bytes, packets and itself to the counts (not its address or endpoint); returns the bytes it sent. */
+  addCounts(f: FlowCounts): number {
     const up = f.deviceIsClient ? f.bytesUp : f.bytesDown;
-    const down = f.bytesUp + f.bytesDown - up;
     const packetsUp = f.deviceIsClient ? f.packetsUp : f.packetsDown;
     this.bytesUp += up;
-    this.bytesDown += down;
+    this.bytesDown += f.bytesUp + f.bytesDown - up;
     this.packetsUp += packetsUp;
     this.packetsDown += f.packetsUp + f.packetsDown - packetsUp;
     this.flows++;
+    return up;
+  }
+
+  add(f: FlowRecord, withEndpoints: boolean): void {
+    const up = this.addCounts(f);
+    const down = f.bytesUp + f.bytesDown - up;
     const ip = f.deviceIsClient ? f.client : f.server;
     // 0.0.0.0 and :: (DHCP before an address) are no address of the device
     const seen = this.ips.get(ip);
@@ -148,16 +157,4 @@ function add(into: Map<number, DeviceTotals>, f: FlowRecord, options: DeviceTota
     into.set(f.deviceMac, d);
   }
   d.add(f, options.endpoints);
-}
-
-/** Open flows by their device, so totals for many devices walk them once. */
-export function flowsByDevice(records: readonly FlowRecord[]): Map<number, FlowRecord[]> {
-  const out = new Map<number, FlowRecord[]>();
-  for (const r of records) {
-    if (r.deviceMac < 0) continue;
-    const list = out.get(r.deviceMac);
-    if (list === undefined) out.set(r.deviceMac, [r]);
-    else list.push(r);
-  }
-  return out;
 }
