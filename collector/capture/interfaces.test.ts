@@ -39,6 +39,18 @@ describe('filters, compiled before the capture opens', () => {
     expect(refused).toBe(3);
   });
 
+  it('a temporary directory that cannot be written (full, read-only): tcpdump is asked through its standard input', () => {
+    const before = process.env.TMPDIR;
+    process.env.TMPDIR = join(dir, 'no-such-tmp', 'deeper');
+    try {
+      expect(filterProblem('port port port', LinkType.ETHERNET)).toBe("can't parse filter expression: syntax error");
+      expect(filterProblem('tcp port 443', LinkType.ETHERNET)).toBeNull();
+    } finally {
+      if (before === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = before;
+    }
+  });
+
   it('with neither the addon nor tcpdump there, nothing is said (the capture decides)', () => {
     expect(filterProblem('port port port', LinkType.ETHERNET, { pcapModule: 'earshot-no-such-module', tcpdumpPath: join(dir, 'no-tcpdump') })).toBeNull();
   });

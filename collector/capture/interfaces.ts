@@ -120,27 +120,34 @@ export function interfaceLinkType(iface: string, sysfs = '/sys/class/net'): numb
  * it compiles, or when neither is there to ask.
  */
 export function filterProblem(filter: string, linkType: number, opts: { pcapModule?: string; tcpdumpPath?: string } = {}): string | null {
-  const dir = mkdtempSync(join(tmpdir(), 'earshot-filter-'));
+  const empty = Buffer.alloc(24);
+  writeClassicHeader(empty, 0, linkType, 65_535);
+  // the binding opens files only: an empty capture in a directory of our own, when the disk lets us
+  const pcap = loadPcap(opts.pcapModule ?? 'pcap');
+  let dir: string | null = null;
   try {
-    const file = join(dir, 'empty.pcap');
-    const empty = Buffer.alloc(24);
-    writeClassicHeader(empty, 0, linkType, 65_535);
-    writeFileSync(file, empty);
-    const pcap = loadPcap(opts.pcapModule ?? 'pcap');
     if (pcap !== null) {
       try {
-        pcap.createOfflineSession(file, { filter }).close();
+        dir = mkdtempSync(join(tmpdir(), 'earshot-filter-'));
+        writeFileSync(join(dir, 'empty.pcap'), empty);
+      } catch {
+        dir = null; // a full or read-only temporary directory: tcpdump reads it from its standard input
+      }
+    }
+    if (pcap !== null && dir !== null) {
+      try {
+        pcap.createOfflineSession(join(dir, 'empty.pcap'), { filter }).close();
         return null;
       } catch (err) {
         return err instanceof Error ? err.message : String(err);
       }
     }
-    const r = spawnSync(opts.tcpdumpPath ?? 'tcpdump', ['-d', '-r', file, filter], { encoding: 'utf8', timeout: 10_000 });
+    const r = spawnSync(opts.tcpdumpPath ?? 'tcpdump', ['-d', '-r', '-', filter], { input: empty, encoding: 'utf8', timeout: 10_000 });
     if (r.error !== undefined || r.status === null || r.status === 0) return null;
     const said = r.stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('reading from file'));
     return said.map((l) => l.replace(/^tcpdump: /, '')).join(' ') || `tcpdump exited with ${r.status}`;
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (dir !== null) rmSync(dir, { recursive: true, force: true });
   }
 }
 
