@@ -4,14 +4,17 @@
  * a missing capability or a filter libpcap rejects ends the run with its one line, not after "capturing" and
  * the API's lines; the sources still report what only opening shows.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { lazyBuiltin } from '../builtins.js';
 import { earshotError } from '../errors.js';
 import { writeClassicHeader } from './pcap-classic.js';
 import { LinkType } from './types.js';
+
+// loaded when a filter is checked without the libpcap binding: a replay loads no child_process (collector/builtins.ts)
+const childProcess = lazyBuiltin<typeof import('node:child_process')>('node:child_process');
 
 /** The interfaces that exist: /sys/class/net (also those without an address), else os.networkInterfaces(). */
 export function listInterfaces(sysfs = '/sys/class/net'): { names: string[]; complete: boolean } {
@@ -142,7 +145,7 @@ export function filterProblem(filter: string, linkType: number, opts: { pcapModu
         return err instanceof Error ? err.message : String(err);
       }
     }
-    const r = spawnSync(opts.tcpdumpPath ?? 'tcpdump', ['-d', '-r', '-', filter], { input: empty, encoding: 'utf8', timeout: 10_000 });
+    const r = childProcess().spawnSync(opts.tcpdumpPath ?? 'tcpdump', ['-d', '-r', '-', filter], { input: empty, encoding: 'utf8', timeout: 10_000 });
     if (r.error !== undefined || r.status === null || r.status === 0) return null;
     const said = r.stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('reading from file'));
     return said.map((l) => l.replace(/^tcpdump: /, '')).join(' ') || `tcpdump exited with ${r.status}`;
