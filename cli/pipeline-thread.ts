@@ -239,7 +239,7 @@ function holdCapture(request: RunRequest, worker: Worker, log: Logger): { take(m
       ...libpcapOptions(request.source),
       onOpen: (linkType, snaplen) => writer.header(linkType, snaplen),
       extraDrops: () => writer.dropped,
-    }, { onWarning: (message) => log.warn(message) });
+    }, { onWarning: (message) => log.warn(message), onOpen: () => log.info({ source: live.description }, 'capture open') });
     source = live;
     ticker = setInterval(postStats, CAPTURE_STATS_MS);
     ticker.unref();

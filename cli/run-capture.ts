@@ -289,7 +289,10 @@ export async function executeRun(request: RunRequest, host: RunHost, log: Logger
 
 async function executeLocked(request: RunRequest, host: RunHost, log: Logger): Promise<number> {
   const { config, format, options } = request;
-  const source = host.source ?? buildSource(request.source, { onWarning: (message) => log.warn(message) });
+  const source: CaptureSource = host.source ?? buildSource(request.source, {
+    onWarning: (message) => log.warn(message),
+    onOpen: () => log.info({ source: source.description }, 'capture open'),
+  });
   if (!options.isReplay) log.info({ source: source.description }, 'capturing');
   // --duration bounds the whole run: the capture, and the API's serving after a capture file ended
   const deadline: Deadline = { armed: request.durationS > 0, passed: false, wake: null };

@@ -240,7 +240,7 @@ describe('a live capture that cannot open is said before anything starts (found 
       // before: "libpcap on IF: IF: no IPv4 address assigned" at every start on a mirror port
       const r = await runCli(['collect', '--interface', name, '--duration', '1', '--api', 'false', '--format', 'json', '--data-dir', join(dir, 'mirror')], { timeoutMs: 30_000 });
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stderr.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['capturing']);
+      expect(r.stderr.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['capturing', 'capture open']);
     } finally {
       spawnSync('ip', ['link', 'del', name], { stdio: 'ignore' });
     }

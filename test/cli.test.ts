@@ -295,7 +295,8 @@ describe.skipIf(!isRoot)('earshot collect on loopback', () => {
       child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
       child.stdout.on('data', (d: Buffer) => out.push(d));
       const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-      await new Promise((r) => setTimeout(r, 1500)); // let the capture start
+      // the capture is open (libpcap opened lo, tcpdump said it listens): a fixed wait lost the packets on a busy machine
+      await until('the capture to open', () => stderr.includes('"capture open"'), 20_000);
       const server = createSocket('udp4');
       const client = createSocket('udp4');
       await new Promise<void>((r) => server.bind(port, '127.0.0.1', () => r()));
@@ -373,8 +374,7 @@ describe.skipIf(!isRoot)('earshot collect on loopback', () => {
 
   it.skipIf(!haveTcpdump)('--source tcpdump: the packets of the last second before a stop are in the report (they were thrown away with tcpdump\'s buffer)', async () => {
     const { port, child, out, stderr, exited } = collectTcpdumpOnLo();
-    await until('tcpdump listening', () => stderr().includes('"capturing"'));
-    await new Promise((r) => setTimeout(r, 1500));
+    await until('tcpdump listening', () => stderr().includes('"capture open"'), 20_000);
     const client = createSocket('udp4');
     for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => client.send(Buffer.alloc(100), port, '127.0.0.1', () => resolve()));
     client.close();
@@ -387,7 +387,7 @@ describe.skipIf(!isRoot)('earshot collect on loopback', () => {
 
   for (const [signal, ended] of [['TERM', 'exit 0'], ['KILL', 'signal SIGKILL']] as const) it.skipIf(!haveTcpdump)(`--source tcpdump: a tcpdump that ends by itself (SIG${signal}) is a failure (exit 2) that says how, after the report with what it captured`, async () => {
     const { port, child, out, stderr, exited } = collectTcpdumpOnLo();
-    await new Promise((r) => setTimeout(r, 1500)); // let the capture start
+    await until('the capture to open', () => stderr().includes('"capture open"'), 20_000);
     const client = createSocket('udp4');
     for (let i = 0; i < 3; i++) {
       client.send(Buffer.alloc(100), port, '127.0.0.1');

@@ -176,6 +176,7 @@ export function buildLibpcapSource(opts: LibpcapSourceOptions, deps: SourceDeps)
     }
     session = opened;
     opts.onOpen?.(linkType, opts.snaplen ?? DEFAULT_SNAPLEN);
+    deps.onOpen?.();
     const index = interfaceIndex(opts.interface);
     watchedIndex = index !== null && index > 0 ? index : null;
     // node_pcap copies header fields in host byte order: pick the reader once

@@ -126,7 +126,10 @@ export function buildTcpdumpSource(opts: TcpdumpSourceOptions, deps: SourceDeps)
       const lines = (partialLine + text).split('\n');
       partialLine = (lines.pop() ?? '').slice(-STDERR_TAIL);
       for (const line of lines) {
-        if (/listening on /.test(line)) listening = true;
+        if (/listening on /.test(line)) {
+          if (!listening) deps.onOpen?.();
+          listening = true;
+        }
         else if (line.includes('dropped by')) noteDrops(tcpdumpDrops(line));
       }
     });

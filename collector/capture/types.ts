@@ -97,4 +97,6 @@ export interface SourceDeps {
    * live source's drops when they start, then at most once a minute while they go on (drops.ts).
    */
   onWarning?: (message: string) => void;
+  /** A live source: called once the capture is open (libpcap opened the interface, tcpdump says it listens). */
+  onOpen?: () => void;
 }
