@@ -336,8 +336,7 @@ describe.skipIf(!isRoot)('earshot collect on loopback', () => {
         child.stdout.on('data', (d: Buffer) => out.push(d));
         child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
         const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-        await until('the capture to start', () => stderr.includes('"capturing"'));
-        await new Promise((r) => setTimeout(r, 1000));
+        await until('the capture to open', () => stderr.includes('"capture open"'), 20_000);
         // a few datagrams out of the interface (broadcast from its own address: no DAD to wait for)
         const sender = createSocket('udp4');
         await new Promise<void>((resolve) => sender.bind(0, '169.254.213.1', () => resolve()));
