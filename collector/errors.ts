@@ -20,6 +20,8 @@ interface ErrorSpec {
 export const ERRORS = {
   // input files
   EARSHOT_ERR_FILE_NOT_FOUND: { message: '{0}: no such file', exitCode: EXIT_BAD_INPUT },
+  // a name with bytes that are not UTF-8: Node.js decodes the command line as UTF-8, so the file cannot be named
+  EARSHOT_ERR_FILE_NAME_NOT_UTF8: { message: '{0}: no such file as given: the name on the command line has bytes that are not UTF-8, which Node.js cannot pass on (shown as \uFFFD); rename the file, or give it on standard input as - (earshot replay - < FILE)', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_FILE_IS_DIRECTORY: { message: '{0}: is a directory, not a file', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_FILE_UNREADABLE: { message: '{0}: cannot read: {1}', exitCode: EXIT_BAD_INPUT },
   EARSHOT_ERR_NOT_A_CAPTURE: { message: '{0}: not a pcap or pcapng capture ({1})', exitCode: EXIT_BAD_INPUT },

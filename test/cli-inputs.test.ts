@@ -4,7 +4,7 @@
  * path that is a FIFO with no writer blocked the thread in open(), so Ctrl-C and SIGTERM did nothing.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
@@ -179,6 +179,25 @@ describe('collect --file with --duration', () => {
     const totals = tsharkTotals(CAPTURE);
     expect({ packets: report.capture.packets, bytes: report.capture.bytes }).toEqual(totals);
   }, 60_000);
+});
+
+describe('a file whose name is not UTF-8 (found by trying it: it said "no such file" for a file that is there)', () => {
+  it('says why it cannot be named and how to give it anyway; standard input reads it', () => {
+    // the name's byte 0xff is not UTF-8: Node.js receives U+FFFD in its place, and no such name exists
+    const sub = join(dir, 'latin1');
+    mkdirSync(sub);
+    const name = Buffer.concat([Buffer.from(`${sub}/cap`), Buffer.from([0xff]), Buffer.from('.pcapng')]);
+    writeFileSync(name, readFileSync(CAPTURE));
+    const viaShell = (args: string) => spawnSync('bash', ['-c', `${JSON.stringify(process.execPath)} ${JSON.stringify(EARSHOT_BIN)} ${args}`], { encoding: 'utf8', cwd: sub });
+    const named = viaShell("replay $'cap\\xff.pcapng' --format json");
+    expect(named.status).toBe(2);
+    expect(named.stderr).toBe('earshot: cap\uFFFD.pcapng: no such file as given: the name on the command line has bytes that are not UTF-8, which Node.js cannot pass on (shown as \uFFFD); rename the file, or give it on standard input as - (earshot replay - < FILE)\n');
+    const piped = viaShell("replay - --format json < $'cap\\xff.pcapng'");
+    expect(piped.status, piped.stderr).toBe(0);
+    expect((JSON.parse(piped.stdout) as { capture: { packets: number } }).capture.packets).toBe(tsharkTotals(CAPTURE).packets);
+    // a name that is simply not there is still "no such file"
+    expect(viaShell('replay nothing-here.pcap').stderr).toBe('earshot: nothing-here.pcap: no such file\n');
+  });
 });
 
 describe('a live capture that cannot open is said before anything starts (found by trying it)', () => {

@@ -74,7 +74,7 @@ function errorMessage(err: unknown): string {
 export function fileError(err: unknown, name: string): EarshotError {
   if (isEarshotError(err)) return err;
   const code = errnoCode(err);
-  if (code === 'ENOENT') return earshotError('EARSHOT_ERR_FILE_NOT_FOUND', name);
+  if (code === 'ENOENT') return earshotError(name.includes('\uFFFD') ? 'EARSHOT_ERR_FILE_NAME_NOT_UTF8' : 'EARSHOT_ERR_FILE_NOT_FOUND', name);
   if (code === 'EISDIR') return earshotError('EARSHOT_ERR_FILE_IS_DIRECTORY', name);
   return earshotError('EARSHOT_ERR_FILE_UNREADABLE', name, errorMessage(err));
 }
