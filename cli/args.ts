@@ -112,8 +112,10 @@ export function parseCommand(spec: CommandSpec, argv: string[], env: Record<stri
   const values = parsed.values as Record<string, string | boolean | undefined>;
   if (values.help || values['help-all']) return { flags: values, positionals: parsed.positionals, config: loadConfig({}) };
   const [min, max] = spec.positionals;
-  if (parsed.positionals.length < min) throw earshotError('EARSHOT_ERR_USAGE', `${spec.name}: missing argument (usage: ${spec.usage})`);
-  if (parsed.positionals.length > max) throw earshotError('EARSHOT_ERR_USAGE', `${spec.name}: unexpected argument "${parsed.positionals[max]}" (usage: ${spec.usage})`);
+  // the usage's forms on one line: an error is one line (a line break in it is shown escaped)
+  const usage = spec.usage.split('\n').map((form) => form.trim()).join(', or ');
+  if (parsed.positionals.length < min) throw earshotError('EARSHOT_ERR_USAGE', `${spec.name}: missing argument (usage: ${usage})`);
+  if (parsed.positionals.length > max) throw earshotError('EARSHOT_ERR_USAGE', `${spec.name}: unexpected argument "${parsed.positionals[max]}" (usage: ${usage})`);
   const configFlags: Record<string, string | undefined> = {};
   for (const k of keys) {
     const v = values[k.flag];

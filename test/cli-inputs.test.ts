@@ -181,6 +181,16 @@ describe('collect --file with --duration', () => {
   }, 60_000);
 });
 
+describe('a usage error of a command with two forms (found by trying it: the line break between them was shown as \\x0a)', () => {
+  it('names both forms on one line', async () => {
+    const r = await runCli(['collect', 'port', 'port']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('earshot: collect: unexpected argument "port" (usage: earshot collect --interface IF [--filter BPF] [options], or earshot collect --file CAPTURE [--realtime-speed N] [--exit-when-done] [options])\n');
+    const doctor = await runCli(['doctor', 'x']);
+    expect(doctor.stderr).toMatch(/^earshot: doctor: unexpected argument "x" \(usage: earshot doctor \[--interface IF\][^\n]*, or earshot doctor --capture FILE [^\n]*\)\n$/);
+  });
+});
+
 describe('a file whose name is not UTF-8 (found by trying it: it said "no such file" for a file that is there)', () => {
   it('says why it cannot be named and how to give it anyway; standard input reads it', () => {
     // the name's byte 0xff is not UTF-8: Node.js receives U+FFFD in its place, and no such name exists
@@ -233,6 +243,10 @@ describe('a live capture that cannot open is said before anything starts (found 
       expect(r.stderr.split('\n'), prefix.join(' ')).toHaveLength(2);
       expect(r.stderr, prefix.join(' ')).toContain(`earshot: cannot capture on lo: no permission: this process (${text}`);
     }
+    // the tcpdump source: tcpdump's own permission, asked of tcpdump (-d opens the interface, captures nothing)
+    const viaTcpdump = await runCli(['collect', '--interface', 'lo', '--source', 'tcpdump', '--data-dir', data], { prefix: cases[0]![0], timeoutMs: 30_000 });
+    expect(viaTcpdump.code).toBe(2);
+    expect(viaTcpdump.stderr).toBe('earshot: cannot capture on lo: You don\'t have permission to perform this capture on that device (socket: Operation not permitted); run as root or: sudo setcap cap_net_raw+eip $(readlink -f $(which tcpdump))\n');
     // nothing was started: the API's token was never written
     expect(existsSync(join(data, 'api-token'))).toBe(false);
   }, 60_000);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { lazyBuiltin } from '../builtins.js';
 import { earshotError } from '../errors.js';
 import { writeClassicHeader } from './pcap-classic.js';
+import { tcpdumpErrorText } from './tcpdump.js';
 import { LinkType } from './types.js';
 
 // loaded when a filter is checked without the libpcap binding: a replay loads no child_process (collector/builtins.ts)
@@ -154,6 +155,26 @@ export function filterProblem(filter: string, linkType: number, opts: { pcapModu
   }
 }
 
+/**
+ * What `tcpdump -i IF -d [FILTER]` says against a capture on `iface`: it opens the interface, compiles the
+ * filter and prints it, capturing nothing. null when it succeeds, or when tcpdump is not there (the source
+ * says EARSHOT_ERR_NO_TCPDUMP when it starts).
+ */
+export function tcpdumpProblem(iface: string, filter: string | null, tcpdumpPath = 'tcpdump'): string | null {
+  const said = (withFilter: boolean): string | null => {
+    const args = ['-i', iface, '-d', ...(withFilter && filter !== null ? [filter] : [])];
+    const r = childProcess().spawnSync(tcpdumpPath, args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'ignore', 'pipe'] });
+    return r.error !== undefined || r.status === null || r.status === 0 ? null : tcpdumpErrorText(r.stderr, iface);
+  };
+  const withFilter = filter !== null && filter.trim() !== '';
+  const problem = said(withFilter);
+  if (problem === null) return null;
+  // the interface opens without the filter: the filter is what tcpdump refused
+  if (withFilter && said(false) === null) return `the filter "${filter}" is not valid: ${problem}`;
+  if (!/permission/i.test(problem)) return problem;
+  return `${problem}; run as root or: sudo setcap cap_net_raw+eip $(readlink -f $(which ${tcpdumpPath}))`;
+}
+
 export interface LiveCheckOptions {
   /** /sys/class/net (tests point it elsewhere). */
   sysfs?: string;
@@ -161,12 +182,15 @@ export interface LiveCheckOptions {
   procStatus?: string;
   /** The libpcap binding's module ("pcap"). */
   pcapModule?: string;
+  /** The tcpdump binary ("tcpdump"). */
+  tcpdumpPath?: string;
 }
 
 /**
  * Throws EARSHOT_ERR_CAPTURE_OPEN when a live capture of `kind` on `iface` cannot open here: no such
  * interface (the message lists those there are), an interface that is down, for the libpcap source no CAP_NET_RAW, or a `filter`
- * libpcap does not compile for the interface's link type (when sysfs tells it). Returns when
+ * libpcap does not compile for the interface's link type (when sysfs tells it); for the tcpdump source,
+ * whatever `tcpdump -i IF -d FILTER` refuses (permission, filter). Returns when
  * nothing speaks against it, or nothing can be told. The tcpdump source's permission is tcpdump's own
  * (its file capabilities or setuid bit): left to tcpdump to report.
  */
@@ -190,6 +214,13 @@ export function checkLiveCapture(kind: 'libpcap' | 'tcpdump', iface: string, opt
       ? 'root here without it: the container or service manager dropped it (docker run --cap-add NET_RAW; systemd AmbientCapabilities=CAP_NET_RAW)'
       : 'run as root or: sudo setcap cap_net_raw+eip $(readlink -f $(which node))';
     throw earshotError('EARSHOT_ERR_CAPTURE_OPEN', iface, `no permission: this process (uid ${uid ?? '?'}) lacks CAP_NET_RAW; ${fix}`);
+  }
+  if (kind === 'tcpdump') {
+    // tcpdump itself opens the interface and compiles the filter for its real link type, and stops (-d):
+    // its permission (its own capabilities or setuid bit, not this process's) is checked too
+    const problem = tcpdumpProblem(iface, filter ?? null, opts.tcpdumpPath);
+    if (problem !== null) throw earshotError('EARSHOT_ERR_CAPTURE_OPEN', iface, problem);
+    return;
   }
   const linkType = filter ? interfaceLinkType(iface, opts.sysfs) : null;
   const problem = filter && linkType !== null ? filterProblem(filter, linkType, { pcapModule: opts.pcapModule }) : null;
