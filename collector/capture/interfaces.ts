@@ -1,8 +1,8 @@
 /**
- * What can be told about a live capture before it opens: whether the interface exists here, and whether
- * this process may capture at all. `collect` asks before anything starts, so that a mistyped interface or
- * a missing capability or a filter libpcap rejects ends the run with its one line, not after "capturing" and
- * the API's lines; the sources still report what only opening shows.
+ * What can be told about a live capture before it opens: whether the interface exists here and is up,
+ * whether this process (or tcpdump, for the tcpdump source) may capture, and whether the filter compiles.
+ * `collect` asks before anything starts, so that each of these ends the run with its one line, not after
+ * "capturing" and the API's lines; the sources still report what only capturing shows.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,7 +14,8 @@ import { writeClassicHeader } from './pcap-classic.js';
 import { tcpdumpErrorText } from './tcpdump.js';
 import { LinkType } from './types.js';
 
-// loaded when a filter is checked without the libpcap binding: a replay loads no child_process (collector/builtins.ts)
+// loaded when tcpdump is asked (the tcpdump source, a filter without the libpcap binding): a replay loads no
+// child_process (collector/builtins.ts)
 const childProcess = lazyBuiltin<typeof import('node:child_process')>('node:child_process');
 
 /** The interfaces that exist: /sys/class/net (also those without an address), else os.networkInterfaces(). */
