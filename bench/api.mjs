@@ -2,11 +2,12 @@
 // The API part of `npm run bench`: `earshot collect --file` replays the benchmark capture as fast as it
 // can while autocannon loads GET /api/v1/activations on loopback; printed: requests/s and latency
 // percentiles, and the replay's own packets/s with and without that load (same command, interleaved),
-// and how long `collect` takes to start (from the spawn to the API's first answer).
-//   node bench/api.mjs [--runs N] [--connections N]   (after bench/run.mjs has built bench/out/*.pcap)
+// and how long `collect` takes to start (from the spawn to the API's first answer); then how long the
+// API's reads take while the flow table is full (the flow-flood capture).
+//   node bench/api.mjs [--runs N] [--connections N] [--reads-only]   (after bench/run.mjs and bench/flood.mjs built bench/out/*.pcap)
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -14,7 +15,7 @@ import autocannon from 'autocannon';
 import { freePort, median } from './common.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, connections: { type: 'string', default: '10' }, packets: { type: 'string', default: '1000000' } } });
+const { values } = parseArgs({ options: { 'reads-only': { type: 'boolean', default: false }, runs: { type: 'string', default: '3' }, connections: { type: 'string', default: '10' }, packets: { type: 'string', default: '1000000' } } });
 const runs = Number(values.runs);
 const capture = join(root, 'bench', 'out', `bench-${values.packets}.pcap`);
 if (!existsSync(capture)) {
@@ -73,7 +74,7 @@ const variants = [
   { name: 'one thread', extra: ['--api-thread', 'false'] },
 ];
 const results = new Map(variants.map((v) => [v.name, { plain: [], loaded: [], starts: [], rps: [], p50: [], p99: [], errors: 0, packets: 0 }]));
-for (let r = 0; r < runs; r++) {
+for (let r = 0; r < (values['reads-only'] ? 0 : runs); r++) {
   for (const v of variants) {
     const m = results.get(v.name);
     const plain = await once(false, v.extra);
@@ -89,11 +90,52 @@ for (let r = 0; r < runs; r++) {
   }
 }
 console.log('');
-console.log(`API under load during a replay (${cpus().length} x ${cpus()[0]?.model ?? '?'}, autocannon, ${values.connections} connections, loopback), median of ${runs} runs`);
-for (const v of variants) {
+if (!values['reads-only']) console.log(`API under load during a replay (${cpus().length} x ${cpus()[0]?.model ?? '?'}, autocannon, ${values.connections} connections, loopback), median of ${runs} runs`);
+for (const v of values['reads-only'] ? [] : variants) {
   const m = results.get(v.name);
   console.log(`  ${v.name}: GET /api/v1/activations ${Math.round(median(m.rps)).toLocaleString('en')} requests/s, latency p50 ${median(m.p50)} ms, p99 ${median(m.p99)} ms, ${m.errors} errors or non-2xx`);
   console.log(`    the replay (earshot collect --file, ${m.packets.toLocaleString('en')} packets): ${median(m.plain).toFixed(2)} s without load, ${median(m.loaded).toFixed(2)} s under load: ${(median(m.loaded) / median(m.plain)).toFixed(2)}x (target <= 1.3x)`);
   console.log(`    the start (from the spawn to the API's first answer, without load): ${median(m.starts).toFixed(2)} s`);
+}
+
+// The API's reads while the flow table is full: `collect --file` of the flow-flood capture (bench/flood.mjs)
+// at twice its speed; after 6 s, one GET of each kind every 300 ms (past the view's 250 ms, so each is made
+// again by the pipeline's thread): the status page's /devices (every 3 s per open page), and /flows
+const flowFlood = join(root, 'bench', 'out', `flow-flood-${values.packets}.pcap`);
+if (!existsSync(flowFlood)) {
+  console.log(`  the API's reads under a flow flood: skipped (${flowFlood} not found; node bench/flood.mjs builds it)`);
+} else {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}/api/v1`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'earshot-bench-api-'));
+  const child = spawn(process.execPath, [cli, 'collect', '--file', flowFlood, '--realtime-speed', '2', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--format', 'json', '--output', '/dev/null'], { stdio: 'ignore' });
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  for (let i = 0; ; i++) {
+    try {
+      await fetch(`${base}/health`);
+      break;
+    } catch {
+      if (i > 300) throw new Error('the collector did not answer');
+      await sleep(50);
+    }
+  }
+  await sleep(6000);
+  const reads = { '/devices?limit=1000': [], '/flows?limit=1000': [], '/flows?device=D&limit=100': [] };
+  let device = null;
+  let open = 0;
+  for (let i = 0; i < 15; i++) {
+    for (const path of Object.keys(reads)) {
+      await sleep(300);
+      const t = performance.now();
+      const body = await (await fetch(`${base}${path.replace('D', device ?? '')}`)).json();
+      reads[path].push(performance.now() - t);
+      if (path.startsWith('/devices')) device = body.devices[0]?.mac ?? null;
+    }
+    open = (await (await fetch(`${base}/health`)).json()).capture.flowsActive ?? open;
+  }
+  child.kill('SIGKILL');
+  rmSync(dataDir, { recursive: true, force: true });
+  console.log(`  the API's reads under a flow flood (collect --file ${flowFlood.split('/').pop()} at 2x, ${typeof open === 'number' ? `${open.toLocaleString('en')} open flows` : 'the table full'}), median of 15 each:`);
+  for (const [path, ms] of Object.entries(reads)) console.log(`    GET /api/v1${path}: ${median(ms).toFixed(1)} ms`);
 }
 process.exit(0);
