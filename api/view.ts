@@ -5,8 +5,9 @@
  * the request rate, and the pipeline never waits for the API: it answers between packets, when asked.
  * Commands (labels, wake events, presence) go to the run and are answered once it saved them; after one,
  * every part is asked for again.
- * Activations, flows and one device's endpoints are asked for a page at a time (filtered where they live: only the page crosses
- * the threads), each distinct query kept as a part is, at most MAX_CACHED_QUERIES of them. Distinct
+ * Activations, flows and one device with its endpoints are asked for a page at a time (filtered where
+ * they live: only the page crosses the threads), each distinct query kept as a part is, at most
+ * MAX_CACHED_QUERIES of them. Distinct
  * queries the cache cannot answer go to the run at most QUERIES_PER_WINDOW per max age; more wait for the
  * next window (a flood of distinct queries, each a scan of up to 10,000 activations, kept the pipeline's
  * thread busy at normal priority: the isolation held only for identical requests).
@@ -51,7 +52,7 @@ interface Cached<T> {
 export class RunView {
   private readonly cache = new Map<ViewPart, Cached<unknown>>();
   private readonly pending = new Map<ViewPart, Promise<unknown>>();
-  /** Answers to queries by their key ("a|..." activations, "f|..." flows). */
+  /** Answers to queries by their key ("a|..." activations, "f|..." flows, "d|MAC" one device). */
   private readonly queries = new Map<string, Cached<unknown>>();
   private readonly pendingQueries = new Map<string, Promise<unknown>>();
   /** Bumped by invalidate(): an answer asked for before it is not kept. */

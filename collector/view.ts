@@ -6,8 +6,9 @@
  * the flow table, the inventory or the detector.
  *
  * Each part is bounded: devices by `tagging.maxDevices`, activations and calls by the activity store
- * (10,000). Flows and activations are asked for a page at a time (FlowQuery, ActivationQuery): filtered
- * where they live, so only the page is made and crosses the threads.
+ * (10,000). Flows, activations and one device's endpoints are asked for a page at a time (FlowQuery,
+ * ActivationQuery, ViewSource.device): filtered where they live, so only the page is made and crosses
+ * the threads.
  */
 import { isMainThread } from 'node:worker_threads';
 import type { CaptureStats } from './capture/types.js';
