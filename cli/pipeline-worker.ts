@@ -4,7 +4,8 @@
  * packets, and takes the stop signals the main thread forwards. Logs and the report go straight to
  * file descriptors 2 and 1 (written here, in order, not through the main thread).
  */
-import { writeSync } from 'node:fs';
+import { readlinkSync, writeSync } from 'node:fs';
+import { basename } from 'node:path';
 import { Writable } from 'node:stream';
 import { getHeapStatistics } from 'node:v8';
 import { parentPort, resourceLimits, workerData } from 'node:worker_threads';
@@ -58,8 +59,18 @@ const stderr = fdWriter(2);
 // pino writes JSON to descriptor 2 itself; text lines go through the same synchronous writer
 const log = buildLogger({ level: request.config.log.level, format: logFormat }, Object.assign(stderr, { fd: 2, isTTY: logFormat === 'text' }));
 
+/** This thread's id in the kernel (Linux: /proc/thread-self), for `top -H`, taskset and chrt; null elsewhere. */
+function threadId(): number | null {
+  try {
+    const id = Number(basename(readlinkSync('/proc/thread-self')));
+    return Number.isInteger(id) ? id : null;
+  } catch {
+    return null;
+  }
+}
+
 // the heap this thread was given (cli/pipeline-thread.ts) and the limit V8 made of it, for `--log-level debug`
-log.debug({ resourceLimits, heapSizeLimit: getHeapStatistics().heap_size_limit }, 'the pipeline thread started');
+log.debug({ resourceLimits, heapSizeLimit: getHeapStatistics().heap_size_limit, tid: threadId() }, 'the pipeline thread started');
 
 // the libpcap capture is held by the main thread: its packets come as messages (collector/capture/handover.ts)
 // (each chunk goes back, transferred, once read: the main thread writes the next packets into it)
