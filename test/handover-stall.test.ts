@@ -3,7 +3,8 @@
  * pipeline's thread in chunks, at most HANDOVER_MAX_IN_FLIGHT bytes in flight (collector/capture/handover.ts).
  * When the pipeline's thread stalls, the hand-over drops what it cannot hold and counts the drops with the
  * kernel's. Here the stall is real: the pipeline's thread (its id from the debug log) is pinned to one CPU
- * and a real-time busy loop takes that CPU, while a UDP flood crosses the loopback; /health must say so
+ * and a real-time busy loop takes that CPU while a UDP flood crosses the loopback (until it sent three
+ * times what the hand-over holds); /health must say so
  * while it lasts, and the capture must go on afterwards.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -34,15 +35,16 @@ describe.skipIf(!root || !haveTools || cpus < 2)('the pipeline\'s thread starved
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     const health = async () => (await (await fetch(`http://127.0.0.1:${api}/api/v1/health`)).json()) as Health;
     const sender = createSocket('udp4');
-    const flood = async (until: () => boolean) => {
+    /** Sends 1,200-byte datagrams until `done(bytes sent)`; returns the bytes sent. */
+    const flood = async (done: (bytes: number) => boolean) => {
       const payload = Buffer.alloc(1200);
       let sent = 0;
-      while (!until()) {
+      while (!done(sent * 1200)) {
         for (let i = 0; i < 200; i++) sender.send(payload, udp, '127.0.0.1');
         sent += 200;
         await new Promise((r) => setImmediate(r));
       }
-      return sent;
+      return sent * 1200;
     };
     try {
       await until('the capture to open', () => stderr.includes('"capture open"'), 20_000);
@@ -54,14 +56,16 @@ describe.skipIf(!root || !haveTools || cpus < 2)('the pipeline\'s thread starved
       execFileSync('taskset', ['-p', '-c', '1', String(tid)], { stdio: 'ignore' });
       const before = await health();
       expect(before.capture.kernelDrops).toBe(0);
-      const hog = spawn('chrt', ['-f', '50', 'taskset', '-c', '1', process.execPath, '-e', 'const end = Date.now() + 2000; while (Date.now() < end);'], { stdio: 'ignore' });
+      // the loop holds the pipeline's CPU until the flood has sent three times what the hand-over holds
+      // (on a busy machine that takes longer), 8 s at most
+      const hog = spawn('chrt', ['-f', '50', 'taskset', '-c', '1', process.execPath, '-e', 'const end = Date.now() + 8000; while (Date.now() < end);'], { stdio: 'ignore' });
       let hogEnded = false;
       const hogDone = new Promise((resolve) => hog.on('close', resolve)).then(() => { hogEnded = true; });
       await new Promise((r) => setTimeout(r, 300));
-      // for as long as the loop holds the pipeline's CPU: more than twice what the hand-over holds
-      const sent = await flood(() => hogEnded);
+      const sent = await flood((bytes) => hogEnded || bytes > 3 * HANDOVER_MAX_IN_FLIGHT);
+      hog.kill('SIGKILL');
       await hogDone;
-      expect(sent * 1200).toBeGreaterThan(2 * HANDOVER_MAX_IN_FLIGHT);
+      expect(sent).toBeGreaterThan(2 * HANDOVER_MAX_IN_FLIGHT);
       // the pipeline's thread runs again: the drops reach /health (the main thread posts them once a second)
       let during: Health | null = null;
       await until('the drops in /health', async () => {
