@@ -10,9 +10,12 @@ import { buildSource, type CaptureSource } from '../collector/capture/index.js';
 import { formatMac } from '../collector/mac.js';
 import { loadConfig } from '../collector/config.js';
 import { buildRuntime } from '../collector/runtime.js';
+import type { Flow } from '../collector/flow/flow.js';
+import { flowRecord } from '../collector/flow/record.js';
+import type { ApiFlow } from '../collector/sink/activity.js';
 import { activationQuery, buildViewSource, VIEW_PARTS, type ActivationQuery, type FlowQuery, type ViewPart, type ViewSource } from '../collector/view.js';
 import { buildApp, contextOver } from './app.js';
-import { PROJECT_ROOT } from '../test/helpers/shared.js';
+import { describeShared, PROJECT_ROOT, realCapture } from '../test/helpers/shared.js';
 import { localProvider, QUERIES_PER_WINDOW, RunView, type ViewProvider } from './view.js';
 
 const CAPTURE = join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng');
@@ -177,5 +180,75 @@ describe('the devices part while flows are open', () => {
     const echo = view.part('devices').find((e) => e.device.assistant);
     expect(Object.keys(view.device(echo!.device.mac)!.endpoints)).toContain('voice');
     expect(view.device('02:00:00:00:00:01')).toBeNull();
+  });
+});
+
+/**
+ * Replays `path`, and at every `every`-th packet asks the view for pages of open flows (all devices, then
+ * each device's); `check` gets each page with the open flows sorted newest first by a plain sort.
+ */
+async function atEveryNth(path: string, every: number, check: (page: ApiFlow[], sorted: Flow[], where: string) => void): Promise<number> {
+  const runtime = buildRuntime(loadConfig({}), { clock: 'packet', activity: true }, { log: pino({ level: 'silent' }) });
+  const view = buildViewSource(runtime, { captureRunning: () => true, influxReachable: () => null, alerts: () => ({}) });
+  const file = buildSource({ kind: 'file', path }, {});
+  let packets = 0;
+  let pages = 0;
+  await runtime.run({
+    ...file,
+    description: file.description,
+    run: (sink) => file.run((...args) => {
+      sink(...args);
+      if (++packets % every !== 0) return;
+      // the expectation: every open flow, sorted by its last packet (a stable sort of the table's copy)
+      const sorted = [...runtime.collector.activeFlows()].sort((a, b) => b.lastMs - a.lastMs);
+      for (const limit of [1, 5, 50]) {
+        check(view.flows({ device: null, limit }).filter((f) => f.open), sorted.slice(0, limit), `packet ${packets}, limit ${limit}`);
+        pages++;
+      }
+      for (const mac of new Set(sorted.filter((f) => f.deviceMac >= 0).map((f) => f.deviceMac))) {
+        const device = formatMac(mac);
+        check(view.flows({ device, limit: 20 }).filter((f) => f.open), sorted.filter((f) => f.deviceMac === mac).slice(0, 20), `packet ${packets}, ${device}`);
+        pages++;
+      }
+    }),
+    stop: () => file.stop(),
+    stats: () => file.stats(),
+  });
+  return pages;
+}
+
+/** The page holds the newest open flows, newest first: the same last times, the same flows above the page's oldest. */
+function newestFirst(page: ApiFlow[], expected: Flow[], where: string): void {
+  expect(page.map((f) => f.last), where).toEqual(expected.map((f) => new Date(f.lastMs).toISOString()));
+  if (page.length === 0) return;
+  const oldest = page.at(-1)!.last;
+  const key = (proto: string, client: string, clientPort: number, server: string, serverPort: number): string => `${proto} ${client}:${clientPort} ${server}:${serverPort}`;
+  const got = page.filter((f) => f.last > oldest).map((f) => key(f.proto, f.client, f.clientPort, f.server, f.serverPort)).sort();
+  const want = expected.filter((f) => new Date(f.lastMs).toISOString() > oldest).map(flowRecord).map((r) => key(r.proto === 6 ? 'tcp' : 'udp', r.client, r.clientPort, r.server, r.serverPort)).sort();
+  expect(got, where).toEqual(want);
+}
+
+describe('open flows in GET /flows', () => {
+  it('come newest first across TCP and UDP (every open UDP flow came before the newest TCP one), of all devices and of each', async () => {
+    let udpBeforeTcp = 0;
+    const pages = await atEveryNth(CAPTURE, 100, (page, expected, where) => {
+      newestFirst(page, expected, where);
+      if (page.length >= 2 && page[0]!.proto === 'tcp' && page.some((f) => f.proto === 'udp')) udpBeforeTcp++;
+    });
+    expect(pages).toBeGreaterThan(100);
+    // the capture has moments where a TCP flow is the newest while UDP flows are open (the case the old order got wrong)
+    expect(udpBeforeTcp).toBeGreaterThan(5);
+  });
+
+  describeShared('with thousands open (CIC IDS 2017 slice)', () => {
+    it('the newest of 3,000+ open flows, at every 1,000th packet', async () => {
+      let most = 0;
+      const pages = await atEveryNth(realCapture('cicids2017-slice_multihost-lan_trafficmanipulator.pcap'), 1000, (page, expected, where) => {
+        newestFirst(page, expected, where);
+        most = Math.max(most, page.length);
+      });
+      expect(pages).toBeGreaterThan(30);
+      expect(most).toBe(50);
+    });
   });
 });

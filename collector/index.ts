@@ -283,6 +283,8 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     },
     /** Open flows (allocates; for snapshots and the API). */
     activeFlows: () => table.activeFlows(),
+    /** Visits open flows, the most recently active first, until `visit` returns false (allocates nothing). */
+    forEachOpenFlow: (visit: (flow: Flow) => boolean) => table.forEachNewest(visit),
     /** Counters of the running source (null when none runs). */
     captureStats: () => running?.stats() ?? null,
     stats(): CollectorStats {

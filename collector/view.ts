@@ -15,7 +15,7 @@ import type { CaptureStats } from './capture/types.js';
 import type { Activation } from './detect/detector.js';
 import type { Label } from './detect/index.js';
 import type { WakeEvent } from './detect/wake-events.js';
-import { flowRecord } from './flow/record.js';
+import { flowRecord, type FlowRecord } from './flow/record.js';
 import { parseMac } from './mac.js';
 import type { FindingRecord } from './findings/index.js';
 import type { CollectorStats } from './index.js';
@@ -212,15 +212,21 @@ export interface FlowQuery {
   limit: number;
 }
 
-/** The flows `q` asks for: only those returned are made into records. */
-export function pageFlows(collector: Pick<Runtime['collector'], 'activeFlows'>, activity: Runtime['activity'], q: FlowQuery): ApiFlow[] {
+/**
+ * The flows `q` asks for: only those returned are made into records. The open ones are walked in the
+ * table, newest first across TCP and UDP, without a copy of it (a copy of up to 65,536 flows per query
+ * before, and every open UDP flow listed before the newest TCP one: an assistant's voice channel could fall
+ * off a page of DNS lookups).
+ */
+export function pageFlows(collector: Pick<Runtime['collector'], 'forEachOpenFlow'>, activity: Runtime['activity'], q: FlowQuery): ApiFlow[] {
   const mac = q.device === null ? null : parseMac(q.device);
   const out: ApiFlow[] = [];
-  // the table lists them oldest first
-  const active = collector.activeFlows();
-  for (let i = active.length - 1; i >= Math.max(0, active.length - MAX_VIEW_FLOWS) && out.length < q.limit; i--) {
-    const f = active[i]!;
-    if (mac === null || f.deviceMac === mac) out.push(flowToApi(flowRecord(f), true));
+  let looked = 0;
+  if (q.limit > 0) {
+    collector.forEachOpenFlow((f) => {
+      if (mac === null || f.deviceMac === mac) out.push(flowToApi(flowRecord(f), true));
+      return out.length < q.limit && ++looked < MAX_VIEW_FLOWS;
+    });
   }
   if (out.length < q.limit && activity) for (const f of activity.newestEndedFlows(mac, q.limit - out.length)) out.push(f);
   return out;
@@ -303,12 +309,13 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
   const devices = (): DeviceEntry[] => {
     const all = collector.inventory?.all() ?? [];
     const open = new Map<number, DeviceTotals>();
-    for (const f of collector.activeFlows()) {
-      if (f.deviceMac < 0) continue;
+    collector.forEachOpenFlow((f) => {
+      if (f.deviceMac < 0) return true;
       let c = open.get(f.deviceMac);
       if (c === undefined) open.set(f.deviceMac, (c = new DeviceTotals()));
       c.addCounts(f);
-    }
+      return true;
+    });
     const entries = all.map((d): DeviceEntry => ({ device: apiDevice(d, activity?.deviceCounts(d.mac, open.get(d.mac)) ?? NO_COUNTS), lastSeenMs: d.lastSeenMs }));
     return entries.sort((a, b) => Number(b.device.assistant) - Number(a.device.assistant) || b.lastSeenMs - a.lastSeenMs);
   };
@@ -324,7 +331,11 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
     const mac = parseMac(macText);
     const d = collector.inventory?.describe(mac);
     if (d === undefined) return null;
-    const open = collector.activeFlows().filter((f) => f.deviceMac === mac).map(flowRecord);
+    const open: FlowRecord[] = [];
+    collector.forEachOpenFlow((f) => {
+      if (f.deviceMac === mac) open.push(flowRecord(f));
+      return true;
+    });
     const t = activity?.deviceTotals(mac, open) ?? { ...NO_COUNTS, endpoints: [] };
     const endpoints: Record<string, ApiEndpoint[]> = {};
     for (const e of t.endpoints) (endpoints[e.service] ??= []).push({ serverName: e.serverName, flows: e.flows, bytesUp: e.bytesUp, bytesDown: e.bytesDown });

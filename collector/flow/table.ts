@@ -213,6 +213,28 @@ export class FlowTable {
   }
 
   /**
+   * Visits every open flow from the most recently active back, until `visit` returns false: the TCP and
+   * UDP lists merged by last packet time (each list is in the order packets touched its flows). Allocates
+   * nothing. The API's flows and device counts walk the table this way (it copied the whole table, and
+   * listed every open UDP flow before any TCP one).
+   */
+  forEachNewest(visit: (flow: Flow) => boolean): void {
+    let t = this.tcpLru.tail;
+    let u = this.udpLru.tail;
+    while (t !== null || u !== null) {
+      let f: Flow;
+      if (u === null || (t !== null && t.lastMs >= u.lastMs)) {
+        f = t!;
+        t = f.lruPrev;
+      } else {
+        f = u;
+        u = f.lruPrev;
+      }
+      if (!visit(f)) return;
+    }
+  }
+
+  /**
    * Visits open flows from the most recently active back, list by list, until `visit` returns false:
    * the flows with packets since some moment form a suffix of each list (sinks take their counters).
    */
