@@ -6,7 +6,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, statfsSync } from 'no
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { buildSource } from '../collector/capture/index.js';
-import { filterProblem, interfaceDown, interfaceLinkType, listInterfaces } from '../collector/capture/interfaces.js';
+import { interfaceDown, interfaceFilterProblem, listInterfaces } from '../collector/capture/interfaces.js';
 import type { Config } from '../collector/config.js';
 import { IPPROTO_TCP } from '../collector/decode/packet.js';
 import type { Flow } from '../collector/flow/flow.js';
@@ -102,8 +102,7 @@ export async function checkCapture(config: Readonly<Config>, seconds: number, on
     return { ...none, results: [line('interface', 'FAIL', `${iface} is down`, `ip link set ${iface} up (or wait for the bridge or access point that brings it up)`, true), notOpened] };
   }
   const filter = config.capture.filter;
-  const linkType = filter ? interfaceLinkType(iface) : null;
-  const problem = filter && linkType !== null ? filterProblem(filter, linkType) : null;
+  const problem = filter ? interfaceFilterProblem(iface, filter) : null;
   if (problem !== null) {
     return { ...none, results: [line('filter', 'FAIL', `the filter "${filter}" is not valid on ${iface}: ${problem}`, 'fix capture.filter (or --filter); tcpdump -d -i IF \'FILTER\' checks one', true), notOpened] };
   }

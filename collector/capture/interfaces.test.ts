@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/temp.js';
-import { checkLiveCapture, filterProblem, hasNetRaw, interfaceLinkType, interfaceList } from './interfaces.js';
+import { checkLiveCapture, filterProblem, hasNetRaw, interfaceFilterProblem, interfaceLinkType, interfaceList } from './interfaces.js';
 import { LinkType } from './types.js';
 
 const root = process.getuid?.() === 0;
@@ -55,20 +55,39 @@ describe('filters, compiled before the capture opens', () => {
     expect(filterProblem('port port port', LinkType.ETHERNET, { pcapModule: 'earshot-no-such-module', tcpdumpPath: join(dir, 'no-tcpdump') })).toBeNull();
   });
 
-  it('an interface whose link type is not known for certain is not judged', () => {
+  it('the link type sysfs tells: Ethernet, the loopback, `any`, and raw IP for ARPHRD_NONE (tun, WireGuard)', () => {
     const sysfs = join(dir, 'sys');
-    mkdirSync(join(sysfs, 'tun0'), { recursive: true });
-    writeFileSync(join(sysfs, 'tun0', 'type'), '65534\n');
-    mkdirSync(join(sysfs, 'lo'), { recursive: true });
-    writeFileSync(join(sysfs, 'lo', 'type'), '772\n');
-    expect(interfaceLinkType('tun0', sysfs)).toBeNull();
+    for (const [name, type] of [['tun0', 65534], ['lo', 772], ['ppp0', 512]] as const) {
+      mkdirSync(join(sysfs, name), { recursive: true });
+      writeFileSync(join(sysfs, name, 'type'), `${type}\n`);
+    }
+    expect(interfaceLinkType('tun0', sysfs)).toBe(LinkType.RAW);
     expect(interfaceLinkType('lo', sysfs)).toBe(LinkType.ETHERNET);
+    expect(interfaceLinkType('ppp0', sysfs)).toBeNull();
     expect(interfaceLinkType('any', sysfs)).toBe(LinkType.LINUX_SLL);
     expect(interfaceLinkType('../etc', sysfs)).toBeNull();
-    // the libpcap source's check (the tcpdump source asks tcpdump, which opens the real interface)
+    // raw IP has no Ethernet addresses: libpcap refuses such a filter for it (test/live-tun.test.ts on a real tun)
+    expect(filterProblem('ether host 00:11:22:33:44:55', LinkType.RAW)).toMatch(/ethernet addresses supported only on/);
+  });
+
+  it.skipIf(!root)('an interface of another link type is judged by tcpdump opening it, only when it opens without the filter', () => {
+    // sysfs says lo is PPP (a type the table does not hold): tcpdump opens the real lo and compiles the filter
+    const sysfs = join(dir, 'sys-ppp');
+    for (const name of ['lo', 'ppp9']) {
+      mkdirSync(join(sysfs, name), { recursive: true });
+      writeFileSync(join(sysfs, name, 'type'), '512\n');
+      writeFileSync(join(sysfs, name, 'flags'), '0x1009\n');
+    }
+    const real = spawnSync('tcpdump', ['-d', '-i', 'lo', 'port port port'], { encoding: 'utf8' });
+    expect(real.status).not.toBe(0);
+    expect(interfaceFilterProblem('lo', 'port port port', { sysfs })).toBe(real.stderr.trim().replace(/^tcpdump: /, ''));
+    expect(interfaceFilterProblem('lo', 'tcp port 443', { sysfs })).toBeNull();
+    // an interface tcpdump cannot open says nothing of the filter (the capture decides), nor a missing tcpdump
+    expect(interfaceFilterProblem('ppp9', 'port port port', { sysfs })).toBeNull();
+    expect(interfaceFilterProblem('lo', 'port port port', { sysfs, tcpdumpPath: join(dir, 'no-tcpdump') })).toBeNull();
+    // the libpcap source's check before the start says it
     const procStatus = join(dir, 'status-with-net-raw');
     writeFileSync(procStatus, 'CapEff:\t0000000000002000\n');
-    expect(() => checkLiveCapture('libpcap', 'tun0', { sysfs, procStatus }, 'port port port')).not.toThrow();
     expect(() => checkLiveCapture('libpcap', 'lo', { sysfs, procStatus }, 'port port port')).toThrow(/cannot capture on lo: the filter "port port port" is not valid: can't parse filter expression: syntax error/);
   });
 });

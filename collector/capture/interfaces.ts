@@ -104,9 +104,10 @@ function libpcapDevices(moduleName: string): string[] | null {
 
 /**
  * The link type libpcap gives a Linux interface of each ARPHRD type (if_arp.h), for those where it is
- * certain: Ethernet, the loopback (which libpcap shows as Ethernet) and 802.11 with radiotap headers.
+ * certain: Ethernet, the loopback (which libpcap shows as Ethernet), 802.11 with radiotap headers, and
+ * ARPHRD_NONE (tun, WireGuard: raw IP; `tcpdump -i tun0 -L` says RAW).
  */
-const LINK_TYPE_BY_ARPHRD: ReadonlyMap<number, number> = new Map([[1, LinkType.ETHERNET], [772, LinkType.ETHERNET], [803, 127]]);
+const LINK_TYPE_BY_ARPHRD: ReadonlyMap<number, number> = new Map([[1, LinkType.ETHERNET], [772, LinkType.ETHERNET], [803, 127], [65534, LinkType.RAW]]);
 
 /** The link type a capture on `iface` will have, or null when it cannot be told before opening it. */
 export function interfaceLinkType(iface: string, sysfs = '/sys/class/net'): number | null {
@@ -162,6 +163,15 @@ export function filterProblem(filter: string, linkType: number, opts: { pcapModu
  * says EARSHOT_ERR_NO_TCPDUMP when it starts).
  */
 export function tcpdumpProblem(iface: string, filter: string | null, tcpdumpPath = 'tcpdump'): string | null {
+  const said = tcpdumpSays(iface, filter, tcpdumpPath);
+  if (said === null) return null;
+  if (said.filter) return `the filter "${filter}" is not valid: ${said.problem}`;
+  if (!/permission/i.test(said.problem)) return said.problem;
+  return `${said.problem}; run as root or: sudo setcap cap_net_raw+eip $(readlink -f $(which ${tcpdumpPath}))`;
+}
+
+/** What tcpdump refuses on `iface` with `filter`, and whether it is the filter (the interface opens without it). */
+function tcpdumpSays(iface: string, filter: string | null, tcpdumpPath: string): { problem: string; filter: boolean } | null {
   const said = (withFilter: boolean): string | null => {
     const args = ['-i', iface, '-d', ...(withFilter && filter !== null ? [filter] : [])];
     const r = childProcess().spawnSync(tcpdumpPath, args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -170,10 +180,20 @@ export function tcpdumpProblem(iface: string, filter: string | null, tcpdumpPath
   const withFilter = filter !== null && filter.trim() !== '';
   const problem = said(withFilter);
   if (problem === null) return null;
-  // the interface opens without the filter: the filter is what tcpdump refused
-  if (withFilter && said(false) === null) return `the filter "${filter}" is not valid: ${problem}`;
-  if (!/permission/i.test(problem)) return problem;
-  return `${problem}; run as root or: sudo setcap cap_net_raw+eip $(readlink -f $(which ${tcpdumpPath}))`;
+  return { problem, filter: withFilter && said(false) === null };
+}
+
+/**
+ * Why libpcap would refuse `filter` on `iface`, or null: compiled for the link type sysfs gives for certain
+ * (filterProblem); for other interfaces (PPP, GRE and other tunnels) tcpdump, when it is installed, opens
+ * the interface and compiles it (`-i IF -d`), and only a filter it refuses where the interface opens
+ * without one counts (tcpdump's own permission is not this process's). Null when nothing can tell.
+ */
+export function interfaceFilterProblem(iface: string, filter: string, opts: { sysfs?: string; pcapModule?: string; tcpdumpPath?: string } = {}): string | null {
+  const linkType = interfaceLinkType(iface, opts.sysfs);
+  if (linkType !== null) return filterProblem(filter, linkType, { pcapModule: opts.pcapModule });
+  const said = tcpdumpSays(iface, filter, opts.tcpdumpPath ?? 'tcpdump');
+  return said !== null && said.filter ? said.problem : null;
 }
 
 export interface LiveCheckOptions {
@@ -190,7 +210,7 @@ export interface LiveCheckOptions {
 /**
  * Throws EARSHOT_ERR_CAPTURE_OPEN when a live capture of `kind` on `iface` cannot open here: no such
  * interface (the message lists those there are), an interface that is down, for the libpcap source no CAP_NET_RAW, or a `filter`
- * libpcap does not compile for the interface's link type (when sysfs tells it); for the tcpdump source,
+ * libpcap does not compile for the interface (interfaceFilterProblem); for the tcpdump source,
  * whatever `tcpdump -i IF -d FILTER` refuses (permission, filter). Returns when
  * nothing speaks against it, or nothing can be told. The tcpdump source's permission is tcpdump's own
  * (its file capabilities or setuid bit): left to tcpdump to report.
@@ -223,7 +243,6 @@ export function checkLiveCapture(kind: 'libpcap' | 'tcpdump', iface: string, opt
     if (problem !== null) throw earshotError('EARSHOT_ERR_CAPTURE_OPEN', iface, problem);
     return;
   }
-  const linkType = filter ? interfaceLinkType(iface, opts.sysfs) : null;
-  const problem = filter && linkType !== null ? filterProblem(filter, linkType, { pcapModule: opts.pcapModule }) : null;
+  const problem = filter ? interfaceFilterProblem(iface, filter, opts) : null;
   if (problem !== null) throw earshotError('EARSHOT_ERR_CAPTURE_OPEN', iface, `the filter "${filter}" is not valid: ${problem}`);
 }
