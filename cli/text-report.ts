@@ -13,6 +13,11 @@ function table(headers: string[], rows: Array<Array<string | number>>, right: Re
 }
 
 /** Human-readable byte count. */
+/** `n` and the noun, singular for one ("1 endpoint", "2 endpoints"). */
+function counted(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 export function humanBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ['kB', 'MB', 'GB', 'TB'];
@@ -33,7 +38,7 @@ export function renderTextReport(r: Report, maxFlows = 40, privacy: readonly Pri
   const c = r.capture;
   const out: string[] = [];
   if (r.site) out.push(`Site: ${r.site}`);
-  out.push(`Capture: ${c.packets} packets, ${humanBytes(c.bytes)}, ${c.first ?? '-'} .. ${c.last ?? '-'}` +
+  out.push(`Capture: ${counted(c.packets, 'packet')}, ${humanBytes(c.bytes)}, ${c.first ?? '-'} .. ${c.last ?? '-'}` +
     `${c.decodeErrors ? `, ${c.decodeErrors} undecodable` : ''}${c.truncated ? ', TRUNCATED' : ''}${c.interrupted ? ', INTERRUPTED (stopped before the end of its input)' : ''}`);
   out.push('', `Devices (${r.devices.length})`);
   out.push(table(['MAC', 'IPs', 'vendor', 'assistant', 'name', 'up', 'down'],
@@ -51,7 +56,7 @@ export function renderTextReport(r: Report, maxFlows = 40, privacy: readonly Pri
     set.add(`${a.type} ${a.data}`);
     names.set(a.name, set);
   }
-  out.push('', `DNS answers (${r.dns.length}, ${names.size} names)`);
+  out.push('', `DNS answers (${r.dns.length}, ${counted(names.size, 'name')})`);
   for (const [name, set] of [...names].slice(0, 60)) out.push(printable(`  ${name} -> ${[...set].join(', ')}`));
   // the audio uploads, the report's point: the most recent, with their verdict and why
   const cloud = r.activations.filter((a) => !isLocalActivation(a));
@@ -103,7 +108,7 @@ function privacyText(devices: readonly PrivacyDevice[], r: Report): string {
     // rounded down: 99.96 % is not "100 %" while some bytes go to an unknown organisation
     const share = `${d.namedShare >= 1 ? 100 : Math.floor(d.namedShare * 1000) / 10} % of its bytes to a known organisation`;
     // a device's name and vendor come from packets (DHCP, mDNS): escaped like the tables' cells
-    out.push('', printable(`  ${d.name ?? d.mac}${d.name ? ` (${d.mac})` : ''}${d.vendor ? `, ${d.vendor}` : ''}: ${d.endpoints.length} endpoints, ${d.organisations} organisations, ${share}` +
+    out.push('', printable(`  ${d.name ?? d.mac}${d.name ? ` (${d.mac})` : ''}${d.vendor ? `, ${d.vendor}` : ''}: ${counted(d.endpoints.length, 'endpoint')}, ${counted(d.organisations, 'organisation')}, ${share}` +
       `${d.learning ? `; learning until ${d.learningUntil}` : ''}`));
     const shown = d.endpoints.slice(0, MAX_TEXT_ENDPOINTS);
     out.push(table(['endpoint', 'organisation', 'party', 'service', 'up', 'down', 'conns', 'per day', 'first seen', 'last seen'],

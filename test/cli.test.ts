@@ -107,6 +107,14 @@ describe('earshot CLI', () => {
       expect(row, a.id).toBeDefined();
       expect(row).toMatch(new RegExp(` ${((Date.parse(a.end) - Date.parse(a.start)) / 1000).toFixed(1)} s .* ${a.verdict} +${a.reasons.join(', ')}$`));
     }
+    // counts read as English: one of a thing is singular ("1 endpoints, 1 organisations" before). Told by
+    // tshark: the DNS answers name one host, and 192.168.12.114 talks to one peer only
+    const asked = new Set(execFileSync('tshark', ['-r', FIXTURE, '-Y', 'dns.flags.response == 1 && dns.count.answers > 0', '-T', 'fields', '-e', 'dns.qry.name'], { encoding: 'utf8' }).split('\n').filter(Boolean));
+    expect(asked.size).toBe(1);
+    expect(text.stdout).toMatch(/\nDNS answers \(\d+, 1 name\)\n/);
+    const peers = new Set(execFileSync('tshark', ['-r', FIXTURE, '-Y', '(tcp || udp) && ip.src == 192.168.12.114', '-T', 'fields', '-e', 'ip.dst'], { encoding: 'utf8' }).split('\n').filter(Boolean));
+    expect([...peers]).toEqual(['192.168.12.112']);
+    expect(text.stdout).toContain(`  ${json.devices.find((d) => d.ips.includes('192.168.12.114'))!.mac}, amazon: 1 endpoint, 1 organisation, `);
     const out = join(dir, 'report.json');
     const toFile = await runCli(['replay', FIXTURE, '-o', out]);
     expect(toFile.code).toBe(0);
