@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { createServer, isIP } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../collector/config.js';
@@ -20,6 +20,49 @@ export function parseListen(listen: string): { host: string; port: number } {
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', '--listen', `expected HOST:PORT (e.g. 127.0.0.1:8377 or [::1]:8377), got "${listen}"`);
   return { host: m[1] ?? m[2], port };
+}
+
+function beyondLoopbackError(host: string): Error {
+  return earshotError('EARSHOT_ERR_CONFIG_INVALID', '--listen', `listening on ${host} beyond loopback needs an API token (api.token or --data-dir to keep a generated one)`);
+}
+
+/** EARSHOT_ERR_LISTEN for a bind that failed, in words a person acts on. */
+function listenError(listen: string, err: unknown): Error {
+  const e = err as NodeJS.ErrnoException;
+  const reasons: Record<string, string> = {
+    EADDRINUSE: 'the address is in use (another earshot, or another program on this port)',
+    EADDRNOTAVAIL: 'no interface of this machine has that address',
+    EACCES: 'ports below 1024 need root or CAP_NET_BIND_SERVICE',
+    ENOTFOUND: 'the host name does not resolve',
+    EAI_AGAIN: 'the host name does not resolve (no answer from DNS)',
+  };
+  return earshotError('EARSHOT_ERR_LISTEN', listen, (e.code !== undefined ? reasons[e.code] : undefined) ?? e.message);
+}
+
+/**
+ * Checks before a run starts what would stop the API from starting, writing nothing: `api.listen`'s form,
+ * an address that is one, a token where one is needed (a configured one of the right form), and a bind
+ * that succeeds (then let go at once). Before, a bad port, an address in use or a missing token came after
+ * the capture had been announced, the state loaded and the alert sinks connected.
+ */
+export async function checkApiStart(config: Readonly<Config>): Promise<void> {
+  const listen = config.api.listen;
+  const { host, port } = parseListen(listen);
+  if (/^[\d.]+$/.test(host) && isIP(host) === 0) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', '--listen', `"${host}" is not an IPv4 address`);
+  const token = config.api.token;
+  if (token !== null && tokenProblem(token) !== null) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', configTokenSource(), tokenProblem(token)!);
+  if (!isLoopback(host) && token === null && !config.api.tokenFile && config.dataDir === null) throw beyondLoopbackError(host);
+  const server = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, exclusive: true }, () => resolve());
+    });
+  } catch (err) {
+    throw listenError(listen, err);
+  } finally {
+    await new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
+  }
 }
 
 /** True for addresses only this machine can reach. */
@@ -161,14 +204,11 @@ export async function prepareApiServer(config: Readonly<Config>, context: AppCon
   return {
     async listen() {
       options.token = resolveToken(config.api, config.dataDir, log);
-      if (!isLoopback(host) && options.token === null) {
-        throw earshotError('EARSHOT_ERR_CONFIG_INVALID', '--listen', `listening on ${host} beyond loopback needs an API token (api.token or --data-dir to keep a generated one)`);
-      }
+      if (!isLoopback(host) && options.token === null) throw beyondLoopbackError(host);
       try {
         await app.listen({ host, port });
       } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        throw earshotError('EARSHOT_ERR_LISTEN', config.api.listen, e.code === 'EADDRINUSE' ? 'the address is in use' : e.message);
+        throw listenError(config.api.listen, err);
       }
       const address = app.server.address();
       const bound = typeof address === 'object' && address ? address.port : port;

@@ -557,6 +557,7 @@ export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger):
   // what can be checked before anything starts: its error comes alone, not after "capturing" and the API's lines
   preflight(file, config);
   if (file === undefined && kind !== 'stdin') checkLiveCapture(kind, config.capture.interface ?? '', {}, config.capture.filter);
+  if (config.api.enabled) await (await import('../api/server.js')).checkApiStart(config);
   const source: SourceOptions = file !== undefined
     ? { kind: 'file', path: file, realtimeSpeed }
     : {

@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PIPELINE_YOUNG_GENERATION_MB } from '../cli/pipeline-thread.js';
@@ -105,15 +105,33 @@ describe('the pipeline on its own thread', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as { port: number }).port;
     try {
-      const inUse = await runCli(['collect', '--file', CAPTURE, '--exit-when-done', '--listen', `127.0.0.1:${port}`, '-o', join(dir, 'in-use.json')], { timeoutMs: 20_000 });
+      // told before anything starts: the line alone (not after "capturing" and the token's warning), and
+      // nothing written to the data directory (before, its state was loaded and its lock taken first)
+      const data = join(dir, 'in-use-data');
+      mkdirSync(data);
+      const inUse = await runCli(['collect', '--file', CAPTURE, '--exit-when-done', '--listen', `127.0.0.1:${port}`, '--data-dir', data, '-o', join(dir, 'in-use.json')], { timeoutMs: 20_000 });
       expect(inUse.code, inUse.stderr).toBe(2);
-      expect(inUse.stderr.match(/^earshot: .*$/gm)).toEqual([`earshot: cannot listen on 127.0.0.1:${port}: the address is in use`]);
+      expect(inUse.stderr).toBe(`earshot: cannot listen on 127.0.0.1:${port}: the address is in use (another earshot, or another program on this port)\n`);
+      expect(readdirSync(data)).toEqual([]);
     } finally {
       taken.close();
     }
+    // a listen address that cannot be: one line each, before anything starts
+    const token = ['--api-token', 'a-token-of-24-characters'];
+    for (const [args, line] of [
+      [['--listen', '127.0.0.1:99999'], 'earshot: --listen: expected HOST:PORT (e.g. 127.0.0.1:8377 or [::1]:8377), got "127.0.0.1:99999"'],
+      [['--listen', '999.1.1.1:8377', ...token], 'earshot: --listen: "999.1.1.1" is not an IPv4 address'],
+      // TEST-NET-1 (RFC 5737): no interface of a machine has it
+      [['--listen', '192.0.2.1:8377', ...token], 'earshot: cannot listen on 192.0.2.1:8377: no interface of this machine has that address'],
+      [['--listen', '127.0.0.1:0', '--api-token', 'short'], 'earshot: --api-token: the API token is 5 bytes; it must be at least 16 (e.g. openssl rand -base64 24)'],
+    ] as const) {
+      const r = await runCli(['collect', '--file', CAPTURE, '--exit-when-done', ...args], { timeoutMs: 20_000 });
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toBe(`${line}\n`);
+    }
     const open = await runCli(['collect', '--file', CAPTURE, '--exit-when-done', '--listen', '0.0.0.0:0', '-o', join(dir, 'open.json')], { timeoutMs: 20_000 });
     expect(open.code, open.stderr).toBe(2);
-    expect(open.stderr.match(/^earshot: .*$/gm)).toEqual(['earshot: --listen: listening on 0.0.0.0 beyond loopback needs an API token (api.token or --data-dir to keep a generated one)']);
+    expect(open.stderr).toBe('earshot: --listen: listening on 0.0.0.0 beyond loopback needs an API token (api.token or --data-dir to keep a generated one)\n');
     // the capture fails before the pipeline asks for the API: its error alone (the API built meanwhile
     // never listens and says nothing)
     const missing = await runCli(['collect', '--file', join(dir, 'missing.pcap'), '--exit-when-done', '--listen', '127.0.0.1:0'], { timeoutMs: 20_000 });
