@@ -38,6 +38,21 @@ function parseSeconds(value: unknown): number {
   return n;
 }
 
+/** --api-url: an http(s) URL (a mistyped one was tried, and said as "no running collector at notaurl"). */
+function parseApiUrl(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL | null = null;
+  try {
+    url = new URL(String(value));
+  } catch {
+    url = null;
+  }
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw earshotError('EARSHOT_ERR_USAGE', `--api-url: expected the collector's API as http://HOST:PORT (e.g. http://127.0.0.1:8377), got "${String(value)}"`);
+  }
+  return String(value);
+}
+
 /** One text line: status padded to 5, the check, what was found, and what to do. */
 export function formatLine(r: CheckResult): string {
   // a message can hold a device's name from mDNS or a server's error text: escaped for the terminal
@@ -54,7 +69,7 @@ export async function runChecks(parsed: ParsedCommand, log: Logger, seconds: num
       lastMs: Number.NaN,
       results: tool.status === 'skip' ? [] : [{ check: 'capture permission', status: 'skip', message: 'needs a capture tool first (see above)' }],
     });
-  const [found, influx, webhooks, mqtt, findings] = await Promise.all([capture, checkInflux(config), checkWebhooks(config), checkMqtt(config), checkApiFindings(config, parsed.flags['api-url'] as string | undefined)]);
+  const [found, influx, webhooks, mqtt, findings] = await Promise.all([capture, checkInflux(config), checkWebhooks(config), checkMqtt(config), checkApiFindings(config, parseApiUrl(parsed.flags['api-url']))]);
   return [tool, ...found.results, checkClock(found.lastMs), ...influx, ...checkSpool(config), ...webhooks, mqtt, ...findings];
 }
 
@@ -63,6 +78,7 @@ export async function runDoctor(parsed: ParsedCommand, io: CliIo, log: Logger): 
   const format = parsed.flags.format ?? 'text';
   if (format !== 'text' && format !== 'json') throw earshotError('EARSHOT_ERR_USAGE', `--format: must be json or text, got "${String(format)}"`);
   const seconds = parseSeconds(parsed.flags.seconds);
+  parseApiUrl(parsed.flags['api-url']);
   const capture = parsed.flags.capture as string | undefined;
   // a capture file: its findings only (the live checks are about an interface it does not use)
   const results = capture !== undefined ? await checkCaptureFindings(parsed.config, capture, (m) => log.warn(m)) : await runChecks(parsed, log, seconds);

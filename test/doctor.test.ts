@@ -50,6 +50,15 @@ describe('earshot doctor', () => {
     expect(h.stdout).toContain('--seconds N');
   });
 
+  it('an --api-url that is not an http(s) URL: one line, exit 2, no check run (it was tried, as "no running collector at notaurl")', async () => {
+    for (const url of ['notaurl', 'ftp://127.0.0.1:8377', '127.0.0.1:8377']) {
+      const r = await runCli(['doctor', '--api-url', url]);
+      expect(r.code, url).toBe(2);
+      expect(r.stdout, url).toBe('');
+      expect(r.stderr, url).toBe(`earshot: --api-url: expected the collector's API as http://HOST:PORT (e.g. http://127.0.0.1:8377), got "${url}"\n`);
+    }
+  });
+
   describe.skipIf(!isRoot || !haveSetpriv)('without permission to capture (as nobody)', () => {
     it.skipIf(!haveTcpdump)('tcpdump: FAIL capture permission with the setcap advice, exit 2', async () => {
       const r = await runCliAsNobody(['doctor', '--interface', 'lo', '--source', 'tcpdump', '--seconds', '1']);
