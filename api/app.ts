@@ -14,7 +14,7 @@ import type { Config } from '../collector/config.js';
 import type { Logger } from '../collector/log.js';
 import { parseWakeRecord, type WakeEvent } from '../collector/detect/wake-events.js';
 import { SEVERITIES } from '../collector/findings/store.js';
-import { canonicalMac } from '../collector/mac.js';
+import { canonicalMac, MAC_PATTERN } from '../collector/mac.js';
 import { preview } from '../collector/text.js';
 import type { Runtime } from '../collector/runtime.js';
 import { activationQuery, buildViewSource, type ViewExtras, type ViewSource } from '../collector/view.js';
@@ -107,8 +107,10 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
     ...(options.eagerSchemas === true ? {} : { schemaController: { compilersFactory: { buildValidator: lazyValidators, buildSerializer: lazySerializers } } }),
     // one message naming each bad field: "body/0/devic is not allowed", "body/label must be one of ..."
     schemaErrorFormatter: (errors, dataVar) => new Error(errors.map((e) => {
-      const params = e.params as { additionalProperty?: string; allowedValues?: unknown[]; missingProperty?: string };
+      const params = e.params as { additionalProperty?: string; allowedValues?: unknown[]; missingProperty?: string; pattern?: string };
       const path = `${dataVar}${e.instancePath}`;
+      // the MAC rule in words, not its regular expression
+      if (params.pattern === MAC_PATTERN) return `${path} must be a MAC address: aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff, aabbccddeeff or aabb.ccdd.eeff`;
       if (params.additionalProperty) return `${path}/${params.additionalProperty} is not allowed`;
       if (params.missingProperty) return `${path}/${params.missingProperty} is required`;
       if (params.allowedValues) return `${path} must be one of ${params.allowedValues.join(', ')}`;

@@ -92,7 +92,10 @@ describe('API (earshot collect --file)', () => {
     const label = await post(`${run.base}/api/v1/activations/${report.activations[0].id}/label`, { label: 'maybe' });
     expect(label).toMatchObject({ status: 400, body: { message: 'body/label must be one of intended, not-intended' } });
     expect((await get(`${run.base}/api/v1/activations?verdict=great`)).status).toBe(400);
-    expect((await get(`${run.base}/api/v1/devices/zz`)).status).toBe(400);
+    // a MAC that is not one: the rule in words (it was the regular expression)
+    const forms = 'must be a MAC address: aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff, aabbccddeeff or aabb.ccdd.eeff';
+    expect(await get(`${run.base}/api/v1/devices/zz`)).toMatchObject({ status: 400, body: { message: `params/mac ${forms}` } });
+    expect(await get(`${run.base}/api/v1/flows?device=zz`)).toMatchObject({ status: 400, body: { message: `querystring/device ${forms}` } });
     expect((await get(`${run.base}/api/v1/activations/000000000000-1`)).status).toBe(404);
   });
 
