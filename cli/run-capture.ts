@@ -3,6 +3,7 @@
  * (collect), ending with the report on stdout.
  */
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { lazyBuiltin } from '../collector/builtins.js';
 import { fileError } from '../collector/capture/input.js';
 import { buildSource, type SourceOptions } from '../collector/capture/index.js';
 import { checkLiveCapture } from '../collector/capture/interfaces.js';
@@ -499,6 +500,17 @@ function outputOf(parsed: ParsedCommand): string | undefined {
   return output === '-' ? undefined : output;
 }
 
+/**
+ * A capture is bytes from a pipe or a file: standard input that is a terminal (a command run without its
+ * pipe) waited without a word for a capture nobody types (as gzip refuses compressed data from one).
+ */
+const tty = lazyBuiltin<typeof import('node:tty')>('node:tty');
+
+function refuseTerminalInput(command: string): void {
+  if (!tty().isatty(0)) return;
+  throw earshotError('EARSHOT_ERR_USAGE', `${command}: standard input is a terminal; pipe a capture into it (e.g. tcpdump -i IF -U -w - | earshot collect --source stdin, or earshot replay - < FILE)`);
+}
+
 /** Throws the error a collect would meet first: a capture file that is none, an API token file that cannot be read. */
 function preflight(file: string | undefined, config: Readonly<Config>): void {
   if (file !== undefined && file !== '-') {
@@ -526,6 +538,7 @@ export async function runReplay(parsed: ParsedCommand, io: CliIo, log: Logger): 
   const realtimeSpeed = parseNumberFlag('realtime-speed', parsed.flags['realtime-speed'], 0);
   const format = parseFormat(parsed.flags.format, io.stdout, outputOf(parsed));
   const progress = !parsed.flags['no-progress'] && path !== '-' && (parsed.flags.progress === true || io.stderr.isTTY === true);
+  if (path === '-') refuseTerminalInput('replay -');
   return run({
     source: { kind: path === '-' ? 'stdin' : 'file', path, realtimeSpeed },
     config: parsed.config,
@@ -556,6 +569,7 @@ export async function runCollect(parsed: ParsedCommand, io: CliIo, log: Logger):
   const format = parseFormat(parsed.flags.format, io.stdout, outputOf(parsed));
   // what can be checked before anything starts: its error comes alone, not after "capturing" and the API's lines
   preflight(file, config);
+  if (file === '-' || (file === undefined && kind === 'stdin')) refuseTerminalInput(file === '-' ? 'collect --file -' : 'collect --source stdin');
   if (file === undefined && kind !== 'stdin') checkLiveCapture(kind, config.capture.interface ?? '', {}, config.capture.filter);
   if (config.api.enabled) await (await import('../api/server.js')).checkApiStart(config);
   const source: SourceOptions = file !== undefined

@@ -8,7 +8,7 @@ import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, 
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
-import { PROJECT_ROOT } from './helpers/shared.js';
+import { describeNeeding, PROJECT_ROOT } from './helpers/shared.js';
 import { tempDir } from './helpers/temp.js';
 import { tsharkTotals } from './helpers/tshark.js';
 
@@ -29,6 +29,25 @@ describe('inputs without an end', () => {
       expect(r.stderr, args.join(' ')).toBe(`${line}\n`);
     }
   }, 120_000);
+});
+
+const haveScript = spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0;
+describeNeeding('standard input that is a terminal', haveScript, 'script (util-linux: apt-get install bsdutils)', () => {
+  it('replay -, collect --source stdin and collect --file - from a terminal: one line, exit 2 (they waited for a capture nobody types)', async () => {
+    // script(1) runs the command on a pseudo-terminal; its own input is empty, so without the check the
+    // command read the terminal's end of input and said "empty input" (and on a real terminal waited)
+    for (const args of [['replay', '-'], ['collect', '--source', 'stdin', '--api', 'false'], ['collect', '--file', '-', '--api', 'false']]) {
+      const command = [process.execPath, EARSHOT_BIN, ...args].map((a) => `'${a}'`).join(' ');
+      const r = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+      const which = args[0] === 'replay' ? 'replay -' : args[1] === '--file' ? 'collect --file -' : 'collect --source stdin';
+      expect(r.status, args.join(' ')).toBe(2);
+      // the terminal writes the line with a carriage return
+      expect(r.stdout.replace(/\r/g, ''), args.join(' ')).toBe(`earshot: ${which}: standard input is a terminal; pipe a capture into it (e.g. tcpdump -i IF -U -w - | earshot collect --source stdin, or earshot replay - < FILE)\n`);
+    }
+    // a pipe is read as before
+    const piped = await runCli(['replay', '-', '--format', 'json'], { input: readFileSync(CAPTURE) });
+    expect(piped.code, piped.stderr).toBe(0);
+  }, 60_000);
 });
 
 describe('a capture path that is a FIFO', () => {
