@@ -5,9 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fsyncDir, isDiskFull, readFileBounded, removeFile, TMP_SUFFIX, writeFileAtomic } from './durable.js';
 import { earshotError, type EarshotError } from './errors.js';
+import { systemReason } from './output-file.js';
 
 /** Probe files: `.write-test-PID` (and `.write-test`, which earshot before 0.x left behind). */
 const WRITE_TEST = /^\.write-test(-\d+)?$/;
@@ -77,6 +79,19 @@ export function removeLeftoverTemporaries(dir: string): number {
  * Makes sure the data directory exists and is writable; throws EARSHOT_ERR_DATA_DIR otherwise. A full disk
  * is not an error: the answer is a warning to log (null when all is well).
  */
+/** Why a data directory cannot be made or written by this user, and the command that makes it theirs. */
+function permissionHint(dir: string, err: unknown): string {
+  let user: string | null = null;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = null; // a uid without a passwd entry (a container)
+  }
+  const uid = process.getuid?.() ?? '?';
+  const owner = user ?? String(uid);
+  return `${systemReason(err)} for ${user ?? 'uid'} ${user === null ? uid : `(uid ${uid})`}; make it theirs: sudo install -d -o ${owner} ${dir}`;
+}
+
 export function prepareDataDir(dir: string): string | null {
   try {
     makeDirs(dir);
@@ -96,7 +111,9 @@ export function prepareDataDir(dir: string): string | null {
     // a full disk is a state to get through, not a configuration error: earshot starts, holds in memory
     // what it cannot write (within bounds), says so in /health, and writes it when space returns
     if (isDiskFull(e)) return `${dir}: the disk is full (${e.code}): earshot runs, but what it must keep waits in memory (bounded) until there is room`;
-    const why = e.code === 'ENOENT' ? `${e.code}: the file system there does not take new files or directories` : e.message;
+    const why = e.code === 'ENOENT' ? `${e.code}: the file system there does not take new files or directories`
+      : e.code === 'EACCES' && process.getuid?.() !== 0 ? permissionHint(dir, e)
+        : e.message;
     throw earshotError('EARSHOT_ERR_DATA_DIR', dir, why);
   }
 }

@@ -4,8 +4,8 @@
  * recursive mkdir; a run leaves no probe (`.write-test*`) or temporary (`*.tmp-PID`) file behind, and
  * a start removes those a killed run left.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
@@ -42,6 +42,27 @@ describe('a data directory that cannot be made', () => {
       expect(r.stderr).not.toMatch(/\n\s+at /);
     });
   }
+});
+
+describe('a data directory another user owns', () => {
+  const root = process.getuid?.() === 0;
+  if (!root) console.warn('skipping the data directory of another user: it needs root to run earshot as nobody (setpriv)');
+  it.skipIf(!root)('says so for the user earshot runs as, with the command that makes it theirs; the command works', async () => {
+    const parent = tempDir('earshot-datadir-owner-');
+    chmodSync(parent, 0o755);
+    const dir = join(parent, 'earshot');
+    const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+    const r = await runCli(['replay', CAPTURE, '--data-dir', dir, '-o', '/dev/null'], { prefix: asNobody, timeoutMs: 30_000 });
+    expect(r.code).toBe(2);
+    // before: "EACCES: permission denied, mkdir '...'"
+    const command = `sudo install -d -o nobody ${dir}`;
+    expect(r.stderr).toBe(`earshot: ${dir}: data directory is not usable: permission denied for nobody (uid 65534); make it theirs: ${command}\n`);
+    // what it says to run, run (as root here, without sudo), makes the run work
+    execFileSync('install', ['-d', '-o', 'nobody', dir]);
+    const again = await runCli(['replay', CAPTURE, '--data-dir', dir, '-o', '/dev/null'], { prefix: asNobody, timeoutMs: 30_000 });
+    expect(again.code, again.stderr).toBe(0);
+    expect(readdirSync(dir)).toContain('state.json');
+  }, 60_000);
 });
 
 describe('temporary files in the data directory', () => {
