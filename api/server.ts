@@ -22,6 +22,7 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1] ?? m[2], port };
 }
 
+/** Beyond loopback every route needs the token: without one, the API does not start. */
 function beyondLoopbackError(host: string): Error {
   return earshotError('EARSHOT_ERR_CONFIG_INVALID', '--listen', `listening on ${host} beyond loopback needs an API token (api.token or --data-dir to keep a generated one)`);
 }
@@ -50,7 +51,8 @@ export async function checkApiStart(config: Readonly<Config>): Promise<void> {
   const { host, port } = parseListen(listen);
   if (/^[\d.]+$/.test(host) && isIP(host) === 0) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', '--listen', `"${host}" is not an IPv4 address`);
   const token = config.api.token;
-  if (token !== null && tokenProblem(token) !== null) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', configTokenSource(), tokenProblem(token)!);
+  const problem = token === null ? null : tokenProblem(token);
+  if (problem !== null) throw earshotError('EARSHOT_ERR_CONFIG_INVALID', configTokenSource(), problem);
   if (!isLoopback(host) && token === null && !config.api.tokenFile && config.dataDir === null) throw beyondLoopbackError(host);
   const server = createServer();
   try {

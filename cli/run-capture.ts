@@ -500,12 +500,12 @@ function outputOf(parsed: ParsedCommand): string | undefined {
   return output === '-' ? undefined : output;
 }
 
+const tty = lazyBuiltin<typeof import('node:tty')>('node:tty');
+
 /**
  * A capture is bytes from a pipe or a file: standard input that is a terminal (a command run without its
  * pipe) waited without a word for a capture nobody types (as gzip refuses compressed data from one).
  */
-const tty = lazyBuiltin<typeof import('node:tty')>('node:tty');
-
 function refuseTerminalInput(command: string): void {
   if (!tty().isatty(0)) return;
   throw earshotError('EARSHOT_ERR_USAGE', `${command}: standard input is a terminal; pipe a capture into it (e.g. tcpdump -i IF -U -w - | earshot collect --source stdin, or earshot replay - < FILE)`);

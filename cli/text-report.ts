@@ -12,12 +12,12 @@ function table(headers: string[], rows: Array<Array<string | number>>, right: Re
   return [fmt(headers), fmt(widths.map((w) => '-'.repeat(w))), ...cells.map(fmt)].join('\n');
 }
 
-/** Human-readable byte count. */
 /** `n` and the noun, singular for one ("1 endpoint", "2 endpoints"). */
 function counted(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
+/** Human-readable byte count. */
 export function humanBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ['kB', 'MB', 'GB', 'TB'];

@@ -75,10 +75,6 @@ export function removeLeftoverTemporaries(dir: string): number {
   return removed;
 }
 
-/**
- * Makes sure the data directory exists and is writable; throws EARSHOT_ERR_DATA_DIR otherwise. A full disk
- * is not an error: the answer is a warning to log (null when all is well).
- */
 /** Why a data directory cannot be made or written by this user, and the command that makes it theirs. */
 function permissionHint(dir: string, err: unknown): string {
   let user: string | null = null;
@@ -92,6 +88,10 @@ function permissionHint(dir: string, err: unknown): string {
   return `${systemReason(err)} for ${user ?? 'uid'} ${user === null ? uid : `(uid ${uid})`}; make it theirs: sudo install -d -o ${owner} ${dir}`;
 }
 
+/**
+ * Makes sure the data directory exists and is writable; throws EARSHOT_ERR_DATA_DIR otherwise. A full disk
+ * is not an error: the answer is a warning to log (null when all is well).
+ */
 export function prepareDataDir(dir: string): string | null {
   try {
     makeDirs(dir);
