@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fsyncDir, isDiskFull, readFileBounded, removeFile, TMP_SUFFIX, writeFileAtomic } from './durable.js';
 import { earshotError, type EarshotError } from './errors.js';
 import { systemReason } from './output-file.js';
+import { shellWord } from './text.js';
 
 /** Probe files: `.write-test-PID` (and `.write-test`, which earshot before 0.x left behind). */
 const WRITE_TEST = /^\.write-test(-\d+)?$/;
@@ -85,7 +86,7 @@ function permissionHint(dir: string, err: unknown): string {
   }
   const uid = process.getuid?.() ?? '?';
   const owner = user ?? String(uid);
-  return `${systemReason(err)} for ${user ?? 'uid'} ${user === null ? uid : `(uid ${uid})`}; make it theirs: sudo install -d -o ${owner} ${dir}`;
+  return `${systemReason(err)} for ${user ?? 'uid'} ${user === null ? uid : `(uid ${uid})`}; make it theirs: sudo install -d -o ${shellWord(owner)} ${shellWord(dir)}`;
 }
 
 /**

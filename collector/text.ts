@@ -77,3 +77,8 @@ export function preview(value: unknown, max = 60): string {
   walk(value, 0);
   return out.length > max ? `${out.slice(0, max - 3)}...` : out;
 }
+
+/** `text` as one shell word: as it is when it holds nothing the shell would take apart, else single-quoted. */
+export function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}

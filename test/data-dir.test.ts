@@ -50,15 +50,16 @@ describe('a data directory another user owns', () => {
   it.skipIf(!root)('says so for the user earshot runs as, with the command that makes it theirs; the command works', async () => {
     const parent = tempDir('earshot-datadir-owner-');
     chmodSync(parent, 0o755);
-    const dir = join(parent, 'earshot');
+    // a name the shell would split: the command quotes it
+    const dir = join(parent, 'earshot data');
     const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
     const r = await runCli(['replay', CAPTURE, '--data-dir', dir, '-o', '/dev/null'], { prefix: asNobody, timeoutMs: 30_000 });
     expect(r.code).toBe(2);
     // before: "EACCES: permission denied, mkdir '...'"
-    const command = `sudo install -d -o nobody ${dir}`;
+    const command = `sudo install -d -o nobody '${dir}'`;
     expect(r.stderr).toBe(`earshot: ${dir}: data directory is not usable: permission denied for nobody (uid 65534); make it theirs: ${command}\n`);
-    // what it says to run, run (as root here, without sudo), makes the run work
-    execFileSync('install', ['-d', '-o', 'nobody', dir]);
+    // what it says to run, run by a shell as it stands (as root here, without sudo), makes the run work
+    execFileSync('sh', ['-c', command.replace(/^sudo /, '')]);
     const again = await runCli(['replay', CAPTURE, '--data-dir', dir, '-o', '/dev/null'], { prefix: asNobody, timeoutMs: 30_000 });
     expect(again.code, again.stderr).toBe(0);
     expect(readdirSync(dir)).toContain('state.json');
