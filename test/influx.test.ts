@@ -63,6 +63,14 @@ async function expectMatches(server: Influxd, db: string, report: Report, captur
   }
   expect({ packets, bytes }).toEqual(tsharkFlowTotals(capture));
   expect(await activationsIn(server, db, where)).toEqual(reportActivations(report));
+  // each activation's duration: the report's end - start (whole milliseconds there), in microseconds at
+  // most (it was written as the float left by subtracting two times: 2.464822021484375)
+  const durations = await server.rows(db, `SELECT "id", "duration_s" FROM activation ${where}`);
+  for (const row of durations) {
+    const a = report.activations.find((x) => x.id === row.id)!;
+    expect(Math.abs(Number(row.duration_s) - (Date.parse(a.end) - Date.parse(a.start)) / 1000), String(row.id)).toBeLessThan(0.001);
+    expect(String(row.duration_s), String(row.id)).toMatch(/^\d+(\.\d{1,6})?$/);
+  }
 }
 
 interface Running {

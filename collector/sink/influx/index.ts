@@ -391,7 +391,8 @@ export function activationLine(a: Activation, timeMs: number, deviceName: string
     { site, device: a.device, device_name: deviceName, verdict: as.verdict },
     {
       id: unique(a.id),
-      duration_s: Math.max(0, (a.endMs - a.startMs) / 1000),
+      // in microseconds at most: the times' own precision, without the float a subtraction leaves
+      duration_s: Math.round(Math.max(0, a.endMs - a.startMs) * 1000) / 1e6,
       bytes_up: int(a.bytesUp),
       bytes_down: int(a.bytesDown),
       score: a.score,
