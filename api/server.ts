@@ -37,7 +37,10 @@ function listenError(listen: string, err: unknown): Error {
     ENOTFOUND: 'the host name does not resolve',
     EAI_AGAIN: 'the host name does not resolve (no answer from DNS)',
   };
-  return earshotError('EARSHOT_ERR_LISTEN', listen, (e.code !== undefined ? reasons[e.code] : undefined) ?? e.message);
+  const out = earshotError('EARSHOT_ERR_LISTEN', listen, (e.code !== undefined ? reasons[e.code] : undefined) ?? e.message);
+  // the system's error, for a caller that acts on its code (doctor: a port in use by the running collector)
+  out.cause = err;
+  return out;
 }
 
 /**

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { buildSource } from '../collector/capture/index.js';
 import { interfaceDown, interfaceFilterProblem, listInterfaces } from '../collector/capture/interfaces.js';
 import type { Config } from '../collector/config.js';
+import { isEarshotError } from '../collector/errors.js';
 import { IPPROTO_TCP } from '../collector/decode/packet.js';
 import type { Flow } from '../collector/flow/flow.js';
 import { isDiskFull, removeFile, writeFileAtomic } from '../collector/durable.js';
@@ -396,6 +397,47 @@ export async function checkWebhooks(config: Readonly<Config>): Promise<CheckResu
       ? line(name, 'ok', `${ep.text} takes connections (TCP only: nothing sent, TLS and the receiver not checked)`)
       : line(name, 'FAIL', `${ep.text} not reachable: ${error}`, 'check the receiver runs and the URL; alerts wait in the outbox meanwhile');
   }));
+}
+
+/**
+ * 10. The API's address (api.listen) is one collect can have: its form and token as collect checks them,
+ * and a bind that succeeds; a port in use is fine when the running collector is what answers there.
+ */
+export async function checkApiListen(config: Readonly<Config>): Promise<CheckResult> {
+  const listen = config.api.listen;
+  if (!config.api.enabled) return line('api', 'skip', 'the API is off (api.enabled: false)');
+  const { checkApiStart } = await import('../api/server.js');
+  try {
+    await checkApiStart(config);
+    return line('api', 'ok', `${listen} is free for the API and the status page`);
+  } catch (err) {
+    if (!isEarshotError(err)) throw err;
+    if ((err.cause as NodeJS.ErrnoException | undefined)?.code !== 'EADDRINUSE') {
+      return line('api', 'FAIL', err.message, 'fix --listen (api.listen), or the API token it names', true);
+    }
+    const running = await collectorAt(config);
+    if (running === 'token') return line('api', 'warn', `${listen} is in use, and what answers there asks for an API token`, 'if that is the running collector, set api.token or EARSHOT_API_TOKEN here to its token to tell');
+    return running !== null
+      ? line('api', 'ok', `${listen}: the running collector answers there (earshot ${running})`)
+      : line('api', 'FAIL', `${listen} is in use by another program (nothing there answers as earshot)`, 'stop that program, or give the API another address: --listen (api.listen)', true);
+  }
+}
+
+/** The version of the earshot whose API answers on api.listen; 'token' when what answers asks for one; null when no earshot does. */
+async function collectorAt(config: Readonly<Config>): Promise<string | 'token' | null> {
+  const token = config.api.token ?? process.env.EARSHOT_API_TOKEN;
+  try {
+    const res = await fetch(`http://${config.api.listen}/api/v1/health`, {
+      headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      signal: AbortSignal.timeout(3000),
+    });
+    if (res.status === 401) return 'token';
+    if (!res.ok) return null;
+    const body = (await res.json()) as { version?: unknown };
+    return typeof body.version === 'string' ? body.version : null;
+  } catch {
+    return null;
+  }
 }
 
 /** 7. The MQTT broker takes a TCP connection (credentials are not checked). */

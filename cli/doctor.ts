@@ -8,7 +8,7 @@ import { printable } from '../collector/text.js';
 import type { Logger } from '../collector/log.js';
 import type { CommandSpec, ParsedCommand } from './args.js';
 import {
-  checkCapture, checkCaptureTool, checkClock, checkInflux, checkMqtt, checkSpool, checkWebhooks,
+  checkApiListen, checkCapture, checkCaptureTool, checkClock, checkInflux, checkMqtt, checkSpool, checkWebhooks,
   type CaptureFindings, type CheckResult,
 } from './doctor-checks.js';
 import { checkApiFindings, checkCaptureFindings } from './doctor-findings.js';
@@ -69,8 +69,8 @@ export async function runChecks(parsed: ParsedCommand, log: Logger, seconds: num
       lastMs: Number.NaN,
       results: tool.status === 'skip' ? [] : [{ check: 'capture permission', status: 'skip', message: 'needs a capture tool first (see above)' }],
     });
-  const [found, influx, webhooks, mqtt, findings] = await Promise.all([capture, checkInflux(config), checkWebhooks(config), checkMqtt(config), checkApiFindings(config, parseApiUrl(parsed.flags['api-url']))]);
-  return [tool, ...found.results, checkClock(found.lastMs), ...influx, ...checkSpool(config), ...webhooks, mqtt, ...findings];
+  const [found, influx, webhooks, mqtt, api, findings] = await Promise.all([capture, checkInflux(config), checkWebhooks(config), checkMqtt(config), checkApiListen(config), checkApiFindings(config, parseApiUrl(parsed.flags['api-url']))]);
+  return [tool, ...found.results, checkClock(found.lastMs), ...influx, ...checkSpool(config), ...webhooks, mqtt, api, ...findings];
 }
 
 /** `earshot doctor`. */

@@ -4,7 +4,8 @@
  * block; a real influxd is reachable and writable (an empty write, nothing stored).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -150,6 +151,38 @@ describe('earshot doctor', () => {
       expect(await run.kill('SIGKILL')).toBe('SIGKILL');
     }
     expect(lineOf((await doctor()).stdout, 'data dir lock')).toMatch(new RegExp(`^ok {3}data dir lock: left by PID ${run.pid} since .*, which no longer runs \\(killed, or a power cut\\): the next run takes it over$`));
+  }, 60_000);
+
+  it('the API\'s address: free is ok; in use by the running collector is ok; in use by another program or not an address is a blocking FAIL', async () => {
+    const doctor = (listen: string) => runCli(['doctor', '--interface', 'lo', '--seconds', '1', '--listen', listen]);
+    const freeAddress = `127.0.0.1:${await freePort()}`;
+    expect(lineOf((await doctor(freeAddress)).stdout, 'api')).toBe(`ok   api: ${freeAddress} is free for the API and the status page`);
+    // another program on the port (a web server of something else): collect could not start
+    const other = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'));
+    });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const taken = `127.0.0.1:${(other.address() as AddressInfo).port}`;
+    try {
+      const r = await doctor(taken);
+      expect(r.code).toBe(2);
+      expect(lineOf(r.stdout, 'api')).toBe(`FAIL api: ${taken} is in use by another program (nothing there answers as earshot) — stop that program, or give the API another address: --listen (api.listen)`);
+    } finally {
+      other.close();
+    }
+    // the service itself holds it: what doctor is often run beside
+    const run = await startCollect(join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng'), []);
+    try {
+      const listen = run.base.replace('http://', '');
+      const r = await doctor(listen);
+      expect(lineOf(r.stdout, 'api')).toBe(`ok   api: ${listen}: the running collector answers there (earshot ${JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')).version})`);
+    } finally {
+      await run.stop();
+    }
+    const bad = await doctor('127.0.0.1:99999');
+    expect(bad.code).toBe(2);
+    expect(lineOf(bad.stdout, 'api')).toMatch(/^FAIL api: --listen: expected HOST:PORT .* got "127\.0\.0\.1:99999"/);
   }, 60_000);
 
   it('rejects a bad --seconds', async () => {
