@@ -72,6 +72,9 @@ const CONFIG_FLAG: Record<string, FlagSpec> = {
 };
 
 /** Parses argv for `spec`, loads the config (file < EARSHOT_* env < flags), and returns both. */
+/** Configuration flags that name a file or directory (the command flags say so with value: 'FILE'). */
+const PATH_FLAGS: ReadonlySet<string> = new Set(['data-dir', 'wake-events', 'api-token-file']);
+
 export function parseCommand(spec: CommandSpec, argv: string[], env: Record<string, string | undefined>): ParsedCommand {
   const keys = spec.config ? configKeys() : [];
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
@@ -99,8 +102,14 @@ export function parseCommand(spec: CommandSpec, argv: string[], env: Record<stri
   // a flag given twice with two values: the last won in silence (`collect --file a.pcap --file b.pcapng`
   // read b only); the same value twice says nothing new (a wrapper's `--source stdin` and the user's)
   const given = new Map<string, string[]>();
+  const specs: Record<string, { value?: string }> = { ...COMMON_FLAGS, ...(spec.config ? CONFIG_FLAG : {}), ...spec.flags };
   for (const token of parsed.tokens ?? []) {
     if (token.kind !== 'option' || token.value === undefined) continue;
+    // an empty file or directory name (an unset shell variable: -o "$OUT") was taken as one and came back
+    // as "earshot: : no such file"
+    if (token.value === '' && (specs[token.name]?.value === 'FILE' || PATH_FLAGS.has(token.name))) {
+      throw earshotError('EARSHOT_ERR_USAGE', `${spec.name}: --${token.name}: an empty ${token.name === 'data-dir' ? 'directory' : 'file'} name (an unset variable?)`);
+    }
     const before = given.get(token.name);
     if (before?.includes(token.value)) continue;
     const values = [...(before ?? []), token.value];
@@ -116,6 +125,7 @@ export function parseCommand(spec: CommandSpec, argv: string[], env: Record<stri
   const usage = spec.usage.split('\n').map((form) => form.trim()).join(', or ');
   if (parsed.positionals.length < min) throw earshotError('EARSHOT_ERR_USAGE', `${spec.name}: missing argument (usage: ${usage})`);
   if (parsed.positionals.length > max) throw earshotError('EARSHOT_ERR_USAGE', `${spec.name}: unexpected argument "${parsed.positionals[max]}" (usage: ${usage})`);
+  if (parsed.positionals.some((p) => p === '')) throw earshotError('EARSHOT_ERR_USAGE', `${spec.name}: an empty argument (an unset variable?) (usage: ${usage})`);
   const configFlags: Record<string, string | undefined> = {};
   for (const k of keys) {
     const v = values[k.flag];

@@ -137,6 +137,11 @@ describe('earshot CLI', () => {
     writeFileSync(usb, classicHeader({ snaplen: 65535, linkType: 189 })); // LINKTYPE_USB_LINUX
     expectOneLineError(await runCli(['replay', usb]), /usb\.pcap: link type 189 is not supported/);
     expectOneLineError(await runCli(['replay']), /missing argument/);
+    // an empty file or directory name (an unset shell variable) said "earshot: : no such file"
+    expectOneLineError(await runCli(['replay', '']), /^earshot: replay: an empty argument \(an unset variable\?\) \(usage: earshot replay FILE/);
+    for (const [flag, kind] of [['-o', 'output'], ['--data-dir', 'data-dir'], ['--wake-events', 'wake-events'], ['--config', 'config']]) {
+      expectOneLineError(await runCli(['replay', FIXTURE, flag, '']), new RegExp(`^earshot: replay: --${kind}: an empty ${kind === 'data-dir' ? 'directory' : 'file'} name \\(an unset variable\\?\\)$`));
+    }
     expectOneLineError(await runCli(['replay', FIXTURE, '--frobnicate']), /--frobnicate/);
     expectOneLineError(await runCli(['replay', FIXTURE, '--format', 'xml']), /--format: must be json or text/);
     expectOneLineError(await runCli(['replay', FIXTURE, '--realtime-speed', 'fast']), /--realtime-speed: expected a number/);
