@@ -6,7 +6,8 @@ import { existsSync, lstatSync, readdirSync, readFileSync, statfsSync } from 'no
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { buildSource } from '../collector/capture/index.js';
-import { interfaceDown, interfaceFilterProblem, listInterfaces } from '../collector/capture/interfaces.js';
+import { interfaceDown, interfaceFilterProblem, interfaceLinkType, listInterfaces } from '../collector/capture/interfaces.js';
+import { LinkType } from '../collector/capture/types.js';
 import type { Config } from '../collector/config.js';
 import { isEarshotError } from '../collector/errors.js';
 import { IPPROTO_TCP } from '../collector/decode/packet.js';
@@ -109,6 +110,10 @@ export async function checkCapture(config: Readonly<Config>, seconds: number, on
   }
 
   const results: CheckResult[] = [];
+  // a tun or WireGuard interface: raw IP, no MAC addresses, so no device can be told apart
+  if (interfaceLinkType(iface) === LinkType.RAW) {
+    results.push(line('interface', 'warn', `${iface} carries raw IP without MAC addresses: earshot tells devices apart by MAC, so no device, assistant or activation comes from it`, 'capture on the LAN side: the bridge, Wi-Fi or Ethernet interface the assistants are on (--interface)'));
+  }
   const directions = new Map<number, Directions>();
   const collector = buildCollector(config, {
     onFlowEnd(f: Flow) {

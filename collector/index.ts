@@ -287,6 +287,8 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     forEachOpenFlow: (visit: (flow: Flow) => boolean) => table.forEachNewest(visit),
     /** Counters of the running source (null when none runs). */
     captureStats: () => running?.stats() ?? null,
+    /** The decoder's counters, live (read each second without making stats()). */
+    decodeStats: decoder.stats as Readonly<DecodeStats>,
     stats(): CollectorStats {
       return { capture: totals, decode: decoder.stats, flows: table.stats, payload: inspector.stats, tagging: t?.stats ?? null, detect: detector?.stats ?? null, calls: calls?.stats ?? null, findings: findings.stats, local: local?.stats ?? null };
     },

@@ -30,6 +30,12 @@ import { NewestRing } from './sink/ring.js';
 import { SpillDir } from './sink/spill.js';
 
 /** Most wake events from the API and MQTT kept in the data directory (the newest). */
+
+/** What a capture without MAC addresses cannot give, and where to capture instead. */
+export const WITHOUT_MAC_WARNING = 'packets without MAC addresses (raw IP: a tun or WireGuard interface, or a loopback capture): '
+  + 'earshot tells devices apart by MAC, so no device, assistant or activation comes from them; '
+  + 'capture on the LAN side (the bridge, Wi-Fi or Ethernet interface the assistants are on)';
+
 export const MAX_SAVED_WAKE_EVENTS = 10_000;
 
 export interface RuntimeOptions {
@@ -104,6 +110,13 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
   const privacy = config.privacy.enabled && config.tagging.enabled
     ? buildPrivacy(config, { log: deps.log, device: (mac) => collector.inventory?.describe(mac), lookup: buildEndpointOrgLookup(config), onNotice: notify, onTraffic: influx?.onEndpointTraffic })
     : null;
+  // a link without MAC addresses (a tun interface, a raw-IP capture): said once, the first second it shows
+  let macWarned = false;
+  const warnWithoutMac = (): void => {
+    if (collector.decodeStats.withoutMac === 0) return;
+    macWarned = true;
+    deps.log.warn(WITHOUT_MAC_WARNING);
+  };
   const collector = buildCollector(config, {
     onFlowEnd,
     // a hygiene finding that appeared, or whose severity rose: a notice (webhooks, MQTT, InfluxDB)
@@ -119,7 +132,10 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
     },
     onDnsAnswer: report.onDnsAnswer,
     onFlowDeltas: influx?.onFlowDeltas,
-    onTick: influx?.onTick,
+    onTick(nowMs) {
+      influx?.onTick(nowMs);
+      if (!macWarned) warnWithoutMac();
+    },
     onActivationStarted(a) {
       activity?.started(a);
       emit('started', a);
@@ -193,6 +209,7 @@ export function buildRuntime(config: Readonly<Config>, options: RuntimeOptions, 
     /** Runs the capture to its end (or stop()); flows are flushed, the last points sealed. */
     async run(source: CaptureSource): Promise<CaptureStats> {
       const stats = await collector.run(source);
+      if (!macWarned) warnWithoutMac();
       influx?.end();
       return stats;
     },

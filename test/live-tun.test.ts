@@ -9,6 +9,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { WITHOUT_MAC_WARNING } from '../collector/runtime.js';
 import type { Report } from '../collector/sink/report.js';
 import { EARSHOT_BIN, runCli } from './helpers/cli.js';
 import { describeNeeding, PROJECT_ROOT } from './helpers/shared.js';
@@ -63,9 +64,13 @@ describeNeeding('a live capture on a tun interface (raw IP)', have, 'root, /dev/
     await until('the capture to open', () => stderr.includes('"capture open"'), 20_000);
     const written = Number(execFileSync('python3', [join(PROJECT_ROOT, 'test/helpers/tun-write.py'), name, classic], { encoding: 'utf8' }).trim());
     expect(await exited, stderr).toBe(0);
+    // said once: no packet of a tun has a MAC address, so no device can come from them
+    const warnings = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 40);
+    expect(warnings.map((w) => w.msg)).toEqual([WITHOUT_MAC_WARNING]);
     const report = JSON.parse(Buffer.concat(out).toString('utf8')) as Report;
     const expected = tsharkFlows(classic);
     expect(written).toBeGreaterThan(2000);
+    expect(report.devices).toEqual([]);
     expect(report.flows.length).toBe(expected.size);
     for (const f of report.flows) {
       const key = flowKey(f.proto, f.client, f.clientPort, f.server, f.serverPort);
@@ -75,5 +80,14 @@ describeNeeding('a live capture on a tun interface (raw IP)', have, 'root, /dev/
       const down = want!.dirs.get(`${f.server}|${f.serverPort}`) ?? { packets: 0, bytes: 0 };
       expect([f.packetsUp, f.packetsDown, f.bytesUp, f.bytesDown], key).toEqual([up.packets, down.packets, up.bytes - 14 * up.packets, down.bytes - 14 * down.packets]);
     }
+  }, 60_000);
+
+  it('earshot doctor says the interface has no MAC addresses, and where to capture instead', async () => {
+    const r = await runCli(['doctor', '--interface', name, '--seconds', '1'], { timeoutMs: 30_000 });
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('warn interface: '))).toEqual([
+      `warn interface: ${name} carries raw IP without MAC addresses: earshot tells devices apart by MAC, so no device, assistant or activation comes from it — capture on the LAN side: the bridge, Wi-Fi or Ethernet interface the assistants are on (--interface)`,
+    ]);
+    // an Ethernet interface gets no such line
+    expect((await runCli(['doctor', '--interface', 'lo', '--seconds', '1'], { timeoutMs: 30_000 })).stdout).not.toContain('without MAC addresses');
   }, 60_000);
 });

@@ -99,7 +99,7 @@ describe('fuzz', () => {
   });
 
   it('random fragment streams never throw and keep the reassembly budget', () => {
-    const stats = { decodeErrors: 0, nonIp: 0, fragments: 0, fragmentsWithoutFirst: 0, reassemblyEvicted: 0 };
+    const stats = { decodeErrors: 0, nonIp: 0, fragments: 0, fragmentsWithoutFirst: 0, reassemblyEvicted: 0, withoutMac: 0 };
     const fragment = fc.record({
       id: fc.integer({ min: 0, max: 3 }), offset: fc.integer({ min: 0, max: 8191 }), more: fc.boolean(),
       length: fc.integer({ min: 0, max: 1600 }), proto: fc.constantFrom(6, 17, 1), time: fc.integer({ min: 0, max: 100_000 }),

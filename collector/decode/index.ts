@@ -27,7 +27,7 @@ export const DEFAULT_MAX_REASSEMBLY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_REASSEMBLY_TIMEOUT_MS = 30_000;
 
 class PacketDecoder implements Decoder {
-  readonly stats: DecodeStats = { decodeErrors: 0, nonIp: 0, fragments: 0, fragmentsWithoutFirst: 0, reassemblyEvicted: 0 };
+  readonly stats: DecodeStats = { decodeErrors: 0, nonIp: 0, fragments: 0, fragmentsWithoutFirst: 0, reassemblyEvicted: 0, withoutMac: 0 };
   private readonly packet = new DecodedPacket();
   private readonly cursor = new LinkCursor();
   private readonly net = new NetInfo();
@@ -49,9 +49,9 @@ class PacketDecoder implements Decoder {
       case LinkType.ETHERNET: decodeEthernet(buf, offset, end, pkt, cursor); break;
       case LinkType.LINUX_SLL: decodeSll(buf, offset, end, pkt, cursor); break;
       case LinkType.LINUX_SLL2: decodeSll2(buf, offset, end, pkt, cursor); break;
-      case LinkType.RAW: case LinkType.IPV4: case LinkType.IPV6: decodeRaw(buf, offset, end, cursor); break;
-      case LinkType.NULL: decodeNull(buf, offset, end, cursor); break;
-      case LinkType.LOOP: decodeLoop(buf, offset, end, cursor); break;
+      case LinkType.RAW: case LinkType.IPV4: case LinkType.IPV6: decodeRaw(buf, offset, end, cursor); this.stats.withoutMac++; break;
+      case LinkType.NULL: decodeNull(buf, offset, end, cursor); this.stats.withoutMac++; break;
+      case LinkType.LOOP: decodeLoop(buf, offset, end, cursor); this.stats.withoutMac++; break;
       default: cursor.kind = NET_ERROR;
     }
     if (cursor.kind === NET_NONE) { this.stats.nonIp++; return pkt; }

@@ -87,6 +87,11 @@ export interface DecodeStats {
   fragmentsWithoutFirst: number;
   /** Reassembly entries dropped because the table was full or they timed out. */
   reassemblyEvicted: number;
+  /**
+   * Packets of links that carry no MAC address (raw IP: a tun or WireGuard interface; BSD and OpenBSD
+   * loopback): earshot tells devices apart by MAC, so none of their flows belongs to a device.
+   */
+  withoutMac: number;
 }
 
 /** The decoder: one call per packet, fills and returns its single reused DecodedPacket. */
