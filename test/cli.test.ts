@@ -12,7 +12,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, describe, expect, it } from 'vitest';
 import { configKeys } from '../collector/config.js';
-import { classicHeader } from './helpers/capture-files.js';
+import { classicHeader, classicRecord } from './helpers/capture-files.js';
 import { EARSHOT_BIN, runCli, type CliResult } from './helpers/cli.js';
 import { HOSTILE_DNS_NAME, HOSTILE_FRIENDLY, HOSTILE_HOST, HOSTILE_MODEL, hostileNamesPcap } from './helpers/hostile-names.js';
 import { replayReport } from './helpers/replay.js';
@@ -123,6 +123,38 @@ describe('earshot CLI', () => {
     // the whole report, byte for byte, as on standard output
     const plain = await runCli(['replay', FIXTURE, '--format', 'json']);
     expect(readFileSync(out, 'utf8')).toBe(plain.stdout);
+  });
+
+  it('a capture without MAC addresses (raw IP): one warning saying no device can come from it, and none for the same packets on Ethernet', async () => {
+    // the fixture's IP packets without their Ethernet headers, as a tun interface gives them
+    const classic = join(dir, 'ethernet.pcap');
+    execFileSync('editcap', ['-F', 'pcap', FIXTURE, classic]);
+    const bytes = readFileSync(classic);
+    expect(bytes.readUInt32LE(0)).toBe(0xa1b2c3d4);
+    const records: Buffer[] = [classicHeader({ linkType: 101 })];
+    for (let at = 24; at + 16 <= bytes.length;) {
+      const included = bytes.readUInt32LE(at + 8);
+      const frame = bytes.subarray(at + 16, at + 16 + included);
+      const ethertype = frame.length > 14 ? frame.readUInt16BE(12) : 0;
+      if (ethertype === 0x0800 || ethertype === 0x86dd) {
+        records.push(classicRecord({ seconds: bytes.readUInt32LE(at), fraction: bytes.readUInt32LE(at + 4), data: frame.subarray(14), wireLen: bytes.readUInt32LE(at + 12) - 14 }));
+      }
+      at += 16 + included;
+    }
+    const raw = join(dir, 'raw.pcap');
+    writeFileSync(raw, Buffer.concat(records));
+    const r = await runCli(['replay', raw, '--format', 'json', '--log-format', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const warnings = r.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 40).map((l) => l.msg);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^packets without MAC addresses \(raw IP: .*no device, assistant or activation comes from them; capture on the LAN side/);
+    const report = JSON.parse(r.stdout) as Report;
+    expect(report.capture.packets).toBe(records.length - 1);
+    expect(report.devices).toEqual([]);
+    // the same packets with their Ethernet headers: devices, and no such warning
+    const ethernet = await runCli(['replay', classic, '--format', 'json', '--log-format', 'json']);
+    expect(ethernet.stderr).not.toContain('without MAC addresses');
+    expect((JSON.parse(ethernet.stdout) as Report).devices.length).toBeGreaterThan(0);
   });
 
   it.runIf(process.platform === 'linux')('fails with one line and exit 2 when the --output file cannot be written (a full disk: /dev/full)', async () => {
