@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../collector/config.js';
 import { writeFileAtomic } from '../collector/durable.js';
-import { earshotError } from '../collector/errors.js';
+import { earshotError, systemReason } from '../collector/errors.js';
 import type { Logger } from '../collector/log.js';
-import { systemReason } from '../collector/output-file.js';
 import { buildApp, type AppContext, type AppOptions } from './app.js';
 
 /** HOST and PORT of `api.listen` ("127.0.0.1:8377", "[::1]:8377", "0.0.0.0:8377"). */

@@ -8,8 +8,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, r
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fsyncDir, isDiskFull, readFileBounded, removeFile, TMP_SUFFIX, writeFileAtomic } from './durable.js';
-import { earshotError, type EarshotError } from './errors.js';
-import { systemReason } from './output-file.js';
+import { earshotError, systemReason, type EarshotError } from './errors.js';
 import { shellWord } from './text.js';
 
 /** Probe files: `.write-test-PID` (and `.write-test`, which earshot before 0.x left behind). */

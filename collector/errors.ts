@@ -86,3 +86,13 @@ export function earshotError(code: ErrorCode, ...args: Array<string | number>): 
 export function isEarshotError(err: unknown): err is EarshotError {
   return err instanceof EarshotError;
 }
+
+/**
+ * What went wrong in words, without Node's repetition of the call and a path the user did not give
+ * ("ENOENT: no such file or directory, open '/proc/foo.tmp-18992'" becomes "no such file or directory").
+ */
+export function systemReason(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const match = typeof e?.message === 'string' ? /^[A-Z]+: ([^,]+)(,|$)/.exec(e.message) : null;
+  return match !== null ? match[1] : (e as Error)?.message ?? String(err);
+}

@@ -6,12 +6,12 @@
  * written in place, and a symbolic link is followed (the file it names is replaced, the link stays).
  * And -o must never name what the command reads: `replay x.pcap -o x.pcap` destroyed the capture.
  */
-import { closeSync, constants as fsConstants, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { otherProcessRuns } from './data-dir.js';
 import { openFileAtomic, writeWhole, type AtomicFile } from './durable.js';
-import { earshotError, isEarshotError } from './errors.js';
+import { earshotError, isEarshotError, systemReason } from './errors.js';
 import { onStopSignals } from './stop-signals.js';
 
 /** What a command reads from files, with what each is called in the refusal ("the capture file"). */
@@ -60,11 +60,22 @@ function replacedFile(path: string): string {
 }
 
 /**
+ * Why `path` cannot be written, in words: a missing directory by its name, and a directory that exists but
+ * takes no new file (/proc, /sys: the temporary file beside the target cannot be made) as such; before,
+ * both said "no such file or directory".
+ */
+function outputReason(path: string, err: unknown): string {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return systemReason(err);
+  const dir = dirname(resolve(path));
+  return existsSync(dir) ? `no new file can be made in ${dir}` : `no such directory: ${dir}`;
+}
+
+/**
  * Opens `path` for output: nothing shows there until commit(). A device, FIFO or socket is written in
  * place (commit closes it). Throws EARSHOT_ERR_OUTPUT naming the path.
  */
 export function openOutputFile(path: string, options: { mode?: number } = {}): AtomicFile {
-  const failed = (err: unknown) => earshotError('EARSHOT_ERR_OUTPUT', path, systemReason(err));
+  const failed = (err: unknown) => earshotError('EARSHOT_ERR_OUTPUT', path, outputReason(path, err));
   try {
     const st = (() => {
       try {
@@ -218,12 +229,3 @@ export async function writeOutputFile(path: string, data: string | Uint8Array, o
   }
 }
 
-/**
- * What went wrong in words, without Node's repetition of the call and a path the user did not give
- * ("ENOENT: no such file or directory, open '/proc/foo.tmp-18992'" becomes "no such file or directory").
- */
-export function systemReason(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  const match = typeof e?.message === 'string' ? /^[A-Z]+: ([^,]+)(,|$)/.exec(e.message) : null;
-  return match !== null ? match[1] : (e as Error)?.message ?? String(err);
-}

@@ -139,7 +139,9 @@ describe('one line that says what is wrong, in words (found by an audit)', () =>
     const empty = join(dir, 'empty.json');
     writeFileSync(empty, '');
     const cases: Array<[string[], string]> = [
-      [['replay', CAPTURE, '-o', '/proc/earshot-no-such-dir/out.json'], 'earshot: /proc/earshot-no-such-dir/out.json: cannot write: no such file or directory'],
+      [['replay', CAPTURE, '-o', '/proc/earshot-no-such-dir/out.json'], 'earshot: /proc/earshot-no-such-dir/out.json: cannot write: no such directory: /proc/earshot-no-such-dir'],
+      // a directory that takes no new file (the temporary file beside the target): it said "no such file or directory"
+      [['replay', CAPTURE, '-o', '/proc/version'], 'earshot: /proc/version: cannot write: no new file can be made in /proc'],
       [['replay', CAPTURE, '--wake-events', dir], `earshot: ${dir}: is a directory, not a file`],
       [['replay', CAPTURE, '-c', multi], `earshot: ${multi}: invalid YAML: it holds several YAML documents (a second "---" at line 3); earshot reads one`],
       [['import', 'voice-history', nullJson], `earshot: ${nullJson}:1: JSON of no known shape: a voice-history export is an object or a list of records`],
