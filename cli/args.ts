@@ -71,10 +71,10 @@ const CONFIG_FLAG: Record<string, FlagSpec> = {
   config: { type: 'string', short: 'c', value: 'FILE', description: 'YAML configuration file (also EARSHOT_CONFIG).' },
 };
 
-/** Parses argv for `spec`, loads the config (file < EARSHOT_* env < flags), and returns both. */
 /** Configuration flags that name a file or directory (the command flags say so with value: 'FILE'). */
 const PATH_FLAGS: ReadonlySet<string> = new Set(['data-dir', 'wake-events', 'api-token-file']);
 
+/** Parses argv for `spec`, loads the config (file < EARSHOT_* env < flags), and returns both. */
 export function parseCommand(spec: CommandSpec, argv: string[], env: Record<string, string | undefined>): ParsedCommand {
   const keys = spec.config ? configKeys() : [];
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};

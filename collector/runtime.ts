@@ -29,13 +29,12 @@ import { buildEndpointOrgLookup } from './privacy/lookup.js';
 import { NewestRing } from './sink/ring.js';
 import { SpillDir } from './sink/spill.js';
 
-/** Most wake events from the API and MQTT kept in the data directory (the newest). */
-
 /** What a capture without MAC addresses cannot give, and where to capture instead. */
 export const WITHOUT_MAC_WARNING = 'packets without MAC addresses (raw IP: a tun or WireGuard interface, or a loopback capture): '
   + 'earshot tells devices apart by MAC, so no device, assistant or activation comes from them; '
   + 'capture on the LAN side (the bridge, Wi-Fi or Ethernet interface the assistants are on)';
 
+/** Most wake events from the API and MQTT kept in the data directory (the newest). */
 export const MAX_SAVED_WAKE_EVENTS = 10_000;
 
 export interface RuntimeOptions {
