@@ -16,7 +16,7 @@ import type { CliIo } from './run-capture.js';
 
 export const doctorSpec: CommandSpec = {
   name: 'doctor',
-  summary: 'Checks what collect needs and explains what to do: capture tool (libpcap or tcpdump), permission to capture, the interface and its traffic (assistants seen, both directions), InfluxDB, the spool, webhooks, MQTT, the API's address, the clock, and the network hygiene findings of a running collector (or of a capture file: --capture). Exit 2 when something blocks capture.',
+  summary: 'Checks what collect needs and explains what to do: capture tool (libpcap or tcpdump), permission to capture, the interface and its traffic (assistants seen, both directions), InfluxDB, the spool, webhooks, MQTT, the API address, the clock, and the network hygiene findings of a running collector (or of a capture file: --capture). Exit 2 when something blocks capture.',
   usage: 'earshot doctor [--interface IF] [--seconds N] [--api-url URL] [--format text|json] [options]\n       earshot doctor --capture FILE [--format text|json] [options]',
   positionals: [0, 0],
   config: true,
