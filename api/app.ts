@@ -335,7 +335,7 @@ export async function buildApp(options: AppOptions, context: AppContext): Promis
   });
 
   app.get<{ Querystring: { device?: string; limit: number } }>('/api/v1/flows', {
-    schema: { summary: 'Open flows, then the latest finished ones', querystring: flowsQuery, response: { 200: { type: 'object', properties: { flows: { type: 'array', items: { $ref: 'Flow#' } } } }, ...errors } },
+    schema: { summary: 'Open flows, the most recently active first (TCP and UDP together), then the latest finished ones', querystring: flowsQuery, response: { 200: { type: 'object', properties: { flows: { type: 'array', items: { $ref: 'Flow#' } } } }, ...errors } },
   }, async (request) => {
     const device = request.query.device ? canonicalMac(request.query.device, 'device') : null;
     return { flows: await view.flows({ device, limit: request.query.limit }) };
