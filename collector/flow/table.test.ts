@@ -1,4 +1,10 @@
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { EARSHOT_BIN } from '../../test/helpers/cli.js';
+import { describeShared, SHARED } from '../../test/helpers/shared.js';
+import type { Report } from '../sink/report.js';
 import { DecodedPacket, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_SYN } from '../decode/packet.js';
 import type { Flow } from './flow.js';
 import { buildLocalNets, parseAddr } from './local-nets.js';
@@ -112,6 +118,34 @@ describe('flow table', () => {
     const g = t2.account(packet(0, '8.8.8.8', 53, '203.0.113.9', 3333, { proto: IPPROTO_UDP }));
     expect(g.clientPort).toBe(3333);
     expect(g.hasLocal).toBe(true);
+  });
+
+  it('between two local hosts, then the ephemeral port is the client: a Cast session seen first from the speaker\'s 8009', () => {
+    const { t } = table();
+    // the Nest Mini's side of a Cast control connection opened before the capture (CIC IoT 2022's nestmini VOICE captures)
+    const f = t.account(packet(0, '192.168.137.162', 8009, '192.168.137.1', 63548));
+    expect([f.serverPort, f.clientPort]).toEqual([8009, 63548]);
+    expect(t.up).toBe(false);
+    // both in the ephemeral range (Echo-to-Echo 55443/55444): the first sender stays the client
+    const g = t.account(packet(0, '192.168.12.114', 54047, '192.168.12.112', 55443));
+    expect(g.clientPort).toBe(54047);
+  });
+
+  describeShared('on the capture it was found on', () => {
+    it('the Nest Mini (the sender of its MAC\'s frames, by tshark) is the server of its Cast port 8009 in every nestmini capture', async () => {
+      const dir = join(SHARED, 'captures', 'cic-iot-2022-rebuilt', 'nestmini');
+      let seen = 0;
+      for (const name of readdirSync(dir).filter((n) => n.endsWith('.pcap'))) {
+        const path = join(dir, name);
+        const nest = new Set(execFileSync('tshark', ['-r', path, '-Y', 'eth.src == cc:f4:11:9c:d0:00 && ip', '-T', 'fields', '-e', 'ip.src'], { encoding: 'utf8' }).split('\n').filter(Boolean));
+        const report = JSON.parse(execFileSync(process.execPath, [EARSHOT_BIN, 'replay', path, '--format', 'json'], { encoding: 'utf8' })) as Report;
+        for (const f of report.flows.filter((x) => x.proto === 'tcp' && (x.serverPort === 8009 || x.clientPort === 8009))) {
+          expect([f.server, f.serverPort], name).toEqual([[...nest][0], 8009]);
+          seen++;
+        }
+      }
+      expect(seen).toBeGreaterThan(3);
+    }, 120_000);
   });
 
   it('flows with no local endpoint belong to no device', () => {

@@ -11,6 +11,9 @@ import { IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type Deco
 import { createFlow, type Flow } from './flow.js';
 import type { LocalNets } from './local-nets.js';
 
+
+/** The lowest port of the ephemeral range (Linux's default start; IANA's starts at 49152). */
+const EPHEMERAL_FROM = 32768;
 export interface FlowTableOptions {
   maxFlows: number;
   tcpIdleTimeoutMs: number;
@@ -301,6 +304,11 @@ export class FlowTable {
     const srcWellKnown = p.srcPort < 1024;
     const dstWellKnown = p.dstPort < 1024;
     if (srcWellKnown !== dstWellKnown) return dstWellKnown;
+    // then the ephemeral range (Linux gives clients 32768-60999, IANA 49152-65535): a Cast session to a
+    // speaker's 8009 seen mid-stream from the speaker's side made the speaker the client
+    const srcEphemeral = p.srcPort >= EPHEMERAL_FROM;
+    const dstEphemeral = p.dstPort >= EPHEMERAL_FROM;
+    if (srcEphemeral !== dstEphemeral) return srcEphemeral;
     return true;
   }
 
