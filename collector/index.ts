@@ -281,7 +281,7 @@ export function buildCollector(config: Readonly<Config>, listeners: CollectorLis
     stop(): void {
       running?.stop();
     },
-    /** Open flows (allocates; for snapshots and the API). */
+    /** Open flows (allocates: tests use it as a plain list; the API walks forEachOpenFlow). */
     activeFlows: () => table.activeFlows(),
     /** Visits open flows, the most recently active first, until `visit` returns false (allocates nothing). */
     forEachOpenFlow: (visit: (flow: Flow) => boolean) => table.forEachNewest(visit),

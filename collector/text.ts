@@ -78,7 +78,10 @@ export function preview(value: unknown, max = 60): string {
   return out.length > max ? `${out.slice(0, max - 3)}...` : out;
 }
 
-/** `text` as one shell word: as it is when it holds nothing the shell would take apart, else single-quoted. */
-export function shellWord(text: string): string {
-  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+/**
+ * `text` as one shell word for a command earshot prints: single-quoted, or as it is when it holds nothing
+ * the shell would take apart and `always` is not asked for.
+ */
+export function shellWord(text: string, always = false): string {
+  return !always && /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }

@@ -211,9 +211,8 @@ export interface LiveCheckOptions {
  * Throws EARSHOT_ERR_CAPTURE_OPEN when a live capture of `kind` on `iface` cannot open here: no such
  * interface (the message lists those there are), an interface that is down, for the libpcap source no CAP_NET_RAW, or a `filter`
  * libpcap does not compile for the interface (interfaceFilterProblem); for the tcpdump source,
- * whatever `tcpdump -i IF -d FILTER` refuses (permission, filter). Returns when
- * nothing speaks against it, or nothing can be told. The tcpdump source's permission is tcpdump's own
- * (its file capabilities or setuid bit): left to tcpdump to report.
+ * whatever `tcpdump -i IF -d FILTER` refuses (tcpdump's own permission, its file capabilities or setuid
+ * bit, not this process's; the filter). Returns when nothing speaks against it, or nothing can be told.
  */
 export function checkLiveCapture(kind: 'libpcap' | 'tcpdump', iface: string, opts: LiveCheckOptions = {}, filter?: string | null): void {
   if (iface !== 'any') {

@@ -11,9 +11,9 @@ import { IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type Deco
 import { createFlow, type Flow } from './flow.js';
 import type { LocalNets } from './local-nets.js';
 
-
 /** The lowest port of the ephemeral range (Linux's default start; IANA's starts at 49152). */
 const EPHEMERAL_FROM = 32768;
+
 export interface FlowTableOptions {
   maxFlows: number;
   tcpIdleTimeoutMs: number;
@@ -206,7 +206,7 @@ export class FlowTable {
     }
   }
 
-  /** Open flows, least recently active first (for snapshots; allocates). */
+  /** Open flows, TCP's then UDP's, each least recently active first (allocates: tests use it as a plain list; the API walks forEachNewest). */
   activeFlows(): Flow[] {
     const out: Flow[] = [];
     for (const lru of [this.tcpLru, this.udpLru]) {

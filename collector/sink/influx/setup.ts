@@ -10,6 +10,7 @@
 import type { InfluxClient } from './client.js';
 import { ident } from './line-protocol.js';
 import type { Config } from '../../config.js';
+import { shellWord } from '../../text.js';
 
 /**
  * Whether earshot runs the setup: `influx.setup`, where `auto` means on without a token (a 1.x server of
@@ -142,7 +143,7 @@ export function missingTarget(status: number, reason: string): MissingTarget | n
 }
 
 /** `text` inside single quotes for a POSIX shell. */
-const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+const shellQuote = (text: string) => shellWord(text, true);
 
 /**
  * The one command that creates what a write found missing, for the server that answered (its
