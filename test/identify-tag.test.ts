@@ -129,7 +129,44 @@ describeShared('identification and tagging on the real captures', () => {
     }
   });
 
-  for (const file of ['amazon-echo_alexa-time-query-0_xray.pcap', 'android-alexa-app_jhautry.pcap', 'amazon-echodot2_boot-under-sslsplit-mitm_jhautry.pcap', 'netflix_dns-cname-sni_ndpi.pcap', 'teams_dns-cname-sni_ndpi.pcap', 'sites_tls13-sni-ipv6_ndpi.pcapng']) {
+  // a connection open before the capture began, or before its client's lookup came through: the name the
+  // client looks up for its server while it is open (or just after the server closed it) is its name too
+  it('nest_logsink: the Nest\'s connection open before capture is named as the ones after its lookup are', async () => {
+    const file = realCapture('nest_logsink-dns-cname_ndpi.pcap');
+    const report = await replayReport(file);
+    // tshark: the Nest (192.168.242.15) asks for its front end three times, each answer 35.174.82.237
+    const asked = tsharkAskedNames(file).get('192.168.242.15|35.174.82.237');
+    expect(asked?.size).toBe(1);
+    const flows = report.flows.filter((f) => f.server === '35.174.82.237' && f.serverPort === 11095);
+    // the first (port 63340) was open when capture began; the server closed it at 1,615 s, the Nest
+    // looked the name up 0.2 s later and connected again
+    expect(flows.length).toBeGreaterThan(2);
+    expect(flows.find((f) => f.clientPort === 63340)).toBeDefined();
+    for (const f of flows) expect({ port: f.clientPort, name: f.serverName, source: f.nameSource }).toEqual({ port: f.clientPort, name: [...asked!][0], source: 'dns' });
+    expect(new Set(flows.map((f) => `${f.service} ${f.vendor}`)).size).toBe(1);
+  });
+
+  it('time-query-0: the Echo\'s connection reset 0.6 s before its lookup is named as its next connection\'s SNI names it', async () => {
+    const file = realCapture('amazon-echo_alexa-time-query-0_xray.pcap');
+    const report = await replayReport(file);
+    const first = report.flows.find((f) => f.server === '92.122.192.195' && f.clientPort === 33277);
+    const next = tsharkSnis(file).get('192.168.4.2|33282 92.122.192.195|443');
+    expect(next).toBeDefined();
+    expect(first).toMatchObject({ serverName: next, nameSource: 'dns' });
+  });
+
+  it('wechat: a connection that ended 7 minutes before its client\'s lookup keeps no name; one open through it takes the name', async () => {
+    const file = realCapture('wechat_retx-ipv6-sni_ndpi.pcap');
+    const report = await replayReport(file);
+    const asked = tsharkAskedNames(file).get('192.168.1.103|203.205.151.162');
+    expect(asked?.size).toBe(1);
+    const byPort = (port: number) => report.flows.find((f) => f.server === '203.205.151.162' && f.clientPort === port);
+    // tshark: 54084's FINs at 10:55:47 and 10:55:53, the answer at 11:02:45; 54058 runs to 11:05:07
+    expect(byPort(54084)).toMatchObject({ serverName: null, nameSource: null });
+    expect(byPort(54058)).toMatchObject({ serverName: [...asked!][0], nameSource: 'dns' });
+  });
+
+  for (const file of ['amazon-echo_alexa-time-query-0_xray.pcap', 'amazon-echo_alexa-time-query-1_xray.pcap', 'nest_logsink-dns-cname_ndpi.pcap', 'wechat_retx-ipv6-sni_ndpi.pcap', 'android-alexa-app_jhautry.pcap', 'amazon-echodot2_boot-under-sslsplit-mitm_jhautry.pcap', 'netflix_dns-cname-sni_ndpi.pcap', 'teams_dns-cname-sni_ndpi.pcap', 'sites_tls13-sni-ipv6_ndpi.pcapng']) {
     it(`${file}: server names from SNI and DNS agree with tshark`, async () => {
       const report = await replayReport(realCapture(file));
       const snis = tsharkSnis(realCapture(file));

@@ -33,10 +33,15 @@ export interface TaggerStats {
   namedBySni: number;
   namedByDns: number;
   namedByRange: number;
+  /** Open flows without a name from DNS or SNI that a DNS answer to their client named later. */
+  namedByDnsLater: number;
   voiceByName: number;
   voiceByBehaviour: number;
   pendingDropped: number;
 }
+
+/** A connection closed at most this long before a DNS answer for its server is still named by it. */
+const CLOSED_NAMED_WITHIN_MS = 10_000;
 
 /** Ports of local protocols that only speakers speak, by vendor. */
 const SPEAKER_PORTS: Record<string, Record<number, string>> = {
@@ -73,9 +78,18 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
   const { catalog, ranges, inventory, localNets } = deps;
   const dns = new DnsCache(options.maxDnsEntries, options.dnsGraceMs);
   const inVoicePrefix = compileVoicePrefixes(catalog.voicePrefixes);
-  const stats: TaggerStats = { namedBySni: 0, namedByDns: 0, namedByRange: 0, voiceByName: 0, voiceByBehaviour: 0, pendingDropped: 0 };
+  const stats: TaggerStats = { namedBySni: 0, namedByDns: 0, namedByRange: 0, namedByDnsLater: 0, voiceByName: 0, voiceByBehaviour: 0, pendingDropped: 0 };
   /** Flows that may turn out to be an assistant's voice channel; re-checked every tick. */
   const pending = new Set<Flow>();
+  /**
+   * Open flows to servers beyond the LAN with no name from DNS or SNI (unnamed, or named by a vendor
+   * range), by client and server address: a DNS answer to that client while they are open names them
+   * (a connection open before capture began whose name the device looks up again later, as a Nest does
+   * for its front end). One entry per such open flow (bounded by the flow table), left when the flow
+   * ends, its SNI names it, or an answer does; each is named at most once, so a flood of flows to one
+   * address and of forged answers for it costs one step per flow, not per flow and answer.
+   */
+  const unnamed = new Map<string, Set<Flow>>();
   // scratch words for per-flow lookups: no array per flow
   const scratch = new Uint32Array(4);
 
@@ -85,6 +99,49 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
   function server(flow: Flow): string {
     if (flow.serverText === null) flow.serverText = flow.ipVersion === 4 ? ipv4Text(flow.s3) : formatAddr(flow.ipVersion, flow.serverInto(scratch));
     return flow.serverText;
+  }
+
+  /** The DNS cache's key of a flow's client: the device's MAC when it is the client, else the client's address. */
+  function clientKeyOf(flow: Flow): string {
+    return flow.deviceIsClient && flow.deviceMac >= 0
+      ? DnsCache.clientKey(flow.deviceMac, '')
+      : DnsCache.clientKey(-1, formatAddr(flow.ipVersion, flow.clientInto(scratch)));
+  }
+
+  /** Takes a flow out of the unnamed ones (its end, its SNI). */
+  function forgetUnnamed(flow: Flow): void {
+    if (flow.bothLocal || (flow.nameSource !== null && flow.nameSource !== 'ip-range') || unnamed.size === 0) return;
+    const key = `${clientKeyOf(flow)}|${server(flow)}`;
+    const waiting = unnamed.get(key);
+    if (waiting !== undefined && waiting.delete(flow) && waiting.size === 0) unnamed.delete(key);
+  }
+
+  /**
+   * A DNS answer (already in the cache) told `clientKey` the name of an address some of its open flows
+   * go to without a name: they take it, as a flow starting then would. Only the client's own answer
+   * names an open flow (another device's lookup of a shared address is weaker evidence for a connection
+   * already under way); a service the flow already has (its voice channel, found by behaviour) stays.
+   * A TCP connection that ended (FIN, RST) waits in the table for its idle timeout: it takes the name
+   * only when it ended just before the answer (a server closed it and the device looks the name up again
+   * to reconnect: the Nest 0.2 s, an Echo 0.6 s after the close in the shared captures).
+   */
+  function nameOpenFlows(answer: DnsAnswer, clientKey: string): void {
+    const key = `${clientKey}|${answer.data}`;
+    const waiting = unnamed.get(key);
+    if (waiting === undefined) return;
+    const named = dns.lookup(clientKey, answer.data, answer.timeMs);
+    if (named === null) return;
+    unnamed.delete(key);
+    for (const flow of waiting) {
+      if (flow.closed && answer.timeMs - flow.lastMs > CLOSED_NAMED_WITHIN_MS) continue;
+      flow.serverName = named.name;
+      flow.nameSource = 'dns';
+      stats.namedByDnsLater++;
+      if (flow.service === null) {
+        const entry = classifyByName(flow, named.chain, deviceOf(flow));
+        if (entry && entry.service !== 'voice') pending.delete(flow);
+      }
+    }
   }
 
   /** Applies a catalogue entry to a flow (an assistant-only entry holds only for that vendor's assistants). */
@@ -174,6 +231,12 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
   return {
     stats,
     dnsCache: dns,
+    /** Open flows waiting for a name from a later DNS answer (bounded by the flow table). */
+    get waitingForName(): number {
+      let n = 0;
+      for (const waiting of unnamed.values()) n += waiting.size;
+      return n;
+    },
     /** A new flow: its device, its server's name from DNS or the vendor ranges, its service. */
     onFlowStart(flow: Flow): void {
       const device = deviceOf(flow);
@@ -194,9 +257,7 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
         return;
       }
       const address = server(flow);
-      const clientKey = flow.deviceIsClient && flow.deviceMac >= 0
-        ? DnsCache.clientKey(flow.deviceMac, '')
-        : DnsCache.clientKey(-1, formatAddr(flow.ipVersion, flow.clientInto(scratch)));
+      const clientKey = clientKeyOf(flow);
       const named = dns.lookup(clientKey, address, flow.firstMs);
       if (named) {
         flow.serverName = named.name;
@@ -211,12 +272,17 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
           flow.vendor = range.vendor;
           stats.namedByRange++;
         }
+        const key = `${clientKey}|${address}`;
+        const waiting = unnamed.get(key);
+        if (waiting === undefined) unnamed.set(key, new Set([flow]));
+        else waiting.add(flow);
       }
       // decide at once when possible: the first packets of a voice channel may be the start of a command
       if (flow.service === null && flow.serverPort === 443 && device && !checkVoice(flow, flow.firstMs)) addPending(flow);
     },
     /** The ClientHello named the server: the best name there is. */
     onSni(flow: Flow, sni: string): void {
+      forgetUnnamed(flow);
       flow.serverName = sni;
       flow.nameSource = 'sni';
       stats.namedBySni++;
@@ -229,7 +295,9 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     onDnsAnswer(answer: DnsAnswer): void {
       // a client with a MAC is known by it: its address is formatted only for a client without one
       const client = answer.clientMac >= 0 ? '' : formatAddr(answer.clientIpVersion, answer.clientWords);
-      dns.onAnswer(answer, DnsCache.clientKey(answer.clientMac, client));
+      const clientKey = DnsCache.clientKey(answer.clientMac, client);
+      dns.onAnswer(answer, clientKey);
+      if (answer.type !== 'CNAME' && unnamed.size > 0) nameOpenFlows(answer, clientKey);
       if (answer.clientMac < 0 || answer.type === 'CNAME' || !localNets.isLocal(answer.clientIpVersion, answer.clientWords)) return;
       if (answer.name.endsWith('.local')) return;
       const device = inventory.get(answer.clientMac, answer.timeMs);
@@ -260,6 +328,7 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     },
     /** A flow ended: forget it, after one last look (short captures end before a minute). */
     onFlowEnd(flow: Flow): void {
+      forgetUnnamed(flow);
       if (pending.delete(flow)) checkVoice(flow, flow.lastMs);
     },
   };
