@@ -234,17 +234,23 @@ describe('a file whose name is not UTF-8 (found by trying it: it said "no such f
 describe('a live capture that cannot open is said before anything starts (found by trying it)', () => {
   // Before: "capturing" was logged and the API started (its token written, its port taken), then the
   // capture failed with "SIOCGIFADDR: No such device" or "socket: Operation not permitted"
-  const names = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout
+  const linkNames = () => spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout
     .split('\n').map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1]).filter((n): n is string => n !== undefined);
+  const names = linkNames();
 
   it('an interface this machine does not have: one line naming those it has, exit 2, for either source', async () => {
     expect(names).toContain('lo');
     for (const source of ['libpcap', 'tcpdump']) {
+      const before = linkNames();
       const r = await runCli(['collect', '--interface', 'earshot-nope0', '--source', source, '--data-dir', join(dir, `nope-${source}`)], { timeoutMs: 30_000 });
       expect(r.code, source).toBe(2);
       expect(r.stderr, source).toMatch(/^earshot: cannot capture on earshot-nope0: no such network interface \(interfaces here: [^\n]*\)\n$/);
-      // the list is the machine's (ip link), with libpcap's "any"
-      for (const name of [...names.slice(0, 11), 'any']) expect(r.stderr, source).toContain(name);
+      // the list is the machine's (ip link), with libpcap's "any": the interfaces there before and after
+      // the run (other test files make and remove veth and tun interfaces while this one runs)
+      const after = new Set(linkNames());
+      const stable = before.filter((n) => after.has(n));
+      expect(stable).toContain('lo');
+      for (const name of [...stable.slice(0, 11), 'any']) expect(r.stderr, source).toContain(name);
     }
   }, 60_000);
 

@@ -10,7 +10,7 @@ import { expect, it } from 'vitest';
 import type { Report } from '../collector/sink/report.js';
 import { replayReport } from './helpers/replay.js';
 import { describeShared, realCapture, VCFP_CAPTURES } from './helpers/shared.js';
-import { tsharkAskedNames, tsharkSnis } from './helpers/tshark.js';
+import { isRfc1918, tsharkAskedNames, tsharkMacAddresses, tsharkSnis } from './helpers/tshark.js';
 
 interface Expectation {
   file: string;
@@ -112,6 +112,45 @@ describeShared('identification and tagging on the real captures', () => {
       }
     });
   }
+
+  // a device only ever asked (the Sonos, the server of its controller's TLS; gateways answering DNS) had no
+  // address; a box that answers from another MAC than it is sent to (the WiFi Pineapple) must not get the
+  // address it was sent to. (The Pineapple's other MAC, answering for a routed address, is no device here:
+  // only the devices listed are held to the addresses their MAC sent from.)
+  for (const file of ['sonos_local-tls_ndpi.pcapng', 'amazon-echo_alexa-time-query-0_xray.pcap', 'nest_logsink-dns-cname_ndpi.pcap', 'android-alexa-app_jhautry.pcap', 'dns-edns-ecs_ipv6-frag_zeek.pcap']) {
+    it(`${file}: each device lists the local addresses its MAC sent from, and none it did not have`, async () => {
+      const report = await replayReport(realCapture(file));
+      const { sent, receivedFromOutside } = tsharkMacAddresses(realCapture(file));
+      const byMac = new Map(report.devices.map((d) => [d.mac, d]));
+      let checked = 0;
+      for (const [mac, addresses] of sent) {
+        if (!byMac.has(mac)) continue;
+        for (const ip of addresses) {
+          if (!isRfc1918(ip)) continue;
+          expect(byMac.get(mac)?.ips ?? [], `${mac} sent from ${ip}`).toContain(ip);
+          checked++;
+        }
+      }
+      expect(checked).toBeGreaterThan(0);
+      for (const d of report.devices) {
+        expect(Number.parseInt(d.mac.slice(0, 2), 16) & 1, `${d.mac} is a group MAC`).toBe(0);
+        for (const ip of d.ips) {
+          if (ip.includes(':')) continue;
+          const own = sent.get(d.mac)?.has(ip) === true || receivedFromOutside.get(d.mac)?.has(ip) === true;
+          expect(own, `${d.mac} lists ${ip}: tshark shows it neither sending from it nor receiving at it from outside`).toBe(true);
+        }
+      }
+    });
+  }
+
+  it('wikipedia: a multicast group is no device (mDNS and LLMNR to it from hosts outside the local networks)', async () => {
+    const file = realCapture('wikipedia_dns-cname-ipv6_zeek.pcap');
+    const report = await replayReport(file);
+    const groups = [...tsharkMacAddresses(file).receivedFromOutside.keys()].filter((mac) => Number.parseInt(mac.slice(0, 2), 16) & 1);
+    expect(groups.length, 'tshark shows frames from outside to a group MAC').toBeGreaterThan(0);
+    for (const mac of groups) expect(report.devices.map((d) => d.mac)).not.toContain(mac);
+    for (const f of report.flows) if (f.device !== null) expect(Number.parseInt(f.device.slice(0, 2), 16) & 1, f.device).toBe(0);
+  });
 
   it('names the Echo Dot 2 amazon-0d0fb5957 from its DHCP request', async () => {
     const report = await replayReport(realCapture('amazon-echodot2_boot-under-sslsplit-mitm_jhautry.pcap'));

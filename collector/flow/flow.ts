@@ -10,7 +10,7 @@
  *
  * Who writes what (one owner per field; every other stage only reads):
  * - the flow table (flow/table.ts): the key (keyMac too), hash and list links, counters and times, the device side
- *   (deviceMac, hasLocal, bothLocal, peerMac, deviceIsClient), sawSyn and closed; it releases dnsStream
+ *   (deviceMac, hasLocal, bothLocal, peerMac, peerSent, deviceIsClient), sawSyn and closed; it releases dnsStream
  *   when the flow ends;
  * - the payload inspector (flow/payload.ts): sni and the SNI parser's state, dnsStream;
  * - the tagger (tag/index.ts): serverName, nameSource, service, vendor, voiceCandidate, serverText;
@@ -76,6 +76,12 @@ export interface Flow {
    */
   bothLocal: boolean;
   peerMac: number | null;
+  /**
+   * The other local endpoint sent a frame of this flow from peerMac: the address it sent from is its own
+   * (peerMac is taken from the first frame, the destination MAC when the device spoke first; a box with
+   * two MACs, or a frame to a zero MAC, answers from another or never).
+   */
+  peerSent: boolean;
   /** True when the device is the client side (else the server side is the local one). */
   deviceIsClient: boolean;
   /** TLS SNI from the client's ClientHello, or null. */
@@ -169,7 +175,7 @@ export function createFlow(
       : [client[0] | 0, client[1] | 0, client[2] | 0, server[0] | 0, server[1] | 0, server[2] | 0],
     keyMac: null, hash, nextInBucket: null, lruPrev: null, lruNext: null,
     packetsUp: 0, packetsDown: 0, bytesUp: 0, bytesDown: 0, firstMs: timeMs, lastMs: timeMs,
-    deviceMac: -1, hasLocal: true, bothLocal: false, peerMac: null, deviceIsClient: true,
+    deviceMac: -1, hasLocal: true, bothLocal: false, peerMac: null, peerSent: false, deviceIsClient: true,
     sni: null, serverName: null, nameSource: null, service: null, vendor: null, sawSyn: false, closed: false,
     sniState: SNI_PENDING, sniNextSeq: null, sniBuf: null, sniSegments: 0, dnsStream: null,
     voiceTrack: null, voiceCandidate: false, serverText: null,

@@ -10,6 +10,7 @@
 import { IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type DecodedPacket } from '../decode/packet.js';
 import { createFlow, type Flow } from './flow.js';
 import type { LocalNets } from './local-nets.js';
+import { isGroupMac } from '../mac.js';
 
 /** The lowest port of the ephemeral range (Linux's default start; IANA's starts at 49152). */
 const EPHEMERAL_FROM = 32768;
@@ -162,13 +163,17 @@ export class FlowTable {
       flow.bytesDown += p.wireLen;
     }
     if (flow.deviceMac === -1 && flow.hasLocal) {
-      // the local endpoint's MAC: the source of what it sends, the destination of what it receives
+      // the local endpoint's MAC: the source of what it sends, the destination of what it receives; a
+      // group MAC (multicast from a host outside the local networks to 224.0.0.251) is no device
       const mac = up === flow.deviceIsClient ? p.srcMac : p.dstMac;
-      if (mac >= 0) flow.deviceMac = mac;
+      if (mac >= 0 && !isGroupMac(mac)) flow.deviceMac = mac;
     }
-    if (flow.peerMac === null && flow.bothLocal) {
-      const mac = up === flow.deviceIsClient ? p.dstMac : p.srcMac;
-      if (mac >= 0) flow.peerMac = mac;
+    if (flow.bothLocal && !flow.peerSent) {
+      if (flow.peerMac === null) {
+        const mac = up === flow.deviceIsClient ? p.dstMac : p.srcMac;
+        if (mac >= 0) flow.peerMac = mac;
+      }
+      if (up !== flow.deviceIsClient && p.srcMac === flow.peerMac) flow.peerSent = true;
     }
     if (p.timeMs > flow.lastMs) flow.lastMs = p.timeMs;
     if (p.proto === IPPROTO_TCP && (p.tcpFlags & (TCP_FIN | TCP_RST)) !== 0) flow.closed = true;

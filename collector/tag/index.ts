@@ -172,6 +172,17 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     return null;
   }
 
+  /** Records an address a device's frames carry (`words` as DecodedPacket has them). */
+  function noteAddress(device: Device, ipVersion: number, words: Uint32Array): void {
+    // 0.0.0.0 (DHCP before an address) and group addresses are nobody's address
+    const unassigned = ipVersion === 4 ? words[3] === 0 || words[3] >>> 28 >= 14 : words[0] === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0;
+    // most flows of a device come from the address it used last: skip formatting it again
+    if (!unassigned && (words[3] !== device.lastIpWord || ipVersion !== 4)) {
+      device.lastIpWord = ipVersion === 4 ? words[3] : -1;
+      addBounded(device.ips, formatAddr(ipVersion, words));
+    }
+  }
+
   /** Records what a flow says about its device: local speaker protocols. */
   function observeLocal(flow: Flow, device: Device): void {
     const vendor = vendorOf(device);
@@ -240,16 +251,7 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     /** A new flow: its device, its server's name from DNS or the vendor ranges, its service. */
     onFlowStart(flow: Flow): void {
       const device = deviceOf(flow);
-      if (device) {
-        const words = flow.deviceIsClient ? flow.clientInto(scratch) : flow.serverInto(scratch);
-        // 0.0.0.0 (DHCP before an address) and group addresses are nobody's address
-        const unassigned = flow.ipVersion === 4 ? words[3] === 0 || words[3] >>> 28 >= 14 : words[0] === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0;
-        // most flows of a device come from the address it used last: skip formatting it again
-        if (!unassigned && (words[3] !== device.lastIpWord || flow.ipVersion !== 4)) {
-          device.lastIpWord = flow.ipVersion === 4 ? words[3] : -1;
-          addBounded(device.ips, formatAddr(flow.ipVersion, words));
-        }
-      }
+      if (device) noteAddress(device, flow.ipVersion, flow.deviceIsClient ? flow.clientInto(scratch) : flow.serverInto(scratch));
       if (flow.bothLocal) {
         // LAN traffic tells about both ends: a Sonos is the server of its controller's connection
         if (device) observeLocal(flow, device);
@@ -329,6 +331,11 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     /** A flow ended: forget it, after one last look (short captures end before a minute). */
     onFlowEnd(flow: Flow): void {
       forgetUnnamed(flow);
+      // the other end of a LAN flow, when it sent from its MAC: its address (a device only ever asked, as a
+      // Sonos is by its controller, shows its address this way)
+      if (flow.peerSent && flow.peerMac !== null && !isGroupMac(flow.peerMac)) {
+        noteAddress(inventory.get(flow.peerMac, flow.lastMs), flow.ipVersion, flow.deviceIsClient ? flow.serverInto(scratch) : flow.clientInto(scratch));
+      }
       if (pending.delete(flow)) checkVoice(flow, flow.lastMs);
     },
   };

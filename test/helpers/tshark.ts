@@ -259,3 +259,32 @@ export function tsharkAskedNames(file: string): Map<string, Set<string>> {
   }
   return asked;
 }
+
+/**
+ * Which IPv4 addresses each MAC sent TCP or UDP frames from, and which it received them at from an
+ * address outside RFC 1918 (a router delivering to it): "mac" -> addresses.
+ */
+export function tsharkMacAddresses(file: string): { sent: Map<string, Set<string>>; receivedFromOutside: Map<string, Set<string>> } {
+  const out = tshark(['-r', file, '-Y', 'ip && (tcp || udp) && !icmp', '-T', 'fields', '-E', 'separator=\t', '-e', 'eth.src', '-e', 'eth.dst', '-e', 'ip.src', '-e', 'ip.dst']);
+  const sent = new Map<string, Set<string>>();
+  const receivedFromOutside = new Map<string, Set<string>>();
+  const add = (map: Map<string, Set<string>>, mac: string, ip: string) => {
+    const set = map.get(mac) ?? new Set<string>();
+    set.add(ip);
+    map.set(mac, set);
+  };
+  for (const line of out.split('\n')) {
+    const [src, dst, ipSrc, ipDst] = line.split('\t');
+    // tunnelled frames (GTP, IP in IP) carry several addresses: the outer ones are the frame's
+    if (!src || !ipSrc) continue;
+    const from = ipSrc.split(',')[0];
+    const to = ipDst.split(',')[0];
+    add(sent, src, from);
+    if (!isRfc1918(from)) add(receivedFromOutside, dst, to);
+  }
+  return { sent, receivedFromOutside };
+}
+
+export function isRfc1918(ip: string): boolean {
+  return /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(ip);
+}
