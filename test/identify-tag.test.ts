@@ -143,13 +143,17 @@ describeShared('identification and tagging on the real captures', () => {
     });
   }
 
-  it('wikipedia: a multicast group is no device (mDNS and LLMNR to it from hosts outside the local networks)', async () => {
+  it('wikipedia: a multicast group is no device and no client (mDNS and LLMNR to it from hosts outside the local networks)', async () => {
     const file = realCapture('wikipedia_dns-cname-ipv6_zeek.pcap');
     const report = await replayReport(file);
     const groups = [...tsharkMacAddresses(file).receivedFromOutside.keys()].filter((mac) => Number.parseInt(mac.slice(0, 2), 16) & 1);
     expect(groups.length, 'tshark shows frames from outside to a group MAC').toBeGreaterThan(0);
     for (const mac of groups) expect(report.devices.map((d) => d.mac)).not.toContain(mac);
     for (const f of report.flows) if (f.device !== null) expect(Number.parseInt(f.device.slice(0, 2), 16) & 1, f.device).toBe(0);
+    // and a group never sends: the senders of those frames are the clients
+    const toGroups = report.flows.filter((f) => /^2(2[4-9]|3\d)\./.test(f.server));
+    expect(toGroups.length).toBeGreaterThan(0);
+    for (const f of report.flows) expect(f.client, `${f.client} -> ${f.server}`).not.toMatch(/^2(2[4-9]|3\d)\.|^ff/i);
   });
 
   it('names the Echo Dot 2 amazon-0d0fb5957 from its DHCP request', async () => {

@@ -131,6 +131,23 @@ describe('flow table', () => {
     expect(g.clientPort).toBe(54047);
   });
 
+  it('a group address is never the client: multicast and broadcast from outside the local networks, and from inside', () => {
+    const { t } = table();
+    // mDNS from a host outside the local networks (the wikipedia capture's 141.142.220.0/24)
+    const f = t.account(packet(0, '141.142.220.202', 5353, '224.0.0.251', 5353, { proto: IPPROTO_UDP, srcMac: 0x001f5bfe5f05, dstMac: 0x01005e0000fb }));
+    expect([f.c3 >>> 0, f.s3 >>> 0, t.up]).toEqual([0x8d8edcca, 0xe00000fb, true]);
+    expect(f.deviceMac).toBe(-1);
+    const g = t.account(packet(0, '8.8.4.4', 3000, '255.255.255.255', 3000, { proto: IPPROTO_UDP, dstMac: 0xffffffffffff }));
+    expect([g.c3 >>> 0, t.up]).toEqual([0x08080404, true]);
+    expect(g.deviceMac).toBe(-1);
+    const v6 = t.account(packet(0, '2001:db8::1', 5353, 'ff02::fb', 5353, { proto: IPPROTO_UDP, dstMac: 0x3333000000fb }));
+    expect(t.up).toBe(true);
+    expect(v6.deviceMac).toBe(-1);
+    // from a local host: the host is the client and the device, as before
+    const h = t.account(packet(0, '192.168.1.29', 5353, '224.0.0.251', 5353, { proto: IPPROTO_UDP, srcMac: LAN_MAC, dstMac: 0x01005e0000fb }));
+    expect([t.up, h.deviceMac]).toEqual([true, LAN_MAC]);
+  });
+
   describeShared('on the capture it was found on', () => {
     it('the Nest Mini (the sender of its MAC\'s frames, by tshark) is the server of its Cast port 8009 in every nestmini capture', async () => {
       const dir = join(SHARED, 'captures', 'cic-iot-2022-rebuilt', 'nestmini');

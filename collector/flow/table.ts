@@ -12,6 +12,11 @@ import { createFlow, type Flow } from './flow.js';
 import type { LocalNets } from './local-nets.js';
 import { isGroupMac } from '../mac.js';
 
+/** IPv4 multicast (224/4) or the limited broadcast, IPv6 multicast (ff00::/8); words as DecodedPacket has them. */
+function isGroupAddr(ipVersion: number, words: Uint32Array): boolean {
+  return ipVersion === 4 ? words[3] >>> 28 === 14 || words[3] === 0xffffffff : words[0] >>> 24 === 0xff;
+}
+
 /** The lowest port of the ephemeral range (Linux's default start; IANA's starts at 49152). */
 const EPHEMERAL_FROM = 32768;
 
@@ -303,6 +308,9 @@ export class FlowTable {
    */
   private srcIsClient(p: DecodedPacket): boolean {
     if (p.proto === IPPROTO_TCP && (p.tcpFlags & TCP_SYN) !== 0) return (p.tcpFlags & TCP_ACK) === 0;
+    // a group address (multicast, broadcast) never sends: mDNS to 224.0.0.251 from a host outside the
+    // local networks made the group the client (the local side) and the group's MAC a device
+    if (isGroupAddr(p.ipVersion, p.dstAddr)) return true;
     const srcLocal = this.localNets.isLocal(p.ipVersion, p.srcAddr);
     const dstLocal = this.localNets.isLocal(p.ipVersion, p.dstAddr);
     if (srcLocal !== dstLocal) return srcLocal;
