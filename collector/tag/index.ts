@@ -83,13 +83,15 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
   const pending = new Set<Flow>();
   /**
    * Open flows to servers beyond the LAN with no name from DNS or SNI (unnamed, or named by a vendor
-   * range), by client and server address: a DNS answer to that client while they are open names them
+   * range), by server address and client (two levels: both keys are strings the flow and the DNS cache
+   * already hold, so a lookup hashes no new string): a DNS answer to that client while they are open names them
    * (a connection open before capture began whose name the device looks up again later, as a Nest does
    * for its front end). One entry per such open flow (bounded by the flow table), left when the flow
    * ends, its SNI names it, or an answer does; each is named at most once, so a flood of flows to one
    * address and of forged answers for it costs one step per flow, not per flow and answer.
    */
-  const unnamed = new Map<string, Set<Flow>>();
+  const unnamed = new Map<string, Map<string, Set<Flow>>>();
+  let waitingCount = 0;
   // scratch words for per-flow lookups: no array per flow
   const scratch = new Uint32Array(4);
 
@@ -110,10 +112,17 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
 
   /** Takes a flow out of the unnamed ones (its end, its SNI). */
   function forgetUnnamed(flow: Flow): void {
-    if (flow.bothLocal || (flow.nameSource !== null && flow.nameSource !== 'ip-range') || unnamed.size === 0) return;
-    const key = `${clientKeyOf(flow)}|${server(flow)}`;
-    const waiting = unnamed.get(key);
-    if (waiting !== undefined && waiting.delete(flow) && waiting.size === 0) unnamed.delete(key);
+    if (waitingCount === 0 || flow.bothLocal || (flow.nameSource !== null && flow.nameSource !== 'ip-range')) return;
+    const address = server(flow);
+    const clients = unnamed.get(address);
+    if (clients === undefined) return;
+    const clientKey = clientKeyOf(flow);
+    const waiting = clients.get(clientKey);
+    if (waiting === undefined || !waiting.delete(flow)) return;
+    waitingCount--;
+    if (waiting.size > 0) return;
+    clients.delete(clientKey);
+    if (clients.size === 0) unnamed.delete(address);
   }
 
   /**
@@ -126,12 +135,14 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
    * to reconnect: the Nest 0.2 s, an Echo 0.6 s after the close in the shared captures).
    */
   function nameOpenFlows(answer: DnsAnswer, clientKey: string): void {
-    const key = `${clientKey}|${answer.data}`;
-    const waiting = unnamed.get(key);
-    if (waiting === undefined) return;
+    const clients = unnamed.get(answer.data);
+    const waiting = clients?.get(clientKey);
+    if (clients === undefined || waiting === undefined) return;
     const named = dns.lookup(clientKey, answer.data, answer.timeMs);
     if (named === null) return;
-    unnamed.delete(key);
+    clients.delete(clientKey);
+    if (clients.size === 0) unnamed.delete(answer.data);
+    waitingCount -= waiting.size;
     for (const flow of waiting) {
       if (flow.closed && answer.timeMs - flow.lastMs > CLOSED_NAMED_WITHIN_MS) continue;
       flow.serverName = named.name;
@@ -244,9 +255,7 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     dnsCache: dns,
     /** Open flows waiting for a name from a later DNS answer (bounded by the flow table). */
     get waitingForName(): number {
-      let n = 0;
-      for (const waiting of unnamed.values()) n += waiting.size;
-      return n;
+      return waitingCount;
     },
     /** A new flow: its device, its server's name from DNS or the vendor ranges, its service. */
     onFlowStart(flow: Flow): void {
@@ -274,10 +283,12 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
           flow.vendor = range.vendor;
           stats.namedByRange++;
         }
-        const key = `${clientKey}|${address}`;
-        const waiting = unnamed.get(key);
-        if (waiting === undefined) unnamed.set(key, new Set([flow]));
+        let clients = unnamed.get(address);
+        if (clients === undefined) unnamed.set(address, (clients = new Map()));
+        const waiting = clients.get(clientKey);
+        if (waiting === undefined) clients.set(clientKey, new Set([flow]));
         else waiting.add(flow);
+        waitingCount++;
       }
       // decide at once when possible: the first packets of a voice channel may be the start of a command
       if (flow.service === null && flow.serverPort === 443 && device && !checkVoice(flow, flow.firstMs)) addPending(flow);
@@ -299,7 +310,7 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
       const client = answer.clientMac >= 0 ? '' : formatAddr(answer.clientIpVersion, answer.clientWords);
       const clientKey = DnsCache.clientKey(answer.clientMac, client);
       dns.onAnswer(answer, clientKey);
-      if (answer.type !== 'CNAME' && unnamed.size > 0) nameOpenFlows(answer, clientKey);
+      if (answer.type !== 'CNAME' && waitingCount > 0) nameOpenFlows(answer, clientKey);
       if (answer.clientMac < 0 || answer.type === 'CNAME' || !localNets.isLocal(answer.clientIpVersion, answer.clientWords)) return;
       if (answer.name.endsWith('.local')) return;
       const device = inventory.get(answer.clientMac, answer.timeMs);
