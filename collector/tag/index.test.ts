@@ -113,3 +113,16 @@ describe('a DNS answer names the open flows of its client that have no name', ()
     expect(t.waitingForName).toBe(0);
   });
 });
+
+describe('the flows waiting for a name', () => {
+  it('a flow whose device MAC came after its start is still forgotten at its end', () => {
+    const t = tagger();
+    const f = flowTo(0x08080808, 1_000);
+    f.deviceMac = -1; // its first frame went to a group MAC: no device yet, keyed by its client's address
+    t.onFlowStart(f);
+    expect(t.waitingForName).toBe(1);
+    f.deviceMac = MAC;
+    t.onFlowEnd(f);
+    expect(t.waitingForName).toBe(0);
+  });
+});

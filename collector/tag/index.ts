@@ -116,9 +116,19 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     const address = server(flow);
     const clients = unnamed.get(address);
     if (clients === undefined) return;
-    const clientKey = clientKeyOf(flow);
-    const waiting = clients.get(clientKey);
-    if (waiting === undefined || !waiting.delete(flow)) return;
+    let clientKey = clientKeyOf(flow);
+    let waiting = clients.get(clientKey);
+    if (waiting === undefined || !waiting.delete(flow)) {
+      // its device's MAC came after its start (the first frame went to a group MAC): under its key then
+      waiting = undefined;
+      for (const [key, flows] of clients) {
+        if (!flows.delete(flow)) continue;
+        clientKey = key;
+        waiting = flows;
+        break;
+      }
+      if (waiting === undefined) return;
+    }
     waitingCount--;
     if (waiting.size > 0) return;
     clients.delete(clientKey);
