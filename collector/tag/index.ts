@@ -84,11 +84,11 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
   /**
    * Open flows to servers beyond the LAN with no name from DNS or SNI (unnamed, or named by a vendor
    * range), by server address and client (two levels: both keys are strings the flow and the DNS cache
-   * already hold, so a lookup hashes no new string): a DNS answer to that client while they are open names them
-   * (a connection open before capture began whose name the device looks up again later, as a Nest does
-   * for its front end). One entry per such open flow (bounded by the flow table), left when the flow
-   * ends, its SNI names it, or an answer does; each is named at most once, so a flood of flows to one
-   * address and of forged answers for it costs one step per flow, not per flow and answer.
+   * already hold, so a lookup hashes no new string): a DNS answer to that client while they are open
+   * names them (a connection open before capture began whose name the device looks up again later, as
+   * a Nest does for its front end). One entry per such open flow (bounded by the flow table), left when
+   * the flow ends, its SNI names it, or an answer does; each is named at most once, so a flood of flows
+   * to one address and of forged answers for it costs one step per flow, not per flow and answer.
    */
   const unnamed = new Map<string, Map<string, Set<Flow>>>();
   let waitingCount = 0;
