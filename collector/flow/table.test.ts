@@ -126,9 +126,15 @@ describe('flow table', () => {
     const f = t.account(packet(0, '192.168.137.162', 8009, '192.168.137.1', 63548));
     expect([f.serverPort, f.clientPort]).toEqual([8009, 63548]);
     expect(t.up).toBe(false);
-    // both in the ephemeral range (Echo-to-Echo 55443/55444): the first sender stays the client
-    const g = t.account(packet(0, '192.168.12.114', 54047, '192.168.12.112', 55443));
+    // both in the ephemeral range: the first sender stays the client
+    const g = t.account(packet(0, '192.168.12.114', 54047, '192.168.12.112', 45000));
     expect(g.clientPort).toBe(54047);
+    // except the Echo-to-Echo protocol's TCP 55443, the Echos' listening port (echodot3_activation: a
+    // SYN from .115 to .112:55443; .113's side of a connection to .112 seen first from .113)
+    const h = t.account(packet(0, '192.168.12.113', 55443, '192.168.12.112', 48986));
+    expect([h.serverPort, h.clientPort, t.up]).toEqual([55443, 48986, false]);
+    const u = t.account(packet(0, '192.168.12.112', 55444, '192.168.12.115', 55444, { proto: IPPROTO_UDP }));
+    expect([u.c3 >>> 0, t.up]).toEqual([0xc0a80c70, true]);
   });
 
   it('a group address is never the client: multicast and broadcast from outside the local networks, and from inside', () => {

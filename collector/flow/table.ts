@@ -19,6 +19,8 @@ function isGroupAddr(ipVersion: number, words: Uint32Array): boolean {
 
 /** The lowest port of the ephemeral range (Linux's default start; IANA's starts at 49152). */
 const EPHEMERAL_FROM = 32768;
+/** The Echo-to-Echo protocol's TCP port (collector/tag's SPEAKER_PORTS): a server port in the ephemeral range. */
+const ECHO_PEER_PORT = 55443;
 
 export interface FlowTableOptions {
   maxFlows: number;
@@ -317,6 +319,9 @@ export class FlowTable {
     const srcWellKnown = p.srcPort < 1024;
     const dstWellKnown = p.dstPort < 1024;
     if (srcWellKnown !== dstWellKnown) return dstWellKnown;
+    // a speaker's server port inside the ephemeral range: Echos listen on TCP 55443 for one another (a
+    // connection between two Echos seen mid-stream from the listener made the listener the client)
+    if (p.proto === IPPROTO_TCP && (p.srcPort === ECHO_PEER_PORT) !== (p.dstPort === ECHO_PEER_PORT)) return p.dstPort === ECHO_PEER_PORT;
     // then the ephemeral range (Linux gives clients 32768-60999, IANA 49152-65535): a Cast session to a
     // speaker's 8009 seen mid-stream from the speaker's side made the speaker the client
     const srcEphemeral = p.srcPort >= EPHEMERAL_FROM;
