@@ -33,7 +33,7 @@ export const callSchema = Type.Object({
 export const deviceSchema = Type.Object({
   ...ReportDeviceSchema.properties,
   firstSeen: orNull(Type.String({ format: 'date-time' })),
-  lastSeen: orNull(Type.String({ format: 'date-time' })),
+  lastSeen: orNull(Type.String({ format: 'date-time', description: 'Its latest packet: of its flows (open ones too), its DNS answers and announcements' })),
   packetsUp: Type.Integer({ minimum: 0 }),
   packetsDown: Type.Integer({ minimum: 0 }),
   flows: Type.Integer({ minimum: 0 }),

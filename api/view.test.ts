@@ -3,6 +3,7 @@
  * requests come at once, the run is asked for a part once per max age; a command makes every part be
  * asked again; activations and flows are asked a page at a time; and the parts are plain data that cross a thread as they are (structured clone).
  */
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -152,7 +153,7 @@ describe('the devices part while flows are open', () => {
     const runtime = buildRuntime(loadConfig({}), { clock: 'packet', activity: true }, { log: pino({ level: 'silent' }) });
     const view = buildViewSource(runtime, { captureRunning: () => true, influxReachable: () => null, alerts: () => ({}) });
     const file = buildSource({ kind: 'file', path: CAPTURE }, {});
-    // the view looked at between packets, as the pipeline answers the API: every 500th packet
+    // the view looked at between packets, as the pipeline answers the API: every 250th packet
     let packets = 0;
     let compared = 0;
     let withOpen = 0;
@@ -161,7 +162,7 @@ describe('the devices part while flows are open', () => {
       description: file.description,
       run: (sink) => file.run((...args) => {
         sink(...args);
-        if (++packets % 500 !== 0) return;
+        if (++packets % 250 !== 0) return;
         const open = runtime.collector.activeFlows();
         for (const { device } of view.part('devices')) {
           const one = view.device(device.mac);
@@ -252,5 +253,46 @@ describe('open flows in GET /flows', () => {
       expect(pages).toBeGreaterThan(30);
       expect(most).toBe(50);
     });
+  });
+});
+
+describeShared('a device\'s last sighting', () => {
+  it('is its latest TCP or UDP frame, as tshark shows it, also while a long connection is open (nest_logsink)', async () => {
+    const file = realCapture('nest_logsink-dns-cname_ndpi.pcap');
+    const nest = '18:b4:30:26:34:40';
+    // tshark: frame number and time of every TCP or UDP frame to or from the Nest
+    const frames = execFileSync('tshark', ['-r', file, '-Y', `(tcp || udp) && eth.addr == ${nest}`, '-T', 'fields', '-e', 'frame.number', '-e', 'frame.time_epoch'], { encoding: 'utf8' })
+      .split('\n').filter(Boolean).map((l) => l.split('\t')).map(([n, t]) => {
+        // whole milliseconds, as an ISO time shows them: from the digits, not a float times 1000
+        const [sec, frac = ''] = t.split('.');
+        return [Number(n), Number(sec) * 1000 + Number(frac.padEnd(3, '0').slice(0, 3))] as const;
+      });
+    expect(frames.length).toBeGreaterThan(100);
+    const runtime = buildRuntime(loadConfig({}), { clock: 'packet', activity: true }, { log: pino({ level: 'silent' }) });
+    const view = buildViewSource(runtime, { captureRunning: () => true, influxReachable: () => null, alerts: () => ({}) });
+    const source = buildSource({ kind: 'file', path: file }, {});
+    let packets = 0;
+    let checked = 0;
+    let next = 0;
+    let latest = 0;
+    const looked: CaptureSource = {
+      ...source,
+      description: source.description,
+      run: (sink) => source.run((...args) => {
+        sink(...args);
+        packets++;
+        while (next < frames.length && frames[next][0] <= packets) latest = Math.max(latest, frames[next++][1]);
+        if (packets % 25 !== 0 || latest === 0) return;
+        const seen = view.part('devices').find((e) => e.device.mac === nest)?.device.lastSeen;
+        expect(seen, `at packet ${packets}`).toBe(new Date(latest).toISOString());
+        expect(view.device(nest)?.device.lastSeen, `at packet ${packets}`).toBe(seen);
+        checked++;
+      }),
+      stop: () => source.stop(),
+      stats: () => source.stats(),
+    };
+    await runtime.run(looked);
+    expect(checked).toBeGreaterThan(20);
+    expect(view.device(nest)?.device.lastSeen).toBe(new Date(frames[frames.length - 1][1]).toISOString());
   });
 });

@@ -296,10 +296,16 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
   };
 
   const NO_COUNTS = { bytesUp: 0, bytesDown: 0, packetsUp: 0, packetsDown: 0, flows: 0 };
-  const apiDevice = (d: Device, t: typeof NO_COUNTS): ApiDevice => ({
+  const lastSeenOf = (d: Device, openLastMs: number): string | null => {
+    const ms = Math.max(d.lastSeenMs, openLastMs);
+    return ms > 0 ? isoTime(ms) : null;
+  };
+  // lastSeen: the inventory's last sighting, or the latest packet of the device's open flows when later (a
+  // long connection is seen only when it starts and ends)
+  const apiDevice = (d: Device, t: typeof NO_COUNTS, openLastMs = 0): ApiDevice => ({
     mac: d.macText, name: d.name, vendor: d.vendor ?? d.ouiVendor, model: d.model, assistant: d.assistant,
     ips: [...d.ips], evidence: [...d.evidence],
-    firstSeen: d.firstSeenMs > 0 ? isoTime(d.firstSeenMs) : null, lastSeen: d.lastSeenMs > 0 ? isoTime(d.lastSeenMs) : null,
+    firstSeen: d.firstSeenMs > 0 ? isoTime(d.firstSeenMs) : null, lastSeen: lastSeenOf(d, openLastMs),
     bytesUp: t.bytesUp, bytesDown: t.bytesDown, packetsUp: t.packetsUp, packetsDown: t.packetsDown, flows: t.flows,
   });
 
@@ -309,14 +315,19 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
   const devices = (): DeviceEntry[] => {
     const all = collector.inventory?.all() ?? [];
     const open = new Map<number, DeviceTotals>();
+    const openLast = new Map<number, number>();
     collector.forEachOpenFlow((f) => {
       if (f.deviceMac < 0) return true;
       let c = open.get(f.deviceMac);
       if (c === undefined) open.set(f.deviceMac, (c = new DeviceTotals()));
       c.addCounts(f);
+      if (f.lastMs > (openLast.get(f.deviceMac) ?? 0)) openLast.set(f.deviceMac, f.lastMs);
       return true;
     });
-    const entries = all.map((d): DeviceEntry => ({ device: apiDevice(d, activity?.deviceCounts(d.mac, open.get(d.mac)) ?? NO_COUNTS), lastSeenMs: d.lastSeenMs }));
+    const entries = all.map((d): DeviceEntry => {
+      const openLastMs = openLast.get(d.mac) ?? 0;
+      return { device: apiDevice(d, activity?.deviceCounts(d.mac, open.get(d.mac)) ?? NO_COUNTS, openLastMs), lastSeenMs: Math.max(d.lastSeenMs, openLastMs) };
+    });
     return entries.sort((a, b) => Number(b.device.assistant) - Number(a.device.assistant) || b.lastSeenMs - a.lastSeenMs);
   };
 
@@ -332,14 +343,17 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
     const d = collector.inventory?.describe(mac);
     if (d === undefined) return null;
     const open: FlowRecord[] = [];
+    let openLastMs = 0;
     collector.forEachOpenFlow((f) => {
-      if (f.deviceMac === mac) open.push(flowRecord(f));
+      if (f.deviceMac !== mac) return true;
+      open.push(flowRecord(f));
+      if (f.lastMs > openLastMs) openLastMs = f.lastMs;
       return true;
     });
     const t = activity?.deviceTotals(mac, open) ?? { ...NO_COUNTS, endpoints: [] };
     const endpoints: Record<string, ApiEndpoint[]> = {};
     for (const e of t.endpoints) (endpoints[e.service] ??= []).push({ serverName: e.serverName, flows: e.flows, bytesUp: e.bytesUp, bytesDown: e.bytesDown });
-    return { device: apiDevice(d, t), endpoints };
+    return { device: apiDevice(d, t, openLastMs), endpoints };
   };
 
   const parts: { [K in ViewPart]: () => ViewParts[K] } = {

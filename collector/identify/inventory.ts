@@ -151,6 +151,14 @@ export class Inventory {
   }
 
   /**
+   * A known device was active at `timeMs` (a flow of its ended, its last packet then): its last sighting
+   * and its place in the eviction order move; an unknown MAC makes no device.
+   */
+  seen(mac: number, timeMs: number): void {
+    if (this.devices.has(mac)) this.get(mac, timeMs);
+  }
+
+  /**
    * Whether to read an announcement from `srcMac` (before parsing it): always for a known device, and
    * for an unknown one while the budget lasts (the payload inspector counts what it skips).
    */

@@ -352,6 +352,8 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     /** A flow ended: forget it, after one last look (short captures end before a minute). */
     onFlowEnd(flow: Flow): void {
       forgetUnnamed(flow);
+      // the device was there until the flow's last packet (a flow start is the only other sighting most see)
+      if (flow.deviceMac >= 0) inventory.seen(flow.deviceMac, flow.lastMs);
       // the other end of a LAN flow, when it sent from its MAC: its address (a device only ever asked, as a
       // Sonos is by its controller, shows its address this way)
       if (flow.peerSent && flow.peerMac !== null && !isGroupMac(flow.peerMac)) {
