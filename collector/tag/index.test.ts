@@ -64,6 +64,18 @@ describe('a DNS answer names the open flows of its client that have no name', ()
     expect(t.waitingForName).toBe(0);
   });
 
+  it('a name the catalogue does not know leaves no vendor, as at a flow\'s start: the range\'s vendor only hosts it', () => {
+    const t = tagger();
+    const open = flowTo(AMAZON, 1_000);
+    t.onFlowStart(open);
+    expect(open.vendor).toBe('amazon');
+    t.onDnsAnswer(answer(2_000, 'incoming.telemetry.mozilla.org', '52.94.233.109'));
+    const later = flowTo(AMAZON, 2_500);
+    t.onFlowStart(later);
+    expect([open.serverName, open.vendor, open.service]).toEqual(['incoming.telemetry.mozilla.org', later.vendor, later.service]);
+    expect(open.vendor).toBeNull();
+  });
+
   it('names a connection that closed just before the answer, not one that closed long before', () => {
     const t = tagger();
     const justClosed = flowTo(AMAZON, 1_000);

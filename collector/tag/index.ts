@@ -161,6 +161,9 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
       if (flow.service === null) {
         const entry = classifyByName(flow, named.chain, deviceOf(flow));
         if (entry && entry.service !== 'voice') pending.delete(flow);
+        // a name the catalogue does not know says no vendor, as for a flow named so at its start (the
+        // range's vendor hosts the address: Mozilla's telemetry on Amazon's cloud is no Amazon endpoint)
+        if (!entry) flow.vendor = null;
       }
     }
   }
