@@ -148,33 +148,39 @@ describe('RunView', () => {
   });
 });
 
+/** `source`, with `look(packets so far)` called after each packet went through the pipeline (as the API asks between packets). */
+function lookedAt(source: CaptureSource, look: (packets: number) => void): CaptureSource {
+  let packets = 0;
+  return {
+    ...source,
+    description: source.description,
+    run: (sink) => source.run((...args) => {
+      sink(...args);
+      look(++packets);
+    }),
+    stop: () => source.stop(),
+    stats: () => source.stats(),
+  };
+}
+
 describe('the devices part while flows are open', () => {
   it('counts each device as one device\'s answer does (its open flows made into records, its endpoints): the cheap sums and the full path agree', async () => {
     const runtime = buildRuntime(loadConfig({}), { clock: 'packet', activity: true }, { log: pino({ level: 'silent' }) });
     const view = buildViewSource(runtime, { captureRunning: () => true, influxReachable: () => null, alerts: () => ({}) });
     const file = buildSource({ kind: 'file', path: CAPTURE }, {});
     // the view looked at between packets, as the pipeline answers the API: every 250th packet
-    let packets = 0;
     let compared = 0;
     let withOpen = 0;
-    const looked: CaptureSource = {
-      ...file,
-      description: file.description,
-      run: (sink) => file.run((...args) => {
-        sink(...args);
-        if (++packets % 250 !== 0) return;
-        const open = runtime.collector.activeFlows();
-        for (const { device } of view.part('devices')) {
-          const one = view.device(device.mac);
-          expect(one?.device, `${device.mac} at packet ${packets}`).toEqual(device);
-          compared++;
-          if (open.some((f) => formatMac(f.deviceMac) === device.mac)) withOpen++;
-        }
-      }),
-      stop: () => file.stop(),
-      stats: () => file.stats(),
-    };
-    await runtime.run(looked);
+    await runtime.run(lookedAt(file, (packets) => {
+      if (packets % 250 !== 0) return;
+      const open = runtime.collector.activeFlows();
+      for (const { device } of view.part('devices')) {
+        const one = view.device(device.mac);
+        expect(one?.device, `${device.mac} at packet ${packets}`).toEqual(device);
+        compared++;
+        if (open.some((f) => formatMac(f.deviceMac) === device.mac)) withOpen++;
+      }
+    }));
     expect(withOpen).toBeGreaterThan(10);
     expect(compared).toBeGreaterThan(withOpen);
     // and one device's endpoints come with it (the Echo's voice service: tshark shows 68:db:f5:90:19:64
@@ -271,27 +277,17 @@ describeShared('a device\'s last sighting', () => {
     const runtime = buildRuntime(loadConfig({}), { clock: 'packet', activity: true }, { log: pino({ level: 'silent' }) });
     const view = buildViewSource(runtime, { captureRunning: () => true, influxReachable: () => null, alerts: () => ({}) });
     const source = buildSource({ kind: 'file', path: file }, {});
-    let packets = 0;
     let checked = 0;
     let next = 0;
     let latest = 0;
-    const looked: CaptureSource = {
-      ...source,
-      description: source.description,
-      run: (sink) => source.run((...args) => {
-        sink(...args);
-        packets++;
-        while (next < frames.length && frames[next][0] <= packets) latest = Math.max(latest, frames[next++][1]);
-        if (packets % 25 !== 0 || latest === 0) return;
-        const seen = view.part('devices').find((e) => e.device.mac === nest)?.device.lastSeen;
-        expect(seen, `at packet ${packets}`).toBe(new Date(latest).toISOString());
-        expect(view.device(nest)?.device.lastSeen, `at packet ${packets}`).toBe(seen);
-        checked++;
-      }),
-      stop: () => source.stop(),
-      stats: () => source.stats(),
-    };
-    await runtime.run(looked);
+    await runtime.run(lookedAt(source, (packets) => {
+      while (next < frames.length && frames[next][0] <= packets) latest = Math.max(latest, frames[next++][1]);
+      if (packets % 25 !== 0 || latest === 0) return;
+      const seen = view.part('devices').find((e) => e.device.mac === nest)?.device.lastSeen;
+      expect(seen, `at packet ${packets}`).toBe(new Date(latest).toISOString());
+      expect(view.device(nest)?.device.lastSeen, `at packet ${packets}`).toBe(seen);
+      checked++;
+    }));
     expect(checked).toBeGreaterThan(20);
     expect(view.device(nest)?.device.lastSeen).toBe(new Date(frames[frames.length - 1][1]).toISOString());
   });
