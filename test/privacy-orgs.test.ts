@@ -5,6 +5,7 @@
  * the run earshot assembles (buildRuntime), and the shares are read from the ledger; the figures per set
  * are printed (docs/privacy.md quotes them).
  */
+import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -60,4 +61,20 @@ describeShared('organisations in the per-assistant endpoint table (real captures
       expect(named / total).toBeGreaterThanOrEqual(0.95);
     }, 300_000);
   }
+});
+
+describeShared('the learning period', () => {
+  it('starts at the device\'s first packet, whichever of its flows ends first (an Echo of the VCFP captures)', async () => {
+    const file = join(VCFP_CAPTURES, 'good_morning_5_30s.pcap');
+    const echo = 'c4:95:00:e3:93:2f';
+    // tshark: the Echo's first TCP or UDP frame (a connection open before the capture, which ends last)
+    const first = execFileSync('tshark', ['-r', file, '-Y', `eth.addr == ${echo} && (tcp || udp)`, '-c', '1', '-T', 'fields', '-e', 'frame.time_epoch'], { encoding: 'utf8' }).trim();
+    const [sec, frac = ''] = first.split('.');
+    const firstMs = Number(sec) * 1000 + Number(frac.padEnd(3, '0').slice(0, 3));
+    const config = loadConfig({});
+    const runtime = buildRuntime(config, { clock: 'packet', activity: true }, { log: pino({ level: 'silent' }) });
+    await runtime.run(buildSource({ kind: 'file', path: file }, {}));
+    const device = runtime.privacy?.devices().find((d) => d.mac === echo);
+    expect(device).toMatchObject({ firstSeen: new Date(firstMs).toISOString(), learningUntil: new Date(firstMs + config.privacy.learningPeriodH * 3_600_000).toISOString() });
+  });
 });

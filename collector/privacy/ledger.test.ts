@@ -79,6 +79,18 @@ describe('the endpoint ledger', () => {
     expect(events[1]).toMatchObject({ mac: ECHO, org: 'Example Skills', endpoint: 'skill.example.net', atMs: T0 + 3 * HOUR });
   });
 
+  it('its first sighting is the earliest flow start, whichever flow ends first (the learning period starts there)', () => {
+    const events: NewEndpointEvent[] = [];
+    const l = ledger(HOUR, events);
+    // a DNS lookup ends first; the voice connection open since T0 ends later
+    l.add(record({ serverName: 'device-metrics-us.amazon.com', service: 'telemetry', firstMs: T0 + 10 * 60_000 }));
+    l.add(record({ serverName: 'avs-alexa-4-na.amazon.com', service: 'voice', firstMs: T0 }));
+    expect(l.view(ECHO)?.firstSeenMs).toBe(T0);
+    // past T0 + 1 h (not past T0 + 10 min + 1 h): news
+    l.add(record({ serverName: 'skill.example.net', service: 'api', firstMs: T0 + HOUR + 5 * 60_000 }));
+    expect(events.map((e) => `${e.kind} ${e.subject}`)).toEqual(['new-organisation Example Skills', 'new-service api']);
+  });
+
   it('raises nothing for a device that is not watched (not an assistant)', () => {
     const events: NewEndpointEvent[] = [];
     const l = ledger(0, events, false);

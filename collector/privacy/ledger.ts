@@ -236,8 +236,11 @@ export class PrivacyLedger {
       d = { firstSeenMs: atMs, endpoints: new Map(), endpointCount: 0, days: [], orgs: new Map(), services: new Map() };
       this.devices.set(mac, d);
       this.dirty = true;
-    } else if (atMs < d.firstSeenMs && d.endpointCount === 0) {
+    } else if (atMs < d.firstSeenMs) {
+      // flows end in the order they end: one that began earlier than the first to end moves the first
+      // sighting (and the learning period) back to it
       d.firstSeenMs = atMs;
+      this.dirty = true;
     }
     return d;
   }
