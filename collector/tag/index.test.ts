@@ -105,7 +105,7 @@ describe('a DNS answer names the open flows of its client that have no name', ()
     expect(sni).toMatchObject({ serverName: 'dns.google', nameSource: 'sni' });
   });
 
-  it('a flood of flows to one address and of forged answers for it: each flow is named once, then forgotten', () => {
+  it('a flood of flows to one address and of forged answers for it: at most 4,096 wait, each named once, then forgotten', () => {
     const t = tagger();
     const flows: Flow[] = [];
     for (let i = 0; i < 20_000; i++) {
@@ -113,16 +113,27 @@ describe('a DNS answer names the open flows of its client that have no name', ()
       t.onFlowStart(f);
       flows.push(f);
     }
-    expect(t.waitingForName).toBe(20_000);
+    expect(t.waitingForName).toBe(4096);
+    expect(t.stats.waitingDropped).toBe(20_000 - 4096);
     // another device's answers for the address name nothing
     for (let i = 0; i < 500; i++) t.onDnsAnswer(answer(2_000 + i, `forged${i}.example`, '1.2.3.4', OTHER_MAC, OTHER));
     expect(t.stats.namedByDnsLater).toBe(0);
     for (let i = 0; i < 500; i++) t.onDnsAnswer(answer(3_000 + i, `forged${i}.example`, '1.2.3.4'));
-    expect(t.stats.namedByDnsLater).toBe(20_000);
-    expect(new Set(flows.map((f) => f.serverName))).toEqual(new Set(['forged0.example']));
+    expect(t.stats.namedByDnsLater).toBe(4096);
+    expect(new Set(flows.slice(0, 4096).map((f) => f.serverName))).toEqual(new Set(['forged0.example']));
     expect(t.waitingForName).toBe(0);
     for (const f of flows) t.onFlowEnd(f);
     expect(t.waitingForName).toBe(0);
+  });
+
+  it('a connection seen from its SYN (or a QUIC Initial) does not wait: its lookup came before it, or not at all', () => {
+    const t = tagger();
+    const f = flowTo(0x01020304, 1_000);
+    f.sawSyn = true;
+    t.onFlowStart(f);
+    expect(t.waitingForName).toBe(0);
+    t.onDnsAnswer(answer(2_000, 'later.example', '1.2.3.4'));
+    expect(f.nameSource).toBeNull();
   });
 });
 

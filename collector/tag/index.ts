@@ -5,7 +5,7 @@
  * began, or long-lived, to the vendor's voice ranges on 443). Work happens per flow, per DNS answer
  * and once a second, never per packet.
  */
-import { formatAddr, ipv4Text } from '../decode/packet.js';
+import { formatAddr, IPPROTO_TCP, ipv4Text } from '../decode/packet.js';
 import type { Flow } from '../flow/flow.js';
 import type { DnsAnswer } from '../flow/payload.js';
 import type { LocalNets } from '../flow/local-nets.js';
@@ -33,13 +33,17 @@ export interface TaggerStats {
   namedBySni: number;
   namedByDns: number;
   namedByRange: number;
-  /** Open flows without a name from DNS or SNI that a DNS answer to their client named later. */
+  /** Connections open before capture without a name from DNS or SNI that a DNS answer to their client named later. */
   namedByDnsLater: number;
+  /** Such connections not kept for a later name: MAX_WAITING were waiting (a flood of them). */
+  waitingDropped: number;
   voiceByName: number;
   voiceByBehaviour: number;
   pendingDropped: number;
 }
 
+/** Connections open before capture kept waiting for a later name, at most. */
+const MAX_WAITING = 4096;
 /** A connection closed at most this long before a DNS answer for its server is still named by it. */
 const CLOSED_NAMED_WITHIN_MS = 10_000;
 
@@ -78,20 +82,20 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
   const { catalog, ranges, inventory, localNets } = deps;
   const dns = new DnsCache(options.maxDnsEntries, options.dnsGraceMs);
   const inVoicePrefix = compileVoicePrefixes(catalog.voicePrefixes);
-  const stats: TaggerStats = { namedBySni: 0, namedByDns: 0, namedByRange: 0, namedByDnsLater: 0, voiceByName: 0, voiceByBehaviour: 0, pendingDropped: 0 };
+  const stats: TaggerStats = { namedBySni: 0, namedByDns: 0, namedByRange: 0, namedByDnsLater: 0, waitingDropped: 0, voiceByName: 0, voiceByBehaviour: 0, pendingDropped: 0 };
   /** Flows that may turn out to be an assistant's voice channel; re-checked every tick. */
   const pending = new Set<Flow>();
   /**
-   * Open flows to servers beyond the LAN with no name from DNS or SNI (unnamed, or named by a vendor
-   * range), by server address and client (two levels: both keys are strings the flow and the DNS cache
-   * already hold, so a lookup hashes no new string): a DNS answer to that client while they are open
-   * names them (a connection open before capture began whose name the device looks up again later, as
-   * a Nest does for its front end). One entry per such open flow (bounded by the flow table), left when
-   * the flow ends, its SNI names it, or an answer does; each is named at most once, so a flood of flows
-   * to one address and of forged answers for it costs one step per flow, not per flow and answer.
+   * Connections open before capture began (TCP without a SYN, QUIC without a long header) to servers
+   * beyond the LAN, with no name from DNS or SNI (unnamed, or named by a vendor range), by server address
+   * and client: a DNS answer to that client while they are open names them (the device looks the name up
+   * again later, as a Nest does for its front end). A home has a few dozen such connections when capture
+   * begins; at most MAX_WAITING are kept (`stats.waitingDropped` counts the rest), and `waitingKey` says
+   * which flows are in it and under which client (so a flow's end costs one lookup, whatever floods it).
+   * Each is named at most once and left when it ends, its SNI names it, or an answer does.
    */
   const unnamed = new Map<string, Map<string, Set<Flow>>>();
-  let waitingCount = 0;
+  const waitingKey = new Map<Flow, string>();
   // scratch words for per-flow lookups: no array per flow
   const scratch = new Uint32Array(4);
 
@@ -112,24 +116,15 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
 
   /** Takes a flow out of the unnamed ones (its end, its SNI). */
   function forgetUnnamed(flow: Flow): void {
-    if (waitingCount === 0 || flow.bothLocal || (flow.nameSource !== null && flow.nameSource !== 'ip-range')) return;
+    if (waitingKey.size === 0) return;
+    const clientKey = waitingKey.get(flow);
+    if (clientKey === undefined) return;
+    waitingKey.delete(flow);
     const address = server(flow);
     const clients = unnamed.get(address);
-    if (clients === undefined) return;
-    let clientKey = clientKeyOf(flow);
-    let waiting = clients.get(clientKey);
-    if (waiting === undefined || !waiting.delete(flow)) {
-      // its device's MAC came after its start (the first frame went to a group MAC): under its key then
-      waiting = undefined;
-      for (const [key, flows] of clients) {
-        if (!flows.delete(flow)) continue;
-        clientKey = key;
-        waiting = flows;
-        break;
-      }
-      if (waiting === undefined) return;
-    }
-    waitingCount--;
+    const waiting = clients?.get(clientKey);
+    if (clients === undefined || waiting === undefined) return;
+    waiting.delete(flow);
     if (waiting.size > 0) return;
     clients.delete(clientKey);
     if (clients.size === 0) unnamed.delete(address);
@@ -152,8 +147,8 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     if (named === null) return;
     clients.delete(clientKey);
     if (clients.size === 0) unnamed.delete(answer.data);
-    waitingCount -= waiting.size;
     for (const flow of waiting) {
+      waitingKey.delete(flow);
       if (flow.closed && answer.timeMs - flow.lastMs > CLOSED_NAMED_WITHIN_MS) continue;
       flow.serverName = named.name;
       flow.nameSource = 'dns';
@@ -268,7 +263,7 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
     dnsCache: dns,
     /** Open flows waiting for a name from a later DNS answer (bounded by the flow table). */
     get waitingForName(): number {
-      return waitingCount;
+      return waitingKey.size;
     },
     /** A new flow: its device, its server's name from DNS or the vendor ranges, its service. */
     onFlowStart(flow: Flow): void {
@@ -296,12 +291,17 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
           flow.vendor = range.vendor;
           stats.namedByRange++;
         }
-        let clients = unnamed.get(address);
-        if (clients === undefined) unnamed.set(address, (clients = new Map()));
-        const waiting = clients.get(clientKey);
-        if (waiting === undefined) clients.set(clientKey, new Set([flow]));
-        else waiting.add(flow);
-        waitingCount++;
+        if (!flow.sawSyn && (flow.proto === IPPROTO_TCP || flow.serverPort === 443)) {
+          if (waitingKey.size >= MAX_WAITING) stats.waitingDropped++;
+          else {
+            let clients = unnamed.get(address);
+            if (clients === undefined) unnamed.set(address, (clients = new Map()));
+            const waiting = clients.get(clientKey);
+            if (waiting === undefined) clients.set(clientKey, new Set([flow]));
+            else waiting.add(flow);
+            waitingKey.set(flow, clientKey);
+          }
+        }
       }
       // decide at once when possible: the first packets of a voice channel may be the start of a command
       if (flow.service === null && flow.serverPort === 443 && device && !checkVoice(flow, flow.firstMs)) addPending(flow);
@@ -323,7 +323,7 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
       const client = answer.clientMac >= 0 ? '' : formatAddr(answer.clientIpVersion, answer.clientWords);
       const clientKey = DnsCache.clientKey(answer.clientMac, client);
       dns.onAnswer(answer, clientKey);
-      if (answer.type !== 'CNAME' && waitingCount > 0) nameOpenFlows(answer, clientKey);
+      if (answer.type !== 'CNAME' && waitingKey.size > 0) nameOpenFlows(answer, clientKey);
       if (answer.clientMac < 0 || answer.type === 'CNAME' || !localNets.isLocal(answer.clientIpVersion, answer.clientWords)) return;
       if (answer.name.endsWith('.local')) return;
       const device = inventory.get(answer.clientMac, answer.timeMs);
