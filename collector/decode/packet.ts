@@ -104,6 +104,14 @@ export interface Decoder {
   readonly stats: DecodeStats;
 }
 
+/**
+ * A group address, which never sends (IPv4 multicast 224/4 and the limited broadcast, IPv6 multicast
+ * ff00::/8); words as a DecodedPacket has them (IPv4 in word 3).
+ */
+export function isGroupAddr(ipVersion: number, words: ArrayLike<number>): boolean {
+  return ipVersion === 4 ? words[3] >>> 28 === 14 || words[3] >>> 0 === 0xffffffff : words[0] >>> 24 === 0xff;
+}
+
 /** Formats an address of a DecodedPacket (IPv4 dotted quad or compressed IPv6, RFC 5952). */
 export function formatAddr(ipVersion: number, words: ArrayLike<number>): string {
   if (ipVersion === 4) {

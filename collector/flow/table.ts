@@ -7,15 +7,10 @@
  * would otherwise be a new flow per packet). Two least-recently-active lists (TCP, UDP) make idle expiry
  * and eviction O(1) per flow: the clock's tick pops expired flows from their heads.
  */
-import { IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type DecodedPacket } from '../decode/packet.js';
+import { IPPROTO_TCP, IPPROTO_UDP, isGroupAddr, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type DecodedPacket } from '../decode/packet.js';
 import { createFlow, type Flow } from './flow.js';
 import type { LocalNets } from './local-nets.js';
 import { isGroupMac } from '../mac.js';
-
-/** IPv4 multicast (224/4) or the limited broadcast, IPv6 multicast (ff00::/8); words as DecodedPacket has them. */
-function isGroupAddr(ipVersion: number, words: Uint32Array): boolean {
-  return ipVersion === 4 ? words[3] >>> 28 === 14 || words[3] === 0xffffffff : words[0] >>> 24 === 0xff;
-}
 
 /** The lowest port of the ephemeral range (Linux's default start; IANA's starts at 49152). */
 const EPHEMERAL_FROM = 32768;

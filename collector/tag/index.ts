@@ -5,7 +5,7 @@
  * began, or long-lived, to the vendor's voice ranges on 443). Work happens per flow, per DNS answer
  * and once a second, never per packet.
  */
-import { formatAddr, IPPROTO_TCP, ipv4Text } from '../decode/packet.js';
+import { formatAddr, IPPROTO_TCP, ipv4Text, isGroupAddr } from '../decode/packet.js';
 import type { Flow } from '../flow/flow.js';
 import type { DnsAnswer } from '../flow/payload.js';
 import type { LocalNets } from '../flow/local-nets.js';
@@ -193,8 +193,8 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
 
   /** Records an address a device's frames carry (`words` as DecodedPacket has them). */
   function noteAddress(device: Device, ipVersion: number, words: Uint32Array): void {
-    // 0.0.0.0 (DHCP before an address) and group addresses are nobody's address
-    const unassigned = ipVersion === 4 ? words[3] === 0 || words[3] >>> 28 >= 14 : words[0] === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0;
+    // 0.0.0.0 (DHCP before an address), group addresses and IPv4's reserved 240/4 are nobody's address
+    const unassigned = ipVersion === 4 ? words[3] === 0 || words[3] >>> 28 >= 14 : (words[0] === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0) || isGroupAddr(6, words);
     // most flows of a device come from the address it used last: skip formatting it again
     if (!unassigned && (words[3] !== device.lastIpWord || ipVersion !== 4)) {
       device.lastIpWord = ipVersion === 4 ? words[3] : -1;
