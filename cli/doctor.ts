@@ -60,7 +60,7 @@ export function formatLine(r: CheckResult): string {
 }
 
 /** Runs every check; the capture and the network checks run at the same time. */
-export async function runChecks(parsed: ParsedCommand, log: Logger, seconds: number): Promise<CheckResult[]> {
+export async function runChecks(parsed: ParsedCommand, log: Logger, seconds: number, apiUrl: string | undefined): Promise<CheckResult[]> {
   const { config } = parsed;
   const tool = checkCaptureTool(config);
   const capture: Promise<CaptureFindings> = tool.status === 'ok'
@@ -69,7 +69,7 @@ export async function runChecks(parsed: ParsedCommand, log: Logger, seconds: num
       lastMs: Number.NaN,
       results: tool.status === 'skip' ? [] : [{ check: 'capture permission', status: 'skip', message: 'needs a capture tool first (see above)' }],
     });
-  const [found, influx, webhooks, mqtt, api, findings] = await Promise.all([capture, checkInflux(config), checkWebhooks(config), checkMqtt(config), checkApiListen(config), checkApiFindings(config, parseApiUrl(parsed.flags['api-url']))]);
+  const [found, influx, webhooks, mqtt, api, findings] = await Promise.all([capture, checkInflux(config), checkWebhooks(config), checkMqtt(config), checkApiListen(config), checkApiFindings(config, apiUrl)]);
   return [tool, ...found.results, checkClock(found.lastMs), ...influx, ...checkSpool(config), ...webhooks, mqtt, api, ...findings];
 }
 
@@ -78,10 +78,10 @@ export async function runDoctor(parsed: ParsedCommand, io: CliIo, log: Logger): 
   const format = parsed.flags.format ?? 'text';
   if (format !== 'text' && format !== 'json') throw earshotError('EARSHOT_ERR_USAGE', `--format: must be json or text, got "${String(format)}"`);
   const seconds = parseSeconds(parsed.flags.seconds);
-  parseApiUrl(parsed.flags['api-url']);
+  const apiUrl = parseApiUrl(parsed.flags['api-url']);
   const capture = parsed.flags.capture as string | undefined;
   // a capture file: its findings only (the live checks are about an interface it does not use)
-  const results = capture !== undefined ? await checkCaptureFindings(parsed.config, capture, (m) => log.warn(m)) : await runChecks(parsed, log, seconds);
+  const results = capture !== undefined ? await checkCaptureFindings(parsed.config, capture, (m) => log.warn(m)) : await runChecks(parsed, log, seconds, apiUrl);
   const blocked = results.some((r) => r.status === 'FAIL' && r.blocking === true);
   const exitCode = blocked ? 2 : 0;
   if (format === 'json') {

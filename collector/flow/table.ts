@@ -14,8 +14,8 @@ import { isGroupMac } from '../mac.js';
 
 /** The lowest port of the ephemeral range (Linux's default start; IANA's starts at 49152). */
 const EPHEMERAL_FROM = 32768;
-/** The Echo-to-Echo protocol's TCP port (collector/tag's SPEAKER_PORTS): a server port in the ephemeral range. */
-const ECHO_PEER_PORT = 55443;
+/** The Echo-to-Echo protocol's TCP port: a server port in the ephemeral range (tagging names it too). */
+export const ECHO_PEER_PORT = 55443;
 
 export interface FlowTableOptions {
   maxFlows: number;

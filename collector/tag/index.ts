@@ -9,6 +9,7 @@ import { formatAddr, IPPROTO_TCP, ipv4Text, isGroupAddr } from '../decode/packet
 import type { Flow } from '../flow/flow.js';
 import type { DnsAnswer } from '../flow/payload.js';
 import type { LocalNets } from '../flow/local-nets.js';
+import { ECHO_PEER_PORT } from '../flow/table.js';
 import { parseCidr } from '../flow/local-nets.js';
 import { ASSISTANT_MAKERS, refresh } from '../identify/classify.js';
 import { addBounded, type Device } from '../identify/device.js';
@@ -49,7 +50,7 @@ const CLOSED_NAMED_WITHIN_MS = 10_000;
 
 /** Ports of local protocols that only speakers speak, by vendor. */
 const SPEAKER_PORTS: Record<string, Record<number, string>> = {
-  amazon: { 55443: 'the Echo-to-Echo protocol (TCP 55443)', 55444: 'the Echo-to-Echo protocol (UDP 55444)' },
+  amazon: { [ECHO_PEER_PORT]: `the Echo-to-Echo protocol (TCP ${ECHO_PEER_PORT})`, 55444: 'the Echo-to-Echo protocol (UDP 55444)' },
   sonos: { 1400: 'the Sonos control protocol (TCP 1400)', 1443: 'the Sonos control protocol (TCP 1443)', 3400: 'the Sonos control protocol (TCP 3400)', 3401: 'the Sonos control protocol (TCP 3401)', 3445: 'the Sonos protocol (TCP 3445)', 7080: 'the Sonos protocol (UDP 7080)' },
 };
 
