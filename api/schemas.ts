@@ -159,10 +159,12 @@ export const privacyDeviceSchema = Type.Object({
   endpoints: Type.Array(Type.Ref('PrivacyEndpoint'), { description: 'Busiest first' }),
   days: Type.Array(Type.Object({
     day: Type.String({ description: 'YYYY-MM-DD in detect.timeZone' }),
-    voiceUp: count(),
-    otherUp: Type.Integer({ minimum: 0, description: 'Bytes it sent that were not voice (telemetry, metrics, media requests, ...)' }),
-    up: bytesBy('Bytes it sent'),
-    down: bytesBy('Bytes it received'),
+    voiceUp: Type.Integer({ minimum: 0, description: 'Bytes it sent to voice endpoints' }),
+    otherUp: Type.Integer({ minimum: 0, description: 'Bytes it sent beyond the home network that were not voice (telemetry, metrics, media requests, ...)' }),
+    up: bytesBy('Bytes it sent beyond the home network'),
+    down: bytesBy('Bytes it received from beyond the home network'),
+    localUp: Type.Integer({ minimum: 0, description: 'Bytes it sent to the home network (endpoints of the organisation "Local network": another speaker, the router, multicast): no upload, in none of the fields above' }),
+    localDown: Type.Integer({ minimum: 0, description: 'Bytes it received from the home network' }),
   }, { additionalProperties: false }), { description: 'Oldest first, at most 31' }),
 }, { $id: 'PrivacyDevice', additionalProperties: false });
 

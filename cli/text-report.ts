@@ -117,11 +117,12 @@ function privacyText(devices: readonly PrivacyDevice[], r: Report): string {
     if (d.endpoints.length > shown.length) out.push(`  ... and ${d.endpoints.length - shown.length} more`);
     const activations = new Map<string, number>();
     for (const a of r.activations) if (a.device === d.mac) activations.set(a.start.slice(0, 10), (activations.get(a.start.slice(0, 10)) ?? 0) + 1);
-    out.push('', table(['day', 'voice up', 'other up', 'of which', 'activations'],
+    // uploads are what left the home; what the device sent to the home network is its own column
+    out.push('', table(['day', 'voice up', 'other up', 'of which', 'home network up', 'activations'],
       d.days.map((x) => [x.day, humanBytes(x.voiceUp), humanBytes(x.otherUp),
         Object.entries(x.up).filter(([service, n]) => service !== 'voice' && n > 0).sort((a, b) => b[1] - a[1]).map(([service, n]) => `${service} ${humanBytes(n)}`).join(', '),
-        activations.get(x.day) ?? 0]),
-      new Set([1, 2, 4])));
+        humanBytes(x.localUp), activations.get(x.day) ?? 0]),
+      new Set([1, 2, 4, 5])));
   }
   return out.join('\n');
 }

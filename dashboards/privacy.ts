@@ -14,6 +14,8 @@ import { as, count, current, field, from, showTagValues, sum, tag } from './infl
 
 const DEVICE = 'device';
 const ofDevice = () => tag('device').matchesVariable(DEVICE);
+/** What left the home: the home network's own addresses (organisation `Local network`) are no upload. */
+const beyondHome = () => tag('category').ne('local');
 
 /** What the assistant sent, stacked per value of an `endpoint` tag, in bars of `interval`. */
 function uploadBars(id: number, title: string, description: string, interval: string, by: 'service' | 'org') {
@@ -23,7 +25,7 @@ function uploadBars(id: number, title: string, description: string, interval: st
     .description(description)
     .withTarget(influx('A', from('endpoint')
       .select(as(sum('bytes_up'), 'up'))
-      .where(ofSite(), ofDevice())
+      .where(ofSite(), ofDevice(), beyondHome())
       .groupByTime(interval).groupBy(by).fill('none'), { alias: `$tag_${by}` }))
     .drawStyle(GraphDrawStyle.Bars)
     .fillOpacity(70)
@@ -37,11 +39,11 @@ function uploadBars(id: number, title: string, description: string, interval: st
 export function privacyDashboard(): Dashboard {
   const voiceUp = rangeStat(1, 'Voice uploaded', 'Bytes the assistant sent to voice endpoints in the time range (flows that ended in it).')
     .gridPos(at(0, 0, 6, 4))
-    .withTarget(influx('A', from('endpoint').select(as(sum('bytes_up'), 'voice')).where(ofSite(), ofDevice(), tag('service').eq('voice'))))
+    .withTarget(influx('A', from('endpoint').select(as(sum('bytes_up'), 'voice')).where(ofSite(), ofDevice(), tag('service').eq('voice'), beyondHome())))
     .unit('bytes');
-  const otherUp = rangeStat(2, 'Uploaded, not voice', 'Bytes the assistant sent to every other service in the time range: telemetry, metrics, logs, API calls, media requests.')
+  const otherUp = rangeStat(2, 'Uploaded, not voice', 'Bytes the assistant sent beyond the home to every other service in the time range: telemetry, metrics, logs, API calls, media requests. What it sent to the home network (another speaker, the router) is no upload: the table below has it as "Local network".')
     .gridPos(at(6, 0, 6, 4))
-    .withTarget(influx('A', from('endpoint').select(as(sum('bytes_up'), 'other')).where(ofSite(), ofDevice(), tag('service').ne('voice'))))
+    .withTarget(influx('A', from('endpoint').select(as(sum('bytes_up'), 'other')).where(ofSite(), ofDevice(), tag('service').ne('voice'), beyondHome())))
     .unit('bytes');
   const thirdUp = rangeStat(3, 'Uploaded to third parties', 'Bytes the assistant sent to organisations other than its own vendor (a skill\'s backend, a music service, a CDN, analytics).')
     .gridPos(at(12, 0, 6, 4))
@@ -64,9 +66,9 @@ export function privacyDashboard(): Dashboard {
     .overrideByName('Sent', [prop.unit('bytes')])
     .overrideByName('Received', [prop.unit('bytes')]);
 
-  const uploadsByService = uploadBars(6, 'Uploaded per day, by service', 'What the assistant sent each day, by service class: voice beside telemetry and the rest.', '1d', 'service')
+  const uploadsByService = uploadBars(6, 'Uploaded per day, by service', 'What the assistant sent beyond the home each day, by service class: voice beside telemetry and the rest.', '1d', 'service')
     .gridPos(at(0, 14, 12, 9));
-  const byOrg = uploadBars(7, 'Uploaded by organisation', 'Bytes the assistant sent per organisation, per interval of the panel (flows count when they end).', '$__interval', 'org')
+  const byOrg = uploadBars(7, 'Uploaded by organisation', 'Bytes the assistant sent per organisation beyond the home, per interval of the panel (flows count when they end).', '$__interval', 'org')
     .gridPos(at(12, 14, 12, 9));
 
   const notices = new TablePanel()

@@ -19,6 +19,8 @@ import { describeShared, PROJECT_ROOT, realCapture, VCFP_CAPTURES } from '../tes
 import { readDashboard, runDashboard, summarize } from '../test/helpers/dashboard-queries.js';
 import { ALERTING_FILE, DASHBOARDS } from './index.js';
 import { expandMacros, interpolateVariables, parseDuration, queryIntervalMs } from './macros.js';
+import { isHomeAddress, tsharkSentByMac } from '../test/helpers/tshark.js';
+
 
 const DB = 'earshot';
 /** Where the shifted captures start: 2024-03-01 12:00 UTC, one slot of 5 minutes each. */
@@ -170,6 +172,31 @@ describeInflux('Grafana dashboards against a real InfluxDB', () => {
         expect(heap as number).toBeGreaterThan(2 ** 20);
         expect(heap as number).toBeLessThan(rss as number);
       }
+    });
+
+    it('the Privacy dashboard\'s uploads are what left the home: the Echo Dot 3 that streamed 55 kB to another Echo, against tshark', async () => {
+      const capture = CAPTURES[2].file;
+      const echo = '68:db:f5:90:19:64';
+      const sent = tsharkSentByMac(capture, echo);
+      const beyond = (to: (peer: string) => boolean) => sent.filter((x) => !isHomeAddress(x.peer) && to(x.peer)).reduce((n, x) => n + x.bytes, 0);
+      // its one voice upload went to 52.94.233.109 (a 222-kB burst over TLS); the rest beyond the home is a
+      // connectivity check and a DNS query; 55 kB went to the Echo at 192.168.12.115
+      const voice = beyond((peer) => peer === '52.94.233.109');
+      const other = beyond((peer) => peer !== '52.94.233.109');
+      expect(sent.filter((x) => isHomeAddress(x.peer)).reduce((n, x) => n + x.bytes, 0)).toBeGreaterThan(50_000);
+      const runs = await runDashboard(server, DB, readDashboard('earshot-privacy.json'), {
+        range, minIntervalMs, maxDataPoints: MAX_DATA_POINTS,
+        choose: (v, values) => (v.name === 'device' ? (expect(values).toContain(echo), echo) : undefined),
+      });
+      const stat = (title: string) => {
+        const r = runs.find((x) => x.panel?.title === title);
+        expect(r, title).toBeDefined();
+        return (r!.results[0] ?? []).reduce((n, series) => n + series.values.reduce((m, row) => m + Number(row[1] ?? 0), 0), 0);
+      };
+      expect(stat('Voice uploaded')).toBe(voice);
+      expect(stat('Uploaded, not voice')).toBe(other);
+      expect(stat('Uploaded per day, by service')).toBe(voice + other);
+      expect(stat('Uploaded by organisation')).toBe(voice + other);
     });
 
     it('collector rates come from within one run: the paced replay alone gives several per-second points', async () => {

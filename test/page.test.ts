@@ -112,7 +112,7 @@ describe.skipIf(!haveChromium)('status page (chromium against earshot collect --
   }, 90_000);
 
   it('shows who the assistant talks to, as the API lists it', async () => {
-    interface PrivacyBody { devices: Array<{ mac: string; assistant: boolean; endpoints: Array<{ name: string; org: string | null; service: string }> }> }
+    interface PrivacyBody { devices: Array<{ mac: string; assistant: boolean; endpoints: Array<{ name: string; org: string | null; service: string }>; days: Array<{ day: string; otherUp: number; localUp: number }> }> }
     const echo = await untilValue('the Echo in the privacy ledger', async () => {
       const body = await getJson<PrivacyBody>(`${run.base}/api/v1/privacy`);
       return body.devices.find((d) => d.assistant && d.endpoints.length > 0) ?? null;
@@ -132,6 +132,17 @@ describe.skipIf(!haveChromium)('status page (chromium against earshot collect --
     expect(cells[1]).toContain(top.org ?? '?');
     expect(cells[2]).toBe(top.service);
     expect(await card.locator('.meta').first().textContent()).toMatch(/organisations? · \d+ endpoints? · [\d.]+ % of its bytes to a known organisation/);
+    // the 55 kB it streamed to another Echo (UDP 55444, test/privacy-orgs.test.ts has the bytes against
+    // tshark) stayed at home: no upload besides voice, said apart on the card
+    const day = await untilValue('the Echo-to-Echo stream in the ledger', async () => {
+      const d = (await getJson<PrivacyBody>(`${run.base}/api/v1/privacy`)).devices.find((x) => x.mac === echo.mac)!.days.at(-1);
+      return d !== undefined && d.localUp > 0 ? d : null;
+    });
+    expect(day.localUp).toBeGreaterThan(50_000);
+    expect(day.otherUp).toBeLessThan(1000);
+    const line = card.locator('.meta', { hasText: 'uploaded besides voice' });
+    await line.filter({ hasText: 'sent within the home' }).waitFor({ timeout: 20_000 });
+    expect(await line.textContent()).toMatch(new RegExp(`^${day.day}: \\d+ B uploaded besides voice, [\\d.]+ kB voice, 1 activation · [\\d.]+ kB sent within the home$`));
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);

@@ -9,11 +9,12 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildSource } from '../collector/capture/index.js';
 import { loadConfig } from '../collector/config.js';
 import { buildRuntime } from '../collector/runtime.js';
-import { describeShared, REAL_CAPTURES, SHARED, VCFP_CAPTURES } from './helpers/shared.js';
+import { describeShared, PROJECT_ROOT, REAL_CAPTURES, SHARED, VCFP_CAPTURES } from './helpers/shared.js';
+import { isHomeAddress, tsharkSentByMac } from './helpers/tshark.js';
 
 /** The real captures of ../shared with an assistant on the LAN (captures/README.md). */
 const SETS: Record<string, string[]> = {
@@ -77,4 +78,49 @@ describeShared('the learning period', () => {
     const device = runtime.privacy?.devices().find((d) => d.mac === echo);
     expect(device).toMatchObject({ firstSeen: new Date(firstMs).toISOString(), learningUntil: new Date(firstMs + config.privacy.learningPeriodH * 3_600_000).toISOString() });
   });
+});
+
+
+/** The ledger's days of one device after a replay of `file` through the run earshot assembles. */
+async function daysOf(file: string, mac: string) {
+  const runtime = buildRuntime(loadConfig({}), { clock: 'packet', activity: false }, { log: pino({ level: 'silent' }) });
+  await runtime.run(buildSource({ kind: 'file', path: file }, {}));
+  const device = runtime.privacy?.devices().find((d) => d.mac === mac);
+  expect(device, `${mac} in the privacy ledger`).toBeDefined();
+  return device!.days;
+}
+
+/**
+ * What an assistant uploads is what left the home: the bytes tshark shows its MAC sending to addresses
+ * beyond the home. What it sent to the home network (another Echo, the router, multicast) is counted
+ * apart: the bytes tshark shows it sending in conversations with home addresses that it opened (the
+ * other side's are the other device's, as earshot counts a LAN flow to its client).
+ */
+function uploadsAgainstTshark(file: string, mac: string, voiceTo?: string): void {
+  const name = file.split('/').pop() as string;
+  it(`${name}: ${mac}'s uploads and home-network bytes against tshark`, async () => {
+    const sent = tsharkSentByMac(file, mac);
+    const beyond = sent.filter((s) => !isHomeAddress(s.peer)).reduce((n, s) => n + s.bytes, 0);
+    const home = sent.filter((s) => isHomeAddress(s.peer) && s.opened).reduce((n, s) => n + s.bytes, 0);
+    const days = await daysOf(file, mac);
+    const sum = (f: (d: (typeof days)[number]) => number) => days.reduce((n, d) => n + f(d), 0);
+    console.log(`privacy uploads: ${name}: beyond the home ${beyond} B (voice ${sum((d) => d.voiceUp)}), home network ${home} B`);
+    expect(beyond).toBeGreaterThan(0);
+    expect(sum((d) => d.voiceUp + d.otherUp)).toBe(beyond);
+    expect(sum((d) => Object.values(d.up).reduce((n, b) => n + b, 0))).toBe(beyond);
+    expect(sum((d) => d.localUp)).toBe(home);
+    if (voiceTo !== undefined) expect(sum((d) => d.voiceUp)).toBe(sent.filter((s) => s.peer === voiceTo).reduce((n, s) => n + s.bytes, 0));
+  }, 120_000);
+}
+
+describe('uploads by day are what left the home', () => {
+  // an Echo Dot 3 streaming 55 kB to another Echo (UDP 55444) beside its one voice upload, to 52.94.233.109
+  uploadsAgainstTshark(join(PROJECT_ROOT, 'test/fixtures/captures/amazon-echodot3_activation_neu.pcapng'), '68:db:f5:90:19:64', '52.94.233.109');
+});
+
+describeShared('uploads by day are what left the home (shared captures)', () => {
+  uploadsAgainstTshark(join(REAL_CAPTURES, 'amazon-echodot2_normal-use_jhautry.pcap'), '50:f5:da:23:43:df');
+  uploadsAgainstTshark(join(VCFP_CAPTURES, 'good_morning_5_30s.pcap'), 'c4:95:00:e3:93:2f');
+  // a Nest Mini: voice over QUIC, DNS to the router
+  uploadsAgainstTshark(join(SHARED, 'captures', 'cic-iot-2022-rebuilt', 'nestmini', 'nestminiVOICEVOLUMEON_2.pcap'), 'cc:f4:11:9c:d0:00');
 });

@@ -352,7 +352,7 @@
       return el('div', { class: 'card privacy' }, [
         el('h3', { text: names.get(d.mac) || d.name || d.mac }),
         el('p', { class: 'meta', text: `${plural(orgs.size, 'organisation')} · ${plural(d.endpoints.length, 'endpoint')} · ${share(d.namedShare)} of its bytes to a known organisation${d.learning ? ' · learning until ' + time(Date.parse(d.learningUntil)) : ''}` }),
-        today ? el('p', { class: 'meta', text: `${today.day}: ${bytes(today.otherUp)} uploaded besides voice, ${bytes(today.voiceUp)} voice, ${todayActivations} activation${todayActivations === 1 ? '' : 's'}` }) : null,
+        today ? el('p', { class: 'meta', text: `${today.day}: ${bytes(today.otherUp)} uploaded besides voice, ${bytes(today.voiceUp)} voice, ${todayActivations} activation${todayActivations === 1 ? '' : 's'}${today.localUp > 0 ? ` · ${bytes(today.localUp)} sent within the home` : ''}` }) : null,
         // a narrow phone scrolls the table, not the page
         el('div', { class: 'scroll' }, [el('table', {}, [
           el('thead', {}, [el('tr', {}, [el('th', { text: 'endpoint' }), el('th', { text: 'organisation' }), el('th', { text: 'service' }), el('th', { class: 'num', text: 'up' }), el('th', { class: 'num', text: 'down' })])]),

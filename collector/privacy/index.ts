@@ -46,7 +46,7 @@ export interface PrivacyDevice {
   organisations: number;
   services: number;
   endpoints: Array<Omit<LedgerEndpoint, 'firstMs' | 'lastMs' | 'lastDay'> & { firstSeen: string; lastSeen: string; connectionsPerDay: number }>;
-  days: Array<{ day: string; voiceUp: number; otherUp: number; up: Record<string, number>; down: Record<string, number> }>;
+  days: Array<{ day: string; voiceUp: number; otherUp: number; up: Record<string, number>; down: Record<string, number>; localUp: number; localDown: number }>;
   /** Share of the device's bytes whose endpoint has a known organisation (0..1; 1 with no bytes). */
   namedShare: number;
 }
@@ -150,7 +150,7 @@ export function buildPrivacy(config: Readonly<Config>, deps: PrivacyDeps) {
             const voiceUp = x.up.voice ?? 0;
             let otherUp = 0;
             for (const [service, n] of Object.entries(x.up)) if (service !== 'voice') otherUp += n;
-            return { day: x.day, voiceUp, otherUp, up: x.up, down: x.down };
+            return { day: x.day, voiceUp, otherUp, up: x.up, down: x.down, localUp: x.localUp, localDown: x.localDown };
           }),
           namedShare: bytes === 0 ? 1 : named / bytes,
         });

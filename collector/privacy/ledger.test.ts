@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/temp.js';
 import type { FlowRecord } from '../flow/record.js';
 import { parseMac } from '../mac.js';
+import { LAN_ORG } from './lookup.js';
 import { loadLedger, MAX_ENDPOINTS, MAX_KNOWN, MAX_LEDGER_DEVICES, MAX_OTHER_ENDPOINTS, PRIVACY_FILE, PrivacyLedger, saveLedger, type EndpointOrg, type NewEndpointEvent } from './ledger.js';
 
 const ECHO = parseMac('68:db:f5:90:19:64');
@@ -56,6 +57,27 @@ describe('the endpoint ledger', () => {
     expect(v.days.map((d) => d.day)).toEqual(['2026-01-05', '2026-01-06']);
     expect(v.days[0].up).toEqual({ voice: 50_000, telemetry: 2100, media: 1000, unknown: 7000 });
     expect(v.days[1].up).toEqual({ voice: 40_000 });
+  });
+
+  it('counts what stayed at home apart from the uploads: another speaker, the router, multicast', () => {
+    const l = new PrivacyLedger({
+      learningMs: HOUR,
+      dayOf: (ms) => new Date(ms).toISOString().slice(0, 10),
+      // as the run's lookup: the home's own addresses are the organisation "Local network"
+      lookup: (name, ip) => (ip !== null && /^(192\.168\.|224\.)/.test(ip) ? LAN_ORG : name === null ? null : ORGS[name] ?? null),
+      vendorOf: () => 'amazon',
+      watched: () => true,
+    });
+    l.add(record({ serverName: 'device-metrics-us.amazon.com', service: 'telemetry', firstMs: T0, bytesUp: 2100, bytesDown: 500 }));
+    // Echo-to-Echo (UDP 55444) to another Echo, and mDNS
+    l.add(record({ serverName: null, server: '192.168.1.21', proto: 17, serverPort: 55444, service: null, firstMs: T0 + 1000, bytesUp: 56_050, bytesDown: 64_960 }));
+    l.add(record({ serverName: null, server: '224.0.0.251', proto: 17, serverPort: 5353, service: null, firstMs: T0 + 2000, bytesUp: 662, bytesDown: 0 }));
+    // the device as the server of another Echo's connection: what it sent is its bytesDown
+    l.add(record({ serverName: null, server: '192.168.1.20', client: '192.168.1.22', deviceIsClient: false, service: null, firstMs: T0 + 3000, bytesUp: 100, bytesDown: 1750 }));
+    const [day] = l.view(ECHO)!.days;
+    expect(day).toEqual({ day: '2026-01-05', up: { telemetry: 2100 }, down: { telemetry: 500 }, localUp: 56_050 + 662 + 1750, localDown: 64_960 + 100 });
+    // the endpoints still show them, as the organisation "Local network"
+    expect(l.view(ECHO)!.endpoints.filter((e) => e.org === 'Local network').map((e) => e.name).sort()).toEqual(['192.168.1.21', '192.168.1.22', '224.0.0.251']);
   });
 
   it('learns quietly during the learning period, then raises each new organisation and service once', () => {

@@ -71,13 +71,20 @@ export interface LedgerEndpoint {
   lastDay: string;
 }
 
-/** What one device uploaded on one local day, by service. */
+/**
+ * What one device uploaded on one local day, by service: what left the home. Traffic with the home's own
+ * addresses (endpoints of the organisation `Local network`: another speaker, the router, multicast) is
+ * summed apart, as it never reached an organisation: an Echo streaming to another Echo is no upload.
+ */
 export interface DayUploads {
   day: string;
-  /** service -> bytes the device sent. */
+  /** service -> bytes the device sent beyond the home network. */
   up: Record<string, number>;
-  /** service -> bytes the device received. */
+  /** service -> bytes the device received from beyond the home network. */
   down: Record<string, number>;
+  /** Bytes the device sent to, and received from, the home network (every service). */
+  localUp: number;
+  localDown: number;
 }
 
 /** The first contact of a device with an organisation or a service class after its learning period. */
@@ -188,8 +195,13 @@ export class PrivacyLedger {
       e.lastDay = day;
     }
     const uploads = dayUploads(d, day);
-    uploads.up[service] = (uploads.up[service] ?? 0) + up;
-    uploads.down[service] = (uploads.down[service] ?? 0) + down;
+    if (e.category === 'local') {
+      uploads.localUp += up;
+      uploads.localDown += down;
+    } else {
+      uploads.up[service] = (uploads.up[service] ?? 0) + up;
+      uploads.down[service] = (uploads.down[service] ?? 0) + down;
+    }
     this.options.onTraffic?.(f.deviceMac, e, up, down);
   }
 
@@ -257,7 +269,7 @@ export class PrivacyLedger {
     return {
       firstSeenMs: d.firstSeenMs,
       endpoints: [...d.endpoints.values()].flatMap((m) => [...m.values()]).sort((a, b) => b.bytesUp + b.bytesDown - (a.bytesUp + a.bytesDown) || (a.name < b.name ? -1 : a.name > b.name ? 1 : a.service < b.service ? -1 : 1)).map((e) => ({ ...e })),
-      days: d.days.map((x) => ({ day: x.day, up: { ...x.up }, down: { ...x.down } })),
+      days: d.days.map((x) => ({ ...x, up: { ...x.up }, down: { ...x.down } })),
       organisations: d.orgs.size,
       services: d.services.size,
     };
@@ -313,7 +325,7 @@ function dayUploads(d: DeviceLedger, day: string): DayUploads {
   if (last !== undefined && last.day === day) return last;
   const found = d.days.find((x) => x.day === day);
   if (found !== undefined) return found;
-  const fresh: DayUploads = { day, up: {}, down: {} };
+  const fresh: DayUploads = { day, up: {}, down: {}, localUp: 0, localDown: 0 };
   d.days.push(fresh);
   d.days.sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
   if (d.days.length > MAX_DAYS) d.days.shift();
