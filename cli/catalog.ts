@@ -6,7 +6,7 @@ import type { CliIo } from './run-capture.js';
 
 export const catalogSpec: CommandSpec = {
   name: 'catalog',
-  summary: 'Prints the endpoint catalogue: host-name patterns with vendor, service class (voice, telemetry, api, media, update, connectivity-check, time, push, other) and source; entries from the config file come first.',
+  summary: 'Prints the endpoint catalogue: host-name patterns with vendor, service class (voice, telemetry, api, media, update, connectivity-check, time, push, network, other) and source; entries from the config file come first.',
   usage: 'earshot catalog [--format text|json] [--vendor V] [--service S]',
   positionals: [0, 0],
   config: true,

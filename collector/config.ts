@@ -13,6 +13,7 @@ import type * as Yaml from 'yaml';
 import { earshotError } from './errors.js';
 import { MAC_PATTERN, normalizeMac } from './mac.js';
 import { defaultSite, SITE_PATTERN } from './site.js';
+import { SERVICES } from './tag/catalog.js';
 
 /** The MQTT topic prefix: {site} stands for the site (collector/sink/mqtt/topics.ts). */
 export const DEFAULT_MQTT_PREFIX = 'earshot/{site}';
@@ -105,7 +106,7 @@ export const ConfigSchema = Type.Object(
       Type.Object(
         {
           pattern: Type.String({ description: 'Host name, * matches any characters' }),
-          service: Type.Union(['voice', 'telemetry', 'api', 'media', 'update', 'connectivity-check', 'time', 'push', 'other'].map((l) => Type.Literal(l))),
+          service: Type.Union(SERVICES.map((l) => Type.Literal(l))),
           vendor: Type.Optional(Type.Union([Type.String(), Type.Null()])),
           source: Type.Optional(Type.String()),
         },

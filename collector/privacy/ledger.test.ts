@@ -94,6 +94,8 @@ describe('the endpoint ledger', () => {
     l.add(record({ serverName: 'tracker.unknown.example', service: 'other', firstMs: T0 + 5 * HOUR }));
     // an address without a name is not an organisation
     l.add(record({ serverName: null, server: '203.0.113.9', service: null, firstMs: T0 + 6 * HOUR }));
+    // the network's own protocols (a DNS query to a public resolver) are no kind of service either
+    l.add(record({ serverName: null, server: '198.51.100.53', proto: 17, serverPort: 53, service: 'network', firstMs: T0 + 7 * HOUR }));
     expect(events.map((e) => `${e.kind} ${e.subject}`)).toEqual([
       'new-service telemetry', 'new-organisation Example Skills', 'new-service api', 'new-organisation tracker.unknown.example',
     ]);

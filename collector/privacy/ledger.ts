@@ -216,7 +216,8 @@ export class PrivacyLedger {
         this.emit({ kind: 'new-organisation', mac, subject: e.org ?? name, org: e.org, service: e.service, endpoint: name, atMs });
       }
     }
-    if (e.service !== 'unknown' && e.service !== 'other' && !d.services.has(e.service)) {
+    // the network's own protocols (DNS, DHCP, discovery) are no news
+    if (e.service !== 'unknown' && e.service !== 'other' && e.service !== 'network' && !d.services.has(e.service)) {
       if (this.learn(d.services, e.service, atMs) && raise) {
         this.emit({ kind: 'new-service', mac, subject: e.service, org: e.org, service: e.service, endpoint: name, atMs });
       }

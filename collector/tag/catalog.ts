@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { earshotError } from '../errors.js';
 import { packagePath } from '../paths.js';
 
-export const SERVICES = ['voice', 'telemetry', 'api', 'media', 'update', 'connectivity-check', 'time', 'push', 'other'] as const;
+export const SERVICES = ['voice', 'telemetry', 'api', 'media', 'update', 'connectivity-check', 'time', 'push', 'network', 'other'] as const;
 export type Service = (typeof SERVICES)[number];
 
 /** Whether blocking a name by DNS leaves the assistant working: only 'safe' names with a source are ever put on a blocklist. */

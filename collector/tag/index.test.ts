@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { IPPROTO_TCP } from '../decode/packet.js';
+import { IPPROTO_TCP, IPPROTO_UDP } from '../decode/packet.js';
 import { createFlow, type Flow } from '../flow/flow.js';
 import { buildLocalNets } from '../flow/local-nets.js';
 import { DnsAnswer } from '../flow/payload.js';
 import { Inventory } from '../identify/inventory.js';
 import { buildOuiTable } from '../identify/oui.js';
 import { buildCatalog } from './catalog.js';
-import { buildTagger, domainOf } from './index.js';
+import { buildTagger, domainOf, portService } from './index.js';
 import { buildVendorRanges } from './ip-ranges.js';
 
 describe('domainOf', () => {
@@ -44,6 +44,35 @@ function answer(timeMs: number, name: string, address: string, mac = MAC, client
 
 const AMAZON = 0x345ee96d; // 52.94.233.109, in Amazon's published ranges
 const NAME = 'device-metrics-us.amazon.com';
+
+describe('portService', () => {
+  const flow = (proto: number, clientPort: number, serverPort: number) => portService({ proto, clientPort, serverPort });
+  it('is network for name lookups, addresses and discovery, time for NTP, by the server\'s port', () => {
+    expect(flow(IPPROTO_UDP, 51000, 53)).toBe('network');
+    expect(flow(IPPROTO_TCP, 51000, 53)).toBe('network');
+    expect(flow(IPPROTO_TCP, 51000, 853)).toBe('network');
+    expect(flow(IPPROTO_UDP, 5353, 5353)).toBe('network');
+    expect(flow(IPPROTO_UDP, 51000, 1900)).toBe('network');
+    expect(flow(IPPROTO_UDP, 137, 137)).toBe('network');
+    expect(flow(IPPROTO_UDP, 51000, 123)).toBe('time');
+    expect(flow(IPPROTO_UDP, 51000, 443)).toBeNull();
+    expect(flow(IPPROTO_TCP, 51000, 443)).toBeNull();
+    // SSDP and NTP are UDP: TCP on those ports is something else
+    expect(flow(IPPROTO_TCP, 51000, 1900)).toBeNull();
+    expect(flow(IPPROTO_TCP, 51000, 123)).toBeNull();
+  });
+  it('DHCP either way round; the client\'s port only when the server\'s is no well-known one', () => {
+    expect(flow(IPPROTO_UDP, 68, 67)).toBe('network');
+    // the DHCP server's answer seen first: its port 67 is the client's
+    expect(flow(IPPROTO_UDP, 67, 68)).toBe('network');
+    expect(flow(IPPROTO_UDP, 547, 546)).toBe('network');
+    // a LAN's DNS server answering a resolver outside, seen from its answers
+    expect(flow(IPPROTO_UDP, 53, 57157)).toBe('network');
+    // a client that happens to use 1900 (old Windows' ephemeral range) towards HTTPS is not SSDP
+    expect(flow(IPPROTO_UDP, 1900, 443)).toBeNull();
+    expect(flow(IPPROTO_UDP, 67, 5000)).toBeNull();
+  });
+});
 
 describe('a DNS answer names the open flows of its client that have no name', () => {
   it('names a flow open before capture (a vendor range) as a flow starting after the answer is named; another client\'s answer does not', () => {

@@ -5,7 +5,7 @@
  * began, or long-lived, to the vendor's voice ranges on 443). Work happens per flow, per DNS answer
  * and once a second, never per packet.
  */
-import { formatAddr, IPPROTO_TCP, ipv4Text, isGroupAddr } from '../decode/packet.js';
+import { formatAddr, IPPROTO_TCP, IPPROTO_UDP, ipv4Text, isGroupAddr } from '../decode/packet.js';
 import type { Flow } from '../flow/flow.js';
 import type { DnsAnswer } from '../flow/payload.js';
 import type { LocalNets } from '../flow/local-nets.js';
@@ -53,6 +53,29 @@ const SPEAKER_PORTS: Record<string, Record<number, string>> = {
   amazon: { [ECHO_PEER_PORT]: `the Echo-to-Echo protocol (TCP ${ECHO_PEER_PORT})`, 55444: 'the Echo-to-Echo protocol (UDP 55444)' },
   sonos: { 1400: 'the Sonos control protocol (TCP 1400)', 1443: 'the Sonos control protocol (TCP 1443)', 3400: 'the Sonos control protocol (TCP 3400)', 3401: 'the Sonos control protocol (TCP 3401)', 3445: 'the Sonos protocol (TCP 3445)', 7080: 'the Sonos protocol (UDP 7080)' },
 };
+
+/**
+ * What a flow of the network's own protocols is for, by their IANA ports, when no name said it: name
+ * lookups (DNS on UDP and TCP 53, DNS over TLS or QUIC on 853, mDNS 5353, LLMNR 5355, NetBIOS names and
+ * datagrams 137/138), addresses (DHCP 67/68, DHCPv6 546/547) and discovery (SSDP 1900) are `network`;
+ * NTP (UDP 123) is `time`. The server's port decides; the client's only when the server's is no
+ * well-known port (a flow seen from its answers: a LAN's DNS server answering a resolver outside).
+ * Null for anything else.
+ */
+export function portService(flow: Pick<Flow, 'proto' | 'clientPort' | 'serverPort'>): 'network' | 'time' | null {
+  const s = flow.serverPort;
+  const c = flow.clientPort;
+  // DHCP and DHCPv6 use fixed ports on both sides
+  if (flow.proto === IPPROTO_UDP && (((s === 67 || s === 68) && (c === 67 || c === 68)) || ((s === 546 || s === 547) && (c === 546 || c === 547)))) return 'network';
+  return servicePort(flow.proto, s) ?? (s >= 1024 ? servicePort(flow.proto, c) : null);
+}
+
+function servicePort(proto: number, port: number): 'network' | 'time' | null {
+  if (proto === IPPROTO_TCP) return port === 53 || port === 853 || port === 5355 ? 'network' : null;
+  if (proto !== IPPROTO_UDP) return null;
+  if (port === 123) return 'time';
+  return port === 53 || port === 853 || port === 5353 || port === 5355 || port === 137 || port === 138 || port === 1900 ? 'network' : null;
+}
 
 /** Compiles voice prefixes (IPv4 only in the shipped data) into mask tests. */
 function compileVoicePrefixes(prefixes: ReadonlyArray<{ vendor: string; prefix: string }>) {
@@ -271,6 +294,7 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
       const device = deviceOf(flow);
       if (device) noteAddress(device, flow.ipVersion, flow.deviceIsClient ? flow.clientInto(scratch) : flow.serverInto(scratch));
       if (flow.bothLocal) {
+        flow.service = portService(flow);
         // LAN traffic tells about both ends: a Sonos is the server of its controller's connection
         if (device) observeLocal(flow, device);
         if (flow.peerMac !== null && !isGroupMac(flow.peerMac)) observeLocal(flow, inventory.get(flow.peerMac, flow.lastMs));
@@ -304,6 +328,8 @@ export function buildTagger(options: TaggerOptions, deps: { catalog: Catalog; ra
           }
         }
       }
+      // the network's own protocols, unless a name said more than "other" (an NTP server under *.apple.com)
+      if (flow.service === null || flow.service === 'other') flow.service = portService(flow) ?? flow.service;
       // decide at once when possible: the first packets of a voice channel may be the start of a command
       if (flow.service === null && flow.serverPort === 443 && device && !checkVoice(flow, flow.firstMs)) addPending(flow);
     },

@@ -344,3 +344,29 @@ export function tsharkSentByMac(file: string, mac: string): Array<{ peer: string
   };
   return [...convs.values()].filter((c) => c.bytes > 0).map((c) => ({ peer: c.peer, opened: opener(c) === c.mine, bytes: c.bytes }));
 }
+
+/**
+ * The protocols tshark's dissectors found in each TCP/UDP conversation (frame.protocols after the
+ * transport: "dns", "mdns", "ntp", ...), by flowKey. Non-first IP fragments (no ports) are left out.
+ */
+export function tsharkFlowProtocols(file: string): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const { fields: f } of oracleFrames(file)) {
+    const protocols = f[1].split(':');
+    // the outer IP header and the transport right after it (as tsharkFlows)
+    const ipAt = protocols.findIndex((p) => p === 'ip' || p === 'ipv6');
+    if (ipAt < 0) continue;
+    let at = ipAt + 1;
+    while (at < protocols.length && protocols[at].startsWith('ipv6.')) at++;
+    const proto = protocols[at];
+    if (proto !== 'tcp' && proto !== 'udp') continue;
+    const v6 = protocols[ipAt] === 'ipv6';
+    const [sport, dport] = proto === 'tcp' ? [f[6], f[7]] : [f[8], f[9]];
+    if (!sport || !dport) continue;
+    const key = flowKey(proto, v6 ? f[4] : f[2], Number(sport), v6 ? f[5] : f[3], Number(dport));
+    const set = out.get(key) ?? new Set<string>();
+    for (const p of protocols.slice(at + 1)) set.add(p);
+    out.set(key, set);
+  }
+  return out;
+}
