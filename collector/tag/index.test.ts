@@ -46,32 +46,25 @@ const AMAZON = 0x345ee96d; // 52.94.233.109, in Amazon's published ranges
 const NAME = 'device-metrics-us.amazon.com';
 
 describe('portService', () => {
-  const flow = (proto: number, clientPort: number, serverPort: number) => portService({ proto, clientPort, serverPort });
-  it('is network for name lookups, addresses and discovery, time for NTP, by the server\'s port', () => {
-    expect(flow(IPPROTO_UDP, 51000, 53)).toBe('network');
-    expect(flow(IPPROTO_TCP, 51000, 53)).toBe('network');
-    expect(flow(IPPROTO_TCP, 51000, 853)).toBe('network');
-    expect(flow(IPPROTO_UDP, 5353, 5353)).toBe('network');
-    expect(flow(IPPROTO_UDP, 51000, 1900)).toBe('network');
-    expect(flow(IPPROTO_UDP, 137, 137)).toBe('network');
-    expect(flow(IPPROTO_UDP, 51000, 123)).toBe('time');
-    expect(flow(IPPROTO_UDP, 51000, 443)).toBeNull();
-    expect(flow(IPPROTO_TCP, 51000, 443)).toBeNull();
+  const T = IPPROTO_TCP;
+  const U = IPPROTO_UDP;
+  // [what, proto, client port, server port, class]
+  const cases: Array<[string, number, number, number, 'network' | 'time' | null]> = [
+    ['DNS', U, 51000, 53, 'network'], ['DNS over TCP', T, 51000, 53, 'network'], ['DNS over TLS', T, 51000, 853, 'network'],
+    ['mDNS', U, 5353, 5353, 'network'], ['SSDP', U, 51000, 1900, 'network'], ['NetBIOS names', U, 137, 137, 'network'],
+    ['NTP', U, 51000, 123, 'time'], ['QUIC', U, 51000, 443, null], ['HTTPS', T, 51000, 443, null],
     // SSDP and NTP are UDP: TCP on those ports is something else
-    expect(flow(IPPROTO_TCP, 51000, 1900)).toBeNull();
-    expect(flow(IPPROTO_TCP, 51000, 123)).toBeNull();
-  });
-  it('DHCP either way round; the client\'s port only when the server\'s is no well-known one', () => {
-    expect(flow(IPPROTO_UDP, 68, 67)).toBe('network');
-    // the DHCP server's answer seen first: its port 67 is the client's
-    expect(flow(IPPROTO_UDP, 67, 68)).toBe('network');
-    expect(flow(IPPROTO_UDP, 547, 546)).toBe('network');
-    // a LAN's DNS server answering a resolver outside, seen from its answers
-    expect(flow(IPPROTO_UDP, 53, 57157)).toBe('network');
-    // a client that happens to use 1900 (old Windows' ephemeral range) towards HTTPS is not SSDP
-    expect(flow(IPPROTO_UDP, 1900, 443)).toBeNull();
-    expect(flow(IPPROTO_UDP, 67, 5000)).toBeNull();
-  });
+    ['TCP 1900', T, 51000, 1900, null], ['TCP 123', T, 51000, 123, null],
+    ['a DHCP request', U, 68, 67, 'network'], ['the DHCP server\'s answer seen first', U, 67, 68, 'network'], ['DHCPv6', U, 547, 546, 'network'],
+    // the client's port counts only when the server's is no well-known one
+    ['a LAN\'s DNS server answering a resolver outside, seen from its answers', U, 53, 57157, 'network'],
+    ['a client on 1900 (old Windows\' ephemeral range) towards QUIC', U, 1900, 443, null], ['67 to 5000', U, 67, 5000, null],
+  ];
+  for (const [what, proto, clientPort, serverPort, expected] of cases) {
+    it(`${what}: ${String(expected)}`, () => {
+      expect(portService({ proto, clientPort, serverPort })).toBe(expected);
+    });
+  }
 });
 
 describe('a DNS answer names the open flows of its client that have no name', () => {
