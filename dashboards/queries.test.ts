@@ -19,7 +19,7 @@ import { describeShared, PROJECT_ROOT, realCapture, VCFP_CAPTURES } from '../tes
 import { readDashboard, runDashboard, summarize } from '../test/helpers/dashboard-queries.js';
 import { ALERTING_FILE, DASHBOARDS } from './index.js';
 import { expandMacros, interpolateVariables, parseDuration, queryIntervalMs } from './macros.js';
-import { isHomeAddress, tsharkSentByMac } from '../test/helpers/tshark.js';
+import { tsharkUploads } from '../test/helpers/tshark.js';
 
 
 const DB = 'earshot';
@@ -177,13 +177,12 @@ describeInflux('Grafana dashboards against a real InfluxDB', () => {
     it('the Privacy dashboard\'s uploads are what left the home: the Echo Dot 3 that streamed 55 kB to another Echo, against tshark', async () => {
       const capture = CAPTURES[2].file;
       const echo = '68:db:f5:90:19:64';
-      const sent = tsharkSentByMac(capture, echo);
-      const beyond = (to: (peer: string) => boolean) => sent.filter((x) => !isHomeAddress(x.peer) && to(x.peer)).reduce((n, x) => n + x.bytes, 0);
+      const oracle = tsharkUploads(capture, echo);
       // its one voice upload went to 52.94.233.109 (a 222-kB burst over TLS); the rest beyond the home is a
       // connectivity check and a DNS query; 55 kB went to the Echo at 192.168.12.115
-      const voice = beyond((peer) => peer === '52.94.233.109');
-      const other = beyond((peer) => peer !== '52.94.233.109');
-      expect(sent.filter((x) => isHomeAddress(x.peer)).reduce((n, x) => n + x.bytes, 0)).toBeGreaterThan(50_000);
+      const voice = oracle.to('52.94.233.109');
+      const other = oracle.beyond - voice;
+      expect(oracle.home).toBeGreaterThan(50_000);
       const runs = await runDashboard(server, DB, readDashboard('earshot-privacy.json'), {
         range, minIntervalMs, maxDataPoints: MAX_DATA_POINTS,
         choose: (v, values) => (v.name === 'device' ? (expect(values).toContain(echo), echo) : undefined),

@@ -370,3 +370,15 @@ export function tsharkFlowProtocols(file: string): Map<string, Set<string>> {
   }
   return out;
 }
+
+/**
+ * What an assistant uploads is what left the home: the bytes tshark shows its MAC sending to addresses
+ * beyond the home. What it sent to the home network (another Echo, the router, multicast) is counted
+ * apart: the bytes tshark shows it sending in conversations with home addresses that it opened (the
+ * other side's are the other device's, as earshot counts a LAN flow to its client).
+ */
+export function tsharkUploads(file: string, mac: string): { beyond: number; home: number; to: (peer: string) => number } {
+  const sent = tsharkSentByMac(file, mac);
+  const sum = (keep: (s: (typeof sent)[number]) => boolean) => sent.filter(keep).reduce((n, s) => n + s.bytes, 0);
+  return { beyond: sum((s) => !isHomeAddress(s.peer)), home: sum((s) => isHomeAddress(s.peer) && s.opened), to: (peer) => sum((s) => s.peer === peer) };
+}
