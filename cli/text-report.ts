@@ -1,6 +1,7 @@
 /** Renders a report as readable tables for a terminal (`--format text`). */
 import type { PrivacyDevice } from '../collector/privacy/index.js';
 import type { Report } from '../collector/sink/report.js';
+import type { ReportFinding } from '../collector/sink/report-schema.js';
 import { printable } from '../collector/text.js';
 import { isLocalActivation, voiceWentText } from '../collector/local/record.js';
 
@@ -85,17 +86,45 @@ export function renderTextReport(r: Report, maxFlows = 40, privacy: readonly Pri
         `${c.peers.join(' ')}${c.peersTruncated ? ' ...' : ''}`]),
       new Set([3, 4, 5, 6])));
   }
-  // network hygiene: one block per finding, the most severe first (docs/privacy.md)
+  // network hygiene: one block per finding, the most severe first (docs/privacy.md); the same finding
+  // about several devices (each assistant on one segment gets the same advice) is one block naming them
   const findings = r.findings ?? [];
   out.push('', `Network hygiene findings (${findings.length})`);
-  for (const f of findings) {
-    out.push(printable(`  [${f.severity}] ${f.title}: ${f.device ?? 'no device'}${f.deviceName ? ` (${f.deviceName})` : ''}${f.assistant ? ', assistant' : ''}, seen ${f.count}x ${f.firstSeen} .. ${f.lastSeen}`));
+  for (const group of sameFindings(findings)) {
+    const f = group[0];
+    const who = (x: ReportFinding) => `${x.device ?? 'no device'}${x.deviceName ? ` (${x.deviceName})` : ''}`;
+    const devices = group.length === 1
+      ? `${who(f)}${f.assistant ? ', assistant' : ''}`
+      : `${group.map(who).join(', ')} (${group.every((x) => x.assistant) ? `${group.length} assistants` : `${group.length} devices`})`;
+    // a count is each device's own (the segment advice counts the computers beside it): not summed
+    const low = Math.min(...group.map((x) => x.count));
+    const high = Math.max(...group.map((x) => x.count));
+    const seen = group.length === 1 ? `${low}x` : `${low === high ? low : `${low}-${high}`}x each`;
+    // ISO times of one format: their text order is their time order
+    const first = group.reduce((min, x) => (x.firstSeen < min ? x.firstSeen : min), f.firstSeen);
+    const last = group.reduce((max, x) => (x.lastSeen > max ? x.lastSeen : max), f.lastSeen);
+    out.push(printable(`  [${f.severity}] ${f.title}: ${devices}, seen ${seen} ${first} .. ${last}`));
     for (const e of f.evidence) out.push(printable(`      ${e}`));
     if (f.evidenceDropped > 0) out.push(`      ... and ${f.evidenceDropped} more`);
     out.push(printable(`      what to do: ${f.advice}`));
   }
   if (privacy.length > 0) out.push('', privacyText(privacy, r));
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * Findings that differ only in their device (kind, severity, title, subject, evidence and advice the
+ * same), in groups, in the order of each group's first finding.
+ */
+export function sameFindings(findings: readonly ReportFinding[]): ReportFinding[][] {
+  const groups = new Map<string, ReportFinding[]>();
+  for (const f of findings) {
+    const key = JSON.stringify([f.kind, f.severity, f.title, f.subject, f.evidence, f.evidenceDropped, f.advice]);
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, [f]);
+    else group.push(f);
+  }
+  return [...groups.values()];
 }
 
 /** Most endpoints listed per assistant in the text report (the busiest). */

@@ -5,7 +5,9 @@
  * a phone's width), `earshot doctor` (--api-url of the running collector, --capture of the file), and the
  * report of `earshot replay` (json: the findings list, valid against the published schema; text: the
  * section). Expected kinds come from the capture's construction (checked by tshark in
- * collector/findings/findings.test.ts), not from earshot.
+ * collector/findings/findings.test.ts), not from earshot. A second assistant (device 31, named in the
+ * config like device 23) shares device 23's segment with the phone: the same advice for both, which the
+ * page and the text report show once, naming both.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,15 +34,18 @@ interface Finding { kind: string; device: string | null; severity: string; evide
 function expectedKinds(): string[] {
   const out = HYGIENE_DEVICES.filter((d) => d.kind !== null).map((d) => `${deviceMac(d.n)} ${d.kind}`);
   out.push(`${deviceMac(10)} igd-discovery`, `${deviceMac(11)} igd-discovery`, `${deviceMac(30)} plain-http`);
+  out.push(`${deviceMac(31)} plain-http`, `${deviceMac(31)} assistant-shares-segment`);
   return out.sort();
 }
+/** Findings shown once for several devices: the segment advice of the two assistants. */
+const SHOWN_ONCE = 1;
 const kindsOf = (findings: Finding[]) => findings.map((f) => `${f.device} ${f.kind}`).sort();
 
 describe('network hygiene findings in the API, the status page, doctor and the report', () => {
   let run: CollectRun;
   beforeAll(async () => {
-    writeHygieneCapture(capture, httpGetPackets(30, '203.0.113.80', HOSTILE_HOST));
-    writeFileSync(config, JSON.stringify(HYGIENE_CONFIG));
+    writeHygieneCapture(capture, [...httpGetPackets(30, '203.0.113.80', HOSTILE_HOST), ...httpGetPackets(31, '203.0.113.81', 'example.net')]);
+    writeFileSync(config, JSON.stringify({ devices: { ...HYGIENE_CONFIG.devices, [deviceMac(31)]: { assistant: true, name: 'Hall speaker' } } }));
     run = await startCollect(capture, ['--config', config]);
   }, 60_000);
   afterAll(async () => {
@@ -71,14 +76,21 @@ describe('network hygiene findings in the API, the status page, doctor and the r
   describe.skipIf(!existsSync(CHROMIUM))('the status page (chromium)', () => {
     const browser = useChromium();
 
-    it('shows a card per finding, packet text as text, readable on a phone', async () => {
+    it('shows a card per finding (one naming every device for the same finding), packet text as text, readable on a phone', async () => {
       const page = await browser().newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
       const errors: string[] = [];
       page.on('pageerror', (err) => errors.push(err.message));
       await page.goto(run.base + '/');
       const cards = page.locator('#findings li.finding');
       await page.locator('#findings li.finding[data-kind="assistant-shares-segment"]').waitFor({ timeout: 20_000 });
-      expect(await cards.count()).toBe(expectedKinds().length);
+      expect(await cards.count()).toBe(expectedKinds().length - SHOWN_ONCE);
+      // the segment advice of both assistants: one card that names them; each saw the one phone
+      const segment = page.locator('#findings li.finding[data-kind="assistant-shares-segment"]');
+      expect(await segment.count()).toBe(1);
+      expect(await segment.getAttribute('data-devices')).toBe('2');
+      expect(await segment.locator('.who').textContent()).toMatch(/^(Kitchen speaker, Hall speaker|Hall speaker, Kitchen speaker) \(2 assistants\) · seen 1× each · /);
+      // the same title with other evidence stays apart: devices 19, 30 and 31 each asked another host over HTTP
+      expect(await page.locator('#findings li.finding[data-kind="plain-http"]').count()).toBe(3);
       // the most severe first, each with its advice
       expect(await cards.first().locator('.pill').textContent()).toBe('high');
       expect(await cards.first().locator('.advice').textContent()).toMatch(/^What to do: /);
@@ -132,6 +144,13 @@ describe('network hygiene findings in the API, the status page, doctor and the r
     expect(text.stdout).toMatch(/\[high\] Asked the router to open a port \(UPnP AddPortMapping\): 02:11:00:00:00:10/);
     expect(text.stdout).toContain('what to do: ');
     expect(text.stdout).not.toContain('\x1b');
+    // the two assistants' segment advice: one block naming both
+    const segment = text.stdout.split('\n').filter((l) => l.includes('with computers or phones'));
+    expect(segment).toHaveLength(1);
+    expect(segment[0]).toContain(`${deviceMac(23)} (Kitchen speaker)`);
+    expect(segment[0]).toContain(`${deviceMac(31)} (Hall speaker)`);
+    expect(segment[0]).toMatch(/ \(2 assistants\), seen 1x each /);
+    expect(text.stdout.split('\n').filter((l) => l.includes('Unencrypted HTTP to the internet'))).toHaveLength(3);
   }, 60_000);
 });
 

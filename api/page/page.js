@@ -363,7 +363,18 @@
     }));
   }
 
-  // network hygiene findings: one card each, the most severe first (the API's order)
+  // network hygiene findings, the most severe first (the API's order): one card per finding, and one for
+  // the same finding about several devices (every assistant on one segment gets the same advice), naming them
+  function groupFindings(list) {
+    const groups = new Map();
+    for (const f of list) {
+      const key = JSON.stringify([f.kind, f.severity, f.title, f.subject, f.evidence, f.evidenceDropped, f.advice]);
+      const g = groups.get(key);
+      if (g) g.push(f);
+      else groups.set(key, [f]);
+    }
+    return [...groups.values()];
+  }
   function drawFindings(result, names) {
     const box = $('findings');
     box.replaceChildren();
@@ -372,12 +383,24 @@
       box.append(el('li', { class: 'muted', text: 'None: no port mapping, inbound connection, DNS around your resolver or plaintext seen.' }));
       return;
     }
-    for (const f of list) {
-      const who = f.device ? (names.get(f.device) || f.deviceName || f.device) + (f.assistant ? ' (assistant)' : '') : 'no device';
-      box.append(el('li', { class: 'card finding', 'data-kind': f.kind }, [
+    const nameOf = (f) => (f.device ? names.get(f.device) || f.deviceName || f.device : 'no device');
+    for (const group of groupFindings(list)) {
+      const f = group[0];
+      const assistants = group.filter((x) => x.assistant).length;
+      const who = group.length === 1
+        ? nameOf(f) + (f.assistant ? ' (assistant)' : '')
+        : `${group.map(nameOf).join(', ')} (${assistants === group.length ? `${group.length} assistants` : `${group.length} devices`})`;
+      // a count is each device's own (the segment advice counts the computers beside it): not summed
+      const counts = group.map((x) => x.count);
+      const low = Math.min(...counts);
+      const high = Math.max(...counts);
+      const seen = group.length === 1 ? `${low}×` : `${low === high ? low : `${low}–${high}`}× each`;
+      const first = Math.min(...group.map((x) => Date.parse(x.firstSeen)));
+      const last = Math.max(...group.map((x) => Date.parse(x.lastSeen)));
+      box.append(el('li', { class: 'card finding', 'data-kind': f.kind, 'data-devices': String(group.length) }, [
         el('div', { class: 'what' }, [
           el('strong', {}, [el('span', { class: 'pill ' + f.severity, text: f.severity }), el('span', { text: ' ' + f.title })]),
-          el('small', { text: `${who} · seen ${f.count}× · ${time(Date.parse(f.firstSeen))} – ${time(Date.parse(f.lastSeen))}` }),
+          el('small', { class: 'who', text: `${who} · seen ${seen} · ${time(first)} – ${time(last)}` }),
           ...f.evidence.slice(0, 3).map((e) => el('small', { class: 'evidence', text: e })),
           f.evidence.length + f.evidenceDropped > 3 ? el('small', { text: `… ${f.evidence.length + f.evidenceDropped - 3} more` }) : null,
           el('small', { class: 'advice', text: 'What to do: ' + f.advice }),
