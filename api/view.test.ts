@@ -12,7 +12,7 @@ import { formatMac } from '../collector/mac.js';
 import { loadConfig } from '../collector/config.js';
 import { buildRuntime } from '../collector/runtime.js';
 import type { Flow } from '../collector/flow/flow.js';
-import { flowRecord } from '../collector/flow/record.js';
+import { flowRecord, servingPeer } from '../collector/flow/record.js';
 import type { ApiFlow } from '../collector/sink/activity.js';
 import { activationQuery, buildViewSource, VIEW_PARTS, type ActivationQuery, type FlowQuery, type ViewPart, type ViewSource } from '../collector/view.js';
 import { buildApp, contextOver } from './app.js';
@@ -141,8 +141,9 @@ describe('RunView', () => {
     expect(parts).not.toContain('activations');
     expect(pages.map((p) => [p.query.limit, p.query.verdict, p.query.id, p.query.device, p.returned])).toEqual([[1, only.verdict, null, null, 1], [1, null, only.id, null, 1], [20, null, null, only.device, 1]]);
     // flows too: the device and the limit go to the run, and only the page comes back
-    const flows = (await app.inject({ url: `/api/v1/flows?device=${only.device.toUpperCase()}&limit=3` })).json() as { flows: Array<{ device: string }> };
-    expect(flows.flows.map((f) => f.device)).toEqual([only.device, only.device, only.device]);
+    // a device's flows are its own and the LAN flows it answered (`peer`)
+    const flows = (await app.inject({ url: `/api/v1/flows?device=${only.device.toUpperCase()}&limit=3` })).json() as { flows: Array<{ device: string; peer: string | null }> };
+    expect(flows.flows.map((f) => (f.device === only.device || f.peer === only.device ? only.device : f.device))).toEqual([only.device, only.device, only.device]);
     expect((await app.inject({ url: '/api/v1/flows?limit=2' })).json()).toMatchObject({ flows: [{}, {}] });
     expect(flowPages).toEqual([{ query: { device: only.device, limit: 3 }, returned: 3 }, { query: { device: null, limit: 2 }, returned: 2 }]);
   });
@@ -214,9 +215,10 @@ async function atEveryNth(path: string, every: number, check: (page: ApiFlow[], 
         check(view.flows({ device: null, limit }).filter((f) => f.open), sorted.slice(0, limit), `packet ${packets}, limit ${limit}`);
         pages++;
       }
-      for (const mac of new Set(sorted.filter((f) => f.deviceMac >= 0).map((f) => f.deviceMac))) {
+      // a device's flows: its own, and the LAN flows it answered from its MAC (servingPeer)
+      for (const mac of new Set(sorted.flatMap((f) => [f.deviceMac, servingPeer(f)]).filter((m) => m >= 0))) {
         const device = formatMac(mac);
-        check(view.flows({ device, limit: 20 }).filter((f) => f.open), sorted.filter((f) => f.deviceMac === mac).slice(0, 20), `packet ${packets}, ${device}`);
+        check(view.flows({ device, limit: 20 }).filter((f) => f.open), sorted.filter((f) => f.deviceMac === mac || servingPeer(f) === mac).slice(0, 20), `packet ${packets}, ${device}`);
         pages++;
       }
     }),

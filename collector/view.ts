@@ -15,7 +15,8 @@ import type { CaptureStats } from './capture/types.js';
 import type { Activation } from './detect/detector.js';
 import type { Label } from './detect/index.js';
 import type { WakeEvent } from './detect/wake-events.js';
-import { flowRecord, type FlowRecord } from './flow/record.js';
+import type { Flow } from './flow/flow.js';
+import { flowRecord, servingPeer, type FlowRecord } from './flow/record.js';
 import { parseMac } from './mac.js';
 import type { FindingRecord } from './findings/index.js';
 import type { CollectorStats } from './index.js';
@@ -224,7 +225,8 @@ export function pageFlows(collector: Pick<Runtime['collector'], 'forEachOpenFlow
   let looked = 0;
   if (q.limit > 0) {
     collector.forEachOpenFlow((f) => {
-      if (mac === null || f.deviceMac === mac) out.push(flowToApi(flowRecord(f), true));
+      // a LAN flow is its peer's too (device-totals.ts)
+      if (mac === null || f.deviceMac === mac || (f.bothLocal && servingPeer(f) === mac)) out.push(flowToApi(flowRecord(f), true));
       return out.length < q.limit && ++looked < MAX_VIEW_FLOWS;
     });
   }
@@ -316,12 +318,19 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
     const all = collector.inventory?.all() ?? [];
     const open = new Map<number, DeviceTotals>();
     const openLast = new Map<number, number>();
+    // a LAN flow counts for its peer too (device-totals.ts)
+    const count = (mac: number, f: Flow, served: boolean): void => {
+      let c = open.get(mac);
+      if (c === undefined) open.set(mac, (c = new DeviceTotals()));
+      c.addCounts(f, served);
+      if (f.lastMs > (openLast.get(mac) ?? 0)) openLast.set(mac, f.lastMs);
+    };
     collector.forEachOpenFlow((f) => {
-      if (f.deviceMac < 0) return true;
-      let c = open.get(f.deviceMac);
-      if (c === undefined) open.set(f.deviceMac, (c = new DeviceTotals()));
-      c.addCounts(f);
-      if (f.lastMs > (openLast.get(f.deviceMac) ?? 0)) openLast.set(f.deviceMac, f.lastMs);
+      if (f.deviceMac >= 0) count(f.deviceMac, f, false);
+      if (f.bothLocal) {
+        const peer = servingPeer(f);
+        if (peer >= 0) count(peer, f, true);
+      }
       return true;
     });
     const entries = all.map((d): DeviceEntry => {
@@ -345,7 +354,7 @@ export function buildViewSource(runtime: Runtime, extras: ViewExtras): ViewSourc
     const open: FlowRecord[] = [];
     let openLastMs = 0;
     collector.forEachOpenFlow((f) => {
-      if (f.deviceMac !== mac) return true;
+      if (f.deviceMac !== mac && !(f.bothLocal && servingPeer(f) === mac)) return true;
       open.push(flowRecord(f));
       if (f.lastMs > openLastMs) openLastMs = f.lastMs;
       return true;

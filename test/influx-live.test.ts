@@ -21,7 +21,8 @@ let dbSeq = 0;
 const newDb = () => `live${process.pid}_${++dbSeq}`;
 
 /** Sum of bytes over the report's flows. */
-const reportBytes = (r: Report) => r.flows.reduce((n, f) => n + f.bytesUp + f.bytesDown, 0);
+/** The report's flow bytes, a LAN flow's once more for the device that answered it (`peer`): what `traffic` sums to over the home. */
+const reportBytes = (r: Report) => r.flows.reduce((n, f) => n + (f.bytesUp + f.bytesDown) * (f.peer === null ? 1 : 2), 0);
 
 interface Child {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;

@@ -15,7 +15,7 @@
  * - the payload inspector (flow/payload.ts): sni and the SNI parser's state, dnsStream;
  * - the tagger (tag/index.ts): serverName, nameSource, service, vendor, voiceCandidate, serverText;
  * - the detector (detect/detector.ts): voiceTrack;
- * - the interval stage (flow/deltas.ts): taken*, what it has pushed of the flow's counters.
+ * - the interval stage (flow/deltas.ts): taken* and peerTaken, what it has pushed of the flow's counters.
  */
 
 import type { Stream } from '../detect/detector.js';
@@ -122,6 +122,8 @@ export interface Flow {
   takenPacketsDown: number;
   takenBytesUp: number;
   takenBytesDown: number;
+  /** Interval stage: the LAN flow's peer (record.ts servingPeer) has been pushed its share from the start. */
+  peerTaken: boolean;
   /** Fills `out` with the server's address words (no allocation; for per-flow work). */
   serverInto(out: Uint32Array): Uint32Array;
   /** Fills `out` with the client's address words. */
@@ -179,7 +181,7 @@ export function createFlow(
     sni: null, serverName: null, nameSource: null, service: null, vendor: null, sawSyn: false, closed: false,
     sniState: SNI_PENDING, sniNextSeq: null, sniBuf: null, sniSegments: 0, dnsStream: null,
     voiceTrack: null, voiceCandidate: false, serverText: null,
-    takenPacketsUp: 0, takenPacketsDown: 0, takenBytesUp: 0, takenBytesDown: 0,
+    takenPacketsUp: 0, takenPacketsDown: 0, takenBytesUp: 0, takenBytesDown: 0, peerTaken: false,
     serverInto, clientInto, clientWords, serverWords,
   };
 }

@@ -10,8 +10,8 @@
 import type { NameSource } from './flow.js';
 import type { FlowRecord } from './record.js';
 
-/** Numbers per record: id, firstMs, lastMs, deviceMac, packetsUp, packetsDown, bytesUp, bytesDown, order. */
-const NUMS = 9;
+/** Numbers per record: id, firstMs, lastMs, deviceMac, packetsUp, packetsDown, bytesUp, bytesDown, order, peerMac. */
+const NUMS = 10;
 /** Small numbers per record: proto, clientPort, serverPort, deviceIsClient. */
 const SMALL = 4;
 /** Texts per record: client, server, sni, serverName, nameSource, service, vendor. */
@@ -61,6 +61,7 @@ export class FlowRecordRing {
     this.nums[n + 6] = r.bytesUp;
     this.nums[n + 7] = r.bytesDown;
     this.nums[n + 8] = order;
+    this.nums[n + 9] = r.peerMac;
     const s = slot * SMALL;
     this.small[s] = r.proto;
     this.small[s + 1] = r.clientPort;
@@ -107,7 +108,7 @@ export class FlowRecordRing {
 
   /**
    * At most `limit` records, newest first (new objects): those of the device `deviceMac` (null: every
-   * record), among those pushed with an order below `before` (Infinity: all). Only the records taken are
+   * record; a LAN flow is its peer's too), among those pushed with an order below `before` (Infinity: all). Only the records taken are
    * made; the others are skipped on their columns.
    */
   newest(limit: number, deviceMac: number | null = null, before = Number.POSITIVE_INFINITY): FlowRecord[] {
@@ -115,7 +116,7 @@ export class FlowRecordRing {
     for (let i = this.size - 1; i >= 0 && out.length < limit; i--) {
       const slot = (this.start + i) % this.max;
       const n = slot * NUMS;
-      if (this.nums[n + 8] >= before || (deviceMac !== null && this.nums[n + 3] !== deviceMac)) continue;
+      if (this.nums[n + 8] >= before || (deviceMac !== null && this.nums[n + 3] !== deviceMac && this.nums[n + 9] !== deviceMac)) continue;
       out.push(this.record(slot));
     }
     return out;
@@ -129,7 +130,7 @@ export class FlowRecordRing {
       id: this.nums[n], proto: this.small[s], client: this.texts[t] as string, clientPort: this.small[s + 1],
       server: this.texts[t + 1] as string, serverPort: this.small[s + 2],
       packetsUp: this.nums[n + 4], packetsDown: this.nums[n + 5], bytesUp: this.nums[n + 6], bytesDown: this.nums[n + 7],
-      firstMs: this.nums[n + 1], lastMs: this.nums[n + 2], deviceMac: this.nums[n + 3], deviceIsClient: this.small[s + 3] === 1,
+      firstMs: this.nums[n + 1], lastMs: this.nums[n + 2], deviceMac: this.nums[n + 3], deviceIsClient: this.small[s + 3] === 1, peerMac: this.nums[n + 9],
       sni: this.texts[t + 2], serverName: this.texts[t + 3], nameSource: this.texts[t + 4] as NameSource,
       service: this.texts[t + 5], vendor: this.texts[t + 6],
     };

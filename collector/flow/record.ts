@@ -5,6 +5,7 @@
  * device totals are made from it, and it can cross a thread as it is.
  */
 import { formatAddr, ipv4Text } from '../decode/packet.js';
+import { isGroupMac } from '../mac.js';
 import type { Flow, NameSource } from './flow.js';
 
 export interface FlowRecord {
@@ -23,6 +24,11 @@ export interface FlowRecord {
   /** The local endpoint's MAC, -1 when none is known. */
   readonly deviceMac: number;
   readonly deviceIsClient: boolean;
+  /**
+   * A LAN flow's other local device, when it sent from its own MAC (servingPeer): its traffic counts for
+   * that device too, as the side it was on (device totals, the privacy ledger: servedView). -1 otherwise.
+   */
+  readonly peerMac: number;
   readonly sni: string | null;
   readonly serverName: string | null;
   readonly nameSource: NameSource;
@@ -47,7 +53,27 @@ export function flowRecord(f: Flow): FlowRecord {
   return {
     id: f.id, proto: f.proto, client: clientText(f), clientPort: f.clientPort, server: serverText(f), serverPort: f.serverPort,
     packetsUp: f.packetsUp, packetsDown: f.packetsDown, bytesUp: f.bytesUp, bytesDown: f.bytesDown, firstMs: f.firstMs, lastMs: f.lastMs,
-    deviceMac: f.deviceMac, deviceIsClient: f.deviceIsClient,
+    deviceMac: f.deviceMac, deviceIsClient: f.deviceIsClient, peerMac: servingPeer(f),
     sni: f.sni, serverName: f.serverName, nameSource: f.nameSource, service: f.service, vendor: f.vendor,
+  };
+}
+
+/**
+ * The other local device of a LAN flow whose traffic counts for it too: the peer that sent a frame of
+ * the flow from its own MAC (flow.peerSent; a group MAC, or the device's own, is none). -1 otherwise.
+ */
+export function servingPeer(f: Pick<Flow, 'bothLocal' | 'peerSent' | 'peerMac' | 'deviceMac'>): number {
+  if (!f.bothLocal || !f.peerSent || f.peerMac === null || f.peerMac === f.deviceMac || isGroupMac(f.peerMac)) return -1;
+  return f.peerMac;
+}
+
+/**
+ * A LAN flow's record as its peer saw it (r.peerMac >= 0): the peer is the device, on the other side,
+ * and the endpoint is the flow's device by address (the flow's names are the peer's own, or of nothing).
+ */
+export function servedView(r: FlowRecord): FlowRecord {
+  return {
+    ...r, deviceMac: r.peerMac, deviceIsClient: !r.deviceIsClient, peerMac: r.deviceMac,
+    sni: null, serverName: null, nameSource: null, vendor: null,
   };
 }

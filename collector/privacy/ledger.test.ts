@@ -22,7 +22,7 @@ function record(over: Partial<FlowRecord> & { serverName: string | null; firstMs
   return {
     id: 1, proto: 6, client: '192.168.1.20', clientPort: 50000, server: '52.94.1.1', serverPort: 443,
     packetsUp: 10, packetsDown: 10, bytesUp: 1000, bytesDown: 3000, lastMs: over.firstMs + 1000,
-    deviceMac: ECHO, deviceIsClient: true, sni: null, nameSource: 'dns', service: 'api', vendor: null, ...over,
+    deviceMac: ECHO, deviceIsClient: true, peerMac: -1, sni: null, nameSource: 'dns', service: 'api', vendor: null, ...over,
   };
 }
 

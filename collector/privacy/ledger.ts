@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sealJson, unsealJson } from '../data-dir.js';
 import { quarantine, writeFileAtomic } from '../durable.js';
-import type { FlowRecord } from '../flow/record.js';
+import { servedView, type FlowRecord } from '../flow/record.js';
 import { formatMac, NO_MAC, parseMac } from '../mac.js';
 
 /** The organisation behind an endpoint, as collector/privacy/orgs.ts names it. */
@@ -146,8 +146,16 @@ export class PrivacyLedger {
 
   constructor(private readonly options: LedgerOptions) {}
 
-  /** A flow ended: its traffic goes to its device's endpoint and day. */
+  /**
+   * A flow ended: its traffic goes to its device's endpoint and day; a LAN flow's also to its peer's
+   * (the flow's device, by address, is the peer's endpoint: FlowRecord.peerMac).
+   */
   add(f: FlowRecord): void {
+    this.addFor(f);
+    if (f.peerMac >= 0) this.addFor(servedView(f));
+  }
+
+  private addFor(f: FlowRecord): void {
     if (f.deviceMac < 0) return;
     const d = this.device(f.deviceMac, f.firstMs);
     if (d === null) return;

@@ -23,7 +23,7 @@ export function flowToApi(f: FlowRecord, open: boolean): ApiFlow {
   return {
     proto: r.proto, client: r.client, clientPort: r.clientPort, server: r.server, serverPort: r.serverPort,
     packetsUp: r.packetsUp, packetsDown: r.packetsDown, bytesUp: r.bytesUp, bytesDown: r.bytesDown, first: r.first, last: r.last,
-    device: r.device, sni: r.sni, serverName: r.serverName, service: r.service, vendor: r.vendor, open,
+    device: r.device, peer: r.peer, sni: r.sni, serverName: r.serverName, service: r.service, vendor: r.vendor, open,
   };
 }
 
@@ -60,6 +60,11 @@ export class ActivityStore {
   private endedCount = 0;
   /** Assistants' rings given up for a newer assistant's (maxAssistantRings). */
   assistantRingsDropped = 0;
+
+  /** Assistants with a ring of their own now (at most maxAssistantRings). */
+  get assistantRings(): number {
+    return this.assistantEnded.size;
+  }
   /** Finished calls, oldest first (bounded like the activations). */
   private readonly calls: NewestRing<Call>;
   /** Counters for /metrics. */
@@ -127,7 +132,10 @@ export class ActivityStore {
   flowEnded(f: FlowRecord): void {
     const order = ++this.endedCount;
     if (this.options.maxEndedFlows > 0) this.ended.push(f, order);
-    if ((this.options.maxFlowsPerAssistant ?? 0) > 0 && f.deviceMac >= 0 && this.options.isAssistant?.(f.deviceMac) === true) this.assistantRing(f.deviceMac).push(f, order);
+    if ((this.options.maxFlowsPerAssistant ?? 0) === 0) return;
+    if (f.deviceMac >= 0 && this.options.isAssistant?.(f.deviceMac) === true) this.assistantRing(f.deviceMac).push(f, order);
+    // a LAN flow is its peer's too (device-totals.ts): an Echo that only answers its group lists those
+    if (f.peerMac >= 0 && this.options.isAssistant?.(f.peerMac) === true) this.assistantRing(f.peerMac).push(f, order);
   }
 
   private assistantRing(mac: number): FlowRecordRing {
@@ -184,7 +192,8 @@ export class ActivityStore {
       const kept: Array<{ order: number; record: FlowRecord }> = [];
       for (const ring of this.assistantEnded.values()) for (const e of ring.olderThan(from)) kept.push(e);
       kept.sort((a, b) => b.order - a.order);
-      older = kept.slice(0, left).map((e) => e.record);
+      // a LAN flow between two assistants is in both their rings: once here
+      older = kept.filter((e, i) => i === 0 || e.order !== kept[i - 1].order).slice(0, left).map((e) => e.record);
     }
     const out: ApiFlow[] = [];
     for (const f of recent) out.push(flowToApi(f, false));

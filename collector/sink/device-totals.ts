@@ -1,11 +1,14 @@
 /**
  * Per device, the traffic of every flow that ended: bytes and packets each way, flows, the addresses it
  * used (in the order flows first showed them) and, when the API wants them, its endpoints by service.
+ * A LAN flow counts for both its devices: its own (the client, as a rule) and the peer that answered
+ * from its MAC (FlowRecord.peerMac), as the side it was on (so a speaker that only serves its group has
+ * what it sent), as InfluxDB's `traffic` does: a device's totals are what its MAC sent and received.
  * One store per run, fed by flow ends; the report and the API read it, adding the flows still open to
  * a copy when they want a snapshot. Bounded: `maxDevices` devices, `MAX_IPS_PER_DEVICE` addresses and
  * `MAX_ENDPOINTS_PER_DEVICE` endpoints each (the rest under "other").
  */
-import type { FlowRecord } from '../flow/record.js';
+import { servedView, type FlowRecord } from '../flow/record.js';
 
 /** Most addresses remembered per device (IPv6 privacy addresses change daily). */
 const MAX_IPS_PER_DEVICE = 64;
@@ -36,10 +39,14 @@ export class DeviceTotals {
   /** `service|name` -> endpoint (only when the store keeps endpoints). */
   readonly endpoints = new Map<string, Endpoint>();
 
-  /** A flow's bytes, packets and itself to the counts (not its address or endpoint); returns the bytes it sent. */
-  addCounts(f: FlowCounts): number {
-    const up = f.deviceIsClient ? f.bytesUp : f.bytesDown;
-    const packetsUp = f.deviceIsClient ? f.packetsUp : f.packetsDown;
+  /**
+   * A flow's bytes, packets and itself to the counts (not its address or endpoint); returns the bytes it
+   * sent. `served`: counted for the flow's peer, the other side of it.
+   */
+  addCounts(f: FlowCounts, served = false): number {
+    const ownSide = f.deviceIsClient !== served;
+    const up = ownSide ? f.bytesUp : f.bytesDown;
+    const packetsUp = ownSide ? f.packetsUp : f.packetsDown;
     this.bytesUp += up;
     this.bytesDown += f.bytesUp + f.bytesDown - up;
     this.packetsUp += packetsUp;
@@ -140,12 +147,21 @@ export class DeviceTotalsStore {
   /** One device's totals plus those of its `open` flows. */
   device(mac: number, open: readonly FlowRecord[] = []): DeviceTotals {
     const d = this.devices.get(mac)?.copy() ?? new DeviceTotals();
-    for (const f of open) if (f.deviceMac === mac) d.add(f, this.options.endpoints);
+    for (const f of open) {
+      if (f.deviceMac === mac) d.add(f, this.options.endpoints);
+      else if (f.peerMac === mac) d.add(servedView(f), this.options.endpoints);
+    }
     return d;
   }
 }
 
+/** A flow to its device, and a LAN flow to its peer too. */
 function add(into: Map<number, DeviceTotals>, f: FlowRecord, options: DeviceTotalsOptions, counter: { dropped: number }): void {
+  addTo(into, f, options, counter);
+  if (f.peerMac >= 0) addTo(into, servedView(f), options, counter);
+}
+
+function addTo(into: Map<number, DeviceTotals>, f: FlowRecord, options: DeviceTotalsOptions, counter: { dropped: number }): void {
   if (f.deviceMac < 0) return;
   let d = into.get(f.deviceMac);
   if (d === undefined) {

@@ -62,8 +62,8 @@ export const ReportDeviceSchema = Type.Object({
   name: orNull(Type.String()),
   model: addedLater(orNull(Type.String(), { description: 'Model when known (mDNS/SSDP announcements, config).' })),
   evidence: addedLater(Type.Array(Type.String(), { description: 'Why earshot thinks what it thinks about the device.' })),
-  bytesUp: count('Bytes the device sent.'),
-  bytesDown: count('Bytes the device received.'),
+  bytesUp: count('Bytes the device sent (in its flows, and in LAN flows it answered from its MAC).'),
+  bytesDown: count('Bytes the device received (as bytesUp).'),
 });
 
 export const ReportFlowSchema = Type.Object({
@@ -79,6 +79,7 @@ export const ReportFlowSchema = Type.Object({
   first: time(),
   last: time(),
   device: orNull(mac(), { description: 'MAC of the local endpoint; null when neither endpoint is local or its MAC was not seen.' }),
+  peer: addedLater(orNull(mac(), { description: "A LAN flow's other local device, when it answered from its own MAC: the flow counts for it too (its device totals, privacy tables, InfluxDB traffic). null otherwise." })),
   sni: orNull(Type.String(), { description: "Server name from the client's TLS ClientHello." }),
   serverName: orNull(Type.String()),
   nameSource: Type.Unsafe<'sni' | 'dns' | 'ip-range' | null>({ type: ['string', 'null'], enum: ['sni', 'dns', 'ip-range', null] }),

@@ -143,10 +143,11 @@ function str(v: string | null): string {
 /** A flow as one JSON line, written straight from its record (equal to JSON.stringify(flowToReport(f))). */
 function flowJson(f: FlowRecord): string {
   const device = macName(f.deviceMac);
+  const peer = macName(f.peerMac);
   return `{"proto":"${f.proto === 6 ? 'tcp' : 'udp'}","client":"${f.client}","clientPort":${f.clientPort},` +
     `"server":"${f.server}","serverPort":${f.serverPort},"packetsUp":${f.packetsUp},"packetsDown":${f.packetsDown},` +
     `"bytesUp":${f.bytesUp},"bytesDown":${f.bytesDown},"first":"${isoTime(f.firstMs)}","last":"${isoTime(f.lastMs)}",` +
-    `"device":${device === null ? 'null' : `"${device}"`},"sni":${str(f.sni)},"serverName":${str(f.serverName)},"nameSource":${str(f.nameSource)},` +
+    `"device":${device === null ? 'null' : `"${device}"`},"peer":${peer === null ? 'null' : `"${peer}"`},"sni":${str(f.sni)},"serverName":${str(f.serverName)},"nameSource":${str(f.nameSource)},` +
     `"service":${str(f.service)},"vendor":${str(f.vendor)}}`;
 }
 
@@ -175,6 +176,7 @@ export function flowToReport(f: FlowRecord): ReportFlow {
     first: isoTime(f.firstMs),
     last: isoTime(f.lastMs),
     device: macName(f.deviceMac),
+    peer: macName(f.peerMac),
     sni: f.sni,
     serverName: f.serverName,
     nameSource: f.nameSource,

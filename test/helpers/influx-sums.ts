@@ -4,13 +4,35 @@
  */
 import type { Report } from '../../collector/sink/report.js';
 import type { Influxd } from './influxd.js';
-import { tsharkFlows } from './tshark.js';
+import { isRfc1918, tsharkFlows } from './tshark.js';
 
 /** tshark's totals over TCP and UDP flows: packets and frame bytes. */
 export function tsharkFlowTotals(file: string): { packets: number; bytes: number } {
   let packets = 0;
   let bytes = 0;
   for (const flow of tsharkFlows(file).values()) {
+    for (const d of flow.dirs.values()) {
+      packets += d.packets;
+      bytes += d.bytes;
+    }
+  }
+  return { packets, bytes };
+}
+
+/** A home's own unicast address, as a reader of the packets tells them: private, link-local, unique local. */
+const homeUnicast = (ip: string) => isRfc1918(ip) || /^169\.254\./.test(ip) || /^(fe[89ab]|f[cd])/i.test(ip);
+
+/**
+ * What a home's per-device sums hold beyond each frame once, as tshark reads the capture: the frames of
+ * conversations between two home unicast addresses in which both sides sent (each such frame is one
+ * device's upload and the other's download). Exact where every host answers from its own MAC.
+ */
+export function tsharkLanAnswered(file: string): { packets: number; bytes: number } {
+  let packets = 0;
+  let bytes = 0;
+  for (const flow of tsharkFlows(file).values()) {
+    const ends = [...flow.dirs.keys()].map((end) => end.slice(0, end.lastIndexOf('|')));
+    if (flow.dirs.size !== 2 || !ends.every(homeUnicast)) continue;
     for (const d of flow.dirs.values()) {
       packets += d.packets;
       bytes += d.bytes;
@@ -31,7 +53,10 @@ export async function trafficByDevice(server: Influxd, db: string, where = ''): 
   return new Map(rows.map((r) => [String(r.device), { bytesUp: Number(r.bu), bytesDown: Number(r.bd), packets: Number(r.pu) + Number(r.pd) }]));
 }
 
-/** The report's per-device counters: its devices section, and flows without a device under "none". */
+/**
+ * The report's per-device counters: its devices section, and flows without a device under "none"; packets
+ * from its flows, a LAN flow's for both its devices (`peer`: the one that answered it).
+ */
 export function reportByDevice(report: Report): Map<string, DeviceSums> {
   const out = new Map<string, DeviceSums>();
   for (const d of report.devices) {
@@ -49,8 +74,25 @@ export function reportByDevice(report: Report): Map<string, DeviceSums> {
       c.bytesDown += f.bytesDown;
     }
     c.packets += f.packetsUp + f.packetsDown;
+    if (f.peer !== null) {
+      const peer = out.get(f.peer);
+      if (peer) peer.packets += f.packetsUp + f.packetsDown;
+      else out.set(f.peer, { bytesUp: 0, bytesDown: 0, packets: f.packetsUp + f.packetsDown });
+    }
   }
   return out;
+}
+
+/** What the report's LAN flows add to the devices' sums beyond each frame once: the flows their peer answered. */
+export function answeredLanFlows(report: Report): { packets: number; bytes: number } {
+  let packets = 0;
+  let bytes = 0;
+  for (const f of report.flows) {
+    if (f.peer === null) continue;
+    packets += f.packetsUp + f.packetsDown;
+    bytes += f.bytesUp + f.bytesDown;
+  }
+  return { packets, bytes };
 }
 
 /** The activation points, as the report states activations. */

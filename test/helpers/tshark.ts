@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 
 /** Runs tshark; a capture cut short makes tshark exit 2 after printing what it read, which we keep. */
-function tshark(args: string[]): string {
+export function tshark(args: string[]): string {
   try {
     return execFileSync('tshark', args, { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
@@ -295,54 +295,23 @@ export function isHomeAddress(ip: string): boolean {
 }
 
 /**
- * What one MAC sent in TCP/UDP frames over IPv4 or IPv6 (frame bytes), per conversation: the other
- * address, whether the MAC's side opened the conversation, and the bytes. The opener is the sender of
- * the SYN (without ACK); for a TCP connection open before the capture, the side that is not on a port
- * some host of the capture was seen listening on (a SYN's destination port) or that a speaker protocol
- * listens on (Google Cast 8009, the Echos' 55443, Sonos 1400 and 1443, AirPlay 7000); else the sender of
- * the conversation's first frame. A TCP header shorter than 20 bytes is damaged and not counted (earshot
- * skips it as a decode error); IP fragments are not reassembled, and a non-first fragment (no ports) is
- * not counted: use it on captures without fragmented TCP/UDP.
+ * What one MAC sent in TCP/UDP frames over IPv4 or IPv6 (frame bytes), per address it sent them to. A TCP
+ * header shorter than 20 bytes is damaged and not counted (earshot skips it as a decode error); IP
+ * fragments are not reassembled, and a non-first fragment (no ports) is not counted: use it on captures
+ * without fragmented TCP/UDP.
  */
-export function tsharkSentByMac(file: string, mac: string): Array<{ peer: string; opened: boolean; bytes: number }> {
-  const out = tshark(['-r', file, '-o', 'ip.defragment:FALSE', '-o', 'ipv6.defragment:FALSE', '-Y', '(ip || ipv6) && ((tcp && tcp.hdr_len >= 20) || udp) && !icmp && !icmpv6',
-    '-T', 'fields', '-E', 'separator=\t', '-e', 'eth.src', '-e', 'ip.src', '-e', 'ip.dst', '-e', 'tcp.srcport', '-e', 'tcp.dstport', '-e', 'udp.srcport', '-e', 'udp.dstport',
-    '-e', 'tcp.flags.syn', '-e', 'tcp.flags.ack', '-e', 'frame.len', '-e', 'ipv6.src', '-e', 'ipv6.dst']);
-  interface Conversation { tcp: boolean; first: string; syn: string | null; mine: string | null; other: string; peer: string; bytes: number }
-  const convs = new Map<string, Conversation>();
-  const listening = new Set<string>(['8009', '55443', '1400', '1443', '7000']);
-  const set = (flag: string) => flag === '1' || flag === 'True';
-  const port = (end: string) => end.slice(end.lastIndexOf('|') + 1);
+export function tsharkSentByMac(file: string, mac: string): Array<{ peer: string; bytes: number }> {
+  const out = tshark(['-r', file, '-o', 'ip.defragment:FALSE', '-o', 'ipv6.defragment:FALSE', '-Y', `eth.src == ${mac} && (ip || ipv6) && ((tcp && tcp.hdr_len >= 20) || udp) && !icmp && !icmpv6`,
+    '-T', 'fields', '-E', 'separator=\t', '-e', 'ip.dst', '-e', 'ipv6.dst', '-e', 'frame.len']);
+  const sent = new Map<string, number>();
   for (const line of out.split('\n')) {
-    const [src, ip4Src, ip4Dst, tcpSrc, tcpDst, udpSrc, udpDst, syn, ack, len, ip6Src, ip6Dst] = line.split('\t');
-    const ipSrc = (ip4Src || ip6Src || '').split(',')[0];
-    const ipDst = (ip4Dst || ip6Dst || '').split(',')[0];
-    if (!src || !ipSrc) continue;
-    const from = `${ipSrc}|${tcpSrc || udpSrc}`;
-    const to = `${ipDst}|${tcpDst || udpDst}`;
-    const key = `${tcpSrc ? 'tcp' : 'udp'} ${[from, to].sort().join(' ')}`;
-    let c = convs.get(key);
-    if (c === undefined) {
-      c = { tcp: Boolean(tcpSrc), first: from, syn: null, mine: null, other: '', peer: '', bytes: 0 };
-      convs.set(key, c);
-    }
-    if (tcpSrc && set(syn) && !set(ack)) {
-      c.syn ??= from;
-      listening.add(tcpDst);
-    }
-    if (src === mac) {
-      c.mine = from;
-      c.other = to;
-      c.peer = ipDst;
-      c.bytes += Number(len);
-    }
+    const [ip4Dst, ip6Dst, len] = line.split('\t');
+    // tunnelled frames (GTP, IP in IP) carry several addresses: the outer ones are the frame's
+    const to = (ip4Dst || ip6Dst || '').split(',')[0];
+    if (!to) continue;
+    sent.set(to, (sent.get(to) ?? 0) + Number(len));
   }
-  const opener = (c: Conversation): string => {
-    if (c.syn !== null) return c.syn;
-    if (c.tcp && listening.has(port(c.other)) !== listening.has(port(c.mine!))) return listening.has(port(c.other)) ? c.mine! : c.other;
-    return c.first;
-  };
-  return [...convs.values()].filter((c) => c.bytes > 0).map((c) => ({ peer: c.peer, opened: opener(c) === c.mine, bytes: c.bytes }));
+  return [...sent].map(([peer, bytes]) => ({ peer, bytes }));
 }
 
 /**
@@ -374,11 +343,11 @@ export function tsharkFlowProtocols(file: string): Map<string, Set<string>> {
 /**
  * What an assistant uploads is what left the home: the bytes tshark shows its MAC sending to addresses
  * beyond the home. What it sent to the home network (another Echo, the router, multicast) is counted
- * apart: the bytes tshark shows it sending in conversations with home addresses that it opened (the
- * other side's are the other device's, as earshot counts a LAN flow to its client).
+ * apart: every byte tshark shows it sending to home addresses (a LAN flow counts for both its devices:
+ * what it answered too).
  */
 export function tsharkUploads(file: string, mac: string): { beyond: number; home: number; to: (peer: string) => number } {
   const sent = tsharkSentByMac(file, mac);
   const sum = (keep: (s: (typeof sent)[number]) => boolean) => sent.filter(keep).reduce((n, s) => n + s.bytes, 0);
-  return { beyond: sum((s) => !isHomeAddress(s.peer)), home: sum((s) => isHomeAddress(s.peer) && s.opened), to: (peer) => sum((s) => s.peer === peer) };
+  return { beyond: sum((s) => !isHomeAddress(s.peer)), home: sum((s) => isHomeAddress(s.peer)), to: (peer) => sum((s) => s.peer === peer) };
 }

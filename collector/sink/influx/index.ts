@@ -248,6 +248,8 @@ export function buildInfluxSink(config: Readonly<Config>, deps: InfluxSinkDeps) 
         // seen at its packet's time: the collector's clock, in a paced replay or live, moves with wall time
         // between packets, and a point said whenever the delta happened to be taken
         if (d.deviceMac >= 0 && traffic.devices.has(d.deviceMac) && d.lastMs > (withTraffic.get(d.deviceMac) ?? Number.NEGATIVE_INFINITY)) withTraffic.set(d.deviceMac, d.lastMs);
+        // a LAN flow's other device was there too (its traffic counts for it: flow/deltas.ts)
+        if (d.peerMac >= 0 && traffic.devices.has(d.peerMac) && d.lastMs > (withTraffic.get(d.peerMac) ?? Number.NEGATIVE_INFINITY)) withTraffic.set(d.peerMac, d.lastMs);
       }
     },
     onTick(nowMs: number): void {

@@ -40,6 +40,37 @@ function drain(traffic: TrafficAggregator, timeMs: number, device?: Device): str
 }
 
 describe('TrafficAggregator', () => {
+  it('counts a LAN flow for the device that answered it too: the whole flow the interval it first answers, then its growth', () => {
+    const traffic = new TrafficAggregator({ topServerNames: 5 });
+    const PEER = 0xaabbcc000002;
+    // 192.168.0.2 streams to 192.168.0.3 (UDP), which answers only in the second interval
+    const f = createFlow(nextId++, 17, 4, 0, 0, [0, 0, 0, 0xc0a80002], 55444, [0, 0, 0, 0xc0a80003], 55444);
+    f.deviceMac = MAC;
+    f.bothLocal = true;
+    f.peerMac = PEER;
+    grow(f, [10, 5000]);
+    take(traffic, f);
+    expect(drain(traffic, 10_000)).toEqual([
+      'traffic,device=aa:bb:cc:00:00:01 bytes_up=5000i,bytes_down=0i,packets_up=10i,packets_down=0i 10000',
+    ]);
+    // its first frame from its own MAC (the flow table sets peerSent): the 10 datagrams it had received count now
+    grow(f, [2, 1000], [1, 80]);
+    f.peerSent = true;
+    take(traffic, f);
+    expect(drain(traffic, 20_000)).toEqual([
+      'traffic,device=aa:bb:cc:00:00:01 bytes_up=1000i,bytes_down=80i,packets_up=2i,packets_down=1i 20000',
+      'traffic,device=aa:bb:cc:00:00:02 bytes_up=80i,bytes_down=6000i,packets_up=1i,packets_down=12i 20000',
+    ]);
+    grow(f, [1, 500], [1, 90]);
+    take(traffic, f);
+    expect(drain(traffic, 30_000)).toEqual([
+      'traffic,device=aa:bb:cc:00:00:01 bytes_up=500i,bytes_down=90i,packets_up=1i,packets_down=1i 30000',
+      'traffic,device=aa:bb:cc:00:00:02 bytes_up=90i,bytes_down=500i,packets_up=1i,packets_down=1i 30000',
+    ]);
+    // each byte once in the totals the run checks against the report's flows
+    expect(traffic.totals).toEqual({ bytes: 6670, packets: 15 });
+  });
+
   it('sums each flow\'s growth per series and interval, up being what the device sent', () => {
     const traffic = new TrafficAggregator({ topServerNames: 5 });
     const a = flow({ service: 'voice', vendor: 'amazon', serverName: 'avs-alexa-eu.amazon.com' });

@@ -242,16 +242,30 @@ export class TrafficAggregator {
     return this.devices.has(mac) ? mac : OTHER_MAC;
   }
 
-  /** Adds a flow's growth (pushed by the pipeline: flow/deltas.ts) to its series in the open interval. */
+  /**
+   * Adds a flow's growth (pushed by the pipeline: flow/deltas.ts) to its series in the open interval, and
+   * a LAN flow's to its peer's too (without the server name: that is the peer itself, or nothing).
+   */
   take(delta: FlowDelta): void {
     const { packetsUp, packetsDown, bytesUp, bytesDown } = delta;
-    const series = this.seriesOf(delta, bytesUp + bytesDown);
+    this.add(this.seriesOf(delta.deviceMac, delta.service, delta.name, delta.inCatalogue, bytesUp + bytesDown), delta.deviceIsClient, packetsUp, packetsDown, bytesUp, bytesDown);
+    // the totals are the flows' (each byte once), for the self-check against the report
+    this.totals.bytes += bytesUp + bytesDown;
+    this.totals.packets += packetsUp + packetsDown;
+    if (delta.peerMac >= 0) {
+      const series = this.seriesOf(delta.peerMac, delta.service, null, false, delta.peerBytesUp + delta.peerBytesDown);
+      this.add(series, !delta.deviceIsClient, delta.peerPacketsUp, delta.peerPacketsDown, delta.peerBytesUp, delta.peerBytesDown);
+    }
+  }
+
+  /** Counters in the flow's terms to a series of the side `client` says. */
+  private add(series: Series, client: boolean, packetsUp: number, packetsDown: number, bytesUp: number, bytesDown: number): void {
     if (series.epoch !== this.epoch) {
       series.epoch = this.epoch;
       this.dirty.push(series);
     }
     // up = what the device sent: the client's bytes when the device is the client
-    if (delta.deviceIsClient) {
+    if (client) {
       series.bytesUp += bytesUp;
       series.bytesDown += bytesDown;
       series.packetsUp += packetsUp;
@@ -262,31 +276,27 @@ export class TrafficAggregator {
       series.packetsUp += packetsDown;
       series.packetsDown += packetsUp;
     }
-    this.totals.bytes += bytesUp + bytesDown;
-    this.totals.packets += packetsUp + packetsDown;
   }
 
-  /** The series for the delta's device, service and server name. */
-  private seriesOf(delta: FlowDelta, bytes: number): Series {
-    const serverName = delta.name;
-    if (serverName !== null && !delta.inCatalogue) this.names.count(serverName, bytes);
-    const mac = delta.deviceMac;
+  /** The series for a device, service and server name. */
+  private seriesOf(mac: number, service: string | null, serverName: string | null, inCatalogue: boolean, bytes: number): Series {
+    if (serverName !== null && !inCatalogue) this.names.count(serverName, bytes);
     // a device under "other" counts its bytes (and may be admitted) every time it takes
     const other = mac >= 0 && !this.devices.has(mac) && this.deviceKeyOf(mac, bytes) === OTHER_MAC;
     // both versions only grow, so their sum changes whenever either does
     const version = this.names.version + this.devices.version;
-    let cell = this.cells.get(mac, delta.service, serverName);
+    let cell = this.cells.get(mac, service, serverName);
     if (cell === undefined || cell.namesVersion !== version) {
-      const nameTag = this.names.tag(serverName, delta.inCatalogue);
+      const nameTag = this.names.tag(serverName, inCatalogue);
       const key = other ? OTHER_MAC : mac;
-      let series = this.series.get(key, delta.service, nameTag);
+      let series = this.series.get(key, service, nameTag);
       if (series === undefined) {
-        series = new Series(key, delta.service, nameTag);
-        this.series.set(key, delta.service, nameTag, series);
+        series = new Series(key, service, nameTag);
+        this.series.set(key, service, nameTag, series);
       }
       if (cell === undefined) {
-        cell = new Cell(mac, delta.service, serverName, version, series);
-        this.cells.set(mac, delta.service, serverName, cell);
+        cell = new Cell(mac, service, serverName, version, series);
+        this.cells.set(mac, service, serverName, cell);
       } else {
         cell.series = series;
         cell.namesVersion = version;
